@@ -1,0 +1,138 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { join, resolve, sep } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { BlobInfo, BlobListing, BlobStore, PutOptions } from '../../contracts/blob-store.js';
+
+export interface FsBlobStoreOptions {
+  /** Root folder; each bucket is a folder below it. */
+  basePath: string;
+}
+
+const TEMP_SUFFIX = '.xronox-tmp';
+const SEGMENT = /^[A-Za-z0-9_][A-Za-z0-9._-]*$/;
+
+/**
+ * The local filesystem as a blob store: `{basePath}/{bucket}/{key}`. Writes go to a temporary
+ * file that is fsynced and renamed into place, so a reader or a crash never sees half an object,
+ * and an acknowledged put survives a crash.
+ */
+export class FsBlobStore implements BlobStore {
+  readonly name = 'fs';
+  readonly capabilities = { remotePresign: false } as const;
+  readonly #root: string;
+
+  constructor(options: FsBlobStoreOptions) {
+    this.#root = resolve(options.basePath);
+  }
+
+  async put(bucket: string, key: string, body: Uint8Array, _options?: PutOptions): Promise<void> {
+    const path = this.#path(bucket, key);
+    const dir = path.slice(0, path.lastIndexOf(sep));
+    await mkdir(dir, { recursive: true });
+    const temp = `${path}.${randomBytes(6).toString('hex')}${TEMP_SUFFIX}`;
+    const handle = await open(temp, 'w');
+    try {
+      await handle.writeFile(body);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    try {
+      await rename(temp, path);
+    } catch (err) {
+      await unlink(temp).catch(() => undefined);
+      throw err;
+    }
+    await syncDir(dir);
+  }
+
+  async get(bucket: string, key: string): Promise<Uint8Array | null> {
+    try {
+      return await readFile(this.#path(bucket, key));
+    } catch (err) {
+      if (isMissing(err)) return null;
+      throw err;
+    }
+  }
+
+  async head(bucket: string, key: string): Promise<BlobInfo | null> {
+    try {
+      const info = await stat(this.#path(bucket, key));
+      if (!info.isFile()) return null;
+      return { size: info.size, contentType: key.endsWith('.json') ? 'application/json' : undefined, lastModified: info.mtime.toISOString() };
+    } catch (err) {
+      if (isMissing(err)) return null;
+      throw err;
+    }
+  }
+
+  async delete(bucket: string, key: string): Promise<void> {
+    try {
+      await unlink(this.#path(bucket, key));
+    } catch (err) {
+      if (!isMissing(err)) throw err;
+    }
+  }
+
+  async list(bucket: string, prefix: string, options: { startAfter?: string; limit?: number } = {}): Promise<BlobListing> {
+    const limit = options.limit ?? 1000;
+    // Walk only the folder the prefix pins down, not the whole bucket.
+    const folder = prefix.includes('/') ? prefix.slice(0, prefix.lastIndexOf('/')) : '';
+    const bucketRoot = this.#path(bucket, '');
+    const start = folder ? this.#path(bucket, folder) : bucketRoot;
+    const keys: string[] = [];
+    await walk(start, folder, keys);
+    const selected = keys
+      .filter((k) => k.startsWith(prefix) && (options.startAfter === undefined || k > options.startAfter))
+      .sort()
+      .slice(0, limit + 1);
+    const page = selected.slice(0, limit);
+    return { keys: page, nextStartAfter: selected.length > limit ? (page[page.length - 1] ?? null) : null };
+  }
+
+  async presign(bucket: string, key: string, _ttlSeconds: number): Promise<string> {
+    // A local file needs no signature; the URL is only meaningful on this machine.
+    return pathToFileURL(this.#path(bucket, key)).href;
+  }
+
+  async close(): Promise<void> {}
+
+  #path(bucket: string, key: string): string {
+    if (!SEGMENT.test(bucket)) throw new Error(`Invalid bucket name ${JSON.stringify(bucket)}`);
+    const parts = key === '' ? [] : key.split('/');
+    for (const part of parts) {
+      if (!SEGMENT.test(part) || part === '.' || part === '..') throw new Error(`Invalid object key ${JSON.stringify(key)}`);
+    }
+    return join(this.#root, bucket, ...parts);
+  }
+}
+
+async function walk(dir: string, relative: string, out: string[]): Promise<void> {
+  let entries;
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch (err) {
+    if (isMissing(err)) return;
+    throw err;
+  }
+  for (const entry of entries) {
+    const rel = relative ? `${relative}/${entry.name}` : entry.name;
+    if (entry.isDirectory()) await walk(join(dir, entry.name), rel, out);
+    else if (entry.isFile() && !entry.name.endsWith(TEMP_SUFFIX)) out.push(rel);
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+function isMissing(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
+}

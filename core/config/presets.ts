@@ -1,0 +1,3 @@
+export function createDevConfig() {}
+export function createMinimalConfig() {}
+export function createProductionConfig() {}

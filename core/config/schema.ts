@@ -1,0 +1,200 @@
+import { z } from 'zod';
+import { NAME_RULES, type NameKind } from '../routing/names.js';
+
+/**
+ * The Xronox configuration: the single source of truth. Every type the rest of the code uses
+ * for config comes from `z.infer` on these schemas. Unknown keys are rejected everywhere.
+ *
+ * Cross-field rules (references, per-type storage policy) live in `load.ts`, which runs them
+ * together with this schema so that all problems are reported at once.
+ */
+
+export const DATABASE_TYPES = ['runtime', 'knowledge', 'metadata', 'messaging', 'identities', 'logs'] as const;
+export type DatabaseType = (typeof DATABASE_TYPES)[number];
+
+export const TIERS = ['generic', 'domain', 'tenant'] as const;
+export type Tier = (typeof TIERS)[number];
+
+export const BLOB_KINDS = ['records', 'versions', 'content', 'backups'] as const;
+export type BlobKind = (typeof BLOB_KINDS)[number];
+
+const named = (kind: NameKind) =>
+  z.string().regex(NAME_RULES[kind].pattern, { message: `must be ${NAME_RULES[kind].describe}` });
+
+const positiveInt = z.number().int().positive();
+
+export const dbConnectionSchema = z
+  .strictObject({
+    /** MongoDB connection string (production). */
+    mongoUri: z.string().min(1).optional(),
+    /** Path of an embedded SQLite database file (development, tests, single-machine use). */
+    sqlitePath: z.string().min(1).optional(),
+  })
+  .superRefine((conn, ctx) => {
+    const kinds = [conn.mongoUri, conn.sqlitePath].filter((v) => v !== undefined).length;
+    if (kinds !== 1) {
+      ctx.addIssue({ code: 'custom', message: 'give exactly one of mongoUri or sqlitePath' });
+    }
+  });
+
+const bucketsSchema = z.strictObject({
+  records: named('bucket').optional(),
+  versions: named('bucket').optional(),
+  content: named('bucket').optional(),
+  backups: named('bucket').optional(),
+});
+
+const folderPrefixesSchema = z.strictObject({
+  records: named('folderPrefix').optional(),
+  versions: named('folderPrefix').optional(),
+  content: named('folderPrefix').optional(),
+  backups: named('folderPrefix').optional(),
+});
+
+export const spacesConnectionSchema = z.strictObject({
+  /** Omit for AWS S3 (derived from the region); set for MinIO, Spaces, R2, Ceph. */
+  endpoint: z.url().optional(),
+  region: z.string().min(1),
+  accessKey: z.string().min(1),
+  secretKey: z.string().min(1),
+  /** Path-style addressing (`endpoint/bucket/key`), needed by most non-AWS providers. */
+  forcePathStyle: z.boolean().optional(),
+  buckets: bucketsSchema.optional(),
+  folderPrefixes: folderPrefixesSchema.optional(),
+  /** Legacy: one bucket for every kind of data, told apart by folder prefixes. */
+  bucket: named('bucket').optional(),
+});
+
+const databaseFields = {
+  dbConnRef: z.string().min(1),
+  /** Empty or absent: blobs go to `localStorage`. */
+  spaceConnRef: z.string().optional(),
+  dbName: named('dbName'),
+  recordsBucket: named('bucket').optional(),
+  versionsBucket: named('bucket').optional(),
+  contentBucket: named('bucket').optional(),
+  backupsBucket: named('bucket').optional(),
+  /** Legacy single bucket, normalised to the four kinds above. */
+  bucket: z.union([named('bucket'), z.literal('')]).optional(),
+};
+
+export const genericDatabaseSchema = z.strictObject({ ...databaseFields });
+export const domainDatabaseSchema = z.strictObject({ domain: named('domain'), ...databaseFields });
+export const tenantDatabaseSchema = z.strictObject({ tenantId: named('tenantId'), ...databaseFields });
+export const runtimeTenantDatabaseSchema = z.strictObject({
+  tenantId: named('tenantId'),
+  ...databaseFields,
+  /** Where counter totals go; defaults to `dbName`. */
+  analyticsDbName: named('dbName').optional(),
+  /** Accepted for compatibility with the documented builder; runtime is always versioned. */
+  enableVersioning: z.boolean().optional(),
+});
+export const messagingTenantDatabaseSchema = z.strictObject({
+  tenantId: named('tenantId'),
+  ...databaseFields,
+  captureDeliveries: z.boolean().optional(),
+});
+
+const tieredSection = <T extends z.ZodType>(tenant: T) =>
+  z.strictObject({
+    genericDatabase: genericDatabaseSchema.optional(),
+    domainsDatabases: z.array(domainDatabaseSchema).optional(),
+    tenantDatabases: z.array(tenant).optional(),
+  });
+
+export const databasesSchema = z.strictObject({
+  runtime: z.strictObject({ tenantDatabases: z.array(runtimeTenantDatabaseSchema) }).optional(),
+  knowledge: tieredSection(tenantDatabaseSchema).optional(),
+  metadata: tieredSection(tenantDatabaseSchema).optional(),
+  messaging: tieredSection(messagingTenantDatabaseSchema).optional(),
+  identities: tieredSection(tenantDatabaseSchema).optional(),
+  logs: tieredSection(tenantDatabaseSchema).optional(),
+});
+
+const collectionMapSchema = z.strictObject({
+  /** Properties that can be filtered on; an empty array indexes every top-level scalar. */
+  indexedProps: z.array(named('property')).max(64),
+  base64Props: z
+    .record(
+      named('property'),
+      z.strictObject({
+        contentType: z.string().min(1),
+        preferredText: z.boolean().optional(),
+        textCharset: z.string().min(1).optional(),
+      }),
+    )
+    .optional(),
+  validation: z.strictObject({ requiredIndexed: z.array(named('property')).optional() }).optional(),
+  s3Offload: z.strictObject({ enabled: z.boolean(), olderThan: positiveInt }).optional(),
+});
+
+const counterRuleSchema = z.strictObject({
+  name: z.string().regex(/^[A-Za-z][A-Za-z0-9_]{0,62}$/, { message: 'must be an identifier' }),
+  on: z.array(z.enum(['CREATE', 'UPDATE', 'DELETE'])).min(1).optional(),
+  scope: z.enum(['meta', 'payload']).optional(),
+  when: z.record(z.string(), z.unknown()),
+});
+
+export const configSchema = z.strictObject({
+  dbConnections: z.record(z.string().min(1), dbConnectionSchema),
+  spacesConnections: z.record(z.string().min(1), spacesConnectionSchema).default({}),
+  databases: databasesSchema,
+  localStorage: z.strictObject({ basePath: z.string().min(1), enabled: z.boolean() }).optional(),
+  routing: z
+    .strictObject({ hashAlgo: z.enum(['rendezvous', 'jump']).optional(), chooseKey: z.string().optional() })
+    .optional(),
+  retention: z
+    .strictObject({
+      ver: z.strictObject({ days: positiveInt.optional(), maxPerItem: positiveInt.optional() }).optional(),
+      counters: z
+        .strictObject({ days: positiveInt.optional(), weeks: positiveInt.optional(), months: positiveInt.optional() })
+        .optional(),
+    })
+    .optional(),
+  collectionMaps: z.record(named('collection'), collectionMapSchema).default({}),
+  counterRules: z.strictObject({ rules: z.array(counterRuleSchema).optional() }).optional(),
+  devShadow: z
+    .strictObject({ enabled: z.boolean(), ttlHours: positiveInt, maxBytesPerDoc: positiveInt.optional() })
+    .optional(),
+  logicalDelete: z.strictObject({ enabled: z.boolean() }).default({ enabled: true }),
+  versioning: z.strictObject({ enabled: z.boolean() }).default({ enabled: true }),
+  writeOptimization: z
+    .strictObject({
+      batchSize: positiveInt.optional(),
+      debounceMs: z.number().int().nonnegative().optional(),
+      compressionEnabled: z.boolean().optional(),
+    })
+    .optional(),
+  fallback: z
+    .strictObject({
+      enabled: z.boolean(),
+      maxRetries: z.number().int().nonnegative().optional(),
+      retryDelayMs: z.number().int().nonnegative().optional(),
+      maxDelayMs: z.number().int().nonnegative().optional(),
+      deadLetterCollection: named('collection').optional(),
+    })
+    .optional(),
+  transactions: z.strictObject({ enabled: z.boolean().optional(), autoDetect: z.boolean().optional() }).optional(),
+  /** Guards against oversize input. */
+  limits: z
+    .strictObject({
+      /** Largest accepted document, as JSON bytes. Default 1 MiB. */
+      maxDocumentBytes: positiveInt.max(64 * 1024 * 1024).optional(),
+    })
+    .optional(),
+});
+
+/** The config as a user writes it (before defaults). */
+export type XronoxConfigInput = z.input<typeof configSchema>;
+/** The config after parsing: defaults applied. */
+export type ParsedConfig = z.output<typeof configSchema>;
+export type DbConnectionConfig = z.output<typeof dbConnectionSchema>;
+export type SpacesConnectionConfig = z.output<typeof spacesConnectionSchema>;
+export type CollectionMapConfig = z.output<typeof collectionMapSchema>;
+export type CounterRuleConfig = z.output<typeof counterRuleSchema>;
+export type DatabaseEntryConfig = z.output<typeof genericDatabaseSchema> & {
+  tenantId?: string;
+  domain?: string;
+  analyticsDbName?: string;
+  captureDeliveries?: boolean;
+};

@@ -1,0 +1,51 @@
+/**
+ * The blob store port: objects addressed by bucket and key, as on S3. The local filesystem
+ * adapter lays them out as `{basePath}/{bucket}/{key}`.
+ */
+export interface BlobStore {
+  /** Short adapter name used in errors and logs, e.g. `fs`. */
+  readonly name: string;
+  readonly capabilities: BlobStoreCapabilities;
+
+  /** Stores the bytes under the key, replacing any previous object atomically (readers see old or new, never a mix). */
+  put(bucket: string, key: string, body: Uint8Array, options?: PutOptions): Promise<void>;
+
+  /** The object's bytes; `null` when there is no such object. */
+  get(bucket: string, key: string): Promise<Uint8Array | null>;
+
+  /** The object's size and type without its bytes; `null` when there is no such object. */
+  head(bucket: string, key: string): Promise<BlobInfo | null>;
+
+  /** Removes the object. Removing a missing object is not an error. */
+  delete(bucket: string, key: string): Promise<void>;
+
+  /** Keys under `prefix`, in lexicographic order, after `startAfter` when given, at most `limit`. */
+  list(bucket: string, prefix: string, options?: { startAfter?: string; limit?: number }): Promise<BlobListing>;
+
+  /** A URL that lets its holder GET the object for `ttlSeconds`. */
+  presign(bucket: string, key: string, ttlSeconds: number): Promise<string>;
+
+  /** Releases clients and handles. */
+  close(): Promise<void>;
+}
+
+export interface BlobStoreCapabilities {
+  /** `presign` yields URLs usable by other machines (S3), not just this one (file URLs). */
+  readonly remotePresign: boolean;
+}
+
+export interface PutOptions {
+  contentType?: string;
+}
+
+export interface BlobInfo {
+  size: number;
+  contentType: string | undefined;
+  lastModified: string;
+}
+
+export interface BlobListing {
+  keys: string[];
+  /** Pass as `startAfter` to read the next page; `null` when this page is the last. */
+  nextStartAfter: string | null;
+}

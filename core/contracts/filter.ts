@@ -1,0 +1,20 @@
+import type { IndexedValue } from './index-store.js';
+
+/**
+ * A validated filter over indexed properties, as the engine hands it to an index store.
+ * Adapters translate it (SQL, a MongoDB query); `core/engine/filter.ts` parses user input into
+ * it and evaluates it in memory with the same semantics.
+ */
+export type FilterNode =
+  | { readonly kind: 'and'; readonly items: readonly FilterNode[] }
+  | { readonly kind: 'or'; readonly items: readonly FilterNode[] }
+  | { readonly kind: 'compare'; readonly field: string; readonly op: CompareOp; readonly value: IndexedValue }
+  | { readonly kind: 'in'; readonly field: string; readonly negate: boolean; readonly values: readonly IndexedValue[] }
+  | { readonly kind: 'exists'; readonly field: string; readonly exists: boolean };
+
+export const COMPARE_OPS = ['$eq', '$ne', '$gt', '$gte', '$lt', '$lte'] as const;
+export type CompareOp = (typeof COMPARE_OPS)[number];
+
+/** The only operators a filter may use; anything else is rejected before reaching a store. */
+export const FILTER_OPERATORS = [...COMPARE_OPS, '$in', '$nin', '$exists', '$and', '$or'] as const;
+export type FilterOperator = (typeof FILTER_OPERATORS)[number];

@@ -1,0 +1,201 @@
+import type { FilterNode } from './filter.js';
+
+/**
+ * The index store port: heads, the version index, counters, the sync outbox and locks.
+ *
+ * Every call names its namespace (`dbName` + `collection`), so an adapter never needs to know
+ * about tenants: the router has already turned the tenant into a database name, and a call
+ * without one cannot be made. Adapters must keep namespaces fully apart.
+ *
+ * Payloads travel as strings: `body` is the exact JSON text of a record document; adapters store
+ * and return it byte for byte.
+ */
+export interface IndexStore {
+  /** Short adapter name used in errors and logs, e.g. `sqlite`. */
+  readonly name: string;
+  readonly capabilities: IndexStoreCapabilities;
+
+  /** The head of one record, deleted or not; `null` when the record does not exist. */
+  getHead(ns: Namespace, id: string): Promise<HeadRow | null>;
+
+  /**
+   * Applies every write of the batch atomically, or none of them.
+   *
+   * For each write, in order: checks the record's current ov against `expectedOv` (`null` means
+   * "must not exist"), assigns the next collection version (cv) of the namespace, replaces or
+   * removes the head, inserts the version entry (if any), and marks the record as needing blob
+   * sync in the outbox. Counter deltas are added in the same transaction. When any check fails
+   * nothing is written and the result names the failing write.
+   */
+  commit(ns: Namespace, batch: CommitBatch): Promise<CommitResult>;
+
+  /** One version entry; `null` when that version does not exist. */
+  getVersion(ns: Namespace, id: string, ov: number): Promise<VersionRow | null>;
+
+  /**
+   * The newest version entry of the record at or before the point: by time (`at`, ISO-8601) or
+   * by collection version (`cv`). `null` when the record had no version then. An index lookup.
+   */
+  findVersionAt(ns: Namespace, id: string, point: VersionPoint): Promise<VersionRow | null>;
+
+  /** Version entries of one record, newest first, with ov < `beforeOv` when given. */
+  listVersions(ns: Namespace, id: string, options: { beforeOv?: number; limit: number }): Promise<VersionRow[]>;
+
+  /** Heads that match a validated filter over indexed properties, in a stable order. */
+  listHeads(ns: Namespace, query: HeadQuery): Promise<HeadRow[]>;
+
+  /** Ids of every head in the namespace (deleted ones included), in id order, paged. */
+  listHeadIds(ns: Namespace, options: { afterId?: string; limit: number }): Promise<string[]>;
+
+  /** Counter totals of a collection, as written by `commit` counter deltas. Missing counters are absent. */
+  getCounters(dbName: string, collection: string): Promise<Record<string, number>>;
+
+  /** Records whose blob copies are behind the index, oldest first, across every namespace of `dbName`. */
+  listPendingSync(dbName: string, options: { limit: number; collection?: string }): Promise<PendingSync[]>;
+
+  /** The outbox sequence of a record that needs blob sync; `null` when its blobs are up to date. */
+  getPendingSeq(ns: Namespace, id: string): Promise<number | null>;
+
+  /** Version entries of a record not yet archived to the blob store, ov ascending. */
+  listUnarchived(ns: Namespace, id: string): Promise<VersionRow[]>;
+
+  /**
+   * Records that the blob store now holds the given versions: their entries drop their `body`
+   * and become `archived`. Idempotent.
+   */
+  markArchived(ns: Namespace, id: string, ovs: readonly number[]): Promise<void>;
+
+  /**
+   * Clears the outbox entry of a record if it is still at `seq` (no write happened since it was
+   * read). Returns `false` when a newer write re-marked the record; the caller must sync again.
+   */
+  clearPendingSync(ns: Namespace, id: string, seq: number): Promise<boolean>;
+
+  /**
+   * Takes or renews a lease on `key` for `owner`. Succeeds when the lock is free, expired, or
+   * already held by `owner`. At most one owner holds an unexpired lease at any time.
+   */
+  acquireLock(ns: Namespace, key: string, owner: string, leaseMs: number): Promise<boolean>;
+
+  /** Releases the lease if `owner` holds it; a no-op otherwise. */
+  releaseLock(ns: Namespace, key: string, owner: string): Promise<void>;
+
+  /** Round-trip check used by health reports. */
+  ping(): Promise<void>;
+
+  /** Releases connections and file handles. Further calls fail with `ClosedError`. */
+  close(): Promise<void>;
+}
+
+export interface IndexStoreCapabilities {
+  /** Multi-record batches commit atomically (always true for SQLite; replica sets for MongoDB). */
+  readonly atomicBatches: boolean;
+  /** Several OS processes may share the store safely. */
+  readonly multiProcess: boolean;
+}
+
+export interface Namespace {
+  readonly dbName: string;
+  readonly collection: string;
+}
+
+export type VersionPoint = { readonly at: string } | { readonly cv: number };
+
+export const VERSION_OPS = ['create', 'update', 'enrich', 'delete', 'restore'] as const;
+export type VersionOp = (typeof VERSION_OPS)[number];
+
+/** The latest state of a record. */
+export interface HeadRow {
+  id: string;
+  ov: number;
+  cv: number;
+  deleted: boolean;
+  createdAt: string;
+  updatedAt: string;
+  deletedAt: string | null;
+  /** Indexed property values, flat: `{ "customer.id": "c1" }`. */
+  meta: Record<string, IndexedValue>;
+  /** The exact JSON text of the record document at `ov` (see `RecordDocument`). */
+  body: string;
+}
+
+export type IndexedValue = string | number | boolean | null;
+
+/** One immutable entry of the version index. */
+export interface VersionRow {
+  id: string;
+  ov: number;
+  cv: number;
+  op: VersionOp;
+  at: string;
+  actor: string;
+  reason: string | null;
+  deleted: boolean;
+  size: number;
+  /** The record document's exact JSON text while the index holds it; `null` once archived. */
+  body: string | null;
+  archived: boolean;
+}
+
+export interface NewHead {
+  ov: number;
+  deleted: boolean;
+  createdAt: string;
+  updatedAt: string;
+  deletedAt: string | null;
+  meta: Record<string, IndexedValue>;
+  body: string;
+}
+
+export interface NewVersion {
+  op: VersionOp;
+  at: string;
+  actor: string;
+  reason: string | null;
+  deleted: boolean;
+  body: string;
+}
+
+export interface RecordWrite {
+  id: string;
+  /** The ov the head must be at; `null` when the record must not exist yet. */
+  expectedOv: number | null;
+  /** The new head, or `null` to remove the record (hard delete, which also drops its versions). */
+  head: NewHead | null;
+  /** The version entry to append (versioned types only). Its ov is `head.ov`. */
+  version?: NewVersion;
+}
+
+export interface CounterDelta {
+  /** Database that holds the counters (the analytics database for runtime). */
+  dbName: string;
+  collection: string;
+  deltas: Record<string, number>;
+}
+
+export interface CommitBatch {
+  writes: readonly RecordWrite[];
+  counters?: readonly CounterDelta[];
+}
+
+export type CommitResult =
+  | { ok: true; cvs: number[] }
+  | { ok: false; index: number; id: string; expectedOv: number | null; actualOv: number | null };
+
+export interface HeadQuery {
+  filter: FilterNode | null;
+  includeDeleted: boolean;
+  sort: { field: SortField; direction: 1 | -1 };
+  /** Keyset cursor: the sort value and id of the last row of the previous page. */
+  after?: { value: string; id: string };
+  limit: number;
+}
+
+export const SORT_FIELDS = ['id', 'createdAt', 'updatedAt'] as const;
+export type SortField = (typeof SORT_FIELDS)[number];
+
+export interface PendingSync {
+  collection: string;
+  id: string;
+  seq: number;
+}

@@ -1,0 +1,205 @@
+import type { BlobStore } from '../contracts/blob-store.js';
+import type { IndexStore, Namespace } from '../contracts/index-store.js';
+import type { BlobKind } from '../config/schema.js';
+import type { BlobLocation } from '../routing/router.js';
+
+/** What the syncer needs to know about the database a record lives in. */
+export interface SyncTarget {
+  readonly index: IndexStore;
+  readonly blob: BlobStore;
+  readonly dbName: string;
+  readonly versioned: boolean;
+  readonly blobs: Readonly<Partial<Record<BlobKind, BlobLocation>>>;
+}
+
+export interface SyncReport {
+  /** Records whose blobs were brought up to date. */
+  synced: number;
+  /** Records still behind because the blob store failed; they stay in the outbox. */
+  failed: number;
+}
+
+/** Object keys of the documented layout. */
+export const blobKeys = {
+  current: (loc: BlobLocation, collection: string, id: string) => `${loc.prefix}/${collection}/${id}/current.json`,
+  version: (loc: BlobLocation, collection: string, id: string, ov: number) => `${loc.prefix}/${collection}/${id}/v${ov}.json`,
+  recordFolder: (loc: BlobLocation, collection: string, id: string) => `${loc.prefix}/${collection}/${id}/`,
+};
+
+const MAX_QUEUED = 10_000;
+const CONCURRENCY = 8;
+const RETRY_BASE_MS = 250;
+const RETRY_MAX_MS = 30_000;
+
+/**
+ * Brings the blob store in line with the index, record by record.
+ *
+ * The index store is the source of truth: a commit marks the record in the sync outbox in the
+ * same transaction. Syncing a record writes its unarchived versions (`v{ov}.json`, the exact
+ * committed text), marks them archived (only after the blob store acknowledged them), refreshes
+ * `current.json` (or removes the record's objects after a hard delete), then clears the outbox
+ * entry if no newer write re-marked it. Each step is idempotent, so a crash anywhere is repaired
+ * by syncing again: `repair()` does that for every record left in the outbox.
+ *
+ * In this process, syncs of one record never overlap, so an older `current.json` cannot overwrite
+ * a newer one. Across processes, a sync whose outbox entry was re-marked while it ran loops and
+ * writes the newer state.
+ */
+export class BlobSync {
+  readonly #queue = new Map<string, { target: SyncTarget; ns: Namespace; id: string }>();
+  readonly #running = new Map<string, Promise<void>>();
+  /** Records written again while their sync ran: they go back in the queue when it ends. */
+  readonly #again = new Map<string, { target: SyncTarget; ns: Namespace; id: string }>();
+  readonly #idle: Array<() => void> = [];
+  readonly #space: Array<() => void> = [];
+  #active = 0;
+  #failed = 0;
+  #synced = 0;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #retryDelay = RETRY_BASE_MS;
+  #closed = false;
+  readonly #onError: (err: unknown) => void;
+
+  constructor(onError: (err: unknown) => void) {
+    this.#onError = onError;
+  }
+
+  /** Queues a record for sync. Waits while too many records are queued, to bound memory. */
+  async schedule(target: SyncTarget, ns: Namespace, id: string): Promise<void> {
+    if (this.#closed) return;
+    const key = `${target.dbName}\u0000${ns.collection}\u0000${id}`;
+    if (this.#running.has(key)) this.#again.set(key, { target, ns, id });
+    else this.#queue.set(key, { target, ns, id });
+    this.#pump();
+    while (this.#queue.size > MAX_QUEUED) await new Promise<void>((r) => this.#space.push(r));
+  }
+
+  /** Resolves once every queued record has been tried; failed ones stay in the outbox. */
+  async flush(): Promise<SyncReport> {
+    if (this.#queue.size > 0 || this.#active > 0) await new Promise<void>((r) => this.#idle.push(r));
+    const report = { synced: this.#synced, failed: this.#failed };
+    this.#synced = 0;
+    this.#failed = 0;
+    return report;
+  }
+
+  /** Syncs every record the outbox of `target` lists (after a crash or a blob store outage). */
+  async repair(target: SyncTarget, collection?: string): Promise<SyncReport> {
+    const seen = new Set<string>();
+    for (;;) {
+      const page = await target.index.listPendingSync(target.dbName, { limit: 500, ...(collection ? { collection } : {}) });
+      const fresh = page.filter((p) => !seen.has(`${p.collection}\u0000${p.id}`));
+      if (fresh.length === 0) break;
+      for (const p of fresh) {
+        seen.add(`${p.collection}\u0000${p.id}`);
+        await this.schedule(target, { dbName: target.dbName, collection: p.collection }, p.id);
+      }
+      await this.flush();
+    }
+    const left = await target.index.listPendingSync(target.dbName, { limit: 1, ...(collection ? { collection } : {}) });
+    return { synced: seen.size, failed: left.length };
+  }
+
+  async close(): Promise<void> {
+    await this.flush();
+    this.#closed = true;
+    clearTimeout(this.#retryTimer);
+  }
+
+  #pump(): void {
+    while (this.#active < CONCURRENCY) {
+      const next = this.#queue.entries().next();
+      if (next.done) break;
+      const [key, job] = next.value;
+      this.#queue.delete(key);
+      this.#wake(this.#space);
+      this.#active++;
+      const run = this.syncRecord(job.target, job.ns, job.id)
+        .then(() => {
+          this.#synced++;
+          this.#retryDelay = RETRY_BASE_MS;
+        })
+        .catch((err: unknown) => {
+          this.#failed++;
+          this.#onError(err);
+          this.#scheduleRetry(job.target, job.ns, job.id);
+        })
+        .finally(() => {
+          this.#active--;
+          this.#running.delete(key);
+          const again = this.#again.get(key);
+          if (again) {
+            this.#again.delete(key);
+            this.#queue.set(key, again);
+          }
+          this.#pump();
+          if (this.#queue.size === 0 && this.#active === 0 && this.#again.size === 0) this.#wake(this.#idle);
+        });
+      this.#running.set(key, run);
+    }
+  }
+
+  #scheduleRetry(target: SyncTarget, ns: Namespace, id: string): void {
+    if (this.#closed || this.#retryTimer) return;
+    const delay = this.#retryDelay;
+    this.#retryDelay = Math.min(this.#retryDelay * 2, RETRY_MAX_MS);
+    // The outbox still lists the record, so a retry is a repair of its database.
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      void this.schedule(target, ns, id);
+    }, delay);
+    this.#retryTimer.unref();
+  }
+
+  #wake(waiters: Array<() => void>): void {
+    for (const resolve of waiters.splice(0)) resolve();
+  }
+
+  /** Makes the blob store reflect the index for one record. Idempotent; safe to rerun after a crash. */
+  async syncRecord(target: SyncTarget, ns: Namespace, id: string): Promise<void> {
+    const { index, blob, blobs } = target;
+    let mustRefresh = false;
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const seq = await index.getPendingSeq(ns, id);
+      if (seq === null && !mustRefresh) return;
+      if (target.versioned && blobs.versions) {
+        const pending = await index.listUnarchived(ns, id);
+        for (const v of pending) {
+          if (v.body === null) continue;
+          await blob.put(blobs.versions.bucket, blobKeys.version(blobs.versions, ns.collection, id, v.ov), Buffer.from(v.body, 'utf8'), {
+            contentType: 'application/json',
+          });
+        }
+        await index.markArchived(ns, id, pending.map((v) => v.ov));
+      }
+      const head = await index.getHead(ns, id);
+      if (head && blobs.records) {
+        await blob.put(blobs.records.bucket, blobKeys.current(blobs.records, ns.collection, id), Buffer.from(head.body, 'utf8'), {
+          contentType: 'application/json',
+        });
+      } else if (!head) {
+        await this.#purge(target, ns.collection, id);
+      }
+      if (seq === null) return;
+      if (await index.clearPendingSync(ns, id, seq)) return;
+      // Someone wrote (or synced) the record meanwhile; what we put may be older than theirs.
+      mustRefresh = true;
+    }
+  }
+
+  async #purge(target: SyncTarget, collection: string, id: string): Promise<void> {
+    for (const kind of ['records', 'versions', 'content'] as const) {
+      const loc = target.blobs[kind];
+      if (!loc) continue;
+      let startAfter: string | undefined;
+      do {
+        const page = await target.blob.list(loc.bucket, blobKeys.recordFolder(loc, collection, id), {
+          limit: 1000,
+          ...(startAfter ? { startAfter } : {}),
+        });
+        for (const key of page.keys) await target.blob.delete(loc.bucket, key);
+        startAfter = page.nextStartAfter ?? undefined;
+      } while (startAfter);
+    }
+  }
+}

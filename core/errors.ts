@@ -1,0 +1,124 @@
+/**
+ * The whole Xronox error hierarchy. Every failure the library reports is one of these, with a
+ * stable `code` that callers (and the HTTP layer's status table) can switch on, and the original
+ * error kept as `cause`.
+ */
+
+export const ERROR_CODES = [
+  'XRONOX_ERROR',
+  'CONFIG_INVALID',
+  'ROUTE_NOT_FOUND',
+  'VALIDATION_FAILED',
+  'NOT_FOUND',
+  'CONFLICT',
+  'VERSION_CONFLICT',
+  'TENANT_ACCESS_DENIED',
+  'STORAGE_FAILED',
+  'CLOSED',
+] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+export class XronoxError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(message: string, options: { code?: ErrorCode; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = options.code ?? 'XRONOX_ERROR';
+  }
+}
+
+export interface ConfigIssue {
+  /** Dotted path into the config, e.g. `databases.runtime.tenantDatabases[2].dbConnRef`. */
+  path: string;
+  message: string;
+}
+
+/** The configuration is invalid; `issues` lists every problem found, not just the first. */
+export class ConfigError extends XronoxError {
+  readonly issues: readonly ConfigIssue[];
+
+  constructor(issues: readonly ConfigIssue[], options: { cause?: unknown } = {}) {
+    const lines = issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message));
+    super(
+      `Invalid Xronox config (${issues.length} problem${issues.length === 1 ? '' : 's'}):\n  - ${lines.join('\n  - ')}`,
+      { code: 'CONFIG_INVALID', cause: options.cause },
+    );
+    this.issues = issues;
+  }
+}
+
+/** No database is configured for the requested type, tier and tenant or domain. */
+export class RouteNotFoundError extends XronoxError {
+  constructor(message: string) {
+    super(message, { code: 'ROUTE_NOT_FOUND' });
+  }
+}
+
+/** The caller's input (a document, a name, an id, a filter, an argument) is not acceptable. */
+export class ValidationError extends XronoxError {
+  /** Where in the input the problem is, when it is known (e.g. `data.items[3]`). */
+  readonly path: string | undefined;
+
+  constructor(message: string, options: { path?: string; cause?: unknown } = {}) {
+    super(message, { code: 'VALIDATION_FAILED', cause: options.cause });
+    this.path = options.path;
+  }
+}
+
+export class NotFoundError extends XronoxError {
+  constructor(message: string) {
+    super(message, { code: 'NOT_FOUND' });
+  }
+}
+
+export class ConflictError extends XronoxError {
+  constructor(message: string, options: { code?: ErrorCode; cause?: unknown } = {}) {
+    super(message, { code: options.code ?? 'CONFLICT', cause: options.cause });
+  }
+}
+
+/** An optimistic-lock check failed: the record is at `actual`, not at the `expected` version. */
+export class VersionConflictError extends ConflictError {
+  readonly expected: number | null;
+  readonly actual: number | null;
+
+  constructor(id: string, expected: number | null, actual: number | null) {
+    super(
+      actual === null
+        ? `Record ${id} does not exist (expected ov ${String(expected)})`
+        : expected === null
+          ? `Record ${id} already exists at ov ${actual}`
+          : `Record ${id} is at ov ${actual}, not at the expected ov ${expected}`,
+      { code: 'VERSION_CONFLICT' },
+    );
+    this.expected = expected;
+    this.actual = actual;
+  }
+}
+
+/** A caller tried to reach data of a tenant or domain it may not touch. */
+export class TenantAccessError extends XronoxError {
+  constructor(message: string) {
+    super(message, { code: 'TENANT_ACCESS_DENIED' });
+  }
+}
+
+/** A backend (index store or blob store) failed; `adapter` and `operation` say which call. */
+export class StorageError extends XronoxError {
+  readonly adapter: string;
+  readonly operation: string;
+
+  constructor(adapter: string, operation: string, cause: unknown, message?: string) {
+    super(message ?? `${adapter} failed during ${operation}`, { code: 'STORAGE_FAILED', cause });
+    this.adapter = adapter;
+    this.operation = operation;
+  }
+}
+
+/** The Xronox instance (or one of its stores) has been shut down. */
+export class ClosedError extends XronoxError {
+  constructor(what = 'This Xronox instance') {
+    super(`${what} has been closed`, { code: 'CLOSED' });
+  }
+}
