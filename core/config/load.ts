@@ -21,7 +21,8 @@ export function loadConfig(input: unknown): XronoxConfig {
   issues.push(...crossCheck(pre.value).map((i) => ({ ...i, path: pre.userPath(i.path) })));
   if (issues.length > 0 || !parsed.success) throw new ConfigError(dedupe(issues));
   const versioningEnabled = parsed.data.versioning.enabled;
-  return deepFreeze(normaliseBuckets(parsed.data, (t) => policyFor(t, versioningEnabled).versioned));
+  // A private deep copy: freezing it never freezes objects the caller still holds.
+  return deepFreeze(structuredClone(normaliseBuckets(parsed.data, (t) => policyFor(t, versioningEnabled).versioned)));
 }
 
 interface EntryRef {
@@ -76,6 +77,18 @@ function crossCheck(raw: unknown): ConfigIssue[] {
           path: `${path}.spaceConnRef`,
           message: `names the connection "${spaceConnRef}", which spacesConnections does not define (defined: ${list(Object.keys(spacesConnections))})`,
         });
+      } else {
+        const conn = spacesConnections[spaceConnRef];
+        const connBuckets = isRecord(conn) && isRecord(conn.buckets) ? conn.buckets : {};
+        const connBucket = isRecord(conn) ? conn.bucket : undefined;
+        for (const kind of policy.blobKinds) {
+          if (!entry[`${kind}Bucket`] && !entry.bucket && !connBuckets[kind] && !connBucket) {
+            issues.push({
+              path: `${path}.${kind}Bucket`,
+              message: `is missing: ${type} writes ${kind} objects, so give ${kind}Bucket (or bucket) here, or buckets.${kind} (or bucket) on spacesConnections.${spaceConnRef}`,
+            });
+          }
+        }
       }
     } else if (!localEnabled) {
       issues.push({
@@ -164,7 +177,7 @@ function dedupe(issues: ConfigIssue[]): ConfigIssue[] {
 }
 
 function deepFreeze<T>(value: T): T {
-  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+  if (typeof value === 'object' && value !== null) {
     Object.freeze(value);
     for (const child of Object.values(value)) deepFreeze(child);
   }

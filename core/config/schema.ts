@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { NAME_RULES, type NameKind } from '../routing/names.js';
+import { isValidName, NAME_RULES, type NameKind } from '../routing/names.js';
 
 /**
  * The Xronox configuration: the single source of truth. Every type the rest of the code uses
@@ -19,7 +19,7 @@ export const BLOB_KINDS = ['records', 'versions', 'content', 'backups'] as const
 export type BlobKind = (typeof BLOB_KINDS)[number];
 
 const named = (kind: NameKind) =>
-  z.string().regex(NAME_RULES[kind].pattern, { message: `must be ${NAME_RULES[kind].describe}` });
+  z.string().refine((v) => isValidName(kind, v), { message: `must be ${NAME_RULES[kind].describe}` });
 
 const positiveInt = z.number().int().positive();
 
@@ -86,8 +86,10 @@ export const runtimeTenantDatabaseSchema = z.strictObject({
   ...databaseFields,
   /** Where counter totals go; defaults to `dbName`. */
   analyticsDbName: named('dbName').optional(),
-  /** Accepted for compatibility with the documented builder; runtime is always versioned. */
-  enableVersioning: z.boolean().optional(),
+  /** Accepted for compatibility with the documented builder. Runtime is always versioned, so only `true` is valid. */
+  enableVersioning: z
+    .literal(true, { message: 'runtime databases are always versioned; to keep no history anywhere, set versioning.enabled to false' })
+    .optional(),
 });
 export const messagingTenantDatabaseSchema = z.strictObject({
   tenantId: named('tenantId'),
@@ -95,10 +97,10 @@ export const messagingTenantDatabaseSchema = z.strictObject({
   captureDeliveries: z.boolean().optional(),
 });
 
-const tieredSection = <T extends z.ZodType>(tenant: T) =>
+const tieredSection = <T extends z.ZodType>(tenant: T, extra: z.ZodRawShape = {}) =>
   z.strictObject({
-    genericDatabase: genericDatabaseSchema.optional(),
-    domainsDatabases: z.array(domainDatabaseSchema).optional(),
+    genericDatabase: z.strictObject({ ...databaseFields, ...extra }).optional(),
+    domainsDatabases: z.array(z.strictObject({ domain: named('domain'), ...databaseFields, ...extra })).optional(),
     tenantDatabases: z.array(tenant).optional(),
   });
 
@@ -106,7 +108,7 @@ export const databasesSchema = z.strictObject({
   runtime: z.strictObject({ tenantDatabases: z.array(runtimeTenantDatabaseSchema) }).optional(),
   knowledge: tieredSection(tenantDatabaseSchema).optional(),
   metadata: tieredSection(tenantDatabaseSchema).optional(),
-  messaging: tieredSection(messagingTenantDatabaseSchema).optional(),
+  messaging: tieredSection(messagingTenantDatabaseSchema, { captureDeliveries: z.boolean().optional() }).optional(),
   identities: tieredSection(tenantDatabaseSchema).optional(),
   logs: tieredSection(tenantDatabaseSchema).optional(),
 });

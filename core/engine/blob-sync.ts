@@ -57,6 +57,7 @@ export class BlobSync {
   #synced = 0;
   #retryTimer: NodeJS.Timeout | undefined;
   #retryDelay = RETRY_BASE_MS;
+  readonly #retryTargets = new Set<SyncTarget>();
   #closed = false;
   readonly #onError: (err: unknown) => void;
 
@@ -122,7 +123,7 @@ export class BlobSync {
         .catch((err: unknown) => {
           this.#failed++;
           this.#onError(err);
-          this.#scheduleRetry(job.target, job.ns, job.id);
+          this.#scheduleRetry(job.target);
         })
         .finally(() => {
           this.#active--;
@@ -139,14 +140,23 @@ export class BlobSync {
     }
   }
 
-  #scheduleRetry(target: SyncTarget, ns: Namespace, id: string): void {
-    if (this.#closed || this.#retryTimer) return;
+  /**
+   * After a failure, sweeps the failed database's outbox again with exponential backoff: the
+   * outbox still lists every record that failed, so one sweep retries all of them.
+   */
+  #scheduleRetry(target: SyncTarget): void {
+    if (this.#closed) return;
+    this.#retryTargets.add(target);
+    if (this.#retryTimer) return;
     const delay = this.#retryDelay;
     this.#retryDelay = Math.min(this.#retryDelay * 2, RETRY_MAX_MS);
-    // The outbox still lists the record, so a retry is a repair of its database.
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined;
-      void this.schedule(target, ns, id);
+      const targets = [...this.#retryTargets];
+      this.#retryTargets.clear();
+      void (async () => {
+        for (const t of targets) await this.repair(t).catch((err: unknown) => this.#onError(err));
+      })();
     }, delay);
     this.#retryTimer.unref();
   }

@@ -1,8 +1,8 @@
 import type { CollectionMapConfig } from '../config/schema.js';
 import type { IndexedValue, VersionOp } from '../contracts/index-store.js';
 import { ValidationError } from '../errors.js';
-import { NAME_RULES } from '../routing/names.js';
-import { isPlainObject } from './filter.js';
+import { isValidName } from '../routing/names.js';
+import { isPlainObject, isWellFormed } from './filter.js';
 
 /** User data: a plain JSON object. */
 export type Data = Record<string, unknown>;
@@ -49,7 +49,11 @@ export function normaliseData(input: unknown, maxBytes: number, label = 'data'):
 }
 
 function normaliseValue(value: unknown, path: string, depth: number, seen: Set<object>): unknown {
-  if (value === null || typeof value === 'string' || typeof value === 'boolean') return value;
+  if (typeof value === 'string') {
+    if (!isWellFormed(value)) throw new ValidationError(`${path} is not well-formed Unicode (it has a lone surrogate)`, { path });
+    return value;
+  }
+  if (value === null || typeof value === 'boolean') return value;
   if (typeof value === 'number') {
     if (!Number.isFinite(value)) throw new ValidationError(`${path} is ${value}, which JSON cannot represent`, { path });
     return value;
@@ -75,8 +79,8 @@ function normaliseValue(value: unknown, path: string, depth: number, seen: Set<o
       const childPath = `${path}.${key}`;
       if (key.startsWith('$')) throw new ValidationError(`${childPath}: keys may not start with "$"`, { path: childPath });
       if (FORBIDDEN_KEYS.has(key)) throw new ValidationError(`${childPath}: the key "${key}" is not allowed`, { path: childPath });
-      if (key.length > MAX_KEY_LENGTH || key.includes('\u0000')) {
-        throw new ValidationError(`${path} has a key that is over ${MAX_KEY_LENGTH} characters or contains NUL`, { path });
+      if (key.length > MAX_KEY_LENGTH || key.includes('\u0000') || !isWellFormed(key)) {
+        throw new ValidationError(`${path} has a key that is over ${MAX_KEY_LENGTH} characters, contains NUL or is not well-formed Unicode`, { path });
       }
       if (child === undefined) continue;
       out[key] = normaliseValue(child, childPath, depth + 1, seen);
@@ -118,7 +122,7 @@ export function readPath(data: Data, path: string): unknown {
  * an empty `indexedProps`, every top-level scalar is indexed. Non-scalar values are not indexed.
  */
 export function extractMeta(data: Data, map: CollectionMapConfig | undefined): Record<string, IndexedValue> {
-  const props = map && map.indexedProps.length > 0 ? map.indexedProps : Object.keys(data).filter((k) => NAME_RULES.property.pattern.test(k));
+  const props = map && map.indexedProps.length > 0 ? map.indexedProps : Object.keys(data).filter((k) => isValidName('property', k));
   const meta: Record<string, IndexedValue> = {};
   for (const prop of props) {
     const value = readPath(data, prop);

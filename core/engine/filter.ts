@@ -96,7 +96,11 @@ function parseCondition(field: string, value: unknown, path: string): FilterNode
 }
 
 function scalar(value: unknown, path: string): IndexedValue {
-  if (value === null || typeof value === 'string' || typeof value === 'boolean') return value;
+  if (typeof value === 'string') {
+    if (!isWellFormed(value)) throw new ValidationError('Filter strings must be well-formed Unicode (no lone surrogates)', { path });
+    return value;
+  }
+  if (value === null || typeof value === 'boolean') return value;
   if (typeof value === 'number') {
     if (!Number.isFinite(value)) throw new ValidationError('Filter numbers must be finite', { path });
     return value;
@@ -165,4 +169,14 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
   const proto = Object.getPrototypeOf(value) as unknown;
   return proto === Object.prototype || proto === null;
+}
+
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/**
+ * Whether a string is well-formed UTF-16. Lone surrogates have no UTF-8 form: stores would
+ * each substitute something different, so ordering and equality would differ between backends.
+ */
+export function isWellFormed(value: string): boolean {
+  return !LONE_SURROGATE.test(value);
 }

@@ -9,10 +9,15 @@ import type { Data } from './documents.js';
 export function deepMerge(base: Data, patch: Data): Data {
   const out: Data = { ...base };
   for (const [key, value] of Object.entries(patch)) {
-    const existing = out[key];
-    if (isPlainObject(existing) && isPlainObject(value)) out[key] = deepMerge(existing, value);
-    else if (Array.isArray(existing) && Array.isArray(value)) out[key] = unionArrays(existing, value);
-    else out[key] = value;
+    const existing = Object.hasOwn(out, key) ? out[key] : undefined;
+    const merged =
+      isPlainObject(existing) && isPlainObject(value)
+        ? deepMerge(existing, value)
+        : Array.isArray(existing) && Array.isArray(value)
+          ? unionArrays(existing, value)
+          : value;
+    // Defined, not assigned: a "__proto__" key stays a plain property and never swaps the prototype.
+    Object.defineProperty(out, key, { value: merged, enumerable: true, writable: true, configurable: true });
   }
   return out;
 }

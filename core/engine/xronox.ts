@@ -48,7 +48,7 @@ export class Xronox {
     this.config = config;
     this.#router = new Router(config);
     this.#factories = factories;
-    this.#sync = new BlobSync(options.onBackgroundError ?? (() => undefined));
+    this.#sync = new BlobSync(options.onBackgroundError ?? logBackgroundError);
     this.#counterRules = (config.counterRules?.rules ?? []).map((r) => ({
       name: r.name,
       on: new Set(r.on ?? ['CREATE', 'UPDATE', 'DELETE']),
@@ -167,4 +167,10 @@ function opening<T>(what: string, open: () => T): T {
     if (err instanceof XronoxError) throw err;
     throw new StorageError(what, 'open', err, `Could not open the ${what}: ${err instanceof Error ? err.message : String(err)}`);
   }
+}
+
+/** The default for background failures: one line on stderr. The outbox keeps the work; it is retried. */
+function logBackgroundError(err: unknown): void {
+  const message = err instanceof Error ? err.message : String(err);
+  console.error(`[xronox] background blob sync failed, will retry: ${message}`);
 }

@@ -27,8 +27,12 @@ export const NAME_RULES = {
 } as const;
 export type NameKind = keyof typeof NAME_RULES;
 
+const PROTOTYPE_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
 export function isValidName(kind: NameKind, value: unknown): value is string {
-  return typeof value === 'string' && NAME_RULES[kind].pattern.test(value);
+  if (typeof value !== 'string' || !NAME_RULES[kind].pattern.test(value)) return false;
+  // Property paths index into plain objects; these segments would reach the prototype instead.
+  return kind !== 'property' || !value.split('.').some((segment) => PROTOTYPE_KEYS.has(segment));
 }
 
 /** Returns `value` when it is a valid name of that kind; throws a `ValidationError` naming the rule otherwise. */

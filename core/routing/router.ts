@@ -85,7 +85,7 @@ export class Router {
       spaceConnRef: entry.spaceConnRef ?? null,
       blobs: this.#blobLocations(entry, policy),
       policy,
-      collectionMap: this.#config.collectionMaps[collection],
+      collectionMap: Object.hasOwn(this.#config.collectionMaps, collection) ? this.#config.collectionMaps[collection] : undefined,
       label: `${databaseType}/${tier}${tier === 'tenant' ? `:${entry.tenantId}` : tier === 'domain' ? `:${entry.domain}` : ''}/${collection}`,
     };
   }
@@ -167,5 +167,7 @@ function available(section: { genericDatabase?: Entry; domainsDatabases?: Entry[
   if (section.genericDatabase) parts.push('generic');
   for (const e of section.domainsDatabases ?? []) parts.push(`domain "${e.domain}"`);
   for (const e of section.tenantDatabases ?? []) parts.push(`tenant "${e.tenantId}"`);
-  return parts.length ? ` (configured: ${parts.join(', ')})` : ' (none are configured)';
+  if (parts.length === 0) return ' (none are configured)';
+  const shown = parts.slice(0, 10).join(', ');
+  return ` (configured: ${shown}${parts.length > 10 ? `, and ${parts.length - 10} more` : ''})`;
 }

@@ -14,6 +14,8 @@ export function compileFilter(node: FilterNode, params: unknown[]): string {
   switch (node.kind) {
     case 'and':
     case 'or':
+      // An empty conjunction is true and an empty disjunction false, as in `matches`.
+      if (node.items.length === 0) return node.kind === 'and' ? '1' : '0';
       return `(${node.items.map((n) => compileFilter(n, params)).join(node.kind === 'and' ? ' AND ' : ' OR ')})`;
     case 'exists':
       params.push(jsonPath(node.field));

@@ -110,6 +110,7 @@ export class SqliteIndexStore implements IndexStore {
   readonly capabilities = { atomicBatches: true, multiProcess: true } as const;
   readonly #db: Database.Database;
   readonly #stmts: ReturnType<typeof prepareStatements>;
+  readonly #dynamic = new Map<string, Database.Statement>();
   readonly #commitTx: Database.Transaction<(ns: Namespace, batch: CommitBatch) => number[]>;
 
   constructor(options: SqliteIndexStoreOptions) {
@@ -217,7 +218,18 @@ export class SqliteIndexStore implements IndexStore {
     params.push(query.limit);
     const order = column === 'id' ? `id ${dir}` : `${column} ${dir}, id ${dir}`;
     const sql = `SELECT ${HEAD_COLUMNS} FROM heads WHERE ${where.join(' AND ')} ORDER BY ${order} LIMIT ?`;
-    return (this.#db.prepare(sql).all(...params) as HeadSqlRow[]).map(toHead);
+    return (this.#prepared(sql).all(...params) as HeadSqlRow[]).map(toHead);
+  }
+
+  /** Listing SQL varies with the filter's shape; shapes repeat, so their statements are kept (bounded). */
+  #prepared(sql: string): Database.Statement {
+    let stmt = this.#dynamic.get(sql);
+    if (!stmt) {
+      if (this.#dynamic.size >= 256) this.#dynamic.clear();
+      stmt = this.#db.prepare(sql);
+      this.#dynamic.set(sql, stmt);
+    }
+    return stmt;
   }
 
   async listHeadIds(ns: Namespace, options: { afterId?: string; limit: number }): Promise<string[]> {
