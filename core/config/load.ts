@@ -106,13 +106,27 @@ function crossCheck(raw: unknown): ConfigIssue[] {
     if (!policy.tiers.includes(tier)) {
       issues.push({ path, message: `${type} databases exist only at the ${policy.tiers.join(', ')} tier` });
     }
+    let nameClash = false;
     if (typeof dbConnRef === 'string' && typeof entry.dbName === 'string') {
       const key = `${dbConnRef}\u0000${entry.dbName}`;
       const other = usedDbNames.get(key);
       if (other) {
+        nameClash = true;
         issues.push({
           path: `${path}.dbName`,
           message: `"${entry.dbName}" on connection "${dbConnRef}" is already used by ${other}; two databases sharing one would mix their records`,
+        });
+      } else usedDbNames.set(key, path);
+    }
+    const usesLocalBlobs = typeof spaceConnRef !== 'string' || spaceConnRef === '';
+    if (usesLocalBlobs && !nameClash && typeof entry.dbName === 'string') {
+      // On the local filesystem a database's default folder is its dbName, whatever its connection.
+      const key = `\u0000local\u0000${entry.dbName}`;
+      const other = usedDbNames.get(key);
+      if (other) {
+        issues.push({
+          path: `${path}.dbName`,
+          message: `"${entry.dbName}" is also the name of ${other}, and both keep blobs in localStorage, so they would share a folder; give them different names`,
         });
       } else usedDbNames.set(key, path);
     }

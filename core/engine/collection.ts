@@ -386,7 +386,10 @@ export class Collection {
         const ids = await this.#ctx.index.listHeadIds(this.#ns, { limit: RESTORE_BATCH, ...(afterId ? { afterId } : {}) });
         if (ids.length === 0) break;
         afterId = ids[ids.length - 1];
-        if (!dryRun) await this.#ctx.index.acquireLock(this.#ns, 'restore-collection', owner, RESTORE_LEASE_MS);
+        if (!dryRun && !(await this.#ctx.index.acquireLock(this.#ns, 'restore-collection', owner, RESTORE_LEASE_MS))) {
+          // The lease expired and another restore took over: stop rather than interleave with it.
+          throw new ConflictError(`The collection restore of ${this.#ctx.route.label} lost its lock to another restore`);
+        }
         await this.#retrying(undefined, () => this.#restoreBatch(ids, point, who, dryRun, report));
       }
     } finally {

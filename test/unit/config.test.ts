@@ -413,9 +413,13 @@ describe('loadConfig: rejected shapes', () => {
         },
       }),
     );
-    expect(paths(err)).toEqual(['databases.logs.dbName']);
-    expect(err.issues[0]?.message).toContain('databases.knowledge.genericDatabase');
-    expect(err.issues[0]?.message).toContain('"main"');
+    // metadata is on another connection, so its index is apart, but with blobs in localStorage
+    // it would share knowledge's folder; logs shares knowledge's index database outright.
+    expect(paths(err).sort()).toEqual(['databases.logs.dbName', 'databases.metadata.genericDatabase.dbName']);
+    const logsIssue = err.issues.find((i) => i.path === 'databases.logs.dbName');
+    expect(logsIssue?.message).toContain('databases.knowledge.genericDatabase');
+    expect(logsIssue?.message).toContain('"main"');
+    expect(err.issues.find((i) => i.path === 'databases.metadata.genericDatabase.dbName')?.message).toMatch(/share a folder/);
   });
 
   it('rejects requiredIndexed properties missing from indexedProps', () => {
