@@ -1,13 +1,21 @@
 /**
  * The blob store port: objects addressed by bucket and key, as on S3. The local filesystem
  * adapter lays them out as `{basePath}/{bucket}/{key}`.
+ *
+ * Keys are `/`-separated segments of letters, digits, `_`, `.` and `-` (no empty segment, no
+ * `.` or `..`). A key that only prefixes other keys (a "folder") names no object. Callers must not
+ * store an object at a key that is also the folder of other objects (`a/b` and `a/b/c`): S3
+ * allows it, a filesystem cannot, and Xronox's layout never needs it.
  */
 export interface BlobStore {
   /** Short adapter name used in errors and logs, e.g. `fs`. */
   readonly name: string;
   readonly capabilities: BlobStoreCapabilities;
 
-  /** Stores the bytes under the key, replacing any previous object atomically (readers see old or new, never a mix). */
+  /**
+   * Stores the bytes under the key, replacing any previous object atomically (readers see old or
+   * new, never a mix). Resolves only once the object is durable.
+   */
   put(bucket: string, key: string, body: Uint8Array, options?: PutOptions): Promise<void>;
 
   /** The object's bytes; `null` when there is no such object. */

@@ -131,6 +131,7 @@ export interface VersionRow {
   actor: string;
   reason: string | null;
   deleted: boolean;
+  /** Size of the record document: UTF-8 bytes of `body`, kept after archival. */
   size: number;
   /** The record document's exact JSON text while the index holds it; `null` once archived. */
   body: string | null;

@@ -86,26 +86,31 @@ export function engineConformance(backend: EngineBackend): void {
       return bytes ? Buffer.from(bytes).toString('utf8') : null;
     }
 
+    // Paging loops are bounded: a cursor that never advances must fail the test, not hang it.
+    const MAX_PAGES = 1000;
+
     async function allKeys(bucket: string, prefix: string): Promise<string[]> {
       const keys: string[] = [];
       let startAfter: string | undefined;
-      do {
+      for (let pages = 0; pages < MAX_PAGES; pages++) {
         const page = await inst.inspect.list(bucket, prefix, startAfter ? { startAfter } : {});
         keys.push(...page.keys);
         startAfter = page.nextStartAfter ?? undefined;
-      } while (startAfter);
-      return keys;
+        if (!startAfter) return keys;
+      }
+      throw new Error(`listing ${prefix} did not end after ${MAX_PAGES} pages`);
     }
 
     async function fullHistory(c: Collection, id: string) {
       const all = [];
       let before: number | undefined;
-      for (;;) {
+      for (let pages = 0; pages < MAX_PAGES; pages++) {
         const page = await c.history(id, { limit: 500, ...(before !== undefined ? { before } : {}) });
         all.push(...page.items);
         if (page.nextBefore === null) return all;
         before = page.nextBefore;
       }
+      throw new Error(`history of ${id} did not end after ${MAX_PAGES} pages`);
     }
 
     describe('versioned writes', () => {
@@ -165,7 +170,7 @@ export function engineConformance(backend: EngineBackend): void {
         for (let i = 1; i <= 25; i++) await orders.update(id, { status: `s${i}` }, i - 1, `u${i}`, `why${i}`);
         const seen: number[] = [];
         let before: number | undefined;
-        for (;;) {
+        for (let pages = 0; pages < 10; pages++) {
           const page = await orders.history(id, { limit: 7, ...(before !== undefined ? { before } : {}) });
           seen.push(...page.items.map((h) => h.ov));
           for (const h of page.items) expect(h).toMatchObject({ actor: `u${h.ov}`, reason: `why${h.ov}` });
@@ -298,11 +303,12 @@ export function engineConformance(backend: EngineBackend): void {
         expect(either.items.map((r) => r.data.total).sort((a, b) => Number(a) - Number(b))).toEqual([0, 1, 4, 9, 14, 19, 24, 29]);
         const pages: number[] = [];
         let afterId: string | undefined;
-        do {
+        for (let n = 0; n < 10; n++) {
           const page = await orders.listByMeta({ limit: 7, sort: { updatedAt: -1 }, ...(afterId ? { afterId } : {}) });
           pages.push(...page.items.map((r) => Number(r.data.total)));
           afterId = page.nextAfterId ?? undefined;
-        } while (afterId);
+          if (!afterId) break;
+        }
         expect(pages).toEqual(Array.from({ length: 30 }, (_, i) => 29 - i));
         await orders.delete(made[0]!.id, 0);
         expect((await orders.listByMeta({ filter: { total: 0 } })).items).toHaveLength(0);

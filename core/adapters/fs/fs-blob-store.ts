@@ -79,8 +79,7 @@ export class FsBlobStore implements BlobStore {
     const limit = options.limit ?? 1000;
     // Walk only the folder the prefix pins down, not the whole bucket.
     const folder = prefix.includes('/') ? prefix.slice(0, prefix.lastIndexOf('/')) : '';
-    const bucketRoot = this.#path(bucket, '');
-    const start = folder ? this.#path(bucket, folder) : bucketRoot;
+    const start = this.#resolve(bucket, folder ? checkedSegments(folder) : []);
     const keys: string[] = [];
     await walk(start, folder, keys);
     const selected = keys
@@ -99,13 +98,22 @@ export class FsBlobStore implements BlobStore {
   async close(): Promise<void> {}
 
   #path(bucket: string, key: string): string {
+    return this.#resolve(bucket, checkedSegments(key));
+  }
+
+  #resolve(bucket: string, parts: string[]): string {
     if (!SEGMENT.test(bucket)) throw new Error(`Invalid bucket name ${JSON.stringify(bucket)}`);
-    const parts = key === '' ? [] : key.split('/');
-    for (const part of parts) {
-      if (!SEGMENT.test(part) || part === '.' || part === '..') throw new Error(`Invalid object key ${JSON.stringify(key)}`);
-    }
     return join(this.#root, bucket, ...parts);
   }
+}
+
+/** The `/`-separated segments of an object key; refuses empty keys, empty segments, `.` and `..`. */
+function checkedSegments(key: string): string[] {
+  const parts = key.split('/');
+  for (const part of parts) {
+    if (!SEGMENT.test(part) || part === '.' || part === '..') throw new Error(`Invalid object key ${JSON.stringify(key)}`);
+  }
+  return parts;
 }
 
 async function walk(dir: string, relative: string, out: string[]): Promise<void> {
@@ -132,7 +140,8 @@ async function syncDir(dir: string): Promise<void> {
   }
 }
 
+/** Codes that mean "no object at that key": nothing there, or only a folder of other keys. */
 function isMissing(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  return code === 'ENOENT' || code === 'ENOTDIR';
+  return code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR';
 }

@@ -1,0 +1,999 @@
+import { randomUUID } from 'node:crypto';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { FilterNode } from '../../core/contracts/filter.js';
+import type {
+  CounterDelta,
+  HeadRow,
+  IndexedValue,
+  IndexStore,
+  Namespace,
+  RecordWrite,
+  SortField,
+  VersionOp,
+  VersionRow,
+} from '../../core/contracts/index-store.js';
+import { matches } from '../../core/engine/filter.js';
+
+/**
+ * The index store port's conformance suite. Every adapter runs it through a ten-line test file:
+ * `indexStoreConformance('sqlite', async () => ({ store, cleanup }))`.
+ *
+ * It checks only what the TSDoc of `core/contracts/index-store.ts` promises, never how an adapter
+ * stores things. `open` is called once per test and must return an empty, ready store; every test
+ * also uses fresh random namespaces and ids, so tests run in any order and may share a server.
+ */
+export function indexStoreConformance(
+  name: string,
+  open: () => Promise<{ store: IndexStore; cleanup: () => Promise<void> }>,
+): void {
+  describe(`index store conformance: ${name}`, () => {
+    let store: IndexStore;
+    let cleanup: () => Promise<void>;
+
+    beforeEach(async () => {
+      ({ store, cleanup } = await open());
+    });
+    afterEach(async () => {
+      await cleanup();
+    });
+
+    const commitOk = async (ns: Namespace, writes: RecordWrite | readonly RecordWrite[], counters?: readonly CounterDelta[]) => {
+      const result = await store.commit(ns, { writes: Array.isArray(writes) ? writes : [writes], ...(counters ? { counters } : {}) });
+      if (!result.ok) throw new Error(`Expected the commit to succeed, got ${JSON.stringify(result)}`);
+      return result.cvs;
+    };
+    const seedFilterRows = (ns: Namespace) => seedFilterRowsInto(store, ns);
+
+    describe('heads and commit', () => {
+      it('getHead returns null for a missing record, in a used and in an unused namespace', async () => {
+        const ns = freshNs();
+        expect(await store.getHead(ns, randomUUID())).toBeNull();
+        await commitOk(ns, create(randomUUID()));
+        expect(await store.getHead(ns, randomUUID())).toBeNull();
+      });
+
+      it('creates with expectedOv null, then updates when expectedOv matches', async () => {
+        const ns = freshNs();
+        const id = randomUUID();
+        const first = create(id, { meta: { tier: 'gold' } });
+        const [cv1] = await commitOk(ns, first);
+        expect(await store.getHead(ns, id)).toEqual(expectedHead(first, cv1!));
+
+        const second = update(id, 1, { meta: { tier: 'silver', n: 2 } });
+        const [cv2] = await commitOk(ns, second);
+        expect(await store.getHead(ns, id)).toEqual(expectedHead(second, cv2!));
+        expect((await store.getVersion(ns, id, 1))?.body).toBe(first.head!.body);
+        expect((await store.getVersion(ns, id, 2))?.body).toBe(second.head!.body);
+      });
+
+      it('refuses an update whose expectedOv is stale, names it, and writes nothing', async () => {
+        const ns = freshNs();
+        const id = randomUUID();
+        await commitOk(ns, create(id));
+        const [cv2] = await commitOk(ns, update(id, 1));
+        const seq = await store.getPendingSeq(ns, id);
+        expect(seq).not.toBeNull();
+        expect(await store.clearPendingSync(ns, id, seq!)).toBe(true);
+        const headBefore = await store.getHead(ns, id);
+
+        const result = await store.commit(ns, {
+          writes: [update(id, 1, { body: '{"stale":true}' })],
+          counters: [{ dbName: ns.dbName, collection: ns.collection, deltas: { edits: 1 } }],
+        });
+        expect(result).toEqual({ ok: false, index: 0, id, expectedOv: 1, actualOv: 2 });
+        expect(await store.getHead(ns, id)).toEqual(headBefore);
+        expect(await store.getVersion(ns, id, 2)).toMatchObject({ cv: cv2, body: headBefore!.body });
+        expect(await store.listVersions(ns, id, { limit: 10 })).toHaveLength(2);
+        expect(await store.getPendingSeq(ns, id)).toBeNull();
+        expect(await store.getCounters(ns.dbName, ns.collection)).toEqual({});
+      });
+
+      it('refuses an update of a missing record with actualOv null', async () => {
+        const ns = freshNs();
+        const id = randomUUID();
+        const result = await store.commit(ns, { writes: [update(id, 1)] });
+        expect(result).toEqual({ ok: false, index: 0, id, expectedOv: 1, actualOv: null });
+        expect(await store.getHead(ns, id)).toBeNull();
+        expect(await store.getPendingSeq(ns, id)).toBeNull();
+      });
+
+      it('refuses to create a record that exists, even soft-deleted', async () => {
+        const ns = freshNs();
+        const id = randomUUID();
+        await commitOk(ns, create(id));
+        expect(await store.commit(ns, { writes: [create(id, { body: '{"again":1}' })] })).toEqual({
+          ok: false, index: 0, id, expectedOv: null, actualOv: 1,
+        });
+        await commitOk(ns, update(id, 1, { deleted: true, op: 'delete' }));
+        expect(await store.commit(ns, { writes: [create(id)] })).toEqual({
+          ok: false, index: 0, id, expectedOv: null, actualOv: 2,
+        });
+        const head = await store.getHead(ns, id);
+        expect(head).toMatchObject({ ov: 2, deleted: true });
+      });
+
+      it('applies a batch atomically: when the third write fails nothing is written, no cv is used, counters and outbox stay', async () => {
+        const ns = freshNs();
+        const existing = randomUUID();
+        const [cv0] = await commitOk(ns, create(existing), [{ dbName: ns.dbName, collection: ns.collection, deltas: { records: 1 } }]);
+        expect(await store.clearPendingSync(ns, existing, (await store.getPendingSeq(ns, existing))!)).toBe(true);
+        const countersBefore = await store.getCounters(ns.dbName, ns.collection);
+        expect(countersBefore).toEqual({ records: 1 });
+
+        const a = randomUUID();
+        const b = randomUUID();
+        const result = await store.commit(ns, {
+          writes: [create(a), create(b), update(existing, 7)],
+          counters: [
+            { dbName: ns.dbName, collection: ns.collection, deltas: { records: 2 } },
+            { dbName: ns.dbName, collection: 'other', deltas: { records: 5 } },
+          ],
+        });
+        expect(result).toEqual({ ok: false, index: 2, id: existing, expectedOv: 7, actualOv: 1 });
+
+        expect(await store.getHead(ns, a)).toBeNull();
+        expect(await store.getHead(ns, b)).toBeNull();
+        expect(await store.getVersion(ns, a, 1)).toBeNull();
+        expect(await store.listHeadIds(ns, { limit: 10 })).toEqual([existing]);
+        expect(await store.getCounters(ns.dbName, ns.collection)).toEqual(countersBefore);
+        expect(await store.getCounters(ns.dbName, 'other')).toEqual({});
+        expect(await store.listPendingSync(ns.dbName, { limit: 10 })).toEqual([]);
+        expect(await store.getPendingSeq(ns, a)).toBeNull();
+        // The failed batch consumed no collection version: the next write gets the one after cv0.
+        expect(await commitOk(ns, create(randomUUID()))).toEqual([cv0! + 1]);
+      });
+
+      it('applies the writes of a batch in order, so a batch may create and then update one record', async () => {
+        const ns = freshNs();
+        const id = randomUUID();
+        const other = randomUUID();
+        const writes = [create(id), create(other), update(id, 1, { meta: { step: 2 } })];
+        const cvs = await commitOk(ns, writes);
+        expect(cvs).toEqual([0, 1, 2]);
+        expect(await store.getHead(ns, id)).toEqual(expectedHead(writes[2]!, 2));
+        expect(await store.getHead(ns, other)).toEqual(expectedHead(writes[1]!, 1));
+        expect((await store.listVersions(ns, id, { limit: 10 })).map((v) => [v.ov, v.cv])).toEqual([[2, 2], [1, 0]]);
+      });
+
+      it('accepts an empty batch', async () => {
+        const ns = freshNs();
+        expect(await store.commit(ns, { writes: [] })).toEqual({ ok: true, cvs: [] });
+      });
+    });
+
+    describe('collection versions', () => {
+      it('start at 0 and grow by one per write, independently per namespace', async () => {
+        const nsA = freshNs();
+        const nsB = { dbName: nsA.dbName, collection: `${nsA.collection}_b` };
+        const nsC = { dbName: `${nsA.dbName}_c`, collection: nsA.collection };
+        const ids = [randomUUID(), randomUUID(), randomUUID()] as const;
+
+        expect(await commitOk(nsA, create(ids[0]))).toEqual([0]);
+        expect(await commitOk(nsB, create(ids[0]))).toEqual([0]);
+        expect(await commitOk(nsA, [create(ids[1]), create(ids[2])])).toEqual([1, 2]);
+        expect(await commitOk(nsC, create(ids[1]))).toEqual([0]);
+        expect(await commitOk(nsA, update(ids[0], 1))).toEqual([3]);
+        expect(await commitOk(nsB, update(ids[0], 1))).toEqual([1]);
+        // A soft delete and a hard delete are writes too.
+        expect(await commitOk(nsA, update(ids[1], 1, { deleted: true, op: 'delete' }))).toEqual([4]);
+        expect(await commitOk(nsA, hardDelete(ids[2], 1))).toEqual([5]);
+        expect(await commitOk(nsC, create(ids[2]))).toEqual([1]);
+
+        expect((await store.getHead(nsA, ids[0]))?.cv).toBe(3);
+        expect((await store.getVersion(nsA, ids[0], 2))?.cv).toBe(3);
+        expect((await store.getVersion(nsA, ids[0], 1))?.cv).toBe(0);
+        expect((await store.getHead(nsB, ids[0]))?.cv).toBe(1);
+        expect((await store.getHead(nsA, ids[1]))?.cv).toBe(4);
+        expect((await store.getHead(nsC, ids[2]))?.cv).toBe(1);
+      });
+    });
+
+    describe('deletes', () => {
+      it('a soft delete keeps the head, flagged deleted, and its versions', async () => {
+        const ns = freshNs();
+        const id = randomUUID();
+        await commitOk(ns, create(id));
+        const del = update(id, 1, { deleted: true, op: 'delete' });
+        const [cv] = await commitOk(ns, del);
+        expect(await store.getHead(ns, id)).toEqual(expectedHead(del, cv!));
+        expect((await store.listVersions(ns, id, { limit: 10 })).map((v) => [v.ov, v.op, v.deleted])).toEqual([
+          [2, 'delete', true],
+          [1, 'create', false],
+        ]);
+      });
+
+      it('a write with head null removes the head and every version; the id can then be created afresh', async () => {
+        const ns = freshNs();
+        const id = randomUUID();
+        const keep = randomUUID();
+        await commitOk(ns, [create(id), create(keep)]);
+        await commitOk(ns, update(id, 1));
+        await commitOk(ns, update(id, 2));
+        const [cv] = await commitOk(ns, hardDelete(id, 3));
+
+        expect(await store.getHead(ns, id)).toBeNull();
+        for (const ov of [1, 2, 3]) expect(await store.getVersion(ns, id, ov)).toBeNull();
+        expect(await store.listVersions(ns, id, { limit: 10 })).toEqual([]);
+        expect(await store.findVersionAt(ns, id, { cv: cv! })).toBeNull();
+        expect(await store.findVersionAt(ns, id, { at: ts(1000) })).toBeNull();
+        expect(await store.listUnarchived(ns, id)).toEqual([]);
+        expect(await store.listHeadIds(ns, { limit: 10 })).toEqual([keep]);
+        expect(await allHeads(store, ns, true)).toEqual([keep]);
+        // The blobs of the removed record must be purged, so the outbox lists it.
+        expect(await store.getPendingSeq(ns, id)).not.toBeNull();
+        expect(await store.getHead(ns, keep)).not.toBeNull();
+
+        const again = create(id, { body: '{"reborn":true}' });
+        const [cv2] = await commitOk(ns, again);
+        expect(await store.getHead(ns, id)).toEqual(expectedHead(again, cv2!));
+        expect((await store.listVersions(ns, id, { limit: 10 })).map((v) => v.ov)).toEqual([1]);
+        expect((await store.getVersion(ns, id, 1))?.body).toBe('{"reborn":true}');
+      });
+
+      it('a hard delete with a stale expectedOv is refused and removes nothing', async () => {
+        const ns = freshNs();
+        const id = randomUUID();
+        await commitOk(ns, create(id));
+        await commitOk(ns, update(id, 1));
+        expect(await store.commit(ns, { writes: [hardDelete(id, 1)] })).toEqual({ ok: false, index: 0, id, expectedOv: 1, actualOv: 2 });
+        expect((await store.getHead(ns, id))?.ov).toBe(2);
+        expect(await store.listVersions(ns, id, { limit: 10 })).toHaveLength(2);
+      });
+    });
+
+    describe('version entries', () => {
+      it('round-trip every field, and bodies byte for byte', async () => {
+        const ns = freshNs();
+        for (const [i, body] of TRICKY_BODIES.entries()) {
+          const id = randomUUID();
+          const first = create(id, {
+            body,
+            meta: TRICKY_META,
+            actor: 'actör 🎭 "quoted" \\ back',
+            reason: null,
+            at: '2024-02-29T23:59:59.999Z',
+            createdAt: '2024-02-29T23:59:59.999Z',
+          });
+          const [cv1] = await commitOk(ns, first);
+          expect(await store.getHead(ns, id), `head of body #${i}`).toEqual(expectedHead(first, cv1!));
+          expect(await store.getVersion(ns, id, 1), `version of body #${i}`).toEqual(expectedVersion(first, cv1!));
+
+          const second = update(id, 1, { body: `${body} `, reason: 'line one\nline two — ✓', op: VERSION_OP_CYCLE[i % VERSION_OP_CYCLE.length]! });
+          const [cv2] = await commitOk(ns, second);
+          expect(await store.getVersion(ns, id, 2), `second version of body #${i}`).toEqual(expectedVersion(second, cv2!));
+          expect(await store.getVersion(ns, id, 1)).toEqual(expectedVersion(first, cv1!));
+          expect((await store.listVersions(ns, id, { limit: 10 }))[0]).toEqual(expectedVersion(second, cv2!));
+          expect((await store.findVersionAt(ns, id, { cv: cv1! }))?.body).toBe(body);
+        }
+      });
+
+      it('record every op', async () => {
+        const ns = freshNs();
+        const id = randomUUID();
+        const ops: VersionOp[] = ['create', 'update', 'enrich', 'delete', 'restore'];
+        for (const [i, op] of ops.entries()) {
+          const write = i === 0 ? create(id) : update(id, i, { op, deleted: op === 'delete' });
+          await commitOk(ns, write);
+        }
+        expect((await store.listVersions(ns, id, { limit: 10 })).map((v) => v.op)).toEqual([...ops].reverse());
+      });
+
+      it('getVersion returns null for a missing ov or record', async () => {
+        const ns = freshNs();
+        const id = randomUUID();
+        await commitOk(ns, create(id));
+        expect(await store.getVersion(ns, id, 2)).toBeNull();
+        expect(await store.getVersion(ns, id, 0)).toBeNull();
+        expect(await store.getVersion(ns, randomUUID(), 1)).toBeNull();
+      });
+
+      it('findVersionAt by time: exact, between, before the first, after the last', async () => {
+        const ns = freshNs();
+        const id = randomUUID();
+        await commitOk(ns, create(id, { at: '2024-03-01T10:00:00.000Z' }));
+        await commitOk(ns, update(id, 1, { at: '2024-03-01T10:00:05.000Z' }));
+        await commitOk(ns, update(id, 2, { at: '2024-03-01T10:00:05.001Z' }));
+        await commitOk(ns, update(id, 3, { at: '2024-03-02T00:00:00.000Z' }));
+
+        const ovAt = async (at: string) => (await store.findVersionAt(ns, id, { at }))?.ov ?? null;
+        expect(await ovAt('2024-03-01T09:59:59.999Z')).toBeNull();
+        expect(await ovAt('2024-03-01T10:00:00.000Z')).toBe(1);
+        expect(await ovAt('2024-03-01T10:00:04.999Z')).toBe(1);
+        expect(await ovAt('2024-03-01T10:00:05.000Z')).toBe(2);
+        expect(await ovAt('2024-03-01T10:00:05.001Z')).toBe(3);
+        expect(await ovAt('2024-03-01T23:00:00.000Z')).toBe(3);
+        expect(await ovAt('2024-03-02T00:00:00.000Z')).toBe(4);
+        expect(await ovAt('2030-01-01T00:00:00.000Z')).toBe(4);
+        expect(await store.findVersionAt(ns, randomUUID(), { at: '2030-01-01T00:00:00.000Z' })).toBeNull();
+        const row = await store.findVersionAt(ns, id, { at: '2024-03-01T10:00:05.000Z' });
+        expect(row).toEqual(await store.getVersion(ns, id, 2));
+      });
+
+      it('findVersionAt by collection version, with other records writing in between', async () => {
+        const ns = freshNs();
+        const id = randomUUID();
+        const noise = randomUUID();
+        const [n0] = await commitOk(ns, create(noise));
+        const [c1] = await commitOk(ns, create(id));
+        const [n1] = await commitOk(ns, update(noise, 1));
+        const [c2] = await commitOk(ns, update(id, 1));
+        await commitOk(ns, update(noise, 2));
+        await commitOk(ns, update(noise, 3));
+        const [c3] = await commitOk(ns, update(id, 2));
+
+        const ovAt = async (cv: number) => (await store.findVersionAt(ns, id, { cv }))?.ov ?? null;
+        expect(await ovAt(n0!)).toBeNull();
+        expect(await ovAt(c1!)).toBe(1);
+        expect(await ovAt(n1!)).toBe(1);
+        expect(await ovAt(c2!)).toBe(2);
+        expect(await ovAt(c3! - 1)).toBe(2);
+        expect(await ovAt(c3!)).toBe(3);
+        expect(await ovAt(c3! + 1000)).toBe(3);
+        expect(await store.findVersionAt(ns, id, { cv: c2! })).toEqual(await store.getVersion(ns, id, 2));
+      });
+
+      it('listVersions lists newest first and pages with beforeOv', async () => {
+        const ns = freshNs();
+        const id = randomUUID();
+        await commitOk(ns, create(id));
+        for (let ov = 1; ov < 7; ov++) await commitOk(ns, update(id, ov));
+        await commitOk(ns, create(randomUUID()));
+
+        const ovs = async (options: { beforeOv?: number; limit: number }) => (await store.listVersions(ns, id, options)).map((v) => v.ov);
+        expect(await ovs({ limit: 100 })).toEqual([7, 6, 5, 4, 3, 2, 1]);
+        expect(await ovs({ limit: 3 })).toEqual([7, 6, 5]);
+        expect(await ovs({ beforeOv: 5, limit: 3 })).toEqual([4, 3, 2]);
+        expect(await ovs({ beforeOv: 2, limit: 3 })).toEqual([1]);
+        expect(await ovs({ beforeOv: 1, limit: 3 })).toEqual([]);
+        expect(await ovs({ beforeOv: 100, limit: 2 })).toEqual([7, 6]);
+        expect(await store.listVersions(ns, randomUUID(), { limit: 10 })).toEqual([]);
+
+        const paged: number[] = [];
+        let before: number | undefined;
+        // Bounded: a cursor that does not advance must fail the test, not spin forever.
+        for (let pages = 0; pages < 20; pages++) {
+          const page = await ovs({ limit: 2, ...(before === undefined ? {} : { beforeOv: before }) });
+          if (page.length === 0) break;
+          paged.push(...page);
+          before = page[page.length - 1];
+        }
+        expect(paged).toEqual([7, 6, 5, 4, 3, 2, 1]);
+      });
+    });
+
+    describe('listHeads', () => {
+      it('filters like the in-memory evaluator (core/engine/filter.ts matches)', async () => {
+        const ns = freshNs();
+        const rows = await seedFilterRows(ns);
+        const mismatches: string[] = [];
+        for (const filter of FILTERS) {
+          for (const includeDeleted of [false, true]) {
+            const expected = rows
+              .filter((r) => (includeDeleted || !r.deleted) && matches(filter, r.meta))
+              .map((r) => r.id)
+              .sort(compareIds);
+            const actual = (await store.listHeads(ns, { filter, includeDeleted, sort: { field: 'id', direction: 1 }, limit: 100 })).map(
+              (h) => h.id,
+            );
+            if (JSON.stringify(actual) !== JSON.stringify(expected)) {
+              mismatches.push(`${JSON.stringify(filter)} includeDeleted=${includeDeleted}: expected ${label(rows, expected)}, got ${label(rows, actual)}`);
+            }
+          }
+        }
+        expect(mismatches).toEqual([]);
+      });
+
+      // and[] is true and or[] is false; the public parser yields such nodes ({ $and: [{}] }).
+      it('filters with empty and/or nodes like the in-memory evaluator', async () => {
+        const ns = freshNs();
+        const rows = await seedFilterRows(ns);
+        for (const filter of EMPTY_GROUP_FILTERS) {
+          const expected = rows.filter((r) => !r.deleted && matches(filter, r.meta)).map((r) => r.id).sort(compareIds);
+          const actual = await store.listHeads(ns, { filter, includeDeleted: false, sort: { field: 'id', direction: 1 }, limit: 100 });
+          expect(actual.map((h) => h.id), JSON.stringify(filter)).toEqual(expected);
+        }
+      });
+
+      it('returns whole heads, and leaves deleted ones out unless includeDeleted', async () => {
+        const ns = freshNs();
+        const live = create(randomUUID(), { meta: TRICKY_META, body: TRICKY_BODIES[1]! });
+        const gone = create(randomUUID(), { meta: { tier: 'gold' } });
+        const cvs = await commitOk(ns, [live, gone]);
+        const [delCv] = await commitOk(ns, update(gone.id, 1, { deleted: true, op: 'delete', meta: { tier: 'gold' } }));
+        const query = { filter: null, sort: { field: 'id' as const, direction: 1 as const }, limit: 10 };
+
+        expect(await store.listHeads(ns, { ...query, includeDeleted: false })).toEqual([expectedHead(live, cvs[0]!)]);
+        const all = await store.listHeads(ns, { ...query, includeDeleted: true });
+        expect(all.map((h) => h.id).sort(compareIds)).toEqual([live.id, gone.id].sort(compareIds));
+        expect(all.find((h) => h.id === gone.id)).toMatchObject({ deleted: true, cv: delCv, ov: 2 });
+        expect(await store.listHeads(ns, { ...query, includeDeleted: false, filter: eq('tier', 'gold') })).toEqual([]);
+      });
+
+      it('sorts by id, createdAt and updatedAt both ways, and keyset paging visits every row exactly once', async () => {
+        const ns = freshNs();
+        const created = ['2024-01-01T00:00:00.000Z', '2024-01-02T00:00:00.000Z', '2024-01-03T00:00:00.000Z', '2024-01-03T00:00:00.001Z'];
+        const updated = ['2024-06-01T00:00:00.000Z', '2024-05-01T00:00:00.000Z', '2024-07-01T00:00:00.000Z'];
+        const writes = Array.from({ length: 13 }, (_, i) =>
+          create(randomUUID(), { createdAt: created[i % created.length]!, at: updated[i % updated.length]!, meta: { i } }),
+        );
+        await commitOk(ns, writes);
+        // A deleted head, which only shows up with includeDeleted.
+        const deletedId = randomUUID();
+        await commitOk(ns, create(deletedId, { createdAt: created[1]!, at: updated[1]! }));
+        await commitOk(ns, update(deletedId, 1, { deleted: true, op: 'delete', createdAt: created[1]!, at: updated[1]! }));
+        await commitOk(freshNs(), create(randomUUID()));
+
+        const problems: string[] = [];
+        for (const field of ['id', 'createdAt', 'updatedAt'] as const satisfies readonly SortField[]) {
+          for (const direction of [1, -1] as const) {
+            for (const includeDeleted of [false, true]) {
+              const base = { filter: null, includeDeleted, sort: { field, direction } };
+              const full = await store.listHeads(ns, { ...base, limit: 1000 });
+              const what = `sort ${field} ${direction} includeDeleted=${includeDeleted}`;
+              const expectedCount = includeDeleted ? 14 : 13;
+              if (full.length !== expectedCount) problems.push(`${what}: ${full.length} rows, expected ${expectedCount}`);
+              for (let i = 1; i < full.length; i++) {
+                const order = compareIds(sortValue(full[i - 1]!, field), sortValue(full[i]!, field)) * direction;
+                if (order > 0 || (field === 'id' && order === 0)) problems.push(`${what}: rows ${i - 1} and ${i} out of order`);
+              }
+              for (const limit of [1, 3, 5, 13, 50]) {
+                const seen: string[] = [];
+                let after: { value: string; id: string } | undefined;
+                for (let pages = 0; pages < 100; pages++) {
+                  const page = await store.listHeads(ns, { ...base, limit, ...(after ? { after } : {}) });
+                  if (page.length > limit) problems.push(`${what} limit ${limit}: page of ${page.length}`);
+                  if (page.length === 0) break;
+                  seen.push(...page.map((h) => h.id));
+                  const last = page[page.length - 1]!;
+                  after = { value: sortValue(last, field), id: last.id };
+                }
+                if (JSON.stringify(seen) !== JSON.stringify(full.map((h) => h.id))) {
+                  problems.push(`${what} limit ${limit}: paging visited ${seen.length} rows (${new Set(seen).size} distinct), not the ${full.length} of one listing in order`);
+                }
+              }
+            }
+          }
+        }
+        expect(problems).toEqual([]);
+      });
+
+      it('pages a filtered listing', async () => {
+        const ns = freshNs();
+        const writes = Array.from({ length: 10 }, (_, i) => create(randomUUID(), { meta: { even: i % 2 === 0 } }));
+        await commitOk(ns, writes);
+        const expected = writes.filter((w) => w.head!.meta.even === true).map((w) => w.id).sort(compareIds);
+        const seen: string[] = [];
+        let after: { value: string; id: string } | undefined;
+        for (let pages = 0; pages < 20; pages++) {
+          const page = await store.listHeads(ns, {
+            filter: eq('even', true), includeDeleted: false, sort: { field: 'id', direction: 1 }, limit: 2, ...(after ? { after } : {}),
+          });
+          if (page.length === 0) break;
+          seen.push(...page.map((h) => h.id));
+          after = { value: page[page.length - 1]!.id, id: page[page.length - 1]!.id };
+        }
+        expect(seen).toEqual(expected);
+      });
+    });
+
+    describe('listHeadIds', () => {
+      it('lists every head (deleted ones included) in id order, paged with afterId', async () => {
+        const ns = freshNs();
+        const ids = Array.from({ length: 9 }, () => randomUUID());
+        await commitOk(ns, ids.map((id) => create(id)));
+        await commitOk(ns, update(ids[0]!, 1, { deleted: true, op: 'delete' }));
+        await commitOk(ns, hardDelete(ids[1]!, 1));
+        await commitOk(freshNs(), create(randomUUID()));
+        const expected = ids.filter((id) => id !== ids[1]).sort(compareIds);
+
+        expect(await store.listHeadIds(ns, { limit: 100 })).toEqual(expected);
+        for (const limit of [1, 2, 8, 20]) {
+          const seen: string[] = [];
+          let afterId: string | undefined;
+          for (let pages = 0; pages < 100; pages++) {
+            const page = await store.listHeadIds(ns, { limit, ...(afterId === undefined ? {} : { afterId }) });
+            expect(page.length).toBeLessThanOrEqual(limit);
+            if (page.length === 0) break;
+            seen.push(...page);
+            afterId = page[page.length - 1];
+          }
+          expect(seen, `limit ${limit}`).toEqual(expected);
+        }
+        expect(await store.listHeadIds(ns, { afterId: expected[3]!, limit: 2 })).toEqual(expected.slice(4, 6));
+        expect(await store.listHeadIds(freshNs(), { limit: 10 })).toEqual([]);
+      });
+    });
+
+    describe('counters', () => {
+      it('add up across commits, per (dbName, collection), wherever the commit itself writes', async () => {
+        const ns = freshNs();
+        const analytics = `${ns.dbName}_analytics`;
+        expect(await store.getCounters(ns.dbName, ns.collection)).toEqual({});
+
+        await commitOk(ns, create(randomUUID()), [
+          { dbName: ns.dbName, collection: ns.collection, deltas: { records: 1, bytes: 120 } },
+          { dbName: analytics, collection: ns.collection, deltas: { records: 1 } },
+        ]);
+        await commitOk(ns, create(randomUUID()), [{ dbName: ns.dbName, collection: ns.collection, deltas: { records: 1, bytes: 30 } }]);
+        const other = { dbName: ns.dbName, collection: `${ns.collection}_2` };
+        await commitOk(other, create(randomUUID()), [
+          { dbName: ns.dbName, collection: other.collection, deltas: { records: 1 } },
+          { dbName: ns.dbName, collection: ns.collection, deltas: { bytes: -50, deletes: 1 } },
+        ]);
+        await commitOk(ns, [], [{ dbName: analytics, collection: ns.collection, deltas: { records: 4 } }]);
+
+        expect(await store.getCounters(ns.dbName, ns.collection)).toEqual({ records: 2, bytes: 100, deletes: 1 });
+        expect(await store.getCounters(ns.dbName, other.collection)).toEqual({ records: 1 });
+        expect(await store.getCounters(analytics, ns.collection)).toEqual({ records: 5 });
+        expect(await store.getCounters(analytics, other.collection)).toEqual({});
+        expect(await store.getCounters(`${ns.dbName}_none`, ns.collection)).toEqual({});
+      });
+    });
+
+    describe('sync outbox', () => {
+      it('a commit marks the record; listPendingSync lists it oldest first, filtered by collection and limited', async () => {
+        const ns = freshNs();
+        const ns2 = { dbName: ns.dbName, collection: `${ns.collection}_2` };
+        const [x, y, z] = [randomUUID(), randomUUID(), randomUUID()] as const;
+        expect(await store.getPendingSeq(ns, x)).toBeNull();
+        await commitOk(ns, create(x));
+        await commitOk(ns2, create(y));
+        await commitOk(ns, create(z));
+        await commitOk({ dbName: `${ns.dbName}_other`, collection: ns.collection }, create(randomUUID()));
+
+        const seqX = await store.getPendingSeq(ns, x);
+        const seqY = await store.getPendingSeq(ns2, y);
+        const seqZ = await store.getPendingSeq(ns, z);
+        expect([seqX, seqY, seqZ].every((s) => typeof s === 'number')).toBe(true);
+        expect(await store.getPendingSeq(ns2, x)).toBeNull();
+
+        expect(await store.listPendingSync(ns.dbName, { limit: 10 })).toEqual([
+          { collection: ns.collection, id: x, seq: seqX },
+          { collection: ns2.collection, id: y, seq: seqY },
+          { collection: ns.collection, id: z, seq: seqZ },
+        ]);
+        expect(await store.listPendingSync(ns.dbName, { limit: 2 })).toEqual([
+          { collection: ns.collection, id: x, seq: seqX },
+          { collection: ns2.collection, id: y, seq: seqY },
+        ]);
+        expect(await store.listPendingSync(ns.dbName, { limit: 10, collection: ns.collection })).toEqual([
+          { collection: ns.collection, id: x, seq: seqX },
+          { collection: ns.collection, id: z, seq: seqZ },
+        ]);
+        expect(await store.listPendingSync(ns.dbName, { limit: 10, collection: ns2.collection })).toEqual([
+          { collection: ns2.collection, id: y, seq: seqY },
+        ]);
+        expect(await store.listPendingSync(ns.dbName, { limit: 10, collection: `${ns.collection}_none` })).toEqual([]);
+      });
+
+      it('clearPendingSync refuses a stale seq after a newer write and clears the current one', async () => {
+        const ns = freshNs();
+        const id = randomUUID();
+        const other = randomUUID();
+        await commitOk(ns, [create(id), create(other)]);
+        const first = await store.getPendingSeq(ns, id);
+        await commitOk(ns, update(id, 1));
+        const second = await store.getPendingSeq(ns, id);
+        expect(second).not.toBeNull();
+        expect(second).not.toBe(first);
+
+        expect(await store.clearPendingSync(ns, id, first!)).toBe(false);
+        expect(await store.getPendingSeq(ns, id)).toBe(second);
+        expect((await store.listPendingSync(ns.dbName, { limit: 10 })).map((p) => p.id)).toContain(id);
+
+        expect(await store.clearPendingSync(ns, id, second!)).toBe(true);
+        expect(await store.getPendingSeq(ns, id)).toBeNull();
+        expect((await store.listPendingSync(ns.dbName, { limit: 10 })).map((p) => p.id)).toEqual([other]);
+
+        // A later write marks the record again.
+        await commitOk(ns, update(id, 2));
+        const third = await store.getPendingSeq(ns, id);
+        expect(third).not.toBeNull();
+        expect((await store.listPendingSync(ns.dbName, { limit: 10 })).find((p) => p.id === id)?.seq).toBe(third);
+      });
+    });
+
+    describe('archiving', () => {
+      it('listUnarchived lists ov ascending; markArchived drops bodies, sets archived, and is idempotent', async () => {
+        const ns = freshNs();
+        const id = randomUUID();
+        const writes = [create(id), update(id, 1), update(id, 2)];
+        const cvs: number[] = [];
+        for (const w of writes) cvs.push(...(await commitOk(ns, w)));
+        const versions = writes.map((w, i) => expectedVersion(w, cvs[i]!));
+
+        expect(await store.listUnarchived(ns, id)).toEqual(versions);
+        await store.markArchived(ns, id, [1, 2]);
+        const archived = (v: VersionRow): VersionRow => ({ ...v, body: null, archived: true });
+        const check = async () => {
+          expect(await store.listUnarchived(ns, id)).toEqual([versions[2]]);
+          expect(await store.getVersion(ns, id, 1)).toMatchObject(omitSize(archived(versions[0]!)));
+          expect(await store.getVersion(ns, id, 2)).toMatchObject(omitSize(archived(versions[1]!)));
+          expect(await store.getVersion(ns, id, 3)).toEqual(versions[2]);
+          expect((await store.listVersions(ns, id, { limit: 10 })).map((v) => [v.ov, v.archived, v.body])).toEqual([
+            [3, false, versions[2]!.body],
+            [2, true, null],
+            [1, true, null],
+          ]);
+          expect(await store.findVersionAt(ns, id, { cv: cvs[0]! })).toMatchObject({ ov: 1, body: null, archived: true });
+          expect(await store.getHead(ns, id)).toEqual(expectedHead(writes[2]!, cvs[2]!));
+        };
+        await check();
+        await store.markArchived(ns, id, [2, 1]);
+        await store.markArchived(ns, id, []);
+        await check();
+
+        await store.markArchived(ns, id, [3]);
+        expect(await store.listUnarchived(ns, id)).toEqual([]);
+        expect(await store.listUnarchived(ns, randomUUID())).toEqual([]);
+      });
+    });
+
+    describe('locks', () => {
+      it('one owner at a time; the owner renews; another takes over after expiry', async () => {
+        const ns = freshNs();
+        const key = `job-${randomUUID()}`;
+        expect(await store.acquireLock(ns, key, 'A', 60_000)).toBe(true);
+        expect(await store.acquireLock(ns, key, 'B', 60_000)).toBe(false);
+        expect(await store.acquireLock(ns, key, 'A', 60_000)).toBe(true);
+        expect(await store.acquireLock(ns, key, 'B', 60_000)).toBe(false);
+
+        // A short lease, renewed before it runs out, is still held past its first expiry.
+        const other = `${key}-renew`;
+        expect(await store.acquireLock(ns, other, 'A', 400)).toBe(true);
+        await sleep(250);
+        expect(await store.acquireLock(ns, other, 'A', 400)).toBe(true);
+        await sleep(250);
+        expect(await store.acquireLock(ns, other, 'B', 400)).toBe(false);
+
+        // An expired lease may be taken over; the former owner is then refused.
+        const short = `${key}-expire`;
+        expect(await store.acquireLock(ns, short, 'A', 50)).toBe(true);
+        await sleep(150);
+        expect(await store.acquireLock(ns, short, 'B', 60_000)).toBe(true);
+        expect(await store.acquireLock(ns, short, 'A', 60_000)).toBe(false);
+      });
+
+      it('only the owner releases', async () => {
+        const ns = freshNs();
+        const key = `job-${randomUUID()}`;
+        await store.releaseLock(ns, key, 'A');
+        expect(await store.acquireLock(ns, key, 'A', 60_000)).toBe(true);
+        await store.releaseLock(ns, key, 'B');
+        expect(await store.acquireLock(ns, key, 'B', 60_000)).toBe(false);
+        await store.releaseLock(ns, key, 'A');
+        expect(await store.acquireLock(ns, key, 'B', 60_000)).toBe(true);
+        expect(await store.acquireLock(ns, key, 'A', 60_000)).toBe(false);
+      });
+
+      it('different keys are independent', async () => {
+        const ns = freshNs();
+        expect(await store.acquireLock(ns, 'k1', 'A', 60_000)).toBe(true);
+        expect(await store.acquireLock(ns, 'k2', 'B', 60_000)).toBe(true);
+        expect(await store.acquireLock(ns, 'k1', 'B', 60_000)).toBe(false);
+      });
+    });
+
+    describe('namespace isolation', () => {
+      it('the same id in two databases and in two collections never interferes', async () => {
+        const id = randomUUID();
+        const a = freshNs();
+        const b = { dbName: `${a.dbName}_b`, collection: a.collection };
+        const c = { dbName: a.dbName, collection: `${a.collection}_c` };
+        const counterOf = (ns: Namespace, n: number): CounterDelta[] => [{ dbName: ns.dbName, collection: ns.collection, deltas: { n } }];
+
+        const wa = create(id, { body: '{"ns":"a"}', meta: { ns: 'a' } });
+        const wb = create(id, { body: '{"ns":"b"}', meta: { ns: 'b' } });
+        expect(await commitOk(a, wa, counterOf(a, 1))).toEqual([0]);
+        expect(await commitOk(b, wb, counterOf(b, 10))).toEqual([0]);
+        expect(await store.getHead(c, id)).toBeNull();
+        expect(await store.getPendingSeq(c, id)).toBeNull();
+        const wc = create(id, { body: '{"ns":"c"}', meta: { ns: 'c' } });
+        expect(await commitOk(c, wc, counterOf(c, 100))).toEqual([0]);
+        expect(await commitOk(a, update(id, 1, { body: '{"ns":"a2"}' }), counterOf(a, 1))).toEqual([1]);
+        expect(await commitOk(a, update(id, 2, { body: '{"ns":"a3"}' }))).toEqual([2]);
+
+        // Heads and versions.
+        expect(await store.getHead(b, id)).toEqual(expectedHead(wb, 0));
+        expect(await store.getHead(c, id)).toEqual(expectedHead(wc, 0));
+        expect((await store.getHead(a, id))?.body).toBe('{"ns":"a3"}');
+        expect(await store.getVersion(b, id, 2)).toBeNull();
+        expect((await store.listVersions(c, id, { limit: 10 })).map((v) => v.body)).toEqual(['{"ns":"c"}']);
+        expect(await store.findVersionAt(b, id, { cv: 2 })).toMatchObject({ ov: 1, body: '{"ns":"b"}' });
+        expect(await store.commit(b, { writes: [update(id, 3)] })).toMatchObject({ ok: false, actualOv: 1 });
+        expect((await store.listHeads(c, { filter: null, includeDeleted: true, sort: { field: 'id', direction: 1 }, limit: 10 })).map((h) => h.meta)).toEqual([
+          { ns: 'c' },
+        ]);
+        expect(await store.listHeads(b, { filter: eq('ns', 'a'), includeDeleted: true, sort: { field: 'id', direction: 1 }, limit: 10 })).toEqual([]);
+
+        // Counters.
+        expect(await store.getCounters(a.dbName, a.collection)).toEqual({ n: 2 });
+        expect(await store.getCounters(b.dbName, b.collection)).toEqual({ n: 10 });
+        expect(await store.getCounters(c.dbName, c.collection)).toEqual({ n: 100 });
+
+        // Outbox.
+        const seqA = await store.getPendingSeq(a, id);
+        const seqB = await store.getPendingSeq(b, id);
+        const seqC = await store.getPendingSeq(c, id);
+        expect(sortPending(await store.listPendingSync(a.dbName, { limit: 10 }))).toEqual(
+          sortPending([{ collection: a.collection, id, seq: seqA! }, { collection: c.collection, id, seq: seqC! }]),
+        );
+        expect(await store.listPendingSync(b.dbName, { limit: 10 })).toEqual([{ collection: b.collection, id, seq: seqB }]);
+        expect(await store.clearPendingSync(a, id, seqA!)).toBe(true);
+        expect(await store.getPendingSeq(b, id)).toBe(seqB);
+        expect(await store.getPendingSeq(c, id)).toBe(seqC);
+        // Sequences may coincide across namespaces (here b and c both wrote once); clearing b leaves c.
+        expect(await store.clearPendingSync(b, id, seqB!)).toBe(true);
+        expect(await store.getPendingSeq(c, id)).toBe(seqC);
+
+        // Archiving.
+        await store.markArchived(b, id, [1]);
+        expect((await store.getVersion(c, id, 1))?.body).toBe('{"ns":"c"}');
+        expect((await store.getVersion(a, id, 1))?.archived).toBe(false);
+
+        // Hard delete.
+        await commitOk(a, hardDelete(id, 3));
+        expect(await store.getHead(a, id)).toBeNull();
+        expect(await store.getHead(b, id)).not.toBeNull();
+        expect(await store.listVersions(c, id, { limit: 10 })).toHaveLength(1);
+        expect(await store.listHeadIds(b, { limit: 10 })).toEqual([id]);
+        expect(await store.listHeadIds(a, { limit: 10 })).toEqual([]);
+
+        // Locks.
+        expect(await store.acquireLock(a, id, 'owner-a', 60_000)).toBe(true);
+        expect(await store.acquireLock(b, id, 'owner-b', 60_000)).toBe(true);
+        expect(await store.acquireLock(c, id, 'owner-c', 60_000)).toBe(true);
+        expect(await store.acquireLock(a, id, 'owner-b', 60_000)).toBe(false);
+        await store.releaseLock(b, id, 'owner-b');
+        expect(await store.acquireLock(a, id, 'owner-b', 60_000)).toBe(false);
+        expect(await store.acquireLock(c, id, 'owner-b', 60_000)).toBe(false);
+      });
+    });
+
+    describe('lifecycle', () => {
+      it('ping resolves', async () => {
+        await expect(store.ping()).resolves.toBeUndefined();
+      });
+
+      it('after close, calls fail', async () => {
+        const ns = freshNs();
+        const id = randomUUID();
+        await commitOk(ns, create(id));
+        await store.close();
+        await expect(store.ping()).rejects.toThrow();
+        await expect(store.getHead(ns, id)).rejects.toThrow();
+        await expect(store.commit(ns, { writes: [update(id, 1)] })).rejects.toThrow();
+        await expect(store.listHeads(ns, { filter: null, includeDeleted: false, sort: { field: 'id', direction: 1 }, limit: 1 })).rejects.toThrow();
+        await expect(store.listPendingSync(ns.dbName, { limit: 1 })).rejects.toThrow();
+        await expect(store.acquireLock(ns, 'k', 'A', 1000)).rejects.toThrow();
+      });
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures
+
+/** A namespace no other test uses. Names stay short and plain so any backend accepts them. */
+function freshNs(): Namespace {
+  const tag = randomUUID().replace(/-/g, '').slice(0, 16);
+  return { dbName: `xc_${tag}`, collection: `items_${tag.slice(0, 6)}` };
+}
+
+const BASE_TIME = Date.UTC(2024, 0, 1);
+function ts(offsetSeconds: number): string {
+  return new Date(BASE_TIME + offsetSeconds * 1000).toISOString();
+}
+
+interface WriteOptions {
+  body?: string;
+  meta?: Record<string, IndexedValue>;
+  at?: string;
+  createdAt?: string;
+  deleted?: boolean;
+  op?: VersionOp;
+  actor?: string;
+  reason?: string | null;
+}
+
+function put(id: string, expectedOv: number | null, ov: number, o: WriteOptions): RecordWrite {
+  const at = o.at ?? ts(ov);
+  const deleted = o.deleted ?? false;
+  const body = o.body ?? JSON.stringify({ id, ov, op: o.op ?? (expectedOv === null ? 'create' : 'update'), at, data: { n: ov } });
+  return {
+    id,
+    expectedOv,
+    head: { ov, deleted, createdAt: o.createdAt ?? ts(0), updatedAt: at, deletedAt: deleted ? at : null, meta: o.meta ?? {}, body },
+    version: { op: o.op ?? (expectedOv === null ? 'create' : 'update'), at, actor: o.actor ?? 'tester', reason: o.reason ?? null, deleted, body },
+  };
+}
+
+function create(id: string, o: WriteOptions = {}): RecordWrite {
+  return put(id, null, 1, o);
+}
+
+function update(id: string, fromOv: number, o: WriteOptions = {}): RecordWrite {
+  return put(id, fromOv, fromOv + 1, o);
+}
+
+function hardDelete(id: string, fromOv: number): RecordWrite {
+  return { id, expectedOv: fromOv, head: null };
+}
+
+function expectedHead(write: RecordWrite, cv: number): HeadRow {
+  const h = write.head!;
+  return { id: write.id, ov: h.ov, cv, deleted: h.deleted, createdAt: h.createdAt, updatedAt: h.updatedAt, deletedAt: h.deletedAt, meta: h.meta, body: h.body };
+}
+
+function expectedVersion(write: RecordWrite, cv: number): VersionRow {
+  const v = write.version!;
+  return {
+    id: write.id,
+    ov: write.head!.ov,
+    cv,
+    op: v.op,
+    at: v.at,
+    actor: v.actor,
+    reason: v.reason,
+    deleted: v.deleted,
+    // Not stated in the port's TSDoc; the UTF-8 byte length of the body is what the engine reports.
+    size: Buffer.byteLength(v.body, 'utf8'),
+    body: v.body,
+    archived: false,
+  };
+}
+
+/** Whether `size` survives archiving is not stated by the port, so archived rows are compared without it. */
+function omitSize(v: VersionRow): Partial<VersionRow> {
+  const rest: Partial<VersionRow> = { ...v };
+  delete rest.size;
+  return rest;
+}
+
+const VERSION_OP_CYCLE: readonly VersionOp[] = ['update', 'enrich', 'restore'];
+
+/**
+ * Bodies an adapter must not re-serialise: escapes that parse to the same string, number
+ * spellings JSON.parse would normalise, whitespace, duplicate keys, non-BMP characters.
+ */
+const TRICKY_BODIES: readonly string[] = [
+  JSON.stringify({ id: 'x', data: { text: 'héllo wörld — 日本語 🎉 👩‍👩‍👧 e\u0301 \u202eRTL\u202c \u2028\u2029', nul: '\u0000', lone: '\ud800' } }),
+  '{"a":"\\u00e9\\u0000\\n\\t\\"\\\\\\/","b":1.0,"c":1e3,"d":-0.0,"e":[ ],"f" : { } ,"k":1,"k":2}',
+  '{\n  "pretty": true,\n\t"tab": "\t",\n  "big": 123456789012345678901234567890\n}\n',
+  '{}',
+  JSON.stringify({ long: '🎉'.repeat(20_000) + 'x'.repeat(100_000) }),
+  '{"emoji":"\\ud83c\\udf89","raw":"🎉","mixed":"\\uD83C🎉"}',
+];
+
+const TRICKY_META: Record<string, IndexedValue> = {
+  'customer.id': 'c1',
+  zero: 0,
+  negative: -12.5,
+  big: Number.MAX_SAFE_INTEGER,
+  t: true,
+  f: false,
+  nothing: null,
+  empty: '',
+  text: 'ü🎉 "q" \\ \n',
+};
+
+function eq(field: string, value: IndexedValue): FilterNode {
+  return { kind: 'compare', field, op: '$eq', value };
+}
+function cmp(field: string, op: '$ne' | '$gt' | '$gte' | '$lt' | '$lte', value: IndexedValue): FilterNode {
+  return { kind: 'compare', field, op, value };
+}
+function isIn(field: string, values: IndexedValue[], negate = false): FilterNode {
+  return { kind: 'in', field, negate, values };
+}
+function exists(field: string, yes: boolean): FilterNode {
+  return { kind: 'exists', field, exists: yes };
+}
+
+interface FilterRow {
+  id: string;
+  name: string;
+  deleted: boolean;
+  meta: Record<string, IndexedValue>;
+}
+
+/** Metadata chosen to tell apart missing vs null, number vs string, case, and UTF-8 vs UTF-16 order. */
+const FILTER_ROWS: ReadonlyArray<Omit<FilterRow, 'id'>> = [
+  { name: 'gold1', deleted: false, meta: { tier: 'gold', n: 1, flag: true, 'customer.id': 'c1' } },
+  { name: 'silver2', deleted: false, meta: { tier: 'silver', n: 2, flag: false } },
+  { name: 'nullTier', deleted: false, meta: { tier: null, n: '2' } },
+  { name: 'empty', deleted: false, meta: {} },
+  { name: 'gold35', deleted: false, meta: { tier: 'gold', n: 3.5, 'customer.id': 'c2' } },
+  { name: 'Gold', deleted: false, meta: { tier: 'Gold', n: -1, flag: true } },
+  { name: 'emoji', deleted: false, meta: { tier: '\u{1F600}', n: 0 } },
+  { name: 'fullwidth', deleted: false, meta: { tier: '\uFF5E', n: 2 } },
+  { name: 'blank', deleted: false, meta: { tier: '', n: 1e6, flag: false } },
+  { name: 'eclair', deleted: false, meta: { tier: 'éclair', n: 2.0000001, 'customer.id': null } },
+  { name: 'deletedGold', deleted: true, meta: { tier: 'gold', n: 1 } },
+];
+
+const FILTERS: readonly FilterNode[] = [
+  eq('tier', 'gold'),
+  eq('tier', null),
+  cmp('tier', '$ne', null),
+  cmp('tier', '$ne', 'gold'),
+  eq('tier', ''),
+  eq('n', 2),
+  eq('n', '2'),
+  cmp('n', '$ne', 2),
+  cmp('n', '$gt', 1),
+  cmp('n', '$gte', 2),
+  cmp('n', '$lt', 2),
+  cmp('n', '$lte', 0),
+  cmp('n', '$gt', '1'),
+  cmp('tier', '$gt', 'gold'),
+  cmp('tier', '$lt', '\uFF5E'),
+  cmp('tier', '$gte', '\u{1F600}'),
+  cmp('tier', '$gt', ''),
+  cmp('tier', '$lte', 'Gold'),
+  eq('flag', true),
+  eq('flag', false),
+  cmp('flag', '$ne', true),
+  cmp('flag', '$gt', false),
+  cmp('flag', '$lt', true),
+  isIn('tier', ['gold', 'silver']),
+  isIn('tier', [null, 'Gold']),
+  isIn('tier', ['gold'], true),
+  isIn('tier', [null], true),
+  isIn('tier', []),
+  isIn('tier', [], true),
+  isIn('n', [2, '2', true]),
+  exists('tier', true),
+  exists('tier', false),
+  exists('customer.id', true),
+  eq('customer.id', null),
+  eq('customer.id', 'c1'),
+  { kind: 'and', items: [cmp('n', '$gte', 1), cmp('tier', '$ne', 'silver')] },
+  { kind: 'or', items: [eq('flag', true), eq('tier', null)] },
+  { kind: 'and', items: [{ kind: 'or', items: [eq('tier', 'gold'), eq('tier', 'silver')] }, cmp('n', '$lt', 3)] },
+  { kind: 'or', items: [{ kind: 'and', items: [exists('flag', true), eq('flag', false)] }, isIn('tier', ['Gold'])] },
+  { kind: 'and', items: [exists('n', true), { kind: 'or', items: [isIn('n', [1, 2], true), exists('flag', false)] }] },
+];
+
+const EMPTY_GROUP_FILTERS: readonly FilterNode[] = [
+  { kind: 'and', items: [] },
+  { kind: 'or', items: [] },
+  { kind: 'and', items: [{ kind: 'and', items: [] }, eq('tier', 'gold')] },
+  { kind: 'or', items: [{ kind: 'or', items: [] }, eq('tier', 'gold')] },
+];
+
+async function seedFilterRowsInto(store: IndexStore, ns: Namespace): Promise<FilterRow[]> {
+  const rows = FILTER_ROWS.map((r) => ({ ...r, id: randomUUID() }));
+  const result = await store.commit(ns, { writes: rows.map((r) => create(r.id, { meta: r.meta })) });
+  if (!result.ok) throw new Error(`Seeding failed: ${JSON.stringify(result)}`);
+  for (const r of rows.filter((r) => r.deleted)) {
+    const del = await store.commit(ns, { writes: [update(r.id, 1, { meta: r.meta, deleted: true, op: 'delete' })] });
+    if (!del.ok) throw new Error(`Seeding failed: ${JSON.stringify(del)}`);
+  }
+  return rows;
+}
+
+function label(rows: readonly FilterRow[], ids: readonly string[]): string {
+  return `[${ids.map((id) => rows.find((r) => r.id === id)?.name ?? id).join(', ')}]`;
+}
+
+/** Byte order of the UTF-8 encodings, which is the order the port's string comparisons use. */
+function compareIds(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+}
+
+function sortValue(head: HeadRow, field: SortField): string {
+  return field === 'id' ? head.id : field === 'createdAt' ? head.createdAt : head.updatedAt;
+}
+
+function sortPending<T extends { collection: string; id: string }>(rows: T[]): T[] {
+  return [...rows].sort((x, y) => compareIds(`${x.collection}/${x.id}`, `${y.collection}/${y.id}`));
+}
+
+async function allHeads(store: IndexStore, ns: Namespace, includeDeleted: boolean): Promise<string[]> {
+  return (await store.listHeads(ns, { filter: null, includeDeleted, sort: { field: 'id', direction: 1 }, limit: 1000 })).map((h) => h.id);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
