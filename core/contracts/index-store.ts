@@ -60,16 +60,12 @@ export interface IndexStore {
   listUnarchived(ns: Namespace, id: string): Promise<VersionRow[]>;
 
   /**
-   * Records that the blob store now holds the given versions: their entries drop their `body`
-   * and become `archived`. Idempotent.
+   * Records, in one transaction, that a sync finished: the given versions are now in the blob
+   * store (their entries drop `body` and become `archived`), and the record's outbox entry is
+   * cleared if it is still at `seq`. Returns `false` when a newer write re-marked the record (the
+   * caller must sync again); with `seq` `null` it only archives and returns `true`. Idempotent.
    */
-  markArchived(ns: Namespace, id: string, ovs: readonly number[]): Promise<void>;
-
-  /**
-   * Clears the outbox entry of a record if it is still at `seq` (no write happened since it was
-   * read). Returns `false` when a newer write re-marked the record; the caller must sync again.
-   */
-  clearPendingSync(ns: Namespace, id: string, seq: number): Promise<boolean>;
+  completeSync(ns: Namespace, id: string, done: { archivedOvs: readonly number[]; seq: number | null }): Promise<boolean>;
 
   /**
    * Takes or renews a lease on `key` for `owner`. Succeeds when the lock is free, expired, or

@@ -36,8 +36,8 @@ const RETRY_MAX_MS = 30_000;
  *
  * The index store is the source of truth: a commit marks the record in the sync outbox in the
  * same transaction. Syncing a record writes its unarchived versions (`v{ov}.json`, the exact
- * committed text), marks them archived (only after the blob store acknowledged them), refreshes
- * `current.json` (or removes the record's objects after a hard delete), then clears the outbox
+ * committed text), refreshes `current.json` (or removes the record's objects after a hard
+ * delete), then, in one index transaction, marks those versions archived and clears the outbox
  * entry if no newer write re-marked it. Each step is idempotent, so a crash anywhere is repaired
  * by syncing again: `repair()` does that for every record left in the outbox.
  *
@@ -172,15 +172,15 @@ export class BlobSync {
     for (let attempt = 0; attempt < 10; attempt++) {
       const seq = await index.getPendingSeq(ns, id);
       if (seq === null && !mustRefresh) return;
+      const archivedOvs: number[] = [];
       if (target.versioned && blobs.versions) {
-        const pending = await index.listUnarchived(ns, id);
-        for (const v of pending) {
+        for (const v of await index.listUnarchived(ns, id)) {
           if (v.body === null) continue;
           await blob.put(blobs.versions.bucket, blobKeys.version(blobs.versions, ns.collection, id, v.ov), Buffer.from(v.body, 'utf8'), {
             contentType: 'application/json',
           });
+          archivedOvs.push(v.ov);
         }
-        await index.markArchived(ns, id, pending.map((v) => v.ov));
       }
       const head = await index.getHead(ns, id);
       if (head && blobs.records) {
@@ -190,8 +190,8 @@ export class BlobSync {
       } else if (!head) {
         await this.#purge(target, ns.collection, id);
       }
-      if (seq === null) return;
-      if (await index.clearPendingSync(ns, id, seq)) return;
+      // Only now, with every object acknowledged, may the index drop its copies of the payloads.
+      if (await index.completeSync(ns, id, { archivedOvs, seq })) return;
       // Someone wrote (or synced) the record meanwhile; what we put may be older than theirs.
       mustRefresh = true;
     }

@@ -73,7 +73,7 @@ export function indexStoreConformance(
         const [cv2] = await commitOk(ns, update(id, 1));
         const seq = await store.getPendingSeq(ns, id);
         expect(seq).not.toBeNull();
-        expect(await store.clearPendingSync(ns, id, seq!)).toBe(true);
+        expect(await store.completeSync(ns, id, { archivedOvs: [], seq: seq! })).toBe(true);
         const headBefore = await store.getHead(ns, id);
 
         const result = await store.commit(ns, {
@@ -116,7 +116,7 @@ export function indexStoreConformance(
         const ns = freshNs();
         const existing = randomUUID();
         const [cv0] = await commitOk(ns, create(existing), [{ dbName: ns.dbName, collection: ns.collection, deltas: { records: 1 } }]);
-        expect(await store.clearPendingSync(ns, existing, (await store.getPendingSeq(ns, existing))!)).toBe(true);
+        expect(await store.completeSync(ns, existing, { archivedOvs: [], seq: (await store.getPendingSeq(ns, existing))! })).toBe(true);
         const countersBefore = await store.getCounters(ns.dbName, ns.collection);
         expect(countersBefore).toEqual({ records: 1 });
 
@@ -566,7 +566,7 @@ export function indexStoreConformance(
         expect(await store.listPendingSync(ns.dbName, { limit: 10, collection: `${ns.collection}_none` })).toEqual([]);
       });
 
-      it('clearPendingSync refuses a stale seq after a newer write and clears the current one', async () => {
+      it('completeSync refuses to clear a stale seq after a newer write and clears the current one', async () => {
         const ns = freshNs();
         const id = randomUUID();
         const other = randomUUID();
@@ -577,11 +577,11 @@ export function indexStoreConformance(
         expect(second).not.toBeNull();
         expect(second).not.toBe(first);
 
-        expect(await store.clearPendingSync(ns, id, first!)).toBe(false);
+        expect(await store.completeSync(ns, id, { archivedOvs: [], seq: first! })).toBe(false);
         expect(await store.getPendingSeq(ns, id)).toBe(second);
         expect((await store.listPendingSync(ns.dbName, { limit: 10 })).map((p) => p.id)).toContain(id);
 
-        expect(await store.clearPendingSync(ns, id, second!)).toBe(true);
+        expect(await store.completeSync(ns, id, { archivedOvs: [], seq: second! })).toBe(true);
         expect(await store.getPendingSeq(ns, id)).toBeNull();
         expect((await store.listPendingSync(ns.dbName, { limit: 10 })).map((p) => p.id)).toEqual([other]);
 
@@ -594,7 +594,7 @@ export function indexStoreConformance(
     });
 
     describe('archiving', () => {
-      it('listUnarchived lists ov ascending; markArchived drops bodies, sets archived, and is idempotent', async () => {
+      it('listUnarchived lists ov ascending; completeSync drops bodies, sets archived, and is idempotent', async () => {
         const ns = freshNs();
         const id = randomUUID();
         const writes = [create(id), update(id, 1), update(id, 2)];
@@ -603,7 +603,7 @@ export function indexStoreConformance(
         const versions = writes.map((w, i) => expectedVersion(w, cvs[i]!));
 
         expect(await store.listUnarchived(ns, id)).toEqual(versions);
-        await store.markArchived(ns, id, [1, 2]);
+        await store.completeSync(ns, id, { archivedOvs: [1, 2], seq: null });
         const archived = (v: VersionRow): VersionRow => ({ ...v, body: null, archived: true });
         const check = async () => {
           expect(await store.listUnarchived(ns, id)).toEqual([versions[2]]);
@@ -619,13 +619,25 @@ export function indexStoreConformance(
           expect(await store.getHead(ns, id)).toEqual(expectedHead(writes[2]!, cvs[2]!));
         };
         await check();
-        await store.markArchived(ns, id, [2, 1]);
-        await store.markArchived(ns, id, []);
+        await store.completeSync(ns, id, { archivedOvs: [2, 1], seq: null });
+        await store.completeSync(ns, id, { archivedOvs: [], seq: null });
         await check();
 
-        await store.markArchived(ns, id, [3]);
+        await store.completeSync(ns, id, { archivedOvs: [3], seq: null });
         expect(await store.listUnarchived(ns, id)).toEqual([]);
         expect(await store.listUnarchived(ns, randomUUID())).toEqual([]);
+      });
+
+      it('completeSync archives what the blob store holds even when a newer write keeps the outbox entry', async () => {
+        const ns = freshNs();
+        const id = randomUUID();
+        await commitOk(ns, create(id));
+        const stale = await store.getPendingSeq(ns, id);
+        await commitOk(ns, update(id, 1));
+        expect(await store.completeSync(ns, id, { archivedOvs: [1], seq: stale! })).toBe(false);
+        expect(await store.getVersion(ns, id, 1)).toMatchObject({ archived: true, body: null });
+        expect((await store.listUnarchived(ns, id)).map((v) => v.ov)).toEqual([2]);
+        expect(await store.getPendingSeq(ns, id)).not.toBeNull();
       });
     });
 
@@ -719,15 +731,15 @@ export function indexStoreConformance(
           sortPending([{ collection: a.collection, id, seq: seqA! }, { collection: c.collection, id, seq: seqC! }]),
         );
         expect(await store.listPendingSync(b.dbName, { limit: 10 })).toEqual([{ collection: b.collection, id, seq: seqB }]);
-        expect(await store.clearPendingSync(a, id, seqA!)).toBe(true);
+        expect(await store.completeSync(a, id, { archivedOvs: [], seq: seqA! })).toBe(true);
         expect(await store.getPendingSeq(b, id)).toBe(seqB);
         expect(await store.getPendingSeq(c, id)).toBe(seqC);
         // Sequences may coincide across namespaces (here b and c both wrote once); clearing b leaves c.
-        expect(await store.clearPendingSync(b, id, seqB!)).toBe(true);
+        expect(await store.completeSync(b, id, { archivedOvs: [], seq: seqB! })).toBe(true);
         expect(await store.getPendingSeq(c, id)).toBe(seqC);
 
         // Archiving.
-        await store.markArchived(b, id, [1]);
+        await store.completeSync(b, id, { archivedOvs: [1], seq: null });
         expect((await store.getVersion(c, id, 1))?.body).toBe('{"ns":"c"}');
         expect((await store.getVersion(a, id, 1))?.archived).toBe(false);
 

@@ -47,6 +47,8 @@ CREATE TABLE IF NOT EXISTS versions (
 );
 CREATE INDEX IF NOT EXISTS versions_by_time ON versions (db, coll, id, at, ov);
 CREATE INDEX IF NOT EXISTS versions_by_cv ON versions (db, coll, id, cv);
+-- Only the few versions still waiting for archival, so finding them never scans a long history.
+CREATE INDEX IF NOT EXISTS versions_unarchived ON versions (db, coll, id, ov) WHERE archived = 0;
 
 CREATE TABLE IF NOT EXISTS collection_versions (
   db TEXT NOT NULL, coll TEXT NOT NULL, cv INTEGER NOT NULL, PRIMARY KEY (db, coll)
@@ -260,15 +262,13 @@ export class SqliteIndexStore implements IndexStore {
     return (this.#stmts.listUnarchived.all(ns.dbName, ns.collection, id) as VersionSqlRow[]).map(toVersion);
   }
 
-  async markArchived(ns: Namespace, id: string, ovs: readonly number[]): Promise<void> {
-    if (ovs.length === 0) return;
-    this.#db.transaction(() => {
-      for (const ov of ovs) this.#stmts.markArchived.run(ns.dbName, ns.collection, id, ov);
-    }).immediate();
-  }
-
-  async clearPendingSync(ns: Namespace, id: string, seq: number): Promise<boolean> {
-    return this.#stmts.clearPending.run(ns.dbName, ns.collection, id, seq).changes === 1;
+  async completeSync(ns: Namespace, id: string, done: { archivedOvs: readonly number[]; seq: number | null }): Promise<boolean> {
+    return this.#db
+      .transaction(() => {
+        for (const ov of done.archivedOvs) this.#stmts.markArchived.run(ns.dbName, ns.collection, id, ov);
+        return done.seq === null || this.#stmts.clearPending.run(ns.dbName, ns.collection, id, done.seq).changes === 1;
+      })
+      .immediate();
   }
 
   async acquireLock(ns: Namespace, key: string, owner: string, leaseMs: number): Promise<boolean> {
