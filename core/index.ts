@@ -2,25 +2,36 @@
  * Xronox: the public library API. Named exports only; `test/unit/exports.test.ts` pins this list.
  */
 export { initXronox, type InitOptions } from './xronox.js';
-export { Xronox, type AdapterFactories, type CounterTotalsRequest } from './engine/xronox.js';
-export {
-  Collection,
-  type CollectionRestoreReport,
-  type CreateResult,
-  type DeleteResult,
-  type HistoryEntry,
-  type ListOptions,
-  type ListResult,
-  type RestoreResult,
-  type UpdateResult,
-  type VersionRecord,
-  type WriteResult,
-  type XronoxRecord,
-} from './engine/collection.js';
+export { Xronox, type AdapterFactories, type CounterTotalsRequest, type HealthReport, type ProbeResult } from './engine/xronox.js';
+export { Collection } from './engine/collection.js';
+export type {
+  ActorChange,
+  CollectionRestoreReport,
+  CreateOptions,
+  CreateResult,
+  DeleteResult,
+  EntityMapping,
+  HistoryEntry,
+  ListOptions,
+  ListResult,
+  QueryOptions,
+  QueryResult,
+  RestoreResult,
+  SmartInsertResult,
+  UpdateResult,
+  VersionRecord,
+  WriteResult,
+  XronoxRecord,
+} from './engine/collection-types.js';
+export type { Origin, ParentRef, SystemView } from './engine/lineage.js';
+export type { CollectionVerifyReport, VerifyReport } from './engine/hash-chain.js';
+export type { TieredReadOptions, TieredReadResult } from './engine/tiered-read.js';
 export type { Data, RecordDocument } from './engine/documents.js';
 export type { SyncReport } from './engine/blob-sync.js';
 
 export { loadConfig, type XronoxConfig } from './config/load.js';
+export { CONFIG_FILE_NAMES, findConfigFile, loadConfigFile } from './config/file.js';
+export { maskConfig, maskSecretsIn } from './config/secrets.js';
 export {
   BLOB_KINDS,
   DATABASE_TYPES,
@@ -38,7 +49,8 @@ export { Router, type BlobLocation, type Route, type RouteRequest } from './rout
 export { STORAGE_POLICIES, type StoragePolicy } from './routing/policy.js';
 
 export type { BlobStore, BlobInfo, BlobListing } from './contracts/blob-store.js';
-export type { IndexStore, Namespace, HeadRow, VersionRow, CommitBatch, CommitResult } from './contracts/index-store.js';
+export type { Actor, ActorType, IndexStore, Namespace, HeadRow, VersionRow, CommitBatch, CommitResult } from './contracts/index-store.js';
+export { ACTOR_TYPES } from './contracts/index-store.js';
 export { FILTER_OPERATORS } from './contracts/filter.js';
 
 export {

@@ -1,20 +1,33 @@
 import { defaultAdapters } from './adapters/registry.js';
+import { dynamicTenantSections } from './config/dynamic-tenants.js';
+import type { Environment } from './config/env.js';
+import { findConfigFile, loadConfigFile } from './config/file.js';
 import { databaseEntries, loadConfig, type XronoxConfig } from './config/load.js';
 import { Xronox } from './engine/xronox.js';
 
 export interface InitOptions {
   /** Called with errors of background work (blob sync); they never reject a caller's promise. */
   onBackgroundError?: (err: unknown) => void;
+  /** Where `ENV.NAME` config values are looked up. Default `process.env`. */
+  env?: Environment;
 }
 
 /**
  * Validates the config and returns a ready Xronox instance. Nothing is opened until first use;
  * a config that names a backend this build lacks is refused here, not at the first write.
+ *
+ * Without a config, it is read from `xronox.config.json` (else `.xronox.json`) in the working
+ * directory or, failing that, in the nearest package root above it (see `findConfigFile`).
  */
-export function initXronox(config: unknown, options: InitOptions = {}): Xronox {
-  const loaded: XronoxConfig = loadConfig(config);
+export function initXronox(config?: unknown, options: InitOptions = {}): Xronox {
+  const env = options.env ?? process.env;
+  const loaded: XronoxConfig = config === undefined ? loadConfigFile(findConfigFile(), env) : loadConfig(config, env);
   const spacesInUse = [
-    ...new Set(databaseEntries(loaded.databases).flatMap(({ entry }) => (typeof entry.spaceConnRef === 'string' && entry.spaceConnRef ? [entry.spaceConnRef] : []))),
+    ...new Set(
+      [...databaseEntries(loaded.databases).map(({ entry }) => entry), ...dynamicTenantSections(loaded.databases).map(({ settings }) => settings)].flatMap(
+        (entry) => (typeof entry.spaceConnRef === 'string' && entry.spaceConnRef ? [entry.spaceConnRef] : []),
+      ),
+    ),
   ];
   const refused = defaultAdapters.unsupported({ db: loaded.dbConnections, spacesInUse });
   if (refused) throw refused;

@@ -1,6 +1,8 @@
 import { ConfigError, type ConfigIssue } from '../errors.js';
 import { loadConfig, type XronoxConfig } from './load.js';
-import { TIERS, type Tier, type XronoxConfigInput } from './schema.js';
+import { maskSecretsIn } from './secrets.js';
+import { DATABASE_TYPES, type DatabaseType, type dynamicTenantsSchema, TIERS, type Tier, type XronoxConfigInput } from './schema.js';
+import type { z } from 'zod';
 
 type SpacesConnectionInput = NonNullable<XronoxConfigInput['spacesConnections']>[string];
 type CollectionMapInput = NonNullable<XronoxConfigInput['collectionMaps']>[string];
@@ -19,6 +21,14 @@ export type DatabaseRefs = ({ mongoRef: string; dbConnRef?: undefined } | { dbCo
   s3Ref?: string;
   spaceConnRef?: string;
 };
+
+type DynamicTenantsInput = z.input<typeof dynamicTenantsSchema>;
+
+/**
+ * Dynamic tenants of one database type: connections as for a database (`mongoRef`/`dbConnRef`,
+ * `s3Ref`/`spaceConnRef`), the name templates, and `enabled` (default `true`).
+ */
+export type DynamicTenantsOptions = DatabaseRefs & Omit<DynamicTenantsInput, 'dbConnRef' | 'spaceConnRef' | 'enabled'> & { enabled?: boolean };
 
 /** Per-database buckets; each wins over the connection's `buckets` for that kind of data. */
 export interface DatabaseBuckets {
@@ -100,12 +110,40 @@ export class XronoxConfigBuilder {
   /** Adds a versioned runtime database for one tenant. */
   addRuntimeDatabase(options: RuntimeDatabaseOptions): this {
     const { type, tenantId, analyticsDbName, enableVersioning, ...rest } = options;
-    const path = `databases.runtime.tenantDatabases[${this.#input.databases.runtime?.tenantDatabases.length ?? 0}]`;
+    const path = `databases.runtime.tenantDatabases[${this.#input.databases.runtime?.tenantDatabases?.length ?? 0}]`;
     if (type !== undefined && type !== 'tenant') {
       this.#issues.push({ path, message: `runtime databases exist only at the tenant tier, not "${String(type)}"` });
     }
     const entry = compact({ tenantId, ...this.#entry(path, rest), analyticsDbName, enableVersioning });
-    (this.#input.databases.runtime ??= { tenantDatabases: [] }).tenantDatabases.push(entry);
+    ((this.#input.databases.runtime ??= {}).tenantDatabases ??= []).push(entry);
+    return this;
+  }
+
+  /**
+   * Lets tenants without a config entry use databases of `type`, named by the templates
+   * (`{tenantId}` is filled in). A tenant added with `tenantId` always wins over these.
+   *
+   * ```ts
+   * builder.enableDynamicTenants('runtime', { dbConnRef: 'local', dbNameTemplate: 'app_runtime_{tenantId}', validation: { pattern: '[a-z0-9-]+' } });
+   * ```
+   */
+  enableDynamicTenants(type: DatabaseType, options: DynamicTenantsOptions): this {
+    const { mongoRef, dbConnRef, s3Ref, spaceConnRef, enabled = true, ...rest } = options;
+    const path = `databases.${type}.dynamicTenants`;
+    const settings = compact({
+      enabled,
+      dbConnRef: this.#alias(path, ['mongoRef', mongoRef], ['dbConnRef', dbConnRef]) as string,
+      spaceConnRef: this.#alias(path, ['s3Ref', s3Ref], ['spaceConnRef', spaceConnRef]),
+      ...rest,
+    });
+    const databases = this.#input.databases as Record<string, { dynamicTenants?: DynamicTenantsInput } | undefined>;
+    if (!(DATABASE_TYPES as readonly string[]).includes(type)) {
+      this.#issues.push({ path: 'databases', message: `type must be one of ${DATABASE_TYPES.join(', ')}; got ${JSON.stringify(type)}` });
+      return this;
+    }
+    const section = (databases[type] ??= {});
+    if (section.dynamicTenants) this.#issues.push({ path, message: `is added twice; ${type} has one dynamicTenants setting` });
+    else section.dynamicTenants = settings;
     return this;
   }
 
@@ -168,7 +206,10 @@ export class XronoxConfigBuilder {
       if (!(err instanceof ConfigError)) throw err;
       later = err.issues;
     }
-    throw new ConfigError([...this.#issues, ...later]);
+    // The builder's own messages quote values (alias disagreements), so they are masked like loadConfig's.
+    const input = this.toJSON();
+    const own = this.#issues.map((i) => ({ path: maskSecretsIn(i.path, input), message: maskSecretsIn(i.message, input) }));
+    throw new ConfigError([...own, ...later]);
   }
 
   #addDbConnection(ref: string, connection: { mongoUri: string } | { sqlitePath: string }): this {

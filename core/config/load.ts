@@ -1,28 +1,76 @@
+import { isAbsolute, resolve } from 'node:path';
 import { ConfigError, type ConfigIssue, XronoxError } from '../errors.js';
 import { parseFilter } from '../engine/filter.js';
 import { policyFor } from '../routing/policy.js';
+import { acceptsTenant, compileTenantPattern, dynamicTenantSections, renderTemplate, templateMatcher } from './dynamic-tenants.js';
+import { type Environment, resolveEnvReferences } from './env.js';
 import { isRecord, normaliseBuckets, normaliseSections } from './normalise.js';
-import { configSchema, DATABASE_TYPES, type DatabaseType, type ParsedConfig } from './schema.js';
+import { configSchema, DATABASE_TYPES, type DatabaseType, type DynamicTenantsConfig, dynamicTenantsSchema, type ParsedConfig } from './schema.js';
+import { secretValues } from './secrets.js';
 
 /** A validated, normalised, deeply frozen configuration. */
 export type XronoxConfig = Readonly<ParsedConfig>;
 
+export interface LoadOptions {
+  /**
+   * Folder against which relative `dbConnections.*.sqlitePath` and `localStorage.basePath` are
+   * resolved: a config file's own folder. Without it they stay as written (relative to the
+   * working directory when opened).
+   */
+  baseDir?: string;
+}
+
 /**
- * Validates and normalises a config. Every problem (schema, references, storage policy) is
- * collected and thrown together in one `ConfigError` with dotted paths.
+ * Validates and normalises a config. Every problem (schema, references, storage policy, unset
+ * environment variables) is collected and thrown together in one `ConfigError` with dotted paths.
+ *
+ * Any string value that is exactly `ENV.NAME` is replaced by the variable `NAME` of `env`
+ * (default `process.env`); the caller's input is never changed. No secret of the config (keys,
+ * URI passwords; see `secrets.ts`) ever appears in the error.
  */
-export function loadConfig(input: unknown): XronoxConfig {
-  const pre = normaliseSections(input);
+export function loadConfig(input: unknown, env: Environment = process.env, options: LoadOptions = {}): XronoxConfig {
+  const resolved = resolveEnvReferences(input, env);
+  const value = options.baseDir === undefined ? resolved.value : resolveRelativePaths(resolved.value, options.baseDir);
+  const pre = normaliseSections(value);
   const parsed = configSchema.safeParse(pre.value);
-  const issues: ConfigIssue[] = parsed.success
-    ? []
-    : parsed.error.issues.map((i) => ({ path: pre.userPath(formatPath(i.path)), message: i.message }));
+  // A variable that is not set is the one problem at its path; what its placeholder breaks downstream is not reported.
+  const unset = new Set(resolved.missing.map((i) => i.path));
+  const issues: ConfigIssue[] = [...resolved.missing];
+  if (!parsed.success) {
+    for (const i of parsed.error.issues) {
+      const path = pre.userPath(formatPath(i.path));
+      if (!unset.has(path)) issues.push({ path, message: i.message });
+    }
+  }
   // The cross-field checks read the raw input defensively, so they report alongside schema errors.
   issues.push(...crossCheck(pre.value).map((i) => ({ ...i, path: pre.userPath(i.path) })));
-  if (issues.length > 0 || !parsed.success) throw new ConfigError(dedupe(issues));
+  if (issues.length > 0 || !parsed.success) throw new ConfigError(maskIssues(dedupe(issues), secretValues(value, env)));
   const versioningEnabled = parsed.data.versioning.enabled;
   // A private deep copy: freezing it never freezes objects the caller still holds.
   return deepFreeze(structuredClone(normaliseBuckets(parsed.data, (t) => policyFor(t, versioningEnabled).versioned)));
+}
+
+/** Issues with every secret value replaced by `****`, so messages that quote config values never leak one. */
+function maskIssues(issues: ConfigIssue[], secrets: string[]): ConfigIssue[] {
+  if (secrets.length === 0) return issues;
+  const mask = (text: string) => secrets.reduce((out, secret) => out.split(secret).join('****'), text);
+  return issues.map((i) => ({ path: mask(i.path), message: mask(i.message) }));
+}
+
+/** Relative SQLite and local blob paths made absolute against `baseDir`, in a copy. */
+function resolveRelativePaths(input: unknown, baseDir: string): unknown {
+  if (!isRecord(input)) return input;
+  const absolute = (path: unknown) => (typeof path === 'string' && path !== '' && !isAbsolute(path) ? resolve(baseDir, path) : path);
+  const out: Record<string, unknown> = { ...input };
+  if (isRecord(input.dbConnections)) {
+    out.dbConnections = Object.fromEntries(
+      Object.entries(input.dbConnections).map(([ref, conn]) => [ref, isRecord(conn) && 'sqlitePath' in conn ? { ...conn, sqlitePath: absolute(conn.sqlitePath) } : conn]),
+    );
+  }
+  if (isRecord(input.localStorage) && 'basePath' in input.localStorage) {
+    out.localStorage = { ...input.localStorage, basePath: absolute(input.localStorage.basePath) };
+  }
+  return out;
 }
 
 interface EntryRef {
@@ -155,6 +203,8 @@ function crossCheck(raw: unknown): ConfigIssue[] {
     }
   }
 
+  issues.push(...checkDynamicTenants(raw.databases, { dbConnections, spacesConnections, localEnabled, versioningEnabled }));
+
   const rules = isRecord(raw.counterRules) && Array.isArray(raw.counterRules.rules) ? raw.counterRules.rules : [];
   rules.forEach((rule, i) => {
     if (!isRecord(rule) || !isRecord(rule.when)) return;
@@ -165,6 +215,114 @@ function crossCheck(raw: unknown): ConfigIssue[] {
     }
   });
   return issues;
+}
+
+interface Connections {
+  dbConnections: Record<string, unknown>;
+  spacesConnections: Record<string, unknown>;
+  localEnabled: boolean;
+  versioningEnabled: boolean;
+}
+
+/**
+ * References and storage of every `dynamicTenants` block, and templates that give names another
+ * template gives other tenants (found with a few sample tenant ids). The router also refuses,
+ * per tenant, any name another database could have; this reports the templates that clash for
+ * ordinary ids while the config loads.
+ */
+function checkDynamicTenants(databases: unknown, { dbConnections, spacesConnections, localEnabled, versioningEnabled }: Connections): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  /** Templates per index database (`db` + connection) or blob store (`local`, `s3` + connection). */
+  const claims: TemplateClaim[] = [];
+
+  for (const { type, path, settings } of dynamicTenantSections(databases)) {
+    const { dbConnRef, spaceConnRef, bucketTemplate } = settings;
+    if (typeof dbConnRef === 'string' && !Object.hasOwn(dbConnections, dbConnRef)) {
+      issues.push({
+        path: `${path}.dbConnRef`,
+        message: `names the connection "${dbConnRef}", which dbConnections does not define (defined: ${list(Object.keys(dbConnections))})`,
+      });
+    }
+    const usesSpaces = typeof spaceConnRef === 'string' && spaceConnRef !== '';
+    if (usesSpaces && !Object.hasOwn(spacesConnections, spaceConnRef)) {
+      issues.push({
+        path: `${path}.spaceConnRef`,
+        message: `names the connection "${spaceConnRef}", which spacesConnections does not define (defined: ${list(Object.keys(spacesConnections))})`,
+      });
+    } else if (usesSpaces && bucketTemplate === undefined) {
+      const conn = spacesConnections[spaceConnRef];
+      const connBuckets = isRecord(conn) && isRecord(conn.buckets) ? conn.buckets : {};
+      const connBucket = isRecord(conn) ? conn.bucket : undefined;
+      const lacking = policyFor(type, versioningEnabled).blobKinds.filter((kind) => !connBuckets[kind] && !connBucket);
+      if (lacking.length > 0) {
+        issues.push({
+          path: `${path}.bucketTemplate`,
+          message: `is missing and spacesConnections.${spaceConnRef} has no bucket for ${lacking.join(', ')}: give bucketTemplate, or buckets (or bucket) on the connection`,
+        });
+      }
+    } else if (!usesSpaces && !localEnabled) {
+      issues.push({
+        path: `${path}.spaceConnRef`,
+        message: 'is missing and localStorage is not enabled: give a spaces connection or enable localStorage for blobs',
+      });
+    }
+    if (type !== 'runtime' && settings.analyticsDbNameTemplate !== undefined) {
+      issues.push({
+        path: `${path}.analyticsDbNameTemplate`,
+        message: `only runtime keeps counter totals in an analytics database; remove it from ${type}`,
+      });
+    }
+
+    const parsed = dynamicTenantsSchema.safeParse(settings);
+    if (!parsed.success || !parsed.data.enabled) continue;
+    const section = { path, settings: parsed.data, pattern: compileTenantPattern(parsed.data) };
+    const add = (store: string, field: TemplateClaim['field'], template: string | undefined) => {
+      if (template !== undefined) claims.push({ store, section, field, template, matcher: templateMatcher(template) });
+    };
+    const data = parsed.data;
+    add(`db\u0000${data.dbConnRef}`, 'dbNameTemplate', data.dbNameTemplate);
+    if (data.analyticsDbNameTemplate !== data.dbNameTemplate) add(`db\u0000${data.dbConnRef}`, 'analyticsDbNameTemplate', data.analyticsDbNameTemplate);
+    // In localStorage a tenant's folder is named like its database unless bucketTemplate names it.
+    const blobStore = data.spaceConnRef ? `s3\u0000${data.spaceConnRef}` : 'local';
+    if (data.bucketTemplate !== undefined) add(blobStore, 'bucketTemplate', data.bucketTemplate);
+    else if (blobStore === 'local') add('local', 'dbNameTemplate', data.dbNameTemplate);
+  }
+
+  for (const claim of claims) {
+    const clash = firstClash(claim, claims);
+    if (!clash) continue;
+    const where = claim.store === 'local' ? 'in localStorage' : claim.store.startsWith('s3') ? `on spaces connection "${claim.store.slice(3)}"` : `on connection "${claim.store.slice(3)}"`;
+    issues.push({
+      path: `${claim.section.path}.${claim.field}`,
+      message: `gives names that ${clash.other.section.path}.${clash.other.field} gives other tenants too, ${where}: the tenant "${clash.tenant}" would get "${clash.name}", as would the tenant "${clash.otherTenant}" there; give the templates distinct fixed parts`,
+    });
+  }
+  return issues;
+}
+
+interface TemplateClaim {
+  store: string;
+  section: { path: string; settings: DynamicTenantsConfig; pattern: RegExp | undefined };
+  field: 'dbNameTemplate' | 'analyticsDbNameTemplate' | 'bucketTemplate';
+  template: string;
+  matcher: RegExp;
+}
+
+/** Tenant ids tried against the other templates; ids a section's own rules refuse are skipped. */
+const SAMPLE_TENANTS = ['a', 'z', 'tenant-1'];
+
+function firstClash(claim: TemplateClaim, claims: readonly TemplateClaim[]) {
+  for (const tenant of SAMPLE_TENANTS) {
+    if (!acceptsTenant(claim.section.settings, claim.section.pattern, tenant)) continue;
+    const name = renderTemplate(claim.template, tenant);
+    for (const other of claims) {
+      if (other === claim || other.store !== claim.store) continue;
+      const otherTenant = other.matcher.exec(name)?.[1];
+      if (otherTenant === undefined || (other.section === claim.section && otherTenant === tenant)) continue;
+      if (acceptsTenant(other.section.settings, other.section.pattern, otherTenant)) return { other, tenant, name, otherTenant };
+    }
+  }
+  return null;
 }
 
 function formatPath(path: readonly PropertyKey[]): string {

@@ -13,6 +13,8 @@ import { BLOB_KINDS, DATABASE_TYPES, type ParsedConfig } from './schema.js';
  *   (and `versionsBucket` only for versioned types); an empty `bucket` or `spaceConnRef` ("" in
  *   the messaging document's examples) means "none".
  * Folder prefixes default to the kind names, so one bucket keeps the kinds apart.
+ * A single-object section may carry `dynamicTenants` beside its database fields; it stays on the
+ * section.
  */
 
 const SINGLE_DATABASE_KEYS = ['dbConnRef', 'dbName'];
@@ -30,7 +32,9 @@ export function normaliseSections(input: unknown): PreNormalised {
   for (const type of DATABASE_TYPES) {
     const section = databases[type];
     if (type !== 'runtime' && isRecord(section) && SINGLE_DATABASE_KEYS.some((k) => k in section)) {
-      databases[type] = { genericDatabase: section };
+      // dynamicTenants belongs to the section, not to its one database.
+      const { dynamicTenants, ...database } = section;
+      databases[type] = dynamicTenants === undefined ? { genericDatabase: database } : { genericDatabase: database, dynamicTenants };
       singles.push(type);
     }
   }
@@ -84,11 +88,19 @@ export function normaliseBuckets(config: ParsedConfig, isVersioned: (type: (type
     databases[type] = Object.fromEntries(
       Object.entries(section).map(([key, value]) => [
         key,
-        Array.isArray(value) ? value.map((e: DatabaseEntry) => fix(e)) : fix(value as DatabaseEntry),
+        key === 'dynamicTenants' ? fixDynamic(value as { spaceConnRef?: string }) : Array.isArray(value) ? value.map((e: DatabaseEntry) => fix(e)) : fix(value as DatabaseEntry),
       ]),
     );
   }
   return { ...config, spacesConnections, databases: databases as ParsedConfig['databases'] };
+}
+
+/** An empty `spaceConnRef` of a dynamicTenants block means "none", as on a database. */
+function fixDynamic<T extends { spaceConnRef?: string }>(settings: T): T {
+  if (settings.spaceConnRef !== '') return settings;
+  const rest = { ...settings };
+  delete rest.spaceConnRef;
+  return rest;
 }
 
 export function isRecord(value: unknown): value is Record<string, unknown> {

@@ -65,6 +65,64 @@ export const spacesConnectionSchema = z.strictObject({
   bucket: named('bucket').optional(),
 });
 
+/** The placeholder of dynamic tenant templates. */
+export const TENANT_PLACEHOLDER = '{tenantId}';
+
+/**
+ * A name template for dynamic tenants: it must hold `{tenantId}` (so two tenants never share a
+ * name) and nothing else in braces, and give a valid name of `kind` once filled in.
+ */
+const template = (kind: 'dbName' | 'bucket') =>
+  z.string().superRefine((value, ctx) => {
+    if (!value.includes(TENANT_PLACEHOLDER)) {
+      ctx.addIssue({ code: 'custom', message: `must contain ${TENANT_PLACEHOLDER}, so that two tenants never share a ${kind === 'dbName' ? 'database' : 'bucket'}` });
+      return;
+    }
+    if (/[{}]/.test(value.split(TENANT_PLACEHOLDER).join(''))) {
+      ctx.addIssue({ code: 'custom', message: `may hold no placeholder but ${TENANT_PLACEHOLDER}` });
+      return;
+    }
+    const sample = value.split(TENANT_PLACEHOLDER).join('a');
+    if (!isValidName(kind, sample)) {
+      ctx.addIssue({ code: 'custom', message: `gives "${sample}" for the tenant "a", which is not ${NAME_RULES[kind].describe}` });
+    }
+  });
+
+const regexSource = z.string().min(1).superRefine((value, ctx) => {
+  try {
+    new RegExp(value);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: `is not a valid regular expression (${err instanceof Error ? err.message : String(err)})` });
+  }
+});
+
+/**
+ * Tenants that need no config entry: any tenant id that passes the checks gets a database named
+ * by the templates. A tenant configured in `tenantDatabases` always wins over this.
+ */
+export const dynamicTenantsSchema = z.strictObject({
+  enabled: z.boolean(),
+  dbConnRef: z.string().min(1),
+  /** Empty or absent: blobs go to `localStorage`. */
+  spaceConnRef: z.string().optional(),
+  /** The tenant's database name, e.g. `app_runtime_{tenantId}`. */
+  dbNameTemplate: template('dbName'),
+  /** Runtime only: where counter totals go. Default: the tenant's database. */
+  analyticsDbNameTemplate: template('dbName').optional(),
+  /** One bucket for every blob kind of the tenant, kinds kept apart by folder prefixes. Default: the connection's buckets (or, in localStorage, a folder named like the database). */
+  bucketTemplate: template('bucket').optional(),
+  /** Narrows the tenant ids accepted, on top of the tenantId rule. */
+  validation: z
+    .strictObject({
+      /** A regular expression source, anchored automatically (`^(?:pattern)$`). */
+      pattern: regexSource.optional(),
+      maxLength: positiveInt.optional(),
+    })
+    .optional(),
+  /** How many resolved dynamic tenants the router keeps (least recently used first out). Default 1000. */
+  cacheSize: positiveInt.max(1_000_000).optional(),
+});
+
 const databaseFields = {
   dbConnRef: z.string().min(1),
   /** Empty or absent: blobs go to `localStorage`. */
@@ -102,10 +160,13 @@ const tieredSection = <T extends z.ZodType>(tenant: T, extra: z.ZodRawShape = {}
     genericDatabase: z.strictObject({ ...databaseFields, ...extra }).optional(),
     domainsDatabases: z.array(z.strictObject({ domain: named('domain'), ...databaseFields, ...extra })).optional(),
     tenantDatabases: z.array(tenant).optional(),
+    dynamicTenants: dynamicTenantsSchema.optional(),
   });
 
 export const databasesSchema = z.strictObject({
-  runtime: z.strictObject({ tenantDatabases: z.array(runtimeTenantDatabaseSchema) }).optional(),
+  runtime: z
+    .strictObject({ tenantDatabases: z.array(runtimeTenantDatabaseSchema).default([]), dynamicTenants: dynamicTenantsSchema.optional() })
+    .optional(),
   knowledge: tieredSection(tenantDatabaseSchema).optional(),
   metadata: tieredSection(tenantDatabaseSchema).optional(),
   messaging: tieredSection(messagingTenantDatabaseSchema, { captureDeliveries: z.boolean().optional() }).optional(),
@@ -194,6 +255,7 @@ export type DbConnectionConfig = z.output<typeof dbConnectionSchema>;
 export type SpacesConnectionConfig = z.output<typeof spacesConnectionSchema>;
 export type CollectionMapConfig = z.output<typeof collectionMapSchema>;
 export type CounterRuleConfig = z.output<typeof counterRuleSchema>;
+export type DynamicTenantsConfig = z.output<typeof dynamicTenantsSchema>;
 export type DatabaseEntryConfig = z.output<typeof genericDatabaseSchema> & {
   tenantId?: string;
   domain?: string;

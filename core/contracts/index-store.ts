@@ -22,10 +22,11 @@ export interface IndexStore {
    * Applies every write of the batch atomically, or none of them.
    *
    * For each write, in order: checks the record's current ov against `expectedOv` (`null` means
-   * "must not exist"), assigns the next collection version (cv) of the namespace, replaces or
-   * removes the head, inserts the version entry (if any), and marks the record as needing blob
-   * sync in the outbox. Counter deltas are added in the same transaction. When any check fails
-   * nothing is written and the result names the failing write.
+   * "must not exist"), takes its unique claims, assigns the next collection version (cv) of the
+   * namespace, replaces or removes the head, inserts the version entry (if any), and marks the
+   * record as needing blob sync in the outbox. A write that removes the record or leaves it
+   * deleted releases every claim it held. Counter deltas are added in the same transaction. When
+   * any check fails nothing is written and the result names the failing write and why.
    */
   commit(ns: Namespace, batch: CommitBatch): Promise<CommitResult>;
 
@@ -44,6 +45,19 @@ export interface IndexStore {
   /** Heads that match a validated filter over indexed properties, in a stable order. */
   listHeads(ns: Namespace, query: HeadQuery): Promise<HeadRow[]>;
 
+  /**
+   * The collection as it stood at `at`: for each record, its newest version at or before `at`,
+   * filtered on that version's indexed values, in id order after `afterId`. Later writes never
+   * change the answer, so paging through a fixed `at` is stable under concurrent writes.
+   */
+  queryAt(ns: Namespace, query: AsOfQuery): Promise<VersionRow[]>;
+
+  /** Versions written by one actor (by identifier), newest first, within `[from, to]` when given. */
+  listVersionsByActor(ns: Namespace, actorId: string, options: ActorQuery): Promise<VersionRow[]>;
+
+  /** The record that holds a unique claim (see `RecordWrite.claims`); `null` when unclaimed. */
+  getClaim(ns: Namespace, key: string): Promise<string | null>;
+
   /** Ids of every head in the namespace (deleted ones included), in id order, paged. */
   listHeadIds(ns: Namespace, options: { afterId?: string; limit: number }): Promise<string[]>;
 
@@ -52,6 +66,9 @@ export interface IndexStore {
 
   /** Records whose blob copies are behind the index, oldest first, across every namespace of `dbName`. */
   listPendingSync(dbName: string, options: { limit: number; collection?: string }): Promise<PendingSync[]>;
+
+  /** Names of the databases on this store that have records waiting for blob sync. */
+  listPendingDatabases(): Promise<string[]>;
 
   /** The outbox sequence of a record that needs blob sync; `null` when its blobs are up to date. */
   getPendingSeq(ns: Namespace, id: string): Promise<number | null>;
@@ -113,9 +130,16 @@ export interface HeadRow {
   meta: Record<string, IndexedValue>;
   /** The exact JSON text of the record document at `ov` (see `RecordDocument`). */
   body: string;
+  /** Hash of the latest version (the end of the record's hash chain); `null` for unversioned types. */
+  hash: string | null;
 }
 
 export type IndexedValue = string | number | boolean | null;
+
+export const ACTOR_TYPES = ['user', 'agent', 'system', 'api'] as const;
+export type ActorType = (typeof ACTOR_TYPES)[number];
+/** Who made a change: a plain name, or a typed identity. */
+export type Actor = string | { type: ActorType; identifier: string; name?: string };
 
 /** One immutable entry of the version index. */
 export interface VersionRow {
@@ -124,7 +148,7 @@ export interface VersionRow {
   cv: number;
   op: VersionOp;
   at: string;
-  actor: string;
+  actor: Actor;
   reason: string | null;
   deleted: boolean;
   /** Size of the record document: UTF-8 bytes of `body`, kept after archival. */
@@ -132,6 +156,10 @@ export interface VersionRow {
   /** The record document's exact JSON text while the index holds it; `null` once archived. */
   body: string | null;
   archived: boolean;
+  /** Indexed values of this version, for queries as of a time. */
+  meta: Record<string, IndexedValue>;
+  /** SHA-256 (hex) chaining this version to the previous one; see `core/engine/hash-chain.ts`. */
+  hash: string;
 }
 
 export interface NewHead {
@@ -142,15 +170,17 @@ export interface NewHead {
   deletedAt: string | null;
   meta: Record<string, IndexedValue>;
   body: string;
+  hash: string | null;
 }
 
 export interface NewVersion {
   op: VersionOp;
   at: string;
-  actor: string;
+  actor: Actor;
   reason: string | null;
   deleted: boolean;
   body: string;
+  hash: string;
 }
 
 export interface RecordWrite {
@@ -159,8 +189,14 @@ export interface RecordWrite {
   expectedOv: number | null;
   /** The new head, or `null` to remove the record (hard delete, which also drops its versions). */
   head: NewHead | null;
-  /** The version entry to append (versioned types only). Its ov is `head.ov`. */
+  /** The version entry to append (versioned types only). Its ov is `head.ov`; its meta, `head.meta`. */
   version?: NewVersion;
+  /**
+   * Unique claims to take for this record (smartInsert's race guard). Each `key` may be held by
+   * one record per namespace; a claim held by another record fails the batch, unless it is held
+   * by `replacing` (a stale claim the caller checked), which is then taken over.
+   */
+  claims?: ReadonlyArray<{ key: string; replacing?: string }>;
 }
 
 export interface CounterDelta {
@@ -177,7 +213,25 @@ export interface CommitBatch {
 
 export type CommitResult =
   | { ok: true; cvs: number[] }
-  | { ok: false; index: number; id: string; expectedOv: number | null; actualOv: number | null };
+  | { ok: false; reason: 'version'; index: number; id: string; expectedOv: number | null; actualOv: number | null }
+  | { ok: false; reason: 'claim'; index: number; id: string; key: string; heldBy: string };
+
+export interface AsOfQuery {
+  at: string;
+  filter: FilterNode | null;
+  includeDeleted: boolean;
+  direction: 1 | -1;
+  afterId?: string;
+  limit: number;
+}
+
+export interface ActorQuery {
+  from?: string;
+  to?: string;
+  /** Keyset cursor: the `at` and `id`/`ov` of the last entry of the previous page. */
+  before?: { at: string; id: string; ov: number };
+  limit: number;
+}
 
 export interface HeadQuery {
   filter: FilterNode | null;

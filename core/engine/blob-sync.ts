@@ -27,6 +27,7 @@ export const blobKeys = {
 };
 
 const MAX_QUEUED = 10_000;
+const YIELD_ABOVE = 64;
 const CONCURRENCY = 8;
 const RETRY_BASE_MS = 250;
 const RETRY_MAX_MS = 30_000;
@@ -72,6 +73,10 @@ export class BlobSync {
     if (this.#running.has(key)) this.#again.set(key, { target, ns, id });
     else this.#queue.set(key, { target, ns, id });
     this.#pump();
+    // Index stores like SQLite answer synchronously, so a loop of awaited writes would never let
+    // the event loop run the sync's I/O. Past a small backlog, each write yields once; past a
+    // large one, writers wait for room, which bounds memory.
+    if (this.#queue.size > YIELD_ABOVE) await new Promise<void>((r) => setImmediate(r));
     while (this.#queue.size > MAX_QUEUED) await new Promise<void>((r) => this.#space.push(r));
   }
 

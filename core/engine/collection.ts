@@ -1,24 +1,41 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { v7 as uuidv7 } from 'uuid';
-import type { FilterNode } from '../contracts/filter.js';
-import type {
-  CommitBatch,
-  HeadRow,
-  IndexStore,
-  Namespace,
-  NewHead,
-  RecordWrite,
-  SortField,
-  VersionOp,
-  VersionRow,
-} from '../contracts/index-store.js';
-import { SORT_FIELDS } from '../contracts/index-store.js';
 import type { BlobStore } from '../contracts/blob-store.js';
+import type { FilterNode } from '../contracts/filter.js';
+import type { Actor, CommitBatch, HeadRow, IndexStore, Namespace, NewHead, RecordWrite, VersionRow } from '../contracts/index-store.js';
 import { ConflictError, NotFoundError, StorageError, ValidationError, VersionConflictError } from '../errors.js';
 import { assertName, isValidName } from '../routing/names.js';
 import type { Route } from '../routing/router.js';
+import {
+  checkLimit,
+  checkOv,
+  checkProjection,
+  checkReason,
+  checkSort,
+  decodePageToken,
+  encodePageToken,
+  parsePoint,
+} from './arguments.js';
 import { blobKeys, type BlobSync, type SyncTarget } from './blob-sync.js';
 import { nextVersionTime, parseInstant } from './clock.js';
+import type {
+  ActorChange,
+  CollectionRestoreReport,
+  CreateOptions,
+  CreateResult,
+  DeleteResult,
+  EntityMapping,
+  HistoryEntry,
+  ListOptions,
+  ListResult,
+  QueryOptions,
+  QueryResult,
+  RestoreResult,
+  SmartInsertResult,
+  UpdateResult,
+  VersionRecord,
+  XronoxRecord,
+} from './collection-types.js';
 import {
   checkRequired,
   type Data,
@@ -27,96 +44,16 @@ import {
   normaliseData,
   parseDocument,
   project,
+  readPath,
   type RecordDocument,
   serialiseDocument,
 } from './documents.js';
-import { matches, parseFilter } from './filter.js';
+import { isPlainObject, matches, parseFilter } from './filter.js';
+import { type CollectionVerifyReport, versionHash, type VerifyReport } from './hash-chain.js';
+import { actorId, checkActor, checkLineage, isSystemField, type SystemInfo, systemMeta } from './lineage.js';
 import { canonicalJson, deepMerge } from './merge.js';
 
-export interface WriteResult {
-  id: string;
-  /** Object version: 0 at creation, +1 per write. */
-  ov: number;
-  /** Collection version: the collection's write counter when this write committed. */
-  cv: number;
-}
-export interface CreateResult extends WriteResult {
-  createdAt: string;
-}
-export interface UpdateResult extends WriteResult {
-  updatedAt: string;
-}
-export interface DeleteResult extends WriteResult {
-  deletedAt: string;
-}
-export interface RestoreResult extends UpdateResult {
-  /** The version whose state was restored. */
-  restoredFromOv: number;
-}
-
-/** A record as read back. */
-export interface XronoxRecord<T extends Data = Data> {
-  id: string;
-  ov: number;
-  cv: number;
-  data: T;
-  createdAt: string;
-  updatedAt: string;
-  deletedAt: string | null;
-  deleted: boolean;
-}
-
-/** One version of a record, with who, when and why. */
-export interface VersionRecord<T extends Data = Data> extends XronoxRecord<T> {
-  op: VersionOp;
-  at: string;
-  actor: string;
-  reason: string | null;
-  functionId: string | null;
-}
-
-/** One line of a record's history (no payload: read it with `getVersion`). */
-export interface HistoryEntry {
-  ov: number;
-  cv: number;
-  op: VersionOp;
-  at: string;
-  actor: string;
-  reason: string | null;
-  deleted: boolean;
-  /** Size of the version document in bytes. */
-  size: number;
-  /** Whether the payload lives in the versions bucket (true) or still in the index. */
-  archived: boolean;
-}
-
-export interface ListOptions {
-  filter?: Record<string, unknown>;
-  /** Page size, 1 to 1000. Default 50. */
-  limit?: number;
-  /** Id of the last record of the previous page. */
-  afterId?: string;
-  /** One of `id`, `createdAt`, `updatedAt`, ascending (1) or descending (-1). Default `{ id: 1 }`. */
-  sort?: Partial<Record<SortField, 1 | -1>>;
-  includeDeleted?: boolean;
-  projection?: string[];
-}
-
-export interface ListResult<T extends Data = Data> {
-  items: XronoxRecord<T>[];
-  /** Pass as `afterId` for the next page; `null` on the last page. */
-  nextAfterId: string | null;
-}
-
-export interface CollectionRestoreReport {
-  dryRun: boolean;
-  target: { cv: number } | { at: string };
-  restored: number;
-  revived: number;
-  deleted: number;
-  unchanged: number;
-  changes: Array<{ id: string; action: 'restore' | 'revive' | 'delete'; fromOv: number; targetOv: number | null }>;
-}
+export type * from './collection-types.js';
 
 export interface ParsedCounterRule {
   name: string;
@@ -133,22 +70,26 @@ export interface CollectionContext {
   maxDocumentBytes: number;
   logicalDelete: boolean;
   counterRules: readonly ParsedCounterRule[];
+  /** Another collection of the same database (relationships). */
+  sibling(collection: string): Collection;
 }
 
 const DEFAULT_ACTOR = 'anonymous';
 const MAX_RETRIES = 100;
-const MAX_PAGE = 1000;
 const RESTORE_BATCH = 100;
 const RESTORE_LEASE_MS = 60_000;
+const VERIFY_PAGE = 500;
+
+type Who = { actor: Actor; reason: string | null };
 
 /**
  * One collection of one routed database. The storage policy of its database type decides what
- * it keeps: runtime keeps every version (history, time travel, restore); the static types keep
- * only the latest state; logs are append-only.
+ * it keeps: runtime keeps every version (history, time travel, restore, tamper evidence); the
+ * static types keep only the latest state; logs are append-only.
  *
  * Every write is one atomic index-store commit (head, version entry, collection version,
- * counters, sync outbox); blob copies follow in the background (see `BlobSync`). A write is
- * acknowledged only after its commit, so nothing acknowledged is ever lost.
+ * counters, unique claims, sync outbox); blob copies follow in the background (see `BlobSync`).
+ * A write is acknowledged only after its commit, so nothing acknowledged is ever lost.
  */
 export class Collection {
   readonly #ctx: CollectionContext;
@@ -172,66 +113,56 @@ export class Collection {
     return this.#ctx.route;
   }
 
-  /** Creates a record with a new id at ov 0. */
-  async create<T extends Data>(data: T, actor?: string, reason?: string): Promise<CreateResult> {
-    const who = checkActor(actor, reason);
-    const { data: clean } = normaliseData(data, this.#ctx.maxDocumentBytes);
-    checkRequired(clean, this.#ctx.route.collectionMap, this.#ctx.route.collection);
-    const id = uuidv7();
-    const at = nextVersionTime(null);
-    const write = this.#write(id, null, { id, ov: 0, op: 'create', at, ...who, deleted: false, createdAt: at, data: clean });
-    const cv = await this.#commitOne(write, 'CREATE', clean, null);
-    return { id, ov: 0, cv, createdAt: at };
+  // ---- writes ----------------------------------------------------------------------------
+
+  /** Creates a record with a new id at ov 0, optionally recording its lineage. */
+  async create<T extends Data>(data: T, actor?: Actor, reason?: string, options?: CreateOptions): Promise<CreateResult> {
+    const who = this.#who(actor, reason);
+    const lineage = checkLineage(options, this.#ctx.route.collection);
+    const clean = this.#cleanData(data);
+    const created = await this.#createRecord(clean, who, lineage, []);
+    // Without claims a create cannot lose a race: its id is new.
+    if (!created.ok) throw new ConflictError(`Could not create a record in ${this.#ctx.route.label}`);
+    return { id: created.id, ov: 0, cv: created.cv, createdAt: created.at };
   }
 
   /** Replaces a record's data. Fails with `VersionConflictError` unless the record is at `expectedOv`. */
-  async update<T extends Data>(id: string, data: T, expectedOv: number, actor?: string, reason?: string): Promise<UpdateResult> {
+  async update<T extends Data>(id: string, data: T, expectedOv: number, actor?: Actor, reason?: string): Promise<UpdateResult> {
     this.#refuseAppendOnly('update');
     assertName('id', id);
     checkOv(expectedOv, 'expectedOv');
-    const who = checkActor(actor, reason);
-    const { data: clean } = normaliseData(data, this.#ctx.maxDocumentBytes);
-    checkRequired(clean, this.#ctx.route.collectionMap, this.#ctx.route.collection);
+    const who = this.#who(actor, reason);
+    const clean = this.#cleanData(data);
     const head = await this.#liveHead(id);
     if (head.ov !== expectedOv) throw new VersionConflictError(id, expectedOv, head.ov);
     const doc = parseDocument(head.body);
     const at = nextVersionTime(head.updatedAt);
-    const write = this.#write(id, head, { id, ov: head.ov + 1, op: 'update', at, ...who, deleted: false, createdAt: doc.createdAt, data: clean });
-    const cv = await this.#commitOne(write, 'UPDATE', clean, expectedOv);
-    return { id, ov: head.ov + 1, cv, updatedAt: at };
+    const next = this.#nextDoc(doc, head, { op: 'update', at, ...who, deleted: false, data: clean });
+    const cv = await this.#commitOne(this.#write(id, head, next), 'UPDATE', clean, expectedOv);
+    return { id, ov: next.ov, cv, updatedAt: at };
   }
 
   /**
    * Deep-merges one patch (or several, in order) into a record: objects merge, arrays are
    * unioned, other values replace. Retries by itself when another writer got in first, unless
-   * `expectedOv` is given.
+   * `expectedOv` is given. A `functionId` is kept in the record's `_system.functionIds`.
    */
   async enrich(
     id: string,
     patch: Data | Data[],
-    options: { functionId?: string; actor?: string; reason?: string; expectedOv?: number } = {},
+    options: { functionId?: string; actor?: Actor; reason?: string; expectedOv?: number } = {},
   ): Promise<UpdateResult> {
     this.#refuseAppendOnly('enrich');
     assertName('id', id);
-    const who = checkActor(options.actor, options.reason);
-    if (options.functionId !== undefined && (typeof options.functionId !== 'string' || options.functionId.length === 0 || options.functionId.length > 256)) {
-      throw new ValidationError('functionId must be a non-empty string of at most 256 characters', { path: 'functionId' });
-    }
+    if (!isPlainObject(options)) throw new ValidationError('enrich options must be an object', { path: 'options' });
+    const who = this.#who(options.actor, options.reason);
+    const functionId = checkFunctionId(options.functionId);
     if (options.expectedOv !== undefined) checkOv(options.expectedOv, 'expectedOv');
-    const patches = (Array.isArray(patch) ? patch : [patch]).map((p, i) => normaliseData(p, this.#ctx.maxDocumentBytes, Array.isArray(patch) ? `patch[${i}]` : 'patch').data);
-    if (patches.length === 0) throw new ValidationError('enrich needs at least one patch', { path: 'patch' });
+    const patches = this.#cleanPatches(patch);
     return this.#retrying(options.expectedOv, async () => {
       const head = await this.#liveHead(id);
       if (options.expectedOv !== undefined && head.ov !== options.expectedOv) throw new VersionConflictError(id, options.expectedOv, head.ov);
-      const doc = parseDocument(head.body);
-      const merged = patches.reduce((acc, p) => deepMerge(acc, p), doc.data);
-      const { data: clean } = normaliseData(merged, this.#ctx.maxDocumentBytes);
-      checkRequired(clean, this.#ctx.route.collectionMap, this.#ctx.route.collection);
-      const at = nextVersionTime(head.updatedAt);
-      const next: RecordDocument = { id, ov: head.ov + 1, op: 'enrich', at, ...who, deleted: false, createdAt: doc.createdAt, data: clean };
-      if (options.functionId !== undefined) next.functionId = options.functionId;
-      const cv = await this.#commitOne(this.#write(id, head, next), 'UPDATE', clean, head.ov);
-      return { id, ov: head.ov + 1, cv, updatedAt: at };
+      return this.#enrichHead(head, patches, who, functionId);
     });
   }
 
@@ -239,21 +170,110 @@ export class Collection {
    * Deletes a record. Logical by default (a tombstone version; history and restore keep working);
    * hard when `logicalDelete.enabled` is false (head, versions and blobs are removed).
    */
-  async delete(id: string, expectedOv: number, actor?: string, reason?: string): Promise<DeleteResult> {
+  async delete(id: string, expectedOv: number, actor?: Actor, reason?: string): Promise<DeleteResult> {
     this.#refuseAppendOnly('delete');
     assertName('id', id);
     checkOv(expectedOv, 'expectedOv');
-    const who = checkActor(actor, reason);
+    const who = this.#who(actor, reason);
     const head = await this.#liveHead(id);
     if (head.ov !== expectedOv) throw new VersionConflictError(id, expectedOv, head.ov);
     const doc = parseDocument(head.body);
     const at = nextVersionTime(head.updatedAt);
     const write: RecordWrite = this.#ctx.logicalDelete
-      ? this.#write(id, head, { id, ov: head.ov + 1, op: 'delete', at, ...who, deleted: true, createdAt: doc.createdAt, data: doc.data })
+      ? this.#write(id, head, this.#nextDoc(doc, head, { op: 'delete', at, ...who, deleted: true, data: doc.data }))
       : { id, expectedOv: head.ov, head: null };
     const cv = await this.#commitOne(write, 'DELETE', doc.data, expectedOv);
     return { id, ov: head.ov + 1, cv, deletedAt: at };
   }
+
+  /**
+   * An atomic upsert keyed on indexed properties: creates the record when no live record has
+   * these `uniqueKeys` values, otherwise enriches the one that does. Concurrent calls with the
+   * same values (in any number of processes) leave exactly one record.
+   */
+  async smartInsert<T extends Data>(data: T, options: { uniqueKeys: string[]; actor?: Actor; reason?: string; functionId?: string }): Promise<SmartInsertResult> {
+    this.#refuseAppendOnly('smartInsert');
+    if (!isPlainObject(options)) throw new ValidationError('smartInsert takes { uniqueKeys, actor?, reason? }', { path: 'options' });
+    const who = this.#who(options.actor, options.reason);
+    const functionId = checkFunctionId(options.functionId);
+    const clean = this.#cleanData(data);
+    const { filter, claimKey } = this.#uniqueKey(clean, options.uniqueKeys);
+    for (let attempt = 0; attempt < MAX_RETRIES; attempt++) {
+      const [existing] = await this.#ctx.index.listHeads(this.#ns, { filter, includeDeleted: false, sort: { field: 'id', direction: 1 }, limit: 1 });
+      if (existing) {
+        try {
+          const r = await this.#enrichHead(existing, [clean], who, functionId);
+          return { id: r.id, ov: r.ov, cv: r.cv, created: false, at: r.updatedAt };
+        } catch (err) {
+          if (err instanceof VersionConflictError) continue;
+          throw err;
+        }
+      }
+      // No live record: claim the key while creating. A claim left by a record that was since
+      // changed or deleted is taken over; a claim taken meanwhile by a new record wins.
+      const stale = await this.#ctx.index.getClaim(this.#ns, claimKey);
+      const result = await this.#createRecord(clean, who, {}, [{ key: claimKey, ...(stale ? { replacing: stale } : {}) }], functionId);
+      if (result.ok) return { id: result.id, ov: 0, cv: result.cv, created: true, at: result.at };
+      await pause(attempt);
+    }
+    throw new ConflictError(`smartInsert on ${this.#ctx.route.label} kept conflicting with concurrent writers`);
+  }
+
+  /**
+   * Inserts a record whose properties hold entities of other collections (an order's customer):
+   * each entity is upserted in its own collection by its key property (`smartInsert`), and the
+   * record keeps a link `{ _ref: { collection, id } }` in its place. Entities are written first;
+   * a failure after that leaves them in place, which a retry reuses.
+   */
+  async insertWithEntities<T extends Data>(
+    data: T,
+    mappings: EntityMapping[],
+    actor?: Actor,
+    reason?: string,
+  ): Promise<CreateResult & { entities: Record<string, { id: string; created: boolean }> }> {
+    const who = this.#who(actor, reason);
+    const checked = checkMappings(mappings);
+    const clean = this.#cleanData(data);
+    const linked: Data = { ...clean };
+    const entities: Record<string, { id: string; created: boolean }> = {};
+    for (const m of checked) {
+      const entity = clean[m.property];
+      if (!isPlainObject(entity)) {
+        throw new ValidationError(`data.${m.property} must be an object holding the ${m.collection} entity`, { path: `data.${m.property}` });
+      }
+      const sibling = this.#ctx.sibling(m.collection);
+      const r = await sibling.smartInsert(entity, { uniqueKeys: [m.keyProperty], actor: who.actor, ...(who.reason ? { reason: who.reason } : {}) });
+      entities[m.property] = { id: r.id, created: r.created };
+      linked[m.property] = { _ref: { collection: m.collection, id: r.id } };
+    }
+    const created = await this.create(linked, who.actor, who.reason ?? undefined);
+    return { ...created, entities };
+  }
+
+  /** Reads a record and resolves the entity links `insertWithEntities` stored. */
+  async getWithEntities<T extends Data = Data>(
+    id: string,
+    mappings: EntityMapping[],
+  ): Promise<(XronoxRecord<T> & { entities: Record<string, XronoxRecord | null> }) | null> {
+    const checked = checkMappings(mappings);
+    const record = await this.getLatest<T>(id);
+    if (!record) return null;
+    const data: Data = { ...record.data };
+    const entities: Record<string, XronoxRecord | null> = {};
+    for (const m of checked) {
+      const link = readPath(data, `${m.property}._ref`);
+      if (!isPlainObject(link) || link.collection !== m.collection || !isValidName('id', link.id)) {
+        entities[m.property] = null;
+        continue;
+      }
+      const entity = await this.#ctx.sibling(m.collection).getLatest(link.id);
+      entities[m.property] = entity;
+      if (entity) data[m.property] = { id: entity.id, ...entity.data };
+    }
+    return { ...record, data: data as T, entities };
+  }
+
+  // ---- reads -----------------------------------------------------------------------------
 
   /** The latest state of a record; `null` when it does not exist (or is deleted, unless `includeDeleted`). */
   async getLatest<T extends Data = Data>(id: string, options: { projection?: string[]; includeDeleted?: boolean } = {}): Promise<XronoxRecord<T> | null> {
@@ -293,23 +313,40 @@ export class Collection {
     const limit = checkLimit(options.limit);
     if (options.before !== undefined) checkOv(options.before, 'before');
     const rows = await this.#ctx.index.listVersions(this.#ns, id, { limit: limit + 1, ...(options.before !== undefined ? { beforeOv: options.before } : {}) });
-    const items = rows.slice(0, limit).map((r) => ({
-      ov: r.ov,
-      cv: r.cv,
-      op: r.op,
-      at: r.at,
-      actor: r.actor,
-      reason: r.reason,
-      deleted: r.deleted,
-      size: r.size,
-      archived: r.archived,
-    }));
+    const items = rows.slice(0, limit).map(historyEntry);
     return { items, nextBefore: rows.length > limit ? (items[items.length - 1]?.ov ?? null) : null };
+  }
+
+  /**
+   * Every version one actor wrote in this collection, newest first, optionally within a time
+   * range ("everything user-123 changed last week"). Pass a name or a typed identity.
+   */
+  async changesBy(
+    actor: Actor,
+    options: { from?: string | Date; to?: string | Date; limit?: number; pageToken?: string } = {},
+  ): Promise<{ items: ActorChange[]; nextPageToken: string | null }> {
+    this.#requireVersioned('changesBy');
+    const who = checkActor(actor);
+    if (who === undefined) throw new ValidationError('changesBy needs an actor', { path: 'actor' });
+    const limit = checkLimit(options.limit);
+    const from = options.from === undefined ? undefined : parseInstant(options.from, 'from');
+    const to = options.to === undefined ? undefined : parseInstant(options.to, 'to');
+    const scope = `${this.#ns.dbName}/${this.#ns.collection}/changesBy/${actorId(who)}`;
+    const before = options.pageToken === undefined ? undefined : decodeActorCursor(scope, options.pageToken);
+    const rows = await this.#ctx.index.listVersionsByActor(this.#ns, actorId(who), {
+      limit: limit + 1,
+      ...(from ? { from } : {}),
+      ...(to ? { to } : {}),
+      ...(before ? { before } : {}),
+    });
+    const items = rows.slice(0, limit).map((r) => ({ id: r.id, ...historyEntry(r) }));
+    const last = items[items.length - 1];
+    return { items, nextPageToken: rows.length > limit && last ? encodeActorCursor(scope, { at: last.at, id: last.id, ov: last.ov }) : null };
   }
 
   /** Lists records by indexed properties with the safe operator subset; see `core/engine/filter.ts`. */
   async listByMeta<T extends Data = Data>(options: ListOptions = {}): Promise<ListResult<T>> {
-    if (typeof options !== 'object' || options === null) throw new ValidationError('listByMeta takes an options object');
+    if (!isPlainObject(options)) throw new ValidationError('listByMeta takes an options object');
     const filter = parseFilter(options.filter, (field) => this.#isFilterable(field));
     const limit = checkLimit(options.limit);
     const sort = checkSort(options.sort);
@@ -336,17 +373,144 @@ export class Collection {
   }
 
   /**
+   * Answers a filter over indexed properties as the collection stood at a point in time
+   * (versioned types; default now). Every page of one query answers for the same instant, so
+   * concurrent writes never make a page skip or repeat a record. Unversioned types answer for
+   * the present and refuse `at`.
+   */
+  async query<T extends Data = Data>(filter: Record<string, unknown> | undefined, options: QueryOptions = {}): Promise<QueryResult<T>> {
+    if (!isPlainObject(options)) throw new ValidationError('query options must be an object', { path: 'options' });
+    const node = parseFilter(filter, (field) => this.#isFilterable(field));
+    const limit = checkLimit(options.limit);
+    const projection = checkProjection(options.projection);
+    const includeDeleted = options.includeDeleted === true;
+    const scope = `${this.#ns.dbName}/${this.#ns.collection}/query`;
+    const page = options.pageToken === undefined ? undefined : decodePageToken(scope, options.pageToken);
+    const direction = page?.direction ?? checkSort(options.sort, ['id']).direction;
+    const versioned = this.#ctx.route.policy.versioned;
+    if (!versioned && options.at !== undefined) this.#requireVersioned('query with `at`');
+    if (page && options.at !== undefined && parseInstant(options.at) !== page.at) {
+      throw new ValidationError('at differs from the point in time of pageToken', { path: 'at' });
+    }
+    if (!versioned) {
+      const rows = await this.#ctx.index.listHeads(this.#ns, {
+        filter: node,
+        includeDeleted,
+        sort: { field: 'id', direction },
+        limit: limit + 1,
+        ...(page ? { after: { value: page.afterId, id: page.afterId } } : {}),
+      });
+      const items = rows.slice(0, limit).map((h) => toRecord<T>(h.cv, parseDocument(h.body), h.deletedAt, projection));
+      const last = items[items.length - 1];
+      return { items, at: null, nextPageToken: rows.length > limit && last ? encodePageToken(scope, { at: null, afterId: last.id, direction }) : null };
+    }
+    const at = page?.at ?? (options.at === undefined ? new Date().toISOString() : parseInstant(options.at));
+    const rows = await this.#ctx.index.queryAt(this.#ns, { at, filter: node, includeDeleted, direction, limit: limit + 1, ...(page ? { afterId: page.afterId } : {}) });
+    const items: XronoxRecord<T>[] = [];
+    for (const row of rows.slice(0, limit)) {
+      const doc = await this.#readVersionDoc(row);
+      items.push(toRecord<T>(row.cv, doc, doc.deleted ? doc.at : null, projection));
+    }
+    const last = items[items.length - 1];
+    return { items, at, nextPageToken: rows.length > limit && last ? encodePageToken(scope, { at, afterId: last.id, direction }) : null };
+  }
+
+  // ---- tamper evidence -------------------------------------------------------------------
+
+  /**
+   * Recomputes a record's hash chain from the stored versions (index or versions bucket) and
+   * reports the first broken link: a version whose content, metadata or order was changed
+   * behind the engine's back. A chain shortened by retention starts at its oldest kept version.
+   */
+  async verify(id: string): Promise<VerifyReport> {
+    this.#requireVersioned('verify');
+    assertName('id', id);
+    const head = await this.#ctx.index.getHead(this.#ns, id);
+    if (!head) throw new NotFoundError(`Record ${id} does not exist in ${this.#ctx.route.label}`);
+    let broken: { ov: number; reason: string } | null = null;
+    const flag = (ov: number, reason: string) => {
+      if (!broken || ov <= broken.ov) broken = { ov, reason };
+    };
+    if (head.hash === null) flag(head.ov, 'the head carries no hash');
+    let checked = 0;
+    let newer: VersionRow | undefined;
+    let before: number | undefined;
+    for (;;) {
+      const rows = await this.#ctx.index.listVersions(this.#ns, id, { limit: VERIFY_PAGE, ...(before !== undefined ? { beforeOv: before } : {}) });
+      if (rows.length === 0) break;
+      for (const row of rows) {
+        checked++;
+        if (newer === undefined && (row.ov !== head.ov || row.hash !== head.hash)) flag(row.ov, 'the head does not point at the newest version');
+        if (newer !== undefined && newer.ov !== row.ov + 1) flag(row.ov + 1, `version ${row.ov + 1} is missing`);
+        // Each version is checked against the hash stored on the one before it (the next row).
+        newer = row;
+      }
+      // Verify links now that each row's predecessor is known (within this page and across pages).
+      before = rows[rows.length - 1]!.ov;
+      const previousPage = await this.#ctx.index.listVersions(this.#ns, id, { limit: 1, beforeOv: before });
+      for (let i = 0; i < rows.length; i++) {
+        const row = rows[i]!;
+        const predecessor = i + 1 < rows.length ? rows[i + 1] : previousPage[0];
+        const reason = await this.#checkLink(row, predecessor);
+        if (reason) flag(row.ov, reason);
+      }
+      if (rows.length < VERIFY_PAGE) break;
+    }
+    return { id, ok: broken === null, checked, brokenAt: broken };
+  }
+
+  /** `verify` for every record of the collection. */
+  async verifyCollection(): Promise<CollectionVerifyReport> {
+    this.#requireVersioned('verifyCollection');
+    const report: CollectionVerifyReport = { ok: true, records: 0, versions: 0, broken: [] };
+    let afterId: string | undefined;
+    for (;;) {
+      const ids = await this.#ctx.index.listHeadIds(this.#ns, { limit: 500, ...(afterId ? { afterId } : {}) });
+      if (ids.length === 0) return report;
+      for (const id of ids) {
+        const r = await this.verify(id);
+        report.records++;
+        report.versions += r.checked;
+        if (r.brokenAt) {
+          report.ok = false;
+          report.broken.push({ id, ...r.brokenAt });
+        }
+      }
+      afterId = ids[ids.length - 1];
+    }
+  }
+
+  async #checkLink(row: VersionRow, predecessor: VersionRow | undefined): Promise<string | null> {
+    let doc: RecordDocument;
+    try {
+      doc = await this.#readVersionDoc(row);
+    } catch (err) {
+      if (err instanceof StorageError && err.cause === undefined) return 'its stored document is missing';
+      if (err instanceof SyntaxError) return 'its stored document is not valid JSON';
+      throw err;
+    }
+    if (doc.id !== row.id || doc.ov !== row.ov) return 'its stored document belongs to another version';
+    // The oldest retained version anchors the chain when older ones were pruned.
+    const previousHash = predecessor ? predecessor.hash : row.ov === 0 ? null : undefined;
+    if (previousHash === undefined) return null;
+    if (predecessor && predecessor.ov !== row.ov - 1) return `version ${row.ov - 1} is missing`;
+    return versionHash(previousHash, doc) === row.hash ? null : 'its content or metadata does not match its hash';
+  }
+
+  // ---- restore ---------------------------------------------------------------------------
+
+  /**
    * Brings a record back to the state of an earlier version, as a new version (history is never
    * rewritten). Restoring to a deleted state deletes; restoring a deleted record revives it.
    */
   async restoreObject(
     id: string,
     target: { ov: number } | { at: string | Date },
-    options: { actor?: string; reason?: string; expectedOv?: number } = {},
+    options: { actor?: Actor; reason?: string; expectedOv?: number } = {},
   ): Promise<RestoreResult> {
     this.#requireVersioned('restoreObject');
     assertName('id', id);
-    const who = checkActor(options.actor, options.reason);
+    const who = this.#who(options.actor, options.reason);
     if (options.expectedOv !== undefined) checkOv(options.expectedOv, 'expectedOv');
     const row = await this.#findTarget(id, target);
     if (!row) throw new NotFoundError(`Record ${id} has no version at ${describeTarget(target)} in ${this.#ctx.route.label}`);
@@ -356,9 +520,9 @@ export class Collection {
       if (!head) throw new NotFoundError(`Record ${id} does not exist in ${this.#ctx.route.label}`);
       if (options.expectedOv !== undefined && head.ov !== options.expectedOv) throw new VersionConflictError(id, options.expectedOv, head.ov);
       const at = nextVersionTime(head.updatedAt);
-      const write = this.#write(id, head, { id, ov: head.ov + 1, op: 'restore', at, ...who, deleted: targetDoc.deleted, createdAt: targetDoc.createdAt, data: targetDoc.data });
-      const cv = await this.#commitOne(write, 'UPDATE', targetDoc.data, head.ov, targetDoc.deleted ? 'deleted' : 'restored');
-      return { id, ov: head.ov + 1, cv, updatedAt: at, restoredFromOv: row.ov };
+      const next = this.#restoredDoc(head, targetDoc, at, who);
+      const cv = await this.#commitOne(this.#write(id, head, next), 'UPDATE', targetDoc.data, head.ov, targetDoc.deleted ? 'deleted' : 'restored');
+      return { id, ov: next.ov, cv, updatedAt: at, restoredFromOv: row.ov };
     });
   }
 
@@ -369,10 +533,10 @@ export class Collection {
    */
   async restoreCollection(
     target: { cv: number } | { at: string | Date },
-    options: { dryRun?: boolean; actor?: string; reason?: string } = {},
+    options: { dryRun?: boolean; actor?: Actor; reason?: string } = {},
   ): Promise<CollectionRestoreReport> {
     this.#requireVersioned('restoreCollection');
-    const who = checkActor(options.actor, options.reason);
+    const who = this.#who(options.actor, options.reason);
     const point = parsePoint(target);
     const dryRun = options.dryRun === true;
     const report: CollectionRestoreReport = { dryRun, target: point, restored: 0, revived: 0, deleted: 0, unchanged: 0, changes: [] };
@@ -398,17 +562,11 @@ export class Collection {
     return report;
   }
 
-  async #restoreBatch(
-    ids: readonly string[],
-    point: { cv: number } | { at: string },
-    who: { actor: string; reason: string | null },
-    dryRun: boolean,
-    report: CollectionRestoreReport,
-  ): Promise<void> {
+  async #restoreBatch(ids: readonly string[], point: { cv: number } | { at: string }, who: Who, dryRun: boolean, report: CollectionRestoreReport): Promise<void> {
     const writes: RecordWrite[] = [];
     const planned: CollectionRestoreReport['changes'] = [];
     let unchanged = 0;
-    const counterEvents: Array<{ data: Data; counter: 'restored' | 'deleted' }> = [];
+    const deltas: Record<string, number> = {};
     for (const id of ids) {
       const head = await this.#ctx.index.getHead(this.#ns, id);
       if (!head) continue;
@@ -419,8 +577,8 @@ export class Collection {
         if (head.deleted) unchanged++;
         else {
           planned.push({ id, action: 'delete', fromOv: head.ov, targetOv: null });
-          writes.push(this.#write(id, head, { id, ov: head.ov + 1, op: 'restore', at, ...who, deleted: true, createdAt: current.createdAt, data: current.data }));
-          counterEvents.push({ data: current.data, counter: 'deleted' });
+          writes.push(this.#write(id, head, this.#nextDoc(current, head, { op: 'restore', at, ...who, deleted: true, data: current.data })));
+          this.#countInto(deltas, 'UPDATE', current.data, 'deleted');
         }
         continue;
       }
@@ -431,14 +589,12 @@ export class Collection {
       }
       const action = head.deleted && !targetDoc.deleted ? 'revive' : targetDoc.deleted ? 'delete' : 'restore';
       planned.push({ id, action, fromOv: head.ov, targetOv: row.ov });
-      writes.push(this.#write(id, head, { id, ov: head.ov + 1, op: 'restore', at, ...who, deleted: targetDoc.deleted, createdAt: targetDoc.createdAt, data: targetDoc.data }));
-      counterEvents.push({ data: targetDoc.data, counter: targetDoc.deleted ? 'deleted' : 'restored' });
+      writes.push(this.#write(id, head, this.#restoredDoc(head, targetDoc, at, who)));
+      this.#countInto(deltas, 'UPDATE', targetDoc.data, targetDoc.deleted ? 'deleted' : 'restored');
     }
     if (!dryRun && writes.length > 0) {
-      const deltas: Record<string, number> = {};
-      for (const e of counterEvents) this.#countInto(deltas, 'UPDATE', e.data, e.counter);
       const result = await this.#ctx.index.commit(this.#ns, { writes, counters: [this.#counterDelta(deltas)] });
-      if (!result.ok) throw new VersionConflictError(result.id, result.expectedOv, result.actualOv);
+      if (!result.ok) throw conflictOf(result);
       for (const w of writes) await this.#ctx.sync.schedule(this.#syncTarget, this.#ns, w.id);
     }
     report.unchanged += unchanged;
@@ -452,36 +608,120 @@ export class Collection {
 
   // ---- internals -------------------------------------------------------------------------
 
+  #who(actor: unknown, reason: unknown): Who {
+    return { actor: checkActor(actor) ?? DEFAULT_ACTOR, reason: checkReason(reason) };
+  }
+
+  #cleanData(data: unknown, label = 'data'): Data {
+    const { data: clean } = normaliseData(data, this.#ctx.maxDocumentBytes, label);
+    if (Object.hasOwn(clean, '_system')) {
+      throw new ValidationError(`${label}._system is reserved for the engine's own bookkeeping`, { path: `${label}._system` });
+    }
+    checkRequired(clean, this.#ctx.route.collectionMap, this.#ctx.route.collection);
+    return clean;
+  }
+
+  #cleanPatches(patch: unknown): Data[] {
+    const list = Array.isArray(patch) ? patch : [patch];
+    if (list.length === 0) throw new ValidationError('enrich needs at least one patch', { path: 'patch' });
+    return list.map((p, i) => {
+      const label = Array.isArray(patch) ? `patch[${i}]` : 'patch';
+      const { data } = normaliseData(p, this.#ctx.maxDocumentBytes, label);
+      if (Object.hasOwn(data, '_system')) throw new ValidationError(`${label}._system is reserved`, { path: `${label}._system` });
+      return data;
+    });
+  }
+
+  async #createRecord(
+    data: Data,
+    who: Who,
+    lineage: Pick<SystemInfo, 'parent' | 'origin'>,
+    claims: NonNullable<RecordWrite['claims']>,
+    functionId?: string,
+  ): Promise<{ ok: true; id: string; cv: number; at: string } | { ok: false }> {
+    const id = uuidv7();
+    const at = nextVersionTime(null);
+    const system: SystemInfo = { ...lineage, ...(functionId ? { functionIds: [functionId] } : {}) };
+    const doc: RecordDocument = { id, ov: 0, op: 'create', at, ...who, deleted: false, createdAt: at, data };
+    if (functionId) doc.functionId = functionId;
+    if (Object.keys(system).length > 0) doc.system = system;
+    const write = this.#write(id, null, doc);
+    if (claims.length > 0) write.claims = claims;
+    const deltas: Record<string, number> = {};
+    this.#countInto(deltas, 'CREATE', data);
+    const result = await this.#ctx.index.commit(this.#ns, { writes: [write], counters: [this.#counterDelta(deltas)] });
+    if (!result.ok) {
+      if (result.reason === 'claim') return { ok: false };
+      throw conflictOf(result);
+    }
+    await this.#ctx.sync.schedule(this.#syncTarget, this.#ns, id);
+    return { ok: true, id, cv: result.cvs[0]!, at };
+  }
+
+  async #enrichHead(head: HeadRow, patches: readonly Data[], who: Who, functionId: string | undefined): Promise<UpdateResult> {
+    const doc = parseDocument(head.body);
+    const merged = patches.reduce((acc, p) => deepMerge(acc, p), doc.data);
+    const clean = this.#cleanData(merged);
+    const at = nextVersionTime(head.updatedAt);
+    const next = this.#nextDoc(doc, head, { op: 'enrich', at, ...who, deleted: false, data: clean }, functionId);
+    const cv = await this.#commitOne(this.#write(head.id, head, next), 'UPDATE', clean, head.ov);
+    return { id: head.id, ov: next.ov, cv, updatedAt: at };
+  }
+
+  /** The next version document of a record: lineage carried over, provenance accumulated. */
+  #nextDoc(
+    previous: RecordDocument,
+    head: HeadRow,
+    change: Pick<RecordDocument, 'op' | 'at' | 'actor' | 'reason' | 'deleted' | 'data'>,
+    functionId?: string,
+  ): RecordDocument {
+    const doc: RecordDocument = { id: head.id, ov: head.ov + 1, ...change, createdAt: previous.createdAt, data: change.data };
+    const system: SystemInfo = { ...previous.system };
+    if (functionId) {
+      doc.functionId = functionId;
+      const ids = system.functionIds ?? [];
+      system.functionIds = ids.includes(functionId) ? ids : [...ids, functionId];
+    }
+    if (Object.keys(system).length > 0) doc.system = system;
+    return doc;
+  }
+
+  #restoredDoc(head: HeadRow, target: RecordDocument, at: string, who: Who): RecordDocument {
+    const current = parseDocument(head.body);
+    const doc = this.#nextDoc(current, head, { op: 'restore', at, ...who, deleted: target.deleted, data: target.data });
+    // The restored state includes its lineage and provenance as they were then.
+    if (target.system) doc.system = target.system;
+    else delete doc.system;
+    return doc;
+  }
+
   #write(id: string, head: HeadRow | null, doc: RecordDocument): RecordWrite {
     const body = serialiseDocument(doc);
+    const versioned = this.#ctx.route.policy.versioned;
+    const hash = versioned ? versionHash(head?.hash ?? null, doc) : null;
     const newHead: NewHead = {
       ov: doc.ov,
       deleted: doc.deleted,
       createdAt: doc.createdAt,
       updatedAt: doc.at,
       deletedAt: doc.deleted ? (head?.deleted ? head.deletedAt : doc.at) : null,
-      meta: extractMeta(doc.data, this.#ctx.route.collectionMap),
+      meta: { ...extractMeta(doc.data, this.#ctx.route.collectionMap), ...systemMeta(doc.system, doc.createdAt, doc.at) },
       body,
+      hash,
     };
     const write: RecordWrite = { id, expectedOv: head ? head.ov : null, head: newHead };
-    if (this.#ctx.route.policy.versioned) {
-      write.version = { op: doc.op, at: doc.at, actor: doc.actor, reason: doc.reason, deleted: doc.deleted, body };
+    if (versioned && hash !== null) {
+      write.version = { op: doc.op, at: doc.at, actor: doc.actor, reason: doc.reason, deleted: doc.deleted, body, hash };
     }
     return write;
   }
 
-  async #commitOne(
-    write: RecordWrite,
-    event: 'CREATE' | 'UPDATE' | 'DELETE',
-    data: Data,
-    expectedOv: number | null,
-    counter?: 'restored' | 'deleted',
-  ): Promise<number> {
+  async #commitOne(write: RecordWrite, event: 'CREATE' | 'UPDATE' | 'DELETE', data: Data, expectedOv: number | null, counter?: 'restored' | 'deleted'): Promise<number> {
     const deltas: Record<string, number> = {};
     this.#countInto(deltas, event, data, counter);
     const batch: CommitBatch = { writes: [write], counters: [this.#counterDelta(deltas)] };
     const result = await this.#ctx.index.commit(this.#ns, batch);
-    if (!result.ok) throw new VersionConflictError(write.id, expectedOv, result.actualOv);
+    if (!result.ok) throw result.reason === 'version' ? new VersionConflictError(write.id, expectedOv, result.actualOv) : conflictOf(result);
     await this.#ctx.sync.schedule(this.#syncTarget, this.#ns, write.id);
     return result.cvs[0]!;
   }
@@ -501,6 +741,27 @@ export class Collection {
     return { dbName: this.#ctx.route.analyticsDbName, collection: this.#ctx.route.collection, deltas };
   }
 
+  #uniqueKey(data: Data, uniqueKeys: unknown): { filter: FilterNode; claimKey: string } {
+    if (!Array.isArray(uniqueKeys) || uniqueKeys.length === 0 || uniqueKeys.length > 8) {
+      throw new ValidationError('uniqueKeys must list 1 to 8 indexed properties', { path: 'uniqueKeys' });
+    }
+    const pairs: Array<[string, string | number | boolean]> = [];
+    for (const key of uniqueKeys) {
+      if (typeof key !== 'string' || !this.#isFilterable(key) || isSystemField(key)) {
+        throw new ValidationError(`uniqueKeys: "${String(key)}" is not an indexed property of ${this.#ctx.route.collection}`, { path: 'uniqueKeys' });
+      }
+      const value = readPath(data, key);
+      if (typeof value !== 'string' && typeof value !== 'boolean' && !(typeof value === 'number' && Number.isFinite(value))) {
+        throw new ValidationError(`data.${key} must hold a string, number or boolean to be used as a unique key`, { path: `data.${key}` });
+      }
+      pairs.push([key, value]);
+    }
+    pairs.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    const filter: FilterNode = { kind: 'and', items: pairs.map(([field, value]) => ({ kind: 'compare', field, op: '$eq', value })) };
+    const claimKey = createHash('sha256').update(JSON.stringify(pairs)).digest('hex');
+    return { filter, claimKey };
+  }
+
   /** Runs `attempt`, retrying on version conflicts when the caller gave no `expectedOv`. */
   async #retrying<R>(expectedOv: number | undefined, attempt: () => Promise<R>): Promise<R> {
     for (let i = 0; ; i++) {
@@ -508,7 +769,7 @@ export class Collection {
         return await attempt();
       } catch (err) {
         if (!(err instanceof VersionConflictError) || expectedOv !== undefined || i >= MAX_RETRIES) throw err;
-        await new Promise((r) => setTimeout(r, Math.random() * Math.min(2 ** i, 50)));
+        await pause(i);
       }
     }
   }
@@ -521,13 +782,12 @@ export class Collection {
     return head;
   }
 
-  async #findTarget(id: string, target: { ov: number } | { at: string | Date }): Promise<VersionRow | null> {
-    if (typeof target !== 'object' || target === null) throw new ValidationError('The restore target must be { ov } or { at }');
-    if ('ov' in target) {
+  async #findTarget(id: string, target: unknown): Promise<VersionRow | null> {
+    if (isPlainObject(target) && 'ov' in target) {
       checkOv(target.ov, 'ov');
       return this.#ctx.index.getVersion(this.#ns, id, target.ov);
     }
-    if ('at' in target) return this.#ctx.index.findVersionAt(this.#ns, id, { at: parseInstant(target.at) });
+    if (isPlainObject(target) && 'at' in target) return this.#ctx.index.findVersionAt(this.#ns, id, { at: parseInstant(target.at) });
     throw new ValidationError('The restore target must be { ov } or { at }');
   }
 
@@ -554,8 +814,9 @@ export class Collection {
   }
 
   #isFilterable(field: string): boolean {
+    if (isSystemField(field)) return true;
     const map = this.#ctx.route.collectionMap;
-    if (!map || map.indexedProps.length === 0) return isValidName('property', field) && !field.includes('.');
+    if (!map || map.indexedProps.length === 0) return isValidName('property', field) && !field.includes('.') && !field.startsWith('_system');
     return map.indexedProps.includes(field);
   }
 
@@ -584,62 +845,66 @@ function toRecord<T extends Data>(cv: number, doc: RecordDocument, deletedAt: st
     updatedAt: doc.at,
     deletedAt: doc.deleted ? deletedAt : null,
     deleted: doc.deleted,
+    _system: {
+      insertedAt: doc.createdAt,
+      updatedAt: doc.at,
+      deletedAt: doc.deleted ? deletedAt : null,
+      functionIds: doc.system?.functionIds ?? [],
+      parent: doc.system?.parent ?? null,
+      origin: doc.system?.origin ?? null,
+    },
   };
 }
 
-function checkActor(actor: unknown, reason: unknown): { actor: string; reason: string | null } {
-  if (actor !== undefined && (typeof actor !== 'string' || actor.length === 0 || actor.length > 256)) {
-    throw new ValidationError('actor must be a non-empty string of at most 256 characters', { path: 'actor' });
-  }
-  if (reason !== undefined && reason !== null && (typeof reason !== 'string' || reason.length > 1024)) {
-    throw new ValidationError('reason must be a string of at most 1024 characters', { path: 'reason' });
-  }
-  return { actor: (actor as string | undefined) ?? DEFAULT_ACTOR, reason: (reason as string | null | undefined) ?? null };
+function historyEntry(r: VersionRow): HistoryEntry {
+  return { ov: r.ov, cv: r.cv, op: r.op, at: r.at, actor: r.actor, reason: r.reason, deleted: r.deleted, size: r.size, archived: r.archived };
 }
 
-function checkOv(value: unknown, label: string): void {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
-    throw new ValidationError(`${label} must be a whole number of at least 0`, { path: label });
-  }
+function conflictOf(result: Extract<Awaited<ReturnType<IndexStore['commit']>>, { ok: false }>): ConflictError {
+  return result.reason === 'version'
+    ? new VersionConflictError(result.id, result.expectedOv, result.actualOv)
+    : new ConflictError(`Record ${result.id} cannot take a unique key held by record ${result.heldBy}`);
 }
 
-function checkLimit(limit: unknown): number {
-  if (limit === undefined) return 50;
-  if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE) {
-    throw new ValidationError(`limit must be a whole number from 1 to ${MAX_PAGE}`, { path: 'limit' });
+function checkFunctionId(functionId: unknown): string | undefined {
+  if (functionId === undefined) return undefined;
+  if (typeof functionId !== 'string' || functionId.length === 0 || functionId.length > 256) {
+    throw new ValidationError('functionId must be a non-empty string of at most 256 characters', { path: 'functionId' });
   }
-  return limit;
+  return functionId;
 }
 
-function checkSort(sort: unknown): { field: SortField; direction: 1 | -1 } {
-  if (sort === undefined) return { field: 'id', direction: 1 };
-  const entries = typeof sort === 'object' && sort !== null && !Array.isArray(sort) ? Object.entries(sort) : [];
-  const [field, direction] = entries[0] ?? [];
-  if (entries.length !== 1 || !SORT_FIELDS.includes(field as SortField) || (direction !== 1 && direction !== -1)) {
-    throw new ValidationError(`sort must be one of ${SORT_FIELDS.map((f) => `{ ${f}: 1 | -1 }`).join(', ')}`, { path: 'sort' });
+function checkMappings(mappings: unknown): EntityMapping[] {
+  if (!Array.isArray(mappings) || mappings.length === 0 || mappings.length > 16) {
+    throw new ValidationError('mappings must list 1 to 16 { property, collection, keyProperty }', { path: 'mappings' });
   }
-  return { field: field as SortField, direction };
-}
-
-function checkProjection(projection: unknown): string[] | undefined {
-  if (projection === undefined) return undefined;
-  if (!Array.isArray(projection) || projection.length > 64 || !projection.every((p) => isValidName('property', p))) {
-    throw new ValidationError('projection must be a list of at most 64 property paths', { path: 'projection' });
-  }
-  return projection as string[];
-}
-
-function parsePoint(target: unknown): { cv: number } | { at: string } {
-  if (typeof target === 'object' && target !== null) {
-    if ('cv' in target) {
-      checkOv((target as { cv: unknown }).cv, 'cv');
-      return { cv: (target as { cv: number }).cv };
+  return mappings.map((m, i) => {
+    if (!isPlainObject(m) || !isValidName('property', m.property) || String(m.property).includes('.') || !isValidName('property', m.keyProperty)) {
+      throw new ValidationError(`mappings[${i}] must be { property, collection, keyProperty } with top-level property names`, { path: `mappings[${i}]` });
     }
-    if ('at' in target) return { at: parseInstant((target as { at: unknown }).at) };
-  }
-  throw new ValidationError('The restore target must be { cv } or { at }');
+    return { property: m.property as string, collection: assertName('collection', m.collection, `mappings[${i}].collection`), keyProperty: m.keyProperty as string };
+  });
 }
 
 function describeTarget(target: { ov: number } | { at: string | Date }): string {
   return 'ov' in target ? `ov ${target.ov}` : `time ${String(target.at instanceof Date ? target.at.toISOString() : target.at)}`;
+}
+
+function pause(attempt: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, Math.random() * Math.min(2 ** attempt, 50)));
+}
+
+function encodeActorCursor(scope: string, cursor: { at: string; id: string; ov: number }): string {
+  return encodePageToken(scope, { at: cursor.at, afterId: `${cursor.id}`, direction: -1 }) + `.${cursor.ov}`;
+}
+
+function decodeActorCursor(scope: string, token: unknown): { at: string; id: string; ov: number } {
+  const text = typeof token === 'string' ? token : '';
+  const dot = text.lastIndexOf('.');
+  const ov = Number(text.slice(dot + 1));
+  const state = decodePageToken(scope, dot > 0 ? text.slice(0, dot) : text);
+  if (dot <= 0 || !Number.isSafeInteger(ov) || ov < 0 || state.at === null) {
+    throw new ValidationError('pageToken is not a token this collection issued', { path: 'pageToken' });
+  }
+  return { at: state.at, id: state.afterId, ov };
 }

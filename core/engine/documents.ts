@@ -1,8 +1,9 @@
 import type { CollectionMapConfig } from '../config/schema.js';
-import type { IndexedValue, VersionOp } from '../contracts/index-store.js';
+import type { Actor, IndexedValue, VersionOp } from '../contracts/index-store.js';
 import { ValidationError } from '../errors.js';
 import { isValidName } from '../routing/names.js';
 import { isPlainObject, isWellFormed } from './filter.js';
+import type { SystemInfo } from './lineage.js';
 
 /** User data: a plain JSON object. */
 export type Data = Record<string, unknown>;
@@ -17,11 +18,13 @@ export interface RecordDocument {
   ov: number;
   op: VersionOp;
   at: string;
-  actor: string;
+  actor: Actor;
   reason: string | null;
   functionId?: string;
   deleted: boolean;
   createdAt: string;
+  /** Lineage and enrichment provenance; absent when there is none. */
+  system?: SystemInfo;
   data: Data;
 }
 

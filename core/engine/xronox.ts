@@ -1,4 +1,5 @@
 import type { XronoxConfig } from '../config/load.js';
+import { maskConfig, maskSecretsIn } from '../config/secrets.js';
 import type { DbConnectionConfig, SpacesConnectionConfig } from '../config/schema.js';
 import type { BlobStore } from '../contracts/blob-store.js';
 import type { IndexStore } from '../contracts/index-store.js';
@@ -7,7 +8,8 @@ import { assertName } from '../routing/names.js';
 import { type Route, type RouteRequest, Router } from '../routing/router.js';
 import { BlobSync, type SyncReport } from './blob-sync.js';
 import { Collection, type ParsedCounterRule } from './collection.js';
-import { DEFAULT_MAX_DOCUMENT_BYTES } from './documents.js';
+import { type Data, DEFAULT_MAX_DOCUMENT_BYTES } from './documents.js';
+import { openIfConfigured, readTiers, type TieredReadOptions, type TieredReadResult } from './tiered-read.js';
 import { parseFilter } from './filter.js';
 import { guardAdapter } from './guard.js';
 
@@ -39,6 +41,17 @@ export class Xronox {
   readonly #counterRules: readonly ParsedCounterRule[];
   #closed = false;
 
+  /** Operations: a health report of every store, and shutdown. */
+  readonly admin = {
+    /**
+     * Reaches every configured database's index store and blob store and reports each with its
+     * latency. Secrets (keys, passwords in URIs) are masked everywhere in the report.
+     */
+    health: (): Promise<HealthReport> => this.#health(),
+    /** Same as `shutdown()`: drains the blob sync, then closes every client and timer. */
+    shutdown: (): Promise<void> => this.shutdown(),
+  };
+
   /** Counter totals per collection: created, updated, deleted, restored and each counter rule. */
   readonly counters = {
     getTotals: (request: CounterTotalsRequest): Promise<Record<string, number>> => this.#getTotals(request),
@@ -48,7 +61,7 @@ export class Xronox {
     this.config = config;
     this.#router = new Router(config);
     this.#factories = factories;
-    this.#sync = new BlobSync(options.onBackgroundError ?? logBackgroundError);
+    this.#sync = new BlobSync(options.onBackgroundError ?? ((err) => logBackgroundError(err, config)));
     this.#counterRules = (config.counterRules?.rules ?? []).map((r) => ({
       name: r.name,
       on: new Set(r.on ?? ['CREATE', 'UPDATE', 'DELETE']),
@@ -60,7 +73,10 @@ export class Xronox {
   /** A collection of the database that the type, tier and tenant (or domain) route to. */
   with(request: RouteRequest): Collection {
     this.#assertOpen();
-    const route = this.#router.resolve(request);
+    return this.#collection(this.#router.resolve(request));
+  }
+
+  #collection(route: Route): Collection {
     return new Collection({
       route,
       index: this.#indexFor(route),
@@ -69,7 +85,42 @@ export class Xronox {
       maxDocumentBytes: this.config.limits?.maxDocumentBytes ?? DEFAULT_MAX_DOCUMENT_BYTES,
       logicalDelete: this.config.logicalDelete.enabled,
       counterRules: this.#counterRules,
+      sibling: (collection) => this.#collection(this.#router.resolve({ ...routeRequestOf(route), collection })),
     });
+  }
+
+  /**
+   * Reads a knowledge item across tiers: the first record matching `filter` in the generic, the
+   * domain (with `domain`) and the tenant (with `tenantId`) knowledge databases; returns the most
+   * specific one, or with `merge` their deep merge (generic ← domain ← tenant), and which tiers
+   * contributed. `null` when no tier has a match.
+   */
+  getKnowledge<T extends Data = Data>(collection: string, filter: Record<string, unknown>, options: TieredReadOptions = {}): Promise<TieredReadResult<T> | null> {
+    return this.#readTiers<T>('knowledge', collection, filter, options);
+  }
+
+  /** `getKnowledge` for the metadata database type. */
+  getMetadata<T extends Data = Data>(collection: string, filter: Record<string, unknown>, options: TieredReadOptions = {}): Promise<TieredReadResult<T> | null> {
+    return this.#readTiers<T>('metadata', collection, filter, options);
+  }
+
+  #readTiers<T extends Data>(databaseType: 'knowledge' | 'metadata', collection: string, filter: Record<string, unknown>, options: TieredReadOptions): Promise<TieredReadResult<T> | null> {
+    this.#assertOpen();
+    const opts = (options ?? {}) as TieredReadOptions;
+    return readTiers<T>(
+      (tier) =>
+        openIfConfigured(() =>
+          this.with({
+            databaseType,
+            tier,
+            collection,
+            ...(tier === 'tenant' ? { tenantId: opts.tenantId! } : {}),
+            ...(tier === 'domain' ? { domain: opts.domain! } : {}),
+          }),
+        ),
+      filter,
+      opts,
+    );
   }
 
   /** Resolves a route without opening anything (for inspection and tests). */
@@ -89,7 +140,16 @@ export class Xronox {
   async repair(): Promise<SyncReport> {
     this.#assertOpen();
     const total: SyncReport = { synced: 0, failed: 0 };
-    for (const db of this.#router.databases()) {
+    // Configured databases, plus dynamic tenants' databases that the stores say have pending work.
+    const databases = this.#router.databases();
+    for (const ref of this.#router.dynamicConnections()) {
+      const known = new Set(databases.filter((d) => d.dbConnRef === ref).map((d) => d.dbName));
+      for (const dbName of await this.#indexFor({ dbConnRef: ref }).listPendingDatabases()) {
+        const db = known.has(dbName) ? null : this.#router.databaseNamed(ref, dbName);
+        if (db) databases.push(db);
+      }
+    }
+    for (const db of databases) {
       const report = await this.#sync.repair({
         index: this.#indexFor(db),
         blob: this.#blobFor(db),
@@ -118,13 +178,51 @@ export class Xronox {
     return this.#closed;
   }
 
+  async #health(): Promise<HealthReport> {
+    this.#assertOpen();
+    const probe = async (run: () => Promise<unknown>): Promise<ProbeResult> => {
+      const started = process.hrtime.bigint();
+      try {
+        await run();
+        return { ok: true, latencyMs: elapsedMs(started) };
+      } catch (err) {
+        const message = err instanceof Error ? `${err.message}${err.cause instanceof Error ? `: ${err.cause.message}` : ''}` : String(err);
+        return { ok: false, latencyMs: elapsedMs(started), error: maskSecretsIn(message, this.config) };
+      }
+    };
+    // One probe per connection (and per bucket), however many databases share it.
+    const indexProbes = new Map<string, Promise<ProbeResult>>();
+    const blobProbes = new Map<string, Promise<ProbeResult>>();
+    const databases: HealthReport['databases'] = [];
+    for (const db of this.#router.databases()) {
+      const records = db.blobs.records;
+      if (!indexProbes.has(db.dbConnRef)) indexProbes.set(db.dbConnRef, probe(() => this.#indexFor(db).ping()));
+      const blobKey = `${db.spaceConnRef ?? ''}\u0000${records?.bucket ?? ''}`;
+      if (records && !blobProbes.has(blobKey)) blobProbes.set(blobKey, probe(() => this.#blobFor(db).list(records.bucket, `${records.prefix}/`, { limit: 1 })));
+      databases.push({
+        databaseType: db.databaseType,
+        tier: db.tier,
+        ...(db.tenantId !== undefined ? { tenantId: db.tenantId } : {}),
+        ...(db.domain !== undefined ? { domain: db.domain } : {}),
+        dbName: db.dbName,
+        index: { connection: db.dbConnRef, adapter: this.#indexFor(db).name, ...(await indexProbes.get(db.dbConnRef)!) },
+        blobs: records
+          ? { connection: db.spaceConnRef ?? 'localStorage', adapter: this.#blobFor(db).name, bucket: records.bucket, ...(await blobProbes.get(blobKey)!) }
+          : null,
+      });
+    }
+    const ok = databases.every((d) => d.index.ok && (d.blobs === null || d.blobs.ok));
+    return { ok, checkedAt: new Date().toISOString(), databases, config: maskConfig(this.config) };
+  }
+
   async #getTotals(request: CounterTotalsRequest): Promise<Record<string, number>> {
     this.#assertOpen();
     if (typeof request !== 'object' || request === null) throw new ValidationError('getTotals takes { databaseType, tier, tenantId, collection } or { dbName, collection }');
     const collection = assertName('collection', request.collection);
     if (request.dbName !== undefined) {
-      const db = this.#router.databases().find((d) => d.analyticsDbName === request.dbName || d.dbName === request.dbName);
-      if (!db) throw new ValidationError(`No configured database is named "${String(request.dbName)}"`, { path: 'dbName' });
+      const refs = Object.keys(this.config.dbConnections);
+      const db = typeof request.dbName === 'string' ? refs.map((ref) => this.#router.databaseNamed(ref, request.dbName!)).find((d) => d !== null) : undefined;
+      if (!db) throw new ValidationError(`No configured or dynamic tenant database is named "${String(request.dbName).slice(0, 64)}"`, { path: 'dbName' });
       return this.#indexFor(db).getCounters(db.analyticsDbName, collection);
     }
     const route = this.#router.resolve(request as RouteRequest);
@@ -169,8 +267,45 @@ function opening<T>(what: string, open: () => T): T {
   }
 }
 
+export interface ProbeResult {
+  ok: boolean;
+  latencyMs: number;
+  /** Why the probe failed, with secrets masked. */
+  error?: string;
+}
+
+export interface HealthReport {
+  ok: boolean;
+  checkedAt: string;
+  databases: Array<{
+    databaseType: string;
+    tier: string;
+    tenantId?: string;
+    domain?: string;
+    dbName: string;
+    index: ProbeResult & { connection: string; adapter: string };
+    blobs: (ProbeResult & { connection: string; adapter: string; bucket: string }) | null;
+  }>;
+  /** The config in force, secrets masked. */
+  config: XronoxConfig;
+}
+
+function elapsedMs(started: bigint): number {
+  return Number(process.hrtime.bigint() - started) / 1e6;
+}
+
 /** The default for background failures: one line on stderr. The outbox keeps the work; it is retried. */
-function logBackgroundError(err: unknown): void {
-  const message = err instanceof Error ? err.message : String(err);
+function logBackgroundError(err: unknown, config: XronoxConfig): void {
+  const message = maskSecretsIn(err instanceof Error ? err.message : String(err), config);
   console.error(`[xronox] background blob sync failed, will retry: ${message}`);
+}
+
+function routeRequestOf(route: Route): RouteRequest {
+  return {
+    databaseType: route.databaseType,
+    tier: route.tier,
+    collection: route.collection,
+    ...(route.tenantId !== undefined ? { tenantId: route.tenantId } : {}),
+    ...(route.domain !== undefined ? { domain: route.domain } : {}),
+  };
 }

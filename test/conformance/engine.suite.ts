@@ -519,6 +519,259 @@ export function engineConformance(backend: EngineBackend): void {
       });
     });
 
+    describe('lineage and actors', () => {
+      it('records parent and origin, accumulates functionIds, and makes lineage queryable', async () => {
+        const { orders } = start();
+        const parent = await orders.create({ status: 'draft' });
+        const child = await orders.create({ status: 'final' }, 'alice', 'derive', { parentRecord: { id: parent.id, ov: 0 }, origin: { type: 'import', id: 'batch-7' } });
+        await orders.enrich(child.id, { score: 1 }, { functionId: 'scorer@v1' });
+        await orders.enrich(child.id, { score: 2 }, { functionId: 'scorer@v2' });
+        await orders.enrich(child.id, { note: 'x' }, { functionId: 'scorer@v1' });
+        const got = await orders.getLatest(child.id);
+        expect(got?._system).toEqual({
+          insertedAt: child.createdAt,
+          updatedAt: got!.updatedAt,
+          deletedAt: null,
+          functionIds: ['scorer@v1', 'scorer@v2'],
+          parent: { id: parent.id, collection: 'orders', ov: 0 },
+          origin: { type: 'import', id: 'batch-7' },
+        });
+        expect((await orders.listByMeta({ filter: { '_system.parentId': parent.id } })).items.map((r) => r.id)).toEqual([child.id]);
+        expect((await orders.listByMeta({ filter: { '_system.originType': 'import', '_system.originId': 'batch-7' } })).items).toHaveLength(1);
+        expect((await orders.listByMeta({ filter: { '_system.insertedAt': { $gte: child.createdAt } } })).items.map((r) => r.id)).toEqual([child.id]);
+        const d = await orders.delete(child.id, got!.ov);
+        expect((await orders.getLatest(child.id, { includeDeleted: true }))?._system.deletedAt).toBe(d.deletedAt);
+        await expect(orders.create({ status: 'x', _system: { hack: 1 } })).rejects.toBeInstanceOf(ValidationError);
+        await expect(orders.create({ status: 'x' }, 'a', 'r', { parentRecord: { id: '../etc' } })).rejects.toBeInstanceOf(ValidationError);
+        await expect(orders.create({ status: 'x' }, 'a', 'r', { sneaky: 1 } as never)).rejects.toBeInstanceOf(ValidationError);
+      });
+
+      it('stores typed actors on every version and answers "everything user-123 changed" by time range', async () => {
+        const { orders, runtime } = start();
+        const ada = { type: 'user' as const, identifier: 'user-123', name: 'Ada' };
+        const a = await orders.create({ status: 'a' }, ada, 'new');
+        const b = await orders.create({ status: 'b' }, { type: 'agent', identifier: 'bot-1' });
+        await orders.update(b.id, { status: 'b2' }, 0, ada, 'fix');
+        await new Promise((r) => setTimeout(r, 5));
+        const later = new Date().toISOString();
+        await new Promise((r) => setTimeout(r, 5));
+        await orders.update(a.id, { status: 'a2' }, 0, 'user-123', 'plain name, same identifier');
+        await runtime('globex').create({ status: 'other tenant' }, ada);
+        expect((await orders.getVersion(a.id, 0))?.actor).toEqual(ada);
+        expect((await orders.history(b.id)).items.map((h) => h.actor)).toEqual([ada, { type: 'agent', identifier: 'bot-1' }]);
+        const all = await orders.changesBy(ada);
+        expect(all.items.map((c) => [c.id, c.ov])).toEqual([[a.id, 1], [b.id, 1], [a.id, 0]]);
+        expect((await orders.changesBy('user-123', { to: later })).items.map((c) => [c.id, c.ov])).toEqual([[b.id, 1], [a.id, 0]]);
+        expect((await orders.changesBy(ada, { from: later })).items.map((c) => [c.id, c.ov])).toEqual([[a.id, 1]]);
+        const page1 = await orders.changesBy(ada, { limit: 2 });
+        const page2 = await orders.changesBy(ada, { limit: 2, pageToken: page1.nextPageToken! });
+        expect([...page1.items, ...page2.items].map((c) => c.ov)).toEqual([1, 1, 0]);
+        expect(page2.nextPageToken).toBeNull();
+        for (const bad of [{ type: 'robot', identifier: 'x' }, { type: 'user' }, { type: 'user', identifier: '' }, { type: 'user', identifier: 'x', extra: 1 }, 42, '']) {
+          await expect(orders.create({ status: 'x' }, bad as never)).rejects.toBeInstanceOf(ValidationError);
+        }
+        await expect(runtime('globex').changesBy(ada, { pageToken: page1.nextPageToken! })).rejects.toBeInstanceOf(ValidationError);
+      });
+    });
+
+    describe('tamper evidence', () => {
+      it('verify recomputes the hash chain and finds a version edited behind the engine', async () => {
+        const { x, orders, names } = start();
+        const { id } = await orders.create({ status: 's0', amount: 10 }, 'a', 'r');
+        for (let i = 1; i <= 4; i++) await orders.update(id, { status: `s${i}`, amount: 10 * (i + 1) }, i - 1, 'a', 'r');
+        expect(await orders.verify(id)).toEqual({ id, ok: true, checked: 5, brokenAt: null });
+        await x.flush();
+        expect(await orders.verify(id)).toMatchObject({ ok: true, checked: 5 });
+        // Someone with bucket access quietly lowers an amount in version 2.
+        const bucket = inst.bucketFor(names.acme, 'versions');
+        const key = `versions/orders/${id}/v2.json`;
+        const original = (await inst.inspect.get(bucket, key))!;
+        const doc = JSON.parse(Buffer.from(original).toString('utf8'));
+        doc.data.amount = 1;
+        await inst.inspect.put(bucket, key, Buffer.from(JSON.stringify(doc)));
+        expect(await orders.verify(id)).toMatchObject({ ok: false, brokenAt: { ov: 2, reason: expect.stringMatching(/hash/) } });
+        // Even a metadata-only edit (who did it) is caught.
+        doc.data.amount = 30;
+        doc.actor = 'someone-else';
+        await inst.inspect.put(bucket, key, Buffer.from(JSON.stringify(doc)));
+        expect(await orders.verify(id)).toMatchObject({ ok: false, brokenAt: { ov: 2 } });
+        const other = await orders.create({ status: 'fine' });
+        const report = await orders.verifyCollection();
+        expect(report).toMatchObject({ ok: false, records: 2, versions: 6, broken: [{ id, ov: 2 }] });
+        // Put the original bytes back: the chain holds again.
+        await inst.inspect.put(bucket, key, original);
+        expect(await orders.verify(id)).toMatchObject({ ok: true });
+        expect(await orders.verify(other.id)).toMatchObject({ ok: true, checked: 1 });
+        // A version object that disappears is reported too.
+        await inst.inspect.delete(bucket, `versions/orders/${id}/v3.json`);
+        expect(await orders.verify(id)).toMatchObject({ ok: false, brokenAt: { ov: 3, reason: expect.stringMatching(/missing/) } });
+      });
+    });
+
+    describe('smartInsert and relationships', () => {
+      it('16 concurrent smartInserts with the same keys leave exactly one record', async () => {
+        const { runtime } = start({ collectionMaps: { customers: { indexedProps: ['email', 'region'] } } });
+        const customers = runtime('acme', 'customers');
+        const results = await Promise.all(
+          Array.from({ length: 16 }, (_, i) => customers.smartInsert({ email: 'ada@example.com', region: 'eu', [`seen${i}`]: true }, { uniqueKeys: ['email', 'region'], actor: `caller-${i}` })),
+        );
+        expect(new Set(results.map((r) => r.id)).size).toBe(1);
+        expect(results.filter((r) => r.created)).toHaveLength(1);
+        const all = await customers.listByMeta({ filter: { email: 'ada@example.com' }, includeDeleted: true });
+        expect(all.items).toHaveLength(1);
+        // Every caller's data was merged into the one record.
+        for (let i = 0; i < 16; i++) expect(all.items[0]!.data[`seen${i}`]).toBe(true);
+        expect(all.items[0]!.ov).toBe(15);
+        // Other key values make other records; a deleted record's key is free again.
+        const other = await customers.smartInsert({ email: 'bob@example.com', region: 'eu' }, { uniqueKeys: ['email', 'region'] });
+        expect(other.created).toBe(true);
+        await customers.delete(other.id, 0);
+        const again = await customers.smartInsert({ email: 'bob@example.com', region: 'eu' }, { uniqueKeys: ['email', 'region'] });
+        expect(again).toMatchObject({ created: true });
+        expect(again.id).not.toBe(other.id);
+        // A record whose key changed no longer holds it.
+        await customers.update(again.id, { email: 'robert@example.com', region: 'eu' }, 0);
+        const third = await customers.smartInsert({ email: 'bob@example.com', region: 'eu' }, { uniqueKeys: ['email', 'region'] });
+        expect(third.created).toBe(true);
+        for (const bad of [[], ['nope'], ['email', 'email', 'email', 'email', 'email', 'email', 'email', 'email', 'email'], 'email']) {
+          await expect(customers.smartInsert({ email: 'x', region: 'y' }, { uniqueKeys: bad as never })).rejects.toBeInstanceOf(ValidationError);
+        }
+        await expect(customers.smartInsert({ region: 'y' }, { uniqueKeys: ['email'] })).rejects.toBeInstanceOf(ValidationError);
+      });
+
+      it('insertWithEntities upserts referenced entities by key and links them; getWithEntities resolves them', async () => {
+        const { runtime } = start({ collectionMaps: { customers: { indexedProps: ['email'] }, orders: { indexedProps: ['total'] } } });
+        const orders = runtime('acme');
+        const customers = runtime('acme', 'customers');
+        const mappings = [{ property: 'customer', collection: 'customers', keyProperty: 'email' }];
+        const first = await orders.insertWithEntities({ total: 10, customer: { email: 'ada@example.com', name: 'Ada' } }, mappings, 'shop', 'order');
+        const second = await orders.insertWithEntities({ total: 20, customer: { email: 'ada@example.com', tier: 'gold' } }, mappings, 'shop', 'order');
+        expect(first.entities.customer).toMatchObject({ created: true });
+        expect(second.entities.customer).toEqual({ id: first.entities.customer!.id, created: false });
+        expect((await customers.listByMeta({})).items).toHaveLength(1);
+        const stored = await orders.getLatest(second.id);
+        expect(stored?.data.customer).toEqual({ _ref: { collection: 'customers', id: first.entities.customer!.id } });
+        const resolved = await orders.getWithEntities(second.id, mappings);
+        expect(resolved?.data.customer).toEqual({ id: first.entities.customer!.id, email: 'ada@example.com', name: 'Ada', tier: 'gold' });
+        expect(resolved?.entities.customer?.id).toBe(first.entities.customer!.id);
+        await expect(orders.insertWithEntities({ total: 1, customer: 'not-an-object' }, mappings)).rejects.toBeInstanceOf(ValidationError);
+        await expect(orders.insertWithEntities({ total: 1 }, [{ property: 'customer', collection: '../x', keyProperty: 'email' }])).rejects.toBeInstanceOf(ValidationError);
+        // Entities stay in the record's own tenant.
+        expect((await runtime('globex', 'customers').listByMeta({})).items).toEqual([]);
+      });
+    });
+
+    describe('queries as of a time', () => {
+      it('answers a filter as the collection stood at a time, with pages that stay correct under concurrent writes', async () => {
+        const { orders } = start();
+        const made = [];
+        for (let i = 0; i < 25; i++) made.push(await orders.create({ status: i % 2 ? 'paid' : 'new', total: i }));
+        await new Promise((r) => setTimeout(r, 5));
+        const t = new Date().toISOString();
+        await new Promise((r) => setTimeout(r, 5));
+        // After t: some paid orders become refunded, one is deleted, new paid orders appear.
+        for (const r of made.slice(0, 6)) if (r.ov === 0) await orders.update(r.id, { status: 'refunded', total: -1 }, 0);
+        await orders.delete(made[7]!.id, 0);
+        for (let i = 0; i < 5; i++) await orders.create({ status: 'paid', total: 100 + i });
+        const expected = made.filter((_, i) => i % 2 === 1).map((r) => r.id);
+        const seen: string[] = [];
+        let pageToken: string | undefined;
+        for (let pages = 0; pages < 20; pages++) {
+          const page = await orders.query({ status: 'paid' }, { at: t, limit: 4, ...(pageToken ? { pageToken } : {}) });
+          expect(page.at).toBe(new Date(t).toISOString());
+          seen.push(...page.items.map((r) => r.id));
+          // Writes between pages must not shift what the next page returns.
+          await orders.create({ status: 'paid', total: 999 });
+          if (made[9]) await orders.update(made[9].id, { status: 'gone', total: 0 }, (await orders.getLatest(made[9].id))!.ov).catch(() => undefined);
+          pageToken = page.nextPageToken ?? undefined;
+          if (!pageToken) break;
+        }
+        expect(seen).toEqual([...expected].sort());
+        const now = await orders.query({ status: 'paid' }, { limit: 1000 });
+        expect(now.items.some((r) => r.data.total === 999)).toBe(true);
+        const asThen = await orders.query({ total: { $lt: 3 } }, { at: t, limit: 10, projection: ['total'] });
+        expect(asThen.items.map((r) => r.data)).toEqual([{ total: 0 }, { total: 1 }, { total: 2 }]);
+        const withDeleted = await orders.query({ total: 7 }, { at: new Date().toISOString(), includeDeleted: true });
+        expect(withDeleted.items.map((r) => r.deleted)).toEqual([true]);
+        await expect(orders.query({ status: 'paid' }, { pageToken: 'garbage' })).rejects.toBeInstanceOf(ValidationError);
+        const page = await orders.query({}, { at: t, limit: 1 });
+        await expect(start().orders.query({}, { pageToken: page.nextPageToken! })).rejects.toBeInstanceOf(ValidationError);
+      });
+
+      it('unversioned types answer for the present and refuse a time', async () => {
+        const { x } = start();
+        const facts = x.with({ databaseType: 'knowledge', tier: 'generic', collection: 'facts' });
+        for (let i = 0; i < 5; i++) await facts.create({ n: i });
+        const page1 = await facts.query({ n: { $gte: 1 } }, { limit: 2 });
+        const page2 = await facts.query({ n: { $gte: 1 } }, { limit: 2, pageToken: page1.nextPageToken! });
+        expect([...page1.items, ...page2.items].map((r) => r.data.n)).toEqual([1, 2, 3, 4]);
+        await expect(facts.query({}, { at: new Date() })).rejects.toThrow(/version history/);
+      });
+    });
+
+    describe('tiered reads', () => {
+      it('reads generic, domain and tenant knowledge, most specific first or deep-merged, saying which tiers contributed', async () => {
+        const { config } = configFor();
+        const db = (dbName: string) => ({ dbConnRef: inst.dbConnRef, ...(inst.spaceConnRef ? { spaceConnRef: inst.spaceConnRef } : {}), dbName: `${dbName}_${randomUUID().slice(0, 6)}` });
+        const x = initXronox({
+          ...config,
+          databases: {
+            ...config.databases,
+            knowledge: { genericDatabase: db('kg'), domainsDatabases: [{ domain: 'health', ...db('kd') }], tenantDatabases: [{ tenantId: 'acme', ...db('kt') }] },
+            metadata: { genericDatabase: db('mg'), tenantDatabases: [{ tenantId: 'acme', ...db('mt') }] },
+          },
+          collectionMaps: { ...config.collectionMaps, policies: { indexedProps: ['name'] } },
+        });
+        open.push(x);
+        const k = (tier: 'generic' | 'domain' | 'tenant') =>
+          x.with({ databaseType: 'knowledge', tier, collection: 'policies', ...(tier === 'domain' ? { domain: 'health' } : tier === 'tenant' ? { tenantId: 'acme' } : {}) });
+        await k('generic').create({ name: 'retention', days: 30, rules: { audit: true }, tags: ['base'] });
+        await k('domain').create({ name: 'retention', days: 90, tags: ['hipaa'] });
+        await k('tenant').create({ name: 'retention', rules: { export: false }, tags: ['acme'] });
+        const specific = await x.getKnowledge('policies', { name: 'retention' }, { tenantId: 'acme', domain: 'health' });
+        expect(specific).toMatchObject({ tiers: ['generic', 'domain', 'tenant'], data: { name: 'retention', rules: { export: false }, tags: ['acme'] } });
+        const merged = await x.getKnowledge('policies', { name: 'retention' }, { tenantId: 'acme', domain: 'health', merge: true });
+        expect(merged?.data).toEqual({ name: 'retention', days: 90, rules: { audit: true, export: false }, tags: ['base', 'hipaa', 'acme'] });
+        expect(await x.getKnowledge('policies', { name: 'retention' })).toMatchObject({ tiers: ['generic'], data: { days: 30 } });
+        // A tenant or domain without its own database simply contributes nothing.
+        expect(await x.getKnowledge('policies', { name: 'retention' }, { tenantId: 'globex', domain: 'finance', merge: true })).toMatchObject({ tiers: ['generic'] });
+        expect(await x.getKnowledge('policies', { name: 'missing' }, { tenantId: 'acme' })).toBeNull();
+        await x.with({ databaseType: 'metadata', tier: 'tenant', tenantId: 'acme', collection: 'policies' }).create({ name: 'theme', color: 'dark' });
+        expect(await x.getMetadata('policies', { name: 'theme' }, { tenantId: 'acme' })).toMatchObject({ tiers: ['tenant'], data: { color: 'dark' } });
+        await expect(x.getKnowledge('policies', { $where: '1' })).rejects.toBeInstanceOf(ValidationError);
+        await expect(x.getKnowledge('policies', { name: 'retention' }, { tenantId: '../x' })).rejects.toBeInstanceOf(ValidationError);
+      });
+    });
+
+    describe('admin', () => {
+      it('health reaches every database and blob store and reports latency', async () => {
+        const { x, names } = start();
+        const report = await x.admin.health();
+        expect(report.ok).toBe(true);
+        expect(report.databases.map((d) => d.dbName).sort()).toEqual(Object.values(names).filter((n) => n !== names.acmeAnalytics).sort());
+        for (const d of report.databases) {
+          expect(d.index).toMatchObject({ ok: true, adapter: expect.any(String) });
+          expect(d.index.latencyMs).toBeGreaterThanOrEqual(0);
+          expect(d.blobs).toMatchObject({ ok: true });
+        }
+        await x.admin.shutdown();
+        expect(x.closed).toBe(true);
+        await expect(x.admin.health()).rejects.toBeInstanceOf(XronoxError);
+      });
+
+      it('two instances in one process share nothing: closing one leaves the other working', async () => {
+        const a = start();
+        const b = start();
+        const ra = await a.orders.create({ status: 'a' });
+        const rb = await b.orders.create({ status: 'b' });
+        await a.x.shutdown();
+        await expect(a.orders.getLatest(ra.id)).rejects.toBeInstanceOf(XronoxError);
+        expect((await b.orders.getLatest(rb.id))?.data).toEqual({ status: 'b' });
+        expect(await b.orders.getLatest(ra.id)).toBeNull();
+        await b.x.flush();
+      });
+    });
+
     describe('concurrency and crashes', () => {
       it('8 concurrent writers x 200 updates with retry on conflict: ov 1600, gapless history, every payload as written', async () => {
         const { orders } = start();

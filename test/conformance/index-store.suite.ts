@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { FilterNode } from '../../core/contracts/filter.js';
 import type {
+  Actor,
   CounterDelta,
   HeadRow,
   IndexedValue,
@@ -80,7 +81,7 @@ export function indexStoreConformance(
           writes: [update(id, 1, { body: '{"stale":true}' })],
           counters: [{ dbName: ns.dbName, collection: ns.collection, deltas: { edits: 1 } }],
         });
-        expect(result).toEqual({ ok: false, index: 0, id, expectedOv: 1, actualOv: 2 });
+        expect(result).toEqual({ ok: false, reason: 'version', index: 0, id, expectedOv: 1, actualOv: 2 });
         expect(await store.getHead(ns, id)).toEqual(headBefore);
         expect(await store.getVersion(ns, id, 2)).toMatchObject({ cv: cv2, body: headBefore!.body });
         expect(await store.listVersions(ns, id, { limit: 10 })).toHaveLength(2);
@@ -92,7 +93,7 @@ export function indexStoreConformance(
         const ns = freshNs();
         const id = randomUUID();
         const result = await store.commit(ns, { writes: [update(id, 1)] });
-        expect(result).toEqual({ ok: false, index: 0, id, expectedOv: 1, actualOv: null });
+        expect(result).toEqual({ ok: false, reason: 'version', index: 0, id, expectedOv: 1, actualOv: null });
         expect(await store.getHead(ns, id)).toBeNull();
         expect(await store.getPendingSeq(ns, id)).toBeNull();
       });
@@ -102,11 +103,11 @@ export function indexStoreConformance(
         const id = randomUUID();
         await commitOk(ns, create(id));
         expect(await store.commit(ns, { writes: [create(id, { body: '{"again":1}' })] })).toEqual({
-          ok: false, index: 0, id, expectedOv: null, actualOv: 1,
+          ok: false, reason: 'version', index: 0, id, expectedOv: null, actualOv: 1,
         });
         await commitOk(ns, update(id, 1, { deleted: true, op: 'delete' }));
         expect(await store.commit(ns, { writes: [create(id)] })).toEqual({
-          ok: false, index: 0, id, expectedOv: null, actualOv: 2,
+          ok: false, reason: 'version', index: 0, id, expectedOv: null, actualOv: 2,
         });
         const head = await store.getHead(ns, id);
         expect(head).toMatchObject({ ov: 2, deleted: true });
@@ -129,7 +130,7 @@ export function indexStoreConformance(
             { dbName: ns.dbName, collection: 'other', deltas: { records: 5 } },
           ],
         });
-        expect(result).toEqual({ ok: false, index: 2, id: existing, expectedOv: 7, actualOv: 1 });
+        expect(result).toEqual({ ok: false, reason: 'version', index: 2, id: existing, expectedOv: 7, actualOv: 1 });
 
         expect(await store.getHead(ns, a)).toBeNull();
         expect(await store.getHead(ns, b)).toBeNull();
@@ -235,7 +236,7 @@ export function indexStoreConformance(
         const id = randomUUID();
         await commitOk(ns, create(id));
         await commitOk(ns, update(id, 1));
-        expect(await store.commit(ns, { writes: [hardDelete(id, 1)] })).toEqual({ ok: false, index: 0, id, expectedOv: 1, actualOv: 2 });
+        expect(await store.commit(ns, { writes: [hardDelete(id, 1)] })).toEqual({ ok: false, reason: 'version', index: 0, id, expectedOv: 1, actualOv: 2 });
         expect((await store.getHead(ns, id))?.ov).toBe(2);
         expect(await store.listVersions(ns, id, { limit: 10 })).toHaveLength(2);
       });
@@ -628,6 +629,19 @@ export function indexStoreConformance(
         expect(await store.listUnarchived(ns, randomUUID())).toEqual([]);
       });
 
+      it('listPendingDatabases names exactly the databases with records waiting for sync', async () => {
+        const [a, b] = [freshNs(), freshNs()];
+        const id = randomUUID();
+        await commitOk(a, create(id));
+        await commitOk(b, create(id));
+        const pending = await store.listPendingDatabases();
+        expect(pending).toEqual(expect.arrayContaining([a.dbName, b.dbName]));
+        await store.completeSync(a, id, { archivedOvs: [1], seq: (await store.getPendingSeq(a, id))! });
+        const after = await store.listPendingDatabases();
+        expect(after).toContain(b.dbName);
+        expect(after).not.toContain(a.dbName);
+      });
+
       it('completeSync archives what the blob store holds even when a newer write keeps the outbox entry', async () => {
         const ns = freshNs();
         const id = randomUUID();
@@ -638,6 +652,90 @@ export function indexStoreConformance(
         expect(await store.getVersion(ns, id, 1)).toMatchObject({ archived: true, body: null });
         expect((await store.listUnarchived(ns, id)).map((v) => v.ov)).toEqual([2]);
         expect(await store.getPendingSeq(ns, id)).not.toBeNull();
+      });
+    });
+
+    describe('unique claims', () => {
+      it('a claim is held by one record; another record taking it fails the whole batch and writes nothing', async () => {
+        const ns = freshNs();
+        const [a, b] = [randomUUID(), randomUUID()];
+        await commitOk(ns, { ...create(a), claims: [{ key: 'email:ada' }] });
+        expect(await store.getClaim(ns, 'email:ada')).toBe(a);
+        const result = await store.commit(ns, { writes: [create(randomUUID()), { ...create(b), claims: [{ key: 'email:ada' }] }] });
+        expect(result).toEqual({ ok: false, reason: 'claim', index: 1, id: b, key: 'email:ada', heldBy: a });
+        expect(await store.getHead(ns, b)).toBeNull();
+        // The same record may claim again (an update keeping its key).
+        await commitOk(ns, { ...update(a, 1), claims: [{ key: 'email:ada' }] });
+        expect(await store.getClaim(ns, 'email:ada')).toBe(a);
+      });
+
+      it('a claim naming its stale holder in `replacing` is taken over, and only then', async () => {
+        const ns = freshNs();
+        const [a, b, c] = [randomUUID(), randomUUID(), randomUUID()];
+        await commitOk(ns, { ...create(a), claims: [{ key: 'k' }] });
+        await commitOk(ns, { ...create(b), claims: [{ key: 'k', replacing: a }] });
+        expect(await store.getClaim(ns, 'k')).toBe(b);
+        // c read the claim when `a` held it: too late now.
+        expect(await store.commit(ns, { writes: [{ ...create(c), claims: [{ key: 'k', replacing: a }] }] })).toMatchObject({ ok: false, reason: 'claim', heldBy: b });
+      });
+
+      it('deleting a record, logically or for good, releases its claims; claims are per namespace', async () => {
+        const ns = freshNs();
+        const other = freshNs();
+        const [a, b] = [randomUUID(), randomUUID()];
+        await commitOk(ns, { ...create(a), claims: [{ key: 'k1' }] });
+        await commitOk(ns, { ...create(b), claims: [{ key: 'k2' }] });
+        await commitOk(other, { ...create(a), claims: [{ key: 'k1' }] });
+        await commitOk(ns, update(a, 1, { deleted: true }));
+        await commitOk(ns, hardDelete(b, 1));
+        expect(await store.getClaim(ns, 'k1')).toBeNull();
+        expect(await store.getClaim(ns, 'k2')).toBeNull();
+        expect(await store.getClaim(other, 'k1')).toBe(a);
+      });
+    });
+
+    describe('as-of queries and actors', () => {
+      it('queryAt answers with each record as it stood then, filtered on that version, in id order with paging', async () => {
+        const ns = freshNs();
+        const ids = [randomUUID(), randomUUID(), randomUUID(), randomUUID()].sort();
+        // At t1: every record is "open"; at t3 the first two are "closed"; the third is deleted at t3; the fourth only exists from t3.
+        for (const id of ids.slice(0, 3)) await commitOk(ns, create(id, { at: ts(1), meta: { state: 'open' } }));
+        for (const id of ids.slice(0, 2)) await commitOk(ns, update(id, 1, { at: ts(3), meta: { state: 'closed' } }));
+        await commitOk(ns, update(ids[2]!, 1, { at: ts(3), deleted: true, meta: { state: 'open' } }));
+        await commitOk(ns, create(ids[3]!, { at: ts(3), meta: { state: 'open' } }));
+        const q = (at: string, extra: Partial<Parameters<IndexStore['queryAt']>[1]> = {}) =>
+          store.queryAt(ns, { at, filter: null, includeDeleted: false, direction: 1, limit: 100, ...extra });
+        expect((await q(ts(0))).map((r) => r.id)).toEqual([]);
+        expect((await q(ts(2))).map((r) => [r.id, r.ov, r.meta.state])).toEqual(ids.slice(0, 3).map((id) => [id, 1, 'open']));
+        const open: FilterNode = { kind: 'compare', field: 'state', op: '$eq', value: 'open' };
+        expect((await q(ts(2), { filter: open })).map((r) => r.id)).toEqual(ids.slice(0, 3));
+        expect((await q(ts(4), { filter: open })).map((r) => r.id)).toEqual([ids[3]]);
+        expect((await q(ts(4), { includeDeleted: true, filter: open })).map((r) => r.id)).toEqual([ids[2], ids[3]]);
+        const page1 = await q(ts(2), { limit: 2 });
+        const page2 = await q(ts(2), { limit: 2, afterId: page1[1]!.id });
+        expect([...page1, ...page2].map((r) => r.id)).toEqual(ids.slice(0, 3));
+        expect((await q(ts(2), { direction: -1 })).map((r) => r.id)).toEqual(ids.slice(0, 3).reverse());
+      });
+
+      it('listVersionsByActor finds what one actor wrote, typed identities included, by time range and pages', async () => {
+        const ns = freshNs();
+        const user: Actor = { type: 'user', identifier: 'user-123', name: 'Ada' };
+        const id = randomUUID();
+        const other = randomUUID();
+        await commitOk(ns, create(id, { actor: user, at: ts(1) }));
+        await commitOk(ns, update(id, 1, { actor: 'someone-else', at: ts(2) }));
+        await commitOk(ns, update(id, 2, { actor: user, at: ts(3) }));
+        await commitOk(ns, create(other, { actor: 'user-123', at: ts(4) }));
+        const all = await store.listVersionsByActor(ns, 'user-123', { limit: 10 });
+        expect(all.map((v) => [v.id, v.ov])).toEqual([[other, 1], [id, 3], [id, 1]]);
+        expect(all[1]!.actor).toEqual(user);
+        expect(all[0]!.actor).toBe('user-123');
+        expect((await store.listVersionsByActor(ns, 'user-123', { limit: 10, from: ts(2), to: ts(3) })).map((v) => v.ov)).toEqual([3]);
+        const first = await store.listVersionsByActor(ns, 'user-123', { limit: 2 });
+        const last = first[1]!;
+        const rest = await store.listVersionsByActor(ns, 'user-123', { limit: 2, before: { at: last.at, id: last.id, ov: last.ov } });
+        expect([...first, ...rest].map((v) => v.ov)).toEqual([1, 3, 1]);
+        expect(await store.listVersionsByActor(freshNs(), 'user-123', { limit: 10 })).toEqual([]);
       });
     });
 
@@ -804,19 +902,22 @@ interface WriteOptions {
   createdAt?: string;
   deleted?: boolean;
   op?: VersionOp;
-  actor?: string;
+  actor?: Actor;
   reason?: string | null;
+  hash?: string;
 }
 
 function put(id: string, expectedOv: number | null, ov: number, o: WriteOptions): RecordWrite {
   const at = o.at ?? ts(ov);
   const deleted = o.deleted ?? false;
   const body = o.body ?? JSON.stringify({ id, ov, op: o.op ?? (expectedOv === null ? 'create' : 'update'), at, data: { n: ov } });
+  // Hashes are opaque to the store: any string must round-trip.
+  const hash = o.hash ?? `hash-${id}-${ov}`;
   return {
     id,
     expectedOv,
-    head: { ov, deleted, createdAt: o.createdAt ?? ts(0), updatedAt: at, deletedAt: deleted ? at : null, meta: o.meta ?? {}, body },
-    version: { op: o.op ?? (expectedOv === null ? 'create' : 'update'), at, actor: o.actor ?? 'tester', reason: o.reason ?? null, deleted, body },
+    head: { ov, deleted, createdAt: o.createdAt ?? ts(0), updatedAt: at, deletedAt: deleted ? at : null, meta: o.meta ?? {}, body, hash },
+    version: { op: o.op ?? (expectedOv === null ? 'create' : 'update'), at, actor: o.actor ?? 'tester', reason: o.reason ?? null, deleted, body, hash },
   };
 }
 
@@ -834,7 +935,7 @@ function hardDelete(id: string, fromOv: number): RecordWrite {
 
 function expectedHead(write: RecordWrite, cv: number): HeadRow {
   const h = write.head!;
-  return { id: write.id, ov: h.ov, cv, deleted: h.deleted, createdAt: h.createdAt, updatedAt: h.updatedAt, deletedAt: h.deletedAt, meta: h.meta, body: h.body };
+  return { id: write.id, ov: h.ov, cv, deleted: h.deleted, createdAt: h.createdAt, updatedAt: h.updatedAt, deletedAt: h.deletedAt, meta: h.meta, body: h.body, hash: h.hash };
 }
 
 function expectedVersion(write: RecordWrite, cv: number): VersionRow {
@@ -852,6 +953,8 @@ function expectedVersion(write: RecordWrite, cv: number): VersionRow {
     size: Buffer.byteLength(v.body, 'utf8'),
     body: v.body,
     archived: false,
+    meta: write.head!.meta,
+    hash: v.hash,
   };
 }
 

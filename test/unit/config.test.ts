@@ -661,7 +661,7 @@ describe('XronoxConfigBuilder', () => {
   it('toJSON returns the plain input, which loads to the same config as build()', () => {
     const builder = documentedBuilder();
     const json = builder.toJSON();
-    expect(json.databases.runtime?.tenantDatabases[0]).toEqual({
+    expect(json.databases.runtime?.tenantDatabases?.[0]).toEqual({
       tenantId: 'acme-corp',
       dbConnRef: 'primary',
       spaceConnRef: 'primary',

@@ -4,7 +4,9 @@ import * as xronox from '../../core/index.js';
 describe('public API', () => {
   it('exports exactly these runtime values (types are checked by the compiler)', () => {
     expect(Object.keys(xronox).sort()).toEqual([
+      'ACTOR_TYPES',
       'BLOB_KINDS',
+      'CONFIG_FILE_NAMES',
       'ClosedError',
       'Collection',
       'ConfigError',
@@ -28,8 +30,12 @@ describe('public API', () => {
       'createDevConfig',
       'createMinimalConfig',
       'createProductionConfig',
+      'findConfigFile',
       'initXronox',
       'loadConfig',
+      'loadConfigFile',
+      'maskConfig',
+      'maskSecretsIn',
     ]);
   });
 

@@ -2,6 +2,9 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type {
+  ActorQuery,
+  Actor,
+  AsOfQuery,
   CommitBatch,
   CommitResult,
   HeadQuery,
@@ -33,7 +36,7 @@ CREATE TABLE IF NOT EXISTS heads (
   db TEXT NOT NULL, coll TEXT NOT NULL, id TEXT NOT NULL,
   ov INTEGER NOT NULL, cv INTEGER NOT NULL, deleted INTEGER NOT NULL,
   created_at TEXT NOT NULL, updated_at TEXT NOT NULL, deleted_at TEXT,
-  meta TEXT NOT NULL, body TEXT NOT NULL,
+  meta TEXT NOT NULL, body TEXT NOT NULL, hash TEXT,
   PRIMARY KEY (db, coll, id)
 );
 CREATE INDEX IF NOT EXISTS heads_by_updated ON heads (db, coll, updated_at, id);
@@ -41,10 +44,13 @@ CREATE INDEX IF NOT EXISTS heads_by_created ON heads (db, coll, created_at, id);
 
 CREATE TABLE IF NOT EXISTS versions (
   db TEXT NOT NULL, coll TEXT NOT NULL, id TEXT NOT NULL, ov INTEGER NOT NULL,
-  cv INTEGER NOT NULL, op TEXT NOT NULL, at TEXT NOT NULL, actor TEXT NOT NULL, reason TEXT,
+  cv INTEGER NOT NULL, op TEXT NOT NULL, at TEXT NOT NULL,
+  actor TEXT NOT NULL, actor_id TEXT NOT NULL, actor_type TEXT, reason TEXT,
   deleted INTEGER NOT NULL, size INTEGER NOT NULL, body TEXT, archived INTEGER NOT NULL DEFAULT 0,
+  meta TEXT NOT NULL, hash TEXT NOT NULL,
   PRIMARY KEY (db, coll, id, ov)
 );
+CREATE INDEX IF NOT EXISTS versions_by_actor ON versions (db, coll, actor_id, at, id, ov);
 CREATE INDEX IF NOT EXISTS versions_by_time ON versions (db, coll, id, at, ov);
 CREATE INDEX IF NOT EXISTS versions_by_cv ON versions (db, coll, id, cv);
 -- Only the few versions still waiting for archival, so finding them never scans a long history.
@@ -61,11 +67,19 @@ CREATE TABLE IF NOT EXISTS sync_outbox (
   db TEXT NOT NULL, coll TEXT NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL,
   PRIMARY KEY (db, coll, id)
 );
+CREATE TABLE IF NOT EXISTS unique_claims (
+  db TEXT NOT NULL, coll TEXT NOT NULL, key TEXT NOT NULL, id TEXT NOT NULL,
+  PRIMARY KEY (db, coll, key)
+);
+CREATE INDEX IF NOT EXISTS unique_claims_by_record ON unique_claims (db, coll, id);
 CREATE TABLE IF NOT EXISTS locks (
   db TEXT NOT NULL, coll TEXT NOT NULL, key TEXT NOT NULL, owner TEXT NOT NULL, expires_at INTEGER NOT NULL,
   PRIMARY KEY (db, coll, key)
 );
 `;
+
+/** Bumped whenever the tables above change shape; a file of another version is refused. */
+const SCHEMA_VERSION = 2;
 
 interface HeadSqlRow {
   id: string;
@@ -77,6 +91,7 @@ interface HeadSqlRow {
   deleted_at: string | null;
   meta: string;
   body: string;
+  hash: string | null;
 }
 
 interface VersionSqlRow {
@@ -91,10 +106,12 @@ interface VersionSqlRow {
   size: number;
   body: string | null;
   archived: number;
+  meta: string;
+  hash: string;
 }
 
-const HEAD_COLUMNS = 'id, ov, cv, deleted, created_at, updated_at, deleted_at, meta, body';
-const VERSION_COLUMNS = 'id, ov, cv, op, at, actor, reason, deleted, size, body, archived';
+const HEAD_COLUMNS = 'id, ov, cv, deleted, created_at, updated_at, deleted_at, meta, body, hash';
+const VERSION_COLUMNS = 'id, ov, cv, op, at, actor, reason, deleted, size, body, archived, meta, hash';
 const SORT_COLUMNS = { id: 'id', createdAt: 'created_at', updatedAt: 'updated_at' } as const;
 
 /** Thrown inside a transaction to roll it back when an optimistic check fails. */
@@ -122,7 +139,19 @@ export class SqliteIndexStore implements IndexStore {
     this.#db.pragma(`synchronous = ${options.durability === 'normal' ? 'NORMAL' : 'FULL'}`);
     this.#db.pragma('foreign_keys = OFF');
     // Another process may be creating the schema at the same moment; IMMEDIATE serialises that.
-    this.#db.transaction(() => this.#db.exec(SCHEMA)).immediate();
+    this.#db
+      .transaction(() => {
+        const version = this.#db.pragma('user_version', { simple: true }) as number;
+        const fresh = this.#db.prepare(`SELECT count(*) AS n FROM sqlite_master WHERE name = 'heads'`).get() as { n: number };
+        if (fresh.n > 0 && version !== SCHEMA_VERSION) {
+          throw new Error(
+            `${options.path} holds Xronox index schema ${version}, but this version needs schema ${SCHEMA_VERSION}; export it with the previous version or start from a new file`,
+          );
+        }
+        this.#db.exec(SCHEMA);
+        this.#db.pragma(`user_version = ${SCHEMA_VERSION}`);
+      })
+      .immediate();
     this.#stmts = prepareStatements(this.#db);
     this.#commitTx = this.#db.transaction((ns: Namespace, batch: CommitBatch) => this.#applyBatch(ns, batch));
   }
@@ -148,25 +177,36 @@ export class SqliteIndexStore implements IndexStore {
       const current = s.getOv.get(ns.dbName, ns.collection, write.id) as { ov: number } | undefined;
       const actualOv = current?.ov ?? null;
       if (actualOv !== write.expectedOv) {
-        throw new CheckFailed({ ok: false, index, id: write.id, expectedOv: write.expectedOv, actualOv });
+        throw new CheckFailed({ ok: false, reason: 'version', index, id: write.id, expectedOv: write.expectedOv, actualOv });
+      }
+      for (const claim of write.claims ?? []) {
+        const holder = s.getClaim.get(ns.dbName, ns.collection, claim.key) as { id: string } | undefined;
+        if (holder && holder.id !== write.id && holder.id !== claim.replacing) {
+          throw new CheckFailed({ ok: false, reason: 'claim', index, id: write.id, key: claim.key, heldBy: holder.id });
+        }
+        s.putClaim.run(ns.dbName, ns.collection, claim.key, write.id);
       }
       const { cv } = s.nextCv.get(ns.dbName, ns.collection) as { cv: number };
       cvs.push(cv);
       const head = write.head;
+      const meta = head ? JSON.stringify(head.meta) : '{}';
       if (head) {
         s.putHead.run(
           ns.dbName, ns.collection, write.id, head.ov, cv, head.deleted ? 1 : 0,
-          head.createdAt, head.updatedAt, head.deletedAt, JSON.stringify(head.meta), head.body,
+          head.createdAt, head.updatedAt, head.deletedAt, meta, head.body, head.hash,
         );
       } else {
         s.deleteHead.run(ns.dbName, ns.collection, write.id);
         s.deleteVersions.run(ns.dbName, ns.collection, write.id);
       }
+      if (!head || head.deleted) s.releaseClaims.run(ns.dbName, ns.collection, write.id);
       const v = write.version;
       if (v && head) {
+        const actorId = typeof v.actor === 'string' ? v.actor : v.actor.identifier;
+        const actorType = typeof v.actor === 'string' ? null : v.actor.type;
         s.insertVersion.run(
-          ns.dbName, ns.collection, write.id, head.ov, cv, v.op, v.at, v.actor, v.reason,
-          v.deleted ? 1 : 0, Buffer.byteLength(v.body, 'utf8'), v.body,
+          ns.dbName, ns.collection, write.id, head.ov, cv, v.op, v.at, JSON.stringify(v.actor), actorId, actorType, v.reason,
+          v.deleted ? 1 : 0, Buffer.byteLength(v.body, 'utf8'), v.body, meta, v.hash,
         );
       }
       s.markPending.run(ns.dbName, ns.collection, write.id, cv);
@@ -234,6 +274,51 @@ export class SqliteIndexStore implements IndexStore {
     return stmt;
   }
 
+  async queryAt(ns: Namespace, query: AsOfQuery): Promise<VersionRow[]> {
+    // One index seek per record (versions_by_time), driven by the heads in id order.
+    const params: unknown[] = [query.at, ns.dbName, ns.collection];
+    const where = ['h.db = ?', 'h.coll = ?'];
+    const dir = query.direction === 1 ? 'ASC' : 'DESC';
+    if (query.afterId !== undefined) {
+      where.push(`h.id ${query.direction === 1 ? '>' : '<'} ?`);
+      params.push(query.afterId);
+    }
+    if (!query.includeDeleted) where.push('v.deleted = 0');
+    if (query.filter) where.push(compileFilter(query.filter, params, 'v.meta'));
+    params.push(query.limit);
+    const sql = `SELECT ${VERSION_COLUMNS.split(', ').map((c) => `v.${c}`).join(', ')}
+      FROM heads h JOIN versions v ON v.db = h.db AND v.coll = h.coll AND v.id = h.id
+        AND v.ov = (SELECT w.ov FROM versions w WHERE w.db = h.db AND w.coll = h.coll AND w.id = h.id AND w.at <= ?
+                    ORDER BY w.at DESC, w.ov DESC LIMIT 1)
+      WHERE ${where.join(' AND ')} ORDER BY h.id ${dir} LIMIT ?`;
+    return (this.#prepared(sql).all(...params) as VersionSqlRow[]).map(toVersion);
+  }
+
+  async listVersionsByActor(ns: Namespace, actorId: string, options: ActorQuery): Promise<VersionRow[]> {
+    const params: unknown[] = [ns.dbName, ns.collection, actorId];
+    const where = ['db = ?', 'coll = ?', 'actor_id = ?'];
+    if (options.from !== undefined) {
+      where.push('at >= ?');
+      params.push(options.from);
+    }
+    if (options.to !== undefined) {
+      where.push('at <= ?');
+      params.push(options.to);
+    }
+    if (options.before) {
+      where.push('(at, id, ov) < (?, ?, ?)');
+      params.push(options.before.at, options.before.id, options.before.ov);
+    }
+    params.push(options.limit);
+    const sql = `SELECT ${VERSION_COLUMNS} FROM versions WHERE ${where.join(' AND ')} ORDER BY at DESC, id DESC, ov DESC LIMIT ?`;
+    return (this.#prepared(sql).all(...params) as VersionSqlRow[]).map(toVersion);
+  }
+
+  async getClaim(ns: Namespace, key: string): Promise<string | null> {
+    const row = this.#stmts.getClaim.get(ns.dbName, ns.collection, key) as { id: string } | undefined;
+    return row?.id ?? null;
+  }
+
   async listHeadIds(ns: Namespace, options: { afterId?: string; limit: number }): Promise<string[]> {
     const rows = this.#stmts.listHeadIds.all(ns.dbName, ns.collection, options.afterId ?? '', options.limit) as Array<{ id: string }>;
     return rows.map((r) => r.id);
@@ -251,6 +336,10 @@ export class SqliteIndexStore implements IndexStore {
         : this.#stmts.listPendingIn.all(dbName, options.collection, options.limit)
     ) as Array<{ coll: string; id: string; seq: number }>;
     return rows.map((r) => ({ collection: r.coll, id: r.id, seq: r.seq }));
+  }
+
+  async listPendingDatabases(): Promise<string[]> {
+    return (this.#stmts.pendingDatabases.all() as Array<{ db: string }>).map((r) => r.db);
   }
 
   async getPendingSeq(ns: Namespace, id: string): Promise<number | null> {
@@ -306,18 +395,24 @@ function prepareStatements(db: Database.Database) {
        ON CONFLICT (db, coll) DO UPDATE SET cv = cv + 1 RETURNING cv`,
     ),
     putHead: p(
-      `INSERT INTO heads (db, coll, id, ov, cv, deleted, created_at, updated_at, deleted_at, meta, body)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO heads (db, coll, id, ov, cv, deleted, created_at, updated_at, deleted_at, meta, body, hash)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (db, coll, id) DO UPDATE SET ov = excluded.ov, cv = excluded.cv, deleted = excluded.deleted,
          created_at = excluded.created_at, updated_at = excluded.updated_at, deleted_at = excluded.deleted_at,
-         meta = excluded.meta, body = excluded.body`,
+         meta = excluded.meta, body = excluded.body, hash = excluded.hash`,
     ),
     deleteHead: p('DELETE FROM heads WHERE db = ? AND coll = ? AND id = ?'),
     deleteVersions: p('DELETE FROM versions WHERE db = ? AND coll = ? AND id = ?'),
     insertVersion: p(
-      `INSERT INTO versions (db, coll, id, ov, cv, op, at, actor, reason, deleted, size, body)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO versions (db, coll, id, ov, cv, op, at, actor, actor_id, actor_type, reason, deleted, size, body, meta, hash)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
+    getClaim: p('SELECT id FROM unique_claims WHERE db = ? AND coll = ? AND key = ?'),
+    putClaim: p(
+      `INSERT INTO unique_claims (db, coll, key, id) VALUES (?, ?, ?, ?)
+       ON CONFLICT (db, coll, key) DO UPDATE SET id = excluded.id`,
+    ),
+    releaseClaims: p('DELETE FROM unique_claims WHERE db = ? AND coll = ? AND id = ?'),
     markPending: p(
       `INSERT INTO sync_outbox (db, coll, id, seq) VALUES (?, ?, ?, ?)
        ON CONFLICT (db, coll, id) DO UPDATE SET seq = excluded.seq`,
@@ -344,6 +439,7 @@ function prepareStatements(db: Database.Database) {
     listPending: p('SELECT coll, id, seq FROM sync_outbox WHERE db = ? ORDER BY rowid LIMIT ?'),
     listPendingIn: p('SELECT coll, id, seq FROM sync_outbox WHERE db = ? AND coll = ? ORDER BY rowid LIMIT ?'),
     getPending: p('SELECT seq FROM sync_outbox WHERE db = ? AND coll = ? AND id = ?'),
+    pendingDatabases: p('SELECT DISTINCT db FROM sync_outbox ORDER BY db'),
     listUnarchived: p(
       `SELECT ${VERSION_COLUMNS} FROM versions WHERE db = ? AND coll = ? AND id = ? AND archived = 0 ORDER BY ov`,
     ),
@@ -369,6 +465,7 @@ function toHead(row: HeadSqlRow): HeadRow {
     deletedAt: row.deleted_at,
     meta: JSON.parse(row.meta) as Record<string, IndexedValue>,
     body: row.body,
+    hash: row.hash,
   };
 }
 
@@ -379,11 +476,13 @@ function toVersion(row: VersionSqlRow): VersionRow {
     cv: row.cv,
     op: row.op,
     at: row.at,
-    actor: row.actor,
+    actor: JSON.parse(row.actor) as Actor,
     reason: row.reason,
     deleted: row.deleted === 1,
     size: row.size,
     body: row.body,
     archived: row.archived === 1,
+    meta: JSON.parse(row.meta) as Record<string, IndexedValue>,
+    hash: row.hash,
   };
 }

@@ -1,0 +1,118 @@
+import { type Environment, ENV_REFERENCE } from './env.js';
+import { isRecord } from './normalise.js';
+
+/**
+ * Secrets of a config: the keys of every spaces connection and the password of every MongoDB
+ * URI. They never appear in logs, errors or health output: show `maskConfig(config)` instead of
+ * the config, and pass any text that may quote config values through `maskSecretsIn`.
+ */
+
+export const MASK = '****';
+
+/** Secrets shorter than this are not searched for in text: they would match ordinary words. */
+const MIN_SEARCHED_LENGTH = 4;
+
+const MONGO_URI = /^(mongodb(?:\+srv)?:\/\/)(.*)$/s;
+
+/**
+ * A deep copy of `config` with `spacesConnections.*.secretKey` replaced by `****`, `accessKey`
+ * cut to its first 4 characters and `****` (all `****` when 8 characters or fewer), and the
+ * password of every `dbConnections.*.mongoUri` replaced by `****`. Works on loaded configs and
+ * on raw input alike; anything it does not recognise is copied unchanged.
+ */
+export function maskConfig<T>(config: T): T {
+  const copy = structuredClone(config);
+  if (!isRecord(copy)) return copy;
+  if (isRecord(copy.spacesConnections)) {
+    for (const conn of Object.values(copy.spacesConnections)) {
+      if (!isRecord(conn)) continue;
+      if (typeof conn.secretKey === 'string') conn.secretKey = MASK;
+      if (typeof conn.accessKey === 'string') conn.accessKey = maskAccessKey(conn.accessKey);
+    }
+  }
+  if (isRecord(copy.dbConnections)) {
+    for (const conn of Object.values(copy.dbConnections)) {
+      if (isRecord(conn) && typeof conn.mongoUri === 'string') conn.mongoUri = maskMongoUri(conn.mongoUri);
+    }
+  }
+  return copy;
+}
+
+/**
+ * `text` with every secret of `config` replaced by `****`: secret and access keys, URI passwords
+ * (as written and percent-decoded), and, where the config still holds `ENV.NAME` in one of those
+ * fields, the value of that variable in `env`. Secrets shorter than 4 characters are left alone.
+ */
+export function maskSecretsIn(text: string, config: unknown, env: Environment = process.env): string {
+  let out = text;
+  for (const secret of secretValues(config, env)) out = out.split(secret).join(MASK);
+  return out;
+}
+
+/** Every secret value of `config`, longest first, so that a secret containing another is masked whole. */
+export function secretValues(config: unknown, env: Environment = process.env): string[] {
+  const found = new Set<string>();
+  const add = (value: unknown, extract: (v: string) => string[] = (v) => [v]) => {
+    if (typeof value !== 'string') return;
+    const reference = ENV_REFERENCE.exec(value);
+    const fromEnv = reference ? env[reference[1]!] : undefined;
+    for (const raw of fromEnv === undefined ? [value] : [value, fromEnv]) {
+      for (const secret of extract(raw)) if (secret.length >= MIN_SEARCHED_LENGTH && !ENV_REFERENCE.test(secret)) found.add(secret);
+    }
+  };
+  if (isRecord(config)) {
+    if (isRecord(config.spacesConnections)) {
+      for (const conn of Object.values(config.spacesConnections)) {
+        if (!isRecord(conn)) continue;
+        add(conn.secretKey);
+        add(conn.accessKey);
+      }
+    }
+    if (isRecord(config.dbConnections)) {
+      for (const conn of Object.values(config.dbConnections)) {
+        if (isRecord(conn)) add(conn.mongoUri, uriPasswords);
+      }
+    }
+  }
+  return [...found].sort((a, b) => b.length - a.length);
+}
+
+function maskAccessKey(key: string): string {
+  return key.length <= 8 ? MASK : `${key.slice(0, 4)}${MASK}`;
+}
+
+/**
+ * Where the password of a MongoDB URI is: between the first `:` of the user info and its last
+ * `@`. Taking the last `@` masks too much rather than too little when a password holds an
+ * unencoded `@`.
+ */
+function splitMongoUri(uri: string): { scheme: string; user: string; password: string; rest: string } | null {
+  const match = MONGO_URI.exec(uri);
+  if (!match) return null;
+  const [, scheme, afterScheme] = match as unknown as [string, string, string];
+  const at = afterScheme.lastIndexOf('@');
+  if (at < 0) return null;
+  const userInfo = afterScheme.slice(0, at);
+  const colon = userInfo.indexOf(':');
+  if (colon < 0) return null;
+  return { scheme, user: userInfo.slice(0, colon), password: userInfo.slice(colon + 1), rest: afterScheme.slice(at) };
+}
+
+function maskMongoUri(uri: string): string {
+  const parts = splitMongoUri(uri);
+  if (!parts || parts.password === '') return uri;
+  return `${parts.scheme}${parts.user}:${MASK}${parts.rest}`;
+}
+
+function uriPasswords(uri: string): string[] {
+  const parts = splitMongoUri(uri);
+  if (!parts || parts.password === '') return [];
+  const out = [parts.password];
+  try {
+    const decoded = decodeURIComponent(parts.password);
+    if (decoded !== parts.password) out.push(decoded);
+  } catch {
+    // Not valid percent-encoding: the password as written is all there is to mask.
+  }
+  return out;
+}

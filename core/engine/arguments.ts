@@ -1,0 +1,94 @@
+import { createHash } from 'node:crypto';
+import { SORT_FIELDS, type SortField } from '../contracts/index-store.js';
+import { ValidationError } from '../errors.js';
+import { isValidName } from '../routing/names.js';
+import { parseInstant } from './clock.js';
+import { isPlainObject } from './filter.js';
+
+/** Checks of the arguments callers pass to collection methods; each throws a `ValidationError`. */
+
+export const MAX_PAGE = 1000;
+
+export function checkOv(value: unknown, label: string): asserts value is number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw new ValidationError(`${label} must be a whole number of at least 0`, { path: label });
+  }
+}
+
+export function checkReason(reason: unknown): string | null {
+  if (reason === undefined || reason === null) return null;
+  if (typeof reason !== 'string' || reason.length > 1024) {
+    throw new ValidationError('reason must be a string of at most 1024 characters', { path: 'reason' });
+  }
+  return reason;
+}
+
+export function checkLimit(limit: unknown): number {
+  if (limit === undefined) return 50;
+  if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE) {
+    throw new ValidationError(`limit must be a whole number from 1 to ${MAX_PAGE}`, { path: 'limit' });
+  }
+  return limit;
+}
+
+export function checkSort(sort: unknown, allowed: readonly SortField[] = SORT_FIELDS): { field: SortField; direction: 1 | -1 } {
+  if (sort === undefined) return { field: 'id', direction: 1 };
+  const entries = isPlainObject(sort) ? Object.entries(sort) : [];
+  const [field, direction] = entries[0] ?? [];
+  if (entries.length !== 1 || !allowed.includes(field as SortField) || (direction !== 1 && direction !== -1)) {
+    throw new ValidationError(`sort must be one of ${allowed.map((f) => `{ ${f}: 1 | -1 }`).join(', ')}`, { path: 'sort' });
+  }
+  return { field: field as SortField, direction };
+}
+
+export function checkProjection(projection: unknown): string[] | undefined {
+  if (projection === undefined) return undefined;
+  if (!Array.isArray(projection) || projection.length > 64 || !projection.every((p) => isValidName('property', p))) {
+    throw new ValidationError('projection must be a list of at most 64 property paths', { path: 'projection' });
+  }
+  return projection as string[];
+}
+
+export function parsePoint(target: unknown): { cv: number } | { at: string } {
+  if (isPlainObject(target)) {
+    if ('cv' in target) {
+      checkOv(target.cv, 'cv');
+      return { cv: target.cv };
+    }
+    if ('at' in target) return { at: parseInstant(target.at) };
+  }
+  throw new ValidationError('The restore target must be { cv } or { at }');
+}
+
+/**
+ * Page tokens of `query`: opaque to callers, bound to one collection of one database, so a token
+ * from another tenant or collection is refused rather than reinterpreted.
+ */
+export interface PageState {
+  at: string | null;
+  afterId: string;
+  direction: 1 | -1;
+}
+
+export function encodePageToken(scope: string, state: PageState): string {
+  return Buffer.from(JSON.stringify({ v: 1, s: scopeHash(scope), ...state }), 'utf8').toString('base64url');
+}
+
+export function decodePageToken(scope: string, token: unknown): PageState {
+  const invalid = () => new ValidationError('pageToken is not a token this collection issued', { path: 'pageToken' });
+  if (typeof token !== 'string' || token.length > 2048) throw invalid();
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
+  } catch {
+    throw invalid();
+  }
+  if (!isPlainObject(parsed) || parsed.v !== 1 || parsed.s !== scopeHash(scope)) throw invalid();
+  const { at, afterId, direction } = parsed;
+  if ((at !== null && typeof at !== 'string') || !isValidName('id', afterId) || (direction !== 1 && direction !== -1)) throw invalid();
+  return { at: at === null ? null : parseInstant(at, 'pageToken'), afterId, direction };
+}
+
+function scopeHash(scope: string): string {
+  return createHash('sha256').update(scope).digest('base64url').slice(0, 16);
+}

@@ -1,0 +1,250 @@
+import { describe, expect, it } from 'vitest';
+import { XronoxConfigBuilder } from '../../core/config/builder.js';
+import { loadConfig } from '../../core/config/load.js';
+import { maskConfig, maskSecretsIn } from '../../core/config/secrets.js';
+import { ConfigError } from '../../core/errors.js';
+
+function configError(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return err as ConfigError;
+  }
+  throw new Error('expected a ConfigError, but nothing was thrown');
+}
+
+/** Everything an error shows: its message, its issues and its JSON form. */
+const everything = (err: ConfigError) => [err.message, JSON.stringify(err.issues), JSON.stringify(err)].join('\n');
+
+const local = {
+  dbConnections: { main: { sqlitePath: '/tmp/xronox-secrets.sqlite' } },
+  localStorage: { basePath: '/tmp/xronox-secrets-blobs', enabled: true },
+};
+
+describe('ENV.NAME values', () => {
+  it('are replaced by the variable anywhere in the input, arrays included', () => {
+    const env = { MONGO_URI: 'mongodb://app:pw-from-env@db:27017', S3_KEY: 'AKIAFROMENVIRONMENT', PROP: 'customerId', NAME: 'rt_acme' };
+    const config = loadConfig(
+      {
+        dbConnections: { main: { mongoUri: 'ENV.MONGO_URI' } },
+        spacesConnections: { s3: { region: 'eu-west-1', accessKey: 'ENV.S3_KEY', secretKey: 'literal-secret', bucket: 'one-bucket' } },
+        databases: { runtime: { tenantDatabases: [{ tenantId: 'acme', dbConnRef: 'main', spaceConnRef: 's3', dbName: 'ENV.NAME' }] } },
+        collectionMaps: { orders: { indexedProps: ['ENV.PROP', 'total'] } },
+      },
+      env,
+    );
+    expect(config.dbConnections.main?.mongoUri).toBe(env.MONGO_URI);
+    expect(config.spacesConnections.s3?.accessKey).toBe(env.S3_KEY);
+    expect(config.spacesConnections.s3?.secretKey).toBe('literal-secret');
+    expect(config.databases.runtime?.tenantDatabases[0]?.dbName).toBe('rt_acme');
+    expect(config.collectionMaps.orders?.indexedProps).toEqual(['customerId', 'total']);
+  });
+
+  it('only when the whole string is ENV.NAME with a valid name; keys are never replaced', () => {
+    const env = { X: 'replaced', ENV: 'replaced' };
+    const config = loadConfig(
+      {
+        ...local,
+        databases: {},
+        counterRules: {
+          rules: [
+            {
+              name: 'r',
+              when: { a: 'ENV.X/suffix', b: 'prefix ENV.X', c: 'ENV.1X', d: 'env.X', e: 'ENV.', f: 'ENV.X', 'ENV.X': 1 },
+            },
+          ],
+        },
+      },
+      env,
+    );
+    expect(config.counterRules?.rules?.[0]?.when).toEqual({
+      a: 'ENV.X/suffix',
+      b: 'prefix ENV.X',
+      c: 'ENV.1X',
+      d: 'env.X',
+      e: 'ENV.',
+      f: 'replaced',
+      'ENV.X': 1,
+    });
+  });
+
+  it('read process.env by default', () => {
+    const name = `XRONOX_TEST_${Math.random().toString(36).slice(2)}`.toUpperCase();
+    process.env[name] = '/tmp/from-process-env.sqlite';
+    try {
+      const config = loadConfig({ dbConnections: { main: { sqlitePath: `ENV.${name}` } }, databases: {} });
+      expect(config.dbConnections.main?.sqlitePath).toBe('/tmp/from-process-env.sqlite');
+    } finally {
+      delete process.env[name];
+    }
+  });
+
+  it('never change the caller\'s input', () => {
+    const input = { dbConnections: { main: { sqlitePath: 'ENV.P' } }, databases: {}, collectionMaps: { o: { indexedProps: ['ENV.Q'] } } };
+    const before = structuredClone(input);
+    loadConfig(input, { P: '/tmp/p.sqlite', Q: 'q' });
+    expect(input).toEqual(before);
+    expect(Object.isFrozen(input.dbConnections)).toBe(false);
+  });
+
+  it('report every unset variable, with its path, in the one ConfigError that lists the other problems', () => {
+    const err = configError(() =>
+      loadConfig(
+        {
+          dbConnections: { main: { mongoUri: 'ENV.MONGO_URI' } },
+          spacesConnections: { s3: { endpoint: 'ENV.S3_ENDPOINT', region: 'r', accessKey: 'ENV.S3_KEY', secretKey: 'ENV.S3_SECRET' } },
+          databases: { runtime: { tenantDatabases: [{ tenantId: 'a', dbConnRef: 'nowhere', dbName: 'rt_a' }] } },
+        },
+        { S3_KEY: 'set-access-key' },
+      ),
+    );
+    expect(err.issues).toEqual(
+      expect.arrayContaining([
+        { path: 'dbConnections.main.mongoUri', message: 'environment variable MONGO_URI is not set' },
+        { path: 'spacesConnections.s3.endpoint', message: 'environment variable S3_ENDPOINT is not set' },
+        { path: 'spacesConnections.s3.secretKey', message: 'environment variable S3_SECRET is not set' },
+      ]),
+    );
+    expect(err.issues.map((i) => i.path)).toContain('databases.runtime.tenantDatabases[0].dbConnRef');
+    expect(err.message).toContain('dbConnections.main.mongoUri: environment variable MONGO_URI is not set');
+    // The placeholder's own consequences ("ENV.S3_ENDPOINT" is not a URL) are not reported too.
+    expect(err.issues.filter((i) => i.path === 'spacesConnections.s3.endpoint')).toHaveLength(1);
+    expect(err.issues.some((i) => i.message.includes('S3_KEY'))).toBe(false);
+  });
+
+  it('count a variable set to the empty string as set (and then validate its value)', () => {
+    const err = configError(() => loadConfig({ dbConnections: { main: { sqlitePath: 'ENV.EMPTY' } }, databases: {} }, { EMPTY: '' }));
+    expect(err.issues.map((i) => i.path)).toEqual(['dbConnections.main.sqlitePath']);
+    expect(err.message).not.toContain('is not set');
+  });
+});
+
+describe('maskConfig', () => {
+  const config = loadConfig({
+    dbConnections: {
+      atlas: { mongoUri: 'mongodb+srv://app-user:s3cr3t-p%40ss@cluster0.example.net/?retryWrites=true' },
+      plain: { mongoUri: 'mongodb://admin:hunter2-password@db1:27017,db2:27017/app' },
+      noauth: { mongoUri: 'mongodb://localhost:27017' },
+      file: { sqlitePath: '/tmp/x.sqlite' },
+    },
+    spacesConnections: {
+      long: { region: 'r', accessKey: 'AKIAIOSFODNN7EXAMPLE', secretKey: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY', bucket: 'one-bucket' },
+      short: { region: 'r', accessKey: 'AKIA1234', secretKey: 'x', bucket: 'one-bucket' },
+    },
+    databases: {
+      runtime: { tenantDatabases: [], dynamicTenants: { enabled: true, dbConnRef: 'atlas', spaceConnRef: 'long', dbNameTemplate: 'rt_{tenantId}' } },
+    },
+  });
+
+  it('masks secret keys, shortens access keys, and hides URI passwords', () => {
+    const masked = maskConfig(config);
+    expect(masked.spacesConnections.long?.secretKey).toBe('****');
+    expect(masked.spacesConnections.long?.accessKey).toBe('AKIA****');
+    expect(masked.spacesConnections.short?.secretKey).toBe('****');
+    expect(masked.spacesConnections.short?.accessKey).toBe('****');
+    expect(masked.dbConnections.atlas?.mongoUri).toBe('mongodb+srv://app-user:****@cluster0.example.net/?retryWrites=true');
+    expect(masked.dbConnections.plain?.mongoUri).toBe('mongodb://admin:****@db1:27017,db2:27017/app');
+    expect(masked.dbConnections.noauth?.mongoUri).toBe('mongodb://localhost:27017');
+    expect(masked.dbConnections.file).toEqual({ sqlitePath: '/tmp/x.sqlite' });
+    // Everything else, connection refs of dynamic tenants included, is kept.
+    expect(masked.databases).toEqual(config.databases);
+    expect(masked.spacesConnections.long?.buckets).toEqual(config.spacesConnections.long?.buckets);
+  });
+
+  it('returns a copy: the config is unchanged, and the copy holds no secret anywhere', () => {
+    const masked = JSON.stringify(maskConfig(config));
+    for (const secret of ['s3cr3t-p%40ss', 's3cr3t-p@ss', 'hunter2-password', 'wJalrXUtnFEMI', 'IOSFODNN7EXAMPLE', 'AKIA1234']) {
+      expect(masked).not.toContain(secret);
+    }
+    expect(config.spacesConnections.long?.secretKey).toBe('wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY');
+  });
+
+  it('masks a password holding an unencoded "@" whole', () => {
+    const masked = maskConfig({ dbConnections: { m: { mongoUri: 'mongodb://u:p@ss-word@host/db' } } });
+    expect(masked.dbConnections.m.mongoUri).toBe('mongodb://u:****@host/db');
+  });
+});
+
+describe('maskSecretsIn', () => {
+  it('replaces every secret value in a text, URI passwords as written and decoded', () => {
+    const raw = {
+      dbConnections: { m: { mongoUri: 'mongodb://app:p%40ssw0rd-x@host/db' } },
+      spacesConnections: { s3: { region: 'r', accessKey: 'AKIAIOSFODNN7EXAMPLE', secretKey: 'the-secret-key-123' } },
+    };
+    const text =
+      'connect mongodb://app:p%40ssw0rd-x@host/db failed; auth p@ssw0rd-x; signed with AKIAIOSFODNN7EXAMPLE/the-secret-key-123 twice: the-secret-key-123';
+    expect(maskSecretsIn(text, raw)).toBe('connect mongodb://app:****@host/db failed; auth ****; signed with ****/**** twice: ****');
+  });
+
+  it('masks the values of ENV references in secret fields, taken from env', () => {
+    const raw = { spacesConnections: { s3: { region: 'r', accessKey: 'ENV.KEY', secretKey: 'ENV.SECRET' } }, dbConnections: { m: { mongoUri: 'ENV.URI' } } };
+    const env = { KEY: 'AKIAENVIRONMENT', SECRET: 'env-secret-value', URI: 'mongodb://u:env-password@h' };
+    expect(maskSecretsIn('AKIAENVIRONMENT env-secret-value env-password ENV.KEY', raw, env)).toBe('**** **** **** ENV.KEY');
+  });
+
+  it('leaves other text alone, and secrets too short to tell from words', () => {
+    const raw = { spacesConnections: { s3: { region: 'r', accessKey: 'a', secretKey: 's' } } };
+    expect(maskSecretsIn('Invalid Xronox config (2 problems)', raw)).toBe('Invalid Xronox config (2 problems)');
+    expect(maskSecretsIn('anything', null)).toBe('anything');
+  });
+});
+
+describe('ConfigError never shows a secret', () => {
+  const secretKey = 'SECRET-wJalrXUtnFEMI-K7MDENG';
+  const accessKey = 'AKIA-ACCESS-9F3K2L';
+  const password = 'pw-hunter2-Zq8';
+
+  /** A broken config whose secrets also sit in fields whose errors quote their values. */
+  const leaky = () => ({
+    dbConnections: { main: { mongoUri: `mongodb://app:${password}@db:27017` } },
+    spacesConnections: {
+      s3: { endpoint: secretKey, region: accessKey, accessKey, secretKey, buckets: { records: secretKey.toLowerCase() } },
+    },
+    databases: {
+      runtime: {
+        tenantDatabases: [
+          { tenantId: 'a', dbConnRef: secretKey, spaceConnRef: accessKey, dbName: 'rt_a' },
+          { tenantId: password, dbConnRef: password, dbName: password },
+        ],
+        dynamicTenants: { enabled: true, dbConnRef: password, dbNameTemplate: 'rt_{tenantId}', validation: { pattern: `(${secretKey}` } },
+      },
+      knowledge: { genericDatabase: { dbConnRef: 'main', dbName: 'kn' }, tenantDatabases: [{ tenantId: 'x', dbConnRef: accessKey, dbName: `${secretKey}!` }] },
+    },
+    collectionMaps: { orders: { indexedProps: ['a'], validation: { requiredIndexed: [secretKey, password] } } },
+    counterRules: { rules: [{ name: 'r', when: { status: { [`$${secretKey}`]: 1 } } }, { name: 'p', when: { $where: password } }] },
+  });
+
+  it('in its message, its issues, or its JSON form, even where the errors quote the values', () => {
+    const err = configError(() => loadConfig(leaky()));
+    // The masking, not the absence of problems, keeps the secrets out: there are many, and they quote values.
+    expect(err.issues.length).toBeGreaterThanOrEqual(8);
+    expect(everything(err)).toContain('****');
+    for (const secret of [secretKey, accessKey, password, secretKey.toLowerCase()]) {
+      expect(everything(err), secret).not.toContain(secret);
+    }
+  });
+
+  it('when the secrets come from the environment', () => {
+    const config = leaky();
+    config.spacesConnections.s3.secretKey = 'ENV.S3_SECRET';
+    config.spacesConnections.s3.accessKey = 'ENV.S3_ACCESS';
+    config.dbConnections.main.mongoUri = 'ENV.MONGO_URI';
+    const env = { S3_SECRET: secretKey, S3_ACCESS: accessKey, MONGO_URI: `mongodb://app:${password}@db:27017` };
+    const err = configError(() => loadConfig(config, env));
+    for (const secret of [secretKey, accessKey, password]) expect(everything(err), secret).not.toContain(secret);
+  });
+
+  it('when the builder reports it', () => {
+    const err = configError(() =>
+      new XronoxConfigBuilder()
+        .addMongoConnection('main', `mongodb://app:${password}@db`)
+        .addS3Connection('s3', { region: 'r', accessKey, secretKey })
+        .addLogsDatabase({ mongoRef: password, s3Ref: secretKey, dbName: 'logs' })
+        // The builder's own problems quote values too.
+        .addIdentitiesDatabase({ mongoRef: password, dbConnRef: 'main', dbName: 'ids' } as never)
+        .build(),
+    );
+    for (const secret of [secretKey, password]) expect(everything(err), secret).not.toContain(secret);
+  });
+});
