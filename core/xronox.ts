@@ -1,8 +1,7 @@
 import { defaultAdapters } from './adapters/registry.js';
-import { dynamicTenantSections } from './config/dynamic-tenants.js';
 import type { Environment } from './config/env.js';
 import { findConfigFile, loadConfigFile } from './config/file.js';
-import { databaseEntries, loadConfig, type XronoxConfig } from './config/load.js';
+import { loadConfig, type XronoxConfig } from './config/load.js';
 import { Xronox } from './engine/xronox.js';
 
 export interface InitOptions {
@@ -22,14 +21,7 @@ export interface InitOptions {
 export function initXronox(config?: unknown, options: InitOptions = {}): Xronox {
   const env = options.env ?? process.env;
   const loaded: XronoxConfig = config === undefined ? loadConfigFile(findConfigFile(), env) : loadConfig(config, env);
-  const spacesInUse = [
-    ...new Set(
-      [...databaseEntries(loaded.databases).map(({ entry }) => entry), ...dynamicTenantSections(loaded.databases).map(({ settings }) => settings)].flatMap(
-        (entry) => (typeof entry.spaceConnRef === 'string' && entry.spaceConnRef ? [entry.spaceConnRef] : []),
-      ),
-    ),
-  ];
-  const refused = defaultAdapters.unsupported({ db: loaded.dbConnections, spacesInUse });
+  const refused = defaultAdapters.unsupported({ db: loaded.dbConnections });
   if (refused) throw refused;
   return new Xronox(loaded, defaultAdapters, options);
 }

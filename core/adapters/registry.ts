@@ -3,6 +3,7 @@ import type { BlobStore } from '../contracts/blob-store.js';
 import type { IndexStore } from '../contracts/index-store.js';
 import { ConfigError } from '../errors.js';
 import { FsBlobStore } from './fs/fs-blob-store.js';
+import { S3BlobStore } from './s3/s3-blob-store.js';
 import { SqliteIndexStore } from './sqlite/sqlite-index-store.js';
 
 /**
@@ -19,19 +20,13 @@ export const defaultAdapters = {
       if (localBasePath === undefined) throw new ConfigError([{ path: 'localStorage', message: 'is needed for databases without a spaceConnRef' }]);
       return new FsBlobStore({ basePath: localBasePath });
     }
-    throw unsupported(`spacesConnections.${ref ?? ''}`, 'the S3 blob store');
+    return new S3BlobStore({ ref: ref ?? '', connection });
   },
   /** Which connections this build can open; `initXronox` refuses a config that needs others, up front. */
-  unsupported(connections: { db: Record<string, DbConnectionConfig>; spacesInUse: string[] }): ConfigError | null {
-    const issues = [
-      ...Object.entries(connections.db)
-        .filter(([, c]) => c.mongoUri !== undefined)
-        .map(([ref]) => ({ path: `dbConnections.${ref}.mongoUri`, message: 'the MongoDB index store is not part of this build yet; use sqlitePath' })),
-      ...connections.spacesInUse.map((ref) => ({
-        path: `spacesConnections.${ref}`,
-        message: 'the S3 blob store is not part of this build yet; leave spaceConnRef empty to use localStorage',
-      })),
-    ];
+  unsupported(connections: { db: Record<string, DbConnectionConfig> }): ConfigError | null {
+    const issues = Object.entries(connections.db)
+      .filter(([, c]) => c.mongoUri !== undefined)
+      .map(([ref]) => ({ path: `dbConnections.${ref}.mongoUri`, message: 'the MongoDB index store is not part of this build yet; use sqlitePath' }));
     return issues.length ? new ConfigError(issues) : null;
   },
 };

@@ -63,6 +63,12 @@ export const spacesConnectionSchema = z.strictObject({
   folderPrefixes: folderPrefixesSchema.optional(),
   /** Legacy: one bucket for every kind of data, told apart by folder prefixes. */
   bucket: named('bucket').optional(),
+  /**
+   * Whether the server enforces `If-None-Match` on PUT (AWS S3, MinIO, R2 do). Xronox writes
+   * version objects create-only, so a differing object already at a version's key is reported,
+   * never overwritten. Default true; servers that ignore the header are harmless either way.
+   */
+  conditionalWrites: z.boolean().optional(),
 });
 
 /** The placeholder of dynamic tenant templates. */

@@ -40,10 +40,17 @@ export interface BlobStore {
 export interface BlobStoreCapabilities {
   /** `presign` yields URLs usable by other machines (S3), not just this one (file URLs). */
   readonly remotePresign: boolean;
+  /** `put` with `ifNoneMatch` is enforced by the store (S3 If-None-Match); otherwise it overwrites. */
+  readonly conditionalWrites: boolean;
 }
 
 export interface PutOptions {
   contentType?: string;
+  /**
+   * Create only: when an object already exists at the key, the put fails with a
+   * `ConflictError` and the object is left as it was (on stores with `conditionalWrites`).
+   */
+  ifNoneMatch?: boolean;
 }
 
 export interface BlobInfo {

@@ -1,4 +1,5 @@
 import type { BlobStore } from '../contracts/blob-store.js';
+import { ConflictError, StorageError } from '../errors.js';
 import type { IndexStore, Namespace } from '../contracts/index-store.js';
 import type { BlobKind } from '../config/schema.js';
 import type { BlobLocation } from '../routing/router.js';
@@ -181,9 +182,7 @@ export class BlobSync {
       if (target.versioned && blobs.versions) {
         for (const v of await index.listUnarchived(ns, id)) {
           if (v.body === null) continue;
-          await blob.put(blobs.versions.bucket, blobKeys.version(blobs.versions, ns.collection, id, v.ov), Buffer.from(v.body, 'utf8'), {
-            contentType: 'application/json',
-          });
+          await putVersionOnce(blob, blobs.versions.bucket, blobKeys.version(blobs.versions, ns.collection, id, v.ov), Buffer.from(v.body, 'utf8'));
           archivedOvs.push(v.ov);
         }
       }
@@ -216,5 +215,22 @@ export class BlobSync {
         startAfter = page.nextStartAfter ?? undefined;
       } while (startAfter);
     }
+  }
+}
+
+/**
+ * Version objects are immutable: written create-only. Finding one already there is normal after
+ * a crash or a duplicate sync, and fine when its bytes are the committed ones; different bytes
+ * mean something else wrote that key, which is reported (the record stays in the outbox, its
+ * index copy intact) and never overwritten.
+ */
+async function putVersionOnce(blob: BlobStore, bucket: string, key: string, body: Buffer): Promise<void> {
+  try {
+    await blob.put(bucket, key, body, { contentType: 'application/json', ifNoneMatch: true });
+  } catch (err) {
+    if (!(err instanceof ConflictError)) throw err;
+    const existing = await blob.get(bucket, key);
+    if (existing && Buffer.from(existing).equals(body)) return;
+    throw new StorageError(blob.name, 'put', err, `${bucket}/${key} already holds different bytes than the committed version; it was not overwritten`);
   }
 }

@@ -1,6 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { BlobStore } from '../../core/contracts/blob-store.js';
+import { ConflictError } from '../../core/errors.js';
 
 /**
  * The blob store port's conformance suite. Every adapter runs it through a ten-line test file:
@@ -154,6 +155,27 @@ export function blobStoreConformance(
         expect(problems.slice(0, 5)).toEqual([]);
         expect(reads).toBeGreaterThan(0);
         expectBytes(await store.get(bucket, key), valueOf(50));
+      });
+    });
+
+    describe('create-only puts', () => {
+      it('ifNoneMatch creates a missing object', async () => {
+        await store.put(bucket, `${root}/once.json`, bytes([1, 2]), { ifNoneMatch: true });
+        expectBytes(await store.get(bucket, `${root}/once.json`), bytes([1, 2]));
+      });
+
+      it('ifNoneMatch refuses to replace an existing object with a ConflictError, leaving it intact', async (ctx) => {
+        if (!store.capabilities.conditionalWrites) {
+          console.warn(`[skipped] ${name}: capabilities.conditionalWrites is false (the server ignores If-None-Match)`);
+          ctx.skip();
+        }
+        await store.put(bucket, `${root}/once.json`, bytes([1]));
+        await expect(store.put(bucket, `${root}/once.json`, bytes([9]), { ifNoneMatch: true })).rejects.toBeInstanceOf(ConflictError);
+        expectBytes(await store.get(bucket, `${root}/once.json`), bytes([1]));
+        // Of many concurrent create-only writers exactly one wins.
+        const results = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => store.put(bucket, `${root}/race.json`, bytes([i]), { ifNoneMatch: true })));
+        expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+        for (const r of results) if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(ConflictError);
       });
     });
 

@@ -419,6 +419,34 @@ export function engineConformance(backend: EngineBackend): void {
         expect(current).toMatchObject({ id, ov: 5, data: { status: 's5', n: 5 } });
       });
 
+      it('never overwrites a foreign object already at a version key: the version stays in the index and is reported', async (ctx) => {
+        if (!inst.inspect.capabilities.conditionalWrites) {
+          console.warn(`[skipped] ${backend.name}: the blob store does not enforce create-only writes`);
+          ctx.skip();
+        }
+        const errors: unknown[] = [];
+        const { config, names } = configFor();
+        const x = initXronox(config, { onBackgroundError: (err) => errors.push(err) });
+        open.push(x);
+        const orders = x.with({ databaseType: 'runtime', tier: 'tenant', tenantId: 'acme', collection: 'orders' });
+        const { id } = await orders.create({ status: 'a' });
+        await x.flush();
+        const bucket = inst.bucketFor(names.acme, 'versions');
+        const planted = Buffer.from('{"planted":true}');
+        await inst.inspect.put(bucket, `versions/orders/${id}/v1.json`, planted);
+        await orders.update(id, { status: 'b' }, 0);
+        expect((await x.flush()).failed).toBeGreaterThan(0);
+        expect(String((errors[0] as Error).message)).toMatch(/different bytes/);
+        expect(Buffer.from((await inst.inspect.get(bucket, `versions/orders/${id}/v1.json`))!).equals(planted)).toBe(true);
+        expect((await orders.history(id)).items.find((h) => h.ov === 1)?.archived).toBe(false);
+        expect((await orders.getVersion(id, 1))?.data).toEqual({ status: 'b' });
+        // Once the foreign object is gone, a repair archives the version.
+        await inst.inspect.delete(bucket, `versions/orders/${id}/v1.json`);
+        await x.repair();
+        expect((await orders.history(id)).items.every((h) => h.archived)).toBe(true);
+        expect(JSON.parse(Buffer.from((await inst.inspect.get(bucket, `versions/orders/${id}/v1.json`))!).toString())).toMatchObject({ ov: 1, data: { status: 'b' } });
+      });
+
       it('tenants land in their own databases and folders', async () => {
         const { x, runtime, names } = start();
         const a = await runtime('acme').create({ status: 'a' });
@@ -709,6 +737,38 @@ export function engineConformance(backend: EngineBackend): void {
       });
     });
 
+    describe('dynamic tenants', () => {
+      it('routes a tenant that signs up without a config change, into its own database, isolated from others', async () => {
+        const { config } = configFor();
+        const x = initXronox({
+          ...config,
+          databases: {
+            ...config.databases,
+            runtime: {
+              tenantDatabases: [],
+              dynamicTenants: {
+                enabled: true,
+                dbConnRef: inst.dbConnRef,
+                ...(inst.spaceConnRef ? { spaceConnRef: inst.spaceConnRef } : {}),
+                dbNameTemplate: `dyn_${randomUUID().slice(0, 6)}_{tenantId}`,
+                validation: { pattern: '[a-z][a-z0-9-]*', maxLength: 32 },
+              },
+            },
+          },
+        });
+        open.push(x);
+        const tenant = (tenantId: string) => x.with({ databaseType: 'runtime', tier: 'tenant', tenantId, collection: 'orders' });
+        const a = await tenant('newco').create({ status: 'a' });
+        const b = await tenant('other-co').create({ status: 'b' });
+        expect(tenant('newco').route.dbName).not.toBe(tenant('other-co').route.dbName);
+        expect(await tenant('other-co').getLatest(a.id)).toBeNull();
+        expect((await tenant('newco').listByMeta({ includeDeleted: true })).items.map((r) => r.id)).toEqual([a.id]);
+        expect((await tenant('other-co').listByMeta({ includeDeleted: true })).items.map((r) => r.id)).toEqual([b.id]);
+        await expect(tenant('other-co').update(a.id, { status: 'x' }, 0)).rejects.toBeInstanceOf(NotFoundError);
+        for (const bad of ['Bad', '../x', '$where', 'a'.repeat(40)]) expect(() => tenant(bad)).toThrow(ValidationError);
+      });
+    });
+
     describe('tiered reads', () => {
       it('reads generic, domain and tenant knowledge, most specific first or deep-merged, saying which tiers contributed', async () => {
         const { config } = configFor();
@@ -757,6 +817,13 @@ export function engineConformance(backend: EngineBackend): void {
         await x.admin.shutdown();
         expect(x.closed).toBe(true);
         await expect(x.admin.health()).rejects.toBeInstanceOf(XronoxError);
+      });
+
+      it('health never shows a secret of the config', async () => {
+        const { x, config } = start();
+        const report = JSON.stringify(await x.admin.health());
+        const secrets = Object.values(config.spacesConnections ?? {}).flatMap((c) => [c.secretKey, c.accessKey]);
+        for (const secret of secrets) expect(report).not.toContain(secret);
       });
 
       it('two instances in one process share nothing: closing one leaves the other working', async () => {

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { link, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { BlobInfo, BlobListing, BlobStore, PutOptions } from '../../contracts/blob-store.js';
+import { ConflictError } from '../../errors.js';
 
 export interface FsBlobStoreOptions {
   /** Root folder; each bucket is a folder below it. */
@@ -19,14 +20,14 @@ const SEGMENT = /^[A-Za-z0-9_][A-Za-z0-9._-]*$/;
  */
 export class FsBlobStore implements BlobStore {
   readonly name = 'fs';
-  readonly capabilities = { remotePresign: false } as const;
+  readonly capabilities = { remotePresign: false, conditionalWrites: true } as const;
   readonly #root: string;
 
   constructor(options: FsBlobStoreOptions) {
     this.#root = resolve(options.basePath);
   }
 
-  async put(bucket: string, key: string, body: Uint8Array, _options?: PutOptions): Promise<void> {
+  async put(bucket: string, key: string, body: Uint8Array, options: PutOptions = {}): Promise<void> {
     const path = this.#path(bucket, key);
     const dir = path.slice(0, path.lastIndexOf(sep));
     await mkdir(dir, { recursive: true });
@@ -39,11 +40,17 @@ export class FsBlobStore implements BlobStore {
       await handle.close();
     }
     try {
-      await rename(temp, path);
+      // link() refuses an existing target, which makes a create-only put atomic; rename() replaces.
+      if (options.ifNoneMatch) await link(temp, path);
+      else await rename(temp, path);
     } catch (err) {
       await unlink(temp).catch(() => undefined);
+      if (options.ifNoneMatch && (err as NodeJS.ErrnoException).code === 'EEXIST') {
+        throw new ConflictError(`${bucket}/${key} already exists (a create-only write was refused)`);
+      }
       throw err;
     }
+    if (options.ifNoneMatch) await unlink(temp);
     await syncDir(dir);
   }
 
