@@ -249,6 +249,8 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** Largest accepted document, as JSON bytes. Default 1 MiB. */
       maxDocumentBytes: positiveInt.max(64 * 1024 * 1024).optional(),
+      /** Largest accepted content of one `base64Props` property, decoded. Default 64 MiB. */
+      maxContentBytes: positiveInt.max(5 * 1024 * 1024 * 1024).optional(),
     })
     .optional(),
 });

@@ -52,6 +52,7 @@ import { isPlainObject, matches, parseFilter } from './filter.js';
 import { type CollectionVerifyReport, versionHash, type VerifyReport } from './hash-chain.js';
 import { actorId, checkActor, checkLineage, isSystemField, type SystemInfo, systemMeta } from './lineage.js';
 import { canonicalJson, deepMerge } from './merge.js';
+import { checkTtl, ContentOffload, type PresentOptions } from './content.js';
 
 export type * from './collection-types.js';
 
@@ -68,6 +69,7 @@ export interface CollectionContext {
   blob: BlobStore;
   sync: BlobSync;
   maxDocumentBytes: number;
+  maxContentBytes: number;
   logicalDelete: boolean;
   counterRules: readonly ParsedCounterRule[];
   /** Another collection of the same database (relationships). */
@@ -95,9 +97,11 @@ export class Collection {
   readonly #ctx: CollectionContext;
   readonly #ns: Namespace;
   readonly #syncTarget: SyncTarget;
+  readonly #content: ContentOffload;
 
   constructor(ctx: CollectionContext) {
     this.#ctx = ctx;
+    this.#content = new ContentOffload(ctx.route, ctx.blob, ctx.maxContentBytes);
     this.#ns = { dbName: ctx.route.dbName, collection: ctx.route.collection };
     this.#syncTarget = {
       index: ctx.index,
@@ -136,9 +140,10 @@ export class Collection {
     const head = await this.#liveHead(id);
     if (head.ov !== expectedOv) throw new VersionConflictError(id, expectedOv, head.ov);
     const doc = parseDocument(head.body);
+    const stored = await this.#storeContent(clean, id, head.ov + 1, doc.data);
     const at = nextVersionTime(head.updatedAt);
-    const next = this.#nextDoc(doc, head, { op: 'update', at, ...who, deleted: false, data: clean });
-    const cv = await this.#commitOne(this.#write(id, head, next), 'UPDATE', clean, expectedOv);
+    const next = this.#nextDoc(doc, head, { op: 'update', at, ...who, deleted: false, data: stored });
+    const cv = await this.#commitOne(this.#write(id, head, next), 'UPDATE', stored, expectedOv);
     return { id, ov: next.ov, cv, updatedAt: at };
   }
 
@@ -276,34 +281,40 @@ export class Collection {
   // ---- reads -----------------------------------------------------------------------------
 
   /** The latest state of a record; `null` when it does not exist (or is deleted, unless `includeDeleted`). */
-  async getLatest<T extends Data = Data>(id: string, options: { projection?: string[]; includeDeleted?: boolean } = {}): Promise<XronoxRecord<T> | null> {
+  async getLatest<T extends Data = Data>(
+    id: string,
+    options: { projection?: string[]; includeDeleted?: boolean } & PresentOptions = {},
+  ): Promise<XronoxRecord<T> | null> {
     assertName('id', id);
     const projection = checkProjection(options.projection);
+    checkTtl(options.ttlSeconds);
     const head = await this.#ctx.index.getHead(this.#ns, id);
     if (!head || (head.deleted && !options.includeDeleted)) return null;
-    return toRecord<T>(head.cv, parseDocument(head.body), head.deletedAt, projection);
+    return this.#present(toRecord<T>(head.cv, parseDocument(head.body), head.deletedAt, projection), options);
   }
 
   /** One version of a record, deleted or not; `null` when there is no such version. */
-  async getVersion<T extends Data = Data>(id: string, ov: number): Promise<VersionRecord<T> | null> {
+  async getVersion<T extends Data = Data>(id: string, ov: number, options: PresentOptions = {}): Promise<VersionRecord<T> | null> {
     this.#requireVersioned('getVersion');
     assertName('id', id);
     checkOv(ov, 'ov');
+    checkTtl(options.ttlSeconds);
     const row = await this.#ctx.index.getVersion(this.#ns, id, ov);
-    return row ? this.#versionRecord<T>(row) : null;
+    return row ? this.#present(await this.#versionRecord<T>(row), options) : null;
   }
 
   /**
    * The record as it stood at `at` (ISO-8601): the newest version written at or before then.
    * `null` when it did not exist then, or was deleted (unless `includeDeleted`).
    */
-  async getAsOf<T extends Data = Data>(id: string, at: string | Date, options: { includeDeleted?: boolean } = {}): Promise<VersionRecord<T> | null> {
+  async getAsOf<T extends Data = Data>(id: string, at: string | Date, options: { includeDeleted?: boolean } & PresentOptions = {}): Promise<VersionRecord<T> | null> {
     this.#requireVersioned('getAsOf');
     assertName('id', id);
     const instant = parseInstant(at);
+    checkTtl(options.ttlSeconds);
     const row = await this.#ctx.index.findVersionAt(this.#ns, id, { at: instant });
     if (!row || (row.deleted && !options.includeDeleted)) return null;
-    return this.#versionRecord<T>(row);
+    return this.#present(await this.#versionRecord<T>(row), options);
   }
 
   /** A record's versions, newest first, without payloads. Page with `before` = the last `ov` seen. */
@@ -345,8 +356,9 @@ export class Collection {
   }
 
   /** Lists records by indexed properties with the safe operator subset; see `core/engine/filter.ts`. */
-  async listByMeta<T extends Data = Data>(options: ListOptions = {}): Promise<ListResult<T>> {
+  async listByMeta<T extends Data = Data>(options: ListOptions & PresentOptions = {}): Promise<ListResult<T>> {
     if (!isPlainObject(options)) throw new ValidationError('listByMeta takes an options object');
+    checkTtl(options.ttlSeconds);
     const filter = parseFilter(options.filter, (field) => this.#isFilterable(field));
     const limit = checkLimit(options.limit);
     const sort = checkSort(options.sort);
@@ -368,7 +380,7 @@ export class Collection {
       limit: limit + 1,
       ...(after ? { after } : {}),
     });
-    const items = rows.slice(0, limit).map((h) => toRecord<T>(h.cv, parseDocument(h.body), h.deletedAt, projection));
+    const items = await Promise.all(rows.slice(0, limit).map((h) => this.#present(toRecord<T>(h.cv, parseDocument(h.body), h.deletedAt, projection), options)));
     return { items, nextAfterId: rows.length > limit ? (items[items.length - 1]?.id ?? null) : null };
   }
 
@@ -378,8 +390,9 @@ export class Collection {
    * concurrent writes never make a page skip or repeat a record. Unversioned types answer for
    * the present and refuse `at`.
    */
-  async query<T extends Data = Data>(filter: Record<string, unknown> | undefined, options: QueryOptions = {}): Promise<QueryResult<T>> {
+  async query<T extends Data = Data>(filter: Record<string, unknown> | undefined, options: QueryOptions & PresentOptions = {}): Promise<QueryResult<T>> {
     if (!isPlainObject(options)) throw new ValidationError('query options must be an object', { path: 'options' });
+    checkTtl(options.ttlSeconds);
     const node = parseFilter(filter, (field) => this.#isFilterable(field));
     const limit = checkLimit(options.limit);
     const projection = checkProjection(options.projection);
@@ -400,7 +413,7 @@ export class Collection {
         limit: limit + 1,
         ...(page ? { after: { value: page.afterId, id: page.afterId } } : {}),
       });
-      const items = rows.slice(0, limit).map((h) => toRecord<T>(h.cv, parseDocument(h.body), h.deletedAt, projection));
+      const items = await Promise.all(rows.slice(0, limit).map((h) => this.#present(toRecord<T>(h.cv, parseDocument(h.body), h.deletedAt, projection), options)));
       const last = items[items.length - 1];
       return { items, at: null, nextPageToken: rows.length > limit && last ? encodePageToken(scope, { at: null, afterId: last.id, direction }) : null };
     }
@@ -409,7 +422,7 @@ export class Collection {
     const items: XronoxRecord<T>[] = [];
     for (const row of rows.slice(0, limit)) {
       const doc = await this.#readVersionDoc(row);
-      items.push(toRecord<T>(row.cv, doc, doc.deleted ? doc.at : null, projection));
+      items.push(await this.#present(toRecord<T>(row.cv, doc, doc.deleted ? doc.at : null, projection), options));
     }
     const last = items[items.length - 1];
     return { items, at, nextPageToken: rows.length > limit && last ? encodePageToken(scope, { at, afterId: last.id, direction }) : null };
@@ -613,7 +626,7 @@ export class Collection {
   }
 
   #cleanData(data: unknown, label = 'data'): Data {
-    const { data: clean } = normaliseData(data, this.#ctx.maxDocumentBytes, label);
+    const { data: clean } = normaliseData(data, this.#content.inputAllowance(this.#ctx.maxDocumentBytes), label);
     if (Object.hasOwn(clean, '_system')) {
       throw new ValidationError(`${label}._system is reserved for the engine's own bookkeeping`, { path: `${label}._system` });
     }
@@ -626,20 +639,33 @@ export class Collection {
     if (list.length === 0) throw new ValidationError('enrich needs at least one patch', { path: 'patch' });
     return list.map((p, i) => {
       const label = Array.isArray(patch) ? `patch[${i}]` : 'patch';
-      const { data } = normaliseData(p, this.#ctx.maxDocumentBytes, label);
+      const { data } = normaliseData(p, this.#content.inputAllowance(this.#ctx.maxDocumentBytes), label);
       if (Object.hasOwn(data, '_system')) throw new ValidationError(`${label}._system is reserved`, { path: `${label}._system` });
       return data;
     });
   }
 
+  /** Offloads new content to the content bucket, then holds the stored document to its size limit. */
+  async #storeContent(data: Data, id: string, ov: number, previous: Data | null): Promise<Data> {
+    const stored = await this.#content.offload(data, id, ov, previous);
+    if (this.#content.enabled) normaliseData(stored, this.#ctx.maxDocumentBytes);
+    return stored;
+  }
+
+  async #present<R extends XronoxRecord>(record: R, options: PresentOptions): Promise<R> {
+    if (!this.#content.enabled) return record;
+    return { ...record, data: await this.#content.present(record.data, record.id, options) };
+  }
+
   async #createRecord(
-    data: Data,
+    input: Data,
     who: Who,
     lineage: Pick<SystemInfo, 'parent' | 'origin'>,
     claims: NonNullable<RecordWrite['claims']>,
     functionId?: string,
   ): Promise<{ ok: true; id: string; cv: number; at: string } | { ok: false }> {
     const id = uuidv7();
+    const data = await this.#storeContent(input, id, 0, null);
     const at = nextVersionTime(null);
     const system: SystemInfo = { ...lineage, ...(functionId ? { functionIds: [functionId] } : {}) };
     const doc: RecordDocument = { id, ov: 0, op: 'create', at, ...who, deleted: false, createdAt: at, data };
@@ -661,7 +687,7 @@ export class Collection {
   async #enrichHead(head: HeadRow, patches: readonly Data[], who: Who, functionId: string | undefined): Promise<UpdateResult> {
     const doc = parseDocument(head.body);
     const merged = patches.reduce((acc, p) => deepMerge(acc, p), doc.data);
-    const clean = this.#cleanData(merged);
+    const clean = await this.#storeContent(this.#cleanData(merged), head.id, head.ov + 1, doc.data);
     const at = nextVersionTime(head.updatedAt);
     const next = this.#nextDoc(doc, head, { op: 'enrich', at, ...who, deleted: false, data: clean }, functionId);
     const cv = await this.#commitOne(this.#write(head.id, head, next), 'UPDATE', clean, head.ov);

@@ -8,6 +8,7 @@ import { assertName } from '../routing/names.js';
 import { type Route, type RouteRequest, Router } from '../routing/router.js';
 import { BlobSync, type SyncReport } from './blob-sync.js';
 import { Collection, type ParsedCounterRule } from './collection.js';
+import { DEFAULT_MAX_CONTENT_BYTES } from './content.js';
 import { type Data, DEFAULT_MAX_DOCUMENT_BYTES } from './documents.js';
 import { openIfConfigured, readTiers, type TieredReadOptions, type TieredReadResult } from './tiered-read.js';
 import { parseFilter } from './filter.js';
@@ -83,6 +84,7 @@ export class Xronox {
       blob: this.#blobFor(route),
       sync: this.#sync,
       maxDocumentBytes: this.config.limits?.maxDocumentBytes ?? DEFAULT_MAX_DOCUMENT_BYTES,
+      maxContentBytes: this.config.limits?.maxContentBytes ?? DEFAULT_MAX_CONTENT_BYTES,
       logicalDelete: this.config.logicalDelete.enabled,
       counterRules: this.#counterRules,
       sibling: (collection) => this.#collection(this.#router.resolve({ ...routeRequestOf(route), collection })),

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -454,6 +454,74 @@ export function engineConformance(backend: EngineBackend): void {
         await x.flush();
         expect(await allKeys(inst.bucketFor(names.acme, 'records'), 'records/orders/')).toEqual([`records/orders/${a.id}/current.json`]);
         expect(await allKeys(inst.bucketFor(names.globex, 'records'), 'records/orders/')).toEqual([`records/orders/${g.id}/current.json`]);
+      });
+    });
+
+    describe('content offload', () => {
+      const maps = {
+        docs: {
+          indexedProps: ['title'],
+          base64Props: { file: { contentType: 'application/pdf' }, note: { contentType: 'text/plain', preferredText: true } },
+        },
+      };
+
+      it('stores base64 properties in the content bucket, keeps a reference, and gives the bytes or presigned URLs back', async () => {
+        const { x, runtime, names } = start({ collectionMaps: maps, limits: { maxContentBytes: 1_000_000 } });
+        const docs = runtime('acme', 'docs');
+        const pdf = randomBytes(200_000);
+        const c = await docs.create({ title: 'contract', file: pdf.toString('base64'), note: Buffer.from('héllo').toString('base64') }, 'a', 'upload');
+        const bucket = inst.bucketFor(names.acme, 'content');
+        const key = `content/docs/${c.id}/file/v0/blob.bin`;
+        expect(Buffer.from((await inst.inspect.get(bucket, key))!).equals(pdf)).toBe(true);
+        expect(Buffer.from((await inst.inspect.get(bucket, `content/docs/${c.id}/note/v0/text.txt`))!).toString('utf8')).toBe('héllo');
+        const info = await inst.inspect.head(bucket, key);
+        if (info?.contentType !== undefined) expect(info.contentType).toBe('application/pdf');
+        const got = await docs.getLatest(c.id);
+        expect(got?.data).toEqual({ title: 'contract', file: pdf.toString('base64'), note: Buffer.from('héllo').toString('base64') });
+        // The index and the version objects hold only the reference.
+        await x.flush();
+        const stored = JSON.parse(Buffer.from((await inst.inspect.get(inst.bucketFor(names.acme, 'versions'), `versions/docs/${c.id}/v0.json`))!).toString());
+        expect(stored.data.file).toEqual({ _content: { key, contentType: 'application/pdf', size: 200_000, sha256: expect.stringMatching(/^[0-9a-f]{64}$/) } });
+        const presigned = await docs.getLatest(c.id, { presign: true, ttlSeconds: 60 });
+        expect(typeof presigned?.data.file).toBe('string');
+        const url = String(presigned?.data.file);
+        const fetched = url.startsWith('file:') ? readFileSync(new URL(url)) : Buffer.from(await (await fetch(url)).arrayBuffer());
+        expect(fetched.equals(pdf)).toBe(true);
+        // Unchanged content is not uploaded again; new content gets its own object; history keeps the old bytes.
+        await docs.update(c.id, { title: 'contract v2', file: pdf.toString('base64') }, 0);
+        const pdf2 = randomBytes(1000);
+        await docs.enrich(c.id, { file: pdf2.toString('base64') });
+        expect((await docs.getVersion(c.id, 1))?.data.file).toBe(pdf.toString('base64'));
+        expect((await docs.getLatest(c.id))?.data.file).toBe(pdf2.toString('base64'));
+        const objects = await allKeys(bucket, `content/docs/${c.id}/file/`);
+        expect(objects).toEqual([`content/docs/${c.id}/file/v0/blob.bin`, `content/docs/${c.id}/file/v2/blob.bin`]);
+        expect((await docs.listByMeta({ filter: { title: 'contract v2' } })).items[0]?.data.file).toBe(pdf2.toString('base64'));
+        expect(await docs.verify(c.id)).toMatchObject({ ok: true });
+      });
+
+      it('refuses planted references, bad base64 and oversize content, writing nothing', async () => {
+        const { x, runtime, names } = start({ collectionMaps: maps, limits: { maxContentBytes: 1000 } });
+        const docs = runtime('acme', 'docs');
+        const other = await runtime('globex', 'docs').create({ title: 'secret', file: Buffer.from('globex').toString('base64') });
+        const planted = { _content: { key: `content/docs/${other.id}/file/v0/blob.bin`, contentType: 'x', size: 6, sha256: '0'.repeat(64) } };
+        for (const data of [{ title: 't', file: planted }, { title: 't', file: 'not base64!' }, { title: 't', file: Buffer.alloc(1001).toString('base64') }, { title: 't', file: 42 }]) {
+          await expect(docs.create(data as never)).rejects.toBeInstanceOf(ValidationError);
+        }
+        const mine = await docs.create({ title: 'mine', file: Buffer.from('mine').toString('base64') });
+        await expect(docs.update(mine.id, { title: 'mine', file: planted }, 0)).rejects.toBeInstanceOf(ValidationError);
+        await expect(docs.enrich(mine.id, { file: planted })).rejects.toBeInstanceOf(ValidationError);
+        await x.flush();
+        expect((await docs.listByMeta({ includeDeleted: true })).items.map((r) => r.id)).toEqual([mine.id]);
+        expect(await allKeys(inst.bucketFor(names.acme, 'content'), 'content/docs/')).toEqual([`content/docs/${mine.id}/file/v0/blob.bin`]);
+        await expect(docs.getLatest(mine.id, { presign: true, ttlSeconds: 0 })).rejects.toBeInstanceOf(ValidationError);
+      });
+
+      it('unversioned types use the documented content key', async () => {
+        const { x, names } = start({ collectionMaps: maps });
+        const docs = x.with({ databaseType: 'knowledge', tier: 'generic', collection: 'docs' });
+        const c = await docs.create({ title: 'kb', file: Buffer.from('kb').toString('base64') });
+        expect(await allKeys(inst.bucketFor(names.knowledge, 'content'), 'content/docs/')).toEqual([`content/docs/${c.id}/file/blob.bin`]);
+        expect((await docs.getLatest(c.id))?.data.file).toBe(Buffer.from('kb').toString('base64'));
       });
     });
 

@@ -1,0 +1,151 @@
+import { createHash } from 'node:crypto';
+import type { BlobStore } from '../contracts/blob-store.js';
+import { StorageError, ValidationError } from '../errors.js';
+import type { Route } from '../routing/router.js';
+import { type Data, readPath } from './documents.js';
+import { isPlainObject } from './filter.js';
+import { canonicalJson } from './merge.js';
+
+/** What a record keeps in place of offloaded content. */
+export interface ContentRef {
+  _content: { key: string; contentType: string; size: number; sha256: string };
+}
+
+export interface PresentOptions {
+  /** Return presigned GET URLs instead of the bytes. */
+  presign?: boolean;
+  /** Lifetime of presigned URLs. Default 3600. */
+  ttlSeconds?: number;
+}
+
+export const DEFAULT_MAX_CONTENT_BYTES = 64 * 1024 * 1024;
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/**
+ * Content offload for `collectionMaps[c].base64Props`: base64 strings at those properties are
+ * decoded and stored in the content bucket (`content/{collection}/{id}/{property}/blob.bin`, or
+ * `text.txt` with `preferredText`; versioned types add `v{ov}/` so history keeps each version's
+ * bytes), and the record keeps a reference with size, type and SHA-256 (so the hash chain covers
+ * the content too). Reads put the base64 back, or presigned URLs.
+ *
+ * References are only ever made here: a caller cannot plant one, and reads resolve only keys in
+ * the record's own content folder of its own route's bucket.
+ */
+export class ContentOffload {
+  readonly #route: Route;
+  readonly #blob: BlobStore;
+  readonly #maxBytes: number;
+  readonly #props: Array<[string, { contentType: string; preferredText?: boolean | undefined; textCharset?: string | undefined }]>;
+
+  constructor(route: Route, blob: BlobStore, maxBytes: number) {
+    this.#route = route;
+    this.#blob = blob;
+    this.#maxBytes = maxBytes;
+    this.#props = Object.entries(route.collectionMap?.base64Props ?? {});
+  }
+
+  get enabled(): boolean {
+    return this.#props.length > 0;
+  }
+
+  /** How large (in JSON bytes) a document may be before its content is offloaded. */
+  inputAllowance(maxDocumentBytes: number): number {
+    return this.enabled ? maxDocumentBytes + this.#props.length * Math.ceil((this.#maxBytes * 4) / 3 + 2) : maxDocumentBytes;
+  }
+
+  /**
+   * Uploads new content of `data` (base64 strings at the mapped properties) and returns the data
+   * with references instead. A reference may only stand where `previous` (the record's current
+   * data) holds the same one: unchanged content is never uploaded again.
+   */
+  async offload(data: Data, id: string, ov: number, previous: Data | null): Promise<Data> {
+    if (!this.enabled) return data;
+    let out = data;
+    for (const [prop, spec] of this.#props) {
+      const value = readPath(data, prop);
+      if (value === undefined || value === null) continue;
+      const before = previous ? readPath(previous, prop) : undefined;
+      if (isContentRef(value)) {
+        if (!isContentRef(before) || canonicalJson(before) !== canonicalJson(value)) {
+          throw new ValidationError(`data.${prop} must be a base64 string (content references are made by Xronox)`, { path: `data.${prop}` });
+        }
+        continue;
+      }
+      if (typeof value !== 'string' || !BASE64.test(value)) {
+        throw new ValidationError(`data.${prop} must be a base64 string (collectionMaps.${this.#route.collection}.base64Props)`, { path: `data.${prop}` });
+      }
+      const bytes = Buffer.from(value, 'base64');
+      if (bytes.byteLength > this.#maxBytes) {
+        throw new ValidationError(`data.${prop} holds ${bytes.byteLength} bytes of content, over the limit of ${this.#maxBytes}`, { path: `data.${prop}` });
+      }
+      const sha256 = createHash('sha256').update(bytes).digest('hex');
+      if (isContentRef(before) && before._content.sha256 === sha256) {
+        out = withPath(out, prop, before);
+        continue;
+      }
+      const loc = this.#location();
+      const file = spec.preferredText ? 'text.txt' : 'blob.bin';
+      const key = `${this.#folder(id, prop)}${this.#route.policy.versioned ? `v${ov}/` : ''}${file}`;
+      const contentType = spec.preferredText ? `${spec.contentType}; charset=${spec.textCharset ?? 'utf-8'}` : spec.contentType;
+      await this.#blob.put(loc.bucket, key, bytes, { contentType });
+      const ref: ContentRef = { _content: { key, contentType, size: bytes.byteLength, sha256 } };
+      out = withPath(out, prop, ref);
+    }
+    return out;
+  }
+
+  /** Puts content back into `data`: base64 strings, or presigned URLs with `presign`. */
+  async present(data: Data, id: string, options: PresentOptions = {}): Promise<Data> {
+    if (!this.enabled) return data;
+    let out = data;
+    for (const [prop] of this.#props) {
+      const value = readPath(data, prop);
+      if (!isContentRef(value)) continue;
+      const key = value._content.key;
+      // Only this record's own content, in this route's bucket: a stored reference never reaches further.
+      if (!key.startsWith(this.#folder(id, prop)) || key.includes('..')) {
+        throw new StorageError(this.#blob.name, 'get', undefined, `The content reference at ${prop} of ${id} points outside the record's own content`);
+      }
+      const loc = this.#location();
+      if (options.presign) {
+        out = withPath(out, prop, await this.#blob.presign(loc.bucket, key, options.ttlSeconds ?? 3600));
+        continue;
+      }
+      const bytes = await this.#blob.get(loc.bucket, key);
+      if (!bytes) throw new StorageError(this.#blob.name, 'get', undefined, `The content of ${prop} of ${id} is missing from the content bucket`);
+      out = withPath(out, prop, Buffer.from(bytes).toString('base64'));
+    }
+    return out;
+  }
+
+  #folder(id: string, prop: string): string {
+    return `${this.#location().prefix}/${this.#route.collection}/${id}/${prop}/`;
+  }
+
+  #location() {
+    const loc = this.#route.blobs.content;
+    if (!loc) throw new ValidationError(`${this.#route.databaseType} has no content bucket for base64Props`);
+    return loc;
+  }
+}
+
+export function isContentRef(value: unknown): value is ContentRef {
+  if (!isPlainObject(value) || Object.keys(value).length !== 1 || !isPlainObject(value._content)) return false;
+  const c = value._content;
+  return typeof c.key === 'string' && typeof c.contentType === 'string' && typeof c.size === 'number' && typeof c.sha256 === 'string';
+}
+
+/** A copy of `data` with `value` at the dotted `path` (objects on the way are copied, not mutated). */
+function withPath(data: Data, path: string, value: unknown): Data {
+  const [head, ...rest] = path.split('.');
+  const out: Data = { ...data };
+  if (rest.length === 0) out[head!] = value;
+  else out[head!] = withPath(isPlainObject(data[head!]) ? (data[head!] as Data) : {}, rest.join('.'), value);
+  return out;
+}
+
+export function checkTtl(ttlSeconds: unknown): void {
+  if (ttlSeconds !== undefined && (typeof ttlSeconds !== 'number' || !Number.isInteger(ttlSeconds) || ttlSeconds < 1 || ttlSeconds > 604_800)) {
+    throw new ValidationError('ttlSeconds must be a whole number from 1 to 604800 (7 days)', { path: 'ttlSeconds' });
+  }
+}
