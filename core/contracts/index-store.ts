@@ -67,6 +67,18 @@ export interface IndexStore {
   /** Records whose blob copies are behind the index, oldest first, across every namespace of `dbName`. */
   listPendingSync(dbName: string, options: { limit: number; collection?: string }): Promise<PendingSync[]>;
 
+  /**
+   * Moves a record's outbox entry to the dead-letter list (if it is still at `seq`): its sync
+   * kept failing, so it is no longer retried by itself. Its versions stay in the index.
+   */
+  deadLetterSync(ns: Namespace, id: string, seq: number, reason: string): Promise<boolean>;
+
+  /** The dead-letter list of a database, oldest first. */
+  listDeadLetters(dbName: string, options: { limit: number }): Promise<DeadLetter[]>;
+
+  /** Puts every dead letter of a database back into the outbox; returns how many. */
+  requeueDeadLetters(dbName: string): Promise<number>;
+
   /** Names of the databases on this store that have records waiting for blob sync. */
   listPendingDatabases(): Promise<string[]>;
 
@@ -244,6 +256,13 @@ export interface HeadQuery {
 
 export const SORT_FIELDS = ['id', 'createdAt', 'updatedAt'] as const;
 export type SortField = (typeof SORT_FIELDS)[number];
+
+export interface DeadLetter {
+  collection: string;
+  id: string;
+  reason: string;
+  failedAt: string;
+}
 
 export interface PendingSync {
   collection: string;

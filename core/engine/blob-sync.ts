@@ -18,6 +18,18 @@ export interface SyncReport {
   synced: number;
   /** Records still behind because the blob store failed; they stay in the outbox. */
   failed: number;
+  /** Records moved to the dead-letter list after `maxRetries` failed attempts. */
+  deadLettered: number;
+}
+
+/** How failed syncs are retried (`fallback` in the config). */
+export interface RetryPolicy {
+  /** Failed attempts of one record before it goes to the dead-letter list; unset: retry forever. */
+  maxRetries?: number;
+  /** First delay before a retry; doubles each time. Default 250 ms. */
+  retryDelayMs?: number;
+  /** Longest delay between retries. Default 30 s. */
+  maxDelayMs?: number;
 }
 
 /** Object keys of the documented layout. */
@@ -30,8 +42,8 @@ export const blobKeys = {
 const MAX_QUEUED = 10_000;
 const YIELD_ABOVE = 64;
 const CONCURRENCY = 8;
-const RETRY_BASE_MS = 250;
-const RETRY_MAX_MS = 30_000;
+const DEFAULT_RETRY_DELAY_MS = 250;
+const DEFAULT_MAX_DELAY_MS = 30_000;
 
 /**
  * Brings the blob store in line with the index, record by record.
@@ -58,13 +70,23 @@ export class BlobSync {
   #failed = 0;
   #synced = 0;
   #retryTimer: NodeJS.Timeout | undefined;
-  #retryDelay = RETRY_BASE_MS;
+  readonly #policy: Required<Pick<RetryPolicy, 'retryDelayMs' | 'maxDelayMs'>> & Pick<RetryPolicy, 'maxRetries'>;
+  #retryDelay: number;
+  /** Consecutive failed attempts per record (reset by a success). */
+  readonly #failures = new Map<string, number>();
+  #deadLettered = 0;
   readonly #retryTargets = new Set<SyncTarget>();
   #closed = false;
   readonly #onError: (err: unknown) => void;
 
-  constructor(onError: (err: unknown) => void) {
+  constructor(onError: (err: unknown) => void, policy: RetryPolicy = {}) {
     this.#onError = onError;
+    this.#policy = {
+      retryDelayMs: policy.retryDelayMs ?? DEFAULT_RETRY_DELAY_MS,
+      maxDelayMs: policy.maxDelayMs ?? DEFAULT_MAX_DELAY_MS,
+      ...(policy.maxRetries !== undefined ? { maxRetries: policy.maxRetries } : {}),
+    };
+    this.#retryDelay = this.#policy.retryDelayMs;
   }
 
   /** Queues a record for sync. Waits while too many records are queued, to bound memory. */
@@ -84,9 +106,10 @@ export class BlobSync {
   /** Resolves once every queued record has been tried; failed ones stay in the outbox. */
   async flush(): Promise<SyncReport> {
     if (this.#queue.size > 0 || this.#active > 0) await new Promise<void>((r) => this.#idle.push(r));
-    const report = { synced: this.#synced, failed: this.#failed };
+    const report = { synced: this.#synced, failed: this.#failed, deadLettered: this.#deadLettered };
     this.#synced = 0;
     this.#failed = 0;
+    this.#deadLettered = 0;
     return report;
   }
 
@@ -104,7 +127,7 @@ export class BlobSync {
       await this.flush();
     }
     const left = await target.index.listPendingSync(target.dbName, { limit: 1, ...(collection ? { collection } : {}) });
-    return { synced: seen.size, failed: left.length };
+    return { synced: seen.size, failed: left.length, deadLettered: 0 };
   }
 
   async close(): Promise<void> {
@@ -124,12 +147,17 @@ export class BlobSync {
       const run = this.syncRecord(job.target, job.ns, job.id)
         .then(() => {
           this.#synced++;
-          this.#retryDelay = RETRY_BASE_MS;
+          this.#failures.delete(key);
+          this.#retryDelay = this.#policy.retryDelayMs;
         })
-        .catch((err: unknown) => {
+        .catch(async (err: unknown) => {
           this.#failed++;
           this.#onError(err);
-          this.#scheduleRetry(job.target);
+          const failures = (this.#failures.get(key) ?? 0) + 1;
+          this.#failures.set(key, failures);
+          if (this.#policy.maxRetries !== undefined && failures > this.#policy.maxRetries) {
+            await this.#deadLetter(job, key, err).catch((e: unknown) => this.#onError(e));
+          } else this.#scheduleRetry(job.target);
         })
         .finally(() => {
           this.#active--;
@@ -155,7 +183,7 @@ export class BlobSync {
     this.#retryTargets.add(target);
     if (this.#retryTimer) return;
     const delay = this.#retryDelay;
-    this.#retryDelay = Math.min(this.#retryDelay * 2, RETRY_MAX_MS);
+    this.#retryDelay = Math.min(this.#retryDelay * 2, this.#policy.maxDelayMs);
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined;
       const targets = [...this.#retryTargets];
@@ -165,6 +193,13 @@ export class BlobSync {
       })();
     }, delay);
     this.#retryTimer.unref();
+  }
+
+  async #deadLetter(job: { target: SyncTarget; ns: Namespace; id: string }, key: string, err: unknown): Promise<void> {
+    const seq = await job.target.index.getPendingSeq(job.ns, job.id);
+    const reason = err instanceof Error ? err.message : String(err);
+    if (seq !== null && (await job.target.index.deadLetterSync(job.ns, job.id, seq, reason))) this.#deadLettered++;
+    this.#failures.delete(key);
   }
 
   #wake(waiters: Array<() => void>): void {

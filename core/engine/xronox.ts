@@ -2,7 +2,7 @@ import type { XronoxConfig } from '../config/load.js';
 import { maskConfig, maskSecretsIn } from '../config/secrets.js';
 import type { DbConnectionConfig, SpacesConnectionConfig } from '../config/schema.js';
 import type { BlobStore } from '../contracts/blob-store.js';
-import type { IndexStore } from '../contracts/index-store.js';
+import type { DeadLetter, IndexStore } from '../contracts/index-store.js';
 import { ClosedError, StorageError, ValidationError, XronoxError } from '../errors.js';
 import { assertName } from '../routing/names.js';
 import { type Route, type RouteRequest, Router } from '../routing/router.js';
@@ -51,6 +51,21 @@ export class Xronox {
     health: (): Promise<HealthReport> => this.#health(),
     /** Same as `shutdown()`: drains the blob sync, then closes every client and timer. */
     shutdown: (): Promise<void> => this.shutdown(),
+    /** Records whose blob sync failed `fallback.maxRetries` times, per configured database. */
+    deadLetters: async (): Promise<Array<DeadLetter & { dbName: string }>> => {
+      this.#assertOpen();
+      const out: Array<DeadLetter & { dbName: string }> = [];
+      for (const db of this.#router.databases()) {
+        for (const d of await this.#indexFor(db).listDeadLetters(db.dbName, { limit: 10_000 })) out.push({ ...d, dbName: db.dbName });
+      }
+      return out;
+    },
+    /** Puts every dead letter back into the outbox and syncs it again (after fixing the cause). */
+    retryDeadLetters: async (): Promise<SyncReport> => {
+      this.#assertOpen();
+      for (const db of this.#router.databases()) await this.#indexFor(db).requeueDeadLetters(db.dbName);
+      return this.repair();
+    },
   };
 
   /** Counter totals per collection: created, updated, deleted, restored and each counter rule. */
@@ -62,7 +77,17 @@ export class Xronox {
     this.config = config;
     this.#router = new Router(config);
     this.#factories = factories;
-    this.#sync = new BlobSync(options.onBackgroundError ?? ((err) => logBackgroundError(err, config)));
+    const fallback = config.fallback;
+    this.#sync = new BlobSync(
+      options.onBackgroundError ?? ((err) => logBackgroundError(err, config)),
+      fallback?.enabled
+        ? {
+            ...(fallback.maxRetries !== undefined ? { maxRetries: fallback.maxRetries } : {}),
+            ...(fallback.retryDelayMs !== undefined ? { retryDelayMs: fallback.retryDelayMs } : {}),
+            ...(fallback.maxDelayMs !== undefined ? { maxDelayMs: fallback.maxDelayMs } : {}),
+          }
+        : {},
+    );
     this.#counterRules = (config.counterRules?.rules ?? []).map((r) => ({
       name: r.name,
       on: new Set(r.on ?? ['CREATE', 'UPDATE', 'DELETE']),
@@ -141,7 +166,7 @@ export class Xronox {
    */
   async repair(): Promise<SyncReport> {
     this.#assertOpen();
-    const total: SyncReport = { synced: 0, failed: 0 };
+    const total: SyncReport = { synced: 0, failed: 0, deadLettered: 0 };
     // Configured databases, plus dynamic tenants' databases that the stores say have pending work.
     const databases = this.#router.databases();
     for (const ref of this.#router.dynamicConnections()) {
@@ -161,6 +186,7 @@ export class Xronox {
       });
       total.synced += report.synced;
       total.failed += report.failed;
+      total.deadLettered += report.deadLettered;
     }
     return total;
   }

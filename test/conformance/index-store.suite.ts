@@ -629,6 +629,24 @@ export function indexStoreConformance(
         expect(await store.listUnarchived(ns, randomUUID())).toEqual([]);
       });
 
+      it('dead letters: only the current seq moves a record out of the outbox; requeue puts it back', async () => {
+        const ns = freshNs();
+        const id = randomUUID();
+        await commitOk(ns, create(id));
+        const stale = (await store.getPendingSeq(ns, id))!;
+        await commitOk(ns, update(id, 1));
+        expect(await store.deadLetterSync(ns, id, stale, 'boom')).toBe(false);
+        const seq = (await store.getPendingSeq(ns, id))!;
+        expect(await store.deadLetterSync(ns, id, seq, 'disk on fire')).toBe(true);
+        expect(await store.getPendingSeq(ns, id)).toBeNull();
+        expect(await store.listDeadLetters(ns.dbName, { limit: 10 })).toEqual([{ collection: ns.collection, id, reason: 'disk on fire', failedAt: expect.any(String) }]);
+        expect(await store.listDeadLetters(freshNs().dbName, { limit: 10 })).toEqual([]);
+        expect(await store.requeueDeadLetters(ns.dbName)).toBe(1);
+        expect(await store.listDeadLetters(ns.dbName, { limit: 10 })).toEqual([]);
+        expect(await store.getPendingSeq(ns, id)).not.toBeNull();
+        expect((await store.listUnarchived(ns, id)).map((v) => v.ov)).toEqual([1, 2]);
+      });
+
       it('listPendingDatabases names exactly the databases with records waiting for sync', async () => {
         const [a, b] = [freshNs(), freshNs()];
         const id = randomUUID();

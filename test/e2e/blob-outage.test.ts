@@ -64,3 +64,44 @@ describe('blob store outage on the embedded default', () => {
     expect((await x.repair()).synced).toBe(0);
   });
 });
+
+describe('dead letters (fallback.maxRetries)', () => {
+  it('moves records whose sync keeps failing to the dead-letter list, keeps their data, and retries them on demand', async () => {
+    const dir = tempDir('xronox-dead');
+    const blobs = `${dir.path}/blobs`;
+    writeFileSync(blobs, 'not a folder');
+    const x = initXronox(
+      {
+        dbConnections: { local: { sqlitePath: `${dir.path}/xronox.sqlite` } },
+        databases: { runtime: { tenantDatabases: [{ tenantId: 'acme', dbConnRef: 'local', dbName: 'rt_acme' }] } },
+        localStorage: { basePath: blobs, enabled: true },
+        fallback: { enabled: true, maxRetries: 2, retryDelayMs: 10, maxDelayMs: 40 },
+      },
+      { onBackgroundError: () => undefined },
+    );
+    try {
+      const orders = x.with({ databaseType: 'runtime', tier: 'tenant', tenantId: 'acme', collection: 'orders' });
+      const ids = [];
+      for (let i = 0; i < 5; i++) ids.push((await orders.create({ i })).id);
+      const deadline = Date.now() + 20_000;
+      while ((await x.admin.deadLetters()).length < ids.length) {
+        if (Date.now() > deadline) throw new Error('records did not reach the dead-letter list');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const dead = await x.admin.deadLetters();
+      expect(dead.map((d) => d.id).sort()).toEqual([...ids].sort());
+      expect(dead[0]).toMatchObject({ dbName: 'rt_acme', collection: 'orders', reason: expect.stringMatching(/fs store failed/) });
+      // Dead letters are not retried by themselves, and their data is intact in the index.
+      expect((await x.repair()).synced).toBe(0);
+      for (const [i, id] of ids.entries()) expect((await orders.getVersion(id, 0))?.data).toEqual({ i });
+      unlinkSync(blobs);
+      const report = await x.admin.retryDeadLetters();
+      expect(report).toMatchObject({ synced: ids.length, failed: 0 });
+      expect(await x.admin.deadLetters()).toEqual([]);
+      for (const id of ids) expect(existsSync(`${blobs}/rt_acme/versions/orders/${id}/v0.json`)).toBe(true);
+    } finally {
+      await x.shutdown();
+      dir.cleanup();
+    }
+  });
+});

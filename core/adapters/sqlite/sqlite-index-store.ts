@@ -7,6 +7,7 @@ import type {
   AsOfQuery,
   CommitBatch,
   CommitResult,
+  DeadLetter,
   HeadQuery,
   HeadRow,
   IndexedValue,
@@ -72,6 +73,10 @@ CREATE TABLE IF NOT EXISTS unique_claims (
   PRIMARY KEY (db, coll, key)
 );
 CREATE INDEX IF NOT EXISTS unique_claims_by_record ON unique_claims (db, coll, id);
+CREATE TABLE IF NOT EXISTS sync_dead_letters (
+  db TEXT NOT NULL, coll TEXT NOT NULL, id TEXT NOT NULL, reason TEXT NOT NULL, failed_at TEXT NOT NULL,
+  PRIMARY KEY (db, coll, id)
+);
 CREATE TABLE IF NOT EXISTS locks (
   db TEXT NOT NULL, coll TEXT NOT NULL, key TEXT NOT NULL, owner TEXT NOT NULL, expires_at INTEGER NOT NULL,
   PRIMARY KEY (db, coll, key)
@@ -79,7 +84,7 @@ CREATE TABLE IF NOT EXISTS locks (
 `;
 
 /** Bumped whenever the tables above change shape; a file of another version is refused. */
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 
 interface HeadSqlRow {
   id: string;
@@ -338,6 +343,35 @@ export class SqliteIndexStore implements IndexStore {
     return rows.map((r) => ({ collection: r.coll, id: r.id, seq: r.seq }));
   }
 
+  async deadLetterSync(ns: Namespace, id: string, seq: number, reason: string): Promise<boolean> {
+    return this.#db
+      .transaction(() => {
+        if (this.#stmts.clearPending.run(ns.dbName, ns.collection, id, seq).changes !== 1) return false;
+        this.#stmts.putDeadLetter.run(ns.dbName, ns.collection, id, reason.slice(0, 2000), new Date().toISOString());
+        return true;
+      })
+      .immediate();
+  }
+
+  async listDeadLetters(dbName: string, options: { limit: number }): Promise<DeadLetter[]> {
+    const rows = this.#stmts.listDeadLetters.all(dbName, options.limit) as Array<{ coll: string; id: string; reason: string; failed_at: string }>;
+    return rows.map((r) => ({ collection: r.coll, id: r.id, reason: r.reason, failedAt: r.failed_at }));
+  }
+
+  async requeueDeadLetters(dbName: string): Promise<number> {
+    return this.#db
+      .transaction(() => {
+        const rows = this.#stmts.allDeadLetters.all(dbName) as Array<{ coll: string; id: string }>;
+        for (const r of rows) {
+          const head = this.#stmts.getHead.get(dbName, r.coll, r.id) as { cv: number } | undefined;
+          this.#stmts.markPending.run(dbName, r.coll, r.id, head?.cv ?? 0);
+        }
+        this.#stmts.clearDeadLetters.run(dbName);
+        return rows.length;
+      })
+      .immediate();
+  }
+
   async listPendingDatabases(): Promise<string[]> {
     return (this.#stmts.pendingDatabases.all() as Array<{ db: string }>).map((r) => r.db);
   }
@@ -440,6 +474,13 @@ function prepareStatements(db: Database.Database) {
     listPendingIn: p('SELECT coll, id, seq FROM sync_outbox WHERE db = ? AND coll = ? ORDER BY rowid LIMIT ?'),
     getPending: p('SELECT seq FROM sync_outbox WHERE db = ? AND coll = ? AND id = ?'),
     pendingDatabases: p('SELECT DISTINCT db FROM sync_outbox ORDER BY db'),
+    putDeadLetter: p(
+      `INSERT INTO sync_dead_letters (db, coll, id, reason, failed_at) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (db, coll, id) DO UPDATE SET reason = excluded.reason, failed_at = excluded.failed_at`,
+    ),
+    listDeadLetters: p('SELECT coll, id, reason, failed_at FROM sync_dead_letters WHERE db = ? ORDER BY failed_at, rowid LIMIT ?'),
+    allDeadLetters: p('SELECT coll, id FROM sync_dead_letters WHERE db = ?'),
+    clearDeadLetters: p('DELETE FROM sync_dead_letters WHERE db = ?'),
     listUnarchived: p(
       `SELECT ${VERSION_COLUMNS} FROM versions WHERE db = ? AND coll = ? AND id = ? AND archived = 0 ORDER BY ov`,
     ),
