@@ -20,5 +20,9 @@ export interface EngineBackendInstance {
   inspect: BlobStore;
   /** How buckets are named: given a database name, the bucket each kind lands in. */
   bucketFor(dbName: string, kind: 'records' | 'versions' | 'content' | 'backups'): string;
+  /** Extra fields for a database entry (e.g. its own `bucket`), so tests never share a key space. */
+  databaseFields?(dbName: string): Record<string, string>;
+  /** Creates whatever storage those databases need before a test uses them (e.g. S3 buckets). */
+  prepare?(dbNames: string[]): Promise<void>;
   cleanup(): Promise<void>;
 }

@@ -40,6 +40,11 @@ export function engineConformance(backend: EngineBackend): void {
       await inst?.cleanup();
     });
 
+    /** One database entry on the backend under test. */
+    function dbEntry(dbName: string) {
+      return { dbConnRef: inst.dbConnRef, ...(inst.spaceConnRef ? { spaceConnRef: inst.spaceConnRef } : {}), dbName, ...inst.databaseFields?.(dbName) };
+    }
+
     /** A config whose database names are unique to this call, so tests never share data. */
     function configFor(extra: Partial<XronoxConfigInput> = {}) {
       const suffix = randomUUID().slice(0, 8);
@@ -51,7 +56,7 @@ export function engineConformance(backend: EngineBackend): void {
         knowledgeAcme: `kn_acme_${suffix}`,
         logs: `logs_${suffix}`,
       };
-      const db = (dbName: string) => ({ dbConnRef: inst.dbConnRef, ...(inst.spaceConnRef ? { spaceConnRef: inst.spaceConnRef } : {}), dbName });
+      const db = (dbName: string) => dbEntry(dbName);
       const config: XronoxConfigInput = {
         ...inst.connections,
         databases: {
@@ -73,8 +78,9 @@ export function engineConformance(backend: EngineBackend): void {
       return { config, names };
     }
 
-    function start(extra: Partial<XronoxConfigInput> = {}) {
+    async function start(extra: Partial<XronoxConfigInput> = {}) {
       const { config, names } = configFor(extra);
+      await inst.prepare?.(Object.values(names));
       const x = initXronox(config);
       open.push(x);
       const runtime = (tenantId: string, collection = 'orders') => x.with({ databaseType: 'runtime', tier: 'tenant', tenantId, collection });
@@ -115,7 +121,7 @@ export function engineConformance(backend: EngineBackend): void {
 
     describe('versioned writes', () => {
       it('create returns ov 0 and a collection version; reads return the data', async () => {
-        const { orders } = start();
+        const { orders } = await start();
         const a = await orders.create({ status: 'new', total: 5, customer: { id: 'c1' } }, 'alice', 'checkout');
         const b = await orders.create({ status: 'new', total: 7 }, 'alice', 'checkout');
         expect(a.ov).toBe(0);
@@ -127,7 +133,7 @@ export function engineConformance(backend: EngineBackend): void {
       });
 
       it('update needs the current ov; a stale one fails with expected and actual and writes nothing', async () => {
-        const { orders } = start();
+        const { orders } = await start();
         const { id } = await orders.create({ status: 'new', total: 1 }, 'alice', 'r');
         const u = await orders.update(id, { status: 'paid', total: 1 }, 0, 'bob', 'pay');
         expect(u).toMatchObject({ id, ov: 1 });
@@ -139,7 +145,7 @@ export function engineConformance(backend: EngineBackend): void {
       });
 
       it('enrich deep-merges objects, unions arrays, records functionId, and takes a list of patches', async () => {
-        const { orders } = start();
+        const { orders } = await start();
         const { id } = await orders.create({ status: 'new', tags: ['a'], meta: { x: 1, deep: { k: 1 } } }, 'alice', 'r');
         await orders.enrich(id, { tags: ['a', 'b'], meta: { y: 2, deep: { j: 2 } } }, { functionId: 'enricher@v1', actor: 'bot', reason: 'enrich' });
         await orders.enrich(id, [{ tags: ['vip'] }, { meta: { score: 100 } }, { tags: ['verified', 'a'] }]);
@@ -150,7 +156,7 @@ export function engineConformance(backend: EngineBackend): void {
       });
 
       it('logical delete hides the record, keeps history, and refuses further updates', async () => {
-        const { orders } = start();
+        const { orders } = await start();
         const { id } = await orders.create({ status: 'new' }, 'alice', 'r');
         const d = await orders.delete(id, 0, 'bob', 'cancel');
         expect(d).toMatchObject({ id, ov: 1 });
@@ -165,7 +171,7 @@ export function engineConformance(backend: EngineBackend): void {
       });
 
       it('every version records actor, reason and time, and history pages without gaps', async () => {
-        const { orders } = start();
+        const { orders } = await start();
         const { id } = await orders.create({ status: 's0' }, 'u0', 'why0');
         for (let i = 1; i <= 25; i++) await orders.update(id, { status: `s${i}` }, i - 1, `u${i}`, `why${i}`);
         const seen: number[] = [];
@@ -183,7 +189,7 @@ export function engineConformance(backend: EngineBackend): void {
 
     describe('time travel', () => {
       it('getAsOf at each recorded timestamp returns exactly the version current then', async () => {
-        const { orders } = start();
+        const { orders } = await start();
         const { id } = await orders.create({ status: 'v0' }, 'a', 'r');
         for (let i = 1; i < 40; i++) {
           const head = await orders.getLatest(id);
@@ -205,7 +211,7 @@ export function engineConformance(backend: EngineBackend): void {
       });
 
       it('a deleted state reads as null unless includeDeleted', async () => {
-        const { orders } = start();
+        const { orders } = await start();
         const { id } = await orders.create({ status: 'a' });
         const d = await orders.delete(id, 0);
         expect(await orders.getAsOf(id, d.deletedAt)).toBeNull();
@@ -215,7 +221,7 @@ export function engineConformance(backend: EngineBackend): void {
 
     describe('restore', () => {
       it('restoreObject by ov and by time appends a version and keeps all history, with actor and reason', async () => {
-        const { orders } = start();
+        const { orders } = await start();
         const c = await orders.create({ status: 'one' }, 'a', 'r');
         const u = await orders.update(c.id, { status: 'two' }, 0, 'a', 'r');
         await orders.update(c.id, { status: 'three' }, 1, 'a', 'r');
@@ -232,7 +238,7 @@ export function engineConformance(backend: EngineBackend): void {
       });
 
       it('restoreObject revives a deleted record and refuses a target that never existed', async () => {
-        const { orders } = start();
+        const { orders } = await start();
         const c = await orders.create({ status: 'x' });
         await orders.delete(c.id, 0);
         await orders.restoreObject(c.id, { ov: 0 });
@@ -242,7 +248,7 @@ export function engineConformance(backend: EngineBackend): void {
       });
 
       it('restoreCollection brings every record to its state at a cv: later creations deleted, deletions revived', async () => {
-        const { orders } = start();
+        const { orders } = await start();
         const keep = await orders.create({ status: 'keep' });
         const changed = await orders.create({ status: 'before' });
         const toDelete = await orders.create({ status: 'will-be-deleted' });
@@ -270,7 +276,7 @@ export function engineConformance(backend: EngineBackend): void {
       });
 
       it('restoreCollection by time matches restoreCollection by cv', async () => {
-        const { orders } = start();
+        const { orders } = await start();
         const a = await orders.create({ status: 'a0' });
         const mark = await orders.update(a.id, { status: 'a1' }, 0);
         await new Promise((r) => setTimeout(r, 5));
@@ -282,7 +288,7 @@ export function engineConformance(backend: EngineBackend): void {
       });
 
       it('only one collection restore runs at a time', async () => {
-        const { orders } = start();
+        const { orders } = await start();
         for (let i = 0; i < 300; i++) await orders.create({ status: `s${i}` });
         const results = await Promise.allSettled([orders.restoreCollection({ cv: 0 }), orders.restoreCollection({ cv: 0 })]);
         const rejected = results.filter((r) => r.status === 'rejected');
@@ -294,7 +300,7 @@ export function engineConformance(backend: EngineBackend): void {
 
     describe('listing by indexed properties', () => {
       it('filters with the safe operators, sorts, and pages with afterId', async () => {
-        const { orders } = start();
+        const { orders } = await start();
         const made = [];
         for (let i = 0; i < 30; i++) made.push(await orders.create({ status: i % 3 === 0 ? 'paid' : 'new', total: i, customer: { id: `c${i % 5}` } }));
         const paid = await orders.listByMeta({ filter: { status: 'paid', total: { $gte: 10 } }, limit: 100 });
@@ -316,7 +322,7 @@ export function engineConformance(backend: EngineBackend): void {
       });
 
       it('rejects unsafe operators and non-indexed properties before touching the store', async () => {
-        const { orders } = start();
+        const { orders } = await start();
         await orders.create({ status: 'new', secret: 'x' });
         for (const filter of [{ $where: 'true' }, { status: { $regex: '.*' } }, { status: { $function: {} } }, { secret: 'x' }, { status: { nested: 1 } }, { $expr: {} }]) {
           await expect(orders.listByMeta({ filter })).rejects.toBeInstanceOf(ValidationError);
@@ -326,7 +332,7 @@ export function engineConformance(backend: EngineBackend): void {
 
     describe('counters and validation', () => {
       it('counts created, updated, deleted, restored and counter rules per collection, in the analytics database', async () => {
-        const { x, orders, names } = start();
+        const { x, orders, names } = await start();
         const a = await orders.create({ status: 'n', total: 150 });
         await orders.create({ status: 'n', total: 5 });
         await orders.update(a.id, { status: 'p', total: 200 }, 0);
@@ -342,7 +348,7 @@ export function engineConformance(backend: EngineBackend): void {
       });
 
       it('enforces validation.requiredIndexed and writes nothing on failure', async () => {
-        const { x, orders } = start();
+        const { x, orders } = await start();
         await expect(orders.create({ total: 1 })).rejects.toBeInstanceOf(ValidationError);
         await expect(orders.create({ status: null, total: 1 })).rejects.toBeInstanceOf(ValidationError);
         const { id } = await orders.create({ status: 'ok' });
@@ -354,7 +360,7 @@ export function engineConformance(backend: EngineBackend): void {
 
     describe('database types', () => {
       it('knowledge keeps only the latest state: same CRUD, no history, no versions objects', async () => {
-        const { x, names } = start();
+        const { x, names } = await start();
         const facts = x.with({ databaseType: 'knowledge', tier: 'generic', collection: 'facts' });
         const { id } = await facts.create({ text: 'Python uses indentation' }, 'curator', 'seed');
         await facts.update(id, { text: 'Python uses significant indentation' }, 0, 'curator', 'fix');
@@ -370,7 +376,7 @@ export function engineConformance(backend: EngineBackend): void {
       });
 
       it('logs are append-only', async () => {
-        const { x } = start();
+        const { x } = await start();
         const logs = x.with({ databaseType: 'logs', tier: 'generic', collection: 'activity' });
         const { id } = await logs.create({ action: 'login', at: new Date('2024-01-01T00:00:00Z') });
         expect((await logs.getLatest(id))?.data).toEqual({ action: 'login', at: '2024-01-01T00:00:00.000Z' });
@@ -381,7 +387,7 @@ export function engineConformance(backend: EngineBackend): void {
       });
 
       it('with logicalDelete disabled, delete removes the record, its history and its objects', async () => {
-        const { x, orders, names } = start({ logicalDelete: { enabled: false } });
+        const { x, orders, names } = await start({ logicalDelete: { enabled: false } });
         const { id } = await orders.create({ status: 'a' });
         await orders.update(id, { status: 'b' }, 0);
         await x.flush();
@@ -397,7 +403,7 @@ export function engineConformance(backend: EngineBackend): void {
 
     describe('blob layout and archival', () => {
       it('archives every version with the exact committed bytes under the documented keys; reads do not change', async () => {
-        const { x, orders, names } = start();
+        const { x, orders, names } = await start();
         const { id } = await orders.create({ status: 'é ✓ 😀', n: 1 }, 'a', 'r');
         for (let i = 1; i <= 5; i++) await orders.update(id, { status: `s${i}`, n: i }, i - 1, 'a', `r${i}`);
         const before = await Promise.all([0, 1, 2, 3, 4, 5].map((ov) => orders.getVersion(id, ov)));
@@ -426,6 +432,7 @@ export function engineConformance(backend: EngineBackend): void {
         }
         const errors: unknown[] = [];
         const { config, names } = configFor();
+        await inst.prepare?.(Object.values(names));
         const x = initXronox(config, { onBackgroundError: (err) => errors.push(err) });
         open.push(x);
         const orders = x.with({ databaseType: 'runtime', tier: 'tenant', tenantId: 'acme', collection: 'orders' });
@@ -448,7 +455,7 @@ export function engineConformance(backend: EngineBackend): void {
       });
 
       it('tenants land in their own databases and folders', async () => {
-        const { x, runtime, names } = start();
+        const { x, runtime, names } = await start();
         const a = await runtime('acme').create({ status: 'a' });
         const g = await runtime('globex').create({ status: 'g' });
         await x.flush();
@@ -466,7 +473,7 @@ export function engineConformance(backend: EngineBackend): void {
       };
 
       it('stores base64 properties in the content bucket, keeps a reference, and gives the bytes or presigned URLs back', async () => {
-        const { x, runtime, names } = start({ collectionMaps: maps, limits: { maxContentBytes: 1_000_000 } });
+        const { x, runtime, names } = await start({ collectionMaps: maps, limits: { maxContentBytes: 1_000_000 } });
         const docs = runtime('acme', 'docs');
         const pdf = randomBytes(200_000);
         const c = await docs.create({ title: 'contract', file: pdf.toString('base64'), note: Buffer.from('héllo').toString('base64') }, 'a', 'upload');
@@ -500,7 +507,7 @@ export function engineConformance(backend: EngineBackend): void {
       });
 
       it('refuses planted references, bad base64 and oversize content, writing nothing', async () => {
-        const { x, runtime, names } = start({ collectionMaps: maps, limits: { maxContentBytes: 1000 } });
+        const { x, runtime, names } = await start({ collectionMaps: maps, limits: { maxContentBytes: 1000 } });
         const docs = runtime('acme', 'docs');
         const other = await runtime('globex', 'docs').create({ title: 'secret', file: Buffer.from('globex').toString('base64') });
         const planted = { _content: { key: `content/docs/${other.id}/file/v0/blob.bin`, contentType: 'x', size: 6, sha256: '0'.repeat(64) } };
@@ -517,7 +524,7 @@ export function engineConformance(backend: EngineBackend): void {
       });
 
       it('unversioned types use the documented content key', async () => {
-        const { x, names } = start({ collectionMaps: maps });
+        const { x, names } = await start({ collectionMaps: maps });
         const docs = x.with({ databaseType: 'knowledge', tier: 'generic', collection: 'docs' });
         const c = await docs.create({ title: 'kb', file: Buffer.from('kb').toString('base64') });
         expect(await allKeys(inst.bucketFor(names.knowledge, 'content'), 'content/docs/')).toEqual([`content/docs/${c.id}/file/blob.bin`]);
@@ -527,7 +534,7 @@ export function engineConformance(backend: EngineBackend): void {
 
     describe('tenant isolation', () => {
       it("tenant B can neither read, list, change, restore nor count tenant A's records", async () => {
-        const { x, runtime } = start();
+        const { x, runtime } = await start();
         const acme = runtime('acme');
         const globex = runtime('globex');
         const { id } = await acme.create({ status: 'secret', total: 1 });
@@ -551,7 +558,7 @@ export function engineConformance(backend: EngineBackend): void {
       const hostileNames = ['../x', '$where', '', 'a'.repeat(10_000), 'a/b', 'a\\b', 'x\u0000y', '..'];
 
       it('every method refuses hostile ids, wrong types and oversize documents with a named error, writing nothing', async () => {
-        const { x, orders, runtime } = start({ limits: { maxDocumentBytes: 10_000 } });
+        const { x, orders, runtime } = await start({ limits: { maxDocumentBytes: 10_000 } });
         const { id } = await orders.create({ status: 'ok' });
         const attempts: Array<() => Promise<unknown>> = [];
         for (const bad of hostileNames) {
@@ -617,7 +624,7 @@ export function engineConformance(backend: EngineBackend): void {
 
     describe('lineage and actors', () => {
       it('records parent and origin, accumulates functionIds, and makes lineage queryable', async () => {
-        const { orders } = start();
+        const { orders } = await start();
         const parent = await orders.create({ status: 'draft' });
         const child = await orders.create({ status: 'final' }, 'alice', 'derive', { parentRecord: { id: parent.id, ov: 0 }, origin: { type: 'import', id: 'batch-7' } });
         await orders.enrich(child.id, { score: 1 }, { functionId: 'scorer@v1' });
@@ -643,7 +650,7 @@ export function engineConformance(backend: EngineBackend): void {
       });
 
       it('stores typed actors on every version and answers "everything user-123 changed" by time range', async () => {
-        const { orders, runtime } = start();
+        const { orders, runtime } = await start();
         const ada = { type: 'user' as const, identifier: 'user-123', name: 'Ada' };
         const a = await orders.create({ status: 'a' }, ada, 'new');
         const b = await orders.create({ status: 'b' }, { type: 'agent', identifier: 'bot-1' });
@@ -672,7 +679,7 @@ export function engineConformance(backend: EngineBackend): void {
 
     describe('tamper evidence', () => {
       it('verify recomputes the hash chain and finds a version edited behind the engine', async () => {
-        const { x, orders, names } = start();
+        const { x, orders, names } = await start();
         const { id } = await orders.create({ status: 's0', amount: 10 }, 'a', 'r');
         for (let i = 1; i <= 4; i++) await orders.update(id, { status: `s${i}`, amount: 10 * (i + 1) }, i - 1, 'a', 'r');
         expect(await orders.verify(id)).toEqual({ id, ok: true, checked: 5, brokenAt: null });
@@ -706,7 +713,7 @@ export function engineConformance(backend: EngineBackend): void {
 
     describe('smartInsert and relationships', () => {
       it('16 concurrent smartInserts with the same keys leave exactly one record', async () => {
-        const { runtime } = start({ collectionMaps: { customers: { indexedProps: ['email', 'region'] } } });
+        const { runtime } = await start({ collectionMaps: { customers: { indexedProps: ['email', 'region'] } } });
         const customers = runtime('acme', 'customers');
         const results = await Promise.all(
           Array.from({ length: 16 }, (_, i) => customers.smartInsert({ email: 'ada@example.com', region: 'eu', [`seen${i}`]: true }, { uniqueKeys: ['email', 'region'], actor: `caller-${i}` })),
@@ -736,7 +743,7 @@ export function engineConformance(backend: EngineBackend): void {
       });
 
       it('insertWithEntities upserts referenced entities by key and links them; getWithEntities resolves them', async () => {
-        const { runtime } = start({ collectionMaps: { customers: { indexedProps: ['email'] }, orders: { indexedProps: ['total'] } } });
+        const { runtime } = await start({ collectionMaps: { customers: { indexedProps: ['email'] }, orders: { indexedProps: ['total'] } } });
         const orders = runtime('acme');
         const customers = runtime('acme', 'customers');
         const mappings = [{ property: 'customer', collection: 'customers', keyProperty: 'email' }];
@@ -759,7 +766,7 @@ export function engineConformance(backend: EngineBackend): void {
 
     describe('queries as of a time', () => {
       it('answers a filter as the collection stood at a time, with pages that stay correct under concurrent writes', async () => {
-        const { orders } = start();
+        const { orders } = await start();
         const made = [];
         for (let i = 0; i < 25; i++) made.push(await orders.create({ status: i % 2 ? 'paid' : 'new', total: i }));
         await new Promise((r) => setTimeout(r, 5));
@@ -791,11 +798,11 @@ export function engineConformance(backend: EngineBackend): void {
         expect(withDeleted.items.map((r) => r.deleted)).toEqual([true]);
         await expect(orders.query({ status: 'paid' }, { pageToken: 'garbage' })).rejects.toBeInstanceOf(ValidationError);
         const page = await orders.query({}, { at: t, limit: 1 });
-        await expect(start().orders.query({}, { pageToken: page.nextPageToken! })).rejects.toBeInstanceOf(ValidationError);
+        await expect((await start()).orders.query({}, { pageToken: page.nextPageToken! })).rejects.toBeInstanceOf(ValidationError);
       });
 
       it('unversioned types answer for the present and refuse a time', async () => {
-        const { x } = start();
+        const { x } = await start();
         const facts = x.with({ databaseType: 'knowledge', tier: 'generic', collection: 'facts' });
         for (let i = 0; i < 5; i++) await facts.create({ n: i });
         const page1 = await facts.query({ n: { $gte: 1 } }, { limit: 2 });
@@ -808,6 +815,10 @@ export function engineConformance(backend: EngineBackend): void {
     describe('dynamic tenants', () => {
       it('routes a tenant that signs up without a config change, into its own database, isolated from others', async () => {
         const { config } = configFor();
+        const dbNameTemplate = `dyn_${randomUUID().slice(0, 6)}_{tenantId}`;
+        // On object storage each tenant gets its own bucket, named from the same template.
+        const bucketTemplate = inst.databaseFields?.(dbNameTemplate).bucket;
+        await inst.prepare?.(['newco', 'other-co'].map((t) => dbNameTemplate.replace('{tenantId}', t)));
         const x = initXronox({
           ...config,
           databases: {
@@ -818,7 +829,8 @@ export function engineConformance(backend: EngineBackend): void {
                 enabled: true,
                 dbConnRef: inst.dbConnRef,
                 ...(inst.spaceConnRef ? { spaceConnRef: inst.spaceConnRef } : {}),
-                dbNameTemplate: `dyn_${randomUUID().slice(0, 6)}_{tenantId}`,
+                ...(bucketTemplate ? { bucketTemplate } : {}),
+                dbNameTemplate,
                 validation: { pattern: '[a-z][a-z0-9-]*', maxLength: 32 },
               },
             },
@@ -840,7 +852,12 @@ export function engineConformance(backend: EngineBackend): void {
     describe('tiered reads', () => {
       it('reads generic, domain and tenant knowledge, most specific first or deep-merged, saying which tiers contributed', async () => {
         const { config } = configFor();
-        const db = (dbName: string) => ({ dbConnRef: inst.dbConnRef, ...(inst.spaceConnRef ? { spaceConnRef: inst.spaceConnRef } : {}), dbName: `${dbName}_${randomUUID().slice(0, 6)}` });
+        const made: string[] = [];
+        const db = (dbName: string) => {
+          const name = `${dbName}_${randomUUID().slice(0, 6)}`;
+          made.push(name);
+          return dbEntry(name);
+        };
         const x = initXronox({
           ...config,
           databases: {
@@ -851,6 +868,7 @@ export function engineConformance(backend: EngineBackend): void {
           collectionMaps: { ...config.collectionMaps, policies: { indexedProps: ['name'] } },
         });
         open.push(x);
+        await inst.prepare?.(made);
         const k = (tier: 'generic' | 'domain' | 'tenant') =>
           x.with({ databaseType: 'knowledge', tier, collection: 'policies', ...(tier === 'domain' ? { domain: 'health' } : tier === 'tenant' ? { tenantId: 'acme' } : {}) });
         await k('generic').create({ name: 'retention', days: 30, rules: { audit: true }, tags: ['base'] });
@@ -873,7 +891,7 @@ export function engineConformance(backend: EngineBackend): void {
 
     describe('admin', () => {
       it('health reaches every database and blob store and reports latency', async () => {
-        const { x, names } = start();
+        const { x, names } = await start();
         const report = await x.admin.health();
         expect(report.ok).toBe(true);
         expect(report.databases.map((d) => d.dbName).sort()).toEqual(Object.values(names).filter((n) => n !== names.acmeAnalytics).sort());
@@ -888,15 +906,15 @@ export function engineConformance(backend: EngineBackend): void {
       });
 
       it('health never shows a secret of the config', async () => {
-        const { x, config } = start();
+        const { x, config } = await start();
         const report = JSON.stringify(await x.admin.health());
         const secrets = Object.values(config.spacesConnections ?? {}).flatMap((c) => [c.secretKey, c.accessKey]);
         for (const secret of secrets) expect(report).not.toContain(secret);
       });
 
       it('two instances in one process share nothing: closing one leaves the other working', async () => {
-        const a = start();
-        const b = start();
+        const a = await start();
+        const b = await start();
         const ra = await a.orders.create({ status: 'a' });
         const rb = await b.orders.create({ status: 'b' });
         await a.x.shutdown();
@@ -909,7 +927,7 @@ export function engineConformance(backend: EngineBackend): void {
 
     describe('concurrency and crashes', () => {
       it('8 concurrent writers x 200 updates with retry on conflict: ov 1600, gapless history, every payload as written', async () => {
-        const { orders } = start();
+        const { orders } = await start();
         const { id } = await orders.create({ status: 'start', writer: -1, i: -1 });
         const acknowledged = new Map<number, { writer: number; i: number }>();
         const writer = async (w: number) => {
@@ -939,7 +957,7 @@ export function engineConformance(backend: EngineBackend): void {
       });
 
       it('two OS processes updating one record share the store without losing or duplicating a version', async () => {
-        const { config, orders } = start();
+        const { config, orders } = await start();
         const { id } = await orders.create({ status: 'start' });
         const configPath = join(tmpdir(), `xronox-config-${randomUUID()}.json`);
         writeFileSync(configPath, JSON.stringify(config));
@@ -955,7 +973,7 @@ export function engineConformance(backend: EngineBackend): void {
       });
 
       it('a writer killed with SIGKILL loses no acknowledged write; one repair pass finishes its blob copies', async () => {
-        const { config, names } = start();
+        const { config, names } = await start();
         const configPath = join(tmpdir(), `xronox-config-${randomUUID()}.json`);
         writeFileSync(configPath, JSON.stringify(config));
         const run = await runWriter(['create', configPath, 'acme', '-', '0', '100000'], { killAfterLines: 40 });

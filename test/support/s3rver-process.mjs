@@ -16,11 +16,13 @@
 // One patch to s3rver (see atomicPutObject below): object bodies are written to a side file and
 // renamed into place once complete, so an upload cut off by stop() (or by a client abort) never
 // becomes a visible, truncated object, as on real S3.
+import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Readable, Transform } from 'node:stream';
+import process from 'node:process';
 import { pipeline } from 'node:stream/promises';
 import S3rver from 's3rver';
 import FilesystemStore from 's3rver/lib/stores/filesystem.js';
@@ -34,7 +36,9 @@ function fail(err) {
   process.stderr.write(`S3RVER_FAILED ${code} ${err && err.stack ? err.stack : String(err)}\n`, () => process.exit(2));
 }
 
-if (!directory) fail(new Error('S3RVER_DIRECTORY is not set'));
+// s3rver's run() does not reject when listen() fails: the error (e.g. EADDRINUSE) is thrown as an
+// unhandled 'error' event. Report it like any other start failure.
+process.on('uncaughtException', fail);
 
 // The parent went away (normal exit, crash or SIGKILL): do not outlive it.
 process.on('disconnect', () => process.exit(0));
@@ -86,6 +90,7 @@ process.on('SIGTERM', shutdown);
 process.on('SIGINT', shutdown);
 
 try {
+  if (!directory) throw new Error('S3RVER_DIRECTORY is not set');
   server = new S3rver({
     address: '127.0.0.1',
     port,

@@ -15,16 +15,27 @@
  * ```
  *
  * What s3rver 3.7.1 is (and is not), as seen from @aws-sdk/client-s3 on Node 20:
- * - The child runs with `--openssl-legacy-provider`: s3rver encrypts ListObjectsV2 continuation
- *   tokens with DES, and without the legacy provider every truncated listing answers HTTP 500.
- * - It checks no SigV4 signatures (only that the access key is its own, `S3RVER`), and ignores
- *   conditional writes (`If-None-Match: *` on PUT overwrites).
+ * - The child runs with `--openssl-legacy-provider`: s3rver makes ListObjectsV2 continuation tokens
+ *   with DES, and without the legacy provider every truncated listing (even one asked with
+ *   StartAfter) answers HTTP 500.
+ * - It checks no SigV4 signatures, header or presigned (only that the access key is its own,
+ *   `S3RVER`; another one gets 403 InvalidAccessKeyId), and no ACLs (anonymous GETs work).
+ * - Conditional writes are ignored: `If-None-Match: *` / `If-Match` on PUT just overwrite.
+ *   On GET, `If-None-Match` gives 304 but `If-Match` is ignored.
  * - Clients must not send the SDK's default flexible checksums: s3rver stores the `aws-chunked`
  *   framing of a streamed body as the object's bytes. {@link S3rverHandle.client} sets
  *   `requestChecksumCalculation`/`responseChecksumValidation` to `'WHEN_REQUIRED'`.
+ * - ETags are the MD5 of the whole body, also for multipart uploads (no `-<parts>` suffix).
+ *   LastModified has one-second resolution.
  * - It is backed by plain files (one folder per bucket, one file per key) and lists keys in the
- *   order of a directory walk, which is S3's order only for keys that are not prefixes of one
- *   another and do not mix `/` with characters sorting below it (`-`, `.`, ...).
+ *   order of a directory walk (file names `<key>._S3rver_object`, sorted bytewise). That can
+ *   differ from S3's order when a key is a prefix of another (`a` / `a-b`, `v1` / `v1.2`) or a
+ *   "folder" `x/` has a sibling key `x` + a character below `/` (`x/y` / `x-z`, `x.z`); then a
+ *   listing is out of order and paging (ContinuationToken or StartAfter) silently skips keys.
+ *   Equal-length key names under one prefix are always in order.
+ * - The child patches s3rver's PUT to write a side file and rename it into place when complete
+ *   (see s3rver-process.mjs): unpatched, an upload cut off by {@link S3rverHandle.stop} leaves a
+ *   truncated object that is served after {@link S3rverHandle.start}.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';

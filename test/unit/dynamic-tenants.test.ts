@@ -413,15 +413,15 @@ describe('dynamic tenants: end to end on the embedded default', () => {
   const dir = tempDir('xronox-dynamic');
   afterAll(() => dir.cleanup());
 
-  it('is refused up front when its spaces connection needs a blob store this build lacks', () => {
+  it('is refused up front when its connection needs an index store this build lacks', () => {
     const err = thrown(ConfigError, () =>
       initXronox({
-        dbConnections: { local: { sqlitePath: join(dir.path, 'refused.sqlite') } },
+        dbConnections: { mongo: { mongoUri: 'mongodb://127.0.0.1:1/x' } },
         spacesConnections: { s3: { ...s3, bucket: 'one-bucket' } },
-        databases: { runtime: { dynamicTenants: { enabled: true, dbConnRef: 'local', spaceConnRef: 's3', dbNameTemplate: 'rt_{tenantId}' } } },
+        databases: { runtime: { dynamicTenants: { enabled: true, dbConnRef: 'mongo', spaceConnRef: 's3', dbNameTemplate: 'rt_{tenantId}' } } },
       }),
     );
-    expect(err.issues.map((i) => i.path)).toEqual(['spacesConnections.s3']);
+    expect(err.issues.map((i) => i.path)).toEqual(['dbConnections.mongo.mongoUri']);
   });
 
   it('gives two new tenants their own runtime databases; neither sees the other\'s records', async () => {

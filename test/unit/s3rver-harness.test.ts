@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, rmSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { Readable } from 'node:stream';
 import {
   GetObjectCommand,
@@ -175,6 +175,18 @@ describe('s3rver harness', () => {
     expect(listed.Contents?.map((o) => o.Key)).toEqual(['outage/kept.txt']);
     const many = await fast.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: 'many/', StartAfter: 'many/02489' }));
     expect(many.Contents).toHaveLength(10);
+  });
+
+  it('start() retries while the port is still taken (EADDRINUSE)', async () => {
+    await s3.stop();
+    const squatter = createServer();
+    await new Promise<void>((resolve) => squatter.listen(s3.port, '127.0.0.1', resolve));
+    setTimeout(() => squatter.close(), 600);
+    const started = Date.now();
+    await s3.start();
+    expect(Date.now() - started).toBeGreaterThanOrEqual(500);
+    const res = await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: 'outage/kept.txt' }));
+    expect((await readAll(res.Body)).toString()).toBe('kept');
   });
 
   it('dispose() stops the server and removes its data directory', async () => {
