@@ -255,8 +255,16 @@ export const configSchema = z.strictObject({
     .optional(),
 });
 
-/** The config as a user writes it (before defaults). */
-export type XronoxConfigInput = z.input<typeof configSchema>;
+type DatabasesInput = z.input<typeof databasesSchema>;
+/** One database object, the form the storage documents show for logs, messaging and identities. */
+type SingleDatabaseInput = z.input<typeof genericDatabaseSchema> & { captureDeliveries?: boolean };
+
+/** The config as a user writes it (before defaults), legacy shapes included. */
+export type XronoxConfigInput = Omit<z.input<typeof configSchema>, 'databases'> & {
+  databases: {
+    [K in keyof DatabasesInput]: K extends 'logs' | 'messaging' | 'identities' ? DatabasesInput[K] | SingleDatabaseInput : DatabasesInput[K];
+  };
+};
 /** The config after parsing: defaults applied. */
 export type ParsedConfig = z.output<typeof configSchema>;
 export type DbConnectionConfig = z.output<typeof dbConnectionSchema>;

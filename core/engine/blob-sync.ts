@@ -10,6 +10,7 @@ export interface SyncTarget {
   readonly blob: BlobStore;
   readonly dbName: string;
   readonly versioned: boolean;
+  readonly appendOnly: boolean;
   readonly blobs: Readonly<Partial<Record<BlobKind, BlobLocation>>>;
 }
 
@@ -35,6 +36,8 @@ export interface RetryPolicy {
 /** Object keys of the documented layout. */
 export const blobKeys = {
   current: (loc: BlobLocation, collection: string, id: string) => `${loc.prefix}/${collection}/${id}/current.json`,
+  /** Append-only records (logs) never change, so they are filed by day, as the storage layout documents. */
+  dated: (loc: BlobLocation, collection: string, id: string, createdAt: string) => `${loc.prefix}/${collection}/${createdAt.slice(0, 10)}/${id}.json`,
   version: (loc: BlobLocation, collection: string, id: string, ov: number) => `${loc.prefix}/${collection}/${id}/v${ov}.json`,
   recordFolder: (loc: BlobLocation, collection: string, id: string) => `${loc.prefix}/${collection}/${id}/`,
 };
@@ -223,7 +226,10 @@ export class BlobSync {
       }
       const head = await index.getHead(ns, id);
       if (head && blobs.records) {
-        await blob.put(blobs.records.bucket, blobKeys.current(blobs.records, ns.collection, id), Buffer.from(head.body, 'utf8'), {
+        const key = target.appendOnly
+          ? blobKeys.dated(blobs.records, ns.collection, id, head.createdAt)
+          : blobKeys.current(blobs.records, ns.collection, id);
+        await blob.put(blobs.records.bucket, key, Buffer.from(head.body, 'utf8'), {
           contentType: 'application/json',
         });
       } else if (!head) {

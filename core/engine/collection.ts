@@ -108,6 +108,7 @@ export class Collection {
       blob: ctx.blob,
       dbName: ctx.route.dbName,
       versioned: ctx.route.policy.versioned,
+      appendOnly: ctx.route.policy.appendOnly,
       blobs: ctx.route.blobs,
     };
   }

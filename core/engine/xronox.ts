@@ -182,6 +182,7 @@ export class Xronox {
         blob: this.#blobFor(db),
         dbName: db.dbName,
         versioned: db.policy.versioned,
+        appendOnly: db.policy.appendOnly,
         blobs: db.blobs,
       });
       total.synced += report.synced;
