@@ -94,7 +94,17 @@ export interface IndexStore {
    * cleared if it is still at `seq`. Returns `false` when a newer write re-marked the record (the
    * caller must sync again); with `seq` `null` it only archives and returns `true`. Idempotent.
    */
-  completeSync(ns: Namespace, id: string, done: { archivedOvs: readonly number[]; seq: number | null }): Promise<boolean>;
+  completeSync(
+    ns: Namespace,
+    id: string,
+    done: { archivedOvs: readonly number[]; uploaded?: ReadonlyArray<{ bucket: string; key: string }>; seq: number | null },
+  ): Promise<boolean>;
+
+  /** Objects queued with a record (`RecordWrite.blobs`) and not uploaded yet. */
+  listPendingBlobs(ns: Namespace, id: string): Promise<PendingBlob[]>;
+
+  /** One queued object, or `null` when it was uploaded (or never queued). */
+  getPendingBlob(ns: Namespace, bucket: string, key: string): Promise<PendingBlob | null>;
 
   /**
    * Takes or renews a lease on `key` for `owner`. Succeeds when the lock is free, expired, or
@@ -204,6 +214,11 @@ export interface RecordWrite {
   /** The version entry to append (versioned types only). Its ov is `head.ov`; its meta, `head.meta`. */
   version?: NewVersion;
   /**
+   * Objects to upload later, kept in the index in the same transaction (the fallback queue for
+   * content the blob store refused): the sync uploads them, `getPendingBlob` serves them until then.
+   */
+  blobs?: readonly PendingBlob[];
+  /**
    * Unique claims to take for this record (smartInsert's race guard). Each `key` may be held by
    * one record per namespace; a claim held by another record fails the batch, unless it is held
    * by `replacing` (a stale claim the caller checked), which is then taken over.
@@ -256,6 +271,13 @@ export interface HeadQuery {
 
 export const SORT_FIELDS = ['id', 'createdAt', 'updatedAt'] as const;
 export type SortField = (typeof SORT_FIELDS)[number];
+
+export interface PendingBlob {
+  bucket: string;
+  key: string;
+  contentType: string;
+  body: Uint8Array;
+}
 
 export interface DeadLetter {
   collection: string;

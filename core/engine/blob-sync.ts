@@ -216,6 +216,11 @@ export class BlobSync {
     for (let attempt = 0; attempt < 10; attempt++) {
       const seq = await index.getPendingSeq(ns, id);
       if (seq === null && !mustRefresh) return;
+      const uploaded: Array<{ bucket: string; key: string }> = [];
+      for (const b of await index.listPendingBlobs(ns, id)) {
+        await blob.put(b.bucket, b.key, b.body, { contentType: b.contentType });
+        uploaded.push({ bucket: b.bucket, key: b.key });
+      }
       const archivedOvs: number[] = [];
       if (target.versioned && blobs.versions) {
         for (const v of await index.listUnarchived(ns, id)) {
@@ -236,7 +241,7 @@ export class BlobSync {
         await this.#purge(target, ns.collection, id);
       }
       // Only now, with every object acknowledged, may the index drop its copies of the payloads.
-      if (await index.completeSync(ns, id, { archivedOvs, seq })) return;
+      if (await index.completeSync(ns, id, { archivedOvs, uploaded, seq })) return;
       // Someone wrote (or synced) the record meanwhile; what we put may be older than theirs.
       mustRefresh = true;
     }

@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { v7 as uuidv7 } from 'uuid';
 import type { BlobStore } from '../contracts/blob-store.js';
 import type { FilterNode } from '../contracts/filter.js';
-import type { Actor, CommitBatch, HeadRow, IndexStore, Namespace, NewHead, RecordWrite, VersionRow } from '../contracts/index-store.js';
+import type { Actor, CommitBatch, HeadRow, IndexStore, Namespace, NewHead, PendingBlob, RecordWrite, VersionRow } from '../contracts/index-store.js';
 import { ConflictError, NotFoundError, StorageError, ValidationError, VersionConflictError } from '../errors.js';
 import { assertName, isValidName } from '../routing/names.js';
 import type { Route } from '../routing/router.js';
@@ -70,6 +70,8 @@ export interface CollectionContext {
   sync: BlobSync;
   maxDocumentBytes: number;
   maxContentBytes: number;
+  /** `fallback.enabled`: queue content the blob store refuses instead of failing the write. */
+  queueBlobsOnFailure: boolean;
   logicalDelete: boolean;
   counterRules: readonly ParsedCounterRule[];
   /** Another collection of the same database (relationships). */
@@ -101,7 +103,10 @@ export class Collection {
 
   constructor(ctx: CollectionContext) {
     this.#ctx = ctx;
-    this.#content = new ContentOffload(ctx.route, ctx.blob, ctx.maxContentBytes);
+    this.#content = new ContentOffload(ctx.route, ctx.blob, ctx.maxContentBytes, {
+      queueOnFailure: ctx.queueBlobsOnFailure,
+      pending: (bucket, key) => ctx.index.getPendingBlob(this.#ns, bucket, key),
+    });
     this.#ns = { dbName: ctx.route.dbName, collection: ctx.route.collection };
     this.#syncTarget = {
       index: ctx.index,
@@ -143,8 +148,8 @@ export class Collection {
     const doc = parseDocument(head.body);
     const stored = await this.#storeContent(clean, id, head.ov + 1, doc.data);
     const at = nextVersionTime(head.updatedAt);
-    const next = this.#nextDoc(doc, head, { op: 'update', at, ...who, deleted: false, data: stored });
-    const cv = await this.#commitOne(this.#write(id, head, next), 'UPDATE', stored, expectedOv);
+    const next = this.#nextDoc(doc, head, { op: 'update', at, ...who, deleted: false, data: stored.data });
+    const cv = await this.#commitOne(withBlobs(this.#write(id, head, next), stored.queued), 'UPDATE', stored.data, expectedOv);
     return { id, ov: next.ov, cv, updatedAt: at };
   }
 
@@ -647,9 +652,9 @@ export class Collection {
   }
 
   /** Offloads new content to the content bucket, then holds the stored document to its size limit. */
-  async #storeContent(data: Data, id: string, ov: number, previous: Data | null): Promise<Data> {
+  async #storeContent(data: Data, id: string, ov: number, previous: Data | null): Promise<{ data: Data; queued: PendingBlob[] }> {
     const stored = await this.#content.offload(data, id, ov, previous);
-    if (this.#content.enabled) normaliseData(stored, this.#ctx.maxDocumentBytes);
+    if (this.#content.enabled) normaliseData(stored.data, this.#ctx.maxDocumentBytes);
     return stored;
   }
 
@@ -666,13 +671,13 @@ export class Collection {
     functionId?: string,
   ): Promise<{ ok: true; id: string; cv: number; at: string } | { ok: false }> {
     const id = uuidv7();
-    const data = await this.#storeContent(input, id, 0, null);
+    const { data, queued } = await this.#storeContent(input, id, 0, null);
     const at = nextVersionTime(null);
     const system: SystemInfo = { ...lineage, ...(functionId ? { functionIds: [functionId] } : {}) };
     const doc: RecordDocument = { id, ov: 0, op: 'create', at, ...who, deleted: false, createdAt: at, data };
     if (functionId) doc.functionId = functionId;
     if (Object.keys(system).length > 0) doc.system = system;
-    const write = this.#write(id, null, doc);
+    const write = withBlobs(this.#write(id, null, doc), queued);
     if (claims.length > 0) write.claims = claims;
     const deltas: Record<string, number> = {};
     this.#countInto(deltas, 'CREATE', data);
@@ -688,10 +693,10 @@ export class Collection {
   async #enrichHead(head: HeadRow, patches: readonly Data[], who: Who, functionId: string | undefined): Promise<UpdateResult> {
     const doc = parseDocument(head.body);
     const merged = patches.reduce((acc, p) => deepMerge(acc, p), doc.data);
-    const clean = await this.#storeContent(this.#cleanData(merged), head.id, head.ov + 1, doc.data);
+    const stored = await this.#storeContent(this.#cleanData(merged), head.id, head.ov + 1, doc.data);
     const at = nextVersionTime(head.updatedAt);
-    const next = this.#nextDoc(doc, head, { op: 'enrich', at, ...who, deleted: false, data: clean }, functionId);
-    const cv = await this.#commitOne(this.#write(head.id, head, next), 'UPDATE', clean, head.ov);
+    const next = this.#nextDoc(doc, head, { op: 'enrich', at, ...who, deleted: false, data: stored.data }, functionId);
+    const cv = await this.#commitOne(withBlobs(this.#write(head.id, head, next), stored.queued), 'UPDATE', stored.data, head.ov);
     return { id: head.id, ov: next.ov, cv, updatedAt: at };
   }
 
@@ -881,6 +886,11 @@ function toRecord<T extends Data>(cv: number, doc: RecordDocument, deletedAt: st
       origin: doc.system?.origin ?? null,
     },
   };
+}
+
+function withBlobs(write: RecordWrite, queued: readonly PendingBlob[]): RecordWrite {
+  if (queued.length > 0) write.blobs = queued;
+  return write;
 }
 
 function historyEntry(r: VersionRow): HistoryEntry {

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { BlobStore } from '../contracts/blob-store.js';
+import type { PendingBlob } from '../contracts/index-store.js';
 import { StorageError, ValidationError } from '../errors.js';
 import type { Route } from '../routing/router.js';
 import { type Data, readPath } from './documents.js';
@@ -36,11 +37,24 @@ export class ContentOffload {
   readonly #blob: BlobStore;
   readonly #maxBytes: number;
   readonly #props: Array<[string, { contentType: string; preferredText?: boolean | undefined; textCharset?: string | undefined }]>;
+  readonly #queueOnFailure: boolean;
+  readonly #pending: (bucket: string, key: string) => Promise<PendingBlob | null>;
 
-  constructor(route: Route, blob: BlobStore, maxBytes: number) {
+  /**
+   * With `queueOnFailure` (`fallback.enabled`), content the blob store refuses is queued in the
+   * index with the record instead of failing the write; `pending` reads it back from there.
+   */
+  constructor(
+    route: Route,
+    blob: BlobStore,
+    maxBytes: number,
+    options: { queueOnFailure: boolean; pending: (bucket: string, key: string) => Promise<PendingBlob | null> },
+  ) {
     this.#route = route;
     this.#blob = blob;
     this.#maxBytes = maxBytes;
+    this.#queueOnFailure = options.queueOnFailure;
+    this.#pending = options.pending;
     this.#props = Object.entries(route.collectionMap?.base64Props ?? {});
   }
 
@@ -58,8 +72,9 @@ export class ContentOffload {
    * with references instead. A reference may only stand where `previous` (the record's current
    * data) holds the same one: unchanged content is never uploaded again.
    */
-  async offload(data: Data, id: string, ov: number, previous: Data | null): Promise<Data> {
-    if (!this.enabled) return data;
+  async offload(data: Data, id: string, ov: number, previous: Data | null): Promise<{ data: Data; queued: PendingBlob[] }> {
+    const queued: PendingBlob[] = [];
+    if (!this.enabled) return { data, queued };
     let out = data;
     for (const [prop, spec] of this.#props) {
       const value = readPath(data, prop);
@@ -87,11 +102,16 @@ export class ContentOffload {
       const file = spec.preferredText ? 'text.txt' : 'blob.bin';
       const key = `${this.#folder(id, prop)}${this.#route.policy.versioned ? `v${ov}/` : ''}${file}`;
       const contentType = spec.preferredText ? `${spec.contentType}; charset=${spec.textCharset ?? 'utf-8'}` : spec.contentType;
-      await this.#blob.put(loc.bucket, key, bytes, { contentType });
+      try {
+        await this.#blob.put(loc.bucket, key, bytes, { contentType });
+      } catch (err) {
+        if (!(err instanceof StorageError) || !this.#queueOnFailure) throw err;
+        queued.push({ bucket: loc.bucket, key, contentType, body: bytes });
+      }
       const ref: ContentRef = { _content: { key, contentType, size: bytes.byteLength, sha256 } };
       out = withPath(out, prop, ref);
     }
-    return out;
+    return { data: out, queued };
   }
 
   /** Puts content back into `data`: base64 strings, or presigned URLs with `presign`. */
@@ -107,11 +127,13 @@ export class ContentOffload {
         throw new StorageError(this.#blob.name, 'get', undefined, `The content reference at ${prop} of ${id} points outside the record's own content`);
       }
       const loc = this.#location();
-      if (options.presign) {
+      // Content still queued in the index (fallback) is served from there, inline.
+      const queued = await this.#pending(loc.bucket, key);
+      if (options.presign && !queued) {
         out = withPath(out, prop, await this.#blob.presign(loc.bucket, key, options.ttlSeconds ?? 3600));
         continue;
       }
-      const bytes = await this.#blob.get(loc.bucket, key);
+      const bytes = queued ? queued.body : await this.#blob.get(loc.bucket, key);
       if (!bytes) throw new StorageError(this.#blob.name, 'get', undefined, `The content of ${prop} of ${id} is missing from the content bucket`);
       out = withPath(out, prop, Buffer.from(bytes).toString('base64'));
     }

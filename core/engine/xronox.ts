@@ -110,6 +110,7 @@ export class Xronox {
       sync: this.#sync,
       maxDocumentBytes: this.config.limits?.maxDocumentBytes ?? DEFAULT_MAX_DOCUMENT_BYTES,
       maxContentBytes: this.config.limits?.maxContentBytes ?? DEFAULT_MAX_CONTENT_BYTES,
+      queueBlobsOnFailure: this.config.fallback?.enabled === true,
       logicalDelete: this.config.logicalDelete.enabled,
       counterRules: this.#counterRules,
       sibling: (collection) => this.#collection(this.#router.resolve({ ...routeRequestOf(route), collection })),

@@ -629,6 +629,26 @@ export function indexStoreConformance(
         expect(await store.listUnarchived(ns, randomUUID())).toEqual([]);
       });
 
+      it('queued blobs ride with the commit, are served until uploaded, and leave with completeSync or a hard delete', async () => {
+        const ns = freshNs();
+        const [id, gone] = [randomUUID(), randomUUID()];
+        const body = new Uint8Array([0, 1, 2, 255]);
+        await commitOk(ns, { ...create(id), blobs: [{ bucket: 'b', key: `content/c/${id}/f/v1/blob.bin`, contentType: 'application/pdf', body }] });
+        await commitOk(ns, { ...create(gone), blobs: [{ bucket: 'b', key: `content/c/${gone}/f/v1/blob.bin`, contentType: 'x/y', body }] });
+        const queued = await store.listPendingBlobs(ns, id);
+        expect(queued).toEqual([{ bucket: 'b', key: `content/c/${id}/f/v1/blob.bin`, contentType: 'application/pdf', body }]);
+        expect(await store.getPendingBlob(ns, 'b', `content/c/${id}/f/v1/blob.bin`)).toEqual(queued[0]);
+        expect(await store.getPendingBlob(freshNs(), 'b', `content/c/${id}/f/v1/blob.bin`)).toBeNull();
+        // A failed batch queues nothing.
+        const failed = await store.commit(ns, { writes: [{ ...create(randomUUID()), blobs: [{ bucket: 'b', key: 'k/x', contentType: 'x/y', body }] }, create(id)] });
+        expect(failed.ok).toBe(false);
+        expect(await store.getPendingBlob(ns, 'b', 'k/x')).toBeNull();
+        await store.completeSync(ns, id, { archivedOvs: [], uploaded: [{ bucket: 'b', key: `content/c/${id}/f/v1/blob.bin` }], seq: null });
+        expect(await store.listPendingBlobs(ns, id)).toEqual([]);
+        await commitOk(ns, hardDelete(gone, 1));
+        expect(await store.listPendingBlobs(ns, gone)).toEqual([]);
+      });
+
       it('dead letters: only the current seq moves a record out of the outbox; requeue puts it back', async () => {
         const ns = freshNs();
         const id = randomUUID();

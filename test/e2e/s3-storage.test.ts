@@ -227,6 +227,41 @@ describe('S3 storage against a real S3 server (s3rver)', () => {
     expect(await x.counters.getTotals({ databaseType: 'runtime', tier: 'tenant', tenantId: 'acme', collection: 'orders' })).toEqual({});
   });
 
+  it('with fallback enabled, content S3 refuses is queued in the index, readable at once, and uploaded when S3 returns', async () => {
+    await server.createBuckets(['sq-data']);
+    const x = start(
+      {
+        spacesConnections: { s3: s3({ bucket: 'sq-data' }) },
+        databases: { runtime: { tenantDatabases: [{ tenantId: 'acme', dbConnRef: 'local', spaceConnRef: 's3', dbName: 'rt_acme' }] } },
+        collectionMaps: maps,
+        fallback: { enabled: true, maxRetries: 1000, retryDelayMs: 20, maxDelayMs: 200 },
+      },
+      { onBackgroundError: () => undefined },
+    );
+    const orders = x.with({ databaseType: 'runtime', tier: 'tenant', tenantId: 'acme', collection: 'orders' });
+    const pdf = Buffer.from('queued invoice bytes');
+    await server.stop();
+    let id: string;
+    try {
+      ({ id } = await orders.create({ total: 1, invoice: pdf.toString('base64') }));
+      // Served from the queue while S3 is away, presigned or not.
+      expect((await orders.getLatest(id))?.data.invoice).toBe(pdf.toString('base64'));
+      expect((await orders.getLatest(id, { presign: true }))?.data.invoice).toBe(pdf.toString('base64'));
+    } finally {
+      await server.start();
+    }
+    const key = `content/orders/${id}/invoice/v0/blob.bin`;
+    const deadline = Date.now() + 30_000;
+    while (!(await everyKey(['sq-data'])).includes(`sq-data/${key}`)) {
+      if (Date.now() > deadline) throw new Error('the queued content was not uploaded within 30 s');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await x.flush();
+    const url = (await orders.getLatest(id, { presign: true, ttlSeconds: 60 }))?.data.invoice as string;
+    expect(url).toMatch(/^http/);
+    expect(Buffer.from(await (await fetch(url)).arrayBuffer()).equals(pdf)).toBe(true);
+  });
+
   it('unknown credentials give a clear StorageError naming the connection, and health reports it without the secret', async () => {
     await server.createBuckets(['sh-data']);
     const errors: unknown[] = [];

@@ -9,6 +9,7 @@ import type {
   CommitResult,
   DeadLetter,
   HeadQuery,
+  PendingBlob,
   HeadRow,
   IndexedValue,
   IndexStore,
@@ -73,6 +74,12 @@ CREATE TABLE IF NOT EXISTS unique_claims (
   PRIMARY KEY (db, coll, key)
 );
 CREATE INDEX IF NOT EXISTS unique_claims_by_record ON unique_claims (db, coll, id);
+CREATE TABLE IF NOT EXISTS pending_blobs (
+  db TEXT NOT NULL, coll TEXT NOT NULL, id TEXT NOT NULL, bucket TEXT NOT NULL, key TEXT NOT NULL,
+  content_type TEXT NOT NULL, body BLOB NOT NULL,
+  PRIMARY KEY (db, coll, bucket, key)
+);
+CREATE INDEX IF NOT EXISTS pending_blobs_by_record ON pending_blobs (db, coll, id);
 CREATE TABLE IF NOT EXISTS sync_dead_letters (
   db TEXT NOT NULL, coll TEXT NOT NULL, id TEXT NOT NULL, reason TEXT NOT NULL, failed_at TEXT NOT NULL,
   PRIMARY KEY (db, coll, id)
@@ -84,7 +91,7 @@ CREATE TABLE IF NOT EXISTS locks (
 `;
 
 /** Bumped whenever the tables above change shape; a file of another version is refused. */
-const SCHEMA_VERSION = 3;
+const SCHEMA_VERSION = 4;
 
 interface HeadSqlRow {
   id: string;
@@ -205,6 +212,8 @@ export class SqliteIndexStore implements IndexStore {
         s.deleteVersions.run(ns.dbName, ns.collection, write.id);
       }
       if (!head || head.deleted) s.releaseClaims.run(ns.dbName, ns.collection, write.id);
+      if (!head) s.dropPendingBlobs.run(ns.dbName, ns.collection, write.id);
+      for (const b of write.blobs ?? []) s.putPendingBlob.run(ns.dbName, ns.collection, write.id, b.bucket, b.key, b.contentType, Buffer.from(b.body));
       const v = write.version;
       if (v && head) {
         const actorId = typeof v.actor === 'string' ? v.actor : v.actor.identifier;
@@ -343,6 +352,15 @@ export class SqliteIndexStore implements IndexStore {
     return rows.map((r) => ({ collection: r.coll, id: r.id, seq: r.seq }));
   }
 
+  async listPendingBlobs(ns: Namespace, id: string): Promise<PendingBlob[]> {
+    return (this.#stmts.listPendingBlobs.all(ns.dbName, ns.collection, id) as PendingBlobRow[]).map(toPendingBlob);
+  }
+
+  async getPendingBlob(ns: Namespace, bucket: string, key: string): Promise<PendingBlob | null> {
+    const row = this.#stmts.getPendingBlob.get(ns.dbName, ns.collection, bucket, key) as PendingBlobRow | undefined;
+    return row ? toPendingBlob(row) : null;
+  }
+
   async deadLetterSync(ns: Namespace, id: string, seq: number, reason: string): Promise<boolean> {
     return this.#db
       .transaction(() => {
@@ -385,10 +403,15 @@ export class SqliteIndexStore implements IndexStore {
     return (this.#stmts.listUnarchived.all(ns.dbName, ns.collection, id) as VersionSqlRow[]).map(toVersion);
   }
 
-  async completeSync(ns: Namespace, id: string, done: { archivedOvs: readonly number[]; seq: number | null }): Promise<boolean> {
+  async completeSync(
+    ns: Namespace,
+    id: string,
+    done: { archivedOvs: readonly number[]; uploaded?: ReadonlyArray<{ bucket: string; key: string }>; seq: number | null },
+  ): Promise<boolean> {
     return this.#db
       .transaction(() => {
         for (const ov of done.archivedOvs) this.#stmts.markArchived.run(ns.dbName, ns.collection, id, ov);
+        for (const b of done.uploaded ?? []) this.#stmts.deletePendingBlob.run(ns.dbName, ns.collection, b.bucket, b.key);
         return done.seq === null || this.#stmts.clearPending.run(ns.dbName, ns.collection, id, done.seq).changes === 1;
       })
       .immediate();
@@ -474,6 +497,14 @@ function prepareStatements(db: Database.Database) {
     listPendingIn: p('SELECT coll, id, seq FROM sync_outbox WHERE db = ? AND coll = ? ORDER BY rowid LIMIT ?'),
     getPending: p('SELECT seq FROM sync_outbox WHERE db = ? AND coll = ? AND id = ?'),
     pendingDatabases: p('SELECT DISTINCT db FROM sync_outbox ORDER BY db'),
+    putPendingBlob: p(
+      `INSERT INTO pending_blobs (db, coll, id, bucket, key, content_type, body) VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (db, coll, bucket, key) DO UPDATE SET id = excluded.id, content_type = excluded.content_type, body = excluded.body`,
+    ),
+    listPendingBlobs: p('SELECT bucket, key, content_type, body FROM pending_blobs WHERE db = ? AND coll = ? AND id = ? ORDER BY key'),
+    getPendingBlob: p('SELECT bucket, key, content_type, body FROM pending_blobs WHERE db = ? AND coll = ? AND bucket = ? AND key = ?'),
+    deletePendingBlob: p('DELETE FROM pending_blobs WHERE db = ? AND coll = ? AND bucket = ? AND key = ?'),
+    dropPendingBlobs: p('DELETE FROM pending_blobs WHERE db = ? AND coll = ? AND id = ?'),
     putDeadLetter: p(
       `INSERT INTO sync_dead_letters (db, coll, id, reason, failed_at) VALUES (?, ?, ?, ?, ?)
        ON CONFLICT (db, coll, id) DO UPDATE SET reason = excluded.reason, failed_at = excluded.failed_at`,
@@ -493,6 +524,17 @@ function prepareStatements(db: Database.Database) {
     ),
     deleteLock: p('DELETE FROM locks WHERE db = ? AND coll = ? AND key = ? AND owner = ?'),
   };
+}
+
+interface PendingBlobRow {
+  bucket: string;
+  key: string;
+  content_type: string;
+  body: Buffer;
+}
+
+function toPendingBlob(row: PendingBlobRow): PendingBlob {
+  return { bucket: row.bucket, key: row.key, contentType: row.content_type, body: new Uint8Array(row.body) };
 }
 
 function toHead(row: HeadSqlRow): HeadRow {
