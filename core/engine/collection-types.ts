@@ -1,4 +1,4 @@
-import type { Actor, SortField, VersionOp } from '../contracts/index-store.js';
+import type { Actor, SortField, VersionOp, VersionRow } from '../contracts/index-store.js';
 import type { Data } from './documents.js';
 import type { Origin, ParentRef, SystemView } from './lineage.js';
 
@@ -59,20 +59,8 @@ export interface VersionRecord<T extends Data = Data> extends XronoxRecord<T> {
   functionId: string | null;
 }
 
-/** One line of a record's history (no payload: read it with `getVersion`). */
-export interface HistoryEntry {
-  ov: number;
-  cv: number;
-  op: VersionOp;
-  at: string;
-  actor: Actor;
-  reason: string | null;
-  deleted: boolean;
-  /** Size of the version document in bytes. */
-  size: number;
-  /** Whether the payload lives in the versions bucket (true) or still in the index. */
-  archived: boolean;
-}
+/** One line of a record's history (no payload: read it with `getVersion`); `archived` says whether the payload lives in the versions bucket yet. */
+export type HistoryEntry = Pick<VersionRow, 'ov' | 'cv' | 'op' | 'at' | 'actor' | 'reason' | 'deleted' | 'size' | 'archived'>;
 
 /** A change by one actor: which record, which version. */
 export interface ActorChange extends HistoryEntry {

@@ -54,8 +54,6 @@ import { actorId, checkActor, checkLineage, isSystemField, type SystemInfo, syst
 import { canonicalJson, deepMerge } from './merge.js';
 import { checkTtl, ContentOffload, type PresentOptions } from './content.js';
 
-export type * from './collection-types.js';
-
 export interface ParsedCounterRule {
   name: string;
   on: ReadonlySet<'CREATE' | 'UPDATE' | 'DELETE'>;

@@ -1,6 +1,7 @@
 import type { Tier } from '../config/schema.js';
 import { RouteNotFoundError, ValidationError } from '../errors.js';
-import type { Collection, XronoxRecord } from './collection.js';
+import type { Collection } from './collection.js';
+import type { XronoxRecord } from './collection-types.js';
 import type { Data } from './documents.js';
 import { isPlainObject } from './filter.js';
 import { deepMerge } from './merge.js';

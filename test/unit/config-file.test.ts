@@ -2,9 +2,9 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CONFIG_FILE_NAMES, findConfigFile, loadConfigFile, readConfigFile } from '../../core/config/file.js';
-import { ConfigError } from '../../core/errors.js';
 import { initXronox } from '../../core/xronox.js';
 import { tempDir } from '../support/temp.js';
+import { configError } from '../support/errors.js';
 
 const dirs: Array<{ cleanup: () => void }> = [];
 afterAll(() => dirs.forEach((d) => d.cleanup()));
@@ -20,15 +20,6 @@ function folder(files: Record<string, string> = {}): string {
   return dir.path;
 }
 
-function configError(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return err as ConfigError;
-  }
-  throw new Error('expected a ConfigError, but nothing was thrown');
-}
 
 /** A valid embedded config with relative paths, as a file would hold it. */
 const embedded = (tenant = 'acme') =>

@@ -4,17 +4,9 @@ import { loadConfig, type XronoxConfig } from '../../core/config/load.js';
 import { createDevConfig, createMinimalConfig, createProductionConfig } from '../../core/config/presets.js';
 import { ConfigError, XronoxError } from '../../core/errors.js';
 import { Router } from '../../core/routing/router.js';
+import { configError } from '../support/errors.js';
 
 /** Runs `fn`, expects a `ConfigError`, returns it. */
-function configError(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return err as ConfigError;
-  }
-  throw new Error('expected a ConfigError, but nothing was thrown');
-}
 
 const paths = (err: ConfigError) => err.issues.map((i) => i.path);
 const issueAt = (err: ConfigError, path: string) => err.issues.find((i) => i.path === path);

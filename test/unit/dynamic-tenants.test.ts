@@ -6,16 +6,8 @@ import { ConfigError, RouteNotFoundError, ValidationError } from '../../core/err
 import { type RouteRequest, Router } from '../../core/routing/router.js';
 import { initXronox } from '../../core/xronox.js';
 import { tempDir } from '../support/temp.js';
+import { configError, thrown } from '../support/errors.js';
 
-function thrown<E extends Error>(type: abstract new (...args: never[]) => E, fn: () => unknown): E {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(type);
-    return err as E;
-  }
-  throw new Error(`expected a ${type.name}, but nothing was thrown`);
-}
 
 const local = {
   dbConnections: { main: { sqlitePath: '/tmp/xronox-dyn.sqlite' }, other: { sqlitePath: '/tmp/xronox-dyn-other.sqlite' } },
@@ -293,15 +285,6 @@ describe('dynamic tenants: the cache', () => {
 });
 
 describe('dynamic tenants: config validation', () => {
-  function configError(fn: () => unknown): ConfigError {
-    try {
-      fn();
-    } catch (err) {
-      expect(err).toBeInstanceOf(ConfigError);
-      return err as ConfigError;
-    }
-    throw new Error('expected a ConfigError, but nothing was thrown');
-  }
 
   it('reports every problem of every dynamicTenants block together', () => {
     const err = configError(() =>

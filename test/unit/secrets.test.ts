@@ -2,17 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { XronoxConfigBuilder } from '../../core/config/builder.js';
 import { loadConfig } from '../../core/config/load.js';
 import { maskConfig, maskSecretsIn } from '../../core/config/secrets.js';
-import { ConfigError } from '../../core/errors.js';
+import type { ConfigError } from '../../core/errors.js';
+import { configError } from '../support/errors.js';
 
-function configError(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return err as ConfigError;
-  }
-  throw new Error('expected a ConfigError, but nothing was thrown');
-}
 
 /** Everything an error shows: its message, its issues and its JSON form. */
 const everything = (err: ConfigError) => [err.message, JSON.stringify(err.issues), JSON.stringify(err)].join('\n');
