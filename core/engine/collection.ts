@@ -17,7 +17,7 @@ import {
   parsePoint,
 } from './arguments.js';
 import { blobKeys, type BlobSync, type SyncTarget } from './blob-sync.js';
-import { nextVersionTime, parseInstant } from './clock.js';
+import { nextVersionTime, nowInstant, parseInstant } from './clock.js';
 import type {
   ActorChange,
   CollectionRestoreReport,
@@ -421,7 +421,7 @@ export class Collection {
       const last = items[items.length - 1];
       return { items, at: null, nextPageToken: rows.length > limit && last ? encodePageToken(scope, { at: null, afterId: last.id, direction }) : null };
     }
-    const at = page?.at ?? (options.at === undefined ? new Date().toISOString() : parseInstant(options.at));
+    const at = page?.at ?? (options.at === undefined ? nowInstant() : parseInstant(options.at));
     const rows = await this.#ctx.index.queryAt(this.#ns, { at, filter: node, includeDeleted, direction, limit: limit + 1, ...(page ? { afterId: page.afterId } : {}) });
     const items: XronoxRecord<T>[] = [];
     for (const row of rows.slice(0, limit)) {
