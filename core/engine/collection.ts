@@ -144,7 +144,7 @@ export class Collection {
     const head = await this.#liveHead(id);
     if (head.ov !== expectedOv) throw new VersionConflictError(id, expectedOv, head.ov);
     const doc = parseDocument(head.body);
-    const stored = await this.#storeContent(clean, id, head.ov + 1, doc.data);
+    const stored = await this.#storeContent(clean, id, doc.data);
     const at = nextVersionTime(head.updatedAt);
     const next = this.#nextDoc(doc, head, { op: 'update', at, ...who, deleted: false, data: stored.data });
     const cv = await this.#commitOne(withBlobs(this.#write(id, head, next), stored.queued), 'UPDATE', stored.data, expectedOv);
@@ -650,10 +650,11 @@ export class Collection {
   }
 
   /** Offloads new content to the content bucket, then holds the stored document to its size limit. */
-  async #storeContent(data: Data, id: string, ov: number, previous: Data | null): Promise<{ data: Data; queued: PendingBlob[] }> {
-    const stored = await this.#content.offload(data, id, ov, previous);
-    if (this.#content.enabled) normaliseData(stored.data, this.#ctx.maxDocumentBytes);
-    return stored;
+  async #storeContent(data: Data, id: string, previous: Data | null): Promise<{ data: Data; queued: PendingBlob[] }> {
+    const prepared = this.#content.prepare(data, id, previous);
+    // The stored document is held to its limit before anything is uploaded.
+    if (this.#content.enabled) normaliseData(prepared.data, this.#ctx.maxDocumentBytes);
+    return { data: prepared.data, queued: await this.#content.upload(prepared.uploads) };
   }
 
   async #present<R extends XronoxRecord>(record: R, options: PresentOptions): Promise<R> {
@@ -669,7 +670,7 @@ export class Collection {
     functionId?: string,
   ): Promise<{ ok: true; id: string; cv: number; at: string } | { ok: false }> {
     const id = uuidv7();
-    const { data, queued } = await this.#storeContent(input, id, 0, null);
+    const { data, queued } = await this.#storeContent(input, id, null);
     const at = nextVersionTime(null);
     const system: SystemInfo = { ...lineage, ...(functionId ? { functionIds: [functionId] } : {}) };
     const doc: RecordDocument = { id, ov: 0, op: 'create', at, ...who, deleted: false, createdAt: at, data };
@@ -691,7 +692,7 @@ export class Collection {
   async #enrichHead(head: HeadRow, patches: readonly Data[], who: Who, functionId: string | undefined): Promise<UpdateResult> {
     const doc = parseDocument(head.body);
     const merged = patches.reduce((acc, p) => deepMerge(acc, p), doc.data);
-    const stored = await this.#storeContent(this.#cleanData(merged), head.id, head.ov + 1, doc.data);
+    const stored = await this.#storeContent(this.#cleanData(merged), head.id, doc.data);
     const at = nextVersionTime(head.updatedAt);
     const next = this.#nextDoc(doc, head, { op: 'enrich', at, ...who, deleted: false, data: stored.data }, functionId);
     const cv = await this.#commitOne(withBlobs(this.#write(head.id, head, next), stored.queued), 'UPDATE', stored.data, head.ov);

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { BlobStore } from '../contracts/blob-store.js';
 import type { PendingBlob } from '../contracts/index-store.js';
-import { StorageError, ValidationError } from '../errors.js';
+import { ConflictError, StorageError, ValidationError } from '../errors.js';
 import type { Route } from '../routing/router.js';
 import { type Data, readPath } from './documents.js';
 import { isPlainObject } from './filter.js';
@@ -24,10 +24,11 @@ const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$
 
 /**
  * Content offload for `collectionMaps[c].base64Props`: base64 strings at those properties are
- * decoded and stored in the content bucket (`content/{collection}/{id}/{property}/blob.bin`, or
- * `text.txt` with `preferredText`; versioned types add `v{ov}/` so history keeps each version's
- * bytes), and the record keeps a reference with size, type and SHA-256 (so the hash chain covers
- * the content too). Reads put the base64 back, or presigned URLs.
+ * decoded and stored in the content bucket at `content/{collection}/{id}/{property}/{sha256}/blob.bin`
+ * (`text.txt` with `preferredText`): the documented folder, addressed by content so that objects
+ * are immutable and history keeps each version's bytes. The record keeps a reference with size,
+ * type and SHA-256 (so the hash chain covers the content too). Reads put the base64 back, checked
+ * against the SHA-256, or presigned URLs.
  *
  * References are only ever made here: a caller cannot plant one, and reads resolve only keys in
  * the record's own content folder of its own route's bucket.
@@ -68,13 +69,15 @@ export class ContentOffload {
   }
 
   /**
-   * Uploads new content of `data` (base64 strings at the mapped properties) and returns the data
-   * with references instead. A reference may only stand where `previous` (the record's current
-   * data) holds the same one: unchanged content is never uploaded again.
+   * Replaces new content in `data` (base64 strings at the mapped properties) with references and
+   * returns what must be uploaded; nothing is written yet, so the caller can check the resulting
+   * document first. A reference may only stand where `previous` (the record's current data) holds
+   * the same one. Keys are content-addressed, so no write (a losing racer, a refused one) can ever
+   * change the bytes behind a reference another version holds.
    */
-  async offload(data: Data, id: string, ov: number, previous: Data | null): Promise<{ data: Data; queued: PendingBlob[] }> {
-    const queued: PendingBlob[] = [];
-    if (!this.enabled) return { data, queued };
+  prepare(data: Data, id: string, previous: Data | null): { data: Data; uploads: PendingBlob[] } {
+    const uploads: PendingBlob[] = [];
+    if (!this.enabled) return { data, uploads };
     let out = data;
     for (const [prop, spec] of this.#props) {
       const value = readPath(data, prop);
@@ -94,24 +97,32 @@ export class ContentOffload {
         throw new ValidationError(`data.${prop} holds ${bytes.byteLength} bytes of content, over the limit of ${this.#maxBytes}`, { path: `data.${prop}` });
       }
       const sha256 = createHash('sha256').update(bytes).digest('hex');
-      if (isContentRef(before) && before._content.sha256 === sha256) {
-        out = withPath(out, prop, before);
-        continue;
-      }
-      const loc = this.#location();
-      const file = spec.preferredText ? 'text.txt' : 'blob.bin';
-      const key = `${this.#folder(id, prop)}${this.#route.policy.versioned ? `v${ov}/` : ''}${file}`;
+      const key = `${this.#folder(id, prop)}${sha256}/${spec.preferredText ? 'text.txt' : 'blob.bin'}`;
       const contentType = spec.preferredText ? `${spec.contentType}; charset=${spec.textCharset ?? 'utf-8'}` : spec.contentType;
-      try {
-        await this.#blob.put(loc.bucket, key, bytes, { contentType });
-      } catch (err) {
-        if (!(err instanceof StorageError) || !this.#queueOnFailure) throw err;
-        queued.push({ bucket: loc.bucket, key, contentType, body: bytes });
-      }
       const ref: ContentRef = { _content: { key, contentType, size: bytes.byteLength, sha256 } };
+      if (!(isContentRef(before) && before._content.key === key)) uploads.push({ bucket: this.#location().bucket, key, contentType, body: bytes });
       out = withPath(out, prop, ref);
     }
-    return { data: out, queued };
+    return { data: out, uploads };
+  }
+
+  /**
+   * Writes prepared uploads, create-only (an object already at a content-addressed key holds the
+   * same bytes). With `queueOnFailure`, what the blob store refuses is returned to be queued in
+   * the index with the record; otherwise the failure is thrown and nothing is committed.
+   */
+  async upload(uploads: readonly PendingBlob[]): Promise<PendingBlob[]> {
+    const queued: PendingBlob[] = [];
+    for (const u of uploads) {
+      try {
+        await this.#blob.put(u.bucket, u.key, u.body, { contentType: u.contentType, ifNoneMatch: true });
+      } catch (err) {
+        if (err instanceof ConflictError) continue;
+        if (!(err instanceof StorageError) || !this.#queueOnFailure) throw err;
+        queued.push(u);
+      }
+    }
+    return queued;
   }
 
   /** Puts content back into `data`: base64 strings, or presigned URLs with `presign`. */
@@ -135,6 +146,9 @@ export class ContentOffload {
       }
       const bytes = queued ? queued.body : await this.#blob.get(loc.bucket, key);
       if (!bytes) throw new StorageError(this.#blob.name, 'get', undefined, `The content of ${prop} of ${id} is missing from the content bucket`);
+      if (createHash('sha256').update(bytes).digest('hex') !== value._content.sha256) {
+        throw new StorageError(this.#blob.name, 'get', undefined, `The content of ${prop} of ${id} does not match its SHA-256: it was changed outside Xronox`);
+      }
       out = withPath(out, prop, Buffer.from(bytes).toString('base64'));
     }
     return out;

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +18,7 @@ import {
 import { initXronox } from '../../core/xronox.js';
 import type { EngineBackend, EngineBackendInstance } from './engine-backend.js';
 
+const sha = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
 const WRITER_SCRIPT = new URL('./fixtures/writer-process.ts', import.meta.url).pathname;
 
 /**
@@ -490,9 +491,9 @@ export function engineConformance(backend: EngineBackend): void {
         const pdf = randomBytes(200_000);
         const c = await docs.create({ title: 'contract', file: pdf.toString('base64'), note: Buffer.from('héllo').toString('base64') }, 'a', 'upload');
         const bucket = inst.bucketFor(names.acme, 'content');
-        const key = `content/docs/${c.id}/file/v0/blob.bin`;
+        const key = `content/docs/${c.id}/file/${sha(pdf)}/blob.bin`;
         expect(Buffer.from((await inst.inspect.get(bucket, key))!).equals(pdf)).toBe(true);
-        expect(Buffer.from((await inst.inspect.get(bucket, `content/docs/${c.id}/note/v0/text.txt`))!).toString('utf8')).toBe('héllo');
+        expect(Buffer.from((await inst.inspect.get(bucket, `content/docs/${c.id}/note/${sha(Buffer.from('héllo'))}/text.txt`))!).toString('utf8')).toBe('héllo');
         const info = await inst.inspect.head(bucket, key);
         if (info?.contentType !== undefined) expect(info.contentType).toBe('application/pdf');
         const got = await docs.getLatest(c.id);
@@ -513,9 +514,35 @@ export function engineConformance(backend: EngineBackend): void {
         expect((await docs.getVersion(c.id, 1))?.data.file).toBe(pdf.toString('base64'));
         expect((await docs.getLatest(c.id))?.data.file).toBe(pdf2.toString('base64'));
         const objects = await allKeys(bucket, `content/docs/${c.id}/file/`);
-        expect(objects).toEqual([`content/docs/${c.id}/file/v0/blob.bin`, `content/docs/${c.id}/file/v2/blob.bin`]);
+        expect(objects).toEqual([`content/docs/${c.id}/file/${sha(pdf)}/blob.bin`, `content/docs/${c.id}/file/${sha(pdf2)}/blob.bin`].sort());
         expect((await docs.listByMeta({ filter: { title: 'contract v2' } })).items[0]?.data.file).toBe(pdf2.toString('base64'));
         expect(await docs.verify(c.id)).toMatchObject({ ok: true });
+      });
+
+      it('racing writers never change the bytes behind the winner, and a refused write never touches stored content', async () => {
+        const { runtime, x } = await start({ collectionMaps: maps, limits: { maxDocumentBytes: 2000 } });
+        const docs = runtime('acme', 'docs');
+        for (let i = 0; i < 5; i++) {
+          const c = await docs.create({ title: 't', file: Buffer.from('v0').toString('base64') });
+          const a = Buffer.from('A'.repeat(5000));
+          const b = Buffer.from('B'.repeat(10));
+          const [ra] = await Promise.allSettled([docs.update(c.id, { title: 't', file: a.toString('base64') }, 0), docs.update(c.id, { title: 't', file: b.toString('base64') }, 0)]);
+          const winner = ra.status === 'fulfilled' ? a : b;
+          expect((await docs.getLatest(c.id))?.data.file).toBe(winner.toString('base64'));
+        }
+        const facts = x.with({ databaseType: 'knowledge', tier: 'generic', collection: 'docs' });
+        const f = await facts.create({ title: 't', file: Buffer.from('ORIGINAL').toString('base64') });
+        await expect(facts.update(f.id, { title: 't', file: Buffer.from('OTHER').toString('base64'), pad: 'x'.repeat(3000) }, 0)).rejects.toBeInstanceOf(ValidationError);
+        expect((await facts.getLatest(f.id))?.data.file).toBe(Buffer.from('ORIGINAL').toString('base64'));
+      });
+
+      it('content changed behind the engine is reported on read, never served', async () => {
+        const { runtime, names } = await start({ collectionMaps: maps });
+        const docs = runtime('acme', 'docs');
+        const bytes = Buffer.from('the real invoice');
+        const c = await docs.create({ title: 't', file: bytes.toString('base64') });
+        await inst.inspect.put(inst.bucketFor(names.acme, 'content'), `content/docs/${c.id}/file/${sha(bytes)}/blob.bin`, Buffer.from('a forged invoice'));
+        await expect(docs.getLatest(c.id)).rejects.toThrow(/does not match its SHA-256/);
       });
 
       it('refuses planted references, bad base64 and oversize content, writing nothing', async () => {
@@ -531,15 +558,15 @@ export function engineConformance(backend: EngineBackend): void {
         await expect(docs.enrich(mine.id, { file: planted })).rejects.toBeInstanceOf(ValidationError);
         await x.flush();
         expect((await docs.listByMeta({ includeDeleted: true })).items.map((r) => r.id)).toEqual([mine.id]);
-        expect(await allKeys(inst.bucketFor(names.acme, 'content'), 'content/docs/')).toEqual([`content/docs/${mine.id}/file/v0/blob.bin`]);
+        expect(await allKeys(inst.bucketFor(names.acme, 'content'), 'content/docs/')).toEqual([`content/docs/${mine.id}/file/${sha(Buffer.from('mine'))}/blob.bin`]);
         await expect(docs.getLatest(mine.id, { presign: true, ttlSeconds: 0 })).rejects.toBeInstanceOf(ValidationError);
       });
 
-      it('unversioned types use the documented content key', async () => {
+      it('unversioned types use the same content-addressed layout', async () => {
         const { x, names } = await start({ collectionMaps: maps });
         const docs = x.with({ databaseType: 'knowledge', tier: 'generic', collection: 'docs' });
         const c = await docs.create({ title: 'kb', file: Buffer.from('kb').toString('base64') });
-        expect(await allKeys(inst.bucketFor(names.knowledge, 'content'), 'content/docs/')).toEqual([`content/docs/${c.id}/file/blob.bin`]);
+        expect(await allKeys(inst.bucketFor(names.knowledge, 'content'), 'content/docs/')).toEqual([`content/docs/${c.id}/file/${sha(Buffer.from('kb'))}/blob.bin`]);
         expect((await docs.getLatest(c.id))?.data.file).toBe(Buffer.from('kb').toString('base64'));
       });
     });

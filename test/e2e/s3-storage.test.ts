@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pooledClientCount } from '../../core/adapters/s3/s3-client-pool.js';
 import { S3BlobStore } from '../../core/adapters/s3/s3-blob-store.js';
@@ -71,6 +72,7 @@ describe('S3 storage against a real S3 server (s3rver)', () => {
     return { order: order.id, fact: fact.id, log: log.id, day };
   }
 
+  const invoiceSha = createHash('sha256').update('pdf-bytes').digest('hex');
   const maps = { orders: { indexedProps: ['total'], base64Props: { invoice: { contentType: 'application/pdf' } } } };
 
   it('separate buckets per kind (the connection\'s buckets): exactly the documented keys', async () => {
@@ -92,7 +94,7 @@ describe('S3 storage against a real S3 server (s3rver)', () => {
         `sa-records/records/activity/${w.day}/${w.log}.json`,
         `sa-versions/versions/orders/${w.order}/v0.json`,
         `sa-versions/versions/orders/${w.order}/v1.json`,
-        `sa-content/content/orders/${w.order}/invoice/v0/blob.bin`,
+        `sa-content/content/orders/${w.order}/invoice/${invoiceSha}/blob.bin`,
       ].sort(),
     );
   });
@@ -123,7 +125,7 @@ describe('S3 storage against a real S3 server (s3rver)', () => {
           `${b}records/activity/${w.day}/${w.log}.json`,
           `${b}versions/orders/${w.order}/v0.json`,
           `${b}versions/orders/${w.order}/v1.json`,
-          `${b}content/orders/${w.order}/invoice/v0/blob.bin`,
+          `${b}content/orders/${w.order}/invoice/${invoiceSha}/blob.bin`,
         ].sort(),
       );
     }
@@ -151,7 +153,7 @@ describe('S3 storage against a real S3 server (s3rver)', () => {
         `sc-rt-records/records/orders/${w.order}/current.json`,
         `sc-rt-versions/versions/orders/${w.order}/v0.json`,
         `sc-rt-versions/versions/orders/${w.order}/v1.json`,
-        `sc-rt-content/content/orders/${w.order}/invoice/v0/blob.bin`,
+        `sc-rt-content/content/orders/${w.order}/invoice/${invoiceSha}/blob.bin`,
         `sc-kn-records/records/facts/${w.fact}/current.json`,
         `sc-logs/records/activity/${w.day}/${w.log}.json`,
       ].sort(),
@@ -250,7 +252,7 @@ describe('S3 storage against a real S3 server (s3rver)', () => {
     } finally {
       await server.start();
     }
-    const key = `content/orders/${id}/invoice/v0/blob.bin`;
+    const key = `content/orders/${id}/invoice/${createHash('sha256').update(pdf).digest('hex')}/blob.bin`;
     const deadline = Date.now() + 30_000;
     while (!(await everyKey(['sq-data'])).includes(`sq-data/${key}`)) {
       if (Date.now() > deadline) throw new Error('the queued content was not uploaded within 30 s');
