@@ -253,6 +253,8 @@ export interface AsOfQuery {
 }
 
 export interface ActorQuery {
+  /** Only versions by a typed actor of this type (a plain-name actor has no type). */
+  actorType?: string;
   from?: string;
   to?: string;
   /** Keyset cursor: the `at` and `id`/`ov` of the last entry of the previous page. */

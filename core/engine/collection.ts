@@ -245,12 +245,17 @@ export class Collection {
     const clean = this.#cleanData(data);
     const linked: Data = { ...clean };
     const entities: Record<string, { id: string; created: boolean }> = {};
-    for (const m of checked) {
+    // Every entity is checked before the first one is written, so bad input writes nothing.
+    const plans = checked.map((m) => {
       const entity = clean[m.property];
       if (!isPlainObject(entity)) {
         throw new ValidationError(`data.${m.property} must be an object holding the ${m.collection} entity`, { path: `data.${m.property}` });
       }
       const sibling = this.#ctx.sibling(m.collection);
+      sibling.#uniqueKey(sibling.#cleanData(entity, `data.${m.property}`), [m.keyProperty]);
+      return { m, entity, sibling };
+    });
+    for (const { m, entity, sibling } of plans) {
       const r = await sibling.smartInsert(entity, { uniqueKeys: [m.keyProperty], actor: who.actor, ...(who.reason ? { reason: who.reason } : {}) });
       entities[m.property] = { id: r.id, created: r.created };
       linked[m.property] = { _ref: { collection: m.collection, id: r.id } };
@@ -290,6 +295,7 @@ export class Collection {
     options: { projection?: string[]; includeDeleted?: boolean } & PresentOptions = {},
   ): Promise<XronoxRecord<T> | null> {
     assertName('id', id);
+    checkOptions(options);
     const projection = checkProjection(options.projection);
     checkTtl(options.ttlSeconds);
     const head = await this.#ctx.index.getHead(this.#ns, id);
@@ -302,6 +308,7 @@ export class Collection {
     this.#requireVersioned('getVersion');
     assertName('id', id);
     checkOv(ov, 'ov');
+    checkOptions(options);
     checkTtl(options.ttlSeconds);
     const row = await this.#ctx.index.getVersion(this.#ns, id, ov);
     return row ? this.#present(await this.#versionRecord<T>(row), options) : null;
@@ -315,6 +322,7 @@ export class Collection {
     this.#requireVersioned('getAsOf');
     assertName('id', id);
     const instant = parseInstant(at);
+    checkOptions(options);
     checkTtl(options.ttlSeconds);
     const row = await this.#ctx.index.findVersionAt(this.#ns, id, { at: instant });
     if (!row || (row.deleted && !options.includeDeleted)) return null;
@@ -325,6 +333,7 @@ export class Collection {
   async history(id: string, options: { limit?: number; before?: number } = {}): Promise<{ items: HistoryEntry[]; nextBefore: number | null }> {
     this.#requireVersioned('history');
     assertName('id', id);
+    checkOptions(options);
     const limit = checkLimit(options.limit);
     if (options.before !== undefined) checkOv(options.before, 'before');
     const rows = await this.#ctx.index.listVersions(this.#ns, id, { limit: limit + 1, ...(options.before !== undefined ? { beforeOv: options.before } : {}) });
@@ -343,6 +352,7 @@ export class Collection {
     this.#requireVersioned('changesBy');
     const who = checkActor(actor);
     if (who === undefined) throw new ValidationError('changesBy needs an actor', { path: 'actor' });
+    checkOptions(options);
     const limit = checkLimit(options.limit);
     const from = options.from === undefined ? undefined : parseInstant(options.from, 'from');
     const to = options.to === undefined ? undefined : parseInstant(options.to, 'to');
@@ -350,6 +360,7 @@ export class Collection {
     const before = options.pageToken === undefined ? undefined : decodeActorCursor(scope, options.pageToken);
     const rows = await this.#ctx.index.listVersionsByActor(this.#ns, actorId(who), {
       limit: limit + 1,
+      ...(typeof who === 'string' ? {} : { actorType: who.type }),
       ...(from ? { from } : {}),
       ...(to ? { to } : {}),
       ...(before ? { before } : {}),
@@ -451,10 +462,16 @@ export class Collection {
     if (head.hash === null) flag(head.ov, 'the head carries no hash');
     let checked = 0;
     let newer: VersionRow | undefined;
+    let newest: VersionRow | undefined;
+    let newestPrevious: VersionRow | undefined;
     let before: number | undefined;
     for (;;) {
       const rows = await this.#ctx.index.listVersions(this.#ns, id, { limit: VERIFY_PAGE, ...(before !== undefined ? { beforeOv: before } : {}) });
       if (rows.length === 0) break;
+      if (!newest) {
+        newest = rows[0];
+        newestPrevious = rows[1] ?? (await this.#ctx.index.listVersions(this.#ns, id, { limit: 1, beforeOv: rows[0]!.ov }))[0];
+      }
       for (const row of rows) {
         checked++;
         if (newer === undefined && (row.ov !== head.ov || row.hash !== head.hash)) flag(row.ov, 'the head does not point at the newest version');
@@ -472,6 +489,13 @@ export class Collection {
         if (reason) flag(row.ov, reason);
       }
       if (rows.length < VERIFY_PAGE) break;
+    }
+    // The head is what reads serve: it must be exactly the newest version.
+    if (newest) {
+      const newestDoc = await this.#readVersionDoc(newest).catch(() => null);
+      if (!newestDoc || canonicalJson(parseDocument(head.body)) !== canonicalJson(newestDoc) || versionHash(newestPrevious?.hash ?? null, parseDocument(head.body)) !== head.hash) {
+        flag(head.ov, 'the head (what reads return) does not match its newest version');
+      }
     }
     return { id, ok: broken === null, checked, brokenAt: broken };
   }
@@ -527,6 +551,7 @@ export class Collection {
   ): Promise<RestoreResult> {
     this.#requireVersioned('restoreObject');
     assertName('id', id);
+    checkOptions(options);
     const who = this.#who(options.actor, options.reason);
     if (options.expectedOv !== undefined) checkOv(options.expectedOv, 'expectedOv');
     const row = await this.#findTarget(id, target);
@@ -553,6 +578,7 @@ export class Collection {
     options: { dryRun?: boolean; actor?: Actor; reason?: string } = {},
   ): Promise<CollectionRestoreReport> {
     this.#requireVersioned('restoreCollection');
+    checkOptions(options);
     const who = this.#who(options.actor, options.reason);
     const point = parsePoint(target);
     const dryRun = options.dryRun === true;
@@ -900,6 +926,11 @@ function conflictOf(result: Extract<Awaited<ReturnType<IndexStore['commit']>>, {
   return result.reason === 'version'
     ? new VersionConflictError(result.id, result.expectedOv, result.actualOv)
     : new ConflictError(`Record ${result.id} cannot take a unique key held by record ${result.heldBy}`);
+}
+
+/** Options objects may be omitted, but never be something else (null, a string, an array). */
+function checkOptions(options: unknown): void {
+  if (!isPlainObject(options)) throw new ValidationError('options must be an object', { path: 'options' });
 }
 
 function checkFunctionId(functionId: unknown): string | undefined {

@@ -641,6 +641,16 @@ export function engineConformance(backend: EngineBackend): void {
           () => orders.restoreCollection({} as never),
           () => orders.restoreObject(id, {} as never),
           () => orders.enrich(id, []),
+          () => orders.getLatest(id, null as never),
+          () => orders.getVersion(id, 0, null as never),
+          () => orders.getAsOf(id, new Date(), null as never),
+          () => orders.history(id, null as never),
+          () => orders.changesBy('a', null as never),
+          () => orders.restoreObject(id, { ov: 0 }, null as never),
+          () => orders.restoreCollection({ cv: 0 }, 'dry' as never),
+          () => orders.listByMeta(null as never),
+          () => orders.query({}, null as never),
+          () => orders.enrich(id, { a: 1 }, null as never),
           async () => x.with({ databaseType: 'nope' as never, tier: 'tenant', tenantId: 'acme', collection: 'orders' }),
           async () => x.with({ databaseType: 'runtime', tier: 'galaxy' as never, tenantId: 'acme', collection: 'orders' }),
           async () => x.with({ databaseType: 'runtime', tier: 'generic', tenantId: 'acme', collection: 'orders' }),
@@ -701,18 +711,22 @@ export function engineConformance(backend: EngineBackend): void {
         await runtime('globex').create({ status: 'other tenant' }, ada);
         expect((await orders.getVersion(a.id, 0))?.actor).toEqual(ada);
         expect((await orders.history(b.id)).items.map((h) => h.actor)).toEqual([ada, { type: 'agent', identifier: 'bot-1' }]);
-        const all = await orders.changesBy(ada);
+        // A plain name matches every version with that identifier, typed or not.
+        const all = await orders.changesBy('user-123');
         expect(all.items.map((c) => [c.id, c.ov])).toEqual([[a.id, 1], [b.id, 1], [a.id, 0]]);
         expect((await orders.changesBy('user-123', { to: later })).items.map((c) => [c.id, c.ov])).toEqual([[b.id, 1], [a.id, 0]]);
-        expect((await orders.changesBy(ada, { from: later })).items.map((c) => [c.id, c.ov])).toEqual([[a.id, 1]]);
-        const page1 = await orders.changesBy(ada, { limit: 2 });
-        const page2 = await orders.changesBy(ada, { limit: 2, pageToken: page1.nextPageToken! });
+        // A typed identity matches its type too: an agent that happens to share the identifier is someone else.
+        expect((await orders.changesBy({ type: 'agent', identifier: 'user-123' })).items).toEqual([]);
+        expect((await orders.changesBy({ type: 'user', identifier: 'user-123' })).items.map((c) => [c.id, c.ov])).toEqual([[b.id, 1], [a.id, 0]]);
+        expect((await orders.changesBy('user-123', { from: later })).items.map((c) => [c.id, c.ov])).toEqual([[a.id, 1]]);
+        const page1 = await orders.changesBy('user-123', { limit: 2 });
+        const page2 = await orders.changesBy('user-123', { limit: 2, pageToken: page1.nextPageToken! });
         expect([...page1.items, ...page2.items].map((c) => c.ov)).toEqual([1, 1, 0]);
         expect(page2.nextPageToken).toBeNull();
         for (const bad of [{ type: 'robot', identifier: 'x' }, { type: 'user' }, { type: 'user', identifier: '' }, { type: 'user', identifier: 'x', extra: 1 }, 42, '']) {
           await expect(orders.create({ status: 'x' }, bad as never)).rejects.toBeInstanceOf(ValidationError);
         }
-        await expect(runtime('globex').changesBy(ada, { pageToken: page1.nextPageToken! })).rejects.toBeInstanceOf(ValidationError);
+        await expect(runtime('globex').changesBy('user-123', { pageToken: page1.nextPageToken! })).rejects.toBeInstanceOf(ValidationError);
       });
     });
 
@@ -797,6 +811,11 @@ export function engineConformance(backend: EngineBackend): void {
         expect(resolved?.data.customer).toEqual({ id: first.entities.customer!.id, email: 'ada@example.com', name: 'Ada', tier: 'gold' });
         expect(resolved?.entities.customer?.id).toBe(first.entities.customer!.id);
         await expect(orders.insertWithEntities({ total: 1, customer: 'not-an-object' }, mappings)).rejects.toBeInstanceOf(ValidationError);
+        // Every entity is checked before any is written.
+        const two = [...mappings, { property: 'product', collection: 'products', keyProperty: 'sku' }];
+        await expect(orders.insertWithEntities({ total: 1, customer: { email: 'new@example.com' }, product: 'nope' }, two)).rejects.toBeInstanceOf(ValidationError);
+        await expect(orders.insertWithEntities({ total: 1, customer: { email: 'new@example.com' }, product: { name: 'no sku' } }, two)).rejects.toBeInstanceOf(ValidationError);
+        expect((await customers.listByMeta({ filter: { email: 'new@example.com' } })).items).toEqual([]);
         await expect(orders.insertWithEntities({ total: 1 }, [{ property: 'customer', collection: '../x', keyProperty: 'email' }])).rejects.toBeInstanceOf(ValidationError);
         // Entities stay in the record's own tenant.
         expect((await runtime('globex', 'customers').listByMeta({})).items).toEqual([]);

@@ -171,7 +171,9 @@ function isMissing(err: unknown): boolean {
 }
 
 function errorName(err: unknown): string {
-  const e = err as { name?: unknown; Code?: unknown } | null;
+  const e = err as { name?: unknown; Code?: unknown; code?: unknown } | null;
+  // Socket failures are plain Errors whose detail is in `code` (ECONNREFUSED, ETIMEDOUT…).
+  if (e?.name === 'Error' && typeof e.code === 'string') return e.code;
   return typeof e?.name === 'string' ? e.name : typeof e?.Code === 'string' ? e.Code : '';
 }
 

@@ -311,6 +311,10 @@ export class SqliteIndexStore implements IndexStore {
   async listVersionsByActor(ns: Namespace, actorId: string, options: ActorQuery): Promise<VersionRow[]> {
     const params: unknown[] = [ns.dbName, ns.collection, actorId];
     const where = ['db = ?', 'coll = ?', 'actor_id = ?'];
+    if (options.actorType !== undefined) {
+      where.push('actor_type = ?');
+      params.push(options.actorType);
+    }
     if (options.from !== undefined) {
       where.push('at >= ?');
       params.push(options.from);
