@@ -187,6 +187,26 @@ function crossCheck(raw: unknown): ConfigIssue[] {
     }
   }
 
+  // Counters live in (analyticsDbName, collection): an analytics database that is another
+  // database's name (or another tenant's analytics database) would merge their counters.
+  const names = new Map<string, string>();
+  const entries = databaseEntries(raw.databases);
+  for (const { path, entry } of entries) {
+    if (typeof entry.dbConnRef === 'string' && typeof entry.dbName === 'string') names.set(`${entry.dbConnRef}\u0000${entry.dbName}`, path);
+  }
+  for (const { path, entry } of entries) {
+    const analytics = entry.analyticsDbName;
+    if (typeof entry.dbConnRef !== 'string' || typeof analytics !== 'string' || analytics === entry.dbName) continue;
+    const key = `${entry.dbConnRef}\u0000${analytics}`;
+    const other = names.get(key);
+    if (other && other !== path) {
+      issues.push({
+        path: `${path}.analyticsDbName`,
+        message: `"${analytics}" on connection "${entry.dbConnRef}" is also used by ${other}; counters kept there would mix two databases' totals`,
+      });
+    } else names.set(key, path);
+  }
+
   if (isRecord(raw.collectionMaps)) {
     for (const [collection, map] of Object.entries(raw.collectionMaps)) {
       if (!isRecord(map) || !Array.isArray(map.indexedProps) || !isRecord(map.validation)) continue;

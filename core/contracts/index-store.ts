@@ -82,6 +82,9 @@ export interface IndexStore {
   /** Names of the databases on this store that have records waiting for blob sync. */
   listPendingDatabases(): Promise<string[]>;
 
+  /** Names of the databases on this store that have dead letters. */
+  listDeadLetterDatabases(): Promise<string[]>;
+
   /** The outbox sequence of a record that needs blob sync; `null` when its blobs are up to date. */
   getPendingSeq(ns: Namespace, id: string): Promise<number | null>;
 

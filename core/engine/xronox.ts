@@ -5,7 +5,7 @@ import type { BlobStore } from '../contracts/blob-store.js';
 import type { DeadLetter, IndexStore } from '../contracts/index-store.js';
 import { ClosedError, StorageError, ValidationError, XronoxError } from '../errors.js';
 import { assertName } from '../routing/names.js';
-import { type Route, type RouteRequest, Router } from '../routing/router.js';
+import { type DatabaseRoute, type Route, type RouteRequest, Router } from '../routing/router.js';
 import { BlobSync, type SyncReport } from './blob-sync.js';
 import { Collection, type ParsedCounterRule } from './collection.js';
 import { DEFAULT_MAX_CONTENT_BYTES } from './content.js';
@@ -55,7 +55,7 @@ export class Xronox {
     deadLetters: async (): Promise<Array<DeadLetter & { dbName: string }>> => {
       this.#assertOpen();
       const out: Array<DeadLetter & { dbName: string }> = [];
-      for (const db of this.#router.databases()) {
+      for (const db of await this.#databasesWith('dead')) {
         for (const d of await this.#indexFor(db).listDeadLetters(db.dbName, { limit: 10_000 })) out.push({ ...d, dbName: db.dbName });
       }
       return out;
@@ -63,7 +63,7 @@ export class Xronox {
     /** Puts every dead letter back into the outbox and syncs it again (after fixing the cause). */
     retryDeadLetters: async (): Promise<SyncReport> => {
       this.#assertOpen();
-      for (const db of this.#router.databases()) await this.#indexFor(db).requeueDeadLetters(db.dbName);
+      for (const db of await this.#databasesWith('dead')) await this.#indexFor(db).requeueDeadLetters(db.dbName);
       return this.repair();
     },
   };
@@ -168,16 +168,7 @@ export class Xronox {
   async repair(): Promise<SyncReport> {
     this.#assertOpen();
     const total: SyncReport = { synced: 0, failed: 0, deadLettered: 0 };
-    // Configured databases, plus dynamic tenants' databases that the stores say have pending work.
-    const databases = this.#router.databases();
-    for (const ref of this.#router.dynamicConnections()) {
-      const known = new Set(databases.filter((d) => d.dbConnRef === ref).map((d) => d.dbName));
-      for (const dbName of await this.#indexFor({ dbConnRef: ref }).listPendingDatabases()) {
-        const db = known.has(dbName) ? null : this.#router.databaseNamed(ref, dbName);
-        if (db) databases.push(db);
-      }
-    }
-    for (const db of databases) {
+    for (const db of await this.#databasesWith('pending')) {
       const report = await this.#sync.repair({
         index: this.#indexFor(db),
         blob: this.#blobFor(db),
@@ -206,6 +197,23 @@ export class Xronox {
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /**
+   * Every configured database, plus the dynamic tenants' databases that a store reports with
+   * pending syncs or dead letters (dynamic tenants are in no config list).
+   */
+  async #databasesWith(work: 'pending' | 'dead'): Promise<DatabaseRoute[]> {
+    const databases = this.#router.databases();
+    for (const ref of this.#router.dynamicConnections()) {
+      const store = this.#indexFor({ dbConnRef: ref });
+      const known = new Set(databases.filter((d) => d.dbConnRef === ref).map((d) => d.dbName));
+      for (const dbName of work === 'pending' ? await store.listPendingDatabases() : await store.listDeadLetterDatabases()) {
+        const db = known.has(dbName) ? null : this.#router.databaseNamed(ref, dbName);
+        if (db) databases.push(db);
+      }
+    }
+    return databases;
   }
 
   async #health(): Promise<HealthReport> {

@@ -73,7 +73,12 @@ describe('dead letters (fallback.maxRetries)', () => {
     const x = initXronox(
       {
         dbConnections: { local: { sqlitePath: `${dir.path}/xronox.sqlite` } },
-        databases: { runtime: { tenantDatabases: [{ tenantId: 'acme', dbConnRef: 'local', dbName: 'rt_acme' }] } },
+        databases: {
+          runtime: {
+            tenantDatabases: [{ tenantId: 'acme', dbConnRef: 'local', dbName: 'rt_acme' }],
+            dynamicTenants: { enabled: true, dbConnRef: 'local', dbNameTemplate: 'dyn_{tenantId}' },
+          },
+        },
         localStorage: { basePath: blobs, enabled: true },
         fallback: { enabled: true, maxRetries: 2, retryDelayMs: 10, maxDelayMs: 40 },
       },
@@ -83,22 +88,27 @@ describe('dead letters (fallback.maxRetries)', () => {
       const orders = x.with({ databaseType: 'runtime', tier: 'tenant', tenantId: 'acme', collection: 'orders' });
       const ids = [];
       for (let i = 0; i < 5; i++) ids.push((await orders.create({ i })).id);
+      // A tenant that exists only through dynamicTenants, in no config list.
+      const newco = x.with({ databaseType: 'runtime', tier: 'tenant', tenantId: 'newco', collection: 'orders' });
+      const dynamicId = (await newco.create({ i: 'dyn' })).id;
       const deadline = Date.now() + 20_000;
-      while ((await x.admin.deadLetters()).length < ids.length) {
+      while ((await x.admin.deadLetters()).length < ids.length + 1) {
         if (Date.now() > deadline) throw new Error('records did not reach the dead-letter list');
         await new Promise((r) => setTimeout(r, 20));
       }
       const dead = await x.admin.deadLetters();
-      expect(dead.map((d) => d.id).sort()).toEqual([...ids].sort());
+      expect(dead.map((d) => d.id).sort()).toEqual([...ids, dynamicId].sort());
+      expect(dead.find((d) => d.id === dynamicId)?.dbName).toBe('dyn_newco');
       expect(dead[0]).toMatchObject({ dbName: 'rt_acme', collection: 'orders', reason: expect.stringMatching(/fs store failed/) });
       // Dead letters are not retried by themselves, and their data is intact in the index.
       expect((await x.repair()).synced).toBe(0);
       for (const [i, id] of ids.entries()) expect((await orders.getVersion(id, 0))?.data).toEqual({ i });
       unlinkSync(blobs);
       const report = await x.admin.retryDeadLetters();
-      expect(report).toMatchObject({ synced: ids.length, failed: 0 });
+      expect(report).toMatchObject({ synced: ids.length + 1, failed: 0 });
       expect(await x.admin.deadLetters()).toEqual([]);
       for (const id of ids) expect(existsSync(`${blobs}/rt_acme/versions/orders/${id}/v0.json`)).toBe(true);
+      expect(existsSync(`${blobs}/dyn_newco/versions/orders/${dynamicId}/v0.json`)).toBe(true);
     } finally {
       await x.shutdown();
       dir.cleanup();

@@ -926,3 +926,45 @@ describe('loadConfig: runtime versioning', () => {
     ]);
   });
 });
+
+describe('loadConfig: analytics databases', () => {
+  const base = {
+    dbConnections: { local: { sqlitePath: '/tmp/x.sqlite' } },
+    localStorage: { basePath: '/tmp/blobs', enabled: true },
+  };
+  it("refuses an analytics database that is another database, or another tenant's analytics database", () => {
+    const err = configError(() =>
+      loadConfig({
+        ...base,
+        databases: {
+          runtime: {
+            tenantDatabases: [
+              { tenantId: 'acme', dbConnRef: 'local', dbName: 'rt_acme', analyticsDbName: 'rt_globex' },
+              { tenantId: 'globex', dbConnRef: 'local', dbName: 'rt_globex' },
+              { tenantId: 'a', dbConnRef: 'local', dbName: 'rt_a', analyticsDbName: 'shared_an' },
+              { tenantId: 'b', dbConnRef: 'local', dbName: 'rt_b', analyticsDbName: 'shared_an' },
+            ],
+          },
+        },
+      }),
+    );
+    expect(err.issues.map((i) => i.path)).toEqual(['databases.runtime.tenantDatabases[0].analyticsDbName', 'databases.runtime.tenantDatabases[3].analyticsDbName']);
+    expect(err.issues[0]?.message).toMatch(/mix two databases' totals/);
+  });
+
+  it('accepts an analytics database equal to its own dbName, or its own separate name', () => {
+    expect(() =>
+      loadConfig({
+        ...base,
+        databases: {
+          runtime: {
+            tenantDatabases: [
+              { tenantId: 'acme', dbConnRef: 'local', dbName: 'rt_acme', analyticsDbName: 'rt_acme' },
+              { tenantId: 'globex', dbConnRef: 'local', dbName: 'rt_globex', analyticsDbName: 'an_globex' },
+            ],
+          },
+        },
+      }),
+    ).not.toThrow();
+  });
+});

@@ -394,6 +394,10 @@ export class SqliteIndexStore implements IndexStore {
       .immediate();
   }
 
+  async listDeadLetterDatabases(): Promise<string[]> {
+    return (this.#stmts.deadLetterDatabases.all() as Array<{ db: string }>).map((r) => r.db);
+  }
+
   async listPendingDatabases(): Promise<string[]> {
     return (this.#stmts.pendingDatabases.all() as Array<{ db: string }>).map((r) => r.db);
   }
@@ -501,6 +505,7 @@ function prepareStatements(db: Database.Database) {
     listPendingIn: p('SELECT coll, id, seq FROM sync_outbox WHERE db = ? AND coll = ? ORDER BY rowid LIMIT ?'),
     getPending: p('SELECT seq FROM sync_outbox WHERE db = ? AND coll = ? AND id = ?'),
     pendingDatabases: p('SELECT DISTINCT db FROM sync_outbox ORDER BY db'),
+    deadLetterDatabases: p('SELECT DISTINCT db FROM sync_dead_letters ORDER BY db'),
     putPendingBlob: p(
       `INSERT INTO pending_blobs (db, coll, id, bucket, key, content_type, body) VALUES (?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (db, coll, bucket, key) DO UPDATE SET id = excluded.id, content_type = excluded.content_type, body = excluded.body`,
