@@ -206,7 +206,7 @@ export class Collection {
     const who = this.#who(options.actor, options.reason);
     const functionId = checkFunctionId(options.functionId);
     const clean = this.#cleanData(data);
-    const { filter, claimKey } = this.#uniqueKey(clean, options.uniqueKeys);
+    const { filter, claimKey, keys } = this.#uniqueKey(clean, options.uniqueKeys);
     for (let attempt = 0; attempt < MAX_RETRIES; attempt++) {
       const [existing] = await this.#ctx.index.listHeads(this.#ns, { filter, includeDeleted: false, sort: { field: 'id', direction: 1 }, limit: 1 });
       if (existing) {
@@ -221,7 +221,7 @@ export class Collection {
       // No live record: claim the key while creating. A claim left by a record that was since
       // changed or deleted is taken over; a claim taken meanwhile by a new record wins.
       const stale = await this.#ctx.index.getClaim(this.#ns, claimKey);
-      const result = await this.#createRecord(clean, who, {}, [{ key: claimKey, ...(stale ? { replacing: stale } : {}) }], functionId);
+      const result = await this.#createRecord(clean, who, { uniqueKeys: keys }, [{ key: claimKey, ...(stale ? { replacing: stale } : {}) }], functionId);
       if (result.ok) return { id: result.id, ov: 0, cv: result.cv, created: true, at: result.at };
       await pause(attempt);
     }
@@ -691,7 +691,7 @@ export class Collection {
   async #createRecord(
     input: Data,
     who: Who,
-    lineage: Pick<SystemInfo, 'parent' | 'origin'>,
+    lineage: Pick<SystemInfo, 'parent' | 'origin' | 'uniqueKeys'>,
     claims: NonNullable<RecordWrite['claims']>,
     functionId?: string,
   ): Promise<{ ok: true; id: string; cv: number; at: string } | { ok: false }> {
@@ -767,6 +767,11 @@ export class Collection {
       hash,
     };
     const write: RecordWrite = { id, expectedOv: head ? head.ov : null, head: newHead };
+    // A deleted record released its unique claims; coming back to life it must take them again,
+    // and fails (ConflictError) when another live record holds them now.
+    if (head?.deleted && !doc.deleted && doc.system?.uniqueKeys) {
+      write.claims = [{ key: this.#uniqueKey(doc.data, doc.system.uniqueKeys).claimKey }];
+    }
     if (versioned && hash !== null) {
       write.version = { op: doc.op, at: doc.at, actor: doc.actor, reason: doc.reason, deleted: doc.deleted, body, hash };
     }
@@ -798,7 +803,7 @@ export class Collection {
     return { dbName: this.#ctx.route.analyticsDbName, collection: this.#ctx.route.collection, deltas };
   }
 
-  #uniqueKey(data: Data, uniqueKeys: unknown): { filter: FilterNode; claimKey: string } {
+  #uniqueKey(data: Data, uniqueKeys: unknown): { filter: FilterNode; claimKey: string; keys: string[] } {
     if (!Array.isArray(uniqueKeys) || uniqueKeys.length === 0 || uniqueKeys.length > 8) {
       throw new ValidationError('uniqueKeys must list 1 to 8 indexed properties', { path: 'uniqueKeys' });
     }
@@ -816,7 +821,7 @@ export class Collection {
     pairs.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     const filter: FilterNode = { kind: 'and', items: pairs.map(([field, value]) => ({ kind: 'compare', field, op: '$eq', value })) };
     const claimKey = createHash('sha256').update(JSON.stringify(pairs)).digest('hex');
-    return { filter, claimKey };
+    return { filter, claimKey, keys: pairs.map(([key]) => key) };
   }
 
   /** Runs `attempt`, retrying on version conflicts when the caller gave no `expectedOv`. */

@@ -23,6 +23,8 @@ export interface SystemInfo {
   origin?: Origin;
   /** Every `functionId` that has enriched the record, in first-use order. */
   functionIds?: string[];
+  /** The `uniqueKeys` of the `smartInsert` that created the record; re-claimed if it is revived. */
+  uniqueKeys?: string[];
 }
 
 /** What reads return as `_system`. */

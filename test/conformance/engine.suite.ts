@@ -785,6 +785,9 @@ export function engineConformance(backend: EngineBackend): void {
         const again = await customers.smartInsert({ email: 'bob@example.com', region: 'eu' }, { uniqueKeys: ['email', 'region'] });
         expect(again).toMatchObject({ created: true });
         expect(again.id).not.toBe(other.id);
+        // Reviving a deleted record whose key another live record now holds is refused.
+        await expect(customers.restoreObject(other.id, { ov: 0 })).rejects.toBeInstanceOf(ConflictError);
+        expect((await customers.listByMeta({ filter: { email: 'bob@example.com' } })).items.map((r) => r.id)).toEqual([again.id]);
         // A record whose key changed no longer holds it.
         await customers.update(again.id, { email: 'robert@example.com', region: 'eu' }, 0);
         const third = await customers.smartInsert({ email: 'bob@example.com', region: 'eu' }, { uniqueKeys: ['email', 'region'] });
