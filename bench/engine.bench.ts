@@ -263,14 +263,24 @@ async function seedRaw(coll: string, versions: number): Promise<{ rec: Seeded; s
   return { rec: { id: created.id, times }, seconds: secondsSince(start) };
 }
 
+/**
+ * An ISO time with its fraction padded to microseconds. The engine stamps versions to the
+ * microsecond (`…05.678901Z`); the baseline and the sampled instants have milliseconds
+ * (`…05.678Z`). Compared as raw strings, `…05.678901Z` would sort before `…05.678Z`.
+ */
+function toMicroIso(t: string): string {
+  return t.replace(/\.(\d{1,6})Z$/, (_, f: string) => `.${f.padEnd(6, '0')}Z`);
+}
+
 /** The ov whose time is the newest at or before `at` (times strictly increase), or -1. */
 function expectedOv(times: readonly string[], at: string): number {
+  const target = toMicroIso(at);
   let lo = 0;
   let hi = times.length - 1;
   let found = -1;
   while (lo <= hi) {
     const mid = (lo + hi) >> 1;
-    if (times[mid]! <= at) {
+    if (toMicroIso(times[mid]!) <= target) {
       found = mid;
       lo = mid + 1;
     } else hi = mid - 1;

@@ -1,4 +1,6 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { createServer, request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pooledClientCount } from '../../core/adapters/s3/s3-client-pool.js';
 import { S3BlobStore } from '../../core/adapters/s3/s3-blob-store.js';
@@ -283,6 +285,60 @@ describe('S3 storage against a real S3 server (s3rver)', () => {
     expect(health.ok).toBe(false);
     expect(health.databases[0]?.blobs).toMatchObject({ ok: false, error: expect.stringMatching(/credentials/) });
     expect(JSON.stringify(health)).not.toContain('super-secret-value-123');
+  });
+
+  it('uploads a large object as a multipart upload and reads it back byte for byte', async () => {
+    await server.createBuckets(['sm-data']);
+    const store = new S3BlobStore({ ref: 's3rver', connection: s3() });
+    try {
+      const big = randomBytes(12 * 1024 * 1024 + 123);
+      await store.put('sm-data', 'big/blob.bin', big, { contentType: 'application/octet-stream' });
+      expect(Buffer.from((await store.get('sm-data', 'big/blob.bin'))!).equals(big)).toBe(true);
+      expect((await store.head('sm-data', 'big/blob.bin'))?.size).toBe(big.byteLength);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('retries throttling (503 SlowDown) with backoff, and names the error once retries run out', async () => {
+    await server.createBuckets(['st-data']);
+    // A proxy in front of the real server that answers the first `throttle` requests with 503 SlowDown.
+    let throttle = 0;
+    let seen = 0;
+    const target = new URL(server.endpoint);
+    const proxy = createServer((req, res) => {
+      seen++;
+      if (throttle > 0) {
+        throttle--;
+        res.writeHead(503, { 'content-type': 'application/xml' });
+        res.end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>');
+        return;
+      }
+      const upstream = httpRequest({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      });
+      req.pipe(upstream);
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    const endpoint = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+    const store = new S3BlobStore({ ref: 'throttled', connection: s3({ endpoint, region: 'ap-south-1' }) });
+    try {
+      throttle = 2;
+      seen = 0;
+      await store.put('st-data', 'k.json', Buffer.from('{"ok":true}'));
+      expect(seen).toBe(3);
+      expect(Buffer.from((await store.get('st-data', 'k.json'))!).toString()).toBe('{"ok":true}');
+      throttle = 100;
+      seen = 0;
+      const err = await store.put('st-data', 'k2.json', Buffer.from('{}')).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(StorageError);
+      expect((err as Error).message).toMatch(/SlowDown/);
+      expect(seen).toBe(5);
+    } finally {
+      await store.close();
+      await new Promise((r) => proxy.close(r));
+    }
   });
 
   it('one S3 client per connection per process, shared by instances and released by the last one', async () => {
