@@ -21,7 +21,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
-import { type Collection, type Data, initXronox } from '../core/index.js';
+import { type Collection, initXronox } from '../core/index.js';
 import {
   fmtLatency,
   fmtNumber,
@@ -39,6 +39,7 @@ import {
   type Throughput,
 } from './support/measure.js';
 import { RawBaseline } from './support/raw-baseline.js';
+import { makeData } from './support/document.js';
 
 const N = envInt('BENCH_N', 5000);
 const VERSIONS = envInt('BENCH_VERSIONS', 100_000);
@@ -72,24 +73,6 @@ const collection = (name: string): Collection => xronox.with({ databaseType: 'ru
 collection('warmup');
 const raw = new RawBaseline({ sqlitePath, blobBasePath: join(dir, 'raw-blobs'), bucket: DB_NAME });
 
-const FILLER = 'The quick brown fox jumps over the lazy dog. '.repeat(12);
-/** A ~1 KB JSON document; `seq` changes per write so every version differs, at constant length. */
-function makeData(seq: number): Data {
-  return {
-    status: seq % 2 === 0 ? 'open' : 'paid',
-    total: 1000 + (seq % 9000),
-    seq: 1_000_000 + seq,
-    currency: 'EUR',
-    customer: { id: 'cus_000123', name: 'Ada Lovelace', email: 'ada@example.com', tier: 'gold' },
-    items: [
-      { sku: 'SKU-0001', qty: 2, price: 1999 },
-      { sku: 'SKU-0002', qty: 1, price: 4999 },
-      { sku: 'SKU-0003', qty: 5, price: 299 },
-    ],
-    tags: ['bench', 'xronox', 'versioned'],
-    note: FILLER,
-  };
-}
 
 function log(message: string): void {
   const rss = `${(process.memoryUsage.rss() / 2 ** 20).toFixed(0)} MiB`.padStart(8);

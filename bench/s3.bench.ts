@@ -40,10 +40,11 @@ import {
 import { S3BlobStore } from '../core/adapters/s3/s3-blob-store.js';
 import { acquireS3Client } from '../core/adapters/s3/s3-client-pool.js';
 import type { SpacesConnectionConfig } from '../core/config/schema.js';
-import { type Data, initXronox, type Xronox } from '../core/index.js';
+import { initXronox, type Xronox } from '../core/index.js';
 import { type CephS3, cephS3 } from '../test/support/ceph.js';
 import { startS3rver } from '../test/support/s3rver.js';
 import { fmtNumber, fmtRatio, inFlight, markdownTable, now, secondsSince } from './support/measure.js';
+import { makeData } from './support/document.js';
 
 const SCALE = envScale('BENCH_S3_SCALE');
 const ROUNDS = 10;
@@ -235,24 +236,6 @@ async function adapterCost(): Promise<CallCost[]> {
 
 // ---- versioned creates on sqlite × s3 -----------------------------------------------------
 
-const FILLER = 'The quick brown fox jumps over the lazy dog. '.repeat(12);
-/** The ~1 KB document of bench/engine.bench.ts; `seq` changes per write at constant length. */
-function makeData(seq: number): Data {
-  return {
-    status: seq % 2 === 0 ? 'open' : 'paid',
-    total: 1000 + (seq % 9000),
-    seq: 1_000_000 + seq,
-    currency: 'EUR',
-    customer: { id: 'cus_000123', name: 'Ada Lovelace', email: 'ada@example.com', tier: 'gold' },
-    items: [
-      { sku: 'SKU-0001', qty: 2, price: 1999 },
-      { sku: 'SKU-0002', qty: 1, price: 4999 },
-      { sku: 'SKU-0003', qty: 5, price: 299 },
-    ],
-    tags: ['bench', 'xronox', 'versioned'],
-    note: FILLER,
-  };
-}
 
 interface CreateResult {
   workers: number;

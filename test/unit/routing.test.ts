@@ -3,6 +3,7 @@ import { loadConfig } from '../../core/config/load.js';
 import type { BlobKind, DatabaseType, Tier } from '../../core/config/schema.js';
 import { RouteNotFoundError, ValidationError, XronoxError } from '../../core/errors.js';
 import { Router, type RouteRequest } from '../../core/routing/router.js';
+import { thrown } from '../support/errors.js';
 
 const s3 = { region: 'us-east-1', accessKey: 'key', secretKey: 'secret' };
 
@@ -65,16 +66,6 @@ const config = loadConfig({
 const router = new Router(config);
 const runtime = (tenantId: string, collection = 'orders') => router.resolve({ databaseType: 'runtime', tier: 'tenant', tenantId, collection });
 
-/** Expects `fn` to throw an error of class `type`; returns it. */
-function thrown<E extends Error>(type: abstract new (...args: never[]) => E, fn: () => unknown): E {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(type);
-    return err as E;
-  }
-  throw new Error(`expected a ${type.name}, but nothing was thrown`);
-}
 
 describe('Router.resolve: databases per tier', () => {
   it('resolves the generic tier', () => {
