@@ -270,11 +270,4 @@ export type ParsedConfig = z.output<typeof configSchema>;
 export type DbConnectionConfig = z.output<typeof dbConnectionSchema>;
 export type SpacesConnectionConfig = z.output<typeof spacesConnectionSchema>;
 export type CollectionMapConfig = z.output<typeof collectionMapSchema>;
-export type CounterRuleConfig = z.output<typeof counterRuleSchema>;
 export type DynamicTenantsConfig = z.output<typeof dynamicTenantsSchema>;
-export type DatabaseEntryConfig = z.output<typeof genericDatabaseSchema> & {
-  tenantId?: string;
-  domain?: string;
-  analyticsDbName?: string;
-  captureDeliveries?: boolean;
-};
