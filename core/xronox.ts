@@ -12,8 +12,8 @@ export interface InitOptions {
 }
 
 /**
- * Validates the config and returns a ready Xronox instance. Nothing is opened until first use;
- * a config that names a backend this build lacks is refused here, not at the first write.
+ * Validates the config and returns a ready Xronox instance. Nothing is opened until first use:
+ * a MongoDB client connects on the first operation, an SQLite file opens on the first access.
  *
  * Without a config, it is read from `xronox.config.json` (else `.xronox.json`) in the working
  * directory or, failing that, in the nearest package root above it (see `findConfigFile`).
@@ -21,7 +21,5 @@ export interface InitOptions {
 export function initXronox(config?: unknown, options: InitOptions = {}): Xronox {
   const env = options.env ?? process.env;
   const loaded: XronoxConfig = config === undefined ? loadConfigFile(findConfigFile(), env) : loadConfig(config, env);
-  const refused = defaultAdapters.unsupported({ db: loaded.dbConnections });
-  if (refused) throw refused;
   return new Xronox(loaded, defaultAdapters, options);
 }

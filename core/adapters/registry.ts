@@ -1,8 +1,10 @@
+import type { XronoxConfig } from '../config/load.js';
 import type { DbConnectionConfig, SpacesConnectionConfig } from '../config/schema.js';
 import type { BlobStore } from '../contracts/blob-store.js';
 import type { IndexStore } from '../contracts/index-store.js';
 import { ConfigError } from '../errors.js';
 import { FsBlobStore } from './fs/fs-blob-store.js';
+import { MongoIndexStore } from './mongodb/mongodb-index-store.js';
 import { S3BlobStore } from './s3/s3-blob-store.js';
 import { SqliteIndexStore } from './sqlite/sqlite-index-store.js';
 
@@ -11,9 +13,10 @@ import { SqliteIndexStore } from './sqlite/sqlite-index-store.js';
  * folder under `core/adapters/` plus one branch here.
  */
 export const defaultAdapters = {
-  indexStore(ref: string, connection: DbConnectionConfig): IndexStore {
+  indexStore(ref: string, connection: DbConnectionConfig, config: XronoxConfig): IndexStore {
     if (connection.sqlitePath !== undefined) return new SqliteIndexStore({ path: connection.sqlitePath });
-    throw unsupported(`dbConnections.${ref}.mongoUri`, 'the MongoDB index store');
+    if (connection.mongoUri !== undefined) return new MongoIndexStore(mongoOptions(connection.mongoUri, config));
+    throw new ConfigError([{ path: `dbConnections.${ref}`, message: 'names no backend (mongoUri or sqlitePath)' }]);
   },
   blobStore(ref: string | null, connection: SpacesConnectionConfig | null, localBasePath: string | undefined): BlobStore {
     if (connection === null) {
@@ -22,15 +25,23 @@ export const defaultAdapters = {
     }
     return new S3BlobStore({ ref: ref ?? '', connection });
   },
-  /** Which connections this build can open; `initXronox` refuses a config that needs others, up front. */
-  unsupported(connections: { db: Record<string, DbConnectionConfig> }): ConfigError | null {
-    const issues = Object.entries(connections.db)
-      .filter(([, c]) => c.mongoUri !== undefined)
-      .map(([ref]) => ({ path: `dbConnections.${ref}.mongoUri`, message: 'the MongoDB index store is not part of this build yet; use sqlitePath' }));
-    return issues.length ? new ConfigError(issues) : null;
-  },
 };
 
-function unsupported(path: string, what: string): ConfigError {
-  return new ConfigError([{ path, message: `${what} is not part of this build yet` }]);
+/** The MongoDB store's settings, read from the one config. */
+export function mongoOptions(uri: string, config: Pick<XronoxConfig, 'collectionMaps' | 'retention' | 'transactions' | 'fallback'>) {
+  const t = config.transactions;
+  return {
+    uri,
+    // `transactions.enabled: false` forces the standalone protocol; `enabled: true` without
+    // auto-detection insists on a replica set; anything else detects the server's topology.
+    transactions: t?.enabled === false ? 'off' : t?.enabled === true && t.autoDetect === false ? 'required' : 'auto',
+    indexSettings: (collection: string) => ({
+      indexedProps: config.collectionMaps[collection]?.indexedProps ?? [],
+      ...(config.retention?.ver?.days !== undefined ? { versionRetentionDays: config.retention.ver.days } : {}),
+    }),
+    protocol: {
+      deadLetterCollection: config.fallback?.deadLetterCollection ?? 'xronox_dead_letters',
+      ...(config.retention?.ver?.maxPerItem !== undefined ? { maxVersionsPerItem: config.retention.ver.maxPerItem } : {}),
+    },
+  } as const satisfies ConstructorParameters<typeof MongoIndexStore>[0];
 }

@@ -19,7 +19,8 @@ export interface IndexStore {
   getHead(ns: Namespace, id: string): Promise<HeadRow | null>;
 
   /**
-   * Applies every write of the batch atomically, or none of them.
+   * Applies every write of the batch atomically, or none of them (see
+   * `capabilities.atomicBatches` for the one declared exception).
    *
    * For each write, in order: checks the record's current ov against `expectedOv` (`null` means
    * "must not exist"), takes its unique claims, assigns the next collection version (cv) of the
@@ -126,7 +127,12 @@ export interface IndexStore {
 }
 
 export interface IndexStoreCapabilities {
-  /** Multi-record batches commit atomically (always true for SQLite; replica sets for MongoDB). */
+  /**
+   * Multi-record batches commit atomically (SQLite; MongoDB on a replica set). When `false`
+   * (MongoDB's standalone protocol), each write of a batch is still atomic and checked, but a
+   * failure at write k leaves writes before k applied, and the batch's counters are added only
+   * when its last write commits.
+   */
   readonly atomicBatches: boolean;
   /** Several OS processes may share the store safely. */
   readonly multiProcess: boolean;

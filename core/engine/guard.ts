@@ -7,8 +7,9 @@ import { ClosedError, StorageError, XronoxError } from '../errors.js';
  */
 export function guardAdapter<T extends { readonly name: string }>(adapter: T, isClosed: () => boolean): T {
   return new Proxy(adapter, {
-    get(target, property, receiver) {
-      const value = Reflect.get(target, property, receiver) as unknown;
+    get(target, property) {
+      // The target as receiver: getters of adapters read their private fields, which a proxy lacks.
+      const value = Reflect.get(target, property) as unknown;
       if (typeof value !== 'function' || property === 'close') {
         return typeof value === 'function' ? value.bind(target) : value;
       }

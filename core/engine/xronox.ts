@@ -16,7 +16,8 @@ import { guardAdapter } from './guard.js';
 
 /** How the engine obtains adapters; the composition root (`core/xronox.ts`) provides the defaults. */
 export interface AdapterFactories {
-  indexStore(ref: string, connection: DbConnectionConfig): IndexStore;
+  /** `config` lets an adapter derive per-collection settings (indexes, retention, transactions). */
+  indexStore(ref: string, connection: DbConnectionConfig, config: XronoxConfig): IndexStore;
   /** `ref`/`connection` are `null` for the local filesystem (`localStorage.basePath`). */
   blobStore(ref: string | null, connection: SpacesConnectionConfig | null, localBasePath: string | undefined): BlobStore;
 }
@@ -271,7 +272,7 @@ export class Xronox {
     let store = this.#indexStores.get(route.dbConnRef);
     if (!store) {
       const connection = this.config.dbConnections[route.dbConnRef]!;
-      store = guardAdapter(opening('index store', () => this.#factories.indexStore(route.dbConnRef, connection)), () => this.#closed);
+      store = guardAdapter(opening('index store', () => this.#factories.indexStore(route.dbConnRef, connection, this.config)), () => this.#closed);
       this.#indexStores.set(route.dbConnRef, store);
     }
     return store;

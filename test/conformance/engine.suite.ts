@@ -60,6 +60,7 @@ export function engineConformance(backend: EngineBackend): void {
       const db = (dbName: string) => dbEntry(dbName);
       const config: XronoxConfigInput = {
         ...inst.connections,
+        ...inst.settings,
         databases: {
           runtime: {
             tenantDatabases: [

@@ -1,0 +1,721 @@
+import { randomUUID } from 'node:crypto';
+import { type ClientSession, type Collection, type Document, type Filter, type MongoClient, type MongoClientOptions, MongoServerError, type Sort } from 'mongodb';
+import type {
+  ActorQuery,
+  AsOfQuery,
+  CommitBatch,
+  CommitResult,
+  CounterDelta,
+  DeadLetter,
+  HeadQuery,
+  HeadRow,
+  IndexStore,
+  Namespace,
+  PendingBlob,
+  PendingSync,
+  RecordWrite,
+  VersionPoint,
+  VersionRow,
+} from '../../contracts/index-store.js';
+import { acquireMongoClient } from './mongodb-client-pool.js';
+import {
+  type HeadDoc,
+  headRowOf,
+  pendingBlobDoc,
+  pendingBlobOf,
+  type PendingBlobDoc,
+  type PendingWrite,
+  toHeadDoc,
+  toVersionDoc,
+  type VersionDoc,
+  versionRowOf,
+} from './mongodb-documents.js';
+import { type IndexedFields, toMongoFilter } from './mongodb-filter.js';
+import { metaPath } from './mongodb-meta.js';
+import { collectionName, type CollectionRole, type IndexSettings, indexSpecs, pendingBlobId, queueIndexSpecs, recordKey, TOTALS_DOC_ID, versionId } from './mongodb-layout.js';
+import {
+  acquireLockOp,
+  coll,
+  type CollRef,
+  headCasFilter,
+  type MongoOp,
+  nextCvOp,
+  type ProtocolSettings,
+  queue,
+  releaseLockOp,
+  rollForward,
+  sideEffects,
+} from './mongodb-protocol.js';
+
+export interface MongoIndexStoreOptions {
+  uri: string;
+  /**
+   * `auto` (default) uses multi-document transactions when the server is a replica set or a
+   * sharded cluster and the standalone protocol otherwise; `required` refuses a standalone
+   * server; `off` always uses the standalone protocol.
+   */
+  transactions?: 'auto' | 'required' | 'off';
+  /** Indexes and retention of a collection (from `collectionMaps` and `retention`). */
+  indexSettings?: (collection: string) => IndexSettings;
+  protocol?: Partial<ProtocolSettings>;
+  /** Extra driver options (timeouts, TLS); durability defaults are in `mongodb-client-pool.ts`. */
+  clientOptions?: MongoClientOptions;
+}
+
+/** Thrown inside a transaction to roll it back when an optimistic check fails. */
+class CheckFailed extends Error {
+  constructor(readonly result: CommitResult & { ok: false }) {
+    super('check failed');
+  }
+}
+
+const DUPLICATE_KEY = 11000;
+/** How often a standalone write re-reads a head that another writer left mid-roll-forward. */
+const MAX_ROLL_FORWARD_ROUNDS = 8;
+
+interface ClaimDoc {
+  _id: string;
+  id: string;
+  cv: number;
+}
+interface OutboxDoc {
+  _id: string;
+  coll: string;
+  id: string;
+  seq: number;
+  queuedAt: Date;
+}
+interface DeadLetterDoc {
+  _id: string;
+  coll: string;
+  id: string;
+  reason: string;
+  failedAt: string;
+}
+interface CounterDoc {
+  _id: string;
+  seq?: number;
+  counts?: Record<string, number>;
+}
+
+type Mode = 'transactions' | 'standalone';
+/** A failed commit before its batch position is known. */
+type Refusal =
+  | { ok: false; reason: 'version'; id: string; expectedOv: number | null; actualOv: number | null }
+  | { ok: false; reason: 'claim'; id: string; key: string; heldBy: string };
+
+/**
+ * The production index store on the official MongoDB driver, laid out as the product documents
+ * describe (`mongodb-layout.ts`). Writes follow `mongodb-protocol.ts`: one transaction per batch
+ * on a replica set, an ordered compare-and-set protocol on a standalone server.
+ */
+export class MongoIndexStore implements IndexStore {
+  readonly name = 'mongodb';
+  readonly #client: MongoClient;
+  readonly #release: () => Promise<void>;
+  readonly #connect: () => Promise<void>;
+  readonly #options: MongoIndexStoreOptions;
+  readonly #protocol: ProtocolSettings;
+  readonly #ready = new Map<string, Promise<void>>();
+  #mode: Promise<Mode> | null = null;
+  #detected: Mode | null = null;
+
+  constructor(options: MongoIndexStoreOptions) {
+    this.#options = options;
+    this.#protocol = { deadLetterCollection: 'xronox_dead_letters', ...options.protocol };
+    const { client, connect, release } = acquireMongoClient(options.uri, options.clientOptions);
+    this.#client = client;
+    this.#connect = connect;
+    this.#release = release;
+  }
+
+  get capabilities(): { atomicBatches: boolean; multiProcess: boolean } {
+    // Until the first operation has asked the server, only `required` is known to be atomic.
+    const mode = this.#detected ?? (this.#options.transactions === 'required' ? 'transactions' : 'standalone');
+    return { atomicBatches: mode === 'transactions', multiProcess: true };
+  }
+
+  // ---- writes --------------------------------------------------------------------------
+
+  async commit(ns: Namespace, batch: CommitBatch): Promise<CommitResult> {
+    await this.#connect();
+    await this.#ensure(ns, 'head', 'counter', 'claims');
+    if (batch.writes.some((w) => w.version)) await this.#ensure(ns, 'ver');
+    await this.#ensureQueues(ns.dbName);
+    for (const c of batch.counters ?? []) await this.#ensure({ dbName: c.dbName, collection: c.collection }, 'counter');
+    return (await this.#modeOf()) === 'transactions' ? this.#commitInTransaction(ns, batch) : this.#commitStandalone(ns, batch);
+  }
+
+  async #commitInTransaction(ns: Namespace, batch: CommitBatch): Promise<CommitResult> {
+    const session = this.#client.startSession();
+    try {
+      let cvs: number[] = [];
+      await session.withTransaction(
+        async () => {
+          cvs = []; // the callback re-runs from scratch when the transaction is retried
+          for (const [index, write] of batch.writes.entries()) {
+            const head = await this.#heads(ns).findOne({ _id: write.id }, { session });
+            const actualOv = head?.ov ?? null;
+            if (actualOv !== write.expectedOv) throw new CheckFailed({ ok: false, reason: 'version', index, id: write.id, expectedOv: write.expectedOv, actualOv });
+            const cv = await this.#nextCv(ns, session);
+            const refused = await this.#takeClaims(ns, write, cv, session);
+            if (refused) throw new CheckFailed({ ok: false, reason: 'claim', index, id: write.id, ...refused });
+            if (write.head) await this.#heads(ns).replaceOne({ _id: write.id }, toHeadDoc(write.id, write.head, cv), { upsert: true, session });
+            else await this.#heads(ns).deleteOne({ _id: write.id }, { session });
+            const last = index === batch.writes.length - 1;
+            await this.#run(sideEffects(ns, write.id, this.#pendingOf(ns, write, cv, last ? batch.counters : undefined), this.#protocol, { idempotentCounters: false }), session);
+            cvs.push(cv);
+          }
+        },
+        { readConcern: { level: 'majority' }, writeConcern: { w: 'majority', journal: true }, readPreference: 'primary' },
+      );
+      return { ok: true, cvs };
+    } catch (err) {
+      if (err instanceof CheckFailed) return err.result;
+      throw err;
+    } finally {
+      await session.endSession();
+    }
+  }
+
+  /** The standalone protocol, record by record; see `mongodb-protocol.ts` for the steps and why. */
+  async #commitStandalone(ns: Namespace, batch: CommitBatch): Promise<CommitResult> {
+    const cvs: number[] = [];
+    for (const [index, write] of batch.writes.entries()) {
+      const last = index === batch.writes.length - 1;
+      const outcome = await this.#commitOneStandalone(ns, write, last ? batch.counters : undefined);
+      if ('cv' in outcome) cvs.push(outcome.cv);
+      else return { ...outcome, index };
+    }
+    return { ok: true, cvs };
+  }
+
+  async #commitOneStandalone(
+    ns: Namespace,
+    write: RecordWrite,
+    counters: readonly CounterDelta[] | undefined,
+  ): Promise<{ cv: number } | Refusal> {
+    for (let round = 0; round < MAX_ROLL_FORWARD_ROUNDS; round++) {
+      // Step 1: a head left mid-write by another process is finished first.
+      const head = await this.#heads(ns).findOne({ _id: write.id });
+      if (head?.pending) {
+        await this.#rollForward(ns, head as HeadDoc & { pending: PendingWrite });
+        continue;
+      }
+      const actualOv = head?.ov ?? null;
+      if (actualOv !== write.expectedOv) return { ok: false, reason: 'version', id: write.id, expectedOv: write.expectedOv, actualOv };
+      // Steps 2 and 3.
+      const cv = await this.#nextCv(ns);
+      const refused = await this.#takeClaims(ns, write, cv);
+      if (refused) return { ok: false, reason: 'claim', id: write.id, ...refused };
+      // Step 4, the commit point.
+      const pending = this.#pendingOf(ns, write, cv, counters);
+      if (await this.#casHead(ns, write, cv, pending)) {
+        // Step 5. Should it fail, the write stays committed and whoever touches the record next finishes it.
+        await this.#rollForward(ns, { ...(write.head ? toHeadDoc(write.id, write.head, cv) : head!), pending });
+        return { cv };
+      }
+      await this.#claims(ns).deleteMany({ id: write.id, cv });
+    }
+    const head = await this.#heads(ns).findOne({ _id: write.id });
+    return { ok: false, reason: 'version', id: write.id, expectedOv: write.expectedOv, actualOv: head?.ov ?? null };
+  }
+
+  async #casHead(ns: Namespace, write: RecordWrite, cv: number, pending: PendingWrite): Promise<boolean> {
+    if (write.expectedOv === null) {
+      if (!write.head) return true; // removing a record that does not exist: nothing to do
+      try {
+        await this.#heads(ns).insertOne({ ...toHeadDoc(write.id, write.head, cv), pending });
+        return true;
+      } catch (err) {
+        if (isDuplicateKey(err)) return false;
+        throw err;
+      }
+    }
+    // A hard delete changes nothing but `pending`: readers treat a head with a pending purge as gone.
+    const fields = write.head ? withoutId(toHeadDoc(write.id, write.head, cv)) : {};
+    const result = await this.#heads(ns).updateOne(headCasFilter(write.id, write.expectedOv), { $set: { ...fields, pending } });
+    return result.matchedCount === 1;
+  }
+
+  #pendingOf(ns: Namespace, write: RecordWrite, cv: number, counters: readonly CounterDelta[] | undefined): PendingWrite {
+    return {
+      opId: randomUUID(),
+      ov: write.head?.ov ?? write.expectedOv ?? 0,
+      cv,
+      since: new Date(),
+      purge: write.head === null,
+      releaseClaims: write.head === null || write.head.deleted,
+      version: toVersionDoc(write, cv),
+      blobs: (write.blobs ?? []).map((b) => pendingBlobDoc(ns.collection, write.id, cv, b, pendingBlobId(ns.collection, b.bucket, b.key))),
+      counters: [...(counters ?? [])],
+      countersApplied: false,
+    };
+  }
+
+  async #nextCv(ns: Namespace, session?: ClientSession): Promise<number> {
+    const op = nextCvOp(ns);
+    const doc = await this.#collection<CounterDoc>(op.coll).findOneAndUpdate(op.filter, op.update, { upsert: true, returnDocument: 'after', ...(session ? { session } : {}) });
+    return (doc?.seq ?? 1) - 1;
+  }
+
+  /** Takes each claim for the record, stamped with the write's cv; returns the first one held by another record. */
+  async #takeClaims(ns: Namespace, write: RecordWrite, cv: number, session?: ClientSession): Promise<{ key: string; heldBy: string } | null> {
+    const claims = this.#claims(ns);
+    for (const claim of write.claims ?? []) {
+      const holders = claim.replacing === undefined ? [write.id] : [write.id, claim.replacing];
+      try {
+        await claims.updateOne({ _id: claim.key, id: { $in: holders } }, { $set: { id: write.id, cv } }, { upsert: true, ...(session ? { session } : {}) });
+      } catch (err) {
+        if (!isDuplicateKey(err)) throw err;
+        const holder = await claims.findOne({ _id: claim.key }, session ? { session } : {});
+        if (!session) await claims.deleteMany({ id: write.id, cv });
+        return { key: claim.key, heldBy: holder?.id ?? 'unknown' };
+      }
+    }
+    return null;
+  }
+
+  async #rollForward(ns: Namespace, head: HeadDoc & { pending: PendingWrite }): Promise<void> {
+    await this.#run(rollForward(ns, head, this.#protocol));
+  }
+
+  /** Finishes every write left mid-roll-forward in a namespace (standalone only; uses a partial index). */
+  async #settle(ns: Namespace): Promise<void> {
+    if ((await this.#modeOf()) === 'transactions') return;
+    const stuck = await this.#heads(ns).find({ pending: { $exists: true } }).toArray();
+    for (const head of stuck) await this.#rollForward(ns, head as HeadDoc & { pending: PendingWrite });
+  }
+
+  /** Executes protocol operations in order (inside `session` when given). */
+  async #run(ops: readonly MongoOp[], session?: ClientSession): Promise<void> {
+    const opts = session ? { session } : {};
+    for (const op of ops) {
+      switch (op.kind) {
+        case 'updateOne':
+          try {
+            await this.#collection(op.coll).updateOne(op.filter, op.update, { ...opts, ...(op.upsert ? { upsert: true } : {}) });
+          } catch (err) {
+            if (!(op.duplicateMeansDone && isDuplicateKey(err))) throw err;
+          }
+          break;
+        case 'deleteOne':
+          await this.#collection(op.coll).deleteOne(op.filter, opts);
+          break;
+        case 'deleteMany':
+          await this.#collection(op.coll).deleteMany(op.filter, opts);
+          break;
+        case 'insertVersion': {
+          const { _id, ...entry } = op.entry;
+          const versions = this.#collection<VersionDoc>(op.coll);
+          try {
+            await versions.updateOne({ _id, hash: entry.hash }, { $setOnInsert: entry }, { ...opts, upsert: true });
+          } catch (err) {
+            if (session || !isDuplicateKey(err)) throw err;
+            const head = await this.#collection<HeadDoc>(op.head).findOne({ _id: entry.id });
+            if (head?.pending?.opId === op.opId) await versions.replaceOne({ _id }, entry);
+          }
+          break;
+        }
+      }
+    }
+  }
+
+  // ---- reads ---------------------------------------------------------------------------
+
+  async getHead(ns: Namespace, id: string): Promise<HeadRow | null> {
+    await this.#connect();
+    const doc = await this.#heads(ns).findOne({ _id: id });
+    return doc && !doc.pending?.purge ? headRowOf(doc) : null;
+  }
+
+  async getVersion(ns: Namespace, id: string, ov: number): Promise<VersionRow | null> {
+    await this.#connect();
+    const doc = await this.#versions(ns).findOne({ _id: versionId(id, ov) });
+    if (doc) return versionRowOf(doc);
+    const pending = await this.#pendingVersion(ns, id);
+    return pending?.ov === ov ? versionRowOf(pending) : null;
+  }
+
+  async findVersionAt(ns: Namespace, id: string, point: VersionPoint): Promise<VersionRow | null> {
+    await this.#connect();
+    const filter: Filter<VersionDoc> = 'at' in point ? { id, at: { $lte: point.at } } : { id, cv: { $lte: point.cv } };
+    const sort: Sort = 'at' in point ? { at: -1, ov: -1 } : { cv: -1 };
+    const found = await this.#versions(ns).findOne(filter, { sort });
+    const pending = await this.#pendingVersion(ns, id);
+    const pendingQualifies = pending && ('at' in point ? pending.at <= point.at : pending.cv <= point.cv);
+    if (pendingQualifies && (!found || pending.ov > found.ov)) return versionRowOf(pending);
+    return found ? versionRowOf(found) : null;
+  }
+
+  async listVersions(ns: Namespace, id: string, options: { beforeOv?: number; limit: number }): Promise<VersionRow[]> {
+    await this.#connect();
+    const before = options.beforeOv ?? Number.MAX_SAFE_INTEGER;
+    const docs = await this.#versions(ns).find({ id, ov: { $lt: before } }).sort({ ov: -1 }).limit(options.limit).toArray();
+    const pending = await this.#pendingVersion(ns, id);
+    if (pending && pending.ov < before && !docs.some((d) => d.ov === pending.ov)) {
+      docs.push(pending);
+      docs.sort((a, b) => b.ov - a.ov);
+    }
+    return docs.slice(0, options.limit).map(versionRowOf);
+  }
+
+  async listUnarchived(ns: Namespace, id: string): Promise<VersionRow[]> {
+    await this.#connect();
+    const docs = await this.#versions(ns).find({ id, archived: false }).sort({ ov: 1 }).toArray();
+    const pending = await this.#pendingVersion(ns, id);
+    if (pending && !docs.some((d) => d.ov === pending.ov)) docs.push(pending);
+    return docs.map(versionRowOf);
+  }
+
+  async listHeads(ns: Namespace, query: HeadQuery): Promise<HeadRow[]> {
+    await this.#connect();
+    await this.#settle(ns);
+    const and: Filter<HeadDoc>[] = [];
+    if (!query.includeDeleted) and.push({ deleted: false });
+    if (query.filter) and.push(toMongoFilter(query.filter, this.#indexedFields(ns)) as Filter<HeadDoc>);
+    const field = query.sort.field === 'id' ? '_id' : query.sort.field;
+    const cmp = query.sort.direction === 1 ? '$gt' : '$lt';
+    if (query.after) {
+      and.push(
+        field === '_id'
+          ? { _id: { [cmp]: query.after.id } }
+          : { $or: [{ [field]: { [cmp]: query.after.value } }, { [field]: query.after.value, _id: { [cmp]: query.after.id } }] },
+      );
+    }
+    const sort: Sort = field === '_id' ? { _id: query.sort.direction } : { [field]: query.sort.direction, _id: query.sort.direction };
+    const docs = await this.#heads(ns).find(and.length ? { $and: and } : {}).sort(sort).limit(query.limit).toArray();
+    return docs.map(headRowOf);
+  }
+
+  async queryAt(ns: Namespace, query: AsOfQuery): Promise<VersionRow[]> {
+    await this.#connect();
+    await this.#settle(ns);
+    const match: Filter<VersionDoc>[] = [];
+    if (!query.includeDeleted) match.push({ deleted: false });
+    if (query.filter) match.push(toMongoFilter(query.filter, this.#indexedFields(ns)) as Filter<VersionDoc>);
+    const range = query.afterId === undefined ? {} : { _id: { [query.direction === 1 ? '$gt' : '$lt']: query.afterId } };
+    // Heads in id order drive one index seek per record into `{c}_ver` (by_time), as in SQLite.
+    const pipeline: Document[] = [
+      { $match: range },
+      { $sort: { _id: query.direction } },
+      {
+        $lookup: {
+          from: collectionName(ns.collection, 'ver'),
+          localField: '_id',
+          foreignField: 'id',
+          pipeline: [{ $match: { at: { $lte: query.at } } }, { $sort: { at: -1, ov: -1 } }, { $limit: 1 }],
+          as: 'asOf',
+        },
+      },
+      { $unwind: '$asOf' },
+      { $replaceRoot: { newRoot: '$asOf' } },
+      ...(match.length ? [{ $match: { $and: match } }] : []),
+      { $limit: query.limit },
+    ];
+    const docs = await this.#heads(ns).aggregate<VersionDoc>(pipeline).toArray();
+    return docs.map(versionRowOf);
+  }
+
+  async listVersionsByActor(ns: Namespace, actorId: string, options: ActorQuery): Promise<VersionRow[]> {
+    await this.#connect();
+    await this.#settle(ns);
+    const and: Filter<VersionDoc>[] = [{ actorId }];
+    if (options.actorType !== undefined) and.push({ actorType: options.actorType });
+    if (options.from !== undefined) and.push({ at: { $gte: options.from } });
+    if (options.to !== undefined) and.push({ at: { $lte: options.to } });
+    if (options.before) {
+      const b = options.before;
+      and.push({ $or: [{ at: { $lt: b.at } }, { at: b.at, id: { $lt: b.id } }, { at: b.at, id: b.id, ov: { $lt: b.ov } }] });
+    }
+    const docs = await this.#versions(ns).find({ $and: and }).sort({ at: -1, id: -1, ov: -1 }).limit(options.limit).toArray();
+    return docs.map(versionRowOf);
+  }
+
+  async getClaim(ns: Namespace, key: string): Promise<string | null> {
+    await this.#connect();
+    return (await this.#claims(ns).findOne({ _id: key }))?.id ?? null;
+  }
+
+  async listHeadIds(ns: Namespace, options: { afterId?: string; limit: number }): Promise<string[]> {
+    await this.#connect();
+    await this.#settle(ns);
+    const docs = await this.#heads(ns)
+      .find(options.afterId === undefined ? {} : { _id: { $gt: options.afterId } }, { projection: { _id: 1 } })
+      .sort({ _id: 1 })
+      .limit(options.limit)
+      .toArray();
+    return docs.map((d) => d._id);
+  }
+
+  async getCounters(dbName: string, collection: string): Promise<Record<string, number>> {
+    await this.#connect();
+    const doc = await this.#collection<CounterDoc>(coll({ dbName, collection }, 'counter')).findOne({ _id: TOTALS_DOC_ID });
+    return { ...(doc?.counts ?? {}) };
+  }
+
+  /** A pending write's version entry, while the head still carries it (standalone protocol). */
+  async #pendingVersion(ns: Namespace, id: string): Promise<VersionDoc | null> {
+    if ((await this.#modeOf()) === 'transactions') return null;
+    const head = await this.#heads(ns).findOne({ _id: id, pending: { $exists: true } }, { projection: { pending: 1 } });
+    return head?.pending?.version ?? null;
+  }
+
+  // ---- the fallback queue -----------------------------------------------------------------
+
+  async listPendingSync(dbName: string, options: { limit: number; collection?: string }): Promise<PendingSync[]> {
+    await this.#connect();
+    if (options.collection !== undefined) await this.#settle({ dbName, collection: options.collection });
+    else for (const collection of await this.#collectionsOf(dbName)) await this.#settle({ dbName, collection });
+    const docs = await this.#outbox(dbName)
+      .find(options.collection === undefined ? {} : { coll: options.collection })
+      .sort({ queuedAt: 1, _id: 1 })
+      .limit(options.limit)
+      .toArray();
+    return docs.map((d) => ({ collection: d.coll, id: d.id, seq: d.seq }));
+  }
+
+  async getPendingSeq(ns: Namespace, id: string): Promise<number | null> {
+    await this.#connect();
+    return (await this.#outbox(ns.dbName).findOne({ _id: recordKey(ns.collection, id) }))?.seq ?? null;
+  }
+
+  async completeSync(
+    ns: Namespace,
+    id: string,
+    done: { archivedOvs: readonly number[]; uploaded?: ReadonlyArray<{ bucket: string; key: string }>; seq: number | null },
+  ): Promise<boolean> {
+    await this.#connect();
+    // Each step is idempotent and ordered so that a crash in between only causes one more sync.
+    if (done.archivedOvs.length > 0) {
+      await this.#versions(ns).updateMany({ id, ov: { $in: [...done.archivedOvs] } }, { $set: { archived: true, body: null } });
+    }
+    if (done.uploaded?.length) {
+      await this.#pendingBlobs(ns.dbName).deleteMany({ _id: { $in: done.uploaded.map((b) => pendingBlobId(ns.collection, b.bucket, b.key)) } });
+    }
+    if (done.seq === null) return true;
+    const removed = await this.#outbox(ns.dbName).deleteOne({ _id: recordKey(ns.collection, id), seq: done.seq });
+    return removed.deletedCount === 1;
+  }
+
+  async listPendingBlobs(ns: Namespace, id: string): Promise<PendingBlob[]> {
+    await this.#connect();
+    const docs = await this.#pendingBlobs(ns.dbName).find({ coll: ns.collection, id }).sort({ key: 1 }).toArray();
+    return docs.map(pendingBlobOf);
+  }
+
+  async getPendingBlob(ns: Namespace, bucket: string, key: string): Promise<PendingBlob | null> {
+    await this.#connect();
+    const doc = await this.#pendingBlobs(ns.dbName).findOne({ _id: pendingBlobId(ns.collection, bucket, key) });
+    return doc ? pendingBlobOf(doc) : null;
+  }
+
+  async deadLetterSync(ns: Namespace, id: string, seq: number, reason: string): Promise<boolean> {
+    await this.#connect();
+    // Dead letter first, outbox second: a crash in between leaves the record in both lists
+    // (synced once more), never in neither.
+    const _id = recordKey(ns.collection, id);
+    const failedAt = new Date().toISOString();
+    const letters = this.#deadLetters(ns.dbName);
+    await letters.updateOne({ _id }, { $set: { coll: ns.collection, id, reason: reason.slice(0, 2000), failedAt } }, { upsert: true });
+    const removed = await this.#outbox(ns.dbName).deleteOne({ _id, seq });
+    if (removed.deletedCount === 1) return true;
+    await letters.deleteOne({ _id, failedAt });
+    return false;
+  }
+
+  async listDeadLetters(dbName: string, options: { limit: number }): Promise<DeadLetter[]> {
+    await this.#connect();
+    const docs = await this.#deadLetters(dbName).find({}).sort({ failedAt: 1, _id: 1 }).limit(options.limit).toArray();
+    return docs.map((d) => ({ collection: d.coll, id: d.id, reason: d.reason, failedAt: d.failedAt }));
+  }
+
+  async requeueDeadLetters(dbName: string): Promise<number> {
+    await this.#connect();
+    const letters = await this.#deadLetters(dbName).find({}).toArray();
+    for (const letter of letters) {
+      const head = await this.#heads({ dbName, collection: letter.coll }).findOne({ _id: letter.id }, { projection: { cv: 1 } });
+      await this.#outbox(dbName).updateOne(
+        { _id: letter._id },
+        { $max: { seq: head?.cv ?? 0 }, $setOnInsert: { coll: letter.coll, id: letter.id, queuedAt: new Date() } },
+        { upsert: true },
+      );
+      await this.#deadLetters(dbName).deleteOne({ _id: letter._id, failedAt: letter.failedAt });
+    }
+    return letters.length;
+  }
+
+  async listPendingDatabases(): Promise<string[]> {
+    await this.#connect();
+    return this.#databasesHolding((dbName) => queue(dbName, 'outbox'));
+  }
+
+  async listDeadLetterDatabases(): Promise<string[]> {
+    await this.#connect();
+    return this.#databasesHolding((dbName) => queue(dbName, 'deadLetters', this.#protocol));
+  }
+
+  async #databasesHolding(queueOf: (dbName: string) => CollRef): Promise<string[]> {
+    const { databases } = await this.#client.db('admin').admin().listDatabases({ nameOnly: true, authorizedDatabases: true });
+    const out: string[] = [];
+    for (const { name } of databases) {
+      if (name === 'admin' || name === 'local' || name === 'config') continue;
+      if (await this.#collection(queueOf(name)).findOne({}, { projection: { _id: 1 } })) out.push(name);
+    }
+    return out.sort();
+  }
+
+  // ---- locks, health, lifecycle -------------------------------------------------------------
+
+  async acquireLock(ns: Namespace, key: string, owner: string, leaseMs: number): Promise<boolean> {
+    await this.#connect();
+    await this.#ensure(ns, 'locks');
+    try {
+      await this.#run([acquireLockOp(ns, key, owner, leaseMs)]);
+      return true;
+    } catch (err) {
+      if (isDuplicateKey(err)) return false;
+      throw err;
+    }
+  }
+
+  async releaseLock(ns: Namespace, key: string, owner: string): Promise<void> {
+    await this.#connect();
+    await this.#run([releaseLockOp(ns, key, owner)]);
+  }
+
+  async ping(): Promise<void> {
+    await this.#connect();
+    await this.#client.db('admin').command({ ping: 1 });
+  }
+
+  async close(): Promise<void> {
+    await this.#release();
+  }
+
+  // ---- plumbing -------------------------------------------------------------------------------
+
+  /** Asks the server once whether it can run transactions (replica set member or mongos). */
+  #modeOf(): Promise<Mode> {
+    if (!this.#mode) {
+      this.#mode = this.#detectMode().then(
+        (mode) => (this.#detected = mode),
+        (err: unknown) => {
+          this.#mode = null; // a failed first contact is retried by the next call
+          throw err;
+        },
+      );
+    }
+    return this.#mode;
+  }
+
+  async #detectMode(): Promise<Mode> {
+    const setting = this.#options.transactions ?? 'auto';
+    if (setting === 'off') return 'standalone';
+    const hello = await this.#client.db('admin').command({ hello: 1 });
+    const mode = supportsTransactions(hello) ? 'transactions' : 'standalone';
+    if (setting === 'required' && mode === 'standalone') {
+      throw new Error('transactions are required (transactions.enabled), but the MongoDB server is a standalone server; use a replica set');
+    }
+    return mode;
+  }
+
+  /** Creates a collection's indexes once per process; racing processes create identical specs, which MongoDB accepts. */
+  async #ensure(ns: Namespace, ...roles: CollectionRole[]): Promise<void> {
+    await Promise.all(
+      roles.map((role) => {
+        const ref = coll(ns, role);
+        const settings = this.#options.indexSettings?.(ns.collection) ?? { indexedProps: [] };
+        return this.#once(`${ref.db}\u0000${ref.name}`, () => createIndexes(this.#collection(ref), indexSpecs(role, settings, metaPath)));
+      }),
+    );
+  }
+
+  async #ensureQueues(dbName: string): Promise<void> {
+    const specs = queueIndexSpecs();
+    await Promise.all(
+      (Object.keys(specs) as Array<keyof typeof specs>).map((which) => {
+        const ref = queue(dbName, which, this.#protocol);
+        return this.#once(`${ref.db}\u0000${ref.name}`, () => createIndexes(this.#collection(ref), specs[which]));
+      }),
+    );
+  }
+
+  #once(key: string, create: () => Promise<void>): Promise<void> {
+    let ready = this.#ready.get(key);
+    if (!ready) {
+      ready = create().catch((err: unknown) => {
+        this.#ready.delete(key);
+        throw err;
+      });
+      this.#ready.set(key, ready);
+    }
+    return ready;
+  }
+
+  /**
+   * The properties a filter may name, checked again here so that nothing unindexed or unsafe
+   * reaches the driver even if a caller skipped the engine's validation. With no `indexedProps`
+   * every top-level property is indexed (the engine's rule; a wildcard index serves it).
+   */
+  #indexedFields(ns: Namespace): IndexedFields {
+    const props = this.#options.indexSettings?.(ns.collection).indexedProps ?? [];
+    if (props.length > 0) return new Set(props);
+    return (field) => !field.includes('.') && !field.startsWith('_system');
+  }
+
+  async #collectionsOf(dbName: string): Promise<string[]> {
+    const found = await this.#client.db(dbName).listCollections({ name: { $regex: '_head$' } }, { nameOnly: true }).toArray();
+    return found.map((c) => c.name.slice(0, -'_head'.length));
+  }
+
+  #collection<T extends Document = Document>(ref: CollRef): Collection<T> {
+    return this.#client.db(ref.db).collection<T>(ref.name);
+  }
+
+  #heads(ns: Namespace): Collection<HeadDoc> {
+    return this.#collection<HeadDoc>(coll(ns, 'head'));
+  }
+  #versions(ns: Namespace): Collection<VersionDoc> {
+    return this.#collection<VersionDoc>(coll(ns, 'ver'));
+  }
+  #claims(ns: Namespace): Collection<ClaimDoc> {
+    return this.#collection<ClaimDoc>(coll(ns, 'claims'));
+  }
+  #outbox(dbName: string): Collection<OutboxDoc> {
+    return this.#collection<OutboxDoc>(queue(dbName, 'outbox'));
+  }
+  #pendingBlobs(dbName: string): Collection<PendingBlobDoc> {
+    return this.#collection<PendingBlobDoc>(queue(dbName, 'pendingBlobs'));
+  }
+  #deadLetters(dbName: string): Collection<DeadLetterDoc> {
+    return this.#collection<DeadLetterDoc>(queue(dbName, 'deadLetters', this.#protocol));
+  }
+}
+
+/** A replica set member reports `setName`; a mongos router answers `isdbgrid`. Both run transactions. */
+export function supportsTransactions(hello: Document): boolean {
+  return typeof hello.setName === 'string' || hello.msg === 'isdbgrid';
+}
+
+async function createIndexes(collection: Collection, specs: Parameters<Collection['createIndexes']>[0]): Promise<void> {
+  if (specs.length === 0) {
+    // Creating the collection up front keeps later transactions from having to.
+    await collection.db.createCollection(collection.collectionName).catch((err: unknown) => {
+      if (!(err instanceof MongoServerError && err.codeName === 'NamespaceExists')) throw err;
+    });
+    return;
+  }
+  await collection.createIndexes(specs);
+}
+
+function withoutId<T extends { _id: unknown }>(doc: T): Omit<T, '_id'> {
+  const { _id, ...rest } = doc;
+  void _id;
+  return rest;
+}
+
+function isDuplicateKey(err: unknown): boolean {
+  return err instanceof MongoServerError && err.code === DUPLICATE_KEY;
+}
+

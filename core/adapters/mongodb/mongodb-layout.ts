@@ -1,0 +1,124 @@
+import type { IndexDescription } from 'mongodb';
+
+/**
+ * Where the MongoDB index store keeps things. Per database (`dbName`) and collection `c`, the
+ * collections the product documents describe:
+ *
+ * | collection          | holds                                                            |
+ * |---------------------|------------------------------------------------------------------|
+ * | `{c}_head`          | one document per record: its latest state                        |
+ * | `{c}_ver`           | the version index (versioned types only; created on first version) |
+ * | `{c}_counter`       | the collection version sequence (`_id: "cv"`) and, in the analytics database, counter totals (`_id: "totals"`) |
+ * | `{c}_locks`         | leases (`restoreCollection`, jobs) with owner and expiry         |
+ * | `{c}_claims`        | smartInsert's unique claims                                      |
+ *
+ * and once per database the fallback queue: `xronox_sync_outbox` (records whose objects are
+ * behind the index), `xronox_pending_blobs` (objects the blob store refused, kept until uploaded)
+ * and the dead letters (`fallback.deadLetterCollection`, default `xronox_dead_letters`).
+ */
+export const COLLECTION_SUFFIXES = { head: '_head', ver: '_ver', counter: '_counter', locks: '_locks', claims: '_claims' } as const;
+export type CollectionRole = keyof typeof COLLECTION_SUFFIXES;
+
+export const QUEUE_COLLECTIONS = { outbox: 'xronox_sync_outbox', pendingBlobs: 'xronox_pending_blobs', deadLetters: 'xronox_dead_letters' } as const;
+
+export function collectionName(collection: string, role: CollectionRole): string {
+  return `${collection}${COLLECTION_SUFFIXES[role]}`;
+}
+
+/** `_id` of a version entry: record ids never contain `@`, so the pair is unambiguous. */
+export function versionId(id: string, ov: number): string {
+  return `${id}@${ov}`;
+}
+
+/** `_id` of a fallback-queue entry that belongs to one record of one collection. */
+export function recordKey(collection: string, id: string): string {
+  return `${collection}/${id}`;
+}
+
+/** `_id` of a queued object: collection, bucket and key (bucket names never contain `|`). */
+export function pendingBlobId(collection: string, bucket: string, key: string): string {
+  return `${collection}|${bucket}|${key}`;
+}
+
+/** The `_id` of the collection-version sequence and of the counter totals in `{c}_counter`. */
+export const CV_DOC_ID = 'cv';
+export const TOTALS_DOC_ID = 'totals';
+
+export interface IndexSettings {
+  /** Indexed properties of the collection (`collectionMaps[c].indexedProps`): listByMeta filters on them. */
+  indexedProps: readonly string[];
+  /** `retention.ver.days`: superseded version entries expire this many days after they were superseded. */
+  versionRetentionDays?: number;
+}
+
+/**
+ * The indexes of each collection role. Creating them is idempotent (same name, same spec), so
+ * every process may create them on first access without coordination.
+ */
+export function indexSpecs(role: CollectionRole, settings: IndexSettings, metaPath: (prop: string) => string): IndexDescription[] {
+  switch (role) {
+    case 'head':
+      return [
+        { key: { updatedAt: 1, _id: 1 }, name: 'by_updated' },
+        { key: { createdAt: 1, _id: 1 }, name: 'by_created' },
+        // Only heads with an unfinished write (standalone protocol); normally empty.
+        { key: { 'pending.since': 1 }, name: 'pending_writes', partialFilterExpression: { pending: { $exists: true } } },
+        ...metaIndexes(settings, metaPath),
+      ];
+    case 'ver':
+      return [
+        { key: { id: 1, ov: -1 }, name: 'by_record', unique: true },
+        { key: { id: 1, at: -1, ov: -1 }, name: 'by_time' },
+        { key: { id: 1, cv: -1 }, name: 'by_cv' },
+        { key: { actorId: 1, at: -1, id: -1, ov: -1 }, name: 'by_actor' },
+        // Only the few entries still waiting for archival.
+        { key: { id: 1, ov: 1 }, name: 'unarchived', partialFilterExpression: { archived: false } },
+        ...retentionIndexes(settings),
+      ];
+    case 'counter':
+      return [];
+    case 'locks':
+      // Expired leases are free anyway; the TTL only keeps the collection small.
+      return [{ key: { expiresAt: 1 }, name: 'expired_leases', expireAfterSeconds: 3600 }];
+    case 'claims':
+      return [{ key: { id: 1 }, name: 'by_record' }];
+  }
+}
+
+/** One index per indexed property; with none listed every top-level property is indexed, so a wildcard index. */
+function metaIndexes(settings: IndexSettings, metaPath: (prop: string) => string): IndexDescription[] {
+  if (settings.indexedProps.length === 0) return [{ key: { 'meta.$**': 1 }, name: 'meta_all' }];
+  return settings.indexedProps.map((prop) => ({ key: { [metaPath(prop)]: 1, _id: 1 }, name: `meta_${prop}` }));
+}
+
+/**
+ * `retention.ver.days` as a TTL index on `supersededAt`. Only a version that a newer one replaced
+ * carries that field, so the current version of a record never expires, however old it is.
+ * (`maxPerItem` is a query run after each write: see `retentionPruneFilter`.)
+ */
+export function retentionIndexes(settings: IndexSettings): IndexDescription[] {
+  if (settings.versionRetentionDays === undefined) return [];
+  return [{ key: { supersededAt: 1 }, name: 'retention_ttl', expireAfterSeconds: settings.versionRetentionDays * 86_400 }];
+}
+
+/**
+ * `retention.ver.maxPerItem`: the version entries of one record beyond the newest `maxPerItem`,
+ * given the ov just written. `maxPerItem` is at least 1, so the filter never reaches the current
+ * version (ov = `currentOv`).
+ */
+export function retentionPruneFilter(id: string, currentOv: number, maxPerItem: number): { id: string; ov: { $lte: number } } | null {
+  if (!Number.isInteger(maxPerItem) || maxPerItem < 1) throw new RangeError('maxPerItem must be a positive integer');
+  const newestPruned = currentOv - maxPerItem;
+  return newestPruned >= 1 ? { id, ov: { $lte: newestPruned } } : null;
+}
+
+export function queueIndexSpecs(): Record<keyof typeof QUEUE_COLLECTIONS, IndexDescription[]> {
+  return {
+    outbox: [
+      { key: { queuedAt: 1, _id: 1 }, name: 'by_age' },
+      { key: { coll: 1, queuedAt: 1, _id: 1 }, name: 'by_collection' },
+    ],
+    pendingBlobs: [{ key: { coll: 1, id: 1 }, name: 'by_record' }],
+    deadLetters: [{ key: { failedAt: 1, _id: 1 }, name: 'by_age' }],
+  };
+}
