@@ -225,6 +225,8 @@ function crossCheck(raw: unknown): ConfigIssue[] {
 
   issues.push(...checkDynamicTenants(raw.databases, { dbConnections, spacesConnections, localEnabled, versioningEnabled }));
 
+  issues.push(...checkApiKeys(raw.api));
+
   const rules = isRecord(raw.counterRules) && Array.isArray(raw.counterRules.rules) ? raw.counterRules.rules : [];
   rules.forEach((rule, i) => {
     if (!isRecord(rule) || !isRecord(rule.when)) return;
@@ -232,6 +234,33 @@ function crossCheck(raw: unknown): ConfigIssue[] {
       parseFilter(rule.when, () => true);
     } catch (err) {
       issues.push({ path: `counterRules.rules[${i}].when`, message: err instanceof XronoxError ? err.message : String(err) });
+    }
+  });
+  return issues;
+}
+
+/**
+ * API keys: an id names the actor of every write, so two keys sharing one would make the history
+ * ambiguous; two entries with the same hash are the same key with two sets of rights; and a key
+ * that reaches no tenant, domain or the generic tier is a mistake, not a policy.
+ */
+function checkApiKeys(api: unknown): ConfigIssue[] {
+  const keys = isRecord(api) && Array.isArray(api.keys) ? api.keys : [];
+  const issues: ConfigIssue[] = [];
+  const ids = new Map<unknown, number>();
+  const hashes = new Map<unknown, number>();
+  keys.forEach((key, i) => {
+    if (!isRecord(key)) return;
+    const path = `api.keys[${i}]`;
+    const sameId = ids.get(key.id);
+    if (typeof key.id === 'string' && sameId !== undefined) issues.push({ path: `${path}.id`, message: `"${key.id}" is also the id of api.keys[${sameId}]; give each key its own id` });
+    else ids.set(key.id, i);
+    const sameHash = hashes.get(key.sha256);
+    if (typeof key.sha256 === 'string' && sameHash !== undefined) issues.push({ path: `${path}.sha256`, message: `is also the hash of api.keys[${sameHash}]: one key cannot have two sets of rights` });
+    else hashes.set(key.sha256, i);
+    const grants = (list: unknown) => Array.isArray(list) && list.length > 0;
+    if (!grants(key.tenants) && !grants(key.domains) && key.generic !== true) {
+      issues.push({ path, message: 'grants no tenant, no domain and not the generic tier; list what the key may reach' });
     }
   });
   return issues;

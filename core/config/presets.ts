@@ -70,8 +70,9 @@ export interface ProductionConfigOptions {
   /** Omit for AWS S3; set for MinIO, Spaces, R2, Ceph. */
   s3Endpoint?: string;
   s3Region: string;
-  s3AccessKey: string;
-  s3SecretKey: string;
+  /** Leave both out on AWS to use the SDK's default credentials (the Lambda role). */
+  s3AccessKey?: string;
+  s3SecretKey?: string;
   /** Path-style addressing, needed by most non-AWS providers. */
   forcePathStyle?: boolean;
   /** Tenants that get runtime, messaging and identities databases. */
@@ -85,9 +86,8 @@ export interface ProductionConfigOptions {
 /**
  * A production config: a MongoDB connection and an S3 connection (both named `primary`) with one
  * bucket per kind of data, and every database type configured as in `createDevConfig`; each
- * tenant's runtime database has its own analytics database.
- *
- * The config is valid, but this build cannot open MongoDB or S3 yet: `initXronox` refuses it.
+ * tenant's runtime database has its own analytics database. Leave the S3 keys out on AWS to use
+ * the SDK's default credentials (the Lambda role).
  */
 export function createProductionConfig(options: ProductionConfigOptions): XronoxConfig {
   const { bucketPrefix: p } = options;
@@ -96,8 +96,8 @@ export function createProductionConfig(options: ProductionConfigOptions): Xronox
     .addS3Connection('primary', {
       endpoint: options.s3Endpoint,
       region: options.s3Region,
-      accessKey: options.s3AccessKey,
-      secretKey: options.s3SecretKey,
+      ...(options.s3AccessKey !== undefined ? { accessKey: options.s3AccessKey } : {}),
+      ...(options.s3SecretKey !== undefined ? { secretKey: options.s3SecretKey } : {}),
       forcePathStyle: options.forcePathStyle,
       buckets: { records: `${p}-records`, versions: `${p}-versions`, content: `${p}-content`, backups: `${p}-backups` },
     });

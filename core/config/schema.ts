@@ -55,8 +55,12 @@ export const spacesConnectionSchema = z.strictObject({
   /** Omit for AWS S3 (derived from the region); set for MinIO, Spaces, R2, Ceph. */
   endpoint: z.url().optional(),
   region: z.string().min(1),
-  accessKey: z.string().min(1),
-  secretKey: z.string().min(1),
+  /**
+   * Static credentials. Omit both on AWS to use the SDK's default chain (a Lambda function's
+   * role, an instance profile, `AWS_*` environment variables), so no key lives in the config.
+   */
+  accessKey: z.string().min(1).optional(),
+  secretKey: z.string().min(1).optional(),
   /** Path-style addressing (`endpoint/bucket/key`), needed by most non-AWS providers. */
   forcePathStyle: z.boolean().optional(),
   buckets: bucketsSchema.optional(),
@@ -69,6 +73,15 @@ export const spacesConnectionSchema = z.strictObject({
    * never overwritten. Default true; servers that ignore the header are harmless either way.
    */
   conditionalWrites: z.boolean().optional(),
+  /**
+   * How long one request may wait for the server's response before it fails and is retried.
+   * Default 60 s (large uploads go in 8 MiB parts, so no request carries more).
+   */
+  requestTimeoutMs: positiveInt.max(15 * 60_000).optional(),
+}).superRefine((conn, ctx) => {
+  if ((conn.accessKey === undefined) !== (conn.secretKey === undefined)) {
+    ctx.addIssue({ code: 'custom', message: 'give both accessKey and secretKey, or neither (the SDK default credential chain)' });
+  }
 });
 
 /** The placeholder of dynamic tenant templates. */
@@ -204,6 +217,108 @@ const counterRuleSchema = z.strictObject({
   when: z.record(z.string(), z.unknown()),
 });
 
+/** What an HTTP API credential may do: `read` < `write` < `admin` (collection restores). */
+export const API_ROLES = ['read', 'write', 'admin'] as const;
+export type ApiRole = (typeof API_ROLES)[number];
+
+/** `"*"` grants every tenant (or domain); otherwise the exact names listed. */
+const grantList = (kind: 'tenantId' | 'domain') => z.array(z.union([z.literal('*'), named(kind)])).max(10_000).default([]);
+
+/** Where a credential may go. The generic tier holds data shared by every tenant, so it is granted separately. */
+const apiAccessFields = {
+  role: z.enum(API_ROLES),
+  tenants: grantList('tenantId'),
+  domains: grantList('domain'),
+  generic: z.boolean().default(false),
+};
+
+/**
+ * An API key, stored only as the SHA-256 of the key. A plain hash (rather than bcrypt or
+ * scrypt) is right here because keys are generated with at least 256 bits of randomness: no
+ * dictionary or brute-force search of the hash space is feasible, so a slow hash would buy no
+ * safety and would cost every request its latency. Never store human-chosen passwords here.
+ */
+export const apiKeySchema = z.strictObject({
+  /** Names the key in logs, and is the identifier of the actor stored on every write it makes. */
+  id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, { message: 'must be 1-64 letters, digits, ".", "_" or "-", starting with a letter or digit' }),
+  /** Lowercase hex SHA-256 of the key, e.g. `printf %s "$KEY" | sha256sum`. */
+  sha256: z.string().regex(/^[0-9a-f]{64}$/, { message: 'must be the 64 lowercase hex digits of a SHA-256 digest' }),
+  ...apiAccessFields,
+});
+
+/**
+ * A JWKS must come over TLS, or a network attacker could serve their own keys; plain http is
+ * accepted only for loopback addresses (local identity providers and tests).
+ */
+const jwksUrl = z.url().refine(
+  (value) => {
+    const url = new URL(value);
+    return url.protocol === 'https:' || (url.protocol === 'http:' && ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname));
+  },
+  { message: 'must be an https URL (http only for localhost, 127.0.0.1 or [::1])' },
+);
+
+/**
+ * Bearer JWTs, verified with a shared HMAC secret (HS256/384/512) or the keys of a JWKS
+ * (RS*, PS*, ES*, EdDSA). Tokens must carry `sub` and `exp`; their access is in the claims
+ * `role`, `tenants`, `domains` and `generic`, shaped like an API key's.
+ */
+export const apiJwtSchema = z
+  .strictObject({
+    /** HMAC secret, at least 32 characters (RFC 7518 asks for a key as long as the hash). Masked like every secret. */
+    secret: z.string().min(32).optional(),
+    jwksUrl: jwksUrl.optional(),
+    /** Required `iss`, when set. */
+    issuer: z.string().min(1).optional(),
+    /** Required `aud` (one of them, when a list), when set. */
+    audience: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
+  })
+  .superRefine((jwt, ctx) => {
+    if ((jwt.secret === undefined) === (jwt.jwksUrl === undefined)) {
+      ctx.addIssue({ code: 'custom', message: 'give exactly one of secret or jwksUrl' });
+    }
+  });
+
+/** The HTTP API (`functions/api`): who may call it and how large a request body may be. */
+export const apiSchema = z.strictObject({
+  keys: z.array(apiKeySchema).max(10_000).default([]),
+  jwt: apiJwtSchema.optional(),
+  /** Largest request body accepted, in bytes; larger ones get 413. Default: `limits.maxDocumentBytes` (1 MiB). */
+  bodyLimitBytes: positiveInt.max(64 * 1024 * 1024).optional(),
+});
+
+/**
+ * Background jobs: version archival, retention, backups (`core/jobs`). Defaults are applied by
+ * `jobSettings()` in `core/jobs/settings.ts`, so a config without this key parses unchanged.
+ */
+export const jobsSchema = z.strictObject({
+  archive: z
+    .strictObject({
+      /**
+       * `inline` (default): each write's background sync also copies its version to the versions
+       * bucket. `deferred`: the sync writes only `current.json`; versions stay in the index until
+       * the archive job copies them (the S3 event on `current.json`, or the sweep).
+       */
+      mode: z.enum(['inline', 'deferred']).optional(),
+      /** The sweep archives versions still in the index this many minutes after they were written (0: all of them). Default 15. */
+      sweepAfterMinutes: z.number().int().nonnegative().max(7 * 24 * 60).optional(),
+    })
+    .optional(),
+  /** A job's lease on a database; a crashed run's databases are free again once it runs out. Default 300. */
+  leaseSeconds: positiveInt.max(24 * 3600).optional(),
+  retention: z
+    .strictObject({
+      /** Logs older than this many days are deleted (record and object). Default: logs are kept. */
+      logsDays: positiveInt.optional(),
+      /**
+       * Messaging `shared_memory` entries not written for this many days are deleted; an entry's
+       * own positive `retentionDays` wins. Default: kept unless the entry names its own.
+       */
+      sharedMemoryDays: positiveInt.optional(),
+    })
+    .optional(),
+});
+
 export const configSchema = z.strictObject({
   dbConnections: z.record(z.string().min(1), dbConnectionSchema),
   spacesConnections: z.record(z.string().min(1), spacesConnectionSchema).default({}),
@@ -253,6 +368,10 @@ export const configSchema = z.strictObject({
       maxContentBytes: positiveInt.max(5 * 1024 * 1024 * 1024).optional(),
     })
     .optional(),
+  /** The HTTP API's credentials and limits; absent when Xronox is used as a library only. */
+  api: apiSchema.optional(),
+  /** Background jobs (`core/jobs`); every setting has a default (see `jobSettings`). */
+  jobs: jobsSchema.optional(),
 });
 
 type DatabasesInput = z.input<typeof databasesSchema>;
@@ -271,3 +390,7 @@ export type DbConnectionConfig = z.output<typeof dbConnectionSchema>;
 export type SpacesConnectionConfig = z.output<typeof spacesConnectionSchema>;
 export type CollectionMapConfig = z.output<typeof collectionMapSchema>;
 export type DynamicTenantsConfig = z.output<typeof dynamicTenantsSchema>;
+export type ApiConfig = z.output<typeof apiSchema>;
+export type ApiKeyConfig = z.output<typeof apiKeySchema>;
+export type ApiJwtConfig = z.output<typeof apiJwtSchema>;
+export type JobsConfig = z.output<typeof jobsSchema>;

@@ -2,9 +2,10 @@ import { type Environment, ENV_REFERENCE } from './env.js';
 import { isRecord } from './normalise.js';
 
 /**
- * Secrets of a config: the keys of every spaces connection and the password of every MongoDB
- * URI. They never appear in logs, errors or health output: show `maskConfig(config)` instead of
- * the config, and pass any text that may quote config values through `maskSecretsIn`.
+ * Secrets of a config: the keys of every spaces connection, the password of every MongoDB
+ * URI and the HTTP API's JWT secret (`api.jwt.secret`). They never appear in logs, errors or
+ * health output: show `maskConfig(config)` instead of the config, and pass any text that may
+ * quote config values through `maskSecretsIn`.
  */
 
 export const MASK = '****';
@@ -15,9 +16,9 @@ const MIN_SEARCHED_LENGTH = 4;
 const MONGO_URI = /^(mongodb(?:\+srv)?:\/\/)(.*)$/s;
 
 /**
- * A deep copy of `config` with `spacesConnections.*.secretKey` replaced by `****`, `accessKey`
- * cut to its first 4 characters and `****` (all `****` when 8 characters or fewer), and the
- * password of every `dbConnections.*.mongoUri` replaced by `****`. Works on loaded configs and
+ * A deep copy of `config` with `spacesConnections.*.secretKey` and `api.jwt.secret` replaced by
+ * `****`, `accessKey` cut to its first 4 characters and `****` (all `****` when 8 characters or
+ * fewer), and the password of every `dbConnections.*.mongoUri` replaced by `****`. Works on loaded configs and
  * on raw input alike; anything it does not recognise is copied unchanged.
  */
 export function maskConfig<T>(config: T): T {
@@ -35,6 +36,8 @@ export function maskConfig<T>(config: T): T {
       if (isRecord(conn) && typeof conn.mongoUri === 'string') conn.mongoUri = maskMongoUri(conn.mongoUri);
     }
   }
+  const jwt = apiJwt(copy);
+  if (jwt && typeof jwt.secret === 'string') jwt.secret = MASK;
   return copy;
 }
 
@@ -73,8 +76,13 @@ export function secretValues(config: unknown, env: Environment = process.env): s
         if (isRecord(conn)) add(conn.mongoUri, uriPasswords);
       }
     }
+    add(apiJwt(config)?.secret);
   }
   return [...found].sort((a, b) => b.length - a.length);
+}
+
+function apiJwt(config: Record<string, unknown>): Record<string, unknown> | undefined {
+  return isRecord(config.api) && isRecord(config.api.jwt) ? config.api.jwt : undefined;
 }
 
 function maskAccessKey(key: string): string {

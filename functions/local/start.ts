@@ -1,40 +1,95 @@
 /**
- * `npm start`: Xronox on the embedded default, with no servers. Data lives in ./.xronox-data
- * (a SQLite file and a folder of JSON objects laid out as S3 would hold them).
+ * `npm start`: the Xronox HTTP API on the embedded default (a SQLite file and a local folder laid
+ * out as the S3 buckets would be), with no servers to install.
  *
- * It walks through a versioned record's life (create, update, enrich, time travel, restore),
- * prints what the engine answered and where the objects landed, and leaves the data in place so
- * that running it again shows the history growing.
+ * - Data lives in `./.xronox-data` (`XRONOX_DATA_DIR` overrides) and survives restarts.
+ * - Listens on http://localhost:3000 (`PORT` overrides; `PORT=0` picks a free port, printed).
+ *   Binds to 127.0.0.1, since the printed key is an admin key; `HOST=0.0.0.0` to expose it.
+ * - Serves the tenant `demo` and the generic tier (knowledge, metadata, logs) to one admin API
+ *   key: `XRONOX_API_KEY` when set (not echoed), else a fresh random key printed at start. Only
+ *   its SHA-256 is kept in memory, as a deployed config would keep it.
+ * - Logs one JSON line per request on stdout.
+ * - SIGINT or SIGTERM: stops accepting connections, lets requests in flight finish, then shuts
+ *   the engine down (draining the background blob sync) and exits 0.
  */
 import { resolve } from 'node:path';
+import { serve } from '@hono/node-server';
+import type { AddressInfo } from 'node:net';
 import { createDevConfig } from '../../core/config/presets.js';
 import { initXronox } from '../../core/xronox.js';
+import { generateApiKey, hashApiKey } from '../api/api-keys.js';
+import { createApp } from '../api/app.js';
+import { createApiAuthenticator } from '../api/auth.js';
+
+const TENANT = 'demo';
+const KEY_ID = 'demo-admin';
+/** How long requests in flight may take to finish once a shutdown signal arrives. */
+const DRAIN_MS = 10_000;
 
 const dataDir = resolve(process.env.XRONOX_DATA_DIR ?? '.xronox-data');
-const config = createDevConfig({ sqlitePath: `${dataDir}/xronox.sqlite`, basePath: `${dataDir}/blobs`, tenants: ['demo'] });
-const xronox = initXronox(config, { onBackgroundError: (err) => console.error('blob sync failed (will retry):', err) });
+const port = parsePort(process.env.PORT ?? '3000');
+const hostname = process.env.HOST ?? '127.0.0.1';
+const fromEnv = Boolean(process.env.XRONOX_API_KEY);
+const apiKey = fromEnv ? process.env.XRONOX_API_KEY! : generateApiKey();
+if (!/^[A-Za-z0-9\-._~+/]{16,}=*$/.test(apiKey)) {
+  fail('XRONOX_API_KEY must be at least 16 characters of letters, digits and -._~+/ (it is sent as a bearer token)');
+}
 
-try {
-  const orders = xronox.with({ databaseType: 'runtime', tier: 'tenant', tenantId: 'demo', collection: 'orders' });
-  const created = await orders.create({ customer: 'ada', items: ['book'], total: 12 }, 'demo-user', 'checkout');
-  const updated = await orders.update(created.id, { customer: 'ada', items: ['book', 'pen'], total: 14 }, created.ov, 'demo-user', 'added a pen');
-  await orders.enrich(created.id, { items: ['gift-wrap'], shipping: { method: 'express' } }, { functionId: 'shipping@v1', actor: 'shipping-bot' });
-  const then = await orders.getAsOf(created.id, created.createdAt);
-  await orders.restoreObject(created.id, { ov: updated.ov }, { actor: 'support', reason: 'customer changed their mind' });
-  const latest = await orders.getLatest(created.id);
-  const history = await orders.history(created.id);
-  await xronox.flush();
-  const route = orders.route;
-  const everything = await orders.listByMeta({ limit: 1000 });
+const xronox = initXronox(createDevConfig({ sqlitePath: `${dataDir}/xronox.sqlite`, basePath: `${dataDir}/blobs`, tenants: [TENANT] }), {
+  onBackgroundError: (err) => console.error(JSON.stringify({ level: 'error', msg: 'blob sync failed, will retry', error: String(err) })),
+});
+const auth = createApiAuthenticator({
+  keys: [{ id: KEY_ID, sha256: hashApiKey(apiKey), role: 'admin', tenants: [TENANT], domains: ['*'], generic: true }],
+});
+const app = createApp({ xronox, auth });
 
-  console.log(`Xronox on the embedded default (data in ${dataDir})\n`);
-  console.log(`created order ${created.id}`);
-  console.log(`  as of its creation:`, JSON.stringify(then?.data));
-  console.log(`  latest (ov ${latest?.ov}):`, JSON.stringify(latest?.data));
-  console.log(`  history:`);
-  for (const h of history.items) console.log(`    v${h.ov} ${h.op.padEnd(7)} ${h.at} by ${h.actor}${h.reason ? ` (${h.reason})` : ''}`);
-  console.log(`  versions in ${dataDir}/blobs/${route.blobs.versions?.bucket}/versions/orders/${created.id}/`);
-  console.log(`\n${everything.items.length} order(s) for tenant "demo" so far; totals:`, await xronox.counters.getTotals({ databaseType: 'runtime', tier: 'tenant', tenantId: 'demo', collection: 'orders' }));
-} finally {
+const server = serve({ fetch: app.fetch, port, hostname }, (info: AddressInfo) => {
+  const base = `http://${hostname === '127.0.0.1' || hostname === '::1' ? 'localhost' : hostname}:${info.port}`;
+  console.log(
+    [
+      `Xronox API on ${base} (data in ${dataDir})`,
+      `  docs:    ${base}/docs   (OpenAPI: ${base}/openapi.json)`,
+      `  tenant:  ${TENANT}`,
+      // A key the user chose is not echoed: it may be one they use elsewhere.
+      `  API key: ${fromEnv ? '$XRONOX_API_KEY' : apiKey}   (admin on tenant "${TENANT}", every domain and the generic tier${fromEnv ? '' : '; new at every start unless XRONOX_API_KEY is set'})`,
+      `  try:     curl -i -X POST ${base}/v1/tenants/${TENANT}/runtime/orders \\`,
+      `             -H "Authorization: Bearer ${fromEnv ? '$XRONOX_API_KEY' : apiKey}" -H 'Content-Type: application/json' -d '{"customer":"ada","total":12}'`,
+      '',
+    ].join('\n'),
+  );
+});
+server.on('error', (err) => fail(`Could not listen on ${hostname}:${port}: ${err.message}`));
+
+let stopping = false;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    // A second signal means "now": skip the drain.
+    if (stopping) process.exit(1);
+    stopping = true;
+    void stop(signal);
+  });
+}
+
+async function stop(signal: string): Promise<void> {
+  console.log(JSON.stringify({ level: 'info', msg: `${signal}: shutting down` }));
+  const drained = new Promise<void>((done) => server.close(() => done()));
+  // Idle keep-alive connections would hold close() open; busy ones get DRAIN_MS to finish.
+  if ('closeIdleConnections' in server) server.closeIdleConnections();
+  const force = setTimeout(() => 'closeAllConnections' in server && server.closeAllConnections(), DRAIN_MS);
+  await drained;
+  clearTimeout(force);
   await xronox.shutdown();
+  console.log(JSON.stringify({ level: 'info', msg: 'stopped' }));
+  process.exit(0);
+}
+
+function parsePort(text: string): number {
+  const value = Number(text);
+  if (!/^\d{1,5}$/.test(text) || value > 65_535) fail(`PORT must be a whole number from 0 to 65535, not "${text}"`);
+  return value;
+}
+
+function fail(message: string): never {
+  console.error(message);
+  process.exit(1);
 }

@@ -70,6 +70,33 @@ if (skip !== undefined) {
   });
 
   describe('Ceph checks what s3rver does not', () => {
+    it('without keys in the config, the SDK default chain signs (here AWS_* variables), and Ceph checks it', async () => {
+      const bucket = `xr-${run}-chain`;
+      await createBuckets(c, [bucket]);
+      const saved = { id: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY };
+      const keyless = { endpoint: c.endpoint, region: c.region, forcePathStyle: true };
+      try {
+        process.env.AWS_ACCESS_KEY_ID = c.accessKey;
+        process.env.AWS_SECRET_ACCESS_KEY = c.secretKey;
+        const store = new S3BlobStore({ ref: 'role', connection: keyless });
+        await store.put(bucket, 'chain.json', Buffer.from('{"ok":true}'));
+        expect(Buffer.from((await store.get(bucket, 'chain.json'))!).toString()).toBe('{"ok":true}');
+        await store.close(); // the last user: the pooled client goes, so the next store resolves credentials anew
+
+        process.env.AWS_SECRET_ACCESS_KEY = 'not-the-secret';
+        const refused = new S3BlobStore({ ref: 'role', connection: keyless });
+        const err = await refused.put(bucket, 'chain2.json', Buffer.from('{}')).catch((e: unknown) => e);
+        await refused.close();
+        expect(err).toBeInstanceOf(StorageError);
+        expect((err as Error).message).toMatch(/refused the credentials of spaces connection "role"/);
+      } finally {
+        for (const [name, value] of [['AWS_ACCESS_KEY_ID', saved.id], ['AWS_SECRET_ACCESS_KEY', saved.secret]] as const) {
+          if (value === undefined) delete process.env[name];
+          else process.env[name] = value;
+        }
+      }
+    });
+
     it('a wrong secret key is refused with a StorageError naming the connection, not a generic failure', async () => {
       await createBuckets(c, [`xr-${run}-creds`]);
       const store = new S3BlobStore({ ref: 'bad-secret', connection: connection(c, { secretKey: 'not-the-secret' }) });

@@ -29,16 +29,5 @@ describe('README', () => {
     expect(run.stdout).toMatch(/op: 'restore'[\s\S]*op: 'update'[\s\S]*op: 'create'/);
   });
 
-  it('npm start runs on a fresh machine with no servers, keeping data in ./.xronox-data', () => {
-    const dataDir = join(dir.path, 'start-data');
-    const run = spawnSync(process.execPath, ['--import', tsx, join(root, 'functions/local/start.ts')], {
-      cwd: root,
-      encoding: 'utf8',
-      env: { ...process.env, XRONOX_DATA_DIR: dataDir },
-    });
-    expect(run.stderr).toBe('');
-    expect(run.status).toBe(0);
-    expect(run.stdout).toMatch(/v3 restore .* by support \(customer changed their mind\)/);
-    expect(run.stdout).toMatch(/v0 create .* by demo-user \(checkout\)/);
-  });
+  // `npm start` (the HTTP API on the embedded default) is run as written in test/http/start.test.ts.
 });

@@ -2,8 +2,9 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { XronoxConfigBuilder } from '../../core/config/builder.js';
 import { loadConfig } from '../../core/config/load.js';
-import { ConfigError, RouteNotFoundError, ValidationError } from '../../core/errors.js';
+import { RouteNotFoundError, ValidationError } from '../../core/errors.js';
 import { type RouteRequest, Router } from '../../core/routing/router.js';
+import { pooledMongoClientCount } from '../../core/adapters/mongodb/mongodb-client-pool.js';
 import { initXronox } from '../../core/xronox.js';
 import { tempDir } from '../support/temp.js';
 import { configError, thrown } from '../support/errors.js';
@@ -396,15 +397,23 @@ describe('dynamic tenants: end to end on the embedded default', () => {
   const dir = tempDir('xronox-dynamic');
   afterAll(() => dir.cleanup());
 
-  it('is refused up front when its connection needs an index store this build lacks', () => {
-    const err = thrown(ConfigError, () =>
-      initXronox({
-        dbConnections: { mongo: { mongoUri: 'mongodb://127.0.0.1:1/x' } },
-        spacesConnections: { s3: { ...s3, bucket: 'one-bucket' } },
-        databases: { runtime: { dynamicTenants: { enabled: true, dbConnRef: 'mongo', spaceConnRef: 's3', dbNameTemplate: 'rt_{tenantId}' } } },
-      }),
-    );
-    expect(err.issues.map((i) => i.path)).toEqual(['dbConnections.mongo.mongoUri']);
+  it('on a MongoDB connection, routes a new tenant; the shared client is made on first use and closed at shutdown', async () => {
+    const before = pooledMongoClientCount();
+    const xronox = initXronox({
+      dbConnections: { mongo: { mongoUri: 'mongodb://127.0.0.1:1/x' } },
+      spacesConnections: { s3: { ...s3, bucket: 'one-bucket' } },
+      databases: { runtime: { dynamicTenants: { enabled: true, dbConnRef: 'mongo', spaceConnRef: 's3', dbNameTemplate: 'rt_{tenantId}' } } },
+    });
+    try {
+      const orders = xronox.with({ databaseType: 'runtime', tier: 'tenant', tenantId: 'acme', collection: 'orders' });
+      expect(orders.route.dbName).toBe('rt_acme');
+      xronox.with({ databaseType: 'runtime', tier: 'tenant', tenantId: 'globex', collection: 'orders' });
+      // One client for the connection, whatever the number of tenants; it opens no socket until an operation.
+      expect(pooledMongoClientCount()).toBe(before + 1);
+    } finally {
+      await xronox.shutdown();
+    }
+    expect(pooledMongoClientCount()).toBe(before);
   });
 
   it('gives two new tenants their own runtime databases; neither sees the other\'s records', async () => {

@@ -6,6 +6,7 @@ import type { IndexedValue } from '../../core/contracts/index-store.js';
 import { compareSameType, filterFields, matches, parseFilter } from '../../core/engine/filter.js';
 import { ValidationError } from '../../core/errors.js';
 import { isValidName } from '../../core/routing/names.js';
+import { seededRandom as prng } from '../support/random.js';
 
 type Meta = Record<string, IndexedValue>;
 
@@ -351,17 +352,6 @@ describe('matches and compileFilter: hand-checked semantics', () => {
 // ---------------------------------------------------------------------------------------------
 // The differential property test: random metas, random filters, SQL against `matches`.
 
-/** mulberry32: a small seeded PRNG, so every failure is reproducible from its seed. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class Gen {
   readonly #next: () => number;

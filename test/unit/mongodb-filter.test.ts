@@ -17,6 +17,7 @@ import { FILTER_OPERATORS, type FilterNode } from '../../core/contracts/filter.j
 import type { IndexedValue } from '../../core/contracts/index-store.js';
 import { compareSameType, matches, parseFilter } from '../../core/engine/filter.js';
 import { StorageError, ValidationError } from '../../core/errors.js';
+import { seededRandom as prng } from '../support/random.js';
 
 /**
  * There is no MongoDB server here, so the translator is checked against mingo, an independent
@@ -392,17 +393,6 @@ describe('mingo deviations from MongoDB, handled explicitly', () => {
 // ---------------------------------------------------------------------------------------------
 // The differential property test: seeded random FilterNodes against seeded random metas.
 
-/** mulberry32: a small seeded PRNG, so every failure is reproducible from its seed. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class Gen {
   readonly #next: () => number;

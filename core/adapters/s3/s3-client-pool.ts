@@ -12,6 +12,9 @@ const pool = new Map<string, { client: S3Client; users: number }>();
 
 /** Retries cover throttling (503 SlowDown) and 5xx with exponential backoff and jitter. */
 const MAX_ATTEMPTS = 5;
+/** Time to open a socket, and by default to wait for a response once a request is sent. */
+const CONNECTION_TIMEOUT_MS = 5_000;
+const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
 
 export function acquireS3Client(connection: SpacesConnectionConfig): { client: S3Client; release: () => void } {
   const key = poolKey(connection);
@@ -47,7 +50,14 @@ function createClient(connection: SpacesConnectionConfig): S3Client {
     region: connection.region,
     ...(connection.endpoint ? { endpoint: connection.endpoint } : {}),
     forcePathStyle: connection.forcePathStyle ?? false,
-    credentials: { accessKeyId: connection.accessKey, secretAccessKey: connection.secretKey },
+    // Without keys, the SDK's default chain: the Lambda role, an instance profile, AWS_* variables.
+    ...(connection.accessKey !== undefined && connection.secretKey !== undefined
+      ? { credentials: { accessKeyId: connection.accessKey, secretAccessKey: connection.secretKey } }
+      : {}),
+    // A server that accepts connections and never answers must not stall the blob sync forever:
+    // the request fails (by default the SDK only logs a warning), the SDK retries it, and the
+    // outbox keeps the work.
+    requestHandler: { connectionTimeout: CONNECTION_TIMEOUT_MS, requestTimeout: connection.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, throwOnRequestTimeout: true },
     maxAttempts: MAX_ATTEMPTS,
     retryMode: 'standard',
     // Checksums only where S3 requires them: S3-compatible servers differ in what they accept,
@@ -59,6 +69,6 @@ function createClient(connection: SpacesConnectionConfig): S3Client {
 
 function poolKey(connection: SpacesConnectionConfig): string {
   // The secret is part of a client's identity but never kept in clear text as a map key.
-  const secret = createHash('sha256').update(connection.secretKey).digest('hex');
-  return JSON.stringify([connection.endpoint ?? null, connection.region, connection.forcePathStyle ?? false, connection.accessKey, secret]);
+  const secret = connection.secretKey === undefined ? null : createHash('sha256').update(connection.secretKey).digest('hex');
+  return JSON.stringify([connection.endpoint ?? null, connection.region, connection.forcePathStyle ?? false, connection.accessKey ?? null, secret, connection.requestTimeoutMs ?? null]);
 }

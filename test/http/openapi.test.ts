@@ -1,0 +1,118 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { call, KEYS, startServer, type TestServer } from './harness.js';
+
+/** The OpenAPI 3.1 document is generated from the route schemas, complete, and consistent. */
+
+type Operation = {
+  operationId?: string;
+  security?: unknown[];
+  parameters?: Array<{ name: string; in: string; required?: boolean }>;
+  requestBody?: { required?: boolean; content: Record<string, unknown> };
+  responses: Record<string, { content?: Record<string, { schema?: unknown }> }>;
+};
+type Document = { openapi: string; info: { title: string }; paths: Record<string, Record<string, Operation>>; components: Record<string, Record<string, unknown>> };
+
+const METHODS = ['get', 'post', 'put', 'patch', 'delete'];
+
+/** Every operation the issue asks for, per tier. */
+function expectedOperations(): string[] {
+  const out = ['get /v1/tenants/{tenantId}/counters/{databaseType}/{collection}'];
+  for (const base of ['/v1/tenants/{tenantId}', '/v1/domains/{domain}', '/v1/generic']) {
+    const collection = `${base}/{databaseType}/{collection}`;
+    const record = `${collection}/{id}`;
+    out.push(
+      `post ${collection}`,
+      `get ${collection}`,
+      `post ${collection}/restore`,
+      `get ${record}`,
+      `put ${record}`,
+      `patch ${record}`,
+      `delete ${record}`,
+      `get ${record}/versions`,
+      `post ${record}/restore`,
+    );
+  }
+  return out.sort();
+}
+
+let s: TestServer;
+let doc: Document;
+
+beforeAll(async () => {
+  s = await startServer();
+  const reply = await call(s.base, 'GET', '/openapi.json', { key: null });
+  expect(reply.status).toBe(200);
+  doc = reply.json as Document;
+});
+afterAll(() => s.close());
+
+describe('GET /openapi.json', () => {
+  it('is public OpenAPI 3.1 and lists exactly the operations of the API', () => {
+    expect(doc.openapi).toBe('3.1.0');
+    expect(doc.info.title).toBe('Xronox API');
+    const operations = Object.entries(doc.paths).flatMap(([path, item]) => Object.keys(item).filter((m) => METHODS.includes(m)).map((m) => `${m} ${path}`));
+    expect(operations.sort()).toEqual(expectedOperations());
+  });
+
+  it('gives every operation a unique id, bearer security, its path parameters and problem responses', () => {
+    const ids = new Set<string>();
+    for (const [path, item] of Object.entries(doc.paths)) {
+      for (const [method, op] of Object.entries(item)) {
+        const label = `${method} ${path}`;
+        expect(op.operationId, label).toBeTruthy();
+        expect(ids.has(op.operationId!), label).toBe(false);
+        ids.add(op.operationId!);
+        expect(op.security, label).toEqual([{ bearerAuth: [] }]);
+        const declared = (op.parameters ?? []).filter((p) => p.in === 'path').map((p) => p.name).sort();
+        const templated = [...path.matchAll(/\{(\w+)\}/g)].map((m) => m[1]).sort();
+        expect(declared, label).toEqual(templated);
+        for (const p of op.parameters ?? []) if (p.in === 'path') expect(p.required, `${label} ${p.name}`).toBe(true);
+        for (const status of ['401', '403', '500']) expect(op.responses[status]?.content?.['application/problem+json'], `${label} ${status}`).toBeDefined();
+        if (method === 'post' || method === 'put' || method === 'patch') {
+          expect(op.requestBody?.required, label).toBe(true);
+          expect(Object.keys(op.requestBody!.content), label).toEqual(['application/json']);
+        }
+        if (method === 'put' || method === 'patch' || method === 'delete') {
+          expect(op.parameters?.find((p) => p.in === 'header' && p.name === 'if-match'), label).toBeDefined();
+          expect(op.responses['428'], label).toBeDefined();
+        }
+      }
+    }
+    expect(doc.components.securitySchemes).toEqual({ bearerAuth: expect.objectContaining({ type: 'http', scheme: 'bearer' }) });
+  });
+
+  it('has no dangling $ref, and its schemas are the route schemas (e.g. record data is any JSON object)', () => {
+    const refs = [...JSON.stringify(doc).matchAll(/"\$ref":"#\/components\/(\w+)\/([^"]+)"/g)];
+    expect(refs.length).toBeGreaterThan(10);
+    for (const [, kind, name] of refs) expect(doc.components[kind!]?.[name!], `${kind}/${name}`).toBeDefined();
+    expect(doc.components.schemas?.RecordData).toMatchObject({ type: 'object', additionalProperties: true });
+    expect(doc.components.schemas?.Problem).toMatchObject({ type: 'object' });
+  });
+
+  it('describes only routes the server answers, with the method it documents', async () => {
+    for (const [path, item] of Object.entries(doc.paths)) {
+      const concrete = path
+        .replace('{tenantId}', 'acme')
+        .replace('{domain}', 'health')
+        .replace('{databaseType}', path.startsWith('/v1/tenants') ? 'runtime' : 'knowledge')
+        .replace('{collection}', 'openapi-check')
+        .replace('{id}', 'no-such-id');
+      for (const method of Object.keys(item)) {
+        const reply = await call(s.base, method.toUpperCase(), concrete, { key: KEYS.everywhere, ...(['post', 'put', 'patch'].includes(method) ? { body: {} } : {}) });
+        // Whatever the outcome (201, 400, 404 for the record, 428), a route answered: none says "No route answers".
+        expect(reply.text, `${method} ${concrete}`).not.toContain('No route answers');
+        expect(reply.status, `${method} ${concrete}`).toBeLessThan(500);
+      }
+    }
+  });
+});
+
+describe('GET /docs', () => {
+  it('serves Swagger UI pointing at the document', async () => {
+    const reply = await call(s.base, 'GET', '/docs', { key: null });
+    expect(reply.status).toBe(200);
+    expect(reply.headers.get('content-type')).toMatch(/text\/html/);
+    expect(reply.text).toContain('SwaggerUIBundle');
+    expect(reply.text).toContain('./openapi.json');
+  });
+});
