@@ -28,6 +28,10 @@ export type { CollectionVerifyReport, VerifyReport } from './engine/hash-chain.j
 export type { TieredReadOptions, TieredReadResult } from './engine/tiered-read.js';
 export type { Data, RecordDocument } from './engine/documents.js';
 export type { SyncReport } from './engine/blob-sync.js';
+export type { JobTarget } from './engine/xronox.js';
+
+export { archiveObjects, restoreBackup, runJob, SCHEDULED_JOBS, type ObjectRef, type ScheduledJob } from './jobs/run.js';
+export type { JobProgress, JobReport, RunOptions } from './jobs/job.js';
 
 export { loadConfig, type XronoxConfig } from './config/load.js';
 export { CONFIG_FILE_NAMES, findConfigFile, loadConfigFile } from './config/file.js';

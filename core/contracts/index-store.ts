@@ -119,6 +119,62 @@ export interface IndexStore {
   /** Releases the lease if `owner` holds it; a no-op otherwise. */
   releaseLock(ns: Namespace, key: string, owner: string): Promise<void>;
 
+  // ---- background jobs (core/jobs): archival, retention, backups ------------------------------
+
+  /**
+   * Names of every database on this store that has a namespace written at least once (a commit
+   * or an import), sorted by byte order. Lets jobs reach dynamic tenants, which no config lists.
+   */
+  listDatabases(): Promise<string[]>;
+
+  /** Collections of `dbName` written at least once (a commit or an import), sorted by byte order; `[]` for an unknown database. */
+  listCollections(dbName: string): Promise<string[]>;
+
+  /**
+   * Records of `dbName` holding at least one version entry that is not archived and was written
+   * at or before `writtenBefore` (ISO-8601), ordered by (collection, id) in byte order, after
+   * `after` when given, at most `limit`. `oldestAt` is the `at` of the record's oldest
+   * unarchived version. An index lookup: it never scans archived history.
+   */
+  listUnarchivedRecords(
+    dbName: string,
+    options: { writtenBefore: string; after?: { collection: string; id: string }; limit: number },
+  ): Promise<UnarchivedRecord[]>;
+
+  /**
+   * One summary per record that has version entries, in id order after `afterId`, at most
+   * `limit`: how many entries, the lowest and highest ov, and when the oldest was superseded
+   * (the `at` of the entry at `oldestOv + 1`; `null` when there is none).
+   */
+  summariseVersions(ns: Namespace, options: { afterId?: string; limit: number }): Promise<VersionSummary[]>;
+
+  /**
+   * Removes the record's version entries with ov < `belowOv`, atomically, and returns how many
+   * went. Never removes the entry at the head's ov (`belowOv` is capped there), never touches
+   * the head, and removes nothing when the record has no head. Idempotent.
+   */
+  pruneVersions(ns: Namespace, id: string, belowOv: number): Promise<number>;
+
+  /** The last collection version (cv) assigned in the namespace; `null` when it was never written. */
+  getCollectionVersion(ns: Namespace): Promise<number | null>;
+
+  /** Unique claims of a namespace (see `RecordWrite.claims`), in key order after `afterKey`, at most `limit`. */
+  listClaims(ns: Namespace, options: { afterKey?: string; limit: number }): Promise<Array<{ key: string; id: string }>>;
+
+  /**
+   * Restores records exactly as given, in one transaction: for each, the head and every version
+   * entry (with its cv, `archived` flag and body) replace whatever the namespace held for that
+   * id; each record is marked for blob sync. Claims are set as given (a claim already held by
+   * another record is taken over). The namespace's collection version is raised to the highest
+   * of `collectionVersion` and every cv in the batch when that is higher (it never goes down, so
+   * later commits never reuse an imported cv). Idempotent: importing the same batch twice leaves
+   * the same state.
+   */
+  importRecords(ns: Namespace, batch: ImportBatch): Promise<void>;
+
+  /** Sets the named counters of a collection to these totals, in one transaction; other counters are untouched. Idempotent. */
+  setCounters(dbName: string, collection: string, values: Record<string, number>): Promise<void>;
+
   /** Round-trip check used by health reports. */
   ping(): Promise<void>;
 
@@ -301,4 +357,35 @@ export interface PendingSync {
   collection: string;
   id: string;
   seq: number;
+}
+
+/** A record with versions waiting for archival (`listUnarchivedRecords`). */
+export interface UnarchivedRecord {
+  collection: string;
+  id: string;
+  /** When its oldest unarchived version was written. */
+  oldestAt: string;
+}
+
+/** What retention needs to know about a record's version entries (`summariseVersions`). */
+export interface VersionSummary {
+  id: string;
+  count: number;
+  oldestOv: number;
+  newestOv: number;
+  /** The `at` of the entry at `oldestOv + 1`: when the oldest entry stopped being current. */
+  oldestSupersededAt: string | null;
+}
+
+/** One record as a backup holds it: its head and every version entry it had. */
+export interface ImportedRecord {
+  head: HeadRow;
+  /** Any order; each entry keeps its ov, cv, `archived` flag and body (`null` when archived). */
+  versions: readonly VersionRow[];
+}
+
+export interface ImportBatch {
+  records: readonly ImportedRecord[];
+  claims?: ReadonlyArray<{ key: string; id: string }>;
+  collectionVersion?: number;
 }

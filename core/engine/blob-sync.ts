@@ -12,6 +12,11 @@ export interface SyncTarget {
   readonly versioned: boolean;
   readonly appendOnly: boolean;
   readonly blobs: Readonly<Partial<Record<BlobKind, BlobLocation>>>;
+  /**
+   * `jobs.archive.mode: 'deferred'`: leave versions in the index for the archive job
+   * (`core/jobs/archive.ts`), so a write costs one object (`current.json`) instead of two.
+   */
+  readonly deferVersions?: boolean;
 }
 
 export interface SyncReport {
@@ -222,7 +227,7 @@ export class BlobSync {
         uploaded.push({ bucket: b.bucket, key: b.key });
       }
       const archivedOvs: number[] = [];
-      if (target.versioned && blobs.versions) {
+      if (target.versioned && blobs.versions && !target.deferVersions) {
         for (const v of await index.listUnarchived(ns, id)) {
           if (v.body === null) continue;
           await putVersionOnce(blob, blobs.versions.bucket, blobKeys.version(blobs.versions, ns.collection, id, v.ov), Buffer.from(v.body, 'utf8'));
@@ -270,7 +275,7 @@ export class BlobSync {
  * mean something else wrote that key, which is reported (the record stays in the outbox, its
  * index copy intact) and never overwritten.
  */
-async function putVersionOnce(blob: BlobStore, bucket: string, key: string, body: Buffer): Promise<void> {
+export async function putVersionOnce(blob: BlobStore, bucket: string, key: string, body: Buffer): Promise<void> {
   try {
     await blob.put(bucket, key, body, { contentType: 'application/json', ifNoneMatch: true });
   } catch (err) {

@@ -71,6 +71,8 @@ export interface CollectionContext {
   /** `fallback.enabled`: queue content the blob store refuses instead of failing the write. */
   queueBlobsOnFailure: boolean;
   logicalDelete: boolean;
+  /** `jobs.archive.mode: 'deferred'`: the blob sync leaves versions to the archive job. */
+  deferVersions?: boolean;
   counterRules: readonly ParsedCounterRule[];
   /** Another collection of the same database (relationships). */
   sibling(collection: string): Collection;
@@ -113,6 +115,7 @@ export class Collection {
       versioned: ctx.route.policy.versioned,
       appendOnly: ctx.route.policy.appendOnly,
       blobs: ctx.route.blobs,
+      deferVersions: ctx.deferVersions === true,
     };
   }
 
@@ -493,7 +496,14 @@ export class Collection {
     // The head is what reads serve: it must be exactly the newest version.
     if (newest) {
       const newestDoc = await this.#readVersionDoc(newest).catch(() => null);
-      if (!newestDoc || canonicalJson(parseDocument(head.body)) !== canonicalJson(newestDoc) || versionHash(newestPrevious?.hash ?? null, parseDocument(head.body)) !== head.hash) {
+      // When retention pruned everything before the newest version, that version anchors the
+      // chain (as in #checkLink): its hash cannot be recomputed without its predecessor's.
+      const anchored = newestPrevious === undefined && newest.ov > 0;
+      if (
+        !newestDoc ||
+        canonicalJson(parseDocument(head.body)) !== canonicalJson(newestDoc) ||
+        (!anchored && versionHash(newestPrevious?.hash ?? null, parseDocument(head.body)) !== head.hash)
+      ) {
         flag(head.ov, 'the head (what reads return) does not match its newest version');
       }
     }

@@ -113,6 +113,7 @@ export class Xronox {
       maxContentBytes: this.config.limits?.maxContentBytes ?? DEFAULT_MAX_CONTENT_BYTES,
       queueBlobsOnFailure: this.config.fallback?.enabled === true,
       logicalDelete: this.config.logicalDelete.enabled,
+      deferVersions: this.#deferVersions,
       counterRules: this.#counterRules,
       sibling: (collection) => this.#collection(this.#router.resolve({ ...routeRequestOf(route), collection })),
     });
@@ -177,12 +178,46 @@ export class Xronox {
         versioned: db.policy.versioned,
         appendOnly: db.policy.appendOnly,
         blobs: db.blobs,
+        deferVersions: this.#deferVersions,
       });
       total.synced += report.synced;
       total.failed += report.failed;
       total.deadLettered += report.deadLettered;
     }
     return total;
+  }
+
+  /**
+   * For background jobs (`core/jobs`): every database this instance serves, with the instance's
+   * own (guarded) index and blob stores. Configured databases first, then (unless `dynamic` is
+   * false) the databases of dynamic tenants that their connection's store holds: no config
+   * lists those, so finding them asks each dynamic connection's store.
+   */
+  async jobTargets(options: { dynamic?: boolean } = {}): Promise<JobTarget[]> {
+    this.#assertOpen();
+    const databases = this.#router.databases();
+    const seen = new Set(databases.map((d) => `${d.dbConnRef}\u0000${d.dbName}`));
+    for (const ref of options.dynamic === false ? [] : this.#router.dynamicConnections()) {
+      for (const dbName of await this.#indexFor({ dbConnRef: ref }).listDatabases()) {
+        const db = seen.has(`${ref}\u0000${dbName}`) ? null : this.#router.databaseNamed(ref, dbName);
+        // databaseNamed also answers for an analytics database name; keep each database once.
+        if (!db || seen.has(`${ref}\u0000${db.dbName}`)) continue;
+        seen.add(`${ref}\u0000${db.dbName}`);
+        databases.push(db);
+      }
+    }
+    return databases.map((db) => this.jobTarget(db));
+  }
+
+  /** One database (a route, or an entry of `jobTargets()`) with this instance's stores for it. */
+  jobTarget(db: DatabaseRoute): JobTarget {
+    this.#assertOpen();
+    const { databaseType, tier, tenantId, domain, dbConnRef, dbName, analyticsDbName, spaceConnRef, blobs, policy } = db;
+    return { databaseType, tier, tenantId, domain, dbConnRef, dbName, analyticsDbName, spaceConnRef, blobs, policy, index: this.#indexFor(db), blob: this.#blobFor(db) };
+  }
+
+  get #deferVersions(): boolean {
+    return this.config.jobs?.archive?.mode === 'deferred';
   }
 
   /** Drains the blob sync, then closes every client this instance opened. Idempotent. */
@@ -305,6 +340,9 @@ function opening<T>(what: string, open: () => T): T {
     throw new StorageError(what, 'open', err, `Could not open the ${what}: ${err instanceof Error ? err.message : String(err)}`);
   }
 }
+
+/** A database with the stores that hold it: what a background job works on. */
+export type JobTarget = DatabaseRoute & { readonly index: IndexStore; readonly blob: BlobStore };
 
 export interface ProbeResult {
   ok: boolean;

@@ -908,6 +908,166 @@ export function indexStoreConformance(
       });
     });
 
+    describe('background jobs', () => {
+      it('listDatabases and listCollections name every namespace written, sorted, and nothing else', async () => {
+        const a = freshNs();
+        const b = freshNs();
+        const a2 = { dbName: a.dbName, collection: `${a.collection}_a2` };
+        expect(await store.listCollections(a.dbName)).toEqual([]);
+        await commitOk(a2, create(randomUUID()));
+        await commitOk(a, create(randomUUID()));
+        await commitOk(b, create(randomUUID()));
+        // Counters alone (an analytics database) do not make a namespace.
+        await commitOk(a, create(randomUUID()), [{ dbName: `${a.dbName}_analytics`, collection: a.collection, deltas: { n: 1 } }]);
+        const dbs = await store.listDatabases();
+        expect(dbs).toEqual(expect.arrayContaining([a.dbName, b.dbName]));
+        expect(dbs).not.toContain(`${a.dbName}_analytics`);
+        expect([...dbs].sort(compareIds)).toEqual(dbs);
+        expect(await store.listCollections(a.dbName)).toEqual([a.collection, a2.collection].sort(compareIds));
+        expect(await store.listCollections(b.dbName)).toEqual([b.collection]);
+      });
+
+      it('listUnarchivedRecords lists records with unarchived entries written by a time, in (collection, id) order, paged', async () => {
+        const ns = freshNs();
+        const ns2 = { dbName: ns.dbName, collection: `${ns.collection}_z` };
+        const [r1, r2, r3] = [randomUUID(), randomUUID(), randomUUID()].sort(compareIds) as [string, string, string];
+        await commitOk(ns, create(r1, { at: ts(10) }));
+        await commitOk(ns, update(r1, 1, { at: ts(20) }));
+        await commitOk(ns, create(r2, { at: ts(30) }));
+        await commitOk(ns2, create(r3, { at: ts(5) }));
+        await commitOk(freshNs(), create(randomUUID(), { at: ts(1) }));
+
+        expect(await store.listUnarchivedRecords(ns.dbName, { writtenBefore: ts(100), limit: 10 })).toEqual([
+          { collection: ns.collection, id: r1, oldestAt: ts(10) },
+          { collection: ns.collection, id: r2, oldestAt: ts(30) },
+          { collection: ns2.collection, id: r3, oldestAt: ts(5) },
+        ]);
+        // Written at or before the time, judged by the oldest unarchived entry.
+        expect((await store.listUnarchivedRecords(ns.dbName, { writtenBefore: ts(10), limit: 10 })).map((r) => r.id)).toEqual([r1, r3]);
+        expect((await store.listUnarchivedRecords(ns.dbName, { writtenBefore: ts(9), limit: 10 })).map((r) => r.id)).toEqual([r3]);
+        // Paging.
+        const first = await store.listUnarchivedRecords(ns.dbName, { writtenBefore: ts(100), limit: 2 });
+        expect(first.map((r) => r.id)).toEqual([r1, r2]);
+        const last = first[1]!;
+        expect((await store.listUnarchivedRecords(ns.dbName, { writtenBefore: ts(100), limit: 2, after: { collection: last.collection, id: last.id } })).map((r) => r.id)).toEqual([r3]);
+        // Archiving the oldest entry moves oldestAt; archiving every entry drops the record.
+        await store.completeSync(ns, r1, { archivedOvs: [1], seq: null });
+        expect((await store.listUnarchivedRecords(ns.dbName, { writtenBefore: ts(100), limit: 1 }))[0]).toEqual({ collection: ns.collection, id: r1, oldestAt: ts(20) });
+        await store.completeSync(ns, r1, { archivedOvs: [2], seq: null });
+        expect((await store.listUnarchivedRecords(ns.dbName, { writtenBefore: ts(100), limit: 10 })).map((r) => r.id)).toEqual([r2, r3]);
+        expect(await store.listUnarchivedRecords(`${ns.dbName}_none`, { writtenBefore: ts(100), limit: 10 })).toEqual([]);
+      });
+
+      it('summariseVersions counts entries per record with their ov range and when the oldest was superseded', async () => {
+        const ns = freshNs();
+        const [a, b] = [randomUUID(), randomUUID()].sort(compareIds) as [string, string];
+        await commitOk(ns, create(a, { at: ts(1) }));
+        for (let ov = 1; ov < 4; ov++) await commitOk(ns, update(a, ov, { at: ts(ov + 1) }));
+        await commitOk(ns, create(b, { at: ts(50) }));
+        await commitOk(freshNs(), create(a));
+        expect(await store.summariseVersions(ns, { limit: 10 })).toEqual([
+          { id: a, count: 4, oldestOv: 1, newestOv: 4, oldestSupersededAt: ts(2) },
+          { id: b, count: 1, oldestOv: 1, newestOv: 1, oldestSupersededAt: null },
+        ]);
+        expect((await store.summariseVersions(ns, { limit: 1 })).map((s) => s.id)).toEqual([a]);
+        expect((await store.summariseVersions(ns, { limit: 10, afterId: a })).map((s) => s.id)).toEqual([b]);
+        expect(await store.pruneVersions(ns, a, 3)).toBe(2);
+        expect((await store.summariseVersions(ns, { limit: 1 }))[0]).toEqual({ id: a, count: 2, oldestOv: 3, newestOv: 4, oldestSupersededAt: ts(4) });
+      });
+
+      it('pruneVersions removes older entries only, never the current one, and is idempotent', async () => {
+        const ns = freshNs();
+        const id = randomUUID();
+        const other = randomUUID();
+        await commitOk(ns, [create(id, { at: ts(1) }), create(other, { at: ts(1) })]);
+        for (let ov = 1; ov < 5; ov++) await commitOk(ns, update(id, ov, { at: ts(ov + 1) }));
+        const head = await store.getHead(ns, id);
+        expect(await store.pruneVersions(ns, id, 3)).toBe(2);
+        expect(await store.pruneVersions(ns, id, 3)).toBe(0);
+        expect((await store.listVersions(ns, id, { limit: 10 })).map((v) => v.ov)).toEqual([5, 4, 3]);
+        expect(await store.getVersion(ns, id, 2)).toBeNull();
+        expect(await store.findVersionAt(ns, id, { at: ts(2) })).toBeNull();
+        expect((await store.findVersionAt(ns, id, { at: ts(3) }))?.ov).toBe(3);
+        // Asking for more than the history is capped at the head's ov: the current entry stays.
+        expect(await store.pruneVersions(ns, id, 1_000)).toBe(2);
+        expect((await store.listVersions(ns, id, { limit: 10 })).map((v) => v.ov)).toEqual([5]);
+        expect(await store.getHead(ns, id)).toEqual(head);
+        expect((await store.listVersions(ns, other, { limit: 10 })).map((v) => v.ov)).toEqual([1]);
+        expect(await store.pruneVersions(ns, randomUUID(), 5)).toBe(0);
+        // A soft-deleted record keeps its tombstone (its current entry) too.
+        await commitOk(ns, update(other, 1, { deleted: true, op: 'delete', at: ts(9) }));
+        expect(await store.pruneVersions(ns, other, 10)).toBe(1);
+        expect((await store.listVersions(ns, other, { limit: 10 })).map((v) => [v.ov, v.deleted])).toEqual([[2, true]]);
+      });
+
+      it('getCollectionVersion is the last cv assigned; listClaims pages claims in key order', async () => {
+        const ns = freshNs();
+        expect(await store.getCollectionVersion(ns)).toBeNull();
+        const [a, b] = [randomUUID(), randomUUID()];
+        await commitOk(ns, [{ ...create(a), claims: [{ key: 'k2' }, { key: 'k1' }] }, { ...create(b), claims: [{ key: 'k3' }] }]);
+        await commitOk(ns, hardDelete(b, 1));
+        expect(await store.getCollectionVersion(ns)).toBe(2);
+        await commitOk(ns, { ...create(randomUUID()), claims: [{ key: 'k0' }] });
+        expect(await store.getCollectionVersion(ns)).toBe(3);
+        const all = await store.listClaims(ns, { limit: 10 });
+        expect(all.map((c) => c.key)).toEqual(['k0', 'k1', 'k2']);
+        expect(all.find((c) => c.key === 'k1')?.id).toBe(a);
+        expect(await store.listClaims(ns, { limit: 2, afterKey: 'k0' })).toEqual([{ key: 'k1', id: a }, { key: 'k2', id: a }]);
+        expect(await store.listClaims(freshNs(), { limit: 10 })).toEqual([]);
+      });
+
+      it('importRecords writes heads and entries exactly as given, raises the cv, marks the records, and is idempotent', async () => {
+        const source = freshNs();
+        const target = freshNs();
+        const [a, b] = [randomUUID(), randomUUID()].sort(compareIds) as [string, string];
+        await commitOk(source, [{ ...create(a, { meta: TRICKY_META, body: TRICKY_BODIES[1] }), claims: [{ key: 'ka' }] }, create(b)]);
+        await commitOk(source, update(a, 1, { actor: { type: 'agent', identifier: 'bot', name: 'Bot' }, reason: 'why', body: TRICKY_BODIES[0] }));
+        await commitOk(source, update(b, 1, { deleted: true, op: 'delete' }));
+        await commitOk(source, hardDelete(b, 2));
+        await commitOk(source, create(b));
+        await store.completeSync(source, a, { archivedOvs: [1], seq: null });
+        const snapshot = async (ns: Namespace) => ({
+          heads: await Promise.all([a, b].map((id) => store.getHead(ns, id))),
+          versions: await Promise.all([a, b].map((id) => store.listVersions(ns, id, { limit: 10 }))),
+        });
+        const before = await snapshot(source);
+        const cv = await store.getCollectionVersion(source);
+        const batch = {
+          records: [a, b].map((id, i) => ({ head: before.heads[i]!, versions: [...before.versions[i]!].reverse() })),
+          claims: await store.listClaims(source, { limit: 10 }),
+          collectionVersion: cv!,
+        };
+        await store.importRecords(target, batch);
+        expect(await snapshot(target)).toEqual(before);
+        expect(await store.getVersion(target, a, 1)).toMatchObject({ archived: true, body: null, size: Buffer.byteLength(TRICKY_BODIES[1]!, 'utf8') });
+        expect(await store.getCollectionVersion(target)).toBe(cv);
+        expect(await store.getClaim(target, 'ka')).toBe(a);
+        expect(await store.listCollections(target.dbName)).toEqual([target.collection]);
+        expect((await store.listPendingSync(target.dbName, { limit: 10 })).map((p) => p.id).sort(compareIds)).toEqual([a, b]);
+        expect((await store.listVersionsByActor(target, 'bot', { limit: 10, actorType: 'agent' })).map((v) => v.ov)).toEqual([2]);
+
+        await store.importRecords(target, batch);
+        expect(await snapshot(target)).toEqual(before);
+        // The cv never goes down, and later commits never reuse an imported cv.
+        await store.importRecords(target, { records: [], collectionVersion: 0 });
+        expect(await store.getCollectionVersion(target)).toBe(cv);
+        expect(await commitOk(target, update(a, 2))).toEqual([cv! + 1]);
+        // Importing a record replaces the entries it had.
+        await store.importRecords(target, { records: [batch.records[0]!] });
+        expect(await store.listVersions(target, a, { limit: 10 })).toEqual(before.versions[0]);
+      });
+
+      it('setCounters sets the named totals only, idempotently', async () => {
+        const ns = freshNs();
+        await commitOk(ns, create(randomUUID()), [{ dbName: ns.dbName, collection: ns.collection, deltas: { created: 3, kept: 7 } }]);
+        await store.setCounters(ns.dbName, ns.collection, { created: 10, fresh: 2 });
+        await store.setCounters(ns.dbName, ns.collection, { created: 10, fresh: 2 });
+        expect(await store.getCounters(ns.dbName, ns.collection)).toEqual({ created: 10, kept: 7, fresh: 2 });
+        await commitOk(ns, create(randomUUID()), [{ dbName: ns.dbName, collection: ns.collection, deltas: { created: 1 } }]);
+        expect(await store.getCounters(ns.dbName, ns.collection)).toEqual({ created: 11, kept: 7, fresh: 2 });
+      });
+    });
+
     describe('lifecycle', () => {
       it('ping resolves', async () => {
         await expect(store.ping()).resolves.toBeUndefined();

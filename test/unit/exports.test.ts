@@ -17,6 +17,7 @@ describe('public API', () => {
       'NotFoundError',
       'RouteNotFoundError',
       'Router',
+      'SCHEDULED_JOBS',
       'STORAGE_POLICIES',
       'StorageError',
       'TIERS',
@@ -26,6 +27,7 @@ describe('public API', () => {
       'Xronox',
       'XronoxConfigBuilder',
       'XronoxError',
+      'archiveObjects',
       'configSchema',
       'createDevConfig',
       'createMinimalConfig',
@@ -36,6 +38,8 @@ describe('public API', () => {
       'loadConfigFile',
       'maskConfig',
       'maskSecretsIn',
+      'restoreBackup',
+      'runJob',
     ]);
   });
 

@@ -1,3 +1,4 @@
+import { ObjectId } from 'mongodb';
 import { Query, update, updateOne } from 'mingo';
 import { describe, expect, it } from 'vitest';
 import type { NewHead, Namespace, RecordWrite } from '../../core/contracts/index-store.js';
@@ -26,6 +27,7 @@ const ns: Namespace = { dbName: 'rt_acme', collection: 'orders' };
 const analytics: Namespace = { dbName: 'an_acme', collection: 'orders' };
 const settings = { deadLetterCollection: 'xronox_dead_letters' };
 const SINCE = new Date('2026-01-01T00:00:00Z');
+const QUEUE_ORDER = new ObjectId('65920080aaaaaaaaaa000001');
 
 function table(state: State, db: string, name: string): Map<string, Doc> {
   const key = `${db}.${name}`;
@@ -120,9 +122,9 @@ function writeOf(id: string, ov: number, over: Partial<NewHead> = {}, extra: Par
   const head = newHead(ov, over);
   return {
     id,
-    expectedOv: ov === 1 ? null : ov - 1,
+    expectedOv: ov === 0 ? null : ov - 1,
     head,
-    version: { op: ov === 1 ? 'create' : 'update', at: head.updatedAt, actor: { type: 'user', identifier: 'ada' }, reason: null, deleted: head.deleted, body: head.body, hash: `h${ov}-${head.body}` },
+    version: { op: ov === 0 ? 'create' : 'update', at: head.updatedAt, actor: { type: 'user', identifier: 'ada' }, reason: null, deleted: head.deleted, body: head.body, hash: `h${ov}-${head.body}` },
     ...extra,
   };
 }
@@ -130,6 +132,7 @@ function writeOf(id: string, ov: number, over: Partial<NewHead> = {}, extra: Par
 function pendingOf(write: RecordWrite, cv: number, opId: string, counters = true): PendingWrite {
   return {
     opId,
+    queueOrder: QUEUE_ORDER,
     ov: write.head?.ov ?? write.expectedOv ?? 0,
     cv,
     since: SINCE,
@@ -166,10 +169,10 @@ const blob = { bucket: 'acme-content', key: 'content/orders/o1/pdf/abc/blob.bin'
 
 /** A history of writes on one record, each committed then rolled forward with a crash at `crashAt`. */
 const SCENARIOS: Array<{ name: string; writes: RecordWrite[] }> = [
-  { name: 'create', writes: [writeOf('o1', 1, {}, { blobs: [blob] })] },
-  { name: 'create, update, update', writes: [writeOf('o1', 1), writeOf('o1', 2), writeOf('o1', 3)] },
-  { name: 'create, soft delete', writes: [writeOf('o1', 1), writeOf('o1', 2, { deleted: true, deletedAt: '2026-01-01T00:00:02.000000Z' })] },
-  { name: 'create, update, hard delete', writes: [writeOf('o1', 1), writeOf('o1', 2), { id: 'o1', expectedOv: 2, head: null }] },
+  { name: 'create', writes: [writeOf('o1', 0, {}, { blobs: [blob] })] },
+  { name: 'create, update, update', writes: [writeOf('o1', 0), writeOf('o1', 1), writeOf('o1', 2)] },
+  { name: 'create, soft delete', writes: [writeOf('o1', 0), writeOf('o1', 1, { deleted: true, deletedAt: '2026-01-01T00:00:02.000000Z' })] },
+  { name: 'create, update, hard delete', writes: [writeOf('o1', 0), writeOf('o1', 1), { id: 'o1', expectedOv: 1, head: null }] },
 ];
 
 /** Every crash point from 0 to this many operations is tried; plans longer than it fail the test. */
@@ -207,13 +210,13 @@ describe('the standalone protocol, replayed with crashes (in-memory model of sin
 
   it('an uninterrupted run leaves exactly the expected documents: versions, supersededAt, outbox, counters once, claims released on delete', () => {
     const state: State = new Map();
-    const writes = [writeOf('o1', 1), writeOf('o1', 2), writeOf('o1', 3, { deleted: true, deletedAt: 'x' })];
+    const writes = [writeOf('o1', 0), writeOf('o1', 1), writeOf('o1', 2, { deleted: true, deletedAt: 'x' })];
     table(state, ns.dbName, 'orders_claims').set('email:ada', { _id: 'email:ada', id: 'o1', cv: 0 });
     writes.forEach((w, i) => run(state, rollForward(ns, commitHead(state, w, i, `op${i}`), settings)));
     const versions = table(state, ns.dbName, 'orders_ver');
-    expect([...versions.keys()].sort()).toEqual([versionId('o1', 1), versionId('o1', 2), versionId('o1', 3)]);
-    expect(versions.get(versionId('o1', 1))!.supersededAt).toEqual(SINCE);
-    expect(versions.get(versionId('o1', 3))!.supersededAt).toBeUndefined();
+    expect([...versions.keys()].sort()).toEqual([versionId('o1', 0), versionId('o1', 1), versionId('o1', 2)]);
+    expect(versions.get(versionId('o1', 0))!.supersededAt).toEqual(SINCE);
+    expect(versions.get(versionId('o1', 2))!.supersededAt).toBeUndefined();
     expect(storedHead(state, 'o1')!.pending).toBeUndefined();
     expect(table(state, ns.dbName, 'xronox_sync_outbox').get(recordKey('orders', 'o1'))).toMatchObject({ seq: 2, coll: 'orders', id: 'o1' });
     expect(table(state, analytics.dbName, 'orders_counter').get('totals')!.counts).toEqual({ created: 3 });
@@ -222,7 +225,7 @@ describe('the standalone protocol, replayed with crashes (in-memory model of sin
 
   it('two roll-forwards of one write interleaved operation by operation count its counters once', () => {
     const state: State = new Map();
-    const head = commitHead(state, writeOf('o1', 1), 0, 'op0');
+    const head = commitHead(state, writeOf('o1', 0), 0, 'op0');
     const a = rollForward(ns, head, settings);
     const b = rollForward(ns, structuredClone(head), settings);
     for (let i = 0; i < Math.max(a.length, b.length); i++) {
@@ -234,7 +237,7 @@ describe('the standalone protocol, replayed with crashes (in-memory model of sin
 
   it('a roll-forward repeated after countersApplied was lost (crash between the increment and the mark) still counts once', () => {
     const state: State = new Map();
-    const head = commitHead(state, writeOf('o1', 1), 0, 'op0');
+    const head = commitHead(state, writeOf('o1', 0), 0, 'op0');
     const plan = rollForward(ns, head, settings);
     const markAt = plan.findIndex((op) => op.kind === 'updateOne' && JSON.stringify(op.update).includes('countersApplied'));
     run(state, plan.slice(0, markAt)); // increment done, mark not written
@@ -245,43 +248,59 @@ describe('the standalone protocol, replayed with crashes (in-memory model of sin
 
   it('a stalled roll-forward of a hard delete, replayed after the record was re-created, removes nothing of the new record', () => {
     const state: State = new Map();
-    run(state, rollForward(ns, commitHead(state, writeOf('o1', 1), 0, 'op0'), settings));
-    const purge = rollForward(ns, commitHead(state, { id: 'o1', expectedOv: 1, head: null }, 1, 'op1'), settings);
+    run(state, rollForward(ns, commitHead(state, writeOf('o1', 0), 0, 'op0'), settings));
+    const purge = rollForward(ns, commitHead(state, { id: 'o1', expectedOv: 0, head: null }, 1, 'op1'), settings);
     run(state, purge); // the purge completes (another process finished it)
     expect(storedHead(state, 'o1')).toBeUndefined();
     // The record is re-created with a claim and a queued object, then the stalled purge replays.
     table(state, ns.dbName, 'orders_claims').set('email:ada', { _id: 'email:ada', id: 'o1', cv: 2 });
-    run(state, rollForward(ns, commitHead(state, writeOf('o1', 1, {}, { blobs: [blob] }), 2, 'op2'), settings));
+    run(state, rollForward(ns, commitHead(state, writeOf('o1', 0, {}, { blobs: [blob] }), 2, 'op2'), settings));
     const before = snapshot(state);
     run(state, purge);
     expect(snapshot(state)).toBe(before);
   });
 
+  it('a stalled roll-forward of a purged incarnation neither prunes nor marks superseded the re-created record’s entries', () => {
+    const state: State = new Map();
+    const pruning = { ...settings, maxVersionsPerItem: 1 };
+    // Old incarnation: ov 0..2 (cv 0..2); the roll-forward of ov 2 stalls before running.
+    for (let ov = 0; ov <= 1; ov++) run(state, rollForward(ns, commitHead(state, writeOf('o1', ov), ov, `op${ov}`), pruning));
+    const stalled = rollForward(ns, commitHead(state, writeOf('o1', 2), 2, 'op2'), pruning);
+    run(state, stalled); // finished by another process
+    run(state, rollForward(ns, commitHead(state, { id: 'o1', expectedOv: 2, head: null }, 3, 'op4'), pruning));
+    // New incarnation at ov 0 and 1 (cv 4, 5), then the stalled plan replays.
+    run(state, rollForward(ns, commitHead(state, writeOf('o1', 0, { body: '{"new":1}' }), 4, 'op5'), settings));
+    run(state, rollForward(ns, commitHead(state, writeOf('o1', 1, { body: '{"new":2}' }), 5, 'op6'), settings));
+    const versions = table(state, ns.dbName, 'orders_ver');
+    const before = snapshot(state);
+    run(state, stalled.filter((op) => op.kind !== 'insertVersion'));
+    expect(versions.get(versionId('o1', 0))).toMatchObject({ cv: 4 });
+    expect(versions.get(versionId('o1', 1))).toMatchObject({ cv: 5 });
+    expect(versions.get(versionId('o1', 1))!.supersededAt).toBeUndefined();
+    expect(snapshot(state).replace(/"applied":\[[^\]]*\]/g, '')).toBe(before.replace(/"applied":\[[^\]]*\]/g, ''));
+  });
+
   it('a stalled roll-forward that writes a dead incarnation’s version entry late is overwritten by the live write of that ov', () => {
     const state: State = new Map();
-    const old = commitHead(state, writeOf('o1', 1, { body: '{"old":1}' }), 0, 'op0');
+    const old = commitHead(state, writeOf('o1', 0, { body: '{"old":1}' }), 0, 'op0');
     const stalled = rollForward(ns, old, settings);
     run(state, stalled);
-    run(state, rollForward(ns, commitHead(state, { id: 'o1', expectedOv: 1, head: null }, 1, 'op1'), settings));
+    run(state, rollForward(ns, commitHead(state, { id: 'o1', expectedOv: 0, head: null }, 1, 'op1'), settings));
     // The re-created record's first write is committed; before its roll-forward, the stall replays.
-    const fresh = commitHead(state, writeOf('o1', 1, { body: '{"new":1}' }), 2, 'op2');
+    const fresh = commitHead(state, writeOf('o1', 0, { body: '{"new":1}' }), 2, 'op2');
     run(state, stalled);
     run(state, rollForward(ns, fresh, settings));
-    const entry = table(state, ns.dbName, 'orders_ver').get(versionId('o1', 1)) as unknown as VersionDoc;
+    const entry = table(state, ns.dbName, 'orders_ver').get(versionId('o1', 0)) as unknown as VersionDoc;
     expect(entry.body).toBe('{"new":1}');
     expect(entry.cv).toBe(2);
   });
 });
 
 describe('leases, replayed in the model with the server clock', () => {
+  // As the store does: one upsert, then the lease is held when the document after it names the owner.
   const acquire = (state: State, owner: string, leaseMs = 60_000): boolean => {
-    try {
-      apply(state, acquireLockOp(ns, 'restore-collection', owner, leaseMs));
-      return true;
-    } catch (err) {
-      if (err instanceof DuplicateKey) return false;
-      throw err;
-    }
+    apply(state, acquireLockOp(ns, 'restore-collection', owner, leaseMs));
+    return table(state, ns.dbName, 'orders_locks').get('restore-collection')?.owner === owner;
   };
   const lock = (state: State) => table(state, ns.dbName, 'orders_locks').get('restore-collection')!;
 
@@ -315,7 +334,7 @@ describe('protocol operations (pure)', () => {
   });
 
   it('within a transaction counters are plain increments, and zero deltas are left out', () => {
-    const write = writeOf('o1', 2);
+    const write = writeOf('o1', 1);
     const ops = sideEffects(ns, 'o1', pendingOf(write, 5, 'op'), settings, { idempotentCounters: false });
     const counter = ops.find((op) => op.coll.name === 'orders_counter');
     expect(counter).toEqual({ kind: 'updateOne', coll: { db: 'an_acme', name: 'orders_counter' }, filter: { _id: 'totals' }, update: { $inc: { 'counts.created': 1 } }, upsert: true });
@@ -323,26 +342,27 @@ describe('protocol operations (pure)', () => {
   });
 
   it('the outbox mark only moves forward ($max) and keeps the first queue time', () => {
-    const ops = sideEffects(ns, 'o1', pendingOf(writeOf('o1', 2), 9, 'op'), settings, { idempotentCounters: true });
+    const ops = sideEffects(ns, 'o1', pendingOf(writeOf('o1', 1), 9, 'op'), settings, { idempotentCounters: true });
     expect(ops.find((op) => op.coll.name === 'xronox_sync_outbox')).toMatchObject({
       filter: { _id: 'orders/o1' },
-      update: { $max: { seq: 9 }, $setOnInsert: { coll: 'orders', id: 'o1', queuedAt: SINCE } },
+      update: { $max: { seq: 9 }, $setOnInsert: { coll: 'orders', id: 'o1', queuedAt: SINCE, order: QUEUE_ORDER } },
       upsert: true,
     });
   });
 
   it('maxPerItem prunes only entries older than the newest maxPerItem, never the current version', () => {
     expect(retentionPruneFilter('o1', 10, 3)).toEqual({ id: 'o1', ov: { $lte: 7 } });
-    expect(retentionPruneFilter('o1', 3, 3)).toBeNull();
-    expect(retentionPruneFilter('o1', 1, 1)).toBeNull();
+    expect(retentionPruneFilter('o1', 3, 3)).toEqual({ id: 'o1', ov: { $lte: 0 } }); // keeps ov 1, 2, 3 (ov starts at 0)
+    expect(retentionPruneFilter('o1', 2, 3)).toBeNull();
+    expect(retentionPruneFilter('o1', 0, 1)).toBeNull();
     expect(() => retentionPruneFilter('o1', 5, 0)).toThrow(RangeError);
     const ops = sideEffects(ns, 'o1', pendingOf(writeOf('o1', 5), 9, 'op'), { ...settings, maxVersionsPerItem: 2 }, { idempotentCounters: true });
-    expect(ops).toContainEqual({ kind: 'deleteMany', coll: { db: 'rt_acme', name: 'orders_ver' }, filter: { id: 'o1', ov: { $lte: 3 } } });
+    expect(ops).toContainEqual({ kind: 'deleteMany', coll: { db: 'rt_acme', name: 'orders_ver' }, filter: { id: 'o1', ov: { $lte: 3 }, cv: { $lte: 9 } } });
     for (let current = 1; current <= 50; current++) {
       for (let max = 1; max <= 10; max++) {
         const filter = retentionPruneFilter('o1', current, max);
         if (filter) expect(filter.ov.$lte).toBeLessThan(current);
-        expect(filter === null ? 0 : filter.ov.$lte).toBe(Math.max(0, current - max));
+        expect(filter === null ? -1 : filter.ov.$lte).toBe(Math.max(-1, current - max));
       }
     }
   });
@@ -370,13 +390,16 @@ describe('protocol operations (pure)', () => {
 
   it('a lease is one conditional upsert on the server clock; the owner is a literal, never an expression', () => {
     const op = acquireLockOp(ns, 'restore-collection', '$where', 30_000);
-    expect(op).toMatchObject({
+    const free = { $or: [{ $eq: [{ $type: '$owner' }, 'missing'] }, { $eq: ['$owner', { $literal: '$where' }] }, { $lte: ['$expiresAt', '$$NOW'] }] };
+    expect(op).toEqual({
       kind: 'updateOne',
       coll: { db: 'rt_acme', name: 'orders_locks' },
-      filter: { _id: 'restore-collection', $expr: { $or: [{ $eq: ['$owner', { $literal: '$where' }] }, { $lte: ['$expiresAt', '$$NOW'] }] } },
-      update: [{ $set: { owner: { $literal: '$where' }, expiresAt: { $add: ['$$NOW', 30_000] } } }],
+      // MongoDB refuses `$expr` in the query of an upsert (error 224), so the filter is the key alone.
+      filter: { _id: 'restore-collection' },
+      update: [{ $set: { owner: { $cond: [free, { $literal: '$where' }, '$owner'] }, expiresAt: { $cond: [free, { $add: ['$$NOW', 30_000] }, '$expiresAt'] } } }],
       upsert: true,
     });
+    expect(JSON.stringify(op.filter)).not.toContain('$expr');
   });
 
   it('transactions are used on replica set members and mongos, not on a standalone server', () => {

@@ -1,3 +1,4 @@
+import type { ObjectId } from 'mongodb';
 import type {
   Actor,
   CounterDelta,
@@ -58,6 +59,12 @@ export interface VersionDoc {
 export interface PendingWrite {
   /** Unique per write: makes counter increments idempotent when a roll-forward is repeated. */
   opId: string;
+  /**
+   * Where the record joins the sync outbox if it is not queued yet. An ObjectId: ordered by
+   * creation within a process (its counter) and by second across processes, which gives
+   * "oldest first" without relying on millisecond timestamps.
+   */
+  queueOrder: ObjectId;
   ov: number;
   cv: number;
   since: Date;

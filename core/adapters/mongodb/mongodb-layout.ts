@@ -103,20 +103,20 @@ export function retentionIndexes(settings: IndexSettings): IndexDescription[] {
 
 /**
  * `retention.ver.maxPerItem`: the version entries of one record beyond the newest `maxPerItem`,
- * given the ov just written. `maxPerItem` is at least 1, so the filter never reaches the current
- * version (ov = `currentOv`).
+ * given the ov just written (a record's first version is ov 0). `maxPerItem` is at least 1, so
+ * the filter never reaches the current version (ov = `currentOv`).
  */
 export function retentionPruneFilter(id: string, currentOv: number, maxPerItem: number): { id: string; ov: { $lte: number } } | null {
   if (!Number.isInteger(maxPerItem) || maxPerItem < 1) throw new RangeError('maxPerItem must be a positive integer');
   const newestPruned = currentOv - maxPerItem;
-  return newestPruned >= 1 ? { id, ov: { $lte: newestPruned } } : null;
+  return newestPruned >= 0 ? { id, ov: { $lte: newestPruned } } : null;
 }
 
 export function queueIndexSpecs(): Record<keyof typeof QUEUE_COLLECTIONS, IndexDescription[]> {
   return {
     outbox: [
-      { key: { queuedAt: 1, _id: 1 }, name: 'by_age' },
-      { key: { coll: 1, queuedAt: 1, _id: 1 }, name: 'by_collection' },
+      { key: { order: 1 }, name: 'by_order' },
+      { key: { coll: 1, order: 1 }, name: 'by_collection' },
     ],
     pendingBlobs: [{ key: { coll: 1, id: 1 }, name: 'by_record' }],
     deadLetters: [{ key: { failedAt: 1, _id: 1 }, name: 'by_age' }],

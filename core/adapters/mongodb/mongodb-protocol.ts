@@ -1,5 +1,5 @@
 import type { Document } from 'mongodb';
-import type { Namespace } from '../../contracts/index-store.js';
+import type { CounterDelta, Namespace } from '../../contracts/index-store.js';
 import type { HeadDoc, PendingWrite, VersionDoc } from './mongodb-documents.js';
 import {
   collectionName,
@@ -97,23 +97,26 @@ export function sideEffects(ns: Namespace, id: string, pending: PendingWrite, se
   const ver = coll(ns, 'ver');
   if (pending.version) {
     ops.push({ kind: 'insertVersion', coll: ver, entry: pending.version, head: coll(ns, 'head'), opId: pending.opId });
-    if (pending.ov > 1) {
+    // Both bounded by cv like the purges below: a stalled roll-forward of a purged incarnation must
+    // neither mark the re-created record's current entry superseded (the retention TTL would then
+    // expire it) nor prune the re-created record's entries.
+    if (pending.ov >= 1) {
       ops.push({
         kind: 'updateOne',
         coll: ver,
-        filter: { _id: versionId(id, pending.ov - 1), supersededAt: { $exists: false } },
+        filter: { _id: versionId(id, pending.ov - 1), cv: { $lte: pending.cv }, supersededAt: { $exists: false } },
         update: { $set: { supersededAt: pending.since } },
       });
     }
     const prune = settings.maxVersionsPerItem === undefined ? null : retentionPruneFilter(id, pending.ov, settings.maxVersionsPerItem);
-    if (prune) ops.push({ kind: 'deleteMany', coll: ver, filter: prune });
+    if (prune) ops.push({ kind: 'deleteMany', coll: ver, filter: { ...prune, cv: { $lte: pending.cv } } });
   }
   ops.push({
     kind: 'updateOne',
     coll: queue(ns.dbName, 'outbox'),
     filter: { _id: recordKey(ns.collection, id) },
     // `$max`: a late, repeated roll-forward of an older write never moves the mark backwards.
-    update: { $max: { seq: pending.cv }, $setOnInsert: { coll: ns.collection, id, queuedAt: pending.since } },
+    update: { $max: { seq: pending.cv }, $setOnInsert: { coll: ns.collection, id, queuedAt: pending.since, order: pending.queueOrder } },
     upsert: true,
   });
   for (const blob of pending.blobs) {
@@ -129,28 +132,38 @@ export function sideEffects(ns: Namespace, id: string, pending: PendingWrite, se
     ops.push({ kind: 'deleteMany', coll: queue(ns.dbName, 'pendingBlobs'), filter: { coll: ns.collection, id, cv: earlier } });
   }
   if (!pending.countersApplied) {
-    for (const c of pending.counters) {
-      const inc = Object.fromEntries(Object.entries(c.deltas).filter(([, d]) => d !== 0).map(([name, d]) => [`counts.${name}`, d]));
-      if (Object.keys(inc).length === 0) continue;
-      const target = coll({ dbName: c.dbName, collection: c.collection }, 'counter');
-      if (mode.idempotentCounters) {
-        // A totals document that already lists this op id does not match, so the upsert tries to
-        // insert a second `totals` and hits the unique `_id`: that duplicate means "already counted".
-        ops.push({
-          kind: 'updateOne',
-          coll: target,
-          filter: { _id: TOTALS_DOC_ID, applied: { $ne: pending.opId } },
-          update: { $inc: inc, $push: { applied: { $each: [pending.opId], $slice: -APPLIED_WINDOW } } },
-          upsert: true,
-          duplicateMeansDone: true,
-        });
-      } else {
-        ops.push({ kind: 'updateOne', coll: target, filter: { _id: TOTALS_DOC_ID }, update: { $inc: inc }, upsert: true });
-      }
-    }
+    ops.push(...counterOps(pending.counters, mode.idempotentCounters ? pending.opId : null));
     if (mode.idempotentCounters && pending.counters.length > 0) {
       // Narrows the window in which the op id must still be in `applied` to these two operations.
       ops.push({ kind: 'updateOne', coll: coll(ns, 'head'), filter: { _id: id, 'pending.opId': pending.opId }, update: { $set: { 'pending.countersApplied': true } } });
+    }
+  }
+  return ops;
+}
+
+/**
+ * The counter increments of a batch. With an op id (standalone roll-forward) they are idempotent:
+ * a totals document that already lists the op id does not match, so the upsert tries to insert a
+ * second `totals` and hits the unique `_id`, and that duplicate means "already counted". Without
+ * one (inside a transaction, or a batch without writes) they are plain increments.
+ */
+export function counterOps(counters: readonly CounterDelta[], opId: string | null): MongoOp[] {
+  const ops: MongoOp[] = [];
+  for (const c of counters) {
+    const inc = Object.fromEntries(Object.entries(c.deltas).filter(([, d]) => d !== 0).map(([name, d]) => [`counts.${name}`, d]));
+    if (Object.keys(inc).length === 0) continue;
+    const target = coll({ dbName: c.dbName, collection: c.collection }, 'counter');
+    if (opId !== null) {
+      ops.push({
+        kind: 'updateOne',
+        coll: target,
+        filter: { _id: TOTALS_DOC_ID, applied: { $ne: opId } },
+        update: { $inc: inc, $push: { applied: { $each: [opId], $slice: -APPLIED_WINDOW } } },
+        upsert: true,
+        duplicateMeansDone: true,
+      });
+    } else {
+      ops.push({ kind: 'updateOne', coll: target, filter: { _id: TOTALS_DOC_ID }, update: { $inc: inc }, upsert: true });
     }
   }
   return ops;
@@ -169,17 +182,27 @@ export function rollForward(ns: Namespace, head: HeadDoc & { pending: PendingWri
 }
 
 /**
- * Lease acquisition as one conditional upsert evaluated with the server's clock (`$$NOW`), so two
- * application servers with skewed clocks still cannot both hold a lease. The upsert inserts when
- * the lock is absent; when it is held by another owner and unexpired, the filter does not match
- * and the insert hits the unique `_id`: the caller reads that duplicate as "not acquired".
+ * Lease acquisition as one upsert whose pipeline decides with the server's clock (`$$NOW`), so two
+ * application servers with skewed clocks still cannot both hold a lease. The lock document is
+ * taken (owner and expiry set) when it is absent, expired, or already held by `owner`, and left
+ * as it is otherwise; the caller reads the document after the update (`findOneAndUpdate`) and has
+ * the lease when it names `owner`. (The condition cannot be a `$expr` in the filter: the server
+ * refuses `$expr` in the query of an upsert, error 224 QueryFeatureNotAllowed.)
  */
-export function acquireLockOp(ns: Namespace, key: string, owner: string, leaseMs: number): MongoOp {
+export function acquireLockOp(ns: Namespace, key: string, owner: string, leaseMs: number): Extract<MongoOp, { kind: 'updateOne' }> {
+  const free = { $or: [{ $eq: [{ $type: '$owner' }, 'missing'] }, { $eq: ['$owner', { $literal: owner }] }, { $lte: ['$expiresAt', '$$NOW'] }] };
   return {
     kind: 'updateOne',
     coll: coll(ns, 'locks'),
-    filter: { _id: key, $expr: { $or: [{ $eq: ['$owner', { $literal: owner }] }, { $lte: ['$expiresAt', '$$NOW'] }] } },
-    update: [{ $set: { owner: { $literal: owner }, expiresAt: { $add: ['$$NOW', leaseMs] } } }] as unknown as Document,
+    filter: { _id: key },
+    update: [
+      {
+        $set: {
+          owner: { $cond: [free, { $literal: owner }, '$owner'] },
+          expiresAt: { $cond: [free, { $add: ['$$NOW', leaseMs] }, '$expiresAt'] },
+        },
+      },
+    ] as unknown as Document,
     upsert: true,
   };
 }

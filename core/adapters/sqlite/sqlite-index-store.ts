@@ -11,13 +11,16 @@ import type {
   HeadQuery,
   PendingBlob,
   HeadRow,
+  ImportBatch,
   IndexedValue,
   IndexStore,
   Namespace,
   PendingSync,
+  UnarchivedRecord,
   VersionOp,
   VersionPoint,
   VersionRow,
+  VersionSummary,
 } from '../../contracts/index-store.js';
 import { compileFilter } from './sqlite-filter.js';
 
@@ -143,6 +146,7 @@ export class SqliteIndexStore implements IndexStore {
   readonly #stmts: ReturnType<typeof prepareStatements>;
   readonly #dynamic = new Map<string, Database.Statement>();
   readonly #commitTx: Database.Transaction<(ns: Namespace, batch: CommitBatch) => number[]>;
+  readonly #importTx: Database.Transaction<(ns: Namespace, batch: ImportBatch) => void>;
 
   constructor(options: SqliteIndexStoreOptions) {
     if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
@@ -166,6 +170,7 @@ export class SqliteIndexStore implements IndexStore {
       .immediate();
     this.#stmts = prepareStatements(this.#db);
     this.#commitTx = this.#db.transaction((ns: Namespace, batch: CommitBatch) => this.#applyBatch(ns, batch));
+    this.#importTx = this.#db.transaction((ns: Namespace, batch: ImportBatch) => this.#applyImport(ns, batch));
   }
 
   async getHead(ns: Namespace, id: string): Promise<HeadRow | null> {
@@ -441,6 +446,91 @@ export class SqliteIndexStore implements IndexStore {
     this.#stmts.deleteLock.run(ns.dbName, ns.collection, key, owner);
   }
 
+  // ---- background jobs --------------------------------------------------------------------
+
+  async listDatabases(): Promise<string[]> {
+    // collection_versions has one small row per namespace ever written: no scan of the data.
+    return (this.#stmts.listDatabases.all() as Array<{ db: string }>).map((r) => r.db);
+  }
+
+  async listCollections(dbName: string): Promise<string[]> {
+    return (this.#stmts.listCollections.all(dbName) as Array<{ coll: string }>).map((r) => r.coll);
+  }
+
+  async listUnarchivedRecords(
+    dbName: string,
+    options: { writtenBefore: string; after?: { collection: string; id: string }; limit: number },
+  ): Promise<UnarchivedRecord[]> {
+    const after = options.after ?? { collection: '', id: '' };
+    const rows = this.#stmts.listUnarchivedRecords.all(dbName, after.collection, after.collection, after.id, options.writtenBefore, options.limit) as Array<{
+      coll: string;
+      id: string;
+      oldest: string;
+    }>;
+    return rows.map((r) => ({ collection: r.coll, id: r.id, oldestAt: r.oldest }));
+  }
+
+  async summariseVersions(ns: Namespace, options: { afterId?: string; limit: number }): Promise<VersionSummary[]> {
+    const rows = this.#stmts.summariseVersions.all(ns.dbName, ns.collection, ns.dbName, ns.collection, options.afterId ?? '', options.limit) as Array<{
+      id: string;
+      n: number;
+      lo: number;
+      hi: number;
+      superseded: string | null;
+    }>;
+    return rows.map((r) => ({ id: r.id, count: r.n, oldestOv: r.lo, newestOv: r.hi, oldestSupersededAt: r.superseded }));
+  }
+
+  async pruneVersions(ns: Namespace, id: string, belowOv: number): Promise<number> {
+    return this.#stmts.pruneVersions.run(ns.dbName, ns.collection, id, belowOv, ns.dbName, ns.collection, id).changes;
+  }
+
+  async getCollectionVersion(ns: Namespace): Promise<number | null> {
+    const row = this.#stmts.getCollectionVersion.get(ns.dbName, ns.collection) as { cv: number } | undefined;
+    return row?.cv ?? null;
+  }
+
+  async listClaims(ns: Namespace, options: { afterKey?: string; limit: number }): Promise<Array<{ key: string; id: string }>> {
+    return this.#stmts.listClaims.all(ns.dbName, ns.collection, options.afterKey ?? '', options.limit) as Array<{ key: string; id: string }>;
+  }
+
+  async importRecords(ns: Namespace, batch: ImportBatch): Promise<void> {
+    this.#importTx.immediate(ns, batch);
+  }
+
+  #applyImport(ns: Namespace, batch: ImportBatch): void {
+    const s = this.#stmts;
+    let highest = batch.collectionVersion ?? -1;
+    for (const { head, versions } of batch.records) {
+      s.deleteVersions.run(ns.dbName, ns.collection, head.id);
+      s.putHead.run(
+        ns.dbName, ns.collection, head.id, head.ov, head.cv, head.deleted ? 1 : 0,
+        head.createdAt, head.updatedAt, head.deletedAt, JSON.stringify(head.meta), head.body, head.hash,
+      );
+      highest = Math.max(highest, head.cv);
+      for (const v of versions) {
+        const actorId = typeof v.actor === 'string' ? v.actor : v.actor.identifier;
+        const actorType = typeof v.actor === 'string' ? null : v.actor.type;
+        s.importVersion.run(
+          ns.dbName, ns.collection, head.id, v.ov, v.cv, v.op, v.at, JSON.stringify(v.actor), actorId, actorType, v.reason,
+          v.deleted ? 1 : 0, v.size, v.body, v.archived ? 1 : 0, JSON.stringify(v.meta), v.hash,
+        );
+        highest = Math.max(highest, v.cv);
+      }
+      s.markPending.run(ns.dbName, ns.collection, head.id, head.cv);
+    }
+    for (const c of batch.claims ?? []) s.putClaim.run(ns.dbName, ns.collection, c.key, c.id);
+    if (highest >= 0) s.raiseCv.run(ns.dbName, ns.collection, highest);
+  }
+
+  async setCounters(dbName: string, collection: string, values: Record<string, number>): Promise<void> {
+    this.#db
+      .transaction(() => {
+        for (const [name, value] of Object.entries(values)) this.#stmts.setCounter.run(dbName, collection, name, value);
+      })
+      .immediate();
+  }
+
   async ping(): Promise<void> {
     this.#db.prepare('SELECT 1').get();
   }
@@ -532,6 +622,40 @@ function prepareStatements(db: Database.Database) {
        ON CONFLICT (db, coll, key) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at`,
     ),
     deleteLock: p('DELETE FROM locks WHERE db = ? AND coll = ? AND key = ? AND owner = ?'),
+    listDatabases: p('SELECT DISTINCT db FROM collection_versions ORDER BY db'),
+    listCollections: p('SELECT coll FROM collection_versions WHERE db = ? ORDER BY coll'),
+    // Reads only the partial index of unarchived entries (versions_unarchived), never archived history.
+    listUnarchivedRecords: p(
+      `SELECT coll, id, min(at) AS oldest FROM versions
+       WHERE db = ? AND archived = 0 AND (coll > ? OR (coll = ? AND id > ?))
+       GROUP BY coll, id HAVING min(at) <= ? ORDER BY coll, id LIMIT ?`,
+    ),
+    summariseVersions: p(
+      `SELECT g.id, g.n, g.lo, g.hi,
+         (SELECT w.at FROM versions w WHERE w.db = ? AND w.coll = ? AND w.id = g.id AND w.ov = g.lo + 1) AS superseded
+       FROM (SELECT id, count(*) AS n, min(ov) AS lo, max(ov) AS hi FROM versions
+             WHERE db = ? AND coll = ? AND id > ? GROUP BY id ORDER BY id LIMIT ?) g
+       ORDER BY g.id`,
+    ),
+    // min() with a NULL argument is NULL in SQLite, so a record without a head loses nothing.
+    pruneVersions: p(
+      `DELETE FROM versions WHERE db = ? AND coll = ? AND id = ?
+         AND ov < min(?, (SELECT ov FROM heads WHERE db = ? AND coll = ? AND id = ?))`,
+    ),
+    getCollectionVersion: p('SELECT cv FROM collection_versions WHERE db = ? AND coll = ?'),
+    listClaims: p('SELECT key, id FROM unique_claims WHERE db = ? AND coll = ? AND key > ? ORDER BY key LIMIT ?'),
+    importVersion: p(
+      `INSERT INTO versions (db, coll, id, ov, cv, op, at, actor, actor_id, actor_type, reason, deleted, size, body, archived, meta, hash)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    raiseCv: p(
+      `INSERT INTO collection_versions (db, coll, cv) VALUES (?, ?, ?)
+       ON CONFLICT (db, coll) DO UPDATE SET cv = max(cv, excluded.cv)`,
+    ),
+    setCounter: p(
+      `INSERT INTO counters (db, coll, name, value) VALUES (?, ?, ?, ?)
+       ON CONFLICT (db, coll, name) DO UPDATE SET value = excluded.value`,
+    ),
   };
 }
 

@@ -1,0 +1,110 @@
+import type { BlobStore } from '../contracts/blob-store.js';
+import type { IndexStore, Namespace } from '../contracts/index-store.js';
+import { blobKeys, putVersionOnce } from '../engine/blob-sync.js';
+import { parseInstant } from '../engine/clock.js';
+import { isValidName } from '../routing/names.js';
+import type { StoragePolicy } from '../routing/policy.js';
+import type { BlobLocation } from '../routing/router.js';
+import type { JobContext } from './job.js';
+
+/** The ports and layout the archive job needs for one database. */
+export interface ArchiveTarget {
+  readonly index: IndexStore;
+  readonly blob: BlobStore;
+  readonly dbName: string;
+  readonly policy: Pick<StoragePolicy, 'versioned'>;
+  readonly blobs: { readonly versions?: BlobLocation | undefined; readonly records?: BlobLocation | undefined };
+}
+
+export interface ArchiveResult {
+  /** Versions copied to the versions bucket and marked archived by this call. */
+  versions: number;
+  bytes: number;
+}
+
+const SWEEP_PAGE = 200;
+
+/**
+ * Archives every pending version of one record: writes `v{ov}.json` with exactly the committed
+ * bytes (create-only; an object already there must hold the same bytes), then marks those
+ * entries archived, which lets the index drop its copies. Every step is idempotent and the
+ * call is order-free: any number of duplicated, late or reordered calls leave the same state,
+ * and readers see the same bytes throughout (from the index until the mark, then from the
+ * object, which was written before the mark).
+ *
+ * A version pruned by retention, or a record hard-deleted, while this call was writing would
+ * leave its object behind; so after the mark the call checks the entries it wrote still exist
+ * and removes the objects of those that do not. (Retention deletes objects, then entries, then
+ * the objects again, and a hard delete's purge follows its commit, so one of the two always
+ * removes an object written concurrently.)
+ */
+export async function archiveRecord(target: ArchiveTarget, collection: string, id: string): Promise<ArchiveResult> {
+  const loc = target.blobs.versions;
+  if (!target.policy.versioned || !loc) return { versions: 0, bytes: 0 };
+  const ns: Namespace = { dbName: target.dbName, collection };
+  const pending = (await target.index.listUnarchived(ns, id)).filter((v) => v.body !== null);
+  if (pending.length === 0) return { versions: 0, bytes: 0 };
+  let bytes = 0;
+  const written: number[] = [];
+  for (const v of pending) {
+    const body = Buffer.from(v.body!, 'utf8');
+    await putVersionOnce(target.blob, loc.bucket, blobKeys.version(loc, collection, id, v.ov), body);
+    written.push(v.ov);
+    bytes += body.byteLength;
+  }
+  await target.index.completeSync(ns, id, { archivedOvs: written, seq: null });
+
+  const lowest = written[0]!;
+  const highest = written[written.length - 1]!;
+  const remaining = new Set(
+    (await target.index.listVersions(ns, id, { beforeOv: highest + 1, limit: highest - lowest + 1 })).map((v) => v.ov),
+  );
+  for (const ov of written) {
+    if (!remaining.has(ov)) await target.blob.delete(loc.bucket, blobKeys.version(loc, collection, id, ov));
+  }
+  return { versions: written.filter((ov) => remaining.has(ov)).length, bytes };
+}
+
+/**
+ * The sweep: archives every record of the database whose oldest pending version was written
+ * at least `settings.sweepAfterMs` ago, so an S3 event that never arrived costs only delay.
+ */
+export async function archiveSweep(target: ArchiveTarget, ctx: JobContext): Promise<void> {
+  if (!target.policy.versioned || !target.blobs.versions) return;
+  const writtenBefore = parseInstant(new Date(ctx.now.getTime() - ctx.settings.sweepAfterMs));
+  let after: { collection: string; id: string } | undefined;
+  for (;;) {
+    await ctx.checkpoint();
+    const page = await target.index.listUnarchivedRecords(target.dbName, { writtenBefore, limit: SWEEP_PAGE, ...(after ? { after } : {}) });
+    for (const r of page) {
+      const result = await archiveRecord(target, r.collection, r.id);
+      ctx.tally.add('archivedRecords', result.versions > 0 ? 1 : 0);
+      ctx.tally.add('archivedVersions', result.versions);
+      ctx.tally.bytes += result.bytes;
+      ctx.step();
+    }
+    if (page.length < SWEEP_PAGE) return;
+    const last = page[page.length - 1]!;
+    after = { collection: last.collection, id: last.id };
+  }
+}
+
+/** A record named by an object key of the records bucket. */
+export interface RecordKey {
+  collection: string;
+  id: string;
+}
+
+/**
+ * The record whose `current.json` an object key names in a records location
+ * (`{prefix}/{collection}/{id}/current.json`); `null` for any other key (logs filed by day,
+ * another prefix, names that break the naming rules).
+ */
+export function recordOfKey(loc: BlobLocation, key: string): RecordKey | null {
+  const head = `${loc.prefix}/`;
+  if (!key.startsWith(head)) return null;
+  const parts = key.slice(head.length).split('/');
+  if (parts.length !== 3 || parts[2] !== 'current.json') return null;
+  const [collection, id] = parts as [string, string];
+  return isValidName('collection', collection) && isValidName('id', id) ? { collection, id } : null;
+}

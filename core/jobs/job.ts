@@ -1,0 +1,223 @@
+import { randomUUID } from 'node:crypto';
+import type { XronoxConfig } from '../config/load.js';
+import type { Namespace } from '../contracts/index-store.js';
+import type { JobTarget } from '../engine/xronox.js';
+import type { JobSettings } from './settings.js';
+
+/** The jobs a run can name (`restore` is started by hand, the others on a schedule). */
+export const JOB_NAMES = ['archive', 'retention', 'backup', 'offload', 'restore'] as const;
+export type JobName = (typeof JOB_NAMES)[number];
+
+/**
+ * Leases live in the index store of the database they guard, in a namespace no record uses (its
+ * name is a valid collection name, so every store accepts it; locks never make it a collection).
+ */
+export const JOB_LEASE_COLLECTION = 'xronox_jobs';
+
+/** What one run did. Logged as one JSON line, returned to the caller. */
+export interface JobReport {
+  job: JobName;
+  /** This run's id: the owner of its leases, and the correlation id of its log line. */
+  run: string;
+  startedAt: string;
+  finishedAt: string;
+  durationMs: number;
+  /** Every database was done: none skipped (leased by another run), failed, or cut short. */
+  complete: boolean;
+  databases: { total: number; done: number; skipped: number; failed: number };
+  /** What was done, by kind (`archivedVersions`, `prunedVersions`, `backedUpRecords`, …). */
+  counts: Record<string, number>;
+  /** Bytes written to (or, for restore, read from) object storage. */
+  bytes: number;
+  skipped: Array<{ dbName: string; reason: string }>;
+  failures: Array<{ dbName: string; error: string }>;
+}
+
+export interface JobProgress {
+  job: JobName;
+  dbName: string;
+  databasesDone: number;
+  databasesTotal: number;
+  /** Units of work done in the run so far (records, mostly). */
+  units: number;
+  counts: Readonly<Record<string, number>>;
+}
+
+export interface RunOptions {
+  /** The run's clock (retention cut-offs, the backup's date, the sweep's age). Default: now. */
+  now?: Date;
+  /** Stops the run at the next safe point (between records); what was done stays done. */
+  signal?: AbortSignal;
+  /** Only these databases (by name). Default: every database the job applies to. */
+  databases?: readonly string[];
+  /** Wait for another run's lease on a database to end or expire instead of skipping it. */
+  waitForLease?: boolean;
+  onProgress?: (progress: JobProgress) => void;
+  /** Where the report's JSON line goes. Default: stdout; `null`: nowhere. */
+  log?: ((line: string) => void) | null;
+  /** The run's id. Default: a random UUID. */
+  run?: string;
+}
+
+/** Counts and bytes of a run, shared by every database it visits. */
+export class Tally {
+  readonly counts: Record<string, number> = {};
+  bytes = 0;
+  units = 0;
+
+  add(kind: string, n = 1): void {
+    if (n !== 0) this.counts[kind] = (this.counts[kind] ?? 0) + n;
+  }
+}
+
+/** What a job's work on one database gets besides the database itself. */
+export interface JobContext {
+  readonly job: JobName;
+  readonly now: Date;
+  readonly settings: JobSettings;
+  readonly config: XronoxConfig;
+  readonly tally: Tally;
+  /**
+   * Called between units of work: renews the lease and honours the abort signal. Throws
+   * `JobStopped` when the run must stop (the work done so far stays done and is reported).
+   */
+  checkpoint(): Promise<void>;
+  /** Counts units of work for the progress report. */
+  step(units?: number): void;
+}
+
+/** Why a run stopped early at a checkpoint. Not a failure: a rerun continues. */
+export class JobStopped extends Error {
+  constructor(readonly reason: 'aborted' | 'lease lost') {
+    super(reason === 'aborted' ? 'the run was aborted' : 'another run took over the lease on this database');
+    this.name = 'JobStopped';
+  }
+}
+
+export type JobWork = (target: JobTarget, ctx: JobContext) => Promise<void>;
+
+/**
+ * Runs `work` on each target under a lease (one run per job and database at a time), catching
+ * each database's failure so the others still run, then logs and returns the report.
+ */
+export async function runOverTargets(
+  job: JobName,
+  targets: readonly JobTarget[],
+  work: JobWork,
+  env: { settings: JobSettings; config: XronoxConfig },
+  options: RunOptions = {},
+): Promise<JobReport> {
+  const run = options.run ?? randomUUID();
+  const started = Date.now();
+  const now = options.now ?? new Date(started);
+  const tally = new Tally();
+  const selected = options.databases ? targets.filter((t) => options.databases!.includes(t.dbName)) : [...targets];
+  const report: JobReport = {
+    job,
+    run,
+    startedAt: new Date(started).toISOString(),
+    finishedAt: '',
+    durationMs: 0,
+    complete: true,
+    databases: { total: selected.length, done: 0, skipped: 0, failed: 0 },
+    counts: tally.counts,
+    bytes: 0,
+    skipped: [],
+    failures: [],
+  };
+  let current = '';
+  const progress = () =>
+    options.onProgress?.({
+      job,
+      dbName: current,
+      databasesDone: report.databases.done + report.databases.skipped + report.databases.failed,
+      databasesTotal: selected.length,
+      units: tally.units,
+      counts: tally.counts,
+    });
+
+  for (const target of selected) {
+    current = target.dbName;
+    if (options.signal?.aborted) {
+      skip(report, target.dbName, 'the run was aborted');
+      continue;
+    }
+    const ns: Namespace = { dbName: target.dbName, collection: JOB_LEASE_COLLECTION };
+    const key = `job:${job}`;
+    const leaseMs = env.settings.leaseMs;
+    const acquired = await acquire(target, ns, key, run, leaseMs, options);
+    if (!acquired) {
+      skip(report, target.dbName, options.signal?.aborted ? 'the run was aborted' : `another ${job} run holds its lease`);
+      progress();
+      continue;
+    }
+    const ctx: JobContext = {
+      job,
+      now,
+      settings: env.settings,
+      config: env.config,
+      tally,
+      checkpoint: async () => {
+        if (options.signal?.aborted) throw new JobStopped('aborted');
+        if (!(await target.index.acquireLock(ns, key, run, leaseMs))) throw new JobStopped('lease lost');
+        progress();
+      },
+      step: (units = 1) => {
+        tally.units += units;
+      },
+    };
+    try {
+      await work(target, ctx);
+      report.databases.done++;
+    } catch (err) {
+      if (err instanceof JobStopped) skip(report, target.dbName, err.message);
+      else {
+        report.databases.failed++;
+        report.complete = false;
+        report.failures.push({ dbName: target.dbName, error: err instanceof Error ? err.message : String(err) });
+      }
+    } finally {
+      await target.index.releaseLock(ns, key, run).catch(() => undefined);
+    }
+    progress();
+  }
+
+  const finished = Date.now();
+  report.finishedAt = new Date(finished).toISOString();
+  report.durationMs = finished - started;
+  report.bytes = tally.bytes;
+  const log = options.log === undefined ? (line: string) => process.stdout.write(`${line}\n`) : options.log;
+  log?.(reportLine(report));
+  return report;
+}
+
+/** The structured log line of a report: one JSON object, `level` error when a database failed. */
+export function reportLine(report: JobReport): string {
+  return JSON.stringify({
+    time: report.finishedAt,
+    level: report.failures.length > 0 ? 'error' : report.complete ? 'info' : 'warn',
+    msg: `xronox job ${report.job} ${report.failures.length > 0 ? 'failed on some databases' : report.complete ? 'finished' : 'stopped early'}`,
+    ...report,
+  });
+}
+
+function skip(report: JobReport, dbName: string, reason: string): void {
+  report.databases.skipped++;
+  report.complete = false;
+  report.skipped.push({ dbName, reason });
+}
+
+async function acquire(target: JobTarget, ns: Namespace, key: string, owner: string, leaseMs: number, options: RunOptions): Promise<boolean> {
+  for (;;) {
+    if (await target.index.acquireLock(ns, key, owner, leaseMs)) return true;
+    if (!options.waitForLease || options.signal?.aborted) return false;
+    // The holder renews at every checkpoint; a crashed holder's lease runs out after leaseMs.
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, Math.min(1000, Math.max(50, leaseMs / 4)));
+      options.signal?.addEventListener('abort', () => {
+        clearTimeout(timer);
+        resolve();
+      }, { once: true });
+    });
+  }
+}

@@ -1,0 +1,146 @@
+import { randomUUID } from 'node:crypto';
+import { templateMatcher } from '../config/dynamic-tenants.js';
+import { DATABASE_TYPES } from '../config/schema.js';
+import type { JobTarget, Xronox } from '../engine/xronox.js';
+import { ValidationError, XronoxError } from '../errors.js';
+import { archiveRecord, archiveSweep, recordOfKey } from './archive.js';
+import { backupDatabase, restoreDatabase, type RestoreOptions } from './backup.js';
+import { type JobName, type JobReport, reportLine, type RunOptions, runOverTargets, Tally } from './job.js';
+import { applyRetention } from './retention.js';
+import { jobSettings } from './settings.js';
+
+/** The jobs that run on a schedule (and by hand: `xronox job run <name>`). */
+export const SCHEDULED_JOBS = ['archive', 'retention', 'backup', 'offload'] as const;
+export type ScheduledJob = (typeof SCHEDULED_JOBS)[number];
+
+/**
+ * Runs one job over every database it applies to (or those `options.databases` names): the
+ * archive sweep over versioned databases with a versions bucket, retention over all, backups
+ * over those with a backups bucket. One run per job and database at a time (a lease in that
+ * database's index store); a database leased by another run is skipped (or waited for, with
+ * `waitForLease`). Logs one JSON line and returns the report.
+ */
+export async function runJob(xronox: Xronox, job: ScheduledJob, options: RunOptions = {}): Promise<JobReport> {
+  if (!SCHEDULED_JOBS.includes(job)) throw new ValidationError(`Unknown job ${JSON.stringify(job)}; expected one of ${SCHEDULED_JOBS.join(', ')}`);
+  if (job === 'offload') {
+    throw new ValidationError('The offload job is not available in this build: collectionMaps.*.s3Offload is accepted but not acted on yet');
+  }
+  const env = { settings: jobSettings(xronox.config), config: xronox.config };
+  const targets = await xronox.jobTargets();
+  switch (job) {
+    case 'archive':
+      return runOverTargets('archive', targets.filter((t) => t.policy.versioned && t.blobs.versions), archiveSweep, env, options);
+    case 'retention':
+      return runOverTargets('retention', targets, applyRetention, env, options);
+    case 'backup':
+      return runOverTargets('backup', targets.filter((t) => t.blobs.backups), backupDatabase, env, options);
+  }
+}
+
+/**
+ * Rebuilds one database from its snapshots of one day (see `restoreDatabase`), then brings its
+ * `current.json` objects in line (`xronox.repair()`).
+ */
+export async function restoreBackup(
+  xronox: Xronox,
+  request: RestoreOptions & { dbName: string },
+  options: Omit<RunOptions, 'databases'> = {},
+): Promise<JobReport> {
+  const targets = (await xronox.jobTargets()).filter((t) => t.dbName === request.dbName);
+  if (targets.length === 0) throw new ValidationError(`No configured or dynamic tenant database is named ${JSON.stringify(request.dbName)}`, { path: 'dbName' });
+  const env = { settings: jobSettings(xronox.config), config: xronox.config };
+  const report = await runOverTargets('restore', targets.slice(0, 1), (t, ctx) => restoreDatabase(t, ctx, request), env, options);
+  // Restored records are marked for blob sync; this writes their current.json objects now.
+  if (report.databases.done === 1) await xronox.repair();
+  return report;
+}
+
+/** An object named by an S3 event. */
+export interface ObjectRef {
+  bucket: string;
+  /** Already URL-decoded. */
+  key: string;
+}
+
+/**
+ * The archive function's work for a batch of S3 `ObjectCreated` events on `current.json`
+ * objects: archives every pending version of each record they name. Duplicates in the batch
+ * are handled once; events for other keys, or for databases that keep no versions, are counted
+ * and ignored. Every call is idempotent, so retried, duplicated, late and reordered events all
+ * end in the same state; records whose events never arrive are archived by the sweep.
+ */
+export async function archiveObjects(xronox: Xronox, refs: readonly ObjectRef[], options: Pick<RunOptions, 'log' | 'run'> = {}): Promise<JobReport> {
+  const started = Date.now();
+  const tally = new Tally();
+  const failures: JobReport['failures'] = [];
+  const seen = new Set<string>();
+  // Configured databases only: listing the dynamic tenants' databases costs a store round trip
+  // per event batch. Dynamic tenants are found from their bucket (bucketTemplate), else swept.
+  const configured = await xronox.jobTargets({ dynamic: false });
+  for (const ref of refs) {
+    const id = `${ref.bucket}\u0000${ref.key}`;
+    if (seen.has(id)) {
+      tally.add('duplicateEvents');
+      continue;
+    }
+    seen.add(id);
+    const matches = [...configured, ...dynamicTargetsOf(xronox, ref)].flatMap((target) => {
+      const records = target.blobs.records;
+      const record = records && records.bucket === ref.bucket ? recordOfKey(records, ref.key) : null;
+      return record ? [{ target, record }] : [];
+    });
+    if (matches.length === 0) {
+      tally.add('unknownObjects');
+      continue;
+    }
+    for (const { target, record } of matches) {
+      if (!target.policy.versioned || !target.blobs.versions) {
+        tally.add('unversionedObjects');
+        continue;
+      }
+      try {
+        const result = await archiveRecord(target, record.collection, record.id);
+        tally.add('archivedVersions', result.versions);
+        tally.add('archivedRecords', result.versions > 0 ? 1 : 0);
+        tally.bytes += result.bytes;
+      } catch (err) {
+        failures.push({ dbName: target.dbName, error: `${record.collection}/${record.id}: ${err instanceof XronoxError || err instanceof Error ? err.message : String(err)}` });
+      }
+    }
+  }
+  const finished = Date.now();
+  const report: JobReport = {
+    job: 'archive' satisfies JobName,
+    run: options.run ?? randomUUID(),
+    startedAt: new Date(started).toISOString(),
+    finishedAt: new Date(finished).toISOString(),
+    durationMs: finished - started,
+    complete: failures.length === 0,
+    databases: { total: 0, done: 0, skipped: 0, failed: new Set(failures.map((f) => f.dbName)).size },
+    counts: { events: refs.length, ...tally.counts },
+    bytes: tally.bytes,
+    skipped: [],
+    failures,
+  };
+  const log = options.log === undefined ? (line: string) => process.stdout.write(`${line}\n`) : options.log;
+  log?.(reportLine(report));
+  return report;
+}
+
+/** The dynamic tenant whose own bucket (`bucketTemplate`) the object is in, if any. */
+function dynamicTargetsOf(xronox: Xronox, ref: ObjectRef): JobTarget[] {
+  const out: JobTarget[] = [];
+  for (const databaseType of DATABASE_TYPES) {
+    const settings = (xronox.config.databases[databaseType] as { dynamicTenants?: { enabled: boolean; bucketTemplate?: string } } | undefined)?.dynamicTenants;
+    if (!settings?.enabled || settings.bucketTemplate === undefined) continue;
+    const tenantId = templateMatcher(settings.bucketTemplate).exec(ref.bucket)?.[1];
+    if (tenantId === undefined) continue;
+    try {
+      // Any valid collection name resolves the database; the key names the real one.
+      out.push(xronox.jobTarget(xronox.route({ databaseType, tier: 'tenant', tenantId, collection: 'x' })));
+    } catch (err) {
+      if (!(err instanceof XronoxError)) throw err;
+    }
+  }
+  return out;
+}

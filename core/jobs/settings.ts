@@ -1,0 +1,37 @@
+import type { XronoxConfig } from '../config/load.js';
+
+/** The job settings in force: `jobs` and `retention` of the config, with every default applied. */
+export interface JobSettings {
+  /** `jobs.archive.mode`: whether writes leave their versions to the archive job. Default `inline`. */
+  readonly archiveMode: 'inline' | 'deferred';
+  /** `jobs.archive.sweepAfterMinutes`: the sweep archives versions this old and older. Default 15. */
+  readonly sweepAfterMs: number;
+  /** `jobs.leaseSeconds`: how long a run's lease on a database lasts without renewal. Default 300. */
+  readonly leaseMs: number;
+  /** `retention.ver.days`: versions superseded this long ago are pruned. Default: kept. */
+  readonly versionDays: number | undefined;
+  /** `retention.ver.maxPerItem`: each record keeps at most this many versions. Default: all. */
+  readonly maxVersionsPerItem: number | undefined;
+  /** `jobs.retention.logsDays`. Default: logs are kept. */
+  readonly logsDays: number | undefined;
+  /** `jobs.retention.sharedMemoryDays`. Default: entries without their own `retentionDays` are kept. */
+  readonly sharedMemoryDays: number | undefined;
+}
+
+export const DEFAULT_SWEEP_AFTER_MINUTES = 15;
+export const DEFAULT_LEASE_SECONDS = 300;
+
+export function jobSettings(config: Pick<XronoxConfig, 'jobs' | 'retention'>): JobSettings {
+  const jobs = config.jobs;
+  return {
+    archiveMode: jobs?.archive?.mode ?? 'inline',
+    sweepAfterMs: (jobs?.archive?.sweepAfterMinutes ?? DEFAULT_SWEEP_AFTER_MINUTES) * 60_000,
+    leaseMs: (jobs?.leaseSeconds ?? DEFAULT_LEASE_SECONDS) * 1000,
+    versionDays: config.retention?.ver?.days,
+    maxVersionsPerItem: config.retention?.ver?.maxPerItem,
+    logsDays: jobs?.retention?.logsDays,
+    sharedMemoryDays: jobs?.retention?.sharedMemoryDays,
+  };
+}
+
+export const DAY_MS = 24 * 3600 * 1000;

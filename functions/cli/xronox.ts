@@ -1,0 +1,149 @@
+/**
+ * `xronox`: runs the background jobs by hand against any configured backend, in this process.
+ *
+ *   xronox job run <archive|retention|backup|offload> [--db <dbName>]... [--wait] [--config <file>] [--quiet]
+ *   xronox backup restore --db <dbName> --date <YYYY-MM-DD> [--collection <name>]... [--wait] [--config <file>] [--quiet]
+ *
+ * The config is `--config`, else the file `XRONOX_CONFIG_FILE` names, else `xronox.config.json`
+ * (or `.xronox.json`) found as `initXronox()` finds it. The job's report is one JSON line on
+ * stdout; a progress bar goes to stderr when it is a terminal. Ctrl-C stops the job at its next
+ * safe point (a second Ctrl-C exits at once; either way a rerun finishes the work).
+ *
+ * Exit codes: 0 done; 1 failed on some database; 2 bad usage or config; 3 stopped early or a
+ * database was busy with another run (rerun, or pass --wait).
+ */
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Presets, SingleBar } from 'cli-progress';
+import { loadConfigFile } from '../../core/config/file.js';
+import { XronoxError } from '../../core/errors.js';
+import type { JobProgress, JobReport, RunOptions } from '../../core/jobs/job.js';
+import { restoreBackup, runJob, SCHEDULED_JOBS, type ScheduledJob } from '../../core/jobs/run.js';
+import { initXronox } from '../../core/xronox.js';
+
+const USAGE = `Usage:
+  xronox job run <${SCHEDULED_JOBS.join('|')}> [--db <dbName>]... [--wait] [--config <file>] [--quiet]
+  xronox backup restore --db <dbName> --date <YYYY-MM-DD> [--collection <name>]... [--wait] [--config <file>] [--quiet]
+
+  --db          only these databases (repeat for several); restore: the database to rebuild
+  --date        the snapshot's day (UTC)
+  --collection  restore only these collections (default: every one in the snapshot)
+  --wait        wait for another run's lease on a database instead of skipping it
+  --config      the config file (default: $XRONOX_CONFIG_FILE, else xronox.config.json)
+  --quiet       no progress bar`;
+
+export const EXIT = { ok: 0, failed: 1, usage: 2, incomplete: 3 } as const;
+
+/** Runs the CLI; returns the exit code (the caller exits), so tests can call it in process. */
+export async function main(argv: readonly string[], io: { stdout: NodeJS.WritableStream; stderr: NodeJS.WriteStream | NodeJS.WritableStream } = process): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      allowPositionals: true,
+      options: {
+        db: { type: 'string', multiple: true },
+        date: { type: 'string' },
+        collection: { type: 'string', multiple: true },
+        wait: { type: 'boolean' },
+        config: { type: 'string' },
+        quiet: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (err) {
+    io.stderr.write(`${err instanceof Error ? err.message : String(err)}\n\n${USAGE}\n`);
+    return EXIT.usage;
+  }
+  const { positionals, values } = parsed;
+  if (values.help || positionals.length === 0) {
+    io.stderr.write(`${USAGE}\n`);
+    return values.help ? EXIT.ok : EXIT.usage;
+  }
+  const [group, verb, name] = positionals;
+  const isRun = group === 'job' && verb === 'run' && SCHEDULED_JOBS.includes(name as ScheduledJob) && positionals.length === 3;
+  const isRestore = group === 'backup' && verb === 'restore' && positionals.length === 2;
+  if (!isRun && !isRestore) {
+    io.stderr.write(`Unknown command: xronox ${positionals.join(' ')}\n\n${USAGE}\n`);
+    return EXIT.usage;
+  }
+  if (isRestore && (values.db?.length !== 1 || !values.date)) {
+    io.stderr.write(`backup restore needs exactly one --db and a --date\n\n${USAGE}\n`);
+    return EXIT.usage;
+  }
+
+  let xronox;
+  try {
+    const file = values.config ?? process.env.XRONOX_CONFIG_FILE;
+    xronox = file ? initXronox(loadConfigFile(resolve(file))) : initXronox();
+  } catch (err) {
+    io.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+    return EXIT.usage;
+  }
+
+  const controller = new AbortController();
+  let interrupts = 0;
+  const onSignal = () => {
+    interrupts++;
+    if (interrupts > 1) process.exit(130);
+    io.stderr.write('\nStopping at the next safe point (Ctrl-C again to quit at once)…\n');
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const bar = !values.quiet && 'isTTY' in io.stderr && io.stderr.isTTY ? progressBar(io.stderr) : null;
+  const options: RunOptions = {
+    signal: controller.signal,
+    waitForLease: values.wait === true,
+    log: (line) => io.stdout.write(`${line}\n`),
+    ...(bar ? { onProgress: bar.update } : {}),
+  };
+  try {
+    const report: JobReport = isRestore
+      ? await restoreBackup(xronox, { dbName: values.db![0]!, date: values.date!, ...(values.collection ? { collections: values.collection } : {}) }, options)
+      : await runJob(xronox, name as ScheduledJob, { ...options, ...(values.db ? { databases: values.db } : {}) });
+    bar?.stop();
+    for (const f of report.failures) io.stderr.write(`${f.dbName}: ${f.error}\n`);
+    return report.failures.length > 0 ? EXIT.failed : report.complete ? EXIT.ok : EXIT.incomplete;
+  } catch (err) {
+    bar?.stop();
+    io.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+    return err instanceof XronoxError && (err.code === 'VALIDATION_FAILED' || err.code === 'CONFIG_INVALID') ? EXIT.usage : EXIT.failed;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await xronox.shutdown();
+  }
+}
+
+/** A bar over the databases of the run, with the units of work and counts so far. */
+function progressBar(stream: NodeJS.WritableStream): { update: (p: JobProgress) => void; stop: () => void } {
+  const bar = new SingleBar(
+    {
+      format: '{job} [{bar}] {value}/{total} databases | {units} done | {db} | {counts}',
+      stream: stream as NodeJS.WriteStream,
+      hideCursor: true,
+      // Jobs report between pages; redraw at most 10 times a second.
+      fps: 10,
+    },
+    Presets.shades_classic,
+  );
+  let started = false;
+  return {
+    update: (p) => {
+      const payload = { job: p.job, units: p.units, db: p.dbName, counts: Object.entries(p.counts).map(([k, v]) => `${k} ${v}`).join(', ') || '-' };
+      if (!started) {
+        bar.start(p.databasesTotal, p.databasesDone, payload);
+        started = true;
+      } else bar.update(p.databasesDone, payload);
+    },
+    stop: () => {
+      if (started) bar.stop();
+    },
+  };
+}
+
+// Run when executed directly (`tsx functions/cli/xronox.ts …`, or the `xronox` bin).
+if (process.argv[1] && resolve(process.argv[1]).replace(/\.[cm]?[jt]s$/, '') === resolve(new URL(import.meta.url).pathname).replace(/\.[cm]?[jt]s$/, '')) {
+  process.exitCode = await main(process.argv.slice(2));
+}

@@ -1,0 +1,96 @@
+/**
+ * The background functions' Lambda entry points (serverless.yml `functions/jobs/handlers.*`),
+ * each a middy handler around one job of `core/jobs`:
+ *
+ * - `archive`: S3 `ObjectCreated` events for `…/current.json` in a records bucket. Archives every
+ *   pending version of each record named (idempotent, so S3's at-least-once, unordered delivery
+ *   and Lambda's retries are harmless).
+ * - `archiveSweep`, `retention`, `backup`: EventBridge scheduled events. Each runs its job over
+ *   every database, one run per database at a time (a lease in its index store).
+ *
+ * The config and engine are built once per container and reused by warm invocations (the
+ * container of `functions/api/container.ts`, without an HTTP app). A job that has not finished
+ * when the invocation is about to time out stops at its next safe point and reports what it did;
+ * the next run carries on. An invocation whose job failed on some database throws after logging
+ * its report, so Lambda counts it failed and retries it (every job is safe to rerun).
+ */
+import middy from '@middy/core';
+import type { Context, S3Event, ScheduledEvent } from 'aws-lambda';
+import { createContainer } from '../api/container.js';
+import { ValidationError } from '../../core/errors.js';
+import type { JobReport } from '../../core/jobs/job.js';
+import { archiveObjects, type ObjectRef, runJob, type ScheduledJob } from '../../core/jobs/run.js';
+
+/** This container's config and engine; `container.stats` shows what was constructed. */
+export const container = createContainer<null>({ buildApp: () => null });
+
+/**
+ * How long before the Lambda timeout the job is told to stop (middy aborts the handler's
+ * signal then). Scheduled functions get 15 minutes; a job checks the signal between pages of
+ * work, which take seconds, so 30 s leaves room to finish the page, release the lease and log.
+ */
+const STOP_BEFORE_TIMEOUT_MS = 30_000;
+
+/**
+ * middy races the handler against its early-timeout response; resolving that response with a
+ * promise that never settles makes the race wait for the handler, which, its signal aborted,
+ * stops at its next checkpoint and returns its partial report. Lambda's own timeout still
+ * bounds a handler that would not stop.
+ */
+const plugin = { timeoutEarlyInMillis: STOP_BEFORE_TIMEOUT_MS, timeoutEarlyResponse: () => new Promise<never>(() => undefined) };
+
+export const archive = middy<S3Event, JobReport, Error, Context>(plugin).handler(async (event) => {
+  const refs = objectRefs(event);
+  const { xronox } = await container.get();
+  return failOnErrors(await archiveObjects(xronox, refs));
+});
+
+export const archiveSweep = scheduled('archive');
+export const retention = scheduled('retention');
+export const backup = scheduled('backup');
+
+function scheduled(job: ScheduledJob) {
+  return middy<ScheduledEvent, JobReport, Error, Context>(plugin).handler(async (event, _context, { signal }) => {
+    if (event?.['detail-type'] !== 'Scheduled Event' && event?.source !== 'aws.events') {
+      throw new ValidationError(`The ${job} function takes EventBridge scheduled events; got ${JSON.stringify(event)?.slice(0, 200)}`);
+    }
+    const { xronox } = await container.get();
+    // The schedule's time, not the start of the invocation: a retried invocation backs up the
+    // same day and cuts retention at the same instant as the first attempt.
+    const now = typeof event.time === 'string' && !Number.isNaN(Date.parse(event.time)) ? new Date(event.time) : new Date();
+    return failOnErrors(await runJob(xronox, job, { now, signal }));
+  });
+}
+
+/**
+ * The objects of an S3 event: `ObjectCreated` records only, keys URL-decoded (S3 encodes them,
+ * spaces as `+`). Anything that is not an S3 event is refused before any work is done.
+ */
+export function objectRefs(event: S3Event): ObjectRef[] {
+  if (!event || !Array.isArray(event.Records)) throw new ValidationError('The archive function takes S3 events ({ Records: [...] })');
+  const refs: ObjectRef[] = [];
+  for (const [i, record] of event.Records.entries()) {
+    const bucket = record?.s3?.bucket?.name;
+    const key = record?.s3?.object?.key;
+    if (record?.eventSource !== 'aws:s3' || typeof bucket !== 'string' || typeof key !== 'string') {
+      throw new ValidationError(`Records[${i}] is not an S3 event record`);
+    }
+    if (typeof record.eventName !== 'string' || !record.eventName.startsWith('ObjectCreated:')) continue;
+    let decoded: string;
+    try {
+      decoded = decodeURIComponent(key.replace(/\+/g, ' '));
+    } catch {
+      throw new ValidationError(`Records[${i}].s3.object.key is not URL-encoded text`);
+    }
+    refs.push({ bucket, key: decoded });
+  }
+  return refs;
+}
+
+function failOnErrors(report: JobReport): JobReport {
+  if (report.failures.length > 0) {
+    const first = report.failures[0]!;
+    throw new Error(`xronox ${report.job} failed on ${report.failures.length} database(s); first: ${first.dbName}: ${first.error}`);
+  }
+  return report;
+}

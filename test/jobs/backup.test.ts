@@ -1,0 +1,250 @@
+/**
+ * Backups through the scheduled handler, restores through the CLI (`xronox backup restore`, run
+ * in this process), and the acceptance check: back up, wipe the database, restore, and every
+ * head, version entry, claim, collection version and counter is identical, field by field.
+ */
+import { createHash } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { XronoxConfigInput } from '../../core/config/schema.js';
+import type { BlobStore } from '../../core/contracts/blob-store.js';
+import type { Collection } from '../../core/engine/collection.js';
+import type { Xronox } from '../../core/engine/xronox.js';
+import { type BackupManifest, backupDate } from '../../core/jobs/backup.js';
+import { initXronox } from '../../core/xronox.js';
+import { EXIT, main } from '../../functions/cli/xronox.js';
+import { archive, archiveSweep, backup, container } from '../../functions/jobs/handlers.js';
+import { tempDir } from '../support/temp.js';
+import {
+  allKeys,
+  type BackendInstance,
+  freshNames,
+  indexState,
+  JOB_BACKENDS,
+  jobConfig,
+  lambdaContext,
+  type Names,
+  openIndex,
+  s3Event,
+  s3Record,
+  scheduledEvent,
+  writeConfig,
+} from './support.js';
+
+const savedConfigFile = process.env.XRONOX_CONFIG_FILE;
+
+/** Runs the CLI in this process; returns its exit code and what it wrote. */
+async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const sink = (append: (s: string) => void) => ({ write: (chunk: string) => (append(chunk), true) }) as unknown as NodeJS.WritableStream;
+  const code = await main(args, { stdout: sink((s) => (stdout += s)), stderr: sink((s) => (stderr += s)) });
+  return { code, stdout, stderr };
+}
+
+describe.each(JOB_BACKENDS)('backups and restore: $name', (backend) => {
+  if (backend.skip) {
+    it.skip(`skipped: ${backend.skip}`, () => undefined);
+    return;
+  }
+  let inst: BackendInstance;
+  let inspect: BlobStore;
+  const dir = tempDir('xronox-jobs-backup');
+  const open: Xronox[] = [];
+
+  beforeAll(async () => {
+    inst = await backend.setup();
+    inspect = inst.inspect(dir.path);
+  });
+  afterAll(async () => {
+    await Promise.all(open.map((x) => x.shutdown()));
+    await container.close();
+    await inspect?.close();
+    await inst?.dispose();
+    if (savedConfigFile === undefined) delete process.env.XRONOX_CONFIG_FILE;
+    else process.env.XRONOX_CONFIG_FILE = savedConfigFile;
+    dir.cleanup();
+  });
+
+  async function start(): Promise<{ x: Xronox; names: Names; config: XronoxConfigInput; file: string; sub: string }> {
+    const names = freshNames();
+    await inst.prepare(Object.values(names));
+    // Each test its own SQLite file (in its own folder), so wiping it touches nothing else.
+    const sub = join(dir.path, names.rt);
+    const config = { ...jobConfig(inst, dir.path, names), dbConnections: { local: { sqlitePath: join(sub, 'xronox.sqlite') } } };
+    const file = writeConfig(dir.path, config);
+    process.env.XRONOX_CONFIG_FILE = file;
+    await container.close();
+    const x = initXronox(config);
+    open.push(x);
+    return { x, names, config, file, sub };
+  }
+
+  async function wipe(x: Xronox, sub: string): Promise<void> {
+    await x.shutdown();
+    await container.close();
+    for (const suffix of ['', '-wal', '-shm']) rmSync(join(sub, `xronox.sqlite${suffix}`), { force: true });
+  }
+
+  const databases = (names: Names) => [
+    { dbName: names.rt, countersDb: names.analytics },
+    { dbName: names.kn, countersDb: names.kn },
+    { dbName: names.msg, countersDb: names.msg },
+  ];
+
+  async function snapshot(sub: string, names: Names) {
+    const store = openIndex(sub);
+    try {
+      return await indexState(store, databases(names));
+    } finally {
+      await store.close();
+    }
+  }
+
+  /** A bit of everything: versions archived and pending, deletes and restores, typed actors, lineage, claims, counters. */
+  async function workload(x: Xronox, names: Names) {
+    const orders = x.with({ databaseType: 'runtime', tier: 'tenant', tenantId: 'acme', collection: 'orders' });
+    const customers = x.with({ databaseType: 'runtime', tier: 'tenant', tenantId: 'acme', collection: 'customers' });
+    const ids: string[] = [];
+    for (let i = 0; i < 12; i++) {
+      const { id } = await orders.create({ status: 'new', sku: `S${i}`, total: i * 20, note: 'é🎉\u2028' }, i % 2 ? 'alice' : { type: 'agent', identifier: 'bot-7', name: 'Bot' }, `order ${i}`);
+      ids.push(id);
+      for (let v = 1; v <= i % 4; v++) await orders.update(id, { status: 'paid', sku: `S${i}`, total: i * 20 + v }, v - 1, 'bob', `edit ${v}`);
+    }
+    await orders.enrich(ids[3]!, { tags: ['vip'] }, { functionId: 'tagger@1' });
+    await orders.delete(ids[4]!, (await orders.getLatest(ids[4]!))!.ov, 'carol', 'cancelled');
+    await orders.restoreObject(ids[5]!, { ov: 0 }, { actor: 'support', reason: 'undo' });
+    await orders.create({ status: 'new', sku: 'child', total: 1 }, 'alice', 'split', { parentRecord: { id: ids[0]!, ov: 0 }, origin: { type: 'import', id: 'batch-1' } });
+    await customers.smartInsert({ email: 'ada@example.com', name: 'Ada' }, { uniqueKeys: ['email'], actor: 'crm' });
+    await customers.smartInsert({ email: 'bob@example.com', name: 'Bob' }, { uniqueKeys: ['email'], actor: 'crm' });
+    const facts = x.with({ databaseType: 'knowledge', tier: 'generic', collection: 'facts' });
+    const fact = await facts.create({ text: 'water is wet' });
+    await facts.update(fact.id, { text: 'water is wet, mostly' }, 0);
+    await x.with({ databaseType: 'messaging', tier: 'generic', collection: 'topics' }).create({ name: 'news' });
+    await x.with({ databaseType: 'logs', tier: 'generic', collection: 'activity' }).create({ action: 'login' });
+    await x.flush();
+    // Half the orders archived (the S3 event path), the rest still pending in the index.
+    const bucket = inst.bucketOf(names.rt);
+    await archive(s3Event(ids.slice(0, 6).map((id) => s3Record(bucket, `records/orders/${id}/current.json`))), lambdaContext('xronox-archive'));
+    return { orders, ids };
+  }
+
+  async function reads(orders: Collection, ids: string[]) {
+    return Promise.all(
+      ids.map(async (id) => {
+        const history = (await orders.history(id, { limit: 100 })).items;
+        return { latest: await orders.getLatest(id, { includeDeleted: true }), history, versions: await Promise.all(history.map((h) => orders.getVersion(id, h.ov))) };
+      }),
+    );
+  }
+
+  it('backup, wipe the database, restore: every record, version, claim and counter is identical, field by field', async () => {
+    const { x, names, config, file, sub } = await start();
+    const { orders, ids } = await workload(x, names);
+    const before = await snapshot(sub, names);
+    expect(Object.keys(before).sort()).toEqual([`${names.kn}/facts`, `${names.msg}/topics`, `${names.rt}/customers`, `${names.rt}/orders`].sort());
+    const archivedCount = Object.values(before).flatMap((c) => (c as { versions: Array<Array<{ archived: boolean }>> }).versions.flat()).filter((v) => v.archived).length;
+    expect(archivedCount).toBeGreaterThan(0);
+    const readsBefore = await reads(orders, ids);
+
+    const now = new Date();
+    const report = await backup(scheduledEvent(now, 'xronox-backup'), lambdaContext('xronox-backup'));
+    expect(report).toMatchObject({ job: 'backup', complete: true, failures: [] });
+    expect(report.counts.backedUpCollections).toBe(4);
+    const date = backupDate(new Date(scheduledEvent(now, 'x').time));
+
+    // The documented layout, a manifest that matches its files, and never a backup of logs.
+    const rtBucket = inst.bucketOf(names.rt);
+    const keys = await allKeys(inspect, rtBucket, 'backups/');
+    expect(keys).toEqual(
+      [`backups/customers/${date}/${names.rt}/manifest.json`, `backups/customers/${date}/${names.rt}/part-00000.jsonl.gz`, `backups/orders/${date}/${names.rt}/manifest.json`, `backups/orders/${date}/${names.rt}/part-00000.jsonl.gz`].sort(),
+    );
+    const manifest = JSON.parse(Buffer.from((await inspect.get(rtBucket, `backups/orders/${date}/${names.rt}/manifest.json`))!).toString('utf8')) as BackupManifest;
+    const ordersState = before[`${names.rt}/orders`] as { heads: unknown[]; versions: unknown[][]; cv: number; counters: Record<string, number> };
+    expect(manifest).toMatchObject({
+      format: 'xronox-backup/1',
+      dbName: names.rt,
+      collection: 'orders',
+      date,
+      collectionVersion: ordersState.cv,
+      counters: ordersState.counters,
+      counts: { heads: ordersState.heads.length, versions: ordersState.versions.flat().length, claims: 0 },
+    });
+    const part = (await inspect.get(rtBucket, `backups/orders/${date}/${names.rt}/part-00000.jsonl.gz`))!;
+    expect(manifest.files).toEqual([{ name: 'part-00000.jsonl.gz', lines: manifest.counts.heads + manifest.counts.versions, bytes: part.byteLength, sha256: createHash('sha256').update(part).digest('hex') }]);
+    expect(gunzipSync(part).toString('utf8').split('\n')[0]).toMatch(/^\{"t":"head","head":\{"id":/);
+    expect(await allKeys(inspect, inst.bucketOf(names.logs), 'backups/')).toEqual([]);
+    // A second run the same day finds the snapshots done.
+    expect((await backup(scheduledEvent(now, 'xronox-backup'), lambdaContext('xronox-backup'))).counts).toMatchObject({ collectionsAlreadyBackedUp: 4 });
+
+    await wipe(x, sub);
+    expect(await snapshot(sub, names)).toEqual({});
+
+    for (const dbName of [names.rt, names.kn, names.msg]) {
+      const run = await cli(['backup', 'restore', '--db', dbName, '--date', date, '--config', file, '--quiet']);
+      expect({ dbName, code: run.code, stderr: run.stderr }).toEqual({ dbName, code: EXIT.ok, stderr: '' });
+      expect(JSON.parse(run.stdout.trim())).toMatchObject({ job: 'restore', complete: true, databases: { done: 1 } });
+    }
+    expect(await snapshot(sub, names)).toEqual(before);
+
+    const x2 = initXronox(config);
+    open.push(x2);
+    const orders2 = x2.with({ databaseType: 'runtime', tier: 'tenant', tenantId: 'acme', collection: 'orders' });
+    expect(await reads(orders2, ids)).toEqual(readsBefore);
+    expect(await x2.counters.getTotals({ databaseType: 'runtime', tier: 'tenant', tenantId: 'acme', collection: 'orders' })).toEqual(ordersState.counters);
+    // The restored database carries on: new writes take the next cv, pending versions archive, chains hold.
+    const next = await orders2.create({ status: 'new', sku: 'after', total: 1 });
+    expect(next.cv).toBe(ordersState.cv + 1);
+    await x2.flush();
+    expect((await archiveSweep(scheduledEvent(new Date(Date.now() + 16 * 60_000), 'xronox-archive-sweep'), lambdaContext('xronox-archive-sweep'))).failures).toEqual([]);
+    expect(await orders2.verifyCollection()).toMatchObject({ ok: true, records: ids.length + 2 });
+    const customers2 = x2.with({ databaseType: 'runtime', tier: 'tenant', tenantId: 'acme', collection: 'customers' });
+    expect(await customers2.smartInsert({ email: 'ada@example.com', name: 'Ada L.' }, { uniqueKeys: ['email'] })).toMatchObject({ created: false });
+  });
+
+  it('a damaged or missing snapshot is refused before anything is written', async () => {
+    const { x, names, file, sub } = await start();
+    await workload(x, names);
+    const now = new Date();
+    await backup(scheduledEvent(now, 'xronox-backup'), lambdaContext('xronox-backup'));
+    const date = backupDate(new Date(scheduledEvent(now, 'x').time));
+    await wipe(x, sub);
+    const rtBucket = inst.bucketOf(names.rt);
+    const partKey = `backups/orders/${date}/${names.rt}/part-00000.jsonl.gz`;
+    const good = (await inspect.get(rtBucket, partKey))!;
+
+    // One flipped byte in a part: the SHA-256 no longer matches.
+    const bad = Buffer.from(good);
+    bad[bad.length - 10] = bad[bad.length - 10]! ^ 0xff;
+    await inspect.put(rtBucket, partKey, bad);
+    const damaged = await cli(['backup', 'restore', '--db', names.rt, '--date', date, '--config', file, '--quiet']);
+    expect(damaged.code).toBe(EXIT.failed);
+    expect(damaged.stderr).toContain(`${partKey} does not match its manifest`);
+    // Nothing was imported, not even the collections checked before the damaged one.
+    expect(await snapshot(sub, names)).toEqual({});
+
+    // A part whose bytes match a doctored manifest but whose lines are not what they claim.
+    const lines = gunzipSync(good).toString('utf8').split('\n');
+    const forged = Buffer.from(lines.map((l, i) => (i === 1 ? l.replace('"t":"version"', '"t":"verzion"') : l)).join('\n'));
+    const { gzipSync } = await import('node:zlib');
+    const forgedGz = gzipSync(forged);
+    await inspect.put(rtBucket, partKey, forgedGz);
+    const manifestKey = `backups/orders/${date}/${names.rt}/manifest.json`;
+    const manifest = JSON.parse(Buffer.from((await inspect.get(rtBucket, manifestKey))!).toString('utf8')) as BackupManifest;
+    manifest.files[0] = { ...manifest.files[0]!, bytes: forgedGz.byteLength, sha256: createHash('sha256').update(forgedGz).digest('hex') };
+    await inspect.put(rtBucket, manifestKey, Buffer.from(JSON.stringify(manifest)));
+    const forgedRun = await cli(['backup', 'restore', '--db', names.rt, '--date', date, '--config', file, '--quiet']);
+    expect(forgedRun.code).toBe(EXIT.failed);
+    expect(forgedRun.stderr).toMatch(/line 2: unknown line type/);
+    expect(await snapshot(sub, names)).toEqual({});
+
+    // No snapshot that day; not a database; bad usage.
+    expect((await cli(['backup', 'restore', '--db', names.rt, '--date', '1999-01-01', '--config', file, '--quiet'])).stderr).toMatch(/No backup of .* dated 1999-01-01/);
+    expect((await cli(['backup', 'restore', '--db', 'nope', '--date', date, '--config', file])).code).toBe(EXIT.usage);
+    expect((await cli(['backup', 'restore', '--date', date, '--config', file])).code).toBe(EXIT.usage);
+    expect((await cli(['job', 'run', 'everything', '--config', file])).code).toBe(EXIT.usage);
+    expect(await snapshot(sub, names)).toEqual({});
+  });
+});

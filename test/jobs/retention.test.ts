@@ -1,0 +1,156 @@
+/**
+ * Retention through the scheduled handler: versions (`retention.ver.days` and `maxPerItem`),
+ * logs past their window, messaging `shared_memory` past `retentionDays`. The expected result is
+ * computed from each record's history by the policy's definition, not by the job's algorithm.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { BlobStore } from '../../core/contracts/blob-store.js';
+import type { Xronox } from '../../core/engine/xronox.js';
+import { runJob } from '../../core/jobs/run.js';
+import { initXronox } from '../../core/xronox.js';
+import { archiveSweep, container, retention } from '../../functions/jobs/handlers.js';
+import { tempDir } from '../support/temp.js';
+import { allKeys, type BackendInstance, freshNames, JOB_BACKENDS, jobConfig, lambdaContext, scheduledEvent, writeConfig } from './support.js';
+
+const savedConfigFile = process.env.XRONOX_CONFIG_FILE;
+const DAY = 24 * 3600 * 1000;
+const MAX_PER_ITEM = 5;
+const DAYS = 7;
+
+describe.each(JOB_BACKENDS)('retention through the scheduled handler: $name', (backend) => {
+  if (backend.skip) {
+    it.skip(`skipped: ${backend.skip}`, () => undefined);
+    return;
+  }
+  let inst: BackendInstance;
+  let inspect: BlobStore;
+  const dir = tempDir('xronox-jobs-retention');
+  let x: Xronox | undefined;
+
+  beforeAll(async () => {
+    inst = await backend.setup();
+    inspect = inst.inspect(dir.path);
+  });
+  afterAll(async () => {
+    await x?.shutdown();
+    await container.close();
+    await inspect?.close();
+    await inst?.dispose();
+    if (savedConfigFile === undefined) delete process.env.XRONOX_CONFIG_FILE;
+    else process.env.XRONOX_CONFIG_FILE = savedConfigFile;
+    dir.cleanup();
+  });
+
+  it('keeps every current version and exactly the versions the policy says; logs and shared memory past their window go', async () => {
+    const names = freshNames();
+    await inst.prepare(Object.values(names));
+    const config = jobConfig(inst, dir.path, names, {
+      retention: { ver: { days: DAYS, maxPerItem: MAX_PER_ITEM } },
+      jobs: { archive: { mode: 'deferred', sweepAfterMinutes: 15 }, leaseSeconds: 2, retention: { logsDays: 1 } },
+    });
+    process.env.XRONOX_CONFIG_FILE = writeConfig(dir.path, config);
+    await container.close();
+    x = initXronox(config);
+    const orders = x.with({ databaseType: 'runtime', tier: 'tenant', tenantId: 'acme', collection: 'orders' });
+    const versionsBucket = inst.bucketOf(names.rt);
+
+    const ids: Record<string, string> = {};
+    /** `versions` more versions of a record (the first one creates it), then maybe a delete. */
+    const write = async (name: string, versions: number, deleteAfter = false) => {
+      for (let i = 0; i < versions; i++) {
+        const id = ids[name];
+        if (id === undefined) ids[name] = (await orders.create({ status: 'new', sku: name, total: 0 }, 'w', 'create')).id;
+        else {
+          const head = (await orders.getLatest(id))!;
+          await orders.update(id, { status: 'busy', sku: name, total: head.ov + 1 }, head.ov, 'w', 'edit');
+        }
+      }
+      if (deleteAfter) await orders.delete(ids[name]!, (await orders.getLatest(ids[name]!))!.ov, 'w', 'gone');
+    };
+    // Phase 1, all before the cut-off.
+    await write('long', 30);
+    await write('single', 1);
+    await write('deleted', 6, true);
+    await write('exact', MAX_PER_ITEM);
+    await x.flush();
+    // The cut-off: a whole second (scheduled events carry whole seconds), after every phase-1 write.
+    await new Promise((r) => setTimeout(r, 1000 - (Date.now() % 1000) + 5));
+    const cutoff = new Date(Math.floor(Date.now() / 1000) * 1000);
+    await new Promise((r) => setTimeout(r, 5));
+    // Phase 2, after it.
+    await write('long', 3);
+    await write('young', 2);
+    await x.flush();
+    // Archive everything so far, then write a record whose versions stay pending (never pruned).
+    expect((await archiveSweep(scheduledEvent(new Date(Date.now() + 16 * 60_000), 'xronox-archive-sweep'), lambdaContext('xronox-archive-sweep'))).failures).toEqual([]);
+    await write('pending', 8);
+
+    const logs = x.with({ databaseType: 'logs', tier: 'generic', collection: 'activity' });
+    const logIds = [(await logs.create({ action: 'login' })).id, (await logs.create({ action: 'logout' })).id];
+    const memory = x.with({ databaseType: 'messaging', tier: 'generic', collection: 'shared_memory' });
+    const shortLived = (await memory.create({ key: 'a', value: 1, retentionDays: 1 })).id;
+    const noOwnDays = (await memory.create({ key: 'b', value: 2 })).id;
+    const longLived = (await memory.create({ key: 'c', value: 3, retentionDays: 30 })).id;
+    await x.flush();
+
+    // What the policy keeps, from each record's full history (newest first).
+    const expected: Record<string, number[]> = {};
+    const before: Record<string, unknown[]> = {};
+    const cut = cutoff.toISOString().replace('Z', '000Z');
+    for (const [name, id] of Object.entries(ids)) {
+      const items = (await orders.history(id, { limit: 500 })).items;
+      before[name] = await Promise.all(items.map((h) => orders.getVersion(id, h.ov)));
+      const newest = items[0]!.ov;
+      const at = new Map(items.map((h) => [h.ov, h.at]));
+      expected[name] = items
+        .filter((h) => h.ov === newest || !h.archived || (newest - h.ov < MAX_PER_ITEM && at.get(h.ov + 1)! > cut))
+        .map((h) => h.ov);
+    }
+    // By count, 'long' would keep 28-32; ov 28 was superseded (by 29) before the cut-off.
+    expect(expected).toEqual({ long: [32, 31, 30, 29], single: [0], deleted: [6], exact: [4], young: [1, 0], pending: [7, 6, 5, 4, 3, 2, 1, 0] });
+    const latest = await Promise.all(Object.values(ids).map((id) => orders.getLatest(id, { includeDeleted: true })));
+
+    // A run now already applies maxPerItem (and nothing else); the scheduled run a week on
+    // applies the rest. Rules are monotonic, so the result is the same as one run at the end.
+    const early = await runJob(x, 'retention', { log: null });
+    expect(early.complete).toBe(true);
+    for (const id of logIds) expect(await logs.getLatest(id)).not.toBeNull();
+
+    const report = await retention(scheduledEvent(new Date(cutoff.getTime() + DAYS * DAY), 'xronox-retention'), lambdaContext('xronox-retention'));
+    expect(report).toMatchObject({ job: 'retention', complete: true, failures: [] });
+
+    for (const [name, id] of Object.entries(ids)) {
+      const kept = (await orders.history(id, { limit: 500 })).items.map((h) => h.ov);
+      expect({ name, kept }).toEqual({ name, kept: expected[name] });
+      // Kept versions read exactly as before; pruned ones are gone, objects included.
+      for (const [i, v] of before[name]!.entries()) {
+        const ov = (v as { ov: number }).ov;
+        expect(await orders.getVersion(id, ov)).toEqual(expected[name]!.includes(ov) ? before[name]![i] : null);
+      }
+      const objects = (await allKeys(inspect, versionsBucket, `versions/orders/${id}/`)).map((k) => Number(/v(\d+)\.json$/.exec(k)![1])).sort((a, b) => b - a);
+      expect(objects).toEqual(name === 'pending' ? [] : expected[name]);
+      expect({ name, verify: await orders.verify(id) }).toMatchObject({ name, verify: { ok: true } });
+    }
+    expect(await Promise.all(Object.values(ids).map((id) => orders.getLatest(id, { includeDeleted: true })))).toEqual(latest);
+    const prunedTotal = Object.keys(ids).reduce((n, name) => n + before[name]!.length - expected[name]!.length, 0);
+    expect(prunedTotal).toBe(39);
+    expect((early.counts.prunedVersions ?? 0) + (report.counts.prunedVersions ?? 0)).toBe(prunedTotal);
+    expect(report.counts.versionsAwaitingArchival).toBe(3);
+
+    // Logs past their window: records and their day-filed objects.
+    expect(report.counts.expiredLogs).toBe(2);
+    for (const id of logIds) expect(await logs.getLatest(id, { includeDeleted: true })).toBeNull();
+    expect(await allKeys(inspect, inst.bucketOf(names.logs), 'records/activity/')).toEqual([]);
+    // Shared memory: its own retentionDays, else kept (no jobs.retention.sharedMemoryDays here).
+    expect(report.counts.expiredSharedMemory).toBe(1);
+    expect(await memory.getLatest(shortLived, { includeDeleted: true })).toBeNull();
+    expect(await inspect.head(inst.bucketOf(names.msg), `records/shared_memory/${shortLived}/current.json`)).toBeNull();
+    expect(await memory.getLatest(noOwnDays)).toMatchObject({ data: { key: 'b' } });
+    expect(await memory.getLatest(longLived)).toMatchObject({ data: { key: 'c' } });
+
+    // Again: nothing left to do.
+    const again = await retention(scheduledEvent(new Date(cutoff.getTime() + DAYS * DAY), 'xronox-retention'), lambdaContext('xronox-retention'));
+    expect(again.counts.prunedVersions ?? 0).toBe(0);
+    expect(again.counts.expiredLogs ?? 0).toBe(0);
+  });
+});
