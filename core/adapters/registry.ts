@@ -28,20 +28,14 @@ export const defaultAdapters = {
 };
 
 /** The MongoDB store's settings, read from the one config. */
-export function mongoOptions(uri: string, config: Pick<XronoxConfig, 'collectionMaps' | 'retention' | 'transactions' | 'fallback'>) {
+export function mongoOptions(uri: string, config: Pick<XronoxConfig, 'collectionMaps' | 'transactions' | 'fallback'>) {
   const t = config.transactions;
   return {
     uri,
     // `transactions.enabled: false` forces the standalone protocol; `enabled: true` without
     // auto-detection insists on a replica set; anything else detects the server's topology.
     transactions: t?.enabled === false ? 'off' : t?.enabled === true && t.autoDetect === false ? 'required' : 'auto',
-    indexSettings: (collection: string) => ({
-      indexedProps: config.collectionMaps[collection]?.indexedProps ?? [],
-      ...(config.retention?.ver?.days !== undefined ? { versionRetentionDays: config.retention.ver.days } : {}),
-    }),
-    protocol: {
-      deadLetterCollection: config.fallback?.deadLetterCollection ?? 'xronox_dead_letters',
-      ...(config.retention?.ver?.maxPerItem !== undefined ? { maxVersionsPerItem: config.retention.ver.maxPerItem } : {}),
-    },
+    indexSettings: (collection: string) => ({ indexedProps: config.collectionMaps[collection]?.indexedProps ?? [] }),
+    protocol: { deadLetterCollection: config.fallback?.deadLetterCollection ?? 'xronox_dead_letters' },
   } as const satisfies ConstructorParameters<typeof MongoIndexStore>[0];
 }

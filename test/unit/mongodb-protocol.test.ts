@@ -5,7 +5,7 @@ import type { NewHead, Namespace, RecordWrite } from '../../core/contracts/index
 import { mongoOptions } from '../../core/adapters/registry.js';
 import { type HeadDoc, type PendingWrite, pendingBlobDoc, toHeadDoc, toVersionDoc, type VersionDoc } from '../../core/adapters/mongodb/mongodb-documents.js';
 import { supportsTransactions } from '../../core/adapters/mongodb/mongodb-index-store.js';
-import { indexSpecs, pendingBlobId, recordKey, retentionPruneFilter, versionId } from '../../core/adapters/mongodb/mongodb-layout.js';
+import { indexSpecs, pendingBlobId, recordKey, versionId } from '../../core/adapters/mongodb/mongodb-layout.js';
 import { metaPath } from '../../core/adapters/mongodb/mongodb-meta.js';
 import { acquireLockOp, APPLIED_WINDOW, headCasFilter, type MongoOp, releaseLockOp, rollForward, sideEffects } from '../../core/adapters/mongodb/mongodb-protocol.js';
 
@@ -208,15 +208,13 @@ describe('the standalone protocol, replayed with crashes (in-memory model of sin
     });
   }
 
-  it('an uninterrupted run leaves exactly the expected documents: versions, supersededAt, outbox, counters once, claims released on delete', () => {
+  it('an uninterrupted run leaves exactly the expected documents: versions, outbox, counters once, claims released on delete', () => {
     const state: State = new Map();
     const writes = [writeOf('o1', 0), writeOf('o1', 1), writeOf('o1', 2, { deleted: true, deletedAt: 'x' })];
     table(state, ns.dbName, 'orders_claims').set('email:ada', { _id: 'email:ada', id: 'o1', cv: 0 });
     writes.forEach((w, i) => run(state, rollForward(ns, commitHead(state, w, i, `op${i}`), settings)));
     const versions = table(state, ns.dbName, 'orders_ver');
     expect([...versions.keys()].sort()).toEqual([versionId('o1', 0), versionId('o1', 1), versionId('o1', 2)]);
-    expect(versions.get(versionId('o1', 0))!.supersededAt).toEqual(SINCE);
-    expect(versions.get(versionId('o1', 2))!.supersededAt).toBeUndefined();
     expect(storedHead(state, 'o1')!.pending).toBeUndefined();
     expect(table(state, ns.dbName, 'xronox_sync_outbox').get(recordKey('orders', 'o1'))).toMatchObject({ seq: 2, coll: 'orders', id: 'o1' });
     expect(table(state, analytics.dbName, 'orders_counter').get('totals')!.counts).toEqual({ created: 3 });
@@ -260,25 +258,6 @@ describe('the standalone protocol, replayed with crashes (in-memory model of sin
     expect(snapshot(state)).toBe(before);
   });
 
-  it('a stalled roll-forward of a purged incarnation neither prunes nor marks superseded the re-created record’s entries', () => {
-    const state: State = new Map();
-    const pruning = { ...settings, maxVersionsPerItem: 1 };
-    // Old incarnation: ov 0..2 (cv 0..2); the roll-forward of ov 2 stalls before running.
-    for (let ov = 0; ov <= 1; ov++) run(state, rollForward(ns, commitHead(state, writeOf('o1', ov), ov, `op${ov}`), pruning));
-    const stalled = rollForward(ns, commitHead(state, writeOf('o1', 2), 2, 'op2'), pruning);
-    run(state, stalled); // finished by another process
-    run(state, rollForward(ns, commitHead(state, { id: 'o1', expectedOv: 2, head: null }, 3, 'op4'), pruning));
-    // New incarnation at ov 0 and 1 (cv 4, 5), then the stalled plan replays.
-    run(state, rollForward(ns, commitHead(state, writeOf('o1', 0, { body: '{"new":1}' }), 4, 'op5'), settings));
-    run(state, rollForward(ns, commitHead(state, writeOf('o1', 1, { body: '{"new":2}' }), 5, 'op6'), settings));
-    const versions = table(state, ns.dbName, 'orders_ver');
-    const before = snapshot(state);
-    run(state, stalled.filter((op) => op.kind !== 'insertVersion'));
-    expect(versions.get(versionId('o1', 0))).toMatchObject({ cv: 4 });
-    expect(versions.get(versionId('o1', 1))).toMatchObject({ cv: 5 });
-    expect(versions.get(versionId('o1', 1))!.supersededAt).toBeUndefined();
-    expect(snapshot(state).replace(/"applied":\[[^\]]*\]/g, '')).toBe(before.replace(/"applied":\[[^\]]*\]/g, ''));
-  });
 
   it('a stalled roll-forward that writes a dead incarnation’s version entry late is overwritten by the live write of that ov', () => {
     const state: State = new Map();
@@ -350,28 +329,7 @@ describe('protocol operations (pure)', () => {
     });
   });
 
-  it('maxPerItem prunes only entries older than the newest maxPerItem, never the current version', () => {
-    expect(retentionPruneFilter('o1', 10, 3)).toEqual({ id: 'o1', ov: { $lte: 7 } });
-    expect(retentionPruneFilter('o1', 3, 3)).toEqual({ id: 'o1', ov: { $lte: 0 } }); // keeps ov 1, 2, 3 (ov starts at 0)
-    expect(retentionPruneFilter('o1', 2, 3)).toBeNull();
-    expect(retentionPruneFilter('o1', 0, 1)).toBeNull();
-    expect(() => retentionPruneFilter('o1', 5, 0)).toThrow(RangeError);
-    const ops = sideEffects(ns, 'o1', pendingOf(writeOf('o1', 5), 9, 'op'), { ...settings, maxVersionsPerItem: 2 }, { idempotentCounters: true });
-    expect(ops).toContainEqual({ kind: 'deleteMany', coll: { db: 'rt_acme', name: 'orders_ver' }, filter: { id: 'o1', ov: { $lte: 3 }, cv: { $lte: 9 } } });
-    for (let current = 1; current <= 50; current++) {
-      for (let max = 1; max <= 10; max++) {
-        const filter = retentionPruneFilter('o1', current, max);
-        if (filter) expect(filter.ov.$lte).toBeLessThan(current);
-        expect(filter === null ? -1 : filter.ov.$lte).toBe(Math.max(-1, current - max));
-      }
-    }
-  });
 
-  it('retention days become a TTL index on supersededAt, which the current version never carries', () => {
-    const specs = indexSpecs('ver', { indexedProps: [], versionRetentionDays: 30 }, metaPath);
-    expect(specs).toContainEqual({ key: { supersededAt: 1 }, name: 'retention_ttl', expireAfterSeconds: 30 * 86_400 });
-    expect(indexSpecs('ver', { indexedProps: [] }, metaPath).some((s) => s.name === 'retention_ttl')).toBe(false);
-  });
 
   it('indexes: one per indexed property on the encoded meta path, a wildcard when none are listed, unique (id, ov) on versions', () => {
     const head = indexSpecs('head', { indexedProps: ['status', 'customer.id'] }, metaPath);
@@ -408,14 +366,14 @@ describe('protocol operations (pure)', () => {
     expect(supportsTransactions({ isWritablePrimary: true })).toBe(false);
   });
 
-  it('the config maps to the store settings: transactions, indexed properties, retention, dead letters', () => {
+  it('the config maps to the store settings: transactions, indexed properties, dead letters', () => {
     const base = { collectionMaps: { orders: { indexedProps: ['status'] } } } as unknown as Parameters<typeof mongoOptions>[1];
     expect(mongoOptions('mongodb://h', base).transactions).toBe('auto');
     expect(mongoOptions('mongodb://h', { ...base, transactions: { enabled: false } }).transactions).toBe('off');
     expect(mongoOptions('mongodb://h', { ...base, transactions: { enabled: true, autoDetect: false } }).transactions).toBe('required');
-    const opts = mongoOptions('mongodb://h', { ...base, retention: { ver: { days: 7, maxPerItem: 50 } }, fallback: { enabled: true, deadLetterCollection: 'dlq' } });
-    expect(opts.indexSettings('orders')).toEqual({ indexedProps: ['status'], versionRetentionDays: 7 });
-    expect(opts.indexSettings('other')).toEqual({ indexedProps: [], versionRetentionDays: 7 });
-    expect(opts.protocol).toEqual({ deadLetterCollection: 'dlq', maxVersionsPerItem: 50 });
+    const opts = mongoOptions('mongodb://h', { ...base, fallback: { enabled: true, deadLetterCollection: 'dlq' } });
+    expect(opts.indexSettings('orders')).toEqual({ indexedProps: ['status'] });
+    expect(opts.indexSettings('other')).toEqual({ indexedProps: [] });
+    expect(opts.protocol).toEqual({ deadLetterCollection: 'dlq' });
   });
 });

@@ -52,8 +52,6 @@ export interface VersionDoc {
   archived: boolean;
   meta: Record<string, IndexedValue>;
   hash: string;
-  /** When a newer version replaced this one; the retention TTL index reads it. */
-  supersededAt?: Date;
 }
 
 export interface PendingWrite {
@@ -126,6 +124,28 @@ export function toVersionDoc(write: RecordWrite, cv: number): VersionDoc | null 
     archived: false,
     meta: encodeMeta(head.meta),
     hash: v.hash,
+  };
+}
+
+/** A version entry exactly as a backup holds it (cv, archived flag and body kept). */
+export function versionDocOfRow(row: VersionRow): VersionDoc {
+  return {
+    _id: versionId(row.id, row.ov),
+    id: row.id,
+    ov: row.ov,
+    cv: row.cv,
+    op: row.op,
+    at: row.at,
+    actor: row.actor,
+    actorId: typeof row.actor === 'string' ? row.actor : row.actor.identifier,
+    actorType: typeof row.actor === 'string' ? null : row.actor.type,
+    reason: row.reason,
+    deleted: row.deleted,
+    size: row.size,
+    body: row.body,
+    archived: row.archived,
+    meta: encodeMeta(row.meta),
+    hash: row.hash,
   };
 }
 

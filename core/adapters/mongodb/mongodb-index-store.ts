@@ -31,11 +31,12 @@ import {
   toHeadDoc,
   toVersionDoc,
   type VersionDoc,
+  versionDocOfRow,
   versionRowOf,
 } from './mongodb-documents.js';
 import { type IndexedFields, toMongoFilter } from './mongodb-filter.js';
 import { metaPath } from './mongodb-meta.js';
-import { collectionName, type CollectionRole, type IndexSettings, indexSpecs, pendingBlobId, queueIndexSpecs, recordKey, TOTALS_DOC_ID, versionId } from './mongodb-layout.js';
+import { collectionName, type CollectionRole, CV_DOC_ID, type IndexSettings, indexSpecs, pendingBlobId, queueIndexSpecs, recordKey, TOTALS_DOC_ID, versionId } from './mongodb-layout.js';
 import {
   acquireLockOp,
   coll,
@@ -59,7 +60,7 @@ export interface MongoIndexStoreOptions {
    * server; `off` always uses the standalone protocol.
    */
   transactions?: 'auto' | 'required' | 'off';
-  /** Indexes and retention of a collection (from `collectionMaps` and `retention`). */
+  /** The indexes of a collection (from `collectionMaps[c].indexedProps`). */
   indexSettings?: (collection: string) => IndexSettings;
   protocol?: Partial<ProtocolSettings>;
   /** Extra driver options (timeouts, TLS); durability defaults are in `mongodb-client-pool.ts`. */
@@ -758,6 +759,9 @@ export class MongoIndexStore implements IndexStore {
   #claims(ns: Namespace): Collection<ClaimDoc> {
     return this.#collection<ClaimDoc>(coll(ns, 'claims'));
   }
+  #counters(ns: Namespace): Collection<CounterDoc> {
+    return this.#collection<CounterDoc>(coll(ns, 'counter'));
+  }
   #outbox(dbName: string): Collection<OutboxDoc> {
     return this.#collection<OutboxDoc>(queue(dbName, 'outbox'));
   }
@@ -768,35 +772,147 @@ export class MongoIndexStore implements IndexStore {
     return this.#collection<DeadLetterDoc>(queue(dbName, 'deadLetters', this.#protocol));
   }
 
-  // ---- BEGIN background-job port methods (issue 7): NOT IMPLEMENTED for MongoDB yet ----------
-  // Placeholders so the port type-checks; the MongoDB engineer replaces this block. Contracts:
-  // core/contracts/index-store.ts; tests: test/conformance/index-store.suite.ts ("background jobs").
+  // ---- background jobs (core/jobs) ------------------------------------------------------------
+
+  /** Databases with a namespace ever written: those holding a `{c}_counter` collection-version document. */
   async listDatabases(): Promise<string[]> {
-    throw new Error('not implemented for MongoDB yet');
+    await this.#connect();
+    const { databases } = await this.#client.db('admin').admin().listDatabases({ nameOnly: true, authorizedDatabases: true });
+    const out: string[] = [];
+    for (const { name } of databases) {
+      if (name === 'admin' || name === 'local' || name === 'config') continue;
+      if ((await this.listCollections(name)).length > 0) out.push(name);
+    }
+    return out.sort(byteOrder);
   }
-  async listCollections(_dbName: string): Promise<string[]> {
-    throw new Error('not implemented for MongoDB yet');
+
+  async listCollections(dbName: string): Promise<string[]> {
+    await this.#connect();
+    const found = await this.#client.db(dbName).listCollections({ name: { $regex: '_counter$' } }, { nameOnly: true }).toArray();
+    const written: string[] = [];
+    for (const { name } of found) {
+      const collection = name.slice(0, -'_counter'.length);
+      // The analytics database's `{c}_counter` holds totals only: a namespace is written once it has a cv.
+      if (await this.#counters({ dbName, collection }).findOne({ _id: CV_DOC_ID }, { projection: { _id: 1 } })) written.push(collection);
+    }
+    return written.sort(byteOrder);
   }
-  async listUnarchivedRecords(_dbName: string, _options: { writtenBefore: string; after?: { collection: string; id: string }; limit: number }): Promise<UnarchivedRecord[]> {
-    throw new Error('not implemented for MongoDB yet');
+
+  async listUnarchivedRecords(
+    dbName: string,
+    options: { writtenBefore: string; after?: { collection: string; id: string }; limit: number },
+  ): Promise<UnarchivedRecord[]> {
+    await this.#connect();
+    const out: UnarchivedRecord[] = [];
+    for (const collection of await this.listCollections(dbName)) {
+      if (out.length >= options.limit) break;
+      if (options.after && collection < options.after.collection) continue;
+      const ns = { dbName, collection };
+      await this.#settle(ns);
+      const afterId = options.after && collection === options.after.collection ? options.after.id : undefined;
+      // `archived: false` is the partial `unarchived` index: archived history is never read.
+      const rows = await this.#versions(ns)
+        .aggregate<{ _id: string; oldest: string }>([
+          { $match: { archived: false, ...(afterId === undefined ? {} : { id: { $gt: afterId } }) } },
+          { $group: { _id: '$id', oldest: { $min: '$at' } } },
+          { $match: { oldest: { $lte: options.writtenBefore } } },
+          { $sort: { _id: 1 } },
+          { $limit: options.limit - out.length },
+        ])
+        .toArray();
+      out.push(...rows.map((r) => ({ collection, id: r._id, oldestAt: r.oldest })));
+    }
+    return out;
   }
-  async summariseVersions(_ns: Namespace, _options: { afterId?: string; limit: number }): Promise<VersionSummary[]> {
-    throw new Error('not implemented for MongoDB yet');
+
+  async summariseVersions(ns: Namespace, options: { afterId?: string; limit: number }): Promise<VersionSummary[]> {
+    await this.#connect();
+    await this.#settle(ns);
+    const groups = await this.#versions(ns)
+      .aggregate<{ _id: string; count: number; lo: number; hi: number }>([
+        { $match: options.afterId === undefined ? {} : { id: { $gt: options.afterId } } },
+        { $group: { _id: '$id', count: { $sum: 1 }, lo: { $min: '$ov' }, hi: { $max: '$ov' } } },
+        { $sort: { _id: 1 } },
+        { $limit: options.limit },
+      ])
+      .toArray();
+    const out: VersionSummary[] = [];
+    for (const g of groups) {
+      const next = await this.#versions(ns).findOne({ _id: versionId(g._id, g.lo + 1) }, { projection: { at: 1 } });
+      out.push({ id: g._id, count: g.count, oldestOv: g.lo, newestOv: g.hi, oldestSupersededAt: next?.at ?? null });
+    }
+    return out;
   }
-  async pruneVersions(_ns: Namespace, _id: string, _belowOv: number): Promise<number> {
-    throw new Error('not implemented for MongoDB yet');
+
+  async pruneVersions(ns: Namespace, id: string, belowOv: number): Promise<number> {
+    await this.#connect();
+    const head = await this.#heads(ns).findOne({ _id: id }, { projection: { ov: 1, pending: 1 } });
+    if (!head || head.pending?.purge) return 0;
+    // Capped at the head's ov as read: a concurrent write only raises it, so the cap stays below the current version.
+    const result = await this.#versions(ns).deleteMany({ id, ov: { $lt: Math.min(belowOv, head.ov) } });
+    return result.deletedCount;
   }
-  async getCollectionVersion(_ns: Namespace): Promise<number | null> {
-    throw new Error('not implemented for MongoDB yet');
+
+  async getCollectionVersion(ns: Namespace): Promise<number | null> {
+    await this.#connect();
+    const doc = await this.#counters(ns).findOne({ _id: CV_DOC_ID });
+    return doc?.seq === undefined ? null : doc.seq - 1;
   }
-  async listClaims(_ns: Namespace, _options: { afterKey?: string; limit: number }): Promise<Array<{ key: string; id: string }>> {
-    throw new Error('not implemented for MongoDB yet');
+
+  async listClaims(ns: Namespace, options: { afterKey?: string; limit: number }): Promise<Array<{ key: string; id: string }>> {
+    await this.#connect();
+    const docs = await this.#claims(ns)
+      .find(options.afterKey === undefined ? {} : { _id: { $gt: options.afterKey } })
+      .sort({ _id: 1 })
+      .limit(options.limit)
+      .toArray();
+    return docs.map((d) => ({ key: d._id, id: d.id }));
   }
-  async importRecords(_ns: Namespace, _batch: ImportBatch): Promise<void> {
-    throw new Error('not implemented for MongoDB yet');
+
+  async importRecords(ns: Namespace, batch: ImportBatch): Promise<void> {
+    await this.#connect();
+    await this.#ensure(ns, 'head', 'ver', 'counter', 'claims');
+    await this.#ensureQueues(ns.dbName);
+    const apply = async (session?: ClientSession) => {
+      const opts = session ? { session } : {};
+      let highest = batch.collectionVersion ?? -1;
+      for (const { head, versions } of batch.records) {
+        // Entries first, head last: until the head is back, readers of this id see no record.
+        await this.#versions(ns).deleteMany({ id: head.id }, opts);
+        if (versions.length > 0) await this.#versions(ns).insertMany(versions.map(versionDocOfRow), opts);
+        await this.#heads(ns).replaceOne({ _id: head.id }, toHeadDoc(head.id, head, head.cv), { ...opts, upsert: true });
+        highest = Math.max(highest, head.cv, ...versions.map((v) => v.cv));
+        await this.#outbox(ns.dbName).updateOne(
+          { _id: recordKey(ns.collection, head.id) },
+          { $max: { seq: head.cv }, $setOnInsert: { coll: ns.collection, id: head.id, queuedAt: new Date(), order: new ObjectId() } },
+          { ...opts, upsert: true },
+        );
+      }
+      for (const claim of batch.claims ?? []) {
+        await this.#claims(ns).updateOne({ _id: claim.key }, { $set: { id: claim.id, cv: Math.max(highest, 0) } }, { ...opts, upsert: true });
+      }
+      // `seq` is the next cv's predecessor plus one (see nextCvOp): never lowered, so no imported cv is reused.
+      if (highest >= 0) await this.#counters(ns).updateOne({ _id: CV_DOC_ID }, { $max: { seq: highest + 1 } }, { ...opts, upsert: true });
+    };
+    if ((await this.#modeOf()) === 'standalone') {
+      // Without transactions the import is applied record by record; it is idempotent, so a
+      // restore cut off half-way is finished by running it again.
+      await apply();
+      return;
+    }
+    const session = this.#client.startSession();
+    try {
+      await session.withTransaction(() => apply(session), { readConcern: { level: 'majority' }, writeConcern: { w: 'majority', journal: true }, readPreference: 'primary' });
+    } finally {
+      await session.endSession();
+    }
   }
-  async setCounters(_dbName: string, _collection: string, _values: Record<string, number>): Promise<void> {
-    throw new Error('not implemented for MongoDB yet');
+
+  async setCounters(dbName: string, collection: string, values: Record<string, number>): Promise<void> {
+    await this.#connect();
+    const set = Object.fromEntries(Object.entries(values).map(([name, value]) => [`counts.${name}`, value]));
+    if (Object.keys(set).length === 0) return;
+    await this.#counters({ dbName, collection }).updateOne({ _id: TOTALS_DOC_ID }, { $set: set }, { upsert: true });
   }
   // ---- END background-job port methods --------------------------------------------------------
 }
@@ -814,18 +930,12 @@ async function createIndexes(collection: Collection, specs: Parameters<Collectio
     });
     return;
   }
-  try {
-    await collection.createIndexes(specs);
-  } catch (err) {
-    // An index of the same name with other options: for a TTL index that is a changed retention
-    // (`retention.ver.days`), which collMod applies in place; anything else is surfaced.
-    const ttl = specs.filter((s) => s.expireAfterSeconds !== undefined && s.name !== undefined);
-    if (!(err instanceof MongoServerError && err.codeName === 'IndexOptionsConflict' && ttl.length > 0)) throw err;
-    for (const s of ttl) {
-      await collection.db.command({ collMod: collection.collectionName, index: { name: s.name, expireAfterSeconds: s.expireAfterSeconds } });
-    }
-    await collection.createIndexes(specs);
-  }
+  await collection.createIndexes(specs);
+}
+
+/** Byte order of UTF-8 names, as the port asks (names here are ASCII, where it equals code-unit order). */
+function byteOrder(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a), Buffer.from(b));
 }
 
 function withoutId<T extends { _id: unknown }>(doc: T): Omit<T, '_id'> {

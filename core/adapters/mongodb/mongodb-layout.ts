@@ -47,8 +47,6 @@ export const TOTALS_DOC_ID = 'totals';
 export interface IndexSettings {
   /** Indexed properties of the collection (`collectionMaps[c].indexedProps`): listByMeta filters on them. */
   indexedProps: readonly string[];
-  /** `retention.ver.days`: superseded version entries expire this many days after they were superseded. */
-  versionRetentionDays?: number;
 }
 
 /**
@@ -73,7 +71,6 @@ export function indexSpecs(role: CollectionRole, settings: IndexSettings, metaPa
         { key: { actorId: 1, at: -1, id: -1, ov: -1 }, name: 'by_actor' },
         // Only the few entries still waiting for archival.
         { key: { id: 1, ov: 1 }, name: 'unarchived', partialFilterExpression: { archived: false } },
-        ...retentionIndexes(settings),
       ];
     case 'counter':
       return [];
@@ -89,27 +86,6 @@ export function indexSpecs(role: CollectionRole, settings: IndexSettings, metaPa
 function metaIndexes(settings: IndexSettings, metaPath: (prop: string) => string): IndexDescription[] {
   if (settings.indexedProps.length === 0) return [{ key: { 'meta.$**': 1 }, name: 'meta_all' }];
   return settings.indexedProps.map((prop) => ({ key: { [metaPath(prop)]: 1, _id: 1 }, name: `meta_${prop}` }));
-}
-
-/**
- * `retention.ver.days` as a TTL index on `supersededAt`. Only a version that a newer one replaced
- * carries that field, so the current version of a record never expires, however old it is.
- * (`maxPerItem` is a query run after each write: see `retentionPruneFilter`.)
- */
-export function retentionIndexes(settings: IndexSettings): IndexDescription[] {
-  if (settings.versionRetentionDays === undefined) return [];
-  return [{ key: { supersededAt: 1 }, name: 'retention_ttl', expireAfterSeconds: settings.versionRetentionDays * 86_400 }];
-}
-
-/**
- * `retention.ver.maxPerItem`: the version entries of one record beyond the newest `maxPerItem`,
- * given the ov just written (a record's first version is ov 0). `maxPerItem` is at least 1, so
- * the filter never reaches the current version (ov = `currentOv`).
- */
-export function retentionPruneFilter(id: string, currentOv: number, maxPerItem: number): { id: string; ov: { $lte: number } } | null {
-  if (!Number.isInteger(maxPerItem) || maxPerItem < 1) throw new RangeError('maxPerItem must be a positive integer');
-  const newestPruned = currentOv - maxPerItem;
-  return newestPruned >= 0 ? { id, ov: { $lte: newestPruned } } : null;
 }
 
 export function queueIndexSpecs(): Record<keyof typeof QUEUE_COLLECTIONS, IndexDescription[]> {

@@ -6,9 +6,7 @@ import {
   CV_DOC_ID,
   QUEUE_COLLECTIONS,
   recordKey,
-  retentionPruneFilter,
   TOTALS_DOC_ID,
-  versionId,
 } from './mongodb-layout.js';
 
 /**
@@ -62,8 +60,6 @@ export type MongoOp =
   | { readonly kind: 'insertVersion'; readonly coll: CollRef; readonly entry: VersionDoc; readonly head: CollRef; readonly opId: string };
 
 export interface ProtocolSettings {
-  /** `retention.ver.maxPerItem`: older version entries of a record are pruned after each write. */
-  maxVersionsPerItem?: number;
   /** Name of the dead-letter collection (`fallback.deadLetterCollection`). */
   deadLetterCollection: string;
 }
@@ -97,19 +93,6 @@ export function sideEffects(ns: Namespace, id: string, pending: PendingWrite, se
   const ver = coll(ns, 'ver');
   if (pending.version) {
     ops.push({ kind: 'insertVersion', coll: ver, entry: pending.version, head: coll(ns, 'head'), opId: pending.opId });
-    // Both bounded by cv like the purges below: a stalled roll-forward of a purged incarnation must
-    // neither mark the re-created record's current entry superseded (the retention TTL would then
-    // expire it) nor prune the re-created record's entries.
-    if (pending.ov >= 1) {
-      ops.push({
-        kind: 'updateOne',
-        coll: ver,
-        filter: { _id: versionId(id, pending.ov - 1), cv: { $lte: pending.cv }, supersededAt: { $exists: false } },
-        update: { $set: { supersededAt: pending.since } },
-      });
-    }
-    const prune = settings.maxVersionsPerItem === undefined ? null : retentionPruneFilter(id, pending.ov, settings.maxVersionsPerItem);
-    if (prune) ops.push({ kind: 'deleteMany', coll: ver, filter: { ...prune, cv: { $lte: pending.cv } } });
   }
   ops.push({
     kind: 'updateOne',
