@@ -17,6 +17,7 @@ import type { BlobStore } from '../../core/contracts/blob-store.js';
 import type { IndexStore } from '../../core/contracts/index-store.js';
 import { cephS3 } from '../support/ceph.js';
 import { type S3rverHandle, startS3rver } from '../support/s3rver.js';
+import { seededRandom } from '../support/random.js';
 
 // ---- backends -------------------------------------------------------------------------------
 
@@ -230,17 +231,8 @@ export function lambdaContext(functionName: string, remainingMs = 900_000): Cont
 
 // ---- randomness ---------------------------------------------------------------------------
 
-/** A seeded generator (mulberry32): the same seed gives the same shuffles and drops every run. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded generator: the same seed gives the same shuffles and drops every run. */
+export const seeded = seededRandom;
 
 export function shuffle<T>(items: readonly T[], random: () => number): T[] {
   const out = [...items];
