@@ -12,6 +12,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,14 +35,15 @@ export function serviceDir(label = 'xronox-sls'): ServiceDir {
 }
 
 /**
- * The environment osls runs with: no AWS credentials or profile of the caller, and every AWS
+ * The environment osls runs with: no AWS credentials or profile of the caller, none of the
+ * caller's XRONOX_* settings (config file, offline S3 port), and every AWS
  * endpoint and proxy pointed at a closed local port, so a command that tried to reach AWS would
  * fail instead of quietly doing so.
  */
 export function offlineEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [key, value] of Object.entries(process.env)) {
-    if (!key.startsWith('AWS_') && !/^(https?|all)_proxy$/i.test(key) && !key.startsWith('XRONOX_CONFIG')) env[key] = value;
+    if (!key.startsWith('AWS_') && !/^(https?|all)_proxy$/i.test(key) && !key.startsWith('XRONOX_')) env[key] = value;
   }
   return {
     ...env,
@@ -59,15 +61,18 @@ export function offlineEnv(extra: Record<string, string> = {}): NodeJS.ProcessEn
 }
 
 export interface Packaged {
-  /** The `--package` folder: the CloudFormation templates and the function's zip. */
+  /** The `--package` folder: the CloudFormation templates and one zip per function. */
   outDir: string;
   template: CloudFormationTemplate;
+  /** The API function's zip. */
   zipPath: string;
+  /** The zip of a function of serverless.yml, by its key (`api`, `archive`, ...). */
+  zipOf(functionKey: string): string;
   output: string;
 }
 
 export interface CloudFormationTemplate {
-  Resources: Record<string, { Type: string; Properties: Record<string, unknown> }>;
+  Resources: Record<string, { Type: string; Properties: Record<string, unknown>; DependsOn?: string | string[] }>;
 }
 
 /** `npx osls package --package <outDir> [--stage] [--param ...]` in `service`. Throws with osls's output on failure. */
@@ -80,28 +85,44 @@ export function oslsPackage(service: ServiceDir, options: { stage?: string; para
   const output = `${run.stdout}\n${run.stderr}`;
   if (run.status !== 0) throw new Error(`npx ${args.join(' ')} failed (status ${run.status}, signal ${run.signal}):\n${output}`);
   const template = JSON.parse(readFileSync(join(outDir, 'cloudformation-template-update-stack.json'), 'utf8')) as CloudFormationTemplate;
-  return { outDir, template, zipPath: join(outDir, 'api.zip'), output };
+  return { outDir, template, zipPath: join(outDir, 'api.zip'), zipOf: (key) => join(outDir, `${key}.zip`), output };
 }
 
 export interface Offline {
   url: string;
+  /** serverless-offline's Lambda Invoke API (`POST /2015-03-31/functions/<name>/invocations`). */
+  lambdaUrl: string;
   child: ChildProcess;
   output(): string;
   stop(): Promise<void>;
 }
 
+/** A port nothing listens on right now on 127.0.0.1 (rejects where nothing may listen). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
 /**
  * `npx osls offline start --stage local` in `service` on the given ports, resolved once the HTTP
  * server is listening (osls prints "Server ready"). Rejects with the output if it exits first or
- * takes longer than `timeoutMs`.
+ * takes longer than `timeoutMs`. `s3Port` is where the offline S3 server (infra/offline/s3-events.cjs)
+ * listens (XRONOX_OFFLINE_S3_PORT); a free port when not given.
  */
-export function startOffline(
+export async function startOffline(
   service: ServiceDir,
-  options: { httpPort: number; lambdaPort: number; env?: Record<string, string>; extraArgs?: string[]; timeoutMs?: number },
+  options: { httpPort: number; lambdaPort: number; s3Port?: number; env?: Record<string, string>; extraArgs?: string[]; timeoutMs?: number },
 ): Promise<Offline> {
   const args = ['osls', 'offline', 'start', '--stage', 'local', '--httpPort', String(options.httpPort), '--lambdaPort', String(options.lambdaPort), '--noSponsor', '--host', '127.0.0.1', ...(options.extraArgs ?? [])];
-  // detached: the child leads its own process group, so stop() ends npx, osls and its workers together.
-  const child = spawn('npx', args, { cwd: service.path, env: offlineEnv(options.env), stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const env = offlineEnv({ XRONOX_OFFLINE_S3_PORT: String(options.s3Port ?? (await freePort())), ...options.env });
+  // detached: the child leads its own process group, so stop() ends npx, osls, its workers and the S3 server together.
+  const child = spawn('npx', args, { cwd: service.path, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let output = '';
   child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
@@ -134,7 +155,7 @@ export function startOffline(
         clearTimeout(timer);
         child.stdout?.off('data', onData);
         child.stderr?.off('data', onData);
-        resolve({ url: `http://127.0.0.1:${options.httpPort}`, child, output: () => output, stop });
+        resolve({ url: `http://127.0.0.1:${options.httpPort}`, lambdaUrl: `http://127.0.0.1:${options.lambdaPort}`, child, output: () => output, stop });
       }
     };
     child.stdout?.on('data', onData);
