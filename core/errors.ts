@@ -97,6 +97,38 @@ export class VersionConflictError extends ConflictError {
   }
 }
 
+/**
+ * A unique index already holds the key of a document being written (messaging, identities). Its
+ * `code` is `CONFLICT`, so it is handled like every conflict (HTTP 409).
+ */
+export class DuplicateKeyError extends ConflictError {
+  /** The collection written to. */
+  readonly collection: string;
+  /** The unique index that refused the write, e.g. `key_1_namespace_1_tenantId_1`. */
+  readonly index: string;
+
+  constructor(collection: string, index: string, options: { cause?: unknown } = {}) {
+    super(`A document with the same ${index} key already exists in ${collection}`, { cause: options.cause });
+    this.collection = collection;
+    this.index = index;
+  }
+}
+
+/**
+ * An update or delete was asked of an append-only database type (logs): its records are only
+ * ever created. A `ValidationError` (HTTP 400), since no retry can make it succeed.
+ */
+export class AppendOnlyError extends ValidationError {
+  readonly databaseType: string;
+  readonly operation: string;
+
+  constructor(databaseType: string, operation: string) {
+    super(`${databaseType} is append-only: ${operation} is not allowed; create a new record instead`);
+    this.databaseType = databaseType;
+    this.operation = operation;
+  }
+}
+
 /** A caller tried to reach data of a tenant or domain it may not touch. */
 export class TenantAccessError extends XronoxError {
   constructor(message: string) {

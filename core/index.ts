@@ -2,7 +2,7 @@
  * Xronox: the public library API. Named exports only; `test/unit/exports.test.ts` pins this list.
  */
 export { initXronox, type InitOptions } from './xronox.js';
-export { Xronox, type AdapterFactories, type CounterTotalsRequest, type HealthReport, type ProbeResult } from './engine/xronox.js';
+export { Xronox, type AdapterFactories, type AnyCollection, type CounterTotalsRequest, type HealthReport, type ProbeResult } from './engine/xronox.js';
 export { Collection } from './engine/collection.js';
 export type {
   ActorChange,
@@ -33,6 +33,34 @@ export type { JobTarget } from './engine/xronox.js';
 export { archiveObjects, restoreBackup, runJob, SCHEDULED_JOBS, type ObjectRef, type ScheduledJob } from './jobs/run.js';
 export type { JobProgress, JobReport, RunOptions } from './jobs/job.js';
 
+export { DocumentCollection, type FindDocumentsOptions } from './domains/documents/document-collection.js';
+export {
+  MESSAGING_COLLECTIONS,
+  MESSAGING_SPECS,
+  MessagingCollection,
+  type MessagingCollectionName,
+  type MessagingSettings,
+} from './domains/messaging/messaging.js';
+export {
+  IDENTITY_COLLECTIONS,
+  IDENTITY_EVENTS_COLLECTION,
+  IDENTITY_SPECS,
+  IdentitiesCollection,
+  type IdentityChangeEvent,
+  type IdentityChangeOptions,
+  type IdentityCollectionName,
+} from './domains/identities/identities.js';
+export { readLogRange, type LogRangeOptions } from './domains/logs/logs.js';
+export { DOCUMENT_DATABASE_TYPES, type DocumentDatabaseType, type RecordDatabaseType, type RecordRouteRequest } from './domains/open.js';
+export {
+  ensureDocumentDatabase,
+  expireDocumentDatabase,
+  expireDocuments,
+  migrateDocuments,
+  type DocumentDatabaseReport,
+  type DocumentMaintenanceOptions,
+} from './domains/maintenance.js';
+
 export { loadConfig, type XronoxConfig } from './config/load.js';
 export { CONFIG_FILE_NAMES, findConfigFile, loadConfigFile } from './config/file.js';
 export { maskConfig, maskSecretsIn } from './config/secrets.js';
@@ -56,11 +84,14 @@ export type { BlobStore, BlobInfo, BlobListing } from './contracts/blob-store.js
 export type { Actor, ActorType, IndexStore, Namespace, HeadRow, VersionRow, CommitBatch, CommitResult } from './contracts/index-store.js';
 export { ACTOR_TYPES } from './contracts/index-store.js';
 export { FILTER_OPERATORS } from './contracts/filter.js';
+export type { CollectionSpec, Doc, DocFilter, DocScalar, DocValue, DocumentStore, IndexInfo, IndexKey, IndexSpec } from './contracts/document-store.js';
 
 export {
+  AppendOnlyError,
   ClosedError,
   ConfigError,
   ConflictError,
+  DuplicateKeyError,
   ERROR_CODES,
   NotFoundError,
   RouteNotFoundError,

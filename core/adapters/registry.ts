@@ -1,11 +1,14 @@
 import type { XronoxConfig } from '../config/load.js';
 import type { DbConnectionConfig, SpacesConnectionConfig } from '../config/schema.js';
 import type { BlobStore } from '../contracts/blob-store.js';
+import type { DocumentStore } from '../contracts/document-store.js';
 import type { IndexStore } from '../contracts/index-store.js';
 import { ConfigError } from '../errors.js';
 import { FsBlobStore } from './fs/fs-blob-store.js';
+import { MongoDocumentStore } from './mongodb/mongodb-document-store.js';
 import { MongoIndexStore } from './mongodb/mongodb-index-store.js';
 import { S3BlobStore } from './s3/s3-blob-store.js';
+import { SqliteDocumentStore } from './sqlite/sqlite-document-store.js';
 import { SqliteIndexStore } from './sqlite/sqlite-index-store.js';
 
 /**
@@ -24,6 +27,12 @@ export const defaultAdapters = {
       return new FsBlobStore({ basePath: localBasePath });
     }
     return new S3BlobStore({ ref: ref ?? '', connection });
+  },
+  /** Messaging and identities: plain collections with declared indexes, in the same database as the index store's. */
+  documentStore(ref: string, connection: DbConnectionConfig): DocumentStore {
+    if (connection.sqlitePath !== undefined) return new SqliteDocumentStore({ path: connection.sqlitePath });
+    if (connection.mongoUri !== undefined) return new MongoDocumentStore({ uri: connection.mongoUri });
+    throw new ConfigError([{ path: `dbConnections.${ref}`, message: 'names no backend (mongoUri or sqlitePath)' }]);
   },
 };
 

@@ -3,7 +3,7 @@ import { v7 as uuidv7 } from 'uuid';
 import type { BlobStore } from '../contracts/blob-store.js';
 import type { FilterNode } from '../contracts/filter.js';
 import type { Actor, CommitBatch, HeadRow, IndexStore, Namespace, NewHead, PendingBlob, RecordWrite, VersionRow } from '../contracts/index-store.js';
-import { ConflictError, NotFoundError, StorageError, ValidationError, VersionConflictError } from '../errors.js';
+import { AppendOnlyError, ConflictError, NotFoundError, StorageError, ValidationError, VersionConflictError } from '../errors.js';
 import { assertName, isValidName } from '../routing/names.js';
 import type { Route } from '../routing/router.js';
 import {
@@ -901,9 +901,7 @@ export class Collection {
   }
 
   #refuseAppendOnly(method: string): void {
-    if (this.#ctx.route.policy.appendOnly) {
-      throw new ValidationError(`${this.#ctx.route.databaseType} is append-only: ${method} is not allowed; create a new record instead`);
-    }
+    if (this.#ctx.route.policy.appendOnly) throw new AppendOnlyError(this.#ctx.route.databaseType, method);
   }
 }
 

@@ -2,10 +2,15 @@ import type { XronoxConfig } from '../config/load.js';
 import { maskConfig, maskSecretsIn } from '../config/secrets.js';
 import type { DbConnectionConfig, SpacesConnectionConfig } from '../config/schema.js';
 import type { BlobStore } from '../contracts/blob-store.js';
+import type { DocumentStore } from '../contracts/document-store.js';
 import type { DeadLetter, IndexStore } from '../contracts/index-store.js';
-import { ClosedError, StorageError, ValidationError, XronoxError } from '../errors.js';
+import { ClosedError, ConfigError, StorageError, ValidationError, XronoxError } from '../errors.js';
 import { assertName } from '../routing/names.js';
 import { type DatabaseRoute, type Route, type RouteRequest, Router } from '../routing/router.js';
+import type { IdentitiesCollection, IdentityAudit } from '../domains/identities/identities.js';
+import { IDENTITY_EVENTS_COLLECTION } from '../domains/identities/identities.js';
+import type { MessagingCollection } from '../domains/messaging/messaging.js';
+import { isDocumentDatabaseType, openDocumentCollection, type RecordRouteRequest } from '../domains/open.js';
 import { BlobSync, type SyncReport } from './blob-sync.js';
 import { Collection, type ParsedCounterRule } from './collection.js';
 import { DEFAULT_MAX_CONTENT_BYTES } from './content.js';
@@ -20,7 +25,12 @@ export interface AdapterFactories {
   indexStore(ref: string, connection: DbConnectionConfig, config: XronoxConfig): IndexStore;
   /** `ref`/`connection` are `null` for the local filesystem (`localStorage.basePath`). */
   blobStore(ref: string | null, connection: SpacesConnectionConfig | null, localBasePath: string | undefined): BlobStore;
+  /** The document store of a connection (messaging, identities); without it those types cannot be opened. */
+  documentStore?(ref: string, connection: DbConnectionConfig, config: XronoxConfig): DocumentStore;
 }
+
+/** What `with()` returns: a record collection, or a messaging or identities document collection. */
+export type AnyCollection = Collection | MessagingCollection | IdentitiesCollection;
 
 export interface CounterTotalsRequest extends Partial<RouteRequest> {
   /** Alternatively, the documented form: a database (or analytics database) name. */
@@ -39,6 +49,7 @@ export class Xronox {
   readonly #factories: AdapterFactories;
   readonly #indexStores = new Map<string, IndexStore>();
   readonly #blobStores = new Map<string, BlobStore>();
+  readonly #documentStores = new Map<string, DocumentStore>();
   readonly #sync: BlobSync;
   readonly #counterRules: readonly ParsedCounterRule[];
   #closed = false;
@@ -97,11 +108,45 @@ export class Xronox {
     }));
   }
 
-  /** A collection of the database that the type, tier and tenant (or domain) route to. */
-  with(request: RouteRequest): Collection {
+  /**
+   * A collection of the database that the type, tier and tenant (or domain) route to: a record
+   * collection (`Collection`) for runtime, knowledge, metadata and logs; a document collection
+   * (`insert`, `upsert`, `findOne`, `find`, `deleteOne`, `deleteMany`) for messaging and identities.
+   */
+  with(request: RouteRequest & { databaseType: 'messaging' }): MessagingCollection;
+  with(request: RouteRequest & { databaseType: 'identities' }): IdentitiesCollection;
+  with(request: RecordRouteRequest): Collection;
+  with(request: RouteRequest): AnyCollection;
+  with(request: RouteRequest): AnyCollection {
     this.#assertOpen();
-    return this.#collection(this.#router.resolve(request));
+    const route = this.#router.resolve(request);
+    if (!isDocumentDatabaseType(route.databaseType)) return this.#collection(route);
+    return openDocumentCollection(route, {
+      config: this.config,
+      store: this.#documentFor(route),
+      blob: () => this.#blobFor(route),
+      maxDocumentBytes: this.config.limits?.maxDocumentBytes ?? DEFAULT_MAX_DOCUMENT_BYTES,
+      audit: this.#identityAudit,
+    });
   }
+
+  /**
+   * The document store (guarded) that holds a messaging or identities database: for maintenance
+   * such as `migrateDocuments` and `expireDocuments` (`core/domains/maintenance.ts`).
+   */
+  documentStoreFor(db: Pick<DatabaseRoute, 'dbConnRef'>): DocumentStore {
+    this.#assertOpen();
+    return this.#documentFor(db);
+  }
+
+  /** Identity changes are audited in the tenant's runtime database (versioned). */
+  readonly #identityAudit: IdentityAudit = {
+    check: (tenantId) => void this.#router.resolve({ databaseType: 'runtime', tier: 'tenant', tenantId, collection: IDENTITY_EVENTS_COLLECTION }),
+    write: async (event, options) => {
+      const events = this.with({ databaseType: 'runtime', tier: 'tenant', tenantId: event.tenantId, collection: IDENTITY_EVENTS_COLLECTION });
+      await events.create(event, options.actor, options.reason ?? `${event.op} ${event.collection}`);
+    },
+  };
 
   #collection(route: Route): Collection {
     return new Collection({
@@ -225,9 +270,10 @@ export class Xronox {
     if (this.#closed) return;
     await this.#sync.close();
     this.#closed = true;
-    const stores = [...this.#indexStores.values(), ...this.#blobStores.values()];
+    const stores = [...this.#indexStores.values(), ...this.#blobStores.values(), ...this.#documentStores.values()];
     this.#indexStores.clear();
     this.#blobStores.clear();
+    this.#documentStores.clear();
     await Promise.all(stores.map((s) => s.close()));
   }
 
@@ -309,6 +355,19 @@ export class Xronox {
       const connection = this.config.dbConnections[route.dbConnRef]!;
       store = guardAdapter(opening('index store', () => this.#factories.indexStore(route.dbConnRef, connection, this.config)), () => this.#closed);
       this.#indexStores.set(route.dbConnRef, store);
+    }
+    return store;
+  }
+
+  /** The document store of a connection (messaging, identities); one per connection, guarded like the others. */
+  #documentFor(route: { dbConnRef: string }): DocumentStore {
+    let store = this.#documentStores.get(route.dbConnRef);
+    if (!store) {
+      const connection = this.config.dbConnections[route.dbConnRef]!;
+      const factory = this.#factories.documentStore;
+      if (!factory) throw new ConfigError([{ path: `dbConnections.${route.dbConnRef}`, message: 'this Xronox instance was built without a documentStore adapter factory, so messaging and identities cannot be opened' }]);
+      store = guardAdapter(opening('document store', () => factory.call(this.#factories, route.dbConnRef, connection, this.config)), () => this.#closed);
+      this.#documentStores.set(route.dbConnRef, store);
     }
     return store;
   }

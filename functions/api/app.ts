@@ -14,6 +14,7 @@ import { type ApiLogger, jsonLineLogger, requestLog } from './logging.js';
 import { HttpProblem, invalidRequest, type Problem, PROBLEM_CONTENT_TYPE, toProblem } from './problem.js';
 import { registerCollectionRoutes } from './routes/collection-routes.js';
 import { registerCounterRoutes } from './routes/counter-routes.js';
+import { registerDocumentRoutes } from './routes/document-routes.js';
 import { registerRecordRoutes } from './routes/record-routes.js';
 
 /** Largest request body when neither the options nor the config say: the engine's default document limit. */
@@ -72,6 +73,8 @@ export function createApp(options: CreateAppOptions): OpenAPIHono<AppEnv> {
 
   registerCounterRoutes(app, xronox);
   for (const tier of TIERS) {
+    // Before the record routes: `/messaging/...` and `/identities/...` are document collections.
+    registerDocumentRoutes(app, tier, xronox);
     registerCollectionRoutes(app, tier, xronox);
     registerRecordRoutes(app, tier, xronox);
   }

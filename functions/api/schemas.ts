@@ -3,6 +3,7 @@ import { DATABASE_TYPES, type DatabaseType, type Tier } from '../../core/config/
 import { ACTOR_TYPES, VERSION_OPS } from '../../core/contracts/index-store.js';
 import { NAME_RULES, type NameKind } from '../../core/routing/names.js';
 import { STORAGE_POLICIES } from '../../core/routing/policy.js';
+import { isDocumentDatabaseType } from '../../core/domains/open.js';
 
 /**
  * Every path, query, header and body schema of the API, and the response shapes. The same
@@ -22,9 +23,12 @@ export const domainParam = named('domain', 'health');
 export const collectionParam = named('collection', 'orders');
 export const idParam = named('id', '01890f5e-8b3c-7d2a-9f4e-123456789abc');
 
-/** The database types a tier serves (runtime lives only at the tenant tier). */
+/**
+ * The record database types a tier serves (runtime lives only at the tenant tier). Messaging and
+ * identities hold documents and have their own routes (`routes/document-routes.ts`).
+ */
 export function databaseTypesAt(tier: Tier): DatabaseType[] {
-  return DATABASE_TYPES.filter((type) => STORAGE_POLICIES[type].tiers.includes(tier));
+  return DATABASE_TYPES.filter((type) => STORAGE_POLICIES[type].tiers.includes(tier) && !isDocumentDatabaseType(type));
 }
 
 export const databaseTypeParam = (tier: Tier) => z.enum(databaseTypesAt(tier) as [DatabaseType, ...DatabaseType[]]).openapi({ example: databaseTypesAt(tier)[0] });

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RouteRequest } from '../../core/routing/router.js';
+import type { RecordRouteRequest as RouteRequest } from '../../core/domains/open.js';
 import { call, KEYS, ok, type RequestOptions, seededRandom, startServer, testApiConfig, type TestServer } from './harness.js';
 
 /**

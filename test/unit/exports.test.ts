@@ -5,6 +5,7 @@ describe('public API', () => {
   it('exports exactly these runtime values (types are checked by the compiler)', () => {
     expect(Object.keys(xronox).sort()).toEqual([
       'ACTOR_TYPES',
+      'AppendOnlyError',
       'BLOB_KINDS',
       'CONFIG_FILE_NAMES',
       'ClosedError',
@@ -12,8 +13,18 @@ describe('public API', () => {
       'ConfigError',
       'ConflictError',
       'DATABASE_TYPES',
+      'DOCUMENT_DATABASE_TYPES',
+      'DocumentCollection',
+      'DuplicateKeyError',
       'ERROR_CODES',
       'FILTER_OPERATORS',
+      'IDENTITY_COLLECTIONS',
+      'IDENTITY_EVENTS_COLLECTION',
+      'IDENTITY_SPECS',
+      'IdentitiesCollection',
+      'MESSAGING_COLLECTIONS',
+      'MESSAGING_SPECS',
+      'MessagingCollection',
       'NotFoundError',
       'RouteNotFoundError',
       'Router',
@@ -32,12 +43,17 @@ describe('public API', () => {
       'createDevConfig',
       'createMinimalConfig',
       'createProductionConfig',
+      'ensureDocumentDatabase',
+      'expireDocumentDatabase',
+      'expireDocuments',
       'findConfigFile',
       'initXronox',
       'loadConfig',
       'loadConfigFile',
       'maskConfig',
       'maskSecretsIn',
+      'migrateDocuments',
+      'readLogRange',
       'restoreBackup',
       'runJob',
     ]);
@@ -63,5 +79,10 @@ describe('public API', () => {
     expect(new Set(errors.map((e) => e.code)).size).toBe(errors.length);
     expect(new xronox.VersionConflictError('id', 1, 2)).toBeInstanceOf(xronox.ConflictError);
     expect(new xronox.StorageError('fs', 'put', new Error('disk')).cause).toBeInstanceOf(Error);
+    // Named refinements keep their parent's code, so callers and the HTTP table need no new case.
+    expect(new xronox.DuplicateKeyError('users', 'tenantId_1_email_1')).toMatchObject({ code: 'CONFLICT', collection: 'users', index: 'tenantId_1_email_1', name: 'DuplicateKeyError' });
+    expect(new xronox.DuplicateKeyError('users', 'i')).toBeInstanceOf(xronox.ConflictError);
+    expect(new xronox.AppendOnlyError('logs', 'update')).toMatchObject({ code: 'VALIDATION_FAILED', databaseType: 'logs', operation: 'update', name: 'AppendOnlyError' });
+    expect(new xronox.AppendOnlyError('logs', 'update')).toBeInstanceOf(xronox.ValidationError);
   });
 });

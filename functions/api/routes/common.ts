@@ -2,6 +2,8 @@ import { z } from '@hono/zod-openapi';
 import type { Context, MiddlewareHandler } from 'hono';
 import type { Tier } from '../../../core/config/schema.js';
 import type { Actor } from '../../../core/contracts/index-store.js';
+import { isDocumentDatabaseType, type RecordRouteRequest } from '../../../core/domains/open.js';
+import { ValidationError } from '../../../core/errors.js';
 import type { RouteRequest } from '../../../core/routing/router.js';
 import type { AppEnv, Scope } from '../env.js';
 import { HttpProblem, PROBLEM_CONTENT_TYPE } from '../problem.js';
@@ -34,10 +36,17 @@ export function recordParams(tier: Tier) {
   return collectionParams(tier).extend({ id: idParam });
 }
 
-/** Which database a request goes to: the authorized scope plus the validated type and collection. */
-export function routeRequest(scope: Scope, params: { databaseType: RouteRequest['databaseType']; collection: string }): RouteRequest {
+/**
+ * Which database a request goes to: the authorized scope plus the validated type and collection.
+ * Messaging and identities hold documents, not records: these routes refuse them with a 400.
+ */
+export function routeRequest(scope: Scope, params: { databaseType: RouteRequest['databaseType']; collection: string }): RecordRouteRequest {
+  const databaseType = params.databaseType;
+  if (isDocumentDatabaseType(databaseType)) {
+    throw new ValidationError(`${databaseType} collections hold documents, not versioned records; use the ${databaseType} document routes`, { path: 'path.databaseType' });
+  }
   return {
-    databaseType: params.databaseType,
+    databaseType,
     tier: scope.tier,
     collection: params.collection,
     ...(scope.tier === 'tenant' ? { tenantId: scope.tenantId } : scope.tier === 'domain' ? { domain: scope.domain } : {}),

@@ -1,0 +1,197 @@
+import { type Collection, type Document, type Filter, type MongoClient, type MongoClientOptions, MongoServerError } from 'mongodb';
+import type { CollectionSpec, Doc, DocFilter, DocumentStore, FindOptions, IndexInfo, IndexSpec, SortSpec, WriteOptions } from '../../contracts/document-store.js';
+import type { Namespace } from '../../contracts/index-store.js';
+import { ConflictError, DuplicateKeyError, ValidationError } from '../../errors.js';
+import { acquireMongoClient } from './mongodb-client-pool.js';
+import { duplicateKeyIndex, EXPIRY_FIELD, fromMongoIndex, toMongoDocumentFilter, toMongoIndexes, toMongoSort } from './mongodb-document-filter.js';
+
+export interface MongoDocumentStoreOptions {
+  uri: string;
+  /** Extra driver options; durability defaults are in `mongodb-client-pool.ts`. */
+  clientOptions?: MongoClientOptions;
+  /** The clock that decides which documents reads skip as expired. Default: the system clock. */
+  now?: () => Date;
+}
+
+const DUPLICATE_KEY = 11000;
+const NAMESPACE_NOT_FOUND = 26;
+/** Index option or key conflicts: an index of that name exists with another definition. */
+const INDEX_CONFLICTS = new Set(['IndexOptionsConflict', 'IndexKeySpecsConflict']);
+/** Racing upserts of one new key: each retry finds the winner's document and replaces it. */
+const MAX_UPSERT_ATTEMPTS = 5;
+/** Every read hides the store's own fields. */
+const PROJECTION = { _id: 0, _xronox: 0 } as const;
+
+/**
+ * The MongoDB document store: collections named exactly as declared (`shared_memory`, `users`…)
+ * in the tenant's database, with the declared indexes created by `createIndexes` (unique, sparse,
+ * descending) and one TTL index of its own on `_xronox.expiresAt`, a field kept outside what
+ * callers see (reads project it and `_id` away). Every write is one single-document operation,
+ * atomic on any topology; the client is the process-wide one of `mongodb-client-pool.ts`.
+ */
+export class MongoDocumentStore implements DocumentStore {
+  readonly name = 'mongodb';
+  readonly capabilities = { nativeExpiry: true } as const;
+  readonly #client: MongoClient;
+  readonly #connect: () => Promise<void>;
+  readonly #release: () => Promise<void>;
+  readonly #now: () => Date;
+  readonly #uniques = new Map<string, readonly IndexSpec[]>();
+
+  constructor(options: MongoDocumentStoreOptions) {
+    const { client, connect, release } = acquireMongoClient(options.uri, options.clientOptions);
+    this.#client = client;
+    this.#connect = connect;
+    this.#release = release;
+    this.#now = options.now ?? (() => new Date());
+  }
+
+  async ensureCollection(ns: Namespace, spec: CollectionSpec): Promise<void> {
+    await this.#connect();
+    const db = this.#client.db(ns.dbName);
+    await db.createCollection(ns.collection).catch((err: unknown) => {
+      if (!(err instanceof MongoServerError && err.codeName === 'NamespaceExists')) throw err;
+    });
+    try {
+      await db.collection(ns.collection).createIndexes(toMongoIndexes(spec.indexes));
+    } catch (err) {
+      if (err instanceof MongoServerError && INDEX_CONFLICTS.has(err.codeName ?? '')) {
+        throw new ConflictError(`An index of ${ns.dbName}.${ns.collection} exists with another definition (${err.message}); drop it to recreate it as declared`, { cause: err });
+      }
+      throw err;
+    }
+    this.#uniques.set(key(ns), spec.indexes.filter((i) => i.unique));
+  }
+
+  async listIndexes(ns: Namespace): Promise<IndexInfo[]> {
+    await this.#connect();
+    try {
+      const indexes = await this.#collection(ns).listIndexes().toArray();
+      return indexes.map(fromMongoIndex).filter((i): i is IndexInfo => i !== null).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    } catch (err) {
+      if (err instanceof MongoServerError && err.code === NAMESPACE_NOT_FOUND) return [];
+      throw err;
+    }
+  }
+
+  async insertOne(ns: Namespace, doc: Doc, options: WriteOptions = {}): Promise<void> {
+    await this.#connect();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        // A fresh object each time: the driver adds `_id` to what it is given.
+        await this.#collection(ns).insertOne(stored(doc, options));
+        return;
+      } catch (err) {
+        if (!isDuplicateKey(err)) throw err;
+        // An expired document (not yet removed by the TTL monitor) must not hold the key.
+        if (attempt === 0 && (await this.#purgeExpiredConflicts(ns, doc)) > 0) continue;
+        throw this.#duplicate(ns, err);
+      }
+    }
+  }
+
+  async upsertOne(ns: Namespace, filter: DocFilter, doc: Doc, options: WriteOptions = {}): Promise<{ created: boolean }> {
+    await this.#connect();
+    const query = toMongoDocumentFilter(filter);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const result = await this.#collection(ns).replaceOne(query, stored(doc, options), { upsert: true });
+        return { created: result.upsertedCount === 1 };
+      } catch (err) {
+        if (!isDuplicateKey(err) || attempt >= MAX_UPSERT_ATTEMPTS) throw isDuplicateKey(err) ? this.#duplicate(ns, err) : err;
+        // Either a racing upsert inserted the key first (the retry replaces its document), an
+        // expired document holds it (purged, then retried), or another document holds a unique
+        // key of `doc` (a real conflict, reported now).
+        if ((await this.#purgeExpiredConflicts(ns, doc)) > 0) continue;
+        if ((await this.#collection(ns).countDocuments(query, { limit: 1 })) === 0) throw this.#duplicate(ns, err);
+      }
+    }
+  }
+
+  async findOne(ns: Namespace, filter: DocFilter | null, options: { sort?: SortSpec } = {}): Promise<Doc | null> {
+    const [doc] = await this.find(ns, filter, { ...options, limit: 1 });
+    return doc ?? null;
+  }
+
+  async find(ns: Namespace, filter: DocFilter | null, options: FindOptions): Promise<Doc[]> {
+    if (!Number.isSafeInteger(options.limit) || options.limit < 1) throw new ValidationError('limit must be a positive integer', { path: 'limit' });
+    await this.#connect();
+    const docs = await this.#collection(ns)
+      .find(this.#live(filter), { projection: PROJECTION, sort: toMongoSort(options.sort), limit: options.limit })
+      .toArray();
+    return docs as Doc[];
+  }
+
+  async deleteOne(ns: Namespace, filter: DocFilter): Promise<number> {
+    await this.#connect();
+    return (await this.#collection(ns).deleteOne(this.#live(filter))).deletedCount;
+  }
+
+  async deleteMany(ns: Namespace, filter: DocFilter | null): Promise<number> {
+    await this.#connect();
+    return (await this.#collection(ns).deleteMany(this.#live(filter))).deletedCount;
+  }
+
+  async deleteExpired(ns: Namespace, now: Date): Promise<number> {
+    await this.#connect();
+    return (await this.#collection(ns).deleteMany({ [EXPIRY_FIELD]: { $lte: now } })).deletedCount;
+  }
+
+  async ping(): Promise<void> {
+    await this.#connect();
+    await this.#client.db('admin').command({ ping: 1 });
+  }
+
+  async close(): Promise<void> {
+    await this.#release();
+  }
+
+  /** The caller's filter, restricted to documents that have not expired. */
+  #live(filter: DocFilter | null): Filter<Document> {
+    const live: Filter<Document> = { [EXPIRY_FIELD]: { $not: { $lte: this.#now() } } };
+    const query = toMongoDocumentFilter(filter);
+    return Object.keys(query).length === 0 ? live : { $and: [live, query] };
+  }
+
+  async #purgeExpiredConflicts(ns: Namespace, doc: Doc): Promise<number> {
+    const clauses: Array<Filter<Document>> = [];
+    for (const index of this.#uniques.get(key(ns)) ?? []) {
+      const values = index.keys.map(([f]) => valueAtPath(doc, f));
+      if (values.some((v) => v === undefined)) continue;
+      clauses.push(Object.fromEntries(index.keys.map(([f], n) => [f, { $eq: values[n] }])));
+    }
+    if (clauses.length === 0) return 0;
+    const result = await this.#collection(ns).deleteMany({ $and: [{ [EXPIRY_FIELD]: { $lte: this.#now() } }, { $or: clauses }] });
+    return result.deletedCount;
+  }
+
+  #duplicate(ns: Namespace, err: unknown): DuplicateKeyError {
+    const e = err as MongoServerError;
+    return new DuplicateKeyError(ns.collection, duplicateKeyIndex(e, this.#uniques.get(key(ns)) ?? []) ?? 'unique', { cause: err });
+  }
+
+  #collection(ns: Namespace): Collection<Document> {
+    return this.#client.db(ns.dbName).collection(ns.collection);
+  }
+}
+
+function stored(doc: Doc, options: WriteOptions): Document {
+  return options.expiresAt === undefined ? { ...doc } : { ...doc, _xronox: { expiresAt: options.expiresAt } };
+}
+
+function key(ns: Namespace): string {
+  return `${ns.dbName}\u0000${ns.collection}`;
+}
+
+function isDuplicateKey(err: unknown): err is MongoServerError {
+  return err instanceof MongoServerError && err.code === DUPLICATE_KEY;
+}
+
+function valueAtPath(doc: Doc, field: string): unknown {
+  let current: unknown = doc;
+  for (const segment of field.split('.')) {
+    if (current === null || typeof current !== 'object' || Array.isArray(current) || current instanceof Date) return undefined;
+    current = Object.hasOwn(current, segment) ? (current as Record<string, unknown>)[segment] : undefined;
+  }
+  return current;
+}

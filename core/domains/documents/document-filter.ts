@@ -1,0 +1,170 @@
+import { COMPARE_OPS, type CompareOp } from '../../contracts/filter.js';
+import type { Doc, DocFilter, DocScalar, DocValue, SortSpec } from '../../contracts/document-store.js';
+import { ValidationError } from '../../errors.js';
+import { isPlainObject, isWellFormed } from '../../engine/filter.js';
+
+/**
+ * Filters of document collections (messaging, identities): the engine's filter language
+ * (`core/engine/filter.ts`: `$eq $ne $gt $gte $lt $lte $in $nin $exists $and $or`, scalar values,
+ * MongoDB semantics) over the collection's declared fields, with `Date` values as well. A `Date`
+ * equals the same instant and ranges over dates match dates only, as in MongoDB.
+ */
+
+const MAX_DEPTH = 8;
+const MAX_LIST = 1000;
+const MAX_NODES = 256;
+const OPERATOR_SET = new Set<string>([...COMPARE_OPS, '$in', '$nin', '$exists']);
+const ALLOWED = '$eq $ne $gt $gte $lt $lte $in $nin $exists $and $or';
+
+/** Parses and validates a user filter over `fields`; `null` for an empty one. Throws a `ValidationError` naming the path. */
+export function parseDocumentFilter(input: unknown, fields: ReadonlySet<string>): DocFilter | null {
+  if (input === undefined || input === null) return null;
+  const node = parseObject(input, fields, 'filter', 0, { nodes: 0 });
+  return node.kind === 'and' && node.items.length === 0 ? null : node;
+}
+
+function parseObject(input: unknown, fields: ReadonlySet<string>, path: string, depth: number, state: { nodes: number }): DocFilter {
+  if (depth > MAX_DEPTH) throw new ValidationError(`Filter is nested deeper than ${MAX_DEPTH} levels`, { path });
+  if (!isPlainObject(input)) throw new ValidationError('A filter must be an object', { path });
+  const items: DocFilter[] = [];
+  for (const [key, value] of Object.entries(input)) {
+    if (++state.nodes > MAX_NODES) throw new ValidationError(`Filter has more than ${MAX_NODES} conditions`, { path });
+    const keyPath = `${path}.${key}`;
+    if (key === '$and' || key === '$or') {
+      if (!Array.isArray(value) || value.length === 0) throw new ValidationError(`${key} takes a non-empty array of filters`, { path: keyPath });
+      items.push({ kind: key === '$and' ? 'and' : 'or', items: value.map((child, i) => parseObject(child, fields, `${keyPath}[${i}]`, depth + 1, state)) });
+    } else if (key.startsWith('$')) {
+      throw new ValidationError(`Operator ${key} is not allowed; allowed: ${ALLOWED}`, { path: keyPath });
+    } else {
+      if (!fields.has(key)) {
+        throw new ValidationError(`Field "${key}" cannot be filtered on; the fields of this collection are: ${[...fields].join(', ')}`, { path: keyPath });
+      }
+      items.push(...parseCondition(key, value, keyPath));
+    }
+  }
+  return items.length === 1 ? items[0]! : { kind: 'and', items };
+}
+
+function parseCondition(field: string, value: unknown, path: string): DocFilter[] {
+  if (!isPlainObject(value)) return [{ kind: 'compare', field, op: '$eq', value: scalar(value, path) }];
+  const entries = Object.entries(value);
+  if (entries.length === 0) throw new ValidationError('An operator object needs at least one operator', { path });
+  return entries.map(([op, operand]): DocFilter => {
+    const opPath = `${path}.${op}`;
+    if (!OPERATOR_SET.has(op)) {
+      throw new ValidationError(
+        op.startsWith('$') ? `Operator ${op} is not allowed; allowed: ${ALLOWED}` : `Unexpected key "${op}": compare against a scalar, or use operators like $eq`,
+        { path: opPath },
+      );
+    }
+    if (op === '$exists') {
+      if (typeof operand !== 'boolean') throw new ValidationError('$exists takes true or false', { path: opPath });
+      return { kind: 'exists', field, exists: operand };
+    }
+    if (op === '$in' || op === '$nin') {
+      if (!Array.isArray(operand)) throw new ValidationError(`${op} takes an array`, { path: opPath });
+      if (operand.length > MAX_LIST) throw new ValidationError(`${op} takes at most ${MAX_LIST} values`, { path: opPath });
+      return { kind: 'in', field, negate: op === '$nin', values: operand.map((v, i) => scalar(v, `${opPath}[${i}]`)) };
+    }
+    const v = scalar(operand, opPath);
+    if (v === null && op !== '$eq' && op !== '$ne') throw new ValidationError(`${op} cannot compare with null`, { path: opPath });
+    return { kind: 'compare', field, op: op as CompareOp, value: v };
+  });
+}
+
+function scalar(value: unknown, path: string): DocScalar {
+  if (typeof value === 'string') {
+    if (!isWellFormed(value)) throw new ValidationError('Filter strings must be well-formed Unicode (no lone surrogates)', { path });
+    return value;
+  }
+  if (value === null || typeof value === 'boolean') return value;
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw new ValidationError('Filter numbers must be finite', { path });
+    return Object.is(value, -0) ? 0 : value;
+  }
+  if (value instanceof Date) {
+    if (!isStorableDate(value)) throw new ValidationError('Filter dates must be valid, in the years 0000-9999', { path });
+    return new Date(value.getTime());
+  }
+  throw new ValidationError('Filter values must be strings, finite numbers, booleans, null or Dates', { path });
+}
+
+/** Parses a sort: `{ field: 1 | -1 }` over declared fields, in key order (at most 4 keys). */
+export function parseSort(input: unknown, fields: ReadonlySet<string>): SortSpec | undefined {
+  if (input === undefined || input === null) return undefined;
+  if (!isPlainObject(input)) throw new ValidationError('sort must be an object like { "firstSeenAt": -1 }', { path: 'sort' });
+  const entries = Object.entries(input);
+  if (entries.length > 4) throw new ValidationError('sort takes at most 4 fields', { path: 'sort' });
+  return entries.map(([field, dir]) => {
+    if (!fields.has(field)) throw new ValidationError(`Field "${field}" cannot be sorted on; the fields of this collection are: ${[...fields].join(', ')}`, { path: `sort.${field}` });
+    if (dir !== 1 && dir !== -1) throw new ValidationError('A sort direction is 1 or -1', { path: `sort.${field}` });
+    return [field, dir] as const;
+  });
+}
+
+/** Dates whose ISO form has four year digits (what every backend stores and orders alike). */
+export function isStorableDate(value: Date): boolean {
+  if (!Number.isFinite(value.getTime())) return false;
+  const year = value.getUTCFullYear();
+  return year >= 0 && year <= 9999;
+}
+
+/** The value at a dotted path; `undefined` when a step is missing or not a plain object. */
+export function valueAt(doc: Doc, path: string): DocValue | undefined {
+  let current: DocValue | undefined = doc;
+  for (const segment of path.split('.')) {
+    if (current === null || typeof current !== 'object' || Array.isArray(current) || current instanceof Date) return undefined;
+    current = Object.hasOwn(current, segment) ? (current as Record<string, DocValue>)[segment] : undefined;
+  }
+  return current;
+}
+
+/** Evaluates a filter against a document, with the semantics every store implements. */
+export function matchesDocument(node: DocFilter | null, doc: Doc): boolean {
+  if (node === null) return true;
+  switch (node.kind) {
+    case 'and':
+      return node.items.every((n) => matchesDocument(n, doc));
+    case 'or':
+      return node.items.some((n) => matchesDocument(n, doc));
+    case 'exists':
+      return (valueAt(doc, node.field) !== undefined) === node.exists;
+    case 'in': {
+      const actual = valueAt(doc, node.field);
+      const hit = node.values.some((v) => equalsScalar(actual, v));
+      return node.negate ? !hit : hit;
+    }
+    case 'compare': {
+      const actual = valueAt(doc, node.field);
+      if (node.op === '$eq') return equalsScalar(actual, node.value);
+      if (node.op === '$ne') return !equalsScalar(actual, node.value);
+      const order = compareScalars(actual, node.value);
+      if (order === undefined) return false;
+      return node.op === '$gt' ? order > 0 : node.op === '$gte' ? order >= 0 : node.op === '$lt' ? order < 0 : order <= 0;
+    }
+  }
+}
+
+function equalsScalar(actual: DocValue | undefined, expected: DocScalar): boolean {
+  if (expected === null) return actual === undefined || actual === null;
+  if (expected instanceof Date) return actual instanceof Date && actual.getTime() === expected.getTime();
+  return typeof actual === typeof expected && actual === expected;
+}
+
+/** Orders two values of the same scalar type; `undefined` otherwise (ranges never cross types). */
+export function compareScalars(a: DocValue | undefined, b: DocScalar): number | undefined {
+  if (a === undefined || a === null || b === null) return undefined;
+  if (b instanceof Date) return a instanceof Date ? Math.sign(a.getTime() - b.getTime()) : undefined;
+  if (a instanceof Date || typeof a !== typeof b) return undefined;
+  if (typeof a === 'string') return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b as string, 'utf8'));
+  if (typeof a === 'number') return a === b ? 0 : a < (b as number) ? -1 : 1;
+  if (typeof a === 'boolean') return a === b ? 0 : a ? 1 : -1;
+  return undefined;
+}
+
+/** Every field a filter reads. */
+export function documentFilterFields(node: DocFilter | null): string[] {
+  if (node === null) return [];
+  if (node.kind === 'and' || node.kind === 'or') return node.items.flatMap(documentFilterFields);
+  return [node.field];
+}
