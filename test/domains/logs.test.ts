@@ -40,7 +40,13 @@ describe('logs', () => {
 
   it('reads by time range: [from, to), in order, paged, whatever the bounds are spelled as', async () => {
     const created: Array<{ id: string; createdAt: string }> = [];
-    for (let i = 0; i < 7; i++) created.push(await logs().create({ action: 'tick', n: i }));
+    for (let i = 0; i < 7; i++) {
+      // A new record is stamped at the millisecond; two in one millisecond would share an instant
+      // and the [from, to) bounds below would not tell them apart.
+      const last = created.at(-1)?.createdAt;
+      while (last !== undefined && new Date().toISOString().slice(0, -1) <= last.slice(0, 23)) await new Promise((r) => setTimeout(r, 1));
+      created.push(await logs().create({ action: 'tick', n: i }));
+    }
     const [, second, , , , sixth] = created;
     const page1 = await readLogRange(logs(), { from: second!.createdAt, to: sixth!.createdAt, limit: 2 });
     expect(page1.items.map((r) => r.data.n)).toEqual([1, 2]);

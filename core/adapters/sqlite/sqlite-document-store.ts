@@ -128,7 +128,7 @@ export class SqliteDocumentStore implements DocumentStore {
     this.#db
       .transaction(() => {
         this.#purgeExpiredConflicts(ns, tbl, doc);
-        this.#run(ns, () => this.#stmt(`INSERT INTO ${quote(tbl)} (doc, expires_at) VALUES (?, ?)`).run(json, iso(options.expiresAt)));
+        this.#run(ns, () => this.#stmt(`INSERT INTO ${quote(tbl)} (doc, expires_at) VALUES (?, ?)`).run(json, expiryText(options.expiresAt)));
       })
       .immediate();
   }
@@ -143,11 +143,11 @@ export class SqliteDocumentStore implements DocumentStore {
         const found = this.#stmt(`SELECT id FROM ${quote(tbl)} WHERE ${where} ORDER BY id LIMIT 1`).get(...params) as { id: number } | undefined;
         if (found) {
           this.#purgeExpiredConflicts(ns, tbl, doc, found.id);
-          this.#run(ns, () => this.#stmt(`UPDATE ${quote(tbl)} SET doc = ?, expires_at = ? WHERE id = ?`).run(json, iso(options.expiresAt), found.id));
+          this.#run(ns, () => this.#stmt(`UPDATE ${quote(tbl)} SET doc = ?, expires_at = ? WHERE id = ?`).run(json, expiryText(options.expiresAt), found.id));
           return { created: false };
         }
         this.#purgeExpiredConflicts(ns, tbl, doc);
-        this.#run(ns, () => this.#stmt(`INSERT INTO ${quote(tbl)} (doc, expires_at) VALUES (?, ?)`).run(json, iso(options.expiresAt)));
+        this.#run(ns, () => this.#stmt(`INSERT INTO ${quote(tbl)} (doc, expires_at) VALUES (?, ?)`).run(json, expiryText(options.expiresAt)));
         return { created: true };
       })
       .immediate();
@@ -328,6 +328,18 @@ function valueAtPath(doc: Doc, field: string): unknown {
     current = Object.hasOwn(current, segment) ? (current as Record<string, unknown>)[segment] : undefined;
   }
   return current;
+}
+
+/**
+ * The stored `expires_at`: ISO text, which orders like the dates only with four year digits
+ * (`+010000-…` would sort before every real date and expire the document at once).
+ */
+function expiryText(date: Date | undefined): string | null {
+  if (date !== undefined) {
+    const year = Number.isFinite(date.getTime()) ? date.getUTCFullYear() : NaN;
+    if (!(year >= 0 && year <= 9999)) throw new ValidationError('expiresAt must be a valid date in the years 0000-9999', { path: 'expiresAt' });
+  }
+  return iso(date);
 }
 
 function iso(date: Date | undefined): string | null {

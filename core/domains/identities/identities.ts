@@ -140,6 +140,9 @@ export class IdentitiesCollection extends DocumentCollection {
   }
 
   override async deleteOne(filter: unknown, options: IdentityChangeOptions = {}): Promise<number> {
+    // As the plain handle: an empty filter is refused (the audited path below would otherwise
+    // delete whichever identity comes first).
+    if (!isPlainObject(filter) || Object.keys(filter).length === 0) throw new ValidationError('deleteOne needs a non-empty filter', { path: 'filter' });
     const normalised = normaliseEmailFilter(filter);
     if (!this.#audited()) return super.deleteOne(normalised);
     const doc = await super.findOne(normalised);

@@ -5,6 +5,7 @@ import { type CollectionSpec, type Doc, type DocValue, fromDocumentJson, toDocum
 import { StorageError, ValidationError } from '../../errors.js';
 import type { BlobLocation } from '../../routing/router.js';
 import { DocumentCollection, type DocumentCollectionContext } from '../documents/document-collection.js';
+import { isStorableDate } from '../documents/document-filter.js';
 import { checkWith, keySegment } from '../documents/zod-check.js';
 
 /**
@@ -184,10 +185,16 @@ export class MessagingCollection extends DocumentCollection {
 
   protected override async read(doc: Doc): Promise<Doc> {
     const system = doc._system as Record<string, DocValue> | undefined;
+    // Only offloaded collections hold references, written by `write` alone (`validateMessagingDoc`
+    // refuses a caller's own there); elsewhere `_system.payloadRef` is plain data, never followed.
+    if (!OFFLOADED.has(this.#m.collection)) return doc;
     const ref = system?.payloadRef as { key?: unknown; sha256?: unknown } | undefined;
     if (!ref || typeof ref.key !== 'string' || typeof ref.sha256 !== 'string') return doc;
     const content = this.#m.content;
     if (!content) throw new StorageError('messaging', 'read', null, `The payload of ${this.name} document ${String(doc.msgId)} is in the content bucket, which this database no longer configures`);
+    if (!ref.key.startsWith(`${content.location.prefix}/${this.#m.collection}/`) || ref.key.split('/').some((s) => s === '..' || s === '.' || s === '')) {
+      throw new StorageError('messaging', 'read', null, `The payload reference of ${this.name} document ${String(doc.msgId)} points outside this collection's content: ${ref.key.slice(0, 200)}`);
+    }
     const bytes = await content.blob().get(content.location.bucket, ref.key);
     if (!bytes || createHash('sha256').update(bytes).digest('hex') !== ref.sha256) {
       throw new StorageError('messaging', 'read', null, `The payload object of ${this.name} document ${String(doc.msgId)} is ${bytes ? 'not what was stored (SHA-256 differs)' : 'missing'}: ${ref.key}`);
@@ -219,10 +226,18 @@ export function messagingExpiry(collection: MessagingCollectionName, doc: Doc, s
   if (collection === 'shared_memory') {
     const own = system.retentionDays;
     const days = typeof own === 'number' && own > 0 ? own : settings.sharedMemoryDays;
-    const from = system.updatedAt;
-    return days !== undefined && from instanceof Date ? new Date(from.getTime() + days * DAY_MS) : undefined;
+    return expiryAfter(system.updatedAt, days);
   }
-  const days = settings.ttlDays?.[collection];
-  const from = system.createdAt;
-  return days !== undefined && from instanceof Date ? new Date(from.getTime() + days * DAY_MS) : undefined;
+  return expiryAfter(system.createdAt, settings.ttlDays?.[collection]);
+}
+
+/**
+ * `from` plus `days`; `undefined` (never) when that lies past what a store can hold (years
+ * 0000-9999): a retention of millions of days means "keep", and must neither expire the document
+ * at once (SQLite orders the ISO text `+010000-…` before any real date) nor fail the write.
+ */
+function expiryAfter(from: DocValue | undefined, days: number | undefined): Date | undefined {
+  if (days === undefined || !(from instanceof Date)) return undefined;
+  const at = new Date(from.getTime() + days * DAY_MS);
+  return isStorableDate(at) ? at : undefined;
 }
