@@ -315,6 +315,13 @@ export const jobsSchema = z.strictObject({
        * own positive `retentionDays` wins. Default: kept unless the entry names its own.
        */
       sharedMemoryDays: positiveInt.optional(),
+      /**
+       * A TTL on `_system.createdAt` for the other messaging collections: their documents are
+       * deleted (and never returned) this many days after they were created. Default: kept.
+       */
+      messagingTtlDays: z
+        .strictObject({ topics: positiveInt.optional(), messages: positiveInt.optional(), dead_letters: positiveInt.optional(), deliveries: positiveInt.optional() })
+        .optional(),
     })
     .optional(),
 });

@@ -58,8 +58,11 @@ export function documentCollectionsOf(config: XronoxConfig, db: DatabaseRoute): 
 }
 
 export function messagingSettings(config: XronoxConfig): MessagingSettings {
-  const days = config.jobs?.retention?.sharedMemoryDays;
-  return days !== undefined ? { sharedMemoryDays: days } : {};
+  const retention = config.jobs?.retention;
+  return {
+    ...(retention?.sharedMemoryDays !== undefined ? { sharedMemoryDays: retention.sharedMemoryDays } : {}),
+    ...(retention?.messagingTtlDays !== undefined ? { ttlDays: retention.messagingTtlDays } : {}),
+  };
 }
 
 /** `captureDeliveries` of the configured entry the route comes from (dynamic tenants: off). */

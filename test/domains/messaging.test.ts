@@ -261,6 +261,35 @@ describe('messaging', () => {
     });
   });
 
+  describe('a configured TTL on _system.createdAt', () => {
+    it('removes exactly the messages created longer ago than jobs.retention.messagingTtlDays.messages; other collections keep theirs', async () => {
+      const ttl = domainDeployment({ jobs: { retention: { messagingTtlDays: { messages: 7 } } } });
+      const y = ttl.open();
+      try {
+        const messages = y.with({ databaseType: 'messaging', tier: 'tenant', tenantId: 'acme', collection: 'messages' });
+        const topics = y.with({ databaseType: 'messaging', tier: 'tenant', tenantId: 'acme', collection: 'topics' });
+        const now = Date.now();
+        const expired: string[] = [];
+        const kept: string[] = [];
+        for (const [i, ageDays] of [0, 3, 6.9, 7.1, 10, 30].entries()) {
+          const createdAt = new Date(now - ageDays * DAY);
+          const msgId = `ttl-${i}`;
+          await messages.insert({ ...examples('acme').messages, msgId, firstSeenAt: createdAt, _system: { createdAt } });
+          (ageDays >= 7 ? expired : kept).push(msgId);
+        }
+        await topics.insert({ ...examples('acme').topics, topic: 'old.topic', createdAt: new Date(now - 30 * DAY), _system: { updatedAt: new Date(now - 30 * DAY) } });
+        expect((await messages.find({}, { limit: 100 })).map((d) => d.msgId).sort()).toEqual([...kept].sort());
+        const report = (await expireDocuments(y, new Date(now))).find((r) => r.databaseType === 'messaging' && r.tenantId === 'acme')!;
+        expect(report.collections.messages).toBe(expired.length);
+        expect(ttl.inspect((db) => sqliteRows(db, 'msg_acme', 'messages').map((r) => JSON.parse(r.doc).msgId).sort())).toEqual([...kept].sort());
+        expect(await topics.findOne({ topic: 'old.topic' })).not.toBeNull();
+      } finally {
+        await y.shutdown();
+        ttl.dir.cleanup();
+      }
+    });
+  });
+
   describe('large payloads', () => {
     it('go to the content bucket under content/messages/{topic}/{msgId}/ and come back exactly', async () => {
       const messages = handle('acme', 'messages');
