@@ -1,7 +1,9 @@
-import type { HeadRow, Namespace } from '../contracts/index-store.js';
+import type { DocumentStore } from '../contracts/document-store.js';
+import type { Namespace } from '../contracts/index-store.js';
+import { expireDocumentDatabase } from '../domains/maintenance.js';
+import { isDocumentDatabaseType } from '../domains/open.js';
 import { BlobSync, blobKeys, type SyncTarget } from '../engine/blob-sync.js';
 import { parseInstant } from '../engine/clock.js';
-import { parseDocument } from '../engine/documents.js';
 import type { JobTarget } from '../engine/xronox.js';
 import type { JobContext } from './job.js';
 import { DAY_MS } from './settings.js';
@@ -10,38 +12,50 @@ const PAGE = 200;
 const DELETE_CONCURRENCY = 8;
 
 /**
- * The one collection whose entries carry their own lifetime: messaging's shared memory. Entries
- * not written for `retentionDays` (their own, else `jobs.retention.sharedMemoryDays`) expire.
- */
-export const SHARED_MEMORY = { databaseType: 'messaging', collection: 'shared_memory' } as const;
-
-/**
- * Retention for one database, collection by collection:
+ * Retention for one database.
+ *
+ * Record databases (runtime, knowledge, metadata, logs), collection by collection:
  * - versions (`retention.ver`): a version superseded more than `days` ago, or beyond the newest
  *   `maxPerItem` of its record, is pruned: its object, then its index entry. A record's current
  *   version is never touched (the port caps every prune at the head), and only versions already
  *   archived are pruned where a versions bucket exists, so an archiver can never be writing one;
  * - logs (`jobs.retention.logsDays`): records created before the window are deleted, object
- *   first, then the record;
- * - messaging `shared_memory` entries past their `retentionDays` are deleted.
+ *   first, then the record.
+ *
+ * Document databases (messaging, identities: plain collections in the document store, nothing in
+ * the index store): every document that has expired by the run's clock is deleted (`shared_memory`
+ * past its `_system.retentionDays`, else `jobs.retention.sharedMemoryDays`; sessions past
+ * `expiresAt`…; see `expireDocumentDatabase`). Counted as `expiredDocuments`, and the
+ * `shared_memory` part of them also as `expiredSharedMemory`. `documentStore` gives the store
+ * that holds the database (`xronox.documentStoreFor`); it is asked for document databases only.
  *
  * Safe to stop anywhere and rerun: every rule is monotonic (what is past the policy once stays
  * past it), and each step removes objects before the index entries that lead to them, so a rerun
- * finds the same work and finishes it.
+ * finds the same work and finishes it. Expiry of documents is one delete per collection, which a
+ * rerun finds nothing left of.
  */
-export async function applyRetention(target: JobTarget, ctx: JobContext): Promise<void> {
+export async function applyRetention(target: JobTarget, ctx: JobContext, documentStore: () => DocumentStore): Promise<void> {
+  if (isDocumentDatabaseType(target.databaseType)) return expireDocuments(target, ctx, documentStore());
   const s = ctx.settings;
   const sync = new BlobSync(() => undefined);
   for (const collection of await target.index.listCollections(target.dbName)) {
     const ns: Namespace = { dbName: target.dbName, collection };
     if (target.policy.versioned && (s.versionDays !== undefined || s.maxVersionsPerItem !== undefined)) await pruneVersions(target, ns, ctx);
-    if (target.policy.appendOnly && s.logsDays !== undefined) {
-      const cutoff = instantBefore(ctx.now, s.logsDays);
-      await expireHeads(target, ns, ctx, sync, { sort: 'createdAt', expired: (h) => h.createdAt <= cutoff, stopAtFirstLive: true, count: 'expiredLogs' });
-    }
-    if (target.databaseType === SHARED_MEMORY.databaseType && collection === SHARED_MEMORY.collection) {
-      await expireHeads(target, ns, ctx, sync, { sort: 'id', expired: (h) => sharedMemoryExpired(h, ctx), stopAtFirstLive: false, count: 'expiredSharedMemory' });
-    }
+    if (target.policy.appendOnly && s.logsDays !== undefined) await expireLogs(target, ns, ctx, sync, instantBefore(ctx.now, s.logsDays));
+  }
+}
+
+/** The collection of a messaging database whose expired documents are also counted on their own. */
+const SHARED_MEMORY = 'shared_memory';
+
+async function expireDocuments(target: JobTarget, ctx: JobContext, store: DocumentStore): Promise<void> {
+  // Renews the lease and honours an abort before the deletes (each one statement per collection).
+  await ctx.checkpoint();
+  const expired = await expireDocumentDatabase(store, ctx.config, target, ctx.now);
+  for (const [collection, n] of Object.entries(expired)) {
+    ctx.step(n);
+    ctx.tally.add('expiredDocuments', n);
+    if (target.databaseType === 'messaging' && collection === SHARED_MEMORY) ctx.tally.add('expiredSharedMemory', n);
   }
 }
 
@@ -87,16 +101,12 @@ async function pruneVersions(target: JobTarget, ns: Namespace, ctx: JobContext):
   }
 }
 
-interface ExpiryRule {
-  sort: 'id' | 'createdAt';
-  expired: (head: HeadRow) => boolean;
-  /** Heads come in creation order, so the first live one ends the pass. */
-  stopAtFirstLive: boolean;
-  count: string;
-}
-
-/** Deletes expired records for good: their objects, then the record, then whatever the purge finds. */
-async function expireHeads(target: JobTarget, ns: Namespace, ctx: JobContext, sync: BlobSync, rule: ExpiryRule): Promise<void> {
+/**
+ * Deletes the logs created at or before `cutoff` for good: their day-filed object, then the
+ * record, then whatever the purge finds. Heads come in creation order, so the first younger one
+ * ends the pass.
+ */
+async function expireLogs(target: JobTarget, ns: Namespace, ctx: JobContext, sync: BlobSync, cutoff: string): Promise<void> {
   const syncTarget: SyncTarget = {
     index: target.index,
     blob: target.blob,
@@ -108,32 +118,23 @@ async function expireHeads(target: JobTarget, ns: Namespace, ctx: JobContext, sy
   let after: { value: string; id: string } | undefined;
   for (;;) {
     await ctx.checkpoint();
-    const heads = await target.index.listHeads(ns, { filter: null, includeDeleted: true, sort: { field: rule.sort, direction: 1 }, limit: PAGE, ...(after ? { after } : {}) });
+    const heads = await target.index.listHeads(ns, { filter: null, includeDeleted: true, sort: { field: 'createdAt', direction: 1 }, limit: PAGE, ...(after ? { after } : {}) });
     for (const head of heads) {
       ctx.step();
-      if (!rule.expired(head)) {
-        if (rule.stopAtFirstLive) return;
-        continue;
-      }
+      if (head.createdAt > cutoff) return;
       const records = target.blobs.records;
       // Logs are filed by day, outside the record folder the purge clears.
-      if (records && target.policy.appendOnly) await target.blob.delete(records.bucket, blobKeys.dated(records, ns.collection, head.id, head.createdAt));
+      if (records) await target.blob.delete(records.bucket, blobKeys.dated(records, ns.collection, head.id, head.createdAt));
       const result = await target.index.commit(ns, { writes: [{ id: head.id, expectedOv: head.ov, head: null }] });
       // Written meanwhile: no longer what was judged expired; the next run judges it again.
       if (!result.ok) continue;
       await sync.syncRecord(syncTarget, ns, head.id);
-      ctx.tally.add(rule.count);
+      ctx.tally.add('expiredLogs');
     }
     if (heads.length < PAGE) return;
     const last = heads[heads.length - 1]!;
-    after = { value: rule.sort === 'id' ? last.id : last.createdAt, id: last.id };
+    after = { value: last.createdAt, id: last.id };
   }
-}
-
-function sharedMemoryExpired(head: HeadRow, ctx: JobContext): boolean {
-  const own = parseDocument(head.body).data.retentionDays;
-  const days = typeof own === 'number' && Number.isFinite(own) && own > 0 ? own : ctx.settings.sharedMemoryDays;
-  return days !== undefined && head.updatedAt <= instantBefore(ctx.now, days);
 }
 
 /** The canonical version time `days` before `now`, comparable as a string with stored times. */

@@ -15,7 +15,8 @@ export type ScheduledJob = (typeof SCHEDULED_JOBS)[number];
 
 /**
  * Runs one job over every database it applies to (or those `options.databases` names): the
- * archive sweep over versioned databases with a versions bucket, retention over all, backups
+ * archive sweep over versioned databases with a versions bucket, retention over all (expired
+ * documents of messaging and identities databases included), backups
  * over those with a backups bucket. One run per job and database at a time (a lease in that
  * database's index store); a database leased by another run is skipped (or waited for, with
  * `waitForLease`). Logs one JSON line and returns the report.
@@ -31,7 +32,8 @@ export async function runJob(xronox: Xronox, job: ScheduledJob, options: RunOpti
     case 'archive':
       return runOverTargets('archive', targets.filter((t) => t.policy.versioned && t.blobs.versions), archiveSweep, env, options);
     case 'retention':
-      return runOverTargets('retention', targets, applyRetention, env, options);
+      // Messaging and identities databases hold document collections: expired documents go.
+      return runOverTargets('retention', targets, (t, ctx) => applyRetention(t, ctx, () => xronox.documentStoreFor(t)), env, options);
     case 'backup':
       return runOverTargets('backup', targets.filter((t) => t.blobs.backups), backupDatabase, env, options);
   }

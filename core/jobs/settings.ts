@@ -14,8 +14,6 @@ export interface JobSettings {
   readonly maxVersionsPerItem: number | undefined;
   /** `jobs.retention.logsDays`. Default: logs are kept. */
   readonly logsDays: number | undefined;
-  /** `jobs.retention.sharedMemoryDays`. Default: entries without their own `retentionDays` are kept. */
-  readonly sharedMemoryDays: number | undefined;
 }
 
 export const DEFAULT_SWEEP_AFTER_MINUTES = 15;
@@ -30,7 +28,6 @@ export function jobSettings(config: Pick<XronoxConfig, 'jobs' | 'retention'>): J
     versionDays: config.retention?.ver?.days,
     maxVersionsPerItem: config.retention?.ver?.maxPerItem,
     logsDays: jobs?.retention?.logsDays,
-    sharedMemoryDays: jobs?.retention?.sharedMemoryDays,
   };
 }
 

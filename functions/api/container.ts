@@ -65,6 +65,8 @@ export interface ContainerStats {
   indexStores: number;
   /** Blob stores the engines opened (one per spaces connection in use, one for localStorage). */
   blobStores: number;
+  /** Document stores (messaging, identities), one per connection. */
+  documentStores: number;
   /** SSM clients constructed (at most one per container, reused across retries). */
   ssmClients: number;
   /** HTTP apps built. */
@@ -94,7 +96,7 @@ export interface Container<App = unknown> {
 
 export function createContainer<App>(options: ContainerOptions<App>): Container<App> {
   const env = options.env ?? process.env;
-  const stats: ContainerStats = { builds: 0, failedBuilds: 0, engines: 0, indexStores: 0, blobStores: 0, ssmClients: 0, apps: 0 };
+  const stats: ContainerStats = { builds: 0, failedBuilds: 0, engines: 0, indexStores: 0, blobStores: 0, documentStores: 0, ssmClients: 0, apps: 0 };
   let ssm: SSMClient | undefined;
   let current: Promise<Built<App>> | undefined;
 
@@ -108,6 +110,11 @@ export function createContainer<App>(options: ContainerOptions<App>): Container<
     blobStore(...args) {
       const store = defaultAdapters.blobStore(...args);
       stats.blobStores++;
+      return store;
+    },
+    documentStore(ref, connection) {
+      const store = defaultAdapters.documentStore(ref, connection);
+      stats.documentStores++;
       return store;
     },
   };

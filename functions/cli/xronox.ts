@@ -1,13 +1,17 @@
 /**
- * `xronox`: runs the background jobs by hand against any configured backend, in this process.
+ * `xronox`: runs the background jobs and migrations by hand against any configured backend, in
+ * this process.
  *
  *   xronox job run <archive|retention|backup|offload> [--db <dbName>]... [--wait] [--config <file>] [--quiet]
  *   xronox backup restore --db <dbName> --date <YYYY-MM-DD> [--collection <name>]... [--wait] [--config <file>] [--quiet]
+ *   xronox migrate <messaging|identities|all> [--tenant <id>]... [--config <file>]
  *
  * The config is `--config`, else the file `XRONOX_CONFIG_FILE` names, else `xronox.config.json`
  * (or `.xronox.json`) found as `initXronox()` finds it. The job's report is one JSON line on
  * stdout; a progress bar goes to stderr when it is a terminal. Ctrl-C stops the job at its next
- * safe point (a second Ctrl-C exits at once; either way a rerun finishes the work).
+ * safe point (a second Ctrl-C exits at once; either way a rerun finishes the work). `migrate`
+ * creates the document collections of the configured messaging and/or identities databases with
+ * their indexes (idempotent) and prints one JSON line per database (`migrateDocuments`).
  *
  * Exit codes: 0 done; 1 failed on some database; 2 bad usage or config; 3 stopped early or a
  * database was busy with another run (rerun, or pass --wait).
@@ -16,18 +20,27 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Presets, SingleBar } from 'cli-progress';
 import { loadConfigFile } from '../../core/config/file.js';
+import { type DocumentDatabaseType, DOCUMENT_DATABASE_TYPES } from '../../core/domains/open.js';
+import { migrateDocuments } from '../../core/domains/maintenance.js';
 import { XronoxError } from '../../core/errors.js';
 import type { JobProgress, JobReport, RunOptions } from '../../core/jobs/job.js';
 import { restoreBackup, runJob, SCHEDULED_JOBS, type ScheduledJob } from '../../core/jobs/run.js';
+import type { Xronox } from '../../core/engine/xronox.js';
 import { initXronox } from '../../core/xronox.js';
+
+/** What `xronox migrate` takes: one document database type, or both. */
+const MIGRATE_TARGETS = [...DOCUMENT_DATABASE_TYPES, 'all'] as const;
 
 const USAGE = `Usage:
   xronox job run <${SCHEDULED_JOBS.join('|')}> [--db <dbName>]... [--wait] [--config <file>] [--quiet]
   xronox backup restore --db <dbName> --date <YYYY-MM-DD> [--collection <name>]... [--wait] [--config <file>] [--quiet]
+  xronox migrate <${MIGRATE_TARGETS.join('|')}> [--tenant <id>]... [--config <file>]
 
   --db          only these databases (repeat for several); restore: the database to rebuild
   --date        the snapshot's day (UTC)
   --collection  restore only these collections (default: every one in the snapshot)
+  --tenant      migrate: only these configured tenants' databases (repeat for several;
+                default: every configured database of the type, generic and domain ones included)
   --wait        wait for another run's lease on a database instead of skipping it
   --config      the config file (default: $XRONOX_CONFIG_FILE, else xronox.config.json)
   --quiet       no progress bar`;
@@ -45,6 +58,7 @@ export async function main(argv: readonly string[], io: { stdout: NodeJS.Writabl
         db: { type: 'string', multiple: true },
         date: { type: 'string' },
         collection: { type: 'string', multiple: true },
+        tenant: { type: 'string', multiple: true },
         wait: { type: 'boolean' },
         config: { type: 'string' },
         quiet: { type: 'boolean' },
@@ -63,12 +77,17 @@ export async function main(argv: readonly string[], io: { stdout: NodeJS.Writabl
   const [group, verb, name] = positionals;
   const isRun = group === 'job' && verb === 'run' && SCHEDULED_JOBS.includes(name as ScheduledJob) && positionals.length === 3;
   const isRestore = group === 'backup' && verb === 'restore' && positionals.length === 2;
-  if (!isRun && !isRestore) {
+  const isMigrate = group === 'migrate' && positionals.length === 2 && (MIGRATE_TARGETS as readonly string[]).includes(verb!);
+  if (!isRun && !isRestore && !isMigrate) {
     io.stderr.write(`Unknown command: xronox ${positionals.join(' ')}\n\n${USAGE}\n`);
     return EXIT.usage;
   }
   if (isRestore && (values.db?.length !== 1 || !values.date)) {
     io.stderr.write(`backup restore needs exactly one --db and a --date\n\n${USAGE}\n`);
+    return EXIT.usage;
+  }
+  if (values.tenant && !isMigrate) {
+    io.stderr.write(`--tenant is an option of migrate only\n\n${USAGE}\n`);
     return EXIT.usage;
   }
 
@@ -79,6 +98,17 @@ export async function main(argv: readonly string[], io: { stdout: NodeJS.Writabl
   } catch (err) {
     io.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
     return EXIT.usage;
+  }
+
+  if (isMigrate) {
+    try {
+      return await migrate(xronox, verb as (typeof MIGRATE_TARGETS)[number], values.tenant, io);
+    } catch (err) {
+      io.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+      return err instanceof XronoxError && (err.code === 'VALIDATION_FAILED' || err.code === 'CONFIG_INVALID') ? EXIT.usage : EXIT.failed;
+    } finally {
+      await xronox.shutdown();
+    }
   }
 
   const controller = new AbortController();
@@ -114,6 +144,24 @@ export async function main(argv: readonly string[], io: { stdout: NodeJS.Writabl
     process.off('SIGTERM', onSignal);
     await xronox.shutdown();
   }
+}
+
+/**
+ * `xronox migrate`: every collection (and index) of the configured databases of the type(s),
+ * created unless there; one JSON line per database on stdout, its error (if any) on stderr too.
+ * Dynamic tenants are in no config list (their collections are created on first use), so a
+ * `--tenant` that names no configured database is bad usage.
+ */
+async function migrate(xronox: Xronox, target: (typeof MIGRATE_TARGETS)[number], tenants: string[] | undefined, io: { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream }): Promise<number> {
+  const databaseTypes: readonly DocumentDatabaseType[] = target === 'all' ? DOCUMENT_DATABASE_TYPES : [target];
+  const reports = await migrateDocuments(xronox, { databaseTypes, ...(tenants ? { tenants } : {}) });
+  for (const r of reports) io.stdout.write(`${JSON.stringify(r)}\n`);
+  for (const r of reports) if (r.error) io.stderr.write(`${r.dbName}: ${r.error}\n`);
+  const unknown = (tenants ?? []).filter((t) => !reports.some((r) => r.tenantId === t));
+  if (unknown.length > 0) {
+    io.stderr.write(`No configured ${databaseTypes.join(' or ')} database for tenant ${unknown.map((t) => JSON.stringify(t)).join(', ')} (dynamic tenants' collections are created on first use)\n`);
+  } else if (reports.length === 0) io.stderr.write(`No ${databaseTypes.join(' or ')} databases are configured: nothing to migrate\n`);
+  return reports.some((r) => r.error) ? EXIT.failed : unknown.length > 0 ? EXIT.usage : EXIT.ok;
 }
 
 /** A bar over the databases of the run, with the units of work and counts so far. */

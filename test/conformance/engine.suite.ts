@@ -987,6 +987,88 @@ export function engineConformance(backend: EngineBackend): void {
       });
     });
 
+    describe('messaging, identities and logs', () => {
+      /** The suite's databases plus messaging and identities for acme and globex, on the backend under test. */
+      async function startDomains() {
+        const { config, names } = configFor();
+        const suffix = randomUUID().slice(0, 8);
+        const more = { msgAcme: `msg_acme_${suffix}`, msgGlobex: `msg_globex_${suffix}`, idsAcme: `ids_acme_${suffix}`, idsGlobex: `ids_globex_${suffix}` };
+        const databases = {
+          ...config.databases,
+          messaging: { tenantDatabases: [{ tenantId: 'acme', ...dbEntry(more.msgAcme) }, { tenantId: 'globex', ...dbEntry(more.msgGlobex) }] },
+          identities: { tenantDatabases: [{ tenantId: 'acme', ...dbEntry(more.idsAcme) }, { tenantId: 'globex', ...dbEntry(more.idsGlobex) }] },
+        };
+        await inst.prepare?.([...Object.values(names), ...Object.values(more)]);
+        const x = initXronox({ ...config, databases });
+        open.push(x);
+        const messaging = (tenantId: string, collection: string) => x.with({ databaseType: 'messaging', tier: 'tenant', tenantId, collection });
+        const identities = (tenantId: string, collection: string) => x.with({ databaseType: 'identities', tier: 'tenant', tenantId, collection });
+        return { x, messaging, identities, logs: x.with({ databaseType: 'logs', tier: 'generic', collection: 'events' }) };
+      }
+      const at = (ms: number) => new Date(Date.UTC(2026, 0, 15, 12, 0, 0, ms));
+
+      it('messages round-trip exactly, a unique key refuses a duplicate, and a large payload goes through the blob store and back', async () => {
+        const { messaging } = await startDomains();
+        const messages = messaging('acme', 'messages');
+        const doc = { topic: 'payments', msgId: 'm-1', tenantId: 'acme', headers: { 'x-trace': 'é🎉' }, payload: { amount: 12.5, items: [{ sku: 'a' }] }, firstSeenAt: at(3), size: 40, _system: { createdAt: at(3) } };
+        await messages.insert(doc);
+        expect(await messages.findOne({ msgId: 'm-1' })).toEqual(doc);
+        const dup = await messages.insert({ ...doc, payload: { other: true } }).catch((e: unknown) => e);
+        expect(dup).toBeInstanceOf(ConflictError);
+        expect(await messages.findOne({ msgId: 'm-1' })).toEqual(doc);
+        const big = { ...doc, msgId: 'm-big', payload: { blob: 'x'.repeat(100_000) }, size: 100_020 };
+        await messages.insert(big);
+        expect(await messages.findOne({ msgId: 'm-big' })).toEqual(big);
+      });
+
+      it("tenant globex sees and changes nothing of acme's messaging and identities data", async () => {
+        const { messaging, identities } = await startDomains();
+        await messaging('acme', 'shared_memory').insert({ key: 'k', namespace: 'app', tenantId: 'acme', val: 1, _system: { createdAt: at(0), updatedAt: at(0) } });
+        await identities('acme', 'users').insert({ userId: 'u1', tenantId: 'acme', email: 'ada@example.com', name: 'Ada', roles: ['user'] });
+        expect(await messaging('globex', 'shared_memory').find({}, { limit: 100 })).toEqual([]);
+        expect(await messaging('globex', 'shared_memory').findOne({ key: 'k', tenantId: 'acme' })).toBeNull();
+        expect(await messaging('globex', 'shared_memory').deleteMany({})).toBe(0);
+        expect(await identities('globex', 'users').find({ email: 'ada@example.com' }, { limit: 10 })).toEqual([]);
+        expect(await messaging('acme', 'shared_memory').findOne({ key: 'k' })).toMatchObject({ val: 1 });
+        expect(await identities('acme', 'users').findOne({ userId: 'u1' })).toMatchObject({ name: 'Ada' });
+      });
+
+      it('16 concurrent upserts of one shared_memory key leave exactly one document, holding one of the written values', async () => {
+        const { messaging } = await startDomains();
+        const memory = messaging('acme', 'shared_memory');
+        const key = { key: 'race', namespace: 'app', tenantId: 'acme' };
+        await Promise.all(Array.from({ length: 16 }, (_, i) => memory.upsert(key, { ...key, val: i, _system: { createdAt: at(i), updatedAt: at(i) } })));
+        const found = await memory.find({ key: 'race' }, { limit: 100 });
+        expect(found).toHaveLength(1);
+        expect(Array.from({ length: 16 }, (_, i) => i)).toContain(found[0]!.val);
+      });
+
+      it("an identity change writes a versioned audit event into the tenant's runtime database", async () => {
+        const { x, identities } = await startDomains();
+        const users = identities('acme', 'users');
+        const ada = { userId: 'u1', tenantId: 'acme', email: 'ada@example.com', name: 'Ada', roles: ['user'] };
+        await users.insert(ada, { actor: 'admin', reason: 'signup' });
+        await users.upsert({ tenantId: 'acme', userId: 'u1' }, { ...ada, roles: ['admin'] }, { actor: 'admin', reason: 'promotion' });
+        const events = x.with({ databaseType: 'runtime', tier: 'tenant', tenantId: 'acme', collection: 'identity_events' });
+        const listed = await events.listByMeta({ limit: 100 });
+        expect(listed.items).toHaveLength(2);
+        const history = await events.history(listed.items[0]!.id);
+        expect(history.items.length).toBeGreaterThanOrEqual(1);
+        expect(JSON.stringify(listed.items.map((i) => i.data))).toContain('admin');
+      });
+
+      it('logs are append-only: update and delete are refused and the record stays as written', async () => {
+        const { logs } = await startDomains();
+        const entry = await logs.create({ level: 'info', msg: 'started' }, 'system');
+        for (const attempt of [() => logs.update(entry.id, { level: 'warn' }, entry.ov, 'system'), () => logs.delete(entry.id, entry.ov, 'system')]) {
+          const err = await attempt().catch((e: unknown) => e);
+          expect(err).toBeInstanceOf(ValidationError);
+          expect((err as XronoxError).name).toBe('AppendOnlyError');
+        }
+        expect((await logs.getLatest(entry.id))?.data).toEqual({ level: 'info', msg: 'started' });
+      });
+    });
+
     describe('concurrency and crashes', () => {
       it('8 concurrent writers x 200 updates with retry on conflict: ov 1600, gapless history, every payload as written', async () => {
         const { orders } = await start();

@@ -1,14 +1,18 @@
 /**
  * Retention through the scheduled handler: versions (`retention.ver.days` and `maxPerItem`),
- * logs past their window, messaging `shared_memory` past `retentionDays`. The expected result is
- * computed from each record's history by the policy's definition, not by the job's algorithm.
+ * logs past their window, messaging `shared_memory` documents past `_system.retentionDays`. The
+ * expected result is computed from each record's history by the policy's definition, not by the
+ * job's algorithm.
  */
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BlobStore } from '../../core/contracts/blob-store.js';
 import type { Xronox } from '../../core/engine/xronox.js';
 import { runJob } from '../../core/jobs/run.js';
 import { initXronox } from '../../core/xronox.js';
 import { archiveSweep, container, retention } from '../../functions/jobs/handlers.js';
+import { sqliteRows } from '../domains/support.js';
 import { tempDir } from '../support/temp.js';
 import { allKeys, type BackendInstance, freshNames, JOB_BACKENDS, jobConfig, lambdaContext, scheduledEvent, writeConfig } from './support.js';
 
@@ -87,10 +91,32 @@ describe.each(JOB_BACKENDS)('retention through the scheduled handler: $name', (b
 
     const logs = x.with({ databaseType: 'logs', tier: 'generic', collection: 'activity' });
     const logIds = [(await logs.create({ action: 'login' })).id, (await logs.create({ action: 'logout' })).id];
+    // Shared memory documents (messaging is a document database): the job's clock decides, by
+    // each document's _system.updatedAt and own retentionDays (no jobs.retention.sharedMemoryDays here).
     const memory = x.with({ databaseType: 'messaging', tier: 'generic', collection: 'shared_memory' });
-    const shortLived = (await memory.create({ key: 'a', value: 1, retentionDays: 1 })).id;
-    const noOwnDays = (await memory.create({ key: 'b', value: 2 })).id;
-    const longLived = (await memory.create({ key: 'c', value: 3, retentionDays: 30 })).id;
+    const written = Date.now();
+    const remember = async (key: string, ageDays: number, retentionDays?: number) => {
+      const updatedAt = new Date(written - ageDays * DAY);
+      const filter = { key, namespace: 'jobs', tenantId: 'acme' };
+      await memory.upsert(filter, { ...filter, val: { key }, _system: { createdAt: updatedAt, updatedAt, ...(retentionDays !== undefined ? { retentionDays } : {}) } });
+    };
+    await remember('stale', 3, 2); // expired already: the first run, at the real time, removes it
+    await remember('short', 0, 1); // expires in a day: live now, gone by the scheduled run a week on
+    await remember('no-own-days', 400); // no retentionDays of its own and no default: kept
+    await remember('long', 0, 30);
+    await remember('older-but-longer', 20, 30); // expires in 10 days: after the scheduled run
+    const memoryKeys = async () => (await memory.find({ namespace: 'jobs' }, { sort: { key: 1 } })).map((d) => d.key);
+    // What the table itself holds, expired documents included (reads never return those).
+    const storedMemory = () => {
+      const db = new Database(join(dir.path, 'xronox.sqlite'), { readonly: true });
+      try {
+        return sqliteRows(db, names.msg, 'shared_memory').map((r) => (JSON.parse(r.doc) as { key: string }).key).sort();
+      } finally {
+        db.close();
+      }
+    };
+    expect(await memoryKeys()).toEqual(['long', 'no-own-days', 'older-but-longer', 'short']);
+    expect(storedMemory()).toEqual(['long', 'no-own-days', 'older-but-longer', 'short', 'stale']);
     await x.flush();
 
     // What the policy keeps, from each record's full history (newest first).
@@ -115,6 +141,10 @@ describe.each(JOB_BACKENDS)('retention through the scheduled handler: $name', (b
     const early = await runJob(x, 'retention', { log: null });
     expect(early.complete).toBe(true);
     for (const id of logIds) expect(await logs.getLatest(id)).not.toBeNull();
+    // Only what had expired by then: the stale shared memory document, gone from the table too.
+    expect(early.counts).toMatchObject({ expiredSharedMemory: 1, expiredDocuments: 1 });
+    expect(await memory.findOne({ key: 'short', namespace: 'jobs' })).toMatchObject({ key: 'short', val: { key: 'short' } });
+    expect(storedMemory()).toEqual(['long', 'no-own-days', 'older-but-longer', 'short']);
 
     const report = await retention(scheduledEvent(new Date(cutoff.getTime() + DAYS * DAY), 'xronox-retention'), lambdaContext('xronox-retention'));
     expect(report).toMatchObject({ job: 'retention', complete: true, failures: [] });
@@ -141,16 +171,21 @@ describe.each(JOB_BACKENDS)('retention through the scheduled handler: $name', (b
     expect(report.counts.expiredLogs).toBe(2);
     for (const id of logIds) expect(await logs.getLatest(id, { includeDeleted: true })).toBeNull();
     expect(await allKeys(inspect, inst.bucketOf(names.logs), 'records/activity/')).toEqual([]);
-    // Shared memory: its own retentionDays, else kept (no jobs.retention.sharedMemoryDays here).
-    expect(report.counts.expiredSharedMemory).toBe(1);
-    expect(await memory.getLatest(shortLived, { includeDeleted: true })).toBeNull();
-    expect(await inspect.head(inst.bucketOf(names.msg), `records/shared_memory/${shortLived}/current.json`)).toBeNull();
-    expect(await memory.getLatest(noOwnDays)).toMatchObject({ data: { key: 'b' } });
-    expect(await memory.getLatest(longLived)).toMatchObject({ data: { key: 'c' } });
+    // Shared memory: exactly the documents past their own retentionDays by the run's clock.
+    expect(report.counts).toMatchObject({ expiredSharedMemory: 1, expiredDocuments: 1 });
+    expect(await memory.findOne({ key: 'short', namespace: 'jobs' })).toBeNull();
+    expect(await memory.findOne({ key: 'stale', namespace: 'jobs' })).toBeNull();
+    for (const key of ['no-own-days', 'long', 'older-but-longer']) expect(await memory.findOne({ key, namespace: 'jobs' })).toMatchObject({ key, val: { key } });
+    expect(await memoryKeys()).toEqual(['long', 'no-own-days', 'older-but-longer']);
+    expect(storedMemory()).toEqual(['long', 'no-own-days', 'older-but-longer']);
 
     // Again: nothing left to do.
     const again = await retention(scheduledEvent(new Date(cutoff.getTime() + DAYS * DAY), 'xronox-retention'), lambdaContext('xronox-retention'));
     expect(again.counts.prunedVersions ?? 0).toBe(0);
     expect(again.counts.expiredLogs ?? 0).toBe(0);
+    expect(again.counts.expiredSharedMemory ?? 0).toBe(0);
+    expect(again.counts.expiredDocuments ?? 0).toBe(0);
+    expect(again).toMatchObject({ complete: true, failures: [] });
+    expect(storedMemory()).toEqual(['long', 'no-own-days', 'older-but-longer']);
   });
 });

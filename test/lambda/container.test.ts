@@ -64,7 +64,7 @@ describe('config from XRONOX_CONFIG_FILE', () => {
     }
     const read = await (await container.get()).app.request(`/orders/${ids[3]}`);
     expect(((await read.json()) as { data: unknown }).data).toEqual({ n: 3 });
-    expect(container.stats).toEqual({ builds: 1, failedBuilds: 0, engines: 1, indexStores: 1, blobStores: 1, ssmClients: 0, apps: 1 });
+    expect(container.stats).toEqual({ builds: 1, failedBuilds: 0, engines: 1, indexStores: 1, blobStores: 1, documentStores: 0, ssmClients: 0, apps: 1 });
   });
 
   it('concurrent first calls share one build', async () => {
@@ -207,7 +207,7 @@ describe('config from an SSM parameter', () => {
       { target: 'AmazonSSM.GetParameter', body: { Name: '/xronox/test/config', WithDecryption: true } },
       { target: 'AmazonSSM.GetParameter', body: { Name: '/xronox/test/config', WithDecryption: true } },
     ]);
-    expect(container.stats).toEqual({ builds: 2, failedBuilds: 1, engines: 1, indexStores: 0, blobStores: 0, ssmClients: 1, apps: 1 });
+    expect(container.stats).toEqual({ builds: 2, failedBuilds: 1, engines: 1, indexStores: 0, blobStores: 0, documentStores: 0, ssmClients: 1, apps: 1 });
   });
 
   it('an invalid config in the parameter names the parameter and never shows the secrets it holds', async () => {

@@ -152,7 +152,7 @@ describe(`the Lambda handler, ${INVOCATIONS} invocations in one warm container`,
 
     expect(invocations).toBe(INVOCATIONS);
     // One build for all of them: one engine, one SQLite index store, one blob store, no S3 or SSM client.
-    expect(container.stats).toEqual({ builds: 1, failedBuilds: 0, engines: 1, indexStores: 1, blobStores: 1, ssmClients: 0, apps: 1 });
+    expect(container.stats).toEqual({ builds: 1, failedBuilds: 0, engines: 1, indexStores: 1, blobStores: 1, documentStores: 0, ssmClients: 0, apps: 1 });
     expect(pooledClientCount()).toBe(0);
     expect((await container.get()).source).toEqual({ kind: 'file', path: process.env.XRONOX_CONFIG_FILE });
     // And the app logged every request once, each with its own request id.
