@@ -1,4 +1,4 @@
-import type { CompareOp } from './filter.js';
+import type { FilterTree } from './filter.js';
 import type { Namespace } from './index-store.js';
 
 /**
@@ -122,12 +122,7 @@ export interface IndexInfo {
  * ranges match values of the operand's type only (dates with dates), `{ f: null }` matches null or
  * missing. `core/domains/documents/document-filter.ts` parses user input into it and evaluates it.
  */
-export type DocFilter =
-  | { readonly kind: 'and'; readonly items: readonly DocFilter[] }
-  | { readonly kind: 'or'; readonly items: readonly DocFilter[] }
-  | { readonly kind: 'compare'; readonly field: string; readonly op: CompareOp; readonly value: DocScalar }
-  | { readonly kind: 'in'; readonly field: string; readonly negate: boolean; readonly values: readonly DocScalar[] }
-  | { readonly kind: 'exists'; readonly field: string; readonly exists: boolean };
+export type DocFilter = FilterTree<DocScalar>;
 
 export type SortSpec = readonly IndexKey[];
 

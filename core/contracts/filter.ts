@@ -5,11 +5,14 @@ import type { IndexedValue } from './index-store.js';
  * Adapters translate it (SQL, a MongoDB query); `core/engine/filter.ts` parses user input into
  * it and evaluates it in memory with the same semantics.
  */
-export type FilterNode =
-  | { readonly kind: 'and'; readonly items: readonly FilterNode[] }
-  | { readonly kind: 'or'; readonly items: readonly FilterNode[] }
-  | { readonly kind: 'compare'; readonly field: string; readonly op: CompareOp; readonly value: IndexedValue }
-  | { readonly kind: 'in'; readonly field: string; readonly negate: boolean; readonly values: readonly IndexedValue[] }
+export type FilterNode = FilterTree<IndexedValue>;
+
+/** The same tree over literals of type `V` (document collections also compare `Date`s). */
+export type FilterTree<V> =
+  | { readonly kind: 'and'; readonly items: readonly FilterTree<V>[] }
+  | { readonly kind: 'or'; readonly items: readonly FilterTree<V>[] }
+  | { readonly kind: 'compare'; readonly field: string; readonly op: CompareOp; readonly value: V }
+  | { readonly kind: 'in'; readonly field: string; readonly negate: boolean; readonly values: readonly V[] }
   | { readonly kind: 'exists'; readonly field: string; readonly exists: boolean };
 
 export const COMPARE_OPS = ['$eq', '$ne', '$gt', '$gte', '$lt', '$lte'] as const;

@@ -1,4 +1,4 @@
-import { COMPARE_OPS, type CompareOp, type FilterNode } from '../contracts/filter.js';
+import { COMPARE_OPS, type CompareOp, type FilterNode, type FilterTree } from '../contracts/filter.js';
 import type { IndexedValue } from '../contracts/index-store.js';
 import { ValidationError } from '../errors.js';
 
@@ -22,24 +22,33 @@ const MAX_NODES = 256;
 
 const OPERATOR_SET = new Set<string>([...COMPARE_OPS, '$in', '$nin', '$exists']);
 
-/** Parses and validates a user filter. `fields` is the set of properties that may be filtered. */
+/**
+ * What varies between filter languages over the same operators: which fields may be named (and
+ * the error for one that may not), and which literals are accepted.
+ */
+export interface FilterGrammar<V> {
+  allows(field: string): boolean;
+  refusal(field: string): string;
+  scalar(value: unknown, path: string): V;
+}
+
+/** Parses and validates a user filter. `isAllowedField` says which properties may be filtered. */
 export function parseFilter(input: unknown, isAllowedField: (field: string) => boolean): FilterNode | null {
+  return parseFilterTree(input, { allows: isAllowedField, refusal: (field) => `Property "${field}" is not indexed, so it cannot be filtered on`, scalar });
+}
+
+/** The parser behind `parseFilter`, for any literal type: bounded depth, size and lists; only the safe operators. */
+export function parseFilterTree<V>(input: unknown, grammar: FilterGrammar<V>): FilterTree<V> | null {
   if (input === undefined || input === null) return null;
   const state = { nodes: 0 };
-  const node = parseObject(input, isAllowedField, 'filter', 0, state);
+  const node = parseObject(input, grammar, 'filter', 0, state);
   return node.kind === 'and' && node.items.length === 0 ? null : node;
 }
 
-function parseObject(
-  input: unknown,
-  isAllowedField: (field: string) => boolean,
-  path: string,
-  depth: number,
-  state: { nodes: number },
-): FilterNode {
+function parseObject<V>(input: unknown, grammar: FilterGrammar<V>, path: string, depth: number, state: { nodes: number }): FilterTree<V> {
   if (depth > MAX_DEPTH) throw new ValidationError(`Filter is nested deeper than ${MAX_DEPTH} levels`, { path });
   if (!isPlainObject(input)) throw new ValidationError('A filter must be an object', { path });
-  const items: FilterNode[] = [];
+  const items: FilterTree<V>[] = [];
   for (const [key, value] of Object.entries(input)) {
     if (++state.nodes > MAX_NODES) throw new ValidationError(`Filter has more than ${MAX_NODES} conditions`, { path });
     const keyPath = `${path}.${key}`;
@@ -47,27 +56,25 @@ function parseObject(
       if (!Array.isArray(value) || value.length === 0) {
         throw new ValidationError(`${key} takes a non-empty array of filters`, { path: keyPath });
       }
-      const children = value.map((child, i) => parseObject(child, isAllowedField, `${keyPath}[${i}]`, depth + 1, state));
+      const children = value.map((child, i) => parseObject(child, grammar, `${keyPath}[${i}]`, depth + 1, state));
       items.push({ kind: key === '$and' ? 'and' : 'or', items: children });
     } else if (key.startsWith('$')) {
       throw new ValidationError(`Operator ${key} is not allowed; allowed: $eq $ne $gt $gte $lt $lte $in $nin $exists $and $or`, {
         path: keyPath,
       });
     } else {
-      if (!isAllowedField(key)) {
-        throw new ValidationError(`Property "${key}" is not indexed, so it cannot be filtered on`, { path: keyPath });
-      }
-      items.push(...parseCondition(key, value, keyPath));
+      if (!grammar.allows(key)) throw new ValidationError(grammar.refusal(key), { path: keyPath });
+      items.push(...parseCondition(key, value, keyPath, grammar));
     }
   }
   return items.length === 1 ? items[0]! : { kind: 'and', items };
 }
 
-function parseCondition(field: string, value: unknown, path: string): FilterNode[] {
-  if (!isPlainObject(value)) return [{ kind: 'compare', field, op: '$eq', value: scalar(value, path) }];
+function parseCondition<V>(field: string, value: unknown, path: string, grammar: FilterGrammar<V>): FilterTree<V>[] {
+  if (!isPlainObject(value)) return [{ kind: 'compare', field, op: '$eq', value: grammar.scalar(value, path) }];
   const entries = Object.entries(value);
   if (entries.length === 0) throw new ValidationError('An operator object needs at least one operator', { path });
-  return entries.map(([op, operand]): FilterNode => {
+  return entries.map(([op, operand]): FilterTree<V> => {
     const opPath = `${path}.${op}`;
     if (!OPERATOR_SET.has(op)) {
       throw new ValidationError(
@@ -84,10 +91,10 @@ function parseCondition(field: string, value: unknown, path: string): FilterNode
     if (op === '$in' || op === '$nin') {
       if (!Array.isArray(operand)) throw new ValidationError(`${op} takes an array`, { path: opPath });
       if (operand.length > MAX_LIST) throw new ValidationError(`${op} takes at most ${MAX_LIST} values`, { path: opPath });
-      return { kind: 'in', field, negate: op === '$nin', values: operand.map((v, i) => scalar(v, `${opPath}[${i}]`)) };
+      return { kind: 'in', field, negate: op === '$nin', values: operand.map((v, i) => grammar.scalar(v, `${opPath}[${i}]`)) };
     }
     const compareOp = op as CompareOp;
-    const v = scalar(operand, opPath);
+    const v = grammar.scalar(operand, opPath);
     if (v === null && compareOp !== '$eq' && compareOp !== '$ne') {
       throw new ValidationError(`${op} cannot compare with null`, { path: opPath });
     }

@@ -12,3 +12,23 @@ export function seededRandom(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+/** A small helper over a seeded generator, for property tests. */
+export class Gen {
+  readonly #next: () => number;
+  constructor(seed: number) {
+    this.#next = seededRandom(seed);
+  }
+  float(): number {
+    return this.#next();
+  }
+  int(n: number): number {
+    return Math.floor(this.#next() * n);
+  }
+  chance(p: number): boolean {
+    return this.#next() < p;
+  }
+  pick<T>(items: readonly T[]): T {
+    return items[this.int(items.length)]!;
+  }
+}

@@ -6,7 +6,7 @@ import type { IndexedValue } from '../../core/contracts/index-store.js';
 import { compareSameType, filterFields, matches, parseFilter } from '../../core/engine/filter.js';
 import { ValidationError } from '../../core/errors.js';
 import { isValidName } from '../../core/routing/names.js';
-import { seededRandom as prng } from '../support/random.js';
+import { Gen } from '../support/random.js';
 
 type Meta = Record<string, IndexedValue>;
 
@@ -353,24 +353,6 @@ describe('matches and compileFilter: hand-checked semantics', () => {
 // The differential property test: random metas, random filters, SQL against `matches`.
 
 
-class Gen {
-  readonly #next: () => number;
-  constructor(seed: number) {
-    this.#next = prng(seed);
-  }
-  float(): number {
-    return this.#next();
-  }
-  int(n: number): number {
-    return Math.floor(this.#next() * n);
-  }
-  chance(p: number): boolean {
-    return this.#next() < p;
-  }
-  pick<T>(items: readonly T[]): T {
-    return items[this.int(items.length)]!;
-  }
-}
 
 const STRINGS = [
   '', ' ', 'a', 'b', 'B', 'ab', 'a ', '1', '0', '-1', '1.5', 'true', 'false', 'null', 'é', 'e\u0301', 'ü', 'Ω', '日本', '😀', 'a😀',

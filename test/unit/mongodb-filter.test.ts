@@ -17,7 +17,7 @@ import { FILTER_OPERATORS, type FilterNode } from '../../core/contracts/filter.j
 import type { IndexedValue } from '../../core/contracts/index-store.js';
 import { compareSameType, matches, parseFilter } from '../../core/engine/filter.js';
 import { StorageError, ValidationError } from '../../core/errors.js';
-import { seededRandom as prng } from '../support/random.js';
+import { Gen } from '../support/random.js';
 
 /**
  * There is no MongoDB server here, so the translator is checked against mingo, an independent
@@ -394,24 +394,6 @@ describe('mingo deviations from MongoDB, handled explicitly', () => {
 // The differential property test: seeded random FilterNodes against seeded random metas.
 
 
-class Gen {
-  readonly #next: () => number;
-  constructor(seed: number) {
-    this.#next = prng(seed);
-  }
-  float(): number {
-    return this.#next();
-  }
-  int(n: number): number {
-    return Math.floor(this.#next() * n);
-  }
-  chance(p: number): boolean {
-    return this.#next() < p;
-  }
-  pick<T>(items: readonly T[]): T {
-    return items[this.int(items.length)]!;
-  }
-}
 
 /** Strings whose UTF-16 order equals their UTF-8 order: nothing in U+E000–U+FFFF (checked above). */
 const RAW_STRINGS = [

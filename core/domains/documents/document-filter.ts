@@ -1,7 +1,6 @@
-import { COMPARE_OPS, type CompareOp } from '../../contracts/filter.js';
 import type { Doc, DocFilter, DocScalar, DocValue, SortSpec } from '../../contracts/document-store.js';
 import { ValidationError } from '../../errors.js';
-import { isPlainObject, isWellFormed } from '../../engine/filter.js';
+import { isPlainObject, isWellFormed, parseFilterTree } from '../../engine/filter.js';
 
 /**
  * Filters of document collections (messaging, identities): the engine's filter language
@@ -10,65 +9,12 @@ import { isPlainObject, isWellFormed } from '../../engine/filter.js';
  * equals the same instant and ranges over dates match dates only, as in MongoDB.
  */
 
-const MAX_DEPTH = 8;
-const MAX_LIST = 1000;
-const MAX_NODES = 256;
-const OPERATOR_SET = new Set<string>([...COMPARE_OPS, '$in', '$nin', '$exists']);
-const ALLOWED = '$eq $ne $gt $gte $lt $lte $in $nin $exists $and $or';
-
 /** Parses and validates a user filter over `fields`; `null` for an empty one. Throws a `ValidationError` naming the path. */
 export function parseDocumentFilter(input: unknown, fields: ReadonlySet<string>): DocFilter | null {
-  if (input === undefined || input === null) return null;
-  const node = parseObject(input, fields, 'filter', 0, { nodes: 0 });
-  return node.kind === 'and' && node.items.length === 0 ? null : node;
-}
-
-function parseObject(input: unknown, fields: ReadonlySet<string>, path: string, depth: number, state: { nodes: number }): DocFilter {
-  if (depth > MAX_DEPTH) throw new ValidationError(`Filter is nested deeper than ${MAX_DEPTH} levels`, { path });
-  if (!isPlainObject(input)) throw new ValidationError('A filter must be an object', { path });
-  const items: DocFilter[] = [];
-  for (const [key, value] of Object.entries(input)) {
-    if (++state.nodes > MAX_NODES) throw new ValidationError(`Filter has more than ${MAX_NODES} conditions`, { path });
-    const keyPath = `${path}.${key}`;
-    if (key === '$and' || key === '$or') {
-      if (!Array.isArray(value) || value.length === 0) throw new ValidationError(`${key} takes a non-empty array of filters`, { path: keyPath });
-      items.push({ kind: key === '$and' ? 'and' : 'or', items: value.map((child, i) => parseObject(child, fields, `${keyPath}[${i}]`, depth + 1, state)) });
-    } else if (key.startsWith('$')) {
-      throw new ValidationError(`Operator ${key} is not allowed; allowed: ${ALLOWED}`, { path: keyPath });
-    } else {
-      if (!fields.has(key)) {
-        throw new ValidationError(`Field "${key}" cannot be filtered on; the fields of this collection are: ${[...fields].join(', ')}`, { path: keyPath });
-      }
-      items.push(...parseCondition(key, value, keyPath));
-    }
-  }
-  return items.length === 1 ? items[0]! : { kind: 'and', items };
-}
-
-function parseCondition(field: string, value: unknown, path: string): DocFilter[] {
-  if (!isPlainObject(value)) return [{ kind: 'compare', field, op: '$eq', value: scalar(value, path) }];
-  const entries = Object.entries(value);
-  if (entries.length === 0) throw new ValidationError('An operator object needs at least one operator', { path });
-  return entries.map(([op, operand]): DocFilter => {
-    const opPath = `${path}.${op}`;
-    if (!OPERATOR_SET.has(op)) {
-      throw new ValidationError(
-        op.startsWith('$') ? `Operator ${op} is not allowed; allowed: ${ALLOWED}` : `Unexpected key "${op}": compare against a scalar, or use operators like $eq`,
-        { path: opPath },
-      );
-    }
-    if (op === '$exists') {
-      if (typeof operand !== 'boolean') throw new ValidationError('$exists takes true or false', { path: opPath });
-      return { kind: 'exists', field, exists: operand };
-    }
-    if (op === '$in' || op === '$nin') {
-      if (!Array.isArray(operand)) throw new ValidationError(`${op} takes an array`, { path: opPath });
-      if (operand.length > MAX_LIST) throw new ValidationError(`${op} takes at most ${MAX_LIST} values`, { path: opPath });
-      return { kind: 'in', field, negate: op === '$nin', values: operand.map((v, i) => scalar(v, `${opPath}[${i}]`)) };
-    }
-    const v = scalar(operand, opPath);
-    if (v === null && op !== '$eq' && op !== '$ne') throw new ValidationError(`${op} cannot compare with null`, { path: opPath });
-    return { kind: 'compare', field, op: op as CompareOp, value: v };
+  return parseFilterTree(input, {
+    allows: (field) => fields.has(field),
+    refusal: (field) => `Field "${field}" cannot be filtered on; the fields of this collection are: ${[...fields].join(', ')}`,
+    scalar,
   });
 }
 
