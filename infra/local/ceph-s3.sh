@@ -26,6 +26,7 @@ RGW_PORT="${XRONOX_CEPH_RGW_PORT:-7480}"
 MON_PORT="${XRONOX_CEPH_MON_PORT:-46789}"
 MEM_BYTES="${XRONOX_CEPH_MEM_BYTES:-2147483648}"
 TIMEOUT="${XRONOX_CEPH_START_TIMEOUT:-180}"
+MAX_BUCKETS=1000000
 HOST=127.0.0.1
 ENDPOINT="http://${HOST}:${RGW_PORT}"
 CONF="${DIR}/ceph.conf"
@@ -141,6 +142,8 @@ cmd_start() {
 
   if [[ -f "$ENV_FILE" ]] && pid_alive "${DIR}/run/client.rgw.xronox.pid" && endpoint_up; then
     log "already running at ${ENDPOINT}"
+    # A gateway started by an older version of this script kept the default bucket limit.
+    timeout 60 radosgw-admin -c "$CONF" user modify --uid=xronox --max-buckets="$MAX_BUCKETS" >>"${DIR}/log/setup.log" 2>&1 || true
     cat "$ENV_FILE"
     return 0
   fi
@@ -176,8 +179,10 @@ cmd_start() {
   wait_for "S3 endpoint ${ENDPOINT}" endpoint_up
 
   log "creating the S3 user"
+  # Every test run makes a few hundred buckets (a fresh one per database), and a gateway left
+  # running is reused: lift RGW's default limit of 1000 buckets per user.
   timeout 120 radosgw-admin -c "$CONF" user create --uid=xronox --display-name="Xronox tests" \
-    --access-key="$ACCESS_KEY" --secret-key="$SECRET_KEY" >>"${DIR}/log/setup.log" 2>&1 \
+    --access-key="$ACCESS_KEY" --secret-key="$SECRET_KEY" --max-buckets="$MAX_BUCKETS" >>"${DIR}/log/setup.log" 2>&1 \
     || die "radosgw-admin user create failed (see ${DIR}/log/setup.log)"
 
   write_env
