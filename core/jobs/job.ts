@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { randomUUID } from 'node:crypto';
 import type { XronoxConfig } from '../config/load.js';
 import type { Namespace } from '../contracts/index-store.js';
@@ -212,12 +213,7 @@ async function acquire(target: JobTarget, ns: Namespace, key: string, owner: str
     if (await target.index.acquireLock(ns, key, owner, leaseMs)) return true;
     if (!options.waitForLease || options.signal?.aborted) return false;
     // The holder renews at every checkpoint; a crashed holder's lease runs out after leaseMs.
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, Math.min(1000, Math.max(50, leaseMs / 4)));
-      options.signal?.addEventListener('abort', () => {
-        clearTimeout(timer);
-        resolve();
-      }, { once: true });
-    });
+    // An aborted wait rejects; the loop then sees the signal and gives up.
+    await sleep(Math.min(1000, Math.max(50, leaseMs / 4)), undefined, options.signal ? { signal: options.signal } : {}).catch(() => undefined);
   }
 }

@@ -1,6 +1,7 @@
 import type { Document, Filter, IndexDescription } from 'mongodb';
 import type { DocFilter, DocScalar, IndexInfo, IndexKey, IndexSpec, SortSpec } from '../../contracts/document-store.js';
 import { ValidationError } from '../../errors.js';
+import { isValidName } from '../../routing/names.js';
 
 /**
  * Pure translations for the MongoDB document store (`mongodb-document-store.ts`), kept apart so
@@ -18,7 +19,6 @@ import { ValidationError } from '../../errors.js';
  * operand of an operator (`{ f: { $eq: v } }`), so the server reads it as a literal.
  */
 
-const FIELD = /^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62}){0,7}$/;
 /** A filter no document matches: `$in` of nothing over `_id`, which every document has. */
 const NEVER: Filter<Document> = { _id: { $in: [] } };
 const MAX_DEPTH = 24;
@@ -66,7 +66,7 @@ function compile(node: DocFilter, depth: number): Filter<Document> | boolean {
 }
 
 function field(path: unknown): string {
-  if (typeof path !== 'string' || !FIELD.test(path)) throw new ValidationError(`Invalid field path ${JSON.stringify(path)?.slice(0, 80)}: expected identifiers joined by "."`, { path: 'field' });
+  if (typeof path !== 'string' || !isValidName('property', path)) throw new ValidationError(`Invalid field path ${JSON.stringify(path)?.slice(0, 80)}: expected identifiers joined by "."`, { path: 'field' });
   return path;
 }
 

@@ -1,5 +1,6 @@
 import { DATE_KEY, type DocFilter, type DocScalar } from '../../contracts/document-store.js';
 import { ValidationError } from '../../errors.js';
+import { isValidName } from '../../routing/names.js';
 
 /**
  * Compiles a validated document filter to a SQLite predicate over the `doc` JSON column, with the
@@ -64,11 +65,10 @@ function sqlValue(value: Exclude<DocScalar, null>): unknown {
   return typeof value === 'boolean' ? (value ? 1 : 0) : value;
 }
 
-const FIELD = /^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62}){0,7}$/;
 
 /** `$."a"."b"` for `a.b`; refuses anything but identifiers joined by dots. */
 export function jsonPath(field: string): string {
-  if (!FIELD.test(field)) throw new ValidationError(`Invalid field path ${JSON.stringify(field).slice(0, 80)}: expected identifiers joined by "."`, { path: 'field' });
+  if (!isValidName('property', field)) throw new ValidationError(`Invalid field path ${JSON.stringify(field).slice(0, 80)}: expected identifiers joined by "."`, { path: 'field' });
   return `$.${field.split('.').map((s) => `"${s}"`).join('.')}`;
 }
 

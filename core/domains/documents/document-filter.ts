@@ -108,9 +108,3 @@ export function compareScalars(a: DocValue | undefined, b: DocScalar): number | 
   return undefined;
 }
 
-/** Every field a filter reads. */
-export function documentFilterFields(node: DocFilter | null): string[] {
-  if (node === null) return [];
-  if (node.kind === 'and' || node.kind === 'or') return node.items.flatMap(documentFilterFields);
-  return [node.field];
-}
