@@ -304,6 +304,16 @@ export const jobsSchema = z.strictObject({
       sweepAfterMinutes: z.number().int().nonnegative().max(7 * 24 * 60).optional(),
     })
     .optional(),
+  offload: z
+    .strictObject({
+      /**
+       * Logs (every collection of `logs` databases) not written for this many days have their
+       * index copy dropped: they are then read from their day-filed records object. Default: logs
+       * are not offloaded. Other collections offload by `collectionMaps[c].s3Offload`.
+       */
+      logsAfterDays: positiveInt.optional(),
+    })
+    .optional(),
   /** A job's lease on a database; a crashed run's databases are free again once it runs out. Default 300. */
   leaseSeconds: positiveInt.max(24 * 3600).optional(),
   retention: z

@@ -155,6 +155,16 @@ export interface IndexStore {
    */
   pruneVersions(ns: Namespace, id: string, belowOv: number): Promise<number>;
 
+  /**
+   * Offloads a head (the offload job): in one transaction, only when the record's head is at
+   * `expectedOv`, the record has no outbox entry and no dead letter (its objects are in sync),
+   * and it has no version entry that is not archived, the head keeps every field but `body`,
+   * which becomes `''` (an offloaded head, see `HeadRow.body`). Returns `false`, changing
+   * nothing, otherwise (or when it is already offloaded). Any later commit writes a full head,
+   * which un-offloads the record.
+   */
+  offloadHead(ns: Namespace, id: string, expectedOv: number): Promise<boolean>;
+
   /** The last collection version (cv) assigned in the namespace; `null` when it was never written. */
   getCollectionVersion(ns: Namespace): Promise<number | null>;
 
@@ -215,7 +225,12 @@ export interface HeadRow {
   deletedAt: string | null;
   /** Indexed property values, flat: `{ "customer.id": "c1" }`. */
   meta: Record<string, IndexedValue>;
-  /** The exact JSON text of the record document at `ov` (see `RecordDocument`). */
+  /**
+   * The exact JSON text of the record document at `ov` (see `RecordDocument`), or the empty
+   * string when the head is offloaded (`offloadHead`): its document then lives only in the
+   * records bucket (`current.json`, or the dated key of an append-only record). A record
+   * document is never empty JSON, so `''` is the offloaded marker and nothing else.
+   */
   body: string;
   /** Hash of the latest version (the end of the record's hash chain); `null` for unversioned types. */
   hash: string | null;

@@ -235,7 +235,8 @@ export class BlobSync {
         }
       }
       const head = await index.getHead(ns, id);
-      if (head && blobs.records) {
+      // An offloaded head (empty body) is only ever set while its object holds its document.
+      if (head && blobs.records && head.body !== '') {
         const key = target.appendOnly
           ? blobKeys.dated(blobs.records, ns.collection, id, head.createdAt)
           : blobKeys.current(blobs.records, ns.collection, id);

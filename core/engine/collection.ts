@@ -53,6 +53,7 @@ import { type CollectionVerifyReport, versionHash, type VerifyReport } from './h
 import { actorId, checkActor, checkLineage, isSystemField, type SystemInfo, systemMeta } from './lineage.js';
 import { canonicalJson, deepMerge } from './merge.js';
 import { checkTtl, ContentOffload, type PresentOptions } from './content.js';
+import { headDocument } from './offloaded.js';
 
 export interface ParsedCounterRule {
   name: string;
@@ -146,7 +147,7 @@ export class Collection {
     const clean = this.#cleanData(data);
     const head = await this.#liveHead(id);
     if (head.ov !== expectedOv) throw new VersionConflictError(id, expectedOv, head.ov);
-    const doc = parseDocument(head.body);
+    const doc = await this.#headDoc(head);
     const stored = await this.#storeContent(clean, id, doc.data);
     const at = nextVersionTime(head.updatedAt);
     const next = this.#nextDoc(doc, head, { op: 'update', at, ...who, deleted: false, data: stored.data });
@@ -189,7 +190,7 @@ export class Collection {
     const who = this.#who(actor, reason);
     const head = await this.#liveHead(id);
     if (head.ov !== expectedOv) throw new VersionConflictError(id, expectedOv, head.ov);
-    const doc = parseDocument(head.body);
+    const doc = await this.#headDoc(head);
     const at = nextVersionTime(head.updatedAt);
     const write: RecordWrite = this.#ctx.logicalDelete
       ? this.#write(id, head, this.#nextDoc(doc, head, { op: 'delete', at, ...who, deleted: true, data: doc.data }))
@@ -303,7 +304,7 @@ export class Collection {
     checkTtl(options.ttlSeconds);
     const head = await this.#ctx.index.getHead(this.#ns, id);
     if (!head || (head.deleted && !options.includeDeleted)) return null;
-    return this.#present(toRecord<T>(head.cv, parseDocument(head.body), head.deletedAt, projection), options);
+    return this.#present(toRecord<T>(head.cv, await this.#headDoc(head), head.deletedAt, projection), options);
   }
 
   /** One version of a record, deleted or not; `null` when there is no such version. */
@@ -398,7 +399,7 @@ export class Collection {
       limit: limit + 1,
       ...(after ? { after } : {}),
     });
-    const items = await Promise.all(rows.slice(0, limit).map((h) => this.#present(toRecord<T>(h.cv, parseDocument(h.body), h.deletedAt, projection), options)));
+    const items = await Promise.all(rows.slice(0, limit).map(async (h) => this.#present(toRecord<T>(h.cv, await this.#headDoc(h), h.deletedAt, projection), options)));
     return { items, nextAfterId: rows.length > limit ? (items[items.length - 1]?.id ?? null) : null };
   }
 
@@ -431,7 +432,7 @@ export class Collection {
         limit: limit + 1,
         ...(page ? { after: { value: page.afterId, id: page.afterId } } : {}),
       });
-      const items = await Promise.all(rows.slice(0, limit).map((h) => this.#present(toRecord<T>(h.cv, parseDocument(h.body), h.deletedAt, projection), options)));
+      const items = await Promise.all(rows.slice(0, limit).map(async (h) => this.#present(toRecord<T>(h.cv, await this.#headDoc(h), h.deletedAt, projection), options)));
       const last = items[items.length - 1];
       return { items, at: null, nextPageToken: rows.length > limit && last ? encodePageToken(scope, { at: null, afterId: last.id, direction }) : null };
     }
@@ -496,13 +497,15 @@ export class Collection {
     // The head is what reads serve: it must be exactly the newest version.
     if (newest) {
       const newestDoc = await this.#readVersionDoc(newest).catch(() => null);
+      const headDoc = await this.#headDoc(head).catch(() => null);
       // When retention pruned everything before the newest version, that version anchors the
       // chain (as in #checkLink): its hash cannot be recomputed without its predecessor's.
       const anchored = newestPrevious === undefined && newest.ov > 0;
       if (
         !newestDoc ||
-        canonicalJson(parseDocument(head.body)) !== canonicalJson(newestDoc) ||
-        (!anchored && versionHash(newestPrevious?.hash ?? null, parseDocument(head.body)) !== head.hash)
+        !headDoc ||
+        canonicalJson(headDoc) !== canonicalJson(newestDoc) ||
+        (!anchored && versionHash(newestPrevious?.hash ?? null, headDoc) !== head.hash)
       ) {
         flag(head.ov, 'the head (what reads return) does not match its newest version');
       }
@@ -572,7 +575,7 @@ export class Collection {
       if (!head) throw new NotFoundError(`Record ${id} does not exist in ${this.#ctx.route.label}`);
       if (options.expectedOv !== undefined && head.ov !== options.expectedOv) throw new VersionConflictError(id, options.expectedOv, head.ov);
       const at = nextVersionTime(head.updatedAt);
-      const next = this.#restoredDoc(head, targetDoc, at, who);
+      const next = await this.#restoredDoc(head, targetDoc, at, who);
       const cv = await this.#commitOne(this.#write(id, head, next), 'UPDATE', targetDoc.data, head.ov, targetDoc.deleted ? 'deleted' : 'restored');
       return { id, ov: next.ov, cv, updatedAt: at, restoredFromOv: row.ov };
     });
@@ -624,7 +627,7 @@ export class Collection {
       const head = await this.#ctx.index.getHead(this.#ns, id);
       if (!head) continue;
       const row = await this.#ctx.index.findVersionAt(this.#ns, id, point);
-      const current = parseDocument(head.body);
+      const current = await this.#headDoc(head);
       const at = nextVersionTime(head.updatedAt);
       if (!row) {
         if (head.deleted) unchanged++;
@@ -642,7 +645,7 @@ export class Collection {
       }
       const action = head.deleted && !targetDoc.deleted ? 'revive' : targetDoc.deleted ? 'delete' : 'restore';
       planned.push({ id, action, fromOv: head.ov, targetOv: row.ov });
-      writes.push(this.#write(id, head, this.#restoredDoc(head, targetDoc, at, who)));
+      writes.push(this.#write(id, head, await this.#restoredDoc(head, targetDoc, at, who)));
       this.#countInto(deltas, 'UPDATE', targetDoc.data, targetDoc.deleted ? 'deleted' : 'restored');
     }
     if (!dryRun && writes.length > 0) {
@@ -726,7 +729,7 @@ export class Collection {
   }
 
   async #enrichHead(head: HeadRow, patches: readonly Data[], who: Who, functionId: string | undefined): Promise<UpdateResult> {
-    const doc = parseDocument(head.body);
+    const doc = await this.#headDoc(head);
     const merged = patches.reduce((acc, p) => deepMerge(acc, p), doc.data);
     const stored = await this.#storeContent(this.#cleanData(merged), head.id, doc.data);
     const at = nextVersionTime(head.updatedAt);
@@ -753,8 +756,8 @@ export class Collection {
     return doc;
   }
 
-  #restoredDoc(head: HeadRow, target: RecordDocument, at: string, who: Who): RecordDocument {
-    const current = parseDocument(head.body);
+  async #restoredDoc(head: HeadRow, target: RecordDocument, at: string, who: Who): Promise<RecordDocument> {
+    const current = await this.#headDoc(head);
     const doc = this.#nextDoc(current, head, { op: 'restore', at, ...who, deleted: target.deleted, data: target.data });
     // The restored state includes its lineage and provenance as they were then.
     if (target.system) doc.system = target.system;
@@ -861,6 +864,14 @@ export class Collection {
     }
     if (isPlainObject(target) && 'at' in target) return this.#ctx.index.findVersionAt(this.#ns, id, { at: parseInstant(target.at) });
     throw new ValidationError('The restore target must be { ov } or { at }');
+  }
+
+  /**
+   * The current record document of a head: its body, or for an offloaded head (`HeadRow.body`
+   * empty) the records object, checked against the head (see `headDocument`).
+   */
+  async #headDoc(head: HeadRow): Promise<RecordDocument> {
+    return headDocument(this.#syncTarget, this.#ns, head);
   }
 
   async #readVersionDoc(row: VersionRow): Promise<RecordDocument> {

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { ACTOR_TYPES, type HeadRow, type ImportedRecord, type Namespace, VERSION_OPS, type VersionRow } from '../contracts/index-store.js';
 import { blobKeys, putVersionOnce } from '../engine/blob-sync.js';
+import { headBody } from '../engine/offloaded.js';
 import type { JobTarget } from '../engine/xronox.js';
 import { NotFoundError, StorageError, ValidationError } from '../errors.js';
 import { isValidName } from '../routing/names.js';
@@ -98,6 +99,7 @@ async function backupCollection(target: JobTarget, loc: BlobLocation, collection
   const collectionVersion = await target.index.getCollectionVersion(ns);
   const counters = await target.index.getCounters(target.analyticsDbName, collection);
   const parts = new PartWriter(target, loc.bucket, folder);
+  const offloadTarget = { index: target.index, blob: target.blob, versioned: target.policy.versioned, appendOnly: target.policy.appendOnly, blobs: target.blobs };
   const counts = { heads: 0, versions: 0, claims: 0 };
 
   let after: { value: string; id: string } | undefined;
@@ -105,7 +107,9 @@ async function backupCollection(target: JobTarget, loc: BlobLocation, collection
     await ctx.checkpoint();
     const heads = await target.index.listHeads(ns, { filter: null, includeDeleted: true, sort: { field: 'id', direction: 1 }, limit: PAGE, ...(after ? { after } : {}) });
     for (const head of heads) {
-      await parts.add({ t: 'head', head });
+      // An offloaded head is backed up with its real document, so a restore is exact.
+      const body = await headBody(offloadTarget, ns, head);
+      await parts.add({ t: 'head', head: body === head.body ? head : { ...head, body } });
       counts.heads++;
       // Entries up to the head's ov only: the record as it was when its head was read.
       let beforeOv = head.ov + 1;

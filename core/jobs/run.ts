@@ -6,6 +6,7 @@ import { ValidationError, XronoxError } from '../errors.js';
 import { archiveRecord, archiveSweep, recordOfKey } from './archive.js';
 import { backupDatabase, restoreDatabase, type RestoreOptions } from './backup.js';
 import { type JobName, type JobReport, reportLine, type RunOptions, runOverTargets, Tally } from './job.js';
+import { offloadDatabase } from './offload.js';
 import { applyRetention } from './retention.js';
 import { jobSettings } from './settings.js';
 
@@ -16,16 +17,13 @@ export type ScheduledJob = (typeof SCHEDULED_JOBS)[number];
 /**
  * Runs one job over every database it applies to (or those `options.databases` names): the
  * archive sweep over versioned databases with a versions bucket, retention over all (expired
- * documents of messaging and identities databases included), backups
- * over those with a backups bucket. One run per job and database at a time (a lease in that
- * database's index store); a database leased by another run is skipped (or waited for, with
+ * documents of messaging and identities databases included), backups over those with a backups
+ * bucket, offload over those with a records bucket. One run per job and database at a time (a
+ * lease in that database's index store); a database leased by another run is skipped (or waited for, with
  * `waitForLease`). Logs one JSON line and returns the report.
  */
 export async function runJob(xronox: Xronox, job: ScheduledJob, options: RunOptions = {}): Promise<JobReport> {
   if (!SCHEDULED_JOBS.includes(job)) throw new ValidationError(`Unknown job ${JSON.stringify(job)}; expected one of ${SCHEDULED_JOBS.join(', ')}`);
-  if (job === 'offload') {
-    throw new ValidationError('The offload job is not available in this build: collectionMaps.*.s3Offload is accepted but not acted on yet');
-  }
   const env = { settings: jobSettings(xronox.config), config: xronox.config };
   const targets = await xronox.jobTargets();
   switch (job) {
@@ -36,6 +34,8 @@ export async function runJob(xronox: Xronox, job: ScheduledJob, options: RunOpti
       return runOverTargets('retention', targets, (t, ctx) => applyRetention(t, ctx, () => xronox.documentStoreFor(t)), env, options);
     case 'backup':
       return runOverTargets('backup', targets.filter((t) => t.blobs.backups), backupDatabase, env, options);
+    case 'offload':
+      return runOverTargets('offload', targets.filter((t) => t.blobs.records), offloadDatabase, env, options);
   }
 }
 

@@ -14,6 +14,8 @@ export interface JobSettings {
   readonly maxVersionsPerItem: number | undefined;
   /** `jobs.retention.logsDays`. Default: logs are kept. */
   readonly logsDays: number | undefined;
+  /** `jobs.offload.logsAfterDays`: logs not written for this long are offloaded. Default: never. */
+  readonly offloadLogsAfterDays: number | undefined;
 }
 
 export const DEFAULT_SWEEP_AFTER_MINUTES = 15;
@@ -28,6 +30,7 @@ export function jobSettings(config: Pick<XronoxConfig, 'jobs' | 'retention'>): J
     versionDays: config.retention?.ver?.days,
     maxVersionsPerItem: config.retention?.ver?.maxPerItem,
     logsDays: jobs?.retention?.logsDays,
+    offloadLogsAfterDays: jobs?.offload?.logsAfterDays,
   };
 }
 

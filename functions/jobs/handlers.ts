@@ -5,7 +5,7 @@
  * - `archive`: S3 `ObjectCreated` events for `…/current.json` in a records bucket. Archives every
  *   pending version of each record named (idempotent, so S3's at-least-once, unordered delivery
  *   and Lambda's retries are harmless).
- * - `archiveSweep`, `retention`, `backup`: EventBridge scheduled events. Each runs its job over
+ * - `archiveSweep`, `retention`, `backup`, `offload`: EventBridge scheduled events. Each runs its job over
  *   every database, one run per database at a time (a lease in its index store).
  *
  * The config and engine are built once per container and reused by warm invocations (the
@@ -48,6 +48,7 @@ export const archive = middy<S3Event, JobReport, Error, Context>(plugin).handler
 export const archiveSweep = scheduled('archive');
 export const retention = scheduled('retention');
 export const backup = scheduled('backup');
+export const offload = scheduled('offload');
 
 function scheduled(job: ScheduledJob) {
   return middy<ScheduledEvent, JobReport, Error, Context>(plugin).handler(async (event, _context, { signal }) => {

@@ -975,6 +975,39 @@ export function indexStoreConformance(
         expect((await store.summariseVersions(ns, { limit: 1 }))[0]).toEqual({ id: a, count: 2, oldestOv: 3, newestOv: 4, oldestSupersededAt: ts(4) });
       });
 
+      it('offloadHead empties the body of a head at the expected ov only when it is in sync and archived', async () => {
+        const ns = freshNs();
+        const [id, unarchived, dead] = [randomUUID(), randomUUID(), randomUUID()];
+        await commitOk(ns, [create(id), create(unarchived), create(dead)]);
+        // Pending sync and unarchived versions: refused, nothing changes.
+        const fresh = await store.getHead(ns, id);
+        expect(await store.offloadHead(ns, id, 1)).toBe(false);
+        expect(await store.getHead(ns, id)).toEqual(fresh);
+        await store.completeSync(ns, id, { archivedOvs: [1], seq: (await store.getPendingSeq(ns, id))! });
+        expect(await store.offloadHead(ns, id, 0)).toBe(false);
+        expect(await store.offloadHead(ns, id, 2)).toBe(false);
+        expect(await store.offloadHead(ns, id, 1)).toBe(true);
+        // Every field but the body is kept; a second call changes nothing.
+        expect(await store.getHead(ns, id)).toEqual({ ...fresh, body: '' });
+        expect(await store.offloadHead(ns, id, 1)).toBe(false);
+        expect((await store.listHeads(ns, { filter: null, includeDeleted: true, sort: { field: 'id', direction: 1 }, limit: 10 })).find((h) => h.id === id)?.body).toBe('');
+        expect(await store.offloadHead(freshNs(), id, 1)).toBe(false);
+        // In sync but a version entry is not archived yet.
+        await store.completeSync(ns, unarchived, { archivedOvs: [], seq: (await store.getPendingSeq(ns, unarchived))! });
+        expect(await store.offloadHead(ns, unarchived, 1)).toBe(false);
+        await store.completeSync(ns, unarchived, { archivedOvs: [1], seq: null });
+        expect(await store.offloadHead(ns, unarchived, 1)).toBe(true);
+        // A dead letter is a sync that never finished: its objects are not trusted.
+        await store.completeSync(ns, dead, { archivedOvs: [1], seq: null });
+        expect(await store.deadLetterSync(ns, dead, (await store.getPendingSeq(ns, dead))!, 'blob store down')).toBe(true);
+        expect(await store.offloadHead(ns, dead, 1)).toBe(false);
+        // A commit writes a full head again.
+        const next = update(id, 1);
+        const result = await store.commit(ns, { writes: [next] });
+        expect(result.ok).toBe(true);
+        expect((await store.getHead(ns, id))?.body).toBe(next.head!.body);
+      });
+
       it('pruneVersions removes older entries only, never the current one, and is idempotent', async () => {
         const ns = freshNs();
         const id = randomUUID();

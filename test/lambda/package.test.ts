@@ -32,6 +32,7 @@ const JOBS = [
   { key: 'archiveSweep', id: 'ArchiveSweepLambdaFunction', timeout: 900, memory: 512, schedule: 'rate(15 minutes)' },
   { key: 'retention', id: 'RetentionLambdaFunction', timeout: 900, memory: 512, schedule: 'cron(30 3 * * ? *)' },
   { key: 'backup', id: 'BackupLambdaFunction', timeout: 900, memory: 1024, schedule: 'cron(0 2 * * ? *)' },
+  { key: 'offload', id: 'OffloadLambdaFunction', timeout: 900, memory: 512, schedule: 'cron(0 4 * * ? *)' },
 ] as const;
 /** The function the framework adds to attach the archive function's notification to the existing records bucket. */
 const EXISTING_S3_FUNCTION = 'CustomDashresourceDashexistingDashs3LambdaFunction';

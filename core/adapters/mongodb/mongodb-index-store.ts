@@ -853,6 +853,23 @@ export class MongoIndexStore implements IndexStore {
     return result.deletedCount;
   }
 
+  async offloadHead(ns: Namespace, id: string, expectedOv: number): Promise<boolean> {
+    await this.#connect();
+    const key = recordKey(ns.collection, id);
+    if (await this.#outbox(ns.dbName).findOne({ _id: key }, { projection: { _id: 1 } })) return false;
+    if (await this.#deadLetters(ns.dbName).findOne({ _id: key }, { projection: { _id: 1 } })) return false;
+    if (await this.#versions(ns).findOne({ id, archived: false }, { projection: { _id: 1 } })) return false;
+    // Race window (no transaction): a commit that lands between the checks above and this update
+    // moves the head past `expectedOv` (or leaves it `pending`), so the filter no longer matches.
+    // Only a sync that re-marks the outbox without a commit could slip in, and that happens only
+    // for a record already written, i.e. no longer at `expectedOv` or mid-commit.
+    const result = await this.#heads(ns).updateOne(
+      { _id: id, ov: expectedOv, pending: { $exists: false }, body: { $ne: '' } },
+      { $set: { body: '' } },
+    );
+    return result.modifiedCount === 1;
+  }
+
   async getCollectionVersion(ns: Namespace): Promise<number | null> {
     await this.#connect();
     const doc = await this.#counters(ns).findOne({ _id: CV_DOC_ID });

@@ -485,6 +485,11 @@ export class SqliteIndexStore implements IndexStore {
     return this.#stmts.pruneVersions.run(ns.dbName, ns.collection, id, belowOv, ns.dbName, ns.collection, id).changes;
   }
 
+  async offloadHead(ns: Namespace, id: string, expectedOv: number): Promise<boolean> {
+    const { dbName: d, collection: c } = ns;
+    return this.#stmts.offloadHead.run(d, c, id, expectedOv, d, c, id, d, c, id, d, c, id).changes === 1;
+  }
+
   async getCollectionVersion(ns: Namespace): Promise<number | null> {
     const row = this.#stmts.getCollectionVersion.get(ns.dbName, ns.collection) as { cv: number } | undefined;
     return row?.cv ?? null;
@@ -641,6 +646,13 @@ function prepareStatements(db: Database.Database) {
     pruneVersions: p(
       `DELETE FROM versions WHERE db = ? AND coll = ? AND id = ?
          AND ov < min(?, (SELECT ov FROM heads WHERE db = ? AND coll = ? AND id = ?))`,
+    ),
+    // One statement, so one transaction: the head at the expected ov, its objects in sync.
+    offloadHead: p(
+      `UPDATE heads SET body = '' WHERE db = ? AND coll = ? AND id = ? AND ov = ? AND body <> ''
+         AND NOT EXISTS (SELECT 1 FROM sync_outbox WHERE db = ? AND coll = ? AND id = ?)
+         AND NOT EXISTS (SELECT 1 FROM sync_dead_letters WHERE db = ? AND coll = ? AND id = ?)
+         AND NOT EXISTS (SELECT 1 FROM versions WHERE db = ? AND coll = ? AND id = ? AND archived = 0)`,
     ),
     getCollectionVersion: p('SELECT cv FROM collection_versions WHERE db = ? AND coll = ?'),
     listClaims: p('SELECT key, id FROM unique_claims WHERE db = ? AND coll = ? AND key > ? ORDER BY key LIMIT ?'),
