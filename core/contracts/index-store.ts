@@ -65,6 +65,21 @@ export interface IndexStore {
   /** Counter totals of a collection, as written by `commit` counter deltas. Missing counters are absent. */
   getCounters(dbName: string, collection: string): Promise<Record<string, number>>;
 
+  /**
+   * Counter windows of one granularity (see `CounterDelta.windows`): every window whose key has
+   * that granularity's prefix and lies within `[from, to]` (inclusive, compared on the whole key,
+   * e.g. `day:2026-01-31`), key ascending. A window holds the sum of the deltas committed to it;
+   * windows never written are absent.
+   */
+  getCounterWindows(dbName: string, collection: string, options: CounterWindowQuery): Promise<CounterWindow[]>;
+
+  /**
+   * Removes, in one transaction, the counter windows of each given granularity whose key is below
+   * that bound (a whole key, e.g. `{ day: 'day:2026-01-01' }`); granularities without a bound
+   * are untouched, and so are totals. Returns how many windows were removed. Idempotent.
+   */
+  pruneCounterWindows(dbName: string, collection: string, before: CounterWindowBounds): Promise<number>;
+
   /** Records whose blob copies are behind the index, oldest first, across every namespace of `dbName`. */
   listPendingSync(dbName: string, options: { limit: number; collection?: string }): Promise<PendingSync[]>;
 
@@ -311,7 +326,31 @@ export interface CounterDelta {
   dbName: string;
   collection: string;
   deltas: Record<string, number>;
+  /**
+   * Window keys (`day:YYYY-MM-DD`, `week:YYYY-Www`, `month:YYYY-MM`) the deltas are also added
+   * to, in the same transaction as the totals; absent or empty means totals only.
+   */
+  windows?: readonly string[];
 }
+
+export type CounterWindowGranularity = 'day' | 'week' | 'month';
+
+export interface CounterWindowQuery {
+  granularity: CounterWindowGranularity;
+  /** Lowest key returned (inclusive), a whole key such as `day:2026-01-01`. */
+  from?: string;
+  /** Highest key returned (inclusive). */
+  to?: string;
+}
+
+export interface CounterWindow {
+  /** The window key, e.g. `week:2026-W05`. */
+  window: string;
+  counts: Record<string, number>;
+}
+
+/** Per granularity, the lowest window key to keep (windows with a lower key are pruned). */
+export type CounterWindowBounds = { readonly [G in CounterWindowGranularity]?: string };
 
 export interface CommitBatch {
   writes: readonly RecordWrite[];

@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { v7 as uuidv7 } from 'uuid';
 import type { BlobStore } from '../contracts/blob-store.js';
 import type { FilterNode } from '../contracts/filter.js';
-import type { Actor, CommitBatch, HeadRow, IndexStore, Namespace, NewHead, PendingBlob, RecordWrite, VersionRow } from '../contracts/index-store.js';
+import type { Actor, CommitBatch, CounterDelta, CounterWindowGranularity, HeadRow, IndexStore, Namespace, NewHead, PendingBlob, RecordWrite, VersionRow } from '../contracts/index-store.js';
 import { AppendOnlyError, ConflictError, NotFoundError, StorageError, ValidationError, VersionConflictError } from '../errors.js';
 import { assertName, isValidName } from '../routing/names.js';
 import type { Route } from '../routing/router.js';
@@ -18,6 +18,7 @@ import {
 } from './arguments.js';
 import { blobKeys, type BlobSync, type SyncTarget } from './blob-sync.js';
 import { nextVersionTime, nowInstant, parseInstant } from './clock.js';
+import { windowKeysAt } from './counter-windows.js';
 import type {
   ActorChange,
   CollectionRestoreReport,
@@ -75,6 +76,8 @@ export interface CollectionContext {
   /** `jobs.archive.mode: 'deferred'`: the blob sync leaves versions to the archive job. */
   deferVersions?: boolean;
   counterRules: readonly ParsedCounterRule[];
+  /** Granularities of the counter windows kept (`retention.counters`); none means totals only. */
+  counterWindows?: readonly CounterWindowGranularity[];
   /** Another collection of the same database (relationships). */
   sibling(collection: string): Collection;
 }
@@ -812,8 +815,10 @@ export class Collection {
     }
   }
 
-  #counterDelta(deltas: Record<string, number>) {
-    return { dbName: this.#ctx.route.analyticsDbName, collection: this.#ctx.route.collection, deltas };
+  #counterDelta(deltas: Record<string, number>): CounterDelta {
+    const granularities = this.#ctx.counterWindows ?? [];
+    const delta: CounterDelta = { dbName: this.#ctx.route.analyticsDbName, collection: this.#ctx.route.collection, deltas };
+    return granularities.length > 0 ? { ...delta, windows: windowKeysAt(granularities, Date.now()) } : delta;
   }
 
   #uniqueKey(data: Data, uniqueKeys: unknown): { filter: FilterNode; claimKey: string; keys: string[] } {

@@ -3,7 +3,7 @@ import { maskConfig, maskSecretsIn } from '../config/secrets.js';
 import type { DbConnectionConfig, SpacesConnectionConfig } from '../config/schema.js';
 import type { BlobStore } from '../contracts/blob-store.js';
 import type { DocumentStore } from '../contracts/document-store.js';
-import type { DeadLetter, IndexStore } from '../contracts/index-store.js';
+import type { CounterWindow, CounterWindowGranularity, DeadLetter, IndexStore } from '../contracts/index-store.js';
 import { ClosedError, ConfigError, StorageError, ValidationError, XronoxError } from '../errors.js';
 import { assertName } from '../routing/names.js';
 import { type DatabaseRoute, type Route, type RouteRequest, Router } from '../routing/router.js';
@@ -14,6 +14,7 @@ import { isDocumentDatabaseType, openDocumentCollection, type RecordRouteRequest
 import { BlobSync, type SyncReport } from './blob-sync.js';
 import { Collection, type ParsedCounterRule } from './collection.js';
 import { DEFAULT_MAX_CONTENT_BYTES } from './content.js';
+import { COUNTER_WINDOW_GRANULARITIES, windowGranularities } from './counter-windows.js';
 import { type Data, DEFAULT_MAX_DOCUMENT_BYTES } from './documents.js';
 import { openIfConfigured, readTiers, type TieredReadOptions, type TieredReadResult } from './tiered-read.js';
 import { parseFilter } from './filter.js';
@@ -38,6 +39,14 @@ export interface CounterTotalsRequest extends Partial<RouteRequest> {
   collection: string;
 }
 
+export interface CounterWindowsOptions {
+  granularity: CounterWindowGranularity;
+  /** Lowest window returned (inclusive), e.g. `day:2026-01-01` or `2026-01-01`. */
+  from?: string;
+  /** Highest window returned (inclusive). */
+  to?: string;
+}
+
 /**
  * One Xronox instance: a config, the adapters it opened (lazily, one per connection) and the
  * background blob sync. Instances share nothing, so two in one process never see each other's
@@ -52,6 +61,7 @@ export class Xronox {
   readonly #documentStores = new Map<string, DocumentStore>();
   readonly #sync: BlobSync;
   readonly #counterRules: readonly ParsedCounterRule[];
+  readonly #counterWindows: readonly CounterWindowGranularity[];
   #closed = false;
 
   /** Operations: a health report of every store, and shutdown. */
@@ -83,6 +93,12 @@ export class Xronox {
   /** Counter totals per collection: created, updated, deleted, restored and each counter rule. */
   readonly counters = {
     getTotals: (request: CounterTotalsRequest): Promise<Record<string, number>> => this.#getTotals(request),
+    /**
+     * Counter windows of one granularity (kept when `retention.counters` sets it), key ascending,
+     * within `[from, to]` inclusive. Bounds are window keys (`day:2026-01-31`, `week:2026-W05`,
+     * `month:2026-01`); the prefix may be left out.
+     */
+    getWindows: (request: CounterTotalsRequest, options: CounterWindowsOptions): Promise<CounterWindow[]> => this.#getWindows(request, options),
   };
 
   constructor(config: XronoxConfig, factories: AdapterFactories, options: { onBackgroundError?: (err: unknown) => void } = {}) {
@@ -100,6 +116,7 @@ export class Xronox {
           }
         : {},
     );
+    this.#counterWindows = windowGranularities(config.retention?.counters);
     this.#counterRules = (config.counterRules?.rules ?? []).map((r) => ({
       name: r.name,
       on: new Set(r.on ?? ['CREATE', 'UPDATE', 'DELETE']),
@@ -160,6 +177,7 @@ export class Xronox {
       logicalDelete: this.config.logicalDelete.enabled,
       deferVersions: this.#deferVersions,
       counterRules: this.#counterRules,
+      counterWindows: this.#counterWindows,
       sibling: (collection) => this.#collection(this.#router.resolve({ ...routeRequestOf(route), collection })),
     });
   }
@@ -336,17 +354,40 @@ export class Xronox {
   }
 
   async #getTotals(request: CounterTotalsRequest): Promise<Record<string, number>> {
+    const { index, dbName, collection } = this.#countersOf(request, 'getTotals');
+    return index.getCounters(dbName, collection);
+  }
+
+  async #getWindows(request: CounterTotalsRequest, options: CounterWindowsOptions): Promise<CounterWindow[]> {
+    const { index, dbName, collection } = this.#countersOf(request, 'getWindows');
+    if (typeof options !== 'object' || options === null) throw new ValidationError('getWindows takes { granularity, from?, to? }', { path: 'options' });
+    const granularity = options.granularity;
+    if (!COUNTER_WINDOW_GRANULARITIES.includes(granularity)) {
+      throw new ValidationError(`granularity must be one of ${COUNTER_WINDOW_GRANULARITIES.join(', ')}`, { path: 'granularity' });
+    }
+    const bound = (value: unknown, label: 'from' | 'to'): string | undefined => {
+      if (value === undefined) return undefined;
+      if (typeof value !== 'string' || value.length === 0 || value.length > 32) throw new ValidationError(`${label} must be a window key such as ${granularity}:…`, { path: label });
+      return value.startsWith(`${granularity}:`) ? value : `${granularity}:${value}`;
+    };
+    const from = bound(options.from, 'from');
+    const to = bound(options.to, 'to');
+    return index.getCounterWindows(dbName, collection, { granularity, ...(from !== undefined ? { from } : {}), ...(to !== undefined ? { to } : {}) });
+  }
+
+  /** Where a collection's counters live: the index store and analytics database of the request's route. */
+  #countersOf(request: CounterTotalsRequest, method: string): { index: IndexStore; dbName: string; collection: string } {
     this.#assertOpen();
-    if (typeof request !== 'object' || request === null) throw new ValidationError('getTotals takes { databaseType, tier, tenantId, collection } or { dbName, collection }');
+    if (typeof request !== 'object' || request === null) throw new ValidationError(`${method} takes { databaseType, tier, tenantId, collection } or { dbName, collection }`);
     const collection = assertName('collection', request.collection);
     if (request.dbName !== undefined) {
       const refs = Object.keys(this.config.dbConnections);
       const db = typeof request.dbName === 'string' ? refs.map((ref) => this.#router.databaseNamed(ref, request.dbName!)).find((d) => d !== null) : undefined;
       if (!db) throw new ValidationError(`No configured or dynamic tenant database is named "${String(request.dbName).slice(0, 64)}"`, { path: 'dbName' });
-      return this.#indexFor(db).getCounters(db.analyticsDbName, collection);
+      return { index: this.#indexFor(db), dbName: db.analyticsDbName, collection };
     }
     const route = this.#router.resolve(request as RouteRequest);
-    return this.#indexFor(route).getCounters(route.analyticsDbName, collection);
+    return { index: this.#indexFor(route), dbName: route.analyticsDbName, collection };
   }
 
   #indexFor(route: { dbConnRef: string }): IndexStore {

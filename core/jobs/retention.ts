@@ -4,6 +4,7 @@ import { expireDocumentDatabase } from '../domains/maintenance.js';
 import { isDocumentDatabaseType } from '../domains/open.js';
 import { BlobSync, blobKeys, type SyncTarget } from '../engine/blob-sync.js';
 import { parseInstant } from '../engine/clock.js';
+import { retentionBounds } from '../engine/counter-windows.js';
 import type { JobTarget } from '../engine/xronox.js';
 import type { JobContext } from './job.js';
 import { DAY_MS } from './settings.js';
@@ -20,7 +21,10 @@ const DELETE_CONCURRENCY = 8;
  *   version is never touched (the port caps every prune at the head), and only versions already
  *   archived are pruned where a versions bucket exists, so an archiver can never be writing one;
  * - logs (`jobs.retention.logsDays`): records created before the window are deleted, object
- *   first, then the record.
+ *   first, then the record;
+ * - counter windows (`retention.counters`), in the analytics database: `days: N` keeps today's
+ *   daily window and the N − 1 before it, `weeks` / `months` likewise (the current ISO week or
+ *   month and those before it); older windows go, totals stay. Counted as `prunedCounterWindows`.
  *
  * Document databases (messaging, identities: plain collections in the document store, nothing in
  * the index store): every document that has expired by the run's clock is deleted (`shared_memory`
@@ -38,10 +42,15 @@ export async function applyRetention(target: JobTarget, ctx: JobContext, documen
   if (isDocumentDatabaseType(target.databaseType)) return expireDocuments(target, ctx, documentStore());
   const s = ctx.settings;
   const sync = new BlobSync(() => undefined);
+  const windowBounds = retentionBounds(ctx.config.retention?.counters, ctx.now.getTime());
   for (const collection of await target.index.listCollections(target.dbName)) {
     const ns: Namespace = { dbName: target.dbName, collection };
     if (target.policy.versioned && (s.versionDays !== undefined || s.maxVersionsPerItem !== undefined)) await pruneVersions(target, ns, ctx);
     if (target.policy.appendOnly && s.logsDays !== undefined) await expireLogs(target, ns, ctx, sync, instantBefore(ctx.now, s.logsDays));
+    if (Object.keys(windowBounds).length > 0) {
+      await ctx.checkpoint();
+      ctx.tally.add('prunedCounterWindows', await target.index.pruneCounterWindows(target.analyticsDbName, collection, windowBounds));
+    }
   }
 }
 

@@ -539,6 +539,88 @@ export function indexStoreConformance(
         expect(await store.getCounters(analytics, other.collection)).toEqual({});
         expect(await store.getCounters(`${ns.dbName}_none`, ns.collection)).toEqual({});
       });
+
+      it('windows: commit adds each delta to each listed window as well as to the totals, per key', async () => {
+        const ns = freshNs();
+        const at = (deltas: Record<string, number>, windows?: string[]): CounterDelta[] => [
+          { dbName: ns.dbName, collection: ns.collection, deltas, ...(windows ? { windows } : {}) },
+        ];
+        await commitOk(ns, create(randomUUID()), at({ created: 1 }, ['day:2026-01-30', 'week:2026-W05', 'month:2026-01']));
+        await commitOk(ns, create(randomUUID()), at({ created: 1, updated: 2 }, ['day:2026-01-31', 'week:2026-W05', 'month:2026-01']));
+        await commitOk(ns, create(randomUUID()), at({ created: 1, zero: 0 }, ['day:2026-02-01', 'week:2026-W05', 'month:2026-02']));
+        await commitOk(ns, create(randomUUID()), at({ created: 1 }));
+        await commitOk(ns, [], at({ deleted: 1 }, ['day:2026-01-30']));
+
+        expect(await store.getCounters(ns.dbName, ns.collection)).toEqual({ created: 4, updated: 2, deleted: 1 });
+        expect(await store.getCounterWindows(ns.dbName, ns.collection, { granularity: 'day' })).toEqual([
+          { window: 'day:2026-01-30', counts: { created: 1, deleted: 1 } },
+          { window: 'day:2026-01-31', counts: { created: 1, updated: 2 } },
+          { window: 'day:2026-02-01', counts: { created: 1 } },
+        ]);
+        expect(await store.getCounterWindows(ns.dbName, ns.collection, { granularity: 'week' })).toEqual([
+          { window: 'week:2026-W05', counts: { created: 3, updated: 2 } },
+        ]);
+        expect(await store.getCounterWindows(ns.dbName, ns.collection, { granularity: 'month' })).toEqual([
+          { window: 'month:2026-01', counts: { created: 2, updated: 2 } },
+          { window: 'month:2026-02', counts: { created: 1 } },
+        ]);
+        expect(await store.getCounterWindows(ns.dbName, `${ns.collection}_2`, { granularity: 'day' })).toEqual([]);
+        expect(await store.getCounterWindows(`${ns.dbName}_none`, ns.collection, { granularity: 'day' })).toEqual([]);
+      });
+
+      it('windows: getCounterWindows honours inclusive from / to bounds on the key, ascending', async () => {
+        const ns = freshNs();
+        const days = ['day:2026-03-01', 'day:2026-03-02', 'day:2026-03-03', 'day:2026-03-04'];
+        for (const [i, day] of days.entries()) {
+          await commitOk(ns, create(randomUUID()), [{ dbName: ns.dbName, collection: ns.collection, deltas: { n: i + 1 }, windows: [day, 'month:2026-03'] }]);
+        }
+        const list = (q: { from?: string; to?: string }) => store.getCounterWindows(ns.dbName, ns.collection, { granularity: 'day', ...q });
+        expect((await list({ from: 'day:2026-03-02', to: 'day:2026-03-03' })).map((w) => w.window)).toEqual(['day:2026-03-02', 'day:2026-03-03']);
+        expect((await list({ from: 'day:2026-03-03' })).map((w) => w.window)).toEqual(['day:2026-03-03', 'day:2026-03-04']);
+        expect(await list({ to: 'day:2026-03-01' })).toEqual([{ window: 'day:2026-03-01', counts: { n: 1 } }]);
+        expect(await list({ from: 'day:2026-03-05' })).toEqual([]);
+        // Other granularities never leak into a range, even with wide bounds.
+        expect((await list({ from: 'a', to: 'z' })).map((w) => w.window)).toEqual(days);
+        expect(await store.getCounterWindows(ns.dbName, ns.collection, { granularity: 'month', from: 'month:2026-03', to: 'month:2026-03' })).toEqual([
+          { window: 'month:2026-03', counts: { n: 10 } },
+        ]);
+      });
+
+      it('windows: a failed batch adds to no window', async () => {
+        const ns = freshNs();
+        const existing = randomUUID();
+        await commitOk(ns, create(existing), [{ dbName: ns.dbName, collection: ns.collection, deltas: { n: 1 }, windows: ['day:2026-01-01'] }]);
+        const result = await store.commit(ns, {
+          writes: [create(randomUUID()), update(existing, 9)],
+          counters: [{ dbName: ns.dbName, collection: ns.collection, deltas: { n: 5 }, windows: ['day:2026-01-01', 'day:2026-01-02'] }],
+        });
+        expect(result).toMatchObject({ ok: false, reason: 'version', index: 1 });
+        expect(await store.getCounterWindows(ns.dbName, ns.collection, { granularity: 'day' })).toEqual([{ window: 'day:2026-01-01', counts: { n: 1 } }]);
+        expect(await store.getCounters(ns.dbName, ns.collection)).toEqual({ n: 1 });
+      });
+
+      it('windows: pruneCounterWindows removes exactly the windows below each bound; totals and other granularities stay', async () => {
+        const ns = freshNs();
+        const other = { dbName: ns.dbName, collection: `${ns.collection}_2` };
+        const windows = ['day:2025-12-31', 'day:2026-01-01', 'day:2026-01-02', 'week:2025-W52', 'week:2026-W01', 'month:2025-12', 'month:2026-01'];
+        await commitOk(ns, create(randomUUID()), [
+          { dbName: ns.dbName, collection: ns.collection, deltas: { n: 1 }, windows },
+          { dbName: other.dbName, collection: other.collection, deltas: { n: 1 }, windows },
+        ]);
+        expect(await store.pruneCounterWindows(ns.dbName, ns.collection, { day: 'day:2026-01-02', week: 'week:2026-W01' })).toBe(3);
+        const keys = async (g: 'day' | 'week' | 'month', c = ns) => (await store.getCounterWindows(c.dbName, c.collection, { granularity: g })).map((w) => w.window);
+        expect(await keys('day')).toEqual(['day:2026-01-02']);
+        expect(await keys('week')).toEqual(['week:2026-W01']);
+        expect(await keys('month')).toEqual(['month:2025-12', 'month:2026-01']);
+        expect(await store.getCounters(ns.dbName, ns.collection)).toEqual({ n: 1 });
+        // Idempotent, and other collections are untouched.
+        expect(await store.pruneCounterWindows(ns.dbName, ns.collection, { day: 'day:2026-01-02', week: 'week:2026-W01' })).toBe(0);
+        expect(await keys('day', other)).toEqual(['day:2025-12-31', 'day:2026-01-01', 'day:2026-01-02']);
+        expect(await store.pruneCounterWindows(ns.dbName, ns.collection, { month: 'month:2027-01' })).toBe(2);
+        expect(await keys('month')).toEqual([]);
+        expect(await keys('day')).toEqual(['day:2026-01-02']);
+        expect(await store.pruneCounterWindows(ns.dbName, ns.collection, {})).toBe(0);
+      });
     });
 
     describe('sync outbox', () => {

@@ -7,7 +7,7 @@ import { type HeadDoc, type PendingWrite, pendingBlobDoc, toHeadDoc, toVersionDo
 import { supportsTransactions } from '../../core/adapters/mongodb/mongodb-index-store.js';
 import { indexSpecs, pendingBlobId, recordKey, versionId } from '../../core/adapters/mongodb/mongodb-layout.js';
 import { metaPath } from '../../core/adapters/mongodb/mongodb-meta.js';
-import { acquireLockOp, APPLIED_WINDOW, headCasFilter, type MongoOp, releaseLockOp, rollForward, sideEffects } from '../../core/adapters/mongodb/mongodb-protocol.js';
+import { acquireLockOp, APPLIED_WINDOW, counterOps, headCasFilter, type MongoOp, releaseLockOp, rollForward, sideEffects, windowDocId, windowIdRange } from '../../core/adapters/mongodb/mongodb-protocol.js';
 
 /**
  * The MongoDB write protocol is planned as data (`mongodb-protocol.ts`). No MongoDB server can run
@@ -318,6 +318,59 @@ describe('protocol operations (pure)', () => {
     const counter = ops.find((op) => op.coll.name === 'orders_counter');
     expect(counter).toEqual({ kind: 'updateOne', coll: { db: 'an_acme', name: 'orders_counter' }, filter: { _id: 'totals' }, update: { $inc: { 'counts.created': 1 } }, upsert: true });
     expect(ops.some((op) => JSON.stringify(op).includes('countersApplied'))).toBe(false);
+  });
+
+  it('counter windows: each delta goes to the totals and to every listed window document, plainly in a transaction', () => {
+    const ops = counterOps([{ dbName: 'an_acme', collection: 'orders', deltas: { created: 1, zero: 0 }, windows: ['day:2026-01-31', 'month:2026-01'] }], null);
+    const coll = { db: 'an_acme', name: 'orders_counter' };
+    expect(ops).toEqual([
+      { kind: 'updateOne', coll, filter: { _id: 'totals' }, update: { $inc: { 'counts.created': 1 } }, upsert: true },
+      { kind: 'updateOne', coll, filter: { _id: 'window:day:2026-01-31' }, update: { $inc: { 'counts.created': 1 } }, upsert: true },
+      { kind: 'updateOne', coll, filter: { _id: 'window:month:2026-01' }, update: { $inc: { 'counts.created': 1 } }, upsert: true },
+    ]);
+    expect(counterOps([{ dbName: 'an_acme', collection: 'orders', deltas: { zero: 0 }, windows: ['day:2026-01-31'] }], null)).toEqual([]);
+  });
+
+  it('counter windows: a standalone roll-forward with windows, crashed after any operation or run twice interleaved, counts each window once', () => {
+    const windows = ['day:2026-01-31', 'week:2026-W05', 'month:2026-01'];
+    const withWindows = (state: State, opId: string) => {
+      const head = commitHead(state, writeOf('o1', 0), 0, opId);
+      head.pending.counters = [{ dbName: analytics.dbName, collection: analytics.collection, deltas: { created: 1 }, windows }];
+      table(state, ns.dbName, 'orders_head').set('o1', structuredClone(head) as unknown as Doc);
+      return head;
+    };
+    const expectOnce = (state: State) => {
+      const counters = table(state, analytics.dbName, 'orders_counter');
+      expect(counters.get('totals')!.counts).toEqual({ created: 1 });
+      for (const w of windows) expect(counters.get(windowDocId(w))!.counts).toEqual({ created: 1 });
+    };
+    const plan = rollForward(ns, withWindows(new Map(), 'op0'), settings);
+    for (let crash = 0; crash <= plan.length; crash++) {
+      const state: State = new Map();
+      run(state, rollForward(ns, withWindows(state, 'op0'), settings).slice(0, crash));
+      recover(state, 'o1');
+      expectOnce(state);
+    }
+    const state: State = new Map();
+    const head = withWindows(state, 'op0');
+    const a = rollForward(ns, head, settings);
+    const b = rollForward(ns, structuredClone(head), settings);
+    for (let i = 0; i < Math.max(a.length, b.length); i++) {
+      if (a[i]) apply(state, a[i]!);
+      if (b[i]) apply(state, b[i]!);
+    }
+    expectOnce(state);
+  });
+
+  it('counter windows: the _id ranges select one granularity within inclusive bounds, and prune below a bound', () => {
+    const docs: Doc[] = ['cv', 'totals', 'window:day:2026-01-30', 'window:day:2026-01-31', 'window:day:2026-02-01', 'window:month:2026-01', 'window:week:2026-W05'].map((_id) => ({ _id }));
+    const ids = (range: Record<string, unknown>) => docs.filter((d) => new Query({ _id: range }).test(d)).map((d) => d._id).sort();
+    expect(ids(windowIdRange('day', {}))).toEqual(['window:day:2026-01-30', 'window:day:2026-01-31', 'window:day:2026-02-01']);
+    expect(ids(windowIdRange('day', { from: 'day:2026-01-31', to: 'day:2026-01-31' }))).toEqual(['window:day:2026-01-31']);
+    expect(ids(windowIdRange('day', { from: 'a', to: 'z' }))).toEqual(['window:day:2026-01-30', 'window:day:2026-01-31', 'window:day:2026-02-01']);
+    expect(ids(windowIdRange('day', { before: 'day:2026-02-01' }))).toEqual(['window:day:2026-01-30', 'window:day:2026-01-31']);
+    expect(ids(windowIdRange('month', { before: 'month:2026-02' }))).toEqual(['window:month:2026-01']);
+    expect(ids(windowIdRange('week', { before: 'week:2026-W05' }))).toEqual([]);
   });
 
   it('the outbox mark only moves forward ($max) and keeps the first queue time', () => {

@@ -6,6 +6,9 @@ import type {
   CommitBatch,
   CommitResult,
   CounterDelta,
+  CounterWindow,
+  CounterWindowBounds,
+  CounterWindowQuery,
   DeadLetter,
   HeadQuery,
   HeadRow,
@@ -36,12 +39,13 @@ import {
 } from './mongodb-documents.js';
 import { type IndexedFields, toMongoFilter } from './mongodb-filter.js';
 import { metaPath } from './mongodb-meta.js';
-import { collectionName, type CollectionRole, CV_DOC_ID, type IndexSettings, indexSpecs, pendingBlobId, queueIndexSpecs, recordKey, TOTALS_DOC_ID, versionId } from './mongodb-layout.js';
+import { collectionName, type CollectionRole, CV_DOC_ID, type IndexSettings, indexSpecs, pendingBlobId, queueIndexSpecs, recordKey, TOTALS_DOC_ID, versionId, WINDOW_DOC_PREFIX } from './mongodb-layout.js';
 import {
   acquireLockOp,
   coll,
   type CollRef,
   counterOps,
+  windowIdRange,
   headCasFilter,
   type MongoOp,
   nextCvOp,
@@ -516,6 +520,25 @@ export class MongoIndexStore implements IndexStore {
     return docs.map((d) => d._id);
   }
 
+  async getCounterWindows(dbName: string, collection: string, options: CounterWindowQuery): Promise<CounterWindow[]> {
+    await this.#connect();
+    const range = windowIdRange(options.granularity, { ...(options.from !== undefined ? { from: options.from } : {}), ...(options.to !== undefined ? { to: options.to } : {}) });
+    const docs = await this.#counters({ dbName, collection }).find({ _id: range }).sort({ _id: 1 }).toArray();
+    return docs.map((d) => ({ window: d._id.slice(WINDOW_DOC_PREFIX.length), counts: { ...(d.counts ?? {}) } }));
+  }
+
+  async pruneCounterWindows(dbName: string, collection: string, before: CounterWindowBounds): Promise<number> {
+    await this.#connect();
+    let removed = 0;
+    for (const granularity of ['day', 'week', 'month'] as const) {
+      const bound = before[granularity];
+      if (bound === undefined) continue;
+      const result = await this.#counters({ dbName, collection }).deleteMany({ _id: windowIdRange(granularity, { before: bound }) });
+      removed += result.deletedCount;
+    }
+    return removed;
+  }
+
   async getCounters(dbName: string, collection: string): Promise<Record<string, number>> {
     await this.#connect();
     const doc = await this.#collection<CounterDoc>(coll({ dbName, collection }, 'counter')).findOne({ _id: TOTALS_DOC_ID });
@@ -792,7 +815,7 @@ export class MongoIndexStore implements IndexStore {
     const written: string[] = [];
     for (const { name } of found) {
       const collection = name.slice(0, -'_counter'.length);
-      // The analytics database's `{c}_counter` holds totals only: a namespace is written once it has a cv.
+      // The analytics database's `{c}_counter` holds totals and windows only: a namespace is written once it has a cv.
       if (await this.#counters({ dbName, collection }).findOne({ _id: CV_DOC_ID }, { projection: { _id: 1 } })) written.push(collection);
     }
     return written.sort(byteOrder);

@@ -8,7 +8,7 @@ import type { IndexDescription } from 'mongodb';
  * |---------------------|------------------------------------------------------------------|
  * | `{c}_head`          | one document per record: its latest state                        |
  * | `{c}_ver`           | the version index (versioned types only; created on first version) |
- * | `{c}_counter`       | the collection version sequence (`_id: "cv"`) and, in the analytics database, counter totals (`_id: "totals"`) |
+ * | `{c}_counter`       | the collection version sequence (`_id: "cv"`) and, in the analytics database, counter totals (`_id: "totals"`) and windows (`_id: "window:day:2026-01-31"`) |
  * | `{c}_locks`         | leases (`restoreCollection`, jobs) with owner and expiry         |
  * | `{c}_claims`        | smartInsert's unique claims                                      |
  *
@@ -43,6 +43,8 @@ export function pendingBlobId(collection: string, bucket: string, key: string): 
 /** The `_id` of the collection-version sequence and of the counter totals in `{c}_counter`. */
 export const CV_DOC_ID = 'cv';
 export const TOTALS_DOC_ID = 'totals';
+/** Counter windows in the analytics database's `{c}_counter`: `_id: "window:<key>"` with `counts`. */
+export const WINDOW_DOC_PREFIX = 'window:';
 
 export interface IndexSettings {
   /** Indexed properties of the collection (`collectionMaps[c].indexedProps`): listByMeta filters on them. */

@@ -1,5 +1,5 @@
 import type { Document } from 'mongodb';
-import type { CounterDelta, Namespace } from '../../contracts/index-store.js';
+import type { CounterDelta, CounterWindowGranularity, Namespace } from '../../contracts/index-store.js';
 import type { HeadDoc, PendingWrite, VersionDoc } from './mongodb-documents.js';
 import {
   collectionName,
@@ -7,6 +7,7 @@ import {
   QUEUE_COLLECTIONS,
   recordKey,
   TOTALS_DOC_ID,
+  WINDOW_DOC_PREFIX,
 } from './mongodb-layout.js';
 
 /**
@@ -125,7 +126,8 @@ export function sideEffects(ns: Namespace, id: string, pending: PendingWrite, se
 }
 
 /**
- * The counter increments of a batch. With an op id (standalone roll-forward) they are idempotent:
+ * The counter increments of a batch: each delta goes to the totals document and to every window
+ * document it lists (`CounterDelta.windows`), in the same way. With an op id (standalone roll-forward) they are idempotent:
  * a totals document that already lists the op id does not match, so the upsert tries to insert a
  * second `totals` and hits the unique `_id`, and that duplicate means "already counted". Without
  * one (inside a transaction, or a batch without writes) they are plain increments.
@@ -136,20 +138,39 @@ export function counterOps(counters: readonly CounterDelta[], opId: string | nul
     const inc = Object.fromEntries(Object.entries(c.deltas).filter(([, d]) => d !== 0).map(([name, d]) => [`counts.${name}`, d]));
     if (Object.keys(inc).length === 0) continue;
     const target = coll({ dbName: c.dbName, collection: c.collection }, 'counter');
-    if (opId !== null) {
-      ops.push({
-        kind: 'updateOne',
-        coll: target,
-        filter: { _id: TOTALS_DOC_ID, applied: { $ne: opId } },
-        update: { $inc: inc, $push: { applied: { $each: [opId], $slice: -APPLIED_WINDOW } } },
-        upsert: true,
-        duplicateMeansDone: true,
-      });
-    } else {
-      ops.push({ kind: 'updateOne', coll: target, filter: { _id: TOTALS_DOC_ID }, update: { $inc: inc }, upsert: true });
+    for (const docId of [TOTALS_DOC_ID, ...(c.windows ?? []).map(windowDocId)]) {
+      if (opId !== null) {
+        ops.push({
+          kind: 'updateOne',
+          coll: target,
+          filter: { _id: docId, applied: { $ne: opId } },
+          update: { $inc: inc, $push: { applied: { $each: [opId], $slice: -APPLIED_WINDOW } } },
+          upsert: true,
+          duplicateMeansDone: true,
+        });
+      } else {
+        ops.push({ kind: 'updateOne', coll: target, filter: { _id: docId }, update: { $inc: inc }, upsert: true });
+      }
     }
   }
   return ops;
+}
+
+/** The `_id` of a counter window document in `{c}_counter`: `window:` and the window key. */
+export function windowDocId(key: string): string {
+  return `${WINDOW_DOC_PREFIX}${key}`;
+}
+
+/**
+ * The `_id` range of the window documents of one granularity within `[from, to]` (whole window
+ * keys, inclusive) — for reads — or below `before` — for pruning.
+ */
+export function windowIdRange(granularity: CounterWindowGranularity, bounds: { from?: string; to?: string; before?: string }): Document {
+  const range: Document = { $gte: windowDocId(`${granularity}:`), $lt: windowDocId(`${granularity};`) };
+  if (bounds.from !== undefined && windowDocId(bounds.from) > range.$gte) range.$gte = windowDocId(bounds.from);
+  if (bounds.to !== undefined) range.$lte = windowDocId(bounds.to);
+  if (bounds.before !== undefined && windowDocId(bounds.before) < range.$lt) range.$lt = windowDocId(bounds.before);
+  return range;
 }
 
 /** How many recent op ids a totals document remembers (see `sideEffects`). */

@@ -7,6 +7,9 @@ import type {
   AsOfQuery,
   CommitBatch,
   CommitResult,
+  CounterWindow,
+  CounterWindowBounds,
+  CounterWindowQuery,
   DeadLetter,
   HeadQuery,
   PendingBlob,
@@ -68,6 +71,10 @@ CREATE TABLE IF NOT EXISTS counters (
   db TEXT NOT NULL, coll TEXT NOT NULL, name TEXT NOT NULL, value INTEGER NOT NULL,
   PRIMARY KEY (db, coll, name)
 );
+CREATE TABLE IF NOT EXISTS counter_windows (
+  db TEXT NOT NULL, coll TEXT NOT NULL, win TEXT NOT NULL, name TEXT NOT NULL, value INTEGER NOT NULL,
+  PRIMARY KEY (db, coll, win, name)
+);
 CREATE TABLE IF NOT EXISTS sync_outbox (
   db TEXT NOT NULL, coll TEXT NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL,
   PRIMARY KEY (db, coll, id)
@@ -93,8 +100,13 @@ CREATE TABLE IF NOT EXISTS locks (
 );
 `;
 
-/** Bumped whenever the tables above change shape; a file of another version is refused. */
-const SCHEMA_VERSION = 4;
+/**
+ * Bumped whenever the tables above change shape; a file of another version is refused, except
+ * the versions in `UPGRADABLE_FROM`, which `SCHEMA` upgrades in place by creating what is new.
+ */
+const SCHEMA_VERSION = 5;
+/** Version 4 lacks only `counter_windows`, an additive table. */
+const UPGRADABLE_FROM: readonly number[] = [4];
 
 interface HeadSqlRow {
   id: string;
@@ -123,6 +135,11 @@ interface VersionSqlRow {
   archived: number;
   meta: string;
   hash: string;
+}
+
+/** The lowest string above every key starting with `prefix` (prefixes end in `:`, so `;` follows). */
+function windowRangeEnd(prefix: string): string {
+  return `${prefix.slice(0, -1)};`;
 }
 
 const HEAD_COLUMNS = 'id, ov, cv, deleted, created_at, updated_at, deleted_at, meta, body, hash';
@@ -159,7 +176,7 @@ export class SqliteIndexStore implements IndexStore {
       .transaction(() => {
         const version = this.#db.pragma('user_version', { simple: true }) as number;
         const fresh = this.#db.prepare(`SELECT count(*) AS n FROM sqlite_master WHERE name = 'heads'`).get() as { n: number };
-        if (fresh.n > 0 && version !== SCHEMA_VERSION) {
+        if (fresh.n > 0 && version !== SCHEMA_VERSION && !UPGRADABLE_FROM.includes(version)) {
           throw new Error(
             `${options.path} holds Xronox index schema ${version}, but this version needs schema ${SCHEMA_VERSION}; export it with the previous version or start from a new file`,
           );
@@ -232,7 +249,9 @@ export class SqliteIndexStore implements IndexStore {
     });
     for (const c of batch.counters ?? []) {
       for (const [name, delta] of Object.entries(c.deltas)) {
-        if (delta !== 0) s.addCounter.run(c.dbName, c.collection, name, delta);
+        if (delta === 0) continue;
+        s.addCounter.run(c.dbName, c.collection, name, delta);
+        for (const win of c.windows ?? []) s.addWindowCounter.run(c.dbName, c.collection, win, name, delta);
       }
     }
     return cvs;
@@ -350,6 +369,37 @@ export class SqliteIndexStore implements IndexStore {
   async getCounters(dbName: string, collection: string): Promise<Record<string, number>> {
     const rows = this.#stmts.getCounters.all(dbName, collection) as Array<{ name: string; value: number }>;
     return Object.fromEntries(rows.map((r) => [r.name, r.value]));
+  }
+
+  async getCounterWindows(dbName: string, collection: string, options: CounterWindowQuery): Promise<CounterWindow[]> {
+    const prefix = `${options.granularity}:`;
+    const rows = this.#stmts.getCounterWindows.all(
+      dbName, collection, prefix, windowRangeEnd(prefix), options.from ?? '', options.to ?? null, options.to ?? null,
+    ) as Array<{ win: string; name: string; value: number }>;
+    const out: CounterWindow[] = [];
+    for (const r of rows) {
+      let last = out[out.length - 1];
+      if (last?.window !== r.win) out.push((last = { window: r.win, counts: {} }));
+      last.counts[r.name] = r.value;
+    }
+    return out;
+  }
+
+  async pruneCounterWindows(dbName: string, collection: string, before: CounterWindowBounds): Promise<number> {
+    return this.#db
+      .transaction(() => {
+        let removed = 0;
+        for (const granularity of ['day', 'week', 'month'] as const) {
+          const bound = before[granularity];
+          if (bound === undefined) continue;
+          const prefix = `${granularity}:`;
+          const { n } = this.#stmts.countWindowsBelow.get(dbName, collection, prefix, bound) as { n: number };
+          this.#stmts.pruneWindowsBelow.run(dbName, collection, prefix, bound);
+          removed += n;
+        }
+        return removed;
+      })
+      .immediate();
   }
 
   async listPendingSync(dbName: string, options: { limit: number; collection?: string }): Promise<PendingSync[]> {
@@ -596,6 +646,17 @@ function prepareStatements(db: Database.Database) {
     ),
     listHeadIds: p('SELECT id FROM heads WHERE db = ? AND coll = ? AND id > ? ORDER BY id LIMIT ?'),
     getCounters: p('SELECT name, value FROM counters WHERE db = ? AND coll = ?'),
+    addWindowCounter: p(
+      `INSERT INTO counter_windows (db, coll, win, name, value) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (db, coll, win, name) DO UPDATE SET value = value + excluded.value`,
+    ),
+    getCounterWindows: p(
+      `SELECT win, name, value FROM counter_windows
+       WHERE db = ? AND coll = ? AND win >= ? AND win < ? AND win >= ? AND (? IS NULL OR win <= ?)
+       ORDER BY win, name`,
+    ),
+    countWindowsBelow: p('SELECT count(DISTINCT win) AS n FROM counter_windows WHERE db = ? AND coll = ? AND win >= ? AND win < ?'),
+    pruneWindowsBelow: p('DELETE FROM counter_windows WHERE db = ? AND coll = ? AND win >= ? AND win < ?'),
     listPending: p('SELECT coll, id, seq FROM sync_outbox WHERE db = ? ORDER BY rowid LIMIT ?'),
     listPendingIn: p('SELECT coll, id, seq FROM sync_outbox WHERE db = ? AND coll = ? ORDER BY rowid LIMIT ?'),
     getPending: p('SELECT seq FROM sync_outbox WHERE db = ? AND coll = ? AND id = ?'),
