@@ -200,6 +200,14 @@ export interface IndexStore {
   /** Sets the named counters of a collection to these totals, in one transaction; other counters are untouched. Idempotent. */
   setCounters(dbName: string, collection: string, values: Record<string, number>): Promise<void>;
 
+  /**
+   * Sets, in one transaction, each listed window's named counters to the given values (a
+   * restore: `counts` are values, not deltas), creating the window when it does not exist. Other
+   * windows, other counters of a listed window, and the totals are untouched; an empty list is a
+   * no-op. Idempotent: setting the same windows twice leaves the same state.
+   */
+  setCounterWindows(dbName: string, collection: string, windows: readonly CounterWindow[]): Promise<void>;
+
   /** Round-trip check used by health reports. */
   ping(): Promise<void>;
 

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { ACTOR_TYPES, type HeadRow, type ImportedRecord, type Namespace, VERSION_OPS, type VersionRow } from '../contracts/index-store.js';
+import { ACTOR_TYPES, type CounterWindow, type HeadRow, type ImportedRecord, type Namespace, VERSION_OPS, type VersionRow } from '../contracts/index-store.js';
 import { blobKeys, putVersionOnce } from '../engine/blob-sync.js';
+import { COUNTER_WINDOW_GRANULARITIES } from '../engine/counter-windows.js';
 import { headBody } from '../engine/offloaded.js';
 import type { JobTarget } from '../engine/xronox.js';
 import { NotFoundError, StorageError, ValidationError } from '../errors.js';
@@ -19,7 +20,8 @@ import type { JobContext } from './job.js';
  *   archived carries its document text (`doc`), read from the versions bucket, so a snapshot is
  *   complete on its own;
  * - `manifest.json`, written last: the commit point. It holds the counts, the collection
- *   version, the counter totals and, per file, its line count, size and SHA-256.
+ *   version, the counter totals, every counter window (`retention.counters`) and, per file, its
+ *   line count, size and SHA-256.
  *
  * Logs are never backed up (their storage policy has no backups bucket). A run that finds a
  * collection's manifest for the day already there skips it, so a run that crashed resumes with
@@ -39,6 +41,12 @@ export interface BackupManifest {
   collectionVersion: number | null;
   /** The collection's counter totals (kept in the analytics database for runtime). */
   counters: Record<string, number>;
+  /**
+   * Every counter window of the collection (kept next to the totals), of each granularity in
+   * `day`, `week`, `month` order, keys ascending. Absent in manifests written before windows
+   * existed, which restore as having none.
+   */
+  counterWindows?: CounterWindow[];
   counts: { heads: number; versions: number; claims: number };
   /** Compressed bytes of every part. */
   bytes: number;
@@ -98,6 +106,10 @@ async function backupCollection(target: JobTarget, loc: BlobLocation, collection
   }
   const collectionVersion = await target.index.getCollectionVersion(ns);
   const counters = await target.index.getCounters(target.analyticsDbName, collection);
+  const counterWindows: CounterWindow[] = [];
+  for (const granularity of COUNTER_WINDOW_GRANULARITIES) {
+    counterWindows.push(...(await target.index.getCounterWindows(target.analyticsDbName, collection, { granularity })));
+  }
   const parts = new PartWriter(target, loc.bucket, folder);
   const offloadTarget = { index: target.index, blob: target.blob, versioned: target.policy.versioned, appendOnly: target.policy.appendOnly, blobs: target.blobs };
   const counts = { heads: 0, versions: 0, claims: 0 };
@@ -148,6 +160,7 @@ async function backupCollection(target: JobTarget, loc: BlobLocation, collection
     date,
     collectionVersion,
     counters,
+    counterWindows,
     counts,
     bytes: parts.files.reduce((n, f) => n + f.bytes, 0),
     files: parts.files,
@@ -223,7 +236,8 @@ export interface RestoreOptions {
 
 /**
  * Rebuilds a database from the snapshots of one day: every head, version entry (with its cv,
- * archived flag and document), unique claim, collection version and counter total, as they were.
+ * archived flag and document), unique claim, collection version, counter total and counter
+ * window, as they were.
  *
  * Every file of every snapshot is checked first (manifest shape, size, SHA-256, line counts,
  * every line's shape): on any mismatch the restore writes nothing and names the file. Then
@@ -303,6 +317,7 @@ export async function restoreDatabase(target: JobTarget, ctx: JobContext, option
     await flush();
     await target.index.importRecords(ns, { records: [], claims, ...(manifest.collectionVersion !== null ? { collectionVersion: manifest.collectionVersion } : {}) });
     if (Object.keys(manifest.counters).length > 0) await target.index.setCounters(target.analyticsDbName, manifest.collection, manifest.counters);
+    if (manifest.counterWindows && manifest.counterWindows.length > 0) await target.index.setCounterWindows(target.analyticsDbName, manifest.collection, manifest.counterWindows);
     ctx.tally.add('restoredCollections');
   }
 }
@@ -416,10 +431,19 @@ export function parseManifest(bytes: Uint8Array, where: string): BackupManifest 
   const ok =
     isObject(m) && m.format === BACKUP_FORMAT && typeof m.dbName === 'string' && typeof m.collection === 'string' && typeof m.date === 'string' &&
     (m.collectionVersion === null || isCount(m.collectionVersion)) && isObject(m.counters) && Object.values(m.counters).every((n) => Number.isSafeInteger(n)) &&
+    (m.counterWindows === undefined || (Array.isArray(m.counterWindows) && m.counterWindows.every(isCounterWindow))) &&
     isObject(m.counts) && isCount(m.counts.heads) && isCount(m.counts.versions) && isCount(m.counts.claims) && Array.isArray(m.files) &&
     m.files.every((f) => isObject(f) && typeof f.name === 'string' && /^part-\d{5}\.jsonl\.gz$/.test(f.name) && isCount(f.lines) && isCount(f.bytes) && typeof f.sha256 === 'string');
   if (!ok) throw new ValidationError(`${where} is not an ${BACKUP_FORMAT} manifest`);
   return m as unknown as BackupManifest;
+}
+
+/** A manifest's counter window: a known granularity's key and safe-integer counts. */
+function isCounterWindow(value: unknown): boolean {
+  return (
+    isObject(value) && typeof value.window === 'string' && COUNTER_WINDOW_GRANULARITIES.some((g) => (value.window as string).startsWith(`${g}:`)) &&
+    isObject(value.counts) && Object.values(value.counts).every((n) => Number.isSafeInteger(n))
+  );
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

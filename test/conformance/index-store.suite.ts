@@ -4,6 +4,7 @@ import type { FilterNode } from '../../core/contracts/filter.js';
 import type {
   Actor,
   CounterDelta,
+  CounterWindow,
   HeadRow,
   IndexedValue,
   IndexStore,
@@ -1180,6 +1181,43 @@ export function indexStoreConformance(
         expect(await store.getCounters(ns.dbName, ns.collection)).toEqual({ created: 10, kept: 7, fresh: 2 });
         await commitOk(ns, create(randomUUID()), [{ dbName: ns.dbName, collection: ns.collection, deltas: { created: 1 } }]);
         expect(await store.getCounters(ns.dbName, ns.collection)).toEqual({ created: 11, kept: 7, fresh: 2 });
+      });
+
+      it('setCounterWindows sets the named counters of the listed windows only, idempotently; totals and other windows stay', async () => {
+        const ns = freshNs();
+        const other = { dbName: ns.dbName, collection: `${ns.collection}_2` };
+        await commitOk(ns, create(randomUUID()), [
+          { dbName: ns.dbName, collection: ns.collection, deltas: { created: 3, kept: 7 }, windows: ['day:2026-01-01', 'week:2026-W01', 'month:2026-01'] },
+        ]);
+        const windows: CounterWindow[] = [
+          { window: 'day:2026-01-01', counts: { created: 10, fresh: 2 } },
+          { window: 'day:2026-01-03', counts: { created: 1 } },
+          { window: 'week:2026-W02', counts: { created: 4 } },
+        ];
+        await store.setCounterWindows(ns.dbName, ns.collection, windows);
+        await store.setCounterWindows(ns.dbName, ns.collection, windows);
+        await store.setCounterWindows(ns.dbName, ns.collection, []);
+        const all = async (c: { dbName: string; collection: string } = ns) =>
+          Promise.all((['day', 'week', 'month'] as const).map((granularity) => store.getCounterWindows(c.dbName, c.collection, { granularity })));
+        expect(await all()).toEqual([
+          [
+            { window: 'day:2026-01-01', counts: { created: 10, kept: 7, fresh: 2 } },
+            { window: 'day:2026-01-03', counts: { created: 1 } },
+          ],
+          [
+            { window: 'week:2026-W01', counts: { created: 3, kept: 7 } },
+            { window: 'week:2026-W02', counts: { created: 4 } },
+          ],
+          [{ window: 'month:2026-01', counts: { created: 3, kept: 7 } }],
+        ]);
+        expect(await store.getCounters(ns.dbName, ns.collection)).toEqual({ created: 3, kept: 7 });
+        expect(await all(other)).toEqual([[], [], []]);
+        // Later deltas add to the values set.
+        await commitOk(ns, create(randomUUID()), [{ dbName: ns.dbName, collection: ns.collection, deltas: { created: 1 }, windows: ['day:2026-01-03'] }]);
+        expect((await all())[0]).toEqual([
+          { window: 'day:2026-01-01', counts: { created: 10, kept: 7, fresh: 2 } },
+          { window: 'day:2026-01-03', counts: { created: 2 } },
+        ]);
       });
     });
 

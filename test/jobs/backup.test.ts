@@ -1,7 +1,8 @@
 /**
  * Backups through the scheduled handler, restores through the CLI (`xronox backup restore`, run
  * in this process), and the acceptance check: back up, wipe the database, restore, and every
- * head, version entry, claim, collection version and counter is identical, field by field.
+ * head, version entry, claim, collection version, counter total and counter window
+ * (`retention.counters`) is identical, field by field.
  */
 import { createHash } from 'node:crypto';
 import { rmSync } from 'node:fs';
@@ -12,7 +13,7 @@ import type { XronoxConfigInput } from '../../core/config/schema.js';
 import type { BlobStore } from '../../core/contracts/blob-store.js';
 import type { Collection } from '../../core/engine/collection.js';
 import type { Xronox } from '../../core/engine/xronox.js';
-import { type BackupManifest, backupDate } from '../../core/jobs/backup.js';
+import { type BackupManifest, backupDate, parseManifest } from '../../core/jobs/backup.js';
 import { initXronox } from '../../core/xronox.js';
 import { EXIT, main } from '../../functions/cli/xronox.js';
 import { archive, archiveSweep, backup, container } from '../../functions/jobs/handlers.js';
@@ -73,7 +74,8 @@ describe.each(JOB_BACKENDS)('backups and restore: $name', (backend) => {
     await inst.prepare(Object.values(names));
     // Each test its own SQLite file (in its own folder), so wiping it touches nothing else.
     const sub = join(dir.path, names.rt);
-    const config = { ...jobConfig(inst, dir.path, names), dbConnections: { local: { sqlitePath: join(sub, 'xronox.sqlite') } } };
+    // Counter windows kept, so backups must carry them too.
+    const config = { ...jobConfig(inst, dir.path, names, { retention: { counters: { days: 30, weeks: 8, months: 12 } } }), dbConnections: { local: { sqlitePath: join(sub, 'xronox.sqlite') } } };
     const file = writeConfig(dir.path, config);
     process.env.XRONOX_CONFIG_FILE = file;
     await container.close();
@@ -97,6 +99,24 @@ describe.each(JOB_BACKENDS)('backups and restore: $name', (backend) => {
     const store = openIndex(sub);
     try {
       return await indexState(store, databases(names));
+    } finally {
+      await store.close();
+    }
+  }
+
+  /** Every counter window of every collection, per granularity, as the index holds them. */
+  async function windowsState(sub: string, names: Names) {
+    const store = openIndex(sub);
+    try {
+      const out: Record<string, unknown> = {};
+      for (const { dbName, countersDb } of databases(names)) {
+        for (const collection of await store.listCollections(dbName)) {
+          for (const granularity of ['day', 'week', 'month'] as const) {
+            out[`${dbName}/${collection}/${granularity}`] = await store.getCounterWindows(countersDb, collection, { granularity });
+          }
+        }
+      }
+      return out;
     } finally {
       await store.close();
     }
@@ -140,10 +160,14 @@ describe.each(JOB_BACKENDS)('backups and restore: $name', (backend) => {
     );
   }
 
-  it('backup, wipe the database, restore: every record, version, claim and counter is identical, field by field', async () => {
+  it('backup, wipe the database, restore: every record, version, claim, counter and counter window is identical, field by field', async () => {
     const { x, names, config, file, sub } = await start();
     const { orders, ids } = await workload(x, names);
     const before = await snapshot(sub, names);
+    const windowsBefore = await windowsState(sub, names);
+    const ordersWindows = (['day', 'week', 'month'] as const).flatMap((g) => windowsBefore[`${names.rt}/orders/${g}`] as Array<{ window: string; counts: Record<string, number> }>);
+    // Every write landed in a window of each granularity, so there are windows to back up.
+    for (const g of ['day', 'week', 'month'] as const) expect((windowsBefore[`${names.rt}/orders/${g}`] as unknown[]).length).toBeGreaterThan(0);
     expect(Object.keys(before).sort()).toEqual([`${names.kn}/facts`, `${names.kn}/topics`, `${names.rt}/customers`, `${names.rt}/orders`].sort());
     const archivedCount = Object.values(before).flatMap((c) => (c as { versions: Array<Array<{ archived: boolean }>> }).versions.flat()).filter((v) => v.archived).length;
     expect(archivedCount).toBeGreaterThan(0);
@@ -170,11 +194,18 @@ describe.each(JOB_BACKENDS)('backups and restore: $name', (backend) => {
       date,
       collectionVersion: ordersState.cv,
       counters: ordersState.counters,
+      counterWindows: ordersWindows,
       counts: { heads: ordersState.heads.length, versions: ordersState.versions.flat().length, claims: 0 },
     });
     const part = (await inspect.get(rtBucket, `backups/orders/${date}/${names.rt}/part-00000.jsonl.gz`))!;
     expect(manifest.files).toEqual([{ name: 'part-00000.jsonl.gz', lines: manifest.counts.heads + manifest.counts.versions, bytes: part.byteLength, sha256: createHash('sha256').update(part).digest('hex') }]);
     expect(gunzipSync(part).toString('utf8').split('\n')[0]).toMatch(/^\{"t":"head","head":\{"id":/);
+    // Manifests written before counter windows existed still parse (and restore with none); malformed windows do not.
+    const older: BackupManifest = { ...manifest };
+    delete older.counterWindows;
+    expect(parseManifest(Buffer.from(JSON.stringify(older)), 'older')).toEqual(older);
+    expect(() => parseManifest(Buffer.from(JSON.stringify({ ...manifest, counterWindows: [{ window: 'year:2026', counts: {} }] })), 'bad')).toThrow(/manifest/);
+    expect(() => parseManifest(Buffer.from(JSON.stringify({ ...manifest, counterWindows: [{ window: 'day:2026-01-01', counts: { n: 0.5 } }] })), 'bad')).toThrow(/manifest/);
     expect(await allKeys(inspect, inst.bucketOf(names.logs), 'backups/')).toEqual([]);
     // A second run the same day finds the snapshots done.
     expect((await backup(scheduledEvent(now, 'xronox-backup'), lambdaContext('xronox-backup'))).counts).toMatchObject({ collectionsAlreadyBackedUp: 4 });
@@ -188,12 +219,16 @@ describe.each(JOB_BACKENDS)('backups and restore: $name', (backend) => {
       expect(JSON.parse(run.stdout.trim())).toMatchObject({ job: 'restore', complete: true, databases: { done: 1 } });
     }
     expect(await snapshot(sub, names)).toEqual(before);
+    expect(await windowsState(sub, names)).toEqual(windowsBefore);
 
     const x2 = initXronox(config);
     open.push(x2);
     const orders2 = x2.with({ databaseType: 'runtime', tier: 'tenant', tenantId: 'acme', collection: 'orders' });
     expect(await reads(orders2, ids)).toEqual(readsBefore);
     expect(await x2.counters.getTotals({ databaseType: 'runtime', tier: 'tenant', tenantId: 'acme', collection: 'orders' })).toEqual(ordersState.counters);
+    for (const granularity of ['day', 'week', 'month'] as const) {
+      expect(await x2.counters.getWindows({ databaseType: 'runtime', tier: 'tenant', tenantId: 'acme', collection: 'orders' }, { granularity })).toEqual(windowsBefore[`${names.rt}/orders/${granularity}`]);
+    }
     // The restored database carries on: new writes take the next cv, pending versions archive, chains hold.
     const next = await orders2.create({ status: 'new', sku: 'after', total: 1 });
     expect(next.cv).toBe(ordersState.cv + 1);

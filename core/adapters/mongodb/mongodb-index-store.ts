@@ -45,6 +45,7 @@ import {
   coll,
   type CollRef,
   counterOps,
+  windowDocId,
   windowIdRange,
   headCasFilter,
   type MongoOp,
@@ -953,6 +954,32 @@ export class MongoIndexStore implements IndexStore {
     const set = Object.fromEntries(Object.entries(values).map(([name, value]) => [`counts.${name}`, value]));
     if (Object.keys(set).length === 0) return;
     await this.#counters({ dbName, collection }).updateOne({ _id: TOTALS_DOC_ID }, { $set: set }, { upsert: true });
+  }
+
+  async setCounterWindows(dbName: string, collection: string, windows: readonly CounterWindow[]): Promise<void> {
+    await this.#connect();
+    const ops = windows
+      .map((w) => ({ id: windowDocId(w.window), set: Object.fromEntries(Object.entries(w.counts).map(([name, value]) => [`counts.${name}`, value])) }))
+      .filter((op) => Object.keys(op.set).length > 0)
+      .map((op) => ({ updateOne: { filter: { _id: op.id }, update: { $set: op.set }, upsert: true } }));
+    if (ops.length === 0) return;
+    const ns = { dbName, collection };
+    if ((await this.#modeOf()) === 'standalone') {
+      // Without transactions the windows are set one by one; it is idempotent, so a restore cut
+      // off half-way is finished by running it again.
+      await this.#counters(ns).bulkWrite(ops, { ordered: true });
+      return;
+    }
+    const session = this.#client.startSession();
+    try {
+      await session.withTransaction(() => this.#counters(ns).bulkWrite(ops, { ordered: true, session }), {
+        readConcern: { level: 'majority' },
+        writeConcern: { w: 'majority', journal: true },
+        readPreference: 'primary',
+      });
+    } finally {
+      await session.endSession();
+    }
   }
   // ---- END background-job port methods --------------------------------------------------------
 }

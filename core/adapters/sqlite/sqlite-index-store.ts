@@ -586,6 +586,16 @@ export class SqliteIndexStore implements IndexStore {
       .immediate();
   }
 
+  async setCounterWindows(dbName: string, collection: string, windows: readonly CounterWindow[]): Promise<void> {
+    this.#db
+      .transaction(() => {
+        for (const w of windows) {
+          for (const [name, value] of Object.entries(w.counts)) this.#stmts.setWindowCounter.run(dbName, collection, w.window, name, value);
+        }
+      })
+      .immediate();
+  }
+
   async ping(): Promise<void> {
     this.#db.prepare('SELECT 1').get();
   }
@@ -649,6 +659,10 @@ function prepareStatements(db: Database.Database) {
     addWindowCounter: p(
       `INSERT INTO counter_windows (db, coll, win, name, value) VALUES (?, ?, ?, ?, ?)
        ON CONFLICT (db, coll, win, name) DO UPDATE SET value = value + excluded.value`,
+    ),
+    setWindowCounter: p(
+      `INSERT INTO counter_windows (db, coll, win, name, value) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (db, coll, win, name) DO UPDATE SET value = excluded.value`,
     ),
     getCounterWindows: p(
       `SELECT win, name, value FROM counter_windows
