@@ -4,18 +4,15 @@
  * their versions to the archive function. Runs on the embedded default, on s3rver (a real
  * process started here) and on Ceph when its gateway runs.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { BlobStore } from '../../core/contracts/blob-store.js';
+import { describe, expect, it } from 'vitest';
 import type { Collection } from '../../core/engine/collection.js';
 import type { Xronox } from '../../core/engine/xronox.js';
 import { ValidationError } from '../../core/errors.js';
 import type { JobReport } from '../../core/jobs/job.js';
 import { initXronox } from '../../core/xronox.js';
 import { archive, archiveSweep, container } from '../../functions/jobs/handlers.js';
-import { tempDir } from '../support/temp.js';
 import {
   allKeys,
-  type BackendInstance,
   freshNames,
   JOB_BACKENDS,
   jobConfig,
@@ -27,54 +24,37 @@ import {
   scheduledEvent,
   seeded,
   shuffle,
+  useJobBackend,
   writeConfig,
 } from './support.js';
 
-const savedConfigFile = process.env.XRONOX_CONFIG_FILE;
 
 describe.each(JOB_BACKENDS)('archival through the handlers: $name', (backend) => {
   if (backend.skip) {
     it.skip(`skipped: ${backend.skip}`, () => undefined);
     return;
   }
-  let inst: BackendInstance;
-  let inspect: BlobStore;
-  const dir = tempDir('xronox-jobs-archive');
-  const open: Xronox[] = [];
-
-  beforeAll(async () => {
-    inst = await backend.setup();
-    inspect = inst.inspect(dir.path);
-  });
-  afterAll(async () => {
-    await Promise.all(open.map((x) => x.shutdown()));
-    await container.close();
-    await inspect?.close();
-    await inst?.dispose();
-    if (savedConfigFile === undefined) delete process.env.XRONOX_CONFIG_FILE;
-    else process.env.XRONOX_CONFIG_FILE = savedConfigFile;
-    dir.cleanup();
-  });
+  const fx = useJobBackend(backend, 'xronox-jobs-archive');
 
   /** A writer instance, and the handlers' container pointed at the same config file. */
   async function start(): Promise<{ x: Xronox; names: Names; orders: Collection }> {
     const names = freshNames();
-    await inst.prepare(Object.values(names));
-    const config = jobConfig(inst, dir.path, names);
-    process.env.XRONOX_CONFIG_FILE = writeConfig(dir.path, config);
+    await fx.inst.prepare(Object.values(names));
+    const config = jobConfig(fx.inst, fx.dir.path, names);
+    process.env.XRONOX_CONFIG_FILE = writeConfig(fx.dir.path, config);
     await container.close();
     const x = initXronox(config);
-    open.push(x);
+    fx.open.push(x);
     return { x, names, orders: x.with({ databaseType: 'runtime', tier: 'tenant', tenantId: 'acme', collection: 'orders' }) };
   }
 
   const currentKey = (id: string) => `records/orders/${id}/current.json`;
 
   async function versionObjects(names: Names, id: string): Promise<Map<number, string>> {
-    const bucket = inst.bucketOf(names.rt);
+    const bucket = fx.inst.bucketOf(names.rt);
     const out = new Map<number, string>();
-    for (const key of await allKeys(inspect, bucket, `versions/orders/${id}/`)) {
-      const bytes = await inspect.get(bucket, key);
+    for (const key of await allKeys(fx.inspect, bucket, `versions/orders/${id}/`)) {
+      const bytes = await fx.inspect.get(bucket, key);
       out.set(Number(/v(\d+)\.json$/.exec(key)![1]), Buffer.from(bytes!).toString('utf8'));
     }
     return out;
@@ -82,7 +62,7 @@ describe.each(JOB_BACKENDS)('archival through the handlers: $name', (backend) =>
 
   /** The exact committed text of every version, read from the index before archival. */
   async function committedBodies(names: Names, id: string): Promise<Map<number, string>> {
-    const store = openIndex(dir.path);
+    const store = openIndex(fx.dir.path);
     try {
       const rows = await store.listVersions({ dbName: names.rt, collection: 'orders' }, id, { limit: 10_000 });
       return new Map(rows.map((r) => [r.ov, r.body!]));
@@ -92,7 +72,7 @@ describe.each(JOB_BACKENDS)('archival through the handlers: $name', (backend) =>
   }
 
   async function archivedFlags(names: Names, id: string): Promise<boolean[]> {
-    const store = openIndex(dir.path);
+    const store = openIndex(fx.dir.path);
     try {
       return (await store.listVersions({ dbName: names.rt, collection: 'orders' }, id, { limit: 10_000 })).map((r) => r.archived && r.body === null);
     } finally {
@@ -109,7 +89,7 @@ describe.each(JOB_BACKENDS)('archival through the handlers: $name', (backend) =>
     expect(committed.size).toBe(101);
     // Deferred: the write's sync wrote current.json only.
     expect(await versionObjects(names, id)).toEqual(new Map());
-    expect(await inspect.head(inst.bucketOf(names.rt), currentKey(id))).not.toBeNull();
+    expect(await fx.inspect.head(fx.inst.bucketOf(names.rt), currentKey(id))).not.toBeNull();
 
     // Reads before, during and after archival return the same records.
     const read = async () => ({
@@ -121,7 +101,7 @@ describe.each(JOB_BACKENDS)('archival through the handlers: $name', (backend) =>
     const before = await read();
 
     // One S3 event per PUT of current.json, each its own invocation, as S3 delivers them.
-    const bucket = inst.bucketOf(names.rt);
+    const bucket = fx.inst.bucketOf(names.rt);
     const reports: JobReport[] = [];
     let archiving = true;
     let readsDuring = 0;
@@ -154,7 +134,7 @@ describe.each(JOB_BACKENDS)('archival through the handlers: $name', (backend) =>
   it('events duplicated, shuffled, late and 10% dropped: the handled ones archive, the sweep catches up, the result is exact', async () => {
     const { x, names, orders } = await start();
     const random = seeded(20260101);
-    const bucket = inst.bucketOf(names.rt);
+    const bucket = fx.inst.bucketOf(names.rt);
     const ids: string[] = [];
     // What was written at each ov: the oracle for the objects (their bytes are also checked to be
     // the engine's serialisation, and the hash chain, computed at commit, to hold).
@@ -249,18 +229,18 @@ describe.each(JOB_BACKENDS)('archival through the handlers: $name', (backend) =>
     const ctx = lambdaContext('xronox-archive');
     await expect(archive({ hello: 'world' } as never, ctx)).rejects.toBeInstanceOf(ValidationError);
     await expect(archive(s3Event([{ ...s3Record('b', 'k'), eventSource: 'aws:sqs' }]), ctx)).rejects.toBeInstanceOf(ValidationError);
-    await expect(archive(s3Event([s3Record(inst.bucketOf(names.rt), currentKey(id)), { nonsense: true } as never]), ctx)).rejects.toBeInstanceOf(ValidationError);
+    await expect(archive(s3Event([s3Record(fx.inst.bucketOf(names.rt), currentKey(id)), { nonsense: true } as never]), ctx)).rejects.toBeInstanceOf(ValidationError);
     // Refused as a whole: the valid record of that event was not acted on either.
     expect(await versionObjects(names, id)).toEqual(new Map());
 
-    const removed = { ...s3Record(inst.bucketOf(names.rt), currentKey(id)), eventName: 'ObjectRemoved:Delete' };
+    const removed = { ...s3Record(fx.inst.bucketOf(names.rt), currentKey(id)), eventName: 'ObjectRemoved:Delete' };
     const report = await archive(
       s3Event([
         removed,
         s3Record('no-such-bucket', currentKey(id)),
-        s3Record(inst.bucketOf(names.rt), `records/orders/${id}/other.json`),
-        s3Record(inst.bucketOf(names.rt), 'records/orders/../../etc/current.json'),
-        s3Record(inst.bucketOf(names.kn), `records/facts/${fact.id}/current.json`),
+        s3Record(fx.inst.bucketOf(names.rt), `records/orders/${id}/other.json`),
+        s3Record(fx.inst.bucketOf(names.rt), 'records/orders/../../etc/current.json'),
+        s3Record(fx.inst.bucketOf(names.kn), `records/facts/${fact.id}/current.json`),
       ]),
       ctx,
     );

@@ -8,19 +8,16 @@ import { createHash } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { XronoxConfigInput } from '../../core/config/schema.js';
-import type { BlobStore } from '../../core/contracts/blob-store.js';
 import type { Collection } from '../../core/engine/collection.js';
 import type { Xronox } from '../../core/engine/xronox.js';
 import { type BackupManifest, backupDate, parseManifest } from '../../core/jobs/backup.js';
 import { initXronox } from '../../core/xronox.js';
 import { EXIT, main } from '../../functions/cli/xronox.js';
 import { archive, archiveSweep, backup, container } from '../../functions/jobs/handlers.js';
-import { tempDir } from '../support/temp.js';
 import {
   allKeys,
-  type BackendInstance,
   freshNames,
   indexState,
   JOB_BACKENDS,
@@ -31,10 +28,10 @@ import {
   s3Event,
   s3Record,
   scheduledEvent,
+  useJobBackend,
   writeConfig,
 } from './support.js';
 
-const savedConfigFile = process.env.XRONOX_CONFIG_FILE;
 
 /** Runs the CLI in this process; returns its exit code and what it wrote. */
 async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -50,37 +47,20 @@ describe.each(JOB_BACKENDS)('backups and restore: $name', (backend) => {
     it.skip(`skipped: ${backend.skip}`, () => undefined);
     return;
   }
-  let inst: BackendInstance;
-  let inspect: BlobStore;
-  const dir = tempDir('xronox-jobs-backup');
-  const open: Xronox[] = [];
-
-  beforeAll(async () => {
-    inst = await backend.setup();
-    inspect = inst.inspect(dir.path);
-  });
-  afterAll(async () => {
-    await Promise.all(open.map((x) => x.shutdown()));
-    await container.close();
-    await inspect?.close();
-    await inst?.dispose();
-    if (savedConfigFile === undefined) delete process.env.XRONOX_CONFIG_FILE;
-    else process.env.XRONOX_CONFIG_FILE = savedConfigFile;
-    dir.cleanup();
-  });
+  const fx = useJobBackend(backend, 'xronox-jobs-backup');
 
   async function start(): Promise<{ x: Xronox; names: Names; config: XronoxConfigInput; file: string; sub: string }> {
     const names = freshNames();
-    await inst.prepare(Object.values(names));
+    await fx.inst.prepare(Object.values(names));
     // Each test its own SQLite file (in its own folder), so wiping it touches nothing else.
-    const sub = join(dir.path, names.rt);
+    const sub = join(fx.dir.path, names.rt);
     // Counter windows kept, so backups must carry them too.
-    const config = { ...jobConfig(inst, dir.path, names, { retention: { counters: { days: 30, weeks: 8, months: 12 } } }), dbConnections: { local: { sqlitePath: join(sub, 'xronox.sqlite') } } };
-    const file = writeConfig(dir.path, config);
+    const config = { ...jobConfig(fx.inst, fx.dir.path, names, { retention: { counters: { days: 30, weeks: 8, months: 12 } } }), dbConnections: { local: { sqlitePath: join(sub, 'xronox.sqlite') } } };
+    const file = writeConfig(fx.dir.path, config);
     process.env.XRONOX_CONFIG_FILE = file;
     await container.close();
     const x = initXronox(config);
-    open.push(x);
+    fx.open.push(x);
     return { x, names, config, file, sub };
   }
 
@@ -146,7 +126,7 @@ describe.each(JOB_BACKENDS)('backups and restore: $name', (backend) => {
     await x.with({ databaseType: 'logs', tier: 'generic', collection: 'activity' }).create({ action: 'login' });
     await x.flush();
     // Half the orders archived (the S3 event path), the rest still pending in the index.
-    const bucket = inst.bucketOf(names.rt);
+    const bucket = fx.inst.bucketOf(names.rt);
     await archive(s3Event(ids.slice(0, 6).map((id) => s3Record(bucket, `records/orders/${id}/current.json`))), lambdaContext('xronox-archive'));
     return { orders, ids };
   }
@@ -180,12 +160,12 @@ describe.each(JOB_BACKENDS)('backups and restore: $name', (backend) => {
     const date = backupDate(new Date(scheduledEvent(now, 'x').time));
 
     // The documented layout, a manifest that matches its files, and never a backup of logs.
-    const rtBucket = inst.bucketOf(names.rt);
-    const keys = await allKeys(inspect, rtBucket, 'backups/');
+    const rtBucket = fx.inst.bucketOf(names.rt);
+    const keys = await allKeys(fx.inspect, rtBucket, 'backups/');
     expect(keys).toEqual(
       [`backups/customers/${date}/${names.rt}/manifest.json`, `backups/customers/${date}/${names.rt}/part-00000.jsonl.gz`, `backups/orders/${date}/${names.rt}/manifest.json`, `backups/orders/${date}/${names.rt}/part-00000.jsonl.gz`].sort(),
     );
-    const manifest = JSON.parse(Buffer.from((await inspect.get(rtBucket, `backups/orders/${date}/${names.rt}/manifest.json`))!).toString('utf8')) as BackupManifest;
+    const manifest = JSON.parse(Buffer.from((await fx.inspect.get(rtBucket, `backups/orders/${date}/${names.rt}/manifest.json`))!).toString('utf8')) as BackupManifest;
     const ordersState = before[`${names.rt}/orders`] as { heads: unknown[]; versions: unknown[][]; cv: number; counters: Record<string, number> };
     expect(manifest).toMatchObject({
       format: 'xronox-backup/1',
@@ -197,7 +177,7 @@ describe.each(JOB_BACKENDS)('backups and restore: $name', (backend) => {
       counterWindows: ordersWindows,
       counts: { heads: ordersState.heads.length, versions: ordersState.versions.flat().length, claims: 0 },
     });
-    const part = (await inspect.get(rtBucket, `backups/orders/${date}/${names.rt}/part-00000.jsonl.gz`))!;
+    const part = (await fx.inspect.get(rtBucket, `backups/orders/${date}/${names.rt}/part-00000.jsonl.gz`))!;
     expect(manifest.files).toEqual([{ name: 'part-00000.jsonl.gz', lines: manifest.counts.heads + manifest.counts.versions, bytes: part.byteLength, sha256: createHash('sha256').update(part).digest('hex') }]);
     expect(gunzipSync(part).toString('utf8').split('\n')[0]).toMatch(/^\{"t":"head","head":\{"id":/);
     // Manifests written before counter windows existed still parse (and restore with none); malformed windows do not.
@@ -206,7 +186,7 @@ describe.each(JOB_BACKENDS)('backups and restore: $name', (backend) => {
     expect(parseManifest(Buffer.from(JSON.stringify(older)), 'older')).toEqual(older);
     expect(() => parseManifest(Buffer.from(JSON.stringify({ ...manifest, counterWindows: [{ window: 'year:2026', counts: {} }] })), 'bad')).toThrow(/manifest/);
     expect(() => parseManifest(Buffer.from(JSON.stringify({ ...manifest, counterWindows: [{ window: 'day:2026-01-01', counts: { n: 0.5 } }] })), 'bad')).toThrow(/manifest/);
-    expect(await allKeys(inspect, inst.bucketOf(names.logs), 'backups/')).toEqual([]);
+    expect(await allKeys(fx.inspect, fx.inst.bucketOf(names.logs), 'backups/')).toEqual([]);
     // A second run the same day finds the snapshots done.
     expect((await backup(scheduledEvent(now, 'xronox-backup'), lambdaContext('xronox-backup'))).counts).toMatchObject({ collectionsAlreadyBackedUp: 4 });
 
@@ -222,7 +202,7 @@ describe.each(JOB_BACKENDS)('backups and restore: $name', (backend) => {
     expect(await windowsState(sub, names)).toEqual(windowsBefore);
 
     const x2 = initXronox(config);
-    open.push(x2);
+    fx.open.push(x2);
     const orders2 = x2.with({ databaseType: 'runtime', tier: 'tenant', tenantId: 'acme', collection: 'orders' });
     expect(await reads(orders2, ids)).toEqual(readsBefore);
     expect(await x2.counters.getTotals({ databaseType: 'runtime', tier: 'tenant', tenantId: 'acme', collection: 'orders' })).toEqual(ordersState.counters);
@@ -246,14 +226,14 @@ describe.each(JOB_BACKENDS)('backups and restore: $name', (backend) => {
     await backup(scheduledEvent(now, 'xronox-backup'), lambdaContext('xronox-backup'));
     const date = backupDate(new Date(scheduledEvent(now, 'x').time));
     await wipe(x, sub);
-    const rtBucket = inst.bucketOf(names.rt);
+    const rtBucket = fx.inst.bucketOf(names.rt);
     const partKey = `backups/orders/${date}/${names.rt}/part-00000.jsonl.gz`;
-    const good = (await inspect.get(rtBucket, partKey))!;
+    const good = (await fx.inspect.get(rtBucket, partKey))!;
 
     // One flipped byte in a part: the SHA-256 no longer matches.
     const bad = Buffer.from(good);
     bad[bad.length - 10] = bad[bad.length - 10]! ^ 0xff;
-    await inspect.put(rtBucket, partKey, bad);
+    await fx.inspect.put(rtBucket, partKey, bad);
     const damaged = await cli(['backup', 'restore', '--db', names.rt, '--date', date, '--config', file, '--quiet']);
     expect(damaged.code).toBe(EXIT.failed);
     expect(damaged.stderr).toContain(`${partKey} does not match its manifest`);
@@ -265,11 +245,11 @@ describe.each(JOB_BACKENDS)('backups and restore: $name', (backend) => {
     const forged = Buffer.from(lines.map((l, i) => (i === 1 ? l.replace('"t":"version"', '"t":"verzion"') : l)).join('\n'));
     const { gzipSync } = await import('node:zlib');
     const forgedGz = gzipSync(forged);
-    await inspect.put(rtBucket, partKey, forgedGz);
+    await fx.inspect.put(rtBucket, partKey, forgedGz);
     const manifestKey = `backups/orders/${date}/${names.rt}/manifest.json`;
-    const manifest = JSON.parse(Buffer.from((await inspect.get(rtBucket, manifestKey))!).toString('utf8')) as BackupManifest;
+    const manifest = JSON.parse(Buffer.from((await fx.inspect.get(rtBucket, manifestKey))!).toString('utf8')) as BackupManifest;
     manifest.files[0] = { ...manifest.files[0]!, bytes: forgedGz.byteLength, sha256: createHash('sha256').update(forgedGz).digest('hex') };
-    await inspect.put(rtBucket, manifestKey, Buffer.from(JSON.stringify(manifest)));
+    await fx.inspect.put(rtBucket, manifestKey, Buffer.from(JSON.stringify(manifest)));
     const forgedRun = await cli(['backup', 'restore', '--db', names.rt, '--date', date, '--config', file, '--quiet']);
     expect(forgedRun.code).toBe(EXIT.failed);
     expect(forgedRun.stderr).toMatch(/line 2: unknown line type/);

@@ -7,9 +7,8 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { XronoxConfigInput } from '../../core/config/schema.js';
-import type { BlobStore } from '../../core/contracts/blob-store.js';
 import type { Collection } from '../../core/engine/collection.js';
 import type { Xronox } from '../../core/engine/xronox.js';
 import { StorageError } from '../../core/errors.js';
@@ -17,8 +16,18 @@ import { backupDate } from '../../core/jobs/backup.js';
 import { restoreBackup, runJob } from '../../core/jobs/run.js';
 import { initXronox } from '../../core/xronox.js';
 import { container, offload as offloadHandler } from '../../functions/jobs/handlers.js';
-import { tempDir } from '../support/temp.js';
-import { type BackendInstance, freshNames, indexState, JOB_BACKENDS, jobConfig, lambdaContext, type Names, openIndex, scheduledEvent, writeConfig } from './support.js';
+import {
+  freshNames,
+  indexState,
+  JOB_BACKENDS,
+  jobConfig,
+  lambdaContext,
+  type Names,
+  openIndex,
+  scheduledEvent,
+  useJobBackend,
+  writeConfig,
+} from './support.js';
 
 const DAY = 24 * 3600 * 1000;
 const DAYS = 2;
@@ -28,33 +37,15 @@ describe.each(JOB_BACKENDS.slice(0, 2))('offload: $name', (backend) => {
     it.skip(`skipped: ${backend.skip}`, () => undefined);
     return;
   }
-  let inst: BackendInstance;
-  let inspect: BlobStore;
-  const dir = tempDir('xronox-jobs-offload');
-  const open: Xronox[] = [];
-  const savedConfigFile = process.env.XRONOX_CONFIG_FILE;
-
-  beforeAll(async () => {
-    inst = await backend.setup();
-    inspect = inst.inspect(dir.path);
-  });
-  afterAll(async () => {
-    for (const x of open) await x.shutdown().catch(() => undefined);
-    await container.close();
-    if (savedConfigFile === undefined) delete process.env.XRONOX_CONFIG_FILE;
-    else process.env.XRONOX_CONFIG_FILE = savedConfigFile;
-    await inspect?.close();
-    await inst?.dispose();
-    dir.cleanup();
-  });
+  const fx = useJobBackend(backend, 'xronox-jobs-offload');
 
   it('offloads old records and logs, reads stay identical, damage fails reads, backups restore exactly, updates un-offload', async () => {
     const names: Names = freshNames();
-    await inst.prepare(Object.values(names));
-    const sub = join(dir.path, names.rt);
+    await fx.inst.prepare(Object.values(names));
+    const sub = join(fx.dir.path, names.rt);
     const sqlite = join(sub, 'xronox.sqlite');
     const offload = { enabled: true, olderThan: DAYS };
-    const base = jobConfig(inst, dir.path, names);
+    const base = jobConfig(fx.inst, fx.dir.path, names);
     const config: XronoxConfigInput = {
       ...base,
       dbConnections: { local: { sqlitePath: sqlite } },
@@ -62,7 +53,7 @@ describe.each(JOB_BACKENDS.slice(0, 2))('offload: $name', (backend) => {
       jobs: { leaseSeconds: 2, offload: { logsAfterDays: DAYS } },
     };
     let x = initXronox(config);
-    open.push(x);
+    fx.open.push(x);
     const colls = (xr: Xronox) => ({
       orders: xr.with({ databaseType: 'runtime', tier: 'tenant', tenantId: 'acme', collection: 'orders' }),
       notes: xr.with({ databaseType: 'knowledge', tier: 'generic', collection: 'notes' }),
@@ -127,7 +118,7 @@ describe.each(JOB_BACKENDS.slice(0, 2))('offload: $name', (backend) => {
     };
 
     // The scheduled Lambda handler, with a real EventBridge payload, over the same config file.
-    process.env.XRONOX_CONFIG_FILE = writeConfig(dir.path, config);
+    process.env.XRONOX_CONFIG_FILE = writeConfig(fx.dir.path, config);
     await container.close();
     const report = await offloadHandler(scheduledEvent(now, 'xronox-offload'), lambdaContext('xronox-offload'));
     await container.close();
@@ -145,28 +136,28 @@ describe.each(JOB_BACKENDS.slice(0, 2))('offload: $name', (backend) => {
     expect(again.counts.offloadedRecords).toBeUndefined();
 
     // Damaged or missing objects fail reads; they never serve other data.
-    const rtBucket = inst.bucketOf(names.rt);
+    const rtBucket = fx.inst.bucketOf(names.rt);
     const cKey = `records/orders/${c}/current.json`;
-    const cBytes = (await inspect.get(rtBucket, cKey))!;
+    const cBytes = (await fx.inspect.get(rtBucket, cKey))!;
     const forged = JSON.parse(Buffer.from(cBytes).toString('utf8')) as { data: { total: number } };
     forged.data.total = 700;
-    await inspect.put(rtBucket, cKey, Buffer.from(JSON.stringify(forged)));
+    await fx.inspect.put(rtBucket, cKey, Buffer.from(JSON.stringify(forged)));
     await expect(orders.getLatest(c)).rejects.toBeInstanceOf(StorageError);
     await expect(orders.listByMeta({ limit: 100 })).rejects.toBeInstanceOf(StorageError);
     expect((await orders.verify(c)).ok).toBe(false);
-    await inspect.put(rtBucket, cKey, cBytes);
+    await fx.inspect.put(rtBucket, cKey, cBytes);
     const knKey = `records/notes/${n1}/current.json`;
-    const knBytes = (await inspect.get(inst.bucketOf(names.kn), knKey))!;
-    await inspect.delete(inst.bucketOf(names.kn), knKey);
+    const knBytes = (await fx.inspect.get(fx.inst.bucketOf(names.kn), knKey))!;
+    await fx.inspect.delete(fx.inst.bucketOf(names.kn), knKey);
     await expect(notes.getLatest(n1)).rejects.toBeInstanceOf(StorageError);
     await expect(notes.update(n1, { tag: 'x' }, 1)).rejects.toBeInstanceOf(StorageError);
-    await inspect.put(inst.bucketOf(names.kn), knKey, knBytes);
+    await fx.inspect.put(fx.inst.bucketOf(names.kn), knKey, knBytes);
     const day = (await logs.getLatest(l1))!.createdAt.slice(0, 10);
     const logKey = `records/activity/${day}/${l1}.json`;
-    const logBytes = (await inspect.get(inst.bucketOf(names.logs), logKey))!;
-    await inspect.put(inst.bucketOf(names.logs), logKey, Buffer.from(Buffer.from(logBytes).toString('utf8').replace(`"${l1}"`, `"${l2}"`)));
+    const logBytes = (await fx.inspect.get(fx.inst.bucketOf(names.logs), logKey))!;
+    await fx.inspect.put(fx.inst.bucketOf(names.logs), logKey, Buffer.from(Buffer.from(logBytes).toString('utf8').replace(`"${l1}"`, `"${l2}"`)));
     await expect(logs.getLatest(l1)).rejects.toBeInstanceOf(StorageError);
-    await inspect.put(inst.bucketOf(names.logs), logKey, logBytes);
+    await fx.inspect.put(fx.inst.bucketOf(names.logs), logKey, logBytes);
     expect(await reads(orders, notes, logs)).toEqual(before);
 
     // Backups hold the real documents: a restore is the index as it was before the offload.
@@ -175,7 +166,7 @@ describe.each(JOB_BACKENDS.slice(0, 2))('offload: $name', (backend) => {
     await x.shutdown();
     for (const suffix of ['', '-wal', '-shm']) rmSync(`${sqlite}${suffix}`, { force: true });
     x = initXronox(config);
-    open.push(x);
+    fx.open.push(x);
     for (const dbName of [names.rt, names.kn]) expect((await restoreBackup(x, { dbName, date: backupDate(backupNow) }, { log: null })).complete).toBe(true);
     expect(await snapshot(sqlite, names)).toEqual(stateBefore);
     ({ orders, notes } = colls(x));

@@ -6,17 +6,14 @@
  */
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { BlobStore } from '../../core/contracts/blob-store.js';
+import { afterAll, describe, expect, it } from 'vitest';
 import type { Xronox } from '../../core/engine/xronox.js';
 import { runJob } from '../../core/jobs/run.js';
 import { initXronox } from '../../core/xronox.js';
 import { archiveSweep, container, retention } from '../../functions/jobs/handlers.js';
 import { sqliteRows } from '../domains/support.js';
-import { tempDir } from '../support/temp.js';
-import { allKeys, type BackendInstance, freshNames, JOB_BACKENDS, jobConfig, lambdaContext, scheduledEvent, writeConfig } from './support.js';
+import { allKeys, freshNames, JOB_BACKENDS, jobConfig, lambdaContext, scheduledEvent, useJobBackend, writeConfig } from './support.js';
 
-const savedConfigFile = process.env.XRONOX_CONFIG_FILE;
 const DAY = 24 * 3600 * 1000;
 const MAX_PER_ITEM = 5;
 const DAYS = 7;
@@ -26,37 +23,24 @@ describe.each(JOB_BACKENDS)('retention through the scheduled handler: $name', (b
     it.skip(`skipped: ${backend.skip}`, () => undefined);
     return;
   }
-  let inst: BackendInstance;
-  let inspect: BlobStore;
-  const dir = tempDir('xronox-jobs-retention');
+  const fx = useJobBackend(backend, 'xronox-jobs-retention');
   let x: Xronox | undefined;
-
-  beforeAll(async () => {
-    inst = await backend.setup();
-    inspect = inst.inspect(dir.path);
-  });
   afterAll(async () => {
     await x?.shutdown();
-    await container.close();
-    await inspect?.close();
-    await inst?.dispose();
-    if (savedConfigFile === undefined) delete process.env.XRONOX_CONFIG_FILE;
-    else process.env.XRONOX_CONFIG_FILE = savedConfigFile;
-    dir.cleanup();
   });
 
   it('keeps every current version and exactly the versions the policy says; logs and shared memory past their window go', async () => {
     const names = freshNames();
-    await inst.prepare(Object.values(names));
-    const config = jobConfig(inst, dir.path, names, {
+    await fx.inst.prepare(Object.values(names));
+    const config = jobConfig(fx.inst, fx.dir.path, names, {
       retention: { ver: { days: DAYS, maxPerItem: MAX_PER_ITEM } },
       jobs: { archive: { mode: 'deferred', sweepAfterMinutes: 15 }, leaseSeconds: 2, retention: { logsDays: 1 } },
     });
-    process.env.XRONOX_CONFIG_FILE = writeConfig(dir.path, config);
+    process.env.XRONOX_CONFIG_FILE = writeConfig(fx.dir.path, config);
     await container.close();
     x = initXronox(config);
     const orders = x.with({ databaseType: 'runtime', tier: 'tenant', tenantId: 'acme', collection: 'orders' });
-    const versionsBucket = inst.bucketOf(names.rt);
+    const versionsBucket = fx.inst.bucketOf(names.rt);
 
     const ids: Record<string, string> = {};
     /** `versions` more versions of a record (the first one creates it), then maybe a delete. */
@@ -108,7 +92,7 @@ describe.each(JOB_BACKENDS)('retention through the scheduled handler: $name', (b
     const memoryKeys = async () => (await memory.find({ namespace: 'jobs' }, { sort: { key: 1 } })).map((d) => d.key);
     // What the table itself holds, expired documents included (reads never return those).
     const storedMemory = () => {
-      const db = new Database(join(dir.path, 'xronox.sqlite'), { readonly: true });
+      const db = new Database(join(fx.dir.path, 'xronox.sqlite'), { readonly: true });
       try {
         return sqliteRows(db, names.msg, 'shared_memory').map((r) => (JSON.parse(r.doc) as { key: string }).key).sort();
       } finally {
@@ -157,7 +141,7 @@ describe.each(JOB_BACKENDS)('retention through the scheduled handler: $name', (b
         const ov = (v as { ov: number }).ov;
         expect(await orders.getVersion(id, ov)).toEqual(expected[name]!.includes(ov) ? before[name]![i] : null);
       }
-      const objects = (await allKeys(inspect, versionsBucket, `versions/orders/${id}/`)).map((k) => Number(/v(\d+)\.json$/.exec(k)![1])).sort((a, b) => b - a);
+      const objects = (await allKeys(fx.inspect, versionsBucket, `versions/orders/${id}/`)).map((k) => Number(/v(\d+)\.json$/.exec(k)![1])).sort((a, b) => b - a);
       expect(objects).toEqual(name === 'pending' ? [] : expected[name]);
       expect({ name, verify: await orders.verify(id) }).toMatchObject({ name, verify: { ok: true } });
     }
@@ -170,7 +154,7 @@ describe.each(JOB_BACKENDS)('retention through the scheduled handler: $name', (b
     // Logs past their window: records and their day-filed objects.
     expect(report.counts.expiredLogs).toBe(2);
     for (const id of logIds) expect(await logs.getLatest(id, { includeDeleted: true })).toBeNull();
-    expect(await allKeys(inspect, inst.bucketOf(names.logs), 'records/activity/')).toEqual([]);
+    expect(await allKeys(fx.inspect, fx.inst.bucketOf(names.logs), 'records/activity/')).toEqual([]);
     // Shared memory: exactly the documents past their own retentionDays by the run's clock.
     expect(report.counts).toMatchObject({ expiredSharedMemory: 1, expiredDocuments: 1 });
     expect(await memory.findOne({ key: 'short', namespace: 'jobs' })).toBeNull();

@@ -18,6 +18,12 @@ import type { IndexStore } from '../../core/contracts/index-store.js';
 import { cephS3 } from '../support/ceph.js';
 import { type S3rverHandle, startS3rver } from '../support/s3rver.js';
 import { seededRandom } from '../support/random.js';
+import { tempDir } from '../support/temp.js';
+import { afterAll, beforeAll } from 'vitest';
+import type { Xronox } from '../../core/engine/xronox.js';
+import { container } from '../../functions/jobs/handlers.js';
+
+type TempDir = ReturnType<typeof tempDir>;
 
 // ---- backends -------------------------------------------------------------------------------
 
@@ -316,4 +322,28 @@ export async function allKeys(blob: BlobStore, bucket: string, prefix: string): 
     if (!startAfter) return keys;
   }
   throw new Error(`listing ${bucket}/${prefix} did not end`);
+}
+
+/**
+ * The backend of one handler test file: set up once, a blob store on it for inspection, a temp
+ * folder, the Xronox instances the tests open (shut down after), and the handlers' container and
+ * XRONOX_CONFIG_FILE restored at the end. Registers its own beforeAll and afterAll.
+ */
+export function useJobBackend(backend: JobBackend, folder: string): { inst: BackendInstance; inspect: BlobStore; dir: TempDir; open: Xronox[] } {
+  const savedConfigFile = process.env.XRONOX_CONFIG_FILE;
+  const fixture = { dir: tempDir(folder), open: [] as Xronox[] } as { inst: BackendInstance; inspect: BlobStore; dir: TempDir; open: Xronox[] };
+  beforeAll(async () => {
+    fixture.inst = await backend.setup();
+    fixture.inspect = fixture.inst.inspect(fixture.dir.path);
+  });
+  afterAll(async () => {
+    await Promise.all(fixture.open.map((x) => x.shutdown()));
+    await container.close();
+    await fixture.inspect?.close();
+    await fixture.inst?.dispose();
+    if (savedConfigFile === undefined) delete process.env.XRONOX_CONFIG_FILE;
+    else process.env.XRONOX_CONFIG_FILE = savedConfigFile;
+    fixture.dir.cleanup();
+  });
+  return fixture;
 }
