@@ -84,6 +84,8 @@ export interface CollectionContext {
 
 const DEFAULT_ACTOR = 'anonymous';
 const MAX_RETRIES = 100;
+/** The most records one `createMany` commits (one index-store transaction). */
+export const MAX_CREATE_BATCH = 1000;
 const RESTORE_BATCH = 100;
 const RESTORE_LEASE_MS = 60_000;
 const VERIFY_PAGE = 500;
@@ -139,6 +141,32 @@ export class Collection {
     // Without claims a create cannot lose a race: its id is new.
     if (!created.ok) throw new ConflictError(`Could not create a record in ${this.#ctx.route.label}`);
     return { id: created.id, ov: 0, cv: created.cv, createdAt: created.at };
+  }
+
+  /**
+   * Creates up to `MAX_CREATE_BATCH` records in one index-store commit: every record is created
+   * or, when anything fails, none is (on MongoDB without transactions a crash mid-batch may leave
+   * a prefix; `capabilities.atomicBatches` says which). Every item is checked before anything is
+   * written; an error names the item (`items[3].data…`). Results are in the order of `items`.
+   */
+  async createMany<T extends Data>(items: readonly T[], actor?: Actor, reason?: string): Promise<CreateResult[]> {
+    if (!Array.isArray(items) || items.length === 0 || items.length > MAX_CREATE_BATCH) {
+      throw new ValidationError(`createMany takes an array of 1 to ${MAX_CREATE_BATCH} records`, { path: 'items' });
+    }
+    const who = this.#who(actor, reason);
+    const cleaned = items.map((data, i) => this.#cleanData(data, `items[${i}]`));
+    const records: Array<{ id: string; at: string; write: RecordWrite }> = [];
+    const deltas: Record<string, number> = {};
+    for (const clean of cleaned) {
+      const record = await this.#newRecord(clean, who, {}, undefined);
+      records.push(record);
+      this.#countInto(deltas, 'CREATE', record.data);
+    }
+    const result = await this.#ctx.index.commit(this.#ns, { writes: records.map((r) => r.write), counters: [this.#counterDelta(deltas)] });
+    // New ids and no claims: nothing can conflict but a broken store.
+    if (!result.ok) throw conflictOf(result);
+    for (const r of records) await this.#ctx.sync.schedule(this.#syncTarget, this.#ns, r.id);
+    return records.map((r, i) => ({ id: r.id, ov: 0, cv: result.cvs[i]!, createdAt: r.at }));
   }
 
   /** Replaces a record's data. Fails with `VersionConflictError` unless the record is at `expectedOv`. */
@@ -676,7 +704,7 @@ export class Collection {
     if (Object.hasOwn(clean, '_system')) {
       throw new ValidationError(`${label}._system is reserved for the engine's own bookkeeping`, { path: `${label}._system` });
     }
-    checkRequired(clean, this.#ctx.route.collectionMap, this.#ctx.route.collection);
+    checkRequired(clean, this.#ctx.route.collectionMap, this.#ctx.route.collection, label);
     return clean;
   }
 
@@ -711,14 +739,7 @@ export class Collection {
     claims: NonNullable<RecordWrite['claims']>,
     functionId?: string,
   ): Promise<{ ok: true; id: string; cv: number; at: string } | { ok: false }> {
-    const id = uuidv7();
-    const { data, queued } = await this.#storeContent(input, id, null);
-    const at = nextVersionTime(null);
-    const system: SystemInfo = { ...lineage, ...(functionId ? { functionIds: [functionId] } : {}) };
-    const doc: RecordDocument = { id, ov: 0, op: 'create', at, ...who, deleted: false, createdAt: at, data };
-    if (functionId) doc.functionId = functionId;
-    if (Object.keys(system).length > 0) doc.system = system;
-    const write = withBlobs(this.#write(id, null, doc), queued);
+    const { id, at, data, write } = await this.#newRecord(input, who, lineage, functionId);
     if (claims.length > 0) write.claims = claims;
     const deltas: Record<string, number> = {};
     this.#countInto(deltas, 'CREATE', data);
@@ -729,6 +750,23 @@ export class Collection {
     }
     await this.#ctx.sync.schedule(this.#syncTarget, this.#ns, id);
     return { ok: true, id, cv: result.cvs[0]!, at };
+  }
+
+  /** A new record at ov 0 (its content offloaded or queued) and the write that creates it. */
+  async #newRecord(
+    input: Data,
+    who: Who,
+    lineage: Pick<SystemInfo, 'parent' | 'origin' | 'uniqueKeys'>,
+    functionId: string | undefined,
+  ): Promise<{ id: string; at: string; data: Data; write: RecordWrite }> {
+    const id = uuidv7();
+    const { data, queued } = await this.#storeContent(input, id, null);
+    const at = nextVersionTime(null);
+    const system: SystemInfo = { ...lineage, ...(functionId ? { functionIds: [functionId] } : {}) };
+    const doc: RecordDocument = { id, ov: 0, op: 'create', at, ...who, deleted: false, createdAt: at, data };
+    if (functionId) doc.functionId = functionId;
+    if (Object.keys(system).length > 0) doc.system = system;
+    return { id, at, data, write: withBlobs(this.#write(id, null, doc), queued) };
   }
 
   async #enrichHead(head: HeadRow, patches: readonly Data[], who: Who, functionId: string | undefined): Promise<UpdateResult> {

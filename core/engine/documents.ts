@@ -148,12 +148,12 @@ export function flattenScalars(data: Data, prefix = '', out: Record<string, Inde
 }
 
 /** Fails when a property that `validation.requiredIndexed` lists is missing or null. */
-export function checkRequired(data: Data, map: CollectionMapConfig | undefined, collection: string): void {
+export function checkRequired(data: Data, map: CollectionMapConfig | undefined, collection: string, label = 'data'): void {
   for (const prop of map?.validation?.requiredIndexed ?? []) {
     const value = readPath(data, prop);
     if (value === undefined || value === null) {
       throw new ValidationError(`${collection} requires "${prop}" (validation.requiredIndexed), but the document has none`, {
-        path: `data.${prop}`,
+        path: `${label}.${prop}`,
       });
     }
   }

@@ -4,6 +4,7 @@ import { ACTOR_TYPES, VERSION_OPS } from '../../core/contracts/index-store.js';
 import { NAME_RULES, type NameKind } from '../../core/routing/names.js';
 import { STORAGE_POLICIES } from '../../core/routing/policy.js';
 import { isDocumentDatabaseType } from '../../core/domains/open.js';
+import { MAX_CREATE_BATCH } from '../../core/engine/collection.js';
 
 /**
  * Every path, query, header and body schema of the API, and the response shapes. The same
@@ -160,6 +161,10 @@ export const versionRecordSchema = recordSchema
   .openapi('VersionRecord');
 
 export const createdSchema = z.object({ id: z.string(), ov: z.int(), cv: z.int(), createdAt: z.string() }).openapi('Created');
+export const createManyBody = z
+  .strictObject({ items: z.array(recordData).min(1).max(MAX_CREATE_BATCH) })
+  .openapi('CreateManyBody', { description: `1 to ${MAX_CREATE_BATCH} records, created in one commit: all or none` });
+export const createdManySchema = z.object({ items: z.array(createdSchema) }).openapi('CreatedMany');
 export const updatedSchema = z.object({ id: z.string(), ov: z.int(), cv: z.int(), updatedAt: z.string() }).openapi('Updated');
 export const deletedSchema = z.object({ id: z.string(), ov: z.int(), cv: z.int(), deletedAt: z.string() }).openapi('Deleted');
 export const restoredSchema = updatedSchema.extend({ restoredFromOv: z.int() }).openapi('Restored');

@@ -134,6 +134,48 @@ export function engineConformance(backend: EngineBackend): void {
         expect(await orders.getLatest(a.id, { projection: ['customer.id'] })).toMatchObject({ data: { customer: { id: 'c1' } } });
       });
 
+      it('createMany creates every record in one commit, in order, with consecutive cvs and counted', async () => {
+        const { x, orders, runtime } = await start();
+        const items = Array.from({ length: 250 }, (_, i) => ({ status: i % 2 ? 'odd' : 'even', total: i, customer: { id: `c${i}` } }));
+        const created = await orders.createMany(items, 'loader', 'import');
+        expect(created).toHaveLength(250);
+        expect(created.map((c) => c.cv)).toEqual(created.map((_, i) => created[0]!.cv + i));
+        expect(new Set(created.map((c) => c.id)).size).toBe(250);
+        for (const i of [0, 1, 137, 249]) {
+          expect(await orders.getLatest(created[i]!.id)).toMatchObject({ id: created[i]!.id, ov: 0, cv: created[i]!.cv, data: items[i] });
+          expect((await orders.history(created[i]!.id)).items.map((h) => [h.ov, h.op, h.actor, h.reason])).toEqual([[0, 'create', 'loader', 'import']]);
+        }
+        const odd = await orders.listByMeta({ filter: { status: 'odd' }, limit: 1000 });
+        expect(odd.items.map((r) => r.data.total)).toEqual(expect.arrayContaining(items.filter((_, i) => i % 2).map((d) => d.total)));
+        expect(odd.items).toHaveLength(125);
+        // Counter rules see each record (total >= 100: items 100…249).
+        expect(await x.counters.getTotals({ databaseType: 'runtime', tier: 'tenant', tenantId: 'acme', collection: 'orders' })).toMatchObject({ created: 250, bigOrders: 150 });
+        // Another tenant's collection saw none of it.
+        expect((await runtime('globex').listByMeta({ limit: 10 })).items).toEqual([]);
+        // Unversioned types batch too.
+        const kn = x.with({ databaseType: 'knowledge', tier: 'generic', collection: 'facts' });
+        const facts = await kn.createMany([{ a: 1 }, { a: 2 }]);
+        expect(await Promise.all(facts.map(async (f) => (await kn.getLatest(f.id))?.data))).toEqual([{ a: 1 }, { a: 2 }]);
+      });
+
+      it('createMany checks every item first: one bad item, an empty or oversized batch writes nothing', async () => {
+        const { x, orders } = await start();
+        const good = { status: 'new', total: 1 };
+        const bad: unknown[] = [{ total: 1 }, { status: 'x', $where: 1 }, { status: 'x', _system: {} }, 'text', null];
+        for (const item of bad) {
+          const err = await orders.createMany([good, good, good, item as never]).catch((e: unknown) => e);
+          expect(err).toBeInstanceOf(ValidationError);
+          expect((err as ValidationError).path ?? (err as Error).message).toMatch(/items\[3\]/);
+        }
+        for (const batch of [[], Array.from({ length: 1001 }, () => good), 'x', null]) {
+          await expect(orders.createMany(batch as never)).rejects.toBeInstanceOf(ValidationError);
+        }
+        expect((await orders.listByMeta({ limit: 10, includeDeleted: true })).items).toEqual([]);
+        expect(await x.counters.getTotals({ databaseType: 'runtime', tier: 'tenant', tenantId: 'acme', collection: 'orders' })).toEqual({});
+        const ok = await orders.createMany(Array.from({ length: 1000 }, () => good));
+        expect(ok).toHaveLength(1000);
+      });
+
       it('update needs the current ov; a stale one fails with expected and actual and writes nothing', async () => {
         const { orders } = await start();
         const { id } = await orders.create({ status: 'new', total: 1 }, 'alice', 'r');

@@ -23,6 +23,7 @@ function expectedOperations(): string[] {
     out.push(
       `post ${collection}`,
       `get ${collection}`,
+      `post ${collection}/batch`,
       `post ${collection}/restore`,
       `get ${record}`,
       `put ${record}`,

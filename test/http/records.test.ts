@@ -118,6 +118,28 @@ describe('a collection over HTTP', () => {
     }
   });
 
+  it('POST /batch creates many records in one commit (all or none), in order', async () => {
+    const batch = '/v1/tenants/acme/runtime/receipts';
+    const items = Array.from({ length: 20 }, (_, n) => ({ n, status: 'new' }));
+    const reply = await call(s.base, 'POST', `${batch}/batch`, { body: { items }, headers: { 'x-xronox-reason': 'bulk import' } });
+    expect(reply.status).toBe(201);
+    const created = (reply.json as { items: Created[] }).items;
+    expect(created.map((c) => c.cv)).toEqual(created.map((_, i) => created[0]!.cv + i));
+    const { body: v0 } = await ok<Version>(s.base, 'GET', `${batch}/${created[7]!.id}?ov=0`);
+    expect(v0).toMatchObject({ data: { n: 7, status: 'new' }, op: 'create', reason: 'bulk import' });
+    // One bad item (a "$" key) refuses the whole batch with a 400 naming it; nothing is written.
+    const bad = await call(s.base, 'POST', `${batch}/batch`, { body: { items: [{ n: 100 }, { n: 101, $set: 1 }] } });
+    expect(bad.status).toBe(400);
+    expect(JSON.stringify(bad.json)).toMatch(/items\[1\]/);
+    for (const body of [{ items: [] }, { items: [1] }, { items: {} }, { records: [{}] }, [{ n: 1 }]]) {
+      expect((await call(s.base, 'POST', `${batch}/batch`, { body })).status).toBe(400);
+    }
+    const { body: page } = await ok<Page>(s.base, 'GET', `${batch}?limit=100`);
+    expect(page.items.map((r) => r.data.n).sort((a, b) => Number(a) - Number(b))).toEqual(items.map((i) => i.n));
+    expect((await call(s.base, 'POST', `${batch}/batch`, { body: { items }, key: KEYS.acmeReader })).status).toBe(403);
+    expect((await call(s.base, 'POST', '/v1/tenants/beta/runtime/receipts/batch', { body: { items } })).status).toBe(403);
+  });
+
   it('GET lists by indexed properties (filter as JSON) and pages with limit and after', async () => {
     const filter = encodeURIComponent(JSON.stringify({ status: 'paid' }));
     const { body: paid } = await ok<Page>(s.base, 'GET', `${invoices}?filter=${filter}`);

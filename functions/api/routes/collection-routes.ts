@@ -8,7 +8,9 @@ import {
   booleanQuery,
   collectionRestoreBody,
   collectionRestoreReportSchema,
+  createdManySchema,
   createdSchema,
+  createManyBody,
   filterQuery,
   idParam,
   limitQuery,
@@ -54,6 +56,31 @@ export function registerCollectionRoutes(app: OpenAPIHono<AppEnv>, tier: Tier, x
     c.header('Location', recordPath(c.get('scope'), p, created.id));
     c.header('ETag', etag(created.ov));
     return c.json(created, 201);
+  });
+
+  const createMany = createRoute({
+    method: 'post',
+    path: `${path}/batch`,
+    operationId: `${tier}CreateRecords`,
+    summary: 'Create many records in one commit (all or none)',
+    tags,
+    security: BEARER,
+    middleware: [requireRole('write'), jsonBody] as const,
+    request: {
+      params,
+      query: noQuery,
+      headers: z.object({ 'x-xronox-reason': reasonHeader.optional() }),
+      body: { required: true, content: { 'application/json': { schema: createManyBody } } },
+    },
+    responses: {
+      201: { description: 'Every record created, in the order given', content: { 'application/json': { schema: createdManySchema } } },
+      ...problems(400, 404, 413, 415),
+    },
+  });
+  app.openapi(createMany, async (c) => {
+    const { actor, reason } = who(c, c.req.valid('header')['x-xronox-reason']);
+    const created = await xronox.with(routeRequest(c.get('scope'), c.req.valid('param'))).createMany(c.req.valid('json').items, actor, reason);
+    return c.json({ items: created }, 201);
   });
 
   const list = createRoute({
