@@ -67,6 +67,25 @@ export interface DocumentStore {
    */
   deleteExpired(ns: Namespace, now: Date): Promise<number>;
 
+  /**
+   * Every stored document of the collection (expired ones included, with their expiry) in
+   * insertion order, a page at a time, for backups: pass the returned `next` as `after` until it
+   * is `null`. Documents written while paging may or may not be seen. An unknown collection has
+   * no documents.
+   */
+  exportDocuments(ns: Namespace, options: { after?: string; limit: number }): Promise<{ documents: StoredDocument[]; next: string | null }>;
+
+  /**
+   * Appends documents in the order given, keeping their expiry (restores). A unique index that
+   * already holds a key is a `DuplicateKeyError` naming the index; then nothing of the call is
+   * written on SQLite, and on MongoDB the documents before the clash are (a restore clears the
+   * collection and starts again, so either way it converges).
+   */
+  importDocuments(ns: Namespace, documents: readonly StoredDocument[]): Promise<void>;
+
+  /** Deletes every document of the collection, expired or not; returns how many. Indexes stay. */
+  clearCollection(ns: Namespace): Promise<number>;
+
   /** Resolves when the backend answers. */
   ping(): Promise<void>;
 
@@ -138,6 +157,12 @@ export interface WriteOptions {
    * a TTL index where `capabilities.nativeExpiry`). Kept outside the document; absent: never.
    */
   expiresAt?: Date;
+}
+
+/** A document as stored: the document and when it expires (`null`: never). */
+export interface StoredDocument {
+  doc: Doc;
+  expiresAt: Date | null;
 }
 
 /** The key under which a `Date` travels in document JSON (`{ "$date": "2024-01-01T00:00:00.000Z" }`). */

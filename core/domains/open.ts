@@ -1,11 +1,12 @@
 import type { XronoxConfig } from '../config/load.js';
 import type { DatabaseType } from '../config/schema.js';
 import type { BlobStore } from '../contracts/blob-store.js';
-import type { CollectionSpec, DocumentStore } from '../contracts/document-store.js';
+import type { CollectionSpec, Doc, DocumentStore } from '../contracts/document-store.js';
+import { TenantAccessError } from '../errors.js';
 import type { Namespace } from '../contracts/index-store.js';
 import type { DatabaseRoute, Route, RouteRequest } from '../routing/router.js';
-import { IdentitiesCollection, type IdentityAudit, identityCollectionName, IDENTITY_COLLECTIONS, IDENTITY_SPECS } from './identities/identities.js';
-import { MESSAGING_COLLECTIONS, MESSAGING_SPECS, MessagingCollection, messagingCollectionName, type MessagingSettings } from './messaging/messaging.js';
+import { checkStoredIdentityDoc, IdentitiesCollection, type IdentityAudit, type IdentityCollectionName, identityCollectionName, IDENTITY_COLLECTIONS, IDENTITY_SPECS } from './identities/identities.js';
+import { checkStoredMessagingDoc, MESSAGING_COLLECTIONS, MESSAGING_SPECS, MessagingCollection, type MessagingCollectionName, messagingCollectionName, type MessagingSettings } from './messaging/messaging.js';
 
 /** The database types whose collections are plain document collections (the document store), not records. */
 export const DOCUMENT_DATABASE_TYPES = ['messaging', 'identities'] as const;
@@ -55,6 +56,26 @@ export function documentCollectionsOf(config: XronoxConfig, db: DatabaseRoute): 
   if (db.databaseType !== 'messaging') return [];
   const deliveries = captureDeliveries(config, db);
   return MESSAGING_COLLECTIONS.filter((c) => c !== 'deliveries' || deliveries).map((collection) => ({ collection, spec: MESSAGING_SPECS[collection] }));
+}
+
+/**
+ * A document collection of a messaging or identities database, by its name, as restores need
+ * it: its spec and the check of a stored document (the collection's own rules, and in a tenant's
+ * database the tenant rule); `null` for a name the type does not have.
+ */
+export function storedDocumentRules(databaseType: string, collection: string, tenantId: string | undefined): { spec: CollectionSpec; check: (doc: Doc) => void } | null {
+  const tenantRule = (doc: Doc) => {
+    if (tenantId !== undefined && doc.tenantId !== tenantId) throw new TenantAccessError(`A document of tenant ${JSON.stringify(doc.tenantId)} cannot be in tenant "${tenantId}"'s database`);
+  };
+  if (databaseType === 'identities' && (IDENTITY_COLLECTIONS as readonly string[]).includes(collection)) {
+    const name = collection as IdentityCollectionName;
+    return { spec: IDENTITY_SPECS[name], check: (doc) => (checkStoredIdentityDoc(name, doc), tenantRule(doc)) };
+  }
+  if (databaseType === 'messaging' && (MESSAGING_COLLECTIONS as readonly string[]).includes(collection)) {
+    const name = collection as MessagingCollectionName;
+    return { spec: MESSAGING_SPECS[name], check: (doc) => (checkStoredMessagingDoc(name, doc), tenantRule(doc)) };
+  }
+  return null;
 }
 
 export function messagingSettings(config: XronoxConfig): MessagingSettings {

@@ -1,5 +1,3 @@
-import { createHash } from 'node:crypto';
-import { gunzipSync, gzipSync } from 'node:zlib';
 import { ACTOR_TYPES, type CounterWindow, type HeadRow, type ImportedRecord, type Namespace, VERSION_OPS, type VersionRow } from '../contracts/index-store.js';
 import { blobKeys, putVersionOnce } from '../engine/blob-sync.js';
 import { COUNTER_WINDOW_GRANULARITIES } from '../engine/counter-windows.js';
@@ -9,6 +7,22 @@ import { NotFoundError, StorageError, ValidationError } from '../errors.js';
 import { isValidName } from '../routing/names.js';
 import type { BlobLocation } from '../routing/router.js';
 import type { JobContext } from './job.js';
+import {
+  BACKUP_FORMAT,
+  backupDate,
+  commitSnapshot,
+  isCount,
+  isObject,
+  type ManifestBase,
+  mapInParallel,
+  PartWriter,
+  parseManifestBase,
+  readManifest,
+  readPartLines,
+  removeUnlisted,
+  snapshotFolder,
+  snapshotFolders,
+} from './snapshot.js';
 
 /**
  * Backups: per database and collection, a snapshot in the backups bucket at
@@ -28,15 +42,7 @@ import type { JobContext } from './job.js';
  * the collections it had not finished; a collection cut off mid-way is written again from the
  * start (file names are deterministic) and any file its manifest does not list is removed.
  */
-export const BACKUP_FORMAT = 'xronox-backup/1';
-
-export interface BackupManifest {
-  format: typeof BACKUP_FORMAT;
-  dbName: string;
-  databaseType: string;
-  collection: string;
-  /** The day of the run (UTC), as in the folder name. */
-  date: string;
+export interface BackupManifest extends ManifestBase {
   /** The namespace's last collection version when the snapshot began; `null` if never written. */
   collectionVersion: number | null;
   /** The collection's counter totals (kept in the analytics database for runtime). */
@@ -48,17 +54,6 @@ export interface BackupManifest {
    */
   counterWindows?: CounterWindow[];
   counts: { heads: number; versions: number; claims: number };
-  /** Compressed bytes of every part. */
-  bytes: number;
-  files: BackupFile[];
-}
-
-export interface BackupFile {
-  /** File name inside the snapshot folder. */
-  name: string;
-  lines: number;
-  bytes: number;
-  sha256: string;
 }
 
 type Line =
@@ -66,22 +61,10 @@ type Line =
   | { t: 'version'; version: VersionRow; doc: string | null }
   | { t: 'claim'; key: string; id: string };
 
-/** A part holds about this many uncompressed bytes before the next one starts. */
-const PART_BYTES = 16 * 1024 * 1024;
 const PAGE = 200;
 const VERSION_PAGE = 500;
-const FETCH_CONCURRENCY = 8;
 const IMPORT_RECORDS = 100;
 const IMPORT_VERSIONS = 2000;
-
-/** The folder of one snapshot. */
-export function snapshotFolder(loc: BlobLocation, collection: string, date: string, dbName: string): string {
-  return `${loc.prefix}/${collection}/${date}/${dbName}/`;
-}
-
-export function backupDate(now: Date): string {
-  return now.toISOString().slice(0, 10);
-}
 
 /** Backs up every collection of one database. */
 export async function backupDatabase(target: JobTarget, ctx: JobContext): Promise<void> {
@@ -100,7 +83,7 @@ async function backupCollection(target: JobTarget, loc: BlobLocation, collection
   const existing = await target.blob.get(loc.bucket, `${folder}manifest.json`);
   if (existing) {
     // Done by this run before a crash, or by an earlier run today: only finish its clean-up.
-    await removeUnlisted(target, loc, folder, parseManifest(existing, `${folder}manifest.json`));
+    await removeUnlisted(target.blob, loc, folder, parseManifest(existing, `${folder}manifest.json`));
     ctx.tally.add('collectionsAlreadyBackedUp');
     return;
   }
@@ -110,7 +93,8 @@ async function backupCollection(target: JobTarget, loc: BlobLocation, collection
   for (const granularity of COUNTER_WINDOW_GRANULARITIES) {
     counterWindows.push(...(await target.index.getCounterWindows(target.analyticsDbName, collection, { granularity })));
   }
-  const parts = new PartWriter(target, loc.bucket, folder);
+  const parts = new PartWriter(target.blob, loc.bucket, folder);
+  const add = (line: Line) => parts.add(JSON.stringify(line));
   const offloadTarget = { index: target.index, blob: target.blob, versioned: target.policy.versioned, appendOnly: target.policy.appendOnly, blobs: target.blobs };
   const counts = { heads: 0, versions: 0, claims: 0 };
 
@@ -121,7 +105,7 @@ async function backupCollection(target: JobTarget, loc: BlobLocation, collection
     for (const head of heads) {
       // An offloaded head is backed up with its real document, so a restore is exact.
       const body = await headBody(offloadTarget, ns, head);
-      await parts.add({ t: 'head', head: body === head.body ? head : { ...head, body } });
+      await add({ t: 'head', head: body === head.body ? head : { ...head, body } });
       counts.heads++;
       // Entries up to the head's ov only: the record as it was when its head was read.
       let beforeOv = head.ov + 1;
@@ -130,7 +114,7 @@ async function backupCollection(target: JobTarget, loc: BlobLocation, collection
         const docs = await mapInParallel(rows, (row) => archivedDoc(target, ns, row));
         for (let i = 0; i < rows.length; i++) {
           if (docs[i] === undefined) continue; // pruned while we read it
-          await parts.add({ t: 'version', version: rows[i]!, doc: docs[i]! });
+          await add({ t: 'version', version: rows[i]!, doc: docs[i]! });
           counts.versions++;
         }
         if (rows.length < VERSION_PAGE) break;
@@ -145,7 +129,7 @@ async function backupCollection(target: JobTarget, loc: BlobLocation, collection
   let afterKey: string | undefined;
   for (;;) {
     const claims = await target.index.listClaims(ns, { limit: PAGE, ...(afterKey !== undefined ? { afterKey } : {}) });
-    for (const c of claims) await parts.add({ t: 'claim', key: c.key, id: c.id });
+    for (const c of claims) await add({ t: 'claim', key: c.key, id: c.id });
     counts.claims += claims.length;
     if (claims.length < PAGE) break;
     afterKey = claims[claims.length - 1]!.key;
@@ -165,8 +149,7 @@ async function backupCollection(target: JobTarget, loc: BlobLocation, collection
     bytes: parts.files.reduce((n, f) => n + f.bytes, 0),
     files: parts.files,
   };
-  await target.blob.put(loc.bucket, `${folder}manifest.json`, Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`), { contentType: 'application/json' });
-  await removeUnlisted(target, loc, folder, manifest);
+  await commitSnapshot(target.blob, loc, folder, manifest);
   ctx.tally.add('backedUpCollections');
   ctx.tally.add('backedUpRecords', counts.heads);
   ctx.tally.add('backedUpVersions', counts.versions);
@@ -182,47 +165,6 @@ async function archivedDoc(target: JobTarget, ns: Namespace, row: VersionRow): P
   // Retention prunes the object before the entry: an entry that is gone now was pruned.
   if (!(await target.index.getVersion(ns, row.id, row.ov))) return undefined;
   throw new StorageError(target.blob.name, 'get', undefined, `Version ${row.ov} of ${row.id} in ${target.dbName}/${ns.collection} is archived but its object is missing; the backup cannot be complete`);
-}
-
-/** Writes parts as they fill up. */
-class PartWriter {
-  readonly files: BackupFile[] = [];
-  #lines: string[] = [];
-  #size = 0;
-
-  constructor(
-    readonly target: JobTarget,
-    readonly bucket: string,
-    readonly folder: string,
-  ) {}
-
-  async add(line: Line): Promise<void> {
-    const text = JSON.stringify(line);
-    this.#lines.push(text);
-    this.#size += text.length + 1;
-    if (this.#size >= PART_BYTES) await this.flush();
-  }
-
-  async flush(): Promise<void> {
-    if (this.#lines.length === 0 && this.files.length > 0) return;
-    const name = `part-${String(this.files.length).padStart(5, '0')}.jsonl.gz`;
-    // gzip with no file name and mtime 0: the same data always gives the same bytes.
-    const body = gzipSync(Buffer.from(this.#lines.length > 0 ? `${this.#lines.join('\n')}\n` : '', 'utf8'));
-    await this.target.blob.put(this.bucket, `${this.folder}${name}`, body, { contentType: 'application/gzip' });
-    this.files.push({ name, lines: this.#lines.length, bytes: body.byteLength, sha256: sha256(body) });
-    this.#lines = [];
-    this.#size = 0;
-  }
-}
-
-async function removeUnlisted(target: JobTarget, loc: BlobLocation, folder: string, manifest: BackupManifest): Promise<void> {
-  const keep = new Set([...manifest.files.map((f) => `${folder}${f.name}`), `${folder}manifest.json`]);
-  let startAfter: string | undefined;
-  do {
-    const page = await target.blob.list(loc.bucket, folder, { limit: 1000, ...(startAfter ? { startAfter } : {}) });
-    for (const key of page.keys) if (!keep.has(key)) await target.blob.delete(loc.bucket, key);
-    startAfter = page.nextStartAfter ?? undefined;
-  } while (startAfter);
 }
 
 // ---- restore --------------------------------------------------------------------------------
@@ -247,26 +189,14 @@ export interface RestoreOptions {
  * for an empty (wiped) database: records created after the snapshot are left as they are.
  */
 export async function restoreDatabase(target: JobTarget, ctx: JobContext, options: RestoreOptions): Promise<void> {
-  const loc = target.blobs.backups;
-  if (!loc) throw new ValidationError(`${target.dbName} has no backups bucket (${target.databaseType} is never backed up)`);
-  if (!/^\d{4}-\d{2}-\d{2}$/.test(options.date)) throw new ValidationError('date must be YYYY-MM-DD', { path: 'date' });
-  for (const c of options.collections ?? []) if (!isValidName('collection', c)) throw new ValidationError(`Invalid collection name ${JSON.stringify(c)}`, { path: 'collections' });
-  const folders = await snapshotFolders(target, loc, options);
-  if (folders.length === 0) {
-    throw new NotFoundError(`No backup of ${target.dbName} dated ${options.date} in ${loc.bucket}/${loc.prefix}/${options.collections ? ` for ${options.collections.join(', ')}` : ''}`);
-  }
+  const { loc, folders } = await snapshotsToRestore(target, options);
 
   // Pass 1: check everything, write nothing.
   const manifests: Array<{ folder: string; manifest: BackupManifest }> = [];
   for (const { folder, collection } of folders) {
     await ctx.checkpoint();
+    const manifest = checkRecordsManifest(await readManifest(target.blob, loc, folder, { dbName: target.dbName, collection, date: options.date }), `${loc.bucket}/${folder}manifest.json`);
     const key = `${folder}manifest.json`;
-    const bytes = await target.blob.get(loc.bucket, key);
-    if (!bytes) throw new NotFoundError(`${loc.bucket}/${key} is missing: the backup of ${collection} on ${options.date} never finished`);
-    const manifest = parseManifest(bytes, `${loc.bucket}/${key}`);
-    if (manifest.dbName !== target.dbName || manifest.collection !== collection || manifest.date !== options.date) {
-      throw new ValidationError(`${loc.bucket}/${key} describes ${manifest.dbName}/${manifest.collection} on ${manifest.date}, not the folder it is in`);
-    }
     const counts = { heads: 0, versions: 0, claims: 0 };
     let currentId: string | null = null;
     for (const file of manifest.files) {
@@ -322,6 +252,19 @@ export async function restoreDatabase(target: JobTarget, ctx: JobContext, option
   }
 }
 
+/** Checks a restore request and finds the snapshots it names (every collection's, by default). */
+export async function snapshotsToRestore(target: JobTarget, options: RestoreOptions): Promise<{ loc: BlobLocation; folders: Array<{ folder: string; collection: string }> }> {
+  const loc = target.blobs.backups;
+  if (!loc) throw new ValidationError(`${target.dbName} has no backups bucket (${target.databaseType} is never backed up)`);
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(options.date)) throw new ValidationError('date must be YYYY-MM-DD', { path: 'date' });
+  for (const c of options.collections ?? []) if (!isValidName('collection', c)) throw new ValidationError(`Invalid collection name ${JSON.stringify(c)}`, { path: 'collections' });
+  const folders = await snapshotFolders(target.blob, loc, target.dbName, options.date, options.collections);
+  if (folders.length === 0) {
+    throw new NotFoundError(`No backup of ${target.dbName} dated ${options.date} in ${loc.bucket}/${loc.prefix}/${options.collections ? ` for ${options.collections.join(', ')}` : ''}`);
+  }
+  return { loc, folders };
+}
+
 /** A record as read from a snapshot: archived entries come with their document. */
 interface SnapshotRecord {
   head: HeadRow;
@@ -349,40 +292,8 @@ async function importBatch(target: JobTarget, ns: Namespace, batch: readonly Sna
   ctx.step(records.length);
 }
 
-async function snapshotFolders(target: JobTarget, loc: BlobLocation, options: RestoreOptions): Promise<Array<{ folder: string; collection: string }>> {
-  if (options.collections) return options.collections.map((collection) => ({ collection, folder: snapshotFolder(loc, collection, options.date, target.dbName) }));
-  const found: Array<{ folder: string; collection: string }> = [];
-  const head = `${loc.prefix}/`;
-  let startAfter: string | undefined;
-  do {
-    const page = await target.blob.list(loc.bucket, head, { limit: 1000, ...(startAfter ? { startAfter } : {}) });
-    for (const key of page.keys) {
-      const parts = key.slice(head.length).split('/');
-      if (parts.length === 4 && parts[1] === options.date && parts[2] === target.dbName && parts[3] === 'manifest.json' && isValidName('collection', parts[0])) {
-        found.push({ collection: parts[0]!, folder: snapshotFolder(loc, parts[0]!, options.date, target.dbName) });
-      }
-    }
-    startAfter = page.nextStartAfter ?? undefined;
-  } while (startAfter);
-  return found;
-}
-
-async function readPart(target: JobTarget, bucket: string, folder: string, file: BackupFile): Promise<Line[]> {
-  const where = `${bucket}/${folder}${file.name}`;
-  const bytes = await target.blob.get(bucket, `${folder}${file.name}`);
-  if (!bytes) throw new NotFoundError(`${where} is listed in its manifest but missing`);
-  if (bytes.byteLength !== file.bytes || sha256(bytes) !== file.sha256) {
-    throw new ValidationError(`${where} does not match its manifest (size or SHA-256): it was changed or damaged`);
-  }
-  let text: string;
-  try {
-    text = gunzipSync(bytes).toString('utf8');
-  } catch {
-    throw new ValidationError(`${where} is not valid gzip`);
-  }
-  const lines = text.length === 0 ? [] : text.replace(/\n$/, '').split('\n');
-  if (lines.length !== file.lines) throw new ValidationError(`${where} holds ${lines.length} lines, its manifest says ${file.lines}`);
-  return lines.map((raw, i) => parseLine(raw, `${where} line ${i + 1}`));
+async function readPart(target: JobTarget, bucket: string, folder: string, file: ManifestBase['files'][number]): Promise<Line[]> {
+  return (await readPartLines(target.blob, bucket, folder, file)).map(({ raw, where }) => parseLine(raw, where));
 }
 
 function parseLine(raw: string, where: string): Line {
@@ -422,19 +333,16 @@ function parseLine(raw: string, where: string): Line {
 }
 
 export function parseManifest(bytes: Uint8Array, where: string): BackupManifest {
-  let m: unknown;
-  try {
-    m = JSON.parse(Buffer.from(bytes).toString('utf8'));
-  } catch {
-    throw new ValidationError(`${where} is not JSON`);
-  }
+  return checkRecordsManifest(parseManifestBase(bytes, where), where);
+}
+
+/** The fields of a records snapshot's manifest (a documents manifest is refused here). */
+function checkRecordsManifest(m: Record<string, unknown> & ManifestBase, where: string): BackupManifest {
   const ok =
-    isObject(m) && m.format === BACKUP_FORMAT && typeof m.dbName === 'string' && typeof m.collection === 'string' && typeof m.date === 'string' &&
-    (m.collectionVersion === null || isCount(m.collectionVersion)) && isObject(m.counters) && Object.values(m.counters).every((n) => Number.isSafeInteger(n)) &&
+    m.kind === undefined && (m.collectionVersion === null || isCount(m.collectionVersion)) && isObject(m.counters) && Object.values(m.counters).every((n) => Number.isSafeInteger(n)) &&
     (m.counterWindows === undefined || (Array.isArray(m.counterWindows) && m.counterWindows.every(isCounterWindow))) &&
-    isObject(m.counts) && isCount(m.counts.heads) && isCount(m.counts.versions) && isCount(m.counts.claims) && Array.isArray(m.files) &&
-    m.files.every((f) => isObject(f) && typeof f.name === 'string' && /^part-\d{5}\.jsonl\.gz$/.test(f.name) && isCount(f.lines) && isCount(f.bytes) && typeof f.sha256 === 'string');
-  if (!ok) throw new ValidationError(`${where} is not an ${BACKUP_FORMAT} manifest`);
+    isObject(m.counts) && isCount(m.counts.heads) && isCount(m.counts.versions) && isCount(m.counts.claims);
+  if (!ok) throw new ValidationError(`${where} is not the manifest of a records snapshot`);
   return m as unknown as BackupManifest;
 }
 
@@ -446,32 +354,7 @@ function isCounterWindow(value: unknown): boolean {
   );
 }
 
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function isCount(value: unknown): value is number {
-  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
-}
-
 function isActor(value: unknown): boolean {
   if (typeof value === 'string') return true;
   return isObject(value) && ACTOR_TYPES.includes(value.type as never) && typeof value.identifier === 'string' && (value.name === undefined || typeof value.name === 'string');
-}
-
-function sha256(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
-}
-
-async function mapInParallel<T, R>(items: readonly T[], run: (item: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await run(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(FETCH_CONCURRENCY, items.length) }, worker));
-  return out;
 }

@@ -4,8 +4,10 @@ import { DATABASE_TYPES } from '../config/schema.js';
 import type { JobTarget, Xronox } from '../engine/xronox.js';
 import { ValidationError, XronoxError } from '../errors.js';
 import { archiveRecord, archiveSweep, recordOfKey } from './archive.js';
+import { isDocumentDatabaseType } from '../domains/open.js';
 import { backupDatabase, restoreDatabase, type RestoreOptions } from './backup.js';
-import { type JobName, type JobReport, reportLine, type RunOptions, runOverTargets, Tally } from './job.js';
+import { backupDocumentDatabase, restoreDocumentDatabase } from './backup-documents.js';
+import { type JobContext, type JobName, type JobReport, reportLine, type RunOptions, runOverTargets, Tally } from './job.js';
 import { offloadDatabase } from './offload.js';
 import { applyRetention } from './retention.js';
 import { jobSettings } from './settings.js';
@@ -18,7 +20,7 @@ export type ScheduledJob = (typeof SCHEDULED_JOBS)[number];
  * Runs one job over every database it applies to (or those `options.databases` names): the
  * archive sweep over versioned databases with a versions bucket, retention over all (expired
  * documents of messaging and identities databases included), backups over those with a backups
- * bucket, offload over those with a records bucket. One run per job and database at a time (a
+ * bucket (the document collections of messaging and identities databases included), offload over those with a records bucket. One run per job and database at a time (a
  * lease in that database's index store); a database leased by another run is skipped (or waited for, with
  * `waitForLease`). Logs one JSON line and returns the report.
  */
@@ -33,15 +35,17 @@ export async function runJob(xronox: Xronox, job: ScheduledJob, options: RunOpti
       // Messaging and identities databases hold document collections: expired documents go.
       return runOverTargets('retention', targets, (t, ctx) => applyRetention(t, ctx, () => xronox.documentStoreFor(t)), env, options);
     case 'backup':
-      return runOverTargets('backup', targets.filter((t) => t.blobs.backups), backupDatabase, env, options);
+      // Messaging and identities databases: their document collections.
+      return runOverTargets('backup', targets.filter((t) => t.blobs.backups), (t, ctx) => (isDocumentDatabaseType(t.databaseType) ? backupDocumentDatabase(t, ctx, xronox.documentStoreFor(t)) : backupDatabase(t, ctx)), env, options);
     case 'offload':
       return runOverTargets('offload', targets.filter((t) => t.blobs.records), offloadDatabase, env, options);
   }
 }
 
 /**
- * Rebuilds one database from its snapshots of one day (see `restoreDatabase`), then brings its
- * `current.json` objects in line (`xronox.repair()`).
+ * Rebuilds one database from its snapshots of one day (`restoreDatabase` for record databases,
+ * `restoreDocumentDatabase` for messaging and identities), then brings its `current.json`
+ * objects in line (`xronox.repair()`).
  */
 export async function restoreBackup(
   xronox: Xronox,
@@ -51,7 +55,8 @@ export async function restoreBackup(
   const targets = (await xronox.jobTargets()).filter((t) => t.dbName === request.dbName);
   if (targets.length === 0) throw new ValidationError(`No configured or dynamic tenant database is named ${JSON.stringify(request.dbName)}`, { path: 'dbName' });
   const env = { settings: jobSettings(xronox.config), config: xronox.config };
-  const report = await runOverTargets('restore', targets.slice(0, 1), (t, ctx) => restoreDatabase(t, ctx, request), env, options);
+  const restore = (t: JobTarget, ctx: JobContext) => (isDocumentDatabaseType(t.databaseType) ? restoreDocumentDatabase(t, ctx, xronox.documentStoreFor(t), request) : restoreDatabase(t, ctx, request));
+  const report = await runOverTargets('restore', targets.slice(0, 1), restore, env, options);
   // Restored records are marked for blob sync; this writes their current.json objects now.
   if (report.databases.done === 1) await xronox.repair();
   return report;

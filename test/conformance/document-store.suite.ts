@@ -234,6 +234,57 @@ export function documentStoreConformance(
       });
     });
 
+    describe('export, import and clear (backups)', () => {
+      it('exports every document with its expiry in insertion order, page by page; import and clear round-trip them', async () => {
+        const ns = await ready();
+        const past = new Date(Date.now() - 60_000);
+        const future = new Date(Date.UTC(2999, 0, 1));
+        const docs = ROUND_TRIP.map((d) => checkDocument(d, SPEC, 1 << 20).doc);
+        for (let i = 0; i < 23; i++) docs.push(doc({ k: `p${i}`, g: 'g', n: i }));
+        const expiries = docs.map((_, i) => (i % 5 === 1 ? past : i % 5 === 3 ? future : null));
+        for (const [i, d] of docs.entries()) await store.insertOne(ns, d, expiries[i] ? { expiresAt: expiries[i] } : {});
+        const exported = [];
+        let after: string | undefined;
+        for (let pages = 0; pages < 100; pages++) {
+          const page = await store.exportDocuments(ns, { limit: 4, ...(after !== undefined ? { after } : {}) });
+          expect(page.documents.length).toBeLessThanOrEqual(4);
+          exported.push(...page.documents);
+          if (page.next === null) break;
+          after = page.next;
+        }
+        // Expired documents are part of the data until removed.
+        expect(exported).toEqual(docs.map((d, i) => ({ doc: d, expiresAt: expiries[i] })));
+
+        const copy = await ready();
+        await store.importDocuments(copy, exported.slice(0, 10));
+        await store.importDocuments(copy, exported.slice(10));
+        expect((await store.exportDocuments(copy, { limit: 1000 })).documents).toEqual(exported);
+        expect(await all(copy)).toEqual(docs.filter((_, i) => expiries[i] !== past));
+        // A clash with a unique key already present is named.
+        const clash = await store.importDocuments(copy, [{ doc: doc({ k: 'p0', g: 'g', n: 99 }), expiresAt: null }]).catch((e: unknown) => e);
+        expect(clash).toMatchObject({ index: 'k_1_g_1' });
+        expect(clash).toBeInstanceOf(DuplicateKeyError);
+        expect(await store.clearCollection(copy)).toBe(docs.length);
+        expect((await store.exportDocuments(copy, { limit: 10 })).documents).toEqual([]);
+        expect(await store.listIndexes(copy)).toEqual(expectedIndexes(SPEC));
+        // The source is untouched; an unknown collection exports and clears nothing.
+        expect((await store.exportDocuments(ns, { limit: 1000 })).documents).toHaveLength(docs.length);
+        expect(await store.exportDocuments(freshNs(), { limit: 10 })).toEqual({ documents: [], next: null });
+        expect(await store.clearCollection(freshNs())).toBe(0);
+        for (const bad of [{ limit: 0 }, { limit: 1.5 }, { limit: 10, after: 'not a cursor' }]) {
+          await expect(store.exportDocuments(ns, bad)).rejects.toBeInstanceOf(ValidationError);
+        }
+      });
+
+      it('an import that clashes with itself writes nothing (SQLite) or a prefix (MongoDB)', async () => {
+        const ns = await ready();
+        const batch = [0, 1, 1, 2].map((n) => ({ doc: doc({ k: `d${n}`, g: 'g' }), expiresAt: null }));
+        await expect(store.importDocuments(ns, batch)).rejects.toBeInstanceOf(DuplicateKeyError);
+        const left = (await all(ns)).map((d) => d.k);
+        expect(store.name === 'mongodb' ? ['d0', 'd1'] : []).toEqual(left);
+      });
+    });
+
     describe('hostile input', () => {
       it('refuses field paths that are not identifiers, whatever the caller validated, and changes nothing', async () => {
         const ns = await ready();

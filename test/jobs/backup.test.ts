@@ -12,12 +12,14 @@ import { describe, expect, it } from 'vitest';
 import type { XronoxConfigInput } from '../../core/config/schema.js';
 import type { Collection } from '../../core/engine/collection.js';
 import type { Xronox } from '../../core/engine/xronox.js';
-import { type BackupManifest, backupDate, parseManifest } from '../../core/jobs/backup.js';
+import { type BackupManifest, parseManifest } from '../../core/jobs/backup.js';
+import { backupDate } from '../../core/jobs/snapshot.js';
 import { initXronox } from '../../core/xronox.js';
-import { EXIT, main } from '../../functions/cli/xronox.js';
+import { EXIT } from '../../functions/cli/xronox.js';
 import { archive, archiveSweep, backup, container } from '../../functions/jobs/handlers.js';
 import {
   allKeys,
+  cliInProcess,
   freshNames,
   indexState,
   JOB_BACKENDS,
@@ -33,14 +35,6 @@ import {
 } from './support.js';
 
 
-/** Runs the CLI in this process; returns its exit code and what it wrote. */
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const sink = (append: (s: string) => void) => ({ write: (chunk: string) => (append(chunk), true) }) as unknown as NodeJS.WritableStream;
-  const code = await main(args, { stdout: sink((s) => (stdout += s)), stderr: sink((s) => (stderr += s)) });
-  return { code, stdout, stderr };
-}
 
 describe.each(JOB_BACKENDS)('backups and restore: $name', (backend) => {
   if (backend.skip) {
@@ -156,7 +150,8 @@ describe.each(JOB_BACKENDS)('backups and restore: $name', (backend) => {
     const now = new Date();
     const report = await backup(scheduledEvent(now, 'xronox-backup'), lambdaContext('xronox-backup'));
     expect(report).toMatchObject({ job: 'backup', complete: true, failures: [] });
-    expect(report.counts.backedUpCollections).toBe(4);
+    // Four record collections, and the four document collections of the (empty) messaging database.
+    expect(report.counts.backedUpCollections).toBe(8);
     const date = backupDate(new Date(scheduledEvent(now, 'x').time));
 
     // The documented layout, a manifest that matches its files, and never a backup of logs.
@@ -188,13 +183,13 @@ describe.each(JOB_BACKENDS)('backups and restore: $name', (backend) => {
     expect(() => parseManifest(Buffer.from(JSON.stringify({ ...manifest, counterWindows: [{ window: 'day:2026-01-01', counts: { n: 0.5 } }] })), 'bad')).toThrow(/manifest/);
     expect(await allKeys(fx.inspect, fx.inst.bucketOf(names.logs), 'backups/')).toEqual([]);
     // A second run the same day finds the snapshots done.
-    expect((await backup(scheduledEvent(now, 'xronox-backup'), lambdaContext('xronox-backup'))).counts).toMatchObject({ collectionsAlreadyBackedUp: 4 });
+    expect((await backup(scheduledEvent(now, 'xronox-backup'), lambdaContext('xronox-backup'))).counts).toMatchObject({ collectionsAlreadyBackedUp: 8 });
 
     await wipe(x, sub);
     expect(await snapshot(sub, names)).toEqual({});
 
     for (const dbName of [names.rt, names.kn]) {
-      const run = await cli(['backup', 'restore', '--db', dbName, '--date', date, '--config', file, '--quiet']);
+      const run = await cliInProcess(['backup', 'restore', '--db', dbName, '--date', date, '--config', file, '--quiet']);
       expect({ dbName, code: run.code, stderr: run.stderr }).toEqual({ dbName, code: EXIT.ok, stderr: '' });
       expect(JSON.parse(run.stdout.trim())).toMatchObject({ job: 'restore', complete: true, databases: { done: 1 } });
     }
@@ -234,7 +229,7 @@ describe.each(JOB_BACKENDS)('backups and restore: $name', (backend) => {
     const bad = Buffer.from(good);
     bad[bad.length - 10] = bad[bad.length - 10]! ^ 0xff;
     await fx.inspect.put(rtBucket, partKey, bad);
-    const damaged = await cli(['backup', 'restore', '--db', names.rt, '--date', date, '--config', file, '--quiet']);
+    const damaged = await cliInProcess(['backup', 'restore', '--db', names.rt, '--date', date, '--config', file, '--quiet']);
     expect(damaged.code).toBe(EXIT.failed);
     expect(damaged.stderr).toContain(`${partKey} does not match its manifest`);
     // Nothing was imported, not even the collections checked before the damaged one.
@@ -250,16 +245,16 @@ describe.each(JOB_BACKENDS)('backups and restore: $name', (backend) => {
     const manifest = JSON.parse(Buffer.from((await fx.inspect.get(rtBucket, manifestKey))!).toString('utf8')) as BackupManifest;
     manifest.files[0] = { ...manifest.files[0]!, bytes: forgedGz.byteLength, sha256: createHash('sha256').update(forgedGz).digest('hex') };
     await fx.inspect.put(rtBucket, manifestKey, Buffer.from(JSON.stringify(manifest)));
-    const forgedRun = await cli(['backup', 'restore', '--db', names.rt, '--date', date, '--config', file, '--quiet']);
+    const forgedRun = await cliInProcess(['backup', 'restore', '--db', names.rt, '--date', date, '--config', file, '--quiet']);
     expect(forgedRun.code).toBe(EXIT.failed);
     expect(forgedRun.stderr).toMatch(/line 2: unknown line type/);
     expect(await snapshot(sub, names)).toEqual({});
 
     // No snapshot that day; not a database; bad usage.
-    expect((await cli(['backup', 'restore', '--db', names.rt, '--date', '1999-01-01', '--config', file, '--quiet'])).stderr).toMatch(/No backup of .* dated 1999-01-01/);
-    expect((await cli(['backup', 'restore', '--db', 'nope', '--date', date, '--config', file])).code).toBe(EXIT.usage);
-    expect((await cli(['backup', 'restore', '--date', date, '--config', file])).code).toBe(EXIT.usage);
-    expect((await cli(['job', 'run', 'everything', '--config', file])).code).toBe(EXIT.usage);
+    expect((await cliInProcess(['backup', 'restore', '--db', names.rt, '--date', '1999-01-01', '--config', file, '--quiet'])).stderr).toMatch(/No backup of .* dated 1999-01-01/);
+    expect((await cliInProcess(['backup', 'restore', '--db', 'nope', '--date', date, '--config', file])).code).toBe(EXIT.usage);
+    expect((await cliInProcess(['backup', 'restore', '--date', date, '--config', file])).code).toBe(EXIT.usage);
+    expect((await cliInProcess(['job', 'run', 'everything', '--config', file])).code).toBe(EXIT.usage);
     expect(await snapshot(sub, names)).toEqual({});
   });
 });

@@ -21,6 +21,9 @@ const RECORDS = 30;
 const VERSIONS = 20;
 const SIDE_COLLECTIONS = ['c1', 'c2', 'c3', 'c4', 'c5'];
 const DB = 'rt_crash';
+/** A messaging database: backups also snapshot its document collections. */
+const MSG_DB = 'msg_crash';
+const MESSAGING_COLLECTIONS = 4;
 
 type Job = 'archive' | 'retention' | 'backup';
 
@@ -37,7 +40,10 @@ describe('a job killed with SIGKILL at random points and run again ends as an un
     const config = {
       dbConnections: { local: { sqlitePath: 'xronox.sqlite' } },
       localStorage: { basePath: 'blobs', enabled: true },
-      databases: { runtime: { tenantDatabases: [{ tenantId: 'acme', dbConnRef: 'local', dbName: DB }] } },
+      databases: {
+        runtime: { tenantDatabases: [{ tenantId: 'acme', dbConnRef: 'local', dbName: DB }] },
+        messaging: { genericDatabase: { dbConnRef: 'local', dbName: MSG_DB } },
+      },
       retention: { ver: { maxPerItem: 3 } },
       jobs: { archive: { mode: 'deferred' as const, sweepAfterMinutes: 0 }, leaseSeconds: 1 },
     };
@@ -57,6 +63,10 @@ describe('a job killed with SIGKILL at random points and run again ends as an un
         for (let v = 1; v < 3; v++) await c.update(id, { r, v }, v - 1, 'seed');
       }
     }
+    const memory = x.with({ databaseType: 'messaging', tier: 'generic', collection: 'shared_memory' });
+    for (let i = 0; i < 50; i++) {
+      await memory.insert({ key: `k${i}`, namespace: 'crash', tenantId: 'acme', val: { i }, _system: { createdAt: new Date(0), updatedAt: new Date(0), retentionDays: 36500 } });
+    }
     await x.shutdown();
 
     // Uninterrupted runs: the references, and the template the other jobs start from.
@@ -72,7 +82,7 @@ describe('a job killed with SIGKILL at random points and run again ends as an un
     totals.archive = progress('archive', archived, base);
     totals.retention = progress('retention', join(dir.path, 'reference-retention'), archived);
     totals.backup = progress('backup', join(dir.path, 'reference-backup'), archived);
-    expect(totals).toEqual({ archive: RECORDS * VERSIONS + SIDE_COLLECTIONS.length * 5 * 3, retention: RECORDS * (VERSIONS - 3), backup: (1 + SIDE_COLLECTIONS.length) * 2 });
+    expect(totals).toEqual({ archive: RECORDS * VERSIONS + SIDE_COLLECTIONS.length * 5 * 3, retention: RECORDS * (VERSIONS - 3), backup: (1 + SIDE_COLLECTIONS.length + MESSAGING_COLLECTIONS) * 2 });
   }, 300_000);
 
   afterAll(() => dir.cleanup());
@@ -119,9 +129,9 @@ function state(work: string): State {
 /** How far a job got, in objects: written (archive, backup) or removed (retention). */
 function progress(job: Job, work: string, template: string): number {
   const count = (folder: string) => (existsSync(folder) ? readdirSync(folder, { recursive: true, withFileTypes: true }).filter((e) => e.isFile() && !e.name.endsWith('.xronox-tmp')).length : 0);
-  const db = (root: string, kind: string) => join(root, 'blobs', DB, kind);
+  const db = (root: string, kind: string, dbName = DB) => join(root, 'blobs', dbName, kind);
   if (job === 'archive') return count(db(work, 'versions'));
-  if (job === 'backup') return count(db(work, 'backups'));
+  if (job === 'backup') return count(db(work, 'backups')) + count(db(work, 'backups', MSG_DB));
   return count(db(template, 'versions')) - count(db(work, 'versions'));
 }
 

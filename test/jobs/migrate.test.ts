@@ -15,10 +15,10 @@ import type { DocumentDatabaseReport } from '../../core/domains/maintenance.js';
 import { IDENTITY_COLLECTIONS, IDENTITY_SPECS } from '../../core/domains/identities/identities.js';
 import { MESSAGING_COLLECTIONS, MESSAGING_SPECS } from '../../core/domains/messaging/messaging.js';
 import { initXronox } from '../../core/xronox.js';
-import { EXIT, main } from '../../functions/cli/xronox.js';
+import { EXIT } from '../../functions/cli/xronox.js';
 import { sqliteIndexes } from '../domains/support.js';
 import { tempDir } from '../support/temp.js';
-import { writeConfig } from './support.js';
+import { cliInProcess, writeConfig } from './support.js';
 
 const CLI = new URL('../../functions/cli/xronox.ts', import.meta.url).pathname;
 
@@ -39,14 +39,6 @@ function runCli(args: string[]): Promise<{ code: number | null; stdout: string; 
   });
 }
 
-/** Runs the CLI in this process (for the refusals: no need for a process each). */
-async function cliInProcess(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const sink = (append: (s: string) => void) => ({ write: (chunk: string) => (append(chunk), true) }) as unknown as NodeJS.WritableStream;
-  const code = await main(args, { stdout: sink((s) => (stdout += s)), stderr: sink((s) => (stderr += s)) });
-  return { code, stdout, stderr };
-}
 
 /** The indexes a spec declares, as the document store reports indexes (sorted by name). */
 const declared = (spec: CollectionSpec): IndexInfo[] =>

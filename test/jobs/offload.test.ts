@@ -12,7 +12,7 @@ import type { XronoxConfigInput } from '../../core/config/schema.js';
 import type { Collection } from '../../core/engine/collection.js';
 import type { Xronox } from '../../core/engine/xronox.js';
 import { StorageError } from '../../core/errors.js';
-import { backupDate } from '../../core/jobs/backup.js';
+import { backupDate } from '../../core/jobs/snapshot.js';
 import { restoreBackup, runJob } from '../../core/jobs/run.js';
 import { initXronox } from '../../core/xronox.js';
 import { container, offload as offloadHandler } from '../../functions/jobs/handlers.js';

@@ -22,6 +22,7 @@ import { tempDir } from '../support/temp.js';
 import { afterAll, beforeAll } from 'vitest';
 import type { Xronox } from '../../core/engine/xronox.js';
 import { container } from '../../functions/jobs/handlers.js';
+import { main } from '../../functions/cli/xronox.js';
 
 type TempDir = ReturnType<typeof tempDir>;
 
@@ -346,4 +347,13 @@ export function useJobBackend(backend: JobBackend, folder: string): { inst: Back
     fixture.dir.cleanup();
   });
   return fixture;
+}
+
+/** Runs the CLI (`xronox <args>`) in this process; returns its exit code and what it wrote. */
+export async function cliInProcess(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const sink = (append: (s: string) => void) => ({ write: (chunk: string) => (append(chunk), true) }) as unknown as NodeJS.WritableStream;
+  const code = await main(args, { stdout: sink((s) => (stdout += s)), stderr: sink((s) => (stderr += s)) });
+  return { code, stdout, stderr };
 }

@@ -12,6 +12,7 @@ import {
   type IndexKey,
   type IndexSpec,
   type SortSpec,
+  type StoredDocument,
   toDocumentJson,
   type WriteOptions,
 } from '../../contracts/document-store.js';
@@ -193,6 +194,38 @@ export class SqliteDocumentStore implements DocumentStore {
     if (!tbl) return 0;
     const sql = `DELETE FROM ${quote(tbl)} WHERE expires_at IS NOT NULL AND expires_at <= ?`;
     return this.#db.transaction(() => this.#stmt(sql).run(iso(now)).changes).immediate();
+  }
+
+  async exportDocuments(ns: Namespace, options: { after?: string; limit: number }): Promise<{ documents: StoredDocument[]; next: string | null }> {
+    if (!Number.isSafeInteger(options.limit) || options.limit < 1) throw new ValidationError('limit must be a positive integer', { path: 'limit' });
+    const after = options.after === undefined ? 0 : Number(options.after);
+    if (!Number.isSafeInteger(after) || after < 0 || (options.after !== undefined && String(after) !== options.after)) {
+      throw new ValidationError(`Invalid export cursor ${JSON.stringify(options.after).slice(0, 40)}`, { path: 'after' });
+    }
+    const tbl = this.#table(ns);
+    if (!tbl) return { documents: [], next: null };
+    const rows = this.#stmt(`SELECT id, doc, expires_at FROM ${quote(tbl)} WHERE id > ? ORDER BY id LIMIT ?`).all(after, options.limit) as Array<{ id: number; doc: string; expires_at: string | null }>;
+    return {
+      documents: rows.map((r) => ({ doc: fromDocumentJson(r.doc), expiresAt: r.expires_at === null ? null : new Date(r.expires_at) })),
+      next: rows.length < options.limit ? null : String(rows[rows.length - 1]!.id),
+    };
+  }
+
+  async importDocuments(ns: Namespace, documents: readonly StoredDocument[]): Promise<void> {
+    const tbl = this.#writableTable(ns);
+    const rows = documents.map((d) => [toDocumentJson(d.doc), expiryText(d.expiresAt ?? undefined)] as const);
+    this.#db
+      .transaction(() => {
+        const insert = this.#stmt(`INSERT INTO ${quote(tbl)} (doc, expires_at) VALUES (?, ?)`);
+        for (const [json, expiresAt] of rows) this.#run(ns, () => insert.run(json, expiresAt));
+      })
+      .immediate();
+  }
+
+  async clearCollection(ns: Namespace): Promise<number> {
+    const tbl = this.#table(ns);
+    if (!tbl) return 0;
+    return this.#db.transaction(() => this.#stmt(`DELETE FROM ${quote(tbl)}`).run().changes).immediate();
   }
 
   async ping(): Promise<void> {

@@ -95,6 +95,12 @@ export function identityCollectionName(collection: string): IdentityCollectionNa
   throw new ValidationError(`An identities database holds the collections ${IDENTITY_COLLECTIONS.join(', ')}; got "${collection}"`, { path: 'collection' });
 }
 
+/** Checks a document as the store holds it (restores): what a write checks, emails already normalised. */
+export function checkStoredIdentityDoc(collection: IdentityCollectionName, doc: Doc): void {
+  checkWith(SCHEMAS[collection], doc, collection);
+  if (JSON.stringify(normaliseEmail(doc)) !== JSON.stringify(doc)) throw new ValidationError(`Invalid ${collection} document: the email is not stored trimmed and lower-cased`, { path: 'doc.email' });
+}
+
 /**
  * An identities collection: the messaging handle's six methods, each write taking an optional
  * `{ actor, reason }` for its audit event. Emails are stored trimmed and lower-cased (and matched

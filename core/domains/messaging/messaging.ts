@@ -206,6 +206,24 @@ export class MessagingCollection extends DocumentCollection {
   }
 }
 
+/**
+ * Checks a document as the store holds it (restores): what a write checks, except that offloaded
+ * collections may carry the `_system.payloadRef` that `write` put there, well formed.
+ */
+export function checkStoredMessagingDoc(collection: MessagingCollectionName, doc: Doc): void {
+  const system = doc._system;
+  if (!OFFLOADED.has(collection) || system === null || typeof system !== 'object' || Array.isArray(system) || system instanceof Date || !Object.hasOwn(system, 'payloadRef')) {
+    validateMessagingDoc(collection, doc);
+    return;
+  }
+  const { payloadRef: ref, ...rest } = system as Record<string, DocValue>;
+  const r = ref as Record<string, unknown> | null;
+  if (r === null || typeof r !== 'object' || typeof r.key !== 'string' || typeof r.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(r.sha256) || !Number.isSafeInteger(r.size)) {
+    throw new ValidationError('_system.payloadRef must be { key, size, sha256 }', { path: 'doc._system.payloadRef' });
+  }
+  validateMessagingDoc(collection, { ...doc, _system: rest });
+}
+
 function validateMessagingDoc(collection: MessagingCollectionName, doc: Doc): Doc {
   checkWith(SCHEMAS[collection], doc, collection);
   const required = REQUIRED_VALUE[collection];

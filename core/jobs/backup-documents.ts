@@ -1,0 +1,171 @@
+import { type DocumentStore, fromDocumentJson, type StoredDocument, toDocumentJson } from '../contracts/document-store.js';
+import type { Namespace } from '../contracts/index-store.js';
+import { checkDocument } from '../domains/documents/document-check.js';
+import { documentCollectionsOf, storedDocumentRules } from '../domains/open.js';
+import type { JobTarget } from '../engine/xronox.js';
+import { ValidationError, XronoxError } from '../errors.js';
+import { type RestoreOptions, snapshotsToRestore } from './backup.js';
+import type { JobContext } from './job.js';
+import {
+  BACKUP_FORMAT,
+  backupDate,
+  commitSnapshot,
+  isCount,
+  isObject,
+  type ManifestBase,
+  PartWriter,
+  parseManifestBase,
+  readManifest,
+  readPartLines,
+  removeUnlisted,
+  snapshotFolder,
+} from './snapshot.js';
+
+/**
+ * Backups of document databases (messaging, identities): per collection, the same snapshot
+ * files as records (`backups/{collection}/{YYYY-MM-DD}/{dbName}/`, gzip JSON-lines parts and a
+ * manifest written last, see `snapshot.ts`), one line per stored document in insertion order:
+ * `{"t":"doc","expiresAt":<ISO time or null>,"doc":<document JSON>}` (dates as `{"$date": …}`).
+ * The manifest says `"kind": "documents"` and counts the documents.
+ *
+ * What a snapshot holds is the documents as the export read them, page by page (a document
+ * store has no history to pin a snapshot to). Payloads that messaging keeps in the content
+ * bucket are immutable objects there and are referenced, not copied.
+ */
+export interface DocumentBackupManifest extends ManifestBase {
+  kind: 'documents';
+  counts: { documents: number };
+}
+
+const EXPORT_PAGE = 500;
+const IMPORT_BATCH = 500;
+/** Documents were checked against the size limit when written; a restore must not refuse them for a lower one set since. */
+const RESTORE_MAX_DOCUMENT_BYTES = 64 * 1024 * 1024;
+
+/** Backs up every collection of one messaging or identities database. */
+export async function backupDocumentDatabase(target: JobTarget, ctx: JobContext, store: DocumentStore): Promise<void> {
+  const loc = target.blobs.backups;
+  if (!loc) return;
+  const date = backupDate(ctx.now);
+  for (const { collection } of documentCollectionsOf(ctx.config, target)) {
+    await ctx.checkpoint();
+    const ns: Namespace = { dbName: target.dbName, collection };
+    const folder = snapshotFolder(loc, collection, date, target.dbName);
+    const existing = await target.blob.get(loc.bucket, `${folder}manifest.json`);
+    if (existing) {
+      // Done by this run before a crash, or by an earlier run today: only finish its clean-up.
+      await removeUnlisted(target.blob, loc, folder, parseDocumentManifest(existing, `${loc.bucket}/${folder}manifest.json`));
+      ctx.tally.add('collectionsAlreadyBackedUp');
+      continue;
+    }
+    const parts = new PartWriter(target.blob, loc.bucket, folder);
+    let documents = 0;
+    let after: string | undefined;
+    for (;;) {
+      await ctx.checkpoint();
+      const page = await store.exportDocuments(ns, { limit: EXPORT_PAGE, ...(after !== undefined ? { after } : {}) });
+      for (const d of page.documents) await parts.add(documentLine(d));
+      documents += page.documents.length;
+      ctx.step(page.documents.length);
+      if (page.next === null) break;
+      after = page.next;
+    }
+    await parts.flush();
+    const manifest: DocumentBackupManifest = {
+      format: BACKUP_FORMAT,
+      kind: 'documents',
+      dbName: target.dbName,
+      databaseType: target.databaseType,
+      collection,
+      date,
+      counts: { documents },
+      bytes: parts.files.reduce((n, f) => n + f.bytes, 0),
+      files: parts.files,
+    };
+    await commitSnapshot(target.blob, loc, folder, manifest);
+    ctx.tally.add('backedUpCollections');
+    ctx.tally.add('backedUpDocuments', documents);
+    ctx.tally.bytes += manifest.bytes;
+  }
+}
+
+/**
+ * Rebuilds the document collections of one database from the snapshots of one day. Every file
+ * is checked first (sizes, SHA-256, line counts, and every document against its collection's
+ * spec, as a write would be); on any mismatch nothing is written. Then each collection is
+ * created with its indexes if missing, cleared, and filled with the snapshot's documents in their
+ * order, with their expiry. A document collection has no history to merge with, so the restored
+ * collection holds exactly the snapshot; a restore cut off anywhere is finished by running it
+ * again (it clears and refills the collection it was in).
+ */
+export async function restoreDocumentDatabase(target: JobTarget, ctx: JobContext, store: DocumentStore, options: RestoreOptions): Promise<void> {
+  const { loc, folders } = await snapshotsToRestore(target, options);
+  const checked: Array<{ ns: Namespace; rules: DocumentRules; folder: string; manifest: DocumentBackupManifest }> = [];
+  for (const { folder, collection } of folders) {
+    await ctx.checkpoint();
+    const rules = storedDocumentRules(target.databaseType, collection, target.tier === 'tenant' ? target.tenantId : undefined);
+    if (!rules) throw new ValidationError(`${target.databaseType} databases have no collection ${JSON.stringify(collection)}; the snapshot in ${loc.bucket}/${folder} cannot be restored here`);
+    const where = `${loc.bucket}/${folder}manifest.json`;
+    const manifest = checkDocumentManifest(await readManifest(target.blob, loc, folder, { dbName: target.dbName, collection, date: options.date }), where);
+    let documents = 0;
+    for (const file of manifest.files) documents += (await readDocumentPart(target, loc.bucket, folder, file, rules)).length;
+    if (documents !== manifest.counts.documents) throw new ValidationError(`${where}: the files hold ${documents} documents, the manifest promises ${manifest.counts.documents}`);
+    checked.push({ ns: { dbName: target.dbName, collection }, rules, folder, manifest });
+  }
+  for (const { ns, rules, folder, manifest } of checked) {
+    await ctx.checkpoint();
+    await store.ensureCollection(ns, rules.spec);
+    await store.clearCollection(ns);
+    for (const file of manifest.files) {
+      ctx.tally.bytes += file.bytes;
+      const documents = await readDocumentPart(target, loc.bucket, folder, file, rules);
+      for (let i = 0; i < documents.length; i += IMPORT_BATCH) {
+        await ctx.checkpoint();
+        const batch = documents.slice(i, i + IMPORT_BATCH);
+        await store.importDocuments(ns, batch);
+        ctx.tally.add('restoredDocuments', batch.length);
+        ctx.step(batch.length);
+      }
+    }
+    ctx.tally.add('restoredCollections');
+  }
+}
+
+function documentLine(d: StoredDocument): string {
+  return `{"t":"doc","expiresAt":${JSON.stringify(d.expiresAt === null ? null : d.expiresAt.toISOString())},"doc":${toDocumentJson(d.doc)}}`;
+}
+
+type DocumentRules = NonNullable<ReturnType<typeof storedDocumentRules>>;
+
+async function readDocumentPart(target: JobTarget, bucket: string, folder: string, file: ManifestBase['files'][number], rules: DocumentRules): Promise<StoredDocument[]> {
+  return (await readPartLines(target.blob, bucket, folder, file)).map(({ raw, where }) => {
+    let value: unknown;
+    try {
+      value = fromDocumentJson(raw);
+    } catch {
+      throw new ValidationError(`${where} is not JSON`);
+    }
+    if (!isObject(value) || value.t !== 'doc' || !isObject(value.doc)) throw new ValidationError(`${where}: not a document line`);
+    const expiresAt = value.expiresAt === null ? null : typeof value.expiresAt === 'string' ? new Date(value.expiresAt) : undefined;
+    if (expiresAt === undefined || (expiresAt !== null && !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/.test(value.expiresAt as string)) || (expiresAt && Number.isNaN(expiresAt.getTime()))) {
+      throw new ValidationError(`${where}: expiresAt must be null or an ISO time`);
+    }
+    try {
+      const { doc } = checkDocument(value.doc, rules.spec, RESTORE_MAX_DOCUMENT_BYTES, 'doc');
+      rules.check(doc);
+      return { doc, expiresAt };
+    } catch (err) {
+      if (!(err instanceof XronoxError)) throw err;
+      throw new ValidationError(`${where}: ${err.message}`, { ...(err instanceof ValidationError && err.path !== undefined ? { path: err.path } : {}), cause: err });
+    }
+  });
+}
+
+export function parseDocumentManifest(bytes: Uint8Array, where: string): DocumentBackupManifest {
+  return checkDocumentManifest(parseManifestBase(bytes, where), where);
+}
+
+function checkDocumentManifest(m: Record<string, unknown> & ManifestBase, where: string): DocumentBackupManifest {
+  if (m.kind !== 'documents' || !isObject(m.counts) || !isCount(m.counts.documents)) throw new ValidationError(`${where} is not the manifest of a documents snapshot`);
+  return m as unknown as DocumentBackupManifest;
+}
