@@ -5,8 +5,8 @@
  * ```ts
  * const proxy = await startFaultProxy(server.endpoint, () => (throttle-- > 0 ? { kind: 'error', status: 503, code: 'SlowDown' } : null));
  * new S3BlobStore({ ref: 'x', connection: { ...conn, endpoint: proxy.endpoint } });
- * proxy.down = true;              // every new connection is closed at once, as a dead host's would be
- * proxy.injected;                 // { error: 2, ... }: faults injected so far, by kind
+ * proxy.down = true;              // every connection and request is closed at once (refusedWhileDown counts them)
+ * proxy.injected;                 // { error: 2, ... }: faults `decide` injected so far, by kind
  * await proxy.close();
  * ```
  *
@@ -46,8 +46,10 @@ export interface FaultProxy {
   down: boolean;
   /** Requests received (faulted or not). */
   readonly requests: number;
-  /** Faults injected so far, by kind. Connections refused while `down` count under `refuse`. */
+  /** Faults `decide` injected so far, by kind. */
   readonly injected: Readonly<Record<FaultKind, number>>;
+  /** Connections and requests closed because the proxy was `down`. */
+  readonly refusedWhileDown: number;
   /** Requests forwarded whose upstream failed (the server itself was stopped): closed like `refuse`, counted here. */
   readonly upstreamFailures: number;
   close(): Promise<void>;
@@ -60,6 +62,7 @@ export async function startFaultProxy(target: string, decide: (req: ProxiedReque
   const timers = new Set<NodeJS.Timeout>();
   let requests = 0;
   let upstreamFailures = 0;
+  let refusedWhileDown = 0;
   let closed = false;
 
   /** Forwards the request; `onResponse` gets the upstream status, headers and whole body. */
@@ -85,7 +88,7 @@ export async function startFaultProxy(target: string, decide: (req: ProxiedReque
     requests++;
     const seq = requests;
     if (closed || proxy.down) {
-      injected.refuse++;
+      refusedWhileDown++;
       req.socket.destroy();
       return;
     }
@@ -131,7 +134,7 @@ export async function startFaultProxy(target: string, decide: (req: ProxiedReque
   });
   server.on('connection', (socket) => {
     if (proxy.down) {
-      injected.refuse++;
+      refusedWhileDown++;
       socket.destroy();
       return;
     }
@@ -149,6 +152,9 @@ export async function startFaultProxy(target: string, decide: (req: ProxiedReque
       return requests;
     },
     injected,
+    get refusedWhileDown() {
+      return refusedWhileDown;
+    },
     get upstreamFailures() {
       return upstreamFailures;
     },
