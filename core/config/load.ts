@@ -29,6 +29,9 @@ export interface LoadOptions {
  * URI passwords; see `secrets.ts`) ever appears in the error.
  */
 export function loadConfig(input: unknown, env: Environment = process.env, options: LoadOptions = {}): XronoxConfig {
+  // Every later step walks the input recursively; a hostile depth must be a ConfigError, not a stack overflow.
+  const tooDeep = pathDeeperThan(input, MAX_CONFIG_DEPTH);
+  if (tooDeep !== null) throw new ConfigError([{ path: tooDeep, message: `is nested deeper than ${MAX_CONFIG_DEPTH} levels` }]);
   const resolved = resolveEnvReferences(input, env);
   const value = options.baseDir === undefined ? resolved.value : resolveRelativePaths(resolved.value, options.baseDir);
   const pre = normaliseSections(value);
@@ -48,6 +51,25 @@ export function loadConfig(input: unknown, env: Environment = process.env, optio
   const versioningEnabled = parsed.data.versioning.enabled;
   // A private deep copy: freezing it never freezes objects the caller still holds.
   return deepFreeze(structuredClone(normaliseBuckets(parsed.data, (t) => policyFor(t, versioningEnabled).versioned)));
+}
+
+/** No real config comes close: its deepest paths (a counter rule's filter) are a dozen levels. */
+const MAX_CONFIG_DEPTH = 64;
+
+/** The path of the first value nested deeper than `max` objects and arrays (cycles are fine), or `null`. Iterative, so any depth is safe. */
+function pathDeeperThan(input: unknown, max: number): string | null {
+  const stack: Array<{ value: unknown; path: string; depth: number }> = [{ value: input, path: '', depth: 0 }];
+  const seen = new Set<object>();
+  while (stack.length > 0) {
+    const { value, path, depth } = stack.pop()!;
+    if (typeof value !== 'object' || value === null || seen.has(value)) continue;
+    if (depth >= max) return path || '(root)';
+    seen.add(value);
+    // Index by index: `map` skips the holes of a sparse array.
+    if (Array.isArray(value)) for (let i = 0; i < value.length; i++) stack.push({ value: value[i], path: `${path}[${i}]`, depth: depth + 1 });
+    else for (const [key, child] of Object.entries(value)) stack.push({ value: child, path: path === '' ? key : `${path}.${key}`, depth: depth + 1 });
+  }
+  return null;
 }
 
 /** Issues with every secret value replaced by `****`, so messages that quote config values never leak one. */

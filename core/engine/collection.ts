@@ -169,6 +169,12 @@ export class Collection {
     return records.map((r, i) => ({ id: r.id, ov: 0, cv: result.cvs[i]!, createdAt: r.at }));
   }
 
+  /** Checks a `create` call (data: shape, keys, size, required indexed properties; actor; reason) and writes nothing; throws the `ValidationError` it would. */
+  checkCreate(data: unknown, actor?: unknown, reason?: unknown): void {
+    this.#who(actor, reason);
+    this.#cleanData(data);
+  }
+
   /** Replaces a record's data. Fails with `VersionConflictError` unless the record is at `expectedOv`. */
   async update<T extends Data>(id: string, data: T, expectedOv: number, actor?: Actor, reason?: string): Promise<UpdateResult> {
     this.#refuseAppendOnly('update');

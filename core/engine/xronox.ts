@@ -156,12 +156,16 @@ export class Xronox {
     return this.#documentFor(db);
   }
 
+  #identityEvents(tenantId: string): Collection {
+    return this.with({ databaseType: 'runtime', tier: 'tenant', tenantId, collection: IDENTITY_EVENTS_COLLECTION });
+  }
+
   /** Identity changes are audited in the tenant's runtime database (versioned). */
   readonly #identityAudit: IdentityAudit = {
     check: (tenantId) => void this.#router.resolve({ databaseType: 'runtime', tier: 'tenant', tenantId, collection: IDENTITY_EVENTS_COLLECTION }),
+    validate: (event, options) => this.#identityEvents(event.tenantId).checkCreate(event, options.actor, options.reason ?? `${event.op} ${event.collection}`),
     write: async (event, options) => {
-      const events = this.with({ databaseType: 'runtime', tier: 'tenant', tenantId: event.tenantId, collection: IDENTITY_EVENTS_COLLECTION });
-      await events.create(event, options.actor, options.reason ?? `${event.op} ${event.collection}`);
+      await this.#identityEvents(event.tenantId).create(event, options.actor, options.reason ?? `${event.op} ${event.collection}`);
     },
   };
 

@@ -101,6 +101,21 @@ describe('identities', () => {
     await ids('noaudit', 'sessions').insert({ sessionId: 's', tenantId: 'noaudit', userId: 'u', createdAt: new Date(), expiresAt: new Date(Date.now() + DAY) });
   });
 
+  it('refuses an identity change whose audit event the runtime database would refuse, writing nothing', async () => {
+    const users = ids('acme', 'users');
+    const eventsBefore = await allEvents('acme');
+    // "constructor" is a key the record engine refuses (prototype pollution); the audit event would carry it.
+    const doc = { ...ada, userId: 'u-audit', email: 'audit@example.com', profile: { constructor: 'x' } };
+    await expect(users.insert(doc)).rejects.toBeInstanceOf(ValidationError);
+    await expect(users.upsert({ tenantId: 'acme', userId: 'u-audit' }, doc)).rejects.toBeInstanceOf(ValidationError);
+    await expect(users.insert({ ...doc, profile: {} }, { actor: { type: 'robot', identifier: 'x' } as never })).rejects.toBeInstanceOf(ValidationError);
+    expect(await users.findOne({ userId: 'u-audit' })).toBeNull();
+    expect(await allEvents('acme')).toEqual(eventsBefore);
+    // The same user without the refused key goes through, with its event.
+    await users.insert({ ...doc, profile: { bio: 'x' } });
+    expect((await allEvents('acme')).length).toBe(eventsBefore.length + 1);
+  });
+
   it('sessions expire at expiresAt: never returned after it, removed by the retention sweep', async () => {
     const sessions = ids('acme', 'sessions');
     const now = Date.now();

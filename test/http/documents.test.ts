@@ -65,6 +65,8 @@ describe('messaging over HTTP', () => {
     expect((await call(s.base, 'POST', base('acme'), { key: KEYS.acmeReader, body: memory('r') })).status).toBe(403);
     const bad: Array<[string, string, unknown]> = [
       ['POST', base('acme'), { ...memory('d'), _system: { createdAt: { $date: 'yesterday' }, updatedAt: { $date: '2026-01-01T00:00:00Z' } } }],
+      // An impossible date is refused, not rolled over into March.
+      ['POST', base('acme'), { ...memory('d'), _system: { createdAt: { $date: '2024-02-31T00:00:00Z' }, updatedAt: { $date: '2026-01-01T00:00:00Z' } } }],
       ['POST', base('acme'), { ...memory('d'), $where: '1' }],
       ['POST', base('acme'), { ...memory('d'), _id: 'x' }],
       ['POST', base('acme', 'messaging', 'orders'), memory('d')],

@@ -230,6 +230,23 @@ describe('loadConfig: rejected shapes', () => {
     }
   });
 
+  it('rejects hostile nesting depth with a ConfigError naming the path, not a stack overflow', () => {
+    let deep: unknown = {};
+    for (let i = 0; i < 100_000; i++) deep = [deep];
+    let nested: Record<string, unknown> = {};
+    const root = nested;
+    for (let i = 0; i < 5000; i++) nested = (nested.x = {}) as Record<string, unknown>;
+    for (const input of [deep, { collectionMaps: root }]) {
+      const err = configError(() => loadConfig(input));
+      expect(err.issues[0]!.message).toMatch(/nested deeper than 64 levels/);
+    }
+    expect(configError(() => loadConfig({ collectionMaps: root })).issues[0]!.path).toMatch(/^collectionMaps\.x\.x\./);
+    // Shared and cyclic references are not depth.
+    const cyclic: Record<string, unknown> = { a: 1 };
+    cyclic.self = cyclic;
+    expect(configError(() => loadConfig({ collectionMaps: { orders: cyclic } })).issues[0]!.message).not.toMatch(/nested deeper/);
+  });
+
   it('rejects unknown keys everywhere, naming the key and the dotted path of its object', () => {
     const err = configError(() =>
       loadConfig({

@@ -81,6 +81,8 @@ export type IdentityChangeEvent = {
 export type IdentityAudit = {
   /** Throws (a `RouteNotFoundError`) when the tenant has no runtime database: checked before anything is written. */
   check(tenantId: string): void;
+  /** Throws the `ValidationError` that `write` would throw for this event, writing nothing. */
+  validate(event: IdentityChangeEvent, options: IdentityChangeOptions): void;
   write(event: IdentityChangeEvent, options: IdentityChangeOptions): Promise<void>;
 };
 
@@ -120,11 +122,15 @@ export class IdentitiesCollection extends DocumentCollection {
     this.#i = ctx;
   }
 
+  // Each audited write builds its audit event and has it checked before the document is written,
+  // so an event the runtime database would refuse refuses the change instead of following it.
+
   override async insert(doc: unknown, options: IdentityChangeOptions = {}): Promise<void> {
     const clean = this.prepare(doc);
     this.#checkAudit(clean);
+    const event = this.#event('create', null, clean, options);
     await super.insert(clean);
-    await this.#audit('create', null, clean, options);
+    await this.#writeEvent(event, options);
   }
 
   override async upsert(filter: unknown, doc: unknown, options: IdentityChangeOptions = {}): Promise<{ created: boolean }> {
@@ -132,8 +138,11 @@ export class IdentitiesCollection extends DocumentCollection {
     this.#checkAudit(clean);
     const normalised = normaliseEmailFilter(filter);
     const before = this.#audited() ? await super.findOne(normalised) : null;
+    // Whether the upsert creates or replaces is known only afterwards: both events are checked.
+    const created = this.#event('create', null, clean, options);
+    const updated = this.#event('update', before, clean, options);
     const result = await super.upsert(normalised, clean);
-    await this.#audit(result.created ? 'create' : 'update', result.created ? null : before, clean, options);
+    await this.#writeEvent(result.created ? created : updated, options);
     return result;
   }
 
@@ -154,8 +163,9 @@ export class IdentitiesCollection extends DocumentCollection {
     const doc = await super.findOne(normalised);
     if (!doc) return 0;
     this.#checkAudit(doc);
+    const event = this.#event('delete', doc, null, options);
     const removed = await super.deleteOne(this.#keyFilter(doc));
-    if (removed > 0) await this.#audit('delete', doc, null, options);
+    if (removed > 0) await this.#writeEvent(event, options);
     return removed;
   }
 
@@ -167,11 +177,12 @@ export class IdentitiesCollection extends DocumentCollection {
     const docs = await super.find(normalised, { limit: MAX_FIND_LIMIT });
     if (docs.length === MAX_FIND_LIMIT) throw new ValidationError(`deleteMany matches ${MAX_FIND_LIMIT} or more identities; narrow the filter`, { path: 'filter' });
     for (const doc of docs) this.#checkAudit(doc);
+    const events = docs.map((doc) => this.#event('delete', doc, null, options));
     let removed = 0;
-    for (const doc of docs) {
+    for (const [i, doc] of docs.entries()) {
       if ((await super.deleteOne(this.#keyFilter(doc))) === 0) continue;
       removed++;
-      await this.#audit('delete', doc, null, options);
+      await this.#writeEvent(events[i]!, options);
     }
     return removed;
   }
@@ -190,8 +201,9 @@ export class IdentitiesCollection extends DocumentCollection {
     return Object.fromEntries(unique.keys.map(([f]) => [f, valueAt(doc, f)!]));
   }
 
-  async #audit(op: IdentityChangeEvent['op'], before: Doc | null, after: Doc | null, options: IdentityChangeOptions): Promise<void> {
-    if (!this.#audited()) return;
+  /** The audit event of a change, already checked (`null`: nothing to audit). */
+  #event(op: IdentityChangeEvent['op'], before: Doc | null, after: Doc | null, options: IdentityChangeOptions): IdentityChangeEvent | null {
+    if (!this.#audited()) return null;
     const doc = (after ?? before)!;
     const unique = IDENTITY_SPECS[this.#i.collection].indexes.find((i) => i.unique)!;
     const fields = [...new Set([...Object.keys(before ?? {}), ...Object.keys(after ?? {})])].filter((f) => f !== '_system');
@@ -199,7 +211,7 @@ export class IdentitiesCollection extends DocumentCollection {
       .map((field) => ({ field, oldValue: plain(before?.[field]), newValue: plain(after?.[field]) }))
       .filter((c) => JSON.stringify(c.oldValue) !== JSON.stringify(c.newValue))
       .map((c) => (SECRET_FIELD.test(c.field) ? { ...c, oldValue: c.oldValue === null ? null : REDACTED, newValue: c.newValue === null ? null : REDACTED } : c));
-    if (op === 'update' && changes.length === 0) return;
+    if (op === 'update' && changes.length === 0) return null;
     const event: IdentityChangeEvent = {
       eventType: 'identity_change',
       collection: this.#i.collection,
@@ -208,7 +220,12 @@ export class IdentitiesCollection extends DocumentCollection {
       key: Object.fromEntries(unique.keys.map(([f]) => [f, valueAt(doc, f) as string | number])),
       changes,
     };
-    await this.#i.audit.write(event, options);
+    this.#i.audit.validate(event, options);
+    return event;
+  }
+
+  async #writeEvent(event: IdentityChangeEvent | null, options: IdentityChangeOptions): Promise<void> {
+    if (event) await this.#i.audit.write(event, options);
   }
 }
 

@@ -5,6 +5,7 @@ import { DATE_KEY, type DocValue, toDocumentJson } from '../../../core/contracts
 import type { DocumentCollection } from '../../../core/domains/documents/document-collection.js';
 import { IdentitiesCollection } from '../../../core/domains/identities/identities.js';
 import { DOCUMENT_DATABASE_TYPES, type DocumentDatabaseType } from '../../../core/domains/open.js';
+import { parseInstant } from '../../../core/engine/clock.js';
 import type { Xronox } from '../../../core/engine/xronox.js';
 import { ValidationError } from '../../../core/errors.js';
 import { requireRole } from '../access.js';
@@ -173,9 +174,15 @@ export function fromWire(value: unknown, path: string): Record<string, unknown> 
     const entries = Object.entries(v);
     if (entries.length === 1 && entries[0]![0] === DATE_KEY) {
       const iso = entries[0]![1];
-      const date = typeof iso === 'string' && /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?(Z|[+-]\d{2}:\d{2})$/.test(iso) ? new Date(iso) : null;
-      if (!date || Number.isNaN(date.getTime())) throw new ValidationError('$date takes an ISO-8601 time such as 2026-01-01T00:00:00.000Z', { path: `${at}.$date` });
-      return date;
+      const invalid = () => new ValidationError('$date takes an ISO-8601 time such as 2026-01-01T00:00:00.000Z', { path: `${at}.$date` });
+      if (typeof iso !== 'string' || !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?(Z|[+-]\d{2}:\d{2})$/.test(iso)) throw invalid();
+      // The engine's parser refuses impossible dates (2024-02-31) that `new Date` would roll over.
+      try {
+        parseInstant(iso, `${at}.$date`);
+      } catch {
+        throw invalid();
+      }
+      return new Date(iso);
     }
     return Object.fromEntries(entries.map(([k, item]) => [k, revive(item, `${at}.${k}`, depth + 1)]));
   };
