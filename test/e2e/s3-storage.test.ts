@@ -1,6 +1,4 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { createServer, request as httpRequest } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pooledClientCount } from '../../core/adapters/s3/s3-client-pool.js';
 import { S3BlobStore } from '../../core/adapters/s3/s3-blob-store.js';
@@ -8,6 +6,7 @@ import type { XronoxConfigInput } from '../../core/config/schema.js';
 import type { Xronox } from '../../core/engine/xronox.js';
 import { StorageError } from '../../core/errors.js';
 import { initXronox } from '../../core/xronox.js';
+import { startFaultProxy } from '../support/fault-proxy.js';
 import { type S3rverHandle, startS3rver } from '../support/s3rver.js';
 import { tempDir } from '../support/temp.js';
 
@@ -305,24 +304,13 @@ describe('S3 storage against a real S3 server (s3rver)', () => {
     // A proxy in front of the real server that answers the first `throttle` requests with 503 SlowDown.
     let throttle = 0;
     let seen = 0;
-    const target = new URL(server.endpoint);
-    const proxy = createServer((req, res) => {
+    const proxy = await startFaultProxy(server.endpoint, () => {
       seen++;
-      if (throttle > 0) {
-        throttle--;
-        res.writeHead(503, { 'content-type': 'application/xml' });
-        res.end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>');
-        return;
-      }
-      const upstream = httpRequest({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (up) => {
-        res.writeHead(up.statusCode ?? 502, up.headers);
-        up.pipe(res);
-      });
-      req.pipe(upstream);
+      if (throttle === 0) return null;
+      throttle--;
+      return { kind: 'error', status: 503, code: 'SlowDown' };
     });
-    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
-    const endpoint = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
-    const store = new S3BlobStore({ ref: 'throttled', connection: s3({ endpoint, region: 'ap-south-1' }) });
+    const store = new S3BlobStore({ ref: 'throttled', connection: s3({ endpoint: proxy.endpoint, region: 'ap-south-1' }) });
     try {
       throttle = 2;
       seen = 0;
@@ -337,7 +325,7 @@ describe('S3 storage against a real S3 server (s3rver)', () => {
       expect(seen).toBe(5);
     } finally {
       await store.close();
-      await new Promise((r) => proxy.close(r));
+      await proxy.close();
     }
   });
 

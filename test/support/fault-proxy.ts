@@ -42,7 +42,7 @@ export interface ProxiedRequest {
 export interface FaultProxy {
   /** `http://127.0.0.1:<port>`: point the client here instead of at the server. */
   readonly endpoint: string;
-  /** While true, every new connection and every request is closed at once (counted as `refuse`). */
+  /** While true, every new connection and every request is closed at once (counted in `refusedWhileDown`). */
   down: boolean;
   /** Requests received (faulted or not). */
   readonly requests: number;
@@ -64,6 +64,17 @@ export async function startFaultProxy(target: string, decide: (req: ProxiedReque
   let upstreamFailures = 0;
   let refusedWhileDown = 0;
   let closed = false;
+
+  /**
+   * The upstream headers for a body that is sent whole: a chunked answer gets its real length.
+   * Other headers stay as they are (a HEAD answer announces the object's length, not its own).
+   */
+  const whole = (headers: IncomingMessage['headers'], length: number) => {
+    if (headers['transfer-encoding'] === undefined) return headers;
+    const out = { ...headers, 'content-length': String(length) };
+    delete out['transfer-encoding'];
+    return out;
+  };
 
   /** Forwards the request; `onResponse` gets the upstream status, headers and whole body. */
   const forward = (req: IncomingMessage, res: ServerResponse, onResponse: (status: number, headers: IncomingMessage['headers'], body: Buffer) => void) => {
@@ -116,20 +127,25 @@ export async function startFaultProxy(target: string, decide: (req: ProxiedReque
           timers.delete(timer);
           if (req.socket.destroyed) return;
           req.resume();
-          forward(req, res, (status, headers, body) => res.writeHead(status, headers).end(body));
+          forward(req, res, (status, headers, body) => res.writeHead(status, whole(headers, body.length)).end(body));
         }, fault.delayMs);
         timers.add(timer);
         return;
       }
       case 'reset':
         forward(req, res, (status, headers, body) => {
-          // The full length is announced, half of it sent, then the connection dies.
-          res.writeHead(status, { ...headers, 'content-length': String(Math.max(body.length, 2)) });
+          // A HEAD answer has no body to cut: the connection dies before the headers.
+          if (req.method === 'HEAD') return void res.socket?.destroy();
+          // The full length (at least one byte, so an empty answer is cut too) is announced, half
+          // of it sent, then the connection dies.
+          const announced = { ...headers, 'content-length': String(Math.max(body.length, 1)) };
+          delete announced['transfer-encoding'];
+          res.writeHead(status, announced);
           res.write(body.subarray(0, Math.floor(body.length / 2)), () => res.socket?.destroy());
         });
         return;
       default:
-        forward(req, res, (status, headers, body) => res.writeHead(status, headers).end(body));
+        forward(req, res, (status, headers, body) => res.writeHead(status, whole(headers, body.length)).end(body));
     }
   });
   server.on('connection', (socket) => {
