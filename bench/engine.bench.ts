@@ -22,22 +22,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
 import { type Collection, initXronox } from '../core/index.js';
-import {
-  fmtLatency,
-  fmtNumber,
-  fmtRate,
-  fmtRatio,
-  inFlight,
-  type Latency,
-  latencyInterleaved,
-  summarise,
-  markdownTable,
-  now,
-  randomInstants,
-  rate,
-  secondsSince,
-  type Throughput,
-} from './support/measure.js';
+import { fmtLatency, fmtNumber, fmtRate, fmtRatio, inFlight, type Latency, latencyInterleaved, markdownTable, now, progressLog, randomInstants, rate, secondsSince, summarise, type Throughput } from './support/measure.js';
 import { RawBaseline } from './support/raw-baseline.js';
 import { makeData } from './support/document.js';
 
@@ -74,10 +59,7 @@ collection('warmup');
 const raw = new RawBaseline({ sqlitePath, blobBasePath: join(dir, 'raw-blobs'), bucket: DB_NAME });
 
 
-function log(message: string): void {
-  const rss = `${(process.memoryUsage.rss() / 2 ** 20).toFixed(0)} MiB`.padStart(8);
-  console.log(`[${secondsSince(runStart).toFixed(1).padStart(6)} s, rss ${rss}] ${message}`);
-}
+const log = progressLog(runStart, { rss: true });
 
 /** Flushes dirty pages (ours and other processes') so one side does not pay for the other's writes. */
 async function settle(): Promise<void> {

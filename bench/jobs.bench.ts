@@ -45,10 +45,10 @@ import type { BlobStore } from '../core/contracts/blob-store.js';
 import type { Namespace } from '../core/contracts/index-store.js';
 import { initXronox, type JobReport, type JobTarget, runJob, type Xronox } from '../core/index.js';
 import { type CephS3, cephS3 } from '../test/support/ceph.js';
-import { startS3rver } from '../test/support/s3rver.js';
+import { s3rverConnection, startS3rver } from '../test/support/s3rver.js';
 import { makeData } from './support/document.js';
 import { describeMachine, loadAverage } from './support/machine.js';
-import { fmtNumber, inFlight, markdownTable, now, secondsSince } from './support/measure.js';
+import { fmtNumber, inFlight, markdownTable, now, progressLog, secondsSince } from './support/measure.js';
 
 const SCALE = envScale('BENCH_JOBS_SCALE');
 const RECORDS = Math.max(5, Math.round(25 * SCALE));
@@ -78,9 +78,7 @@ const MB = 1e6;
 const runStart = now();
 const loadStart = loadAverage();
 
-function log(message: string): void {
-  console.log(`[${secondsSince(runStart).toFixed(1).padStart(6)} s] ${message}`);
-}
+const log = progressLog(runStart);
 
 // ---- servers --------------------------------------------------------------------------------
 
@@ -148,15 +146,7 @@ function s3Raw(connection: SpacesConnectionConfig) {
 
 async function s3rverServer(): Promise<Server> {
   const server = await startS3rver();
-  const connection: SpacesConnectionConfig = {
-    endpoint: server.endpoint,
-    region: server.region,
-    accessKey: server.accessKey,
-    secretKey: server.secretKey,
-    forcePathStyle: true,
-    // s3rver ignores If-None-Match (see test/support/s3rver.ts).
-    conditionalWrites: false,
-  };
+  const connection: SpacesConnectionConfig = s3rverConnection(server);
   return {
     name: 's3rver',
     config: { spacesConnections: { s3: connection } },

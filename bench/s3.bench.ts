@@ -42,8 +42,8 @@ import { acquireS3Client } from '../core/adapters/s3/s3-client-pool.js';
 import type { SpacesConnectionConfig } from '../core/config/schema.js';
 import { initXronox, type Xronox } from '../core/index.js';
 import { type CephS3, cephS3 } from '../test/support/ceph.js';
-import { startS3rver } from '../test/support/s3rver.js';
-import { fmtNumber, fmtRatio, inFlight, markdownTable, now, secondsSince } from './support/measure.js';
+import { s3rverConnection, startS3rver } from '../test/support/s3rver.js';
+import { fmtNumber, fmtRatio, inFlight, markdownTable, now, progressLog, secondsSince } from './support/measure.js';
 import { makeData } from './support/document.js';
 
 const SCALE = envScale('BENCH_S3_SCALE');
@@ -74,9 +74,7 @@ const REASON = 'benchmark';
 const runStart = now();
 const loadBefore = os.loadavg();
 
-function log(message: string): void {
-  console.log(`[${secondsSince(runStart).toFixed(1).padStart(6)} s] ${message}`);
-}
+const log = progressLog(runStart);
 
 // ---- object throughput: adapter vs raw -----------------------------------------------------
 
@@ -324,15 +322,7 @@ function addCounter(client: S3Client, name: string, onRequest: (command: string)
 
 async function s3rverTarget(): Promise<Target> {
   const server = await startS3rver();
-  const connection: SpacesConnectionConfig = {
-    endpoint: server.endpoint,
-    region: server.region,
-    accessKey: server.accessKey,
-    secretKey: server.secretKey,
-    forcePathStyle: true,
-    // s3rver ignores If-None-Match (see test/support/s3rver.ts).
-    conditionalWrites: false,
-  };
+  const connection: SpacesConnectionConfig = s3rverConnection(server);
   return {
     name: 's3rver',
     connection,

@@ -113,3 +113,11 @@ export function summarise(times: Float64Array): Latency {
   for (const t of times) sum += t;
   return { samples: times.length, p50: quantile(times, 0.5), p99: quantile(times, 0.99), mean: sum / times.length };
 }
+
+/** A progress log: each line starts with the seconds since `start` (and the process's RSS with `rss`). */
+export function progressLog(start: bigint, options: { rss?: boolean } = {}): (message: string) => void {
+  return (message) => {
+    const rss = options.rss ? `, rss ${`${(process.memoryUsage.rss() / 2 ** 20).toFixed(0)} MiB`.padStart(8)}` : '';
+    console.log(`[${secondsSince(start).toFixed(1).padStart(6)} s${rss}] ${message}`);
+  };
+}

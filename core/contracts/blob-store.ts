@@ -11,6 +11,12 @@ export interface BlobStore {
   /** Short adapter name used in errors and logs, e.g. `fs`. */
   readonly name: string;
   readonly capabilities: BlobStoreCapabilities;
+  /**
+   * The longest one `put` can take before the store gives up on it (its timeouts and retries
+   * together). A record's sync holds a lease longer than this, so a put from a sync that lost its
+   * lease can never land after another sync's newer one.
+   */
+  readonly maxPutMs: number;
 
   /**
    * Stores the bytes under the key, replacing any previous object atomically (readers see old or

@@ -1,3 +1,4 @@
+import { readlinkSync } from 'node:fs';
 import type { FilterNode } from './filter.js';
 
 /**
@@ -127,7 +128,9 @@ export interface IndexStore {
 
   /**
    * Takes or renews a lease on `key` for `owner`. Succeeds when the lock is free, expired, or
-   * already held by `owner`. At most one owner holds an unexpired lease at any time.
+   * already held by `owner`. At most one owner holds an unexpired lease at any time. A store
+   * whose processes all share one host may also treat a lease as free when its owner ends in
+   * `@` + `processTag()` of a process that is gone (SQLite does).
    */
   acquireLock(ns: Namespace, key: string, owner: string, leaseMs: number): Promise<boolean>;
 
@@ -450,4 +453,24 @@ export interface ImportBatch {
   records: readonly ImportedRecord[];
   claims?: ReadonlyArray<{ key: string; id: string }>;
   collectionVersion?: number;
+}
+
+let tag: string | undefined;
+
+/**
+ * `pid:<pid>:<pid namespace>`: names this process in lock owners (`acquireLock`), so that a store
+ * whose processes share one host (SQLite) can tell the lease of a process that is gone. The
+ * namespace (Linux's `/proc/self/ns/pid`) keeps containers with their own process ids apart;
+ * where it cannot be read the tag is `pid:<pid>`, which no store reads as gone.
+ */
+export function processTag(): string {
+  if (tag !== undefined) return tag;
+  let namespace: string | undefined;
+  try {
+    namespace = /\[(\d+)\]/.exec(readlinkSync('/proc/self/ns/pid'))?.[1];
+  } catch {
+    namespace = undefined;
+  }
+  tag = namespace === undefined ? `pid:${process.pid}` : `pid:${process.pid}:${namespace}`;
+  return tag;
 }

@@ -1,6 +1,7 @@
+import { randomUUID } from 'node:crypto';
 import type { BlobStore } from '../contracts/blob-store.js';
 import { ConflictError, StorageError } from '../errors.js';
-import type { IndexStore, Namespace } from '../contracts/index-store.js';
+import { type IndexStore, type Namespace, processTag } from '../contracts/index-store.js';
 import type { BlobKind } from '../config/schema.js';
 import type { BlobLocation } from '../routing/router.js';
 
@@ -52,6 +53,17 @@ const YIELD_ABOVE = 64;
 const CONCURRENCY = 8;
 const DEFAULT_RETRY_DELAY_MS = 250;
 const DEFAULT_MAX_DELAY_MS = 30_000;
+/** A record's sync lease outlasts the blob store's slowest put by this much. */
+const LEASE_MARGIN_MS = 1_000;
+/** How often `repair()` looks again at a record another process's lease holds. */
+const LEASED_POLL_MS = 100;
+/** The longest `repair()` waits for records another process holds (a crashed one's lease may be long); the rest stay in the outbox. */
+const MAX_REPAIR_WAIT_MS = 30_000;
+/** The longest `close()` waits for such records. */
+const CLOSE_WAIT_MS = 10_000;
+
+/** Another process is syncing the record (it holds the record's sync lease): try again later. */
+export class SyncLeased extends Error {}
 
 /**
  * Brings the blob store in line with the index, record by record.
@@ -63,9 +75,12 @@ const DEFAULT_MAX_DELAY_MS = 30_000;
  * entry if no newer write re-marked it. Each step is idempotent, so a crash anywhere is repaired
  * by syncing again: `repair()` does that for every record left in the outbox.
  *
- * In this process, syncs of one record never overlap, so an older `current.json` cannot overwrite
- * a newer one. Across processes, a sync whose outbox entry was re-marked while it ran loops and
- * writes the newer state.
+ * Syncs of one record never overlap, so an older `current.json` can never land after a newer
+ * one: in this process a record is synced by one task at a time, and across processes each sync
+ * holds a lease on the record in the index store (`sync:{id}`, longer than the blob store's
+ * `maxPutMs`). A record whose lease another process holds is retried later, or waited for by
+ * `repair()`; a lease left by a crashed process runs out by itself. A sync whose outbox entry
+ * was re-marked while it ran loops, still holding its lease, and writes the newer state.
  */
 export class BlobSync {
   readonly #queue = new Map<string, { target: SyncTarget; ns: Namespace; id: string }>();
@@ -86,6 +101,18 @@ export class BlobSync {
   readonly #retryTargets = new Set<SyncTarget>();
   #closed = false;
   readonly #onError: (err: unknown) => void;
+  /** This syncer's name on the record leases it takes (with its process: see `processTag`). */
+  readonly #owner = `sync:${randomUUID()}@${processTag()}`;
+  /** Records last skipped because another process held their lease (cleared when synced or retried). */
+  readonly #leasedKeys = new Set<string>();
+  /** Databases with such records: `close()` gives them a last pass. */
+  readonly #leasedTargets = new Set<SyncTarget>();
+  /** `repair()` calls under way (`close()` waits for them). */
+  readonly #repairs = new Set<Promise<unknown>>();
+  /** `close()` has begun: background retries and repairs stop waiting. */
+  #closing = false;
+  /** The background retry pass under way, if any (`close()` waits for it). */
+  #retrying: Promise<void> | undefined;
 
   constructor(onError: (err: unknown) => void, policy: RetryPolicy = {}) {
     this.#onError = onError;
@@ -121,27 +148,64 @@ export class BlobSync {
     return report;
   }
 
-  /** Syncs every record the outbox of `target` lists (after a crash or a blob store outage). */
+  /**
+   * Syncs every record the outbox of `target` lists (after a crash or a blob store outage).
+   * Records whose sync lease another process holds are waited for, up to one lease: a live
+   * holder finishes them, and a crashed one's lease runs out, after which they are synced here.
+   */
   async repair(target: SyncTarget, collection?: string): Promise<SyncReport> {
-    const seen = new Set<string>();
-    for (;;) {
-      const page = await target.index.listPendingSync(target.dbName, { limit: 500, ...(collection ? { collection } : {}) });
-      const fresh = page.filter((p) => !seen.has(`${p.collection}\u0000${p.id}`));
-      if (fresh.length === 0) break;
-      for (const p of fresh) {
-        seen.add(`${p.collection}\u0000${p.id}`);
-        await this.schedule(target, { dbName: target.dbName, collection: p.collection }, p.id);
-      }
-      await this.flush();
+    const run = this.#repair(target, collection, Math.min(this.#leaseMs(target), MAX_REPAIR_WAIT_MS));
+    this.#repairs.add(run);
+    try {
+      return await run;
+    } finally {
+      this.#repairs.delete(run);
     }
+  }
+
+  /** One pass over the outbox, then more while records are leased by another process, for up to `waitMs`. */
+  async #repair(target: SyncTarget, collection: string | undefined, waitMs: number, closingPass = false): Promise<SyncReport> {
+    const seen = new Set<string>();
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      const retried = new Set<string>();
+      for (;;) {
+        if (this.#closed) break;
+        const page = await target.index.listPendingSync(target.dbName, { limit: 500, ...(collection ? { collection } : {}) });
+        const fresh = page.filter((p) => !retried.has(`${target.dbName}\u0000${p.collection}\u0000${p.id}`));
+        if (fresh.length === 0) break;
+        for (const p of fresh) {
+          const key = `${target.dbName}\u0000${p.collection}\u0000${p.id}`;
+          retried.add(key);
+          seen.add(key);
+          this.#leasedKeys.delete(key);
+          await this.schedule(target, { dbName: target.dbName, collection: p.collection }, p.id);
+        }
+        await this.flush();
+      }
+      const leased = [...retried].some((k) => this.#leasedKeys.has(k));
+      // Once `close()` has begun, only its own last pass still waits.
+      if (!leased || this.#closed || (this.#closing && !closingPass) || Date.now() >= deadline) break;
+      await new Promise((r) => setTimeout(r, LEASED_POLL_MS));
+    }
+    if (this.#closed) return { synced: 0, failed: 0, deadLettered: 0 };
     const left = await target.index.listPendingSync(target.dbName, { limit: 1, ...(collection ? { collection } : {}) });
     return { synced: seen.size, failed: left.length, deadLettered: 0 };
   }
 
   async close(): Promise<void> {
+    this.#closing = true;
+    await this.flush();
+    clearTimeout(this.#retryTimer);
+    await this.#retrying;
+    await Promise.allSettled([...this.#repairs]);
+    // Records skipped because another process held them: once that process lets go, they are
+    // ours to write (it may have finished before our write); a short wait, then they stay in the
+    // outbox for the next repair.
+    for (const target of this.#leasedTargets) await this.#repair(target, undefined, Math.min(this.#leaseMs(target), CLOSE_WAIT_MS), true).catch((err: unknown) => this.#onError(err));
+    this.#leasedTargets.clear();
     await this.flush();
     this.#closed = true;
-    clearTimeout(this.#retryTimer);
   }
 
   #pump(): void {
@@ -153,12 +217,25 @@ export class BlobSync {
       this.#wake(this.#space);
       this.#active++;
       const run = this.syncRecord(job.target, job.ns, job.id)
+        // A write in another process while we held the record found it leased and left it to
+        // us, perhaps after our last look: one more look now (it comes back through `#again`).
+        .then(async () => {
+          if (!this.#closed && (await job.target.index.getPendingSeq(job.ns, job.id)) !== null) await this.schedule(job.target, job.ns, job.id);
+        })
         .then(() => {
+          this.#leasedKeys.delete(key);
           this.#synced++;
           this.#failures.delete(key);
           this.#retryDelay = this.#policy.retryDelayMs;
         })
         .catch(async (err: unknown) => {
+          if (err instanceof SyncLeased) {
+            // Not a failure: the lease holder writes the record; if it dies, the lease runs out.
+            this.#leasedKeys.add(key);
+            this.#leasedTargets.add(job.target);
+            this.#scheduleRetry(job.target);
+            return;
+          }
           this.#failed++;
           this.#onError(err);
           const failures = (this.#failures.get(key) ?? 0) + 1;
@@ -187,7 +264,7 @@ export class BlobSync {
    * outbox still lists every record that failed, so one sweep retries all of them.
    */
   #scheduleRetry(target: SyncTarget): void {
-    if (this.#closed) return;
+    if (this.#closing) return;
     this.#retryTargets.add(target);
     if (this.#retryTimer) return;
     const delay = this.#retryDelay;
@@ -196,8 +273,9 @@ export class BlobSync {
       this.#retryTimer = undefined;
       const targets = [...this.#retryTargets];
       this.#retryTargets.clear();
-      void (async () => {
-        for (const t of targets) await this.repair(t).catch((err: unknown) => this.#onError(err));
+      // One pass each, no waiting for leases: what is still leased schedules the next retry.
+      this.#retrying = (async () => {
+        for (const t of targets) if (!this.#closing) await this.#repair(t, undefined, 0).catch((err: unknown) => this.#onError(err));
       })();
     }, delay);
     this.#retryTimer.unref();
@@ -214,9 +292,29 @@ export class BlobSync {
     for (const resolve of waiters.splice(0)) resolve();
   }
 
-  /** Makes the blob store reflect the index for one record. Idempotent; safe to rerun after a crash. */
+  #leaseMs(target: SyncTarget): number {
+    return target.blob.maxPutMs + LEASE_MARGIN_MS;
+  }
+
+  /**
+   * Makes the blob store reflect the index for one record, under the record's sync lease.
+   * Idempotent; safe to rerun after a crash. Throws `SyncLeased` when another process holds the lease.
+   */
   async syncRecord(target: SyncTarget, ns: Namespace, id: string): Promise<void> {
-    const { index, blob, blobs } = target;
+    const lease = new RecordLease(target, ns, `sync:${id}`, this.#owner, this.#leaseMs(target));
+    if (!(await lease.acquire())) throw new SyncLeased(`${ns.collection}/${id} is being synced by another process`);
+    try {
+      await this.#syncLeased(target, ns, id, lease);
+    } finally {
+      await lease.release().catch((err: unknown) => this.#onError(err));
+    }
+  }
+
+  async #syncLeased(target: SyncTarget, ns: Namespace, id: string, lease: RecordLease): Promise<void> {
+    const { index, blobs } = target;
+    // Every object is put under the lease: a put starts only while the lease has at least the
+    // blob store's longest put left, so it lands before any other process may take the record.
+    const blob = lease.guard(target.blob);
     let mustRefresh = false;
     for (let attempt = 0; attempt < 10; attempt++) {
       const seq = await index.getPendingSeq(ns, id);
@@ -244,7 +342,7 @@ export class BlobSync {
           contentType: 'application/json',
         });
       } else if (!head) {
-        await this.#purge(target, ns.collection, id);
+        await this.#purge(target, blob, ns.collection, id);
       }
       // Only now, with every object acknowledged, may the index drop its copies of the payloads.
       if (await index.completeSync(ns, id, { archivedOvs, uploaded, seq })) return;
@@ -253,20 +351,74 @@ export class BlobSync {
     }
   }
 
-  async #purge(target: SyncTarget, collection: string, id: string): Promise<void> {
+  async #purge(target: SyncTarget, blob: LeasedBlob, collection: string, id: string): Promise<void> {
     for (const kind of ['records', 'versions', 'content'] as const) {
       const loc = target.blobs[kind];
       if (!loc) continue;
       let startAfter: string | undefined;
       do {
-        const page = await target.blob.list(loc.bucket, blobKeys.recordFolder(loc, collection, id), {
+        const page = await blob.list(loc.bucket, blobKeys.recordFolder(loc, collection, id), {
           limit: 1000,
           ...(startAfter ? { startAfter } : {}),
         });
-        for (const key of page.keys) await target.blob.delete(loc.bucket, key);
+        for (const key of page.keys) await blob.delete(loc.bucket, key);
         startAfter = page.nextStartAfter ?? undefined;
       } while (startAfter);
     }
+  }
+}
+
+/** The blob store as a sync uses it: writes only under the record's lease. */
+type LeasedBlob = Pick<BlobStore, 'name' | 'get' | 'put' | 'delete' | 'list'>;
+
+/**
+ * A record's sync lease (`IndexStore.acquireLock`), with its expiry as this process sees it
+ * (taken from before the acquire call, so never later than the store's).
+ */
+class RecordLease {
+  #expiresAt = 0;
+
+  constructor(
+    readonly target: SyncTarget,
+    readonly ns: Namespace,
+    readonly key: string,
+    readonly owner: string,
+    readonly leaseMs: number,
+  ) {}
+
+  async acquire(): Promise<boolean> {
+    const asked = Date.now();
+    if (!(await this.target.index.acquireLock(this.ns, this.key, this.owner, this.leaseMs))) return false;
+    this.#expiresAt = asked + this.leaseMs;
+    return true;
+  }
+
+  /** Renews the lease unless it has `needMs` left; throws `SyncLeased` when it was lost. */
+  async ensure(needMs: number): Promise<void> {
+    if (this.#expiresAt - Date.now() >= needMs) return;
+    if (!(await this.acquire())) throw new SyncLeased(`${this.ns.collection}: the sync lease on ${this.key} was lost`);
+  }
+
+  release(): Promise<void> {
+    return this.target.index.releaseLock(this.ns, this.key, this.owner);
+  }
+
+  /** The blob store, with every write made under this lease. */
+  guard(blob: BlobStore): LeasedBlob {
+    const margin = blob.maxPutMs + LEASE_MARGIN_MS / 2;
+    return {
+      name: blob.name,
+      get: (bucket, key) => blob.get(bucket, key),
+      put: async (bucket, key, body, options) => {
+        await this.ensure(margin);
+        return blob.put(bucket, key, body, options);
+      },
+      delete: async (bucket, key) => {
+        await this.ensure(margin);
+        return blob.delete(bucket, key);
+      },
+      list: (bucket, prefix, options) => blob.list(bucket, prefix, options),
+    };
   }
 }
 
@@ -276,7 +428,7 @@ export class BlobSync {
  * mean something else wrote that key, which is reported (the record stays in the outbox, its
  * index copy intact) and never overwritten.
  */
-export async function putVersionOnce(blob: BlobStore, bucket: string, key: string, body: Buffer): Promise<void> {
+export async function putVersionOnce(blob: Pick<BlobStore, 'name' | 'get' | 'put'>, bucket: string, key: string, body: Buffer): Promise<void> {
   try {
     await blob.put(bucket, key, body, { contentType: 'application/json', ifNoneMatch: true });
   } catch (err) {

@@ -2,7 +2,7 @@ import type { DocumentStore } from '../contracts/document-store.js';
 import type { Namespace } from '../contracts/index-store.js';
 import { expireDocumentDatabase } from '../domains/maintenance.js';
 import { isDocumentDatabaseType } from '../domains/open.js';
-import { BlobSync, blobKeys, type SyncTarget } from '../engine/blob-sync.js';
+import { BlobSync, blobKeys, SyncLeased, type SyncTarget } from '../engine/blob-sync.js';
 import { parseInstant } from '../engine/clock.js';
 import { retentionBounds } from '../engine/counter-windows.js';
 import type { JobTarget } from '../engine/xronox.js';
@@ -137,7 +137,13 @@ async function expireLogs(target: JobTarget, ns: Namespace, ctx: JobContext, syn
       const result = await target.index.commit(ns, { writes: [{ id: head.id, expectedOv: head.ov, head: null }] });
       // Written meanwhile: no longer what was judged expired; the next run judges it again.
       if (!result.ok) continue;
-      await sync.syncRecord(syncTarget, ns, head.id);
+      try {
+        await sync.syncRecord(syncTarget, ns, head.id);
+      } catch (err) {
+        // Another process is syncing the record: the removal is in the outbox, and it (or the
+        // next repair) clears the record's objects.
+        if (!(err instanceof SyncLeased)) throw err;
+      }
       ctx.tally.add('expiredLogs');
     }
     if (heads.length < PAGE) return;

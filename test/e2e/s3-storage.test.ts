@@ -7,7 +7,7 @@ import type { Xronox } from '../../core/engine/xronox.js';
 import { StorageError } from '../../core/errors.js';
 import { initXronox } from '../../core/xronox.js';
 import { startFaultProxy } from '../support/fault-proxy.js';
-import { type S3rverHandle, startS3rver } from '../support/s3rver.js';
+import { type S3rverHandle, s3rverConnection, startS3rver } from '../support/s3rver.js';
 import { tempDir } from '../support/temp.js';
 
 /** S3 behaviour that only a real server shows: layouts, outages, credentials, client reuse. */
@@ -26,15 +26,7 @@ describe('S3 storage against a real S3 server (s3rver)', () => {
     dir.cleanup();
   });
 
-  const s3 = (extra: Record<string, unknown> = {}) => ({
-    endpoint: server.endpoint,
-    region: server.region,
-    accessKey: server.accessKey,
-    secretKey: server.secretKey,
-    forcePathStyle: true,
-    conditionalWrites: false,
-    ...extra,
-  });
+  const s3 = (extra: Record<string, unknown> = {}) => ({ ...s3rverConnection(server), ...extra });
 
   function start(config: Omit<XronoxConfigInput, 'dbConnections'>, options: Parameters<typeof initXronox>[1] = {}): Xronox {
     const x = initXronox({ dbConnections: { local: { sqlitePath: `${dir.path}/x${n++}.sqlite` } }, ...config }, options);

@@ -16,7 +16,7 @@ import type { XronoxConfigInput } from '../../core/config/schema.js';
 import type { BlobStore } from '../../core/contracts/blob-store.js';
 import type { IndexStore } from '../../core/contracts/index-store.js';
 import { cephS3 } from '../support/ceph.js';
-import { type S3rverHandle, startS3rver } from '../support/s3rver.js';
+import { type S3rverHandle, s3rverConnection, startS3rver } from '../support/s3rver.js';
 import { seededRandom } from '../support/random.js';
 import { tempDir } from '../support/temp.js';
 import { afterAll, beforeAll } from 'vitest';
@@ -50,15 +50,6 @@ export interface BackendInstance {
 }
 
 let s3rver: S3rverHandle | undefined;
-const s3rverConnection = (s: S3rverHandle) => ({
-  endpoint: s.endpoint,
-  region: s.region,
-  accessKey: s.accessKey,
-  secretKey: s.secretKey,
-  forcePathStyle: true,
-  // s3rver ignores If-None-Match; version objects are still written with the committed bytes.
-  conditionalWrites: false,
-});
 
 const run = Date.now().toString(36);
 const s3Bucket = (dbName: string) => `xj-${run}-${dbName.replace(/_/g, '-')}`.slice(0, 63).replace(/-+$/, '');

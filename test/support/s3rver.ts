@@ -71,6 +71,21 @@ export interface S3rverHandle {
   client(overrides?: Partial<S3ClientConfig>): S3Client;
 }
 
+/**
+ * The spaces connection for a running s3rver: path-style, its test credentials, and
+ * `conditionalWrites: false`, since s3rver ignores `If-None-Match` (see above).
+ */
+export function s3rverConnection(server: Pick<S3rverHandle, 'endpoint' | 'region' | 'accessKey' | 'secretKey'>) {
+  return {
+    endpoint: server.endpoint,
+    region: server.region,
+    accessKey: server.accessKey,
+    secretKey: server.secretKey,
+    forcePathStyle: true,
+    conditionalWrites: false,
+  };
+}
+
 export interface StartS3rverOptions {
   /** Buckets to create before the server reports ready (first start only; they persist on disk). */
   buckets?: string[];

@@ -21,6 +21,8 @@ const SEGMENT = /^[A-Za-z0-9_][A-Za-z0-9._-]*$/;
 export class FsBlobStore implements BlobStore {
   readonly name = 'fs';
   readonly capabilities = { remotePresign: false, conditionalWrites: true } as const;
+  /** A local write, fsync and rename: well under a second even on a busy disk; the margin is for a stalled process. */
+  readonly maxPutMs = 5_000;
   readonly #root: string;
 
   constructor(options: FsBlobStoreOptions) {

@@ -11,7 +11,7 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { SpacesConnectionConfig } from '../../config/schema.js';
 import type { BlobInfo, BlobListing, BlobStore, PutOptions } from '../../contracts/blob-store.js';
 import { ConflictError, StorageError, ValidationError } from '../../errors.js';
-import { acquireS3Client } from './s3-client-pool.js';
+import { acquireS3Client, maxRequestMs } from './s3-client-pool.js';
 
 export interface S3BlobStoreOptions {
   /** Name of the spaces connection, for error messages. */
@@ -34,6 +34,7 @@ const CREDENTIAL_ERRORS = new Set(['InvalidAccessKeyId', 'SignatureDoesNotMatch'
 export class S3BlobStore implements BlobStore {
   readonly name = 's3';
   readonly capabilities: BlobStore['capabilities'];
+  readonly maxPutMs: number;
   readonly #ref: string;
   readonly #client: S3Client;
   readonly #release: () => void;
@@ -46,6 +47,8 @@ export class S3BlobStore implements BlobStore {
     this.#release = release;
     this.#multipartThreshold = options.multipartThreshold ?? PART_SIZE;
     this.capabilities = { remotePresign: true, conditionalWrites: options.connection.conditionalWrites ?? true };
+    // Twice one request's worst case: a multipart upload's parts go four at a time after its start.
+    this.maxPutMs = 2 * maxRequestMs(options.connection);
   }
 
   async put(bucket: string, key: string, body: Uint8Array, options: PutOptions = {}): Promise<void> {

@@ -25,6 +25,7 @@ import type {
   VersionRow,
   VersionSummary,
 } from '../../contracts/index-store.js';
+import { processTag } from '../../contracts/index-store.js';
 import { compileFilter } from './sqlite-filter.js';
 
 export interface SqliteIndexStoreOptions {
@@ -160,6 +161,8 @@ export class SqliteIndexStore implements IndexStore {
   readonly name = 'sqlite';
   readonly capabilities = { atomicBatches: true, multiProcess: true } as const;
   readonly #db: Database.Database;
+  /** The durability the store was opened with (`durability`), restored after each write that skips the fsync. */
+  readonly #synchronous: 'FULL' | 'NORMAL';
   readonly #stmts: ReturnType<typeof prepareStatements>;
   readonly #dynamic = new Map<string, Database.Statement>();
   readonly #commitTx: Database.Transaction<(ns: Namespace, batch: CommitBatch) => number[]>;
@@ -169,7 +172,8 @@ export class SqliteIndexStore implements IndexStore {
     if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
     this.#db = new Database(options.path, { timeout: options.busyTimeoutMs ?? 10_000 });
     this.#db.pragma('journal_mode = WAL');
-    this.#db.pragma(`synchronous = ${options.durability === 'normal' ? 'NORMAL' : 'FULL'}`);
+    this.#synchronous = options.durability === 'normal' ? 'NORMAL' : 'FULL';
+    this.#db.pragma(`synchronous = ${this.#synchronous}`);
     this.#db.pragma('foreign_keys = OFF');
     // Another process may be creating the schema at the same moment; IMMEDIATE serialises that.
     this.#db
@@ -481,19 +485,36 @@ export class SqliteIndexStore implements IndexStore {
   }
 
   async acquireLock(ns: Namespace, key: string, owner: string, leaseMs: number): Promise<boolean> {
-    return this.#db
-      .transaction(() => {
-        const now = Date.now();
-        const row = this.#stmts.getLock.get(ns.dbName, ns.collection, key) as { owner: string; expires_at: number } | undefined;
-        if (row && row.owner !== owner && row.expires_at > now) return false;
-        this.#stmts.putLock.run(ns.dbName, ns.collection, key, owner, now + leaseMs);
-        return true;
-      })
-      .immediate();
+    return this.#withoutFsync(() =>
+      this.#db
+        .transaction(() => {
+          const now = Date.now();
+          const row = this.#stmts.getLock.get(ns.dbName, ns.collection, key) as { owner: string; expires_at: number } | undefined;
+          if (row && row.owner !== owner && row.expires_at > now && holderMayBeAlive(row.owner)) return false;
+          this.#stmts.putLock.run(ns.dbName, ns.collection, key, owner, now + leaseMs);
+          return true;
+        })
+        .immediate(),
+    );
   }
 
   async releaseLock(ns: Namespace, key: string, owner: string): Promise<void> {
-    this.#stmts.deleteLock.run(ns.dbName, ns.collection, key, owner);
+    this.#withoutFsync(() => this.#stmts.deleteLock.run(ns.dbName, ns.collection, key, owner));
+  }
+
+  /**
+   * Runs a write that need not survive a power loss without waiting for an fsync: leases only
+   * matter to live processes, and a power loss ends every process that shares the file. (In WAL
+   * mode a `NORMAL` commit survives a process crash; the next `FULL` commit makes it durable.)
+   */
+  #withoutFsync<T>(write: () => T): T {
+    if (this.#synchronous === 'NORMAL') return write();
+    this.#db.pragma('synchronous = NORMAL');
+    try {
+      return write();
+    } finally {
+      this.#db.pragma(`synchronous = ${this.#synchronous}`);
+    }
   }
 
   // ---- background jobs --------------------------------------------------------------------
@@ -788,4 +809,26 @@ function toVersion(row: VersionSqlRow): VersionRow {
     meta: JSON.parse(row.meta) as Record<string, IndexedValue>,
     hash: row.hash,
   };
+}
+
+/**
+ * Whether the process that took a lease may still be running. A SQLite file is shared by
+ * processes of one host, so a lease whose owner names its process and process-id namespace
+ * (`…@pid:<pid>:<namespace>`, as the blob sync's do, see `processTag`) is free as soon as that
+ * process is gone: a crashed writer's records are repaired at once instead of after the lease.
+ * Any doubt (no namespace, another namespace such as another container's, a process we may not
+ * signal) counts as alive, and the lease then simply runs out.
+ */
+function holderMayBeAlive(owner: string): boolean {
+  const m = /@pid:(\d+):(\d+)$/.exec(owner);
+  const here = /:(\d+)$/.exec(processTag())?.[1];
+  if (!m || here === undefined || m[2] !== here) return true;
+  const pid = m[1]!;
+  if (Number(pid) === process.pid) return true;
+  try {
+    process.kill(Number(pid), 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
 }

@@ -1,0 +1,236 @@
+/**
+ * `getAsOf` and `history` latency against the depth of one record's history (see BENCHMARKS.md,
+ * "Reads against history depth"): one record with 10, 1,000 and 100,000 versions per system.
+ * The curve must stay flat: a read is an index lookup, not a scan of the history.
+ *
+ *   npx tsx bench/history.bench.ts          (or: npm run bench:history)
+ *
+ * Systems: Xronox on the embedded default, and, where their servers answer on loopback, MariaDB
+ * (`WITH SYSTEM VERSIONING`, `FOR SYSTEM_TIME AS OF`) and PostgreSQL (trigger-maintained history
+ * table), with the tables of bench/compare.bench.ts. A server that does not answer is skipped
+ * with a message.
+ *
+ * Setup is not what is measured here, so each store is filled as fast as it allows (the report
+ * says how; every version is still a real update through each system's write path). Xronox's
+ * records are written through its `update` API by an instance whose SQLite runs with
+ * synchronous=NORMAL, then flushed (every version archived to its file) and closed; the reads
+ * are measured on a fresh instance with the default config, as a reader would open it.
+ *
+ * Knobs (environment): BENCH_HISTORY_DEPTHS (default 10,1000,100000), BENCH_HISTORY_QUERIES
+ * (samples per measurement, default 1000), BENCH_KEEP=1 keeps the folder.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import { join } from 'node:path';
+import { defaultAdapters } from '../core/adapters/registry.js';
+import { SqliteIndexStore } from '../core/adapters/sqlite/sqlite-index-store.js';
+import { initXronox, loadConfig, Xronox } from '../core/index.js';
+import type { Data } from '../core/engine/documents.js';
+import { makeData } from './support/document.js';
+import { describeMachine, envInt, loadAverage, settle } from './support/machine.js';
+import { fmtNumber, type Latency, latencyInterleaved, markdownTable, now, progressLog, secondsSince } from './support/measure.js';
+import { type ComparedStore, connectMariadb, connectPostgres, MariadbStore, mariadbInfo, microsToIso, PostgresStore, postgresInfo } from './support/sql-versioned.js';
+import { XronoxStore } from './support/xronox-store.js';
+
+const DEPTHS = (process.env.BENCH_HISTORY_DEPTHS ?? '10,1000,100000').split(',').map(Number);
+const QUERIES = envInt('BENCH_HISTORY_QUERIES', 1000, 10);
+const WARMUP = 100;
+const PAGE = 50;
+const TENANT = 'bench';
+const COLLECTION = 'deep';
+const runStart = now();
+const machine = describeMachine(os.tmpdir());
+
+const log = progressLog(runStart, { rss: true });
+
+const dataOf = (ov: number): Data => makeData(ov);
+const seqOf = (data: Data | undefined): number => Number((data as { seq?: number } | undefined)?.seq) - 1_000_000;
+
+const dir = await mkdtemp(join(os.tmpdir(), 'xronox-history-'));
+const config = {
+  dbConnections: { local: { sqlitePath: join(dir, 'xronox.sqlite') } },
+  databases: { runtime: { tenantDatabases: [{ tenantId: TENANT, dbConnRef: 'local', dbName: 'rt_history' }] } },
+  localStorage: { basePath: join(dir, 'blobs'), enabled: true },
+};
+const backgroundErrors: unknown[] = [];
+const onBackgroundError = (err: unknown) => backgroundErrors.push(err);
+
+const skipped: string[] = [];
+const pgClient = await connectPostgres().catch((err: unknown) => {
+  skipped.push(`PostgreSQL skipped: no server at 127.0.0.1:5432 (${(err as Error).message})`);
+  return null;
+});
+const mariaConn = await connectMariadb().catch((err: unknown) => {
+  skipped.push(`MariaDB skipped: no server at 127.0.0.1:3306 (${(err as Error).message})`);
+  return null;
+});
+for (const line of skipped) console.log(line);
+const serverLines = [
+  ...(pgClient ? [`PostgreSQL ${(await postgresInfo(pgClient)).version}`] : []),
+  ...(mariaConn ? [`MariaDB ${(await mariadbInfo(mariaConn)).version}`] : []),
+];
+
+console.log('Machine');
+for (const line of machine) console.log(`  ${line}`);
+for (const line of serverLines) console.log(`  ${line} on 127.0.0.1`);
+console.log(`Command    npx tsx bench/history.bench.ts${['BENCH_HISTORY_DEPTHS', 'BENCH_HISTORY_QUERIES'].filter((k) => process.env[k]).map((k) => ` ${k}=${process.env[k]}`).join('')}`);
+console.log(`Folder     ${dir}`);
+console.log();
+
+// ---- setup ------------------------------------------------------------------------------
+
+const setupXronox = new Xronox(
+  loadConfig(config),
+  { ...defaultAdapters, indexStore: (_ref, connection) => new SqliteIndexStore({ path: connection.sqlitePath!, durability: 'normal' }) },
+  { onBackgroundError },
+);
+const setupStores: ComparedStore[] = [new XronoxStore(setupXronox, 'runtime', TENANT, COLLECTION)];
+if (mariaConn) setupStores.push(await MariadbStore.open(mariaConn, true));
+if (pgClient) setupStores.push(await PostgresStore.open(pgClient, true));
+
+/** ids[s][d]: the record of store s with DEPTHS[d] versions. */
+const ids: string[][] = setupStores.map(() => []);
+const seedSeconds: number[][] = setupStores.map(() => []);
+try {
+  for (const depth of DEPTHS) {
+    for (let s = 0; s < setupStores.length; s++) {
+      const store = setupStores[s]!;
+      await settle();
+      const start = now();
+      ids[s]!.push(await store.seed(depth, dataOf));
+      seedSeconds[s]!.push(secondsSince(start));
+      log(`seeded ${store.name}: ${depth.toLocaleString('en-US')} versions in ${secondsSince(start).toFixed(1)} s`);
+    }
+  }
+  await setupXronox.shutdown();
+
+  // ---- measure ----------------------------------------------------------------------------
+
+  const xronox = initXronox(config, { onBackgroundError });
+  const stores = setupStores.map((s) => (s instanceof XronoxStore ? new XronoxStore(xronox, 'runtime', TENANT, COLLECTION) : s));
+  const results: Array<{ depth: number; name: string; asOf: Latency; newest: Latency; page: Latency; checked: number }> = [];
+  for (let d = 0; d < DEPTHS.length; d++) {
+    const depth = DEPTHS[d]!;
+    log(`${depth.toLocaleString('en-US')} versions: ${QUERIES} samples per store and read (after ${WARMUP} warm-up), interleaved call by call`);
+    const plans: Array<{ store: ComparedStore; id: string; queries: Array<{ at: number; ov: number; before: number }>; asOf: number[]; pages: number[][]; newest: number[][] }> = [];
+    for (let s = 0; s < stores.length; s++) {
+      const store = stores[s]!;
+      const id = ids[s]![d]!;
+      const times = await store.versionTimes(id);
+      if (times.length !== depth) throw new Error(`${store.name}: ${times.length} versions recorded, expected ${depth}`);
+      const first = times[0]!;
+      const last = times[depth - 1]!;
+      const queries = Array.from({ length: QUERIES + WARMUP }, () => {
+        const at = first + Math.floor(Math.random() * (last - first + 1));
+        let lo = 0;
+        let hi = depth - 1;
+        while (lo < hi) {
+          const mid = (lo + hi + 1) >> 1;
+          if (times[mid]! <= at) lo = mid;
+          else hi = mid - 1;
+        }
+        // A page below a random version: `before` in [1, depth].
+        return { at, ov: lo, before: 1 + Math.floor(Math.random() * depth) };
+      });
+      plans.push({ store, id, queries, asOf: new Array<number>(queries.length), pages: new Array<number[]>(queries.length), newest: new Array<number[]>(queries.length) });
+    }
+    const round = async (offset: number, samples: number) => [
+      ...(await latencyInterleaved(
+        samples,
+        plans.map((p) => async (i: number) => {
+          const q = p.queries[offset + i]!;
+          const got = await p.store.getAsOf(p.id, q.at);
+          p.asOf[offset + i] = got?.ov === seqOf(got?.data) ? got.ov : -1;
+        }),
+      )),
+      ...(await latencyInterleaved(
+        samples,
+        plans.map((p) => async (i: number) => {
+          p.newest[offset + i] = await p.store.history(p.id, PAGE);
+        }),
+      )),
+      ...(await latencyInterleaved(
+        samples,
+        plans.map((p) => async (i: number) => {
+          p.pages[offset + i] = await p.store.history(p.id, PAGE, p.queries[offset + i]!.before);
+        }),
+      )),
+    ];
+    await round(0, WARMUP);
+    const measured = await round(WARMUP, QUERIES);
+    plans.forEach((p, k) => {
+      const expectPage = (before: number) => Array.from({ length: Math.min(PAGE, before) }, (_, j) => before - 1 - j).join(',');
+      p.queries.forEach((q, i) => {
+        if (p.asOf[i] !== q.ov) throw new Error(`${p.store.name}: getAsOf(${microsToIso(q.at)}) at depth ${depth} answered ov ${p.asOf[i]}, expected ${q.ov}`);
+        if (p.newest[i]!.join(',') !== expectPage(depth)) throw new Error(`${p.store.name}: newest history page at depth ${depth} is wrong`);
+        if (p.pages[i]!.join(',') !== expectPage(q.before)) throw new Error(`${p.store.name}: history page before ${q.before} at depth ${depth} is wrong`);
+      });
+      results.push({
+        depth,
+        name: p.store.name,
+        asOf: measured[k]!,
+        newest: measured[plans.length + k]!,
+        page: measured[2 * plans.length + k]!,
+        checked: p.queries.length,
+      });
+    });
+  }
+  await xronox.shutdown();
+
+  // ---- report -----------------------------------------------------------------------------
+
+  const count = (n: number) => n.toLocaleString('en-US');
+  const lat = (l: Latency) => `${fmtNumber(l.p50)} / ${fmtNumber(l.p99)} µs`;
+  console.log();
+  console.log('How each record was filled (setup, not measured)');
+  console.log();
+  const how: Record<string, string> = {
+    'Xronox runtime (versioned)': 'create + awaited update() calls, SQLite synchronous=NORMAL, then flush() (every version archived to its file); reads on a fresh default instance (synchronous=FULL)',
+    'MariaDB, WITH SYSTEM VERSIONING': 'the INSERT/UPDATE statements of compare.bench.ts, 1,000 per transaction, each with its own SET timestamp (1 ms apart)',
+    'PostgreSQL, trigger + history table': 'the INSERT/UPDATE statements of compare.bench.ts, autocommit, session synchronous_commit=off',
+  };
+  console.log(
+    markdownTable(
+      ['system', 'how', ...DEPTHS.map((d) => `${count(d)} versions`)],
+      stores.map((s, k) => [s.name, how[s.name] ?? '', ...seedSeconds[k]!.map((t) => `${t.toFixed(1)} s`)]),
+    ),
+  );
+  console.log();
+  console.log(`Latency p50 / p99 by history depth, one record, ~1 KB versions (${QUERIES} samples each; every answer checked)`);
+  console.log();
+  console.log(
+    markdownTable(
+      ['versions', 'system', 'getAsOf (random instant)', `history, newest ${PAGE}`, `history, ${PAGE} before a random version`],
+      results.map((r) => [count(r.depth), r.name, lat(r.asOf), lat(r.newest), lat(r.page)]),
+    ),
+  );
+  console.log();
+  const shallow = DEPTHS[0]!;
+  const deep = DEPTHS[DEPTHS.length - 1]!;
+  console.log(`Flatness: p50 at ${count(deep)} versions / p50 at ${count(shallow)} versions (1× = flat)`);
+  console.log();
+  console.log(
+    markdownTable(
+      ['system', 'getAsOf', `history, newest ${PAGE}`, `history, ${PAGE} before a random version`],
+      stores.map((s) => {
+        const a = results.find((r) => r.name === s.name && r.depth === shallow)!;
+        const b = results.find((r) => r.name === s.name && r.depth === deep)!;
+        const x = (p: (r: typeof a) => Latency) => `${(p(b).p50 / p(a).p50).toFixed(2)}×`;
+        return [s.name, x((r) => r.asOf), x((r) => r.newest), x((r) => r.page)];
+      }),
+    ),
+  );
+} finally {
+  for (const store of setupStores) await store.close();
+  await pgClient?.end();
+  await mariaConn?.end();
+  if (process.env.BENCH_KEEP !== '1') await rm(dir, { recursive: true, force: true });
+}
+console.log();
+console.log(`Background errors: ${backgroundErrors.length}`);
+console.log(`Load average at end: ${loadAverage()}`);
+console.log(`Total run time: ${secondsSince(runStart).toFixed(1)} s`);
+if (backgroundErrors.length > 0) {
+  console.error(backgroundErrors[0]);
+  process.exitCode = 1;
+}

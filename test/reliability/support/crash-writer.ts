@@ -1,0 +1,110 @@
+/**
+ * A writer process for the crash trials: one reliability client (`history-client.ts`) working on
+ * every record already in the store (or on `sharedIds`), until it is killed with SIGKILL.
+ *
+ *   node --import tsx crash-writer.ts '<CrashWriterArgs as JSON>'   (crash.test.ts runs it bundled)
+ *
+ * Where the kill lands (`mode`, the k-th event of that kind):
+ * - `signal`: the parent sends SIGKILL after the k-th ack it reads on stdout (one line per ack),
+ *   after a short random delay: anywhere in the write path, wherever the writer happens to be;
+ * - `after-commit`: the writer kills itself as the k-th index commit returns, before the engine
+ *   acknowledges it (a committed write the client never heard of);
+ * - `after-ack`: right after the k-th ack is logged: committed, acknowledged, blobs not written;
+ * - `before-put`: as the k-th blob put starts (a version object or current.json);
+ * - `after-put`: as the k-th blob put has finished, before the next one or before the sync is
+ *   marked complete in the index.
+ *
+ * A `repair` process runs only `xronox.repair()` and is killed at its k-th blob put: a crash
+ * during the recovery from a crash.
+ *
+ * A `survive` writer runs beside a killed one on the same records (a crash amid contention): it
+ * stops after its operations and shuts down normally.
+ *
+ * The stores are the real SQLite index store and filesystem blob store, built as the adapter
+ * registry builds them; the self-kill modes reach them through a proxy that only adds the kill.
+ * (The registry itself is not imported: it also loads the MongoDB and S3 clients, which would add
+ * a quarter second to each of the many process starts.)
+ */
+import { existsSync, writeFileSync, writeSync } from 'node:fs';
+import { SqliteIndexStore } from '../../../core/adapters/sqlite/sqlite-index-store.js';
+import { FsBlobStore } from '../../../core/adapters/fs/fs-blob-store.js';
+import { loadConfig } from '../../../core/config/load.js';
+import type { Collection } from '../../../core/engine/collection.js';
+import { type AdapterFactories, Xronox } from '../../../core/engine/xronox.js';
+import { ordersRoute, runClient } from './history-client.js';
+import type { CrashWriterArgs } from './crash-kill.js';
+import { OpLog } from './history-log.js';
+
+const args = JSON.parse(process.argv[2]!) as CrashWriterArgs;
+const die = () => process.kill(process.pid, 'SIGKILL');
+
+let commits = 0;
+let puts = 0;
+const factories: AdapterFactories = {
+  indexStore: (_ref, connection) =>
+    hook(new SqliteIndexStore({ path: connection.sqlitePath! }), 'commit', {
+      after: (result) => {
+        if (args.mode === 'after-commit' && (result as { ok: boolean }).ok && ++commits === args.k) die();
+      },
+    }),
+  blobStore: (_ref, _connection, basePath) =>
+    hook(new FsBlobStore({ basePath: basePath! }), 'put', {
+      before: () => {
+        if ((args.mode === 'before-put' || args.mode === 'repair') && ++puts === args.k) die();
+      },
+      after: () => {
+        if (args.mode === 'after-put' && ++puts === args.k) die();
+      },
+    }),
+};
+
+const xronox = new Xronox(loadConfig(args.config), factories);
+const orders = xronox.with(ordersRoute) as Collection;
+if (args.mode === 'repair') {
+  await xronox.repair();
+  await xronox.shutdown();
+  process.exit(0);
+}
+const log = new OpLog(args.logPath);
+const existing: string[] = [];
+for (let afterId: string | undefined; args.sharedIds === undefined; ) {
+  const page = await orders.listByMeta({ includeDeleted: true, limit: 1000, ...(afterId ? { afterId } : {}) });
+  existing.push(...page.items.map((r) => r.id));
+  if (page.nextAfterId === null) break;
+  afterId = page.nextAfterId;
+}
+if (args.barrier) {
+  writeFileSync(args.barrier.ready, '');
+  while (!existsSync(args.barrier.go)) await new Promise((r) => setTimeout(r, 2));
+}
+await runClient(orders, {
+  client: args.client,
+  seed: args.seed,
+  ops: args.mode === 'survive' ? args.ops! : Number.MAX_SAFE_INTEGER,
+  sharedIds: args.sharedIds ?? existing,
+  log,
+  onAck: (acks) => {
+    if (args.mode === 'after-ack' && acks === args.k) die();
+    // The parent counts these lines to time a `signal` kill.
+    writeSync(1, 'a\n');
+  },
+});
+log.close();
+await xronox.shutdown();
+
+/** The store with a kill hook around one method; every call still goes to the real store. */
+function hook<T extends object>(store: T, method: string, hooks: { before?: () => void; after?: (result: unknown) => void }): T {
+  return new Proxy(store, {
+    get(target, property) {
+      const value: unknown = Reflect.get(target, property, target);
+      if (typeof value !== 'function') return value;
+      if (property !== method) return value.bind(target);
+      return async (...callArgs: unknown[]) => {
+        hooks.before?.();
+        const result: unknown = await (value as (...a: unknown[]) => Promise<unknown>).apply(target, callArgs);
+        hooks.after?.(result);
+        return result;
+      };
+    },
+  });
+}
