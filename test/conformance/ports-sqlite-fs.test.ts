@@ -1,4 +1,6 @@
+import { mkdirSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
 import { FsBlobStore } from '../../core/adapters/fs/fs-blob-store.js';
 import { SqliteIndexStore } from '../../core/adapters/sqlite/sqlite-index-store.js';
 import { tempDir } from '../support/temp.js';
@@ -15,4 +17,23 @@ blobStoreConformance('fs', async () => {
   const dir = tempDir('xronox-blob');
   const store = new FsBlobStore({ basePath: dir.path });
   return { store, bucket: 'test-bucket', cleanup: async () => { await store.close(); dir.cleanup(); } };
+});
+
+describe('the filesystem blob store: temporary files', () => {
+  it('writes puts through a temporary folder no bucket can be, and clears what crashed puts left there', async () => {
+    const dir = tempDir('xronox-blob-temp');
+    const temp = join(dir.path, '.xronox-tmp');
+    mkdirSync(temp, { recursive: true });
+    // One file of a put cut off long ago, one of a put that may still be running.
+    writeFileSync(join(temp, 'old.xronox-tmp'), 'x');
+    utimesSync(join(temp, 'old.xronox-tmp'), new Date(Date.now() - 3_600_000), new Date(Date.now() - 3_600_000));
+    writeFileSync(join(temp, 'recent.xronox-tmp'), 'y');
+    const store = new FsBlobStore({ basePath: dir.path });
+    await store.put('bucket', 'a/b.json', Buffer.from('{}'));
+    expect(readdirSync(temp)).toEqual(['recent.xronox-tmp']);
+    expect(readdirSync(join(dir.path, 'bucket', 'a'))).toEqual(['b.json']);
+    expect((await store.list('bucket', '')).keys).toEqual(['a/b.json']);
+    await store.close();
+    dir.cleanup();
+  });
 });

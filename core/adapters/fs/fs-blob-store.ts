@@ -11,12 +11,21 @@ export interface FsBlobStoreOptions {
 }
 
 const TEMP_SUFFIX = '.xronox-tmp';
+/**
+ * Where puts write before renaming into place: one folder under the root, which no bucket can
+ * be (bucket names never start with a dot), so a put cut off by a crash leaves its file here,
+ * where the next store to open the root removes it.
+ */
+const TEMP_FOLDER = '.xronox-tmp';
+/** A temporary file this old belongs to no put still running (a put takes at most `maxPutMs`). */
+const STALE_TEMP_MS = 60_000;
 const SEGMENT = /^[A-Za-z0-9_][A-Za-z0-9._-]*$/;
 
 /**
  * The local filesystem as a blob store: `{basePath}/{bucket}/{key}`. Writes go to a temporary
- * file that is fsynced and renamed into place, so a reader or a crash never sees half an object,
- * and an acknowledged put survives a crash.
+ * file (in `{basePath}/.xronox-tmp/`) that is fsynced and renamed into place, so a reader or a
+ * crash never sees half an object, and an acknowledged put survives a crash. The whole of
+ * `basePath` must be one filesystem (a rename cannot cross filesystems).
  */
 export class FsBlobStore implements BlobStore {
   readonly name = 'fs';
@@ -24,6 +33,8 @@ export class FsBlobStore implements BlobStore {
   /** A local write, fsync and rename: well under a second even on a busy disk; the margin is for a stalled process. */
   readonly maxPutMs = 5_000;
   readonly #root: string;
+
+  #tempReady: Promise<string> | undefined;
 
   constructor(options: FsBlobStoreOptions) {
     this.#root = resolve(options.basePath);
@@ -33,7 +44,12 @@ export class FsBlobStore implements BlobStore {
     const path = this.#path(bucket, key);
     const dir = path.slice(0, path.lastIndexOf(sep));
     await mkdir(dir, { recursive: true });
-    const temp = `${path}.${randomBytes(6).toString('hex')}${TEMP_SUFFIX}`;
+    // A failed preparation is tried again by the next put.
+    this.#tempReady ??= this.#prepareTemp().catch((err: unknown) => {
+      this.#tempReady = undefined;
+      throw err;
+    });
+    const temp = join(await this.#tempReady, `${randomBytes(8).toString('hex')}${TEMP_SUFFIX}`);
     const handle = await open(temp, 'w');
     try {
       await handle.writeFile(body);
@@ -105,6 +121,19 @@ export class FsBlobStore implements BlobStore {
   }
 
   async close(): Promise<void> {}
+
+  /** Creates the temporary folder, and removes what puts cut off by a crash left in it. */
+  async #prepareTemp(): Promise<string> {
+    const folder = join(this.#root, TEMP_FOLDER);
+    await mkdir(folder, { recursive: true });
+    const cutoff = Date.now() - STALE_TEMP_MS;
+    for (const name of await readdir(folder)) {
+      const file = join(folder, name);
+      const info = await stat(file).catch(() => null);
+      if (info && info.mtimeMs < cutoff) await unlink(file).catch(() => undefined);
+    }
+    return folder;
+  }
 
   #path(bucket: string, key: string): string {
     return this.#resolve(bucket, checkedSegments(key));

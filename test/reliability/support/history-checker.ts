@@ -68,7 +68,7 @@ export interface CheckFigures {
   asOfQueries: number;
   /** Blob objects compared with the index (current.json and the version objects read back). */
   blobObjects: number;
-  /** `*.xronox-tmp` files left by killed puts, anywhere under records/ and versions/: invisible through the API, counted for the report. */
+  /** `*.xronox-tmp` files left by killed puts (in the blob store's temporary folder, or beside objects): invisible through the API, counted for the report. */
   tempFiles: number;
 }
 
@@ -347,6 +347,10 @@ export async function checkHistory(input: CheckInput): Promise<CheckReport> {
       }
       if (existsSync(folder)) figures.tempFiles += readdirSync(folder, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith(TEMP_SUFFIX)).length;
     }
+    // The blob store's temporary folder (next to the buckets): files of killed puts wait there
+    // until a store opening the folder finds them a minute old.
+    const temp = join(root, '..', TEMP_SUFFIX);
+    if (existsSync(temp)) figures.tempFiles += readdirSync(temp).filter((f) => f.endsWith(TEMP_SUFFIX)).length;
   }
 }
 
