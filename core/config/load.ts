@@ -56,15 +56,29 @@ export function loadConfig(input: unknown, env: Environment = process.env, optio
 /** No real config comes close: its deepest paths (a counter rule's filter) are a dozen levels. */
 const MAX_CONFIG_DEPTH = 64;
 
-/** The path of the first value nested deeper than `max` objects and arrays (cycles are fine), or `null`. Iterative, so any depth is safe. */
+/**
+ * The path of the first value nested deeper than `max` objects and arrays, or `null`. Iterative,
+ * so any depth is safe. A value met again on its own path (a cycle) is not followed; a value
+ * shared by several paths is followed again when a path reaches it deeper than before.
+ */
 function pathDeeperThan(input: unknown, max: number): string | null {
-  const stack: Array<{ value: unknown; path: string; depth: number }> = [{ value: input, path: '', depth: 0 }];
-  const seen = new Set<object>();
+  type Frame = { value: unknown; path: string; depth: number } | { leave: object };
+  const stack: Frame[] = [{ value: input, path: '', depth: 0 }];
+  const ancestors = new Set<object>();
+  // A shared value is followed again only when reached deeper than before: at most `max` times.
+  const deepest = new Map<object, number>();
   while (stack.length > 0) {
-    const { value, path, depth } = stack.pop()!;
-    if (typeof value !== 'object' || value === null || seen.has(value)) continue;
+    const frame = stack.pop()!;
+    if ('leave' in frame) {
+      ancestors.delete(frame.leave);
+      continue;
+    }
+    const { value, path, depth } = frame;
+    if (typeof value !== 'object' || value === null || ancestors.has(value) || (deepest.get(value) ?? -1) >= depth) continue;
     if (depth >= max) return path || '(root)';
-    seen.add(value);
+    deepest.set(value, depth);
+    ancestors.add(value);
+    stack.push({ leave: value });
     // Index by index: `map` skips the holes of a sparse array.
     if (Array.isArray(value)) for (let i = 0; i < value.length; i++) stack.push({ value: value[i], path: `${path}[${i}]`, depth: depth + 1 });
     else for (const [key, child] of Object.entries(value)) stack.push({ value: child, path: path === '' ? key : `${path}.${key}`, depth: depth + 1 });

@@ -36,6 +36,8 @@ export function parseInstant(value: unknown, label = 'at'): string {
   const [year, month, day] = [Number(m[1]), Number(m[2]), Number(m[3])];
   // Date.parse rolls 2024-02-31 over into March; an impossible date is an error instead.
   if (month < 1 || month > 12 || day < 1 || day > new Date(Date.UTC(year, month, 0)).getUTCDate()) throw invalid();
+  // Date.parse reads 24:00 as the next day's midnight; ISO 8601's own reading of it is as odd.
+  if (m[4] !== undefined && Number(m[4].slice(1, 3)) > 23) throw invalid();
   const micros = toMicros(value as string);
   if (Number.isNaN(micros) || micros < MIN_TIME * 1000 || micros > MAX_TIME * 1000 + 999) throw invalid();
   return formatMicros(micros);

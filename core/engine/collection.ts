@@ -154,15 +154,35 @@ export class Collection {
       throw new ValidationError(`createMany takes an array of 1 to ${MAX_CREATE_BATCH} records`, { path: 'items' });
     }
     const who = this.#who(actor, reason);
-    const cleaned = items.map((data, i) => this.#cleanData(data, `items[${i}]`));
+    // Every item, its content included, is checked before anything is uploaded or committed.
+    const prepared = items.map((data, i) => {
+      const label = `items[${i}]`;
+      const id = uuidv7();
+      try {
+        return { id, ...this.#prepareContent(this.#cleanData(data, label), id, null) };
+      } catch (err) {
+        if (!(err instanceof ValidationError) || err.message.startsWith(label)) throw err;
+        throw new ValidationError(`${label}: ${err.message}`, { path: err.path === undefined ? label : err.path.replace(/^data\b/, label), cause: err });
+      }
+    });
+    const uploaded: PendingBlob[] = [];
     const records: Array<{ id: string; at: string; write: RecordWrite }> = [];
     const deltas: Record<string, number> = {};
-    for (const clean of cleaned) {
-      const record = await this.#newRecord(clean, who, {}, undefined);
-      records.push(record);
-      this.#countInto(deltas, 'CREATE', record.data);
+    let result: Awaited<ReturnType<IndexStore['commit']>>;
+    try {
+      for (const p of prepared) {
+        const queued = await this.#content.upload(p.uploads);
+        uploaded.push(...p.uploads.filter((u) => !queued.includes(u)));
+        const record = this.#newRecordWrite(p.id, p.data, queued, who, {}, undefined);
+        records.push(record);
+        this.#countInto(deltas, 'CREATE', p.data);
+      }
+      result = await this.#ctx.index.commit(this.#ns, { writes: records.map((r) => r.write), counters: [this.#counterDelta(deltas)] });
+    } catch (err) {
+      // Nothing was committed: the content this batch uploaded belongs to no record.
+      await Promise.all(uploaded.map((u) => this.#ctx.blob.delete(u.bucket, u.key).catch(() => undefined)));
+      throw err;
     }
-    const result = await this.#ctx.index.commit(this.#ns, { writes: records.map((r) => r.write), counters: [this.#counterDelta(deltas)] });
     // New ids and no claims: nothing can conflict but a broken store.
     if (!result.ok) throw conflictOf(result);
     for (const r of records) await this.#ctx.sync.schedule(this.#syncTarget, this.#ns, r.id);
@@ -727,10 +747,15 @@ export class Collection {
 
   /** Offloads new content to the content bucket, then holds the stored document to its size limit. */
   async #storeContent(data: Data, id: string, previous: Data | null): Promise<{ data: Data; queued: PendingBlob[] }> {
-    const prepared = this.#content.prepare(data, id, previous);
-    // The stored document is held to its limit before anything is uploaded.
-    if (this.#content.enabled) normaliseData(prepared.data, this.#ctx.maxDocumentBytes);
+    const prepared = this.#prepareContent(data, id, previous);
     return { data: prepared.data, queued: await this.#content.upload(prepared.uploads) };
+  }
+
+  /** Content replaced by references, and the stored document held to its limit, before anything is uploaded. */
+  #prepareContent(data: Data, id: string, previous: Data | null): { data: Data; uploads: PendingBlob[] } {
+    const prepared = this.#content.prepare(data, id, previous);
+    if (this.#content.enabled) normaliseData(prepared.data, this.#ctx.maxDocumentBytes);
+    return prepared;
   }
 
   async #present<R extends XronoxRecord>(record: R, options: PresentOptions): Promise<R> {
@@ -767,12 +792,24 @@ export class Collection {
   ): Promise<{ id: string; at: string; data: Data; write: RecordWrite }> {
     const id = uuidv7();
     const { data, queued } = await this.#storeContent(input, id, null);
+    return { ...this.#newRecordWrite(id, data, queued, who, lineage, functionId), data };
+  }
+
+  /** The write that creates a record at ov 0 from its stored data (content already uploaded or queued). */
+  #newRecordWrite(
+    id: string,
+    data: Data,
+    queued: PendingBlob[],
+    who: Who,
+    lineage: Pick<SystemInfo, 'parent' | 'origin' | 'uniqueKeys'>,
+    functionId: string | undefined,
+  ): { id: string; at: string; write: RecordWrite } {
     const at = nextVersionTime(null);
     const system: SystemInfo = { ...lineage, ...(functionId ? { functionIds: [functionId] } : {}) };
     const doc: RecordDocument = { id, ov: 0, op: 'create', at, ...who, deleted: false, createdAt: at, data };
     if (functionId) doc.functionId = functionId;
     if (Object.keys(system).length > 0) doc.system = system;
-    return { id, at, data, write: withBlobs(this.#write(id, null, doc), queued) };
+    return { id, at, write: withBlobs(this.#write(id, null, doc), queued) };
   }
 
   async #enrichHead(head: HeadRow, patches: readonly Data[], who: Who, functionId: string | undefined): Promise<UpdateResult> {

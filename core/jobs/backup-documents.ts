@@ -1,9 +1,10 @@
-import { type DocumentStore, fromDocumentJson, type StoredDocument, toDocumentJson } from '../contracts/document-store.js';
+import { type CollectionSpec, type Doc, type DocumentStore, fromDocumentJson, type StoredDocument, toDocumentJson } from '../contracts/document-store.js';
 import type { Namespace } from '../contracts/index-store.js';
 import { checkDocument } from '../domains/documents/document-check.js';
+import { valueAt } from '../domains/documents/document-filter.js';
 import { documentCollectionsOf, storedDocumentRules } from '../domains/open.js';
 import type { JobTarget } from '../engine/xronox.js';
-import { ValidationError, XronoxError } from '../errors.js';
+import { ConflictError, ValidationError, XronoxError } from '../errors.js';
 import { type RestoreOptions, snapshotsToRestore } from './backup.js';
 import type { JobContext } from './job.js';
 import {
@@ -47,7 +48,7 @@ export async function backupDocumentDatabase(target: JobTarget, ctx: JobContext,
   const loc = target.blobs.backups;
   if (!loc) return;
   const date = backupDate(ctx.now);
-  for (const { collection } of documentCollectionsOf(ctx.config, target)) {
+  for (const { collection, spec } of documentCollectionsOf(ctx.config, target)) {
     await ctx.checkpoint();
     const ns: Namespace = { dbName: target.dbName, collection };
     const folder = snapshotFolder(loc, collection, date, target.dbName);
@@ -58,19 +59,7 @@ export async function backupDocumentDatabase(target: JobTarget, ctx: JobContext,
       ctx.tally.add('collectionsAlreadyBackedUp');
       continue;
     }
-    const parts = new PartWriter(target.blob, loc.bucket, folder);
-    let documents = 0;
-    let after: string | undefined;
-    for (;;) {
-      await ctx.checkpoint();
-      const page = await store.exportDocuments(ns, { limit: EXPORT_PAGE, ...(after !== undefined ? { after } : {}) });
-      for (const d of page.documents) await parts.add(documentLine(d));
-      documents += page.documents.length;
-      ctx.step(page.documents.length);
-      if (page.next === null) break;
-      after = page.next;
-    }
-    await parts.flush();
+    const { parts, documents } = await exportCollection(target, ctx, store, ns, spec, loc.bucket, folder);
     const manifest: DocumentBackupManifest = {
       format: BACKUP_FORMAT,
       kind: 'documents',
@@ -86,6 +75,75 @@ export async function backupDocumentDatabase(target: JobTarget, ctx: JobContext,
     ctx.tally.add('backedUpCollections');
     ctx.tally.add('backedUpDocuments', documents);
     ctx.tally.bytes += manifest.bytes;
+  }
+}
+
+/** How often a collection's export starts again when documents changed under it (see `exportCollection`). */
+const EXPORT_ATTEMPTS = 3;
+
+/**
+ * Writes one collection's documents to snapshot parts. The export reads page by page while
+ * writes go on, so a document deleted and another written with its unique key (or two that
+ * swapped keys) can both be read: a snapshot that would hold two documents with one unique key
+ * could never be restored, so the export then starts again, and after `EXPORT_ATTEMPTS` fails
+ * the collection (the job reports it; the next run tries again).
+ */
+async function exportCollection(
+  target: JobTarget,
+  ctx: JobContext,
+  store: DocumentStore,
+  ns: Namespace,
+  spec: CollectionSpec,
+  bucket: string,
+  folder: string,
+): Promise<{ parts: PartWriter; documents: number }> {
+  for (let attempt = 1; ; attempt++) {
+    const parts = new PartWriter(target.blob, bucket, folder);
+    const keys = new UniqueKeys(spec);
+    let documents = 0;
+    let clash: string | null = null;
+    let after: string | undefined;
+    for (;;) {
+      await ctx.checkpoint();
+      const page = await store.exportDocuments(ns, { limit: EXPORT_PAGE, ...(after !== undefined ? { after } : {}) });
+      for (const d of page.documents) {
+        clash ??= keys.add(d.doc);
+        await parts.add(documentLine(d));
+      }
+      documents += page.documents.length;
+      ctx.step(page.documents.length);
+      if (clash !== null || page.next === null) break;
+      after = page.next;
+    }
+    if (clash === null) {
+      await parts.flush();
+      return { parts, documents };
+    }
+    ctx.tally.add('exportsRestarted');
+    if (attempt >= EXPORT_ATTEMPTS) {
+      throw new ConflictError(`${ns.dbName}.${ns.collection} kept changing while it was backed up (${clash}); the next run tries again`);
+    }
+  }
+}
+
+/** The unique keys of a collection's documents, to find two documents holding one key. */
+class UniqueKeys {
+  readonly #seen: Array<{ name: string; fields: string[]; sparse: boolean; keys: Set<string> }>;
+
+  constructor(spec: CollectionSpec) {
+    this.#seen = spec.indexes.filter((i) => i.unique).map((i) => ({ name: i.name, fields: i.keys.map(([f]) => f), sparse: i.sparse === true, keys: new Set<string>() }));
+  }
+
+  /** Records a document's keys; returns which index it clashes on, or `null`. */
+  add(doc: Doc): string | null {
+    for (const index of this.#seen) {
+      const values = index.fields.map((f) => valueAt(doc, f));
+      if (index.sparse && values.every((v) => v === undefined)) continue;
+      const key = JSON.stringify(values.map((v) => (v === undefined ? null : v)));
+      if (index.keys.has(key)) return `two documents hold one ${index.name} key`;
+      index.keys.add(key);
+    }
+    return null;
   }
 }
 
@@ -108,7 +166,15 @@ export async function restoreDocumentDatabase(target: JobTarget, ctx: JobContext
     const where = `${loc.bucket}/${folder}manifest.json`;
     const manifest = checkDocumentManifest(await readManifest(target.blob, loc, folder, { dbName: target.dbName, collection, date: options.date }), where);
     let documents = 0;
-    for (const file of manifest.files) documents += (await readDocumentPart(target, loc.bucket, folder, file, rules)).length;
+    const keys = new UniqueKeys(rules.spec);
+    for (const file of manifest.files) {
+      for (const d of await readDocumentPart(target, loc.bucket, folder, file, rules)) {
+        const clash = keys.add(d.doc);
+        // Checked before the collection is cleared: such a snapshot could never be restored.
+        if (clash !== null) throw new ValidationError(`${loc.bucket}/${folder}${file.name}: ${clash}; the snapshot cannot be restored`);
+        documents++;
+      }
+    }
     if (documents !== manifest.counts.documents) throw new ValidationError(`${where}: the files hold ${documents} documents, the manifest promises ${manifest.counts.documents}`);
     checked.push({ ns: { dbName: target.dbName, collection }, rules, folder, manifest });
   }

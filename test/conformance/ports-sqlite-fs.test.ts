@@ -20,9 +20,9 @@ blobStoreConformance('fs', async () => {
 });
 
 describe('the filesystem blob store: temporary files', () => {
-  it('writes puts through a temporary folder no bucket can be, and clears what crashed puts left there', async () => {
+  it("writes puts through a temporary folder in the bucket's folder that no key can name, and clears what crashed puts left there", async () => {
     const dir = tempDir('xronox-blob-temp');
-    const temp = join(dir.path, '.xronox-tmp');
+    const temp = join(dir.path, 'bucket', '.xronox-tmp');
     mkdirSync(temp, { recursive: true });
     // One file of a put cut off long ago, one of a put that may still be running.
     writeFileSync(join(temp, 'old.xronox-tmp'), 'x');
@@ -32,6 +32,7 @@ describe('the filesystem blob store: temporary files', () => {
     await store.put('bucket', 'a/b.json', Buffer.from('{}'));
     expect(readdirSync(temp)).toEqual(['recent.xronox-tmp']);
     expect(readdirSync(join(dir.path, 'bucket', 'a'))).toEqual(['b.json']);
+    expect(readdirSync(join(dir.path, 'bucket')).sort()).toEqual(['.xronox-tmp', 'a']);
     expect((await store.list('bucket', '')).keys).toEqual(['a/b.json']);
     await store.close();
     dir.cleanup();

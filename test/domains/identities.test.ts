@@ -1,8 +1,11 @@
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Xronox } from '../../core/engine/xronox.js';
 import type { IdentitiesCollection } from '../../core/domains/identities/identities.js';
 import { expireDocuments, migrateDocuments } from '../../core/domains/maintenance.js';
 import { DuplicateKeyError, RouteNotFoundError, TenantAccessError, ValidationError } from '../../core/errors.js';
+import { initXronox } from '../../core/xronox.js';
+import { tempDir } from '../support/temp.js';
 import { domainDeployment, sqliteIndexes, sqliteRows } from './support.js';
 
 /**
@@ -157,5 +160,36 @@ describe('identities', () => {
         },
       },
     ]);
+  });
+});
+
+describe('identities near the size limit', () => {
+  it('are still renamed and deleted: an audit event too large to record in full truncates its largest values', async () => {
+    const dir = tempDir('xronox-identities-limit');
+    const x = initXronox({
+      dbConnections: { local: { sqlitePath: join(dir.path, 'x.sqlite') } },
+      localStorage: { basePath: join(dir.path, 'blobs'), enabled: true },
+      limits: { maxDocumentBytes: 8192 },
+      databases: {
+        runtime: { tenantDatabases: [{ tenantId: 'acme', dbConnRef: 'local', dbName: 'rt_acme' }] },
+        identities: { tenantDatabases: [{ tenantId: 'acme', dbConnRef: 'local', dbName: 'ids_acme' }] },
+      },
+    });
+    try {
+      const users = x.with({ databaseType: 'identities', tier: 'tenant', tenantId: 'acme', collection: 'users' });
+      const user = { userId: 'u1', tenantId: 'acme', email: 'a@example.com', roles: [], name: 'A', bio: 'b'.repeat(4000), notes: 'n'.repeat(4000) };
+      await users.insert(user, { actor: 'setup' });
+      await users.upsert({ tenantId: 'acme', userId: 'u1' }, { ...user, name: 'B' }, { actor: 'app' });
+      expect(await users.deleteOne({ userId: 'u1' }, { actor: 'gdpr' })).toBe(1);
+      expect(await users.findOne({ userId: 'u1' })).toBeNull();
+      const events = (await x.with({ databaseType: 'runtime', tier: 'tenant', tenantId: 'acme', collection: 'identity_events' }).listByMeta({ limit: 10 })).items.map((r) => r.data as { op: string; changes: Array<{ field: string; oldValue: unknown }> });
+      expect(events.map((e) => e.op).sort()).toEqual(['create', 'delete', 'update']);
+      const deleted = events.find((e) => e.op === 'delete')!;
+      expect(deleted.changes.find((c) => c.field === 'bio')!.oldValue).toMatchObject({ truncated: true, bytes: 4002 });
+      expect(deleted.changes.find((c) => c.field === 'name')!.oldValue).toBe('B');
+    } finally {
+      await x.shutdown();
+      dir.cleanup();
+    }
   });
 });

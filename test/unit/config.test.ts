@@ -241,6 +241,16 @@ describe('loadConfig: rejected shapes', () => {
       expect(err.issues[0]!.message).toMatch(/nested deeper than 64 levels/);
     }
     expect(configError(() => loadConfig({ collectionMaps: root })).issues[0]!.path).toMatch(/^collectionMaps\.x\.x\./);
+    // Depth reached through shared references counts; cycles do not.
+    let chain: Record<string, unknown> = {};
+    const chainRoot = chain;
+    const shared = { x: 1 };
+    for (let i = 0; i < 200; i++) {
+      chain.ref = shared;
+      chain = (chain.next = {}) as Record<string, unknown>;
+    }
+    chain.last = shared;
+    expect(configError(() => loadConfig({ collectionMaps: chainRoot })).issues[0]!.message).toMatch(/nested deeper than 64 levels/);
     // Shared and cyclic references are not depth.
     const cyclic: Record<string, unknown> = { a: 1 };
     cyclic.self = cyclic;

@@ -12,9 +12,10 @@ export interface FsBlobStoreOptions {
 
 const TEMP_SUFFIX = '.xronox-tmp';
 /**
- * Where puts write before renaming into place: one folder under the root, which no bucket can
- * be (bucket names never start with a dot), so a put cut off by a crash leaves its file here,
- * where the next store to open the root removes it.
+ * Where puts write before renaming into place: one folder in each bucket's folder, which no key
+ * can name (key segments never start with a dot) and which is on the bucket's filesystem (a
+ * rename cannot cross filesystems, and a bucket folder may be a mount). A put cut off by a crash
+ * leaves its file here, where the next store to write to the bucket removes it.
  */
 const TEMP_FOLDER = '.xronox-tmp';
 /** A temporary file this old belongs to no put still running (a put takes at most `maxPutMs`). */
@@ -23,9 +24,8 @@ const SEGMENT = /^[A-Za-z0-9_][A-Za-z0-9._-]*$/;
 
 /**
  * The local filesystem as a blob store: `{basePath}/{bucket}/{key}`. Writes go to a temporary
- * file (in `{basePath}/.xronox-tmp/`) that is fsynced and renamed into place, so a reader or a
- * crash never sees half an object, and an acknowledged put survives a crash. The whole of
- * `basePath` must be one filesystem (a rename cannot cross filesystems).
+ * file (in `{basePath}/{bucket}/.xronox-tmp/`) that is fsynced and renamed into place, so a
+ * reader or a crash never sees half an object, and an acknowledged put survives a crash.
  */
 export class FsBlobStore implements BlobStore {
   readonly name = 'fs';
@@ -34,7 +34,8 @@ export class FsBlobStore implements BlobStore {
   readonly maxPutMs = 5_000;
   readonly #root: string;
 
-  #tempReady: Promise<string> | undefined;
+  /** Per bucket, its temporary folder once prepared. */
+  readonly #tempReady = new Map<string, Promise<string>>();
 
   constructor(options: FsBlobStoreOptions) {
     this.#root = resolve(options.basePath);
@@ -44,12 +45,16 @@ export class FsBlobStore implements BlobStore {
     const path = this.#path(bucket, key);
     const dir = path.slice(0, path.lastIndexOf(sep));
     await mkdir(dir, { recursive: true });
-    // A failed preparation is tried again by the next put.
-    this.#tempReady ??= this.#prepareTemp().catch((err: unknown) => {
-      this.#tempReady = undefined;
-      throw err;
-    });
-    const temp = join(await this.#tempReady, `${randomBytes(8).toString('hex')}${TEMP_SUFFIX}`);
+    let ready = this.#tempReady.get(bucket);
+    if (!ready) {
+      // A failed preparation is tried again by the next put.
+      ready = this.#prepareTemp(bucket).catch((err: unknown) => {
+        this.#tempReady.delete(bucket);
+        throw err;
+      });
+      this.#tempReady.set(bucket, ready);
+    }
+    const temp = join(await ready, `${randomBytes(8).toString('hex')}${TEMP_SUFFIX}`);
     const handle = await open(temp, 'w');
     try {
       await handle.writeFile(body);
@@ -122,9 +127,9 @@ export class FsBlobStore implements BlobStore {
 
   async close(): Promise<void> {}
 
-  /** Creates the temporary folder, and removes what puts cut off by a crash left in it. */
-  async #prepareTemp(): Promise<string> {
-    const folder = join(this.#root, TEMP_FOLDER);
+  /** Creates a bucket's temporary folder, and removes what puts cut off by a crash left in it. */
+  async #prepareTemp(bucket: string): Promise<string> {
+    const folder = this.#resolve(bucket, [TEMP_FOLDER]);
     await mkdir(folder, { recursive: true });
     const cutoff = Date.now() - STALE_TEMP_MS;
     for (const name of await readdir(folder)) {
@@ -164,7 +169,9 @@ async function walk(dir: string, relative: string, out: string[]): Promise<void>
   }
   for (const entry of entries) {
     const rel = relative ? `${relative}/${entry.name}` : entry.name;
-    if (entry.isDirectory()) await walk(join(dir, entry.name), rel, out);
+    if (entry.isDirectory()) {
+      if (entry.name !== TEMP_FOLDER) await walk(join(dir, entry.name), rel, out);
+    }
     else if (entry.isFile() && !entry.name.endsWith(TEMP_SUFFIX)) out.push(rel);
   }
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { CollectionSpec, Doc, DocValue } from '../../contracts/document-store.js';
 import type { Actor } from '../../contracts/index-store.js';
@@ -138,11 +139,12 @@ export class IdentitiesCollection extends DocumentCollection {
     this.#checkAudit(clean);
     const normalised = normaliseEmailFilter(filter);
     const before = this.#audited() ? await super.findOne(normalised) : null;
-    // Whether the upsert creates or replaces is known only afterwards: both events are checked.
-    const created = this.#event('create', null, clean, options);
-    const updated = this.#event('update', before, clean, options);
+    // The event of what the upsert is expected to do is checked first; should a racing writer
+    // turn a replace into an insert (or the reverse), the other event is built afterwards.
+    const expected = before ? this.#event('update', before, clean, options) : this.#event('create', null, clean, options);
     const result = await super.upsert(normalised, clean);
-    await this.#writeEvent(result.created ? created : updated, options);
+    const event = result.created === (before === null) ? expected : result.created ? this.#event('create', null, clean, options) : this.#event('update', before, clean, options);
+    await this.#writeEvent(event, options);
     return result;
   }
 
@@ -212,6 +214,7 @@ export class IdentitiesCollection extends DocumentCollection {
       .filter((c) => JSON.stringify(c.oldValue) !== JSON.stringify(c.newValue))
       .map((c) => (SECRET_FIELD.test(c.field) ? { ...c, oldValue: c.oldValue === null ? null : REDACTED, newValue: c.newValue === null ? null : REDACTED } : c));
     if (op === 'update' && changes.length === 0) return null;
+    boundChanges(changes, this.#i.maxDocumentBytes);
     const event: IdentityChangeEvent = {
       eventType: 'identity_change',
       collection: this.#i.collection,
@@ -230,6 +233,29 @@ export class IdentitiesCollection extends DocumentCollection {
 }
 
 /** JSON form of a value for an audit event (dates become ISO strings); `null` for absent. */
+/** Room left in an audit event for its envelope (type, collection, op, tenant, key) and field names. */
+const EVENT_ENVELOPE_BYTES = 2048;
+
+/**
+ * Keeps an audit event within the record size limit, whatever the identity's size: the largest
+ * old and new values are replaced, one by one, by `{ truncated, bytes, sha256 }` until the
+ * changes fit. A change too large to record in full is still recorded, never refused.
+ */
+function boundChanges(changes: Array<{ field: string; oldValue: unknown; newValue: unknown }>, maxBytes: number): void {
+  const budget = Math.max(0, maxBytes - EVENT_ENVELOPE_BYTES);
+  const size = (v: unknown) => Buffer.byteLength(JSON.stringify(v) ?? 'null', 'utf8');
+  let total = size(changes);
+  if (total <= budget) return;
+  const slots = changes.flatMap((c) => (['oldValue', 'newValue'] as const).map((side) => ({ c, side, bytes: size(c[side]) }))).sort((a, b) => b.bytes - a.bytes);
+  for (const slot of slots) {
+    if (total <= budget) return;
+    const text = JSON.stringify(slot.c[slot.side]) ?? 'null';
+    const marker = { truncated: true, bytes: slot.bytes, sha256: createHash('sha256').update(text).digest('hex') };
+    total += size(marker) - slot.bytes;
+    slot.c[slot.side] = marker;
+  }
+}
+
 function plain(value: DocValue | undefined): unknown {
   return value === undefined ? null : (JSON.parse(JSON.stringify(value)) as unknown);
 }

@@ -347,9 +347,9 @@ export async function checkHistory(input: CheckInput): Promise<CheckReport> {
       }
       if (existsSync(folder)) figures.tempFiles += readdirSync(folder, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith(TEMP_SUFFIX)).length;
     }
-    // The blob store's temporary folder (next to the buckets): files of killed puts wait there
+    // The bucket's temporary folder: files of killed puts wait there
     // until a store opening the folder finds them a minute old.
-    const temp = join(root, '..', TEMP_SUFFIX);
+    const temp = join(root, TEMP_SUFFIX);
     if (existsSync(temp)) figures.tempFiles += readdirSync(temp).filter((f) => f.endsWith(TEMP_SUFFIX)).length;
   }
 }
