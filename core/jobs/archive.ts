@@ -1,10 +1,12 @@
 import type { BlobStore } from '../contracts/blob-store.js';
 import type { IndexStore, Namespace } from '../contracts/index-store.js';
-import { blobKeys, putVersionOnce } from '../engine/blob-sync.js';
+import { isDocumentDatabaseType } from '../domains/open.js';
+import { BlobSync, blobKeys, putVersionOnce } from '../engine/blob-sync.js';
 import { parseInstant } from '../engine/clock.js';
 import { isValidName } from '../routing/names.js';
 import type { StoragePolicy } from '../routing/policy.js';
 import type { BlobLocation } from '../routing/router.js';
+import type { JobTarget } from '../engine/xronox.js';
 import type { JobContext } from './job.js';
 
 /** The ports and layout the archive job needs for one database. */
@@ -86,6 +88,33 @@ export async function archiveSweep(target: ArchiveTarget, ctx: JobContext): Prom
     if (page.length < SWEEP_PAGE) return;
     const last = page[page.length - 1]!;
     after = { collection: last.collection, id: last.id };
+  }
+}
+
+/**
+ * The outbox part of the sweep: records whose blob sync was cut off (a crashed process, a Lambda
+ * container frozen or stopped before its sync finished) get their objects written, as
+ * `xronox.repair()` would; in Lambda nothing else writes them until the record is written again.
+ * Counted as `outboxSynced` (and `outboxLeft` for those still failing, retried by the next run).
+ */
+export async function repairOutbox(target: JobTarget, ctx: JobContext): Promise<void> {
+  if (isDocumentDatabaseType(target.databaseType)) return;
+  await ctx.checkpoint();
+  const sync = new BlobSync(() => undefined);
+  try {
+    const report = await sync.repair({
+      index: target.index,
+      blob: target.blob,
+      dbName: target.dbName,
+      versioned: target.policy.versioned,
+      appendOnly: target.policy.appendOnly,
+      blobs: target.blobs,
+      deferVersions: ctx.settings.archiveMode === 'deferred',
+    });
+    if (report.synced > 0) ctx.tally.add('outboxSynced', report.synced);
+    if (report.failed > 0) ctx.tally.add('outboxLeft', report.failed);
+  } finally {
+    await sync.close();
   }
 }
 

@@ -3,7 +3,7 @@ import { templateMatcher } from '../config/dynamic-tenants.js';
 import { DATABASE_TYPES } from '../config/schema.js';
 import type { JobTarget, Xronox } from '../engine/xronox.js';
 import { ValidationError, XronoxError } from '../errors.js';
-import { archiveRecord, archiveSweep, recordOfKey } from './archive.js';
+import { archiveRecord, archiveSweep, recordOfKey, repairOutbox } from './archive.js';
 import { isDocumentDatabaseType } from '../domains/open.js';
 import { backupDatabase, restoreDatabase, type RestoreOptions } from './backup.js';
 import { backupDocumentDatabase, restoreDocumentDatabase } from './backup-documents.js';
@@ -18,7 +18,8 @@ export type ScheduledJob = (typeof SCHEDULED_JOBS)[number];
 
 /**
  * Runs one job over every database it applies to (or those `options.databases` names): the
- * archive sweep over versioned databases with a versions bucket, retention over all (expired
+ * archive sweep over every database that writes objects (its outbox repaired, then, for versioned
+ * ones, its pending versions archived), retention over all (expired
  * documents of messaging and identities databases included), backups over those with a backups
  * bucket (the document collections of messaging and identities databases included), offload over those with a records bucket. One run per job and database at a time (a
  * lease in that database's index store); a database leased by another run is skipped (or waited for, with
@@ -30,7 +31,17 @@ export async function runJob(xronox: Xronox, job: ScheduledJob, options: RunOpti
   const targets = await xronox.jobTargets();
   switch (job) {
     case 'archive':
-      return runOverTargets('archive', targets.filter((t) => t.policy.versioned && t.blobs.versions), archiveSweep, env, options);
+      // The outbox first (every database that writes objects), then the versions the sweep is for.
+      return runOverTargets(
+        'archive',
+        targets.filter((t) => !isDocumentDatabaseType(t.databaseType) && (t.blobs.records || t.blobs.versions || t.blobs.content)),
+        async (t, ctx) => {
+          await repairOutbox(t, ctx);
+          await archiveSweep(t, ctx);
+        },
+        env,
+        options,
+      );
     case 'retention':
       // Messaging and identities databases hold document collections: expired documents go.
       return runOverTargets('retention', targets, (t, ctx) => applyRetention(t, ctx, () => xronox.documentStoreFor(t)), env, options);

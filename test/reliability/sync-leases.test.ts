@@ -133,6 +133,30 @@ describe('record sync leases', () => {
     dir.cleanup();
   }, 60_000);
 
+  it('the scheduled archive sweep writes the objects of records whose sync was cut off (as a frozen Lambda container leaves them)', async () => {
+    const { dir, config, currentOv, pending } = setup('xronox-sweep-outbox');
+    // A process whose blob store refuses every put: its writes commit, their syncs fail, and it stops.
+    const refusing: AdapterFactories = {
+      indexStore: (_ref, connection) => new SqliteIndexStore({ path: connection.sqlitePath! }),
+      blobStore: (_ref, _connection, basePath) =>
+        intercept(new FsBlobStore({ basePath: basePath! }), 'put', () => async () => {
+          throw new Error('gone');
+        }),
+    };
+    const a = new Xronox(loadConfig(config), refusing, { onBackgroundError: () => undefined });
+    const orders = a.with(ordersRoute) as Collection;
+    const { id } = await orders.create({ v: 0 });
+    await orders.update(id, { v: 1 }, 0);
+    await a.shutdown();
+    expect(await pending()).toBe(1);
+    const b = initXronox(config);
+    const report = await runJob(b, 'archive', { log: null });
+    await b.shutdown();
+    expect(report).toMatchObject({ complete: true, counts: { outboxSynced: 1 } });
+    expect({ currentJsonOv: currentOv(id), pending: await pending() }).toEqual({ currentJsonOv: 1, pending: 0 });
+    dir.cleanup();
+  }, 60_000);
+
   it('retention completes when another process holds the lease of a log it removes; the removal is left in the outbox', async () => {
     const dir = tempDir('xronox-lease-retention');
     const sqlitePath = join(dir.path, 'xronox.sqlite');
