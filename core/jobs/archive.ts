@@ -7,7 +7,7 @@ import { isValidName } from '../routing/names.js';
 import type { StoragePolicy } from '../routing/policy.js';
 import type { BlobLocation } from '../routing/router.js';
 import type { JobTarget } from '../engine/xronox.js';
-import type { JobContext } from './job.js';
+import { type JobContext, syncTargetOf } from './job.js';
 
 /** The ports and layout the archive job needs for one database. */
 export interface ArchiveTarget {
@@ -102,15 +102,7 @@ export async function repairOutbox(target: JobTarget, ctx: JobContext): Promise<
   await ctx.checkpoint();
   const sync = new BlobSync(() => undefined);
   try {
-    const report = await sync.repair({
-      index: target.index,
-      blob: target.blob,
-      dbName: target.dbName,
-      versioned: target.policy.versioned,
-      appendOnly: target.policy.appendOnly,
-      blobs: target.blobs,
-      deferVersions: ctx.settings.archiveMode === 'deferred',
-    });
+    const report = await sync.repair(syncTargetOf(target, ctx.settings.archiveMode === 'deferred'));
     if (report.synced > 0) ctx.tally.add('outboxSynced', report.synced);
     if (report.failed > 0) ctx.tally.add('outboxLeft', report.failed);
   } finally {

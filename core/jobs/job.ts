@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { randomUUID } from 'node:crypto';
 import type { XronoxConfig } from '../config/load.js';
 import type { Namespace } from '../contracts/index-store.js';
+import type { SyncTarget } from '../engine/blob-sync.js';
 import type { JobTarget } from '../engine/xronox.js';
 import type { JobSettings } from './settings.js';
 
@@ -96,6 +97,19 @@ export class JobStopped extends Error {
 }
 
 export type JobWork = (target: JobTarget, ctx: JobContext) => Promise<void>;
+
+/** A job's database as the blob sync sees it (jobs that sync records themselves: retention, the sweep's outbox repair). */
+export function syncTargetOf(target: JobTarget, deferVersions = false): SyncTarget {
+  return {
+    index: target.index,
+    blob: target.blob,
+    dbName: target.dbName,
+    versioned: target.policy.versioned,
+    appendOnly: target.policy.appendOnly,
+    blobs: target.blobs,
+    deferVersions,
+  };
+}
 
 /**
  * Runs `work` on each target under a lease (one run per job and database at a time), catching

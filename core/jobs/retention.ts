@@ -2,11 +2,11 @@ import type { DocumentStore } from '../contracts/document-store.js';
 import type { Namespace } from '../contracts/index-store.js';
 import { expireDocumentDatabase } from '../domains/maintenance.js';
 import { isDocumentDatabaseType } from '../domains/open.js';
-import { BlobSync, blobKeys, SyncLeased, type SyncTarget } from '../engine/blob-sync.js';
+import { BlobSync, blobKeys, SyncLeased } from '../engine/blob-sync.js';
 import { parseInstant } from '../engine/clock.js';
 import { retentionBounds } from '../engine/counter-windows.js';
 import type { JobTarget } from '../engine/xronox.js';
-import type { JobContext } from './job.js';
+import { type JobContext, syncTargetOf } from './job.js';
 import { DAY_MS } from './settings.js';
 
 const PAGE = 200;
@@ -116,14 +116,7 @@ async function pruneVersions(target: JobTarget, ns: Namespace, ctx: JobContext):
  * ends the pass.
  */
 async function expireLogs(target: JobTarget, ns: Namespace, ctx: JobContext, sync: BlobSync, cutoff: string): Promise<void> {
-  const syncTarget: SyncTarget = {
-    index: target.index,
-    blob: target.blob,
-    dbName: target.dbName,
-    versioned: target.policy.versioned,
-    appendOnly: target.policy.appendOnly,
-    blobs: target.blobs,
-  };
+  const syncTarget = syncTargetOf(target);
   let after: { value: string; id: string } | undefined;
   for (;;) {
     await ctx.checkpoint();
