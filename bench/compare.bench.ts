@@ -26,7 +26,7 @@ import { join } from 'node:path';
 import { initXronox } from '../core/index.js';
 import type { Data } from '../core/engine/documents.js';
 import { describeMachine, envInt, loadAverage, settle } from './support/machine.js';
-import { fmtNumber, type Latency, latencyInterleaved, markdownTable, now, progressLog, secondsSince, summarise } from './support/measure.js';
+import { finishRun, fmtNumber, type Latency, latencyInterleaved, markdownTable, now, progressLog, secondsSince, summarise } from './support/measure.js';
 import { makeSizedData } from './support/sized-document.js';
 import { type ComparedStore, connectMariadb, connectPostgres, MariadbStore, mariadbInfo, microsToIso, PostgresStore, postgresInfo, type ServerInfo } from './support/sql-versioned.js';
 import { XronoxStore } from './support/xronox-store.js';
@@ -299,10 +299,4 @@ console.log('Versioning overhead on each backend: versioned / unversioned update
 console.log();
 console.log(markdownTable(['document', 'system', 'versioned', 'unversioned', 'versioned / unversioned', 'Xronox incl. blob sync'], overheadRows));
 console.log();
-console.log(`Background errors: ${backgroundErrors.length}`);
-console.log(`Load average at end: ${loadAverage()}`);
-console.log(`Total run time: ${secondsSince(runStart).toFixed(1)} s`);
-if (backgroundErrors.length > 0) {
-  console.error(backgroundErrors[0]);
-  process.exitCode = 1;
-}
+finishRun(runStart, backgroundErrors, loadAverage());

@@ -28,7 +28,7 @@ import { initXronox, loadConfig, Xronox } from '../core/index.js';
 import type { Data } from '../core/engine/documents.js';
 import { makeData } from './support/document.js';
 import { describeMachine, envInt, loadAverage, settle } from './support/machine.js';
-import { fmtNumber, type Latency, latencyInterleaved, markdownTable, now, progressLog, secondsSince } from './support/measure.js';
+import { finishRun, fmtNumber, type Latency, latencyInterleaved, markdownTable, now, progressLog, secondsSince } from './support/measure.js';
 import { type ComparedStore, connectMariadb, connectPostgres, MariadbStore, mariadbInfo, microsToIso, PostgresStore, postgresInfo } from './support/sql-versioned.js';
 import { XronoxStore } from './support/xronox-store.js';
 
@@ -227,10 +227,4 @@ try {
   if (process.env.BENCH_KEEP !== '1') await rm(dir, { recursive: true, force: true });
 }
 console.log();
-console.log(`Background errors: ${backgroundErrors.length}`);
-console.log(`Load average at end: ${loadAverage()}`);
-console.log(`Total run time: ${secondsSince(runStart).toFixed(1)} s`);
-if (backgroundErrors.length > 0) {
-  console.error(backgroundErrors[0]);
-  process.exitCode = 1;
-}
+finishRun(runStart, backgroundErrors, loadAverage());

@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { initXronox } from '../core/index.js';
 import { makeData } from './support/document.js';
 import { describeMachine, envInt, loadAverage, settle } from './support/machine.js';
-import { fmtNumber, type Latency, markdownTable, now, progressLog, secondsSince, summarise } from './support/measure.js';
+import { finishRun, fmtNumber, type Latency, markdownTable, now, progressLog, secondsSince, summarise } from './support/measure.js';
 
 const N = envInt('BENCH_INGEST_N', 9000, 3000);
 const ROUNDS = 3;
@@ -159,10 +159,4 @@ console.log(
 );
 console.log();
 console.log(`Share of end-to-end time in flush(): ${sides.map((side, s) => `${side.label} ${(100 * (1 - results[s]!.ackSeconds / results[s]!.endToEndSeconds)).toFixed(1)} %`).join('; ')}`);
-console.log(`Background errors: ${backgroundErrors.length}`);
-console.log(`Load average at end: ${loadAverage()}`);
-console.log(`Total run time: ${secondsSince(runStart).toFixed(1)} s`);
-if (backgroundErrors.length > 0) {
-  console.error(backgroundErrors[0]);
-  process.exitCode = 1;
-}
+finishRun(runStart, backgroundErrors, loadAverage());

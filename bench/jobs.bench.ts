@@ -23,9 +23,7 @@
  * A fresh database per round keeps the work real: the sweep finds every version pending, and a
  * backup finds no snapshot of the day already there. One untimed warm-up round comes first.
  */
-import { execSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -47,8 +45,8 @@ import { initXronox, type JobReport, type JobTarget, runJob, type Xronox } from 
 import { type CephS3, cephS3 } from '../test/support/ceph.js';
 import { s3rverConnection, startS3rver } from '../test/support/s3rver.js';
 import { makeData } from './support/document.js';
-import { describeMachine, loadAverage } from './support/machine.js';
-import { fmtNumber, inFlight, markdownTable, now, progressLog, secondsSince } from './support/measure.js';
+import { describeMachine, loadAverage, packageVersion, shell } from './support/machine.js';
+import { fmtNumber, inFlight, markdownTable, median, now, progressLog, secondsSince } from './support/measure.js';
 
 const SCALE = envScale('BENCH_JOBS_SCALE');
 const RECORDS = Math.max(5, Math.round(25 * SCALE));
@@ -589,28 +587,6 @@ function describe(err: unknown): string {
   const code = (err as { code?: unknown }).code;
   const own = `${err.name}${typeof code === 'string' ? ` ${code}` : ''}: ${err.message}`;
   return err.cause === undefined ? own : `${own} <- ${describe(err.cause)}`;
-}
-
-function shell(command: string): string {
-  try {
-    return execSync(command, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return '';
-  }
-}
-
-function packageVersion(name: string): string {
-  try {
-    return (JSON.parse(readFileSync(new URL(`../node_modules/${name}/package.json`, import.meta.url), 'utf8')) as { version: string }).version;
-  } catch {
-    return 'unknown';
-  }
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 function envScale(name: string): number {

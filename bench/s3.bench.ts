@@ -21,9 +21,7 @@
  * Once per run, without a server: the adapter's own cost per call, with the SDK's middleware
  * stack answering at its first step on both sides.
  */
-import { execSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -43,7 +41,8 @@ import type { SpacesConnectionConfig } from '../core/config/schema.js';
 import { initXronox, type Xronox } from '../core/index.js';
 import { type CephS3, cephS3 } from '../test/support/ceph.js';
 import { s3rverConnection, startS3rver } from '../test/support/s3rver.js';
-import { fmtNumber, fmtRatio, inFlight, markdownTable, now, progressLog, secondsSince } from './support/measure.js';
+import { packageVersion, shell } from './support/machine.js';
+import { fmtNumber, fmtRatio, inFlight, markdownTable, median, now, progressLog, secondsSince } from './support/measure.js';
 import { makeData } from './support/document.js';
 
 const SCALE = envScale('BENCH_S3_SCALE');
@@ -233,7 +232,6 @@ async function adapterCost(): Promise<CallCost[]> {
 }
 
 // ---- versioned creates on sqlite × s3 -----------------------------------------------------
-
 
 interface CreateResult {
   workers: number;
@@ -522,28 +520,6 @@ function describe(err: unknown): string {
   const code = (err as { code?: unknown }).code;
   const own = `${err.name}${typeof code === 'string' ? ` ${code}` : ''}: ${err.message}`;
   return err.cause === undefined ? own : `${own} <- ${describe(err.cause)}`;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
-function shell(command: string): string {
-  try {
-    return execSync(command, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return '';
-  }
-}
-
-function packageVersion(name: string): string {
-  try {
-    return (JSON.parse(readFileSync(new URL(`../node_modules/${name}/package.json`, import.meta.url), 'utf8')) as { version: string }).version;
-  } catch {
-    return 'unknown';
-  }
 }
 
 /** Round `round`'s part of `total` operations: its first index and its count. */

@@ -37,6 +37,20 @@ function run(command: string): string | undefined {
   }
 }
 
+/** A command's output, trimmed; `''` when it fails or is missing. */
+export function shell(command: string): string {
+  return run(command) ?? '';
+}
+
+/** The installed version of a dependency, as its package.json says. */
+export function packageVersion(name: string): string {
+  try {
+    return (JSON.parse(readFileSync(new URL(`../../node_modules/${name}/package.json`, import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
 /** Flushes dirty pages (ours and the database servers') so one side does not pay for another's writes. */
 export async function settle(): Promise<void> {
   execSync('sync');

@@ -121,3 +121,21 @@ export function progressLog(start: bigint, options: { rss?: boolean } = {}): (me
     console.log(`[${secondsSince(start).toFixed(1).padStart(6)} s${rss}] ${message}`);
   };
 }
+
+/** The median of some numbers. */
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** The lines every benchmark ends with; a background error fails the run (exit code 1). */
+export function finishRun(start: bigint, backgroundErrors: readonly unknown[], loadAverage: string): void {
+  console.log(`Background errors: ${backgroundErrors.length}`);
+  console.log(`Load average at end: ${loadAverage}`);
+  console.log(`Total run time: ${secondsSince(start).toFixed(1)} s`);
+  if (backgroundErrors.length > 0) {
+    console.error(backgroundErrors[0]);
+    process.exitCode = 1;
+  }
+}

@@ -102,7 +102,8 @@ function parseCondition<V>(field: string, value: unknown, path: string, grammar:
   });
 }
 
-function scalar(value: unknown, path: string): IndexedValue {
+/** A filter's scalar operand: a well-formed string, a finite number, a boolean or null. */
+export function scalar(value: unknown, path: string): IndexedValue {
   if (typeof value === 'string') {
     if (!isWellFormed(value)) throw new ValidationError('Filter strings must be well-formed Unicode (no lone surrogates)', { path });
     return value;

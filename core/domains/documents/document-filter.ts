@@ -1,6 +1,6 @@
 import type { Doc, DocFilter, DocScalar, DocValue, SortSpec } from '../../contracts/document-store.js';
 import { ValidationError } from '../../errors.js';
-import { isPlainObject, isWellFormed, parseFilterTree } from '../../engine/filter.js';
+import { isPlainObject, parseFilterTree, scalar as engineScalar } from '../../engine/filter.js';
 
 /**
  * Filters of document collections (messaging, identities): the engine's filter language
@@ -18,21 +18,15 @@ export function parseDocumentFilter(input: unknown, fields: ReadonlySet<string>)
   });
 }
 
+/** The engine's filter scalars, plus dates; `-0` is `0`, as documents store it. */
 function scalar(value: unknown, path: string): DocScalar {
-  if (typeof value === 'string') {
-    if (!isWellFormed(value)) throw new ValidationError('Filter strings must be well-formed Unicode (no lone surrogates)', { path });
-    return value;
-  }
-  if (value === null || typeof value === 'boolean') return value;
-  if (typeof value === 'number') {
-    if (!Number.isFinite(value)) throw new ValidationError('Filter numbers must be finite', { path });
-    return Object.is(value, -0) ? 0 : value;
-  }
   if (value instanceof Date) {
     if (!isStorableDate(value)) throw new ValidationError('Filter dates must be valid, in the years 0000-9999', { path });
     return new Date(value.getTime());
   }
-  throw new ValidationError('Filter values must be strings, finite numbers, booleans, null or Dates', { path });
+  if (value !== null && typeof value === 'object') throw new ValidationError('Filter values must be strings, finite numbers, booleans, null or Dates', { path });
+  const v = engineScalar(value, path);
+  return Object.is(v, -0) ? 0 : v;
 }
 
 /** Parses a sort: `{ field: 1 | -1 }` over declared fields, in key order (at most 4 keys). */
