@@ -81,7 +81,7 @@ export { Router, type BlobLocation, type Route, type RouteRequest } from './rout
 export { STORAGE_POLICIES, type StoragePolicy } from './routing/policy.js';
 
 export type { BlobStore, BlobInfo, BlobListing } from './contracts/blob-store.js';
-export type { Actor, ActorType, IndexStore, Namespace, HeadRow, VersionRow, CommitBatch, CommitResult, CounterDelta, CounterWindow, CounterWindowBounds, CounterWindowGranularity, CounterWindowQuery } from './contracts/index-store.js';
+export type { Actor, ActorType, IndexStore, Namespace, HeadRow, VersionRow, HistoryRow, CommitBatch, CommitResult, CounterDelta, CounterWindow, CounterWindowBounds, CounterWindowGranularity, CounterWindowQuery } from './contracts/index-store.js';
 export { ACTOR_TYPES } from './contracts/index-store.js';
 export { FILTER_OPERATORS } from './contracts/filter.js';
 export type { CollectionSpec, Doc, DocFilter, DocScalar, DocValue, DocumentStore, IndexInfo, IndexKey, IndexSpec } from './contracts/document-store.js';

@@ -44,6 +44,13 @@ export interface IndexStore {
   /** Version entries of one record, newest first, with ov < `beforeOv` when given. */
   listVersions(ns: Namespace, id: string, options: { beforeOv?: number; limit: number }): Promise<VersionRow[]>;
 
+  /**
+   * The same page as `listVersions`, summaries only: no indexed values, document or hash. A
+   * history page then costs the same at any depth, because an adapter can answer it from one
+   * index range without visiting the versions' rows (SQLite's `versions_history`).
+   */
+  listHistory(ns: Namespace, id: string, options: { beforeOv?: number; limit: number }): Promise<HistoryRow[]>;
+
   /** Heads that match a validated filter over indexed properties, in a stable order. */
   listHeads(ns: Namespace, query: HeadQuery): Promise<HeadRow[]>;
 
@@ -289,6 +296,9 @@ export interface VersionRow {
   /** SHA-256 (hex) chaining this version to the previous one; see `core/engine/hash-chain.ts`. */
   hash: string;
 }
+
+/** What a history page shows of a version (see `IndexStore.listHistory`). */
+export type HistoryRow = Pick<VersionRow, 'id' | 'ov' | 'cv' | 'op' | 'at' | 'actor' | 'reason' | 'deleted' | 'size' | 'archived'>;
 
 export interface NewHead {
   ov: number;

@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { v7 as uuidv7 } from 'uuid';
 import type { BlobStore } from '../contracts/blob-store.js';
 import type { FilterNode } from '../contracts/filter.js';
-import type { Actor, CommitBatch, CounterDelta, CounterWindowGranularity, HeadRow, IndexStore, Namespace, NewHead, PendingBlob, RecordWrite, VersionRow } from '../contracts/index-store.js';
+import type { Actor, CommitBatch, CounterDelta, CounterWindowGranularity, HeadRow, HistoryRow, IndexStore, Namespace, NewHead, PendingBlob, RecordWrite, VersionRow } from '../contracts/index-store.js';
 import { AppendOnlyError, ConflictError, NotFoundError, StorageError, ValidationError, VersionConflictError } from '../errors.js';
 import { assertName, isValidName } from '../routing/names.js';
 import type { Route } from '../routing/router.js';
@@ -397,7 +397,7 @@ export class Collection {
     checkOptions(options);
     const limit = checkLimit(options.limit);
     if (options.before !== undefined) checkOv(options.before, 'before');
-    const rows = await this.#ctx.index.listVersions(this.#ns, id, { limit: limit + 1, ...(options.before !== undefined ? { beforeOv: options.before } : {}) });
+    const rows = await this.#ctx.index.listHistory(this.#ns, id, { limit: limit + 1, ...(options.before !== undefined ? { beforeOv: options.before } : {}) });
     const items = rows.slice(0, limit).map(historyEntry);
     return { items, nextBefore: rows.length > limit ? (items[items.length - 1]?.ov ?? null) : null };
   }
@@ -1028,7 +1028,7 @@ function withBlobs(write: RecordWrite, queued: readonly PendingBlob[]): RecordWr
   return write;
 }
 
-function historyEntry(r: VersionRow): HistoryEntry {
+function historyEntry(r: HistoryRow): HistoryEntry {
   return { ov: r.ov, cv: r.cv, op: r.op, at: r.at, actor: r.actor, reason: r.reason, deleted: r.deleted, size: r.size, archived: r.archived };
 }
 

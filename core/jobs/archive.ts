@@ -59,7 +59,7 @@ export async function archiveRecord(target: ArchiveTarget, collection: string, i
   const lowest = written[0]!;
   const highest = written[written.length - 1]!;
   const remaining = new Set(
-    (await target.index.listVersions(ns, id, { beforeOv: highest + 1, limit: highest - lowest + 1 })).map((v) => v.ov),
+    (await target.index.listHistory(ns, id, { beforeOv: highest + 1, limit: highest - lowest + 1 })).map((v) => v.ov),
   );
   for (const ov of written) {
     if (!remaining.has(ov)) await target.blob.delete(loc.bucket, blobKeys.version(loc, collection, id, ov));

@@ -371,6 +371,41 @@ export function indexStoreConformance(
         }
         expect(paged).toEqual([7, 6, 5, 4, 3, 2, 1]);
       });
+
+      it('listHistory gives the page listVersions gives, without indexed values, document or hash, and follows archival', async () => {
+        const ns = freshNs();
+        const id = randomUUID();
+        const other = randomUUID();
+        const typed: Actor = { type: 'agent', identifier: 'bot-7', name: 'Bot' };
+        await commitOk(ns, create(id, { meta: { tier: 'gold' }, actor: typed, reason: 'import' }));
+        await commitOk(ns, update(id, 1, { op: 'enrich', reason: null, body: `{"bigger":"${'x'.repeat(300)}"}` }));
+        await commitOk(ns, update(id, 2, { op: 'delete', deleted: true }));
+        await commitOk(ns, update(id, 3, { op: 'restore' }));
+        await commitOk(ns, create(other));
+
+        const summary = (v: VersionRow) => ({
+          id: v.id, ov: v.ov, cv: v.cv, op: v.op, at: v.at, actor: v.actor, reason: v.reason, deleted: v.deleted, size: v.size, archived: v.archived,
+        });
+        const compare = async (options: { beforeOv?: number; limit: number }) => {
+          const history = await store.listHistory(ns, id, options);
+          expect(history).toEqual((await store.listVersions(ns, id, options)).map(summary));
+          for (const row of history) expect(Object.keys(row).sort()).toEqual(['actor', 'archived', 'at', 'cv', 'deleted', 'id', 'op', 'ov', 'reason', 'size']);
+          return history;
+        };
+        expect((await compare({ limit: 10 })).map((v) => [v.ov, v.op, v.deleted, v.actor, v.reason])).toEqual([
+          [4, 'restore', false, 'tester', null],
+          [3, 'delete', true, 'tester', null],
+          [2, 'enrich', false, 'tester', null],
+          [1, 'create', false, typed, 'import'],
+        ]);
+        expect((await compare({ beforeOv: 3, limit: 1 })).map((v) => v.ov)).toEqual([2]);
+        expect(await compare({ beforeOv: 1, limit: 5 })).toEqual([]);
+        expect(await store.listHistory(ns, randomUUID(), { limit: 10 })).toEqual([]);
+        expect(await store.listHistory(freshNs(), id, { limit: 10 })).toEqual([]);
+
+        await store.completeSync(ns, id, { archivedOvs: [1, 2], seq: null });
+        expect((await compare({ limit: 10 })).map((v) => [v.ov, v.archived])).toEqual([[4, false], [3, false], [2, true], [1, true]]);
+      });
     });
 
     describe('listHeads', () => {

@@ -1,9 +1,5 @@
-import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import { SqliteIndexStore } from '../../core/adapters/sqlite/sqlite-index-store.js';
 import { isoWeek, retentionBounds, windowGranularities, windowKey, windowKeysAt } from '../../core/engine/counter-windows.js';
-import { tempDir } from '../support/temp.js';
 
 const t = (iso: string) => Date.parse(iso);
 
@@ -57,36 +53,5 @@ describe('counter window keys', () => {
     expect(retentionBounds({ days: 30 }, now)).toEqual({ day: 'day:2026-02-03' });
     expect(retentionBounds({ weeks: 11 }, now)).toEqual({ week: 'week:2025-W52' });
     expect(retentionBounds({ months: 14 }, now)).toEqual({ month: 'month:2025-02' });
-  });
-});
-
-describe('SQLite index schema 4 → 5', () => {
-  it('opens a version-4 file, adds counter_windows and keeps its data; other versions are refused', async () => {
-    const dir = tempDir('xronox-schema');
-    try {
-      const path = join(dir.path, 'index.db');
-      const ns = { dbName: 'db1', collection: 'orders' };
-      const first = new SqliteIndexStore({ path });
-      await first.commit(ns, { writes: [], counters: [{ ...ns, deltas: { created: 3 } }] });
-      await first.close();
-      // Turn the file into what schema 4 wrote: no counter_windows, user_version 4.
-      const raw = new Database(path);
-      raw.exec('DROP TABLE counter_windows');
-      raw.pragma('user_version = 4');
-      raw.close();
-
-      const upgraded = new SqliteIndexStore({ path });
-      expect(await upgraded.getCounters(ns.dbName, ns.collection)).toEqual({ created: 3 });
-      await upgraded.commit(ns, { writes: [], counters: [{ ...ns, deltas: { created: 1 }, windows: ['day:2026-01-01'] }] });
-      expect(await upgraded.getCounterWindows(ns.dbName, ns.collection, { granularity: 'day' })).toEqual([{ window: 'day:2026-01-01', counts: { created: 1 } }]);
-      await upgraded.close();
-      const check = new Database(path);
-      expect(check.pragma('user_version', { simple: true })).toBe(5);
-      check.pragma('user_version = 3');
-      check.close();
-      expect(() => new SqliteIndexStore({ path })).toThrow(/schema 3, but this version needs schema 5/);
-    } finally {
-      dir.cleanup();
-    }
   });
 });

@@ -9,6 +9,7 @@ import type {
   RecordWrite,
   VersionOp,
   VersionRow,
+  HistoryRow,
 } from '../../contracts/index-store.js';
 import { decodeMeta, encodeMeta } from './mongodb-filter.js';
 import { versionId } from './mongodb-layout.js';
@@ -165,6 +166,11 @@ export function headRowOf(doc: HeadDoc): HeadRow {
 }
 
 export function versionRowOf(doc: VersionDoc): VersionRow {
+  return { ...historyRowOf(doc), body: doc.body, meta: decodeMeta(doc.meta), hash: doc.hash };
+}
+
+/** The fields of a history page, which `HISTORY_PROJECTION` reads without the version's payloads. */
+export function historyRowOf(doc: Pick<VersionDoc, keyof HistoryRow>): HistoryRow {
   return {
     id: doc.id,
     ov: doc.ov,
@@ -175,12 +181,11 @@ export function versionRowOf(doc: VersionDoc): VersionRow {
     reason: doc.reason,
     deleted: doc.deleted,
     size: doc.size,
-    body: doc.body,
     archived: doc.archived,
-    meta: decodeMeta(doc.meta),
-    hash: doc.hash,
   };
 }
+
+export const HISTORY_PROJECTION = { _id: 0, body: 0, meta: 0, hash: 0 } as const;
 
 export function pendingBlobDoc(collection: string, id: string, cv: number, blob: PendingBlob, docId: string): PendingBlobDoc {
   return { _id: docId, coll: collection, id, cv, bucket: blob.bucket, key: blob.key, contentType: blob.contentType, body: blob.body };

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { type ClientSession, type Collection, type Document, type Filter, type MongoClient, type MongoClientOptions, MongoServerError, ObjectId, type Sort } from 'mongodb';
+import { type ClientSession, type Collection, type Document, type Filter, type FindCursor, type MongoClient, type MongoClientOptions, MongoServerError, ObjectId, type Sort } from 'mongodb';
 import type {
   ActorQuery,
   AsOfQuery,
@@ -22,6 +22,7 @@ import type {
   VersionPoint,
   VersionRow,
   VersionSummary,
+  HistoryRow,
 } from '../../contracts/index-store.js';
 import { acquireMongoClient } from './mongodb-client-pool.js';
 import {
@@ -36,6 +37,8 @@ import {
   type VersionDoc,
   versionDocOfRow,
   versionRowOf,
+  historyRowOf,
+  HISTORY_PROJECTION,
 } from './mongodb-documents.js';
 import { type IndexedFields, toMongoFilter } from './mongodb-filter.js';
 import { metaPath } from './mongodb-meta.js';
@@ -422,15 +425,33 @@ export class MongoIndexStore implements IndexStore {
   }
 
   async listVersions(ns: Namespace, id: string, options: { beforeOv?: number; limit: number }): Promise<VersionRow[]> {
+    const docs = await this.#versionPage(ns, id, options, this.#versions(ns).find({ id, ov: { $lt: options.beforeOv ?? Number.MAX_SAFE_INTEGER } }));
+    return docs.map(versionRowOf);
+  }
+
+  async listHistory(ns: Namespace, id: string, options: { beforeOv?: number; limit: number }): Promise<HistoryRow[]> {
+    const cursor = this.#versions(ns)
+      .find({ id, ov: { $lt: options.beforeOv ?? Number.MAX_SAFE_INTEGER } })
+      .project<Pick<VersionDoc, keyof HistoryRow>>(HISTORY_PROJECTION);
+    return (await this.#versionPage(ns, id, options, cursor)).map(historyRowOf);
+  }
+
+  /** A page of `cursor`'s versions, newest first, with a version still pending its commit (no-transaction mode). */
+  async #versionPage<T extends Pick<VersionDoc, 'ov'>>(
+    ns: Namespace,
+    id: string,
+    options: { beforeOv?: number; limit: number },
+    cursor: FindCursor<T>,
+  ): Promise<Array<T | VersionDoc>> {
     await this.#connect();
     const before = options.beforeOv ?? Number.MAX_SAFE_INTEGER;
-    const docs = await this.#versions(ns).find({ id, ov: { $lt: before } }).sort({ ov: -1 }).limit(options.limit).toArray();
+    const docs: Array<T | VersionDoc> = await cursor.sort({ ov: -1 }).limit(options.limit).toArray();
     const pending = await this.#pendingVersion(ns, id);
     if (pending && pending.ov < before && !docs.some((d) => d.ov === pending.ov)) {
       docs.push(pending);
       docs.sort((a, b) => b.ov - a.ov);
     }
-    return docs.slice(0, options.limit).map(versionRowOf);
+    return docs.slice(0, options.limit);
   }
 
   async listUnarchived(ns: Namespace, id: string): Promise<VersionRow[]> {

@@ -14,6 +14,7 @@ import type {
   HeadQuery,
   PendingBlob,
   HeadRow,
+  HistoryRow,
   ImportBatch,
   IndexedValue,
   IndexStore,
@@ -66,6 +67,10 @@ CREATE TABLE IF NOT EXISTS versions (
 CREATE INDEX IF NOT EXISTS versions_by_actor ON versions (db, coll, actor_id, at, id, ov);
 CREATE INDEX IF NOT EXISTS versions_by_time ON versions (db, coll, id, at, ov);
 CREATE INDEX IF NOT EXISTS versions_by_cv ON versions (db, coll, id, cv);
+-- Every column of a history page, so a page is one range of this index and never visits the
+-- table's rows: those are wide (indexed values, the document until archival) and a deep
+-- history's rows spread over many pages, which made a page deep in the past cost more.
+CREATE INDEX IF NOT EXISTS versions_history ON versions (db, coll, id, ov, cv, op, at, actor, reason, deleted, size, archived);
 -- Only the few versions still waiting for archival, so finding them never scans a long history.
 CREATE INDEX IF NOT EXISTS versions_unarchived ON versions (db, coll, id, ov) WHERE archived = 0;
 
@@ -109,9 +114,9 @@ CREATE TABLE IF NOT EXISTS locks (
  * Bumped whenever the tables above change shape; a file of another version is refused, except
  * the versions in `UPGRADABLE_FROM`, which `SCHEMA` upgrades in place by creating what is new.
  */
-const SCHEMA_VERSION = 5;
-/** Version 4 lacks only `counter_windows`, an additive table. */
-const UPGRADABLE_FROM: readonly number[] = [4];
+const SCHEMA_VERSION = 6;
+/** Version 5 lacks only the `versions_history` index; version 4 also the `counter_windows` table. */
+const UPGRADABLE_FROM: readonly number[] = [4, 5];
 
 interface HeadSqlRow {
   id: string;
@@ -142,6 +147,8 @@ interface VersionSqlRow {
   hash: string;
 }
 
+type HistorySqlRow = Pick<VersionSqlRow, 'ov' | 'cv' | 'op' | 'at' | 'actor' | 'reason' | 'deleted' | 'size' | 'archived'>;
+
 /** The lowest string above every key starting with `prefix` (prefixes end in `:`, so `;` follows). */
 function windowRangeEnd(prefix: string): string {
   return `${prefix.slice(0, -1)};`;
@@ -149,6 +156,8 @@ function windowRangeEnd(prefix: string): string {
 
 const HEAD_COLUMNS = 'id, ov, cv, deleted, created_at, updated_at, deleted_at, meta, body, hash';
 const VERSION_COLUMNS = 'id, ov, cv, op, at, actor, reason, deleted, size, body, archived, meta, hash';
+/** The columns of `versions_history`, which a history page reads alone. */
+const HISTORY_COLUMNS = 'ov, cv, op, at, actor, reason, deleted, size, archived';
 const SORT_COLUMNS = { id: 'id', createdAt: 'created_at', updatedAt: 'updated_at' } as const;
 
 /** Thrown inside a transaction to roll it back when an optimistic check fails. */
@@ -287,6 +296,13 @@ export class SqliteIndexStore implements IndexStore {
       ns.dbName, ns.collection, id, options.beforeOv ?? Number.MAX_SAFE_INTEGER, options.limit,
     ) as VersionSqlRow[];
     return rows.map(toVersion);
+  }
+
+  async listHistory(ns: Namespace, id: string, options: { beforeOv?: number; limit: number }): Promise<HistoryRow[]> {
+    const rows = this.#stmts.listHistory.all(
+      ns.dbName, ns.collection, id, options.beforeOv ?? Number.MAX_SAFE_INTEGER, options.limit,
+    ) as HistorySqlRow[];
+    return rows.map((row) => toHistoryRow(id, row));
   }
 
   async listHeads(ns: Namespace, query: HeadQuery): Promise<HeadRow[]> {
@@ -682,6 +698,10 @@ function prepareStatements(db: Database.Database) {
       `SELECT ${VERSION_COLUMNS} FROM versions WHERE db = ? AND coll = ? AND id = ? AND ov < ?
        ORDER BY ov DESC LIMIT ?`,
     ),
+    listHistory: p(
+      `SELECT ${HISTORY_COLUMNS} FROM versions INDEXED BY versions_history WHERE db = ? AND coll = ? AND id = ? AND ov < ?
+       ORDER BY ov DESC LIMIT ?`,
+    ),
     listHeadIds: p('SELECT id FROM heads WHERE db = ? AND coll = ? AND id > ? ORDER BY id LIMIT ?'),
     getCounters: p('SELECT name, value FROM counters WHERE db = ? AND coll = ?'),
     addWindowCounter: p(
@@ -797,6 +817,21 @@ function toHead(row: HeadSqlRow): HeadRow {
     meta: JSON.parse(row.meta) as Record<string, IndexedValue>,
     body: row.body,
     hash: row.hash,
+  };
+}
+
+function toHistoryRow(id: string, row: HistorySqlRow): HistoryRow {
+  return {
+    id,
+    ov: row.ov,
+    cv: row.cv,
+    op: row.op,
+    at: row.at,
+    actor: JSON.parse(row.actor) as Actor,
+    reason: row.reason,
+    deleted: row.deleted === 1,
+    size: row.size,
+    archived: row.archived === 1,
   };
 }
 
