@@ -258,16 +258,15 @@ console.log();
 finishRun(runStart, backgroundErrors, loadAverage());
 
 /** Reads every file under the paths (folders or files) once, as a cache warm-up; returns the bytes read. */
-async function readEveryFile(paths: readonly string[]): Promise<number> {
+async function readEveryFile(paths: readonly string[], chunk = Buffer.allocUnsafe(1 << 20)): Promise<number> {
   let bytes = 0;
   for (const path of paths) {
     if ((await stat(path)).isDirectory()) {
-      for (const name of await readdir(path)) bytes += await readEveryFile([join(path, name)]);
+      for (const name of await readdir(path)) bytes += await readEveryFile([join(path, name)], chunk);
       continue;
     }
     const handle = await open(path, 'r');
     try {
-      const chunk = Buffer.allocUnsafe(1 << 20);
       let n: number;
       do {
         n = (await handle.read(chunk, 0, chunk.length)).bytesRead;

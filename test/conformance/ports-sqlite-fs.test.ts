@@ -1,4 +1,5 @@
-import { mkdirSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FsBlobStore } from '../../core/adapters/fs/fs-blob-store.js';
@@ -36,5 +37,51 @@ describe('the filesystem blob store: temporary files', () => {
     expect((await store.list('bucket', '')).keys).toEqual(['a/b.json']);
     await store.close();
     dir.cleanup();
+  });
+});
+
+describe('the filesystem blob store: reads', () => {
+  it('reads small and large objects whole, each in its own memory, and a read in a loop lets timers and other I/O run', async () => {
+    const dir = tempDir('xronox-blob-read');
+    const store = new FsBlobStore({ basePath: dir.path });
+    try {
+      // Either side of the size up to which reads are synchronous (256 KiB).
+      for (const size of [1, 4096, 256 * 1024, 256 * 1024 + 1, 3 * 1024 * 1024]) {
+        const body = Buffer.alloc(size, size % 251);
+        await store.put('bucket', `sizes/${size}.bin`, body);
+        const got = await store.get('bucket', `sizes/${size}.bin`);
+        expect(Buffer.from(got!).equals(body)).toBe(true);
+        expect(got!.byteOffset).toBe(0);
+        expect(got!.buffer.byteLength).toBe(size);
+      }
+      let ticks = 0;
+      const timer = setInterval(() => ticks++, 1);
+      const until = Date.now() + 60;
+      while (Date.now() < until) await store.get('bucket', 'sizes/4096.bin');
+      clearInterval(timer);
+      expect(ticks).toBeGreaterThan(0);
+    } finally {
+      await store.close();
+      dir.cleanup();
+    }
+  });
+
+  it('a FIFO at an object path stalls only its own read, not the event loop', async () => {
+    const dir = tempDir('xronox-blob-fifo');
+    const store = new FsBlobStore({ basePath: dir.path });
+    try {
+      mkdirSync(join(dir.path, 'bucket', 'odd'), { recursive: true });
+      const fifo = join(dir.path, 'bucket', 'odd', 'pipe.json');
+      execFileSync('mkfifo', [fifo]);
+      const reading = store.get('bucket', 'odd/pipe.json');
+      // Were open() blocking on the main thread, this timer would never fire.
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      // A writer that closes at once ends the pending read with no bytes.
+      closeSync(openSync(fifo, 'w'));
+      expect((await reading)?.byteLength).toBe(0);
+    } finally {
+      await store.close();
+      dir.cleanup();
+    }
   });
 });

@@ -46,7 +46,7 @@ describe('SQLite index schema upgrades', () => {
     };
   };
 
-  it('a version-5 file gains the versions_history index, with the history it already held', async () => {
+  it('a file written before the versions_history index gains it on open, with the history it already held, and stays at version 5', async () => {
     await withFile(async (path) => {
       const first = new SqliteIndexStore({ path });
       for (let ov = 1; ov <= 3; ov++) expect((await first.commit(ns, { writes: [write(ov)] })).ok).toBe(true);
@@ -63,7 +63,7 @@ describe('SQLite index schema upgrades', () => {
       expect((await upgraded.commit(ns, { writes: [write(4)] })).ok).toBe(true);
       expect((await upgraded.listHistory(ns, 'r1', { limit: 1 })).map((v) => v.ov)).toEqual([4]);
       await upgraded.close();
-      expect(schemaOf(path)).toMatchObject({ version: 6, indexes: expect.arrayContaining(['versions_history']) });
+      expect(schemaOf(path)).toMatchObject({ version: 5, indexes: expect.arrayContaining(['versions_history']) });
     });
   });
 
@@ -79,16 +79,16 @@ describe('SQLite index schema upgrades', () => {
       await upgraded.commit(ns, { writes: [], counters: [{ ...ns, deltas: { created: 1 }, windows: ['day:2026-01-01'] }] });
       expect(await upgraded.getCounterWindows(ns.dbName, ns.collection, { granularity: 'day' })).toEqual([{ window: 'day:2026-01-01', counts: { created: 1 } }]);
       await upgraded.close();
-      expect(schemaOf(path).version).toBe(6);
+      expect(schemaOf(path).version).toBe(5);
     });
   });
 
   it('a file of any other version is refused, untouched', async () => {
     await withFile(async (path) => {
       await new SqliteIndexStore({ path }).close();
-      for (const version of [3, 7]) {
+      for (const version of [3, 6]) {
         rewind(path, '', version);
-        expect(() => new SqliteIndexStore({ path })).toThrow(new RegExp(`schema ${version}, but this version needs schema 6`));
+        expect(() => new SqliteIndexStore({ path })).toThrow(new RegExp(`schema ${version}, but this version needs schema 5`));
         expect(schemaOf(path).version).toBe(version);
       }
     });

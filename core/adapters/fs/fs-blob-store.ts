@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { link, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
 import { setImmediate } from 'node:timers/promises';
@@ -213,11 +213,14 @@ function isMissing(err: unknown): boolean {
  * the size read from the open file is the size of the object this read returns.
  */
 function readSmallFileSync(path: string): Buffer | null {
-  const fd = openSync(path, 'r');
+  // Non-blocking, so a FIFO at the path cannot stall the event loop in open(); on regular files
+  // the flag changes nothing, and fstat then sends anything else to the asynchronous read.
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
     const info = fstatSync(fd);
     if (!info.isFile() || info.size > SYNC_READ_MAX_BYTES) return null;
-    const bytes = Buffer.allocUnsafe(info.size);
+    // Its own memory, as readFile's result has, not a slice of Node's shared pool.
+    const bytes = Buffer.allocUnsafeSlow(info.size);
     let filled = 0;
     while (filled < bytes.length) {
       const n = readSync(fd, bytes, filled, bytes.length - filled, filled);

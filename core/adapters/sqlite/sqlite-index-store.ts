@@ -113,10 +113,15 @@ CREATE TABLE IF NOT EXISTS locks (
 /**
  * Bumped whenever the tables above change shape; a file of another version is refused, except
  * the versions in `UPGRADABLE_FROM`, which `SCHEMA` upgrades in place by creating what is new.
+ * A new index alone does not bump it: `SCHEMA` creates missing indexes on every open, and SQLite
+ * keeps every index of a table up to date whichever version of this code writes, so older code
+ * can still open the file (a rollback stays possible). `versions_history` came that way; opening
+ * a file written before it builds it once, holding the write lock meanwhile (about 2 µs per
+ * version: other processes' writes wait up to their busy timeout).
  */
-const SCHEMA_VERSION = 6;
-/** Version 5 lacks only the `versions_history` index; version 4 also the `counter_windows` table. */
-const UPGRADABLE_FROM: readonly number[] = [4, 5];
+const SCHEMA_VERSION = 5;
+/** Version 4 lacks only `counter_windows`, an additive table. */
+const UPGRADABLE_FROM: readonly number[] = [4];
 
 interface HeadSqlRow {
   id: string;
@@ -184,13 +189,27 @@ export class SqliteIndexStore implements IndexStore {
   constructor(options: SqliteIndexStoreOptions) {
     if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
     this.#db = new Database(options.path, { timeout: options.busyTimeoutMs ?? 10_000 });
-    this.#db.pragma('journal_mode = WAL');
     this.#synchronous = options.durability === 'normal' ? 'NORMAL' : 'FULL';
-    this.#db.pragma(`synchronous = ${this.#synchronous}`);
-    this.#db.pragma('foreign_keys = OFF');
-    // SQLite's default page cache (2 MiB) makes a random read into a long history a page miss at
-    // every level of the index; 64 MiB keeps the upper levels of large indexes in memory.
-    this.#db.pragma(`cache_size = -${(options.cacheMiB ?? DEFAULT_CACHE_MIB) * 1024}`);
+    try {
+      this.#db.pragma('journal_mode = WAL');
+      this.#db.pragma(`synchronous = ${this.#synchronous}`);
+      this.#db.pragma('foreign_keys = OFF');
+      // SQLite's default page cache (2 MiB) makes a random read into a long history a page miss at
+      // every level of the index; 64 MiB keeps the upper levels of large indexes in memory.
+      this.#db.pragma(`cache_size = -${(options.cacheMiB ?? DEFAULT_CACHE_MIB) * 1024}`);
+      this.#openSchema(options.path);
+    } catch (err) {
+      // A refused file must not stay open (and locked on some platforms) behind the error.
+      this.#db.close();
+      throw err;
+    }
+    this.#stmts = prepareStatements(this.#db);
+    this.#commitTx = this.#db.transaction((ns: Namespace, batch: CommitBatch) => this.#applyBatch(ns, batch));
+    this.#importTx = this.#db.transaction((ns: Namespace, batch: ImportBatch) => this.#applyImport(ns, batch));
+  }
+
+  /** Creates the schema, or checks and upgrades the one the file holds (see `SCHEMA_VERSION`). */
+  #openSchema(path: string): void {
     // Another process may be creating the schema at the same moment; IMMEDIATE serialises that.
     this.#db
       .transaction(() => {
@@ -198,16 +217,13 @@ export class SqliteIndexStore implements IndexStore {
         const fresh = this.#db.prepare(`SELECT count(*) AS n FROM sqlite_master WHERE name = 'heads'`).get() as { n: number };
         if (fresh.n > 0 && version !== SCHEMA_VERSION && !UPGRADABLE_FROM.includes(version)) {
           throw new Error(
-            `${options.path} holds Xronox index schema ${version}, but this version needs schema ${SCHEMA_VERSION}; export it with the previous version or start from a new file`,
+            `${path} holds Xronox index schema ${version}, but this version needs schema ${SCHEMA_VERSION}; export it with the previous version or start from a new file`,
           );
         }
         this.#db.exec(SCHEMA);
         this.#db.pragma(`user_version = ${SCHEMA_VERSION}`);
       })
       .immediate();
-    this.#stmts = prepareStatements(this.#db);
-    this.#commitTx = this.#db.transaction((ns: Namespace, batch: CommitBatch) => this.#applyBatch(ns, batch));
-    this.#importTx = this.#db.transaction((ns: Namespace, batch: ImportBatch) => this.#applyImport(ns, batch));
   }
 
   async getHead(ns: Namespace, id: string): Promise<HeadRow | null> {
@@ -740,7 +756,7 @@ function prepareStatements(db: Database.Database) {
     allDeadLetters: p('SELECT coll, id FROM sync_dead_letters WHERE db = ?'),
     clearDeadLetters: p('DELETE FROM sync_dead_letters WHERE db = ?'),
     listUnarchived: p(
-      `SELECT ${VERSION_COLUMNS} FROM versions WHERE db = ? AND coll = ? AND id = ? AND archived = 0 ORDER BY ov`,
+      `SELECT ${VERSION_COLUMNS} FROM versions INDEXED BY versions_unarchived WHERE db = ? AND coll = ? AND id = ? AND archived = 0 ORDER BY ov`,
     ),
     markArchived: p('UPDATE versions SET archived = 1, body = NULL WHERE db = ? AND coll = ? AND id = ? AND ov = ?'),
     clearPending: p('DELETE FROM sync_outbox WHERE db = ? AND coll = ? AND id = ? AND seq = ?'),
@@ -752,9 +768,11 @@ function prepareStatements(db: Database.Database) {
     deleteLock: p('DELETE FROM locks WHERE db = ? AND coll = ? AND key = ? AND owner = ?'),
     listDatabases: p('SELECT DISTINCT db FROM collection_versions ORDER BY db'),
     listCollections: p('SELECT coll FROM collection_versions WHERE db = ? ORDER BY coll'),
-    // Reads only the partial index of unarchived entries (versions_unarchived), never archived history.
+    // Reads only the partial index of unarchived entries, never archived history. Named, because
+    // the planner would otherwise prefer versions_history, which also holds every column used
+    // here but lists every version of the database.
     listUnarchivedRecords: p(
-      `SELECT coll, id, min(at) AS oldest FROM versions
+      `SELECT coll, id, min(at) AS oldest FROM versions INDEXED BY versions_unarchived
        WHERE db = ? AND archived = 0 AND (coll > ? OR (coll = ? AND id > ?))
        GROUP BY coll, id HAVING min(at) <= ? ORDER BY coll, id LIMIT ?`,
     ),
@@ -775,7 +793,7 @@ function prepareStatements(db: Database.Database) {
       `UPDATE heads SET body = '' WHERE db = ? AND coll = ? AND id = ? AND ov = ? AND body <> ''
          AND NOT EXISTS (SELECT 1 FROM sync_outbox WHERE db = ? AND coll = ? AND id = ?)
          AND NOT EXISTS (SELECT 1 FROM sync_dead_letters WHERE db = ? AND coll = ? AND id = ?)
-         AND NOT EXISTS (SELECT 1 FROM versions WHERE db = ? AND coll = ? AND id = ? AND archived = 0)`,
+         AND NOT EXISTS (SELECT 1 FROM versions INDEXED BY versions_unarchived WHERE db = ? AND coll = ? AND id = ? AND archived = 0)`,
     ),
     getCollectionVersion: p('SELECT cv FROM collection_versions WHERE db = ? AND coll = ?'),
     listClaims: p('SELECT key, id FROM unique_claims WHERE db = ? AND coll = ? AND key > ? ORDER BY key LIMIT ?'),
