@@ -855,17 +855,8 @@ function toHistoryRow(id: string, row: HistorySqlRow): HistoryRow {
 
 function toVersion(row: VersionSqlRow): VersionRow {
   return {
-    id: row.id,
-    ov: row.ov,
-    cv: row.cv,
-    op: row.op,
-    at: row.at,
-    actor: JSON.parse(row.actor) as Actor,
-    reason: row.reason,
-    deleted: row.deleted === 1,
-    size: row.size,
+    ...toHistoryRow(row.id, row),
     body: row.body,
-    archived: row.archived === 1,
     meta: JSON.parse(row.meta) as Record<string, IndexedValue>,
     hash: row.hash,
   };
