@@ -112,8 +112,12 @@ export interface IndexStore {
   /** The outbox sequence of a record that needs blob sync; `null` when its blobs are up to date. */
   getPendingSeq(ns: Namespace, id: string): Promise<number | null>;
 
-  /** Version entries of a record not yet archived to the blob store, ov ascending. */
-  listUnarchived(ns: Namespace, id: string): Promise<VersionRow[]>;
+  /**
+   * Version entries of a record not yet archived to the blob store, ov ascending: all of them,
+   * or a page of at most `limit` with ov > `afterOv`. A record updated many times while the blob
+   * store was down has many; callers that hold their payloads read them a page at a time.
+   */
+  listUnarchived(ns: Namespace, id: string, page?: { afterOv?: number; limit?: number }): Promise<VersionRow[]>;
 
   /**
    * Records, in one transaction, that a sync finished: the given versions are now in the blob

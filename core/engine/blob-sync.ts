@@ -49,6 +49,8 @@ export const blobKeys = {
 };
 
 const MAX_QUEUED = 10_000;
+/** Unarchived versions are read this many at a time, so a long backlog never sits in memory whole. */
+const UNARCHIVED_PAGE = 256;
 const YIELD_ABOVE = 64;
 const CONCURRENCY = 8;
 const DEFAULT_RETRY_DELAY_MS = 250;
@@ -326,11 +328,11 @@ export class BlobSync {
       }
       const archivedOvs: number[] = [];
       if (target.versioned && blobs.versions && !target.deferVersions) {
-        for (const v of await index.listUnarchived(ns, id)) {
-          if (v.body === null) continue;
-          await putVersionOnce(blob, blobs.versions.bucket, blobKeys.version(blobs.versions, ns.collection, id, v.ov), Buffer.from(v.body, 'utf8'));
-          archivedOvs.push(v.ov);
-        }
+        const loc = blobs.versions;
+        await forEachUnarchived(index, ns, id, async (ov, body) => {
+          await putVersionOnce(blob, loc.bucket, blobKeys.version(loc, ns.collection, id, ov), body);
+          archivedOvs.push(ov);
+        });
       }
       const head = await index.getHead(ns, id);
       // An offloaded head (empty body) is only ever set while its object holds its document.
@@ -428,6 +430,26 @@ class RecordLease {
  * mean something else wrote that key, which is reported (the record stays in the outbox, its
  * index copy intact) and never overwritten.
  */
+/**
+ * Visits a record's unarchived versions that still hold their payload, ov ascending, reading the
+ * index a page at a time: a record updated many times while the blob store was down may have
+ * thousands, and only one page of their payloads is in memory at once.
+ */
+export async function forEachUnarchived(
+  index: Pick<IndexStore, 'listUnarchived'>,
+  ns: Namespace,
+  id: string,
+  visit: (ov: number, body: Buffer) => Promise<void>,
+): Promise<void> {
+  let afterOv = -1;
+  for (;;) {
+    const page = await index.listUnarchived(ns, id, { afterOv, limit: UNARCHIVED_PAGE });
+    for (const v of page) if (v.body !== null) await visit(v.ov, Buffer.from(v.body, 'utf8'));
+    if (page.length < UNARCHIVED_PAGE) return;
+    afterOv = page[page.length - 1]!.ov;
+  }
+}
+
 export async function putVersionOnce(blob: Pick<BlobStore, 'name' | 'get' | 'put'>, bucket: string, key: string, body: Buffer): Promise<void> {
   try {
     await blob.put(bucket, key, body, { contentType: 'application/json', ifNoneMatch: true });

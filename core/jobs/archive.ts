@@ -1,7 +1,7 @@
 import type { BlobStore } from '../contracts/blob-store.js';
 import type { IndexStore, Namespace } from '../contracts/index-store.js';
 import { isDocumentDatabaseType } from '../domains/open.js';
-import { BlobSync, blobKeys, putVersionOnce } from '../engine/blob-sync.js';
+import { BlobSync, blobKeys, forEachUnarchived, putVersionOnce } from '../engine/blob-sync.js';
 import { parseInstant } from '../engine/clock.js';
 import { isValidName } from '../routing/names.js';
 import type { StoragePolicy } from '../routing/policy.js';
@@ -44,16 +44,14 @@ export async function archiveRecord(target: ArchiveTarget, collection: string, i
   const loc = target.blobs.versions;
   if (!target.policy.versioned || !loc) return { versions: 0, bytes: 0 };
   const ns: Namespace = { dbName: target.dbName, collection };
-  const pending = (await target.index.listUnarchived(ns, id)).filter((v) => v.body !== null);
-  if (pending.length === 0) return { versions: 0, bytes: 0 };
   let bytes = 0;
   const written: number[] = [];
-  for (const v of pending) {
-    const body = Buffer.from(v.body!, 'utf8');
-    await putVersionOnce(target.blob, loc.bucket, blobKeys.version(loc, collection, id, v.ov), body);
-    written.push(v.ov);
+  await forEachUnarchived(target.index, ns, id, async (ov, body) => {
+    await putVersionOnce(target.blob, loc.bucket, blobKeys.version(loc, collection, id, ov), body);
+    written.push(ov);
     bytes += body.byteLength;
-  }
+  });
+  if (written.length === 0) return { versions: 0, bytes: 0 };
   await target.index.completeSync(ns, id, { archivedOvs: written, seq: null });
 
   const lowest = written[0]!;

@@ -67,7 +67,7 @@ async function offloadCollection(target: JobTarget, ctx: JobContext, loc: BlobLo
 
 async function offloadRecord(target: JobTarget, ctx: JobContext, loc: BlobLocation, ns: Namespace, head: HeadRow): Promise<void> {
   // Cheap checks first, so records still in flight cost no object traffic.
-  if ((await target.index.getPendingSeq(ns, head.id)) !== null || (target.policy.versioned && (await target.index.listUnarchived(ns, head.id)).length > 0)) {
+  if ((await target.index.getPendingSeq(ns, head.id)) !== null || (target.policy.versioned && (await target.index.listUnarchived(ns, head.id, { limit: 1 })).length > 0)) {
     ctx.tally.add('notOffloadable');
     return;
   }

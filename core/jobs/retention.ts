@@ -88,7 +88,7 @@ async function pruneVersions(target: JobTarget, ns: Namespace, ctx: JobContext):
       cut = Math.min(cut, sum.newestOv);
       if (cut <= sum.oldestOv) continue;
       if (loc) {
-        const [firstPending] = await target.index.listUnarchived(ns, sum.id);
+        const [firstPending] = await target.index.listUnarchived(ns, sum.id, { limit: 1 });
         if (firstPending && firstPending.ov < cut) {
           ctx.tally.add('versionsAwaitingArchival', cut - Math.max(firstPending.ov, sum.oldestOv));
           cut = firstPending.ov;

@@ -723,6 +723,35 @@ export function indexStoreConformance(
     });
 
     describe('archiving', () => {
+      it('listUnarchived pages with afterOv and limit, ov ascending, and skips what is archived', async () => {
+        const ns = freshNs();
+        const id = randomUUID();
+        await commitOk(ns, create(id));
+        for (let ov = 1; ov < 7; ov++) await commitOk(ns, update(id, ov));
+        await commitOk(ns, create(randomUUID()));
+        await store.completeSync(ns, id, { archivedOvs: [2, 5], seq: null });
+
+        const ovs = async (page?: { afterOv?: number; limit?: number }) => (await store.listUnarchived(ns, id, page)).map((v) => v.ov);
+        expect(await ovs()).toEqual([1, 3, 4, 6, 7]);
+        expect(await ovs({ limit: 2 })).toEqual([1, 3]);
+        expect(await ovs({ afterOv: 3, limit: 2 })).toEqual([4, 6]);
+        expect(await ovs({ afterOv: 6, limit: 2 })).toEqual([7]);
+        expect(await ovs({ afterOv: 7 })).toEqual([]);
+        expect(await ovs({ afterOv: 1 })).toEqual([3, 4, 6, 7]);
+        expect((await store.listUnarchived(ns, id, { afterOv: 3, limit: 1 }))[0]?.body).not.toBeNull();
+
+        const paged: number[] = [];
+        let afterOv: number | undefined;
+        // Bounded: a cursor that does not advance must fail the test, not spin forever.
+        for (let pages = 0; pages < 10; pages++) {
+          const page = await ovs({ limit: 2, ...(afterOv === undefined ? {} : { afterOv }) });
+          paged.push(...page);
+          if (page.length < 2) break;
+          afterOv = page[page.length - 1];
+        }
+        expect(paged).toEqual([1, 3, 4, 6, 7]);
+      });
+
       it('listUnarchived lists ov ascending; completeSync drops bodies, sets archived, and is idempotent', async () => {
         const ns = freshNs();
         const id = randomUUID();

@@ -454,12 +454,17 @@ export class MongoIndexStore implements IndexStore {
     return docs.slice(0, options.limit);
   }
 
-  async listUnarchived(ns: Namespace, id: string): Promise<VersionRow[]> {
+  async listUnarchived(ns: Namespace, id: string, page: { afterOv?: number; limit?: number } = {}): Promise<VersionRow[]> {
     await this.#connect();
-    const docs = await this.#versions(ns).find({ id, archived: false }).sort({ ov: 1 }).toArray();
+    const after = page.afterOv ?? -1;
+    const cursor = this.#versions(ns).find({ id, archived: false, ov: { $gt: after } }).sort({ ov: 1 });
+    const docs = await (page.limit === undefined ? cursor : cursor.limit(page.limit)).toArray();
     const pending = await this.#pendingVersion(ns, id);
-    if (pending && !docs.some((d) => d.ov === pending.ov)) docs.push(pending);
-    return docs.map(versionRowOf);
+    if (pending && pending.ov > after && !docs.some((d) => d.ov === pending.ov)) {
+      docs.push(pending);
+      docs.sort((a, b) => a.ov - b.ov);
+    }
+    return docs.slice(0, page.limit ?? docs.length).map(versionRowOf);
   }
 
   async listHeads(ns: Namespace, query: HeadQuery): Promise<HeadRow[]> {

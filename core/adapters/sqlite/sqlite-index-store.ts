@@ -505,8 +505,10 @@ export class SqliteIndexStore implements IndexStore {
     return row?.seq ?? null;
   }
 
-  async listUnarchived(ns: Namespace, id: string): Promise<VersionRow[]> {
-    return (this.#stmts.listUnarchived.all(ns.dbName, ns.collection, id) as VersionSqlRow[]).map(toVersion);
+  async listUnarchived(ns: Namespace, id: string, page: { afterOv?: number; limit?: number } = {}): Promise<VersionRow[]> {
+    // LIMIT -1 is SQLite's "no limit".
+    const rows = this.#stmts.listUnarchived.all(ns.dbName, ns.collection, id, page.afterOv ?? -1, page.limit ?? -1) as VersionSqlRow[];
+    return rows.map(toVersion);
   }
 
   async completeSync(
@@ -756,7 +758,8 @@ function prepareStatements(db: Database.Database) {
     allDeadLetters: p('SELECT coll, id FROM sync_dead_letters WHERE db = ?'),
     clearDeadLetters: p('DELETE FROM sync_dead_letters WHERE db = ?'),
     listUnarchived: p(
-      `SELECT ${VERSION_COLUMNS} FROM versions INDEXED BY versions_unarchived WHERE db = ? AND coll = ? AND id = ? AND archived = 0 ORDER BY ov`,
+      `SELECT ${VERSION_COLUMNS} FROM versions INDEXED BY versions_unarchived WHERE db = ? AND coll = ? AND id = ? AND archived = 0 AND ov > ?
+       ORDER BY ov LIMIT ?`,
     ),
     markArchived: p('UPDATE versions SET archived = 1, body = NULL WHERE db = ? AND coll = ? AND id = ? AND ov = ?'),
     clearPending: p('DELETE FROM sync_outbox WHERE db = ? AND coll = ? AND id = ? AND seq = ?'),
