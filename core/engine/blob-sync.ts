@@ -425,12 +425,6 @@ class RecordLease {
 }
 
 /**
- * Version objects are immutable: written create-only. Finding one already there is normal after
- * a crash or a duplicate sync, and fine when its bytes are the committed ones; different bytes
- * mean something else wrote that key, which is reported (the record stays in the outbox, its
- * index copy intact) and never overwritten.
- */
-/**
  * Visits a record's unarchived versions that still hold their payload, ov ascending, reading the
  * index a page at a time: a record updated many times while the blob store was down may have
  * thousands, and only one page of their payloads is in memory at once.
@@ -450,6 +444,12 @@ export async function forEachUnarchived(
   }
 }
 
+/**
+ * Version objects are immutable: written create-only. Finding one already there is normal after
+ * a crash or a duplicate sync, and fine when its bytes are the committed ones; different bytes
+ * mean something else wrote that key, which is reported (the record stays in the outbox, its
+ * index copy intact) and never overwritten.
+ */
 export async function putVersionOnce(blob: Pick<BlobStore, 'name' | 'get' | 'put'>, bucket: string, key: string, body: Buffer): Promise<void> {
   try {
     await blob.put(bucket, key, body, { contentType: 'application/json', ifNoneMatch: true });

@@ -750,6 +750,14 @@ export function indexStoreConformance(
           afterOv = page[page.length - 1];
         }
         expect(paged).toEqual([1, 3, 4, 6, 7]);
+
+        // The engine creates records at ov 0: the first page starts there.
+        const fromZero = randomUUID();
+        await commitOk(ns, put(fromZero, null, 0, {}));
+        await commitOk(ns, put(fromZero, 0, 1, {}));
+        expect((await store.listUnarchived(ns, fromZero)).map((v) => v.ov)).toEqual([0, 1]);
+        expect((await store.listUnarchived(ns, fromZero, { limit: 1 })).map((v) => v.ov)).toEqual([0]);
+        expect((await store.listUnarchived(ns, fromZero, { afterOv: 0 })).map((v) => v.ov)).toEqual([1]);
       });
 
       it('listUnarchived lists ov ascending; completeSync drops bodies, sets archived, and is idempotent', async () => {

@@ -455,6 +455,8 @@ export class MongoIndexStore implements IndexStore {
   }
 
   async listUnarchived(ns: Namespace, id: string, page: { afterOv?: number; limit?: number } = {}): Promise<VersionRow[]> {
+    // The driver reads a limit of 0 as "no limit".
+    if (page.limit !== undefined && page.limit <= 0) return [];
     await this.#connect();
     const after = page.afterOv ?? -1;
     const cursor = this.#versions(ns).find({ id, archived: false, ov: { $gt: after } }).sort({ ov: 1 });
