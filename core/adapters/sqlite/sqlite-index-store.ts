@@ -115,9 +115,10 @@ CREATE TABLE IF NOT EXISTS locks (
  * the versions in `UPGRADABLE_FROM`, which `SCHEMA` upgrades in place by creating what is new.
  * A new index alone does not bump it: `SCHEMA` creates missing indexes on every open, and SQLite
  * keeps every index of a table up to date whichever version of this code writes, so older code
- * can still open the file (a rollback stays possible). `versions_history` came that way; opening
- * a file written before it builds it once, holding the write lock meanwhile (about 2 µs per
- * version: other processes' writes wait up to their busy timeout).
+ * can still open the file (a rollback stays possible; older code's archive sweep, which does not
+ * name `versions_unarchived`, may then read `versions_history` and be slower). `versions_history`
+ * came that way; opening a file written before it builds it once, holding the write lock meanwhile
+ * (other processes' writes wait, and fail after their busy timeout if the file is very large).
  */
 const SCHEMA_VERSION = 5;
 /** Version 4 lacks only `counter_windows`, an additive table. */
