@@ -24,6 +24,7 @@
  * (samples per measurement, default 1000), BENCH_KEEP=1 keeps the folder.
  */
 import { mkdtemp, open, readdir, rm, stat } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { defaultAdapters } from '../core/adapters/registry.js';
@@ -136,48 +137,58 @@ try {
     return { store, id, depth, queries, asOf: new Array<number>(queries.length), pages: new Array<number[]>(queries.length), newest: new Array<number[]>(queries.length) };
   };
 
-  /** The warm-up calls, then the measured ones, every answer checked; one result per plan. */
-  const measure = async (plans: Plan[]): Promise<Result[]> => {
-    const round = async (offset: number, samples: number) => [
-      ...(await latencyInterleaved(
-        samples,
-        plans.map((p) => async (i: number) => {
-          const q = p.queries[offset + i]!;
-          const got = await p.store.getAsOf(p.id, q.at);
-          p.asOf[offset + i] = got?.ov === seqOf(got?.data) ? got.ov : -1;
-        }),
-      )),
-      ...(await latencyInterleaved(
-        samples,
-        plans.map((p) => async (i: number) => {
-          p.newest[offset + i] = await p.store.history(p.id, PAGE);
-        }),
-      )),
-      ...(await latencyInterleaved(
-        samples,
-        plans.map((p) => async (i: number) => {
-          p.pages[offset + i] = await p.store.history(p.id, PAGE, p.queries[offset + i]!.before);
-        }),
-      )),
+  /**
+   * The warm-up calls, then the measured ones, every answer checked; one result per plan, and the
+   * bytes this process read from the disk per measured call of each read. Only Xronox reads files
+   * in this process (the servers read in theirs), so that is Xronox's disk traffic per call.
+   */
+  const measure = async (plans: Plan[]): Promise<{ results: Result[]; diskPerCall: { asOf: number; newest: number; page: number } }> => {
+    const reads: Array<(p: Plan, i: number) => Promise<void>> = [
+      async (p, i) => {
+        const got = await p.store.getAsOf(p.id, p.queries[i]!.at);
+        p.asOf[i] = got?.ov === seqOf(got?.data) ? got.ov : -1;
+      },
+      async (p, i) => {
+        p.newest[i] = await p.store.history(p.id, PAGE);
+      },
+      async (p, i) => {
+        p.pages[i] = await p.store.history(p.id, PAGE, p.queries[i]!.before);
+      },
     ];
+    const round = async (offset: number, samples: number) => {
+      const latencies: Latency[][] = [];
+      const disk: number[] = [];
+      for (const read of reads) {
+        const before = diskReadBytes();
+        latencies.push(await latencyInterleaved(samples, plans.map((p) => (i: number) => read(p, offset + i))));
+        disk.push((diskReadBytes() - before) / samples);
+      }
+      return { latencies, disk };
+    };
     await round(0, WARMUP);
     const measured = await round(WARMUP, QUERIES);
-    return plans.map((p, k) => {
+    const results = plans.map((p, k) => {
       const expectPage = (before: number) => Array.from({ length: Math.min(PAGE, before) }, (_, j) => before - 1 - j).join(',');
       p.queries.forEach((q, i) => {
         if (p.asOf[i] !== q.ov) throw new Error(`${p.store.name}: getAsOf(${microsToIso(q.at)}) at depth ${p.depth} answered ov ${p.asOf[i]}, expected ${q.ov}`);
         if (p.newest[i]!.join(',') !== expectPage(p.depth)) throw new Error(`${p.store.name}: newest history page at depth ${p.depth} is wrong`);
         if (p.pages[i]!.join(',') !== expectPage(q.before)) throw new Error(`${p.store.name}: history page before ${q.before} at depth ${p.depth} is wrong`);
       });
-      return { depth: p.depth, name: p.store.name, asOf: measured[k]!, newest: measured[plans.length + k]!, page: measured[2 * plans.length + k]!, checked: p.queries.length };
+      const [asOf, newest, page] = measured.latencies.map((l) => l[k]!);
+      return { depth: p.depth, name: p.store.name, asOf: asOf!, newest: newest!, page: page!, checked: p.queries.length };
     });
+    const [asOf, newest, page] = measured.disk;
+    return { results, diskPerCall: { asOf: asOf!, newest: newest!, page: page! } };
   };
 
   const results: Result[] = [];
+  const diskByDepth: Array<{ depth: number; asOf: number; newest: number; page: number }> = [];
   for (let d = 0; d < DEPTHS.length; d++) {
     const depth = DEPTHS[d]!;
     log(`${depth.toLocaleString('en-US')} versions: ${QUERIES} samples per store and read (after ${WARMUP} warm-up), interleaved call by call`);
-    results.push(...(await measure(await Promise.all(stores.map((store, s) => planFor(store, ids[s]![d]!, depth))))));
+    const measured = await measure(await Promise.all(stores.map((store, s) => planFor(store, ids[s]![d]!, depth))));
+    results.push(...measured.results);
+    diskByDepth.push({ depth, ...measured.diskPerCall });
   }
 
   // Why Xronox's deepest reads cost more on this machine: the OS keeps few of its files cached
@@ -195,7 +206,7 @@ try {
   const indexSeconds = secondsSince(warmStart);
   const warmedFiles = (await readdir(versionFolder)).length;
   log(`read Xronox's ${warmedFiles.toLocaleString('en-US')} version files (${(versionBytes / 2 ** 20).toFixed(0)} MiB) in ${versionSeconds.toFixed(1)} s and its index file (${(indexBytes / 2 ** 20).toFixed(0)} MiB) in ${indexSeconds.toFixed(1)} s; measuring ${DEPTHS[deepest]!.toLocaleString('en-US')} versions again`);
-  const warm = await measure(await Promise.all(stores.map((store, s) => planFor(store, ids[s]![deepest]!, DEPTHS[deepest]!))));
+  const { results: warm, diskPerCall: warmDisk } = await measure(await Promise.all(stores.map((store, s) => planFor(store, ids[s]![deepest]!, DEPTHS[deepest]!))));
   await xronox.shutdown();
 
   // ---- report -----------------------------------------------------------------------------
@@ -240,6 +251,19 @@ try {
           return [s.name, `${count(shallow)} versions`, x((r) => r.asOf), x((r) => r.newest), x((r) => r.page)];
         }),
       ),
+    ),
+  );
+  console.log();
+  const kib = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB`;
+  console.log("Bytes this process read from the disk per Xronox call (/proc/self/io read_bytes: the SQLite file's and the version files' pages not in the file cache)");
+  console.log();
+  console.log(
+    markdownTable(
+      ['versions', 'getAsOf (random instant)', `history, newest ${PAGE}`, `history, ${PAGE} before a random version`],
+      [
+        ...diskByDepth.map((d) => [count(d.depth), kib(d.asOf), kib(d.newest), kib(d.page)]),
+        [`${count(deep)}, Xronox's files just read (below)`, kib(warmDisk.asOf), kib(warmDisk.newest), kib(warmDisk.page)],
+      ],
     ),
   );
   console.log();
@@ -288,4 +312,13 @@ async function readEveryFile(paths: readonly string[], chunk = Buffer.allocUnsaf
     }
   }
   return bytes;
+}
+
+/** Bytes this process has read from storage (Linux `/proc/self/io`), or 0 where that is not available. */
+function diskReadBytes(): number {
+  try {
+    return Number(/^read_bytes: (\d+)$/m.exec(readFileSync('/proc/self/io', 'utf8'))?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
 }
