@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,6 +7,7 @@ import { expireDocuments, migrateDocuments } from '../../core/domains/maintenanc
 import type { MessagingCollection } from '../../core/domains/messaging/messaging.js';
 import { DuplicateKeyError, StorageError, TenantAccessError, ValidationError, XronoxError } from '../../core/errors.js';
 import { seededRandom } from '../support/random.js';
+import { runTsx } from '../support/tsx-process.js';
 import { domainDeployment, sqliteIndexes, sqliteRows } from './support.js';
 
 /**
@@ -160,15 +160,11 @@ describe('messaging', () => {
     it('16 upserts of one key from 4 OS processes on one SQLite file leave exactly one document', async () => {
       const worker = fileURLToPath(new URL('./fixtures/upsert-worker.ts', import.meta.url));
       await handle('acme', 'shared_memory').findOne({});
-      const run = (id: number) =>
-        new Promise<{ created: number }>((resolve, reject) => {
-          const child = spawn(process.execPath, ['--import', 'tsx', worker, dep.sqlitePath, 'msg_acme', 'proc-race', String(id), '4'], { stdio: ['ignore', 'pipe', 'pipe'] });
-          let out = '';
-          let err = '';
-          child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-          child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-          child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out) as { created: number }) : reject(new Error(`worker ${id} exited ${code}: ${err}`))));
-        });
+      const run = async (id: number) => {
+        const { code, stdout, stderr } = await runTsx(worker, [dep.sqlitePath, 'msg_acme', 'proc-race', String(id), '4']);
+        if (code !== 0) throw new Error(`worker ${id} exited ${code}: ${stderr}`);
+        return JSON.parse(stdout) as { created: number };
+      };
       const results = await Promise.all([0, 1, 2, 3].map(run));
       expect(results.reduce((n, r) => n + r.created, 0)).toBe(1);
       const docs = await handle('acme', 'shared_memory').find({ key: 'proc-race' });

@@ -4,7 +4,6 @@
  * configured messaging and identities database exists afterwards with exactly its declared
  * indexes, as the document store and SQLite itself report them, and a second run changes nothing.
  */
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -18,25 +17,16 @@ import { initXronox } from '../../core/xronox.js';
 import { EXIT } from '../../functions/cli/xronox.js';
 import { sqliteIndexes } from '../domains/support.js';
 import { tempDir } from '../support/temp.js';
+import { type TsxRun, runTsx } from '../support/tsx-process.js';
 import { cliInProcess, writeConfig } from './support.js';
 
 const CLI = new URL('../../functions/cli/xronox.ts', import.meta.url).pathname;
 
 /** Runs `xronox <args>` in its own process. */
-function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const env = { ...process.env };
-  delete env.NODE_OPTIONS;
-  delete env.XRONOX_CONFIG_FILE;
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  return new Promise((resolve, reject) => {
-    child.once('error', reject);
-    // The AWS SDK warns about Node 20 on stderr; that is not the CLI's output.
-    child.once('close', (code) => resolve({ code, stdout, stderr: stderr.replace(/\(node:\d+\) NodeVersionSupportWarning[\s\S]*?--trace-warnings[^\n]*\n/g, '') }));
-  });
+async function runCli(args: string[]): Promise<TsxRun> {
+  const run = await runTsx(CLI, args, { dropEnv: ['XRONOX_CONFIG_FILE'] });
+  // The AWS SDK warns about Node 20 on stderr; that is not the CLI's output.
+  return { ...run, stderr: run.stderr.replace(/\(node:\d+\) NodeVersionSupportWarning[\s\S]*?--trace-warnings[^\n]*\n/g, '') };
 }
 
 

@@ -10,13 +10,13 @@
  * XRONOX_RELIABILITY_SCALE multiplies the operations per client (default 1);
  * XRONOX_RELIABILITY_SEED changes the seed (printed).
  */
-import { spawn } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Collection } from '../../core/engine/collection.js';
 import { initXronox } from '../../core/xronox.js';
 import { tempDir } from '../support/temp.js';
+import { runTsx } from '../support/tsx-process.js';
 import { checkHistory } from './support/history-checker.js';
 import { type ClientFigures, ordersRoute, pendingOutbox, RELIABILITY_DB, reliabilityConfig, runClient, seedRecords } from './support/history-client.js';
 import { OpLog, readOpLog } from './support/history-log.js';
@@ -125,16 +125,8 @@ function sum(figures: readonly ClientFigures[], field: 'acked' | 'rejected'): { 
 }
 
 /** A host in a child process (`node --import tsx history-worker.ts`); resolves with its clients' figures. */
-function runProcessHost(args: HostArgs): Promise<ClientFigures[]> {
-  const env = { ...process.env };
-  delete env.NODE_OPTIONS;
-  const child = spawn(process.execPath, ['--import', 'tsx', WORKER, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'pipe'], env });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  return new Promise((resolve, reject) => {
-    child.once('error', reject);
-    child.once('close', (code) => (code === 0 ? resolve(JSON.parse(stdout) as ClientFigures[]) : reject(new Error(`client process exited with ${code}: ${stderr}`))));
-  });
+async function runProcessHost(args: HostArgs): Promise<ClientFigures[]> {
+  const { code, stdout, stderr } = await runTsx(WORKER, [JSON.stringify(args)]);
+  if (code !== 0) throw new Error(`client process exited with ${code}: ${stderr}`);
+  return JSON.parse(stdout) as ClientFigures[];
 }

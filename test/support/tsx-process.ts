@@ -1,0 +1,26 @@
+import { spawn } from 'node:child_process';
+
+export interface TsxRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs a TypeScript file in its own Node process (through tsx) to its end and collects its
+ * output. The child gets this process's environment without `NODE_OPTIONS` (the test runner's
+ * hooks are not the child's) and without the variables named in `dropEnv`.
+ */
+export function runTsx(script: string, args: readonly string[], options: { dropEnv?: readonly string[] } = {}): Promise<TsxRun> {
+  const env = { ...process.env };
+  for (const name of ['NODE_OPTIONS', ...(options.dropEnv ?? [])]) delete env[name];
+  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
