@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { SORT_FIELDS, type SortField } from '../contracts/index-store.js';
 import { ValidationError } from '../errors.js';
 import { isValidName } from '../routing/names.js';
-import { parseInstant } from './clock.js';
+import { parseAsOf, parseInstant } from './clock.js';
 import { isPlainObject } from './filter.js';
 
 /** Checks of the arguments callers pass to collection methods; each throws a `ValidationError`. */
@@ -55,7 +55,7 @@ export function parsePoint(target: unknown): { cv: number } | { at: string } {
       checkOv(target.cv, 'cv');
       return { cv: target.cv };
     }
-    if ('at' in target) return { at: parseInstant(target.at) };
+    if ('at' in target) return { at: parseAsOf(target.at) };
   }
   throw new ValidationError('The restore target must be { cv } or { at }');
 }

@@ -17,7 +17,7 @@ import {
   parsePoint,
 } from './arguments.js';
 import { blobKeys, type BlobSync, type SyncTarget } from './blob-sync.js';
-import { nextVersionTime, nowInstant, parseInstant } from './clock.js';
+import { nextVersionTime, nowInstant, parseAsOf, parseInstant, untilClockReaches } from './clock.js';
 import { windowKeysAt } from './counter-windows.js';
 import type {
   ActorChange,
@@ -382,7 +382,7 @@ export class Collection {
   async getAsOf<T extends Data = Data>(id: string, at: string | Date, options: { includeDeleted?: boolean } & PresentOptions = {}): Promise<VersionRecord<T> | null> {
     this.#requireVersioned('getAsOf');
     assertName('id', id);
-    const instant = parseInstant(at);
+    const instant = parseAsOf(at);
     checkOptions(options);
     checkTtl(options.ttlSeconds);
     const row = await this.#ctx.index.findVersionAt(this.#ns, id, { at: instant });
@@ -416,7 +416,7 @@ export class Collection {
     checkOptions(options);
     const limit = checkLimit(options.limit);
     const from = options.from === undefined ? undefined : parseInstant(options.from, 'from');
-    const to = options.to === undefined ? undefined : parseInstant(options.to, 'to');
+    const to = options.to === undefined ? undefined : parseAsOf(options.to, 'to');
     const scope = `${this.#ns.dbName}/${this.#ns.collection}/changesBy/${actorId(who)}`;
     const before = options.pageToken === undefined ? undefined : decodeActorCursor(scope, options.pageToken);
     const rows = await this.#ctx.index.listVersionsByActor(this.#ns, actorId(who), {
@@ -478,7 +478,7 @@ export class Collection {
     const direction = page?.direction ?? checkSort(options.sort, ['id']).direction;
     const versioned = this.#ctx.route.policy.versioned;
     if (!versioned && options.at !== undefined) this.#requireVersioned('query with `at`');
-    if (page && options.at !== undefined && parseInstant(options.at) !== page.at) {
+    if (page && options.at !== undefined && parseAsOf(options.at) !== page.at) {
       throw new ValidationError('at differs from the point in time of pageToken', { path: 'at' });
     }
     if (!versioned) {
@@ -493,7 +493,7 @@ export class Collection {
       const last = items[items.length - 1];
       return { items, at: null, nextPageToken: rows.length > limit && last ? encodePageToken(scope, { at: null, afterId: last.id, direction }) : null };
     }
-    const at = page?.at ?? (options.at === undefined ? nowInstant() : parseInstant(options.at));
+    const at = page?.at ?? (options.at === undefined ? nowInstant() : parseAsOf(options.at));
     const rows = await this.#ctx.index.queryAt(this.#ns, { at, filter: node, includeDeleted, direction, limit: limit + 1, ...(page ? { afterId: page.afterId } : {}) });
     const items: XronoxRecord<T>[] = [];
     for (const row of rows.slice(0, limit)) {
@@ -709,6 +709,7 @@ export class Collection {
       const result = await this.#ctx.index.commit(this.#ns, { writes, counters: [this.#counterDelta(deltas)] });
       if (!result.ok) throw conflictOf(result);
       for (const w of writes) await this.#ctx.sync.schedule(this.#syncTarget, this.#ns, w.id);
+      for (const w of writes) if (w.head) await untilClockReaches(w.head.updatedAt);
     }
     report.unchanged += unchanged;
     for (const change of planned) {
@@ -882,6 +883,7 @@ export class Collection {
     const result = await this.#ctx.index.commit(this.#ns, batch);
     if (!result.ok) throw result.reason === 'version' ? new VersionConflictError(write.id, expectedOv, result.actualOv) : conflictOf(result);
     await this.#ctx.sync.schedule(this.#syncTarget, this.#ns, write.id);
+    if (write.head) await untilClockReaches(write.head.updatedAt);
     return result.cvs[0]!;
   }
 
@@ -948,7 +950,7 @@ export class Collection {
       checkOv(target.ov, 'ov');
       return this.#ctx.index.getVersion(this.#ns, id, target.ov);
     }
-    if (isPlainObject(target) && 'at' in target) return this.#ctx.index.findVersionAt(this.#ns, id, { at: parseInstant(target.at) });
+    if (isPlainObject(target) && 'at' in target) return this.#ctx.index.findVersionAt(this.#ns, id, { at: parseAsOf(target.at) });
     throw new ValidationError('The restore target must be { ov } or { at }');
   }
 

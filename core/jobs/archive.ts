@@ -2,7 +2,7 @@ import type { BlobStore } from '../contracts/blob-store.js';
 import type { IndexStore, Namespace } from '../contracts/index-store.js';
 import { isDocumentDatabaseType } from '../domains/open.js';
 import { BlobSync, blobKeys, forEachUnarchived, putVersionOnce } from '../engine/blob-sync.js';
-import { parseInstant } from '../engine/clock.js';
+import { parseAsOf } from '../engine/clock.js';
 import { isValidName } from '../routing/names.js';
 import type { StoragePolicy } from '../routing/policy.js';
 import type { BlobLocation } from '../routing/router.js';
@@ -71,7 +71,7 @@ export async function archiveRecord(target: ArchiveTarget, collection: string, i
  */
 export async function archiveSweep(target: ArchiveTarget, ctx: JobContext): Promise<void> {
   if (!target.policy.versioned || !target.blobs.versions) return;
-  const writtenBefore = parseInstant(new Date(ctx.now.getTime() - ctx.settings.sweepAfterMs));
+  const writtenBefore = parseAsOf(new Date(ctx.now.getTime() - ctx.settings.sweepAfterMs));
   let after: { collection: string; id: string } | undefined;
   for (;;) {
     await ctx.checkpoint();

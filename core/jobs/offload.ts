@@ -1,6 +1,6 @@
 import type { HeadRow, Namespace } from '../contracts/index-store.js';
 import { isDocumentDatabaseType } from '../domains/open.js';
-import { parseInstant } from '../engine/clock.js';
+import { parseAsOf } from '../engine/clock.js';
 import { isOffloaded, recordObjectKey } from '../engine/offloaded.js';
 import type { JobTarget } from '../engine/xronox.js';
 import { ConflictError } from '../errors.js';
@@ -35,7 +35,7 @@ export async function offloadDatabase(target: JobTarget, ctx: JobContext): Promi
   for (const collection of await target.index.listCollections(target.dbName)) {
     const days = offloadDays(target, ctx, collection);
     if (days === undefined) continue;
-    const cutoff = parseInstant(new Date(ctx.now.getTime() - days * DAY_MS));
+    const cutoff = parseAsOf(new Date(ctx.now.getTime() - days * DAY_MS));
     await offloadCollection(target, ctx, records, { dbName: target.dbName, collection }, cutoff);
   }
 }

@@ -3,7 +3,7 @@ import type { Namespace } from '../contracts/index-store.js';
 import { expireDocumentDatabase } from '../domains/maintenance.js';
 import { isDocumentDatabaseType } from '../domains/open.js';
 import { BlobSync, blobKeys, SyncLeased } from '../engine/blob-sync.js';
-import { parseInstant } from '../engine/clock.js';
+import { parseAsOf } from '../engine/clock.js';
 import { retentionBounds } from '../engine/counter-windows.js';
 import type { JobTarget } from '../engine/xronox.js';
 import { type JobContext, syncTargetOf } from './job.js';
@@ -147,7 +147,7 @@ async function expireLogs(target: JobTarget, ns: Namespace, ctx: JobContext, syn
 
 /** The canonical version time `days` before `now`, comparable as a string with stored times. */
 function instantBefore(now: Date, days: number): string {
-  return parseInstant(new Date(now.getTime() - days * DAY_MS));
+  return parseAsOf(new Date(now.getTime() - days * DAY_MS));
 }
 
 function range(from: number, to: number): number[] {

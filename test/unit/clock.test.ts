@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { nextVersionTime, parseInstant } from '../../core/engine/clock.js';
+import { clockCatchUpMs, MAX_CLOCK_WAIT_MS, nextVersionTime, nowInstant, parseAsOf, parseInstant, untilClockReaches } from '../../core/engine/clock.js';
 import { ValidationError } from '../../core/errors.js';
 
 describe('nextVersionTime', () => {
@@ -103,5 +103,65 @@ describe('parseInstant', () => {
       expect((err as ValidationError).path).toBe('asOf');
       expect((err as ValidationError).message).toMatch(/^asOf must be an ISO-8601 time/);
     }
+  });
+});
+
+describe('parseAsOf', () => {
+  it.each([
+    ['2024-01-02T03:04:05.678Z', '2024-01-02T03:04:05.678999Z'],
+    ['2024-01-02T03:04:05.67Z', '2024-01-02T03:04:05.670999Z'],
+    ['2024-01-02T03:04:05Z', '2024-01-02T03:04:05.000999Z'],
+    ['2024-01-02', '2024-01-02T00:00:00.000999Z'],
+    ['2024-01-02T03:04:05.6789Z', '2024-01-02T03:04:05.678900Z'],
+    ['2024-01-02T03:04:05.678901Z', '2024-01-02T03:04:05.678901Z'],
+    ['2024-01-02T03:04:05.678901234Z', '2024-01-02T03:04:05.678901Z'],
+    ['2024-01-02T03:04:05.678+01:00', '2024-01-02T02:04:05.678999Z'],
+    ['9999-12-31T23:59:59.999Z', '9999-12-31T23:59:59.999999Z'],
+  ])('reads %s as %s', (input, expected) => {
+    expect(parseAsOf(input)).toBe(expected);
+  });
+
+  it('reads a Date as the end of its millisecond, after every version stamped within it', () => {
+    expect(parseAsOf(new Date('2024-01-02T03:04:05.678Z'))).toBe('2024-01-02T03:04:05.678999Z');
+    const ms = Date.parse('2024-01-02T03:04:05.678Z');
+    let stamp: string | null = null;
+    for (let i = 0; i < 1000; i++) {
+      stamp = nextVersionTime(stamp, ms);
+      expect(stamp <= parseAsOf(new Date(ms))).toBe(true);
+    }
+  });
+
+  it('refuses what parseInstant refuses, naming the label', () => {
+    expect(() => parseAsOf('yesterday', 'to')).toThrow(/^to must be an ISO-8601 time/);
+    expect(() => parseAsOf(new Date(Number.NaN))).toThrow(ValidationError);
+  });
+});
+
+describe('nowInstant', () => {
+  it('is the end of the current millisecond', () => {
+    const before = Date.now();
+    const now = nowInstant();
+    expect(now.endsWith('999Z')).toBe(true);
+    expect(Date.parse(now)).toBeGreaterThanOrEqual(before);
+    expect(Date.parse(now)).toBeLessThanOrEqual(Date.now());
+    expect(nextVersionTime(null) <= nowInstant()).toBe(true);
+  });
+});
+
+describe('clockCatchUpMs', () => {
+  const ms = Date.parse('2024-06-01T12:00:00.000Z');
+  it('is zero while the stamp is within the clock\'s millisecond or behind it', () => {
+    expect(clockCatchUpMs('2024-06-01T12:00:00.000999Z', ms)).toBe(0);
+    expect(clockCatchUpMs('2024-06-01T11:59:59.999999Z', ms)).toBe(0);
+  });
+  it('is the distance to the stamp\'s millisecond when the stamp ran ahead, capped', () => {
+    expect(clockCatchUpMs('2024-06-01T12:00:00.001000Z', ms)).toBe(1);
+    expect(clockCatchUpMs('2024-06-01T12:00:00.250500Z', ms)).toBe(250);
+    expect(clockCatchUpMs('2024-06-01T12:05:00.000000Z', ms)).toBe(MAX_CLOCK_WAIT_MS);
+  });
+  it('untilClockReaches resolves once the clock is in the stamp\'s millisecond', async () => {
+    const target = nextVersionTime(null, Date.now() + 30);
+    await untilClockReaches(target);
+    expect(Date.now()).toBeGreaterThanOrEqual(Date.parse(target));
   });
 });
