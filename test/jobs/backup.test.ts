@@ -13,7 +13,7 @@ import type { XronoxConfigInput } from '../../core/config/schema.js';
 import type { Collection } from '../../core/engine/collection.js';
 import type { Xronox } from '../../core/engine/xronox.js';
 import { type BackupManifest, parseManifest } from '../../core/jobs/backup.js';
-import { backupDate } from '../../core/jobs/snapshot.js';
+import { backupDate, snapshotId } from '../../core/jobs/snapshot.js';
 import { initXronox } from '../../core/xronox.js';
 import { EXIT } from '../../functions/cli/xronox.js';
 import { archive, archiveSweep, backup, container } from '../../functions/jobs/handlers.js';
@@ -153,26 +153,27 @@ describe.each(JOB_BACKENDS)('backups and restore: $name', (backend) => {
     // Four record collections, and the four document collections of the (empty) messaging database.
     expect(report.counts.backedUpCollections).toBe(8);
     const date = backupDate(new Date(scheduledEvent(now, 'x').time));
+    const snap = snapshotId(new Date(scheduledEvent(now, 'x').time));
 
-    // The documented layout, a manifest that matches its files, and never a backup of logs.
+    // The documented layout (one snapshot per run, named by its time), a manifest that matches its files, and never a backup of logs.
     const rtBucket = fx.inst.bucketOf(names.rt);
     const keys = await allKeys(fx.inspect, rtBucket, 'backups/');
-    expect(keys).toEqual(
-      [`backups/customers/${date}/${names.rt}/manifest.json`, `backups/customers/${date}/${names.rt}/part-00000.jsonl.gz`, `backups/orders/${date}/${names.rt}/manifest.json`, `backups/orders/${date}/${names.rt}/part-00000.jsonl.gz`].sort(),
-    );
-    const manifest = JSON.parse(Buffer.from((await fx.inspect.get(rtBucket, `backups/orders/${date}/${names.rt}/manifest.json`))!).toString('utf8')) as BackupManifest;
+    const folder = (collection: string) => `backups/${collection}/${date}/${names.rt}/${snap}/`;
+    expect(keys).toEqual(['customers', 'orders'].flatMap((c) => [`${folder(c)}manifest.json`, `${folder(c)}part-00000.jsonl.gz`]).sort());
+    const manifest = JSON.parse(Buffer.from((await fx.inspect.get(rtBucket, `${folder('orders')}manifest.json`))!).toString('utf8')) as BackupManifest;
     const ordersState = before[`${names.rt}/orders`] as { heads: unknown[]; versions: unknown[][]; cv: number; counters: Record<string, number> };
     expect(manifest).toMatchObject({
       format: 'xronox-backup/1',
       dbName: names.rt,
       collection: 'orders',
       date,
+      snapshot: { id: snap, collections: ['customers', 'orders'] },
       collectionVersion: ordersState.cv,
       counters: ordersState.counters,
       counterWindows: ordersWindows,
       counts: { heads: ordersState.heads.length, versions: ordersState.versions.flat().length, claims: 0 },
     });
-    const part = (await fx.inspect.get(rtBucket, `backups/orders/${date}/${names.rt}/part-00000.jsonl.gz`))!;
+    const part = (await fx.inspect.get(rtBucket, `${folder('orders')}part-00000.jsonl.gz`))!;
     expect(manifest.files).toEqual([{ name: 'part-00000.jsonl.gz', lines: manifest.counts.heads + manifest.counts.versions, bytes: part.byteLength, sha256: createHash('sha256').update(part).digest('hex') }]);
     expect(gunzipSync(part).toString('utf8').split('\n')[0]).toMatch(/^\{"t":"head","head":\{"id":/);
     // Manifests written before counter windows existed still parse (and restore with none); malformed windows do not.
@@ -182,8 +183,8 @@ describe.each(JOB_BACKENDS)('backups and restore: $name', (backend) => {
     expect(() => parseManifest(Buffer.from(JSON.stringify({ ...manifest, counterWindows: [{ window: 'year:2026', counts: {} }] })), 'bad')).toThrow(/manifest/);
     expect(() => parseManifest(Buffer.from(JSON.stringify({ ...manifest, counterWindows: [{ window: 'day:2026-01-01', counts: { n: 0.5 } }] })), 'bad')).toThrow(/manifest/);
     expect(await allKeys(fx.inspect, fx.inst.bucketOf(names.logs), 'backups/')).toEqual([]);
-    // A second run the same day finds the snapshots done.
-    expect((await backup(scheduledEvent(now, 'xronox-backup'), lambdaContext('xronox-backup'))).counts).toMatchObject({ collectionsAlreadyBackedUp: 8 });
+    // A retried invocation of the same schedule (same event time) finds its snapshots done.
+    expect((await backup(scheduledEvent(now, 'xronox-backup'), lambdaContext('xronox-backup'))).counts).toEqual({ collectionsAlreadyBackedUp: 8 });
 
     await wipe(x, sub);
     expect(await snapshot(sub, names)).toEqual({});
@@ -220,9 +221,10 @@ describe.each(JOB_BACKENDS)('backups and restore: $name', (backend) => {
     const now = new Date();
     await backup(scheduledEvent(now, 'xronox-backup'), lambdaContext('xronox-backup'));
     const date = backupDate(new Date(scheduledEvent(now, 'x').time));
+    const folder = `backups/orders/${date}/${names.rt}/${snapshotId(new Date(scheduledEvent(now, 'x').time))}/`;
     await wipe(x, sub);
     const rtBucket = fx.inst.bucketOf(names.rt);
-    const partKey = `backups/orders/${date}/${names.rt}/part-00000.jsonl.gz`;
+    const partKey = `${folder}part-00000.jsonl.gz`;
     const good = (await fx.inspect.get(rtBucket, partKey))!;
 
     // One flipped byte in a part: the SHA-256 no longer matches.
@@ -241,7 +243,7 @@ describe.each(JOB_BACKENDS)('backups and restore: $name', (backend) => {
     const { gzipSync } = await import('node:zlib');
     const forgedGz = gzipSync(forged);
     await fx.inspect.put(rtBucket, partKey, forgedGz);
-    const manifestKey = `backups/orders/${date}/${names.rt}/manifest.json`;
+    const manifestKey = `${folder}manifest.json`;
     const manifest = JSON.parse(Buffer.from((await fx.inspect.get(rtBucket, manifestKey))!).toString('utf8')) as BackupManifest;
     manifest.files[0] = { ...manifest.files[0]!, bytes: forgedGz.byteLength, sha256: createHash('sha256').update(forgedGz).digest('hex') };
     await fx.inspect.put(rtBucket, manifestKey, Buffer.from(JSON.stringify(manifest)));
