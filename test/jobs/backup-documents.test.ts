@@ -121,6 +121,22 @@ describe.each(JOB_BACKENDS)('backups of messaging and identities databases: $nam
     // A retried invocation of the same schedule (same event time) finds its snapshots done.
     expect((await backup(scheduledEvent(now, 'xronox-backup'), lambdaContext('xronox-backup'))).counts).toMatchObject({ collectionsAlreadyBackedUp: report.counts.backedUpCollections });
 
+    // A document written after the backup: a restore over it is refused, naming how many the
+    // database holds, and changes nothing; --replace brings back exactly the snapshot.
+    const memory = x.with({ databaseType: 'messaging', tier: 'generic', collection: 'shared_memory' });
+    await memory.insert({ key: 'late', namespace: 'app', tenantId: 'acme', val: { n: -1 }, _system: { createdAt: new Date(), updatedAt: new Date(), retentionDays: 3650 } });
+    const held = MESSAGING.reduce((n, c) => n + before[`${names.msg}/${c}`]!.length, 0) + 1;
+    const refused = await cliInProcess(['backup', 'restore', '--db', names.msg, '--date', date, '--config', file, '--quiet']);
+    expect({ code: refused.code, stderr: refused.stderr }).toEqual({
+      code: EXIT.failed,
+      stderr: `${names.msg} is not empty: it holds ${held} documents, and restoring a backup over them would mix them with the snapshot. Restore into an empty database, or pass --replace (mode: 'replace') to replace the whole database with the snapshot\n`,
+    });
+    expect((await documents(x, dbs))[`${names.msg}/shared_memory`]).toHaveLength(31);
+    const replacing = await cliInProcess(['backup', 'restore', '--db', names.msg, '--date', date, '--replace', '--config', file, '--quiet']);
+    expect({ code: replacing.code, stderr: replacing.stderr }).toEqual({ code: EXIT.ok, stderr: '' });
+    expect(JSON.parse(replacing.stdout)).toMatchObject({ job: 'restore', complete: true, counts: { restoredCollections: 4, replacedDocuments: held } });
+    expect(await documents(x, dbs)).toEqual(before);
+
     await x.shutdown();
     await container.close();
     for (const suffix of ['', '-wal', '-shm']) rmSync(join(sub, `xronox.sqlite${suffix}`), { force: true });
