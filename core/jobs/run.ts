@@ -82,8 +82,9 @@ function checkDatabaseNames(job: ScheduledJob, names: readonly string[], eligibl
  * and `mode` what happens to data the database holds), objects included: the report is logged
  * once everything is done.
  *
- * Refused before any work, with an error thrown: a database that is not configured (or a
- * dynamic tenant's with no data), a request that names no complete snapshot (`NotFoundError`),
+ * Refused before any work, with an error thrown: a database that is neither configured nor a
+ * dynamic tenant's that its store holds (`ValidationError`, listing the databases with backups),
+ * a request that names no complete snapshot (`NotFoundError`),
  * and, unless `mode` is `replace`, a database (or `collections` of it) that is not empty
  * (`RestoreTargetNotEmptyError`). The run checks emptiness again when it swaps the snapshot in.
  */

@@ -14,8 +14,10 @@
  * creates the document collections of the configured messaging and/or identities databases with
  * their indexes (idempotent) and prints one JSON line per database (`migrateDocuments`).
  *
- * Exit codes: 0 done; 1 failed on some database; 2 bad usage or config; 3 stopped early or a
- * database was busy with another run (rerun, or pass --wait).
+ * Exit codes: 0 done; 1 failed on some database (or a restore refused: the database is not
+ * empty and --replace was not given); 2 bad usage or config (a --db that names no database the
+ * job runs on included); 3 stopped early or a database was busy with another run (rerun, or
+ * pass --wait).
  */
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -193,8 +195,8 @@ async function migrate(xronox: Xronox, target: (typeof MIGRATE_TARGETS)[number],
 const PROGRESS_LINE_MS = 2000;
 
 /**
- * Progress for logs and pipes: a line when the run reaches a new database or step, and at most
- * every `PROGRESS_LINE_MS` while counts change.
+ * Progress for logs and pipes: a line when the run reaches a new database or step or finishes
+ * one, and at most every `PROGRESS_LINE_MS` while counts change.
  */
 function progressLines(stream: NodeJS.WritableStream): { update: (p: JobProgress) => void; stop: () => void } {
   let last = '';
@@ -202,7 +204,7 @@ function progressLines(stream: NodeJS.WritableStream): { update: (p: JobProgress
   let lastAt = 0;
   return {
     update: (p) => {
-      const step = `${p.dbName}\u0000${p.phase}`;
+      const step = `${p.databasesDone}\u0000${p.dbName}\u0000${p.phase}`;
       const counts = Object.entries(p.counts).map(([k, v]) => `${k} ${v}`).join(', ') || '-';
       const line = `${p.job}: ${p.databasesDone}/${p.databasesTotal} databases | ${p.dbName || '-'}${p.phase ? ` ${p.phase}` : ''} | ${counts}`;
       const now = Date.now();
