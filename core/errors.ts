@@ -115,6 +115,31 @@ export class DuplicateKeyError extends ConflictError {
 }
 
 /**
+ * A backup restore was asked into a database (or the collections it names) that already holds
+ * data: importing the snapshot over it would mix records written since the backup with the
+ * snapshot's, and counters would then match neither. Restore into an empty database, or ask for
+ * `mode: 'replace'` (`--replace`). Its `code` is `CONFLICT`.
+ */
+export class RestoreTargetNotEmptyError extends ConflictError {
+  /** The database that is not empty. */
+  readonly dbName: string;
+  /** How many records (record databases, deleted ones included) or documents it holds. */
+  readonly held: number;
+  readonly unit: 'records' | 'documents';
+
+  constructor(dbName: string, held: number, unit: 'records' | 'documents', scope?: readonly string[]) {
+    super(
+      `${dbName} is not empty: ${scope ? `${scope.join(', ')} ${scope.length === 1 ? 'holds' : 'hold'}` : 'it holds'} ${held} ${held === 1 ? unit.slice(0, -1) : unit}, ` +
+        'and restoring a backup over them would mix them with the snapshot. Restore into an empty database, or pass --replace ' +
+        "(mode: 'replace') to replace the whole database with the snapshot",
+    );
+    this.dbName = dbName;
+    this.held = held;
+    this.unit = unit;
+  }
+}
+
+/**
  * An update or delete was asked of an append-only database type (logs): its records are only
  * ever created. A `ValidationError` (HTTP 400), since no retry can make it succeed.
  */

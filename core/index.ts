@@ -94,6 +94,7 @@ export {
   DuplicateKeyError,
   ERROR_CODES,
   NotFoundError,
+  RestoreTargetNotEmptyError,
   RouteNotFoundError,
   StorageError,
   TenantAccessError,

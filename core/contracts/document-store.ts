@@ -86,6 +86,23 @@ export interface DocumentStore {
   /** Deletes every document of the collection, expired or not; returns how many. Indexes stay. */
   clearCollection(ns: Namespace): Promise<number>;
 
+  /** How many documents the collection stores, expired ones not yet removed included; `0` for an unknown collection. */
+  countDocuments(ns: Namespace): Promise<number>;
+
+  /**
+   * Replaces whole collections of `dbName` (a backup restore): each listed collection's
+   * documents become copies of those of the same collection in database `from` (a restore's
+   * staging area, left as it was), in their order and with their expiry; with `from: null` the
+   * collection is only emptied. Both collections must have been ensured in this process.
+   *
+   * With `options.onlyIfEmpty`, nothing changes when the listed collections hold any document:
+   * `replaced` is `false` and `held` says how many. With `capabilities.atomicReplace` all of it
+   * is one transaction (readers see every collection as it was or every one replaced);
+   * otherwise it runs collection by collection; it is idempotent, so a call cut off half-way is
+   * finished by calling it again with the same staging area.
+   */
+  replaceCollections(dbName: string, replacements: ReadonlyArray<{ collection: string; from: string | null }>, options: { onlyIfEmpty: boolean }): Promise<{ replaced: boolean; held: number }>;
+
   /** Resolves when the backend answers. */
   ping(): Promise<void>;
 
@@ -96,6 +113,8 @@ export interface DocumentStore {
 export interface DocumentStoreCapabilities {
   /** The backend deletes expired documents by itself (a TTL index); otherwise only `deleteExpired` does. */
   readonly nativeExpiry: boolean;
+  /** `replaceCollections` is one transaction (SQLite); otherwise it runs collection by collection. */
+  readonly atomicReplace: boolean;
 }
 
 /** A value in a document: JSON plus `Date` (stored as a date, read back as a `Date`). */

@@ -203,13 +203,36 @@ export interface IndexStore {
   /**
    * Restores records exactly as given, in one transaction: for each, the head and every version
    * entry (with its cv, `archived` flag and body) replace whatever the namespace held for that
-   * id; each record is marked for blob sync. Claims are set as given (a claim already held by
+   * id; each record is marked for blob sync (unless `batch.sync` is `false`). Claims are set as given (a claim already held by
    * another record is taken over). The namespace's collection version is raised to the highest
    * of `collectionVersion` and every cv in the batch when that is higher (it never goes down, so
    * later commits never reuse an imported cv). Idempotent: importing the same batch twice leaves
    * the same state.
    */
   importRecords(ns: Namespace, batch: ImportBatch): Promise<void>;
+
+  /** How many heads (records, deleted ones included) the namespace holds; `0` for one never written. */
+  countRecords(ns: Namespace): Promise<number>;
+
+  /**
+   * Replaces whole collections of `dbName` (a backup restore). For each replacement, everything
+   * the collection held (heads, version entries, claims, collection version, outbox entries, dead
+   * letters) goes, and what the same collection of database `from` holds (a restore's staging
+   * area, filled by `importRecords` with `sync: false`) is copied in whole (`from` is left as it
+   * was); every head copied in is marked for blob sync. With `from: null` the collection is only emptied. The collection's
+   * counter totals and windows (in `options.countersDb`) become exactly `counters` (none when
+   * absent). With `options.wholeDatabase`, every other collection of `dbName` is emptied too,
+   * counters included. Objects queued for upload (`listPendingBlobs`) are kept: they may be
+   * content that restored records point at.
+   *
+   * With `options.onlyIfEmpty`, nothing changes when the collections to replace (with
+   * `wholeDatabase`, the whole database) hold any head: `replaced` is `false` and `held` says how
+   * many. With `capabilities.atomicReplace` all of it is one transaction: readers see every
+   * collection as it was or every one replaced, and the emptiness check cannot race a write.
+   * Otherwise it runs collection by collection; it is idempotent, so a call cut off half-way is
+   * finished by calling it again with the same staging area.
+   */
+  replaceCollections(dbName: string, replacements: readonly CollectionReplacement[], options: ReplaceCollectionsOptions): Promise<{ replaced: boolean; held: number }>;
 
   /** Sets the named counters of a collection to these totals, in one transaction; other counters are untouched. Idempotent. */
   setCounters(dbName: string, collection: string, values: Record<string, number>): Promise<void>;
@@ -239,6 +262,8 @@ export interface IndexStoreCapabilities {
   readonly atomicBatches: boolean;
   /** Several OS processes may share the store safely. */
   readonly multiProcess: boolean;
+  /** `replaceCollections` is one transaction (SQLite); otherwise it runs collection by collection. */
+  readonly atomicReplace: boolean;
 }
 
 export interface Namespace {
@@ -467,6 +492,26 @@ export interface ImportBatch {
   records: readonly ImportedRecord[];
   claims?: ReadonlyArray<{ key: string; id: string }>;
   collectionVersion?: number;
+  /** `false`: the records are not marked for blob sync (a restore's staging area; `replaceCollections` marks them). Default `true`. */
+  sync?: boolean;
+}
+
+/** One collection of a `replaceCollections` call. */
+export interface CollectionReplacement {
+  collection: string;
+  /** The database whose collection of the same name is copied in; `null`: the collection is emptied. */
+  from: string | null;
+  /** What the collection's counters become, exactly; absent: none. */
+  counters?: { totals: Readonly<Record<string, number>>; windows: readonly CounterWindow[] };
+}
+
+export interface ReplaceCollectionsOptions {
+  /** Where the collections' counters are kept: the analytics database for runtime, else the database itself. */
+  countersDb: string;
+  /** Every collection of the database not listed is emptied too, so the database holds exactly what the replacements bring. */
+  wholeDatabase: boolean;
+  /** Change nothing when what is to be replaced holds any record. */
+  onlyIfEmpty: boolean;
 }
 
 let tag: string | undefined;

@@ -154,9 +154,10 @@ export class BlobSync {
    * Syncs every record the outbox of `target` lists (after a crash or a blob store outage).
    * Records whose sync lease another process holds are waited for, up to one lease: a live
    * holder finishes them, and a crashed one's lease runs out, after which they are synced here.
+   * `onPage` hears how many records were synced so far after each page of the outbox.
    */
-  async repair(target: SyncTarget, collection?: string): Promise<SyncReport> {
-    const run = this.#repair(target, collection, Math.min(this.#leaseMs(target), MAX_REPAIR_WAIT_MS));
+  async repair(target: SyncTarget, collection?: string, onPage?: (synced: number) => Promise<void> | void): Promise<SyncReport> {
+    const run = this.#repair(target, collection, Math.min(this.#leaseMs(target), MAX_REPAIR_WAIT_MS), false, onPage);
     this.#repairs.add(run);
     try {
       return await run;
@@ -166,7 +167,7 @@ export class BlobSync {
   }
 
   /** One pass over the outbox, then more while records are leased by another process, for up to `waitMs`. */
-  async #repair(target: SyncTarget, collection: string | undefined, waitMs: number, closingPass = false): Promise<SyncReport> {
+  async #repair(target: SyncTarget, collection: string | undefined, waitMs: number, closingPass = false, onPage?: (synced: number) => Promise<void> | void): Promise<SyncReport> {
     const seen = new Set<string>();
     const deadline = Date.now() + waitMs;
     for (;;) {
@@ -184,6 +185,7 @@ export class BlobSync {
           await this.schedule(target, { dbName: target.dbName, collection: p.collection }, p.id);
         }
         await this.flush();
+        await onPage?.(seen.size);
       }
       const leased = [...retried].some((k) => this.#leasedKeys.has(k));
       // Once `close()` has begun, only its own last pass still waits.

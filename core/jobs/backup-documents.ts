@@ -4,7 +4,8 @@ import { checkDocument } from '../domains/documents/document-check.js';
 import { valueAt } from '../domains/documents/document-filter.js';
 import { documentCollectionsOf, storedDocumentRules } from '../domains/open.js';
 import type { JobTarget } from '../engine/xronox.js';
-import { ConflictError, ValidationError, XronoxError } from '../errors.js';
+import { ConflictError, RestoreTargetNotEmptyError, ValidationError, XronoxError } from '../errors.js';
+import { restoreStagingDbName } from '../routing/names.js';
 import { type RestoreOptions, snapshotsToRestore } from './backup.js';
 import type { JobContext } from './job.js';
 import {
@@ -16,6 +17,7 @@ import {
   type ManifestBase,
   PartWriter,
   parseManifestBase,
+  planSnapshot,
   readManifest,
   readPartLines,
   removeUnlisted,
@@ -24,8 +26,8 @@ import {
 
 /**
  * Backups of document databases (messaging, identities): per collection, the same snapshot
- * files as records (`backups/{collection}/{YYYY-MM-DD}/{dbName}/`, gzip JSON-lines parts and a
- * manifest written last, see `snapshot.ts`), one line per stored document in insertion order:
+ * files as records (`backups/{collection}/{YYYY-MM-DD}/{dbName}/{snapshot}/`, gzip JSON-lines
+ * parts and a manifest written last, see `snapshot.ts`), one line per stored document in insertion order:
  * `{"t":"doc","expiresAt":<ISO time or null>,"doc":<document JSON>}` (dates as `{"$date": …}`).
  * The manifest says `"kind": "documents"` and counts the documents.
  *
@@ -48,13 +50,18 @@ export async function backupDocumentDatabase(target: JobTarget, ctx: JobContext,
   const loc = target.blobs.backups;
   if (!loc) return;
   const date = backupDate(ctx.now);
-  for (const { collection, spec } of documentCollectionsOf(ctx.config, target)) {
+  const specs = new Map(documentCollectionsOf(ctx.config, target).map((c) => [c.collection, c.spec]));
+  const plan = await planSnapshot(target.blob, loc, target.dbName, date, ctx.now, [...specs.keys()]);
+  if (plan.resumed) ctx.tally.add('snapshotsResumed');
+  for (const collection of plan.collections) {
+    const spec = specs.get(collection);
+    if (!spec) throw new ValidationError(`${target.databaseType} databases have no collection ${JSON.stringify(collection)}; snapshot ${plan.id} of ${target.dbName} cannot be finished`);
     await ctx.checkpoint();
     const ns: Namespace = { dbName: target.dbName, collection };
-    const folder = snapshotFolder(loc, collection, date, target.dbName);
+    const folder = snapshotFolder(loc, collection, date, target.dbName, plan.id);
     const existing = await target.blob.get(loc.bucket, `${folder}manifest.json`);
     if (existing) {
-      // Done by this run before a crash, or by an earlier run today: only finish its clean-up.
+      // Done by the run this one finishes (or, retried, by this run itself): only finish its clean-up.
       await removeUnlisted(target.blob, loc, folder, parseDocumentManifest(existing, `${loc.bucket}/${folder}manifest.json`));
       ctx.tally.add('collectionsAlreadyBackedUp');
       continue;
@@ -67,6 +74,7 @@ export async function backupDocumentDatabase(target: JobTarget, ctx: JobContext,
       databaseType: target.databaseType,
       collection,
       date,
+      snapshot: { id: plan.id, collections: plan.collections },
       counts: { documents },
       bytes: parts.files.reduce((n, f) => n + f.bytes, 0),
       files: parts.files,
@@ -148,38 +156,54 @@ class UniqueKeys {
 }
 
 /**
- * Rebuilds the document collections of one database from the snapshots of one day. Every file
- * is checked first (sizes, SHA-256, line counts, and every document against its collection's
- * spec, as a write would be); on any mismatch nothing is written. Then each collection is
- * created with its indexes if missing, cleared, and filled with the snapshot's documents in their
- * order, with their expiry. A document collection has no history to merge with, so the restored
- * collection holds exactly the snapshot; a restore cut off anywhere is finished by running it
- * again (it clears and refills the collection it was in).
+ * Rebuilds the document collections of one database from one snapshot (`RestoreOptions` says
+ * which, and what happens to documents already there). Every file is checked first (sizes,
+ * SHA-256, line counts, and every document against its collection's spec, as a write would be);
+ * on any mismatch nothing is written. The documents are then staged, in their order and with
+ * their expiry, in collections of a staging database (`restoreStagingDbName`), and
+ * `replaceCollections` swaps them in (on SQLite in one transaction: readers see every
+ * collection as it was or as the snapshot). Without `collections`, every collection of the
+ * database type is replaced, those the snapshot lacks emptied. A restore cut off anywhere is
+ * finished by running it again (after the swap, with `replace`).
  */
 export async function restoreDocumentDatabase(target: JobTarget, ctx: JobContext, store: DocumentStore, options: RestoreOptions): Promise<void> {
-  const { loc, folders } = await snapshotsToRestore(target, options);
-  const checked: Array<{ ns: Namespace; rules: DocumentRules; folder: string; manifest: DocumentBackupManifest }> = [];
-  for (const { folder, collection } of folders) {
+  const { loc, snapshot } = await snapshotsToRestore(target, options);
+  const replace = options.mode === 'replace';
+  ctx.phase(`checking snapshot ${options.date}${snapshot.id !== null ? `/${snapshot.id}` : ''}`);
+  const checked: Array<{ collection: string; rules: DocumentRules; folder: string; manifest: DocumentBackupManifest }> = [];
+  for (const { folder, collection } of snapshot.folders) {
     await ctx.checkpoint();
     const rules = storedDocumentRules(target.databaseType, collection, target.tier === 'tenant' ? target.tenantId : undefined);
     if (!rules) throw new ValidationError(`${target.databaseType} databases have no collection ${JSON.stringify(collection)}; the snapshot in ${loc.bucket}/${folder} cannot be restored here`);
     const where = `${loc.bucket}/${folder}manifest.json`;
-    const manifest = checkDocumentManifest(await readManifest(target.blob, loc, folder, { dbName: target.dbName, collection, date: options.date }), where);
+    const manifest = checkDocumentManifest(await readManifest(target.blob, loc, folder, { dbName: target.dbName, collection, date: options.date, snapshot: snapshot.id }), where);
     let documents = 0;
     const keys = new UniqueKeys(rules.spec);
     for (const file of manifest.files) {
       for (const d of await readDocumentPart(target, loc.bucket, folder, file, rules)) {
         const clash = keys.add(d.doc);
-        // Checked before the collection is cleared: such a snapshot could never be restored.
+        // Checked before anything is written: such a snapshot could never be restored.
         if (clash !== null) throw new ValidationError(`${loc.bucket}/${folder}${file.name}: ${clash}; the snapshot cannot be restored`);
         documents++;
       }
     }
     if (documents !== manifest.counts.documents) throw new ValidationError(`${where}: the files hold ${documents} documents, the manifest promises ${manifest.counts.documents}`);
-    checked.push({ ns: { dbName: target.dbName, collection }, rules, folder, manifest });
+    checked.push({ collection, rules, folder, manifest });
   }
-  for (const { ns, rules, folder, manifest } of checked) {
+  // The collections replaced: the snapshot's and, for the whole database, every other one of the type (emptied).
+  const specs = new Map(documentCollectionsOf(ctx.config, target).map((c) => [c.collection, c.spec]));
+  for (const c of checked) specs.set(c.collection, c.rules.spec);
+  const scope = options.collections ? checked.map((c) => c.collection) : [...specs.keys()];
+  if (!replace) {
+    const held = await documentsHeld(target, store, scope);
+    if (held > 0) throw new RestoreTargetNotEmptyError(target.dbName, held, 'documents', options.collections);
+  }
+
+  ctx.phase('staging');
+  const staging = restoreStagingDbName(target.dbName);
+  for (const { collection, rules, folder, manifest } of checked) {
     await ctx.checkpoint();
+    const ns: Namespace = { dbName: staging, collection };
     await store.ensureCollection(ns, rules.spec);
     await store.clearCollection(ns);
     for (const file of manifest.files) {
@@ -193,8 +217,24 @@ export async function restoreDocumentDatabase(target: JobTarget, ctx: JobContext
         ctx.step(batch.length);
       }
     }
-    ctx.tally.add('restoredCollections');
   }
+
+  await ctx.checkpoint();
+  ctx.phase('replacing');
+  for (const collection of scope) await store.ensureCollection({ dbName: target.dbName, collection }, specs.get(collection)!);
+  const staged = new Set(checked.map((c) => c.collection));
+  const result = await store.replaceCollections(target.dbName, scope.map((collection) => ({ collection, from: staged.has(collection) ? staging : null })), { onlyIfEmpty: !replace });
+  for (const collection of staged) await store.clearCollection({ dbName: staging, collection });
+  if (!result.replaced) throw new RestoreTargetNotEmptyError(target.dbName, result.held, 'documents', options.collections);
+  ctx.tally.add('restoredCollections', checked.length);
+  if (replace) ctx.tally.add('replacedDocuments', result.held);
+}
+
+/** How many documents `collections` of the database hold. */
+export async function documentsHeld(target: JobTarget, store: DocumentStore, collections: readonly string[]): Promise<number> {
+  let held = 0;
+  for (const collection of collections) held += await store.countDocuments({ dbName: target.dbName, collection });
+  return held;
 }
 
 function documentLine(d: StoredDocument): string {

@@ -1,15 +1,18 @@
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { ACTOR_TYPES, type CounterWindow, type HeadRow, type ImportedRecord, type Namespace, VERSION_OPS, type VersionRow } from '../contracts/index-store.js';
-import { blobKeys, putVersionOnce } from '../engine/blob-sync.js';
+import { BlobSync, blobKeys, putVersionOnce } from '../engine/blob-sync.js';
 import { COUNTER_WINDOW_GRANULARITIES } from '../engine/counter-windows.js';
 import { headBody } from '../engine/offloaded.js';
 import type { JobTarget } from '../engine/xronox.js';
-import { NotFoundError, StorageError, ValidationError } from '../errors.js';
-import { isValidName } from '../routing/names.js';
+import { RestoreTargetNotEmptyError, StorageError, ValidationError } from '../errors.js';
+import { isValidName, restoreStagingDbName } from '../routing/names.js';
 import type { BlobLocation } from '../routing/router.js';
-import type { JobContext } from './job.js';
+import { type JobContext, syncTargetOf } from './job.js';
 import {
   BACKUP_FORMAT,
   backupDate,
+  chooseSnapshot,
+  type ChosenSnapshot,
   commitSnapshot,
   isCount,
   isObject,
@@ -17,17 +20,20 @@ import {
   mapInParallel,
   PartWriter,
   parseManifestBase,
+  planSnapshot,
   readManifest,
   readPartLines,
   removeUnlisted,
+  SNAPSHOT_ID,
   snapshotFolder,
-  snapshotFolders,
+  type SnapshotPlan,
 } from './snapshot.js';
 
 /**
  * Backups: per database and collection, a snapshot in the backups bucket at
- * `backups/{collection}/{YYYY-MM-DD}/{dbName}/` (the documented folder; the database name keeps
- * databases that share a bucket apart):
+ * `backups/{collection}/{YYYY-MM-DD}/{dbName}/{snapshot}/` (the documented folder; the database
+ * name keeps databases that share a bucket apart, the snapshot id, the run's time of day, keeps
+ * the runs of one day apart; see `snapshot.ts`):
  *
  * - `part-00000.jsonl.gz`, … : gzip-compressed JSON lines, one per head, version entry and unique
  *   claim, records in id order, each head followed by its version entries. A version already
@@ -37,10 +43,11 @@ import {
  *   version, the counter totals, every counter window (`retention.counters`) and, per file, its
  *   line count, size and SHA-256.
  *
- * Logs are never backed up (their storage policy has no backups bucket). A run that finds a
- * collection's manifest for the day already there skips it, so a run that crashed resumes with
- * the collections it had not finished; a collection cut off mid-way is written again from the
- * start (file names are deterministic) and any file its manifest does not list is removed.
+ * Logs are never backed up (their storage policy has no backups bucket). Every run takes a new
+ * snapshot, except that a run finding the day's last snapshot of its database incomplete (a run
+ * cut off) finishes that one: it skips the collections whose manifest is there, and writes a
+ * collection cut off mid-way again from the start (file names are deterministic), removing any
+ * file its manifest does not list.
  */
 export interface BackupManifest extends ManifestBase {
   /** The namespace's last collection version when the snapshot began; `null` if never written. */
@@ -66,23 +73,25 @@ const VERSION_PAGE = 500;
 const IMPORT_RECORDS = 100;
 const IMPORT_VERSIONS = 2000;
 
-/** Backs up every collection of one database. */
+/** Backs up every collection of one database: a new snapshot, or the end of one a run cut off left. */
 export async function backupDatabase(target: JobTarget, ctx: JobContext): Promise<void> {
   const loc = target.blobs.backups;
   if (!loc) return;
   const date = backupDate(ctx.now);
-  for (const collection of await target.index.listCollections(target.dbName)) {
+  const plan = await planSnapshot(target.blob, loc, target.dbName, date, ctx.now, await target.index.listCollections(target.dbName));
+  if (plan.resumed) ctx.tally.add('snapshotsResumed');
+  for (const collection of plan.collections) {
     await ctx.checkpoint();
-    await backupCollection(target, loc, collection, date, ctx);
+    await backupCollection(target, loc, collection, date, plan, ctx);
   }
 }
 
-async function backupCollection(target: JobTarget, loc: BlobLocation, collection: string, date: string, ctx: JobContext): Promise<void> {
+async function backupCollection(target: JobTarget, loc: BlobLocation, collection: string, date: string, plan: SnapshotPlan, ctx: JobContext): Promise<void> {
   const ns: Namespace = { dbName: target.dbName, collection };
-  const folder = snapshotFolder(loc, collection, date, target.dbName);
+  const folder = snapshotFolder(loc, collection, date, target.dbName, plan.id);
   const existing = await target.blob.get(loc.bucket, `${folder}manifest.json`);
   if (existing) {
-    // Done by this run before a crash, or by an earlier run today: only finish its clean-up.
+    // Done by the run this one finishes (or, retried, by this run itself): only finish its clean-up.
     await removeUnlisted(target.blob, loc, folder, parseManifest(existing, `${folder}manifest.json`));
     ctx.tally.add('collectionsAlreadyBackedUp');
     return;
@@ -142,6 +151,7 @@ async function backupCollection(target: JobTarget, loc: BlobLocation, collection
     databaseType: target.databaseType,
     collection,
     date,
+    snapshot: { id: plan.id, collections: plan.collections },
     collectionVersion,
     counters,
     counterWindows,
@@ -169,33 +179,62 @@ async function archivedDoc(target: JobTarget, ns: Namespace, row: VersionRow): P
 
 // ---- restore --------------------------------------------------------------------------------
 
+/** What a restore does with the data the database holds: refuse it, or replace it. */
+export const RESTORE_MODES = ['empty', 'replace'] as const;
+export type RestoreMode = (typeof RESTORE_MODES)[number];
+
 export interface RestoreOptions {
   /** The snapshot's day, `YYYY-MM-DD`. */
   date: string;
-  /** Only these collections. Default: every collection the snapshot holds. */
+  /** One snapshot of that day, by id (`T101502.123Z`). Default: the day's last complete one. */
+  snapshot?: string;
+  /** Only these collections. Default: every collection the snapshot holds, and the whole database is restored. */
   collections?: readonly string[];
+  /**
+   * `empty` (default): what is restored (the database, or the collections named) must hold
+   * nothing; otherwise the restore is refused with `RestoreTargetNotEmptyError` and writes
+   * nothing. `replace`: it is replaced by the snapshot, so records written since the backup are
+   * gone, records changed since are as they were, and counters are the snapshot's.
+   */
+  mode?: RestoreMode;
 }
 
 /**
- * Rebuilds a database from the snapshots of one day: every head, version entry (with its cv,
- * archived flag and document), unique claim, collection version, counter total and counter
- * window, as they were.
+ * Rebuilds a database from one snapshot (see `RestoreOptions` for which, and for what happens to
+ * data already there): every head, version entry (with its cv, archived flag and document),
+ * unique claim, collection version, counter total and counter window, as they were.
  *
- * Every file of every snapshot is checked first (manifest shape, size, SHA-256, line counts,
- * every line's shape): on any mismatch the restore writes nothing and names the file. Then
- * records are imported in batches; archived versions get their object back in the versions
- * bucket (create-only, same bytes) before their entry is imported, so no entry ever points at a
- * missing object. Idempotent: a restore cut off anywhere is finished by running it again. Meant
- * for an empty (wiped) database: records created after the snapshot are left as they are.
+ * 1. Checking: every file of every collection's snapshot (manifest shape, size, SHA-256, line
+ *    counts, every line's shape); on any mismatch nothing is written and the file is named.
+ * 2. Staging: records are imported in batches into a staging database of their own
+ *    (`restoreStagingDbName`), which no reader, job or sync ever sees. Archived versions get
+ *    their object back in the versions bucket first (create-only, same bytes).
+ * 3. Replacing: `replaceCollections` swaps the staged collections in whole, with their
+ *    collection versions and exactly the snapshot's counters (the whole database unless
+ *    `collections` are named). On SQLite that is one transaction: readers see the database as it
+ *    was or as the snapshot, never a mix, and the `empty` mode's check cannot race a write.
+ * 4. With `replace`: objects of the data replaced that the snapshot lacks are removed (see
+ *    `writeStalePlan`), then the staging database is emptied.
+ * 5. Writing objects: every restored record's `current.json` (and, inline, its pending
+ *    versions), with progress.
+ *
+ * A restore cut off anywhere is finished by running it again: before step 3 the database is
+ * untouched, after it the rerun replaces it with the same snapshot again (in `empty` mode a
+ * rerun after step 3 finds the database holding the snapshot: pass `replace`).
  */
 export async function restoreDatabase(target: JobTarget, ctx: JobContext, options: RestoreOptions): Promise<void> {
-  const { loc, folders } = await snapshotsToRestore(target, options);
+  const { loc, snapshot } = await snapshotsToRestore(target, options);
+  const replace = options.mode === 'replace';
+  const date = options.date;
 
-  // Pass 1: check everything, write nothing.
+  ctx.phase(`checking snapshot ${date}${snapshot.id !== null ? `/${snapshot.id}` : ''}`);
   const manifests: Array<{ folder: string; manifest: BackupManifest }> = [];
-  for (const { folder, collection } of folders) {
+  for (const { folder, collection } of snapshot.folders) {
     await ctx.checkpoint();
-    const manifest = checkRecordsManifest(await readManifest(target.blob, loc, folder, { dbName: target.dbName, collection, date: options.date }), `${loc.bucket}/${folder}manifest.json`);
+    const manifest = checkRecordsManifest(
+      await readManifest(target.blob, loc, folder, { dbName: target.dbName, collection, date, snapshot: snapshot.id }),
+      `${loc.bucket}/${folder}manifest.json`,
+    );
     const key = `${folder}manifest.json`;
     const counts = { heads: 0, versions: 0, claims: 0 };
     let currentId: string | null = null;
@@ -211,10 +250,17 @@ export async function restoreDatabase(target: JobTarget, ctx: JobContext, option
     }
     manifests.push({ folder, manifest });
   }
+  // Refused before anything is written (checked again when swapping in).
+  if (!replace) {
+    const held = await recordsHeld(target, options.collections);
+    if (held > 0) throw new RestoreTargetNotEmptyError(target.dbName, held, 'records', options.collections);
+  }
 
-  // Pass 2: import.
+  ctx.phase('staging');
+  const staging = restoreStagingDbName(target.dbName);
+  await clearStaging(target, staging);
   for (const { folder, manifest } of manifests) {
-    const ns: Namespace = { dbName: target.dbName, collection: manifest.collection };
+    const ns: Namespace = { dbName: staging, collection: manifest.collection };
     const claims: Array<{ key: string; id: string }> = [];
     let batch: SnapshotRecord[] = [];
     let batchVersions = 0;
@@ -245,24 +291,62 @@ export async function restoreDatabase(target: JobTarget, ctx: JobContext, option
     }
     await close();
     await flush();
-    await target.index.importRecords(ns, { records: [], claims, ...(manifest.collectionVersion !== null ? { collectionVersion: manifest.collectionVersion } : {}) });
-    if (Object.keys(manifest.counters).length > 0) await target.index.setCounters(target.analyticsDbName, manifest.collection, manifest.counters);
-    if (manifest.counterWindows && manifest.counterWindows.length > 0) await target.index.setCounterWindows(target.analyticsDbName, manifest.collection, manifest.counterWindows);
-    ctx.tally.add('restoredCollections');
+    await target.index.importRecords(ns, { records: [], claims, sync: false, ...(manifest.collectionVersion !== null ? { collectionVersion: manifest.collectionVersion } : {}) });
   }
+
+  await ctx.checkpoint();
+  ctx.phase('replacing');
+  const collections = manifests.map((m) => m.manifest.collection);
+  const wholeDatabase = options.collections === undefined;
+  if (replace) {
+    // A list a replace cut off after its swap left: its objects go first (writing the new list replaces it).
+    await applyStalePlan(target, loc, ctx);
+    await writeStalePlan(target, loc, staging, collections, wholeDatabase);
+  }
+  const result = await target.index.replaceCollections(
+    target.dbName,
+    manifests.map(({ manifest }) => ({ collection: manifest.collection, from: staging, counters: { totals: manifest.counters, windows: manifest.counterWindows ?? [] } })),
+    { countersDb: target.analyticsDbName, wholeDatabase, onlyIfEmpty: !replace },
+  );
+  if (!result.replaced) {
+    await clearStaging(target, staging);
+    throw new RestoreTargetNotEmptyError(target.dbName, result.held, 'records', options.collections);
+  }
+  ctx.tally.add('restoredCollections', manifests.length);
+  if (replace) ctx.tally.add('replacedRecords', result.held);
+  if (replace) {
+    ctx.phase('removing replaced objects');
+    await applyStalePlan(target, loc, ctx);
+  }
+  await clearStaging(target, staging);
+
+  ctx.phase('writing objects');
+  await syncRestored(target, ctx, collections);
 }
 
-/** Checks a restore request and finds the snapshots it names (every collection's, by default). */
-export async function snapshotsToRestore(target: JobTarget, options: RestoreOptions): Promise<{ loc: BlobLocation; folders: Array<{ folder: string; collection: string }> }> {
+/** How many records `collections` (default: every collection of the database) hold, deleted ones included. */
+export async function recordsHeld(target: JobTarget, collections?: readonly string[]): Promise<number> {
+  let held = 0;
+  for (const collection of collections ?? (await target.index.listCollections(target.dbName))) held += await target.index.countRecords({ dbName: target.dbName, collection });
+  return held;
+}
+
+/** Empties a restore's staging database (what a restore cut off before left in it, or what one finished copied out). */
+async function clearStaging(target: JobTarget, staging: string): Promise<void> {
+  await target.index.replaceCollections(staging, [], { countersDb: staging, wholeDatabase: true, onlyIfEmpty: false });
+}
+
+/** Checks a restore request and finds the snapshot it names (every collection's, by default). */
+export async function snapshotsToRestore(target: JobTarget, options: RestoreOptions): Promise<{ loc: BlobLocation; snapshot: ChosenSnapshot }> {
   const loc = target.blobs.backups;
   if (!loc) throw new ValidationError(`${target.dbName} has no backups bucket (${target.databaseType} is never backed up)`);
   if (!/^\d{4}-\d{2}-\d{2}$/.test(options.date)) throw new ValidationError('date must be YYYY-MM-DD', { path: 'date' });
-  for (const c of options.collections ?? []) if (!isValidName('collection', c)) throw new ValidationError(`Invalid collection name ${JSON.stringify(c)}`, { path: 'collections' });
-  const folders = await snapshotFolders(target.blob, loc, target.dbName, options.date, options.collections);
-  if (folders.length === 0) {
-    throw new NotFoundError(`No backup of ${target.dbName} dated ${options.date} in ${loc.bucket}/${loc.prefix}/${options.collections ? ` for ${options.collections.join(', ')}` : ''}`);
+  if (options.snapshot !== undefined && !SNAPSHOT_ID.test(options.snapshot)) {
+    throw new ValidationError(`snapshot must be a snapshot id such as T101502.123Z (the time of its run, UTC); got ${JSON.stringify(options.snapshot).slice(0, 40)}`, { path: 'snapshot' });
   }
-  return { loc, folders };
+  if (options.mode !== undefined && !RESTORE_MODES.includes(options.mode)) throw new ValidationError(`mode must be one of ${RESTORE_MODES.join(', ')}`, { path: 'mode' });
+  for (const c of options.collections ?? []) if (!isValidName('collection', c)) throw new ValidationError(`Invalid collection name ${JSON.stringify(c)}`, { path: 'collections' });
+  return { loc, snapshot: await chooseSnapshot(target.blob, loc, target.dbName, options.date, options) };
 }
 
 /** A record as read from a snapshot: archived entries come with their document. */
@@ -271,6 +355,7 @@ interface SnapshotRecord {
   versions: Array<{ row: VersionRow; doc: string | null }>;
 }
 
+/** Stages records (in `ns`, the staging database); their archived versions' objects go where the restored records will read them. */
 async function importBatch(target: JobTarget, ns: Namespace, batch: readonly SnapshotRecord[], ctx: JobContext): Promise<void> {
   const loc = target.blobs.versions;
   const objects: Array<{ key: string; body: Buffer }> = [];
@@ -286,10 +371,104 @@ async function importBatch(target: JobTarget, ns: Namespace, batch: readonly Sna
   }));
   // Objects before the entries that lead to them.
   await mapInParallel(objects, (o) => putVersionOnce(target.blob, loc!.bucket, o.key, o.body));
-  await target.index.importRecords(ns, { records });
+  await target.index.importRecords(ns, { records, sync: false });
   ctx.tally.add('restoredRecords', records.length);
   ctx.tally.add('restoredVersions', records.reduce((n, r) => n + r.versions.length, 0));
   ctx.step(records.length);
+}
+
+/** One record's objects that a replace may leave without an owner: versions `from`…`to` and, with `current`, its `current.json`. */
+interface StaleObjects {
+  c: string;
+  id: string;
+  from: number;
+  to: number;
+  current: boolean;
+}
+
+/** Where a replace keeps its list of objects to remove until they are gone (`_restore` is no collection name). */
+function stalePlanKey(loc: BlobLocation, dbName: string): string {
+  return `${loc.prefix}/_restore/${dbName}/stale-objects.jsonl.gz`;
+}
+
+/**
+ * Before a replace swaps the snapshot in: every record of the collections replaced whose head is
+ * past the snapshot's, or that the snapshot lacks, owns objects the snapshot does not: versions
+ * above the snapshot's ov and, for a record the snapshot lacks, its `current.json`. Left behind,
+ * such a version object would refuse the restored record's next version of that number (version
+ * objects are create-only), and such a `current.json` would outlive its record. The list goes to
+ * the backups bucket before the swap, so a restore cut off after the swap still removes them when
+ * it is run again (a rerun applies a list it finds before writing its own; `applyStalePlan` only
+ * removes objects no record of the database owns, so a list from a run cut off before its swap
+ * removes nothing).
+ */
+async function writeStalePlan(target: JobTarget, loc: BlobLocation, staging: string, collections: readonly string[], wholeDatabase: boolean): Promise<void> {
+  const lines: string[] = [];
+  const others = wholeDatabase ? (await target.index.listCollections(target.dbName)).filter((c) => !collections.includes(c)) : [];
+  for (const collection of [...collections, ...others]) {
+    const ns: Namespace = { dbName: target.dbName, collection };
+    const inSnapshot = collections.includes(collection);
+    let after: { value: string; id: string } | undefined;
+    for (;;) {
+      const heads = await target.index.listHeads(ns, { filter: null, includeDeleted: true, sort: { field: 'id', direction: 1 }, limit: PAGE, ...(after ? { after } : {}) });
+      const staged = inSnapshot ? await mapInParallel(heads, (h) => target.index.getHead({ dbName: staging, collection }, h.id)) : heads.map(() => null);
+      for (const [i, head] of heads.entries()) {
+        const from = staged[i] ? staged[i].ov + 1 : 0;
+        if (head.ov >= from) lines.push(JSON.stringify({ c: collection, id: head.id, from, to: head.ov, current: !staged[i] } satisfies StaleObjects));
+      }
+      if (heads.length < PAGE) break;
+      after = { value: heads[heads.length - 1]!.id, id: heads[heads.length - 1]!.id };
+    }
+  }
+  if (lines.length > 0) await target.blob.put(loc.bucket, stalePlanKey(loc, target.dbName), gzipSync(Buffer.from(`${lines.join('\n')}\n`)), { contentType: 'application/gzip' });
+}
+
+/** Removes the objects `writeStalePlan` listed that no record of the database owns now, then the list. */
+async function applyStalePlan(target: JobTarget, loc: BlobLocation, ctx: JobContext): Promise<void> {
+  const key = stalePlanKey(loc, target.dbName);
+  const bytes = await target.blob.get(loc.bucket, key);
+  if (!bytes) return;
+  const entries = gunzipSync(bytes)
+    .toString('utf8')
+    .split('\n')
+    .filter((l) => l.length > 0)
+    .map((l) => JSON.parse(l) as StaleObjects);
+  const versions = target.policy.versioned ? target.blobs.versions : undefined;
+  const records = target.blobs.records;
+  for (let i = 0; i < entries.length; i += PAGE) {
+    await ctx.checkpoint();
+    const page = entries.slice(i, i + PAGE);
+    const keys: Array<{ bucket: string; key: string }> = [];
+    const heads = await mapInParallel(page, (e) => target.index.getHead({ dbName: target.dbName, collection: e.c }, e.id));
+    for (const [n, e] of page.entries()) {
+      const head = heads[n];
+      // An object a record of the database owns now stays, whoever wrote it.
+      if (versions) for (let ov = Math.max(e.from, head ? head.ov + 1 : 0); ov <= e.to; ov++) keys.push({ bucket: versions.bucket, key: blobKeys.version(versions, e.c, e.id, ov) });
+      if (records && e.current && !head) keys.push({ bucket: records.bucket, key: blobKeys.current(records, e.c, e.id) });
+    }
+    await mapInParallel(keys, (k) => target.blob.delete(k.bucket, k.key));
+    ctx.tally.add('removedObjects', keys.length);
+  }
+  await target.blob.delete(loc.bucket, key);
+}
+
+/** Writes the restored records' objects (the outbox marks every one), reporting progress page by page. */
+async function syncRestored(target: JobTarget, ctx: JobContext, collections: readonly string[]): Promise<void> {
+  const sync = new BlobSync(() => undefined);
+  try {
+    for (const collection of collections) {
+      let counted = 0;
+      const report = await sync.repair(syncTargetOf(target, ctx.settings.archiveMode === 'deferred'), collection, (synced) => {
+        ctx.tally.add('syncedRecords', synced - counted);
+        ctx.step(synced - counted);
+        counted = synced;
+        ctx.progress();
+      });
+      if (report.failed > 0) ctx.tally.add('outboxLeft', report.failed);
+    }
+  } finally {
+    await sync.close();
+  }
 }
 
 async function readPart(target: JobTarget, bucket: string, folder: string, file: ManifestBase['files'][number]): Promise<Line[]> {

@@ -43,6 +43,8 @@ export interface JobProgress {
   /** Units of work done in the run so far (records, mostly). */
   units: number;
   counts: Readonly<Record<string, number>>;
+  /** What the run is doing on `dbName` when a job works in steps (a restore: `checking`, `staging`, …); `''` otherwise. */
+  phase: string;
 }
 
 export interface RunOptions {
@@ -86,6 +88,10 @@ export interface JobContext {
   checkpoint(): Promise<void>;
   /** Counts units of work for the progress report. */
   step(units?: number): void;
+  /** Names the step the work is in now, and reports progress (`JobProgress.phase`). */
+  phase(name: string): void;
+  /** Reports progress now (between checkpoints, for long steps). */
+  progress(): void;
 }
 
 /** Why a run stopped early at a checkpoint. Not a failure: a rerun continues. */
@@ -141,6 +147,7 @@ export async function runOverTargets(
     failures: [],
   };
   let current = '';
+  let phase = '';
   const progress = () =>
     options.onProgress?.({
       job,
@@ -149,10 +156,12 @@ export async function runOverTargets(
       databasesTotal: selected.length,
       units: tally.units,
       counts: tally.counts,
+      phase,
     });
 
   for (const target of selected) {
     current = target.dbName;
+    phase = '';
     if (options.signal?.aborted) {
       skip(report, target.dbName, 'the run was aborted');
       continue;
@@ -180,6 +189,11 @@ export async function runOverTargets(
       step: (units = 1) => {
         tally.units += units;
       },
+      phase: (name) => {
+        phase = name;
+        progress();
+      },
+      progress,
     };
     try {
       await work(target, ctx);
@@ -194,6 +208,7 @@ export async function runOverTargets(
     } finally {
       await target.index.releaseLock(ns, key, run).catch(() => undefined);
     }
+    phase = '';
     progress();
   }
 

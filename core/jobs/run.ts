@@ -2,11 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { templateMatcher } from '../config/dynamic-tenants.js';
 import { DATABASE_TYPES } from '../config/schema.js';
 import type { JobTarget, Xronox } from '../engine/xronox.js';
-import { ValidationError, XronoxError } from '../errors.js';
+import { RestoreTargetNotEmptyError, ValidationError, XronoxError } from '../errors.js';
 import { archiveRecord, archiveSweep, recordOfKey, repairOutbox } from './archive.js';
-import { isDocumentDatabaseType } from '../domains/open.js';
-import { backupDatabase, restoreDatabase, type RestoreOptions } from './backup.js';
-import { backupDocumentDatabase, restoreDocumentDatabase } from './backup-documents.js';
+import { documentCollectionsOf, isDocumentDatabaseType } from '../domains/open.js';
+import { backupDatabase, recordsHeld, restoreDatabase, type RestoreOptions, snapshotsToRestore } from './backup.js';
+import { backupDocumentDatabase, documentsHeld, restoreDocumentDatabase } from './backup-documents.js';
 import { type JobContext, type JobName, type JobReport, reportLine, type RunOptions, runOverTargets, Tally } from './job.js';
 import { offloadDatabase } from './offload.js';
 import { applyRetention } from './retention.js';
@@ -29,48 +29,88 @@ export async function runJob(xronox: Xronox, job: ScheduledJob, options: RunOpti
   if (!SCHEDULED_JOBS.includes(job)) throw new ValidationError(`Unknown job ${JSON.stringify(job)}; expected one of ${SCHEDULED_JOBS.join(', ')}`);
   const env = { settings: jobSettings(xronox.config), config: xronox.config };
   const targets = await xronox.jobTargets();
+  const { eligible, work } = jobWork(xronox, job, targets);
+  if (options.databases) checkDatabaseNames(job, options.databases, eligible, targets);
+  return runOverTargets(job, eligible, work, env, options);
+}
+
+/** The databases a job runs on, and its work on each. */
+function jobWork(xronox: Xronox, job: ScheduledJob, targets: readonly JobTarget[]): { eligible: JobTarget[]; work: (t: JobTarget, ctx: JobContext) => Promise<void> } {
   switch (job) {
     case 'archive':
       // The outbox first (every database that writes objects), then the versions the sweep is for.
-      return runOverTargets(
-        'archive',
-        targets.filter((t) => !isDocumentDatabaseType(t.databaseType) && (t.blobs.records || t.blobs.versions || t.blobs.content)),
-        async (t, ctx) => {
+      return {
+        eligible: targets.filter((t) => !isDocumentDatabaseType(t.databaseType) && (t.blobs.records || t.blobs.versions || t.blobs.content)),
+        work: async (t, ctx) => {
           await repairOutbox(t, ctx);
           await archiveSweep(t, ctx);
         },
-        env,
-        options,
-      );
+      };
     case 'retention':
       // Messaging and identities databases hold document collections: expired documents go.
-      return runOverTargets('retention', targets, (t, ctx) => applyRetention(t, ctx, () => xronox.documentStoreFor(t)), env, options);
+      return { eligible: [...targets], work: (t, ctx) => applyRetention(t, ctx, () => xronox.documentStoreFor(t)) };
     case 'backup':
       // Messaging and identities databases: their document collections.
-      return runOverTargets('backup', targets.filter((t) => t.blobs.backups), (t, ctx) => (isDocumentDatabaseType(t.databaseType) ? backupDocumentDatabase(t, ctx, xronox.documentStoreFor(t)) : backupDatabase(t, ctx)), env, options);
+      return {
+        eligible: targets.filter((t) => t.blobs.backups),
+        work: (t, ctx) => (isDocumentDatabaseType(t.databaseType) ? backupDocumentDatabase(t, ctx, xronox.documentStoreFor(t)) : backupDatabase(t, ctx)),
+      };
     case 'offload':
-      return runOverTargets('offload', targets.filter((t) => t.blobs.records), offloadDatabase, env, options);
+      return { eligible: targets.filter((t) => t.blobs.records), work: offloadDatabase };
   }
 }
 
 /**
- * Rebuilds one database from its snapshots of one day (`restoreDatabase` for record databases,
- * `restoreDocumentDatabase` for messaging and identities), then brings its `current.json`
- * objects in line (`xronox.repair()`).
+ * `databases` (`--db`) must name databases the job runs on: a name that matches none would
+ * otherwise make a run that does nothing and reports success. The error lists the names there are.
+ */
+function checkDatabaseNames(job: ScheduledJob, names: readonly string[], eligible: readonly JobTarget[], all: readonly JobTarget[]): void {
+  const runsOn = new Set(eligible.map((t) => t.dbName));
+  const wrong = names.filter((n) => !runsOn.has(n));
+  if (wrong.length === 0) return;
+  const exists = new Set(all.map((t) => t.dbName));
+  const what = wrong.map((n) => (exists.has(n) ? `${JSON.stringify(n)} (a database the ${job} job does not run on)` : JSON.stringify(n))).join(', ');
+  throw new ValidationError(
+    `No database the ${job} job runs on is named ${what}; it runs on: ${[...runsOn].join(', ') || 'none (no database is configured for it)'}`,
+    { path: 'databases' },
+  );
+}
+
+/**
+ * Rebuilds one database from one snapshot (`restoreDatabase` for record databases,
+ * `restoreDocumentDatabase` for messaging and identities; `RestoreOptions` says which snapshot,
+ * and `mode` what happens to data the database holds), objects included: the report is logged
+ * once everything is done.
+ *
+ * Refused before any work, with an error thrown: a database that is neither configured nor a
+ * dynamic tenant's that its store holds (`ValidationError`, listing the databases with backups),
+ * a request that names no complete snapshot (`NotFoundError`),
+ * and, unless `mode` is `replace`, a database (or `collections` of it) that is not empty
+ * (`RestoreTargetNotEmptyError`). The run checks emptiness again when it swaps the snapshot in.
  */
 export async function restoreBackup(
   xronox: Xronox,
   request: RestoreOptions & { dbName: string },
   options: Omit<RunOptions, 'databases'> = {},
 ): Promise<JobReport> {
-  const targets = (await xronox.jobTargets()).filter((t) => t.dbName === request.dbName);
-  if (targets.length === 0) throw new ValidationError(`No configured or dynamic tenant database is named ${JSON.stringify(request.dbName)}`, { path: 'dbName' });
+  const all = await xronox.jobTargets();
+  const target = all.find((t) => t.dbName === request.dbName);
+  if (!target) {
+    const restorable = all.filter((t) => t.blobs.backups).map((t) => t.dbName);
+    throw new ValidationError(`No configured or dynamic tenant database is named ${JSON.stringify(request.dbName)}; databases with backups: ${restorable.join(', ') || 'none'}`, { path: 'dbName' });
+  }
+  const documents = isDocumentDatabaseType(target.databaseType);
+  const { snapshot } = await snapshotsToRestore(target, request);
+  if (request.mode !== 'replace') {
+    const collections = request.collections ?? (documents ? documentCollectionsOf(xronox.config, target).map((c) => c.collection) : undefined);
+    const held = documents ? await documentsHeld(target, xronox.documentStoreFor(target), collections!) : await recordsHeld(target, collections);
+    if (held > 0) throw new RestoreTargetNotEmptyError(target.dbName, held, documents ? 'documents' : 'records', request.collections);
+  }
   const env = { settings: jobSettings(xronox.config), config: xronox.config };
-  const restore = (t: JobTarget, ctx: JobContext) => (isDocumentDatabaseType(t.databaseType) ? restoreDocumentDatabase(t, ctx, xronox.documentStoreFor(t), request) : restoreDatabase(t, ctx, request));
-  const report = await runOverTargets('restore', targets.slice(0, 1), restore, env, options);
-  // Restored records are marked for blob sync; this writes their current.json objects now.
-  if (report.databases.done === 1) await xronox.repair();
-  return report;
+  // The run restores the snapshot chosen now, even if a newer one of the day completes meanwhile.
+  const chosen = { ...request, ...(snapshot.id !== null ? { snapshot: snapshot.id } : {}) };
+  const restore = (t: JobTarget, ctx: JobContext) => (documents ? restoreDocumentDatabase(t, ctx, xronox.documentStoreFor(t), chosen) : restoreDatabase(t, ctx, chosen));
+  return runOverTargets('restore', [target], restore, env, options);
 }
 
 /** An object named by an S3 event. */

@@ -7,11 +7,28 @@ import type { BlobLocation } from '../routing/router.js';
 
 /**
  * The files every snapshot is made of, whatever it holds (records of an index store, documents
- * of a document store): a folder `backups/{collection}/{YYYY-MM-DD}/{dbName}/` of gzip-compressed
- * JSON-lines parts and a `manifest.json`, written last, that lists each part with its line count,
- * size and SHA-256. Reading a part checks all three before a single line is trusted.
+ * of a document store): per collection, a folder
+ * `backups/{collection}/{YYYY-MM-DD}/{dbName}/{snapshot}/` of gzip-compressed JSON-lines parts and
+ * a `manifest.json`, written last, that lists each part with its line count, size and SHA-256.
+ * Reading a part checks all three before a single line is trusted.
+ *
+ * A snapshot is what one backup run takes of one database: its id is the run's time of day
+ * (UTC, `T` + `hhmmss.sssZ`), so every run makes a new snapshot, and each of its manifests
+ * records the id and the collections the run set out to back up. A snapshot is complete when
+ * each of those collections has its manifest. A run that finds the day's last snapshot of its
+ * database incomplete (a run cut off) finishes that one instead of starting another. Snapshots
+ * written before ids existed sit directly in `{dbName}/` (no id, no list) and stay restorable.
  */
 export const BACKUP_FORMAT = 'xronox-backup/1';
+
+/** A snapshot id: the time of day (UTC) its run started, to the millisecond. */
+export const SNAPSHOT_ID = /^T\d{6}\.\d{3}Z$/;
+
+/** The id of the snapshot a run started at `now` takes. */
+export function snapshotId(now: Date): string {
+  const t = now.toISOString();
+  return `T${t.slice(11, 13)}${t.slice(14, 16)}${t.slice(17, 19)}.${t.slice(20, 23)}Z`;
+}
 
 export interface BackupFile {
   /** File name inside the snapshot folder. */
@@ -29,18 +46,84 @@ export interface ManifestBase {
   collection: string;
   /** The day of the run (UTC), as in the folder name. */
   date: string;
+  /** The snapshot (`null`/absent: written before snapshot ids existed), and every collection its run backs up. */
+  snapshot?: SnapshotRef;
   /** Compressed bytes of every part. */
   bytes: number;
   files: BackupFile[];
+}
+
+export interface SnapshotRef {
+  id: string;
+  collections: string[];
 }
 
 /** A part holds about this many uncompressed bytes before the next one starts. */
 const PART_BYTES = 16 * 1024 * 1024;
 const FETCH_CONCURRENCY = 8;
 
-/** The folder of one snapshot. */
-export function snapshotFolder(loc: BlobLocation, collection: string, date: string, dbName: string): string {
-  return `${loc.prefix}/${collection}/${date}/${dbName}/`;
+/** The folder of one collection's snapshot (`snapshot` `null`: one written before snapshot ids existed). */
+export function snapshotFolder(loc: BlobLocation, collection: string, date: string, dbName: string, snapshot: string | null): string {
+  return `${loc.prefix}/${collection}/${date}/${dbName}/${snapshot === null ? '' : `${snapshot}/`}`;
+}
+
+/** What a backup run of one database writes on its day. */
+export interface SnapshotPlan {
+  id: string;
+  /** The collections of the snapshot: every one the run backs up. */
+  collections: string[];
+  /** The day's last snapshot, left incomplete by a run cut off, which this run finishes. */
+  resumed: boolean;
+  /** A complete snapshot taken at or after this run's time exists already (a retried invocation): nothing to write. */
+  upToDate: boolean;
+}
+
+/**
+ * The snapshot a backup run started at `now` writes for `dbName`: the day's last snapshot if a run
+ * cut off left it incomplete (with the collections that run set out to back up), else a new one
+ * of `collections` named after `now`, unless a complete one at or after `now` exists (then
+ * `upToDate`). Finds the day's snapshots by listing each collection's folder of the day.
+ */
+export async function planSnapshot(blob: BlobStore, loc: BlobLocation, dbName: string, date: string, now: Date, collections: readonly string[]): Promise<SnapshotPlan> {
+  const found = new Map<string, Map<string, boolean>>();
+  for (const collection of collections) {
+    const folder = snapshotFolder(loc, collection, date, dbName, null);
+    for (const key of await allKeys(blob, loc.bucket, folder)) {
+      const [id, file, ...rest] = key.slice(folder.length).split('/');
+      if (rest.length > 0 || file === undefined || !SNAPSHOT_ID.test(id!)) continue;
+      let of = found.get(id!);
+      if (!of) found.set(id!, (of = new Map()));
+      of.set(collection, (of.get(collection) ?? false) || file === 'manifest.json');
+    }
+  }
+  const ids = [...found.keys()].sort();
+  const last = ids[ids.length - 1];
+  if (last !== undefined) {
+    const withManifest = [...found.get(last)!].filter(([, manifest]) => manifest).map(([collection]) => collection);
+    const recorded = withManifest.length > 0 ? await recordedCollections(blob, loc, snapshotFolder(loc, withManifest[0]!, date, dbName, last)) : null;
+    const complete = recorded !== null && recorded.every((c) => withManifest.includes(c));
+    if (!complete) return { id: last, collections: recorded ?? [...collections], resumed: true, upToDate: false };
+    if (last >= snapshotId(now)) return { id: last, collections: recorded, resumed: false, upToDate: true };
+  }
+  return { id: snapshotId(now), collections: [...collections], resumed: false, upToDate: false };
+}
+
+async function recordedCollections(blob: BlobStore, loc: BlobLocation, folder: string): Promise<string[] | null> {
+  const bytes = await blob.get(loc.bucket, `${folder}manifest.json`);
+  if (!bytes) return null;
+  const manifest = parseManifestBase(bytes, `${loc.bucket}/${folder}manifest.json`);
+  return manifest.snapshot?.collections ?? null;
+}
+
+async function allKeys(blob: BlobStore, bucket: string, prefix: string): Promise<string[]> {
+  const keys: string[] = [];
+  let startAfter: string | undefined;
+  do {
+    const page = await blob.list(bucket, prefix, { limit: 1000, ...(startAfter ? { startAfter } : {}) });
+    keys.push(...page.keys);
+    startAfter = page.nextStartAfter ?? undefined;
+  } while (startAfter);
+  return keys;
 }
 
 export function backupDate(now: Date): string {
@@ -95,39 +178,88 @@ export async function removeUnlisted(blob: BlobStore, loc: BlobLocation, folder:
   } while (startAfter);
 }
 
-/** The snapshot folders of one database and day: those of `collections`, or every one that has a manifest. */
-export async function snapshotFolders(
+/** The snapshot a restore reads, and the folder of each of its collections. */
+export interface ChosenSnapshot {
+  /** `null`: a snapshot written before snapshot ids existed. */
+  id: string | null;
+  folders: Array<{ folder: string; collection: string }>;
+}
+
+/**
+ * The snapshot of `dbName` on `date` that a restore reads: the one named `snapshot`, else the
+ * day's last complete one (a snapshot written before ids existed counts as complete, and comes
+ * before every snapshot with an id). Only `collections` of it when given; each must be in it.
+ * Lists the backups folder to find them; a missing or incomplete snapshot is a `NotFoundError`
+ * that names the ones the day has.
+ */
+export async function chooseSnapshot(
   blob: BlobStore,
   loc: BlobLocation,
   dbName: string,
   date: string,
-  collections: readonly string[] | undefined,
-): Promise<Array<{ folder: string; collection: string }>> {
-  if (collections) return collections.map((collection) => ({ collection, folder: snapshotFolder(loc, collection, date, dbName) }));
-  const found: Array<{ folder: string; collection: string }> = [];
+  options: { snapshot?: string; collections?: readonly string[] },
+): Promise<ChosenSnapshot> {
+  // Collections with a manifest, per snapshot id ('' for the ones without an id).
+  const found = new Map<string, Set<string>>();
   const head = `${loc.prefix}/`;
-  let startAfter: string | undefined;
-  do {
-    const page = await blob.list(loc.bucket, head, { limit: 1000, ...(startAfter ? { startAfter } : {}) });
-    for (const key of page.keys) {
-      const parts = key.slice(head.length).split('/');
-      if (parts.length === 4 && parts[1] === date && parts[2] === dbName && parts[3] === 'manifest.json' && isValidName('collection', parts[0])) {
-        found.push({ collection: parts[0]!, folder: snapshotFolder(loc, parts[0]!, date, dbName) });
+  for (const key of await allKeys(blob, loc.bucket, head)) {
+    const parts = key.slice(head.length).split('/');
+    if (parts[1] !== date || parts[2] !== dbName || parts[parts.length - 1] !== 'manifest.json' || !isValidName('collection', parts[0])) continue;
+    const id = parts.length === 4 ? '' : parts.length === 5 && SNAPSHOT_ID.test(parts[3]!) ? parts[3]! : null;
+    if (id === null) continue;
+    let of = found.get(id);
+    if (!of) found.set(id, (of = new Set()));
+    of.add(parts[0]!);
+  }
+  const where = `${dbName} dated ${date} in ${loc.bucket}/${loc.prefix}/`;
+  const described: string[] = [];
+  // Newest first; '' (no id) sorts last.
+  const candidates = options.snapshot !== undefined ? [options.snapshot] : [...found.keys()].sort().reverse();
+  for (const id of candidates) {
+    const withManifest = found.get(id);
+    if (!withManifest) continue;
+    let collections: string[];
+    if (id === '') collections = [...withManifest].sort();
+    else {
+      const recorded = await recordedCollections(blob, loc, snapshotFolder(loc, [...withManifest][0]!, date, dbName, id));
+      if (recorded === null) {
+        described.push(`${id} (its manifests list no collections)`);
+        continue;
       }
+      const missing = recorded.filter((c) => !withManifest.has(c));
+      if (missing.length > 0) {
+        described.push(`${id} (incomplete: no ${missing.join(', ')}; the next backup run finishes it)`);
+        continue;
+      }
+      collections = recorded;
     }
-    startAfter = page.nextStartAfter ?? undefined;
-  } while (startAfter);
-  return found;
+    if (options.collections) {
+      const absent = options.collections.filter((c) => !collections.includes(c));
+      if (absent.length > 0) throw new NotFoundError(`The backup of ${where}${id === '' ? '' : ` (snapshot ${id})`} holds no ${absent.join(', ')}; it holds ${collections.join(', ') || 'no collection'}`);
+      collections = [...options.collections];
+    }
+    return { id: id === '' ? null : id, folders: collections.map((collection) => ({ collection, folder: snapshotFolder(loc, collection, date, dbName, id === '' ? null : id) })) };
+  }
+  const ids = [...found.keys()].filter((id) => id !== '').sort();
+  if (options.snapshot !== undefined) {
+    throw new NotFoundError(`No complete snapshot ${options.snapshot} of ${where}${described.length > 0 ? `: ${described.join('; ')}` : `; the day has ${ids.length > 0 ? ids.join(', ') : 'no snapshot'}`}`);
+  }
+  throw new NotFoundError(`No backup of ${where}${described.length > 0 ? `: ${described.join('; ')}` : ''}`);
 }
 
-/** Reads a snapshot's manifest, checked to be a manifest of this database, collection and day. */
-export async function readManifest(blob: BlobStore, loc: BlobLocation, folder: string, expected: { dbName: string; collection: string; date: string }): Promise<Record<string, unknown> & ManifestBase> {
+/** Reads a snapshot's manifest, checked to be a manifest of this database, collection, day and snapshot. */
+export async function readManifest(
+  blob: BlobStore,
+  loc: BlobLocation,
+  folder: string,
+  expected: { dbName: string; collection: string; date: string; snapshot: string | null },
+): Promise<Record<string, unknown> & ManifestBase> {
   const key = `${folder}manifest.json`;
   const bytes = await blob.get(loc.bucket, key);
   if (!bytes) throw new NotFoundError(`${loc.bucket}/${key} is missing: the backup of ${expected.collection} on ${expected.date} never finished`);
   const manifest = parseManifestBase(bytes, `${loc.bucket}/${key}`);
-  if (manifest.dbName !== expected.dbName || manifest.collection !== expected.collection || manifest.date !== expected.date) {
-    throw new ValidationError(`${loc.bucket}/${key} describes ${manifest.dbName}/${manifest.collection} on ${manifest.date}, not the folder it is in`);
+  if (manifest.dbName !== expected.dbName || manifest.collection !== expected.collection || manifest.date !== expected.date || (manifest.snapshot?.id ?? null) !== expected.snapshot) {
+    throw new ValidationError(`${loc.bucket}/${key} describes ${manifest.dbName}/${manifest.collection} on ${manifest.date}${manifest.snapshot ? ` (snapshot ${manifest.snapshot.id})` : ''}, not the folder it is in`);
   }
   return manifest;
 }
@@ -143,6 +275,9 @@ export function parseManifestBase(bytes: Uint8Array, where: string): Record<stri
   const ok =
     isObject(m) && m.format === BACKUP_FORMAT && typeof m.dbName === 'string' && typeof m.databaseType === 'string' && typeof m.collection === 'string' &&
     typeof m.date === 'string' && isCount(m.bytes) && Array.isArray(m.files) &&
+    (m.snapshot === undefined ||
+      (isObject(m.snapshot) && typeof m.snapshot.id === 'string' && SNAPSHOT_ID.test(m.snapshot.id) && Array.isArray(m.snapshot.collections) &&
+        m.snapshot.collections.every((c) => isValidName('collection', c)))) &&
     m.files.every((f) => isObject(f) && typeof f.name === 'string' && /^part-\d{5}\.jsonl\.gz$/.test(f.name) && isCount(f.lines) && isCount(f.bytes) && typeof f.sha256 === 'string');
   if (!ok) throw new ValidationError(`${where} is not an ${BACKUP_FORMAT} manifest`);
   return m as Record<string, unknown> & ManifestBase;

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { ValidationError } from '../errors.js';
 
 /**
@@ -47,4 +48,16 @@ export function assertName(kind: NameKind, value: unknown, label: string = kind)
         ? 'nothing'
         : `a ${value === null ? 'null' : typeof value}`;
   throw new ValidationError(`Invalid ${label}: got ${shown}; expected ${NAME_RULES[kind].describe}`, { path: label });
+}
+
+/**
+ * A backup restore stages the snapshot in a database of its own and then swaps it in whole
+ * (`core/jobs/backup.ts`). Its name starts with this prefix, which no dynamic tenant's database
+ * may take, so that no job, sync or route ever treats a staging area as a tenant's data.
+ */
+export const RESTORE_STAGING_PREFIX = 'xronox_restore_';
+
+/** The staging database of a restore of `dbName`: the prefix and a hash, a valid name on every backend whatever `dbName`'s length. */
+export function restoreStagingDbName(dbName: string): string {
+  return `${RESTORE_STAGING_PREFIX}${createHash('sha256').update(dbName).digest('hex').slice(0, 24)}`;
 }

@@ -18,7 +18,7 @@ import {
   TIERS,
 } from '../config/schema.js';
 import { RouteNotFoundError, ValidationError } from '../errors.js';
-import { assertName, isValidName, NAME_RULES } from './names.js';
+import { assertName, isValidName, NAME_RULES, RESTORE_STAGING_PREFIX } from './names.js';
 import { policyFor, type StoragePolicy } from './policy.js';
 
 /** What a caller asks for: `xronox.with({ databaseType, tier, tenantId | domain, collection })`. */
@@ -300,6 +300,9 @@ export class Router {
     for (const [field, name, kind] of names) {
       if (name !== undefined && !isValidName(kind, name)) {
         throw refuse(`${field} gives "${name}", which is not a valid ${kind} (${NAME_RULES[kind].describe})`);
+      }
+      if (name !== undefined && kind === 'dbName' && name.startsWith(RESTORE_STAGING_PREFIX)) {
+        throw refuse(`${field} gives "${name}", and database names starting with "${RESTORE_STAGING_PREFIX}" are kept for restores`);
       }
     }
 

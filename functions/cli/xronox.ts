@@ -3,18 +3,21 @@
  * this process.
  *
  *   xronox job run <archive|retention|backup|offload> [--db <dbName>]... [--wait] [--config <file>] [--quiet]
- *   xronox backup restore --db <dbName> --date <YYYY-MM-DD> [--collection <name>]... [--wait] [--config <file>] [--quiet]
+ *   xronox backup restore --db <dbName> --date <YYYY-MM-DD> [--snapshot <id>] [--collection <name>]... [--replace] [--wait] [--config <file>] [--quiet]
  *   xronox migrate <messaging|identities|all> [--tenant <id>]... [--config <file>]
  *
  * The config is `--config`, else the file `XRONOX_CONFIG_FILE` names, else `xronox.config.json`
  * (or `.xronox.json`) found as `initXronox()` finds it. The job's report is one JSON line on
- * stdout; a progress bar goes to stderr when it is a terminal. Ctrl-C stops the job at its next
+ * stdout, written when everything is done; progress goes to stderr meanwhile (a bar on a
+ * terminal, else a line per step and every few seconds; `--quiet`: none). Ctrl-C stops the job at its next
  * safe point (a second Ctrl-C exits at once; either way a rerun finishes the work). `migrate`
  * creates the document collections of the configured messaging and/or identities databases with
  * their indexes (idempotent) and prints one JSON line per database (`migrateDocuments`).
  *
- * Exit codes: 0 done; 1 failed on some database; 2 bad usage or config; 3 stopped early or a
- * database was busy with another run (rerun, or pass --wait).
+ * Exit codes: 0 done; 1 failed on some database (or a restore refused: the database is not
+ * empty and --replace was not given); 2 bad usage or config (a --db that names no database the
+ * job runs on included); 3 stopped early or a database was busy with another run (rerun, or
+ * pass --wait).
  */
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -33,12 +36,16 @@ const MIGRATE_TARGETS = [...DOCUMENT_DATABASE_TYPES, 'all'] as const;
 
 const USAGE = `Usage:
   xronox job run <${SCHEDULED_JOBS.join('|')}> [--db <dbName>]... [--wait] [--config <file>] [--quiet]
-  xronox backup restore --db <dbName> --date <YYYY-MM-DD> [--collection <name>]... [--wait] [--config <file>] [--quiet]
+  xronox backup restore --db <dbName> --date <YYYY-MM-DD> [--snapshot <id>] [--collection <name>]... [--replace] [--wait] [--config <file>] [--quiet]
   xronox migrate <${MIGRATE_TARGETS.join('|')}> [--tenant <id>]... [--config <file>]
 
   --db          only these databases (repeat for several); restore: the database to rebuild
   --date        the snapshot's day (UTC)
-  --collection  restore only these collections (default: every one in the snapshot)
+  --snapshot    restore: that snapshot of the day (its id, e.g. T101502.123Z: the time of
+                its run); default: the day's last complete one
+  --collection  restore only these collections (default: the whole database)
+  --replace     restore over data the database holds, replacing it whole (default: refuse
+                unless what is restored is empty)
   --tenant      migrate: only these configured tenants' databases (repeat for several;
                 default: every configured database of the type, generic and domain ones included)
   --wait        wait for another run's lease on a database instead of skipping it
@@ -57,7 +64,9 @@ export async function main(argv: readonly string[], io: { stdout: NodeJS.Writabl
       options: {
         db: { type: 'string', multiple: true },
         date: { type: 'string' },
+        snapshot: { type: 'string' },
         collection: { type: 'string', multiple: true },
+        replace: { type: 'boolean' },
         tenant: { type: 'string', multiple: true },
         wait: { type: 'boolean' },
         config: { type: 'string' },
@@ -84,6 +93,10 @@ export async function main(argv: readonly string[], io: { stdout: NodeJS.Writabl
   }
   if (isRestore && (values.db?.length !== 1 || !values.date)) {
     io.stderr.write(`backup restore needs exactly one --db and a --date\n\n${USAGE}\n`);
+    return EXIT.usage;
+  }
+  if ((values.snapshot !== undefined || values.replace) && !isRestore) {
+    io.stderr.write(`--snapshot and --replace are options of backup restore only\n\n${USAGE}\n`);
     return EXIT.usage;
   }
   if (values.tenant && !isMigrate) {
@@ -121,16 +134,30 @@ export async function main(argv: readonly string[], io: { stdout: NodeJS.Writabl
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  const bar = !values.quiet && 'isTTY' in io.stderr && io.stderr.isTTY ? progressBar(io.stderr) : null;
+  const terminal = 'isTTY' in io.stderr && io.stderr.isTTY === true;
+  const bar = values.quiet ? null : terminal ? progressBar(io.stderr) : progressLines(io.stderr);
   const options: RunOptions = {
     signal: controller.signal,
     waitForLease: values.wait === true,
-    log: (line) => io.stdout.write(`${line}\n`),
+    log: (line) => {
+      bar?.stop();
+      io.stdout.write(`${line}\n`);
+    },
     ...(bar ? { onProgress: bar.update } : {}),
   };
   try {
     const report: JobReport = isRestore
-      ? await restoreBackup(xronox, { dbName: values.db![0]!, date: values.date!, ...(values.collection ? { collections: values.collection } : {}) }, options)
+      ? await restoreBackup(
+          xronox,
+          {
+            dbName: values.db![0]!,
+            date: values.date!,
+            ...(values.snapshot !== undefined ? { snapshot: values.snapshot } : {}),
+            ...(values.collection ? { collections: values.collection } : {}),
+            ...(values.replace ? { mode: 'replace' as const } : {}),
+          },
+          options,
+        )
       : await runJob(xronox, name as ScheduledJob, { ...options, ...(values.db ? { databases: values.db } : {}) });
     bar?.stop();
     for (const f of report.failures) io.stderr.write(`${f.dbName}: ${f.error}\n`);
@@ -164,6 +191,33 @@ async function migrate(xronox: Xronox, target: (typeof MIGRATE_TARGETS)[number],
   return reports.some((r) => r.error) ? EXIT.failed : unknown.length > 0 ? EXIT.usage : EXIT.ok;
 }
 
+/** How often, at most, a progress line is written when stderr is not a terminal (a new step always gets one). */
+const PROGRESS_LINE_MS = 2000;
+
+/**
+ * Progress for logs and pipes: a line when the run reaches a new database or step or finishes
+ * one, and at most every `PROGRESS_LINE_MS` while counts change.
+ */
+function progressLines(stream: NodeJS.WritableStream): { update: (p: JobProgress) => void; stop: () => void } {
+  let last = '';
+  let lastStep = '';
+  let lastAt = 0;
+  return {
+    update: (p) => {
+      const step = `${p.databasesDone}\u0000${p.dbName}\u0000${p.phase}`;
+      const counts = Object.entries(p.counts).map(([k, v]) => `${k} ${v}`).join(', ') || '-';
+      const line = `${p.job}: ${p.databasesDone}/${p.databasesTotal} databases | ${p.dbName || '-'}${p.phase ? ` ${p.phase}` : ''} | ${counts}`;
+      const now = Date.now();
+      if (line === last || (step === lastStep && now - lastAt < PROGRESS_LINE_MS)) return;
+      stream.write(`${line}\n`);
+      last = line;
+      lastStep = step;
+      lastAt = now;
+    },
+    stop: () => undefined,
+  };
+}
+
 /** A bar over the databases of the run, with the units of work and counts so far. */
 function progressBar(stream: NodeJS.WritableStream): { update: (p: JobProgress) => void; stop: () => void } {
   const bar = new SingleBar(
@@ -179,7 +233,7 @@ function progressBar(stream: NodeJS.WritableStream): { update: (p: JobProgress) 
   let started = false;
   return {
     update: (p) => {
-      const payload = { job: p.job, units: p.units, db: p.dbName, counts: Object.entries(p.counts).map(([k, v]) => `${k} ${v}`).join(', ') || '-' };
+      const payload = { job: p.job, units: p.units, db: p.phase ? `${p.dbName} ${p.phase}` : p.dbName, counts: Object.entries(p.counts).map(([k, v]) => `${k} ${v}`).join(', ') || '-' };
       if (!started) {
         bar.start(p.databasesTotal, p.databasesDone, payload);
         started = true;
@@ -187,6 +241,7 @@ function progressBar(stream: NodeJS.WritableStream): { update: (p: JobProgress) 
     },
     stop: () => {
       if (started) bar.stop();
+      started = false;
     },
   };
 }

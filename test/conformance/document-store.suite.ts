@@ -276,6 +276,37 @@ export function documentStoreConformance(
         }
       });
 
+      it('replaceCollections copies staged collections in, in order and with expiry, empties the others, and refuses a non-empty target with onlyIfEmpty', async () => {
+        const live = await ready();
+        const other = await ready(SPEC, { dbName: live.dbName, collection: `${live.collection}_2` });
+        const stage = await ready(SPEC, { dbName: `${live.dbName}_stage`, collection: live.collection });
+        const future = new Date(Date.UTC(2999, 0, 1));
+        for (const k of ['old1', 'old2']) await store.insertOne(live, doc({ k, g: 'g' }));
+        await store.insertOne(other, doc({ k: 'o', g: 'g' }));
+        // Staged out of key order, with an expiry: the copy keeps both.
+        const staged = ['z', 'old1', 'a'].map((k, i) => ({ doc: doc({ k, g: 'g', n: i }), expiresAt: i === 1 ? future : null }));
+        await store.importDocuments(stage, staged);
+        expect(await store.countDocuments(live)).toBe(2);
+        expect(await store.countDocuments(freshNs())).toBe(0);
+        const both = [{ collection: live.collection, from: stage.dbName }, { collection: other.collection, from: null }];
+
+        const before = [await store.exportDocuments(live, { limit: 100 }), await store.exportDocuments(other, { limit: 100 })];
+        expect(await store.replaceCollections(live.dbName, both, { onlyIfEmpty: true })).toEqual({ replaced: false, held: 3 });
+        expect([await store.exportDocuments(live, { limit: 100 }), await store.exportDocuments(other, { limit: 100 })]).toEqual(before);
+
+        for (let round = 0; round < 2; round++) {
+          // Held before: old1, old2 and o the first time, the three copied documents the second.
+          expect(await store.replaceCollections(live.dbName, both, { onlyIfEmpty: false })).toEqual({ replaced: true, held: 3 });
+          expect((await store.exportDocuments(live, { limit: 100 })).documents).toEqual(staged);
+          expect(await store.countDocuments(other)).toBe(0);
+          expect(await store.countDocuments(stage)).toBe(3);
+        }
+        // Unique indexes hold on the copy; an empty target passes onlyIfEmpty.
+        await expect(store.insertOne(live, doc({ k: 'a', g: 'g' }))).rejects.toBeInstanceOf(DuplicateKeyError);
+        expect(await store.replaceCollections(live.dbName, [{ collection: other.collection, from: null }], { onlyIfEmpty: true })).toEqual({ replaced: true, held: 0 });
+        expect(await store.listIndexes(live)).toEqual(expectedIndexes(SPEC));
+      });
+
       it('an import that clashes with itself writes nothing (SQLite) or a prefix (MongoDB)', async () => {
         const ns = await ready();
         const batch = [0, 1, 1, 2].map((n) => ({ doc: doc({ k: `d${n}`, g: 'g' }), expiresAt: null }));

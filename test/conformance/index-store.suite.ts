@@ -1245,6 +1245,78 @@ export function indexStoreConformance(
         expect(await store.listVersions(target, a, { limit: 10 })).toEqual(before.versions[0]);
       });
 
+      it('replaceCollections copies staged collections in whole, empties the rest, sets counters exactly, and refuses a non-empty target with onlyIfEmpty', async () => {
+        const live = freshNs();
+        const stage = { dbName: `${live.dbName}_stage`, collection: live.collection };
+        const analytics = `${live.dbName}_an`;
+        const gone = { dbName: live.dbName, collection: `${live.collection}_gone` };
+        const [a, b, c] = [randomUUID(), randomUUID(), randomUUID()].sort(compareIds) as [string, string, string];
+        // Live: records a (updated twice) and c, a claim, counters and windows; another collection.
+        await commitOk(live, [{ ...create(a), claims: [{ key: 'ka' }] }, create(c)], [{ dbName: analytics, collection: live.collection, deltas: { created: 2, extra: 5 }, windows: ['day:2026-01-01'] }]);
+        await commitOk(live, update(a, 1));
+        await commitOk(live, update(a, 2));
+        await commitOk(gone, create(randomUUID()), [{ dbName: analytics, collection: gone.collection, deltas: { created: 1 } }]);
+        expect(await store.countRecords(live)).toBe(2);
+        expect(await store.countRecords(freshNs())).toBe(0);
+        // Staged (as a restore stages a snapshot): a at ov 1 and b, not marked for sync.
+        const source = freshNs();
+        await commitOk(source, [{ ...create(a), claims: [{ key: 'kb' }] }, create(b)]);
+        await commitOk(source, update(a, 1));
+        const staged = async (ns: Namespace) => ({
+          heads: await store.listHeads(ns, { filter: null, includeDeleted: true, sort: { field: 'id', direction: 1 }, limit: 10 }),
+          versions: await Promise.all([a, b, c].map((id) => store.listVersions(ns, id, { limit: 10 }))),
+          claims: await store.listClaims(ns, { limit: 10 }),
+          cv: await store.getCollectionVersion(ns),
+        });
+        const wanted = await staged(source);
+        await store.importRecords(stage, {
+          records: wanted.heads.map((head) => ({ head, versions: wanted.versions[[a, b, c].indexOf(head.id)]! })),
+          claims: wanted.claims,
+          collectionVersion: wanted.cv!,
+          sync: false,
+        });
+        expect(await store.listPendingSync(stage.dbName, { limit: 10 })).toEqual([]);
+        const counters = { totals: { created: 7 }, windows: [{ window: 'day:2026-01-02', counts: { created: 7 } }] };
+
+        // onlyIfEmpty: the live collection holds records, so nothing changes.
+        const before = await staged(live);
+        expect(await store.replaceCollections(live.dbName, [{ collection: live.collection, from: stage.dbName, counters }], { countersDb: analytics, wholeDatabase: false, onlyIfEmpty: true })).toEqual({
+          replaced: false,
+          held: 2,
+        });
+        expect(await staged(live)).toEqual(before);
+        expect(await store.replaceCollections(live.dbName, [{ collection: live.collection, from: stage.dbName, counters }], { countersDb: analytics, wholeDatabase: true, onlyIfEmpty: true })).toEqual({
+          replaced: false,
+          held: 3,
+        });
+
+        // Replace the whole database: the live collection equals the staged one, the other is emptied.
+        for (let round = 0; round < 2; round++) {
+          expect(await store.replaceCollections(live.dbName, [{ collection: live.collection, from: stage.dbName, counters }], { countersDb: analytics, wholeDatabase: true, onlyIfEmpty: false })).toEqual({
+            replaced: true,
+            held: round === 0 ? 3 : 2,
+          });
+          expect(await staged(live)).toEqual(wanted);
+          expect(await store.getCounters(analytics, live.collection)).toEqual({ created: 7 });
+          expect(await store.getCounterWindows(analytics, live.collection, { granularity: 'day' })).toEqual(counters.windows);
+          expect(await store.countRecords(gone)).toBe(0);
+          expect(await store.getCounters(analytics, gone.collection)).toEqual({});
+          expect(await store.listCollections(live.dbName)).toEqual([live.collection]);
+          // Every record copied in is marked for blob sync; the staging area is left as it was.
+          expect((await store.listPendingSync(live.dbName, { limit: 10 })).map((p) => p.id).sort(compareIds)).toEqual([a, b]);
+          expect(await store.countRecords(stage)).toBe(2);
+        }
+        // Later commits continue from the copied collection version.
+        expect(await commitOk(live, update(a, 2))).toEqual([wanted.cv! + 1]);
+        // from: null empties a collection (a staging area, here).
+        expect(await store.replaceCollections(stage.dbName, [{ collection: stage.collection, from: null }], { countersDb: stage.dbName, wholeDatabase: true, onlyIfEmpty: false })).toEqual({ replaced: true, held: 2 });
+        expect(await store.countRecords(stage)).toBe(0);
+        expect(await store.listCollections(stage.dbName)).toEqual([]);
+        expect(await store.replaceCollections(live.dbName, [{ collection: live.collection, from: stage.dbName }], { countersDb: analytics, wholeDatabase: false, onlyIfEmpty: false })).toEqual({ replaced: true, held: 2 });
+        expect(await store.countRecords(live)).toBe(0);
+        expect(await store.getCounters(analytics, live.collection)).toEqual({});
+      });
+
       it('setCounters sets the named totals only, idempotently', async () => {
         const ns = freshNs();
         await commitOk(ns, create(randomUUID()), [{ dbName: ns.dbName, collection: ns.collection, deltas: { created: 3, kept: 7 } }]);

@@ -12,7 +12,7 @@ import { describe, expect, it } from 'vitest';
 import type { StoredDocument } from '../../core/contracts/document-store.js';
 import type { Xronox } from '../../core/engine/xronox.js';
 import type { DocumentBackupManifest } from '../../core/jobs/backup-documents.js';
-import { backupDate } from '../../core/jobs/snapshot.js';
+import { backupDate, snapshotId } from '../../core/jobs/snapshot.js';
 import { initXronox } from '../../core/xronox.js';
 import { EXIT } from '../../functions/cli/xronox.js';
 import { backup, container } from '../../functions/jobs/handlers.js';
@@ -101,31 +101,59 @@ describe.each(JOB_BACKENDS)('backups of messaging and identities databases: $nam
     const docCount = Object.values(before).reduce((n, d) => n + d.length, 0);
     expect(report.counts.backedUpDocuments).toBe(docCount);
     const date = backupDate(new Date(scheduledEvent(now, 'x').time));
+    const snap = snapshotId(new Date(scheduledEvent(now, 'x').time));
 
     // The documented layout, one snapshot per collection (empty ones too), a manifest that matches its files.
     const msgBucket = fx.inst.bucketOf(names.msg);
     const keys = await allKeys(fx.inspect, msgBucket, 'backups/');
-    expect(keys).toEqual(MESSAGING.flatMap((c) => [`backups/${c}/${date}/${names.msg}/manifest.json`, `backups/${c}/${date}/${names.msg}/part-00000.jsonl.gz`]).sort());
+    const folder = (c: string, dbName = names.msg) => `backups/${c}/${date}/${dbName}/${snap}/`;
+    expect(keys).toEqual(MESSAGING.flatMap((c) => [`${folder(c)}manifest.json`, `${folder(c)}part-00000.jsonl.gz`]).sort());
     const manifestOf = async (bucket: string, key: string) => JSON.parse(Buffer.from((await fx.inspect.get(bucket, key))!).toString('utf8')) as DocumentBackupManifest;
-    const sm = await manifestOf(msgBucket, `backups/shared_memory/${date}/${names.msg}/manifest.json`);
-    const part = (await fx.inspect.get(msgBucket, `backups/shared_memory/${date}/${names.msg}/part-00000.jsonl.gz`))!;
-    expect(sm).toMatchObject({ format: 'xronox-backup/1', kind: 'documents', dbName: names.msg, databaseType: 'messaging', collection: 'shared_memory', date, counts: { documents: 30 } });
+    const sm = await manifestOf(msgBucket, `${folder('shared_memory')}manifest.json`);
+    const part = (await fx.inspect.get(msgBucket, `${folder('shared_memory')}part-00000.jsonl.gz`))!;
+    expect(sm).toMatchObject({
+      format: 'xronox-backup/1', kind: 'documents', dbName: names.msg, databaseType: 'messaging', collection: 'shared_memory', date,
+      snapshot: { id: snap, collections: [...MESSAGING] }, counts: { documents: 30 },
+    });
     expect(sm.files).toEqual([{ name: 'part-00000.jsonl.gz', lines: 30, bytes: part.byteLength, sha256: createHash('sha256').update(part).digest('hex') }]);
     expect(gunzipSync(part).toString('utf8').split('\n')[0]).toMatch(/^\{"t":"doc","expiresAt":"[^"]+","doc":\{"key":"k0"/);
-    expect((await manifestOf(fx.inst.bucketOf(ids), `backups/permissions/${date}/${ids}/manifest.json`)).counts).toEqual({ documents: 0 });
-    // A second run the same day finds the snapshots done.
+    expect((await manifestOf(fx.inst.bucketOf(ids), `${folder('permissions', ids)}manifest.json`)).counts).toEqual({ documents: 0 });
+    // A retried invocation of the same schedule (same event time) finds its snapshots done.
     expect((await backup(scheduledEvent(now, 'xronox-backup'), lambdaContext('xronox-backup'))).counts).toMatchObject({ collectionsAlreadyBackedUp: report.counts.backedUpCollections });
+
+    // A document written after the backup: a restore over it is refused, naming how many the
+    // database holds, and changes nothing; --replace brings back exactly the snapshot.
+    const memory = x.with({ databaseType: 'messaging', tier: 'generic', collection: 'shared_memory' });
+    await memory.insert({ key: 'late', namespace: 'app', tenantId: 'acme', val: { n: -1 }, _system: { createdAt: new Date(), updatedAt: new Date(), retentionDays: 3650 } });
+    const held = MESSAGING.reduce((n, c) => n + before[`${names.msg}/${c}`]!.length, 0) + 1;
+    const refused = await cliInProcess(['backup', 'restore', '--db', names.msg, '--date', date, '--config', file, '--quiet']);
+    expect({ code: refused.code, stderr: refused.stderr }).toEqual({
+      code: EXIT.failed,
+      stderr: `${names.msg} is not empty: it holds ${held} documents, and restoring a backup over them would mix them with the snapshot. Restore into an empty database, or pass --replace (mode: 'replace') to replace the whole database with the snapshot\n`,
+    });
+    expect((await documents(x, dbs))[`${names.msg}/shared_memory`]).toHaveLength(31);
+    const replacing = await cliInProcess(['backup', 'restore', '--db', names.msg, '--date', date, '--replace', '--config', file, '--quiet']);
+    expect({ code: replacing.code, stderr: replacing.stderr }).toEqual({ code: EXIT.ok, stderr: '' });
+    expect(JSON.parse(replacing.stdout)).toMatchObject({ job: 'restore', complete: true, counts: { restoredCollections: 4, replacedDocuments: held } });
+    expect(await documents(x, dbs)).toEqual(before);
 
     await x.shutdown();
     await container.close();
     for (const suffix of ['', '-wal', '-shm']) rmSync(join(sub, `xronox.sqlite${suffix}`), { force: true });
 
-    for (const dbName of [names.msg, ids, names.msg]) {
-      // The messaging database twice: a second restore over the first converges to the same state.
+    for (const dbName of [names.msg, ids]) {
       const run = await cliInProcess(['backup', 'restore', '--db', dbName, '--date', date, '--config', file, '--quiet']);
       expect({ dbName, code: run.code, stderr: run.stderr }).toEqual({ dbName, code: EXIT.ok, stderr: '' });
       expect(JSON.parse(run.stdout.trim())).toMatchObject({ job: 'restore', complete: true, counts: { restoredCollections: dbName === ids ? 5 : 4 } });
     }
+    // A second restore over the first is refused without --replace; with it, it converges to the same state.
+    const again = await cliInProcess(['backup', 'restore', '--db', names.msg, '--date', date, '--config', file, '--quiet']);
+    expect({ code: again.code, stderr: again.stderr.trim() }).toEqual({
+      code: EXIT.failed,
+      stderr: `${names.msg} is not empty: it holds ${MESSAGING.reduce((n, c) => n + before[`${names.msg}/${c}`]!.length, 0)} documents, and restoring a backup over them would mix them with the snapshot. Restore into an empty database, or pass --replace (mode: 'replace') to replace the whole database with the snapshot`,
+    });
+    const replaced = await cliInProcess(['backup', 'restore', '--db', names.msg, '--date', date, '--replace', '--config', file, '--quiet']);
+    expect({ code: replaced.code, stderr: replaced.stderr }).toEqual({ code: EXIT.ok, stderr: '' });
     const x2 = initXronox(config);
     fx.open.push(x2);
     expect(await documents(x2, dbs)).toEqual(before);
@@ -148,7 +176,8 @@ describe.each(JOB_BACKENDS)('backups of messaging and identities databases: $nam
     await container.close();
     for (const suffix of ['', '-wal', '-shm']) rmSync(join(sub, `xronox.sqlite${suffix}`), { force: true });
     const bucket = fx.inst.bucketOf(names.msg);
-    const folder = `backups/topics/${date}/${names.msg}/`;
+    const snap = snapshotId(new Date(scheduledEvent(now, 'x').time));
+    const folder = `backups/topics/${date}/${names.msg}/${snap}/`;
     const good = (await fx.inspect.get(bucket, `${folder}part-00000.jsonl.gz`))!;
     const manifest = JSON.parse(Buffer.from((await fx.inspect.get(bucket, `${folder}manifest.json`))!).toString('utf8')) as DocumentBackupManifest;
 
@@ -207,7 +236,7 @@ describe.each(JOB_BACKENDS)('backups of messaging and identities databases: $nam
     }
     // In a tenant's identities database, a document of another tenant is refused.
     const idsBucket = fx.inst.bucketOf(ids);
-    const usersFolder = `backups/users/${date}/${ids}/`;
+    const usersFolder = `backups/users/${date}/${ids}/${snap}/`;
     const usersManifest = JSON.parse(Buffer.from((await fx.inspect.get(idsBucket, `${usersFolder}manifest.json`))!).toString('utf8')) as DocumentBackupManifest;
     await forge('{"t":"doc","expiresAt":null,"doc":{"userId":"u1","tenantId":"beta","email":"eve@example.com","name":"Eve","roles":["admin"]}}', { bucket: idsBucket, folder: usersFolder, manifest: usersManifest });
     const crossTenant = await restore(ids);

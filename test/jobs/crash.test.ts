@@ -1,14 +1,16 @@
 /**
  * Crash trials: a job process (the CLI, `xronox job run <job>`) is killed with SIGKILL at a random
  * point of its work, then run again; the final state must equal that of an uninterrupted run,
- * byte for byte: every row of every table of the SQLite file, every object in the blob folder.
+ * byte for byte: every row of every table of the SQLite file, every object in the blob folder
+ * (backups compared with their snapshot id, the time of their run, set aside).
  *
  * "A random point" is chosen by progress, not by time: a seeded random number of objects the job
  * has written (or removed), which the test watches in the blob folder; the process is killed as
  * soon as it gets there. The rerun waits for the dead run's lease to run out (`--wait`).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initXronox } from '../../core/xronox.js';
@@ -97,11 +99,19 @@ describe('a job killed with SIGKILL at random points and run again ends as an un
       const killAt = 1 + Math.floor(random() * (totals[job]! - 1));
       const killed = await runCli(work, job, { killWhen: () => progress(job, work, template) >= killAt });
       const partial = JSON.stringify(state(work)) !== JSON.stringify(reference[job]);
+      const afterKill = state(work);
       const rerun = await runCli(work, job, { wait: true });
       expect({ trial, job, code: rerun.code, stderr: rerun.stderr }).toEqual({ trial, job, code: 0, stderr: '' });
       const final = state(work);
       expect({ trial, job, sqlite: final.sqlite }).toEqual({ trial, job, sqlite: reference[job]!.sqlite });
       expect({ trial, job, blobs: final.blobs }).toEqual({ trial, job, blobs: reference[job]!.blobs });
+      // Each database has the one snapshot the reference has: the rerun finished the one the kill
+      // cut off. Only where the killed run had already finished it did the rerun, a new run, take another.
+      for (const [dbName, count] of Object.entries(reference[job]!.snapshots)) {
+        const backups = (b: Record<string, string>) => Object.entries(b).filter(([k]) => k.startsWith(`${dbName}/backups/`));
+        const finished = afterKill.snapshots[dbName] === count && JSON.stringify(backups(afterKill.blobs)) === JSON.stringify(backups(reference[job]!.blobs));
+        expect({ trial, dbName, snapshots: final.snapshots[dbName] }).toEqual({ trial, dbName, snapshots: finished ? count + 1 : count });
+      }
       outcomes.push({ job, killAt, killedMidRun: killed.signal === 'SIGKILL', partial });
     }
     console.log(`[crash trials] ${JSON.stringify(outcomes)}`);
@@ -119,11 +129,33 @@ describe('a job killed with SIGKILL at random points and run again ends as an un
 
 interface State {
   sqlite: Record<string, unknown[]>;
+  /** Every object's SHA-256, backups with their snapshot id written `T*` (see `state`). */
   blobs: Record<string, string>;
+  /** How many backup snapshots each database has. */
+  snapshots: Record<string, number>;
 }
 
+/** A snapshot id in a backup key: the time of its run, which differs from run to run. */
+const SNAPSHOT = /\/(T\d{6}\.\d{3}Z)\//;
+
+/**
+ * The SQLite file row by row, and every object: a backup's keys, and its manifests (which name
+ * the snapshot), with the snapshot id written `T*`, so that runs at different times compare.
+ */
 function state(work: string): State {
-  return { sqlite: sqliteDump(join(work, 'xronox.sqlite')), blobs: blobFiles(join(work, 'blobs')) };
+  const root = join(work, 'blobs');
+  const blobs: Record<string, string> = {};
+  const ids: Record<string, Set<string>> = {};
+  for (const [key, hash] of Object.entries(blobFiles(root))) {
+    const id = SNAPSHOT.exec(key)?.[1];
+    if (id === undefined) {
+      blobs[key] = hash;
+      continue;
+    }
+    (ids[key.split('/')[0]!] ??= new Set()).add(id);
+    blobs[key.replace(SNAPSHOT, '/T*/')] = key.endsWith('/manifest.json') ? createHash('sha256').update(readFileSync(join(root, key), 'utf8').replaceAll(id, 'T*')).digest('hex') : hash;
+  }
+  return { sqlite: sqliteDump(join(work, 'xronox.sqlite')), blobs, snapshots: Object.fromEntries(Object.entries(ids).map(([db, set]) => [db, set.size])) };
 }
 
 /** How far a job got, in objects: written (archive, backup) or removed (retention). */

@@ -2,15 +2,23 @@
  * How runs behave together and report: two runs at once (leases), stopping at a safe point,
  * the structured report line, and the CLI's progress bar. On the embedded default.
  */
+import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { XronoxConfigInput } from '../../core/config/schema.js';
 import type { Xronox } from '../../core/engine/xronox.js';
 import type { JobReport } from '../../core/jobs/job.js';
 import { archiveObjects, runJob } from '../../core/jobs/run.js';
 import { initXronox } from '../../core/xronox.js';
+import { backupDate } from '../../core/jobs/snapshot.js';
 import { EXIT, main } from '../../functions/cli/xronox.js';
+import { runTsx } from '../support/tsx-process.js';
 import { tempDir } from '../support/temp.js';
 import { openIndex, writeConfig } from './support.js';
+
+const CLI = new URL('../../functions/cli/xronox.ts', import.meta.url).pathname;
+/** The AWS SDK warns about Node 20 on stderr; that is not the CLI's output. */
+const withoutSdkWarning = (stderr: string) => stderr.replace(/\(node:\d+\) (Warning: )?NodeVersionSupportWarning[\s\S]*?--trace-warnings[^\n]*\n/g, '');
 
 const TENANTS = ['t1', 't2', 't3', 't4'];
 const RECORDS = 10;
@@ -152,6 +160,70 @@ describe('job runs', () => {
     const swept = await runJob(x, 'archive', { log: null });
     expect(swept).toMatchObject({ complete: true, databases: { total: 3, done: 3 }, counts: { archivedVersions: 4 } });
   });
+
+  it('job run --db naming no database the job runs on exits 2, names it and lists the databases there are, and does nothing (a real CLI process)', async () => {
+    const { file, config } = await seed();
+    const blobs = (config.localStorage as { basePath: string }).basePath;
+    for (const dbs of [['rt_typo'], ['rt_t1', 'rt_typo']]) {
+      const run = await runTsx(CLI, ['job', 'run', 'backup', ...dbs.flatMap((d) => ['--db', d]), '--config', file, '--quiet'], { dropEnv: ['XRONOX_CONFIG_FILE'] });
+      expect({ dbs, code: run.code, stdout: run.stdout, stderr: withoutSdkWarning(run.stderr) }).toEqual({
+        dbs,
+        code: EXIT.usage,
+        stdout: '',
+        stderr: 'No database the backup job runs on is named "rt_typo"; it runs on: rt_t1, rt_t2, rt_t3, rt_t4\n',
+      });
+    }
+    for (const tenantId of TENANTS) expect(existsSync(join(blobs, `rt_${tenantId}`, 'backups'))).toBe(false);
+    // In process, the library says the same with a ValidationError.
+    await expect(runJob(instance(config), 'archive', { databases: ['nope'], log: null })).rejects.toMatchObject({ code: 'VALIDATION_FAILED', path: 'databases' });
+  });
+
+  it('backup restore shows progress on stderr while it works and prints its report only once every object is written (a real CLI process)', async () => {
+    const folder = `${dir.path}/restore-progress`;
+    const config: XronoxConfigInput = {
+      dbConnections: { local: { sqlitePath: `${folder}/xronox.sqlite` } },
+      localStorage: { basePath: `${folder}/blobs`, enabled: true },
+      databases: { runtime: { tenantDatabases: [{ tenantId: 'big', dbConnRef: 'local', dbName: 'rt_big' }] } },
+    };
+    mkdirSync(folder, { recursive: true });
+    const file = writeConfig(folder, config);
+    const x = instance(config);
+    const orders = x.with({ databaseType: 'runtime', tier: 'tenant', tenantId: 'big', collection: 'orders' });
+    // More than one page of the outbox (500), so objects are written in several steps.
+    const RECORDS = 700;
+    await orders.createMany(Array.from({ length: RECORDS }, (_, n) => ({ n, note: 'x'.repeat(200) })));
+    await x.flush();
+    const now = new Date();
+    expect((await runJob(x, 'backup', { now, log: null })).complete).toBe(true);
+    await x.shutdown();
+    // An empty database, and no records objects: the restore must write every one.
+    for (const suffix of ['', '-wal', '-shm']) rmSync(`${folder}/xronox.sqlite${suffix}`, { force: true });
+    rmSync(`${folder}/blobs/rt_big/records`, { recursive: true, force: true });
+
+    // The report line is the end: the process is killed the moment it arrives, and nothing may be left to do.
+    const run = await runTsx(CLI, ['backup', 'restore', '--db', 'rt_big', '--date', backupDate(now), '--config', file], {
+      dropEnv: ['XRONOX_CONFIG_FILE'],
+      onOutput: (out, child) => {
+        if (out.stdout.includes('\n') && child.exitCode === null) child.kill('SIGKILL');
+      },
+    });
+    const report = JSON.parse(run.stdout.trim()) as JobReport;
+    expect(report).toMatchObject({ job: 'restore', complete: true, counts: { restoredRecords: RECORDS, restoredCollections: 1, syncedRecords: RECORDS } });
+    const store = openIndex(folder);
+    try {
+      expect(await store.listPendingSync('rt_big', { limit: 10 })).toEqual([]);
+    } finally {
+      await store.close();
+    }
+    const written = readdirSync(`${folder}/blobs/rt_big/records/orders`).filter((id) => existsSync(`${folder}/blobs/rt_big/records/orders/${id}/current.json`));
+    expect(written).toHaveLength(RECORDS);
+    // Progress meanwhile: a line per step, then the last one, with every count, before the report.
+    const lines = withoutSdkWarning(run.stderr).trim().split('\n');
+    for (const step of ['checking snapshot', 'staging', 'replacing', 'writing objects']) {
+      expect({ step, seen: lines.some((l) => l.startsWith('restore: 0/1 databases | rt_big ') && l.includes(step)) }).toEqual({ step, seen: true });
+    }
+    expect(lines[lines.length - 1]).toBe(`restore: 1/1 databases | rt_big | ${Object.entries(report.counts).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  }, 180_000);
 
   it('the CLI shows a progress bar on a terminal, prints the report line, and exits 0', async () => {
     const { file, total } = await seed();

@@ -12,6 +12,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { snapshotId } from '../../core/jobs/snapshot.js';
 import { hashApiKey } from '../../functions/api/api-keys.js';
 import { tempDir } from '../support/temp.js';
 import { s3PutEvent, scheduledEvent } from './job-events.js';
@@ -185,13 +186,15 @@ describe('npm run offline (osls offline start --stage local)', () => {
   it('runs the scheduled functions on demand through the Lambda Invoke API with a scheduled event, and refuses other events', async (ctx) => {
     if (skipped(ctx)) return;
     const at = new Date();
-    const backup = await invoke('xronox-local-backup', scheduledEvent(at, 'xronox-local-backup'));
+    const event = scheduledEvent(at, 'xronox-local-backup');
+    const backup = await invoke('xronox-local-backup', event);
     expect(backup.status, offline!.output()).toBe(200);
     expect(backup.functionError).toBeNull();
     expect(backup.payload).toMatchObject({ job: 'backup', complete: true, databases: { total: 1, done: 1 } });
     expect((backup.payload.counts as Record<string, number>).backedUpRecords).toBeGreaterThan(0);
+    // The snapshot is named after the schedule's time, so a retried invocation finds it done.
     expect(await keys(BUCKETS.backups, `backups/orders/${at.toISOString().slice(0, 10)}/rt_offline_demo/`)).toContain(
-      `backups/orders/${at.toISOString().slice(0, 10)}/rt_offline_demo/manifest.json`,
+      `backups/orders/${at.toISOString().slice(0, 10)}/rt_offline_demo/${snapshotId(new Date(event.time))}/manifest.json`,
     );
 
     for (const fn of ['archiveSweep', 'retention']) {

@@ -1,7 +1,9 @@
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 
 export interface TsxRun {
   code: number | null;
+  /** The signal that ended the process, if one did. */
+  signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
 }
@@ -9,18 +11,29 @@ export interface TsxRun {
 /**
  * Runs a TypeScript file in its own Node process (through tsx) to its end and collects its
  * output. The child gets this process's environment without `NODE_OPTIONS` (the test runner's
- * hooks are not the child's) and without the variables named in `dropEnv`.
+ * hooks are not the child's) and without the variables named in `dropEnv`. `onOutput` sees the
+ * output so far each time more arrives, with the child (to signal it at a given point).
  */
-export function runTsx(script: string, args: readonly string[], options: { dropEnv?: readonly string[] } = {}): Promise<TsxRun> {
+export function runTsx(
+  script: string,
+  args: readonly string[],
+  options: { dropEnv?: readonly string[]; onOutput?: (output: { stdout: string; stderr: string }, child: ChildProcess) => void } = {},
+): Promise<TsxRun> {
   const env = { ...process.env };
   for (const name of ['NODE_OPTIONS', ...(options.dropEnv ?? [])]) delete env[name];
   const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
   let stdout = '';
   let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    stdout += chunk;
+    options.onOutput?.({ stdout, stderr }, child);
+  });
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+    stderr += chunk;
+    options.onOutput?.({ stdout, stderr }, child);
+  });
   return new Promise((resolve, reject) => {
     child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
+    child.once('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
   });
 }

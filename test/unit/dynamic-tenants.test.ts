@@ -3,6 +3,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { XronoxConfigBuilder } from '../../core/config/builder.js';
 import { loadConfig } from '../../core/config/load.js';
 import { RouteNotFoundError, ValidationError } from '../../core/errors.js';
+import { restoreStagingDbName } from '../../core/routing/names.js';
 import { type RouteRequest, Router } from '../../core/routing/router.js';
 import { pooledMongoClientCount } from '../../core/adapters/mongodb/mongodb-client-pool.js';
 import { initXronox } from '../../core/xronox.js';
@@ -158,6 +159,15 @@ describe('dynamic tenants: refusals', () => {
     const long = thrown(ValidationError, () => router.resolve({ databaseType: 'knowledge', tier: 'tenant', tenantId: 'a'.repeat(62), collection: 'x' }));
     expect(long.message).toContain('dbNameTemplate');
     expect(long.message).toContain('not a valid dbName');
+  });
+
+  it('never gives a tenant a restore\'s staging database, nor reads one as a tenant\'s', () => {
+    const bare = new Router(loadConfig({ ...local, databases: { knowledge: { dynamicTenants: { enabled: true, dbConnRef: 'main', dbNameTemplate: '{tenantId}' } } } }));
+    const staging = restoreStagingDbName('kn_acme');
+    expect(staging).toMatch(/^xronox_restore_[0-9a-f]{24}$/);
+    expect(thrown(ValidationError, () => bare.resolve({ databaseType: 'knowledge', tier: 'tenant', tenantId: staging, collection: 'x' })).message).toContain('kept for restores');
+    expect(bare.databaseNamed('main', staging)).toBeNull();
+    expect(bare.databaseNamed('main', 'kn_acme')?.dbName).toBe('kn_acme');
   });
 });
 

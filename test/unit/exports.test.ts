@@ -26,6 +26,7 @@ describe('public API', () => {
       'MESSAGING_SPECS',
       'MessagingCollection',
       'NotFoundError',
+      'RestoreTargetNotEmptyError',
       'RouteNotFoundError',
       'Router',
       'SCHEDULED_JOBS',
@@ -84,5 +85,7 @@ describe('public API', () => {
     expect(new xronox.DuplicateKeyError('users', 'i')).toBeInstanceOf(xronox.ConflictError);
     expect(new xronox.AppendOnlyError('logs', 'update')).toMatchObject({ code: 'VALIDATION_FAILED', databaseType: 'logs', operation: 'update', name: 'AppendOnlyError' });
     expect(new xronox.AppendOnlyError('logs', 'update')).toBeInstanceOf(xronox.ValidationError);
+    expect(new xronox.RestoreTargetNotEmptyError('rt_acme', 12, 'records')).toMatchObject({ code: 'CONFLICT', dbName: 'rt_acme', held: 12, unit: 'records', name: 'RestoreTargetNotEmptyError' });
+    expect(new xronox.RestoreTargetNotEmptyError('rt_acme', 12, 'records')).toBeInstanceOf(xronox.ConflictError);
   });
 });

@@ -17,6 +17,8 @@ const DUPLICATE_KEY = 11000;
 const NAMESPACE_NOT_FOUND = 26;
 /** Index option or key conflicts: an index of that name exists with another definition. */
 const INDEX_CONFLICTS = new Set(['IndexOptionsConflict', 'IndexKeySpecsConflict']);
+/** Documents copied per `insertMany` by `replaceCollections`. */
+const COPY_BATCH = 1000;
 /** Racing upserts of one new key: each retry finds the winner's document and replaces it. */
 const MAX_UPSERT_ATTEMPTS = 5;
 /** Every read hides the store's own fields. */
@@ -31,7 +33,7 @@ const PROJECTION = { _id: 0, _xronox: 0 } as const;
  */
 export class MongoDocumentStore implements DocumentStore {
   readonly name = 'mongodb';
-  readonly capabilities = { nativeExpiry: true } as const;
+  readonly capabilities = { nativeExpiry: true, atomicReplace: false } as const;
   readonly #client: MongoClient;
   readonly #connect: () => Promise<void>;
   readonly #release: () => Promise<void>;
@@ -169,6 +171,38 @@ export class MongoDocumentStore implements DocumentStore {
   async clearCollection(ns: Namespace): Promise<number> {
     await this.#connect();
     return (await this.#collection(ns).deleteMany({})).deletedCount;
+  }
+
+  async countDocuments(ns: Namespace): Promise<number> {
+    await this.#connect();
+    return this.#collection(ns).countDocuments({});
+  }
+
+  /**
+   * Not one transaction (a restore may be larger than a MongoDB transaction can be): collection
+   * by collection, emptied and then filled with copies of the staging area's documents, `_id`s
+   * (so insertion order) and expiry included. Calling again after a cut-off finishes the job.
+   */
+  async replaceCollections(dbName: string, replacements: ReadonlyArray<{ collection: string; from: string | null }>, options: { onlyIfEmpty: boolean }): Promise<{ replaced: boolean; held: number }> {
+    await this.#connect();
+    let held = 0;
+    for (const r of replacements) held += await this.#collection({ dbName, collection: r.collection }).countDocuments({});
+    if (options.onlyIfEmpty && held > 0) return { replaced: false, held };
+    for (const r of replacements) {
+      const live = this.#collection({ dbName, collection: r.collection });
+      await live.deleteMany({});
+      if (r.from === null) continue;
+      let batch: Document[] = [];
+      for await (const doc of this.#collection({ dbName: r.from, collection: r.collection }).find({}).sort({ _id: 1 })) {
+        batch.push(doc);
+        if (batch.length >= COPY_BATCH) {
+          await live.insertMany(batch, { ordered: true });
+          batch = [];
+        }
+      }
+      if (batch.length > 0) await live.insertMany(batch, { ordered: true });
+    }
+    return { replaced: true, held };
   }
 
   async ping(): Promise<void> {

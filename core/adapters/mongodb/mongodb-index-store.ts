@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { type ClientSession, type Collection, type Document, type Filter, type FindCursor, type MongoClient, type MongoClientOptions, MongoServerError, ObjectId, type Sort } from 'mongodb';
+import { type AnyBulkWriteOperation, type ClientSession, type Collection, type Document, type Filter, type FindCursor, type MongoClient, type MongoClientOptions, MongoServerError, ObjectId, type Sort } from 'mongodb';
 import type {
   ActorQuery,
   AsOfQuery,
@@ -9,6 +9,7 @@ import type {
   CounterWindow,
   CounterWindowBounds,
   CounterWindowQuery,
+  CollectionReplacement,
   DeadLetter,
   HeadQuery,
   HeadRow,
@@ -18,6 +19,7 @@ import type {
   PendingBlob,
   PendingSync,
   RecordWrite,
+  ReplaceCollectionsOptions,
   UnarchivedRecord,
   VersionPoint,
   VersionRow,
@@ -153,10 +155,10 @@ export class MongoIndexStore implements IndexStore {
     this.#release = release;
   }
 
-  get capabilities(): { atomicBatches: boolean; multiProcess: boolean } {
+  get capabilities(): { atomicBatches: boolean; multiProcess: boolean; atomicReplace: boolean } {
     // Until the first operation has asked the server, only `required` is known to be atomic.
     const mode = this.#detected ?? (this.#options.transactions === 'required' ? 'transactions' : 'standalone');
-    return { atomicBatches: mode === 'transactions', multiProcess: true };
+    return { atomicBatches: mode === 'transactions', multiProcess: true, atomicReplace: false };
   }
 
   // ---- writes --------------------------------------------------------------------------
@@ -951,6 +953,7 @@ export class MongoIndexStore implements IndexStore {
         if (versions.length > 0) await this.#versions(ns).insertMany(versions.map(versionDocOfRow), opts);
         await this.#heads(ns).replaceOne({ _id: head.id }, toHeadDoc(head.id, head, head.cv), { ...opts, upsert: true });
         highest = Math.max(highest, head.cv, ...versions.map((v) => v.cv));
+        if (batch.sync === false) continue;
         await this.#outbox(ns.dbName).updateOne(
           { _id: recordKey(ns.collection, head.id) },
           { $max: { seq: head.cv }, $setOnInsert: { coll: ns.collection, id: head.id, queuedAt: new Date(), order: new ObjectId() } },
@@ -975,6 +978,71 @@ export class MongoIndexStore implements IndexStore {
     } finally {
       await session.endSession();
     }
+  }
+
+  async countRecords(ns: Namespace): Promise<number> {
+    await this.#connect();
+    return this.#heads(ns).countDocuments({});
+  }
+
+  /**
+   * Not one transaction (a restore may be larger than a MongoDB transaction can be): collection
+   * by collection, each one emptied and then filled with copies of the staging area's documents.
+   * Each step is idempotent, so calling again after a cut-off finishes the job. The emptiness
+   * check is a count taken before anything changes.
+   */
+  async replaceCollections(dbName: string, replacements: readonly CollectionReplacement[], options: ReplaceCollectionsOptions): Promise<{ replaced: boolean; held: number }> {
+    await this.#connect();
+    const listed = new Set(replacements.map((r) => r.collection));
+    const others = options.wholeDatabase
+      ? [...new Set([...(await this.listCollections(dbName)), ...(await this.#collectionsOf(dbName))])].filter((c) => !listed.has(c))
+      : [];
+    const all: CollectionReplacement[] = [...replacements, ...others.map((collection) => ({ collection, from: null }))];
+    let held = 0;
+    for (const r of all) held += await this.#heads({ dbName, collection: r.collection }).countDocuments({});
+    if (options.onlyIfEmpty && held > 0) return { replaced: false, held };
+    await this.#ensureQueues(dbName);
+    for (const r of all) {
+      const live: Namespace = { dbName, collection: r.collection };
+      await this.#ensure(live, 'head', 'ver', 'counter', 'claims');
+      await this.#heads(live).deleteMany({});
+      await this.#versions(live).deleteMany({});
+      await this.#claims(live).deleteMany({});
+      await this.#counters(live).deleteOne({ _id: CV_DOC_ID });
+      await this.#outbox(dbName).deleteMany({ coll: r.collection });
+      await this.#deadLetters(dbName).deleteMany({ coll: r.collection });
+      const counters = { dbName: options.countersDb, collection: r.collection };
+      await this.#ensure(counters, 'counter');
+      await this.#counters(counters).deleteMany({ $or: [{ _id: TOTALS_DOC_ID }, { _id: { $regex: `^${WINDOW_DOC_PREFIX}` } }] });
+      if (r.from !== null) {
+        const staged: Namespace = { dbName: r.from, collection: r.collection };
+        for (const role of ['head', 'ver', 'claims'] as const) await copyAll(this.#collection(coll(staged, role)), this.#collection(coll(live, role)));
+        const cv = await this.#counters(staged).findOne({ _id: CV_DOC_ID });
+        if (cv) await this.#counters(live).replaceOne({ _id: CV_DOC_ID }, cv, { upsert: true });
+        // Every record copied in is written to the blob store again (current.json, pending versions).
+        let marks: Array<AnyBulkWriteOperation<OutboxDoc>> = [];
+        const flush = async () => {
+          if (marks.length > 0) await this.#outbox(dbName).bulkWrite(marks, { ordered: true });
+          marks = [];
+        };
+        for await (const head of this.#heads(live).find({}, { projection: { _id: 1, cv: 1 } })) {
+          marks.push({
+            updateOne: {
+              filter: { _id: recordKey(r.collection, head._id) },
+              update: { $max: { seq: head.cv }, $setOnInsert: { coll: r.collection, id: head._id, queuedAt: new Date(), order: new ObjectId() } },
+              upsert: true,
+            },
+          });
+          if (marks.length >= COPY_BATCH) await flush();
+        }
+        await flush();
+      }
+      if (r.counters) {
+        await this.setCounters(options.countersDb, r.collection, { ...r.counters.totals });
+        await this.setCounterWindows(options.countersDb, r.collection, r.counters.windows);
+      }
+    }
+    return { replaced: true, held };
   }
 
   async setCounters(dbName: string, collection: string, values: Record<string, number>): Promise<void> {
@@ -1026,6 +1094,22 @@ async function createIndexes(collection: Collection, specs: Parameters<Collectio
     return;
   }
   await collection.createIndexes(specs);
+}
+
+/** Documents copied per `insertMany` by `replaceCollections`. */
+const COPY_BATCH = 1000;
+
+/** Copies every document of `from` into `to`, `_id`s included, a batch at a time. */
+async function copyAll(from: Collection, to: Collection): Promise<void> {
+  let batch: Document[] = [];
+  for await (const doc of from.find({})) {
+    batch.push(doc);
+    if (batch.length >= COPY_BATCH) {
+      await to.insertMany(batch, { ordered: true });
+      batch = [];
+    }
+  }
+  if (batch.length > 0) await to.insertMany(batch, { ordered: true });
 }
 
 /** Byte order of UTF-8 names, as the port asks (names here are ASCII, where it equals code-unit order). */

@@ -55,7 +55,7 @@ const EXPIRY_INDEX = '~expiry';
  */
 export class SqliteDocumentStore implements DocumentStore {
   readonly name = 'sqlite';
-  readonly capabilities = { nativeExpiry: false } as const;
+  readonly capabilities = { nativeExpiry: false, atomicReplace: true } as const;
   readonly #db: Database.Database;
   readonly #now: () => Date;
   readonly #stmts = new Map<string, Database.Statement>();
@@ -226,6 +226,31 @@ export class SqliteDocumentStore implements DocumentStore {
     const tbl = this.#table(ns);
     if (!tbl) return 0;
     return this.#db.transaction(() => this.#stmt(`DELETE FROM ${quote(tbl)}`).run().changes).immediate();
+  }
+
+  async countDocuments(ns: Namespace): Promise<number> {
+    const tbl = this.#table(ns);
+    return tbl ? (this.#stmt(`SELECT count(*) AS n FROM ${quote(tbl)}`).get() as { n: number }).n : 0;
+  }
+
+  async replaceCollections(dbName: string, replacements: ReadonlyArray<{ collection: string; from: string | null }>, options: { onlyIfEmpty: boolean }): Promise<{ replaced: boolean; held: number }> {
+    const plan = replacements.map((r) => ({
+      live: this.#writableTable({ dbName, collection: r.collection }),
+      from: r.from === null ? null : this.#writableTable({ dbName: r.from, collection: r.collection }),
+    }));
+    return this.#db
+      .transaction(() => {
+        let held = 0;
+        for (const { live } of plan) held += (this.#stmt(`SELECT count(*) AS n FROM ${quote(live)}`).get() as { n: number }).n;
+        if (options.onlyIfEmpty && held > 0) return { replaced: false, held };
+        for (const { live, from } of plan) {
+          this.#stmt(`DELETE FROM ${quote(live)}`).run();
+          // Same ids, so the same insertion order.
+          if (from !== null) this.#stmt(`INSERT INTO ${quote(live)} (id, doc, expires_at) SELECT id, doc, expires_at FROM ${quote(from)} ORDER BY id`).run();
+        }
+        return { replaced: true, held };
+      })
+      .immediate();
   }
 
   async ping(): Promise<void> {

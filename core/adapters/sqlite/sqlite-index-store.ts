@@ -15,11 +15,13 @@ import type {
   PendingBlob,
   HeadRow,
   HistoryRow,
+  CollectionReplacement,
   ImportBatch,
   IndexedValue,
   IndexStore,
   Namespace,
   PendingSync,
+  ReplaceCollectionsOptions,
   UnarchivedRecord,
   VersionOp,
   VersionPoint,
@@ -178,7 +180,7 @@ class CheckFailed {
  */
 export class SqliteIndexStore implements IndexStore {
   readonly name = 'sqlite';
-  readonly capabilities = { atomicBatches: true, multiProcess: true } as const;
+  readonly capabilities = { atomicBatches: true, multiProcess: true, atomicReplace: true } as const;
   readonly #db: Database.Database;
   /** The durability the store was opened with (`durability`), restored after each write that skips the fsync. */
   readonly #synchronous: 'FULL' | 'NORMAL';
@@ -635,10 +637,44 @@ export class SqliteIndexStore implements IndexStore {
         );
         highest = Math.max(highest, v.cv);
       }
-      s.markPending.run(ns.dbName, ns.collection, head.id, head.cv);
+      if (batch.sync !== false) s.markPending.run(ns.dbName, ns.collection, head.id, head.cv);
     }
     for (const c of batch.claims ?? []) s.putClaim.run(ns.dbName, ns.collection, c.key, c.id);
     if (highest >= 0) s.raiseCv.run(ns.dbName, ns.collection, highest);
+  }
+
+  async countRecords(ns: Namespace): Promise<number> {
+    return (this.#stmts.countHeads.get(ns.dbName, ns.collection) as { n: number }).n;
+  }
+
+  async replaceCollections(dbName: string, replacements: readonly CollectionReplacement[], options: ReplaceCollectionsOptions): Promise<{ replaced: boolean; held: number }> {
+    const s = this.#stmts;
+    return this.#db
+      .transaction(() => {
+        const listed = new Set(replacements.map((r) => r.collection));
+        const others = options.wholeDatabase ? (s.listCollections.all(dbName) as Array<{ coll: string }>).map((r) => r.coll).filter((c) => !listed.has(c)) : [];
+        const all: CollectionReplacement[] = [...replacements, ...others.map((collection) => ({ collection, from: null }))];
+        let held = 0;
+        for (const r of all) held += (s.countHeads.get(dbName, r.collection) as { n: number }).n;
+        if (options.onlyIfEmpty && held > 0) return { replaced: false, held };
+        for (const r of all) {
+          const c = r.collection;
+          for (const clear of s.clearNamespace) clear.run(dbName, c);
+          s.clearCounters.run(options.countersDb, c);
+          s.clearCounterWindows.run(options.countersDb, c);
+          if (r.from !== null) {
+            for (const copy of s.copyNamespace) copy.run(dbName, r.from, c);
+            // Every record copied in is written to the blob store again (current.json, pending versions).
+            s.markAllPending.run(dbName, c);
+          }
+          for (const [name, value] of Object.entries(r.counters?.totals ?? {})) s.setCounter.run(options.countersDb, c, name, value);
+          for (const w of r.counters?.windows ?? []) {
+            for (const [name, value] of Object.entries(w.counts)) s.setWindowCounter.run(options.countersDb, c, w.window, name, value);
+          }
+        }
+        return { replaced: true, held };
+      })
+      .immediate();
   }
 
   async setCounters(dbName: string, collection: string, values: Record<string, number>): Promise<void> {
@@ -813,6 +849,18 @@ function prepareStatements(db: Database.Database) {
       `INSERT INTO counters (db, coll, name, value) VALUES (?, ?, ?, ?)
        ON CONFLICT (db, coll, name) DO UPDATE SET value = excluded.value`,
     ),
+    countHeads: p('SELECT count(*) AS n FROM heads WHERE db = ? AND coll = ?'),
+    // replaceCollections: what a namespace holds (pending blobs stay: restored records may point at them).
+    clearNamespace: ['heads', 'versions', 'unique_claims', 'collection_versions', 'sync_outbox', 'sync_dead_letters'].map((table) => p(`DELETE FROM ${table} WHERE db = ? AND coll = ?`)),
+    clearCounters: p('DELETE FROM counters WHERE db = ? AND coll = ?'),
+    clearCounterWindows: p('DELETE FROM counter_windows WHERE db = ? AND coll = ?'),
+    copyNamespace: [
+      `INSERT INTO heads (db, coll, ${HEAD_COLUMNS}) SELECT ?, coll, ${HEAD_COLUMNS} FROM heads WHERE db = ? AND coll = ?`,
+      `INSERT INTO versions (db, coll, ${VERSION_COLUMNS}, actor_id, actor_type) SELECT ?, coll, ${VERSION_COLUMNS}, actor_id, actor_type FROM versions WHERE db = ? AND coll = ?`,
+      'INSERT INTO unique_claims (db, coll, key, id) SELECT ?, coll, key, id FROM unique_claims WHERE db = ? AND coll = ?',
+      'INSERT INTO collection_versions (db, coll, cv) SELECT ?, coll, cv FROM collection_versions WHERE db = ? AND coll = ?',
+    ].map(p),
+    markAllPending: p('INSERT INTO sync_outbox (db, coll, id, seq) SELECT db, coll, id, cv FROM heads WHERE db = ? AND coll = ?'),
   };
 }
 
