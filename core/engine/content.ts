@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import type { BlobStore } from '../contracts/blob-store.js';
-import type { PendingBlob } from '../contracts/index-store.js';
+import type { PendingBlob, UploadRef } from '../contracts/index-store.js';
 import { ConflictError, StorageError, ValidationError } from '../errors.js';
 import type { Route } from '../routing/router.js';
+import type { UploadSession } from './content-uploads.js';
 import { type Data, readPath } from './documents.js';
 import { isPlainObject } from './filter.js';
 import { canonicalJson } from './merge.js';
@@ -113,22 +114,44 @@ export class ContentOffload {
   }
 
   /**
-   * Writes prepared uploads, create-only (an object already at a content-addressed key holds the
-   * same bytes). With `queueOnFailure`, what the blob store refuses is returned to be queued in
-   * the index with the record; otherwise the failure is thrown and nothing is committed.
+   * Writes the prepared uploads of record `id`, create-only (an object already at a
+   * content-addressed key holds the same bytes), each after recording its upload intent in the
+   * session (see `content-uploads.ts`): the intents returned must ride with the commit. With
+   * `queueOnFailure`, what the blob store refuses is returned to be queued in the index with the
+   * record; otherwise the failure is thrown and nothing is committed.
    */
-  async upload(uploads: readonly PendingBlob[]): Promise<PendingBlob[]> {
+  async upload(id: string, uploads: readonly PendingBlob[], session: UploadSession): Promise<{ queued: PendingBlob[]; intents: UploadRef[] }> {
+    if (uploads.length === 0) return { queued: [], intents: [] };
+    const intents = await session.record(uploads.map((u) => ({ id, bucket: u.bucket, key: u.key })));
     const queued: PendingBlob[] = [];
     for (const u of uploads) {
+      if (session.uploaded(u.key)) continue;
       try {
         await this.#blob.put(u.bucket, u.key, u.body, { contentType: u.contentType, ifNoneMatch: true });
+        session.markUploaded(u.key);
       } catch (err) {
-        if (err instanceof ConflictError) continue;
+        if (err instanceof ConflictError) {
+          session.markUploaded(u.key);
+          continue;
+        }
+        session.storeFailed();
         if (!(err instanceof StorageError) || !this.#queueOnFailure) throw err;
         queued.push(u);
       }
     }
-    return queued;
+    return { queued, intents };
+  }
+
+  /**
+   * Objects of the record's own content folder that `next` references and `current` does not:
+   * what a restore brings back, which must be protected like an upload (see `content-uploads.ts`).
+   */
+  newReferences(id: string, next: Data, current: Data | null): Array<{ bucket: string; key: string }> {
+    const loc = this.#route.blobs.content;
+    if (!loc) return [];
+    const before = current ? contentKeys(current) : new Set<string>();
+    const folder = `${loc.prefix}/${this.#route.collection}/${id}/`;
+    return [...contentKeys(next)].filter((key) => !before.has(key) && key.startsWith(folder)).map((key) => ({ bucket: loc.bucket, key }));
   }
 
   /** Puts content back into `data`: base64 strings, or presigned URLs with `presign`. */
@@ -198,6 +221,14 @@ function decodeBase64(value: string, size: number): Buffer {
   let written = 0;
   for (let i = 0; i < value.length; i += DECODE_CHUNK_CHARS) written += out.write(value.slice(i, i + DECODE_CHUNK_CHARS), written, 'base64');
   if (written !== size) throw new ValidationError(`base64 content decoded to ${written} bytes instead of ${size}`);
+  return out;
+}
+
+/** The keys of every content reference in `data`, at any depth. */
+export function contentKeys(data: unknown, out = new Set<string>()): Set<string> {
+  if (isContentRef(data)) out.add(data._content.key);
+  else if (Array.isArray(data)) for (const item of data) contentKeys(item, out);
+  else if (isPlainObject(data)) for (const value of Object.values(data)) contentKeys(value, out);
   return out;
 }
 
