@@ -251,12 +251,15 @@ export async function sweepUploads(
   const report: UploadSweepReport = { deleted: 0, kept: 0, failed: 0 };
   const tried = new Set<string>();
   const seen = (collection: string, upload: UploadRef) => `${collection}\u0000${upload.bucket}\u0000${upload.key}\u0000${upload.token}`;
+  let visited = 0;
   for (let page = 0; page < SWEEP_MAX_PAGES; page++) {
     await options.between?.();
-    const rows = await target.index.listStaleUploads(target.dbName, { olderThanMs: options.olderThanMs, limit: SWEEP_PAGE });
+    // Oldest first, and what failed goes back to the front: ask for enough to reach past it.
+    const rows = await target.index.listStaleUploads(target.dbName, { olderThanMs: options.olderThanMs, limit: SWEEP_PAGE + visited });
     const fresh = rows.filter((r) => !tried.has(seen(r.collection, r)));
     if (fresh.length === 0) break;
     for (const row of fresh) {
+      visited++;
       const markToken = randomUUID();
       tried.add(seen(row.collection, row));
       // A cleanup that fails before deleting turns its mark back into an intent: not again this sweep.

@@ -99,8 +99,8 @@ function normaliseValue(value: unknown, path: string, depth: number, seen: Set<o
 const JSON_ESCAPED = /["\\\u0000-\u001f]/;
 
 /**
- * `Buffer.byteLength(JSON.stringify(value))` for normalised data (plain objects, arrays, strings,
- * finite numbers, booleans, null; strings well-formed), without making the JSON text: a document
+ * `Buffer.byteLength(JSON.stringify(value))` for normalised data (plain objects, arrays, possibly
+ * sparse, strings, finite numbers, booleans, null; strings well-formed), without making the JSON text: a document
  * carrying 64 MiB of base64 content would otherwise be copied whole just to be measured.
  */
 export function jsonByteLength(value: unknown): number {
@@ -110,7 +110,8 @@ export function jsonByteLength(value: unknown): number {
   if (value === null) return 4;
   if (Array.isArray(value)) {
     let bytes = 2 + Math.max(0, value.length - 1);
-    for (const item of value) bytes += jsonByteLength(item);
+    // A hole of a sparse array (kept by the normalising `map`) is written as `null`.
+    for (const item of value) bytes += item === undefined ? 4 : jsonByteLength(item);
     return bytes;
   }
   let bytes = 2;

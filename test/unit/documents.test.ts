@@ -189,6 +189,10 @@ describe('jsonByteLength', () => {
       [],
       [[]],
       { a: undefined, b: 1 },
+      // Sparse arrays: JSON writes their holes as null.
+      new Array(3),
+      Object.assign(new Array(3), { 0: 1, 2: 3 }),
+      { sparse: Object.assign(new Array(2), { 1: 'x' }) },
       { 'k"ey\n': strings, nested: { deep: [numbers, { x: null }] }, 'é': 'ü' },
     ];
     // Seeded random documents on top of the listed cases.
