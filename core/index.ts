@@ -2,7 +2,8 @@
  * Xronox: the public library API. Named exports only; `test/unit/exports.test.ts` pins this list.
  */
 export { initXronox, type InitOptions } from './xronox.js';
-export { Xronox, type AdapterFactories, type AnyCollection, type CounterTotalsRequest, type CounterWindowsOptions, type HealthReport, type ProbeResult } from './engine/xronox.js';
+export { Xronox, type AdapterFactories, type AnyCollection, type CounterTotalsRequest, type CounterWindowsOptions, type HealthReport, type ProbeResult, type RepairReport } from './engine/xronox.js';
+export type { UploadSweepReport } from './engine/content-uploads.js';
 export { Collection } from './engine/collection.js';
 export type {
   ActorChange,
@@ -81,7 +82,7 @@ export { Router, type BlobLocation, type Route, type RouteRequest } from './rout
 export { STORAGE_POLICIES, type StoragePolicy } from './routing/policy.js';
 
 export type { BlobStore, BlobInfo, BlobListing } from './contracts/blob-store.js';
-export type { Actor, ActorType, IndexStore, Namespace, HeadRow, VersionRow, HistoryRow, CommitBatch, CommitResult, CounterDelta, CounterWindow, CounterWindowBounds, CounterWindowGranularity, CounterWindowQuery } from './contracts/index-store.js';
+export type { Actor, ActorType, IndexStore, Namespace, HeadRow, VersionRow, HistoryRow, CommitBatch, CommitResult, CounterDelta, CounterWindow, CounterWindowBounds, CounterWindowGranularity, CounterWindowQuery, StaleUpload, UploadIntent, UploadRef } from './contracts/index-store.js';
 export { ACTOR_TYPES } from './contracts/index-store.js';
 export { FILTER_OPERATORS } from './contracts/filter.js';
 export type { CollectionSpec, Doc, DocFilter, DocScalar, DocValue, DocumentStore, IndexInfo, IndexKey, IndexSpec } from './contracts/document-store.js';

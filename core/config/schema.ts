@@ -383,6 +383,13 @@ export const configSchema = z.strictObject({
       maxDocumentBytes: positiveInt.max(64 * 1024 * 1024).optional(),
       /** Largest accepted content of one `base64Props` property, decoded. Default 64 MiB. */
       maxContentBytes: positiveInt.max(5 * 1024 * 1024 * 1024).optional(),
+      /**
+       * The longest a write may take from recording its content uploads to its commit, in
+       * seconds. Content of a write that did not commit is removed by `repair()` and the archive
+       * job once it is this old; a write slower than this is refused. Keep it above the blob
+       * store's longest request (under 7 minutes with the S3 defaults). Default 900 (15 minutes).
+       */
+      maxUploadSeconds: positiveInt.max(7 * 24 * 3600).optional(),
     })
     .optional(),
   /** The HTTP API's credentials and limits; absent when Xronox is used as a library only. */

@@ -137,6 +137,43 @@ export interface IndexStore {
   /** One queued object, or `null` when it was uploaded (or never queued). */
   getPendingBlob(ns: Namespace, bucket: string, key: string): Promise<PendingBlob | null>;
 
+  // ---- content uploads (the protocol is in core/engine/content-uploads.ts) --------------------
+
+  /**
+   * Records, in one transaction, that a write is about to upload these objects (its upload
+   * intents), each stamped with the store's clock. Refused as a whole, recording nothing, when
+   * any of the keys has a cleanup mark (`claimUploadCleanup`): the result names that key.
+   * Recording an intent again (same key and token) renews its stamp.
+   */
+  recordUploads(ns: Namespace, uploads: readonly UploadIntent[]): Promise<{ ok: true } | { ok: false; key: string }>;
+
+  /**
+   * Upload intents and cleanup marks of every namespace of `dbName` stamped at least
+   * `olderThanMs` ago (by the store's clock), oldest first, at most `limit`.
+   */
+  listStaleUploads(dbName: string, options: { olderThanMs: number; limit: number }): Promise<StaleUpload[]>;
+
+  /**
+   * Takes the cleanup of one key, atomically (`olderThanMs` is measured by the store's clock):
+   * - when `upload.token` names an intent on the key: if every intent on the key is stamped at
+   *   least `olderThanMs` ago (`upload`'s own excepted with `own`), all of them are removed and
+   *   the key gets the cleanup mark `markToken`, stamped now: `true`. Otherwise (a younger intent
+   *   of another write) only `upload`'s intent is removed, if it is that old or `own`: `false`.
+   * - when `upload.token` names the key's cleanup mark: `markToken` takes it over if it was
+   *   stamped at least `olderThanMs` ago, or renews its stamp if it is `markToken`: `true`;
+   *   `false` otherwise.
+   * - when `upload.token` names nothing on the key: `false`, changing nothing.
+   * A key never holds an intent and a mark at once.
+   */
+  claimUploadCleanup(ns: Namespace, upload: UploadRef, options: { olderThanMs: number; markToken: string; own?: boolean }): Promise<boolean>;
+
+  /**
+   * Ends the cleanup that holds the mark `markToken` on the key: removes the mark, or with
+   * `retry` turns it into an intent stamped long ago (so `listStaleUploads` lists the key again
+   * and no write waits for it). A no-op when the key's mark is not `markToken`.
+   */
+  releaseUploadCleanup(ns: Namespace, upload: Omit<UploadRef, 'token'>, markToken: string, options?: { retry?: boolean }): Promise<void>;
+
   /**
    * Takes or renews a lease on `key` for `owner`. Succeeds when the lock is free, expired, or
    * already held by `owner`. At most one owner holds an unexpired lease at any time. A store
@@ -364,6 +401,12 @@ export interface RecordWrite {
    */
   blobs?: readonly PendingBlob[];
   /**
+   * The upload intents (`recordUploads`) this write's content went up under. The commit removes
+   * them with the write; when one is gone (a cleanup took it as stale), the batch fails with
+   * reason `upload` and nothing is written.
+   */
+  uploads?: readonly UploadRef[];
+  /**
    * Unique claims to take for this record (smartInsert's race guard). Each `key` may be held by
    * one record per namespace; a claim held by another record fails the batch, unless it is held
    * by `replacing` (a stale claim the caller checked), which is then taken over.
@@ -410,7 +453,8 @@ export interface CommitBatch {
 export type CommitResult =
   | { ok: true; cvs: number[] }
   | { ok: false; reason: 'version'; index: number; id: string; expectedOv: number | null; actualOv: number | null }
-  | { ok: false; reason: 'claim'; index: number; id: string; key: string; heldBy: string };
+  | { ok: false; reason: 'claim'; index: number; id: string; key: string; heldBy: string }
+  | { ok: false; reason: 'upload'; index: number; id: string; key: string };
 
 export interface AsOfQuery {
   at: string;
@@ -448,6 +492,26 @@ export interface PendingBlob {
   key: string;
   contentType: string;
   body: Uint8Array;
+}
+
+/** An upload intent or cleanup mark on an object key (see `recordUploads`). */
+export interface UploadRef {
+  bucket: string;
+  key: string;
+  /** The write attempt that recorded the intent, or the cleanup that holds the mark. */
+  token: string;
+}
+
+/** What a write records before it uploads an object of record `id`. */
+export interface UploadIntent extends UploadRef {
+  id: string;
+}
+
+/** A stale upload intent or cleanup mark (`listStaleUploads`). */
+export interface StaleUpload extends UploadIntent {
+  collection: string;
+  /** `true` for a cleanup mark (its cleanup did not finish), `false` for an intent. */
+  cleaning: boolean;
 }
 
 export interface DeadLetter {

@@ -2,8 +2,8 @@ import { createHash, randomUUID } from 'node:crypto';
 import { v7 as uuidv7 } from 'uuid';
 import type { BlobStore } from '../contracts/blob-store.js';
 import type { FilterNode } from '../contracts/filter.js';
-import type { Actor, CommitBatch, CounterDelta, CounterWindowGranularity, HeadRow, HistoryRow, IndexStore, Namespace, NewHead, PendingBlob, RecordWrite, VersionRow } from '../contracts/index-store.js';
-import { AppendOnlyError, ConflictError, NotFoundError, StorageError, ValidationError, VersionConflictError } from '../errors.js';
+import type { Actor, CommitBatch, CounterDelta, CounterWindowGranularity, HeadRow, HistoryRow, IndexStore, Namespace, NewHead, PendingBlob, RecordWrite, UploadRef, VersionRow } from '../contracts/index-store.js';
+import { AppendOnlyError, ConflictError, NotFoundError, StorageError, ValidationError, VersionConflictError, type XronoxError } from '../errors.js';
 import { assertName, isValidName } from '../routing/names.js';
 import type { Route } from '../routing/router.js';
 import {
@@ -54,6 +54,7 @@ import { type CollectionVerifyReport, versionHash, type VerifyReport } from './h
 import { actorId, checkActor, checkLineage, isSystemField, type SystemInfo, systemMeta } from './lineage.js';
 import { canonicalJson, deepMerge } from './merge.js';
 import { checkTtl, ContentOffload, type PresentOptions } from './content.js';
+import { UploadSession } from './content-uploads.js';
 import { headDocument } from './offloaded.js';
 
 export interface ParsedCounterRule {
@@ -70,6 +71,8 @@ export interface CollectionContext {
   sync: BlobSync;
   maxDocumentBytes: number;
   maxContentBytes: number;
+  /** `limits.maxUploadSeconds` in ms: how old an upload intent must be before a cleanup may take it. */
+  uploadStaleMs: number;
   /** `fallback.enabled`: queue content the blob store refuses instead of failing the write. */
   queueBlobsOnFailure: boolean;
   logicalDelete: boolean;
@@ -137,7 +140,7 @@ export class Collection {
     const who = this.#who(actor, reason);
     const lineage = checkLineage(options, this.#ctx.route.collection);
     const clean = this.#cleanData(data);
-    const created = await this.#createRecord(clean, who, lineage, []);
+    const created = await this.#uploading((session) => this.#createRecord(clean, who, lineage, [], session));
     // Without claims a create cannot lose a race: its id is new.
     if (!created.ok) throw new ConflictError(`Could not create a record in ${this.#ctx.route.label}`);
     return { id: created.id, ov: 0, cv: created.cv, createdAt: created.at };
@@ -165,28 +168,24 @@ export class Collection {
         throw new ValidationError(`${label}: ${err.message}`, { path: err.path === undefined ? label : err.path.replace(/^data\b/, label), cause: err });
       }
     });
-    const uploaded: PendingBlob[] = [];
-    const records: Array<{ id: string; at: string; write: RecordWrite }> = [];
-    const deltas: Record<string, number> = {};
-    let result: Awaited<ReturnType<IndexStore['commit']>>;
-    try {
+    // Content goes up under upload intents; when the batch does not commit, the session removes
+    // what it uploaded (or, if the blob store failed, leaves that to the sweep: content-uploads.ts).
+    return this.#uploading(async (session) => {
+      const records: Array<{ id: string; at: string; write: RecordWrite }> = [];
+      const deltas: Record<string, number> = {};
       for (const p of prepared) {
-        const queued = await this.#content.upload(p.uploads);
-        uploaded.push(...p.uploads.filter((u) => !queued.includes(u)));
-        const record = this.#newRecordWrite(p.id, p.data, queued, who, {}, undefined);
-        records.push(record);
+        const stored = await this.#content.upload(p.id, p.uploads, session);
+        records.push(this.#newRecordWrite(p.id, p.data, stored, who, {}, undefined));
         this.#countInto(deltas, 'CREATE', p.data);
       }
-      result = await this.#ctx.index.commit(this.#ns, { writes: records.map((r) => r.write), counters: [this.#counterDelta(deltas)] });
-    } catch (err) {
-      // Nothing was committed: the content this batch uploaded belongs to no record.
-      await Promise.all(uploaded.map((u) => this.#ctx.blob.delete(u.bucket, u.key).catch(() => undefined)));
-      throw err;
-    }
-    // New ids and no claims: nothing can conflict but a broken store.
-    if (!result.ok) throw conflictOf(result);
-    for (const r of records) await this.#ctx.sync.schedule(this.#syncTarget, this.#ns, r.id);
-    return records.map((r, i) => ({ id: r.id, ov: 0, cv: result.cvs[i]!, createdAt: r.at }));
+      const writes = records.map((r) => r.write);
+      const result = await this.#ctx.index.commit(this.#ns, { writes, counters: [this.#counterDelta(deltas)] });
+      // New ids and no claims: only a broken store or an intent taken as stale fails it.
+      if (!result.ok) throw await this.#commitFailed(result, writes, session);
+      for (const w of writes) session.committed(w.uploads ?? []);
+      for (const r of records) await this.#ctx.sync.schedule(this.#syncTarget, this.#ns, r.id);
+      return records.map((r, i) => ({ id: r.id, ov: 0, cv: result.cvs[i]!, createdAt: r.at }));
+    });
   }
 
   /** Checks a `create` call (data: shape, keys, size, required indexed properties; actor; reason) and writes nothing; throws the `ValidationError` it would. */
@@ -205,11 +204,13 @@ export class Collection {
     const head = await this.#liveHead(id);
     if (head.ov !== expectedOv) throw new VersionConflictError(id, expectedOv, head.ov);
     const doc = await this.#headDoc(head);
-    const stored = await this.#storeContent(clean, id, doc.data);
-    const at = nextVersionTime(head.updatedAt);
-    const next = this.#nextDoc(doc, head, { op: 'update', at, ...who, deleted: false, data: stored.data });
-    const cv = await this.#commitOne(withBlobs(this.#write(id, head, next), stored.queued), 'UPDATE', stored.data, expectedOv);
-    return { id, ov: next.ov, cv, updatedAt: at };
+    return this.#uploading(async (session) => {
+      const stored = await this.#storeContent(clean, id, doc.data, session);
+      const at = nextVersionTime(head.updatedAt);
+      const next = this.#nextDoc(doc, head, { op: 'update', at, ...who, deleted: false, data: stored.data });
+      const cv = await this.#commitOne(withStored(this.#write(id, head, next), stored), 'UPDATE', stored.data, expectedOv, undefined, session);
+      return { id, ov: next.ov, cv, updatedAt: at };
+    });
   }
 
   /**
@@ -229,11 +230,13 @@ export class Collection {
     const functionId = checkFunctionId(options.functionId);
     if (options.expectedOv !== undefined) checkOv(options.expectedOv, 'expectedOv');
     const patches = this.#cleanPatches(patch);
-    return this.#retrying(options.expectedOv, async () => {
-      const head = await this.#liveHead(id);
-      if (options.expectedOv !== undefined && head.ov !== options.expectedOv) throw new VersionConflictError(id, options.expectedOv, head.ov);
-      return this.#enrichHead(head, patches, who, functionId);
-    });
+    return this.#uploading((session) =>
+      this.#retrying(options.expectedOv, async () => {
+        const head = await this.#liveHead(id);
+        if (options.expectedOv !== undefined && head.ov !== options.expectedOv) throw new VersionConflictError(id, options.expectedOv, head.ov);
+        return this.#enrichHead(head, patches, who, functionId, session);
+      }),
+    );
   }
 
   /**
@@ -268,11 +271,23 @@ export class Collection {
     const functionId = checkFunctionId(options.functionId);
     const clean = this.#cleanData(data);
     const { filter, claimKey, keys } = this.#uniqueKey(clean, options.uniqueKeys);
+    return this.#uploading((session) => this.#smartInsert(clean, who, functionId, filter, claimKey, keys, session));
+  }
+
+  async #smartInsert(
+    clean: Data,
+    who: Who,
+    functionId: string | undefined,
+    filter: FilterNode,
+    claimKey: string,
+    keys: string[],
+    session: UploadSession,
+  ): Promise<SmartInsertResult> {
     for (let attempt = 0; attempt < MAX_RETRIES; attempt++) {
       const [existing] = await this.#ctx.index.listHeads(this.#ns, { filter, includeDeleted: false, sort: { field: 'id', direction: 1 }, limit: 1 });
       if (existing) {
         try {
-          const r = await this.#enrichHead(existing, [clean], who, functionId);
+          const r = await this.#enrichHead(existing, [clean], who, functionId, session);
           return { id: r.id, ov: r.ov, cv: r.cv, created: false, at: r.updatedAt };
         } catch (err) {
           if (err instanceof VersionConflictError) continue;
@@ -282,7 +297,7 @@ export class Collection {
       // No live record: claim the key while creating. A claim left by a record that was since
       // changed or deleted is taken over; a claim taken meanwhile by a new record wins.
       const stale = await this.#ctx.index.getClaim(this.#ns, claimKey);
-      const result = await this.#createRecord(clean, who, { uniqueKeys: keys }, [{ key: claimKey, ...(stale ? { replacing: stale } : {}) }], functionId);
+      const result = await this.#createRecord(clean, who, { uniqueKeys: keys }, [{ key: claimKey, ...(stale ? { replacing: stale } : {}) }], session, functionId);
       if (result.ok) return { id: result.id, ov: 0, cv: result.cv, created: true, at: result.at };
       await pause(attempt);
     }
@@ -627,15 +642,20 @@ export class Collection {
     const row = await this.#findTarget(id, target);
     if (!row) throw new NotFoundError(`Record ${id} has no version at ${describeTarget(target)} in ${this.#ctx.route.label}`);
     const targetDoc = await this.#readVersionDoc(row);
-    return this.#retrying(options.expectedOv, async () => {
-      const head = await this.#ctx.index.getHead(this.#ns, id);
-      if (!head) throw new NotFoundError(`Record ${id} does not exist in ${this.#ctx.route.label}`);
-      if (options.expectedOv !== undefined && head.ov !== options.expectedOv) throw new VersionConflictError(id, options.expectedOv, head.ov);
-      const at = nextVersionTime(head.updatedAt);
-      const next = await this.#restoredDoc(head, targetDoc, at, who);
-      const cv = await this.#commitOne(this.#write(id, head, next), 'UPDATE', targetDoc.data, head.ov, targetDoc.deleted ? 'deleted' : 'restored');
-      return { id, ov: next.ov, cv, updatedAt: at, restoredFromOv: row.ov };
-    });
+    return this.#uploading((session) =>
+      this.#retrying(options.expectedOv, async () => {
+        const head = await this.#ctx.index.getHead(this.#ns, id);
+        if (!head) throw new NotFoundError(`Record ${id} does not exist in ${this.#ctx.route.label}`);
+        if (options.expectedOv !== undefined && head.ov !== options.expectedOv) throw new VersionConflictError(id, options.expectedOv, head.ov);
+        const at = nextVersionTime(head.updatedAt);
+        const current = await this.#headDoc(head);
+        const next = this.#restoredDoc(current, head, targetDoc, at, who);
+        const write = this.#write(id, head, next);
+        await this.#protectRestored(write, next.data, current.data, row.ov, session);
+        const cv = await this.#commitOne(write, 'UPDATE', targetDoc.data, head.ov, targetDoc.deleted ? 'deleted' : 'restored', session);
+        return { id, ov: next.ov, cv, updatedAt: at, restoredFromOv: row.ov };
+      }),
+    );
   }
 
   /**
@@ -667,7 +687,7 @@ export class Collection {
           // The lease expired and another restore took over: stop rather than interleave with it.
           throw new ConflictError(`The collection restore of ${this.#ctx.route.label} lost its lock to another restore`);
         }
-        await this.#retrying(undefined, () => this.#restoreBatch(ids, point, who, dryRun, report));
+        await this.#uploading((session) => this.#retrying(undefined, () => this.#restoreBatch(ids, point, who, dryRun, report, session)));
       }
     } finally {
       if (!dryRun) await this.#ctx.index.releaseLock(this.#ns, 'restore-collection', owner);
@@ -675,7 +695,14 @@ export class Collection {
     return report;
   }
 
-  async #restoreBatch(ids: readonly string[], point: { cv: number } | { at: string }, who: Who, dryRun: boolean, report: CollectionRestoreReport): Promise<void> {
+  async #restoreBatch(
+    ids: readonly string[],
+    point: { cv: number } | { at: string },
+    who: Who,
+    dryRun: boolean,
+    report: CollectionRestoreReport,
+    session: UploadSession,
+  ): Promise<void> {
     const writes: RecordWrite[] = [];
     const planned: CollectionRestoreReport['changes'] = [];
     let unchanged = 0;
@@ -702,12 +729,16 @@ export class Collection {
       }
       const action = head.deleted && !targetDoc.deleted ? 'revive' : targetDoc.deleted ? 'delete' : 'restore';
       planned.push({ id, action, fromOv: head.ov, targetOv: row.ov });
-      writes.push(this.#write(id, head, await this.#restoredDoc(head, targetDoc, at, who)));
+      const next = this.#restoredDoc(current, head, targetDoc, at, who);
+      const write = this.#write(id, head, next);
+      if (!dryRun) await this.#protectRestored(write, next.data, current.data, row.ov, session);
+      writes.push(write);
       this.#countInto(deltas, 'UPDATE', targetDoc.data, targetDoc.deleted ? 'deleted' : 'restored');
     }
     if (!dryRun && writes.length > 0) {
       const result = await this.#ctx.index.commit(this.#ns, { writes, counters: [this.#counterDelta(deltas)] });
-      if (!result.ok) throw conflictOf(result);
+      if (!result.ok) throw await this.#commitFailed(result, writes, session);
+      for (const w of writes) session.committed(w.uploads ?? []);
       for (const w of writes) await this.#ctx.sync.schedule(this.#syncTarget, this.#ns, w.id);
       for (const w of writes) if (w.head) await untilClockReaches(w.head.updatedAt);
     }
@@ -746,10 +777,41 @@ export class Collection {
     });
   }
 
-  /** Offloads new content to the content bucket, then holds the stored document to its size limit. */
-  async #storeContent(data: Data, id: string, previous: Data | null): Promise<{ data: Data; queued: PendingBlob[] }> {
+  /** Offloads new content to the content bucket (under upload intents), then holds the stored document to its size limit. */
+  async #storeContent(data: Data, id: string, previous: Data | null, session: UploadSession): Promise<{ data: Data } & Stored> {
     const prepared = this.#prepareContent(data, id, previous);
-    return { data: prepared.data, queued: await this.#content.upload(prepared.uploads) };
+    return { data: prepared.data, ...(await this.#content.upload(id, prepared.uploads, session)) };
+  }
+
+  /**
+   * A restore brings back references of an older version: the objects the current head does not
+   * reference get upload intents (so no cleanup removes them before the commit), and must still
+   * be there, in the content bucket or queued in the index.
+   */
+  async #protectRestored(write: RecordWrite, next: Data, current: Data, fromOv: number, session: UploadSession): Promise<void> {
+    const objects = this.#content.newReferences(write.id, next, current);
+    if (objects.length === 0) return;
+    write.uploads = await session.record(objects.map((o) => ({ id: write.id, ...o })));
+    for (const o of objects) {
+      if ((await this.#ctx.blob.head(o.bucket, o.key)) !== null || (await this.#ctx.index.getPendingBlob(this.#ns, o.bucket, o.key)) !== null) continue;
+      throw new StorageError(this.#ctx.blob.name, 'head', undefined, `Record ${write.id} cannot be restored to version ${fromOv}: its content ${o.key} is no longer in the content bucket`);
+    }
+  }
+
+  /** The error for a refused commit; when an upload intent was gone, the session is told first (see `UploadSession.lost`). */
+  async #commitFailed(result: Extract<Awaited<ReturnType<IndexStore['commit']>>, { ok: false }>, writes: readonly RecordWrite[], session?: UploadSession): Promise<XronoxError> {
+    if (result.reason === 'upload') await session?.lost(writes.flatMap((w) => w.uploads ?? []));
+    return commitFailure(result, this.#ctx.index.name);
+  }
+
+  /** Runs a write call with an upload session; what no commit took is cleaned up when it ends. */
+  async #uploading<R>(run: (session: UploadSession) => Promise<R>): Promise<R> {
+    const session = new UploadSession(this.#syncTarget, this.#ns, this.#ctx.uploadStaleMs);
+    try {
+      return await run(session);
+    } finally {
+      await session.finish();
+    }
   }
 
   /** Content replaced by references, and the stored document held to its limit, before anything is uploaded. */
@@ -769,17 +831,19 @@ export class Collection {
     who: Who,
     lineage: Pick<SystemInfo, 'parent' | 'origin' | 'uniqueKeys'>,
     claims: NonNullable<RecordWrite['claims']>,
+    session: UploadSession,
     functionId?: string,
   ): Promise<{ ok: true; id: string; cv: number; at: string } | { ok: false }> {
-    const { id, at, data, write } = await this.#newRecord(input, who, lineage, functionId);
+    const { id, at, data, write } = await this.#newRecord(input, who, lineage, functionId, session);
     if (claims.length > 0) write.claims = claims;
     const deltas: Record<string, number> = {};
     this.#countInto(deltas, 'CREATE', data);
     const result = await this.#ctx.index.commit(this.#ns, { writes: [write], counters: [this.#counterDelta(deltas)] });
     if (!result.ok) {
       if (result.reason === 'claim') return { ok: false };
-      throw conflictOf(result);
+      throw await this.#commitFailed(result, [write], session);
     }
+    session.committed(write.uploads ?? []);
     await this.#ctx.sync.schedule(this.#syncTarget, this.#ns, id);
     return { ok: true, id, cv: result.cvs[0]!, at };
   }
@@ -790,17 +854,18 @@ export class Collection {
     who: Who,
     lineage: Pick<SystemInfo, 'parent' | 'origin' | 'uniqueKeys'>,
     functionId: string | undefined,
+    session: UploadSession,
   ): Promise<{ id: string; at: string; data: Data; write: RecordWrite }> {
     const id = uuidv7();
-    const { data, queued } = await this.#storeContent(input, id, null);
-    return { ...this.#newRecordWrite(id, data, queued, who, lineage, functionId), data };
+    const { data, ...stored } = await this.#storeContent(input, id, null, session);
+    return { ...this.#newRecordWrite(id, data, stored, who, lineage, functionId), data };
   }
 
   /** The write that creates a record at ov 0 from its stored data (content already uploaded or queued). */
   #newRecordWrite(
     id: string,
     data: Data,
-    queued: PendingBlob[],
+    stored: Stored,
     who: Who,
     lineage: Pick<SystemInfo, 'parent' | 'origin' | 'uniqueKeys'>,
     functionId: string | undefined,
@@ -810,16 +875,16 @@ export class Collection {
     const doc: RecordDocument = { id, ov: 0, op: 'create', at, ...who, deleted: false, createdAt: at, data };
     if (functionId) doc.functionId = functionId;
     if (Object.keys(system).length > 0) doc.system = system;
-    return { id, at, write: withBlobs(this.#write(id, null, doc), queued) };
+    return { id, at, write: withStored(this.#write(id, null, doc), stored) };
   }
 
-  async #enrichHead(head: HeadRow, patches: readonly Data[], who: Who, functionId: string | undefined): Promise<UpdateResult> {
+  async #enrichHead(head: HeadRow, patches: readonly Data[], who: Who, functionId: string | undefined, session: UploadSession): Promise<UpdateResult> {
     const doc = await this.#headDoc(head);
     const merged = patches.reduce((acc, p) => deepMerge(acc, p), doc.data);
-    const stored = await this.#storeContent(this.#cleanData(merged), head.id, doc.data);
+    const stored = await this.#storeContent(this.#cleanData(merged), head.id, doc.data, session);
     const at = nextVersionTime(head.updatedAt);
     const next = this.#nextDoc(doc, head, { op: 'enrich', at, ...who, deleted: false, data: stored.data }, functionId);
-    const cv = await this.#commitOne(withBlobs(this.#write(head.id, head, next), stored.queued), 'UPDATE', stored.data, head.ov);
+    const cv = await this.#commitOne(withStored(this.#write(head.id, head, next), stored), 'UPDATE', stored.data, head.ov, undefined, session);
     return { id: head.id, ov: next.ov, cv, updatedAt: at };
   }
 
@@ -841,8 +906,7 @@ export class Collection {
     return doc;
   }
 
-  async #restoredDoc(head: HeadRow, target: RecordDocument, at: string, who: Who): Promise<RecordDocument> {
-    const current = await this.#headDoc(head);
+  #restoredDoc(current: RecordDocument, head: HeadRow, target: RecordDocument, at: string, who: Who): RecordDocument {
     const doc = this.#nextDoc(current, head, { op: 'restore', at, ...who, deleted: target.deleted, data: target.data });
     // The restored state includes its lineage and provenance as they were then.
     if (target.system) doc.system = target.system;
@@ -876,12 +940,20 @@ export class Collection {
     return write;
   }
 
-  async #commitOne(write: RecordWrite, event: 'CREATE' | 'UPDATE' | 'DELETE', data: Data, expectedOv: number | null, counter?: 'restored' | 'deleted'): Promise<number> {
+  async #commitOne(
+    write: RecordWrite,
+    event: 'CREATE' | 'UPDATE' | 'DELETE',
+    data: Data,
+    expectedOv: number | null,
+    counter?: 'restored' | 'deleted',
+    session?: UploadSession,
+  ): Promise<number> {
     const deltas: Record<string, number> = {};
     this.#countInto(deltas, event, data, counter);
     const batch: CommitBatch = { writes: [write], counters: [this.#counterDelta(deltas)] };
     const result = await this.#ctx.index.commit(this.#ns, batch);
-    if (!result.ok) throw result.reason === 'version' ? new VersionConflictError(write.id, expectedOv, result.actualOv) : conflictOf(result);
+    if (!result.ok) throw result.reason === 'version' ? new VersionConflictError(write.id, expectedOv, result.actualOv) : await this.#commitFailed(result, [write], session);
+    session?.committed(write.uploads ?? []);
     await this.#ctx.sync.schedule(this.#syncTarget, this.#ns, write.id);
     if (write.head) await untilClockReaches(write.head.updatedAt);
     return result.cvs[0]!;
@@ -1025,8 +1097,12 @@ function toRecord<T extends Data>(cv: number, doc: RecordDocument, deletedAt: st
   };
 }
 
-function withBlobs(write: RecordWrite, queued: readonly PendingBlob[]): RecordWrite {
-  if (queued.length > 0) write.blobs = queued;
+/** What storing a write's content gave: objects queued in the index (fallback), and the upload intents the commit takes. */
+type Stored = { queued: PendingBlob[]; intents: UploadRef[] };
+
+function withStored(write: RecordWrite, stored: Stored): RecordWrite {
+  if (stored.queued.length > 0) write.blobs = stored.queued;
+  if (stored.intents.length > 0) write.uploads = stored.intents;
   return write;
 }
 
@@ -1034,10 +1110,20 @@ function historyEntry(r: HistoryRow): HistoryEntry {
   return { ov: r.ov, cv: r.cv, op: r.op, at: r.at, actor: r.actor, reason: r.reason, deleted: r.deleted, size: r.size, archived: r.archived };
 }
 
-function conflictOf(result: Extract<Awaited<ReturnType<IndexStore['commit']>>, { ok: false }>): ConflictError {
-  return result.reason === 'version'
-    ? new VersionConflictError(result.id, result.expectedOv, result.actualOv)
-    : new ConflictError(`Record ${result.id} cannot take a unique key held by record ${result.heldBy}`);
+function commitFailure(result: Extract<Awaited<ReturnType<IndexStore['commit']>>, { ok: false }>, store: string): XronoxError {
+  switch (result.reason) {
+    case 'version':
+      return new VersionConflictError(result.id, result.expectedOv, result.actualOv);
+    case 'claim':
+      return new ConflictError(`Record ${result.id} cannot take a unique key held by record ${result.heldBy}`);
+    case 'upload':
+      return new StorageError(
+        store,
+        'commit',
+        undefined,
+        `The write of record ${result.id} took longer than limits.maxUploadSeconds after starting its content upload, and its upload of ${result.key} was taken for cleanup; nothing was written, try again`,
+      );
+  }
 }
 
 /** Options objects may be omitted, but never be something else (null, a string, an array). */

@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import type { BlobStore } from '../contracts/blob-store.js';
-import type { PendingBlob } from '../contracts/index-store.js';
+import type { PendingBlob, UploadRef } from '../contracts/index-store.js';
 import { ConflictError, StorageError, ValidationError } from '../errors.js';
 import type { Route } from '../routing/router.js';
+import type { UploadSession } from './content-uploads.js';
 import { type Data, readPath } from './documents.js';
 import { isPlainObject } from './filter.js';
 import { canonicalJson } from './merge.js';
@@ -20,7 +21,11 @@ export interface PresentOptions {
 }
 
 export const DEFAULT_MAX_CONTENT_BYTES = 64 * 1024 * 1024;
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+/** 1 for each character of the base64 alphabet (RFC 4648, section 4), by char code. */
+const BASE64_ALPHABET = new Uint8Array(128);
+for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/') BASE64_ALPHABET[c.charCodeAt(0)] = 1;
+/** Base64 is decoded this many characters at a time (a multiple of 4), so no full-size temporary copy is made. */
+const DECODE_CHUNK_CHARS = 4 * 1024 * 1024;
 
 /**
  * Content offload for `collectionMaps[c].base64Props`: base64 strings at those properties are
@@ -89,13 +94,15 @@ export class ContentOffload {
         }
         continue;
       }
-      if (typeof value !== 'string' || !BASE64.test(value)) {
+      const size = typeof value === 'string' ? base64DecodedLength(value) : -1;
+      if (size < 0) {
         throw new ValidationError(`data.${prop} must be a base64 string (collectionMaps.${this.#route.collection}.base64Props)`, { path: `data.${prop}` });
       }
-      const bytes = Buffer.from(value, 'base64');
-      if (bytes.byteLength > this.#maxBytes) {
-        throw new ValidationError(`data.${prop} holds ${bytes.byteLength} bytes of content, over the limit of ${this.#maxBytes}`, { path: `data.${prop}` });
+      // Checked before decoding: content over the limit is never held in memory decoded.
+      if (size > this.#maxBytes) {
+        throw new ValidationError(`data.${prop} holds ${size} bytes of content, over the limit of ${this.#maxBytes} bytes (limits.maxContentBytes)`, { path: `data.${prop}` });
       }
+      const bytes = decodeBase64(value as string, size);
       const sha256 = createHash('sha256').update(bytes).digest('hex');
       const key = `${this.#folder(id, prop)}${sha256}/${spec.preferredText ? 'text.txt' : 'blob.bin'}`;
       const contentType = spec.preferredText ? `${spec.contentType}; charset=${spec.textCharset ?? 'utf-8'}` : spec.contentType;
@@ -107,22 +114,44 @@ export class ContentOffload {
   }
 
   /**
-   * Writes prepared uploads, create-only (an object already at a content-addressed key holds the
-   * same bytes). With `queueOnFailure`, what the blob store refuses is returned to be queued in
-   * the index with the record; otherwise the failure is thrown and nothing is committed.
+   * Writes the prepared uploads of record `id`, create-only (an object already at a
+   * content-addressed key holds the same bytes), each after recording its upload intent in the
+   * session (see `content-uploads.ts`): the intents returned must ride with the commit. With
+   * `queueOnFailure`, what the blob store refuses is returned to be queued in the index with the
+   * record; otherwise the failure is thrown and nothing is committed.
    */
-  async upload(uploads: readonly PendingBlob[]): Promise<PendingBlob[]> {
+  async upload(id: string, uploads: readonly PendingBlob[], session: UploadSession): Promise<{ queued: PendingBlob[]; intents: UploadRef[] }> {
+    if (uploads.length === 0) return { queued: [], intents: [] };
+    const intents = await session.record(uploads.map((u) => ({ id, bucket: u.bucket, key: u.key })));
     const queued: PendingBlob[] = [];
     for (const u of uploads) {
+      if (session.uploaded(u.key)) continue;
       try {
         await this.#blob.put(u.bucket, u.key, u.body, { contentType: u.contentType, ifNoneMatch: true });
+        session.markUploaded(u.key);
       } catch (err) {
-        if (err instanceof ConflictError) continue;
+        if (err instanceof ConflictError) {
+          session.markUploaded(u.key);
+          continue;
+        }
+        session.storeFailed();
         if (!(err instanceof StorageError) || !this.#queueOnFailure) throw err;
         queued.push(u);
       }
     }
-    return queued;
+    return { queued, intents };
+  }
+
+  /**
+   * Objects of the record's own content folder that `next` references and `current` does not:
+   * what a restore brings back, which must be protected like an upload (see `content-uploads.ts`).
+   */
+  newReferences(id: string, next: Data, current: Data | null): Array<{ bucket: string; key: string }> {
+    const loc = this.#route.blobs.content;
+    if (!loc) return [];
+    const before = current ? contentKeys(current) : new Set<string>();
+    const folder = `${loc.prefix}/${this.#route.collection}/${id}/`;
+    return [...contentKeys(next)].filter((key) => !before.has(key) && key.startsWith(folder)).map((key) => ({ bucket: loc.bucket, key }));
   }
 
   /** Puts content back into `data`: base64 strings, or presigned URLs with `presign`. */
@@ -149,7 +178,8 @@ export class ContentOffload {
       if (createHash('sha256').update(bytes).digest('hex') !== value._content.sha256) {
         throw new StorageError(this.#blob.name, 'get', undefined, `The content of ${prop} of ${id} does not match its SHA-256: it was changed outside Xronox`);
       }
-      out = withPath(out, prop, Buffer.from(bytes).toString('base64'));
+      // A view of the bytes read, not a copy of them.
+      out = withPath(out, prop, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64'));
     }
     return out;
   }
@@ -163,6 +193,43 @@ export class ContentOffload {
     if (!loc) throw new ValidationError(`${this.#route.databaseType} has no content bucket for base64Props`);
     return loc;
   }
+}
+
+/**
+ * The number of bytes a strict base64 string (RFC 4648 alphabet, padded to a multiple of 4)
+ * decodes to, or -1 when the string is not one. One pass over the characters: no regular
+ * expression (a backtracking one overflows the stack on strings of a few MiB) and no copy.
+ */
+export function base64DecodedLength(value: string): number {
+  const length = value.length;
+  if (length % 4 !== 0) return -1;
+  const padding = length === 0 || value.charCodeAt(length - 1) !== 61 ? 0 : value.charCodeAt(length - 2) === 61 ? 2 : 1;
+  const end = length - padding;
+  for (let i = 0; i < end; i++) {
+    const c = value.charCodeAt(i);
+    if (c > 127 || BASE64_ALPHABET[c] === 0) return -1;
+  }
+  return (length / 4) * 3 - padding;
+}
+
+/**
+ * Decodes a string `base64DecodedLength` accepted into one buffer of `size` bytes, a chunk at a
+ * time: decoding the whole string at once would first copy it (Node copies a string it decodes).
+ */
+function decodeBase64(value: string, size: number): Buffer {
+  const out = Buffer.allocUnsafeSlow(size);
+  let written = 0;
+  for (let i = 0; i < value.length; i += DECODE_CHUNK_CHARS) written += out.write(value.slice(i, i + DECODE_CHUNK_CHARS), written, 'base64');
+  if (written !== size) throw new ValidationError(`base64 content decoded to ${written} bytes instead of ${size}`);
+  return out;
+}
+
+/** The keys of every content reference in `data`, at any depth. */
+export function contentKeys(data: unknown, out = new Set<string>()): Set<string> {
+  if (isContentRef(data)) out.add(data._content.key);
+  else if (Array.isArray(data)) for (const item of data) contentKeys(item, out);
+  else if (isPlainObject(data)) for (const value of Object.values(data)) contentKeys(value, out);
+  return out;
 }
 
 export function isContentRef(value: unknown): value is ContentRef {

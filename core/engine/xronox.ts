@@ -14,6 +14,7 @@ import { isDocumentDatabaseType, openDocumentCollection, type RecordRouteRequest
 import { BlobSync, type SyncReport } from './blob-sync.js';
 import { Collection, type ParsedCounterRule } from './collection.js';
 import { DEFAULT_MAX_CONTENT_BYTES } from './content.js';
+import { sweepUploads, uploadStaleMs, type UploadSweepReport } from './content-uploads.js';
 import { COUNTER_WINDOW_GRANULARITIES, windowGranularities } from './counter-windows.js';
 import { type Data, DEFAULT_MAX_DOCUMENT_BYTES } from './documents.js';
 import { openIfConfigured, readTiers, type TieredReadOptions, type TieredReadResult } from './tiered-read.js';
@@ -60,6 +61,7 @@ export class Xronox {
   readonly #blobStores = new Map<string, BlobStore>();
   readonly #documentStores = new Map<string, DocumentStore>();
   readonly #sync: BlobSync;
+  readonly #onBackgroundError: (err: unknown) => void;
   readonly #counterRules: readonly ParsedCounterRule[];
   readonly #counterWindows: readonly CounterWindowGranularity[];
   #closed = false;
@@ -83,7 +85,7 @@ export class Xronox {
       return out;
     },
     /** Puts every dead letter back into the outbox and syncs it again (after fixing the cause). */
-    retryDeadLetters: async (): Promise<SyncReport> => {
+    retryDeadLetters: async (): Promise<RepairReport> => {
       this.#assertOpen();
       for (const db of await this.#databasesWith('dead')) await this.#indexFor(db).requeueDeadLetters(db.dbName);
       return this.repair();
@@ -106,8 +108,9 @@ export class Xronox {
     this.#router = new Router(config);
     this.#factories = factories;
     const fallback = config.fallback;
+    this.#onBackgroundError = options.onBackgroundError ?? ((err) => logBackgroundError(err, config));
     this.#sync = new BlobSync(
-      options.onBackgroundError ?? ((err) => logBackgroundError(err, config)),
+      this.#onBackgroundError,
       fallback?.enabled
         ? {
             ...(fallback.maxRetries !== undefined ? { maxRetries: fallback.maxRetries } : {}),
@@ -177,6 +180,7 @@ export class Xronox {
       sync: this.#sync,
       maxDocumentBytes: this.config.limits?.maxDocumentBytes ?? DEFAULT_MAX_DOCUMENT_BYTES,
       maxContentBytes: this.config.limits?.maxContentBytes ?? DEFAULT_MAX_CONTENT_BYTES,
+      uploadStaleMs: this.#uploadStaleMs,
       queueBlobsOnFailure: this.config.fallback?.enabled === true,
       logicalDelete: this.config.logicalDelete.enabled,
       deferVersions: this.#deferVersions,
@@ -232,11 +236,13 @@ export class Xronox {
 
   /**
    * Finishes the blob sync of every record the index still lists as pending, in every configured
-   * database: run after a crash or an outage. Idempotent.
+   * database, and removes the content of writes that never committed (upload intents older than
+   * `limits.maxUploadSeconds`, see `content-uploads.ts`): run after a crash or an outage.
+   * Idempotent.
    */
-  async repair(): Promise<SyncReport> {
+  async repair(): Promise<RepairReport> {
     this.#assertOpen();
-    const total: SyncReport = { synced: 0, failed: 0, deadLettered: 0 };
+    const total: RepairReport = { synced: 0, failed: 0, deadLettered: 0, uploads: { deleted: 0, kept: 0, failed: 0 } };
     for (const db of await this.#databasesWith('pending')) {
       const report = await this.#sync.repair({
         index: this.#indexFor(db),
@@ -250,6 +256,16 @@ export class Xronox {
       total.synced += report.synced;
       total.failed += report.failed;
       total.deadLettered += report.deadLettered;
+    }
+    for (const target of await this.jobTargets()) {
+      if (isDocumentDatabaseType(target.databaseType) || !target.blobs.content) continue;
+      const swept = await sweepUploads(
+        { index: target.index, blob: target.blob, dbName: target.dbName, versioned: target.policy.versioned, appendOnly: target.policy.appendOnly, blobs: target.blobs },
+        { olderThanMs: this.#uploadStaleMs, onError: this.#onBackgroundError },
+      );
+      total.uploads.deleted += swept.deleted;
+      total.uploads.kept += swept.kept;
+      total.uploads.failed += swept.failed;
     }
     return total;
   }
@@ -281,6 +297,11 @@ export class Xronox {
     this.#assertOpen();
     const { databaseType, tier, tenantId, domain, dbConnRef, dbName, analyticsDbName, spaceConnRef, blobs, policy } = db;
     return { databaseType, tier, tenantId, domain, dbConnRef, dbName, analyticsDbName, spaceConnRef, blobs, policy, index: this.#indexFor(db), blob: this.#blobFor(db) };
+  }
+
+  /** `limits.maxUploadSeconds`: how old an upload intent must be before a cleanup may take it. */
+  get #uploadStaleMs(): number {
+    return uploadStaleMs(this.config);
   }
 
   get #deferVersions(): boolean {
@@ -443,6 +464,16 @@ function opening<T>(what: string, open: () => T): T {
     if (err instanceof XronoxError) throw err;
     throw new StorageError(what, 'open', err, `Could not open the ${what}: ${err instanceof Error ? err.message : String(err)}`);
   }
+}
+
+/** What `repair()` did: the blob sync's report, and the cleanup of content no write committed. */
+export interface RepairReport extends SyncReport {
+  /**
+   * Content objects of writes that never committed (upload intents older than
+   * `limits.maxUploadSeconds`): deleted, kept because a record references them, or whose cleanup
+   * failed (the next repair or archive sweep tries again).
+   */
+  uploads: UploadSweepReport;
 }
 
 /** A database with the stores that hold it: what a background job works on. */

@@ -3,6 +3,7 @@ import type { IndexStore, Namespace } from '../contracts/index-store.js';
 import { isDocumentDatabaseType } from '../domains/open.js';
 import { BlobSync, blobKeys, forEachUnarchived, putVersionOnce } from '../engine/blob-sync.js';
 import { parseAsOf } from '../engine/clock.js';
+import { sweepUploads } from '../engine/content-uploads.js';
 import { isValidName } from '../routing/names.js';
 import type { StoragePolicy } from '../routing/policy.js';
 import type { BlobLocation } from '../routing/router.js';
@@ -106,6 +107,20 @@ export async function repairOutbox(target: JobTarget, ctx: JobContext): Promise<
   } finally {
     await sync.close();
   }
+}
+
+/**
+ * The content part of the sweep: content objects of writes that never committed (their upload
+ * intents are older than `limits.maxUploadSeconds`) are deleted unless a record references them
+ * (`sweepUploads`, the protocol in `core/engine/content-uploads.ts`). Counted as
+ * `orphanContentDeleted`, `orphanContentKept` and `orphanContentFailed` (retried by the next run).
+ */
+export async function sweepContentUploads(target: JobTarget, ctx: JobContext): Promise<void> {
+  if (isDocumentDatabaseType(target.databaseType) || !target.blobs.content) return;
+  const report = await sweepUploads(syncTargetOf(target), { olderThanMs: ctx.settings.uploadStaleMs, between: () => ctx.checkpoint() });
+  ctx.tally.add('orphanContentDeleted', report.deleted);
+  ctx.tally.add('orphanContentKept', report.kept);
+  ctx.tally.add('orphanContentFailed', report.failed);
 }
 
 /** A record named by an object key of the records bucket. */

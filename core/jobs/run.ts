@@ -3,7 +3,7 @@ import { templateMatcher } from '../config/dynamic-tenants.js';
 import { DATABASE_TYPES } from '../config/schema.js';
 import type { JobTarget, Xronox } from '../engine/xronox.js';
 import { RestoreTargetNotEmptyError, ValidationError, XronoxError } from '../errors.js';
-import { archiveRecord, archiveSweep, recordOfKey, repairOutbox } from './archive.js';
+import { archiveRecord, archiveSweep, recordOfKey, repairOutbox, sweepContentUploads } from './archive.js';
 import { documentCollectionsOf, isDocumentDatabaseType } from '../domains/open.js';
 import { backupDatabase, recordsHeld, restoreDatabase, type RestoreOptions, snapshotsToRestore } from './backup.js';
 import { backupDocumentDatabase, documentsHeld, restoreDocumentDatabase } from './backup-documents.js';
@@ -18,7 +18,8 @@ export type ScheduledJob = (typeof SCHEDULED_JOBS)[number];
 
 /**
  * Runs one job over every database it applies to (or those `options.databases` names): the
- * archive sweep over every database that writes objects (its outbox repaired, then, for versioned
+ * archive sweep over every database that writes objects (its outbox repaired, content of writes
+ * that never committed removed, then, for versioned
  * ones, its pending versions archived), retention over all (expired
  * documents of messaging and identities databases included), backups over those with a backups
  * bucket (the document collections of messaging and identities databases included), offload over those with a records bucket. One run per job and database at a time (a
@@ -43,6 +44,7 @@ function jobWork(xronox: Xronox, job: ScheduledJob, targets: readonly JobTarget[
         eligible: targets.filter((t) => !isDocumentDatabaseType(t.databaseType) && (t.blobs.records || t.blobs.versions || t.blobs.content)),
         work: async (t, ctx) => {
           await repairOutbox(t, ctx);
+          await sweepContentUploads(t, ctx);
           await archiveSweep(t, ctx);
         },
       };

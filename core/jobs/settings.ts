@@ -1,4 +1,5 @@
 import type { XronoxConfig } from '../config/load.js';
+import { uploadStaleMs } from '../engine/content-uploads.js';
 
 /** The job settings in force: `jobs` and `retention` of the config, with every default applied. */
 export interface JobSettings {
@@ -16,12 +17,14 @@ export interface JobSettings {
   readonly logsDays: number | undefined;
   /** `jobs.offload.logsAfterDays`: logs not written for this long are offloaded. Default: never. */
   readonly offloadLogsAfterDays: number | undefined;
+  /** `limits.maxUploadSeconds`: the sweep removes content of writes that did not commit this long after they started uploading. Default 15 minutes. */
+  readonly uploadStaleMs: number;
 }
 
 export const DEFAULT_SWEEP_AFTER_MINUTES = 15;
 export const DEFAULT_LEASE_SECONDS = 300;
 
-export function jobSettings(config: Pick<XronoxConfig, 'jobs' | 'retention'>): JobSettings {
+export function jobSettings(config: Pick<XronoxConfig, 'jobs' | 'retention' | 'limits'>): JobSettings {
   const jobs = config.jobs;
   return {
     archiveMode: jobs?.archive?.mode ?? 'inline',
@@ -31,6 +34,7 @@ export function jobSettings(config: Pick<XronoxConfig, 'jobs' | 'retention'>): J
     maxVersionsPerItem: config.retention?.ver?.maxPerItem,
     logsDays: jobs?.retention?.logsDays,
     offloadLogsAfterDays: jobs?.offload?.logsAfterDays,
+    uploadStaleMs: uploadStaleMs(config),
   };
 }
 

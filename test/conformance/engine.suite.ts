@@ -563,20 +563,69 @@ export function engineConformance(backend: EngineBackend): void {
       });
 
       it('racing writers never change the bytes behind the winner, and a refused write never touches stored content', async () => {
-        const { runtime, x } = await start({ collectionMaps: maps, limits: { maxDocumentBytes: 2000 } });
+        const { runtime, x, names } = await start({ collectionMaps: maps, limits: { maxDocumentBytes: 2000 } });
         const docs = runtime('acme', 'docs');
         for (let i = 0; i < 5; i++) {
-          const c = await docs.create({ title: 't', file: Buffer.from('v0').toString('base64') });
+          const v0 = Buffer.from('v0');
+          const c = await docs.create({ title: 't', file: v0.toString('base64') });
           const a = Buffer.from('A'.repeat(5000));
           const b = Buffer.from('B'.repeat(10));
           const [ra] = await Promise.allSettled([docs.update(c.id, { title: 't', file: a.toString('base64') }, 0), docs.update(c.id, { title: 't', file: b.toString('base64') }, 0)]);
           const winner = ra.status === 'fulfilled' ? a : b;
           expect((await docs.getLatest(c.id))?.data.file).toBe(winner.toString('base64'));
+          // The loser removed what it uploaded (if it got that far) as it failed: no sweep needed.
+          const folder = `content/docs/${c.id}/file/`;
+          expect(await allKeys(inst.bucketFor(names.acme, 'content'), folder)).toEqual([`${folder}${sha(v0)}/blob.bin`, `${folder}${sha(winner)}/blob.bin`].sort());
         }
         const facts = x.with({ databaseType: 'knowledge', tier: 'generic', collection: 'docs' });
         const f = await facts.create({ title: 't', file: Buffer.from('ORIGINAL').toString('base64') });
         await expect(facts.update(f.id, { title: 't', file: Buffer.from('OTHER').toString('base64'), pad: 'x'.repeat(3000) }, 0)).rejects.toBeInstanceOf(ValidationError);
         expect((await facts.getLatest(f.id))?.data.file).toBe(Buffer.from('ORIGINAL').toString('base64'));
+      });
+
+      it('repair removes the content of a write that never committed, once it is older than maxUploadSeconds, and keeps what a version shares', async () => {
+        const { x, runtime, names } = await start({ collectionMaps: maps, limits: { maxUploadSeconds: 1 } });
+        const docs = runtime('acme', 'docs');
+        const [v0, v1, lost] = [randomBytes(3000), randomBytes(3000), randomBytes(3000)];
+        const c = await docs.create({ title: 't', file: v0.toString('base64') });
+        await docs.update(c.id, { title: 't', file: v1.toString('base64') }, 0);
+        // What a writer killed between its uploads and its commit leaves: an upload intent per
+        // object it stored (one new, one back to v0's bytes), and the objects.
+        const target = (await x.jobTargets()).find((t) => t.dbName === names.acme)!;
+        const bucket = inst.bucketFor(names.acme, 'content');
+        const key = (bytes: Buffer) => `content/docs/${c.id}/file/${sha(bytes)}/blob.bin`;
+        const token = randomUUID();
+        const ns = { dbName: names.acme, collection: 'docs' };
+        expect(await target.index.recordUploads(ns, [{ id: c.id, bucket, key: key(lost), token }, { id: c.id, bucket, key: key(v0), token }])).toEqual({ ok: true });
+        await inst.inspect.put(bucket, key(lost), lost);
+        // Younger than maxUploadSeconds: the writer may still be at work.
+        expect((await x.repair()).uploads).toEqual({ deleted: 0, kept: 0, failed: 0 });
+        expect(await allKeys(bucket, `content/docs/${c.id}/`)).toContain(key(lost));
+        await new Promise((r) => setTimeout(r, 1200));
+        expect((await x.repair()).uploads).toEqual({ deleted: 1, kept: 1, failed: 0 });
+        expect(await allKeys(bucket, `content/docs/${c.id}/`)).toEqual([key(v0), key(v1)].sort());
+        expect((await docs.getVersion(c.id, 0))?.data.file).toBe(v0.toString('base64'));
+        expect((await docs.getLatest(c.id))?.data.file).toBe(v1.toString('base64'));
+        expect(await target.index.listStaleUploads(names.acme, { olderThanMs: 0, limit: 10 })).toEqual([]);
+        // Its commit, had the writer lived on, is refused: nothing is written.
+        await expect(
+          docs.enrich(c.id, { title: 'late' }).then(() => target.index.commit(ns, { writes: [{ id: c.id, expectedOv: 2, head: null, uploads: [{ bucket, key: key(lost), token }] }] })),
+        ).resolves.toMatchObject({ ok: false, reason: 'upload' });
+        expect((await docs.getLatest(c.id))?.ov).toBe(2);
+      });
+
+      it('a restore to a version whose content is gone from the bucket is refused, writing nothing', async () => {
+        const { runtime, names } = await start({ collectionMaps: maps });
+        const docs = runtime('acme', 'docs');
+        const [v0, v1] = [randomBytes(2000), randomBytes(2000)];
+        const c = await docs.create({ title: 't', file: v0.toString('base64') });
+        await docs.update(c.id, { title: 't', file: v1.toString('base64') }, 0);
+        await inst.inspect.delete(inst.bucketFor(names.acme, 'content'), `content/docs/${c.id}/file/${sha(v0)}/blob.bin`);
+        await expect(docs.restoreObject(c.id, { ov: 0 })).rejects.toThrow(/cannot be restored to version 0/);
+        expect((await docs.getLatest(c.id))?.ov).toBe(1);
+        // A restore to content the head already holds needs nothing more.
+        await docs.update(c.id, { title: 'u', file: v1.toString('base64') }, 1);
+        expect((await docs.restoreObject(c.id, { ov: 1 })).ov).toBe(3);
       });
 
       it('content changed behind the engine is reported on read, never served', async () => {

@@ -942,6 +942,136 @@ export function indexStoreConformance(
       });
     });
 
+    describe('content upload intents', () => {
+      const HOUR = 3_600_000;
+      const key = (ns: Namespace, id: string, n = 1) => `content/${ns.collection}/${id}/f/${'a'.repeat(63)}${n}/blob.bin`;
+      const staleRows = async (ns: Namespace, olderThanMs = 0) =>
+        (await store.listStaleUploads(ns.dbName, { olderThanMs, limit: 100 })).map((r) => ({ collection: r.collection, id: r.id, key: r.key, token: r.token, cleaning: r.cleaning }));
+
+      it('a commit takes its intents with the write; an intent that is gone fails the batch (reason upload) and writes nothing', async () => {
+        const ns = freshNs();
+        const [a, b, c] = [randomUUID(), randomUUID(), randomUUID()];
+        const t = randomUUID();
+        expect(await store.recordUploads(ns, [{ id: a, bucket: 'b', key: key(ns, a), token: t }, { id: b, bucket: 'b', key: key(ns, b), token: t }])).toEqual({ ok: true });
+        expect(await staleRows(ns)).toEqual(
+          expect.arrayContaining([
+            { collection: ns.collection, id: a, key: key(ns, a), token: t, cleaning: false },
+            { collection: ns.collection, id: b, key: key(ns, b), token: t, cleaning: false },
+          ]),
+        );
+        // Just recorded: not stale for an hour.
+        expect(await staleRows(ns, HOUR)).toEqual([]);
+        await commitOk(ns, { ...create(a), uploads: [{ bucket: 'b', key: key(ns, a), token: t }] });
+        expect((await staleRows(ns)).map((r) => r.key)).toEqual([key(ns, b)]);
+        // The same intent cannot be taken twice; a batch with a missing one writes nothing of itself.
+        const cvBefore = await store.getCollectionVersion(ns);
+        const failed = await store.commit(ns, {
+          writes: [
+            { ...create(b), uploads: [{ bucket: 'b', key: key(ns, b), token: t }] },
+            { ...create(c), uploads: [{ bucket: 'b', key: key(ns, a), token: t }] },
+          ],
+          counters: [{ ...ns, deltas: { created: 2 } }],
+        });
+        expect(failed).toEqual({ ok: false, reason: 'upload', index: 1, id: c, key: key(ns, a) });
+        expect(await store.getHead(ns, b)).toBeNull();
+        expect(await store.getHead(ns, c)).toBeNull();
+        expect(await store.getCollectionVersion(ns)).toBe(cvBefore);
+        expect(await store.getCounters(ns.dbName, ns.collection)).toEqual({});
+        expect((await staleRows(ns)).map((r) => r.key)).toEqual([key(ns, b)]);
+        // Another write's token does not fit an intent.
+        expect(await store.commit(ns, { writes: [{ ...create(b), uploads: [{ bucket: 'b', key: key(ns, b), token: randomUUID() }] }] })).toMatchObject({ ok: false, reason: 'upload', index: 0 });
+        await commitOk(ns, { ...create(b), uploads: [{ bucket: 'b', key: key(ns, b), token: t }] });
+        expect(await staleRows(ns)).toEqual([]);
+      });
+
+      it('recording an intent again renews it; intents are per namespace, listed per database, oldest first, limited', async () => {
+        const ns = freshNs();
+        const other = { dbName: ns.dbName, collection: `${ns.collection}x` };
+        const elsewhere = freshNs();
+        const id = randomUUID();
+        const t = randomUUID();
+        await store.recordUploads(ns, [{ id, bucket: 'b', key: key(ns, id, 1), token: t }]);
+        await sleep(5);
+        await store.recordUploads(other, [{ id, bucket: 'b', key: key(ns, id, 1), token: t }]);
+        await sleep(5);
+        await store.recordUploads(ns, [{ id, bucket: 'b', key: key(ns, id, 2), token: t }]);
+        await store.recordUploads(elsewhere, [{ id, bucket: 'b', key: key(ns, id, 1), token: t }]);
+        const rows = await store.listStaleUploads(ns.dbName, { olderThanMs: 0, limit: 10 });
+        expect(rows.map((r) => [r.collection, r.key])).toEqual([
+          [ns.collection, key(ns, id, 1)],
+          [other.collection, key(ns, id, 1)],
+          [ns.collection, key(ns, id, 2)],
+        ]);
+        expect((await store.listStaleUploads(ns.dbName, { olderThanMs: 0, limit: 2 })).length).toBe(2);
+        // Renewed: the first is now the youngest.
+        await sleep(5);
+        expect(await store.recordUploads(ns, [{ id, bucket: 'b', key: key(ns, id, 1), token: t }])).toEqual({ ok: true });
+        expect((await store.listStaleUploads(ns.dbName, { olderThanMs: 0, limit: 10 })).map((r) => [r.collection, r.key])).toEqual([
+          [other.collection, key(ns, id, 1)],
+          [ns.collection, key(ns, id, 2)],
+          [ns.collection, key(ns, id, 1)],
+        ]);
+        // A commit in one namespace takes only that namespace's intent.
+        await commitOk(other, { ...create(id), uploads: [{ bucket: 'b', key: key(ns, id, 1), token: t }] });
+        expect((await store.listStaleUploads(ns.dbName, { olderThanMs: 0, limit: 10 })).map((r) => r.collection)).toEqual([ns.collection, ns.collection]);
+        expect((await store.listStaleUploads(elsewhere.dbName, { olderThanMs: 0, limit: 10 })).length).toBe(1);
+      });
+
+      it('a cleanup marks a key only when every intent on it may go; the mark refuses new intents and the commit of a taken one until released', async () => {
+        const ns = freshNs();
+        const id = randomUUID();
+        const k = key(ns, id);
+        const [a, b, mark, rival] = [randomUUID(), randomUUID(), randomUUID(), randomUUID()];
+        await store.recordUploads(ns, [{ id, bucket: 'b', key: k, token: a }]);
+        // Young, not its own: nothing happens.
+        expect(await store.claimUploadCleanup(ns, { bucket: 'b', key: k, token: a }, { olderThanMs: HOUR, markToken: mark })).toBe(false);
+        expect((await staleRows(ns)).map((r) => r.token)).toEqual([a]);
+        // A token that names nothing on the key: nothing happens.
+        expect(await store.claimUploadCleanup(ns, { bucket: 'b', key: k, token: randomUUID() }, { olderThanMs: 0, markToken: mark })).toBe(false);
+        expect(await store.claimUploadCleanup(ns, { bucket: 'b', key: k, token: a }, { olderThanMs: 0, markToken: mark })).toBe(true);
+        expect(await staleRows(ns)).toEqual([{ collection: ns.collection, id, key: k, token: mark, cleaning: true }]);
+        // While marked: no intent on the key can be recorded (the whole call is refused), and the taken intent cannot commit.
+        const k2 = key(ns, id, 2);
+        expect(await store.recordUploads(ns, [{ id, bucket: 'b', key: k2, token: b }, { id, bucket: 'b', key: k, token: b }])).toEqual({ ok: false, key: k });
+        expect((await staleRows(ns)).map((r) => r.key)).toEqual([k]);
+        expect(await store.commit(ns, { writes: [{ ...create(id), uploads: [{ bucket: 'b', key: k, token: a }] }] })).toMatchObject({ ok: false, reason: 'upload' });
+        // The holder renews its mark; another cleanup takes it over only once it is stale.
+        expect(await store.claimUploadCleanup(ns, { bucket: 'b', key: k, token: mark }, { olderThanMs: HOUR, markToken: mark })).toBe(true);
+        expect(await store.claimUploadCleanup(ns, { bucket: 'b', key: k, token: mark }, { olderThanMs: HOUR, markToken: rival })).toBe(false);
+        expect(await store.claimUploadCleanup(ns, { bucket: 'b', key: k, token: mark }, { olderThanMs: 0, markToken: rival })).toBe(true);
+        expect((await staleRows(ns)).map((r) => [r.token, r.cleaning])).toEqual([[rival, true]]);
+        // Only the holder releases.
+        await store.releaseUploadCleanup(ns, { bucket: 'b', key: k }, mark);
+        expect(await store.recordUploads(ns, [{ id, bucket: 'b', key: k, token: b }])).toEqual({ ok: false, key: k });
+        await store.releaseUploadCleanup(ns, { bucket: 'b', key: k }, rival);
+        expect(await staleRows(ns)).toEqual([]);
+        expect(await store.recordUploads(ns, [{ id, bucket: 'b', key: k, token: b }])).toEqual({ ok: true });
+      });
+
+      it('another write\'s younger intent keeps the key: only the own (or stale) intent goes; a release with retry leaves a stale intent', async () => {
+        const ns = freshNs();
+        const id = randomUUID();
+        const k = key(ns, id);
+        const [a, b, mark] = [randomUUID(), randomUUID(), randomUUID()];
+        await store.recordUploads(ns, [{ id, bucket: 'b', key: k, token: a }]);
+        await store.recordUploads(ns, [{ id, bucket: 'b', key: k, token: b }]);
+        expect(await store.claimUploadCleanup(ns, { bucket: 'b', key: k, token: a }, { olderThanMs: HOUR, markToken: mark, own: true })).toBe(false);
+        expect((await staleRows(ns)).map((r) => r.token)).toEqual([b]);
+        // b's own cleanup, with no other intent left, marks the key.
+        expect(await store.claimUploadCleanup(ns, { bucket: 'b', key: k, token: b }, { olderThanMs: HOUR, markToken: mark, own: true })).toBe(true);
+        await store.releaseUploadCleanup(ns, { bucket: 'b', key: k }, mark, { retry: true });
+        // Back to an intent, stale for any age, and no longer a mark.
+        expect(await staleRows(ns, 10 * 365 * 24 * HOUR)).toEqual([{ collection: ns.collection, id, key: k, token: mark, cleaning: false }]);
+        expect(await store.recordUploads(ns, [{ id, bucket: 'b', key: k, token: a }])).toEqual({ ok: true });
+        // With both stale, one claim takes every intent of the key.
+        expect(await store.claimUploadCleanup(ns, { bucket: 'b', key: k, token: mark }, { olderThanMs: 0, markToken: b })).toBe(true);
+        expect(await staleRows(ns)).toEqual([{ collection: ns.collection, id, key: k, token: b, cleaning: true }]);
+        // Keys are per namespace: the same key elsewhere is untouched by this mark.
+        const elsewhere = freshNs();
+        expect(await store.recordUploads(elsewhere, [{ id, bucket: 'b', key: k, token: a }])).toEqual({ ok: true });
+      });
+    });
+
     describe('locks', () => {
       it('one owner at a time; the owner renews; another takes over after expiry', async () => {
         const ns = freshNs();

@@ -17,6 +17,8 @@
  * - `ghost`: the request reaches the server and is carried out, but the client gets a 500: the
  *   write happened although the client was told it failed.
  * - `slow`: forwarded after `delayMs` (beyond the client's request timeout, it times out).
+ * - `late`: forwarded at once, so the server carries it out, but the answer is held for `delayMs`
+ *   (beyond the client's request timeout, the client times out although the write happened).
  * - `reset`: forwarded, then the response is cut off half-way through its body.
  */
 import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -27,6 +29,7 @@ export type Fault =
   | { kind: 'error'; status: number; code: string }
   | { kind: 'ghost' }
   | { kind: 'slow'; delayMs: number }
+  | { kind: 'late'; delayMs: number }
   | { kind: 'reset' };
 
 export type FaultKind = Fault['kind'];
@@ -57,7 +60,7 @@ export interface FaultProxy {
 
 export async function startFaultProxy(target: string, decide: (req: ProxiedRequest) => Fault | null = () => null): Promise<FaultProxy> {
   const upstream = new URL(target);
-  const injected: Record<FaultKind, number> = { refuse: 0, error: 0, ghost: 0, slow: 0, reset: 0 };
+  const injected: Record<FaultKind, number> = { refuse: 0, error: 0, ghost: 0, slow: 0, late: 0, reset: 0 };
   const sockets = new Set<Socket>();
   const timers = new Set<NodeJS.Timeout>();
   let requests = 0;
@@ -132,6 +135,16 @@ export async function startFaultProxy(target: string, decide: (req: ProxiedReque
         timers.add(timer);
         return;
       }
+      case 'late':
+        forward(req, res, (status, headers, body) => {
+          const timer = setTimeout(() => {
+            timers.delete(timer);
+            if (!res.socket || res.socket.destroyed) return;
+            res.writeHead(status, whole(headers, body.length)).end(body);
+          }, fault.delayMs);
+          timers.add(timer);
+        });
+        return;
       case 'reset':
         forward(req, res, (status, headers, body) => {
           // A HEAD answer has no body to cut: the connection dies before the headers.

@@ -5,6 +5,7 @@ import {
   DEFAULT_MAX_DOCUMENT_BYTES,
   extractMeta,
   flattenScalars,
+  jsonByteLength,
   normaliseData,
   project,
   readPath,
@@ -171,6 +172,42 @@ describe('normaliseData', () => {
   it('measures the size after normalising (dropped undefined, Dates as strings)', () => {
     const { bytes } = normaliseData({ a: undefined, at: new Date(0) }, MAX);
     expect(bytes).toBe(Buffer.byteLength('{"at":"1970-01-01T00:00:00.000Z"}'));
+  });
+});
+
+describe('jsonByteLength', () => {
+  it('equals the UTF-8 length of JSON.stringify for every kind of value, escapes and non-ASCII included', () => {
+    const strings = ['', 'plain', 'quote " and \\ backslash', 'controls \b\f\n\r\t \u0000 \u0001 \u001f', 'é ü 中文 😀', '\u2028\u2029', '\u007f\u0080'];
+    const numbers = [0, -0, 1, -1.5, 1e21, 1e-7, 123456789.123, Number.MAX_SAFE_INTEGER, Number.MIN_VALUE, 2 ** 70];
+    const values: unknown[] = [
+      ...strings,
+      ...numbers,
+      true,
+      false,
+      null,
+      {},
+      [],
+      [[]],
+      { a: undefined, b: 1 },
+      // Sparse arrays: JSON writes their holes as null.
+      new Array(3),
+      Object.assign(new Array(3), { 0: 1, 2: 3 }),
+      { sparse: Object.assign(new Array(2), { 1: 'x' }) },
+      { 'k"ey\n': strings, nested: { deep: [numbers, { x: null }] }, 'é': 'ü' },
+    ];
+    // Seeded random documents on top of the listed cases.
+    let seed = 7;
+    const rand = () => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31);
+    const anyValue = (depth: number): unknown => {
+      const r = rand();
+      if (depth > 3 || r < 0.3) return strings[Math.floor(rand() * strings.length)]! + String.fromCharCode(Math.floor(rand() * 0x3000));
+      if (r < 0.45) return numbers[Math.floor(rand() * numbers.length)]! * rand();
+      if (r < 0.5) return rand() < 0.5 ? null : rand() < 0.5;
+      if (r < 0.75) return Array.from({ length: Math.floor(rand() * 4) }, () => anyValue(depth + 1));
+      return Object.fromEntries(Array.from({ length: Math.floor(rand() * 4) }, (_, i) => [`${strings[i % strings.length]}${i}`, anyValue(depth + 1)]));
+    };
+    for (let i = 0; i < 300; i++) values.push(anyValue(0));
+    for (const value of values) expect(jsonByteLength(value), JSON.stringify(value)).toBe(Buffer.byteLength(JSON.stringify(value), 'utf8'));
   });
 });
 

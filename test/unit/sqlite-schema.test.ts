@@ -46,12 +46,12 @@ describe('SQLite index schema upgrades', () => {
     };
   };
 
-  it('a file written before the versions_history index gains it on open, with the history it already held, and stays at version 5', async () => {
+  it('a file written before the versions_history index gains it on open, with the history it already held, and stays at version 6', async () => {
     await withFile(async (path) => {
       const first = new SqliteIndexStore({ path });
       for (let ov = 1; ov <= 3; ov++) expect((await first.commit(ns, { writes: [write(ov)] })).ok).toBe(true);
       await first.close();
-      rewind(path, 'DROP INDEX versions_history', 5);
+      rewind(path, 'DROP INDEX versions_history', 6);
       expect(schemaOf(path).indexes).not.toContain('versions_history');
 
       const upgraded = new SqliteIndexStore({ path });
@@ -63,7 +63,7 @@ describe('SQLite index schema upgrades', () => {
       expect((await upgraded.commit(ns, { writes: [write(4)] })).ok).toBe(true);
       expect((await upgraded.listHistory(ns, 'r1', { limit: 1 })).map((v) => v.ov)).toEqual([4]);
       await upgraded.close();
-      expect(schemaOf(path)).toMatchObject({ version: 5, indexes: expect.arrayContaining(['versions_history']) });
+      expect(schemaOf(path)).toMatchObject({ version: 6, indexes: expect.arrayContaining(['versions_history']) });
     });
   });
 
@@ -72,23 +72,41 @@ describe('SQLite index schema upgrades', () => {
       const first = new SqliteIndexStore({ path });
       await first.commit(ns, { writes: [], counters: [{ ...ns, deltas: { created: 3 } }] });
       await first.close();
-      rewind(path, 'DROP TABLE counter_windows; DROP INDEX versions_history', 4);
+      rewind(path, 'DROP TABLE counter_windows; DROP TABLE content_uploads; DROP INDEX versions_history', 4);
 
       const upgraded = new SqliteIndexStore({ path });
       expect(await upgraded.getCounters(ns.dbName, ns.collection)).toEqual({ created: 3 });
       await upgraded.commit(ns, { writes: [], counters: [{ ...ns, deltas: { created: 1 }, windows: ['day:2026-01-01'] }] });
       expect(await upgraded.getCounterWindows(ns.dbName, ns.collection, { granularity: 'day' })).toEqual([{ window: 'day:2026-01-01', counts: { created: 1 } }]);
       await upgraded.close();
-      expect(schemaOf(path).version).toBe(5);
+      expect(schemaOf(path).version).toBe(6);
+    });
+  });
+
+  it('a version-5 file gains content_uploads and keeps everything else', async () => {
+    await withFile(async (path) => {
+      const first = new SqliteIndexStore({ path });
+      for (let ov = 1; ov <= 2; ov++) expect((await first.commit(ns, { writes: [write(ov)] })).ok).toBe(true);
+      await first.close();
+      rewind(path, 'DROP TABLE content_uploads', 5);
+
+      const upgraded = new SqliteIndexStore({ path });
+      expect((await upgraded.listHistory(ns, 'r1', { limit: 10 })).map((v) => v.ov)).toEqual([2, 1]);
+      const upload = { id: 'r1', bucket: 'b', key: 'content/orders/r1/f/x/blob.bin', token: 't' };
+      expect(await upgraded.recordUploads(ns, [upload])).toEqual({ ok: true });
+      expect((await upgraded.commit(ns, { writes: [{ ...write(3), uploads: [upload] }] })).ok).toBe(true);
+      expect(await upgraded.listStaleUploads(ns.dbName, { olderThanMs: 0, limit: 10 })).toEqual([]);
+      await upgraded.close();
+      expect(schemaOf(path).version).toBe(6);
     });
   });
 
   it('a file of any other version is refused, untouched', async () => {
     await withFile(async (path) => {
       await new SqliteIndexStore({ path }).close();
-      for (const version of [3, 6]) {
+      for (const version of [3, 7]) {
         rewind(path, '', version);
-        expect(() => new SqliteIndexStore({ path })).toThrow(new RegExp(`schema ${version}, but this version needs schema 5`));
+        expect(() => new SqliteIndexStore({ path })).toThrow(new RegExp(`schema ${version}, but this version needs schema 6`));
         expect(schemaOf(path).version).toBe(version);
       }
     });

@@ -7,6 +7,7 @@ import type {
   NewHead,
   PendingBlob,
   RecordWrite,
+  UploadRef,
   VersionOp,
   VersionRow,
   HistoryRow,
@@ -73,6 +74,8 @@ export interface PendingWrite {
   releaseClaims: boolean;
   version: VersionDoc | null;
   blobs: PendingBlobDoc[];
+  /** Upload intents the write took (standalone protocol: removed by the roll-forward); absent in heads written before them. */
+  uploads?: UploadRef[];
   counters: CounterDelta[];
   countersApplied: boolean;
 }

@@ -20,6 +20,9 @@ import type {
   PendingSync,
   RecordWrite,
   ReplaceCollectionsOptions,
+  StaleUpload,
+  UploadIntent,
+  UploadRef,
   UnarchivedRecord,
   VersionPoint,
   VersionRow,
@@ -61,6 +64,17 @@ import {
   rollForward,
   sideEffects,
 } from './mongodb-protocol.js';
+import {
+  claimUploadCleanup,
+  emptyDocFilter,
+  listStaleUploads,
+  recordUploads,
+  releaseUploadCleanup,
+  takeIntentPlan,
+  touchIntentPlan,
+  type UploadDoc,
+  type UploadsCollection,
+} from './mongodb-uploads.js';
 
 export interface MongoIndexStoreOptions {
   uri: string;
@@ -128,7 +142,8 @@ type Mode = 'transactions' | 'standalone';
 /** A failed commit before its batch position is known. */
 type Refusal =
   | { ok: false; reason: 'version'; id: string; expectedOv: number | null; actualOv: number | null }
-  | { ok: false; reason: 'claim'; id: string; key: string; heldBy: string };
+  | { ok: false; reason: 'claim'; id: string; key: string; heldBy: string }
+  | { ok: false; reason: 'upload'; id: string; key: string };
 
 /**
  * The production index store on the official MongoDB driver, laid out as the product documents
@@ -188,6 +203,13 @@ export class MongoIndexStore implements IndexStore {
             const head = await this.#heads(ns).findOne({ _id: write.id }, { session });
             const actualOv = head?.ov ?? null;
             if (actualOv !== write.expectedOv) throw new CheckFailed({ ok: false, reason: 'version', index, id: write.id, expectedOv: write.expectedOv, actualOv });
+            for (const ref of write.uploads ?? []) {
+              const take = takeIntentPlan(ns.collection, ref);
+              if ((await this.#uploads(ns.dbName).updateOne(take.filter, take.update, { session })).matchedCount !== 1) {
+                throw new CheckFailed({ ok: false, reason: 'upload', index, id: write.id, key: ref.key });
+              }
+              await this.#uploads(ns.dbName).deleteOne(emptyDocFilter(ns.collection, ref), { session });
+            }
             const cv = await this.#nextCv(ns, session);
             const refused = await this.#takeClaimsInTransaction(ns, write, cv, session);
             if (refused) throw new CheckFailed({ ok: false, reason: 'claim', index, id: write.id, ...refused });
@@ -235,6 +257,11 @@ export class MongoIndexStore implements IndexStore {
       }
       const actualOv = head?.ov ?? null;
       if (actualOv !== write.expectedOv) return { ok: false, reason: 'version', id: write.id, expectedOv: write.expectedOv, actualOv };
+      // Step 1, last part: the upload intents, renewed so that no cleanup takes them before the CAS.
+      for (const ref of write.uploads ?? []) {
+        const touch = touchIntentPlan(ns.collection, ref);
+        if ((await this.#uploads(ns.dbName).updateOne(touch.filter, touch.update)).matchedCount !== 1) return { ok: false, reason: 'upload', id: write.id, key: ref.key };
+      }
       // Steps 2 and 3.
       const cv = await this.#nextCv(ns);
       const claims = await this.#takeClaims(ns, write, cv);
@@ -286,6 +313,8 @@ export class MongoIndexStore implements IndexStore {
       releaseClaims: removes || write.head?.deleted === true,
       version: toVersionDoc(write, cv),
       blobs: (write.blobs ?? []).map((b) => pendingBlobDoc(ns.collection, write.id, cv, b, pendingBlobId(ns.collection, b.bucket, b.key))),
+      // In a transaction the commit removed them already (checked); standalone, the roll-forward does.
+      uploads: standalone ? (write.uploads ?? []).map((u) => ({ bucket: u.bucket, key: u.key, token: u.token })) : [],
       counters: [...(counters ?? [])],
       countersApplied: false,
     };
@@ -696,6 +725,39 @@ export class MongoIndexStore implements IndexStore {
 
   // ---- locks, health, lifecycle -------------------------------------------------------------
 
+  // ---- content uploads (mongodb-uploads.ts) --------------------------------------------------
+
+  async recordUploads(ns: Namespace, uploads: readonly UploadIntent[]): Promise<{ ok: true } | { ok: false; key: string }> {
+    await this.#connect();
+    await this.#ensureQueues(ns.dbName);
+    return recordUploads(this.#uploadOps(ns.dbName), ns.collection, uploads);
+  }
+
+  async listStaleUploads(dbName: string, options: { olderThanMs: number; limit: number }): Promise<StaleUpload[]> {
+    await this.#connect();
+    return listStaleUploads(this.#uploadOps(dbName), options);
+  }
+
+  async claimUploadCleanup(ns: Namespace, upload: UploadRef, options: { olderThanMs: number; markToken: string; own?: boolean }): Promise<boolean> {
+    await this.#connect();
+    return claimUploadCleanup(this.#uploadOps(ns.dbName), ns.collection, upload, options);
+  }
+
+  async releaseUploadCleanup(ns: Namespace, upload: Omit<UploadRef, 'token'>, markToken: string, options: { retry?: boolean } = {}): Promise<void> {
+    await this.#connect();
+    await releaseUploadCleanup(this.#uploadOps(ns.dbName), ns.collection, upload, markToken, options);
+  }
+
+  #uploadOps(dbName: string): UploadsCollection {
+    const coll = this.#uploads(dbName);
+    return {
+      updateOne: (filter, update, options) => coll.updateOne(filter, update, options),
+      deleteOne: (filter) => coll.deleteOne(filter),
+      aggregate: (pipeline) => coll.aggregate(pipeline).toArray(),
+      isDuplicateKey,
+    };
+  }
+
   async acquireLock(ns: Namespace, key: string, owner: string, leaseMs: number): Promise<boolean> {
     await this.#connect();
     await this.#ensure(ns, 'locks');
@@ -821,6 +883,9 @@ export class MongoIndexStore implements IndexStore {
   }
   #pendingBlobs(dbName: string): Collection<PendingBlobDoc> {
     return this.#collection<PendingBlobDoc>(queue(dbName, 'pendingBlobs'));
+  }
+  #uploads(dbName: string): Collection<UploadDoc> {
+    return this.#collection<UploadDoc>(queue(dbName, 'uploads'));
   }
   #deadLetters(dbName: string): Collection<DeadLetterDoc> {
     return this.#collection<DeadLetterDoc>(queue(dbName, 'deadLetters', this.#protocol));

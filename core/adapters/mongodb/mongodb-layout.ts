@@ -14,12 +14,18 @@ import type { IndexDescription } from 'mongodb';
  *
  * and once per database the fallback queue: `xronox_sync_outbox` (records whose objects are
  * behind the index), `xronox_pending_blobs` (objects the blob store refused, kept until uploaded)
- * and the dead letters (`fallback.deadLetterCollection`, default `xronox_dead_letters`).
+ * and the dead letters (`fallback.deadLetterCollection`, default `xronox_dead_letters`); and
+ * `xronox_content_uploads`, the upload intents and cleanup marks of content (`mongodb-uploads.ts`).
  */
 export const COLLECTION_SUFFIXES = { head: '_head', ver: '_ver', counter: '_counter', locks: '_locks', claims: '_claims' } as const;
 export type CollectionRole = keyof typeof COLLECTION_SUFFIXES;
 
-export const QUEUE_COLLECTIONS = { outbox: 'xronox_sync_outbox', pendingBlobs: 'xronox_pending_blobs', deadLetters: 'xronox_dead_letters' } as const;
+export const QUEUE_COLLECTIONS = {
+  outbox: 'xronox_sync_outbox',
+  pendingBlobs: 'xronox_pending_blobs',
+  deadLetters: 'xronox_dead_letters',
+  uploads: 'xronox_content_uploads',
+} as const;
 
 export function collectionName(collection: string, role: CollectionRole): string {
   return `${collection}${COLLECTION_SUFFIXES[role]}`;
@@ -98,5 +104,7 @@ export function queueIndexSpecs(): Record<keyof typeof QUEUE_COLLECTIONS, IndexD
     ],
     pendingBlobs: [{ key: { coll: 1, id: 1 }, name: 'by_record' }],
     deadLetters: [{ key: { failedAt: 1, _id: 1 }, name: 'by_age' }],
+    // Holds only keys in flight and what failed writes left; listing it is a small scan.
+    uploads: [],
   };
 }

@@ -9,6 +9,7 @@ import {
   TOTALS_DOC_ID,
   WINDOW_DOC_PREFIX,
 } from './mongodb-layout.js';
+import { emptyDocFilter, pullIntentPlan } from './mongodb-uploads.js';
 
 /**
  * The write protocol of the MongoDB index store, as data: each function returns the ordered list
@@ -23,15 +24,17 @@ import {
  * A record's head document is the single point of truth, and a write is one compare-and-set on it:
  *
  * 1. Read the head. If it carries a `pending` write, roll that write forward first (below).
+ *    Then renew the write's upload intents (`RecordWrite.uploads`), which fails (reason
+ *    `upload`) when a cleanup took one; see `mongodb-uploads.ts`.
  * 2. Allocate the collection version: `$inc` on `{c}_counter` `{ _id: "cv" }`.
  * 3. Take the unique claims (single-document upserts on `{c}_claims`, `_id` = the claim key),
  *    stamped with that cv.
  * 4. **Commit point.** Compare-and-set the head: `updateOne({ _id, ov: expectedOv, pending: absent })`
  *    (or `insertOne` for a new record), writing the new state *and* a `pending` write that
- *    carries everything still to do: the version entry, outbox mark, queued objects, counter
- *    deltas, claim release, purge. The CAS on `ov` is what makes two writers unable to get the
- *    same ov; because the version entry travels inside the head, an acknowledged write cannot
- *    lose its version even if the process dies on the next line.
+ *    carries everything still to do: the version entry, outbox mark, queued objects, upload
+ *    intents to remove, counter deltas, claim release, purge. The CAS on `ov` is what makes two
+ *    writers unable to get the same ov; because the version entry travels inside the head, an
+ *    acknowledged write cannot lose its version even if the process dies on the next line.
  * 5. Roll forward: `sideEffects(...)` then clear `pending` (conditional on its `opId`).
  *
  * Every roll-forward operation is idempotent (`$setOnInsert` upserts, `$max`, deletes, counter
@@ -106,6 +109,13 @@ export function sideEffects(ns: Namespace, id: string, pending: PendingWrite, se
   for (const blob of pending.blobs) {
     const { _id, ...fields } = blob;
     ops.push({ kind: 'updateOne', coll: queue(ns.dbName, 'pendingBlobs'), filter: { _id }, update: { $set: fields }, upsert: true });
+  }
+  // The upload intents the write was committed under (standalone: checked and renewed before
+  // the compare-and-set; see mongodb-uploads.ts). Removing one twice changes nothing.
+  for (const ref of pending.uploads ?? []) {
+    const pull = pullIntentPlan(ns.collection, ref);
+    ops.push({ kind: 'updateOne', coll: queue(ns.dbName, 'uploads'), filter: pull.filter, update: pull.update as Document });
+    ops.push({ kind: 'deleteOne', coll: queue(ns.dbName, 'uploads'), filter: emptyDocFilter(ns.collection, ref) });
   }
   // Releases and purges reach only what this write or earlier ones created (`cv` at most this
   // write's): a stalled roll-forward of a hard delete must not touch a re-created record's entries.

@@ -1,6 +1,7 @@
 import {
   DeleteObjectCommand,
   GetObjectCommand,
+  type GetObjectCommandOutput,
   HeadObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
@@ -74,7 +75,7 @@ export class S3BlobStore implements BlobStore {
     return this.#call('get', bucket, key, async () => {
       try {
         const res = await this.#client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-        return res.Body ? await res.Body.transformToByteArray() : new Uint8Array();
+        return res.Body ? await readBody(res.Body, res.ContentLength) : new Uint8Array();
       } catch (err) {
         if (isMissing(err)) return null;
         throw err;
@@ -159,6 +160,26 @@ export class S3BlobStore implements BlobStore {
       throw new StorageError('s3', operation, err, `S3 ${operation} of s3://${bucket}/${key} failed on spaces connection "${this.#ref}": ${name || 'network error'}`);
     }
   }
+}
+
+/**
+ * An object's body as one buffer. With its length known, the chunks are copied into a buffer of
+ * that size as they arrive; the SDK's `transformToByteArray` keeps every chunk and then
+ * concatenates them, which holds a large object (content, up to `limits.maxContentBytes`) twice.
+ * A body that ends short of its announced length is an error, never a shorter object.
+ */
+async function readBody(body: NonNullable<GetObjectCommandOutput['Body']>, length: number | undefined): Promise<Uint8Array> {
+  const stream = body as unknown as AsyncIterable<Uint8Array>;
+  if (length === undefined || typeof stream[Symbol.asyncIterator] !== 'function') return body.transformToByteArray();
+  const out = Buffer.allocUnsafeSlow(length);
+  let filled = 0;
+  for await (const chunk of stream) {
+    if (filled + chunk.byteLength > length) throw new Error(`the body is longer than its Content-Length of ${length} bytes`);
+    out.set(chunk, filled);
+    filled += chunk.byteLength;
+  }
+  if (filled !== length) throw new Error(`the body ended after ${filled} of its ${length} bytes`);
+  return out;
 }
 
 function checkKey(key: string): void {

@@ -22,7 +22,10 @@ import type {
   Namespace,
   PendingSync,
   ReplaceCollectionsOptions,
+  StaleUpload,
   UnarchivedRecord,
+  UploadIntent,
+  UploadRef,
   VersionOp,
   VersionPoint,
   VersionRow,
@@ -106,6 +109,14 @@ CREATE TABLE IF NOT EXISTS sync_dead_letters (
   db TEXT NOT NULL, coll TEXT NOT NULL, id TEXT NOT NULL, reason TEXT NOT NULL, failed_at TEXT NOT NULL,
   PRIMARY KEY (db, coll, id)
 );
+-- Upload intents of writes (cleaning = 0) and cleanup marks (cleaning = 1) on content object
+-- keys; see core/engine/content-uploads.ts. Holds only writes in flight and what they left.
+CREATE TABLE IF NOT EXISTS content_uploads (
+  db TEXT NOT NULL, coll TEXT NOT NULL, bucket TEXT NOT NULL, key TEXT NOT NULL, token TEXT NOT NULL,
+  id TEXT NOT NULL, cleaning INTEGER NOT NULL, at INTEGER NOT NULL,
+  PRIMARY KEY (db, coll, bucket, key, token)
+);
+CREATE INDEX IF NOT EXISTS content_uploads_by_age ON content_uploads (db, at);
 CREATE TABLE IF NOT EXISTS locks (
   db TEXT NOT NULL, coll TEXT NOT NULL, key TEXT NOT NULL, owner TEXT NOT NULL, expires_at INTEGER NOT NULL,
   PRIMARY KEY (db, coll, key)
@@ -122,9 +133,9 @@ CREATE TABLE IF NOT EXISTS locks (
  * came that way; opening a file written before it builds it once, holding the write lock meanwhile
  * (other processes' writes wait, and fail after their busy timeout if the file is very large).
  */
-const SCHEMA_VERSION = 5;
-/** Version 4 lacks only `counter_windows`, an additive table. */
-const UPGRADABLE_FROM: readonly number[] = [4];
+const SCHEMA_VERSION = 6;
+/** Version 5 lacks only `content_uploads`, version 4 also `counter_windows`: additive tables. */
+const UPGRADABLE_FROM: readonly number[] = [4, 5];
 
 interface HeadSqlRow {
   id: string;
@@ -171,6 +182,11 @@ const SORT_COLUMNS = { id: 'id', createdAt: 'created_at', updatedAt: 'updated_at
 /** Thrown inside a transaction to roll it back when an optimistic check fails. */
 class CheckFailed {
   constructor(readonly result: CommitResult) {}
+}
+
+/** Thrown inside `recordUploads`' transaction to roll it back: the key has a cleanup mark. */
+class MarkedKey {
+  constructor(readonly key: string) {}
 }
 
 /**
@@ -271,6 +287,11 @@ export class SqliteIndexStore implements IndexStore {
       } else {
         s.deleteHead.run(ns.dbName, ns.collection, write.id);
         s.deleteVersions.run(ns.dbName, ns.collection, write.id);
+      }
+      for (const u of write.uploads ?? []) {
+        if (s.deleteIntent.run(ns.dbName, ns.collection, u.bucket, u.key, u.token).changes !== 1) {
+          throw new CheckFailed({ ok: false, reason: 'upload', index, id: write.id, key: u.key });
+        }
       }
       if (!head || head.deleted) s.releaseClaims.run(ns.dbName, ns.collection, write.id);
       if (!head) s.dropPendingBlobs.run(ns.dbName, ns.collection, write.id);
@@ -526,6 +547,67 @@ export class SqliteIndexStore implements IndexStore {
         return done.seq === null || this.#stmts.clearPending.run(ns.dbName, ns.collection, id, done.seq).changes === 1;
       })
       .immediate();
+  }
+
+  async recordUploads(ns: Namespace, uploads: readonly UploadIntent[]): Promise<{ ok: true } | { ok: false; key: string }> {
+    const s = this.#stmts;
+    try {
+      this.#db
+        .transaction(() => {
+          const now = Date.now();
+          for (const u of uploads) {
+            // Thrown, so that the intents inserted before it are rolled back.
+            if (s.getMark.get(ns.dbName, ns.collection, u.bucket, u.key)) throw new MarkedKey(u.key);
+            s.putIntent.run(ns.dbName, ns.collection, u.bucket, u.key, u.token, u.id, now);
+          }
+        })
+        .immediate();
+      return { ok: true };
+    } catch (err) {
+      if (err instanceof MarkedKey) return { ok: false, key: err.key };
+      throw err;
+    }
+  }
+
+  async listStaleUploads(dbName: string, options: { olderThanMs: number; limit: number }): Promise<StaleUpload[]> {
+    const rows = this.#stmts.listStaleUploads.all(dbName, Date.now() - options.olderThanMs, options.limit) as UploadSqlRow[];
+    return rows.map((r) => ({ collection: r.coll, id: r.id, bucket: r.bucket, key: r.key, token: r.token, cleaning: r.cleaning === 1 }));
+  }
+
+  async claimUploadCleanup(ns: Namespace, upload: UploadRef, options: { olderThanMs: number; markToken: string; own?: boolean }): Promise<boolean> {
+    const s = this.#stmts;
+    const { dbName: d, collection: c } = ns;
+    return this.#db
+      .transaction((): boolean => {
+        const now = Date.now();
+        const cutoff = now - options.olderThanMs;
+        const rows = s.uploadsOfKey.all(d, c, upload.bucket, upload.key) as UploadSqlRow[];
+        const named = rows.find((r) => r.token === upload.token);
+        if (!named) return false;
+        if (named.cleaning === 1) {
+          if (named.token !== options.markToken && named.at > cutoff) return false;
+          s.deleteUpload.run(d, c, upload.bucket, upload.key, named.token);
+          s.putMark.run(d, c, upload.bucket, upload.key, options.markToken, named.id, now);
+          return true;
+        }
+        const removable = options.own === true || named.at <= cutoff;
+        // Another write's younger intent covers the key (if it commits, the object is used; if
+        // not, its own intent leads here again); a mark means another cleanup has it.
+        if (rows.some((r) => r.cleaning === 1 || (r.token !== upload.token && r.at > cutoff)) || !removable) {
+          if (removable) s.deleteUpload.run(d, c, upload.bucket, upload.key, upload.token);
+          return false;
+        }
+        s.deleteUploadsOfKey.run(d, c, upload.bucket, upload.key);
+        s.putMark.run(d, c, upload.bucket, upload.key, options.markToken, named.id, now);
+        return true;
+      })
+      .immediate();
+  }
+
+  async releaseUploadCleanup(ns: Namespace, upload: Omit<UploadRef, 'token'>, markToken: string, options: { retry?: boolean } = {}): Promise<void> {
+    const { dbName: d, collection: c } = ns;
+    if (options.retry) this.#stmts.markToIntent.run(d, c, upload.bucket, upload.key, markToken);
+    else this.#stmts.deleteMark.run(d, c, upload.bucket, upload.key, markToken);
   }
 
   async acquireLock(ns: Namespace, key: string, owner: string, leaseMs: number): Promise<boolean> {
@@ -800,6 +882,20 @@ function prepareStatements(db: Database.Database) {
     ),
     markArchived: p('UPDATE versions SET archived = 1, body = NULL WHERE db = ? AND coll = ? AND id = ? AND ov = ?'),
     clearPending: p('DELETE FROM sync_outbox WHERE db = ? AND coll = ? AND id = ? AND seq = ?'),
+    getMark: p('SELECT 1 FROM content_uploads WHERE db = ? AND coll = ? AND bucket = ? AND key = ? AND cleaning = 1'),
+    putIntent: p(
+      `INSERT INTO content_uploads (db, coll, bucket, key, token, id, cleaning, at) VALUES (?, ?, ?, ?, ?, ?, 0, ?)
+       ON CONFLICT (db, coll, bucket, key, token) DO UPDATE SET at = excluded.at`,
+    ),
+    putMark: p('INSERT INTO content_uploads (db, coll, bucket, key, token, id, cleaning, at) VALUES (?, ?, ?, ?, ?, ?, 1, ?)'),
+    deleteIntent: p('DELETE FROM content_uploads WHERE db = ? AND coll = ? AND bucket = ? AND key = ? AND token = ? AND cleaning = 0'),
+    deleteUpload: p('DELETE FROM content_uploads WHERE db = ? AND coll = ? AND bucket = ? AND key = ? AND token = ?'),
+    deleteUploadsOfKey: p('DELETE FROM content_uploads WHERE db = ? AND coll = ? AND bucket = ? AND key = ?'),
+    deleteMark: p('DELETE FROM content_uploads WHERE db = ? AND coll = ? AND bucket = ? AND key = ? AND token = ? AND cleaning = 1'),
+    // Stamped at 0: stale for every age, so the next sweep lists it first.
+    markToIntent: p('UPDATE content_uploads SET cleaning = 0, at = 0 WHERE db = ? AND coll = ? AND bucket = ? AND key = ? AND token = ? AND cleaning = 1'),
+    uploadsOfKey: p('SELECT coll, bucket, key, token, id, cleaning, at FROM content_uploads WHERE db = ? AND coll = ? AND bucket = ? AND key = ?'),
+    listStaleUploads: p('SELECT coll, bucket, key, token, id, cleaning, at FROM content_uploads WHERE db = ? AND at <= ? ORDER BY at, coll, bucket, key, token LIMIT ?'),
     getLock: p('SELECT owner, expires_at FROM locks WHERE db = ? AND coll = ? AND key = ?'),
     putLock: p(
       `INSERT INTO locks (db, coll, key, owner, expires_at) VALUES (?, ?, ?, ?, ?)
@@ -862,6 +958,16 @@ function prepareStatements(db: Database.Database) {
     ].map(p),
     markAllPending: p('INSERT INTO sync_outbox (db, coll, id, seq) SELECT db, coll, id, cv FROM heads WHERE db = ? AND coll = ?'),
   };
+}
+
+interface UploadSqlRow {
+  coll: string;
+  bucket: string;
+  key: string;
+  token: string;
+  id: string;
+  cleaning: number;
+  at: number;
 }
 
 interface PendingBlobRow {
