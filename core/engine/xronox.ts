@@ -398,7 +398,7 @@ export class Xronox {
     let store = this.#indexStores.get(route.dbConnRef);
     if (!store) {
       const connection = this.config.dbConnections[route.dbConnRef]!;
-      store = guardAdapter(opening('index store', () => this.#factories.indexStore(route.dbConnRef, connection, this.config)), () => this.#closed);
+      store = guardAdapter(() => opening('index store', () => this.#factories.indexStore(route.dbConnRef, connection, this.config)), () => this.#closed);
       this.#indexStores.set(route.dbConnRef, store);
     }
     return store;
@@ -411,7 +411,7 @@ export class Xronox {
       const connection = this.config.dbConnections[route.dbConnRef]!;
       const factory = this.#factories.documentStore;
       if (!factory) throw new ConfigError([{ path: `dbConnections.${route.dbConnRef}`, message: 'this Xronox instance was built without a documentStore adapter factory, so messaging and identities cannot be opened' }]);
-      store = guardAdapter(opening('document store', () => factory.call(this.#factories, route.dbConnRef, connection, this.config)), () => this.#closed);
+      store = guardAdapter(() => opening('document store', () => factory.call(this.#factories, route.dbConnRef, connection, this.config)), () => this.#closed);
       this.#documentStores.set(route.dbConnRef, store);
     }
     return store;
@@ -423,7 +423,7 @@ export class Xronox {
     if (!store) {
       const connection = route.spaceConnRef ? this.config.spacesConnections[route.spaceConnRef]! : null;
       store = guardAdapter(
-        opening('blob store', () => this.#factories.blobStore(route.spaceConnRef, connection, this.config.localStorage?.basePath)),
+        () => opening('blob store', () => this.#factories.blobStore(route.spaceConnRef, connection, this.config.localStorage?.basePath)),
         () => this.#closed,
       );
       this.#blobStores.set(key, store);

@@ -31,6 +31,19 @@ export interface DocumentCollectionContext {
   readonly expiresAt?: (doc: Doc) => Date | undefined;
 }
 
+/**
+ * A document made ready to store, before anything is written: the document as the store will hold
+ * it, and the object (a large payload) to put beside it first, if any. Checked whole (the size
+ * limit included) before the collection is even created, so a refused write changes nothing.
+ */
+export interface StagedDocument {
+  readonly doc: Doc;
+  /** Puts the object the stored document refers to; called after the collection exists, just before the document is stored. */
+  readonly put?: () => Promise<void>;
+  /** Removes that object again when the document could not be stored (it belongs to this write alone). */
+  readonly discard?: () => Promise<void>;
+}
+
 /** Ensured namespaces per store (the guarded store instance is one per connection per Xronox instance). */
 const ensured = new WeakMap<DocumentStore, Map<string, Promise<void>>>();
 
@@ -73,8 +86,9 @@ export class DocumentCollection {
   /** Inserts a document; a unique index holding its key refuses it with `DuplicateKeyError`. */
   async insert(doc: unknown): Promise<void> {
     const clean = this.prepare(doc);
+    const staged = this.#stage(clean);
     await this.ensure();
-    await this.write(clean, (stored) => this.ctx.store.insertOne(this.ctx.ns, stored, this.#writeOptions(clean)));
+    await this.#store(staged, (stored) => this.ctx.store.insertOne(this.ctx.ns, stored, this.#writeOptions(clean)));
   }
 
   /**
@@ -84,14 +98,24 @@ export class DocumentCollection {
    */
   async upsert(filter: unknown, doc: unknown): Promise<{ created: boolean }> {
     const clean = this.prepare(doc);
-    const node = this.#filter(filter);
-    this.#checkUpsertKey(node, clean);
+    const node = this.checkUpsert(filter, clean);
+    const staged = this.#stage(clean);
     await this.ensure();
     let created = false;
-    await this.write(clean, async (stored) => {
-      ({ created } = await this.ctx.store.upsertOne(this.ctx.ns, node!, stored, this.#writeOptions(clean)));
+    await this.#store(staged, async (stored) => {
+      ({ created } = await this.ctx.store.upsertOne(this.ctx.ns, node, stored, this.#writeOptions(clean)));
     });
     return { created };
+  }
+
+  /**
+   * Checks an upsert of a prepared document and returns its filter: the filter must name a whole
+   * unique key by equality, and the document must agree with it. Writes nothing.
+   */
+  protected checkUpsert(filter: unknown, doc: Doc): DocFilter {
+    const node = this.#filter(filter);
+    this.#checkUpsertKey(node, doc);
+    return node!;
   }
 
   /** The first document matching `filter` (in `sort` order, else insertion order), or `null`. */
@@ -148,9 +172,29 @@ export class DocumentCollection {
     return clean;
   }
 
-  /** Stores a prepared document (subclasses move large parts elsewhere first); checks the size limit on what is stored. */
-  protected async write(doc: Doc, store: (stored: Doc) => Promise<void>): Promise<void> {
-    await store(checkDocument(doc, this.ctx.spec, this.ctx.maxDocumentBytes).doc);
+  /**
+   * The document as the store will hold it (subclasses move large parts elsewhere): called before
+   * anything is written or created, so it must only compute, never write.
+   */
+  protected stage(doc: Doc): StagedDocument {
+    return { doc };
+  }
+
+  /** `stage`, with the size limit checked on what will be stored. */
+  #stage(doc: Doc): StagedDocument {
+    const staged = this.stage(doc);
+    return { ...staged, doc: checkDocument(staged.doc, this.ctx.spec, this.ctx.maxDocumentBytes).doc };
+  }
+
+  /** Puts a staged document's object, then stores the document; a failed store removes the object again. */
+  async #store(staged: StagedDocument, store: (stored: Doc) => Promise<void>): Promise<void> {
+    await staged.put?.();
+    try {
+      await store(staged.doc);
+    } catch (err) {
+      await staged.discard?.().catch(() => undefined);
+      throw err;
+    }
   }
 
   /** Turns a stored document back into what the caller wrote (subclasses bring back large parts). */

@@ -138,6 +138,8 @@ export class IdentitiesCollection extends DocumentCollection {
     const clean = this.prepare(doc);
     this.#checkAudit(clean);
     const normalised = normaliseEmailFilter(filter);
+    // The whole upsert is checked before the read below, which would create the collection.
+    this.checkUpsert(normalised, clean);
     const before = this.#audited() ? await super.findOne(normalised) : null;
     // The event of what the upsert is expected to do is checked first; should a racing writer
     // turn a replace into an insert (or the reverse), the other event is built afterwards.
