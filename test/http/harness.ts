@@ -1,20 +1,20 @@
 import { request } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { serve } from '@hono/node-server';
 import { createDevConfig } from '../../core/config/presets.js';
 import type { XronoxConfigInput } from '../../core/config/schema.js';
 import type { Xronox } from '../../core/engine/xronox.js';
 import { initXronox } from '../../core/xronox.js';
 import { hashApiKey } from '../../functions/api/api-keys.js';
 import { createApp, type CreateAppOptions } from '../../functions/api/app.js';
+import { serveApi } from '../../functions/local/node-server.js';
 import { tempDir } from '../support/temp.js';
 import { seededRandom } from '../support/random.js';
 
 export { seededRandom };
 
 /**
- * A real server for HTTP tests: the app from `createApp`, served by `@hono/node-server` on an
- * ephemeral port, over a fresh SQLite file and blob folder in a temp dir. Requests go over TCP
+ * A real server for HTTP tests: the app from `createApp`, served as `npm start` serves it
+ * (`serveApi`, on `@hono/node-server`) on an ephemeral port, over a fresh SQLite file and blob folder in a temp dir. Requests go over TCP
  * with `fetch`, exactly as a client's would.
  */
 
@@ -86,8 +86,8 @@ export async function startServer(options: ServerOptions = {}): Promise<TestServ
   });
   const logs: Record<string, unknown>[] = [];
   const app = createApp({ xronox, logger: (line) => logs.push(line), ...options.app });
-  const { server, port } = await new Promise<{ server: ReturnType<typeof serve>; port: number }>((resolveListening) => {
-    const s = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, (info: AddressInfo) => resolveListening({ server: s, port: info.port }));
+  const { server, port } = await new Promise<{ server: ReturnType<typeof serveApi>; port: number }>((resolveListening) => {
+    const s = serveApi(app.fetch, { port: 0, hostname: '127.0.0.1' }, (info: AddressInfo) => resolveListening({ server: s, port: info.port }));
   });
   return {
     base: `http://127.0.0.1:${port}`,

@@ -1,8 +1,9 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join, relative } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, ok, type Reply, startServer, testApiConfig, type TestServer } from './harness.js';
+import { call, KEYS, ok, type Reply, startServer, testApiConfig, type TestServer } from './harness.js';
 
 /**
  * What a refused request leaves behind (nothing), bodies that are not UTF-8 JSON, and what a
@@ -85,6 +86,7 @@ describe('a refused request changes nothing', () => {
       ['GET', `${orders}?unknown=1`, {}, 400],
       ['POST', orders, { raw: '{"a":1}', contentType: 'text/plain' }, 415],
       ['POST', orders, { raw: '{"a":', contentType: 'application/json' }, 400],
+      ['POST', orders, { raw: Buffer.from([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xff, 0xfe, 0x22, 0x7d]), contentType: 'application/json' }, 400],
       ['POST', orders, { raw: 'x'.repeat(70_000), contentType: 'application/json' }, 413],
       ['GET', `/v1/generic/knowledge/policies?filter=${q({ $where: '1' })}`, {}, 400],
     ];
@@ -112,5 +114,203 @@ describe('a refused request changes nothing in a database that exists', () => {
     problem(await call(s.base, 'POST', '/v1/tenants/acme/messaging/topics', { body: { topic: 't', tenantId: 'acme', shards: 1, createdAt: { $date: '2026-01-01T00:00:00.000Z' }, _system: { updatedAt: { $date: '2026-01-01T00:00:00.000Z' } }, note: 'x'.repeat(8000) } }), 400, 'VALIDATION_FAILED');
     problem(await call(s.base, 'PUT', '/v1/tenants/acme/identities/users', { body: { filter: { tenantId: 'acme', userId: 'u2' }, doc: { userId: 'u1', tenantId: 'acme', email: 'a@example.com' } } }), 400, 'VALIDATION_FAILED');
     expect(dataSnapshot(s.dataDir)).toEqual(before);
+  });
+});
+
+describe('JSON bodies are UTF-8', () => {
+  let s: TestServer;
+  beforeAll(async () => {
+    s = await startServer();
+  });
+  afterAll(() => s.close());
+  const orders = '/v1/tenants/acme/runtime/orders';
+  const json = (text: string) => Buffer.from(text, 'utf8');
+
+  it('refuses bytes that are not UTF-8 with a 400 naming where, on every route with a body, and stores nothing', async () => {
+    // {"a":"\xff\xfe"}: what a lenient decoder would store as "\uFFFD\uFFFD".
+    const invalid = Buffer.concat([json('{"a":"'), Buffer.from([0xff, 0xfe]), json('"}')]);
+    const body = problem(await call(s.base, 'POST', orders, { raw: invalid, contentType: 'application/json' }), 400, 'BAD_REQUEST');
+    expect(body.errors).toEqual([{ path: 'body', message: expect.stringContaining('from byte 6') }]);
+    // Overlong encodings, lone surrogates (CESU-8), a truncated sequence at the end.
+    for (const bad of [[0xc0, 0xaf], [0xed, 0xa0, 0x80], [0xe2, 0x82]]) {
+      problem(await call(s.base, 'POST', orders, { raw: Buffer.concat([json('{"a":"'), Buffer.from(bad), json('"}')]), contentType: 'application/json' }), 400, 'BAD_REQUEST');
+    }
+    const { body: created } = await ok<{ id: string }>(s.base, 'POST', orders, { body: { a: 1 } });
+    const routes: Array<[string, string, Record<string, string>]> = [
+      ['POST', `${orders}/batch`, {}],
+      ['PUT', `${orders}/${created.id}`, { 'if-match': '"0"' }],
+      ['PATCH', `${orders}/${created.id}`, { 'if-match': '"0"' }],
+      ['POST', `${orders}/${created.id}/restore`, {}],
+      ['POST', `${orders}/restore`, {}],
+      ['POST', '/v1/tenants/acme/messaging/shared_memory', {}],
+      ['PUT', '/v1/tenants/acme/identities/users', {}],
+    ];
+    for (const [method, path, headers] of routes) {
+      problem(await call(s.base, method, path, { raw: invalid, contentType: 'application/json', headers }), 400, 'BAD_REQUEST');
+    }
+    const listed = await ok<{ items: Array<{ data: unknown; ov: number }> }>(s.base, 'GET', orders);
+    expect(listed.body.items.map((r) => [r.data, r.ov])).toEqual([[{ a: 1 }, 0]]);
+  });
+
+  it('stores valid UTF-8 exactly as sent, a U+FFFD the client wrote included', async () => {
+    const data = { text: 'é ✓ 😀 \uFFFD', nested: ['\u0000', 'ü'] };
+    for (const contentType of ['application/json', 'application/json; charset=utf-8', 'application/json;charset="UTF-8"', 'Application/JSON; Charset=utf8']) {
+      const { body } = await ok<{ id: string }>(s.base, 'POST', orders, { raw: json(JSON.stringify(data)), contentType });
+      expect((await ok<{ data: unknown }>(s.base, 'GET', `${orders}/${body.id}`)).body.data).toEqual(data);
+    }
+    // A byte order mark is allowed and not part of the JSON (RFC 8259 §8.1).
+    const { body } = await ok<{ id: string }>(s.base, 'POST', orders, { raw: Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), json('{"bom":true}')]), contentType: 'application/json' });
+    expect((await ok<{ data: unknown }>(s.base, 'GET', `${orders}/${body.id}`)).body.data).toEqual({ bom: true });
+  });
+
+  it('answers 415 to a charset other than UTF-8, quoted or not, in any case, instead of reading it as UTF-8', async () => {
+    const before = (await ok<{ items: unknown[] }>(s.base, 'GET', `${orders}?limit=1000`)).body.items.length;
+    const cases: Array<[string, Buffer]> = [
+      ['application/json; charset=utf-16', Buffer.from('{"a":"é"}', 'utf16le')],
+      ['application/json; charset="UTF-16LE"', Buffer.from('{"a":"é"}', 'utf16le')],
+      ['application/json; charset=latin1', Buffer.from('{"a":"é"}', 'latin1')],
+      ['application/json;CHARSET=ISO-8859-1', Buffer.from('{"a":"é"}', 'latin1')],
+      ['application/json; charset=us-ascii', json('{"a":"x"}')],
+      ['application/json; charset=no-such-charset', json('{"a":"x"}')],
+      ['application/json; charset=utf-8; charset=latin1', json('{"a":"x"}')],
+    ];
+    for (const [contentType, raw] of cases) {
+      const body = problem(await call(s.base, 'POST', orders, { raw, contentType }), 415, 'UNSUPPORTED_MEDIA_TYPE');
+      expect(JSON.stringify(body), contentType).toMatch(/UTF-8/);
+    }
+    expect((await ok<{ items: unknown[] }>(s.base, 'GET', `${orders}?limit=1000`)).body.items.length).toBe(before);
+  });
+});
+
+/** What a raw TCP client reads after sending `head` and `bodyBytes` bytes of body (optionally chunked). */
+async function rawExchange(
+  base: string,
+  head: string,
+  body: { bytes: number; chunked?: boolean },
+): Promise<{ response: string; error: string | null; sent: number; closedByServer: boolean }> {
+  const { hostname, port } = new URL(base);
+  return new Promise((done) => {
+    // allowHalfOpen: the client goes on sending after the server's FIN, as a client writing its body does.
+    const socket = connect({ host: hostname, port: Number(port), allowHalfOpen: true });
+    let response = '';
+    let error: string | null = null;
+    let sent = 0;
+    let closedByServer = false;
+    const chunk = Buffer.alloc(65_536, 'a');
+    socket.on('data', (data: Buffer) => (response += data.toString('latin1')));
+    socket.on('end', () => (closedByServer = true));
+    socket.on('error', (err: NodeJS.ErrnoException) => (error = err.code ?? err.message));
+    socket.on('close', () => done({ response, error, sent, closedByServer }));
+    socket.write(head);
+    const next = () => {
+      if (socket.destroyed) return;
+      if (sent >= body.bytes) {
+        if (body.chunked) socket.end('0\r\n\r\n');
+        else socket.end();
+        return;
+      }
+      const part = chunk.subarray(0, Math.min(chunk.length, body.bytes - sent));
+      sent += part.length;
+      const flushed = socket.write(body.chunked ? Buffer.concat([Buffer.from(`${part.length.toString(16)}\r\n`), part, Buffer.from('\r\n')]) : part);
+      if (flushed) setImmediate(next);
+      else socket.once('drain', next);
+    };
+    next();
+  });
+}
+
+function parseResponse(text: string): { status: number; headers: Record<string, string>; body: string } {
+  const end = text.indexOf('\r\n\r\n');
+  const [statusLine, ...lines] = text.slice(0, end).split('\r\n');
+  const headers = Object.fromEntries(lines.map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]));
+  return { status: Number(statusLine!.split(' ')[1]), headers, body: text.slice(end + 4) };
+}
+
+describe('a body over the limit', () => {
+  let s: TestServer;
+  beforeAll(async () => {
+    s = await startServer({ api: testApiConfig({ bodyLimitBytes: 1024 * 1024 }) });
+  });
+  afterAll(() => s.close());
+  const head = (framing: string) =>
+    `POST /v1/tenants/acme/runtime/orders HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${KEYS.acmeAdmin}\r\nContent-Type: application/json\r\n${framing}\r\n`;
+
+  it('is answered with a 413 the client reads whole, then a clean close: no reset while the client sends the rest of its body', async () => {
+    const bytes = 32 * 1024 * 1024;
+    for (const chunked of [false, true]) {
+      const framing = chunked ? 'Transfer-Encoding: chunked\r\n' : `Content-Length: ${bytes}\r\n`;
+      const result = await rawExchange(s.base, head(framing), { bytes, chunked });
+      expect({ chunked, error: result.error, closedByServer: result.closedByServer, sent: result.sent }).toEqual({ chunked, error: null, closedByServer: true, sent: bytes });
+      const response = parseResponse(result.response);
+      expect(response.status).toBe(413);
+      expect(response.headers.connection).toBe('close');
+      expect(response.headers['content-type']).toBe('application/problem+json');
+      expect(Buffer.byteLength(response.body, 'latin1')).toBe(Number(response.headers['content-length']));
+      expect(JSON.parse(response.body)).toMatchObject({ status: 413, code: 'CONTENT_TOO_LARGE' });
+    }
+    // Nothing was written, and the server serves the next connection as usual.
+    expect((await ok<{ items: unknown[] }>(s.base, 'GET', '/v1/tenants/acme/runtime/orders')).body.items).toEqual([]);
+  });
+
+  it('reaches a client that uses fetch and streams its body, which reads the 413 instead of failing with a reset', async () => {
+    // A body that takes a while to send (a slow link): 200 chunks of 64 KiB, one per timer turn.
+    let chunks = 0;
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        if (++chunks > 200) controller.close();
+        else controller.enqueue(new Uint8Array(65_536).fill(97));
+      },
+    });
+    const reply = await fetch(`${s.base}/v1/tenants/acme/runtime/orders`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${KEYS.acmeAdmin}`, 'content-type': 'application/json' },
+      body,
+      duplex: 'half',
+    } as RequestInit);
+    expect(reply.status).toBe(413);
+    expect(await reply.json()).toMatchObject({ code: 'CONTENT_TOO_LARGE' });
+  });
+
+  it('keeps the connection when the body had arrived whole, and answers the next request on it', async () => {
+    const small = await startServer({ api: testApiConfig({ bodyLimitBytes: 64 }) });
+    try {
+      const { hostname, port } = new URL(small.base);
+      const body = JSON.stringify({ pad: 'x'.repeat(200) });
+      const request = (json: string) =>
+        `POST /v1/tenants/acme/runtime/orders HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${KEYS.acmeAdmin}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(json)}\r\n\r\n${json}`;
+      const replies = await new Promise<string>((done, fail) => {
+        const socket = connect({ host: hostname, port: Number(port) });
+        let text = '';
+        let answered = 0;
+        socket.on('error', fail);
+        socket.on('end', () => fail(new Error(`the server closed the connection after:\n${text}`)));
+        socket.on('data', (data: Buffer) => {
+          text += data.toString('latin1');
+          // Count whole responses (head and Content-Length bytes of body).
+          let rest = text;
+          let complete = 0;
+          for (;;) {
+            const end = rest.indexOf('\r\n\r\n');
+            const length = /content-length: (\d+)/i.exec(rest.slice(0, end));
+            if (end < 0 || !length || rest.length < end + 4 + Number(length[1])) break;
+            complete++;
+            rest = rest.slice(end + 4 + Number(length[1]));
+          }
+          if (complete > answered && complete === 1) socket.write(request('{"n":1}'));
+          answered = complete;
+          if (complete === 2) {
+            socket.removeAllListeners('end');
+            socket.end();
+            done(text);
+          }
+        });
+        // One write: the whole request (headers and body) arrives before the answer is made.
+        socket.write(request(body));
+      });
+      expect(replies).toMatch(/^HTTP\/1\.1 413 [\s\S]*connection: keep-alive[\s\S]*HTTP\/1\.1 201 /i);
+    } finally {
+      await small.close();
+    }
   });
 });
