@@ -314,3 +314,47 @@ describe('a body over the limit', () => {
     }
   });
 });
+
+describe('query parameters', () => {
+  let s: TestServer;
+  beforeAll(async () => {
+    s = await startServer();
+  });
+  afterAll(() => s.close());
+
+  it('an unknown one is a 400 naming it on every route the OpenAPI document lists, never ignored', async () => {
+    const doc = (await call(s.base, 'GET', '/openapi.json', { key: null })).json as {
+      paths: Record<string, Record<string, { parameters?: Array<{ in: string; name: string }> }>>;
+    };
+    const { body: created } = await ok<{ id: string }>(s.base, 'POST', '/v1/tenants/acme/runtime/orders', { body: { a: 1 } });
+    const fill = (template: string) =>
+      template
+        .replace('{tenantId}', 'acme')
+        .replace('{domain}', 'health')
+        .replace('{databaseType}', template.startsWith('/v1/tenants/') ? 'runtime' : 'knowledge')
+        .replace('{collection}', template.includes('/identities/') ? 'users' : template.includes('/messaging/') ? 'shared_memory' : 'orders')
+        .replace('{id}', created.id);
+    let checked = 0;
+    for (const [template, operations] of Object.entries(doc.paths)) {
+      if (!template.startsWith('/v1/')) continue;
+      for (const [method, operation] of Object.entries(operations)) {
+        const known = (operation.parameters ?? []).filter((p) => p.in === 'query').map((p) => p.name);
+        // A misspelt known parameter where there are some (limit → limt), else any name.
+        const unknown = known.includes('limit') ? 'limt' : known.includes('filter') ? 'filtr' : 'bogus';
+        const required = known.includes('filter') && method === 'delete' ? `filter=${q({ key: 'k' })}&` : '';
+        const reply = await call(s.base, method.toUpperCase(), `${fill(template)}?${required}${unknown}=1`, {
+          key: KEYS.everywhere,
+          headers: { 'if-match': '"0"' },
+          ...(['post', 'put', 'patch'].includes(method) ? { body: {} } : {}),
+        });
+        const body = problem(reply, 400, 'VALIDATION_FAILED');
+        expect(body.errors?.map((e) => e.path), `${method} ${template}`).toContain(`query.${unknown}`);
+        checked++;
+      }
+    }
+    expect(checked).toBeGreaterThan(20);
+    // Nothing any of them would have done was done.
+    const { body } = await ok<{ ov: number }>(s.base, 'GET', `/v1/tenants/acme/runtime/orders/${created.id}`);
+    expect(body.ov).toBe(0);
+  });
+});

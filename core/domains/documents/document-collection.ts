@@ -1,6 +1,7 @@
 import type { CollectionSpec, Doc, DocFilter, DocScalar, DocumentStore, SortSpec } from '../../contracts/document-store.js';
 import type { Namespace } from '../../contracts/index-store.js';
 import { TenantAccessError, ValidationError } from '../../errors.js';
+import { checkNoExtraArguments, checkOptions } from '../../engine/arguments.js';
 import { isPlainObject } from '../../engine/filter.js';
 import { checkDocument } from './document-check.js';
 import { matchesDocument, parseDocumentFilter, parseSort } from './document-filter.js';
@@ -68,7 +69,8 @@ export class DocumentCollection {
   }
 
   /** Creates the collection and its indexes unless they exist (done by every call on first use; idempotent). */
-  ensure(): Promise<void> {
+  ensure(...extra: never[]): Promise<void> {
+    checkNoExtraArguments('ensure', 0, extra);
     let byNs = ensured.get(this.ctx.store);
     if (!byNs) ensured.set(this.ctx.store, (byNs = new Map()));
     const key = `${this.ctx.ns.dbName}\u0000${this.ctx.ns.collection}`;
@@ -84,7 +86,8 @@ export class DocumentCollection {
   }
 
   /** Inserts a document; a unique index holding its key refuses it with `DuplicateKeyError`. */
-  async insert(doc: unknown): Promise<void> {
+  async insert(doc: unknown, ...extra: never[]): Promise<void> {
+    checkNoExtraArguments('insert', 1, extra);
     const clean = this.prepare(doc);
     const staged = this.#stage(clean);
     await this.ensure();
@@ -96,7 +99,8 @@ export class DocumentCollection {
    * of one unique index by equality (the tenant is added on a tenant database), and `doc` must
    * agree with it: that is what makes concurrent upserts of one key leave exactly one document.
    */
-  async upsert(filter: unknown, doc: unknown): Promise<{ created: boolean }> {
+  async upsert(filter: unknown, doc: unknown, ...extra: never[]): Promise<{ created: boolean }> {
+    checkNoExtraArguments('upsert', 2, extra);
     const clean = this.prepare(doc);
     const node = this.checkUpsert(filter, clean);
     const staged = this.#stage(clean);
@@ -119,18 +123,20 @@ export class DocumentCollection {
   }
 
   /** The first document matching `filter` (in `sort` order, else insertion order), or `null`. */
-  async findOne(filter?: unknown, options: { sort?: Record<string, 1 | -1> } = {}): Promise<Doc | null> {
+  async findOne(filter?: unknown, options: { sort?: Record<string, 1 | -1> } = {}, ...extra: never[]): Promise<Doc | null> {
+    checkNoExtraArguments('findOne', 2, extra);
     const node = this.#filter(filter);
-    const sort = this.#sort(options);
+    const sort = this.#sort(options, ['sort'], 'findOne');
     await this.ensure();
     const doc = await this.ctx.store.findOne(this.ctx.ns, node, sort ? { sort } : {});
     return doc ? this.read(doc) : null;
   }
 
   /** Documents matching `filter`: at most `limit` (default 1000), in `sort` order then insertion order. */
-  async find(filter?: unknown, options: FindDocumentsOptions = {}): Promise<Doc[]> {
+  async find(filter?: unknown, options: FindDocumentsOptions = {}, ...extra: never[]): Promise<Doc[]> {
+    checkNoExtraArguments('find', 2, extra);
     const node = this.#filter(filter);
-    const sort = this.#sort(options);
+    const sort = this.#sort(options, ['sort', 'limit'], 'find');
     const limit = options?.limit ?? DEFAULT_FIND_LIMIT;
     if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_FIND_LIMIT) {
       throw new ValidationError(`limit must be a whole number from 1 to ${MAX_FIND_LIMIT}`, { path: 'limit' });
@@ -141,14 +147,16 @@ export class DocumentCollection {
   }
 
   /** Deletes one document matching `filter`; returns how many (0 or 1). An empty filter is refused. */
-  async deleteOne(filter: unknown): Promise<number> {
+  async deleteOne(filter: unknown, ...extra: never[]): Promise<number> {
+    checkNoExtraArguments('deleteOne', 1, extra);
     const node = this.#nonEmptyFilter(filter, 'deleteOne');
     await this.ensure();
     return this.ctx.store.deleteOne(this.ctx.ns, node);
   }
 
   /** Deletes every document matching `filter`; returns how many. Pass `{}` to delete them all. */
-  async deleteMany(filter: unknown): Promise<number> {
+  async deleteMany(filter: unknown, ...extra: never[]): Promise<number> {
+    checkNoExtraArguments('deleteMany', 1, extra);
     if (filter === undefined || filter === null) throw new ValidationError('deleteMany needs a filter; pass {} to delete every document', { path: 'filter' });
     const node = this.#filter(filter);
     await this.ensure();
@@ -156,7 +164,9 @@ export class DocumentCollection {
   }
 
   /** Deletes the documents that have expired by `now`; returns how many (retention). */
-  async deleteExpired(now: Date = new Date()): Promise<number> {
+  async deleteExpired(now: Date = new Date(), ...extra: never[]): Promise<number> {
+    checkNoExtraArguments('deleteExpired', 1, extra);
+    if (!(now instanceof Date) || Number.isNaN(now.getTime())) throw new ValidationError('deleteExpired takes a valid Date', { path: 'now' });
     await this.ensure();
     return this.ctx.store.deleteExpired(this.ctx.ns, now);
   }
@@ -222,10 +232,9 @@ export class DocumentCollection {
     return this.#filter(input)!;
   }
 
-  #sort(options: unknown): SortSpec | undefined {
+  #sort(options: unknown, known: readonly string[], method: string): SortSpec | undefined {
     if (options === undefined || options === null) return undefined;
-    if (!isPlainObject(options)) throw new ValidationError('options must be an object', { path: 'options' });
-    return parseSort(options.sort, this.#fields);
+    return parseSort(checkOptions(options, known, 'options', method).sort, this.#fields);
   }
 
   #checkUpsertKey(node: DocFilter | null, doc: Doc): void {
