@@ -6,7 +6,7 @@ import { acceptsTenant, compileTenantPattern, dynamicTenantSections, renderTempl
 import { type Environment, resolveEnvReferences } from './env.js';
 import { isRecord, normaliseBuckets, normaliseSections } from './normalise.js';
 import { BLOB_KINDS, configSchema, DATABASE_TYPES, type DatabaseType, type DynamicTenantsConfig, dynamicTenantsSchema, type ParsedConfig } from './schema.js';
-import { secretValues } from './secrets.js';
+import { maskWhenPrinted, secretValues } from './secrets.js';
 
 /** A validated, normalised, deeply frozen configuration. */
 export type XronoxConfig = Readonly<ParsedConfig>;
@@ -50,7 +50,10 @@ export function loadConfig(input: unknown, env: Environment = process.env, optio
   if (issues.length > 0 || !parsed.success) throw new ConfigError(maskIssues(dedupe(issues), secretValues(value, env)));
   const versioningEnabled = parsed.data.versioning.enabled;
   // A private deep copy: freezing it never freezes objects the caller still holds.
-  return deepFreeze(structuredClone(normaliseBuckets(parsed.data, (t) => policyFor(t, versioningEnabled).versioned)));
+  const config = structuredClone(normaliseBuckets(parsed.data, (t) => policyFor(t, versioningEnabled).versioned));
+  // Printed (console.log, JSON.stringify), the config and anything holding it show no secret.
+  maskWhenPrinted(config);
+  return deepFreeze(config);
 }
 
 /** No real config comes close: its deepest paths (a counter rule's filter) are a dozen levels. */
