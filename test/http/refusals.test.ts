@@ -3,7 +3,7 @@ import { connect } from 'node:net';
 import { join, relative } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, KEYS, ok, type Reply, startServer, testApiConfig, type TestServer } from './harness.js';
+import { call, KEYS, ok, parseRawResponse, rawExchange, type Reply, startServer, testApiConfig, type TestServer } from './harness.js';
 
 /**
  * What a refused request leaves behind (nothing), bodies that are not UTF-8 JSON, and what a
@@ -182,50 +182,6 @@ describe('JSON bodies are UTF-8', () => {
   });
 });
 
-/** What a raw TCP client reads after sending `head` and `bodyBytes` bytes of body (optionally chunked). */
-async function rawExchange(
-  base: string,
-  head: string,
-  body: { bytes: number; chunked?: boolean },
-): Promise<{ response: string; error: string | null; sent: number; closedByServer: boolean }> {
-  const { hostname, port } = new URL(base);
-  return new Promise((done) => {
-    // allowHalfOpen: the client goes on sending after the server's FIN, as a client writing its body does.
-    const socket = connect({ host: hostname, port: Number(port), allowHalfOpen: true });
-    let response = '';
-    let error: string | null = null;
-    let sent = 0;
-    let closedByServer = false;
-    const chunk = Buffer.alloc(65_536, 'a');
-    socket.on('data', (data: Buffer) => (response += data.toString('latin1')));
-    socket.on('end', () => (closedByServer = true));
-    socket.on('error', (err: NodeJS.ErrnoException) => (error = err.code ?? err.message));
-    socket.on('close', () => done({ response, error, sent, closedByServer }));
-    socket.write(head);
-    const next = () => {
-      if (socket.destroyed) return;
-      if (sent >= body.bytes) {
-        if (body.chunked) socket.end('0\r\n\r\n');
-        else socket.end();
-        return;
-      }
-      const part = chunk.subarray(0, Math.min(chunk.length, body.bytes - sent));
-      sent += part.length;
-      const flushed = socket.write(body.chunked ? Buffer.concat([Buffer.from(`${part.length.toString(16)}\r\n`), part, Buffer.from('\r\n')]) : part);
-      if (flushed) setImmediate(next);
-      else socket.once('drain', next);
-    };
-    next();
-  });
-}
-
-function parseResponse(text: string): { status: number; headers: Record<string, string>; body: string } {
-  const end = text.indexOf('\r\n\r\n');
-  const [statusLine, ...lines] = text.slice(0, end).split('\r\n');
-  const headers = Object.fromEntries(lines.map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]));
-  return { status: Number(statusLine!.split(' ')[1]), headers, body: text.slice(end + 4) };
-}
-
 describe('a body over the limit', () => {
   let s: TestServer;
   beforeAll(async () => {
@@ -241,7 +197,7 @@ describe('a body over the limit', () => {
       const framing = chunked ? 'Transfer-Encoding: chunked\r\n' : `Content-Length: ${bytes}\r\n`;
       const result = await rawExchange(s.base, head(framing), { bytes, chunked });
       expect({ chunked, error: result.error, closedByServer: result.closedByServer, sent: result.sent }).toEqual({ chunked, error: null, closedByServer: true, sent: bytes });
-      const response = parseResponse(result.response);
+      const response = parseRawResponse(result.response);
       expect(response.status).toBe(413);
       expect(response.headers.connection).toBe('close');
       expect(response.headers['content-type']).toBe('application/problem+json');
