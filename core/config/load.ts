@@ -5,8 +5,8 @@ import { policyFor } from '../routing/policy.js';
 import { acceptsTenant, compileTenantPattern, dynamicTenantSections, renderTemplate, templateMatcher } from './dynamic-tenants.js';
 import { type Environment, resolveEnvReferences } from './env.js';
 import { isRecord, normaliseBuckets, normaliseSections } from './normalise.js';
-import { configSchema, DATABASE_TYPES, type DatabaseType, type DynamicTenantsConfig, dynamicTenantsSchema, type ParsedConfig } from './schema.js';
-import { secretValues } from './secrets.js';
+import { BLOB_KINDS, configSchema, DATABASE_TYPES, type DatabaseType, type DynamicTenantsConfig, dynamicTenantsSchema, type ParsedConfig } from './schema.js';
+import { maskWhenPrinted, secretValues } from './secrets.js';
 
 /** A validated, normalised, deeply frozen configuration. */
 export type XronoxConfig = Readonly<ParsedConfig>;
@@ -50,7 +50,10 @@ export function loadConfig(input: unknown, env: Environment = process.env, optio
   if (issues.length > 0 || !parsed.success) throw new ConfigError(maskIssues(dedupe(issues), secretValues(value, env)));
   const versioningEnabled = parsed.data.versioning.enabled;
   // A private deep copy: freezing it never freezes objects the caller still holds.
-  return deepFreeze(structuredClone(normaliseBuckets(parsed.data, (t) => policyFor(t, versioningEnabled).versioned)));
+  const config = structuredClone(normaliseBuckets(parsed.data, (t) => policyFor(t, versioningEnabled).versioned));
+  // Printed (console.log, JSON.stringify), the config and anything holding it show no secret.
+  maskWhenPrinted(config);
+  return deepFreeze(config);
 }
 
 /** No real config comes close: its deepest paths (a counter rule's filter) are a dozen levels. */
@@ -174,11 +177,18 @@ function crossCheck(raw: unknown): ConfigIssue[] {
           }
         }
       }
-    } else if (!localEnabled) {
+    } else if (!localEnabled && policy.objectStorage === 'required') {
       issues.push({
         path: `${path}.spaceConnRef`,
         message: 'is missing and localStorage is not enabled: give a spaces connection or enable localStorage for blobs',
       });
+    } else if (!localEnabled) {
+      // No object storage at all (an empty spaceConnRef, as the messaging requirements write it): buckets would name nothing.
+      for (const key of ['bucket', ...BLOB_KINDS.map((kind) => `${kind}Bucket`)]) {
+        if (typeof entry[key] === 'string' && entry[key] !== '') {
+          issues.push({ path: `${path}.${key}`, message: `names a bucket, but this database has no object storage (no spaceConnRef, and localStorage is not enabled); remove it, or give a spaceConnRef` });
+        }
+      }
     }
     if (!policy.versioned && entry.versionsBucket !== undefined) {
       issues.push({
@@ -202,7 +212,7 @@ function crossCheck(raw: unknown): ConfigIssue[] {
         });
       } else usedDbNames.set(key, path);
     }
-    const usesLocalBlobs = typeof spaceConnRef !== 'string' || spaceConnRef === '';
+    const usesLocalBlobs = localEnabled && (typeof spaceConnRef !== 'string' || spaceConnRef === '');
     if (usesLocalBlobs && !nameClash && typeof entry.dbName === 'string') {
       // On the local filesystem a database's default folder is its dbName, whatever its connection.
       const key = `\u0000local\u0000${entry.dbName}`;
@@ -345,7 +355,7 @@ function checkDynamicTenants(databases: unknown, { dbConnections, spacesConnecti
           message: `is missing and spacesConnections.${spaceConnRef} has no bucket for ${lacking.join(', ')}: give bucketTemplate, or buckets (or bucket) on the connection`,
         });
       }
-    } else if (!usesSpaces && !localEnabled) {
+    } else if (!usesSpaces && !localEnabled && policyFor(type, versioningEnabled).objectStorage === 'required') {
       issues.push({
         path: `${path}.spaceConnRef`,
         message: 'is missing and localStorage is not enabled: give a spaces connection or enable localStorage for blobs',
@@ -368,8 +378,13 @@ function checkDynamicTenants(databases: unknown, { dbConnections, spacesConnecti
     add(`db\u0000${data.dbConnRef}`, 'dbNameTemplate', data.dbNameTemplate);
     if (data.analyticsDbNameTemplate !== data.dbNameTemplate) add(`db\u0000${data.dbConnRef}`, 'analyticsDbNameTemplate', data.analyticsDbNameTemplate);
     // In localStorage a tenant's folder is named like its database unless bucketTemplate names it.
-    const blobStore = data.spaceConnRef ? `s3\u0000${data.spaceConnRef}` : 'local';
-    if (data.bucketTemplate !== undefined) add(blobStore, 'bucketTemplate', data.bucketTemplate);
+    const blobStore = data.spaceConnRef ? `s3\u0000${data.spaceConnRef}` : localEnabled ? 'local' : null;
+    if (blobStore === null) {
+      // A type whose data lives whole in its database, without object storage: no folder, no bucket.
+      if (data.bucketTemplate !== undefined) {
+        issues.push({ path: `${path}.bucketTemplate`, message: 'names buckets, but these tenants have no object storage (no spaceConnRef, and localStorage is not enabled); remove it, or give a spaceConnRef' });
+      }
+    } else if (data.bucketTemplate !== undefined) add(blobStore, 'bucketTemplate', data.bucketTemplate);
     else if (blobStore === 'local') add('local', 'dbNameTemplate', data.dbNameTemplate);
   }
 

@@ -3,9 +3,10 @@ import { isRecord } from './normalise.js';
 
 /**
  * Secrets of a config: the keys of every spaces connection, the password of every MongoDB
- * URI and the HTTP API's JWT secret (`api.jwt.secret`). They never appear in logs, errors or
- * health output: show `maskConfig(config)` instead of the config, and pass any text that may
- * quote config values through `maskSecretsIn`.
+ * URI and the HTTP API's JWT secret (`api.jwt.secret`). They never appear in logs, errors,
+ * health output or any printed view of a loaded config (`maskWhenPrinted`): show
+ * `maskConfig(config)` instead of the config, and pass any text that may quote config values
+ * through `maskSecretsIn`.
  */
 
 export const MASK = '****';
@@ -39,6 +40,50 @@ export function maskConfig<T>(config: T): T {
   const jwt = apiJwt(copy);
   if (jwt && typeof jwt.secret === 'string') jwt.secret = MASK;
   return copy;
+}
+
+const INSPECT = Symbol.for('nodejs.util.inspect.custom');
+
+/**
+ * Makes every object of a (loaded, not yet frozen) config that holds a secret print masked: each
+ * spaces connection, each `dbConnections` entry with a `mongoUri`, and `api.jwt` get a
+ * `toJSON` (for `JSON.stringify`) and a `util.inspect` hook (for `console.log`, `util.format`,
+ * the REPL) that give the masked copy `maskConfig` would, so no printable view of the config, or
+ * of anything holding it (the `Xronox` instance), shows a secret; the secret fields themselves
+ * become getters, which `console.dir` (no hooks) prints as `[Getter]`. The config's data is
+ * unchanged: reading `secretKey` gives the real key, as the adapters need, and
+ * `structuredClone(config)` is a plain copy with the secrets, for code that must write them out.
+ */
+export function maskWhenPrinted(config: unknown): void {
+  if (!isRecord(config)) return;
+  const hide = (holder: Record<string, unknown>, secretKeys: readonly string[], masked: () => Record<string, unknown>) => {
+    Object.defineProperty(holder, 'toJSON', { value: masked, enumerable: false });
+    Object.defineProperty(holder, INSPECT, { value: masked, enumerable: false });
+    // The secret itself behind a getter: a view that skips the hooks (`console.dir`, which
+    // inspects with `customInspect: false`) shows `[Getter]`, while reads, spreads and
+    // `structuredClone` still get the value.
+    for (const key of secretKeys) {
+      const value = holder[key];
+      if (typeof value === 'string') Object.defineProperty(holder, key, { get: () => value, enumerable: true });
+    }
+  };
+  if (isRecord(config.spacesConnections)) {
+    for (const conn of Object.values(config.spacesConnections)) {
+      if (!isRecord(conn)) continue;
+      hide(conn, ['accessKey', 'secretKey'], () => ({
+        ...conn,
+        ...(typeof conn.secretKey === 'string' ? { secretKey: MASK } : {}),
+        ...(typeof conn.accessKey === 'string' ? { accessKey: maskAccessKey(conn.accessKey) } : {}),
+      }));
+    }
+  }
+  if (isRecord(config.dbConnections)) {
+    for (const conn of Object.values(config.dbConnections)) {
+      if (isRecord(conn) && typeof conn.mongoUri === 'string') hide(conn, ['mongoUri'], () => ({ ...conn, mongoUri: maskMongoUri(conn.mongoUri as string) }));
+    }
+  }
+  const jwt = apiJwt(config);
+  if (jwt && typeof jwt.secret === 'string') hide(jwt, ['secret'], () => ({ ...jwt, secret: MASK }));
 }
 
 /**

@@ -9,6 +9,47 @@ import { isPlainObject } from './filter.js';
 
 export const MAX_PAGE = 1000;
 
+/**
+ * An options object (or any object argument with a fixed set of keys): a plain object, or
+ * `undefined` (omitted), holding only keys the method knows. An unknown key is a
+ * `ValidationError` naming it (`options.presing`) and the keys there are: a misspelt option must
+ * never be silently ignored, since the call would then do something other than what was asked.
+ * Keys holding `undefined` count as absent. Returns the object (`{}` when omitted).
+ */
+export function checkOptions(value: unknown, known: readonly string[], label = 'options', method?: string): Record<string, unknown> {
+  if (value === undefined) return {};
+  const of = method ? ` of ${method}` : '';
+  if (!isPlainObject(value)) {
+    throw new ValidationError(`${label}${of} must be an object with ${describeKeys(known)}`, { path: label });
+  }
+  const unknown = Object.keys(value).filter((key) => !known.includes(key) && value[key] !== undefined);
+  if (unknown.length > 0) {
+    const named = unknown.slice(0, 5).map((key) => JSON.stringify(key.slice(0, 64)));
+    throw new ValidationError(`${label}${of} has ${unknown.length === 1 ? 'an unknown key' : 'unknown keys'} ${named.join(', ')}; it takes ${describeKeys(known)}`, {
+      path: `${label}.${unknown[0]!.slice(0, 64)}`,
+    });
+  }
+  return value;
+}
+
+/**
+ * Refuses arguments past the last one a method declares (`extra` is its rest parameter, which
+ * starts at argument index `declared`): an argument the method would drop is a `ValidationError`
+ * naming it (`arguments[2]`), never ignored. Trailing `undefined`s drop nothing and pass.
+ */
+export function checkNoExtraArguments(method: string, declared: number, extra: readonly unknown[]): void {
+  const first = extra.findIndex((arg) => arg !== undefined);
+  if (first < 0) return;
+  const index = declared + first;
+  throw new ValidationError(`${method} takes ${declared === 0 ? 'no arguments' : `at most ${declared} argument${declared === 1 ? '' : 's'}`}; argument ${index + 1} (arguments[${index}]) would be ignored`, {
+    path: `arguments[${index}]`,
+  });
+}
+
+function describeKeys(known: readonly string[]): string {
+  return known.length === 0 ? 'no keys' : `only ${known.join(', ')}`;
+}
+
 export function checkOv(value: unknown, label: string): asserts value is number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
     throw new ValidationError(`${label} must be a whole number of at least 0`, { path: label });
@@ -51,6 +92,8 @@ export function checkProjection(projection: unknown): string[] | undefined {
 
 export function parsePoint(target: unknown): { cv: number } | { at: string } {
   if (isPlainObject(target)) {
+    checkOptions(target, ['cv', 'at'], 'target', 'restoreCollection');
+    if (target.cv !== undefined && target.at !== undefined) throw new ValidationError('The restore target must be { cv } or { at }, not both', { path: 'target' });
     if ('cv' in target) {
       checkOv(target.cv, 'cv');
       return { cv: target.cv };

@@ -8,6 +8,8 @@ import { assertName, isValidName } from '../routing/names.js';
 import type { Route } from '../routing/router.js';
 import {
   checkLimit,
+  checkNoExtraArguments,
+  checkOptions,
   checkOv,
   checkProjection,
   checkReason,
@@ -86,6 +88,9 @@ export interface CollectionContext {
 }
 
 const DEFAULT_ACTOR = 'anonymous';
+/** The keys of `ListOptions` (`listByMeta`'s query) and of `PresentOptions` (how content is returned). */
+const LIST_KEYS = ['filter', 'limit', 'afterId', 'sort', 'includeDeleted', 'projection'] as const;
+const PRESENT_KEYS = ['presign', 'ttlSeconds'] as const;
 const MAX_RETRIES = 100;
 /** The most records one `createMany` commits (one index-store transaction). */
 export const MAX_CREATE_BATCH = 1000;
@@ -136,7 +141,8 @@ export class Collection {
   // ---- writes ----------------------------------------------------------------------------
 
   /** Creates a record with a new id at ov 0, optionally recording its lineage. */
-  async create<T extends Data>(data: T, actor?: Actor, reason?: string, options?: CreateOptions): Promise<CreateResult> {
+  async create<T extends Data>(data: T, actor?: Actor, reason?: string, options?: CreateOptions, ...extra: never[]): Promise<CreateResult> {
+    checkNoExtraArguments('create', 4, extra);
     const who = this.#who(actor, reason);
     const lineage = checkLineage(options, this.#ctx.route.collection);
     const clean = this.#cleanData(data);
@@ -152,7 +158,8 @@ export class Collection {
    * a prefix; `capabilities.atomicBatches` says which). Every item is checked before anything is
    * written; an error names the item (`items[3].data…`). Results are in the order of `items`.
    */
-  async createMany<T extends Data>(items: readonly T[], actor?: Actor, reason?: string): Promise<CreateResult[]> {
+  async createMany<T extends Data>(items: readonly T[], actor?: Actor, reason?: string, ...extra: never[]): Promise<CreateResult[]> {
+    checkNoExtraArguments('createMany', 3, extra);
     if (!Array.isArray(items) || items.length === 0 || items.length > MAX_CREATE_BATCH) {
       throw new ValidationError(`createMany takes an array of 1 to ${MAX_CREATE_BATCH} records`, { path: 'items' });
     }
@@ -189,13 +196,15 @@ export class Collection {
   }
 
   /** Checks a `create` call (data: shape, keys, size, required indexed properties; actor; reason) and writes nothing; throws the `ValidationError` it would. */
-  checkCreate(data: unknown, actor?: unknown, reason?: unknown): void {
+  checkCreate(data: unknown, actor?: unknown, reason?: unknown, ...extra: never[]): void {
+    checkNoExtraArguments('checkCreate', 3, extra);
     this.#who(actor, reason);
     this.#cleanData(data);
   }
 
   /** Replaces a record's data. Fails with `VersionConflictError` unless the record is at `expectedOv`. */
-  async update<T extends Data>(id: string, data: T, expectedOv: number, actor?: Actor, reason?: string): Promise<UpdateResult> {
+  async update<T extends Data>(id: string, data: T, expectedOv: number, actor?: Actor, reason?: string, ...extra: never[]): Promise<UpdateResult> {
+    checkNoExtraArguments('update', 5, extra);
     this.#refuseAppendOnly('update');
     assertName('id', id);
     checkOv(expectedOv, 'expectedOv');
@@ -222,10 +231,12 @@ export class Collection {
     id: string,
     patch: Data | Data[],
     options: { functionId?: string; actor?: Actor; reason?: string; expectedOv?: number } = {},
+    ...extra: never[]
   ): Promise<UpdateResult> {
+    checkNoExtraArguments('enrich', 3, extra);
     this.#refuseAppendOnly('enrich');
     assertName('id', id);
-    if (!isPlainObject(options)) throw new ValidationError('enrich options must be an object', { path: 'options' });
+    checkOptions(options, ['functionId', 'actor', 'reason', 'expectedOv'], 'options', 'enrich');
     const who = this.#who(options.actor, options.reason);
     const functionId = checkFunctionId(options.functionId);
     if (options.expectedOv !== undefined) checkOv(options.expectedOv, 'expectedOv');
@@ -243,7 +254,8 @@ export class Collection {
    * Deletes a record. Logical by default (a tombstone version; history and restore keep working);
    * hard when `logicalDelete.enabled` is false (head, versions and blobs are removed).
    */
-  async delete(id: string, expectedOv: number, actor?: Actor, reason?: string): Promise<DeleteResult> {
+  async delete(id: string, expectedOv: number, actor?: Actor, reason?: string, ...extra: never[]): Promise<DeleteResult> {
+    checkNoExtraArguments('delete', 4, extra);
     this.#refuseAppendOnly('delete');
     assertName('id', id);
     checkOv(expectedOv, 'expectedOv');
@@ -264,9 +276,15 @@ export class Collection {
    * these `uniqueKeys` values, otherwise enriches the one that does. Concurrent calls with the
    * same values (in any number of processes) leave exactly one record.
    */
-  async smartInsert<T extends Data>(data: T, options: { uniqueKeys: string[]; actor?: Actor; reason?: string; functionId?: string }): Promise<SmartInsertResult> {
+  async smartInsert<T extends Data>(
+    data: T,
+    options: { uniqueKeys: string[]; actor?: Actor; reason?: string; functionId?: string },
+    ...extra: never[]
+  ): Promise<SmartInsertResult> {
+    checkNoExtraArguments('smartInsert', 2, extra);
     this.#refuseAppendOnly('smartInsert');
-    if (!isPlainObject(options)) throw new ValidationError('smartInsert takes { uniqueKeys, actor?, reason? }', { path: 'options' });
+    if (!isPlainObject(options)) throw new ValidationError('smartInsert takes { uniqueKeys, actor?, reason?, functionId? }', { path: 'options' });
+    checkOptions(options, ['uniqueKeys', 'actor', 'reason', 'functionId'], 'options', 'smartInsert');
     const who = this.#who(options.actor, options.reason);
     const functionId = checkFunctionId(options.functionId);
     const clean = this.#cleanData(data);
@@ -315,7 +333,9 @@ export class Collection {
     mappings: EntityMapping[],
     actor?: Actor,
     reason?: string,
+    ...extra: never[]
   ): Promise<CreateResult & { entities: Record<string, { id: string; created: boolean }> }> {
+    checkNoExtraArguments('insertWithEntities', 4, extra);
     const who = this.#who(actor, reason);
     const checked = checkMappings(mappings);
     const clean = this.#cleanData(data);
@@ -344,7 +364,9 @@ export class Collection {
   async getWithEntities<T extends Data = Data>(
     id: string,
     mappings: EntityMapping[],
+    ...extra: never[]
   ): Promise<(XronoxRecord<T> & { entities: Record<string, XronoxRecord | null> }) | null> {
+    checkNoExtraArguments('getWithEntities', 2, extra);
     const checked = checkMappings(mappings);
     const record = await this.getLatest<T>(id);
     if (!record) return null;
@@ -369,9 +391,11 @@ export class Collection {
   async getLatest<T extends Data = Data>(
     id: string,
     options: { projection?: string[]; includeDeleted?: boolean } & PresentOptions = {},
+    ...extra: never[]
   ): Promise<XronoxRecord<T> | null> {
+    checkNoExtraArguments('getLatest', 2, extra);
     assertName('id', id);
-    checkOptions(options);
+    checkOptions(options, ['projection', 'includeDeleted', ...PRESENT_KEYS], 'options', 'getLatest');
     const projection = checkProjection(options.projection);
     checkTtl(options.ttlSeconds);
     const head = await this.#ctx.index.getHead(this.#ns, id);
@@ -380,11 +404,12 @@ export class Collection {
   }
 
   /** One version of a record, deleted or not; `null` when there is no such version. */
-  async getVersion<T extends Data = Data>(id: string, ov: number, options: PresentOptions = {}): Promise<VersionRecord<T> | null> {
+  async getVersion<T extends Data = Data>(id: string, ov: number, options: PresentOptions = {}, ...extra: never[]): Promise<VersionRecord<T> | null> {
+    checkNoExtraArguments('getVersion', 3, extra);
     this.#requireVersioned('getVersion');
     assertName('id', id);
     checkOv(ov, 'ov');
-    checkOptions(options);
+    checkOptions(options, PRESENT_KEYS, 'options', 'getVersion');
     checkTtl(options.ttlSeconds);
     const row = await this.#ctx.index.getVersion(this.#ns, id, ov);
     return row ? this.#present(await this.#versionRecord<T>(row), options) : null;
@@ -394,11 +419,17 @@ export class Collection {
    * The record as it stood at `at` (ISO-8601): the newest version written at or before then.
    * `null` when it did not exist then, or was deleted (unless `includeDeleted`).
    */
-  async getAsOf<T extends Data = Data>(id: string, at: string | Date, options: { includeDeleted?: boolean } & PresentOptions = {}): Promise<VersionRecord<T> | null> {
+  async getAsOf<T extends Data = Data>(
+    id: string,
+    at: string | Date,
+    options: { includeDeleted?: boolean } & PresentOptions = {},
+    ...extra: never[]
+  ): Promise<VersionRecord<T> | null> {
+    checkNoExtraArguments('getAsOf', 3, extra);
     this.#requireVersioned('getAsOf');
     assertName('id', id);
     const instant = parseAsOf(at);
-    checkOptions(options);
+    checkOptions(options, ['includeDeleted', ...PRESENT_KEYS], 'options', 'getAsOf');
     checkTtl(options.ttlSeconds);
     const row = await this.#ctx.index.findVersionAt(this.#ns, id, { at: instant });
     if (!row || (row.deleted && !options.includeDeleted)) return null;
@@ -406,10 +437,11 @@ export class Collection {
   }
 
   /** A record's versions, newest first, without payloads. Page with `before` = the last `ov` seen. */
-  async history(id: string, options: { limit?: number; before?: number } = {}): Promise<{ items: HistoryEntry[]; nextBefore: number | null }> {
+  async history(id: string, options: { limit?: number; before?: number } = {}, ...extra: never[]): Promise<{ items: HistoryEntry[]; nextBefore: number | null }> {
+    checkNoExtraArguments('history', 2, extra);
     this.#requireVersioned('history');
     assertName('id', id);
-    checkOptions(options);
+    checkOptions(options, ['limit', 'before'], 'options', 'history');
     const limit = checkLimit(options.limit);
     if (options.before !== undefined) checkOv(options.before, 'before');
     const rows = await this.#ctx.index.listHistory(this.#ns, id, { limit: limit + 1, ...(options.before !== undefined ? { beforeOv: options.before } : {}) });
@@ -424,11 +456,13 @@ export class Collection {
   async changesBy(
     actor: Actor,
     options: { from?: string | Date; to?: string | Date; limit?: number; pageToken?: string } = {},
+    ...extra: never[]
   ): Promise<{ items: ActorChange[]; nextPageToken: string | null }> {
+    checkNoExtraArguments('changesBy', 2, extra);
     this.#requireVersioned('changesBy');
     const who = checkActor(actor);
     if (who === undefined) throw new ValidationError('changesBy needs an actor', { path: 'actor' });
-    checkOptions(options);
+    checkOptions(options, ['from', 'to', 'limit', 'pageToken'], 'options', 'changesBy');
     const limit = checkLimit(options.limit);
     const from = options.from === undefined ? undefined : parseInstant(options.from, 'from');
     const to = options.to === undefined ? undefined : parseAsOf(options.to, 'to');
@@ -446,9 +480,18 @@ export class Collection {
     return { items, nextPageToken: rows.length > limit && last ? encodeActorCursor(scope, { at: last.at, id: last.id, ov: last.ov }) : null };
   }
 
-  /** Lists records by indexed properties with the safe operator subset; see `core/engine/filter.ts`. */
-  async listByMeta<T extends Data = Data>(options: ListOptions & PresentOptions = {}): Promise<ListResult<T>> {
-    if (!isPlainObject(options)) throw new ValidationError('listByMeta takes an options object');
+  /**
+   * Lists records by indexed properties with the safe operator subset; see `core/engine/filter.ts`.
+   * Takes the query and, as the product documents write it, the read options apart
+   * (`listByMeta({ filter, limit }, { presign: true })`), or everything in one object.
+   */
+  async listByMeta<T extends Data = Data>(query: ListOptions & PresentOptions = {}, present?: PresentOptions, ...extra: never[]): Promise<ListResult<T>> {
+    checkNoExtraArguments('listByMeta', 2, extra);
+    const asked = checkOptions(query, [...LIST_KEYS, ...PRESENT_KEYS], 'query', 'listByMeta');
+    const read = checkOptions(present, PRESENT_KEYS, 'options', 'listByMeta');
+    const twice = PRESENT_KEYS.find((key) => asked[key] !== undefined && read[key] !== undefined);
+    if (twice) throw new ValidationError(`listByMeta got ${twice} both in the query and in the options; give it once`, { path: `options.${twice}` });
+    const options = { ...asked, ...read } as ListOptions & PresentOptions;
     checkTtl(options.ttlSeconds);
     const filter = parseFilter(options.filter, (field) => this.#isFilterable(field));
     const limit = checkLimit(options.limit);
@@ -481,8 +524,9 @@ export class Collection {
    * concurrent writes never make a page skip or repeat a record. Unversioned types answer for
    * the present and refuse `at`.
    */
-  async query<T extends Data = Data>(filter: Record<string, unknown> | undefined, options: QueryOptions & PresentOptions = {}): Promise<QueryResult<T>> {
-    if (!isPlainObject(options)) throw new ValidationError('query options must be an object', { path: 'options' });
+  async query<T extends Data = Data>(filter: Record<string, unknown> | undefined, options: QueryOptions & PresentOptions = {}, ...extra: never[]): Promise<QueryResult<T>> {
+    checkNoExtraArguments('query', 2, extra);
+    checkOptions(options, ['at', 'limit', 'pageToken', 'sort', 'projection', 'includeDeleted', ...PRESENT_KEYS], 'options', 'query');
     checkTtl(options.ttlSeconds);
     const node = parseFilter(filter, (field) => this.#isFilterable(field));
     const limit = checkLimit(options.limit);
@@ -526,7 +570,8 @@ export class Collection {
    * reports the first broken link: a version whose content, metadata or order was changed
    * behind the engine's back. A chain shortened by retention starts at its oldest kept version.
    */
-  async verify(id: string): Promise<VerifyReport> {
+  async verify(id: string, ...extra: never[]): Promise<VerifyReport> {
+    checkNoExtraArguments('verify', 1, extra);
     this.#requireVersioned('verify');
     assertName('id', id);
     const head = await this.#ctx.index.getHead(this.#ns, id);
@@ -586,7 +631,8 @@ export class Collection {
   }
 
   /** `verify` for every record of the collection. */
-  async verifyCollection(): Promise<CollectionVerifyReport> {
+  async verifyCollection(...extra: never[]): Promise<CollectionVerifyReport> {
+    checkNoExtraArguments('verifyCollection', 0, extra);
     this.#requireVersioned('verifyCollection');
     const report: CollectionVerifyReport = { ok: true, records: 0, versions: 0, broken: [] };
     let afterId: string | undefined;
@@ -633,10 +679,12 @@ export class Collection {
     id: string,
     target: { ov: number } | { at: string | Date },
     options: { actor?: Actor; reason?: string; expectedOv?: number } = {},
+    ...extra: never[]
   ): Promise<RestoreResult> {
+    checkNoExtraArguments('restoreObject', 3, extra);
     this.#requireVersioned('restoreObject');
     assertName('id', id);
-    checkOptions(options);
+    checkOptions(options, ['actor', 'reason', 'expectedOv'], 'options', 'restoreObject');
     const who = this.#who(options.actor, options.reason);
     if (options.expectedOv !== undefined) checkOv(options.expectedOv, 'expectedOv');
     const row = await this.#findTarget(id, target);
@@ -666,9 +714,11 @@ export class Collection {
   async restoreCollection(
     target: { cv: number } | { at: string | Date },
     options: { dryRun?: boolean; actor?: Actor; reason?: string } = {},
+    ...extra: never[]
   ): Promise<CollectionRestoreReport> {
+    checkNoExtraArguments('restoreCollection', 2, extra);
     this.#requireVersioned('restoreCollection');
-    checkOptions(options);
+    checkOptions(options, ['dryRun', 'actor', 'reason'], 'options', 'restoreCollection');
     const who = this.#who(options.actor, options.reason);
     const point = parsePoint(target);
     const dryRun = options.dryRun === true;
@@ -1018,6 +1068,10 @@ export class Collection {
   }
 
   async #findTarget(id: string, target: unknown): Promise<VersionRow | null> {
+    if (isPlainObject(target)) {
+      checkOptions(target, ['ov', 'at'], 'target', 'restoreObject');
+      if (target.ov !== undefined && target.at !== undefined) throw new ValidationError('The restore target must be { ov } or { at }, not both', { path: 'target' });
+    }
     if (isPlainObject(target) && 'ov' in target) {
       checkOv(target.ov, 'ov');
       return this.#ctx.index.getVersion(this.#ns, id, target.ov);
@@ -1126,11 +1180,6 @@ function commitFailure(result: Extract<Awaited<ReturnType<IndexStore['commit']>>
   }
 }
 
-/** Options objects may be omitted, but never be something else (null, a string, an array). */
-function checkOptions(options: unknown): void {
-  if (!isPlainObject(options)) throw new ValidationError('options must be an object', { path: 'options' });
-}
-
 function checkFunctionId(functionId: unknown): string | undefined {
   if (functionId === undefined) return undefined;
   if (typeof functionId !== 'string' || functionId.length === 0 || functionId.length > 256) {
@@ -1147,6 +1196,7 @@ function checkMappings(mappings: unknown): EntityMapping[] {
     if (!isPlainObject(m) || !isValidName('property', m.property) || String(m.property).includes('.') || !isValidName('property', m.keyProperty)) {
       throw new ValidationError(`mappings[${i}] must be { property, collection, keyProperty } with top-level property names`, { path: `mappings[${i}]` });
     }
+    checkOptions(m, ['property', 'collection', 'keyProperty'], `mappings[${i}]`);
     return { property: m.property as string, collection: assertName('collection', m.collection, `mappings[${i}].collection`), keyProperty: m.keyProperty as string };
   });
 }

@@ -1,6 +1,7 @@
 import { ACTOR_TYPES, type Actor, type IndexedValue } from '../contracts/index-store.js';
 import { ValidationError } from '../errors.js';
 import { assertName } from '../routing/names.js';
+import { checkOptions } from './arguments.js';
 import { isPlainObject } from './filter.js';
 
 /** Where a record came from: the record it was derived from. */
@@ -69,14 +70,11 @@ const LABEL = /^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$/;
 
 /** Validates `create`'s lineage options. */
 export function checkLineage(options: unknown, ownCollection: string): Pick<SystemInfo, 'parent' | 'origin'> {
-  if (options === undefined) return {};
-  if (!isPlainObject(options)) throw new ValidationError('create options must be { parentRecord?, origin? }', { path: 'options' });
-  const { parentRecord, origin, ...rest } = options;
-  const unknown = Object.keys(rest);
-  if (unknown.length > 0) throw new ValidationError(`Unknown create option "${unknown[0]}"; expected parentRecord or origin`, { path: 'options' });
+  const { parentRecord, origin } = checkOptions(options, ['parentRecord', 'origin'], 'options', 'create');
   const out: Pick<SystemInfo, 'parent' | 'origin'> = {};
   if (parentRecord !== undefined) {
     if (!isPlainObject(parentRecord)) throw new ValidationError('parentRecord must be { id, collection?, ov? }', { path: 'parentRecord' });
+    checkOptions(parentRecord, ['id', 'collection', 'ov'], 'parentRecord');
     const parent: ParentRef = {
       id: assertName('id', parentRecord.id, 'parentRecord.id'),
       collection: parentRecord.collection === undefined ? ownCollection : assertName('collection', parentRecord.collection, 'parentRecord.collection'),
@@ -91,6 +89,7 @@ export function checkLineage(options: unknown, ownCollection: string): Pick<Syst
   }
   if (origin !== undefined) {
     const o = typeof origin === 'string' ? { type: origin } : origin;
+    if (isPlainObject(o)) checkOptions(o, ['type', 'id'], 'origin');
     if (!isPlainObject(o) || typeof o.type !== 'string' || !LABEL.test(o.type) || (o.id !== undefined && (typeof o.id !== 'string' || !LABEL.test(o.id)))) {
       throw new ValidationError('origin must be a label or { type, id? } of letters, digits and ._:@/- (at most 128)', { path: 'origin' });
     }

@@ -17,7 +17,8 @@ import { DEFAULT_MAX_CONTENT_BYTES } from './content.js';
 import { sweepUploads, uploadStaleMs, type UploadSweepReport } from './content-uploads.js';
 import { COUNTER_WINDOW_GRANULARITIES, windowGranularities } from './counter-windows.js';
 import { type Data, DEFAULT_MAX_DOCUMENT_BYTES } from './documents.js';
-import { openIfConfigured, readTiers, type TieredReadOptions, type TieredReadResult } from './tiered-read.js';
+import { readTiers, type TieredReadOptions, type TieredReadResult } from './tiered-read.js';
+import { checkNoExtraArguments, checkOptions } from './arguments.js';
 import { parseFilter } from './filter.js';
 import { guardAdapter } from './guard.js';
 
@@ -72,11 +73,15 @@ export class Xronox {
      * Reaches every configured database's index store and blob store and reports each with its
      * latency. Secrets (keys, passwords in URIs) are masked everywhere in the report.
      */
-    health: (): Promise<HealthReport> => this.#health(),
+    health: async (...extra: never[]): Promise<HealthReport> => {
+      checkNoExtraArguments('admin.health', 0, extra);
+      return this.#health();
+    },
     /** Same as `shutdown()`: drains the blob sync, then closes every client and timer. */
-    shutdown: (): Promise<void> => this.shutdown(),
+    shutdown: (...extra: never[]): Promise<void> => this.shutdown(...extra),
     /** Records whose blob sync failed `fallback.maxRetries` times, per configured database. */
-    deadLetters: async (): Promise<Array<DeadLetter & { dbName: string }>> => {
+    deadLetters: async (...extra: never[]): Promise<Array<DeadLetter & { dbName: string }>> => {
+      checkNoExtraArguments('admin.deadLetters', 0, extra);
       this.#assertOpen();
       const out: Array<DeadLetter & { dbName: string }> = [];
       for (const db of await this.#databasesWith('dead')) {
@@ -85,7 +90,8 @@ export class Xronox {
       return out;
     },
     /** Puts every dead letter back into the outbox and syncs it again (after fixing the cause). */
-    retryDeadLetters: async (): Promise<RepairReport> => {
+    retryDeadLetters: async (...extra: never[]): Promise<RepairReport> => {
+      checkNoExtraArguments('admin.retryDeadLetters', 0, extra);
       this.#assertOpen();
       for (const db of await this.#databasesWith('dead')) await this.#indexFor(db).requeueDeadLetters(db.dbName);
       return this.repair();
@@ -94,13 +100,19 @@ export class Xronox {
 
   /** Counter totals per collection: created, updated, deleted, restored and each counter rule. */
   readonly counters = {
-    getTotals: (request: CounterTotalsRequest): Promise<Record<string, number>> => this.#getTotals(request),
+    getTotals: async (request: CounterTotalsRequest, ...extra: never[]): Promise<Record<string, number>> => {
+      checkNoExtraArguments('counters.getTotals', 1, extra);
+      return this.#getTotals(request);
+    },
     /**
      * Counter windows of one granularity (kept when `retention.counters` sets it), key ascending,
      * within `[from, to]` inclusive. Bounds are window keys (`day:2026-01-31`, `week:2026-W05`,
      * `month:2026-01`); the prefix may be left out.
      */
-    getWindows: (request: CounterTotalsRequest, options: CounterWindowsOptions): Promise<CounterWindow[]> => this.#getWindows(request, options),
+    getWindows: async (request: CounterTotalsRequest, options: CounterWindowsOptions, ...extra: never[]): Promise<CounterWindow[]> => {
+      checkNoExtraArguments('counters.getWindows', 2, extra);
+      return this.#getWindows(request, options);
+    },
   };
 
   constructor(config: XronoxConfig, factories: AdapterFactories, options: { onBackgroundError?: (err: unknown) => void } = {}) {
@@ -137,9 +149,10 @@ export class Xronox {
   with(request: RouteRequest & { databaseType: 'identities' }): IdentitiesCollection;
   with(request: RecordRouteRequest): Collection;
   with(request: RouteRequest): AnyCollection;
-  with(request: RouteRequest): AnyCollection {
+  with(request: RouteRequest, ...extra: never[]): AnyCollection {
+    checkNoExtraArguments('with', 1, extra);
     this.#assertOpen();
-    const route = this.#router.resolve(request);
+    const route = this.#router.resolve(checkRouteRequest(request, 'with'));
     if (!isDocumentDatabaseType(route.databaseType)) return this.#collection(route);
     return openDocumentCollection(route, {
       config: this.config,
@@ -193,44 +206,53 @@ export class Xronox {
   /**
    * Reads a knowledge item across tiers: the first record matching `filter` in the generic, the
    * domain (with `domain`) and the tenant (with `tenantId`) knowledge databases; returns the most
-   * specific one, or with `merge` their deep merge (generic ← domain ← tenant), and which tiers
-   * contributed. `null` when no tier has a match.
+   * specific one, or with `merge` their deep merge (generic ← domain ← tenant). The result says
+   * which tiers had a match (`tiers`), which were read (`consulted`) and which of those asked
+   * have no database (`notConfigured`); `data` is `null` when no tier has a match. When no tier
+   * asked has a database, it is a `RouteNotFoundError`, as `with()` is for each of them.
    */
-  getKnowledge<T extends Data = Data>(collection: string, filter: Record<string, unknown>, options: TieredReadOptions = {}): Promise<TieredReadResult<T> | null> {
-    return this.#readTiers<T>('knowledge', collection, filter, options);
+  getKnowledge<T extends Data = Data>(collection: string, filter: Record<string, unknown>, options: TieredReadOptions = {}, ...extra: never[]): Promise<TieredReadResult<T>> {
+    return this.#readTiers<T>('knowledge', collection, filter, options, extra);
   }
 
   /** `getKnowledge` for the metadata database type. */
-  getMetadata<T extends Data = Data>(collection: string, filter: Record<string, unknown>, options: TieredReadOptions = {}): Promise<TieredReadResult<T> | null> {
-    return this.#readTiers<T>('metadata', collection, filter, options);
+  getMetadata<T extends Data = Data>(collection: string, filter: Record<string, unknown>, options: TieredReadOptions = {}, ...extra: never[]): Promise<TieredReadResult<T>> {
+    return this.#readTiers<T>('metadata', collection, filter, options, extra);
   }
 
-  #readTiers<T extends Data>(databaseType: 'knowledge' | 'metadata', collection: string, filter: Record<string, unknown>, options: TieredReadOptions): Promise<TieredReadResult<T> | null> {
+  async #readTiers<T extends Data>(
+    databaseType: 'knowledge' | 'metadata',
+    collection: string,
+    filter: Record<string, unknown>,
+    options: TieredReadOptions,
+    extra: readonly never[],
+  ): Promise<TieredReadResult<T>> {
+    checkNoExtraArguments(databaseType === 'knowledge' ? 'getKnowledge' : 'getMetadata', 3, extra);
     this.#assertOpen();
-    const opts = (options ?? {}) as TieredReadOptions;
     return readTiers<T>(
+      databaseType,
       (tier) =>
-        openIfConfigured(() =>
-          this.with({
-            databaseType,
-            tier,
-            collection,
-            ...(tier === 'tenant' ? { tenantId: opts.tenantId! } : {}),
-            ...(tier === 'domain' ? { domain: opts.domain! } : {}),
-          }),
-        ),
+        this.with({
+          databaseType,
+          tier,
+          collection,
+          ...(tier === 'tenant' ? { tenantId: options.tenantId! } : {}),
+          ...(tier === 'domain' ? { domain: options.domain! } : {}),
+        }),
       filter,
-      opts,
+      options,
     );
   }
 
   /** Resolves a route without opening anything (for inspection and tests). */
-  route(request: RouteRequest): Route {
-    return this.#router.resolve(request);
+  route(request: RouteRequest, ...extra: never[]): Route {
+    checkNoExtraArguments('route', 1, extra);
+    return this.#router.resolve(checkRouteRequest(request, 'route'));
   }
 
   /** Waits until the blob copies of every write so far have been attempted. */
-  async flush(): Promise<SyncReport> {
+  async flush(...extra: never[]): Promise<SyncReport> {
+    checkNoExtraArguments('flush', 0, extra);
     return this.#sync.flush();
   }
 
@@ -240,7 +262,8 @@ export class Xronox {
    * `limits.maxUploadSeconds`, see `content-uploads.ts`): run after a crash or an outage.
    * Idempotent.
    */
-  async repair(): Promise<RepairReport> {
+  async repair(...extra: never[]): Promise<RepairReport> {
+    checkNoExtraArguments('repair', 0, extra);
     this.#assertOpen();
     const total: RepairReport = { synced: 0, failed: 0, deadLettered: 0, uploads: { deleted: 0, kept: 0, failed: 0 } };
     for (const db of await this.#databasesWith('pending')) {
@@ -276,7 +299,9 @@ export class Xronox {
    * false) the databases of dynamic tenants that their connection's store holds: no config
    * lists those, so finding them asks each dynamic connection's store.
    */
-  async jobTargets(options: { dynamic?: boolean } = {}): Promise<JobTarget[]> {
+  async jobTargets(options: { dynamic?: boolean } = {}, ...extra: never[]): Promise<JobTarget[]> {
+    checkNoExtraArguments('jobTargets', 1, extra);
+    checkOptions(options, ['dynamic'], 'options', 'jobTargets');
     this.#assertOpen();
     const databases = this.#router.databases();
     const seen = new Set(databases.map((d) => `${d.dbConnRef}\u0000${d.dbName}`));
@@ -309,7 +334,8 @@ export class Xronox {
   }
 
   /** Drains the blob sync, then closes every client this instance opened. Idempotent. */
-  async shutdown(): Promise<void> {
+  async shutdown(...extra: never[]): Promise<void> {
+    checkNoExtraArguments('shutdown', 0, extra);
     if (this.#closed) return;
     await this.#sync.close();
     this.#closed = true;
@@ -384,8 +410,9 @@ export class Xronox {
   }
 
   async #getWindows(request: CounterTotalsRequest, options: CounterWindowsOptions): Promise<CounterWindow[]> {
-    const { index, dbName, collection } = this.#countersOf(request, 'getWindows');
     if (typeof options !== 'object' || options === null) throw new ValidationError('getWindows takes { granularity, from?, to? }', { path: 'options' });
+    checkOptions(options, ['granularity', 'from', 'to'], 'options', 'getWindows');
+    const { index, dbName, collection } = this.#countersOf(request, 'getWindows');
     const granularity = options.granularity;
     if (!COUNTER_WINDOW_GRANULARITIES.includes(granularity)) {
       throw new ValidationError(`granularity must be one of ${COUNTER_WINDOW_GRANULARITIES.join(', ')}`, { path: 'granularity' });
@@ -404,6 +431,7 @@ export class Xronox {
   #countersOf(request: CounterTotalsRequest, method: string): { index: IndexStore; dbName: string; collection: string } {
     this.#assertOpen();
     if (typeof request !== 'object' || request === null) throw new ValidationError(`${method} takes { databaseType, tier, tenantId, collection } or { dbName, collection }`);
+    checkOptions(request, request.dbName !== undefined ? ['dbName', 'collection'] : ROUTE_REQUEST_KEYS, 'request', method);
     const collection = assertName('collection', request.collection);
     if (request.dbName !== undefined) {
       const refs = Object.keys(this.config.dbConnections);
@@ -419,7 +447,7 @@ export class Xronox {
     let store = this.#indexStores.get(route.dbConnRef);
     if (!store) {
       const connection = this.config.dbConnections[route.dbConnRef]!;
-      store = guardAdapter(opening('index store', () => this.#factories.indexStore(route.dbConnRef, connection, this.config)), () => this.#closed);
+      store = guardAdapter(() => opening('index store', () => this.#factories.indexStore(route.dbConnRef, connection, this.config)), () => this.#closed);
       this.#indexStores.set(route.dbConnRef, store);
     }
     return store;
@@ -432,7 +460,7 @@ export class Xronox {
       const connection = this.config.dbConnections[route.dbConnRef]!;
       const factory = this.#factories.documentStore;
       if (!factory) throw new ConfigError([{ path: `dbConnections.${route.dbConnRef}`, message: 'this Xronox instance was built without a documentStore adapter factory, so messaging and identities cannot be opened' }]);
-      store = guardAdapter(opening('document store', () => factory.call(this.#factories, route.dbConnRef, connection, this.config)), () => this.#closed);
+      store = guardAdapter(() => opening('document store', () => factory.call(this.#factories, route.dbConnRef, connection, this.config)), () => this.#closed);
       this.#documentStores.set(route.dbConnRef, store);
     }
     return store;
@@ -444,7 +472,7 @@ export class Xronox {
     if (!store) {
       const connection = route.spaceConnRef ? this.config.spacesConnections[route.spaceConnRef]! : null;
       store = guardAdapter(
-        opening('blob store', () => this.#factories.blobStore(route.spaceConnRef, connection, this.config.localStorage?.basePath)),
+        () => opening('blob store', () => this.#factories.blobStore(route.spaceConnRef, connection, this.config.localStorage?.basePath)),
         () => this.#closed,
       );
       this.#blobStores.set(key, store);
@@ -510,6 +538,16 @@ function elapsedMs(started: bigint): number {
 function logBackgroundError(err: unknown, config: XronoxConfig): void {
   const message = maskSecretsIn(err instanceof Error ? err.message : String(err), config);
   console.error(`[xronox] background blob sync failed, will retry: ${message}`);
+}
+
+/** The keys of a `RouteRequest`. */
+const ROUTE_REQUEST_KEYS = ['databaseType', 'tier', 'tenantId', 'domain', 'collection'] as const;
+
+/** A route request holds only the keys of one: a misspelt `tenantID` or a stray key is refused, not ignored. */
+function checkRouteRequest(request: unknown, method: string): RouteRequest {
+  if (typeof request !== 'object' || request === null) return request as RouteRequest; // the router names what it needs
+  checkOptions(request, ROUTE_REQUEST_KEYS, 'request', method);
+  return request as RouteRequest;
 }
 
 function routeRequestOf(route: Route): RouteRequest {

@@ -144,7 +144,7 @@ export class Router {
       if (analyticsDbNameTemplate !== undefined) this.#claim(`db\u0000${dbConnRef}`, section, 'analyticsDbNameTemplate', analyticsDbNameTemplate);
       if (bucketTemplate !== undefined) this.#claim(blobStoreKey(spaceConnRef ?? null), section, 'bucketTemplate', bucketTemplate);
       // In localStorage the default folder is named like the database.
-      else if (!spaceConnRef) this.#claim('local', section, 'dbNameTemplate', dbNameTemplate);
+      else if (!spaceConnRef && this.#localStorage) this.#claim('local', section, 'dbNameTemplate', dbNameTemplate);
     }
   }
 
@@ -316,7 +316,7 @@ export class Router {
     }
     if (bucket !== undefined) {
       uses.push([blobStoreKey(spaceConnRef ?? null), bucket, 'bucketTemplate', spaceConnRef ? `bucket "${bucket}"` : `localStorage folder "${bucket}"`]);
-    } else if (!spaceConnRef) {
+    } else if (!spaceConnRef && this.#localStorage) {
       uses.push(['local', dbName, 'dbNameTemplate', `localStorage folder "${dbName}"`]);
     }
     for (const [key, name, field, what] of uses) {
@@ -353,6 +353,15 @@ export class Router {
     claims.push({ section, field, matcher: templateMatcher(template) });
   }
 
+  /**
+   * Whether databases without a spaceConnRef keep objects in `localStorage`. When it is not
+   * enabled, such a database (of a type whose data lives whole in its database: messaging,
+   * identities) has no object storage at all: no blob locations.
+   */
+  get #localStorage(): boolean {
+    return this.#config.localStorage?.enabled === true;
+  }
+
   #blobLocations(entry: Entry, policy: StoragePolicy): Partial<Record<BlobKind, BlobLocation>> {
     const conn = entry.spaceConnRef ? this.#config.spacesConnections[entry.spaceConnRef] : undefined;
     const out: Partial<Record<BlobKind, BlobLocation>> = {};
@@ -360,7 +369,7 @@ export class Router {
       if (!policy.blobKinds.includes(kind)) continue;
       // Per-database buckets win over the connection's; the local filesystem defaults to one
       // folder per database so tenants never share a directory.
-      const bucket = entry[`${kind}Bucket`] ?? conn?.buckets?.[kind] ?? (conn ? undefined : entry.dbName);
+      const bucket = entry[`${kind}Bucket`] ?? conn?.buckets?.[kind] ?? (conn || !this.#localStorage ? undefined : entry.dbName);
       if (bucket === undefined) continue;
       out[kind] = { bucket, prefix: conn?.folderPrefixes?.[kind] ?? kind };
     }

@@ -94,7 +94,14 @@ const MAX_ISSUES = 20;
 /** A 400 listing what zod found wrong with one part of the request. */
 export function invalidRequest(target: string, error: ZodError): HttpProblem {
   const label = TARGET_LABEL[target] ?? target;
-  const errors = error.issues.slice(0, MAX_ISSUES).map((issue) => ({ path: formatPath(label, issue.path), message: issue.message }));
+  // An unknown key is named in the path itself (`query.limt`), one issue each, so a client sees which.
+  const errors = error.issues
+    .flatMap((issue) =>
+      issue.code === 'unrecognized_keys'
+        ? issue.keys.map((key) => ({ path: formatPath(label, [...issue.path, key]), message: `is not a known ${label === 'query' ? 'query parameter' : 'key'} here` }))
+        : [{ path: formatPath(label, issue.path), message: issue.message }],
+    )
+    .slice(0, MAX_ISSUES);
   const part = label === 'body' ? 'body is' : label === 'header' ? 'headers are' : `${label} parameters are`;
   return new HttpProblem(400, 'VALIDATION_FAILED', `The request ${part} not valid`, { errors });
 }

@@ -9,17 +9,19 @@
  *   key: `XRONOX_API_KEY` when set (not echoed), else a fresh random key printed at start. Only
  *   its SHA-256 is kept in memory, as a deployed config would keep it.
  * - Logs one JSON line per request on stdout.
+ * - A request whose body is refused before it arrived (413 and the like) is answered with
+ *   `Connection: close` and a lingering close, so the client can read the answer (`serveApi`).
  * - SIGINT or SIGTERM: stops accepting connections, lets requests in flight finish, then shuts
  *   the engine down (draining the background blob sync) and exits 0.
  */
 import { resolve } from 'node:path';
-import { serve } from '@hono/node-server';
 import type { AddressInfo } from 'node:net';
 import { createDevConfig } from '../../core/config/presets.js';
 import { initXronox } from '../../core/xronox.js';
 import { generateApiKey, hashApiKey } from '../api/api-keys.js';
 import { createApp } from '../api/app.js';
 import { createApiAuthenticator } from '../api/auth.js';
+import { serveApi } from './node-server.js';
 
 const TENANT = 'demo';
 const KEY_ID = 'demo-admin';
@@ -43,7 +45,7 @@ const auth = createApiAuthenticator({
 });
 const app = createApp({ xronox, auth });
 
-const server = serve({ fetch: app.fetch, port, hostname }, (info: AddressInfo) => {
+const server = serveApi(app.fetch, { port, hostname }, (info: AddressInfo) => {
   const base = `http://${hostname === '127.0.0.1' || hostname === '::1' ? 'localhost' : hostname}:${info.port}`;
   console.log(
     [

@@ -1032,9 +1032,19 @@ export function engineConformance(backend: EngineBackend): void {
         const merged = await x.getKnowledge('policies', { name: 'retention' }, { tenantId: 'acme', domain: 'health', merge: true });
         expect(merged?.data).toEqual({ name: 'retention', days: 90, rules: { audit: true, export: false }, tags: ['base', 'hipaa', 'acme'] });
         expect(await x.getKnowledge('policies', { name: 'retention' })).toMatchObject({ tiers: ['generic'], data: { days: 30 } });
-        // A tenant or domain without its own database simply contributes nothing.
-        expect(await x.getKnowledge('policies', { name: 'retention' }, { tenantId: 'globex', domain: 'finance', merge: true })).toMatchObject({ tiers: ['generic'] });
-        expect(await x.getKnowledge('policies', { name: 'missing' }, { tenantId: 'acme' })).toBeNull();
+        // A tenant or domain without its own database contributes nothing, and the answer says so.
+        expect(await x.getKnowledge('policies', { name: 'retention' }, { tenantId: 'globex', domain: 'finance', merge: true })).toMatchObject({
+          tiers: ['generic'],
+          consulted: ['generic'],
+          notConfigured: ['domain', 'tenant'],
+        });
+        expect(await x.getKnowledge('policies', { name: 'missing' }, { tenantId: 'acme' })).toEqual({
+          data: null,
+          tiers: [],
+          records: {},
+          consulted: ['generic', 'tenant'],
+          notConfigured: [],
+        });
         await x.with({ databaseType: 'metadata', tier: 'tenant', tenantId: 'acme', collection: 'policies' }).create({ name: 'theme', color: 'dark' });
         expect(await x.getMetadata('policies', { name: 'theme' }, { tenantId: 'acme' })).toMatchObject({ tiers: ['tenant'], data: { color: 'dark' } });
         await expect(x.getKnowledge('policies', { $where: '1' })).rejects.toBeInstanceOf(ValidationError);

@@ -1,12 +1,16 @@
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Xronox } from '../../core/engine/xronox.js';
 import { expireDocuments, migrateDocuments } from '../../core/domains/maintenance.js';
 import type { MessagingCollection } from '../../core/domains/messaging/messaging.js';
 import { DuplicateKeyError, StorageError, TenantAccessError, ValidationError, XronoxError } from '../../core/errors.js';
+import { runJob } from '../../core/jobs/run.js';
+import { initXronox } from '../../core/xronox.js';
 import { seededRandom } from '../support/random.js';
+import { tempDir } from '../support/temp.js';
 import { runTsx } from '../support/tsx-process.js';
 import { domainDeployment, sqliteIndexes, sqliteRows } from './support.js';
 
@@ -389,3 +393,60 @@ describe('messaging', () => {
     });
   });
 });
+
+describe('messaging without object storage (issue 15, item 13)', () => {
+  it('runs on the configuration the Chronow requirements write (spaceConnRef "", bucket "", no localStorage): every document in the database', async () => {
+    const dir = tempDir('xronox-no-objects');
+    const sqlitePath = join(dir.path, 'messaging.sqlite');
+    const x = initXronox({
+      dbConnections: { 'sqlite-primary': { sqlitePath } },
+      spacesConnections: {},
+      databases: {
+        messaging: {
+          tenantDatabases: [
+            { tenantId: 'default', dbConnRef: 'sqlite-primary', spaceConnRef: '', bucket: '', dbName: 'chronos_messaging_default' },
+            { tenantId: 'tenant-a', dbConnRef: 'sqlite-primary', spaceConnRef: '', bucket: '', dbName: 'chronos_messaging_tenant_a' },
+          ],
+        },
+      },
+    });
+    try {
+      expect(await migrateDocuments(x)).toHaveLength(2);
+      const messages = x.with({ databaseType: 'messaging', tier: 'tenant', tenantId: 'tenant-a', collection: 'messages' });
+      // Above the 64 KiB that would go to the content bucket: with none, the payload stays in the document.
+      const payload = { blob: 'p'.repeat(100 * 1024) };
+      const doc = { ...examples('tenant-a').messages, msgId: 'big-1', payload, size: 100 * 1024 };
+      await messages.insert(doc);
+      expect(await messages.findOne({ msgId: 'big-1' })).toEqual(doc);
+      const stored = sqliteRowsOf(sqlitePath, 'chronos_messaging_tenant_a', 'messages');
+      expect(stored).toHaveLength(1);
+      expect(JSON.parse(stored[0]!).payload).toEqual(payload);
+      const memory = x.with({ databaseType: 'messaging', tier: 'tenant', tenantId: 'default', collection: 'shared_memory' });
+      await memory.upsert({ key: 'user-config', namespace: 'app', tenantId: 'default' }, examples('default').shared_memory);
+      expect((await memory.find({})).map((d) => d.key)).toEqual(['user-config']);
+      // A document over the size limit is refused, not moved anywhere.
+      await expect(messages.insert({ ...doc, msgId: 'huge', payload: 'h'.repeat(1024 * 1024) })).rejects.toBeInstanceOf(ValidationError);
+      const health = await x.admin.health();
+      expect(health.ok).toBe(true);
+      expect(health.databases.map((d) => d.blobs)).toEqual([null, null]);
+      // The backup job has no backups bucket to write to: it skips these databases rather than failing.
+      const backup = await runJob(x, 'backup', { log: null });
+      expect(backup.failures).toEqual([]);
+      // Nothing but the SQLite file (and its WAL) exists: no blob folder anywhere.
+      expect(readdirSync(dir.path).filter((f) => !f.startsWith('messaging.sqlite'))).toEqual([]);
+    } finally {
+      await x.shutdown();
+      dir.cleanup();
+    }
+  });
+});
+
+/** The stored document texts of one collection, read from the SQLite file itself. */
+function sqliteRowsOf(sqlitePath: string, dbName: string, collection: string): string[] {
+  const db = new Database(sqlitePath, { readonly: true });
+  try {
+    return (db.prepare(`SELECT doc FROM "docs/${dbName}/${collection}" ORDER BY id`).all() as Array<{ doc: string }>).map((r) => r.doc);
+  } finally {
+    db.close();
+  }
+}

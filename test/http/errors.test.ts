@@ -39,7 +39,7 @@ describe('400 Bad Request', () => {
       ['GET', '/v1/tenants/acme/nosuchtype/orders', {}, 'path.databaseType'],
       ['GET', `${orders}?limit=abc`, {}, 'query.limit'],
       ['GET', `${orders}?limit=1001`, {}, 'query.limit'],
-      ['GET', `${orders}?unknown=1`, {}, 'query'],
+      ['GET', `${orders}?unknown=1`, {}, 'query.unknown'],
       ['GET', `${orders}/x?ov=-1`, {}, 'query.ov'],
       ['GET', `${orders}/x?ov=1&at=2024-01-01`, {}, 'query.at'],
       ['GET', `${orders}?filter=not-json`, {}, 'query.filter'],

@@ -1,20 +1,20 @@
 import { request } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { serve } from '@hono/node-server';
+import { type AddressInfo, connect } from 'node:net';
 import { createDevConfig } from '../../core/config/presets.js';
 import type { XronoxConfigInput } from '../../core/config/schema.js';
 import type { Xronox } from '../../core/engine/xronox.js';
 import { initXronox } from '../../core/xronox.js';
 import { hashApiKey } from '../../functions/api/api-keys.js';
 import { createApp, type CreateAppOptions } from '../../functions/api/app.js';
+import { serveApi } from '../../functions/local/node-server.js';
 import { tempDir } from '../support/temp.js';
 import { seededRandom } from '../support/random.js';
 
 export { seededRandom };
 
 /**
- * A real server for HTTP tests: the app from `createApp`, served by `@hono/node-server` on an
- * ephemeral port, over a fresh SQLite file and blob folder in a temp dir. Requests go over TCP
+ * A real server for HTTP tests: the app from `createApp`, served as `npm start` serves it
+ * (`serveApi`, on `@hono/node-server`) on an ephemeral port, over a fresh SQLite file and blob folder in a temp dir. Requests go over TCP
  * with `fetch`, exactly as a client's would.
  */
 
@@ -86,8 +86,8 @@ export async function startServer(options: ServerOptions = {}): Promise<TestServ
   });
   const logs: Record<string, unknown>[] = [];
   const app = createApp({ xronox, logger: (line) => logs.push(line), ...options.app });
-  const { server, port } = await new Promise<{ server: ReturnType<typeof serve>; port: number }>((resolveListening) => {
-    const s = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, (info: AddressInfo) => resolveListening({ server: s, port: info.port }));
+  const { server, port } = await new Promise<{ server: ReturnType<typeof serveApi>; port: number }>((resolveListening) => {
+    const s = serveApi(app.fetch, { port: 0, hostname: '127.0.0.1' }, (info: AddressInfo) => resolveListening({ server: s, port: info.port }));
   });
   return {
     base: `http://127.0.0.1:${port}`,
@@ -168,3 +168,46 @@ export async function ok<T = Record<string, unknown>>(base: string, method: stri
   return { body: reply.json as T, reply };
 }
 
+/** What a raw TCP client reads after sending `head` and `bodyBytes` bytes of body (optionally chunked). */
+export async function rawExchange(
+  base: string,
+  head: string,
+  body: { bytes: number; chunked?: boolean },
+): Promise<{ response: string; error: string | null; sent: number; closedByServer: boolean }> {
+  const { hostname, port } = new URL(base);
+  return new Promise((done) => {
+    // allowHalfOpen: the client goes on sending after the server's FIN, as a client writing its body does.
+    const socket = connect({ host: hostname, port: Number(port), allowHalfOpen: true });
+    let response = '';
+    let error: string | null = null;
+    let sent = 0;
+    let closedByServer = false;
+    const chunk = Buffer.alloc(65_536, 'a');
+    socket.on('data', (data: Buffer) => (response += data.toString('latin1')));
+    socket.on('end', () => (closedByServer = true));
+    socket.on('error', (err: NodeJS.ErrnoException) => (error = err.code ?? err.message));
+    socket.on('close', () => done({ response, error, sent, closedByServer }));
+    socket.write(head);
+    const next = () => {
+      if (socket.destroyed) return;
+      if (sent >= body.bytes) {
+        if (body.chunked) socket.end('0\r\n\r\n');
+        else socket.end();
+        return;
+      }
+      const part = chunk.subarray(0, Math.min(chunk.length, body.bytes - sent));
+      sent += part.length;
+      const flushed = socket.write(body.chunked ? Buffer.concat([Buffer.from(`${part.length.toString(16)}\r\n`), part, Buffer.from('\r\n')]) : part);
+      if (flushed) setImmediate(next);
+      else socket.once('drain', next);
+    };
+    next();
+  });
+}
+
+export function parseRawResponse(text: string): { status: number; headers: Record<string, string>; body: string } {
+  const end = text.indexOf('\r\n\r\n');
+  const [statusLine, ...lines] = text.slice(0, end).split('\r\n');
+  const headers = Object.fromEntries(lines.map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]));
+  return { status: Number(statusLine!.split(' ')[1]), headers, body: text.slice(end + 4) };
+}

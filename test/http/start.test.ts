@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../support/temp.js';
-import { call, ok } from './harness.js';
+import { call, ok, parseRawResponse, rawExchange } from './harness.js';
 
 /** `npm start` (functions/local/start.ts) as a user runs it: a real process, its printed key, real requests, a signal. */
 
@@ -69,6 +69,22 @@ describe('npm start', () => {
     expect(body.items.map((r) => r.data)).toEqual([{ customer: 'ada', total: 12 }]);
     server.child.kill('SIGINT');
     expect(await server.exited).toBe(0);
+  });
+
+  it('answers a body over the limit with a 413 the client reads whole, then closes cleanly while the client sends the rest', async () => {
+    const server = await start(dir.path);
+    try {
+      const bytes = 16 * 1024 * 1024;
+      const head = `POST /v1/tenants/demo/runtime/orders HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${server.key}\r\nContent-Type: application/json\r\nContent-Length: ${bytes}\r\n\r\n`;
+      const result = await rawExchange(server.base, head, { bytes });
+      expect({ error: result.error, closedByServer: result.closedByServer, sent: result.sent }).toEqual({ error: null, closedByServer: true, sent: bytes });
+      const response = parseRawResponse(result.response);
+      expect({ status: response.status, connection: response.headers.connection }).toEqual({ status: 413, connection: 'close' });
+      expect(JSON.parse(response.body)).toMatchObject({ code: 'CONTENT_TOO_LARGE' });
+    } finally {
+      server.child.kill('SIGTERM');
+      await server.exited;
+    }
   });
 
   it('refuses a weak XRONOX_API_KEY', async () => {

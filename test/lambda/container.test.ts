@@ -102,8 +102,9 @@ describe('config from XRONOX_CONFIG_FILE', () => {
         env: { XRONOX_CONFIG_FILE: file },
         buildApp: (built) => {
           engines.push(built.xronox);
-          // Opening a store first, so that the failed build has something to close.
-          built.xronox.with({ databaseType: 'runtime', tier: 'tenant', tenantId: 'acme', collection: 'orders' });
+          // Opening a store first (with() alone opens nothing; reading the store's name is a use), so that the failed build has something to close.
+          const route = built.xronox.route({ databaseType: 'runtime', tier: 'tenant', tenantId: 'acme', collection: 'orders' });
+          expect(built.xronox.jobTarget(route).index.name).toBe('sqlite');
           if (++attempts === 1) throw new Error('app wiring failed');
           return buildApp(built);
         },

@@ -211,6 +211,45 @@ describe('loadConfig: accepted shapes', () => {
     });
   });
 
+  /** The messaging configuration exactly as the Chronow requirements document (product doc 003) writes it. */
+  const chronowMessaging = () => ({
+    dbConnections: { 'mongo-primary': { mongoUri: 'mongodb://localhost:27017' } },
+    spacesConnections: {},
+    databases: {
+      messaging: {
+        tenantDatabases: [
+          { tenantId: 'default', dbConnRef: 'mongo-primary', spaceConnRef: '', bucket: '', dbName: 'chronos_messaging_default' },
+          { tenantId: 'tenant-a', dbConnRef: 'mongo-primary', spaceConnRef: '', bucket: '', dbName: 'chronos_messaging_tenant_a' },
+        ],
+      },
+    },
+  });
+
+  it('accepts the Chronow messaging configuration as written, without localStorage: an empty spaceConnRef means no object storage', () => {
+    const config = loadConfig(chronowMessaging());
+    expect(config.databases.messaging?.tenantDatabases?.[1]).toEqual({ tenantId: 'tenant-a', dbConnRef: 'mongo-primary', dbName: 'chronos_messaging_tenant_a' });
+    // No blob location at all: every document lives in the database.
+    const route = new Router(config).resolve({ databaseType: 'messaging', tier: 'tenant', tenantId: 'tenant-a', collection: 'messages' });
+    expect({ spaceConnRef: route.spaceConnRef, blobs: route.blobs }).toEqual({ spaceConnRef: null, blobs: {} });
+    // Identities likewise; dynamic messaging tenants too.
+    loadConfig({ ...chronowMessaging(), databases: { identities: { tenantDatabases: [{ tenantId: 'a', dbConnRef: 'mongo-primary', spaceConnRef: '', dbName: 'ids_a' }] } } });
+    const dynamic = loadConfig({ ...chronowMessaging(), databases: { messaging: { dynamicTenants: { enabled: true, dbConnRef: 'mongo-primary', spaceConnRef: '', dbNameTemplate: 'msg_{tenantId}' } } } });
+    expect(new Router(dynamic).resolve({ databaseType: 'messaging', tier: 'tenant', tenantId: 'new-co', collection: 'topics' }).blobs).toEqual({});
+  });
+
+  it('still needs object storage for the types that keep objects, and refuses a bucket where there is none', () => {
+    const types = { runtime: 'tenantDatabases', knowledge: 'genericDatabase', metadata: 'genericDatabase', logs: 'genericDatabase' } as const;
+    for (const [type, key] of Object.entries(types)) {
+      const entry = { ...(key === 'tenantDatabases' ? { tenantId: 'a' } : {}), dbConnRef: 'mongo-primary', spaceConnRef: '', dbName: `${type}_db` };
+      const err = configError(() => loadConfig({ ...chronowMessaging(), databases: { [type]: { [key]: key === 'tenantDatabases' ? [entry] : entry } } }));
+      expect(err.issues.map((i) => i.message), type).toEqual(['is missing and localStorage is not enabled: give a spaces connection or enable localStorage for blobs']);
+    }
+    const withBucket = chronowMessaging();
+    withBucket.databases.messaging.tenantDatabases[0]!.bucket = 'chronow-msgs';
+    const err = configError(() => loadConfig(withBucket));
+    expect(err.issues).toEqual([{ path: 'databases.messaging.tenantDatabases[0].bucket', message: expect.stringContaining('has no object storage') }]);
+  });
+
   // Product doc 001 (section 4) documents `messaging: { ..., captureDeliveries: false }`.
   it('accepts captureDeliveries on the generic messaging database, as product doc 001 shows', () => {
     const config = loadConfig({
@@ -606,7 +645,8 @@ describe('loadConfig: the result', () => {
 
   it('is a fixed point: a loaded config saved and loaded again is unchanged', () => {
     const config = loadConfig(documentedConfig());
-    expect(loadConfig(JSON.parse(JSON.stringify(config)))).toEqual(config);
+    // JSON.stringify of a loaded config masks its secrets (see secrets.test.ts); structuredClone is its plain copy, secrets included.
+    expect(loadConfig(JSON.parse(JSON.stringify(structuredClone(config))))).toEqual(config);
   });
 });
 
@@ -931,7 +971,8 @@ describe('presets', () => {
       createDevConfig({ tenants: ['a', 'b'] }),
       createProductionConfig({ mongoUri: 'mongodb://p', s3Region: 'r', s3AccessKey: 'k', s3SecretKey: 's', tenants: ['a'], bucketPrefix: 'pre' }),
     ];
-    for (const config of configs) expect(loadConfig(JSON.parse(JSON.stringify(config)))).toEqual(config);
+    // Presets are loaded configs, whose JSON masks their secrets: their plain copy is structuredClone's.
+    for (const config of configs) expect(loadConfig(JSON.parse(JSON.stringify(structuredClone(config))))).toEqual(config);
   });
 });
 

@@ -417,7 +417,12 @@ describe('dynamic tenants: end to end on the embedded default', () => {
     try {
       const orders = xronox.with({ databaseType: 'runtime', tier: 'tenant', tenantId: 'acme', collection: 'orders' });
       expect(orders.route.dbName).toBe('rt_acme');
-      xronox.with({ databaseType: 'runtime', tier: 'tenant', tenantId: 'globex', collection: 'orders' });
+      const globex = xronox.with({ databaseType: 'runtime', tier: 'tenant', tenantId: 'globex', collection: 'orders' });
+      // with() opens nothing: the store (and its client) is made on its first use.
+      expect(pooledMongoClientCount()).toBe(before);
+      // Reading the store's name is a use that needs no server.
+      expect(xronox.jobTarget(orders.route).index.name).toBe('mongodb');
+      expect(xronox.jobTarget(globex.route).index.name).toBe('mongodb');
       // One client for the connection, whatever the number of tenants; it opens no socket until an operation.
       expect(pooledMongoClientCount()).toBe(before + 1);
     } finally {

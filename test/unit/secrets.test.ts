@@ -1,8 +1,12 @@
+import { Console } from 'node:console';
+import { Writable } from 'node:stream';
+import { format, inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { XronoxConfigBuilder } from '../../core/config/builder.js';
 import { loadConfig } from '../../core/config/load.js';
 import { maskConfig, maskSecretsIn } from '../../core/config/secrets.js';
 import type { ConfigError } from '../../core/errors.js';
+import { initXronox } from '../../core/xronox.js';
 import { configError } from '../support/errors.js';
 
 
@@ -238,5 +242,71 @@ describe('ConfigError never shows a secret', () => {
         .build(),
     );
     for (const secret of [secretKey, password]) expect(everything(err), secret).not.toContain(secret);
+  });
+});
+
+describe('printed views of a loaded config and of the instance holding it', () => {
+  // Secrets the config reads from the environment, as the issue found them printed (plus literal ones).
+  const env = {
+    S3_SECRET: 'wJalrXUtnFEMI-secret-from-env',
+    S3_KEY: 'AKIAENVACCESSKEY123',
+    MONGO_URI: 'mongodb://app:env-mongo-password@db.example.com:27017/app',
+    JWT_SECRET: 'a-jwt-secret-from-the-environment-0123456789',
+  };
+  const secrets = [env.S3_SECRET, env.S3_KEY, 'env-mongo-password', env.JWT_SECRET, 'literal-secret-key-value', 'AKIALITERALKEY456'];
+  const input = {
+    dbConnections: { main: { mongoUri: 'ENV.MONGO_URI' } },
+    spacesConnections: {
+      s3: { region: 'eu-west-1', accessKey: 'ENV.S3_KEY', secretKey: 'ENV.S3_SECRET', bucket: 'acme-data' },
+      other: { region: 'eu-west-1', accessKey: 'AKIALITERALKEY456', secretKey: 'literal-secret-key-value', bucket: 'other-data' },
+    },
+    databases: { runtime: { tenantDatabases: [{ tenantId: 'acme', dbConnRef: 'main', spaceConnRef: 's3', dbName: 'acme_runtime' }] } },
+    api: { jwt: { secret: 'ENV.JWT_SECRET' } },
+  };
+
+  it('util.inspect, console.log, util.format, JSON.stringify and String show no secret, while the values stay readable', async () => {
+    const xronox = initXronox(input, { env });
+    try {
+      const captured: string[] = [];
+      const sink = new Writable({ write: (chunk: Buffer, _enc, done) => (captured.push(chunk.toString()), done()) });
+      const logger = new Console({ stdout: sink, stderr: sink });
+      logger.log(xronox);
+      logger.log(xronox.config);
+      logger.dir(xronox, { depth: null, showHidden: true });
+      logger.log('%o %O %j', xronox.config, xronox, xronox.config);
+      const views = [
+        ...captured,
+        inspect(xronox, { depth: null }),
+        inspect(xronox.config, { depth: null, showHidden: true }),
+        inspect(xronox.config, { depth: null, customInspect: false }),
+        inspect(xronox.config.spacesConnections),
+        inspect(xronox.config.dbConnections.main),
+        inspect(xronox.config.api),
+        format('%s', xronox.config.spacesConnections.s3),
+        JSON.stringify(xronox),
+        JSON.stringify(xronox.config),
+        JSON.stringify(xronox.config.spacesConnections.s3),
+        JSON.stringify({ nested: { config: xronox.config } }),
+        String(xronox),
+        String(xronox.config),
+        `${xronox.config.dbConnections.main as unknown as string}`,
+      ];
+      for (const view of views) for (const secret of secrets) expect(view, view.slice(0, 300)).not.toContain(secret);
+      // Masked as maskConfig masks them, so the printout still says what is there.
+      expect(JSON.parse(JSON.stringify(xronox.config))).toEqual(maskConfig(xronox.config));
+      expect(inspect(xronox.config.spacesConnections.s3)).toContain("secretKey: '****'");
+      expect(inspect(xronox.config.dbConnections.main)).toContain('mongodb://app:****@db.example.com');
+      // The engine (and any code) still reads the real values.
+      expect(xronox.config.spacesConnections.s3?.secretKey).toBe(env.S3_SECRET);
+      expect(xronox.config.spacesConnections.s3?.accessKey).toBe(env.S3_KEY);
+      expect(xronox.config.dbConnections.main?.mongoUri).toBe(env.MONGO_URI);
+      expect(xronox.config.api?.jwt?.secret).toBe(env.JWT_SECRET);
+      expect(Object.keys(xronox.config.spacesConnections.s3!)).toEqual(['region', 'accessKey', 'secretKey', 'buckets']);
+      expect(structuredClone(xronox.config).spacesConnections.s3?.secretKey).toBe(env.S3_SECRET);
+      // A loaded config can be loaded again (with its real secrets).
+      expect(loadConfig(xronox.config, env).spacesConnections.s3?.secretKey).toBe(env.S3_SECRET);
+    } finally {
+      await xronox.shutdown();
+    }
   });
 });

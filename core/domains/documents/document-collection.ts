@@ -1,6 +1,7 @@
 import type { CollectionSpec, Doc, DocFilter, DocScalar, DocumentStore, SortSpec } from '../../contracts/document-store.js';
 import type { Namespace } from '../../contracts/index-store.js';
 import { TenantAccessError, ValidationError } from '../../errors.js';
+import { checkNoExtraArguments, checkOptions } from '../../engine/arguments.js';
 import { isPlainObject } from '../../engine/filter.js';
 import { checkDocument } from './document-check.js';
 import { matchesDocument, parseDocumentFilter, parseSort } from './document-filter.js';
@@ -31,6 +32,19 @@ export interface DocumentCollectionContext {
   readonly expiresAt?: (doc: Doc) => Date | undefined;
 }
 
+/**
+ * A document made ready to store, before anything is written: the document as the store will hold
+ * it, and the object (a large payload) to put beside it first, if any. Checked whole (the size
+ * limit included) before the collection is even created, so a refused write changes nothing.
+ */
+export interface StagedDocument {
+  readonly doc: Doc;
+  /** Puts the object the stored document refers to; called after the collection exists, just before the document is stored. */
+  readonly put?: () => Promise<void>;
+  /** Removes that object again when the document could not be stored (it belongs to this write alone). */
+  readonly discard?: () => Promise<void>;
+}
+
 /** Ensured namespaces per store (the guarded store instance is one per connection per Xronox instance). */
 const ensured = new WeakMap<DocumentStore, Map<string, Promise<void>>>();
 
@@ -55,7 +69,8 @@ export class DocumentCollection {
   }
 
   /** Creates the collection and its indexes unless they exist (done by every call on first use; idempotent). */
-  ensure(): Promise<void> {
+  ensure(...extra: never[]): Promise<void> {
+    checkNoExtraArguments('ensure', 0, extra);
     let byNs = ensured.get(this.ctx.store);
     if (!byNs) ensured.set(this.ctx.store, (byNs = new Map()));
     const key = `${this.ctx.ns.dbName}\u0000${this.ctx.ns.collection}`;
@@ -71,10 +86,12 @@ export class DocumentCollection {
   }
 
   /** Inserts a document; a unique index holding its key refuses it with `DuplicateKeyError`. */
-  async insert(doc: unknown): Promise<void> {
+  async insert(doc: unknown, ...extra: never[]): Promise<void> {
+    checkNoExtraArguments('insert', 1, extra);
     const clean = this.prepare(doc);
+    const staged = this.#stage(clean);
     await this.ensure();
-    await this.write(clean, (stored) => this.ctx.store.insertOne(this.ctx.ns, stored, this.#writeOptions(clean)));
+    await this.#store(staged, (stored) => this.ctx.store.insertOne(this.ctx.ns, stored, this.#writeOptions(clean)));
   }
 
   /**
@@ -82,31 +99,44 @@ export class DocumentCollection {
    * of one unique index by equality (the tenant is added on a tenant database), and `doc` must
    * agree with it: that is what makes concurrent upserts of one key leave exactly one document.
    */
-  async upsert(filter: unknown, doc: unknown): Promise<{ created: boolean }> {
+  async upsert(filter: unknown, doc: unknown, ...extra: never[]): Promise<{ created: boolean }> {
+    checkNoExtraArguments('upsert', 2, extra);
     const clean = this.prepare(doc);
-    const node = this.#filter(filter);
-    this.#checkUpsertKey(node, clean);
+    const node = this.checkUpsert(filter, clean);
+    const staged = this.#stage(clean);
     await this.ensure();
     let created = false;
-    await this.write(clean, async (stored) => {
-      ({ created } = await this.ctx.store.upsertOne(this.ctx.ns, node!, stored, this.#writeOptions(clean)));
+    await this.#store(staged, async (stored) => {
+      ({ created } = await this.ctx.store.upsertOne(this.ctx.ns, node, stored, this.#writeOptions(clean)));
     });
     return { created };
   }
 
-  /** The first document matching `filter` (in `sort` order, else insertion order), or `null`. */
-  async findOne(filter?: unknown, options: { sort?: Record<string, 1 | -1> } = {}): Promise<Doc | null> {
+  /**
+   * Checks an upsert of a prepared document and returns its filter: the filter must name a whole
+   * unique key by equality, and the document must agree with it. Writes nothing.
+   */
+  protected checkUpsert(filter: unknown, doc: Doc): DocFilter {
     const node = this.#filter(filter);
-    const sort = this.#sort(options);
+    this.#checkUpsertKey(node, doc);
+    return node!;
+  }
+
+  /** The first document matching `filter` (in `sort` order, else insertion order), or `null`. */
+  async findOne(filter?: unknown, options: { sort?: Record<string, 1 | -1> } = {}, ...extra: never[]): Promise<Doc | null> {
+    checkNoExtraArguments('findOne', 2, extra);
+    const node = this.#filter(filter);
+    const sort = this.#sort(options, ['sort'], 'findOne');
     await this.ensure();
     const doc = await this.ctx.store.findOne(this.ctx.ns, node, sort ? { sort } : {});
     return doc ? this.read(doc) : null;
   }
 
   /** Documents matching `filter`: at most `limit` (default 1000), in `sort` order then insertion order. */
-  async find(filter?: unknown, options: FindDocumentsOptions = {}): Promise<Doc[]> {
+  async find(filter?: unknown, options: FindDocumentsOptions = {}, ...extra: never[]): Promise<Doc[]> {
+    checkNoExtraArguments('find', 2, extra);
     const node = this.#filter(filter);
-    const sort = this.#sort(options);
+    const sort = this.#sort(options, ['sort', 'limit'], 'find');
     const limit = options?.limit ?? DEFAULT_FIND_LIMIT;
     if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_FIND_LIMIT) {
       throw new ValidationError(`limit must be a whole number from 1 to ${MAX_FIND_LIMIT}`, { path: 'limit' });
@@ -117,14 +147,16 @@ export class DocumentCollection {
   }
 
   /** Deletes one document matching `filter`; returns how many (0 or 1). An empty filter is refused. */
-  async deleteOne(filter: unknown): Promise<number> {
+  async deleteOne(filter: unknown, ...extra: never[]): Promise<number> {
+    checkNoExtraArguments('deleteOne', 1, extra);
     const node = this.#nonEmptyFilter(filter, 'deleteOne');
     await this.ensure();
     return this.ctx.store.deleteOne(this.ctx.ns, node);
   }
 
   /** Deletes every document matching `filter`; returns how many. Pass `{}` to delete them all. */
-  async deleteMany(filter: unknown): Promise<number> {
+  async deleteMany(filter: unknown, ...extra: never[]): Promise<number> {
+    checkNoExtraArguments('deleteMany', 1, extra);
     if (filter === undefined || filter === null) throw new ValidationError('deleteMany needs a filter; pass {} to delete every document', { path: 'filter' });
     const node = this.#filter(filter);
     await this.ensure();
@@ -132,7 +164,9 @@ export class DocumentCollection {
   }
 
   /** Deletes the documents that have expired by `now`; returns how many (retention). */
-  async deleteExpired(now: Date = new Date()): Promise<number> {
+  async deleteExpired(now: Date = new Date(), ...extra: never[]): Promise<number> {
+    checkNoExtraArguments('deleteExpired', 1, extra);
+    if (!(now instanceof Date) || Number.isNaN(now.getTime())) throw new ValidationError('deleteExpired takes a valid Date', { path: 'now' });
     await this.ensure();
     return this.ctx.store.deleteExpired(this.ctx.ns, now);
   }
@@ -148,9 +182,29 @@ export class DocumentCollection {
     return clean;
   }
 
-  /** Stores a prepared document (subclasses move large parts elsewhere first); checks the size limit on what is stored. */
-  protected async write(doc: Doc, store: (stored: Doc) => Promise<void>): Promise<void> {
-    await store(checkDocument(doc, this.ctx.spec, this.ctx.maxDocumentBytes).doc);
+  /**
+   * The document as the store will hold it (subclasses move large parts elsewhere): called before
+   * anything is written or created, so it must only compute, never write.
+   */
+  protected stage(doc: Doc): StagedDocument {
+    return { doc };
+  }
+
+  /** `stage`, with the size limit checked on what will be stored. */
+  #stage(doc: Doc): StagedDocument {
+    const staged = this.stage(doc);
+    return { ...staged, doc: checkDocument(staged.doc, this.ctx.spec, this.ctx.maxDocumentBytes).doc };
+  }
+
+  /** Puts a staged document's object, then stores the document; a failed store removes the object again. */
+  async #store(staged: StagedDocument, store: (stored: Doc) => Promise<void>): Promise<void> {
+    await staged.put?.();
+    try {
+      await store(staged.doc);
+    } catch (err) {
+      await staged.discard?.().catch(() => undefined);
+      throw err;
+    }
   }
 
   /** Turns a stored document back into what the caller wrote (subclasses bring back large parts). */
@@ -178,10 +232,9 @@ export class DocumentCollection {
     return this.#filter(input)!;
   }
 
-  #sort(options: unknown): SortSpec | undefined {
+  #sort(options: unknown, known: readonly string[], method: string): SortSpec | undefined {
     if (options === undefined || options === null) return undefined;
-    if (!isPlainObject(options)) throw new ValidationError('options must be an object', { path: 'options' });
-    return parseSort(options.sort, this.#fields);
+    return parseSort(checkOptions(options, known, 'options', method).sort, this.#fields);
   }
 
   #checkUpsertKey(node: DocFilter | null, doc: Doc): void {

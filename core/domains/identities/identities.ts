@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { CollectionSpec, Doc, DocValue } from '../../contracts/document-store.js';
 import type { Actor } from '../../contracts/index-store.js';
 import { ValidationError } from '../../errors.js';
+import { checkNoExtraArguments, checkOptions } from '../../engine/arguments.js';
 import { isPlainObject } from '../../engine/filter.js';
 import { DocumentCollection, type DocumentCollectionContext, MAX_FIND_LIMIT } from '../documents/document-collection.js';
 import { valueAt } from '../documents/document-filter.js';
@@ -126,7 +127,9 @@ export class IdentitiesCollection extends DocumentCollection {
   // Each audited write builds its audit event and has it checked before the document is written,
   // so an event the runtime database would refuse refuses the change instead of following it.
 
-  override async insert(doc: unknown, options: IdentityChangeOptions = {}): Promise<void> {
+  override async insert(doc: unknown, options: IdentityChangeOptions = {}, ...extra: never[]): Promise<void> {
+    checkNoExtraArguments('insert', 2, extra);
+    checkChangeOptions(options, 'insert');
     const clean = this.prepare(doc);
     this.#checkAudit(clean);
     const event = this.#event('create', null, clean, options);
@@ -134,10 +137,14 @@ export class IdentitiesCollection extends DocumentCollection {
     await this.#writeEvent(event, options);
   }
 
-  override async upsert(filter: unknown, doc: unknown, options: IdentityChangeOptions = {}): Promise<{ created: boolean }> {
+  override async upsert(filter: unknown, doc: unknown, options: IdentityChangeOptions = {}, ...extra: never[]): Promise<{ created: boolean }> {
+    checkNoExtraArguments('upsert', 3, extra);
+    checkChangeOptions(options, 'upsert');
     const clean = this.prepare(doc);
     this.#checkAudit(clean);
     const normalised = normaliseEmailFilter(filter);
+    // The whole upsert is checked before the read below, which would create the collection.
+    this.checkUpsert(normalised, clean);
     const before = this.#audited() ? await super.findOne(normalised) : null;
     // The event of what the upsert is expected to do is checked first; should a racing writer
     // turn a replace into an insert (or the reverse), the other event is built afterwards.
@@ -148,15 +155,17 @@ export class IdentitiesCollection extends DocumentCollection {
     return result;
   }
 
-  override findOne(filter?: unknown, options?: { sort?: Record<string, 1 | -1> }): Promise<Doc | null> {
-    return super.findOne(normaliseEmailFilter(filter), options);
+  override findOne(filter?: unknown, options?: { sort?: Record<string, 1 | -1> }, ...extra: never[]): Promise<Doc | null> {
+    return super.findOne(normaliseEmailFilter(filter), options, ...extra);
   }
 
-  override find(filter?: unknown, options?: { sort?: Record<string, 1 | -1>; limit?: number }): Promise<Doc[]> {
-    return super.find(normaliseEmailFilter(filter), options);
+  override find(filter?: unknown, options?: { sort?: Record<string, 1 | -1>; limit?: number }, ...extra: never[]): Promise<Doc[]> {
+    return super.find(normaliseEmailFilter(filter), options, ...extra);
   }
 
-  override async deleteOne(filter: unknown, options: IdentityChangeOptions = {}): Promise<number> {
+  override async deleteOne(filter: unknown, options: IdentityChangeOptions = {}, ...extra: never[]): Promise<number> {
+    checkNoExtraArguments('deleteOne', 2, extra);
+    checkChangeOptions(options, 'deleteOne');
     // As the plain handle: an empty filter is refused (the audited path below would otherwise
     // delete whichever identity comes first).
     if (!isPlainObject(filter) || Object.keys(filter).length === 0) throw new ValidationError('deleteOne needs a non-empty filter', { path: 'filter' });
@@ -172,7 +181,9 @@ export class IdentitiesCollection extends DocumentCollection {
   }
 
   /** Deletes every match (each audited on its own); refuses filters matching more than 10,000 documents. */
-  override async deleteMany(filter: unknown, options: IdentityChangeOptions = {}): Promise<number> {
+  override async deleteMany(filter: unknown, options: IdentityChangeOptions = {}, ...extra: never[]): Promise<number> {
+    checkNoExtraArguments('deleteMany', 2, extra);
+    checkChangeOptions(options, 'deleteMany');
     const normalised = normaliseEmailFilter(filter);
     if (!this.#audited()) return super.deleteMany(normalised);
     if (filter === undefined || filter === null) throw new ValidationError('deleteMany needs a filter; pass {} to delete every document', { path: 'filter' });
@@ -254,6 +265,11 @@ function boundChanges(changes: Array<{ field: string; oldValue: unknown; newValu
     total += size(marker) - slot.bytes;
     slot.c[slot.side] = marker;
   }
+}
+
+/** The options of an audited write: who and why, nothing else. */
+function checkChangeOptions(options: unknown, method: string): void {
+  checkOptions(options, ['actor', 'reason'], 'options', method);
 }
 
 function plain(value: DocValue | undefined): unknown {

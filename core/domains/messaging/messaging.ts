@@ -4,7 +4,7 @@ import type { BlobStore } from '../../contracts/blob-store.js';
 import { type CollectionSpec, type Doc, type DocValue, fromDocumentJson, toDocumentJson } from '../../contracts/document-store.js';
 import { StorageError, ValidationError } from '../../errors.js';
 import type { BlobLocation } from '../../routing/router.js';
-import { DocumentCollection, type DocumentCollectionContext } from '../documents/document-collection.js';
+import { DocumentCollection, type DocumentCollectionContext, type StagedDocument } from '../documents/document-collection.js';
 import { isStorableDate } from '../documents/document-filter.js';
 import { checkWith, keySegment } from '../documents/zod-check.js';
 
@@ -163,24 +163,22 @@ export class MessagingCollection extends DocumentCollection {
     this.#m = ctx;
   }
 
-  protected override async write(doc: Doc, store: (stored: Doc) => Promise<void>): Promise<void> {
+  /** A payload above `payloadOffloadBytes` is staged for the content bucket; the stored document keeps its reference. */
+  protected override stage(doc: Doc): StagedDocument {
     const content = this.#m.content;
-    if (!OFFLOADED.has(this.#m.collection) || !content) return super.write(doc, store);
+    if (!OFFLOADED.has(this.#m.collection) || !content) return { doc };
     const bytes = Buffer.from(toDocumentJson(doc.payload ?? null), 'utf8');
-    if (bytes.byteLength <= (this.#m.settings.payloadOffloadBytes ?? DEFAULT_PAYLOAD_OFFLOAD_BYTES)) return super.write(doc, store);
+    if (bytes.byteLength <= (this.#m.settings.payloadOffloadBytes ?? DEFAULT_PAYLOAD_OFFLOAD_BYTES)) return { doc };
     const { bucket, prefix } = content.location;
+    // A fresh key per write: the object belongs to this write alone, so removing it on failure is safe.
     const key = `${prefix}/${this.#m.collection}/${keySegment(String(doc.topic))}/${keySegment(String(doc.msgId))}/${randomUUID()}.json`;
     const sha256 = createHash('sha256').update(bytes).digest('hex');
-    await content.blob().put(bucket, key, bytes, { contentType: 'application/json' });
     const system = (doc._system ?? {}) as Record<string, DocValue>;
-    const stored: Doc = { ...doc, payload: null, _system: { ...system, payloadRef: { key, size: bytes.byteLength, sha256 } } };
-    try {
-      await super.write(stored, store);
-    } catch (err) {
-      // The object is this write's own (a fresh key): remove it, so a refused write leaves nothing.
-      await content.blob().delete(bucket, key).catch(() => undefined);
-      throw err;
-    }
+    return {
+      doc: { ...doc, payload: null, _system: { ...system, payloadRef: { key, size: bytes.byteLength, sha256 } } },
+      put: () => content.blob().put(bucket, key, bytes, { contentType: 'application/json' }),
+      discard: () => content.blob().delete(bucket, key),
+    };
   }
 
   protected override async read(doc: Doc): Promise<Doc> {

@@ -74,26 +74,81 @@ export function requireIfMatch(ov: number | undefined): number {
 }
 
 /**
- * 415 unless the request declares a JSON body. Runs before the body validator, which would
- * otherwise treat a body-less request with no `Content-Type` as `{}`.
+ * The one gate of every JSON body, before the body validator parses it:
+ * - 415 unless the request declares `application/json` (the validator would otherwise treat a
+ *   body-less request with no `Content-Type` as `{}`), or when it declares a `charset` that is not
+ *   UTF-8 (`utf-16`, `latin1`…): JSON exchanged between systems is UTF-8 (RFC 8259 §8.1), and
+ *   reading other bytes as UTF-8 would store something other than what was sent;
+ * - 400 when the bytes are not valid UTF-8: decoding them leniently would store U+FFFD in place
+ *   of what the client sent, and answer as if it had been stored.
+ * The validator then parses the same bytes, which Hono keeps once read.
  */
 export const jsonBody: MiddlewareHandler<AppEnv> = async (c, next) => {
-  const type = c.req.header('content-type')?.split(';')[0]?.trim().toLowerCase();
+  const contentType = c.req.header('content-type') ?? '';
+  const type = contentType.split(';')[0]?.trim().toLowerCase();
   if (type !== 'application/json') {
     throw new HttpProblem(415, 'UNSUPPORTED_MEDIA_TYPE', 'Send the body as JSON with Content-Type: application/json');
+  }
+  const charset = mediaTypeParameters(contentType).find(([name, value]) => name === 'charset' && !isUtf8Label(value))?.[1];
+  if (charset !== undefined) {
+    throw new HttpProblem(415, 'UNSUPPORTED_MEDIA_TYPE', `JSON bodies are read as UTF-8; send the body in UTF-8 (charset=utf-8, or no charset), not ${JSON.stringify(charset.slice(0, 40))}`);
+  }
+  // Hono keeps the bytes read here for the validator, which parses them next.
+  const bytes = new Uint8Array(await c.req.arrayBuffer());
+  const invalidAt = firstInvalidUtf8Byte(bytes);
+  if (invalidAt !== null) {
+    throw new HttpProblem(400, 'BAD_REQUEST', 'The request body is not valid UTF-8', {
+      errors: [{ path: 'body', message: `holds bytes that are not UTF-8, from byte ${invalidAt}` }],
+    });
   }
   await next();
 };
 
+/** The parameters of a media type (`; name=value`, value a token or a quoted string), names lower-cased. */
+function mediaTypeParameters(contentType: string): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  const parameter = /;\s*([!#$%&'*+.^_`|~0-9A-Za-z-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;\s]*)/g;
+  for (const [, name, value] of contentType.matchAll(parameter)) {
+    out.push([name!.toLowerCase(), value!.startsWith('"') ? value!.slice(1, -1).replace(/\\(.)/g, '$1') : value!]);
+  }
+  return out;
+}
+
+/** Whether a charset label names UTF-8 (by the WHATWG Encoding Standard's labels: `utf-8`, `UTF8`, `unicode-1-1-utf-8`…). */
+function isUtf8Label(label: string): boolean {
+  try {
+    return new TextDecoder(label).encoding === 'utf-8';
+  } catch {
+    return false; // not a label of any encoding
+  }
+}
+
+/** Where the first byte sequence that is not UTF-8 starts; `null` when every byte is UTF-8. */
+function firstInvalidUtf8Byte(bytes: Uint8Array): number | null {
+  try {
+    new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    return null;
+  } catch {
+    // Walk the lenient decoding beside the bytes: everything before the first U+FFFD that the
+    // bytes do not spell (EF BF BD) decoded as written, so its byte length is its UTF-8 length.
+    let at = 0;
+    for (const char of new TextDecoder('utf-8', { ignoreBOM: true }).decode(bytes)) {
+      if (char === '\uFFFD' && !(bytes[at] === 0xef && bytes[at + 1] === 0xbf && bytes[at + 2] === 0xbd)) return at;
+      at += Buffer.byteLength(char, 'utf8');
+    }
+    return at;
+  }
+}
+
 const STATUS_DESCRIPTIONS: Record<number, string> = {
-  400: 'The request is not valid (path, query, headers or body)',
+  400: 'The request is not valid (path, query, headers or body; a body that is not UTF-8 JSON)',
   401: 'No valid API key or token',
   403: 'The credential does not reach this tenant, domain or tier, or its role is not enough',
   404: 'No such record, version or database',
   409: 'The change conflicts with another record (a unique key) or a running collection restore',
   412: 'If-Match names another ov than the current one (the problem holds currentOv)',
   413: 'The body is larger than the configured limit',
-  415: 'The body is not declared as application/json',
+  415: 'The body is not declared as application/json, or declares a charset other than UTF-8',
   428: 'If-Match is missing',
   500: 'Unexpected failure; the problem holds a correlationId',
 };
