@@ -430,6 +430,15 @@ export class SqliteIndexStore implements IndexStore {
     return rows.map((r) => ({ collection: r.coll, id: r.id, seq: r.seq }));
   }
 
+  async listPendingUpTo(ns: Namespace, options: { maxSeq: number; afterId?: string; limit: number }): Promise<PendingSync[]> {
+    const rows = this.#stmts.listPendingUpTo.all(ns.dbName, ns.collection, options.afterId ?? '', options.maxSeq, options.limit) as Array<{ id: string; seq: number }>;
+    return rows.map((r) => ({ collection: ns.collection, id: r.id, seq: r.seq }));
+  }
+
+  async countPendingSync(dbName: string): Promise<number> {
+    return (this.#stmts.countPending.get(dbName) as { n: number }).n;
+  }
+
   async listPendingBlobs(ns: Namespace, id: string): Promise<PendingBlob[]> {
     return (this.#stmts.listPendingBlobs.all(ns.dbName, ns.collection, id) as PendingBlobRow[]).map(toPendingBlob);
   }
@@ -716,6 +725,9 @@ function prepareStatements(db: Database.Database) {
     listPending: p('SELECT coll, id, seq FROM sync_outbox WHERE db = ? ORDER BY rowid LIMIT ?'),
     listPendingIn: p('SELECT coll, id, seq FROM sync_outbox WHERE db = ? AND coll = ? ORDER BY rowid LIMIT ?'),
     getPending: p('SELECT seq FROM sync_outbox WHERE db = ? AND coll = ? AND id = ?'),
+    // One range of the primary key (db, coll, id); ids are never empty, so '' is before them all.
+    listPendingUpTo: p('SELECT id, seq FROM sync_outbox WHERE db = ? AND coll = ? AND id > ? AND seq <= ? ORDER BY id LIMIT ?'),
+    countPending: p('SELECT count(*) AS n FROM sync_outbox WHERE db = ?'),
     pendingDatabases: p('SELECT DISTINCT db FROM sync_outbox ORDER BY db'),
     deadLetterDatabases: p('SELECT DISTINCT db FROM sync_dead_letters ORDER BY db'),
     putPendingBlob: p(
