@@ -1,11 +1,9 @@
 /**
  * A data folder Xronox cannot use (issue 15, item 4): the local stores fail at once with the path
- * and the reason, `xronox.admin.checkStorage()` finds it before any request does, a FIFO where an
- * object should be is refused instead of read forever, and `shutdown()` is bounded however a
- * store hangs.
+ * and the reason, `xronox.admin.checkStorage()` finds it before any request does, and `shutdown()`
+ * is bounded however a store hangs. (A FIFO where an object should be: `ports-sqlite-fs.test.ts`.)
  */
-import { execFileSync } from 'node:child_process';
-import { closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FsBlobStore } from '../../core/adapters/fs/fs-blob-store.js';
@@ -114,27 +112,6 @@ describe('a data folder that cannot be used', () => {
     expect(existsSync(join(good, 'xronox.sqlite'))).toBe(true);
     const leftovers = (folder: string): string[] => readdirSync(folder, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? leftovers(join(folder, e.name)) : [join(folder, e.name)]));
     expect(leftovers(join(good, 'blobs'))).toEqual([]);
-  });
-
-  it('a FIFO where an object should be is refused by get, not read forever', async () => {
-    const base = join(dir.path, 'fifo');
-    mkdirSync(join(base, 'bucket'), { recursive: true });
-    const fifo = join(base, 'bucket', 'object.json');
-    execFileSync('mkfifo', [fifo]);
-    const store = new FsBlobStore({ basePath: base });
-    try {
-      await expect(store.get('bucket', 'object.json')).rejects.toThrow(`${fifo} is not a regular file`);
-      // A folder there is no object, as before.
-      mkdirSync(join(base, 'bucket', 'folder.json'));
-      expect(await store.get('bucket', 'folder.json')).toBeNull();
-    } finally {
-      // A reader still blocked on the FIFO (the defect) gets its end of file.
-      try {
-        closeSync(openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK));
-      } catch {
-        // no reader
-      }
-    }
   });
 
   it('shutdown() is bounded when a blob put never answers; the write stays in the outbox and the next repair syncs it', async () => {
