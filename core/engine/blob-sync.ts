@@ -103,7 +103,8 @@ export class SyncLeased extends Error {}
  * committed text), refreshes `current.json` (or removes the record's objects after a hard
  * delete), then, in one index transaction, marks those versions archived and clears the outbox
  * entry if no newer write re-marked it. Each step is idempotent, so a crash anywhere is repaired
- * by syncing again: `repair()` does that for every record left in the outbox.
+ * by syncing again: `repair()` does that, in one pass, for every record in the outbox when the
+ * pass begins.
  *
  * Syncs of one record never overlap, so an older `current.json` can never land after a newer
  * one: in this process a record is synced by one task at a time, and across processes each sync
@@ -197,12 +198,11 @@ export class BlobSync {
     }
   }
 
-  /** The repair pass; records leased by another process are looked at again for up to `waitMs`. */
+  /** The repair pass; records leased by another process are looked at again for up to `waitMs` after it has read every page. */
   async #pass(target: SyncTarget, waitMs: number, closingPass = false): Promise<SyncReport> {
     const { index, dbName } = target;
     const report: SyncReport = { synced: 0, failed: 0, deadLettered: 0, left: 0 };
     if (this.#closed || (await index.listPendingSync(dbName, { limit: 1 })).length === 0) return report;
-    const deadline = Date.now() + waitMs;
     // The snapshot. A write committed after it has a higher cv than its collection's here, and
     // its outbox entry (seq = that cv) is outside every page read below.
     const bounds = new Map<string, number>();
@@ -231,6 +231,7 @@ export class BlobSync {
       }
     }
     // Once `close()` has begun, only its own last pass still waits.
+    const deadline = Date.now() + waitMs;
     for (let delay = LEASED_POLL_MS; leased.length > 0; delay = Math.min(delay * 2, MAX_LEASED_POLL_MS)) {
       if (this.#closed || (this.#closing && !closingPass) || Date.now() >= deadline) break;
       await sleep(Math.min(delay, deadline - Date.now()));
