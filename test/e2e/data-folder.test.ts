@@ -67,7 +67,7 @@ describe('a data folder that cannot be used', () => {
       for (const a of [index!, documents!]) expect(a.message).toContain(`Cannot open the SQLite file ${join(c.folder, 'x.sqlite')}: its folder cannot be made`);
       expect(put!.message).toMatch(new RegExp(`mkdir '${c.code === 'ENOTDIR' ? file : `/(proc|sys)/xronox-${process.pid}`}`));
     }
-  });
+  }, 240_000);
 
   it('admin.checkStorage() refuses a folder or file it cannot use, with the path and the reason, and on a good folder leaves nothing behind', async () => {
     const blocked = join(dir.path, 'blocked');

@@ -132,7 +132,7 @@ describe('npm start', () => {
       expect(run.stderr).toContain(`Cannot use the data folder ${c.dataDir} (XRONOX_DATA_DIR)`);
       expect(run.stderr).toContain(c.reason);
     }
-  });
+  }, 240_000);
 
   it('a data folder that becomes unusable while it runs: writes are acknowledged, an archived version read is a 500, the sync logs the failure, and SIGTERM stops it', async () => {
     const dataDir = join(dir.path, 'breaks-later');

@@ -51,5 +51,5 @@ describe('xronox CLI on an unusable data folder or file (a real CLI process)', (
         expect(run.stderr).toContain(c.reason);
       }
     }
-  });
+  }, 240_000);
 });
