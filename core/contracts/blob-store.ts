@@ -39,6 +39,14 @@ export interface BlobStore {
   /** A URL that lets its holder GET the object for `ttlSeconds`. */
   presign(bucket: string, key: string, ttlSeconds: number): Promise<string>;
 
+  /**
+   * Optional: proves the bucket takes writes now, leaving nothing behind, so a process can refuse
+   * to start instead of failing its first write (the local folder creates the bucket's folder
+   * and writes, fsyncs and removes a probe file). Rejects with a `StorageError` naming the place
+   * and the reason. Stores without it are checked by their first use.
+   */
+  check?(bucket: string): Promise<void>;
+
   /** Releases clients and handles. */
   close(): Promise<void>;
 }

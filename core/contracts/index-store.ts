@@ -92,6 +92,18 @@ export interface IndexStore {
   listPendingSync(dbName: string, options: { limit: number; collection?: string }): Promise<PendingSync[]>;
 
   /**
+   * The outbox entries of one namespace whose `seq` is at most `maxSeq`, in id order (byte order)
+   * after `afterId` when given, at most `limit`. `seq` is the cv of the record's last write, so
+   * with `maxSeq` the namespace's cv at some moment, writes committed after that moment are left
+   * out: paging through with a fixed `maxSeq` visits what was pending then (and not synced
+   * meanwhile) exactly once, and ends however fast other processes write.
+   */
+  listPendingUpTo(ns: Namespace, options: { maxSeq: number; afterId?: string; limit: number }): Promise<PendingSync[]>;
+
+  /** How many records of `dbName` are in the outbox (waiting for blob sync). */
+  countPendingSync(dbName: string): Promise<number>;
+
+  /**
    * Moves a record's outbox entry to the dead-letter list (if it is still at `seq`): its sync
    * kept failing, so it is no longer retried by itself. Its versions stay in the index.
    */

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { BlobStore } from '../contracts/blob-store.js';
 import { ConflictError, StorageError } from '../errors.js';
-import { type IndexStore, type Namespace, processTag } from '../contracts/index-store.js';
+import { type IndexStore, type Namespace, type PendingSync, processTag } from '../contracts/index-store.js';
 import type { BlobKind } from '../config/schema.js';
 import type { BlobLocation } from '../routing/router.js';
 
@@ -23,10 +23,17 @@ export interface SyncTarget {
 export interface SyncReport {
   /** Records whose blobs were brought up to date. */
   synced: number;
-  /** Records still behind because the blob store failed; they stay in the outbox. */
+  /** Records whose sync failed because the blob store did; they stay in the outbox and are retried. */
   failed: number;
   /** Records moved to the dead-letter list after `maxRetries` failed attempts. */
   deadLettered: number;
+  /**
+   * `repair()`: records still in the outbox when the pass ended. A pass handles what was pending
+   * when it began, so this counts the failed ones, those another process was still syncing, and
+   * records written after the pass began (their writer's own sync, or the next pass, takes them).
+   * `flush()`: records still queued in this process (0 unless it is shutting down).
+   */
+  left: number;
 }
 
 /** How failed syncs are retried (`fallback` in the config). */
@@ -57,12 +64,41 @@ const DEFAULT_RETRY_DELAY_MS = 250;
 const DEFAULT_MAX_DELAY_MS = 30_000;
 /** A record's sync lease outlasts the blob store's slowest put by this much. */
 const LEASE_MARGIN_MS = 1_000;
-/** How often `repair()` looks again at a record another process's lease holds. */
+/** How long `repair()` first waits before it looks again at records another process's lease holds; doubles each time. */
 const LEASED_POLL_MS = 100;
+/** The longest wait between two such looks. */
+const MAX_LEASED_POLL_MS = 2_000;
+/** Outbox entries a repair pass reads and syncs at a time. */
+const REPAIR_PAGE = 500;
 /** The longest `repair()` waits for records another process holds (a crashed one's lease may be long); the rest stay in the outbox. */
 const MAX_REPAIR_WAIT_MS = 30_000;
 /** The longest `close()` waits for such records. */
 const CLOSE_WAIT_MS = 10_000;
+/** The longest `close()` takes by default, waiting for syncs in flight included (see `close`). */
+export const DEFAULT_CLOSE_MS = 15_000;
+
+/** How one run of a record's sync ended, for a repair pass that waits for it. */
+type Outcome = 'synced' | 'leased' | 'failed' | 'deadLettered' | 'dropped';
+
+interface SyncJob {
+  target: SyncTarget;
+  ns: Namespace;
+  id: string;
+}
+
+function recordKey(dbName: string, collection: string, id: string): string {
+  return `${dbName}\u0000${collection}\u0000${id}`;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** What one `repair()` pass covers, and who hears of its progress. */
+export interface RepairOptions {
+  /** Only this collection's records. Default: every collection of the database. */
+  collection?: string;
+  /** Called after each page of the outbox with how many records the pass has synced so far. */
+  onPage?: (synced: number) => Promise<void> | void;
+}
 
 /** Another process is syncing the record (it holds the record's sync lease): try again later. */
 export class SyncLeased extends Error {}
@@ -75,7 +111,8 @@ export class SyncLeased extends Error {}
  * committed text), refreshes `current.json` (or removes the record's objects after a hard
  * delete), then, in one index transaction, marks those versions archived and clears the outbox
  * entry if no newer write re-marked it. Each step is idempotent, so a crash anywhere is repaired
- * by syncing again: `repair()` does that for every record left in the outbox.
+ * by syncing again: `repair()` does that, in one pass, for every record in the outbox when the
+ * pass begins.
  *
  * Syncs of one record never overlap, so an older `current.json` can never land after a newer
  * one: in this process a record is synced by one task at a time, and across processes each sync
@@ -85,10 +122,12 @@ export class SyncLeased extends Error {}
  * was re-marked while it ran loops, still holding its lease, and writes the newer state.
  */
 export class BlobSync {
-  readonly #queue = new Map<string, { target: SyncTarget; ns: Namespace; id: string }>();
+  readonly #queue = new Map<string, SyncJob>();
   readonly #running = new Map<string, Promise<void>>();
   /** Records written again while their sync ran: they go back in the queue when it ends. */
-  readonly #again = new Map<string, { target: SyncTarget; ns: Namespace; id: string }>();
+  readonly #again = new Map<string, SyncJob>();
+  /** Repair passes waiting for how the next run of a record's sync ends, by record key. */
+  readonly #watchers = new Map<string, Array<(outcome: Outcome) => void>>();
   readonly #idle: Array<() => void> = [];
   readonly #space: Array<() => void> = [];
   #active = 0;
@@ -105,16 +144,14 @@ export class BlobSync {
   readonly #onError: (err: unknown) => void;
   /** This syncer's name on the record leases it takes (with its process: see `processTag`). */
   readonly #owner = `sync:${randomUUID()}@${processTag()}`;
-  /** Records last skipped because another process held their lease (cleared when synced or retried). */
-  readonly #leasedKeys = new Set<string>();
-  /** Databases with such records: `close()` gives them a last pass. */
+  /** Databases with records last skipped because another process held them: `close()` gives them a last pass. */
   readonly #leasedTargets = new Set<SyncTarget>();
   /** `repair()` calls under way (`close()` waits for them). */
   readonly #repairs = new Set<Promise<unknown>>();
   /** `close()` has begun: background retries and repairs stop waiting. */
   #closing = false;
   /** The background retry pass under way, if any (`close()` waits for it). */
-  #retrying: Promise<void> | undefined;
+  #retrying: Promise<unknown> | undefined;
 
   constructor(onError: (err: unknown) => void, policy: RetryPolicy = {}) {
     this.#onError = onError;
@@ -129,7 +166,7 @@ export class BlobSync {
   /** Queues a record for sync. Waits while too many records are queued, to bound memory. */
   async schedule(target: SyncTarget, ns: Namespace, id: string): Promise<void> {
     if (this.#closed) return;
-    const key = `${target.dbName}\u0000${ns.collection}\u0000${id}`;
+    const key = recordKey(target.dbName, ns.collection, id);
     if (this.#running.has(key)) this.#again.set(key, { target, ns, id });
     else this.#queue.set(key, { target, ns, id });
     this.#pump();
@@ -137,13 +174,13 @@ export class BlobSync {
     // the event loop run the sync's I/O. Past a small backlog, each write yields once; past a
     // large one, writers wait for room, which bounds memory.
     if (this.#queue.size > YIELD_ABOVE) await new Promise<void>((r) => setImmediate(r));
-    while (this.#queue.size > MAX_QUEUED) await new Promise<void>((r) => this.#space.push(r));
+    while (this.#queue.size > MAX_QUEUED && !this.#closed) await new Promise<void>((r) => this.#space.push(r));
   }
 
   /** Resolves once every queued record has been tried; failed ones stay in the outbox. */
   async flush(): Promise<SyncReport> {
-    if (this.#queue.size > 0 || this.#active > 0) await new Promise<void>((r) => this.#idle.push(r));
-    const report = { synced: this.#synced, failed: this.#failed, deadLettered: this.#deadLettered };
+    if ((this.#queue.size > 0 || this.#active > 0) && !this.#closed) await new Promise<void>((r) => this.#idle.push(r));
+    const report = { synced: this.#synced, failed: this.#failed, deadLettered: this.#deadLettered, left: this.#queue.size + this.#again.size };
     this.#synced = 0;
     this.#failed = 0;
     this.#deadLettered = 0;
@@ -151,13 +188,16 @@ export class BlobSync {
   }
 
   /**
-   * Syncs every record the outbox of `target` lists (after a crash or a blob store outage).
-   * Records whose sync lease another process holds are waited for, up to one lease: a live
-   * holder finishes them, and a crashed one's lease runs out, after which they are synced here.
-   * `onPage` hears how many records were synced so far after each page of the outbox.
+   * One pass over the outbox of `target`, after a crash or a blob store outage. The pass takes
+   * what was pending when it began (each collection's cv at that moment bounds the outbox
+   * entries it reads) and syncs each of those records once, so it ends however fast other
+   * processes write; what they write meanwhile is their own sync's, or the next pass's, and is
+   * counted in `left`. Records whose sync lease another process holds are looked at again, with
+   * backoff, for up to one lease: a live holder finishes them, and a crashed one's lease runs
+   * out, after which they are synced here.
    */
-  async repair(target: SyncTarget, collection?: string, onPage?: (synced: number) => Promise<void> | void): Promise<SyncReport> {
-    const run = this.#repair(target, collection, Math.min(this.#leaseMs(target), MAX_REPAIR_WAIT_MS), false, onPage);
+  async repair(target: SyncTarget, options: RepairOptions = {}): Promise<SyncReport> {
+    const run = this.#pass(target, Math.min(this.#leaseMs(target), MAX_REPAIR_WAIT_MS), false, options);
     this.#repairs.add(run);
     try {
       return await run;
@@ -166,50 +206,109 @@ export class BlobSync {
     }
   }
 
-  /** One pass over the outbox, then more while records are leased by another process, for up to `waitMs`. */
-  async #repair(target: SyncTarget, collection: string | undefined, waitMs: number, closingPass = false, onPage?: (synced: number) => Promise<void> | void): Promise<SyncReport> {
-    const seen = new Set<string>();
-    const deadline = Date.now() + waitMs;
-    for (;;) {
-      const retried = new Set<string>();
-      for (;;) {
-        if (this.#closed) break;
-        const page = await target.index.listPendingSync(target.dbName, { limit: 500, ...(collection ? { collection } : {}) });
-        const fresh = page.filter((p) => !retried.has(`${target.dbName}\u0000${p.collection}\u0000${p.id}`));
-        if (fresh.length === 0) break;
-        for (const p of fresh) {
-          const key = `${target.dbName}\u0000${p.collection}\u0000${p.id}`;
-          retried.add(key);
-          seen.add(key);
-          this.#leasedKeys.delete(key);
-          await this.schedule(target, { dbName: target.dbName, collection: p.collection }, p.id);
-        }
-        await this.flush();
-        await onPage?.(seen.size);
-      }
-      const leased = [...retried].some((k) => this.#leasedKeys.has(k));
-      // Once `close()` has begun, only its own last pass still waits.
-      if (!leased || this.#closed || (this.#closing && !closingPass) || Date.now() >= deadline) break;
-      await new Promise((r) => setTimeout(r, LEASED_POLL_MS));
+  /** The repair pass; records leased by another process are looked at again for up to `waitMs` after it has read every page. */
+  async #pass(target: SyncTarget, waitMs: number, closingPass = false, options: RepairOptions = {}): Promise<SyncReport> {
+    const { index, dbName } = target;
+    const report: SyncReport = { synced: 0, failed: 0, deadLettered: 0, left: 0 };
+    if (this.#closed || (await index.listPendingSync(dbName, { limit: 1 })).length === 0) return report;
+    // The snapshot. A write committed after it has a higher cv than its collection's here, and
+    // its outbox entry (seq = that cv) is outside every page read below.
+    const bounds = new Map<string, number>();
+    for (const collection of options.collection !== undefined ? [options.collection] : await index.listCollections(dbName)) {
+      const cv = await index.getCollectionVersion({ dbName, collection });
+      if (cv !== null) bounds.set(collection, cv);
     }
-    if (this.#closed) return { synced: 0, failed: 0, deadLettered: 0 };
-    const left = await target.index.listPendingSync(target.dbName, { limit: 1, ...(collection ? { collection } : {}) });
-    return { synced: seen.size, failed: left.length, deadLettered: 0 };
+    let leased: PendingSync[] = [];
+    const syncAll = async (entries: readonly PendingSync[]) => {
+      const outcomes = await Promise.all(entries.map(async (p) => [p, await this.#syncOnce(target, p)] as const));
+      for (const [p, outcome] of outcomes) {
+        if (outcome === 'synced') report.synced++;
+        else if (outcome === 'failed') report.failed++;
+        else if (outcome === 'deadLettered') report.deadLettered++;
+        else if (outcome === 'leased') leased.push(p);
+      }
+    };
+    for (const [collection, maxSeq] of bounds) {
+      // Ends: each page starts after the last id of the one before, and no entry at or below
+      // `maxSeq` can appear once the snapshot is taken.
+      for (let afterId: string | undefined; !this.#closed; ) {
+        const page = await index.listPendingUpTo({ dbName, collection }, { maxSeq, limit: REPAIR_PAGE, ...(afterId !== undefined ? { afterId } : {}) });
+        await syncAll(page);
+        await options.onPage?.(report.synced);
+        if (page.length < REPAIR_PAGE) break;
+        afterId = page[page.length - 1]!.id;
+      }
+    }
+    // Once `close()` has begun, only its own last pass still waits.
+    const deadline = Date.now() + waitMs;
+    for (let delay = LEASED_POLL_MS; leased.length > 0; delay = Math.min(delay * 2, MAX_LEASED_POLL_MS)) {
+      if (this.#closed || (this.#closing && !closingPass) || Date.now() >= deadline) break;
+      await sleep(Math.min(delay, deadline - Date.now()));
+      const again: PendingSync[] = [];
+      for (const p of leased) {
+        const seq = await index.getPendingSeq({ dbName, collection: p.collection }, p.id);
+        // Gone: its holder synced it. Above the snapshot: written again since the pass began.
+        if (seq !== null && seq <= bounds.get(p.collection)!) again.push(p);
+      }
+      leased = [];
+      await syncAll(again);
+    }
+    if (!this.#closed) report.left = await index.countPendingSync(dbName);
+    return report;
   }
 
-  async close(): Promise<void> {
+  /** Syncs one record through the queue (so it never overlaps this process's other syncs of it) and says how that run ended. */
+  async #syncOnce(target: SyncTarget, p: PendingSync): Promise<Outcome> {
+    if (this.#closed) return 'dropped';
+    const key = recordKey(target.dbName, p.collection, p.id);
+    const outcome = new Promise<Outcome>((resolve) => {
+      const list = this.#watchers.get(key);
+      if (list) list.push(resolve);
+      else this.#watchers.set(key, [resolve]);
+    });
+    await this.schedule(target, { dbName: target.dbName, collection: p.collection }, p.id);
+    return outcome;
+  }
+
+  /**
+   * Stops the sync: waits for the records queued and in flight, gives records another process
+   * held a last look (briefly), then refuses new work. Takes at most `timeoutMs`: a sync still
+   * running then (a blob store that hangs) is left to end on its own, unreported, and every
+   * record not synced stays in the outbox for the next `repair()`.
+   */
+  async close(timeoutMs = DEFAULT_CLOSE_MS): Promise<void> {
+    if (this.#closed) return;
     this.#closing = true;
-    await this.flush();
     clearTimeout(this.#retryTimer);
+    const deadline = Date.now() + timeoutMs;
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<false>((r) => (timer = setTimeout(() => r(false), timeoutMs)));
+    const drained = await Promise.race([this.#drain(deadline).then(() => true as const), expired]);
+    clearTimeout(timer);
+    this.#closed = true;
+    if (drained) return;
+    const left = new Set([...this.#queue.keys(), ...this.#again.keys(), ...this.#running.keys()]).size;
+    this.#queue.clear();
+    this.#again.clear();
+    for (const watchers of this.#watchers.values()) for (const resolve of watchers) resolve('dropped');
+    this.#watchers.clear();
+    this.#wake(this.#idle);
+    this.#wake(this.#space);
+    this.#onError(new StorageError('blob sync', 'close', undefined, `The blob sync did not finish within ${timeoutMs} ms of shutdown; ${left} record(s) stay in the outbox for the next repair`));
+  }
+
+  async #drain(deadline: number): Promise<void> {
+    await this.flush();
     await this.#retrying;
     await Promise.allSettled([...this.#repairs]);
     // Records skipped because another process held them: once that process lets go, they are
     // ours to write (it may have finished before our write); a short wait, then they stay in the
     // outbox for the next repair.
-    for (const target of this.#leasedTargets) await this.#repair(target, undefined, Math.min(this.#leaseMs(target), CLOSE_WAIT_MS), true).catch((err: unknown) => this.#onError(err));
+    for (const target of this.#leasedTargets) {
+      await this.#pass(target, Math.min(this.#leaseMs(target), CLOSE_WAIT_MS, Math.max(0, deadline - Date.now())), true).catch((err: unknown) => this.#onError(err));
+    }
     this.#leasedTargets.clear();
     await this.flush();
-    this.#closed = true;
   }
 
   #pump(): void {
@@ -220,6 +319,9 @@ export class BlobSync {
       this.#queue.delete(key);
       this.#wake(this.#space);
       this.#active++;
+      const watchers = this.#watchers.get(key) ?? [];
+      this.#watchers.delete(key);
+      let outcome: Outcome = 'synced';
       const run = this.syncRecord(job.target, job.ns, job.id)
         // A write in another process while we held the record found it leased and left it to
         // us, perhaps after our last look: one more look now (it comes back through `#again`).
@@ -227,28 +329,35 @@ export class BlobSync {
           if (!this.#closed && (await job.target.index.getPendingSeq(job.ns, job.id)) !== null) await this.schedule(job.target, job.ns, job.id);
         })
         .then(() => {
-          this.#leasedKeys.delete(key);
           this.#synced++;
           this.#failures.delete(key);
           this.#retryDelay = this.#policy.retryDelayMs;
         })
         .catch(async (err: unknown) => {
-          if (err instanceof SyncLeased) {
-            // Not a failure: the lease holder writes the record; if it dies, the lease runs out.
-            this.#leasedKeys.add(key);
-            this.#leasedTargets.add(job.target);
-            this.#scheduleRetry(job.target);
+          // After a shutdown that did not wait for this sync, nothing is reported: the outbox keeps the record.
+          if (this.#closed) {
+            outcome = 'dropped';
             return;
           }
+          if (err instanceof SyncLeased) {
+            // Not a failure: the lease holder writes the record; if it dies, the lease runs out.
+            // A repair pass waiting for this run looks again itself; otherwise a later sweep does.
+            outcome = 'leased';
+            this.#leasedTargets.add(job.target);
+            if (watchers.length === 0) this.#scheduleRetry(job.target);
+            return;
+          }
+          outcome = 'failed';
           this.#failed++;
           this.#onError(err);
           const failures = (this.#failures.get(key) ?? 0) + 1;
           this.#failures.set(key, failures);
           if (this.#policy.maxRetries !== undefined && failures > this.#policy.maxRetries) {
-            await this.#deadLetter(job, key, err).catch((e: unknown) => this.#onError(e));
+            if (await this.#deadLetter(job, key, err).catch((e: unknown) => (this.#onError(e), false))) outcome = 'deadLettered';
           } else this.#scheduleRetry(job.target);
         })
         .finally(() => {
+          for (const resolve of watchers) resolve(outcome);
           this.#active--;
           this.#running.delete(key);
           const again = this.#again.get(key);
@@ -279,17 +388,20 @@ export class BlobSync {
       this.#retryTargets.clear();
       // One pass each, no waiting for leases: what is still leased schedules the next retry.
       this.#retrying = (async () => {
-        for (const t of targets) if (!this.#closing) await this.#repair(t, undefined, 0).catch((err: unknown) => this.#onError(err));
+        for (const t of targets) if (!this.#closing) await this.#pass(t, 0).catch((err: unknown) => this.#onError(err));
       })();
     }, delay);
     this.#retryTimer.unref();
   }
 
-  async #deadLetter(job: { target: SyncTarget; ns: Namespace; id: string }, key: string, err: unknown): Promise<void> {
+  /** Moves the record to the dead-letter list; `true` when it was moved (its outbox entry was still the one that failed). */
+  async #deadLetter(job: SyncJob, key: string, err: unknown): Promise<boolean> {
+    this.#failures.delete(key);
     const seq = await job.target.index.getPendingSeq(job.ns, job.id);
     const reason = err instanceof Error ? err.message : String(err);
-    if (seq !== null && (await job.target.index.deadLetterSync(job.ns, job.id, seq, reason))) this.#deadLettered++;
-    this.#failures.delete(key);
+    if (seq === null || !(await job.target.index.deadLetterSync(job.ns, job.id, seq, reason))) return false;
+    this.#deadLettered++;
+    return true;
   }
 
   #wake(waiters: Array<() => void>): void {

@@ -308,8 +308,10 @@ export class Collection {
           const r = await this.#enrichHead(existing, [clean], who, functionId, session);
           return { id: r.id, ov: r.ov, cv: r.cv, created: false, at: r.updatedAt };
         } catch (err) {
-          if (err instanceof VersionConflictError) continue;
-          throw err;
+          if (!(err instanceof VersionConflictError)) throw err;
+          // Another writer changed it first: back off as after a lost create, then look again.
+          await pause(attempt);
+          continue;
         }
       }
       // No live record: claim the key while creating. A claim left by a record that was since

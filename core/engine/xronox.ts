@@ -11,7 +11,7 @@ import type { IdentitiesCollection, IdentityAudit } from '../domains/identities/
 import { IDENTITY_EVENTS_COLLECTION } from '../domains/identities/identities.js';
 import type { MessagingCollection } from '../domains/messaging/messaging.js';
 import { isDocumentDatabaseType, openDocumentCollection, type RecordRouteRequest } from '../domains/open.js';
-import { BlobSync, type SyncReport } from './blob-sync.js';
+import { BlobSync, DEFAULT_CLOSE_MS, type SyncReport } from './blob-sync.js';
 import { Collection, type ParsedCounterRule } from './collection.js';
 import { DEFAULT_MAX_CONTENT_BYTES } from './content.js';
 import { sweepUploads, uploadStaleMs, type UploadSweepReport } from './content-uploads.js';
@@ -77,8 +77,23 @@ export class Xronox {
       checkNoExtraArguments('admin.health', 0, extra);
       return this.#health();
     },
+    /**
+     * Opens the stores of every configured database (and of each dynamic tenants' connection)
+     * and proves them usable, so a process can refuse to start instead of failing its first
+     * request: each index and document store opens (an SQLite file is created with its folder,
+     * or its schema checked) and answers a ping, and each bucket the databases use takes a write
+     * where its store can show that cheaply (`BlobStore.check`: the local folder writes and
+     * removes a probe file; S3 buckets are checked by their first use). Rejects with the first
+     * failure, a `StorageError` naming the path (or connection) and the reason. `databases`:
+     * only the configured databases of these names (dynamic tenants' connections are then left out).
+     */
+    checkStorage: async (options: { databases?: readonly string[] } = {}, ...extra: never[]): Promise<void> => {
+      checkOptions(options, ['databases'], 'options', 'admin.checkStorage');
+      checkNoExtraArguments('admin.checkStorage', 1, extra);
+      return this.#checkStorage(options.databases);
+    },
     /** Same as `shutdown()`: drains the blob sync, then closes every client and timer. */
-    shutdown: (...extra: never[]): Promise<void> => this.shutdown(...extra),
+    shutdown: (options?: { timeoutMs?: number }, ...extra: never[]): Promise<void> => this.shutdown(options, ...extra),
     /** Records whose blob sync failed `fallback.maxRetries` times, per configured database. */
     deadLetters: async (...extra: never[]): Promise<Array<DeadLetter & { dbName: string }>> => {
       checkNoExtraArguments('admin.deadLetters', 0, extra);
@@ -257,15 +272,18 @@ export class Xronox {
   }
 
   /**
-   * Finishes the blob sync of every record the index still lists as pending, in every configured
-   * database, and removes the content of writes that never committed (upload intents older than
-   * `limits.maxUploadSeconds`, see `content-uploads.ts`): run after a crash or an outage.
-   * Idempotent.
+   * Finishes the blob sync of every record the index lists as pending, in every configured
+   * database (and every dynamic tenant's with pending records), and removes the content of writes
+   * that never committed (upload intents older than `limits.maxUploadSeconds`, see
+   * `content-uploads.ts`): run after a crash or an outage. One pass per database, over what was
+   * pending when that pass began: records written meanwhile are their writers' to sync (or the
+   * next pass's) and are counted in `left`, with those whose sync failed and those another
+   * process still held. Idempotent.
    */
   async repair(...extra: never[]): Promise<RepairReport> {
     checkNoExtraArguments('repair', 0, extra);
     this.#assertOpen();
-    const total: RepairReport = { synced: 0, failed: 0, deadLettered: 0, uploads: { deleted: 0, kept: 0, failed: 0 } };
+    const total: RepairReport = { synced: 0, failed: 0, deadLettered: 0, left: 0, uploads: { deleted: 0, kept: 0, failed: 0 } };
     for (const db of await this.#databasesWith('pending')) {
       const report = await this.#sync.repair({
         index: this.#indexFor(db),
@@ -279,6 +297,7 @@ export class Xronox {
       total.synced += report.synced;
       total.failed += report.failed;
       total.deadLettered += report.deadLettered;
+      total.left += report.left;
     }
     for (const target of await this.jobTargets()) {
       if (isDocumentDatabaseType(target.databaseType) || !target.blobs.content) continue;
@@ -333,17 +352,29 @@ export class Xronox {
     return this.config.jobs?.archive?.mode === 'deferred';
   }
 
-  /** Drains the blob sync, then closes every client this instance opened. Idempotent. */
-  async shutdown(...extra: never[]): Promise<void> {
-    checkNoExtraArguments('shutdown', 0, extra);
+  /**
+   * Drains the blob sync, then closes every client this instance opened. Idempotent. Takes at
+   * most `timeoutMs` (default 15 s) to drain: a store that hangs does not hold the process, and
+   * what the sync did not finish stays in the outbox for the next `repair()`. Closing the clients
+   * gets at most that long again.
+   */
+  async shutdown(options: { timeoutMs?: number } = {}, ...extra: never[]): Promise<void> {
+    checkOptions(options, ['timeoutMs'], 'options', 'shutdown');
+    checkNoExtraArguments('shutdown', 1, extra);
     if (this.#closed) return;
-    await this.#sync.close();
+    const timeoutMs = options.timeoutMs ?? DEFAULT_CLOSE_MS;
+    await this.#sync.close(timeoutMs);
     this.#closed = true;
     const stores = [...this.#indexStores.values(), ...this.#blobStores.values(), ...this.#documentStores.values()];
     this.#indexStores.clear();
     this.#blobStores.clear();
     this.#documentStores.clear();
-    await Promise.all(stores.map((s) => s.close()));
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([Promise.all(stores.map((s) => s.close())), new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   get closed(): boolean {
@@ -402,6 +433,25 @@ export class Xronox {
     }
     const ok = databases.every((d) => d.index.ok && (d.blobs === null || d.blobs.ok));
     return { ok, checkedAt: new Date().toISOString(), databases, config: maskConfig(this.config) };
+  }
+
+  async #checkStorage(only: readonly string[] | undefined): Promise<void> {
+    this.#assertOpen();
+    const done = new Set<string>();
+    const once = async (key: string, run: () => Promise<unknown> | undefined) => {
+      if (done.has(key)) return;
+      done.add(key);
+      await run();
+    };
+    for (const db of this.#router.databases()) {
+      if (only && !only.includes(db.dbName)) continue;
+      await once(`index\u0000${db.dbConnRef}`, () => this.#indexFor(db).ping());
+      if (isDocumentDatabaseType(db.databaseType)) await once(`documents\u0000${db.dbConnRef}`, () => this.#documentFor(db).ping());
+      for (const loc of Object.values(db.blobs)) {
+        await once(`blob\u0000${db.spaceConnRef ?? ''}\u0000${loc.bucket}`, () => this.#blobFor(db).check?.(loc.bucket));
+      }
+    }
+    for (const ref of only ? [] : this.#router.dynamicConnections()) await once(`index\u0000${ref}`, () => this.#indexFor({ dbConnRef: ref }).ping());
   }
 
   async #getTotals(request: CounterTotalsRequest): Promise<Record<string, number>> {

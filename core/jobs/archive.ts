@@ -94,7 +94,10 @@ export async function archiveSweep(target: ArchiveTarget, ctx: JobContext): Prom
  * The outbox part of the sweep: records whose blob sync was cut off (a crashed process, a Lambda
  * container frozen or stopped before its sync finished) get their objects written, as
  * `xronox.repair()` would; in Lambda nothing else writes them until the record is written again.
- * Counted as `outboxSynced` (and `outboxLeft` for those still failing, retried by the next run).
+ * One pass over what was pending when it began, so a run ends however busy the writers are.
+ * Counted as `outboxSynced`, `outboxFailed` (still failing, retried by the next run) and
+ * `outboxLeft` (every record still in the outbox when the pass ended: those failing, those
+ * another process was syncing, and those written after the pass began).
  */
 export async function repairOutbox(target: JobTarget, ctx: JobContext): Promise<void> {
   if (isDocumentDatabaseType(target.databaseType)) return;
@@ -103,7 +106,8 @@ export async function repairOutbox(target: JobTarget, ctx: JobContext): Promise<
   try {
     const report = await sync.repair(syncTargetOf(target, ctx.settings.archiveMode === 'deferred'));
     if (report.synced > 0) ctx.tally.add('outboxSynced', report.synced);
-    if (report.failed > 0) ctx.tally.add('outboxLeft', report.failed);
+    if (report.failed > 0) ctx.tally.add('outboxFailed', report.failed);
+    if (report.left > 0) ctx.tally.add('outboxLeft', report.left);
   } finally {
     await sync.close();
   }

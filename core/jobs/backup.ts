@@ -458,11 +458,14 @@ async function syncRestored(target: JobTarget, ctx: JobContext, collections: rea
   try {
     for (const collection of collections) {
       let counted = 0;
-      const report = await sync.repair(syncTargetOf(target, ctx.settings.archiveMode === 'deferred'), collection, (synced) => {
-        ctx.tally.add('syncedRecords', synced - counted);
-        ctx.step(synced - counted);
-        counted = synced;
-        ctx.progress();
+      const report = await sync.repair(syncTargetOf(target, ctx.settings.archiveMode === 'deferred'), {
+        collection,
+        onPage: (synced) => {
+          ctx.tally.add('syncedRecords', synced - counted);
+          ctx.step(synced - counted);
+          counted = synced;
+          ctx.progress();
+        },
       });
       if (report.failed > 0) ctx.tally.add('outboxLeft', report.failed);
     }

@@ -9,15 +9,18 @@
  * The config is `--config`, else the file `XRONOX_CONFIG_FILE` names, else `xronox.config.json`
  * (or `.xronox.json`) found as `initXronox()` finds it. The job's report is one JSON line on
  * stdout, written when everything is done; progress goes to stderr meanwhile (a bar on a
- * terminal, else a line per step and every few seconds; `--quiet`: none). Ctrl-C stops the job at its next
- * safe point (a second Ctrl-C exits at once; either way a rerun finishes the work). `migrate`
- * creates the document collections of the configured messaging and/or identities databases with
- * their indexes (idempotent) and prints one JSON line per database (`migrateDocuments`).
+ * terminal, else a line per step and every few seconds; `--quiet`: none). Ctrl-C (or SIGTERM)
+ * stops the job at its next safe point, or exits after 5 s if none comes (a second Ctrl-C exits
+ * at once; either way a rerun finishes the work). Before any work, every store the command uses
+ * is opened and checked (`xronox.admin.checkStorage()`): a folder it cannot write or an SQLite
+ * file it cannot open is reported with its path and the reason. `migrate` creates the document
+ * collections of the configured messaging and/or identities databases with their indexes
+ * (idempotent) and prints one JSON line per database (`migrateDocuments`).
  *
- * Exit codes: 0 done; 1 failed on some database (or a restore refused: the database is not
- * empty and --replace was not given); 2 bad usage or config (a --db that names no database the
- * job runs on included); 3 stopped early or a database was busy with another run (rerun, or
- * pass --wait).
+ * Exit codes: 0 done; 1 failed on some database, a store is unusable, or a restore was refused
+ * (the database is not empty and --replace was not given); 2 bad usage or config (a --db that
+ * names no database the job runs on included); 3 stopped early or a database was busy with
+ * another run (rerun, or pass --wait).
  */
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -25,6 +28,7 @@ import { Presets, SingleBar } from 'cli-progress';
 import { loadConfigFile } from '../../core/config/file.js';
 import { type DocumentDatabaseType, DOCUMENT_DATABASE_TYPES } from '../../core/domains/open.js';
 import { migrateDocuments } from '../../core/domains/maintenance.js';
+import { maskSecretsIn } from '../../core/config/secrets.js';
 import { XronoxError } from '../../core/errors.js';
 import type { JobProgress, JobReport, RunOptions } from '../../core/jobs/job.js';
 import { restoreBackup, runJob, SCHEDULED_JOBS, type ScheduledJob } from '../../core/jobs/run.js';
@@ -53,6 +57,8 @@ const USAGE = `Usage:
   --quiet       no progress bar`;
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, incomplete: 3 } as const;
+/** The longest the CLI takes to stop once signalled, and to shut the engine down after a job. */
+const STOP_MS = 5_000;
 
 /** Runs the CLI; returns the exit code (the caller exits), so tests can call it in process. */
 export async function main(argv: readonly string[], io: { stdout: NodeJS.WritableStream; stderr: NodeJS.WriteStream | NodeJS.WritableStream } = process): Promise<number> {
@@ -113,6 +119,15 @@ export async function main(argv: readonly string[], io: { stdout: NodeJS.Writabl
     return EXIT.usage;
   }
 
+  // An unusable folder or file (or an unreachable store) is reported before any work starts.
+  try {
+    await xronox.admin.checkStorage(values.db ? { databases: values.db } : {});
+  } catch (err) {
+    io.stderr.write(`${maskSecretsIn(err instanceof Error ? err.message : String(err), xronox.config)}\n`);
+    await xronox.shutdown({ timeoutMs: STOP_MS });
+    return EXIT.failed;
+  }
+
   if (isMigrate) {
     try {
       return await migrate(xronox, verb as (typeof MIGRATE_TARGETS)[number], values.tenant, io);
@@ -120,7 +135,7 @@ export async function main(argv: readonly string[], io: { stdout: NodeJS.Writabl
       io.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
       return err instanceof XronoxError && (err.code === 'VALIDATION_FAILED' || err.code === 'CONFIG_INVALID') ? EXIT.usage : EXIT.failed;
     } finally {
-      await xronox.shutdown();
+      await xronox.shutdown({ timeoutMs: STOP_MS });
     }
   }
 
@@ -131,6 +146,12 @@ export async function main(argv: readonly string[], io: { stdout: NodeJS.Writabl
     if (interrupts > 1) process.exit(130);
     io.stderr.write('\nStopping at the next safe point (Ctrl-C again to quit at once)…\n');
     controller.abort();
+    // A safe point that never comes (a store that hangs) does not keep the process: every job is
+    // idempotent, so the next run finishes what this one leaves.
+    setTimeout(() => {
+      io.stderr.write(`Did not stop within ${STOP_MS / 1000} s; exiting (a rerun finishes the work)\n`);
+      process.exit(EXIT.incomplete);
+    }, STOP_MS).unref();
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
@@ -169,7 +190,7 @@ export async function main(argv: readonly string[], io: { stdout: NodeJS.Writabl
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
-    await xronox.shutdown();
+    await xronox.shutdown({ timeoutMs: STOP_MS });
   }
 }
 

@@ -720,6 +720,41 @@ export function indexStoreConformance(
         expect(third).not.toBeNull();
         expect((await store.listPendingSync(ns.dbName, { limit: 10 })).find((p) => p.id === id)?.seq).toBe(third);
       });
+
+      it('listPendingUpTo pages one collection in id order up to a cv; later writes stay out; countPendingSync counts the database', async () => {
+        const ns = freshNs();
+        const ns2 = { dbName: ns.dbName, collection: `${ns.collection}_2` };
+        const ids = Array.from({ length: 5 }, () => randomUUID()).sort(compareIds);
+        for (const id of ids) await commitOk(ns, create(id));
+        await commitOk(ns2, create(randomUUID()));
+        const cv = (await store.getCollectionVersion(ns))!;
+        // After the snapshot: one new record and a second write of a listed one.
+        const late = randomUUID();
+        await commitOk(ns, create(late));
+        await commitOk(ns, update(ids[1]!, 1));
+        expect(await store.countPendingSync(ns.dbName)).toBe(7);
+
+        const all = await store.listPendingUpTo(ns, { maxSeq: cv, limit: 10 });
+        const expected = ids.filter((id) => id !== ids[1]);
+        expect(all.map((p) => p.id)).toEqual(expected);
+        for (const p of all) {
+          expect(p).toEqual({ collection: ns.collection, id: p.id, seq: await store.getPendingSeq(ns, p.id) });
+          expect(p.seq).toBeLessThanOrEqual(cv);
+        }
+        const first = await store.listPendingUpTo(ns, { maxSeq: cv, limit: 2 });
+        expect(first.map((p) => p.id)).toEqual(expected.slice(0, 2));
+        const rest = await store.listPendingUpTo(ns, { maxSeq: cv, afterId: first[1]!.id, limit: 10 });
+        expect(rest.map((p) => p.id)).toEqual(expected.slice(2));
+        expect(await store.listPendingUpTo(ns, { maxSeq: cv, afterId: expected.at(-1)!, limit: 10 })).toEqual([]);
+        // A higher bound takes in the later writes; another collection's and database's entries never appear.
+        expect((await store.listPendingUpTo(ns, { maxSeq: cv + 100, limit: 10 })).map((p) => p.id)).toEqual([...ids, late].sort(compareIds));
+        expect(await store.listPendingUpTo({ dbName: `${ns.dbName}_none`, collection: ns.collection }, { maxSeq: cv + 100, limit: 10 })).toEqual([]);
+
+        await store.completeSync(ns, ids[0]!, { archivedOvs: [], seq: (await store.getPendingSeq(ns, ids[0]!))! });
+        expect((await store.listPendingUpTo(ns, { maxSeq: cv, limit: 10 })).map((p) => p.id)).toEqual(expected.slice(1));
+        expect(await store.countPendingSync(ns.dbName)).toBe(6);
+        expect(await store.countPendingSync(`${ns.dbName}_none`)).toBe(0);
+      });
     });
 
     describe('archiving', () => {

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, mkdirSync, openSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FsBlobStore } from '../../core/adapters/fs/fs-blob-store.js';
@@ -66,20 +66,25 @@ describe('the filesystem blob store: reads', () => {
     }
   });
 
-  it('a FIFO at an object path stalls only its own read, not the event loop', async () => {
+  it('a FIFO at an object path is refused at once: neither the event loop nor a thread-pool thread waits on it', async () => {
     const dir = tempDir('xronox-blob-fifo');
     const store = new FsBlobStore({ basePath: dir.path });
+    const fifo = join(dir.path, 'bucket', 'odd', 'pipe.json');
     try {
       mkdirSync(join(dir.path, 'bucket', 'odd'), { recursive: true });
-      const fifo = join(dir.path, 'bucket', 'odd', 'pipe.json');
       execFileSync('mkfifo', [fifo]);
-      const reading = store.get('bucket', 'odd/pipe.json');
-      // Were open() blocking on the main thread, this timer would never fire.
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      // A writer that closes at once ends the pending read with no bytes.
-      closeSync(openSync(fifo, 'w'));
-      expect((await reading)?.byteLength).toBe(0);
+      // Before, the read waited for a writer on a thread-pool thread, forever if none came.
+      await expect(store.get('bucket', 'odd/pipe.json')).rejects.toThrow(`${fifo} is not a regular file`);
+      // A folder there is no object, as before.
+      mkdirSync(join(dir.path, 'bucket', 'odd', 'folder.json'));
+      expect(await store.get('bucket', 'odd/folder.json')).toBeNull();
     } finally {
+      // A reader still waiting on the FIFO (the defect) gets its end of file; none: ENXIO.
+      try {
+        closeSync(openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK));
+      } catch {
+        // no reader
+      }
       await store.close();
       dir.cleanup();
     }

@@ -1,4 +1,5 @@
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -24,6 +25,7 @@ async function start(dataDir: string, env: Record<string, string> = {}): Promise
     cwd: root,
     env: { ...process.env, PORT: '0', XRONOX_DATA_DIR: dataDir, ...env },
   });
+  children.push(child);
   let stdout = '';
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
@@ -37,6 +39,34 @@ async function start(dataDir: string, env: Record<string, string> = {}): Promise
     void exited.then((code) => fail(new Error(`start.ts exited with ${code} before printing its banner:\n${stdout}\n${stderr}`)));
   });
   return { child, base: banner[1]!.replace('localhost', '127.0.0.1'), key: banner[2]!, output: () => stdout + stderr, exited };
+}
+
+/** Every server a test started, killed after the file in case a test failed with it running. */
+const children: ChildProcessWithoutNullStreams[] = [];
+afterAll(() => {
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+});
+
+/**
+ * Runs start.ts on `dataDir` to its exit. If it prints its banner instead (it started, with a key,
+ * on a folder it should have refused), it is killed and `printedKey` says so.
+ */
+async function startToExit(dataDir: string): Promise<{ code: number | null; printedKey: boolean; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, ['--import', tsx, join(root, 'functions/local/start.ts')], { cwd: root, env: { ...process.env, PORT: '0', XRONOX_DATA_DIR: dataDir } });
+  children.push(child);
+  let stdout = '';
+  let stderr = '';
+  let printedKey = false;
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  child.stdout.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+    if (!printedKey && stdout.includes('API key:')) {
+      printedKey = true;
+      child.kill('SIGKILL');
+    }
+  });
+  const code = await new Promise<number | null>((done) => child.on('close', (c) => done(c)));
+  return { code, printedKey, stdout, stderr };
 }
 
 describe('npm start', () => {
@@ -89,5 +119,62 @@ describe('npm start', () => {
 
   it('refuses a weak XRONOX_API_KEY', async () => {
     await expect(start(dir.path, { XRONOX_API_KEY: 'short' })).rejects.toThrow(/XRONOX_API_KEY must be at least 16 characters/);
+  });
+
+  it('refuses a data folder it cannot use before printing a key, naming the path and the reason', async () => {
+    const file = join(dir.path, 'a-file');
+    writeFileSync(file, 'not a folder');
+    const sqliteIsFolder = join(dir.path, 'sqlite-folder');
+    mkdirSync(join(sqliteIsFolder, 'xronox.sqlite'), { recursive: true });
+    const notSqlite = join(dir.path, 'not-sqlite');
+    mkdirSync(notSqlite);
+    writeFileSync(join(notSqlite, 'xronox.sqlite'), 'these bytes are not an SQLite database file at all');
+    const blobsIsFile = join(dir.path, 'blobs-file');
+    mkdirSync(blobsIsFile);
+    writeFileSync(join(blobsIsFile, 'blobs'), 'not a folder');
+    const cases = [
+      // Before: a key, then the first write spun in mkdir at full CPU and SIGTERM went unanswered.
+      { dataDir: `/proc/xronox-${process.pid}`, reason: `${`/proc/xronox-${process.pid}`}/xronox.sqlite: its folder cannot be made (ENOENT` },
+      { dataDir: `/sys/xronox-${process.pid}`, reason: `${`/sys/xronox-${process.pid}`}/xronox.sqlite: its folder cannot be made (EPERM` },
+      // Before: a key, then 500 on the first write.
+      { dataDir: join(file, 'data'), reason: `${join(file, 'data')}/xronox.sqlite: its folder cannot be made (ENOTDIR` },
+      { dataDir: sqliteIsFolder, reason: `${sqliteIsFolder}/xronox.sqlite: a folder is at that path` },
+      { dataDir: notSqlite, reason: `${notSqlite}/xronox.sqlite: SQLITE_NOTADB` },
+      { dataDir: blobsIsFile, reason: `The blob folder ${blobsIsFile}/blobs/` },
+    ];
+    for (const c of cases) {
+      const run = await startToExit(c.dataDir);
+      expect({ dataDir: c.dataDir, code: run.code, printedKey: run.printedKey, stdout: run.stdout }).toEqual({ dataDir: c.dataDir, code: 1, printedKey: false, stdout: '' });
+      expect(run.stderr).toContain(`Cannot use the data folder ${c.dataDir} (XRONOX_DATA_DIR)`);
+      expect(run.stderr).toContain(c.reason);
+    }
+  }, 240_000);
+
+  it('a data folder that becomes unusable while it runs: writes are acknowledged, an archived version read is a 500, the sync logs the failure, and SIGTERM stops it', async () => {
+    const dataDir = join(dir.path, 'breaks-later');
+    const server = await start(dataDir);
+    const orders = '/v1/tenants/demo/runtime/orders';
+    const { body } = await ok<{ id: string }>(server.base, 'POST', orders, { key: server.key, body: { n: 1 } });
+    await ok(server.base, 'PUT', `${orders}/${body.id}`, { key: server.key, body: { n: 2 }, headers: { 'if-match': '"0"' } });
+    // Version 0 leaves the index once its object is written: wait for that (the sync is in the background).
+    for (let history = ''; !history.includes('"archived":true'); ) history = (await call(server.base, 'GET', `${orders}/${body.id}/versions`, { key: server.key })).text;
+    // The blob folder is now /proc, where no folder can be made (and Node's recursive mkdir
+    // retried forever: before the fix, the sync spun there and SIGTERM never ended the process).
+    rmSync(join(dataDir, 'blobs'), { recursive: true });
+    symlinkSync('/proc', join(dataDir, 'blobs'));
+
+    expect((await call(server.base, 'POST', orders, { key: server.key, body: { n: 3 } })).status).toBe(201);
+    const archived = await call(server.base, 'GET', `${orders}/${body.id}?ov=0`, { key: server.key });
+    expect({ status: archived.status, type: archived.headers.get('content-type'), code: (archived.json as { code?: string }).code }).toEqual({
+      status: 500,
+      type: 'application/problem+json',
+      code: 'STORAGE_FAILED',
+    });
+    while (!server.output().includes('blob sync failed, will retry')) await new Promise((r) => setTimeout(r, 50));
+    expect(server.output()).toMatch(/"msg":"blob sync failed, will retry","error":"StorageError: fs store failed during put: ENOENT"/);
+
+    server.child.kill('SIGTERM');
+    expect(await server.exited).toBe(0);
+    expect(server.output()).toContain(JSON.stringify({ level: 'info', msg: 'stopped' }));
   });
 });

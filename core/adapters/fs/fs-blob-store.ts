@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
-import { link, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { link, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
 import { setImmediate } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import type { BlobInfo, BlobListing, BlobStore, PutOptions } from '../../contracts/blob-store.js';
-import { ConflictError } from '../../errors.js';
+import { ConflictError, StorageError } from '../../errors.js';
+import { fsReason, makeFolder } from './fs-folders.js';
 
 export interface FsBlobStoreOptions {
   /** Root folder; each bucket is a folder below it. */
@@ -48,17 +49,8 @@ export class FsBlobStore implements BlobStore {
   async put(bucket: string, key: string, body: Uint8Array, options: PutOptions = {}): Promise<void> {
     const path = this.#path(bucket, key);
     const dir = path.slice(0, path.lastIndexOf(sep));
-    await mkdir(dir, { recursive: true });
-    let ready = this.#tempReady.get(bucket);
-    if (!ready) {
-      // A failed preparation is tried again by the next put.
-      ready = this.#prepareTemp(bucket).catch((err: unknown) => {
-        this.#tempReady.delete(bucket);
-        throw err;
-      });
-      this.#tempReady.set(bucket, ready);
-    }
-    const temp = join(await ready, `${randomBytes(8).toString('hex')}${TEMP_SUFFIX}`);
+    await makeFolder(dir);
+    const temp = join(await this.#temp(bucket), `${randomBytes(8).toString('hex')}${TEMP_SUFFIX}`);
     const handle = await open(temp, 'w');
     try {
       await handle.writeFile(body);
@@ -95,7 +87,7 @@ export class FsBlobStore implements BlobStore {
     const path = this.#path(bucket, key);
     await setImmediate();
     try {
-      return readSmallFileSync(path) ?? (await readFile(path));
+      return readSmallFileSync(this.name, path) ?? (await readFile(path));
     } catch (err) {
       if (isMissing(err)) return null;
       throw err;
@@ -141,12 +133,41 @@ export class FsBlobStore implements BlobStore {
     return pathToFileURL(this.#path(bucket, key)).href;
   }
 
+  async check(bucket: string): Promise<void> {
+    try {
+      const probe = join(await this.#temp(bucket), `${randomBytes(8).toString('hex')}${TEMP_SUFFIX}`);
+      const handle = await open(probe, 'w');
+      try {
+        await handle.writeFile('probe');
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await unlink(probe);
+    } catch (err) {
+      throw new StorageError(this.name, 'check', err, `The blob folder ${this.#resolve(bucket, [])} cannot be written: ${fsReason(err)}`);
+    }
+  }
+
   async close(): Promise<void> {}
+
+  /** The bucket's temporary folder, prepared by the first put (a failed preparation is tried again by the next). */
+  #temp(bucket: string): Promise<string> {
+    let ready = this.#tempReady.get(bucket);
+    if (!ready) {
+      ready = this.#prepareTemp(bucket).catch((err: unknown) => {
+        this.#tempReady.delete(bucket);
+        throw err;
+      });
+      this.#tempReady.set(bucket, ready);
+    }
+    return ready;
+  }
 
   /** Creates a bucket's temporary folder, and removes what puts cut off by a crash left in it. */
   async #prepareTemp(bucket: string): Promise<string> {
     const folder = this.#resolve(bucket, [TEMP_FOLDER]);
-    await mkdir(folder, { recursive: true });
+    await makeFolder(folder);
     const cutoff = Date.now() - STALE_TEMP_MS;
     for (const name of await readdir(folder)) {
       const file = join(folder, name);
@@ -210,15 +231,18 @@ function isMissing(err: unknown): boolean {
 /**
  * The file's bytes when it is a regular file of at most `SYNC_READ_MAX_BYTES`, else `null` (the
  * caller reads it asynchronously). Objects are renamed into place and never written in place, so
- * the size read from the open file is the size of the object this read returns.
+ * the size read from the open file is the size of the object this read returns. A folder at the
+ * path is no object (EISDIR, as a missing one); a FIFO, socket or device is refused: no put makes
+ * one, and reading it could wait forever (a FIFO without a writer holds a thread-pool thread).
  */
-function readSmallFileSync(path: string): Buffer | null {
-  // Non-blocking, so a FIFO at the path cannot stall the event loop in open(); on regular files
-  // the flag changes nothing, and fstat then sends anything else to the asynchronous read.
+function readSmallFileSync(store: string, path: string): Buffer | null {
+  // Non-blocking, so a FIFO at the path cannot stall the event loop in open().
   const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
     const info = fstatSync(fd);
-    if (!info.isFile() || info.size > SYNC_READ_MAX_BYTES) return null;
+    if (info.isDirectory()) throw Object.assign(new Error(`EISDIR: ${path} is a folder`), { code: 'EISDIR' });
+    if (!info.isFile()) throw new StorageError(store, 'get', undefined, `${path} is not a regular file (a FIFO, socket or device), so it holds no object`);
+    if (info.size > SYNC_READ_MAX_BYTES) return null;
     // Its own memory, as readFile's result has, not a slice of Node's shared pool.
     const bytes = Buffer.allocUnsafeSlow(info.size);
     let filled = 0;

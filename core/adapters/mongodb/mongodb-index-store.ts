@@ -626,6 +626,25 @@ export class MongoIndexStore implements IndexStore {
     return docs.map((d) => ({ collection: d.coll, id: d.id, seq: d.seq }));
   }
 
+  async listPendingUpTo(ns: Namespace, options: { maxSeq: number; afterId?: string; limit: number }): Promise<PendingSync[]> {
+    await this.#connect();
+    await this.#settle(ns);
+    // An outbox `_id` is `{collection}/{id}`: the namespace's entries are the `_id` range from
+    // `{collection}/` up to `{collection}0` ('0' follows '/'), in id order, on the `_id` index.
+    const docs = await this.#outbox(ns.dbName)
+      .find({ _id: { $gt: recordKey(ns.collection, options.afterId ?? ''), $lt: `${ns.collection}0` }, coll: ns.collection, seq: { $lte: options.maxSeq } })
+      .sort({ _id: 1 })
+      .limit(options.limit)
+      .toArray();
+    return docs.map((d) => ({ collection: d.coll, id: d.id, seq: d.seq }));
+  }
+
+  async countPendingSync(dbName: string): Promise<number> {
+    await this.#connect();
+    for (const collection of await this.#collectionsOf(dbName)) await this.#settle({ dbName, collection });
+    return this.#outbox(dbName).countDocuments({});
+  }
+
   async getPendingSeq(ns: Namespace, id: string): Promise<number | null> {
     await this.#connect();
     return (await this.#outbox(ns.dbName).findOne({ _id: recordKey(ns.collection, id) }))?.seq ?? null;

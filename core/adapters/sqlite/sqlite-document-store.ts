@@ -1,6 +1,4 @@
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import {
   type CollectionSpec,
   type Doc,
@@ -19,6 +17,7 @@ import {
 import type { Namespace } from '../../contracts/index-store.js';
 import { ConflictError, DuplicateKeyError, ValidationError } from '../../errors.js';
 import { compileDocumentFilter, extract, fieldOfExpression, jsonPath } from './sqlite-document-filter.js';
+import { openSqliteFile } from './sqlite-open.js';
 
 export interface SqliteDocumentStoreOptions {
   /** Database file (the connection's `sqlitePath`, shared with the index store); created with its folder when missing. */
@@ -67,21 +66,19 @@ export class SqliteDocumentStore implements DocumentStore {
   #closed = false;
 
   constructor(options: SqliteDocumentStoreOptions) {
-    if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
-    this.#db = new Database(options.path, { timeout: options.busyTimeoutMs ?? 10_000 });
-    this.#db.pragma('journal_mode = WAL');
-    this.#db.pragma(`synchronous = ${options.durability === 'normal' ? 'NORMAL' : 'FULL'}`);
     this.#now = options.now ?? (() => new Date());
-    this.#db
-      .transaction(() => {
-        this.#db.exec(SCHEMA);
-        const row = this.#db.prepare('SELECT version FROM xronox_doc_schema').get() as { version: number } | undefined;
-        if (!row) this.#db.prepare('INSERT INTO xronox_doc_schema (version) VALUES (?)').run(SCHEMA_VERSION);
+    this.#db = openSqliteFile(options.path, options.busyTimeoutMs ?? 10_000, (db) => {
+      db.pragma('journal_mode = WAL');
+      db.pragma(`synchronous = ${options.durability === 'normal' ? 'NORMAL' : 'FULL'}`);
+      db.transaction(() => {
+        db.exec(SCHEMA);
+        const row = db.prepare('SELECT version FROM xronox_doc_schema').get() as { version: number } | undefined;
+        if (!row) db.prepare('INSERT INTO xronox_doc_schema (version) VALUES (?)').run(SCHEMA_VERSION);
         else if (row.version !== SCHEMA_VERSION) {
-          throw new Error(`${options.path} holds Xronox document schema ${row.version}, but this version needs schema ${SCHEMA_VERSION}`);
+          throw new Error(`the file holds Xronox document schema ${row.version}, but this version needs schema ${SCHEMA_VERSION}`);
         }
-      })
-      .immediate();
+      }).immediate();
+    });
   }
 
   async ensureCollection(ns: Namespace, spec: CollectionSpec): Promise<void> {

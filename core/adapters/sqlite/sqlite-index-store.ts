@@ -1,6 +1,4 @@
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import type {
   ActorQuery,
   Actor,
@@ -33,6 +31,7 @@ import type {
 } from '../../contracts/index-store.js';
 import { processTag } from '../../contracts/index-store.js';
 import { compileFilter } from './sqlite-filter.js';
+import { openSqliteFile } from './sqlite-open.js';
 
 export interface SqliteIndexStoreOptions {
   /** Database file; created with its folder when missing. `:memory:` works for one process. */
@@ -206,43 +205,19 @@ export class SqliteIndexStore implements IndexStore {
   readonly #importTx: Database.Transaction<(ns: Namespace, batch: ImportBatch) => void>;
 
   constructor(options: SqliteIndexStoreOptions) {
-    if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
-    this.#db = new Database(options.path, { timeout: options.busyTimeoutMs ?? 10_000 });
     this.#synchronous = options.durability === 'normal' ? 'NORMAL' : 'FULL';
-    try {
-      this.#db.pragma('journal_mode = WAL');
-      this.#db.pragma(`synchronous = ${this.#synchronous}`);
-      this.#db.pragma('foreign_keys = OFF');
+    this.#db = openSqliteFile(options.path, options.busyTimeoutMs ?? 10_000, (db) => {
+      db.pragma('journal_mode = WAL');
+      db.pragma(`synchronous = ${this.#synchronous}`);
+      db.pragma('foreign_keys = OFF');
       // SQLite's default page cache (2 MiB) makes a random read into a long history a page miss at
       // every level of the index; 64 MiB keeps the upper levels of large indexes in memory.
-      this.#db.pragma(`cache_size = -${(options.cacheMiB ?? DEFAULT_CACHE_MIB) * 1024}`);
-      this.#openSchema(options.path);
-    } catch (err) {
-      // A refused file must not stay open (and locked on some platforms) behind the error.
-      this.#db.close();
-      throw err;
-    }
+      db.pragma(`cache_size = -${(options.cacheMiB ?? DEFAULT_CACHE_MIB) * 1024}`);
+      openSchema(db);
+    });
     this.#stmts = prepareStatements(this.#db);
     this.#commitTx = this.#db.transaction((ns: Namespace, batch: CommitBatch) => this.#applyBatch(ns, batch));
     this.#importTx = this.#db.transaction((ns: Namespace, batch: ImportBatch) => this.#applyImport(ns, batch));
-  }
-
-  /** Creates the schema, or checks and upgrades the one the file holds (see `SCHEMA_VERSION`). */
-  #openSchema(path: string): void {
-    // Another process may be creating the schema at the same moment; IMMEDIATE serialises that.
-    this.#db
-      .transaction(() => {
-        const version = this.#db.pragma('user_version', { simple: true }) as number;
-        const fresh = this.#db.prepare(`SELECT count(*) AS n FROM sqlite_master WHERE name = 'heads'`).get() as { n: number };
-        if (fresh.n > 0 && version !== SCHEMA_VERSION && !UPGRADABLE_FROM.includes(version)) {
-          throw new Error(
-            `${path} holds Xronox index schema ${version}, but this version needs schema ${SCHEMA_VERSION}; export it with the previous version or start from a new file`,
-          );
-        }
-        this.#db.exec(SCHEMA);
-        this.#db.pragma(`user_version = ${SCHEMA_VERSION}`);
-      })
-      .immediate();
   }
 
   async getHead(ns: Namespace, id: string): Promise<HeadRow | null> {
@@ -476,6 +451,15 @@ export class SqliteIndexStore implements IndexStore {
         : this.#stmts.listPendingIn.all(dbName, options.collection, options.limit)
     ) as Array<{ coll: string; id: string; seq: number }>;
     return rows.map((r) => ({ collection: r.coll, id: r.id, seq: r.seq }));
+  }
+
+  async listPendingUpTo(ns: Namespace, options: { maxSeq: number; afterId?: string; limit: number }): Promise<PendingSync[]> {
+    const rows = this.#stmts.listPendingUpTo.all(ns.dbName, ns.collection, options.afterId ?? '', options.maxSeq, options.limit) as Array<{ id: string; seq: number }>;
+    return rows.map((r) => ({ collection: ns.collection, id: r.id, seq: r.seq }));
+  }
+
+  async countPendingSync(dbName: string): Promise<number> {
+    return (this.#stmts.countPending.get(dbName) as { n: number }).n;
   }
 
   async listPendingBlobs(ns: Namespace, id: string): Promise<PendingBlob[]> {
@@ -859,6 +843,9 @@ function prepareStatements(db: Database.Database) {
     listPending: p('SELECT coll, id, seq FROM sync_outbox WHERE db = ? ORDER BY rowid LIMIT ?'),
     listPendingIn: p('SELECT coll, id, seq FROM sync_outbox WHERE db = ? AND coll = ? ORDER BY rowid LIMIT ?'),
     getPending: p('SELECT seq FROM sync_outbox WHERE db = ? AND coll = ? AND id = ?'),
+    // One range of the primary key (db, coll, id); ids are never empty, so '' is before them all.
+    listPendingUpTo: p('SELECT id, seq FROM sync_outbox WHERE db = ? AND coll = ? AND id > ? AND seq <= ? ORDER BY id LIMIT ?'),
+    countPending: p('SELECT count(*) AS n FROM sync_outbox WHERE db = ?'),
     pendingDatabases: p('SELECT DISTINCT db FROM sync_outbox ORDER BY db'),
     deadLetterDatabases: p('SELECT DISTINCT db FROM sync_dead_letters ORDER BY db'),
     putPendingBlob: p(
@@ -1040,4 +1027,22 @@ function holderMayBeAlive(owner: string): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code !== 'ESRCH';
   }
+}
+
+/** Creates the schema, or checks and upgrades the one the file holds (see `SCHEMA_VERSION`). */
+function openSchema(db: Database.Database): void {
+  // Another process may be creating the schema at the same moment; IMMEDIATE serialises that.
+  db
+    .transaction(() => {
+      const version = db.pragma('user_version', { simple: true }) as number;
+      const fresh = db.prepare(`SELECT count(*) AS n FROM sqlite_master WHERE name = 'heads'`).get() as { n: number };
+      if (fresh.n > 0 && version !== SCHEMA_VERSION && !UPGRADABLE_FROM.includes(version)) {
+        throw new Error(
+          `the file holds Xronox index schema ${version}, but this version needs schema ${SCHEMA_VERSION}; export it with the previous version or start from a new file`,
+        );
+      }
+      db.exec(SCHEMA);
+      db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    })
+    .immediate();
 }

@@ -1,0 +1,60 @@
+import { statSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { fsReason, makeFolderSync } from '../fs/fs-folders.js';
+
+/**
+ * Opens a store's SQLite file (creating it, and its folder, when missing) and runs `prepare` on
+ * it (pragmas, schema). Any failure closes the file again, so a refused file is not left open
+ * behind the error, and is rethrown naming the file and the reason: a folder that cannot be made
+ * (`ENOTDIR`, `EACCES`, ...), something that is not a file at the path, or a file SQLite refuses.
+ */
+export function openSqliteFile(path: string, busyTimeoutMs: number, prepare: (db: Database.Database) => void): Database.Database {
+  if (path === ':memory:') return prepared(new Database(path, { timeout: busyTimeoutMs }), prepare, path);
+  try {
+    makeFolderSync(dirname(path));
+  } catch (err) {
+    throw openError(path, `its folder cannot be made (${fsReason(err)})`, err);
+  }
+  // SQLite would open a FIFO or a device too, and its first read of one may never return.
+  const existing = statOrNull(path);
+  if (existing?.isDirectory()) throw openError(path, 'a folder is at that path, not a file');
+  if (existing && !existing.isFile()) throw openError(path, 'a FIFO, socket or device is at that path, not a file');
+  let db: Database.Database;
+  try {
+    db = new Database(path, { timeout: busyTimeoutMs });
+  } catch (err) {
+    throw openError(path, sqliteReason(err), err);
+  }
+  return prepared(db, prepare, path);
+}
+
+function prepared(db: Database.Database, prepare: (db: Database.Database) => void, path: string): Database.Database {
+  try {
+    prepare(db);
+    return db;
+  } catch (err) {
+    db.close();
+    throw path === ':memory:' ? err : openError(path, sqliteReason(err), err);
+  }
+}
+
+function openError(path: string, reason: string, cause?: unknown): Error {
+  return new Error(`Cannot open the SQLite file ${path}: ${reason}`, cause === undefined ? {} : { cause });
+}
+
+/** better-sqlite3 errors carry SQLite's code (`SQLITE_CANTOPEN`, `SQLITE_NOTADB`); fs errors their errno code. */
+function sqliteReason(err: unknown): string {
+  const code = (err as { code?: unknown } | null)?.code;
+  const message = err instanceof Error ? err.message : String(err);
+  if (typeof code === 'string' && code.startsWith('SQLITE_')) return `${code}: ${message}`;
+  return fsReason(err);
+}
+
+function statOrNull(path: string) {
+  try {
+    return statSync(path);
+  } catch {
+    return null;
+  }
+}
