@@ -137,7 +137,7 @@ describe('a data folder that cannot be used', () => {
     hang = false;
     const y = initXronox(cfg);
     try {
-      expect(await y.repair()).toEqual({ synced: 1, failed: 0, deadLettered: 0, left: 0 });
+      expect(await y.repair()).toEqual({ synced: 1, failed: 0, deadLettered: 0, left: 0, uploads: { deleted: 0, kept: 0, failed: 0 } });
       expect(existsSync(join(folder, 'blobs', 'rt_acme', 'records', 'orders', id, 'current.json'))).toBe(true);
     } finally {
       await y.shutdown();

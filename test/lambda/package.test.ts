@@ -547,7 +547,9 @@ describe('npx osls package', () => {
         const out = invokeJob('backup', [scheduledEvent(at, `xronox-${STAGE}-backup`)]);
         expect(out.results[0]!.ok).toMatchObject({ job: 'backup', complete: true, counts: { backedUpCollections: 1, backedUpRecords: 2, backedUpVersions: 6 } });
         const day = at.toISOString().slice(0, 10);
-        expect(existsSync(join(blobs, 'backups', 'orders', day, DB, 'manifest.json'))).toBe(true);
+        // One snapshot per run, named after the schedule's time (`T020000.000Z`), its manifest written last.
+        const snapshot = `T${at.toISOString().slice(11, 19).replaceAll(':', '')}.${at.toISOString().slice(20, 23)}Z`;
+        expect(existsSync(join(blobs, 'backups', 'orders', day, DB, snapshot, 'manifest.json'))).toBe(true);
       });
 
       it('retention: its scheduled event prunes each record to the versions the config keeps', () => {
