@@ -184,6 +184,34 @@ describe('dynamic tenants: never another tenant\'s database', () => {
   });
   const router = new Router(config);
 
+  it('names the owner of a taken name exactly: a generic, a domain, a tenant database, or an analytics database', () => {
+    const owners = new Router(
+      loadConfig({
+        ...local,
+        databases: {
+          knowledge: {
+            genericDatabase: { dbConnRef: 'main', dbName: 'rt_gen' },
+            domainsDatabases: [{ domain: 'legal', dbConnRef: 'main', dbName: 'rt_legal' }],
+            tenantDatabases: [{ tenantId: 'acme', dbConnRef: 'main', dbName: 'rt_zeta' }],
+          },
+          runtime: {
+            tenantDatabases: [{ tenantId: 'initech', dbConnRef: 'main', dbName: 'initech_rt', analyticsDbName: 'rt_stats' }],
+            dynamicTenants: { enabled: true, dbConnRef: 'main', dbNameTemplate: 'rt_{tenantId}' },
+          },
+        },
+      }),
+    );
+    const refusal = (tenantId: string, owner: string) =>
+      `Tenant "${tenantId}" is refused for runtime dynamic tenants: its database "rt_${tenantId}" on connection "main" is already ${owner}; a tenant never shares another's database`;
+    expect(thrown(ValidationError, () => owners.resolve(rt('gen'))).message).toBe(refusal('gen', 'the configured knowledge generic database'));
+    expect(thrown(ValidationError, () => owners.resolve(rt('legal'))).message).toBe(refusal('legal', 'the configured knowledge database of domain "legal"'));
+    // acme's database is also its analytics database: the first owner's label is the one kept.
+    expect(thrown(ValidationError, () => owners.resolve(rt('zeta'))).message).toBe(refusal('zeta', 'the configured knowledge database of tenant "acme"'));
+    expect(thrown(ValidationError, () => owners.resolve(rt('stats'))).message).toBe(
+      refusal('stats', 'the configured runtime database of tenant "initech" (as its analytics database)'),
+    );
+  });
+
   it('refuses a tenant whose database would be a configured database on the same connection', () => {
     const err = thrown(ValidationError, () => router.resolve(rt('zeta')));
     expect(err.message).toContain('"rt_zeta"');
@@ -445,5 +473,157 @@ describe('dynamic tenants: end to end on the embedded default', () => {
     } finally {
       await xronox.shutdown();
     }
+  });
+});
+
+describe('dynamic tenants: names shared with connections and other sections', () => {
+  it('refuses a tenant whose bucket is one of the connection\'s own buckets, which all its databases share', () => {
+    const router = new Router(
+      loadConfig({
+        ...local,
+        spacesConnections: { shared: { ...s3, buckets: { records: 'xr-records', versions: 'xr-versions', content: 'xr-content', backups: 'xr-backups' } } },
+        databases: { runtime: { dynamicTenants: { enabled: true, dbConnRef: 'main', spaceConnRef: 'shared', dbNameTemplate: 'rt_{tenantId}', bucketTemplate: 'xr-{tenantId}' } } },
+      }),
+    );
+    for (const kind of ['records', 'versions', 'content', 'backups']) {
+      const err = thrown(ValidationError, () => router.resolve(rt(kind)));
+      expect(err.message).toContain(`its bucket "xr-${kind}" is already a bucket of spacesConnections.shared, shared by its databases`);
+      expect(err.path).toBe('tenantId');
+    }
+    expect(router.resolve(rt('acme')).blobs.records).toEqual({ bucket: 'xr-acme', prefix: 'records' });
+    // Refusals are not cached.
+    expect(router.dynamicCacheSize).toBe(1);
+  });
+
+  it('refuses a tenant whose bucket another section\'s bucketTemplate gives another tenant', () => {
+    const router = new Router(
+      loadConfig({
+        ...local,
+        spacesConnections: { shared: s3 },
+        databases: {
+          runtime: { dynamicTenants: { enabled: true, dbConnRef: 'main', spaceConnRef: 'shared', dbNameTemplate: 'rt_{tenantId}', bucketTemplate: 'b-{tenantId}' } },
+          // Numeric ids only: loadConfig's sample ids do not see the overlap, the router does.
+          knowledge: {
+            dynamicTenants: { enabled: true, dbConnRef: 'other', spaceConnRef: 'shared', dbNameTemplate: 'kn_{tenantId}', bucketTemplate: 'b-k{tenantId}', validation: { pattern: '[0-9]+' } },
+          },
+        },
+      }),
+    );
+    const err = thrown(ValidationError, () => router.resolve(rt('k7')));
+    expect(err.message).toContain('its bucket "b-k7" is also what databases.knowledge.dynamicTenants.bucketTemplate gives the tenant "7"');
+    expect(thrown(ValidationError, () => router.resolve({ databaseType: 'knowledge', tier: 'tenant', tenantId: '7', collection: 'c' })).message).toContain(
+      'databases.runtime.dynamicTenants.bucketTemplate gives the tenant "k7"',
+    );
+    expect(router.resolve(rt('kx')).blobs.records?.bucket).toBe('b-kx');
+  });
+
+  it('refuses a tenant whose localStorage folder another section gives another tenant, on another connection', () => {
+    const router = new Router(
+      loadConfig({
+        ...local,
+        databases: {
+          runtime: { dynamicTenants: { enabled: true, dbConnRef: 'main', dbNameTemplate: 'rt_{tenantId}' } },
+          knowledge: { dynamicTenants: { enabled: true, dbConnRef: 'other', dbNameTemplate: 'rt_k{tenantId}', validation: { pattern: '[0-9]+' } } },
+        },
+      }),
+    );
+    // Different connections, so the databases are apart; their folders would not be.
+    const err = thrown(ValidationError, () => router.resolve(rt('k7')));
+    expect(err.message).toContain('its localStorage folder "rt_k7" is also what databases.knowledge.dynamicTenants.dbNameTemplate gives the tenant "7"');
+    expect(thrown(ValidationError, () => router.resolve({ databaseType: 'knowledge', tier: 'tenant', tenantId: '8', collection: 'c' })).message).toContain(
+      'its localStorage folder "rt_k8" is also what databases.runtime.dynamicTenants.dbNameTemplate gives the tenant "k8"',
+    );
+    // Ids the other section would refuse are no clash.
+    expect(router.resolve(rt('kx')).blobs.records).toEqual({ bucket: 'rt_kx', prefix: 'records' });
+  });
+
+  it('lets a disabled section claim no name', () => {
+    const router = new Router(
+      loadConfig({
+        ...local,
+        databases: {
+          runtime: { dynamicTenants: { enabled: true, dbConnRef: 'main', dbNameTemplate: 'rt_{tenantId}' } },
+          messaging: { dynamicTenants: { enabled: false, dbConnRef: 'main', dbNameTemplate: 'rt_m_{tenantId}', validation: { pattern: '[0-9]+' } } },
+        },
+      }),
+    );
+    expect(router.resolve(rt('m_42')).dbName).toBe('rt_m_42');
+    expect(router.dynamicConnections()).toEqual(['main']);
+    expect(router.databaseNamed('main', 'rt_m_42')?.databaseType).toBe('runtime');
+  });
+});
+
+describe('dynamic tenants: databaseNamed, which repair and the counters use', () => {
+  const router = new Router(
+    loadConfig({
+      ...local,
+      databases: {
+        runtime: {
+          tenantDatabases: [{ tenantId: 'acme', dbConnRef: 'main', dbName: 'custom_acme', analyticsDbName: 'custom_acme_stats' }],
+          dynamicTenants: { enabled: true, dbConnRef: 'main', dbNameTemplate: 'rt_{tenantId}', analyticsDbNameTemplate: 'an_{tenantId}', validation: { maxLength: 10 } },
+        },
+        knowledge: { genericDatabase: { dbConnRef: 'other', dbName: 'kn_generic' } },
+        metadata: { dynamicTenants: { enabled: false, dbConnRef: 'other', dbNameTemplate: 'md_{tenantId}' } },
+      },
+    }),
+  );
+
+  it('names the configured database, by its name or its analytics database\'s, on its own connection only', () => {
+    expect(router.databaseNamed('main', 'custom_acme')).toMatchObject({ databaseType: 'runtime', tier: 'tenant', tenantId: 'acme', dbName: 'custom_acme' });
+    expect(router.databaseNamed('main', 'custom_acme_stats')).toMatchObject({ tenantId: 'acme', dbName: 'custom_acme', analyticsDbName: 'custom_acme_stats' });
+    expect(router.databaseNamed('other', 'kn_generic')).toMatchObject({ databaseType: 'knowledge', tier: 'generic', dbName: 'kn_generic' });
+    expect(router.databaseNamed('other', 'custom_acme')).toBeNull();
+    expect(router.databaseNamed('main', 'kn_generic')).toBeNull();
+  });
+
+  it('names the dynamic tenant whose template gives the name, as its database or its analytics database', () => {
+    expect(router.databaseNamed('main', 'rt_globex')).toStrictEqual(router.cachedDynamicDatabases().find((d) => d.tenantId === 'globex'));
+    expect(router.databaseNamed('main', 'rt_globex')).toMatchObject({ databaseType: 'runtime', tier: 'tenant', tenantId: 'globex', dbName: 'rt_globex', analyticsDbName: 'an_globex' });
+    expect(router.databaseNamed('main', 'an_initech')).toMatchObject({ tenantId: 'initech', dbName: 'rt_initech', analyticsDbName: 'an_initech' });
+  });
+
+  it('names no tenant for a name of a configured tenant\'s template, a refused tenant, another connection, a disabled section or no template', () => {
+    // acme is configured: rt_acme is no database of it, and no dynamic tenant may have it.
+    expect(router.databaseNamed('main', 'rt_acme')).toBeNull();
+    expect(router.databaseNamed('main', 'an_acme')).toBeNull();
+    // The section refuses ids longer than 10 characters.
+    expect(router.databaseNamed('main', 'rt_averyverylongtenant')).toBeNull();
+    expect(router.databaseNamed('other', 'rt_globex')).toBeNull();
+    expect(router.databaseNamed('other', 'md_globex')).toBeNull();
+    expect(router.databaseNamed('main', 'something_else')).toBeNull();
+  });
+
+  it('lists the connections of enabled sections once each', () => {
+    expect(router.dynamicConnections()).toEqual(['main']);
+    const two = new Router(
+      loadConfig({
+        ...local,
+        databases: {
+          runtime: { dynamicTenants: { enabled: true, dbConnRef: 'main', dbNameTemplate: 'rt_{tenantId}' } },
+          knowledge: { dynamicTenants: { enabled: true, dbConnRef: 'other', dbNameTemplate: 'kn_{tenantId}' } },
+          metadata: { dynamicTenants: { enabled: true, dbConnRef: 'other', dbNameTemplate: 'md_{tenantId}' } },
+        },
+      }),
+    );
+    expect(two.dynamicConnections()).toEqual(['main', 'other']);
+  });
+});
+
+describe('dynamic tenants: the cache on a refusal', () => {
+  it('holds nothing for a tenant it refuses: a miss adds no entry', () => {
+    const router = new Router(
+      loadConfig({
+        ...local,
+        databases: { runtime: { dynamicTenants: { enabled: true, dbConnRef: 'main', dbNameTemplate: 'rt_{tenantId}', cacheSize: 3, validation: { pattern: '[a-z0-9-]+' } } } },
+      }),
+    );
+    router.resolve(rt('t-0'));
+    for (const tenantId of ['UPPER', 'Mixed-1', 'UPPER']) thrown(ValidationError, () => router.resolve(rt(tenantId)));
+    expect(router.dynamicCacheSize).toBe(1);
+    expect(router.cachedDynamicDatabases().map((d) => d.tenantId)).toEqual(['t-0']);
+    // The refused ones took no room: three tenants still fit.
+    router.resolve(rt('t-1'));
+    router.resolve(rt('t-2'));
+    expect(router.cachedDynamicDatabases().map((d) => d.tenantId)).toEqual(['t-0', 't-1', 't-2']);
   });
 });

@@ -273,6 +273,35 @@ describe('Router.resolve: refusals', () => {
     );
   });
 
+  it('says exactly what is configured instead: every entry up to ten, then how many more', () => {
+    const generic = thrown(RouteNotFoundError, () => router.resolve({ databaseType: 'runtime', tier: 'generic', collection: 'x' }));
+    expect(generic.message).toBe(
+      'No generic runtime database is configured (configured: tenant "tenant-a", tenant "tenant-b", tenant "tenant-c", tenant "tenant-d", tenant "tenant-e", tenant "tenant-f")',
+    );
+    expect(thrown(RouteNotFoundError, () => router.resolve({ databaseType: 'knowledge', tier: 'domain', domain: 'legal', collection: 'x' })).message).toBe(
+      'No knowledge database is configured for domain "legal" (configured: generic, domain "finance", tenant "tenant-a")',
+    );
+    const many = new Router(
+      loadConfig({
+        dbConnections: { main: { sqlitePath: '/tmp/xronox-routing-many.sqlite' } },
+        localStorage: { basePath: '/tmp/xronox-routing-many', enabled: true },
+        databases: {
+          runtime: { tenantDatabases: Array.from({ length: 12 }, (_, i) => ({ tenantId: `t${i}`, dbConnRef: 'main', dbName: `rt_t${i}` })) },
+          knowledge: { tenantDatabases: [] },
+        },
+      }),
+    );
+    expect(thrown(RouteNotFoundError, () => many.resolve({ databaseType: 'runtime', tier: 'tenant', tenantId: 'zz', collection: 'x' })).message).toBe(
+      `No runtime database is configured for tenant "zz" (configured: ${Array.from({ length: 10 }, (_, i) => `tenant "t${i}"`).join(', ')}, and 2 more)`,
+    );
+    expect(thrown(RouteNotFoundError, () => many.resolve({ databaseType: 'knowledge', tier: 'generic', collection: 'x' })).message).toBe(
+      'No generic knowledge database is configured (none are configured)',
+    );
+    expect(thrown(RouteNotFoundError, () => many.resolve({ databaseType: 'logs', tier: 'generic', collection: 'x' })).message).toBe(
+      'No generic logs database is configured (this database type is not configured at all)',
+    );
+  });
+
   it('refuses a tier given the wrong key with a ValidationError', () => {
     const cases: RouteRequest[] = [
       { databaseType: 'runtime', tier: 'tenant', tenantId: 'tenant-a', domain: 'finance', collection: 'x' },
