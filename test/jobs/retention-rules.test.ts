@@ -34,6 +34,7 @@ function start(extra: Partial<XronoxConfigInput>) {
     databases: {
       runtime: { tenantDatabases: [{ tenantId: 'acme', dbConnRef: 'local', dbName: 'rt_acme' }] },
       logs: { genericDatabase: { dbConnRef: 'local', dbName: 'logs_main' } },
+      messaging: { genericDatabase: { dbConnRef: 'local', dbName: 'msg_main' } },
     },
     jobs: { archive: { mode: 'deferred', sweepAfterMinutes: 15 } },
     ...extra,
@@ -45,7 +46,8 @@ function start(extra: Partial<XronoxConfigInput>) {
   /** The ovs of the version objects of a record in the versions folder, newest first. */
   const versionObjects = async (id: string) =>
     (await allKeys(blobs, 'rt_acme', `versions/orders/${id}/`)).map((k) => Number(/v(\d+)\.json$/.exec(k)![1])).sort((a, b) => b - a);
-  return { x, orders, logs, versionObjects };
+  const messaging = (collection: string) => x.with({ databaseType: 'messaging', tier: 'generic', collection });
+  return { x, orders, logs, messaging, versionObjects };
 }
 
 /** Writes `count` more versions of a record (creating it first when `id` is undefined); returns its id. */
@@ -163,5 +165,23 @@ describe('retention rules on the embedded default', () => {
     expect(report.counts.expiredLogs).toBe(205);
     for (const { id } of old) expect(await logs.getLatest(id, { includeDeleted: true })).toBeNull();
     for (const id of young) expect(await logs.getLatest(id)).toMatchObject({ data: { action: 'logout' } });
+  });
+
+  it('counts expired messaging documents of every collection as expired documents, and only shared_memory ones as shared memory', async () => {
+    const { x, messaging } = start({ jobs: { archive: { mode: 'inline' }, retention: { messagingTtlDays: { messages: 1 } } } });
+    const messages = messaging('messages');
+    const now = new Date();
+    for (const msgId of ['m-1', 'm-2']) {
+      await messages.insert({ topic: 'orders.created', msgId, tenantId: 'acme', headers: {}, payload: { msgId }, firstSeenAt: now, size: 10, _system: { createdAt: now } });
+    }
+    const memory = messaging('shared_memory');
+    await memory.upsert({ key: 'k', namespace: 'n', tenantId: 'acme' }, { key: 'k', namespace: 'n', tenantId: 'acme', val: 1, _system: { createdAt: now, updatedAt: now, retentionDays: 30 } });
+
+    const report = await runJob(x, 'retention', { now: new Date(now.getTime() + 2 * DAY), log: null });
+    expect(report).toMatchObject({ complete: true, failures: [] });
+    expect(report.counts.expiredDocuments).toBe(2);
+    expect(report.counts.expiredSharedMemory ?? 0).toBe(0);
+    expect(await messages.find({})).toEqual([]);
+    expect(await memory.findOne({ key: 'k', namespace: 'n' })).toMatchObject({ val: 1 });
   });
 });
