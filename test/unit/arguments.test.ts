@@ -141,7 +141,7 @@ describe('projections', () => {
     expect((await orders.getLatest(id, { projection: many }))?.data).toEqual({});
     for (const projection of [[...many, 'p64'], 'n', ['$where'], ['__proto__'], [7], {}]) {
       const err = await refused(() => orders.getLatest(id, { projection: projection as never }));
-      expect({ projection, path: err.path }).toEqual({ projection, path: 'projection' });
+      expect({ projection, path: err.path, message: err.message }).toEqual({ projection, path: 'projection', message: 'projection must be a list of at most 64 property paths' });
     }
   });
 });
@@ -207,7 +207,11 @@ describe('page tokens', () => {
     ];
     for (const [what, changed] of tampered) {
       const err = await refused(() => orders.query({}, { limit: 3, pageToken: encode(changed) }));
-      expect({ what, path: err.path }).toEqual({ what, path: 'pageToken' });
+      expect({ what, path: err.path, message: err.message }).toEqual({
+        what,
+        path: 'pageToken',
+        message: what === 'instant, not a time' ? 'pageToken must be an ISO-8601 time such as 2024-01-01T00:00:00Z' : 'pageToken is not a token this collection issued',
+      });
     }
     for (const pageToken of ['', 'garbage', '%%%', encode('just text').slice(0, -2), 42]) {
       expect((await refused(() => orders.query({}, { pageToken: pageToken as never }))).path).toBe('pageToken');

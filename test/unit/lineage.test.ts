@@ -87,6 +87,7 @@ describe('lineage: parentRecord', () => {
     for (const [parentRecord, path] of cases) {
       const err = await refused(() => notes.create({ n: 1 }, 'a', 'r', { parentRecord } as never));
       expect({ parentRecord, path: err.path }).toEqual({ parentRecord, path });
+      if (path === 'parentRecord') expect(err.message).toBe('parentRecord must be { id, collection?, ov? }');
     }
   });
 });
@@ -127,7 +128,11 @@ describe('lineage: origin', () => {
     ];
     for (const origin of origins) {
       const err = await refused(() => notes.create({ n: 1 }, 'a', 'r', { origin } as never));
-      expect({ origin, path: err.path }).toEqual({ origin, path: 'origin' });
+      expect({ origin, path: err.path, message: err.message }).toEqual({
+        origin,
+        path: 'origin',
+        message: 'origin must be a label or { type, id? } of letters, digits and ._:@/- (at most 128)',
+      });
     }
   });
 });
@@ -136,7 +141,8 @@ describe('lineage: create options', () => {
   it('are optional, and must be an object of parentRecord and origin only', async () => {
     const plain = await notes.create({ n: 1 }, 'a', 'r', undefined);
     expect((await notes.getLatest(plain.id))?._system).toMatchObject({ parent: null, origin: null });
-    expect((await refused(() => notes.create({ n: 1 }, 'a', 'r', 'origin' as never))).path).toBe('options');
+    const notObject = await refused(() => notes.create({ n: 1 }, 'a', 'r', 'origin' as never));
+    expect({ path: notObject.path, message: notObject.message }).toEqual({ path: 'options', message: 'create options must be { parentRecord?, origin? }' });
     expect((await refused(() => notes.create({ n: 1 }, 'a', 'r', null as never))).path).toBe('options');
     const unknown = await refused(() => notes.create({ n: 1 }, 'a', 'r', { origin: 'x', parent: { id: 'y' } } as never));
     expect({ path: unknown.path, message: unknown.message }).toEqual({ path: 'options', message: 'Unknown create option "parent"; expected parentRecord or origin' });
@@ -197,7 +203,14 @@ describe('actors', () => {
     ];
     for (const actor of actors) {
       const err = await refused(() => notes.create({ n: 1 }, actor as never));
-      expect({ actor, path: err.path }).toEqual({ actor, path: 'actor' });
+      expect({ actor, path: err.path, message: err.message }).toEqual({
+        actor,
+        path: 'actor',
+        message:
+          typeof actor === 'string'
+            ? 'actor must be a non-empty string of at most 256 characters'
+            : 'actor must be a string or { type: user|agent|system|api, identifier, name? }',
+      });
     }
     const none = await refused(() => notes.changesBy(undefined as never));
     expect({ path: none.path, message: none.message }).toEqual({ path: 'actor', message: 'changesBy needs an actor' });
