@@ -8,6 +8,7 @@ import { pooledMongoClientCount } from '../../core/adapters/mongodb/mongodb-clie
 import { initXronox } from '../../core/xronox.js';
 import { tempDir } from '../support/temp.js';
 import { configError, thrown } from '../support/errors.js';
+import { lazy } from '../support/lazy.js';
 
 
 const local = {
@@ -19,7 +20,7 @@ const s3 = { region: 'us-east-1', accessKey: 'key', secretKey: 'secret' };
 const rt = (tenantId: string, collection = 'orders'): RouteRequest => ({ databaseType: 'runtime', tier: 'tenant', tenantId, collection });
 
 describe('dynamic tenants: routing', () => {
-  const router = new Router(
+  const router = lazy(() => new Router(
     loadConfig({
       ...local,
       spacesConnections: { shared: { ...s3, buckets: { records: 'xr-records', content: 'xr-content', backups: 'xr-backups' }, folderPrefixes: { records: 'rec' } } },
@@ -42,7 +43,7 @@ describe('dynamic tenants: routing', () => {
         },
       },
     }),
-  );
+  ));
 
   it('routes a tenant that is in no config entry, exactly as a configured entry with those names would be routed', () => {
     const configured = new Router(
@@ -113,7 +114,7 @@ describe('dynamic tenants: routing', () => {
 });
 
 describe('dynamic tenants: refusals', () => {
-  const router = new Router(
+  const router = lazy(() => new Router(
     loadConfig({
       ...local,
       databases: {
@@ -123,7 +124,7 @@ describe('dynamic tenants: refusals', () => {
         knowledge: { dynamicTenants: { enabled: true, dbConnRef: 'main', dbNameTemplate: 'kn_{tenantId}' } },
       },
     }),
-  );
+  ));
 
   it('refuses hostile tenant ids with a ValidationError naming the tenantId rule', () => {
     for (const tenantId of ['../x', '$where', '', 'a'.repeat(10 * 1024), 'a/b', '..', 'a\u0000b', ' t1', 't.1']) {
@@ -182,7 +183,7 @@ describe('dynamic tenants: never another tenant\'s database', () => {
       messaging: { dynamicTenants: { enabled: true, dbConnRef: 'main', dbNameTemplate: 'rt_m_{tenantId}', validation: { pattern: '[0-9]+' } } },
     },
   });
-  const router = new Router(config);
+  const router = lazy(() => new Router(config));
 
   it('names the owner of a taken name exactly: a generic, a domain, a tenant database, or an analytics database', () => {
     const owners = new Router(
@@ -553,8 +554,71 @@ describe('dynamic tenants: names shared with connections and other sections', ()
   });
 });
 
+describe('dynamic tenants: where each section keeps its names', () => {
+  it('gives a section on S3 without a bucketTemplate no localStorage folder, so a local section may use the same template', () => {
+    const router = new Router(
+      loadConfig({
+        ...local,
+        spacesConnections: { shared: { ...s3, buckets: { records: 'xr-records', versions: 'xr-versions', content: 'xr-content', backups: 'xr-backups' } } },
+        databases: {
+          runtime: { dynamicTenants: { enabled: true, dbConnRef: 'main', spaceConnRef: 'shared', dbNameTemplate: 'x_{tenantId}' } },
+          knowledge: { dynamicTenants: { enabled: true, dbConnRef: 'other', dbNameTemplate: 'x_{tenantId}' } },
+        },
+      }),
+    );
+    expect(router.resolve(rt('acme')).blobs.records).toEqual({ bucket: 'xr-records', prefix: 'records' });
+    expect(router.resolve({ databaseType: 'knowledge', tier: 'tenant', tenantId: 'acme', collection: 'c' }).blobs.records).toEqual({ bucket: 'x_acme', prefix: 'records' });
+  });
+
+  it('refuses a name another section gives the same tenant id, and checks no analytics name a section has no template for', () => {
+    // "a{tenantId}b" gives tenant "b" the folder "abb"; so does knowledge's "ab{tenantId}" to its own tenant "b".
+    const router = new Router(
+      loadConfig({
+        ...local,
+        databases: {
+          runtime: { dynamicTenants: { enabled: true, dbConnRef: 'main', dbNameTemplate: 'a{tenantId}b' } },
+          knowledge: { dynamicTenants: { enabled: true, dbConnRef: 'other', dbNameTemplate: 'ab{tenantId}', validation: { pattern: 'b+' } } },
+          metadata: { dynamicTenants: { enabled: true, dbConnRef: 'main', dbNameTemplate: 'u{tenantId}' } },
+        },
+      }),
+    );
+    expect(thrown(ValidationError, () => router.resolve(rt('b'))).message).toContain(
+      'its localStorage folder "abb" is also what databases.knowledge.dynamicTenants.dbNameTemplate gives the tenant "b"',
+    );
+    expect(router.resolve(rt('c')).dbName).toBe('acb');
+    // No analytics template: the tenant's analytics database is its database, and nothing else is checked for it.
+    expect(router.resolve({ databaseType: 'metadata', tier: 'tenant', tenantId: 'x', collection: 'c' })).toMatchObject({ dbName: 'ux', analyticsDbName: 'ux' });
+  });
+
+  it('refuses a tenant whose analytics database name would not be valid', () => {
+    const router = new Router(
+      loadConfig({
+        ...local,
+        databases: { runtime: { dynamicTenants: { enabled: true, dbConnRef: 'main', dbNameTemplate: 'r{tenantId}', analyticsDbNameTemplate: 'analytics_with_a_rather_long_prefix_{tenantId}' } } },
+      }),
+    );
+    const tenantId = 'tenant-with-a-long-name-0123456789';
+    expect(thrown(ValidationError, () => router.resolve(rt(tenantId))).message).toBe(
+      `Tenant "${tenantId}" is refused for runtime dynamic tenants: analyticsDbNameTemplate gives "analytics_with_a_rather_long_prefix_${tenantId}", which is not a valid dbName (a letter or digit then up to 62 letters, digits, "_" or "-")`,
+    );
+    expect(router.resolve(rt('short')).analyticsDbName).toBe('analytics_with_a_rather_long_prefix_short');
+  });
+
+  it('says which tenants are configured when dynamicTenants is disabled', () => {
+    const off = new Router(
+      loadConfig({
+        ...local,
+        databases: { runtime: { tenantDatabases: [{ tenantId: 'acme', dbConnRef: 'main', dbName: 'rt_acme' }], dynamicTenants: { enabled: false, dbConnRef: 'main', dbNameTemplate: 'rt_{tenantId}' } } },
+      }),
+    );
+    expect(thrown(RouteNotFoundError, () => off.resolve(rt('anyone'))).message).toBe(
+      'No runtime database is configured for tenant "anyone" (configured: tenant "acme"); dynamicTenants is disabled',
+    );
+  });
+});
+
 describe('dynamic tenants: databaseNamed, which repair and the counters use', () => {
-  const router = new Router(
+  const router = lazy(() => new Router(
     loadConfig({
       ...local,
       databases: {
@@ -566,7 +630,7 @@ describe('dynamic tenants: databaseNamed, which repair and the counters use', ()
         metadata: { dynamicTenants: { enabled: false, dbConnRef: 'other', dbNameTemplate: 'md_{tenantId}' } },
       },
     }),
-  );
+  ));
 
   it('names the configured database, by its name or its analytics database\'s, on its own connection only', () => {
     expect(router.databaseNamed('main', 'custom_acme')).toMatchObject({ databaseType: 'runtime', tier: 'tenant', tenantId: 'acme', dbName: 'custom_acme' });
@@ -591,6 +655,10 @@ describe('dynamic tenants: databaseNamed, which repair and the counters use', ()
     expect(router.databaseNamed('other', 'rt_globex')).toBeNull();
     expect(router.databaseNamed('other', 'md_globex')).toBeNull();
     expect(router.databaseNamed('main', 'something_else')).toBeNull();
+    // A section without an analytics template: a name its database template does not give is no tenant's.
+    const plain = new Router(loadConfig({ ...local, databases: { runtime: { dynamicTenants: { enabled: true, dbConnRef: 'main', dbNameTemplate: 'rt_{tenantId}' } } } }));
+    expect(plain.databaseNamed('main', 'an_globex')).toBeNull();
+    expect(plain.databaseNamed('main', 'rt_globex')).toMatchObject({ tenantId: 'globex', analyticsDbName: 'rt_globex' });
   });
 
   it('lists the connections of enabled sections once each', () => {
