@@ -199,6 +199,8 @@ describe('actors', () => {
       { type: 'user', identifier: 7 },
       { type: 'user', identifier: 'u', name: 'x'.repeat(257) },
       { type: 'user', identifier: 'u', name: 7 },
+      // Has a length, but is not a string.
+      { type: 'user', identifier: 'u', name: ['Ada'] },
       { type: 'user', identifier: 'u', role: 'admin' },
     ];
     for (const actor of actors) {
