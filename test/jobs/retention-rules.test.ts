@@ -82,7 +82,9 @@ async function archiveAll(x: Xronox): Promise<void> {
 
 describe('retention rules on the embedded default', () => {
   it('days without maxPerItem: versions superseded before the cut-off go; the version current then and later ones stay', async () => {
-    const { x, orders, versionObjects } = start({ retention: { ver: { days: 7 } } });
+    const { x, orders, logs, versionObjects } = start({ retention: { ver: { days: 7 } } });
+    // No jobs.retention.logsDays: logs are kept, however old.
+    const log = await logs.create({ action: 'login' });
     const old = await versions(orders, 5);
     const straddle = await versions(orders, 3);
     const untouched = await versions(orders, 1);
@@ -103,6 +105,8 @@ describe('retention rules on the embedded default', () => {
     expect(report.counts.versionsAwaitingArchival ?? 0).toBe(0);
     expect(await versionObjects(old)).toEqual([4]);
     expect(await versionObjects(straddle)).toEqual([4, 3, 2]);
+    expect(await logs.getLatest(log.id)).toMatchObject({ data: { action: 'login' } });
+    expect(report.counts.expiredLogs ?? 0).toBe(0);
 
     // A day earlier nothing had been superseded for 7 days yet.
     const { x: x2, orders: orders2 } = start({ retention: { ver: { days: 7 } } });
