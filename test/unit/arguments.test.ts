@@ -6,7 +6,7 @@
  * by another collection, is refused rather than reinterpreted.
  */
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Collection } from '../../core/engine/collection.js';
 import type { Xronox } from '../../core/engine/xronox.js';
 import { ValidationError } from '../../core/errors.js';
@@ -19,8 +19,19 @@ const collection = (name: string, tenantId = 'acme') => xronox.with({ databaseTy
 /** 60 records, ids ascending in creation order (`n` 0…59), one of them (n 0) updated once. */
 let orders: Collection;
 let created: { id: string; createdAt: string }[];
+let seeding: Promise<void> | undefined;
 
-beforeAll(async () => {
+/**
+ * Opens the store and writes the records, once, from inside the first test that runs: writes
+ * check their arguments too, and a check that fails here must fail a test (Stryker's vitest runner
+ * does not count a failed beforeAll).
+ */
+function seeded(): Promise<void> {
+  seeding ??= seed();
+  return seeding;
+}
+
+async function seed(): Promise<void> {
   xronox = initXronox({
     dbConnections: { local: { sqlitePath: join(dir.path, 'xronox.sqlite') } },
     localStorage: { basePath: join(dir.path, 'blobs'), enabled: true },
@@ -31,6 +42,7 @@ beforeAll(async () => {
           { tenantId: 'globex', dbConnRef: 'local', dbName: 'rt_globex' },
         ],
       },
+      logs: { genericDatabase: { dbConnRef: 'local', dbName: 'logs_main' } },
     },
     collectionMaps: { orders: { indexedProps: ['n', 'kind'] } },
   });
@@ -38,9 +50,12 @@ beforeAll(async () => {
   created = [];
   for (let n = 0; n < 60; n++) created.push(await orders.create({ n, kind: n % 2 === 0 ? 'even' : 'odd', text: `order ${n}` }, 'loader', 'seed'));
   await orders.update(created[0]!.id, { n: 0, kind: 'even', text: 'order 0, edited' }, 0, 'editor', 'fix');
-});
+}
+
+beforeEach(() => seeded());
 afterAll(async () => {
-  await xronox.shutdown();
+  if (seeding) await seeding.catch(() => undefined);
+  await xronox?.shutdown();
   dir.cleanup();
 });
 
@@ -139,7 +154,7 @@ describe('projections', () => {
     expect((await orders.getLatest(id, { projection: ['n', 'kind'] }))?.data).toEqual({ n: 5, kind: 'odd' });
     const many = Array.from({ length: 64 }, (_, i) => `p${i}`);
     expect((await orders.getLatest(id, { projection: many }))?.data).toEqual({});
-    for (const projection of [[...many, 'p64'], 'n', ['$where'], ['__proto__'], [7], {}]) {
+    for (const projection of [[...many, 'p64'], 'n', ['$where'], ['n', '$where'], ['__proto__'], [7], {}]) {
       const err = await refused(() => orders.getLatest(id, { projection: projection as never }));
       expect({ projection, path: err.path, message: err.message }).toEqual({ projection, path: 'projection', message: 'projection must be a list of at most 64 property paths' });
     }
@@ -245,5 +260,16 @@ describe('page tokens', () => {
     const [token, ov] = [first.nextPageToken!.slice(0, first.nextPageToken!.lastIndexOf('.')), first.nextPageToken!.slice(first.nextPageToken!.lastIndexOf('.') + 1)];
     await refused(() => orders.changesBy('loader', { pageToken: `${encode({ ...decode(token), at: null })}.${ov}` }));
     await refused(() => orders.changesBy('loader', { pageToken: token }));
+  });
+
+  it('of an unversioned collection hold no instant, and continue where the page ended', async () => {
+    const logs = xronox.with({ databaseType: 'logs', tier: 'generic', collection: 'events' });
+    const ids = (await logs.createMany(Array.from({ length: 5 }, (_, n) => ({ n })))).map((r) => r.id).sort();
+    const first = await logs.query({}, { limit: 3 });
+    expect(first.at).toBeNull();
+    expect(decode(first.nextPageToken!)).toMatchObject({ at: null, afterId: ids[2], direction: 1 });
+    const second = await logs.query({}, { limit: 3, pageToken: first.nextPageToken! });
+    expect(second.items.map((r) => r.id)).toEqual(ids.slice(3));
+    expect(second.nextPageToken).toBeNull();
   });
 });
