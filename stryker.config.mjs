@@ -34,5 +34,5 @@ export default {
   // The sandbox, a copy of the sources, is removed after every run; tests write only to temp dirs.
   tempDirName: '.stryker-tmp',
   cleanTempDir: 'always',
-  ignorePatterns: ['bench', 'reports', '.xronox-data', '.serverless', '.scratch', 'coverage', '*.md'],
+  ignorePatterns: ['bench', 'reports', '.stryker-tmp*', '.xronox-data', '.serverless', '.scratch', 'coverage', '*.md'],
 };
