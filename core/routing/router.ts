@@ -145,7 +145,7 @@ export class Router {
       if (analyticsDbNameTemplate !== undefined) this.#claim(`db\u0000${dbConnRef}`, section, 'analyticsDbNameTemplate', analyticsDbNameTemplate);
       if (bucketTemplate !== undefined) this.#claim(blobStoreKey(spaceConnRef ?? null), section, 'bucketTemplate', bucketTemplate);
       // In localStorage the default folder is named like the database.
-      else if (!spaceConnRef) this.#claim('local', section, 'dbNameTemplate', dbNameTemplate);
+      else if (!spaceConnRef) this.#claim(blobStoreKey(null), section, 'dbNameTemplate', dbNameTemplate);
     }
   }
 
@@ -218,14 +218,15 @@ export class Router {
       for (const template of [dbNameTemplate, analyticsDbNameTemplate]) {
         const tenantId = template === undefined ? undefined : templateMatcher(template).exec(dbName)?.[1];
         if (tenantId === undefined || this.#configured.has(`${section.type}\u0000${tenantId}`)) continue;
+        // #dynamicEntry throws only ValidationErrors (its refusals), so rethrowing any other is a guard that no input reaches.
+        // Stryker disable BlockStatement,ConditionalExpression: see above.
         try {
           const entry = this.#dynamicEntry(section, tenantId);
           return this.#database(section.type, 'tenant', entry, policyFor(section.type, this.#config.versioning.enabled));
-          // Stryker disable next-line BlockStatement: #dynamicEntry throws only ValidationErrors (its refusals), so rethrowing any other is a guard that no input reaches.
         } catch (err) {
-          // Stryker disable next-line ConditionalExpression: as above.
           if (!(err instanceof ValidationError)) throw err;
         }
+        // Stryker restore BlockStatement,ConditionalExpression
       }
     }
     return null;
@@ -316,7 +317,7 @@ export class Router {
     if (bucket !== undefined) {
       uses.push([blobStoreKey(spaceConnRef ?? null), bucket, spaceConnRef ? `bucket "${bucket}"` : `localStorage folder "${bucket}"`]);
     } else if (!spaceConnRef) {
-      uses.push(['local', dbName, `localStorage folder "${dbName}"`]);
+      uses.push([blobStoreKey(null), dbName, `localStorage folder "${dbName}"`]);
     }
     for (const [key, name, what] of uses) {
       const owner = this.#takenNames.get(key)?.get(name);
@@ -326,6 +327,7 @@ export class Router {
         const other = claim.matcher.exec(name)?.[1];
         // A template gives each tenant a name of its own, so a claim of this section that yields
         // this very tenant is the tenant's own name (whichever of the section's templates it is).
+        // Stryker disable next-line ConditionalExpression: without a match, `other` is undefined, which acceptsTenant below refuses too.
         if (other === undefined || (claim.section === section && other === tenantId)) continue;
         // Refused even when that tenant is configured today: configs change, databases stay.
         if (!acceptsTenant(claim.section.settings, claim.section.pattern, other)) continue;
@@ -371,8 +373,12 @@ export class Router {
   }
 }
 
+// Stryker disable next-line StringLiteral: any key other than the connections' ones names localStorage.
+const LOCAL_STORE = 'local';
+
+/** The store blob names live in: one per spaces connection, and localStorage. */
 function blobStoreKey(spaceConnRef: string | null): string {
-  return spaceConnRef ? `s3\u0000${spaceConnRef}` : 'local';
+  return spaceConnRef ? `s3\u0000${spaceConnRef}` : LOCAL_STORE;
 }
 
 /** A map that keeps its `max` most recently used entries. */
