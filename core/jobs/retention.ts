@@ -45,7 +45,7 @@ export async function applyRetention(target: JobTarget, ctx: JobContext, documen
   const windowBounds = retentionBounds(ctx.config.retention?.counters, ctx.now.getTime());
   for (const collection of await target.index.listCollections(target.dbName)) {
     const ns: Namespace = { dbName: target.dbName, collection };
-    // Stryker disable next-line ConditionalExpression: pruning with neither setting moves no cut (it stays at each record's oldest version), so the guard only saves the walk.
+    // Stryker disable next-line ConditionalExpression,LogicalOperator: pruning with neither setting moves no cut (it stays at each record's oldest version), and an unversioned collection keeps one version per record, which no cut removes: the guard only saves the walk.
     if (target.policy.versioned && (s.versionDays !== undefined || s.maxVersionsPerItem !== undefined)) await pruneVersions(target, ns, ctx);
     if (target.policy.appendOnly && s.logsDays !== undefined) await expireLogs(target, ns, ctx, sync, instantBefore(ctx.now, s.logsDays));
     // Stryker disable next-line ConditionalExpression,EqualityOperator: pruning with no bounds prunes nothing and counts 0, which a tally ignores.
@@ -83,7 +83,7 @@ async function pruneVersions(target: JobTarget, ns: Namespace, ctx: JobContext):
     for (const sum of page) {
       ctx.step();
       let cut = sum.oldestOv;
-      // Stryker disable next-line ConditionalExpression,EqualityOperator: stored versions are contiguous (pruning removes a prefix), so with count <= max the newest − max + 1 is at or below the oldest and moves no cut.
+      // Stryker disable next-line ConditionalExpression,EqualityOperator,LogicalOperator: stored versions are contiguous (pruning removes a prefix), so with count <= max the newest − max + 1 is at or below the oldest and moves no cut; without a max, `count > undefined` is false either way.
       if (maxVersionsPerItem !== undefined && sum.count > maxVersionsPerItem) cut = Math.max(cut, sum.newestOv - maxVersionsPerItem + 1);
       // The guard only saves a lookup: when the oldest version was not superseded by the cut-off, the
       // version current then is the oldest (or none), which moves no cut.
