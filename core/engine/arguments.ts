@@ -85,12 +85,14 @@ export function decodePageToken(scope: string, token: unknown): PageState {
   if (typeof token !== 'string') throw invalid();
   if (token.length > 2048) throw invalid();
   let parsed: unknown;
+  // Without a parse result the plain-object check below refuses the token the same way.
+  // Stryker disable BlockStatement: see above.
   try {
     parsed = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
-    // Stryker disable next-line BlockStatement: without a parse result the plain-object check below refuses the token the same way.
   } catch {
     throw invalid();
   }
+  // Stryker restore BlockStatement
   if (!isPlainObject(parsed) || parsed.v !== 1 || parsed.s !== scopeHash(scope)) throw invalid();
   const { at, afterId, direction } = parsed;
   if ((at !== null && typeof at !== 'string') || !isValidName('id', afterId) || (direction !== 1 && direction !== -1)) throw invalid();
