@@ -540,6 +540,21 @@ describe('dynamic tenants: names shared with connections and other sections', ()
     expect(router.resolve(rt('kx')).blobs.records).toEqual({ bucket: 'rt_kx', prefix: 'records' });
   });
 
+  it('compares bucket names within one spaces connection only', () => {
+    const router = new Router(
+      loadConfig({
+        ...local,
+        spacesConnections: { east: s3, west: { ...s3, endpoint: 'https://s3.west.example' } },
+        databases: {
+          knowledge: { genericDatabase: { dbConnRef: 'other', spaceConnRef: 'west', dbName: 'kn_generic', bucket: 'b-acme' } },
+          runtime: { dynamicTenants: { enabled: true, dbConnRef: 'main', spaceConnRef: 'east', dbNameTemplate: 'rt_{tenantId}', bucketTemplate: 'b-{tenantId}' } },
+        },
+      }),
+    );
+    // West's b-acme is another account's bucket: east's may have the same name.
+    expect(router.resolve(rt('acme')).blobs.records).toEqual({ bucket: 'b-acme', prefix: 'records' });
+  });
+
   it('lets a disabled section claim no name', () => {
     const router = new Router(
       loadConfig({
