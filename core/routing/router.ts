@@ -226,9 +226,9 @@ export class Router {
         } catch (err) {
           if (!(err instanceof ValidationError)) throw err;
         }
-        // Stryker restore BlockStatement,ConditionalExpression
       }
     }
+    // Stryker restore BlockStatement,ConditionalExpression
     return null;
   }
 
