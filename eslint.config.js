@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', '.xronox-data/', '.scratch/', '.serverless/', 'coverage/'] },
+  { ignores: ['node_modules/', '.xronox-data/', '.scratch/', '.serverless/', 'coverage/', '.stryker-tmp*/', 'reports/'] },
   js.configs.recommended,
 
   ...tseslint.configs.recommended,
@@ -18,7 +18,7 @@ export default tseslint.config(
     },
   },
   // Tool config files must default-export; everything else uses named exports.
-  { files: ['eslint.config.js', 'vitest.config.ts'], rules: { 'no-restricted-syntax': 'off' } },
+  { files: ['eslint.config.js', 'vitest.config.ts', 'vitest.mutation.config.ts', 'stryker.config.mjs'], rules: { 'no-restricted-syntax': 'off' } },
   {
     // The engine must not know its adapters, and the core must not know the functions layer.
     files: ['core/engine/**/*.ts'],

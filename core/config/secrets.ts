@@ -14,7 +14,12 @@ export const MASK = '****';
 /** Secrets shorter than this are not searched for in text: they would match ordinary words. */
 const MIN_SEARCHED_LENGTH = 4;
 
-const MONGO_URI = /^(mongodb(?:\+srv)?:\/\/)(.*)$/s;
+/**
+ * The scheme of a MongoDB URI, found anywhere in the value and in any case: a value the driver
+ * refuses (a leading space, `MONGODB://`) still reaches health output and error messages, and its
+ * password must not.
+ */
+const MONGO_SCHEME = /mongodb(?:\+srv)?:\/\//i;
 
 /**
  * A deep copy of `config` with `spacesConnections.*.secretKey` and `api.jwt.secret` replaced by
@@ -137,13 +142,16 @@ function maskAccessKey(key: string): string {
 /**
  * Where the password of a MongoDB URI is: between the first `:` of the user info and its last
  * `@`. Taking the last `@` masks too much rather than too little when a password holds an
- * unencoded `@`.
+ * unencoded `@`. `scheme` is everything up to the end of the scheme, so the parts rebuild `uri`.
  */
 function splitMongoUri(uri: string): { scheme: string; user: string; password: string; rest: string } | null {
-  const match = MONGO_URI.exec(uri);
+  const match = MONGO_SCHEME.exec(uri);
   if (!match) return null;
-  const [, scheme, afterScheme] = match as unknown as [string, string, string];
+  const schemeEnd = match.index + match[0].length;
+  const scheme = uri.slice(0, schemeEnd);
+  const afterScheme = uri.slice(schemeEnd);
   const at = afterScheme.lastIndexOf('@');
+  // Stryker disable next-line EqualityOperator: with `at` 0 the user info is empty, has no `:`, and the next check returns null too.
   if (at < 0) return null;
   const userInfo = afterScheme.slice(0, at);
   const colon = userInfo.indexOf(':');
@@ -157,13 +165,14 @@ function maskMongoUri(uri: string): string {
   return `${parts.scheme}${parts.user}:${MASK}${parts.rest}`;
 }
 
+/** The password of a MongoDB URI as written and percent-decoded (an empty one is dropped by the length rule). */
 function uriPasswords(uri: string): string[] {
   const parts = splitMongoUri(uri);
-  if (!parts || parts.password === '') return [];
+  if (!parts) return [];
   const out = [parts.password];
   try {
-    const decoded = decodeURIComponent(parts.password);
-    if (decoded !== parts.password) out.push(decoded);
+    // The same string twice is harmless: the caller keeps a set.
+    out.push(decodeURIComponent(parts.password));
   } catch {
     // Not valid percent-encoding: the password as written is all there is to mask.
   }

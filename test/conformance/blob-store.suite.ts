@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { BlobStore } from '../../core/contracts/blob-store.js';
-import { ConflictError } from '../../core/errors.js';
+import { ConflictError, ValidationError } from '../../core/errors.js';
 
 /**
  * The blob store port's conformance suite. Every adapter runs it through a ten-line test file:
@@ -309,19 +309,30 @@ export function blobStoreConformance(
     describe('keys', () => {
       const badKeys = ['..', '../x', 'a/../b', 'a/..', '/a', 'a//b', 'a/', '/'];
 
-      it.each(badKeys)('rejects the key %j in put, get, head and delete', async (bad) => {
+      /** The contract's refusal: a ValidationError naming the key, not whatever the backend would throw (ENOENT, a TypeError…). */
+      const refusal = (key: string) => expect.objectContaining({ name: 'ValidationError', message: `Invalid object key ${JSON.stringify(key)}` });
+      async function expectRefused(key: string, call: () => Promise<unknown>): Promise<void> {
+        const err = await call().then(
+          () => new Error(`${JSON.stringify(key)} was accepted`),
+          (e: unknown) => e,
+        );
+        expect(err).toBeInstanceOf(ValidationError);
+        expect(err).toEqual(refusal(key));
+      }
+
+      it.each(badKeys)('rejects the key %j in put, get, head and delete with a ValidationError', async (bad) => {
         const key = bad.startsWith('/') || bad.startsWith('..') ? bad : `${root}/${bad}`;
-        await expect(store.put(bucket, key, bytes([1]))).rejects.toThrow();
-        await expect(store.get(bucket, key)).rejects.toThrow();
-        await expect(store.head(bucket, key)).rejects.toThrow();
-        await expect(store.delete(bucket, key)).rejects.toThrow();
+        await expectRefused(key, () => store.put(bucket, key, bytes([1])));
+        await expectRefused(key, () => store.get(bucket, key));
+        await expectRefused(key, () => store.head(bucket, key));
+        await expectRefused(key, () => store.delete(bucket, key));
       });
 
-      it('rejects the empty key in put, get, head and delete, and the bucket stays usable', async () => {
-        await expect(store.put(bucket, '', bytes([1]))).rejects.toThrow();
-        await expect(store.get(bucket, '')).rejects.toThrow();
-        await expect(store.head(bucket, '')).rejects.toThrow();
-        await expect(store.delete(bucket, '')).rejects.toThrow();
+      it('rejects the empty key in put, get, head and delete with a ValidationError, and the bucket stays usable', async () => {
+        await expectRefused('', () => store.put(bucket, '', bytes([1])));
+        await expectRefused('', () => store.get(bucket, ''));
+        await expectRefused('', () => store.head(bucket, ''));
+        await expectRefused('', () => store.delete(bucket, ''));
         await store.put(bucket, `${root}/after.bin`, bytes([2]));
         expectBytes(await store.get(bucket, `${root}/after.bin`), bytes([2]));
       });

@@ -1069,10 +1069,29 @@ export function engineConformance(backend: EngineBackend): void {
       });
 
       it('health never shows a secret of the config', async () => {
-        const { x, config } = await start();
-        const report = JSON.stringify(await x.admin.health());
-        const secrets = Object.values(config.spacesConnections ?? {}).flatMap((c) => [c.secretKey, c.accessKey]);
+        // Secrets every backend has, the embedded one included: a spare S3 connection and a MongoDB
+        // connection that no database uses, and the HTTP API's JWT secret.
+        const spare = { region: 'us-east-1', accessKey: 'AKIASPAREUNUSEDKEY42', secretKey: 'spare-secret-key-nobody-uses-0123456789' };
+        const mongoPassword = 'spare-mongo-password-42';
+        const jwtSecret = 'jwt-secret-of-the-health-test-0123456789';
+        const { x, config } = await start({
+          spacesConnections: { ...inst.connections.spacesConnections, spare },
+          dbConnections: { ...inst.connections.dbConnections, spareMongo: { mongoUri: `mongodb://app:${mongoPassword}@127.0.0.1:1/spare` } },
+          api: { jwt: { secret: jwtSecret } },
+        });
+        const health = await x.admin.health();
+        const report = JSON.stringify(health);
+        const secrets = [
+          ...Object.values(config.spacesConnections ?? {}).flatMap((c) => [c.secretKey, c.accessKey]),
+          mongoPassword,
+          jwtSecret,
+        ].filter((s): s is string => typeof s === 'string');
+        expect(secrets).toEqual(expect.arrayContaining([spare.accessKey, spare.secretKey, mongoPassword, jwtSecret]));
         for (const secret of secrets) expect(report).not.toContain(secret);
+        // The masked config is there, with the places the secrets were in.
+        expect(health.config.spacesConnections.spare).toMatchObject({ accessKey: 'AKIA****', secretKey: '****' });
+        expect(health.config.dbConnections.spareMongo?.mongoUri).toBe('mongodb://app:****@127.0.0.1:1/spare');
+        expect(health.config.api?.jwt?.secret).toBe('****');
       });
 
       it('two instances in one process share nothing: closing one leaves the other working', async () => {

@@ -9,6 +9,7 @@ import { pooledMongoClientCount } from '../../core/adapters/mongodb/mongodb-clie
 import { initXronox } from '../../core/xronox.js';
 import { tempDir } from '../support/temp.js';
 import { configError, thrown } from '../support/errors.js';
+import { lazy } from '../support/lazy.js';
 
 
 const local = {
@@ -20,7 +21,7 @@ const s3 = { region: 'us-east-1', accessKey: 'key', secretKey: 'secret' };
 const rt = (tenantId: string, collection = 'orders'): RouteRequest => ({ databaseType: 'runtime', tier: 'tenant', tenantId, collection });
 
 describe('dynamic tenants: routing', () => {
-  const router = new Router(
+  const router = lazy(() => new Router(
     loadConfig({
       ...local,
       spacesConnections: { shared: { ...s3, buckets: { records: 'xr-records', content: 'xr-content', backups: 'xr-backups' }, folderPrefixes: { records: 'rec' } } },
@@ -43,7 +44,7 @@ describe('dynamic tenants: routing', () => {
         },
       },
     }),
-  );
+  ));
 
   it('routes a tenant that is in no config entry, exactly as a configured entry with those names would be routed', () => {
     const configured = new Router(
@@ -114,7 +115,7 @@ describe('dynamic tenants: routing', () => {
 });
 
 describe('dynamic tenants: refusals', () => {
-  const router = new Router(
+  const router = lazy(() => new Router(
     loadConfig({
       ...local,
       databases: {
@@ -124,7 +125,7 @@ describe('dynamic tenants: refusals', () => {
         knowledge: { dynamicTenants: { enabled: true, dbConnRef: 'main', dbNameTemplate: 'kn_{tenantId}' } },
       },
     }),
-  );
+  ));
 
   it('refuses hostile tenant ids with a ValidationError naming the tenantId rule', () => {
     for (const tenantId of ['../x', '$where', '', 'a'.repeat(10 * 1024), 'a/b', '..', 'a\u0000b', ' t1', 't.1']) {
@@ -192,7 +193,35 @@ describe('dynamic tenants: never another tenant\'s database', () => {
       messaging: { dynamicTenants: { enabled: true, dbConnRef: 'main', dbNameTemplate: 'rt_m_{tenantId}', validation: { pattern: '[0-9]+' } } },
     },
   });
-  const router = new Router(config);
+  const router = lazy(() => new Router(config));
+
+  it('names the owner of a taken name exactly: a generic, a domain, a tenant database, or an analytics database', () => {
+    const owners = new Router(
+      loadConfig({
+        ...local,
+        databases: {
+          knowledge: {
+            genericDatabase: { dbConnRef: 'main', dbName: 'rt_gen' },
+            domainsDatabases: [{ domain: 'legal', dbConnRef: 'main', dbName: 'rt_legal' }],
+            tenantDatabases: [{ tenantId: 'acme', dbConnRef: 'main', dbName: 'rt_zeta' }],
+          },
+          runtime: {
+            tenantDatabases: [{ tenantId: 'initech', dbConnRef: 'main', dbName: 'initech_rt', analyticsDbName: 'rt_stats' }],
+            dynamicTenants: { enabled: true, dbConnRef: 'main', dbNameTemplate: 'rt_{tenantId}' },
+          },
+        },
+      }),
+    );
+    const refusal = (tenantId: string, owner: string) =>
+      `Tenant "${tenantId}" is refused for runtime dynamic tenants: its database "rt_${tenantId}" on connection "main" is already ${owner}; a tenant never shares another's database`;
+    expect(thrown(ValidationError, () => owners.resolve(rt('gen'))).message).toBe(refusal('gen', 'the configured knowledge generic database'));
+    expect(thrown(ValidationError, () => owners.resolve(rt('legal'))).message).toBe(refusal('legal', 'the configured knowledge database of domain "legal"'));
+    // acme's database is also its analytics database: the first owner's label is the one kept.
+    expect(thrown(ValidationError, () => owners.resolve(rt('zeta'))).message).toBe(refusal('zeta', 'the configured knowledge database of tenant "acme"'));
+    expect(thrown(ValidationError, () => owners.resolve(rt('stats'))).message).toBe(
+      refusal('stats', 'the configured runtime database of tenant "initech" (as its analytics database)'),
+    );
+  });
 
   it('refuses a tenant whose database would be a configured database on the same connection', () => {
     const err = thrown(ValidationError, () => router.resolve(rt('zeta')));
@@ -252,7 +281,9 @@ describe('dynamic tenants: never another tenant\'s database', () => {
     );
     // Tenant "7"'s analytics database d7a would be tenant "7a"'s database: both are refused.
     expect(thrown(ValidationError, () => same.resolve(rt('7'))).message).toContain('analytics database "d7a"');
-    expect(thrown(ValidationError, () => same.resolve(rt('7a'))).message).toContain('analyticsDbNameTemplate');
+    expect(thrown(ValidationError, () => same.resolve(rt('7a'))).message).toBe(
+      'Tenant "7a" is refused for runtime dynamic tenants: its database "d7a" on connection "main" is also what databases.runtime.dynamicTenants.analyticsDbNameTemplate gives the tenant "7"; a tenant never shares another\'s database',
+    );
     // Tenant "5a" is not accepted, so d5a is no other tenant's.
     expect(same.resolve(rt('5')).analyticsDbName).toBe('d5a');
   });
@@ -460,5 +491,239 @@ describe('dynamic tenants: end to end on the embedded default', () => {
     } finally {
       await xronox.shutdown();
     }
+  });
+});
+
+describe('dynamic tenants: names shared with connections and other sections', () => {
+  it('refuses a tenant whose bucket is one of the connection\'s own buckets, which all its databases share', () => {
+    const router = new Router(
+      loadConfig({
+        ...local,
+        spacesConnections: { shared: { ...s3, buckets: { records: 'xr-records', versions: 'xr-versions', content: 'xr-content', backups: 'xr-backups' } } },
+        databases: { runtime: { dynamicTenants: { enabled: true, dbConnRef: 'main', spaceConnRef: 'shared', dbNameTemplate: 'rt_{tenantId}', bucketTemplate: 'xr-{tenantId}' } } },
+      }),
+    );
+    for (const kind of ['records', 'versions', 'content', 'backups']) {
+      const err = thrown(ValidationError, () => router.resolve(rt(kind)));
+      expect(err.message).toContain(`its bucket "xr-${kind}" is already a bucket of spacesConnections.shared, shared by its databases`);
+      expect(err.path).toBe('tenantId');
+    }
+    expect(router.resolve(rt('acme')).blobs.records).toEqual({ bucket: 'xr-acme', prefix: 'records' });
+    // Refusals are not cached.
+    expect(router.dynamicCacheSize).toBe(1);
+  });
+
+  it('refuses a tenant whose bucket another section\'s bucketTemplate gives another tenant', () => {
+    const router = new Router(
+      loadConfig({
+        ...local,
+        spacesConnections: { shared: s3 },
+        databases: {
+          runtime: { dynamicTenants: { enabled: true, dbConnRef: 'main', spaceConnRef: 'shared', dbNameTemplate: 'rt_{tenantId}', bucketTemplate: 'b-{tenantId}' } },
+          // Numeric ids only: loadConfig's sample ids do not see the overlap, the router does.
+          knowledge: {
+            dynamicTenants: { enabled: true, dbConnRef: 'other', spaceConnRef: 'shared', dbNameTemplate: 'kn_{tenantId}', bucketTemplate: 'b-k{tenantId}', validation: { pattern: '[0-9]+' } },
+          },
+        },
+      }),
+    );
+    const err = thrown(ValidationError, () => router.resolve(rt('k7')));
+    expect(err.message).toContain('its bucket "b-k7" is also what databases.knowledge.dynamicTenants.bucketTemplate gives the tenant "7"');
+    expect(thrown(ValidationError, () => router.resolve({ databaseType: 'knowledge', tier: 'tenant', tenantId: '7', collection: 'c' })).message).toContain(
+      'databases.runtime.dynamicTenants.bucketTemplate gives the tenant "k7"',
+    );
+    expect(router.resolve(rt('kx')).blobs.records?.bucket).toBe('b-kx');
+  });
+
+  it('refuses a tenant whose localStorage folder another section gives another tenant, on another connection', () => {
+    const router = new Router(
+      loadConfig({
+        ...local,
+        databases: {
+          runtime: { dynamicTenants: { enabled: true, dbConnRef: 'main', dbNameTemplate: 'rt_{tenantId}' } },
+          knowledge: { dynamicTenants: { enabled: true, dbConnRef: 'other', dbNameTemplate: 'rt_k{tenantId}', validation: { pattern: '[0-9]+' } } },
+        },
+      }),
+    );
+    // Different connections, so the databases are apart; their folders would not be.
+    const err = thrown(ValidationError, () => router.resolve(rt('k7')));
+    expect(err.message).toContain('its localStorage folder "rt_k7" is also what databases.knowledge.dynamicTenants.dbNameTemplate gives the tenant "7"');
+    expect(thrown(ValidationError, () => router.resolve({ databaseType: 'knowledge', tier: 'tenant', tenantId: '8', collection: 'c' })).message).toContain(
+      'its localStorage folder "rt_k8" is also what databases.runtime.dynamicTenants.dbNameTemplate gives the tenant "k8"',
+    );
+    // Ids the other section would refuse are no clash.
+    expect(router.resolve(rt('kx')).blobs.records).toEqual({ bucket: 'rt_kx', prefix: 'records' });
+  });
+
+  it('compares bucket names within one spaces connection only', () => {
+    const router = new Router(
+      loadConfig({
+        ...local,
+        spacesConnections: { east: s3, west: { ...s3, endpoint: 'https://s3.west.example' } },
+        databases: {
+          knowledge: { genericDatabase: { dbConnRef: 'other', spaceConnRef: 'west', dbName: 'kn_generic', bucket: 'b-acme' } },
+          runtime: { dynamicTenants: { enabled: true, dbConnRef: 'main', spaceConnRef: 'east', dbNameTemplate: 'rt_{tenantId}', bucketTemplate: 'b-{tenantId}' } },
+        },
+      }),
+    );
+    // West's b-acme is another account's bucket: east's may have the same name.
+    expect(router.resolve(rt('acme')).blobs.records).toEqual({ bucket: 'b-acme', prefix: 'records' });
+  });
+
+  it('lets a disabled section claim no name', () => {
+    const router = new Router(
+      loadConfig({
+        ...local,
+        databases: {
+          runtime: { dynamicTenants: { enabled: true, dbConnRef: 'main', dbNameTemplate: 'rt_{tenantId}' } },
+          messaging: { dynamicTenants: { enabled: false, dbConnRef: 'main', dbNameTemplate: 'rt_m_{tenantId}', validation: { pattern: '[0-9]+' } } },
+        },
+      }),
+    );
+    expect(router.resolve(rt('m_42')).dbName).toBe('rt_m_42');
+    expect(router.dynamicConnections()).toEqual(['main']);
+    expect(router.databaseNamed('main', 'rt_m_42')?.databaseType).toBe('runtime');
+  });
+});
+
+describe('dynamic tenants: where each section keeps its names', () => {
+  it('gives a section on S3 without a bucketTemplate no localStorage folder, so a local section may use the same template', () => {
+    const router = new Router(
+      loadConfig({
+        ...local,
+        spacesConnections: { shared: { ...s3, buckets: { records: 'xr-records', versions: 'xr-versions', content: 'xr-content', backups: 'xr-backups' } } },
+        databases: {
+          runtime: { dynamicTenants: { enabled: true, dbConnRef: 'main', spaceConnRef: 'shared', dbNameTemplate: 'x_{tenantId}' } },
+          knowledge: { dynamicTenants: { enabled: true, dbConnRef: 'other', dbNameTemplate: 'x_{tenantId}' } },
+        },
+      }),
+    );
+    expect(router.resolve(rt('acme')).blobs.records).toEqual({ bucket: 'xr-records', prefix: 'records' });
+    expect(router.resolve({ databaseType: 'knowledge', tier: 'tenant', tenantId: 'acme', collection: 'c' }).blobs.records).toEqual({ bucket: 'x_acme', prefix: 'records' });
+  });
+
+  it('refuses a name another section gives the same tenant id, and checks no analytics name a section has no template for', () => {
+    // "a{tenantId}b" gives tenant "b" the folder "abb"; so does knowledge's "ab{tenantId}" to its own tenant "b".
+    const router = new Router(
+      loadConfig({
+        ...local,
+        databases: {
+          runtime: { dynamicTenants: { enabled: true, dbConnRef: 'main', dbNameTemplate: 'a{tenantId}b' } },
+          knowledge: { dynamicTenants: { enabled: true, dbConnRef: 'other', dbNameTemplate: 'ab{tenantId}', validation: { pattern: 'b+' } } },
+          metadata: { dynamicTenants: { enabled: true, dbConnRef: 'main', dbNameTemplate: 'u{tenantId}' } },
+        },
+      }),
+    );
+    expect(thrown(ValidationError, () => router.resolve(rt('b'))).message).toContain(
+      'its localStorage folder "abb" is also what databases.knowledge.dynamicTenants.dbNameTemplate gives the tenant "b"',
+    );
+    expect(router.resolve(rt('c')).dbName).toBe('acb');
+    // No analytics template: the tenant's analytics database is its database, and nothing else is checked for it.
+    expect(router.resolve({ databaseType: 'metadata', tier: 'tenant', tenantId: 'x', collection: 'c' })).toMatchObject({ dbName: 'ux', analyticsDbName: 'ux' });
+  });
+
+  it('refuses a tenant whose analytics database name would not be valid', () => {
+    const router = new Router(
+      loadConfig({
+        ...local,
+        databases: { runtime: { dynamicTenants: { enabled: true, dbConnRef: 'main', dbNameTemplate: 'r{tenantId}', analyticsDbNameTemplate: 'analytics_with_a_rather_long_prefix_{tenantId}' } } },
+      }),
+    );
+    const tenantId = 'tenant-with-a-long-name-0123456789';
+    expect(thrown(ValidationError, () => router.resolve(rt(tenantId))).message).toBe(
+      `Tenant "${tenantId}" is refused for runtime dynamic tenants: analyticsDbNameTemplate gives "analytics_with_a_rather_long_prefix_${tenantId}", which is not a valid dbName (a letter or digit then up to 62 letters, digits, "_" or "-")`,
+    );
+    expect(router.resolve(rt('short')).analyticsDbName).toBe('analytics_with_a_rather_long_prefix_short');
+  });
+
+  it('says which tenants are configured when dynamicTenants is disabled', () => {
+    const off = new Router(
+      loadConfig({
+        ...local,
+        databases: { runtime: { tenantDatabases: [{ tenantId: 'acme', dbConnRef: 'main', dbName: 'rt_acme' }], dynamicTenants: { enabled: false, dbConnRef: 'main', dbNameTemplate: 'rt_{tenantId}' } } },
+      }),
+    );
+    expect(thrown(RouteNotFoundError, () => off.resolve(rt('anyone'))).message).toBe(
+      'No runtime database is configured for tenant "anyone" (configured: tenant "acme"); dynamicTenants is disabled',
+    );
+  });
+});
+
+describe('dynamic tenants: databaseNamed, which repair and the counters use', () => {
+  const router = lazy(() => new Router(
+    loadConfig({
+      ...local,
+      databases: {
+        runtime: {
+          tenantDatabases: [{ tenantId: 'acme', dbConnRef: 'main', dbName: 'custom_acme', analyticsDbName: 'custom_acme_stats' }],
+          dynamicTenants: { enabled: true, dbConnRef: 'main', dbNameTemplate: 'rt_{tenantId}', analyticsDbNameTemplate: 'an_{tenantId}', validation: { maxLength: 10 } },
+        },
+        knowledge: { genericDatabase: { dbConnRef: 'other', dbName: 'kn_generic' } },
+        metadata: { dynamicTenants: { enabled: false, dbConnRef: 'other', dbNameTemplate: 'md_{tenantId}' } },
+      },
+    }),
+  ));
+
+  it('names the configured database, by its name or its analytics database\'s, on its own connection only', () => {
+    expect(router.databaseNamed('main', 'custom_acme')).toMatchObject({ databaseType: 'runtime', tier: 'tenant', tenantId: 'acme', dbName: 'custom_acme' });
+    expect(router.databaseNamed('main', 'custom_acme_stats')).toMatchObject({ tenantId: 'acme', dbName: 'custom_acme', analyticsDbName: 'custom_acme_stats' });
+    expect(router.databaseNamed('other', 'kn_generic')).toMatchObject({ databaseType: 'knowledge', tier: 'generic', dbName: 'kn_generic' });
+    expect(router.databaseNamed('other', 'custom_acme')).toBeNull();
+    expect(router.databaseNamed('main', 'kn_generic')).toBeNull();
+  });
+
+  it('names the dynamic tenant whose template gives the name, as its database or its analytics database', () => {
+    expect(router.databaseNamed('main', 'rt_globex')).toStrictEqual(router.cachedDynamicDatabases().find((d) => d.tenantId === 'globex'));
+    expect(router.databaseNamed('main', 'rt_globex')).toMatchObject({ databaseType: 'runtime', tier: 'tenant', tenantId: 'globex', dbName: 'rt_globex', analyticsDbName: 'an_globex' });
+    expect(router.databaseNamed('main', 'an_initech')).toMatchObject({ tenantId: 'initech', dbName: 'rt_initech', analyticsDbName: 'an_initech' });
+  });
+
+  it('names no tenant for a name of a configured tenant\'s template, a refused tenant, another connection, a disabled section or no template', () => {
+    // acme is configured: rt_acme is no database of it, and no dynamic tenant may have it.
+    expect(router.databaseNamed('main', 'rt_acme')).toBeNull();
+    expect(router.databaseNamed('main', 'an_acme')).toBeNull();
+    // The section refuses ids longer than 10 characters.
+    expect(router.databaseNamed('main', 'rt_averyverylongtenant')).toBeNull();
+    expect(router.databaseNamed('other', 'rt_globex')).toBeNull();
+    expect(router.databaseNamed('other', 'md_globex')).toBeNull();
+    expect(router.databaseNamed('main', 'something_else')).toBeNull();
+    // A section without an analytics template: a name its database template does not give is no tenant's.
+    const plain = new Router(loadConfig({ ...local, databases: { runtime: { dynamicTenants: { enabled: true, dbConnRef: 'main', dbNameTemplate: 'rt_{tenantId}' } } } }));
+    expect(plain.databaseNamed('main', 'an_globex')).toBeNull();
+    expect(plain.databaseNamed('main', 'rt_globex')).toMatchObject({ tenantId: 'globex', analyticsDbName: 'rt_globex' });
+  });
+
+  it('lists the connections of enabled sections once each', () => {
+    expect(router.dynamicConnections()).toEqual(['main']);
+    const two = new Router(
+      loadConfig({
+        ...local,
+        databases: {
+          runtime: { dynamicTenants: { enabled: true, dbConnRef: 'main', dbNameTemplate: 'rt_{tenantId}' } },
+          knowledge: { dynamicTenants: { enabled: true, dbConnRef: 'other', dbNameTemplate: 'kn_{tenantId}' } },
+          metadata: { dynamicTenants: { enabled: true, dbConnRef: 'other', dbNameTemplate: 'md_{tenantId}' } },
+        },
+      }),
+    );
+    expect(two.dynamicConnections()).toEqual(['main', 'other']);
+  });
+});
+
+describe('dynamic tenants: the cache on a refusal', () => {
+  it('holds nothing for a tenant it refuses: a miss adds no entry', () => {
+    const router = new Router(
+      loadConfig({
+        ...local,
+        databases: { runtime: { dynamicTenants: { enabled: true, dbConnRef: 'main', dbNameTemplate: 'rt_{tenantId}', cacheSize: 3, validation: { pattern: '[a-z0-9-]+' } } } },
+      }),
+    );
+    router.resolve(rt('t-0'));
+    for (const tenantId of ['UPPER', 'Mixed-1', 'UPPER']) thrown(ValidationError, () => router.resolve(rt(tenantId)));
+    expect(router.dynamicCacheSize).toBe(1);
+    expect(router.cachedDynamicDatabases().map((d) => d.tenantId)).toEqual(['t-0']);
+    // The refused ones took no room: three tenants still fit.
+    router.resolve(rt('t-1'));
+    router.resolve(rt('t-2'));
+    expect(router.cachedDynamicDatabases().map((d) => d.tenantId)).toEqual(['t-0', 't-1', 't-2']);
   });
 });

@@ -45,6 +45,16 @@ describe('deepMerge', () => {
     expect(deepMerge({ a: [1] }, { a: 2 })).toEqual({ a: 2 });
   });
 
+  it('returns plain properties: enumerable, writable and deletable, a "__proto__" key included', () => {
+    const merged = deepMerge({ a: 1 }, JSON.parse('{"b": 2, "__proto__": {"polluted": true}}'));
+    expect(Object.getOwnPropertyDescriptor(merged, 'b')).toEqual({ value: 2, enumerable: true, writable: true, configurable: true });
+    expect(Object.getOwnPropertyDescriptor(merged, '__proto__')).toEqual({ value: { polluted: true }, enumerable: true, writable: true, configurable: true });
+    expect(Object.getPrototypeOf(merged)).toBe(Object.prototype);
+    merged.b = 3;
+    delete merged.a;
+    expect(merged).toEqual(JSON.parse('{"b": 3, "__proto__": {"polluted": true}}'));
+  });
+
   it('keeps the base for an empty patch and takes the patch for an empty base', () => {
     expect(deepMerge({ a: 1 }, {})).toEqual({ a: 1 });
     expect(deepMerge({}, { a: { b: [1] } })).toEqual({ a: { b: [1] } });

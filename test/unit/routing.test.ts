@@ -4,6 +4,7 @@ import type { BlobKind, DatabaseType, Tier } from '../../core/config/schema.js';
 import { RouteNotFoundError, ValidationError, XronoxError } from '../../core/errors.js';
 import { Router, type RouteRequest } from '../../core/routing/router.js';
 import { thrown } from '../support/errors.js';
+import { lazy } from '../support/lazy.js';
 
 const s3 = { region: 'us-east-1', accessKey: 'key', secretKey: 'secret' };
 
@@ -63,7 +64,7 @@ const config = loadConfig({
   collectionMaps: { orders: { indexedProps: ['customerId'] } },
 });
 
-const router = new Router(config);
+const router = lazy(() => new Router(config));
 const runtime = (tenantId: string, collection = 'orders') => router.resolve({ databaseType: 'runtime', tier: 'tenant', tenantId, collection });
 
 
@@ -273,6 +274,45 @@ describe('Router.resolve: refusals', () => {
     );
   });
 
+  it('says exactly what is configured instead: every entry up to ten, then how many more', () => {
+    const generic = thrown(RouteNotFoundError, () => router.resolve({ databaseType: 'runtime', tier: 'generic', collection: 'x' }));
+    expect(generic.message).toBe(
+      'No generic runtime database is configured (configured: tenant "tenant-a", tenant "tenant-b", tenant "tenant-c", tenant "tenant-d", tenant "tenant-e", tenant "tenant-f")',
+    );
+    expect(thrown(RouteNotFoundError, () => router.resolve({ databaseType: 'knowledge', tier: 'domain', domain: 'legal', collection: 'x' })).message).toBe(
+      'No knowledge database is configured for domain "legal" (configured: generic, domain "finance", tenant "tenant-a")',
+    );
+    const many = new Router(
+      loadConfig({
+        dbConnections: { main: { sqlitePath: '/tmp/xronox-routing-many.sqlite' } },
+        localStorage: { basePath: '/tmp/xronox-routing-many', enabled: true },
+        databases: {
+          runtime: { tenantDatabases: Array.from({ length: 12 }, (_, i) => ({ tenantId: `t${i}`, dbConnRef: 'main', dbName: `rt_t${i}` })) },
+          knowledge: { tenantDatabases: [] },
+        },
+      }),
+    );
+    expect(thrown(RouteNotFoundError, () => many.resolve({ databaseType: 'runtime', tier: 'tenant', tenantId: 'zz', collection: 'x' })).message).toBe(
+      `No runtime database is configured for tenant "zz" (configured: ${Array.from({ length: 10 }, (_, i) => `tenant "t${i}"`).join(', ')}, and 2 more)`,
+    );
+    const ten = new Router(
+      loadConfig({
+        dbConnections: { main: { sqlitePath: '/tmp/xronox-routing-many.sqlite' } },
+        localStorage: { basePath: '/tmp/xronox-routing-many', enabled: true },
+        databases: { runtime: { tenantDatabases: Array.from({ length: 10 }, (_, i) => ({ tenantId: `t${i}`, dbConnRef: 'main', dbName: `rt_t${i}` })) } },
+      }),
+    );
+    expect(thrown(RouteNotFoundError, () => ten.resolve({ databaseType: 'runtime', tier: 'tenant', tenantId: 'zz', collection: 'x' })).message).toBe(
+      `No runtime database is configured for tenant "zz" (configured: ${Array.from({ length: 10 }, (_, i) => `tenant "t${i}"`).join(', ')})`,
+    );
+    expect(thrown(RouteNotFoundError, () => many.resolve({ databaseType: 'knowledge', tier: 'generic', collection: 'x' })).message).toBe(
+      'No generic knowledge database is configured (none are configured)',
+    );
+    expect(thrown(RouteNotFoundError, () => many.resolve({ databaseType: 'logs', tier: 'generic', collection: 'x' })).message).toBe(
+      'No generic logs database is configured (this database type is not configured at all)',
+    );
+  });
+
   it('refuses a tier given the wrong key with a ValidationError', () => {
     const cases: RouteRequest[] = [
       { databaseType: 'runtime', tier: 'tenant', tenantId: 'tenant-a', domain: 'finance', collection: 'x' },
@@ -282,9 +322,16 @@ describe('Router.resolve: refusals', () => {
       { databaseType: 'runtime', tier: 'tenant', collection: 'x' },
       { databaseType: 'knowledge', tier: 'domain', collection: 'x' },
     ];
-    for (const request of cases) {
+    const messages = [
+      'The tenant tier takes a tenantId, not a domain',
+      'The generic tier takes neither tenantId nor domain',
+      'The generic tier takes neither tenantId nor domain',
+      'The domain tier takes a domain, not a tenantId',
+    ];
+    for (const [i, request] of cases.entries()) {
       const err = thrown(ValidationError, () => router.resolve(request));
       expect(err.code).toBe('VALIDATION_FAILED');
+      if (messages[i]) expect(err.message).toBe(messages[i]);
     }
   });
 
@@ -315,6 +362,36 @@ describe('Router.resolve: refusals', () => {
     for (const request of bad) {
       const err = thrown(ValidationError, () => router.resolve(request as RouteRequest));
       expect(err).toBeInstanceOf(XronoxError);
+    }
+    for (const request of [null, 'runtime']) {
+      expect(thrown(ValidationError, () => router.resolve(request as unknown as RouteRequest)).message).toBe('with() takes { databaseType, tier, collection, ... }');
+    }
+    const type = thrown(ValidationError, () => router.resolve({ databaseType: 'audit', tier: 'generic', collection: 'x' } as unknown as RouteRequest));
+    expect({ path: type.path, message: type.message }).toEqual({
+      path: 'databaseType',
+      message: 'Unknown databaseType "audit"; expected one of runtime, knowledge, metadata, messaging, identities, logs',
+    });
+    const tier = thrown(ValidationError, () => router.resolve({ databaseType: 'runtime', tier: 'global', collection: 'x' } as unknown as RouteRequest));
+    expect({ path: tier.path, message: tier.message }).toEqual({ path: 'tier', message: 'Unknown tier "global"; expected one of generic, domain, tenant' });
+  });
+
+  it('refuses any tier of a type that is not configured, and a tenant of a type configured without tenants', () => {
+    const empty = new Router(loadConfig({ dbConnections: {}, databases: {} }));
+    expect(thrown(RouteNotFoundError, () => empty.resolve({ databaseType: 'knowledge', tier: 'domain', domain: 'legal', collection: 'x' })).message).toBe(
+      'No knowledge database is configured for domain "legal" (this database type is not configured at all)',
+    );
+    const genericOnly = new Router(
+      loadConfig({
+        dbConnections: { main: { sqlitePath: '/tmp/xronox-routing-generic.sqlite' } },
+        localStorage: { basePath: '/tmp/xronox-routing-generic', enabled: true },
+        databases: { logs: { genericDatabase: { dbConnRef: 'main', dbName: 'logs' } } },
+      }),
+    );
+    // Even a tenant named like a missing value.
+    for (const tenantId of ['acme', 'undefined']) {
+      expect(thrown(RouteNotFoundError, () => genericOnly.resolve({ databaseType: 'logs', tier: 'tenant', tenantId, collection: 'x' })).message).toBe(
+        `No logs database is configured for tenant "${tenantId}" (configured: generic)`,
+      );
     }
   });
 });

@@ -4,7 +4,7 @@ import { format, inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { XronoxConfigBuilder } from '../../core/config/builder.js';
 import { loadConfig } from '../../core/config/load.js';
-import { maskConfig, maskSecretsIn } from '../../core/config/secrets.js';
+import { maskConfig, maskSecretsIn, secretValues } from '../../core/config/secrets.js';
 import type { ConfigError } from '../../core/errors.js';
 import { initXronox } from '../../core/xronox.js';
 import { configError } from '../support/errors.js';
@@ -142,7 +142,8 @@ describe('maskConfig', () => {
     expect(masked.dbConnections.atlas?.mongoUri).toBe('mongodb+srv://app-user:****@cluster0.example.net/?retryWrites=true');
     expect(masked.dbConnections.plain?.mongoUri).toBe('mongodb://admin:****@db1:27017,db2:27017/app');
     expect(masked.dbConnections.noauth?.mongoUri).toBe('mongodb://localhost:27017');
-    expect(masked.dbConnections.file).toEqual({ sqlitePath: '/tmp/x.sqlite' });
+    // Strictly: a `mongoUri: undefined` added to a SQLite connection would be a change too.
+    expect(masked.dbConnections.file).toStrictEqual({ sqlitePath: '/tmp/x.sqlite' });
     // Everything else, connection refs of dynamic tenants included, is kept.
     expect(masked.databases).toEqual(config.databases);
     expect(masked.spacesConnections.long?.buckets).toEqual(config.spacesConnections.long?.buckets);
@@ -162,7 +163,75 @@ describe('maskConfig', () => {
   });
 });
 
+describe('maskConfig: what it does not recognise', () => {
+  it('copies values that are not configs, and connections that are not objects, unchanged', () => {
+    expect(maskConfig(null)).toBeNull();
+    expect(maskConfig(undefined)).toBeUndefined();
+    expect(maskConfig('mongodb://u:password@h')).toBe('mongodb://u:password@h');
+    const odd = { spacesConnections: { a: null, b: 'text' }, dbConnections: { c: null, d: ['mongodb://u:password@h'] }, api: { jwt: null } };
+    expect(maskConfig(odd)).toStrictEqual(odd);
+    expect(secretValues(odd, {})).toStrictEqual([]);
+  });
+
+  it('adds no field: a connection without keys, a JWT block without a secret, a config without dbConnections', () => {
+    const raw = { spacesConnections: { anon: { region: 'r', bucket: 'b' } }, api: { jwt: { jwksUrl: 'https://idp.example/jwks' } } };
+    expect(maskConfig(raw)).toStrictEqual(raw);
+    // Keys that are not strings are not secrets the masking knows how to shorten: copied as they are.
+    const numbers = { spacesConnections: { s: { secretKey: 12345678, accessKey: 87654321 } }, api: { jwt: { secret: 42 } } };
+    expect(maskConfig(numbers)).toStrictEqual(numbers);
+  });
+
+  it('masks the JWT secret of a config that has no connections', () => {
+    expect(maskConfig({ api: { jwt: { secret: 'jwt-secret-only' } } })).toStrictEqual({ api: { jwt: { secret: '****' } } });
+  });
+});
+
+describe('MongoDB URIs', () => {
+  it('masks the password of a URI with no user name (mongodb://:pw@host)', () => {
+    const raw = { dbConnections: { m: { mongoUri: 'mongodb://:no-user-pw@host/db' } } };
+    expect(maskConfig(raw).dbConnections.m.mongoUri).toBe('mongodb://:****@host/db');
+    expect(maskSecretsIn('auth no-user-pw failed', raw)).toBe('auth **** failed');
+  });
+
+  it('leaves a user name without a password, and an empty password, as they are: neither is a secret', () => {
+    for (const mongoUri of ['mongodb://app-user@host/db', 'mongodb://app-user:@host/db', 'mongodb://host-only:27017/db', 'mongodb://@host/db']) {
+      const raw = { dbConnections: { m: { mongoUri } } };
+      expect(maskConfig(raw).dbConnections.m.mongoUri).toBe(mongoUri);
+      expect(secretValues(raw, {})).toStrictEqual([]);
+    }
+  });
+
+  it('masks the password of a value the driver would refuse (a leading space, an upper-case scheme), keeping the rest', () => {
+    for (const [mongoUri, masked] of [
+      [' mongodb://app:typo-password@host/db', ' mongodb://app:****@host/db'],
+      ['MONGODB+SRV://app:typo-password@cluster/db', 'MONGODB+SRV://app:****@cluster/db'],
+      ['uri=mongodb://app:typo-password@host', 'uri=mongodb://app:****@host'],
+    ]) {
+      const raw = { dbConnections: { m: { mongoUri } } };
+      expect(maskConfig(raw).dbConnections.m.mongoUri).toBe(masked);
+      expect(maskSecretsIn(`could not connect to ${mongoUri}`, raw)).toBe(`could not connect to ${masked}`);
+    }
+  });
+
+  it('lists a password once when decoding does not change it, and both forms when it does', () => {
+    expect(secretValues({ dbConnections: { m: { mongoUri: 'mongodb://u:plain-password@h' } } }, {})).toStrictEqual(['plain-password']);
+    expect(secretValues({ dbConnections: { m: { mongoUri: 'mongodb://u:p%40ss-word@h' } } }, {})).toStrictEqual(['p%40ss-word', 'p@ss-word']);
+  });
+});
+
 describe('maskSecretsIn', () => {
+  it('masks a secret whole when a shorter secret is its prefix (longest first)', () => {
+    // The shorter one comes first in the config, so only the ordering keeps "-and-more" out of sight.
+    const raw = { spacesConnections: { s3: { region: 'r', secretKey: 'shared-prefix', accessKey: 'shared-prefix-and-more' } } };
+    expect(secretValues(raw, {})).toStrictEqual(['shared-prefix-and-more', 'shared-prefix']);
+    expect(maskSecretsIn('signed with shared-prefix-and-more, then shared-prefix', raw, {})).toBe('signed with ****, then ****');
+  });
+
+  it('masks secrets of exactly 4 characters, the shortest it searches for', () => {
+    const raw = { spacesConnections: { s3: { region: 'r', accessKey: 'abc', secretKey: 'wxyz' } } };
+    expect(maskSecretsIn('keys abc and wxyz', raw, {})).toBe('keys abc and ****');
+  });
+
   it('replaces every secret value in a text, URI passwords as written and decoded', () => {
     const raw = {
       dbConnections: { m: { mongoUri: 'mongodb://app:p%40ssw0rd-x@host/db' } },

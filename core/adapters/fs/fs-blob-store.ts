@@ -5,7 +5,7 @@ import { join, resolve, sep } from 'node:path';
 import { setImmediate } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import type { BlobInfo, BlobListing, BlobStore, PutOptions } from '../../contracts/blob-store.js';
-import { ConflictError, StorageError } from '../../errors.js';
+import { ConflictError, StorageError, ValidationError } from '../../errors.js';
 import { fsReason, makeFolder } from './fs-folders.js';
 
 export interface FsBlobStoreOptions {
@@ -182,7 +182,7 @@ export class FsBlobStore implements BlobStore {
   }
 
   #resolve(bucket: string, parts: string[]): string {
-    if (!SEGMENT.test(bucket)) throw new Error(`Invalid bucket name ${JSON.stringify(bucket)}`);
+    if (!SEGMENT.test(bucket)) throw new ValidationError(`Invalid bucket name ${JSON.stringify(bucket)}`);
     return join(this.#root, bucket, ...parts);
   }
 }
@@ -191,7 +191,7 @@ export class FsBlobStore implements BlobStore {
 function checkedSegments(key: string): string[] {
   const parts = key.split('/');
   for (const part of parts) {
-    if (!SEGMENT.test(part) || part === '.' || part === '..') throw new Error(`Invalid object key ${JSON.stringify(key)}`);
+    if (!SEGMENT.test(part) || part === '.' || part === '..') throw new ValidationError(`Invalid object key ${JSON.stringify(key.slice(0, 200))}`);
   }
   return parts;
 }
