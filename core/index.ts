@@ -2,9 +2,10 @@
  * Xronox: the public library API. Named exports only; `test/unit/exports.test.ts` pins this list.
  */
 export { initXronox, type InitOptions } from './xronox.js';
-export { Xronox, type AdapterFactories, type AnyCollection, type CounterTotalsRequest, type CounterWindowsOptions, type HealthReport, type ProbeResult, type RepairReport } from './engine/xronox.js';
+export { defaultAdapters } from './adapters/registry.js';
+export { Xronox, type AdapterFactories, type AnyCollection, type CounterTotalsRequest, type CounterWindowsOptions, type HealthReport, type ProbeResult, type RepairReport } from './xronox.js';
 export type { UploadSweepReport } from './engine/content-uploads.js';
-export { Collection } from './engine/collection.js';
+export { Collection, MAX_CREATE_BATCH } from './engine/collection.js';
 export type {
   ActorChange,
   CollectionRestoreReport,
@@ -29,7 +30,7 @@ export type { CollectionVerifyReport, VerifyReport } from './engine/hash-chain.j
 export type { TieredReadOptions, TieredReadResult } from './engine/tiered-read.js';
 export type { Data, RecordDocument } from './engine/documents.js';
 export type { SyncReport } from './engine/blob-sync.js';
-export type { JobTarget } from './engine/xronox.js';
+export type { JobTarget } from './xronox.js';
 
 export { archiveObjects, restoreBackup, runJob, SCHEDULED_JOBS, type ObjectRef, type ScheduledJob } from './jobs/run.js';
 export type { JobProgress, JobReport, RunOptions } from './jobs/job.js';
@@ -52,7 +53,7 @@ export {
   type IdentityCollectionName,
 } from './domains/identities/identities.js';
 export { readLogRange, type LogRangeOptions } from './domains/logs/logs.js';
-export { DOCUMENT_DATABASE_TYPES, type DocumentDatabaseType, type RecordDatabaseType, type RecordRouteRequest } from './domains/open.js';
+export { DOCUMENT_DATABASE_TYPES, isDocumentDatabaseType, type DocumentDatabaseType, type RecordDatabaseType, type RecordRouteRequest } from './domains/open.js';
 export {
   ensureDocumentDatabase,
   expireDocumentDatabase,
@@ -66,10 +67,15 @@ export { loadConfig, type XronoxConfig } from './config/load.js';
 export { CONFIG_FILE_NAMES, findConfigFile, loadConfigFile } from './config/file.js';
 export { maskConfig, maskSecretsIn } from './config/secrets.js';
 export {
+  API_ROLES,
+  apiKeySchema,
   BLOB_KINDS,
   DATABASE_TYPES,
   TIERS,
   configSchema,
+  type ApiConfig,
+  type ApiJwtConfig,
+  type ApiRole,
   type BlobKind,
   type DatabaseType,
   type Tier,
@@ -79,12 +85,15 @@ export { XronoxConfigBuilder } from './config/builder.js';
 export { createDevConfig, createMinimalConfig, createProductionConfig } from './config/presets.js';
 
 export { Router, type BlobLocation, type Route, type RouteRequest } from './routing/router.js';
-export { STORAGE_POLICIES, type StoragePolicy } from './routing/policy.js';
+export { STORAGE_POLICIES, type StoragePolicy } from './config/policy.js';
 
 export type { BlobStore, BlobInfo, BlobListing } from './contracts/blob-store.js';
 export type { Actor, ActorType, IndexStore, Namespace, HeadRow, VersionRow, HistoryRow, CommitBatch, CommitResult, CounterDelta, CounterWindow, CounterWindowBounds, CounterWindowGranularity, CounterWindowQuery, StaleUpload, UploadIntent, UploadRef } from './contracts/index-store.js';
-export { ACTOR_TYPES } from './contracts/index-store.js';
-export { FILTER_OPERATORS } from './contracts/filter.js';
+export { ACTOR_TYPES, VERSION_OPS } from './contracts/index-store.js';
+export { DATE_KEY, toDocumentJson } from './contracts/document-store.js';
+export { parseInstant } from './foundation/clock.js';
+export { NAME_RULES, type NameKind } from './foundation/names.js';
+export { FILTER_OPERATORS } from './foundation/filter-tree.js';
 export type { CollectionSpec, Doc, DocFilter, DocScalar, DocValue, DocumentStore, IndexInfo, IndexKey, IndexSpec } from './contracts/document-store.js';
 
 export {

@@ -1,4 +1,4 @@
-import { isValidName } from '../routing/names.js';
+import { isValidName } from '../foundation/names.js';
 import { isRecord } from './normalise.js';
 import { DATABASE_TYPES, type DatabaseType, type DynamicTenantsConfig, TENANT_PLACEHOLDER } from './schema.js';
 

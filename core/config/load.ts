@@ -1,7 +1,7 @@
 import { isAbsolute, resolve } from 'node:path';
 import { ConfigError, type ConfigIssue, XronoxError } from '../errors.js';
-import { parseFilter } from '../engine/filter.js';
-import { policyFor } from '../routing/policy.js';
+import { parseFilter } from '../foundation/filter.js';
+import { policyFor } from './policy.js';
 import { acceptsTenant, compileTenantPattern, dynamicTenantSections, renderTemplate, templateMatcher } from './dynamic-tenants.js';
 import { type Environment, resolveEnvReferences } from './env.js';
 import { isRecord, normaliseBuckets, normaliseSections } from './normalise.js';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { isValidName, NAME_RULES, type NameKind } from '../routing/names.js';
+import { isValidName, NAME_RULES, type NameKind } from '../foundation/names.js';
 
 /**
  * The Xronox configuration: the single source of truth. Every type the rest of the code uses

@@ -1,4 +1,4 @@
-import type { FilterTree } from './filter.js';
+import type { FilterTree } from '../foundation/filter-tree.js';
 import type { Namespace } from './index-store.js';
 
 /**
@@ -156,7 +156,7 @@ export interface IndexInfo {
 
 /**
  * A validated filter over declared fields: the engine's `FilterNode` with `Date` values too.
- * Semantics are those of `core/engine/filter.ts` (MongoDB's for scalars): equality is type-strict,
+ * Semantics are those of `core/foundation/filter.ts` (MongoDB's for scalars): equality is type-strict,
  * ranges match values of the operand's type only (dates with dates), `{ f: null }` matches null or
  * missing. `core/domains/documents/document-filter.ts` parses user input into it and evaluates it.
  */

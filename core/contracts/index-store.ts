@@ -1,5 +1,4 @@
-import { readlinkSync } from 'node:fs';
-import type { FilterNode } from './filter.js';
+import type { FilterNode, IndexedValue } from '../foundation/filter-tree.js';
 
 /**
  * The index store port: heads, the version index, counters, the sync outbox and locks.
@@ -347,7 +346,7 @@ export interface HeadRow {
   hash: string | null;
 }
 
-export type IndexedValue = string | number | boolean | null;
+export type { IndexedValue } from '../foundation/filter-tree.js';
 
 export const ACTOR_TYPES = ['user', 'agent', 'system', 'api'] as const;
 export type ActorType = (typeof ACTOR_TYPES)[number];
@@ -588,24 +587,4 @@ export interface ReplaceCollectionsOptions {
   wholeDatabase: boolean;
   /** Change nothing when what is to be replaced holds any record. */
   onlyIfEmpty: boolean;
-}
-
-let tag: string | undefined;
-
-/**
- * `pid:<pid>:<pid namespace>`: names this process in lock owners (`acquireLock`), so that a store
- * whose processes share one host (SQLite) can tell the lease of a process that is gone. The
- * namespace (Linux's `/proc/self/ns/pid`) keeps containers with their own process ids apart;
- * where it cannot be read the tag is `pid:<pid>`, which no store reads as gone.
- */
-export function processTag(): string {
-  if (tag !== undefined) return tag;
-  let namespace: string | undefined;
-  try {
-    namespace = /\[(\d+)\]/.exec(readlinkSync('/proc/self/ns/pid'))?.[1];
-  } catch {
-    namespace = undefined;
-  }
-  tag = namespace === undefined ? `pid:${process.pid}` : `pid:${process.pid}:${namespace}`;
-  return tag;
 }

@@ -1,9 +1,14 @@
 import type { XronoxConfig } from '../config/load.js';
 import type { DocumentStore } from '../contracts/document-store.js';
-import type { Xronox } from '../engine/xronox.js';
 import { ValidationError } from '../errors.js';
 import { type DatabaseRoute, Router } from '../routing/router.js';
 import { DOCUMENT_DATABASE_TYPES, type DocumentDatabaseType, documentCollectionsOf, isDocumentDatabaseType } from './open.js';
+
+/** What document maintenance needs of the facade (`Xronox` implements it; this layer never imports it). */
+export interface DocumentHost {
+  readonly config: XronoxConfig;
+  documentStoreFor(db: Pick<DatabaseRoute, 'dbConnRef'>): DocumentStore;
+}
 
 /** One database that `migrateDocuments` or `expireDocuments` worked on. */
 export interface DocumentDatabaseReport {
@@ -31,7 +36,7 @@ export interface DocumentMaintenanceOptions {
  * afterwards. Dynamic tenants are in no config list; their collections are created on first use.
  * A database that fails is reported and the others are still done.
  */
-export async function migrateDocuments(xronox: Xronox, options: DocumentMaintenanceOptions = {}): Promise<DocumentDatabaseReport[]> {
+export async function migrateDocuments(xronox: DocumentHost, options: DocumentMaintenanceOptions = {}): Promise<DocumentDatabaseReport[]> {
   return eachDatabase(xronox, options, async (db, report) => {
     report.collections = await ensureDocumentDatabase(xronox.documentStoreFor(db), xronox.config, db);
   });
@@ -54,7 +59,7 @@ export async function ensureDocumentDatabase(store: DocumentStore, config: Xrono
  * `retentionDays`, sessions past `expiresAt`…). Reads already skip them; this frees the space
  * (MongoDB's TTL monitor does the same by itself within a minute or so). The retention job calls it.
  */
-export async function expireDocuments(xronox: Xronox, now: Date = new Date(), options: DocumentMaintenanceOptions = {}): Promise<DocumentDatabaseReport[]> {
+export async function expireDocuments(xronox: DocumentHost, now: Date = new Date(), options: DocumentMaintenanceOptions = {}): Promise<DocumentDatabaseReport[]> {
   return eachDatabase(xronox, options, async (db, report) => {
     report.collections = await expireDocumentDatabase(xronox.documentStoreFor(db), xronox.config, db, now);
   });
@@ -71,7 +76,7 @@ export async function expireDocumentDatabase(store: DocumentStore, config: Xrono
 }
 
 async function eachDatabase(
-  xronox: Xronox,
+  xronox: DocumentHost,
   options: DocumentMaintenanceOptions,
   work: (db: DatabaseRoute & { databaseType: DocumentDatabaseType }, report: DocumentDatabaseReport) => Promise<void>,
 ): Promise<DocumentDatabaseReport[]> {

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import { SORT_FIELDS, type SortField } from '../contracts/index-store.js';
 import { ValidationError } from '../errors.js';
-import { isValidName } from '../routing/names.js';
-import { parseAsOf, parseInstant } from './clock.js';
-import { isPlainObject } from './filter.js';
+import { isValidName } from '../foundation/names.js';
+import { parseAsOf, parseInstant } from '../foundation/clock.js';
+import { isPlainObject } from '../foundation/filter.js';
 
 /** Checks of the arguments callers pass to collection methods; each throws a `ValidationError`. */
 

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { BlobStore } from '../contracts/blob-store.js';
 import { ConflictError, StorageError } from '../errors.js';
-import { type IndexStore, type Namespace, type PendingSync, processTag } from '../contracts/index-store.js';
+import type { IndexStore, Namespace, PendingSync } from '../contracts/index-store.js';
+import { processTag } from '../foundation/process.js';
 import type { BlobKind } from '../config/schema.js';
 import type { BlobLocation } from '../routing/router.js';
 

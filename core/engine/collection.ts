@@ -1,10 +1,10 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { v7 as uuidv7 } from 'uuid';
 import type { BlobStore } from '../contracts/blob-store.js';
-import type { FilterNode } from '../contracts/filter.js';
+import type { FilterNode } from '../foundation/filter-tree.js';
 import type { Actor, CommitBatch, CounterDelta, CounterWindowGranularity, HeadRow, HistoryRow, IndexStore, Namespace, NewHead, PendingBlob, RecordWrite, UploadRef, VersionRow } from '../contracts/index-store.js';
 import { AppendOnlyError, ConflictError, NotFoundError, StorageError, ValidationError, VersionConflictError, type XronoxError } from '../errors.js';
-import { assertName, isValidName } from '../routing/names.js';
+import { assertName, isValidName } from '../foundation/names.js';
 import type { Route } from '../routing/router.js';
 import {
   checkLimit,
@@ -19,7 +19,7 @@ import {
   parsePoint,
 } from './arguments.js';
 import { blobKeys, type BlobSync, type SyncTarget } from './blob-sync.js';
-import { nextVersionTime, nowInstant, parseAsOf, parseInstant, untilClockReaches } from './clock.js';
+import { nextVersionTime, nowInstant, parseAsOf, parseInstant, untilClockReaches } from '../foundation/clock.js';
 import { windowKeysAt } from './counter-windows.js';
 import type {
   ActorChange,
@@ -51,7 +51,7 @@ import {
   type RecordDocument,
   serialiseDocument,
 } from './documents.js';
-import { isPlainObject, matches, parseFilter } from './filter.js';
+import { isPlainObject, matches, parseFilter } from '../foundation/filter.js';
 import { type CollectionVerifyReport, versionHash, type VerifyReport } from './hash-chain.js';
 import { actorId, checkActor, checkLineage, isSystemField, type SystemInfo, systemMeta } from './lineage.js';
 import { canonicalJson, deepMerge } from './merge.js';
@@ -483,7 +483,7 @@ export class Collection {
   }
 
   /**
-   * Lists records by indexed properties with the safe operator subset; see `core/engine/filter.ts`.
+   * Lists records by indexed properties with the safe operator subset; see `core/foundation/filter.ts`.
    * Takes the query and, as the product documents write it, the read options apart
    * (`listByMeta({ filter, limit }, { presign: true })`), or everything in one object.
    */

@@ -5,7 +5,7 @@ import { ConflictError, StorageError, ValidationError } from '../errors.js';
 import type { Route } from '../routing/router.js';
 import type { UploadSession } from './content-uploads.js';
 import { type Data, readPath } from './documents.js';
-import { isPlainObject } from './filter.js';
+import { isPlainObject } from '../foundation/filter.js';
 import { canonicalJson } from './merge.js';
 
 /** What a record keeps in place of offloaded content. */

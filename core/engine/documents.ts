@@ -1,8 +1,8 @@
 import type { CollectionMapConfig } from '../config/schema.js';
 import type { Actor, IndexedValue, VersionOp } from '../contracts/index-store.js';
 import { ValidationError } from '../errors.js';
-import { isValidName } from '../routing/names.js';
-import { isPlainObject, isWellFormed } from './filter.js';
+import { isValidName } from '../foundation/names.js';
+import { isPlainObject, isWellFormed } from '../foundation/filter.js';
 import type { SystemInfo } from './lineage.js';
 
 /** User data: a plain JSON object. */

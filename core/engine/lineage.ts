@@ -1,8 +1,8 @@
 import { ACTOR_TYPES, type Actor, type IndexedValue } from '../contracts/index-store.js';
 import { ValidationError } from '../errors.js';
-import { assertName } from '../routing/names.js';
+import { assertName } from '../foundation/names.js';
 import { checkOptions } from './arguments.js';
-import { isPlainObject } from './filter.js';
+import { isPlainObject } from '../foundation/filter.js';
 
 /** Where a record came from: the record it was derived from. */
 export interface ParentRef {

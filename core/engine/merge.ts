@@ -1,4 +1,4 @@
-import { isPlainObject } from './filter.js';
+import { isPlainObject } from '../foundation/filter.js';
 import type { Data } from './documents.js';
 
 /**

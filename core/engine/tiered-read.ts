@@ -4,7 +4,7 @@ import { checkOptions } from './arguments.js';
 import type { Collection } from './collection.js';
 import type { XronoxRecord } from './collection-types.js';
 import type { Data } from './documents.js';
-import { isPlainObject } from './filter.js';
+import { isPlainObject } from '../foundation/filter.js';
 import { deepMerge } from './merge.js';
 
 export interface TieredReadOptions {

@@ -2,13 +2,12 @@ import type { BlobStore } from '../contracts/blob-store.js';
 import type { IndexStore, Namespace } from '../contracts/index-store.js';
 import { isDocumentDatabaseType } from '../domains/open.js';
 import { BlobSync, blobKeys, forEachUnarchived, putVersionOnce } from '../engine/blob-sync.js';
-import { parseAsOf } from '../engine/clock.js';
+import { parseAsOf } from '../foundation/clock.js';
 import { sweepUploads } from '../engine/content-uploads.js';
-import { isValidName } from '../routing/names.js';
-import type { StoragePolicy } from '../routing/policy.js';
+import { isValidName } from '../foundation/names.js';
+import type { StoragePolicy } from '../config/policy.js';
 import type { BlobLocation } from '../routing/router.js';
-import type { JobTarget } from '../engine/xronox.js';
-import { type JobContext, syncTargetOf } from './job.js';
+import { type JobContext, syncTargetOf, type JobTarget } from './job.js';
 
 /** The ports and layout the archive job needs for one database. */
 export interface ArchiveTarget {

@@ -3,11 +3,10 @@ import type { Namespace } from '../contracts/index-store.js';
 import { checkDocument } from '../domains/documents/document-check.js';
 import { valueAt } from '../domains/documents/document-filter.js';
 import { documentCollectionsOf, storedDocumentRules } from '../domains/open.js';
-import type { JobTarget } from '../engine/xronox.js';
 import { ConflictError, RestoreTargetNotEmptyError, ValidationError, XronoxError } from '../errors.js';
-import { restoreStagingDbName } from '../routing/names.js';
+import { restoreStagingDbName } from '../foundation/names.js';
 import { type RestoreOptions, snapshotsToRestore } from './backup.js';
-import type { JobContext } from './job.js';
+import type { JobContext, JobTarget } from './job.js';
 import {
   BACKUP_FORMAT,
   backupDate,

@@ -3,11 +3,10 @@ import { ACTOR_TYPES, type CounterWindow, type HeadRow, type ImportedRecord, typ
 import { BlobSync, blobKeys, putVersionOnce } from '../engine/blob-sync.js';
 import { COUNTER_WINDOW_GRANULARITIES } from '../engine/counter-windows.js';
 import { headBody } from '../engine/offloaded.js';
-import type { JobTarget } from '../engine/xronox.js';
 import { RestoreTargetNotEmptyError, StorageError, ValidationError } from '../errors.js';
-import { isValidName, restoreStagingDbName } from '../routing/names.js';
+import { isValidName, restoreStagingDbName } from '../foundation/names.js';
 import type { BlobLocation } from '../routing/router.js';
-import { type JobContext, syncTargetOf } from './job.js';
+import { type JobContext, syncTargetOf, type JobTarget } from './job.js';
 import {
   BACKUP_FORMAT,
   backupDate,

@@ -1,10 +1,27 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { randomUUID } from 'node:crypto';
 import type { XronoxConfig } from '../config/load.js';
-import type { Namespace } from '../contracts/index-store.js';
 import type { SyncTarget } from '../engine/blob-sync.js';
-import type { JobTarget } from '../engine/xronox.js';
+import type { BlobStore } from '../contracts/blob-store.js';
+import type { DocumentStore } from '../contracts/document-store.js';
+import type { IndexStore, Namespace } from '../contracts/index-store.js';
+import type { DatabaseRoute, Route, RouteRequest } from '../routing/router.js';
 import type { JobSettings } from './settings.js';
+
+/** One database a job works on: its route, its index store and its blob store. */
+export type JobTarget = DatabaseRoute & { readonly index: IndexStore; readonly blob: BlobStore };
+
+/**
+ * What the jobs need of the facade. `Xronox` (core/xronox.ts) implements it; the jobs sit below
+ * the facade and never import it.
+ */
+export interface JobHost {
+  readonly config: XronoxConfig;
+  jobTargets(options?: { dynamic?: boolean }): Promise<JobTarget[]>;
+  jobTarget(db: DatabaseRoute): JobTarget;
+  route(request: RouteRequest): Route;
+  documentStoreFor(db: Pick<DatabaseRoute, 'dbConnRef'>): DocumentStore;
+}
 
 /** The jobs a run can name (`restore` is started by hand, the others on a schedule). */
 export const JOB_NAMES = ['archive', 'retention', 'backup', 'offload', 'restore'] as const;

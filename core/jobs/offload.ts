@@ -1,11 +1,10 @@
 import type { HeadRow, Namespace } from '../contracts/index-store.js';
 import { isDocumentDatabaseType } from '../domains/open.js';
-import { parseAsOf } from '../engine/clock.js';
+import { parseAsOf } from '../foundation/clock.js';
 import { isOffloaded, recordObjectKey } from '../engine/offloaded.js';
-import type { JobTarget } from '../engine/xronox.js';
 import { ConflictError } from '../errors.js';
 import type { BlobLocation } from '../routing/router.js';
-import type { JobContext } from './job.js';
+import type { JobContext, JobTarget } from './job.js';
 import { DAY_MS } from './settings.js';
 
 const PAGE = 200;

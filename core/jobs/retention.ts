@@ -3,10 +3,9 @@ import type { Namespace } from '../contracts/index-store.js';
 import { expireDocumentDatabase } from '../domains/maintenance.js';
 import { isDocumentDatabaseType } from '../domains/open.js';
 import { BlobSync, blobKeys, SyncLeased } from '../engine/blob-sync.js';
-import { parseAsOf } from '../engine/clock.js';
+import { parseAsOf } from '../foundation/clock.js';
 import { retentionBounds } from '../engine/counter-windows.js';
-import type { JobTarget } from '../engine/xronox.js';
-import { type JobContext, syncTargetOf } from './job.js';
+import { type JobContext, syncTargetOf, type JobTarget } from './job.js';
 import { DAY_MS } from './settings.js';
 
 const PAGE = 200;

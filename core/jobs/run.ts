@@ -1,13 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { templateMatcher } from '../config/dynamic-tenants.js';
 import { DATABASE_TYPES } from '../config/schema.js';
-import type { JobTarget, Xronox } from '../engine/xronox.js';
 import { RestoreTargetNotEmptyError, ValidationError, XronoxError } from '../errors.js';
 import { archiveRecord, archiveSweep, recordOfKey, repairOutbox, sweepContentUploads } from './archive.js';
 import { documentCollectionsOf, isDocumentDatabaseType } from '../domains/open.js';
 import { backupDatabase, recordsHeld, restoreDatabase, type RestoreOptions, snapshotsToRestore } from './backup.js';
 import { backupDocumentDatabase, documentsHeld, restoreDocumentDatabase } from './backup-documents.js';
-import { type JobContext, type JobName, type JobReport, reportLine, type RunOptions, runOverTargets, Tally } from './job.js';
+import { type JobContext, type JobHost, type JobName, type JobTarget, type JobReport, reportLine, type RunOptions, runOverTargets, Tally } from './job.js';
 import { offloadDatabase } from './offload.js';
 import { applyRetention } from './retention.js';
 import { jobSettings } from './settings.js';
@@ -26,7 +25,7 @@ export type ScheduledJob = (typeof SCHEDULED_JOBS)[number];
  * lease in that database's index store); a database leased by another run is skipped (or waited for, with
  * `waitForLease`). Logs one JSON line and returns the report.
  */
-export async function runJob(xronox: Xronox, job: ScheduledJob, options: RunOptions = {}): Promise<JobReport> {
+export async function runJob(xronox: JobHost, job: ScheduledJob, options: RunOptions = {}): Promise<JobReport> {
   if (!SCHEDULED_JOBS.includes(job)) throw new ValidationError(`Unknown job ${JSON.stringify(job)}; expected one of ${SCHEDULED_JOBS.join(', ')}`);
   const env = { settings: jobSettings(xronox.config), config: xronox.config };
   const targets = await xronox.jobTargets();
@@ -36,7 +35,7 @@ export async function runJob(xronox: Xronox, job: ScheduledJob, options: RunOpti
 }
 
 /** The databases a job runs on, and its work on each. */
-function jobWork(xronox: Xronox, job: ScheduledJob, targets: readonly JobTarget[]): { eligible: JobTarget[]; work: (t: JobTarget, ctx: JobContext) => Promise<void> } {
+function jobWork(xronox: JobHost, job: ScheduledJob, targets: readonly JobTarget[]): { eligible: JobTarget[]; work: (t: JobTarget, ctx: JobContext) => Promise<void> } {
   switch (job) {
     case 'archive':
       // The outbox first (every database that writes objects), then the versions the sweep is for.
@@ -91,7 +90,7 @@ function checkDatabaseNames(job: ScheduledJob, names: readonly string[], eligibl
  * (`RestoreTargetNotEmptyError`). The run checks emptiness again when it swaps the snapshot in.
  */
 export async function restoreBackup(
-  xronox: Xronox,
+  xronox: JobHost,
   request: RestoreOptions & { dbName: string },
   options: Omit<RunOptions, 'databases'> = {},
 ): Promise<JobReport> {
@@ -129,7 +128,7 @@ export interface ObjectRef {
  * and ignored. Every call is idempotent, so retried, duplicated, late and reordered events all
  * end in the same state; records whose events never arrive are archived by the sweep.
  */
-export async function archiveObjects(xronox: Xronox, refs: readonly ObjectRef[], options: Pick<RunOptions, 'log' | 'run'> = {}): Promise<JobReport> {
+export async function archiveObjects(xronox: JobHost, refs: readonly ObjectRef[], options: Pick<RunOptions, 'log' | 'run'> = {}): Promise<JobReport> {
   const started = Date.now();
   const tally = new Tally();
   const failures: JobReport['failures'] = [];
@@ -188,7 +187,7 @@ export async function archiveObjects(xronox: Xronox, refs: readonly ObjectRef[],
 }
 
 /** The dynamic tenant whose own bucket (`bucketTemplate`) the object is in, if any. */
-function dynamicTargetsOf(xronox: Xronox, ref: ObjectRef): JobTarget[] {
+function dynamicTargetsOf(xronox: JobHost, ref: ObjectRef): JobTarget[] {
   const out: JobTarget[] = [];
   for (const databaseType of DATABASE_TYPES) {
     const settings = (xronox.config.databases[databaseType] as { dynamicTenants?: { enabled: boolean; bucketTemplate?: string } } | undefined)?.dynamicTenants;

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import type { BlobStore } from '../contracts/blob-store.js';
 import { NotFoundError, ValidationError } from '../errors.js';
-import { isValidName } from '../routing/names.js';
+import { isValidName } from '../foundation/names.js';
 import type { BlobLocation } from '../routing/router.js';
 
 /**

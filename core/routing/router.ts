@@ -18,8 +18,8 @@ import {
   TIERS,
 } from '../config/schema.js';
 import { RouteNotFoundError, ValidationError } from '../errors.js';
-import { assertName, isValidName, NAME_RULES, RESTORE_STAGING_PREFIX } from './names.js';
-import { policyFor, type StoragePolicy } from './policy.js';
+import { assertName, isValidName, NAME_RULES, RESTORE_STAGING_PREFIX } from '../foundation/names.js';
+import { policyFor, type StoragePolicy } from '../config/policy.js';
 
 /** What a caller asks for: `xronox.with({ databaseType, tier, tenantId | domain, collection })`. */
 export interface RouteRequest {

@@ -1,5 +1,5 @@
 import type { MiddlewareHandler } from 'hono';
-import type { ApiRole } from '../../core/config/schema.js';
+import type { ApiRole } from '../../core/index.js';
 import { type ApiAuthenticator, hasRole, mayReach } from './auth.js';
 import type { AppEnv, Scope } from './env.js';
 import { HttpProblem } from './problem.js';

@@ -1,6 +1,5 @@
 import { z } from 'zod';
-import { type ApiConfig, type ApiRole, API_ROLES, apiKeySchema } from '../../core/config/schema.js';
-import type { Actor } from '../../core/contracts/index-store.js';
+import { API_ROLES, apiKeySchema, type Actor, type ApiConfig, type ApiRole } from '../../core/index.js';
 import { hashApiKey } from './api-keys.js';
 import type { Scope } from './env.js';
 import { createJwtVerifier, type JwtVerifier } from './jwt.js';

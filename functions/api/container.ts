@@ -14,11 +14,7 @@
  */
 import { resolve } from 'node:path';
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
-import { defaultAdapters } from '../../core/adapters/registry.js';
-import { findConfigFile, loadConfigFile } from '../../core/config/file.js';
-import { loadConfig, type XronoxConfig } from '../../core/config/load.js';
-import { type AdapterFactories, Xronox } from '../../core/engine/xronox.js';
-import { ConfigError } from '../../core/errors.js';
+import { ConfigError, defaultAdapters, findConfigFile, loadConfig, loadConfigFile, Xronox, type AdapterFactories, type XronoxConfig } from '../../core/index.js';
 
 /** Names the config JSON file to load (absolute, or relative to the working directory). */
 export const CONFIG_FILE_VARIABLE = 'XRONOX_CONFIG_FILE';

@@ -1,5 +1,5 @@
 import { createRemoteJWKSet, errors, type JWTPayload, jwtVerify } from 'jose';
-import type { ApiJwtConfig } from '../../core/config/schema.js';
+import type { ApiJwtConfig } from '../../core/index.js';
 
 /**
  * Verifies bearer JWTs with the configured HMAC secret or JWKS. Resolves the verified payload,

@@ -1,6 +1,6 @@
 import { HTTPException } from 'hono/http-exception';
 import type { ZodError } from 'zod';
-import { type ErrorCode, ValidationError, VersionConflictError, XronoxError } from '../../core/errors.js';
+import { ValidationError, VersionConflictError, XronoxError, type ErrorCode } from '../../core/index.js';
 
 /**
  * Errors as RFC 9457 problem details. Every failure the API reports goes through `toProblem`, so

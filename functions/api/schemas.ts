@@ -1,15 +1,10 @@
 import { z } from '@hono/zod-openapi';
-import { DATABASE_TYPES, type DatabaseType, type Tier } from '../../core/config/schema.js';
-import { ACTOR_TYPES, VERSION_OPS } from '../../core/contracts/index-store.js';
-import { NAME_RULES, type NameKind } from '../../core/routing/names.js';
-import { STORAGE_POLICIES } from '../../core/routing/policy.js';
-import { isDocumentDatabaseType } from '../../core/domains/open.js';
-import { MAX_CREATE_BATCH } from '../../core/engine/collection.js';
+import { ACTOR_TYPES, DATABASE_TYPES, isDocumentDatabaseType, MAX_CREATE_BATCH, NAME_RULES, STORAGE_POLICIES, VERSION_OPS, type DatabaseType, type NameKind, type Tier } from '../../core/index.js';
 
 /**
  * Every path, query, header and body schema of the API, and the response shapes. The same
  * schemas validate requests and generate the OpenAPI document. Names follow the engine's own
- * rules (`core/routing/names.ts`), so a name refused here would be refused by the engine too.
+ * rules (`core/foundation/names.ts`), so a name refused here would be refused by the engine too.
  * The engine still checks everything again: these schemas turn hostile input into a precise 400
  * early, they are not the only guard.
  */

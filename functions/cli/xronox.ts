@@ -25,15 +25,7 @@
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Presets, SingleBar } from 'cli-progress';
-import { loadConfigFile } from '../../core/config/file.js';
-import { type DocumentDatabaseType, DOCUMENT_DATABASE_TYPES } from '../../core/domains/open.js';
-import { migrateDocuments } from '../../core/domains/maintenance.js';
-import { maskSecretsIn } from '../../core/config/secrets.js';
-import { XronoxError } from '../../core/errors.js';
-import type { JobProgress, JobReport, RunOptions } from '../../core/jobs/job.js';
-import { restoreBackup, runJob, SCHEDULED_JOBS, type ScheduledJob } from '../../core/jobs/run.js';
-import type { Xronox } from '../../core/engine/xronox.js';
-import { initXronox } from '../../core/xronox.js';
+import { DOCUMENT_DATABASE_TYPES, initXronox, loadConfigFile, maskSecretsIn, migrateDocuments, restoreBackup, runJob, SCHEDULED_JOBS, XronoxError, type DocumentDatabaseType, type JobProgress, type JobReport, type RunOptions, type ScheduledJob, type Xronox } from '../../core/index.js';
 
 /** What `xronox migrate` takes: one document database type, or both. */
 const MIGRATE_TARGETS = [...DOCUMENT_DATABASE_TYPES, 'all'] as const;

@@ -17,9 +17,7 @@
 import middy from '@middy/core';
 import type { Context, S3Event, ScheduledEvent } from 'aws-lambda';
 import { createContainer } from '../api/container.js';
-import { ValidationError } from '../../core/errors.js';
-import type { JobReport } from '../../core/jobs/job.js';
-import { archiveObjects, type ObjectRef, runJob, type ScheduledJob } from '../../core/jobs/run.js';
+import { archiveObjects, runJob, ValidationError, type JobReport, type ObjectRef, type ScheduledJob } from '../../core/index.js';
 
 /** This container's config and engine; `container.stats` shows what was constructed. */
 export const container = createContainer<null>({ buildApp: () => null });

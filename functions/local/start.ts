@@ -21,8 +21,7 @@
  */
 import { resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { createDevConfig } from '../../core/config/presets.js';
-import { initXronox } from '../../core/xronox.js';
+import { createDevConfig, initXronox } from '../../core/index.js';
 import { generateApiKey, hashApiKey } from '../api/api-keys.js';
 import { createApp } from '../api/app.js';
 import { createApiAuthenticator } from '../api/auth.js';

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { FilterNode } from '../../core/contracts/filter.js';
+import type { FilterNode } from '../../core/foundation/filter-tree.js';
 import type {
   Actor,
   CounterDelta,
@@ -14,7 +14,7 @@ import type {
   VersionOp,
   VersionRow,
 } from '../../core/contracts/index-store.js';
-import { matches } from '../../core/engine/filter.js';
+import { matches } from '../../core/foundation/filter.js';
 
 /**
  * The index store port's conformance suite. Every adapter runs it through a ten-line test file:
@@ -409,7 +409,7 @@ export function indexStoreConformance(
     });
 
     describe('listHeads', () => {
-      it('filters like the in-memory evaluator (core/engine/filter.ts matches)', async () => {
+      it('filters like the in-memory evaluator (core/foundation/filter.ts matches)', async () => {
         const ns = freshNs();
         const rows = await seedFilterRows(ns);
         const mismatches: string[] = [];

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Xronox } from '../../core/engine/xronox.js';
+import type { Xronox } from '../../core/xronox.js';
 import type { IdentitiesCollection } from '../../core/domains/identities/identities.js';
 import { ValidationError } from '../../core/errors.js';
 import { domainDeployment, sqliteRows } from './support.js';

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Xronox } from '../../core/engine/xronox.js';
+import type { Xronox } from '../../core/xronox.js';
 import type { IdentitiesCollection } from '../../core/domains/identities/identities.js';
 import { expireDocuments, migrateDocuments } from '../../core/domains/maintenance.js';
 import { DuplicateKeyError, RouteNotFoundError, TenantAccessError, ValidationError } from '../../core/errors.js';

@@ -1,7 +1,7 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Xronox } from '../../core/engine/xronox.js';
+import type { Xronox } from '../../core/xronox.js';
 import { readLogRange } from '../../core/domains/logs/logs.js';
 import { AppendOnlyError, ValidationError } from '../../core/errors.js';
 import { domainDeployment } from './support.js';

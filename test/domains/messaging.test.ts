@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Xronox } from '../../core/engine/xronox.js';
+import type { Xronox } from '../../core/xronox.js';
 import { expireDocuments, migrateDocuments } from '../../core/domains/maintenance.js';
 import type { MessagingCollection } from '../../core/domains/messaging/messaging.js';
 import { DuplicateKeyError, StorageError, TenantAccessError, ValidationError, XronoxError } from '../../core/errors.js';

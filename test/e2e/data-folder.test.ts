@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { FsBlobStore } from '../../core/adapters/fs/fs-blob-store.js';
 import { SqliteIndexStore } from '../../core/adapters/sqlite/sqlite-index-store.js';
 import { loadConfig } from '../../core/config/load.js';
-import { type AdapterFactories, Xronox } from '../../core/engine/xronox.js';
+import { type AdapterFactories, Xronox } from '../../core/xronox.js';
 import { StorageError } from '../../core/errors.js';
 import { initXronox } from '../../core/xronox.js';
 import { tempDir } from '../support/temp.js';

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { XronoxConfigInput } from '../../core/config/schema.js';
-import type { Xronox } from '../../core/engine/xronox.js';
+import type { Xronox } from '../../core/xronox.js';
 import { ValidationError } from '../../core/errors.js';
 import { initXronox } from '../../core/xronox.js';
 import { type FaultProxy, startFaultProxy } from '../support/fault-proxy.js';

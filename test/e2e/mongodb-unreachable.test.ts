@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { pooledMongoClientCount } from '../../core/adapters/mongodb/mongodb-client-pool.js';
 import { StorageError } from '../../core/errors.js';
 import { initXronox } from '../../core/xronox.js';
-import type { Xronox } from '../../core/engine/xronox.js';
+import type { Xronox } from '../../core/xronox.js';
 import { tempDir } from '../support/temp.js';
 
 // What runs here without a MongoDB server: the real driver against a port where no MongoDB

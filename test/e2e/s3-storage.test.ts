@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pooledClientCount } from '../../core/adapters/s3/s3-client-pool.js';
 import { S3BlobStore } from '../../core/adapters/s3/s3-blob-store.js';
 import type { XronoxConfigInput } from '../../core/config/schema.js';
-import type { Xronox } from '../../core/engine/xronox.js';
+import type { Xronox } from '../../core/xronox.js';
 import { StorageError } from '../../core/errors.js';
 import { initXronox } from '../../core/xronox.js';
 import { startFaultProxy } from '../support/fault-proxy.js';

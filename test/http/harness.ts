@@ -2,7 +2,7 @@ import { request } from 'node:http';
 import { type AddressInfo, connect } from 'node:net';
 import { createDevConfig } from '../../core/config/presets.js';
 import type { XronoxConfigInput } from '../../core/config/schema.js';
-import type { Xronox } from '../../core/engine/xronox.js';
+import type { Xronox } from '../../core/xronox.js';
 import { initXronox } from '../../core/xronox.js';
 import { hashApiKey } from '../../functions/api/api-keys.js';
 import { createApp, type CreateAppOptions } from '../../functions/api/app.js';

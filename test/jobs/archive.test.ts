@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { Collection } from '../../core/engine/collection.js';
-import type { Xronox } from '../../core/engine/xronox.js';
+import type { Xronox } from '../../core/xronox.js';
 import { ValidationError } from '../../core/errors.js';
 import type { JobReport } from '../../core/jobs/job.js';
 import { initXronox } from '../../core/xronox.js';

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import type { StoredDocument } from '../../core/contracts/document-store.js';
-import type { Xronox } from '../../core/engine/xronox.js';
+import type { Xronox } from '../../core/xronox.js';
 import type { DocumentBackupManifest } from '../../core/jobs/backup-documents.js';
 import { backupDate, snapshotId } from '../../core/jobs/snapshot.js';
 import { initXronox } from '../../core/xronox.js';

@@ -11,7 +11,7 @@ import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import type { XronoxConfigInput } from '../../core/config/schema.js';
 import type { Collection } from '../../core/engine/collection.js';
-import type { Xronox } from '../../core/engine/xronox.js';
+import type { Xronox } from '../../core/xronox.js';
 import { type BackupManifest, parseManifest } from '../../core/jobs/backup.js';
 import { backupDate, snapshotId } from '../../core/jobs/snapshot.js';
 import { RestoreTargetNotEmptyError } from '../../core/errors.js';

@@ -5,7 +5,7 @@
  * measured from its clock; `counters.getWindows` reads them through the public API.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { Xronox } from '../../core/engine/xronox.js';
+import type { Xronox } from '../../core/xronox.js';
 import { runJob } from '../../core/jobs/run.js';
 import { initXronox } from '../../core/xronox.js';
 import { tempDir } from '../support/temp.js';

@@ -10,7 +10,7 @@ import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import type { XronoxConfigInput } from '../../core/config/schema.js';
 import type { Collection } from '../../core/engine/collection.js';
-import type { Xronox } from '../../core/engine/xronox.js';
+import type { Xronox } from '../../core/xronox.js';
 import { StorageError } from '../../core/errors.js';
 import { backupDate } from '../../core/jobs/snapshot.js';
 import { restoreBackup, runJob } from '../../core/jobs/run.js';

@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { FsBlobStore } from '../../core/adapters/fs/fs-blob-store.js';
 import type { XronoxConfigInput } from '../../core/config/schema.js';
 import type { Collection } from '../../core/engine/collection.js';
-import type { Xronox } from '../../core/engine/xronox.js';
+import type { Xronox } from '../../core/xronox.js';
 import { runJob } from '../../core/jobs/run.js';
 import { initXronox } from '../../core/xronox.js';
 import { tempDir } from '../support/temp.js';

@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { Xronox } from '../../core/engine/xronox.js';
+import type { Xronox } from '../../core/xronox.js';
 import { runJob } from '../../core/jobs/run.js';
 import { initXronox } from '../../core/xronox.js';
 import { archiveSweep, container, retention } from '../../functions/jobs/handlers.js';

@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { XronoxConfigInput } from '../../core/config/schema.js';
-import type { Xronox } from '../../core/engine/xronox.js';
+import type { Xronox } from '../../core/xronox.js';
 import type { JobReport } from '../../core/jobs/job.js';
 import { archiveObjects, runJob } from '../../core/jobs/run.js';
 import { initXronox } from '../../core/xronox.js';

@@ -20,7 +20,7 @@ import { type S3rverHandle, s3rverConnection, startS3rver } from '../support/s3r
 import { seededRandom } from '../support/random.js';
 import { tempDir } from '../support/temp.js';
 import { afterAll, beforeAll } from 'vitest';
-import type { Xronox } from '../../core/engine/xronox.js';
+import type { Xronox } from '../../core/xronox.js';
 import { container } from '../../functions/jobs/handlers.js';
 import { main } from '../../functions/cli/xronox.js';
 

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { Hono } from 'hono';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createContainer, type Container } from '../../functions/api/container.js';
-import type { Xronox } from '../../core/engine/xronox.js';
+import type { Xronox } from '../../core/xronox.js';
 import { ConfigError } from '../../core/errors.js';
 import { tempDir } from '../support/temp.js';
 

@@ -5,7 +5,7 @@ import { loadConfigFile } from '../../core/config/file.js';
 import { loadConfig } from '../../core/config/load.js';
 import type { Collection } from '../../core/engine/collection.js';
 import type { Data } from '../../core/engine/documents.js';
-import type { Xronox } from '../../core/engine/xronox.js';
+import type { Xronox } from '../../core/xronox.js';
 import { ConfigError, XronoxError } from '../../core/errors.js';
 import { initXronox } from '../../core/xronox.js';
 import { call, KEYS, ok, type RequestOptions, startServer, testApiConfig, type TestServer } from '../http/harness.js';

@@ -18,7 +18,7 @@ import { FsBlobStore } from '../../core/adapters/fs/fs-blob-store.js';
 import { SqliteIndexStore } from '../../core/adapters/sqlite/sqlite-index-store.js';
 import { loadConfig } from '../../core/config/load.js';
 import type { Namespace } from '../../core/contracts/index-store.js';
-import { type AdapterFactories, Xronox } from '../../core/engine/xronox.js';
+import { type AdapterFactories, Xronox } from '../../core/xronox.js';
 import { tempDir } from '../support/temp.js';
 import { RELIABILITY_COLLECTION, RELIABILITY_DB, reliabilityConfig } from './support/history-client.js';
 

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3BlobStore } from '../../core/adapters/s3/s3-blob-store.js';
 import type { XronoxConfigInput } from '../../core/config/schema.js';
 import type { Collection } from '../../core/engine/collection.js';
-import type { Xronox } from '../../core/engine/xronox.js';
+import type { Xronox } from '../../core/xronox.js';
 import { VersionConflictError, XronoxError } from '../../core/errors.js';
 import { runJob, type ScheduledJob } from '../../core/jobs/run.js';
 import { initXronox } from '../../core/xronox.js';

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Collection } from '../../core/engine/collection.js';
-import type { Xronox } from '../../core/engine/xronox.js';
+import type { Xronox } from '../../core/xronox.js';
 import { ValidationError } from '../../core/errors.js';
 import { initXronox } from '../../core/xronox.js';
 import { tempDir } from '../support/temp.js';

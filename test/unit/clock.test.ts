@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { clockCatchUpMs, MAX_CLOCK_WAIT_MS, nextVersionTime, nowInstant, parseAsOf, parseInstant, untilClockReaches } from '../../core/engine/clock.js';
+import { clockCatchUpMs, MAX_CLOCK_WAIT_MS, nextVersionTime, nowInstant, parseAsOf, parseInstant, untilClockReaches } from '../../core/foundation/clock.js';
 import { ValidationError } from '../../core/errors.js';
 
 describe('nextVersionTime', () => {

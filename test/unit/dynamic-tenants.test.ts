@@ -3,7 +3,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { XronoxConfigBuilder } from '../../core/config/builder.js';
 import { loadConfig } from '../../core/config/load.js';
 import { RouteNotFoundError, ValidationError } from '../../core/errors.js';
-import { restoreStagingDbName } from '../../core/routing/names.js';
+import { restoreStagingDbName } from '../../core/foundation/names.js';
 import { type RouteRequest, Router } from '../../core/routing/router.js';
 import { pooledMongoClientCount } from '../../core/adapters/mongodb/mongodb-client-pool.js';
 import { initXronox } from '../../core/xronox.js';

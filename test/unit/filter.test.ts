@@ -1,11 +1,11 @@
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compileFilter } from '../../core/adapters/sqlite/sqlite-filter.js';
-import type { FilterNode } from '../../core/contracts/filter.js';
+import type { FilterNode } from '../../core/foundation/filter-tree.js';
 import type { IndexedValue } from '../../core/contracts/index-store.js';
-import { compareSameType, filterFields, matches, parseFilter } from '../../core/engine/filter.js';
+import { compareSameType, filterFields, matches, parseFilter } from '../../core/foundation/filter.js';
 import { ValidationError } from '../../core/errors.js';
-import { isValidName } from '../../core/routing/names.js';
+import { isValidName } from '../../core/foundation/names.js';
 import { Gen } from '../support/random.js';
 
 type Meta = Record<string, IndexedValue>;

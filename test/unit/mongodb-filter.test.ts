@@ -13,9 +13,9 @@ import {
   metaPath,
   toMongoFilter,
 } from '../../core/adapters/mongodb/mongodb-filter.js';
-import { FILTER_OPERATORS, type FilterNode } from '../../core/contracts/filter.js';
+import { FILTER_OPERATORS, type FilterNode } from '../../core/foundation/filter-tree.js';
 import type { IndexedValue } from '../../core/contracts/index-store.js';
-import { compareSameType, matches, parseFilter } from '../../core/engine/filter.js';
+import { compareSameType, matches, parseFilter } from '../../core/foundation/filter.js';
 import { StorageError, ValidationError } from '../../core/errors.js';
 import { Gen } from '../support/random.js';
 
@@ -23,7 +23,7 @@ import { Gen } from '../support/random.js';
  * There is no MongoDB server here, so the translator is checked against mingo, an independent
  * implementation of MongoDB's query language, evaluating the translated filter over documents
  * shaped like the store's (`{ meta: encodeMeta(meta) }`), both sent through a BSON round trip as
- * the driver would. The reference is `matches()` in `core/engine/filter.ts`.
+ * the driver would. The reference is `matches()` in `core/foundation/filter.ts`.
  *
  * Where mingo departs from documented MongoDB semantics, this file says so and handles it
  * explicitly (see "mingo deviations" below); nothing is skipped silently:

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../../core/errors.js';
-import { assertName, isValidName, NAME_RULES, type NameKind } from '../../core/routing/names.js';
+import { assertName, isValidName, NAME_RULES, type NameKind } from '../../core/foundation/names.js';
 
 const KINDS = Object.keys(NAME_RULES) as NameKind[];
 

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Tier } from '../../core/config/schema.js';
-import type { Xronox } from '../../core/engine/xronox.js';
+import type { Xronox } from '../../core/xronox.js';
 import { RouteNotFoundError, ValidationError } from '../../core/errors.js';
 import { initXronox } from '../../core/xronox.js';
 import { tempDir } from '../support/temp.js';

@@ -1,7 +1,7 @@
 import type { Document, Filter, IndexDescription } from 'mongodb';
 import type { DocFilter, DocScalar, IndexInfo, IndexKey, IndexSpec, SortSpec } from '../../contracts/document-store.js';
 import { ValidationError } from '../../errors.js';
-import { isValidName } from '../../routing/names.js';
+import { isValidName } from '../../foundation/names.js';
 
 /**
  * Pure translations for the MongoDB document store (`mongodb-document-store.ts`), kept apart so

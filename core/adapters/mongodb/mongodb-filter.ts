@@ -1,15 +1,15 @@
 import type { Document, Filter } from 'mongodb';
-import { COMPARE_OPS, type CompareOp, type FilterNode } from '../../contracts/filter.js';
+import { COMPARE_OPS, type CompareOp, type FilterNode } from '../../foundation/filter-tree.js';
 import type { IndexedValue } from '../../contracts/index-store.js';
 import { ValidationError } from '../../errors.js';
-import { isValidName } from '../../routing/names.js';
+import { isValidName } from '../../foundation/names.js';
 import { describe, isPlainObject, metaPath, scalarProblem } from './mongodb-meta.js';
 
 export { META_FIELD, decodeMeta, encodeMeta, metaKey, metaPath } from './mongodb-meta.js';
 
 /**
  * Compiles a validated filter (`FilterNode`) to a MongoDB query over the `meta` subdocument (see
- * `mongodb-meta.ts`), with exactly the semantics of `matches()` in `core/engine/filter.ts`:
+ * `mongodb-meta.ts`), with exactly the semantics of `matches()` in `core/foundation/filter.ts`:
  *
  * - `$eq`/`$ne`/`$in`/`$nin` map one to one. MongoDB's own rules are the engine's: equality is
  *   type-strict across brackets (`1` ≠ `"1"` ≠ `true`; an int32 and a double of the same value

@@ -1,6 +1,6 @@
 import type { IndexedValue } from '../../contracts/index-store.js';
 import { StorageError, ValidationError } from '../../errors.js';
-import { isValidName } from '../../routing/names.js';
+import { isValidName } from '../../foundation/names.js';
 
 /**
  * How indexed values are laid out in MongoDB head and version documents.
@@ -13,7 +13,7 @@ import { isValidName } from '../../routing/names.js';
  * `"meta.customer:id"`.
  *
  * The mapping is a bijection: property paths are identifiers (`[A-Za-z_][A-Za-z0-9_]*`) joined
- * by `.` (see `core/routing/names.ts`), so they never contain `:`, and an encoded key never
+ * by `.` (see `core/foundation/names.ts`), so they never contain `:`, and an encoded key never
  * contains `.`, never starts with `$` (MongoDB's operator prefix) and never is all digits (which
  * MongoDB would read as an array index).
  */

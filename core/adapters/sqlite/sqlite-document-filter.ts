@@ -1,6 +1,6 @@
 import { DATE_KEY, type DocFilter, type DocScalar } from '../../contracts/document-store.js';
 import { ValidationError } from '../../errors.js';
-import { isValidName } from '../../routing/names.js';
+import { isValidName } from '../../foundation/names.js';
 
 /**
  * Compiles a validated document filter to a SQLite predicate over the `doc` JSON column, with the

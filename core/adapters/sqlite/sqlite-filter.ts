@@ -1,9 +1,9 @@
-import type { FilterNode } from '../../contracts/filter.js';
+import type { FilterNode } from '../../foundation/filter-tree.js';
 import type { IndexedValue } from '../../contracts/index-store.js';
 
 /**
  * Compiles a validated filter to a SQLite predicate over the `meta` JSON column, with the
- * semantics of `core/engine/filter.ts` (type-strict equality, same-type ranges, MongoDB null
+ * semantics of `core/foundation/filter.ts` (type-strict equality, same-type ranges, MongoDB null
  * rules). Every value and JSON path is a bound parameter; nothing from the caller is spliced
  * into the SQL text.
  *

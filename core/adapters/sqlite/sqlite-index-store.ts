@@ -29,7 +29,7 @@ import type {
   VersionRow,
   VersionSummary,
 } from '../../contracts/index-store.js';
-import { processTag } from '../../contracts/index-store.js';
+import { processTag } from '../../foundation/process.js';
 import { compileFilter } from './sqlite-filter.js';
 import { openSqliteFile } from './sqlite-open.js';
 

@@ -1,7 +1,7 @@
 import type { CollectionSpec, Doc, DocValue } from '../../contracts/document-store.js';
 import { toDocumentJson } from '../../contracts/document-store.js';
 import { ValidationError } from '../../errors.js';
-import { isPlainObject, isWellFormed } from '../../engine/filter.js';
+import { isPlainObject, isWellFormed } from '../../foundation/filter.js';
 import { isStorableDate, valueAt } from './document-filter.js';
 
 const MAX_DEPTH = 32;

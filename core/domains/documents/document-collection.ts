@@ -2,7 +2,7 @@ import type { CollectionSpec, Doc, DocFilter, DocScalar, DocumentStore, SortSpec
 import type { Namespace } from '../../contracts/index-store.js';
 import { TenantAccessError, ValidationError } from '../../errors.js';
 import { checkNoExtraArguments, checkOptions } from '../../engine/arguments.js';
-import { isPlainObject } from '../../engine/filter.js';
+import { isPlainObject } from '../../foundation/filter.js';
 import { checkDocument } from './document-check.js';
 import { matchesDocument, parseDocumentFilter, parseSort } from './document-filter.js';
 

@@ -1,10 +1,10 @@
 import type { Doc, DocFilter, DocScalar, DocValue, SortSpec } from '../../contracts/document-store.js';
 import { ValidationError } from '../../errors.js';
-import { isPlainObject, parseFilterTree, scalar as engineScalar } from '../../engine/filter.js';
+import { isPlainObject, parseFilterTree, scalar as engineScalar } from '../../foundation/filter.js';
 
 /**
  * Filters of document collections (messaging, identities): the engine's filter language
- * (`core/engine/filter.ts`: `$eq $ne $gt $gte $lt $lte $in $nin $exists $and $or`, scalar values,
+ * (`core/foundation/filter.ts`: `$eq $ne $gt $gte $lt $lte $in $nin $exists $and $or`, scalar values,
  * MongoDB semantics) over the collection's declared fields, with `Date` values as well. A `Date`
  * equals the same instant and ranges over dates match dates only, as in MongoDB.
  */

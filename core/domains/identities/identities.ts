@@ -4,7 +4,7 @@ import type { CollectionSpec, Doc, DocValue } from '../../contracts/document-sto
 import type { Actor } from '../../contracts/index-store.js';
 import { ValidationError } from '../../errors.js';
 import { checkNoExtraArguments, checkOptions } from '../../engine/arguments.js';
-import { isPlainObject } from '../../engine/filter.js';
+import { isPlainObject } from '../../foundation/filter.js';
 import { DocumentCollection, type DocumentCollectionContext, MAX_FIND_LIMIT } from '../documents/document-collection.js';
 import { valueAt } from '../documents/document-filter.js';
 import { checkWith } from '../documents/zod-check.js';

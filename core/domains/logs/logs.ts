@@ -1,8 +1,8 @@
 import type { Collection } from '../../engine/collection.js';
 import type { ListResult } from '../../engine/collection-types.js';
-import { parseInstant } from '../../engine/clock.js';
+import { parseInstant } from '../../foundation/clock.js';
 import type { Data } from '../../engine/documents.js';
-import { isPlainObject } from '../../engine/filter.js';
+import { isPlainObject } from '../../foundation/filter.js';
 import { ValidationError } from '../../errors.js';
 
 /**

@@ -1,6 +1,5 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
-import type { Tier } from '../../../core/config/schema.js';
-import type { Xronox } from '../../../core/engine/xronox.js';
+import type { Tier, Xronox } from '../../../core/index.js';
 import { requireRole } from '../access.js';
 import type { AppEnv } from '../env.js';
 import { etag } from '../problem.js';

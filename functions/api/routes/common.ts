@@ -1,10 +1,6 @@
 import { z } from '@hono/zod-openapi';
 import type { Context, MiddlewareHandler } from 'hono';
-import type { Tier } from '../../../core/config/schema.js';
-import type { Actor } from '../../../core/contracts/index-store.js';
-import { isDocumentDatabaseType, type RecordRouteRequest } from '../../../core/domains/open.js';
-import { ValidationError } from '../../../core/errors.js';
-import type { RouteRequest } from '../../../core/routing/router.js';
+import { isDocumentDatabaseType, ValidationError, type Actor, type RecordRouteRequest, type RouteRequest, type Tier } from '../../../core/index.js';
 import type { AppEnv, Scope } from '../env.js';
 import { HttpProblem, PROBLEM_CONTENT_TYPE } from '../problem.js';
 import { collectionParam, databaseTypeParam, domainParam, idParam, problemSchema, tenantIdParam } from '../schemas.js';

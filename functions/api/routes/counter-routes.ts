@@ -1,5 +1,5 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
-import type { Xronox } from '../../../core/engine/xronox.js';
+import type { Xronox } from '../../../core/index.js';
 import { requireRole } from '../access.js';
 import type { AppEnv } from '../env.js';
 import { collectionParam, countersSchema, databaseTypeParam, tenantIdParam } from '../schemas.js';

@@ -1,13 +1,6 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import type { Context } from 'hono';
-import type { Tier } from '../../../core/config/schema.js';
-import { DATE_KEY, type DocValue, toDocumentJson } from '../../../core/contracts/document-store.js';
-import type { DocumentCollection } from '../../../core/domains/documents/document-collection.js';
-import { IdentitiesCollection } from '../../../core/domains/identities/identities.js';
-import { DOCUMENT_DATABASE_TYPES, type DocumentDatabaseType } from '../../../core/domains/open.js';
-import { parseInstant } from '../../../core/engine/clock.js';
-import type { Xronox } from '../../../core/engine/xronox.js';
-import { ValidationError } from '../../../core/errors.js';
+import { DATE_KEY, DOCUMENT_DATABASE_TYPES, IdentitiesCollection, parseInstant, toDocumentJson, ValidationError, type DocumentCollection, type DocumentDatabaseType, type DocValue, type Tier, type Xronox } from '../../../core/index.js';
 import { requireRole } from '../access.js';
 import type { AppEnv } from '../env.js';
 import { booleanQuery, collectionParam, domainParam, filterQuery, reasonHeader, tenantIdParam } from '../schemas.js';

@@ -22,7 +22,7 @@ import { FsBlobStore } from '../../../core/adapters/fs/fs-blob-store.js';
 import { SqliteIndexStore } from '../../../core/adapters/sqlite/sqlite-index-store.js';
 import { loadConfig } from '../../../core/config/load.js';
 import type { Collection } from '../../../core/engine/collection.js';
-import { type AdapterFactories, Xronox } from '../../../core/engine/xronox.js';
+import { type AdapterFactories, Xronox } from '../../../core/xronox.js';
 import { seededRandom } from '../../support/random.js';
 import { type ContentAck, type ContentWriterArgs, contentRoute } from './content-kill.js';
 

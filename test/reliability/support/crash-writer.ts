@@ -30,7 +30,7 @@ import { SqliteIndexStore } from '../../../core/adapters/sqlite/sqlite-index-sto
 import { FsBlobStore } from '../../../core/adapters/fs/fs-blob-store.js';
 import { loadConfig } from '../../../core/config/load.js';
 import type { Collection } from '../../../core/engine/collection.js';
-import { type AdapterFactories, Xronox } from '../../../core/engine/xronox.js';
+import { type AdapterFactories, Xronox } from '../../../core/xronox.js';
 import { ordersRoute, runClient } from './history-client.js';
 import type { CrashWriterArgs } from './crash-kill.js';
 import { OpLog } from './history-log.js';

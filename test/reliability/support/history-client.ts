@@ -8,7 +8,7 @@
  * operation wrote each stored version.
  */
 import type { Collection } from '../../../core/engine/collection.js';
-import type { Xronox } from '../../../core/engine/xronox.js';
+import type { Xronox } from '../../../core/xronox.js';
 import { NotFoundError, VersionConflictError } from '../../../core/errors.js';
 import { seededRandom } from '../../support/random.js';
 import { type IntentEntry, type JsonData, OP_KINDS, type OpKind, type OpLog } from './history-log.js';

@@ -1,5 +1,5 @@
-import { COMPARE_OPS, type CompareOp, type FilterNode, type FilterTree } from '../contracts/filter.js';
-import type { IndexedValue } from '../contracts/index-store.js';
+import { COMPARE_OPS, type CompareOp, type FilterNode, type FilterTree } from './filter-tree.js';
+import type { IndexedValue } from './filter-tree.js';
 import { ValidationError } from '../errors.js';
 
 /**

@@ -1,8 +1,8 @@
-import type { IndexedValue } from './index-store.js';
+export type IndexedValue = string | number | boolean | null;
 
 /**
  * A validated filter over indexed properties, as the engine hands it to an index store.
- * Adapters translate it (SQL, a MongoDB query); `core/engine/filter.ts` parses user input into
+ * Adapters translate it (SQL, a MongoDB query); `core/foundation/filter.ts` parses user input into
  * it and evaluates it in memory with the same semantics.
  */
 export type FilterNode = FilterTree<IndexedValue>;

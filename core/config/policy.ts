@@ -1,4 +1,4 @@
-import type { BlobKind, DatabaseType, Tier } from '../config/schema.js';
+import type { BlobKind, DatabaseType, Tier } from './schema.js';
 
 /**
  * The database-type matrix of the storage architecture: what each type stores and where.
