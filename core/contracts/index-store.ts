@@ -9,12 +9,25 @@ import type { FilterNode, IndexedValue } from '../foundation/filter-tree.js';
  *
  * Payloads travel as strings: `body` is the exact JSON text of a record document; adapters store
  * and return it byte for byte.
+ *
+ * It is the intersection of small role interfaces; each consumer receives only the roles it
+ * uses. A backend does not implement it directly: it implements an `IndexDriver`
+ * (`index-driver.ts`), and `core/store/index-runtime.ts` turns that into an `IndexStore`.
  */
-export interface IndexStore {
+export interface IndexStore extends RecordIndex, SyncOutbox, UploadIntents, Leases, CounterIndex, IndexMaintenance {
   /** Short adapter name used in errors and logs, e.g. `sqlite`. */
   readonly name: string;
   readonly capabilities: IndexStoreCapabilities;
 
+  /** Round-trip check used by health reports. */
+  ping(): Promise<void>;
+
+  /** Releases connections and file handles. Further calls fail with `ClosedError`. */
+  close(): Promise<void>;
+}
+
+/** Record reads and writes: what a `Collection` uses. */
+export interface RecordIndex {
   /** The head of one record, deleted or not; `null` when the record does not exist. */
   getHead(ns: Namespace, id: string): Promise<HeadRow | null>;
 
@@ -66,27 +79,15 @@ export interface IndexStore {
   /** The record that holds a unique claim (see `RecordWrite.claims`); `null` when unclaimed. */
   getClaim(ns: Namespace, key: string): Promise<string | null>;
 
-  /** Ids of every head in the namespace (deleted ones included), in id order, paged. */
-  listHeadIds(ns: Namespace, options: { afterId?: string; limit: number }): Promise<string[]>;
+  /** Objects queued with a record (`RecordWrite.blobs`) and not uploaded yet. */
+  listPendingBlobs(ns: Namespace, id: string): Promise<PendingBlob[]>;
 
-  /** Counter totals of a collection, as written by `commit` counter deltas. Missing counters are absent. */
-  getCounters(dbName: string, collection: string): Promise<Record<string, number>>;
+  /** One queued object, or `null` when it was uploaded (or never queued). */
+  getPendingBlob(ns: Namespace, bucket: string, key: string): Promise<PendingBlob | null>;
+}
 
-  /**
-   * Counter windows of one granularity (see `CounterDelta.windows`): every window whose key has
-   * that granularity's prefix and lies within `[from, to]` (inclusive, compared on the whole key,
-   * e.g. `day:2026-01-31`), key ascending. A window holds the sum of the deltas committed to it;
-   * windows never written are absent.
-   */
-  getCounterWindows(dbName: string, collection: string, options: CounterWindowQuery): Promise<CounterWindow[]>;
-
-  /**
-   * Removes, in one transaction, the counter windows of each given granularity whose key is below
-   * that bound (a whole key, e.g. `{ day: 'day:2026-01-01' }`); granularities without a bound
-   * are untouched, and so are totals. Returns how many windows were removed. Idempotent.
-   */
-  pruneCounterWindows(dbName: string, collection: string, before: CounterWindowBounds): Promise<number>;
-
+/** The sync outbox and its dead letters: what `BlobSync` and the archive job use. */
+export interface SyncOutbox {
   /** Records whose blob copies are behind the index, oldest first, across every namespace of `dbName`. */
   listPendingSync(dbName: string, options: { limit: number; collection?: string }): Promise<PendingSync[]>;
 
@@ -101,24 +102,6 @@ export interface IndexStore {
 
   /** How many records of `dbName` are in the outbox (waiting for blob sync). */
   countPendingSync(dbName: string): Promise<number>;
-
-  /**
-   * Moves a record's outbox entry to the dead-letter list (if it is still at `seq`): its sync
-   * kept failing, so it is no longer retried by itself. Its versions stay in the index.
-   */
-  deadLetterSync(ns: Namespace, id: string, seq: number, reason: string): Promise<boolean>;
-
-  /** The dead-letter list of a database, oldest first. */
-  listDeadLetters(dbName: string, options: { limit: number }): Promise<DeadLetter[]>;
-
-  /** Puts every dead letter of a database back into the outbox; returns how many. */
-  requeueDeadLetters(dbName: string): Promise<number>;
-
-  /** Names of the databases on this store that have records waiting for blob sync. */
-  listPendingDatabases(): Promise<string[]>;
-
-  /** Names of the databases on this store that have dead letters. */
-  listDeadLetterDatabases(): Promise<string[]>;
 
   /** The outbox sequence of a record that needs blob sync; `null` when its blobs are up to date. */
   getPendingSeq(ns: Namespace, id: string): Promise<number | null>;
@@ -142,14 +125,27 @@ export interface IndexStore {
     done: { archivedOvs: readonly number[]; uploaded?: ReadonlyArray<{ bucket: string; key: string }>; seq: number | null },
   ): Promise<boolean>;
 
-  /** Objects queued with a record (`RecordWrite.blobs`) and not uploaded yet. */
-  listPendingBlobs(ns: Namespace, id: string): Promise<PendingBlob[]>;
+  /**
+   * Moves a record's outbox entry to the dead-letter list (if it is still at `seq`): its sync
+   * kept failing, so it is no longer retried by itself. Its versions stay in the index.
+   */
+  deadLetterSync(ns: Namespace, id: string, seq: number, reason: string): Promise<boolean>;
 
-  /** One queued object, or `null` when it was uploaded (or never queued). */
-  getPendingBlob(ns: Namespace, bucket: string, key: string): Promise<PendingBlob | null>;
+  /** The dead-letter list of a database, oldest first. */
+  listDeadLetters(dbName: string, options: { limit: number }): Promise<DeadLetter[]>;
 
-  // ---- content uploads (the protocol is in core/engine/content-uploads.ts) --------------------
+  /** Puts every dead letter of a database back into the outbox; returns how many. */
+  requeueDeadLetters(dbName: string): Promise<number>;
 
+  /** Names of the databases on this store that have records waiting for blob sync. */
+  listPendingDatabases(): Promise<string[]>;
+
+  /** Names of the databases on this store that have dead letters. */
+  listDeadLetterDatabases(): Promise<string[]>;
+}
+
+/** Upload intents of content (the protocol is in core/engine/content-uploads.ts). */
+export interface UploadIntents {
   /**
    * Records, in one transaction, that a write is about to upload these objects (its upload
    * intents), each stamped with the store's clock. Refused as a whole, recording nothing, when
@@ -184,7 +180,10 @@ export interface IndexStore {
    * and no write waits for it). A no-op when the key's mark is not `markToken`.
    */
   releaseUploadCleanup(ns: Namespace, upload: Omit<UploadRef, 'token'>, markToken: string, options?: { retry?: boolean }): Promise<void>;
+}
 
+/** Leases: one holder at a time per key (sync of a record, a job run). */
+export interface Leases {
   /**
    * Takes or renews a lease on `key` for `owner`. Succeeds when the lock is free, expired, or
    * already held by `owner`. At most one owner holds an unexpired lease at any time. A store
@@ -195,9 +194,42 @@ export interface IndexStore {
 
   /** Releases the lease if `owner` holds it; a no-op otherwise. */
   releaseLock(ns: Namespace, key: string, owner: string): Promise<void>;
+}
 
-  // ---- background jobs (core/jobs): archival, retention, backups ------------------------------
+/** Counter totals and windows. */
+export interface CounterIndex {
+  /** Counter totals of a collection, as written by `commit` counter deltas. Missing counters are absent. */
+  getCounters(dbName: string, collection: string): Promise<Record<string, number>>;
 
+  /**
+   * Counter windows of one granularity (see `CounterDelta.windows`): every window whose key has
+   * that granularity's prefix and lies within `[from, to]` (inclusive, compared on the whole key,
+   * e.g. `day:2026-01-31`), key ascending. A window holds the sum of the deltas committed to it;
+   * windows never written are absent.
+   */
+  getCounterWindows(dbName: string, collection: string, options: CounterWindowQuery): Promise<CounterWindow[]>;
+
+  /**
+   * Removes, in one transaction, the counter windows of each given granularity whose key is below
+   * that bound (a whole key, e.g. `{ day: 'day:2026-01-01' }`); granularities without a bound
+   * are untouched, and so are totals. Returns how many windows were removed. Idempotent.
+   */
+  pruneCounterWindows(dbName: string, collection: string, before: CounterWindowBounds): Promise<number>;
+
+  /** Sets the named counters of a collection to these totals, in one transaction; other counters are untouched. Idempotent. */
+  setCounters(dbName: string, collection: string, values: Record<string, number>): Promise<void>;
+
+  /**
+   * Sets, in one transaction, each listed window's named counters to the given values (a
+   * restore: `counts` are values, not deltas), creating the window when it does not exist. Other
+   * windows, other counters of a listed window, and the totals are untouched; an empty list is a
+   * no-op. Idempotent: setting the same windows twice leaves the same state.
+   */
+  setCounterWindows(dbName: string, collection: string, windows: readonly CounterWindow[]): Promise<void>;
+}
+
+/** What the background jobs (archival, retention, offload, backups) use. */
+export interface IndexMaintenance {
   /**
    * Names of every database on this store that has a namespace written at least once (a commit
    * or an import), sorted by byte order. Lets jobs reach dynamic tenants, which no config lists.
@@ -248,6 +280,9 @@ export interface IndexStore {
   /** Unique claims of a namespace (see `RecordWrite.claims`), in key order after `afterKey`, at most `limit`. */
   listClaims(ns: Namespace, options: { afterKey?: string; limit: number }): Promise<Array<{ key: string; id: string }>>;
 
+  /** Ids of every head in the namespace (deleted ones included), in id order, paged. */
+  listHeadIds(ns: Namespace, options: { afterId?: string; limit: number }): Promise<string[]>;
+
   /**
    * Restores records exactly as given, in one transaction: for each, the head and every version
    * entry (with its cv, `archived` flag and body) replace whatever the namespace held for that
@@ -281,23 +316,6 @@ export interface IndexStore {
    * finished by calling it again with the same staging area.
    */
   replaceCollections(dbName: string, replacements: readonly CollectionReplacement[], options: ReplaceCollectionsOptions): Promise<{ replaced: boolean; held: number }>;
-
-  /** Sets the named counters of a collection to these totals, in one transaction; other counters are untouched. Idempotent. */
-  setCounters(dbName: string, collection: string, values: Record<string, number>): Promise<void>;
-
-  /**
-   * Sets, in one transaction, each listed window's named counters to the given values (a
-   * restore: `counts` are values, not deltas), creating the window when it does not exist. Other
-   * windows, other counters of a listed window, and the totals are untouched; an empty list is a
-   * no-op. Idempotent: setting the same windows twice leaves the same state.
-   */
-  setCounterWindows(dbName: string, collection: string, windows: readonly CounterWindow[]): Promise<void>;
-
-  /** Round-trip check used by health reports. */
-  ping(): Promise<void>;
-
-  /** Releases connections and file handles. Further calls fail with `ClosedError`. */
-  close(): Promise<void>;
 }
 
 export interface IndexStoreCapabilities {

@@ -1,0 +1,298 @@
+import type {
+  ActorQuery,
+  AsOfQuery,
+  CounterWindow,
+  CounterWindowBounds,
+  CounterWindowQuery,
+  DeadLetter,
+  HeadQuery,
+  HeadRow,
+  HistoryRow,
+  Namespace,
+  PendingBlob,
+  PendingSync,
+  UnarchivedRecord,
+  VersionRow,
+  VersionSummary,
+} from './index-store.js';
+
+/**
+ * What an index-store backend implements: reads, and one `transact` that executes a plan.
+ *
+ * The core owns every rule of the index store (when a commit conflicts, which cv a write gets,
+ * when a head may be offloaded, when a sync is complete, how a lease is taken): it plans each
+ * write as a pure function from the rows it read to a list of effects (`core/store/plans.ts`).
+ * A driver only reads what a transaction asks for and applies the effects atomically. The
+ * reference driver is `core/adapters/memory/memory-index-driver.ts`; every real one is held to
+ * it by the same conformance suite.
+ *
+ * Fifteen methods are required; the optional ones have defaults in `core/store/index-runtime.ts`
+ * that a driver overrides only to be faster.
+ */
+export interface IndexDriver {
+  /** Short backend name used in errors and logs, e.g. `sqlite`. */
+  readonly name: string;
+  /** Several OS processes may share the store safely. */
+  readonly multiProcess: boolean;
+
+  /**
+   * Runs one transaction: reads `tx.reads` (locking what it read against concurrent
+   * transactions, as the backend's isolation allows), calls `tx.decide` with the rows, applies
+   * the effects it returns in order, commits, and returns its result. All effects or none are
+   * applied. `decide` is pure and may be called again when the backend retries a transaction
+   * that lost a race (a serialization failure); a driver retries a bounded number of times.
+   */
+  transact<T>(tx: Transaction<T>): Promise<T>;
+
+  /** Releases connections and file handles. */
+  close(): Promise<void>;
+
+  /** The head of one record, deleted or offloaded or not; `null` when it does not exist. */
+  getHead(ns: Namespace, id: string): Promise<HeadRow | null>;
+
+  /** Version entries of one record in the range, in `range.order` (default newest first). */
+  listVersions(ns: Namespace, id: string, range: VersionRange): Promise<VersionRow[]>;
+
+  /** See `IndexStore.listHeads`. */
+  listHeads(ns: Namespace, query: HeadQuery): Promise<HeadRow[]>;
+
+  /** See `IndexStore.queryAt`. */
+  queryAt(ns: Namespace, query: AsOfQuery): Promise<VersionRow[]>;
+
+  /** See `IndexStore.listVersionsByActor`. */
+  listVersionsByActor(ns: Namespace, actorId: string, query: ActorQuery): Promise<VersionRow[]>;
+
+  /** Unique claims of a namespace in key order: one key (`key`), or a page after `afterKey`. */
+  listClaims(ns: Namespace, query: { key?: string; afterKey?: string; limit: number }): Promise<Array<{ key: string; id: string }>>;
+
+  /**
+   * Outbox entries of a database (records whose blob copies are behind the index): of one
+   * collection when `collection` is given, of one record when `id` is given too. Oldest first
+   * (seq, then collection and id), or with `order: 'id'` (one collection) in id order (byte order)
+   * after `afterId`.
+   */
+  listOutbox(dbName: string, query: OutboxQuery): Promise<PendingSync[]>;
+
+  /** Dead letters of one database, oldest first. */
+  listDeadLetters(dbName: string, query: { limit: number }): Promise<DeadLetter[]>;
+
+  /** Objects queued with a record (`RecordWrite.blobs`); with `key`, that one only. */
+  listPendingBlobs(ns: Namespace, id: string | null, query?: { bucket: string; key: string }): Promise<PendingBlob[]>;
+
+  /** See `IndexStore.getCounters`. */
+  getCounters(dbName: string, collection: string): Promise<Record<string, number>>;
+
+  /** See `IndexStore.getCounterWindows`. */
+  getCounterWindows(dbName: string, collection: string, query: CounterWindowQuery): Promise<CounterWindow[]>;
+
+  /**
+   * Namespaces written at least once (a commit or an import), by (dbName, collection) in byte
+   * order, each with its collection version; only those of `dbName` when given.
+   */
+  listNamespaces(dbName?: string): Promise<Array<Namespace & { cv: number }>>;
+
+  /** See `IndexStore.listUnarchivedRecords`. */
+  listUnarchivedRecords(
+    dbName: string,
+    query: { writtenBefore: string; after?: { collection: string; id: string }; limit: number },
+  ): Promise<UnarchivedRecord[]>;
+
+  // ---- optional: opened once by the guard, defaults in core/store/index-runtime.ts -----------
+
+  /** Connects or opens the file; called once before first use, again after a failure. */
+  open?(): Promise<void>;
+  /** Round trip for health reports; default: `listNamespaces` of a database that cannot exist. */
+  ping?(): Promise<void>;
+  /** History page without bodies; default: `listVersions` trimmed to `HistoryRow`. */
+  listHistory?(ns: Namespace, id: string, range: { beforeOv?: number; limit: number }): Promise<HistoryRow[]>;
+  /** Head ids in id order; default: `listHeads` sorted by id. */
+  listHeadIds?(ns: Namespace, query: { afterId?: string; limit: number }): Promise<string[]>;
+  /** See `IndexStore.summariseVersions`; default: from `listHeadIds` and `listVersions`. */
+  summariseVersions?(ns: Namespace, query: { afterId?: string; limit: number }): Promise<VersionSummary[]>;
+}
+
+/** Which version entries of a record `listVersions` returns. */
+export interface VersionRange {
+  /** Only entries with ov < `beforeOv`. */
+  beforeOv?: number;
+  /** Only entries with ov > `afterOv`. */
+  afterOv?: number;
+  /** The newest entry at or before this point (a time or a collection version): at most one row. */
+  at?: { at: string } | { cv: number };
+  /** Only entries not yet archived to the blob store. */
+  unarchived?: boolean;
+  /** `desc` (default): newest first; `asc`: oldest first. */
+  order?: 'asc' | 'desc';
+  limit?: number;
+}
+
+export interface OutboxQuery {
+  order?: 'seq' | 'id';
+  collection?: string;
+  id?: string;
+  afterId?: string;
+  /** Only entries whose seq is at most this (see `IndexStore.listPendingUpTo`). */
+  maxSeq?: number;
+  limit: number;
+}
+
+/** One atomic step: what to read, and the pure decision over what was read. */
+export interface Transaction<T> {
+  readonly reads: ReadSet;
+  decide(rows: ReadRows): Decision<T>;
+  /**
+   * The transaction must survive a crash of the whole machine once it returns (every commit of
+   * records). Housekeeping (leases, upload stamps) may set `false`; a driver that cannot tell the
+   * difference treats every transaction as durable.
+   */
+  readonly durable?: boolean;
+}
+
+export interface Decision<T> {
+  readonly effects: readonly Effect[];
+  readonly result: T;
+}
+
+/** A record's key in `ReadRows` maps: see `refKey`. */
+export type RecordRef = Namespace & { readonly id: string };
+
+/**
+ * What a transaction reads before it decides. Every list names exactly the rows it needs, so a
+ * driver can lock them (row locks, or the whole store as SQLite does).
+ */
+export interface ReadSet {
+  heads?: readonly RecordRef[];
+  claims?: ReadonlyArray<Namespace & { readonly key: string }>;
+  outbox?: readonly RecordRef[];
+  deadLetters?: readonly RecordRef[];
+  /** Every dead letter of a database, with its record's head cv (requeue). */
+  allDeadLetters?: string;
+  /** How many unarchived version entries each record has. */
+  unarchived?: readonly RecordRef[];
+  /** How many version entries each record has below `belowOv`. */
+  versionCounts?: ReadonlyArray<RecordRef & { readonly belowOv: number }>;
+  /** The last cv assigned in each namespace. */
+  collectionVersions?: readonly Namespace[];
+  /** Window keys of a collection's counters below the bounds (pruning). */
+  counterWindows?: { readonly dbName: string; readonly collection: string; readonly before: CounterWindowBounds };
+  locks?: ReadonlyArray<Namespace & { readonly key: string }>;
+  /** Upload intents and cleanup marks on these object keys. */
+  uploads?: ReadonlyArray<Namespace & { readonly bucket: string; readonly key: string }>;
+  /** Intents and marks of a database stamped at least `olderThanMs` ago, oldest first. */
+  staleUploads?: { readonly dbName: string; readonly olderThanMs: number; readonly limit: number };
+  /** How many heads each namespace holds. */
+  headCounts?: readonly Namespace[];
+  /** How many outbox entries each database holds. */
+  outboxCounts?: readonly string[];
+  /** The namespaces of these databases (see `IndexDriver.listNamespaces`). */
+  namespaces?: readonly string[];
+}
+
+/** Upload intent or cleanup mark as a transaction reads it. */
+export interface UploadRow {
+  id: string;
+  token: string;
+  cleaning: boolean;
+  /** Milliseconds since it was stamped, by the store's clock (never negative). */
+  ageMs: number;
+}
+
+/** What the driver read, keyed like the read set (`refKey`, `claimKey`, `uploadKey`…); a missing key means no row. */
+export interface ReadRows {
+  heads: ReadonlyMap<string, HeadState>;
+  /** claim key (`refKey(ns, key)`) → id of the record holding it. */
+  claims: ReadonlyMap<string, string>;
+  /** `refKey` → the entry's seq. */
+  outbox: ReadonlyMap<string, number>;
+  /** `refKey`s that have a dead letter. */
+  deadLetters: ReadonlySet<string>;
+  allDeadLetters: ReadonlyArray<DeadLetter & { headCv: number | null }>;
+  /** `refKey` → count (0 when none). */
+  unarchived: ReadonlyMap<string, number>;
+  /** `refKey` → count below the asked ov. */
+  versionCounts: ReadonlyMap<string, number>;
+  /** `nsKey` → last cv (absent: never written). */
+  collectionVersions: ReadonlyMap<string, number>;
+  counterWindows: readonly string[];
+  /** `refKey(ns, key)` → holder. */
+  locks: ReadonlyMap<string, { owner: string; expired: boolean }>;
+  /** `uploadKey` → the intents and mark on that object key. */
+  uploads: ReadonlyMap<string, readonly UploadRow[]>;
+  staleUploads: ReadonlyArray<UploadRow & { collection: string; bucket: string; key: string }>;
+  /** `nsKey` → head count. */
+  headCounts: ReadonlyMap<string, number>;
+  /** dbName → outbox entries. */
+  outboxCounts: ReadonlyMap<string, number>;
+  namespaces: ReadonlyArray<Namespace & { cv: number }>;
+}
+
+/** What a transaction needs to know of a head to decide. */
+export interface HeadState {
+  ov: number;
+  cv: number;
+  deleted: boolean;
+  offloaded: boolean;
+}
+
+/** A full head as an effect writes it. */
+export type HeadWrite = Omit<HeadRow, 'id'>;
+
+/**
+ * One change a plan makes. Effects are applied in order; each is idempotent on its own terms (a
+ * delete of nothing is no error). Writes of heads and versions carry everything: a driver
+ * computes nothing but storage layout.
+ */
+export type Effect =
+  | { kind: 'putHead'; ns: Namespace; id: string; head: HeadWrite }
+  | { kind: 'deleteHead'; ns: Namespace; id: string }
+  /** Keeps every field of the head but `body`, which becomes `''`. */
+  | { kind: 'offloadHead'; ns: Namespace; id: string }
+  | { kind: 'putVersion'; ns: Namespace; version: VersionRow }
+  /** Removes the record's version entries with ov below `belowOv` (all of them: `Infinity`). */
+  | { kind: 'deleteVersions'; ns: Namespace; id: string; belowOv: number }
+  /** The entries drop `body` and become `archived`. */
+  | { kind: 'archiveVersions'; ns: Namespace; id: string; ovs: readonly number[] }
+  | { kind: 'putClaim'; ns: Namespace; key: string; id: string }
+  /** Every claim the record holds. */
+  | { kind: 'releaseClaims'; ns: Namespace; id: string }
+  | { kind: 'putOutbox'; ns: Namespace; id: string; seq: number }
+  | { kind: 'deleteOutbox'; ns: Namespace; id: string }
+  | { kind: 'putPendingBlob'; ns: Namespace; id: string; blob: PendingBlob }
+  | { kind: 'deletePendingBlobs'; ns: Namespace; keys: ReadonlyArray<{ bucket: string; key: string }> }
+  | { kind: 'putDeadLetter'; ns: Namespace; id: string; reason: string; failedAt: string }
+  | { kind: 'deleteDeadLetter'; ns: Namespace; id: string }
+  | { kind: 'addCounters'; dbName: string; collection: string; deltas: Readonly<Record<string, number>>; windows: readonly string[] }
+  | { kind: 'setCounters'; dbName: string; collection: string; values: Readonly<Record<string, number>> }
+  | { kind: 'setCounterWindow'; dbName: string; collection: string; window: CounterWindow }
+  | { kind: 'deleteCounterWindow'; dbName: string; collection: string; window: string }
+  /** Every total and window of the collection. */
+  | { kind: 'clearCounters'; dbName: string; collection: string }
+  /** Sets the namespace's last cv (never lowers it: the plan passes the higher value). */
+  | { kind: 'setCollectionVersion'; ns: Namespace; cv: number }
+  /** Takes or renews the lease, expiring `leaseMs` from now by the store's clock. */
+  | { kind: 'putLock'; ns: Namespace; key: string; owner: string; leaseMs: number }
+  | { kind: 'deleteLock'; ns: Namespace; key: string }
+  /** An intent (`cleaning: false`) or mark, stamped now, or long ago (`stamp: 'past'`) so it is stale at once. */
+  | { kind: 'putUpload'; ns: Namespace; bucket: string; key: string; row: Omit<UploadRow, 'ageMs'>; stamp: 'now' | 'past' }
+  | { kind: 'deleteUpload'; ns: Namespace; bucket: string; key: string; token: string }
+  /** Heads, versions, claims, cv, outbox entries and dead letters of the namespace (not queued objects, not uploads). */
+  | { kind: 'clearNamespace'; ns: Namespace }
+  /** Copies heads, versions, claims and cv of `from` into `to` (emptied first), marking every head for sync. */
+  | { kind: 'copyNamespace'; from: Namespace; to: Namespace };
+
+export type EffectKind = Effect['kind'];
+
+/** The key of a record (or of a claim, lock: pass the key as `id`) in `ReadRows` maps. */
+export function refKey(ns: Namespace, id: string): string {
+  return JSON.stringify([ns.dbName, ns.collection, id]);
+}
+
+/** The key of a namespace in `ReadRows` maps. */
+export function nsKey(ns: Namespace): string {
+  return JSON.stringify([ns.dbName, ns.collection]);
+}
+
+/** The key of an object in `ReadRows.uploads`. */
+export function uploadKey(ns: Namespace, bucket: string, key: string): string {
+  return JSON.stringify([ns.dbName, ns.collection, bucket, key]);
+}
