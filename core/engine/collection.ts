@@ -56,7 +56,7 @@ import { type CollectionVerifyReport, versionHash, type VerifyReport } from './h
 import { actorId, checkActor, checkLineage, isSystemField, type SystemInfo, systemMeta } from './lineage.js';
 import { canonicalJson, deepMerge } from './merge.js';
 import { checkTtl, ContentOffload, type PresentOptions } from './content.js';
-import { UploadSession } from './content-uploads.js';
+import { UploadSession, type UploadTarget } from './content-uploads.js';
 import { headDocument } from './offloaded.js';
 
 export interface ParsedCounterRule {
@@ -112,7 +112,7 @@ type Who = { actor: Actor; reason: string | null };
 export class Collection {
   readonly #ctx: CollectionContext;
   readonly #ns: Namespace;
-  readonly #syncTarget: SyncTarget;
+  readonly #syncTarget: SyncTarget & UploadTarget;
   readonly #content: ContentOffload;
 
   constructor(ctx: CollectionContext) {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { IndexStore, Namespace, UploadIntent, UploadRef } from '../contracts/index-store.js';
+import type { Namespace, RecordIndex, UploadIntent, UploadIntents, UploadRef } from '../contracts/index-store.js';
 import { StorageError } from '../errors.js';
 import { blobKeys } from './blob-sync.js';
 import { headBody, type OffloadTarget } from './offloaded.js';
@@ -72,8 +72,12 @@ const VERSION_PAGE = 100;
 
 /** A database as the cleanup sees it. */
 export interface UploadTarget extends OffloadTarget {
+  readonly index: UploadIndex;
   readonly dbName: string;
 }
+
+/** The roles of the index store the upload protocol uses: upload intents, and reads of the records that may use an object. */
+export type UploadIndex = UploadIntents & Pick<RecordIndex, 'getHead' | 'getVersion' | 'listVersions'> & { readonly name: string };
 
 /** What a sweep did: objects deleted, objects kept because a record uses them, cleanups that failed (retried later). */
 export interface UploadSweepReport {
@@ -159,7 +163,7 @@ export class UploadSession {
   }
 }
 
-async function recordWaiting(index: IndexStore, ns: Namespace, intents: readonly UploadIntent[]): Promise<void> {
+async function recordWaiting(index: UploadIndex, ns: Namespace, intents: readonly UploadIntent[]): Promise<void> {
   const deadline = Date.now() + MARK_WAIT_MS;
   for (let attempt = 0; ; attempt++) {
     const result = await index.recordUploads(ns, intents);
