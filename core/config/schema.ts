@@ -25,15 +25,20 @@ const positiveInt = z.number().int().positive();
 
 export const dbConnectionSchema = z
   .strictObject({
-    /** MongoDB connection string (production). */
+    /** MongoDB connection string (production; a replica set). */
     mongoUri: z.string().min(1).optional(),
+    /** PostgreSQL connection URI, `postgres://user:password@host:5432/database` (production). */
+    postgresUri: z
+      .string()
+      .regex(/^postgres(?:ql)?:\/\/./i, { message: 'must be a URI starting with postgres:// or postgresql://' })
+      .optional(),
     /** Path of an embedded SQLite database file (development, tests, single-machine use). */
     sqlitePath: z.string().min(1).optional(),
   })
   .superRefine((conn, ctx) => {
-    const kinds = [conn.mongoUri, conn.sqlitePath].filter((v) => v !== undefined).length;
+    const kinds = [conn.mongoUri, conn.postgresUri, conn.sqlitePath].filter((v) => v !== undefined).length;
     if (kinds !== 1) {
-      ctx.addIssue({ code: 'custom', message: 'give exactly one of mongoUri or sqlitePath' });
+      ctx.addIssue({ code: 'custom', message: 'give exactly one of mongoUri, postgresUri or sqlitePath' });
     }
   });
 

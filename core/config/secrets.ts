@@ -19,12 +19,14 @@ const MIN_SEARCHED_LENGTH = 4;
  * refuses (a leading space, `MONGODB://`) still reaches health output and error messages, and its
  * password must not.
  */
-const MONGO_SCHEME = /mongodb(?:\+srv)?:\/\//i;
+const URI_SCHEME = /(?:mongodb(?:\+srv)?|postgres(?:ql)?):\/\//i;
+/** The connection fields whose URI holds a password. */
+const URI_FIELDS = ['mongoUri', 'postgresUri'] as const;
 
 /**
  * A deep copy of `config` with `spacesConnections.*.secretKey` and `api.jwt.secret` replaced by
  * `****`, `accessKey` cut to its first 4 characters and `****` (all `****` when 8 characters or
- * fewer), and the password of every `dbConnections.*.mongoUri` replaced by `****`. Works on loaded configs and
+ * fewer), and the password of every `dbConnections.*.mongoUri` and `postgresUri` replaced by `****`. Works on loaded configs and
  * on raw input alike; anything it does not recognise is copied unchanged.
  */
 export function maskConfig<T>(config: T): T {
@@ -39,7 +41,8 @@ export function maskConfig<T>(config: T): T {
   }
   if (isRecord(copy.dbConnections)) {
     for (const conn of Object.values(copy.dbConnections)) {
-      if (isRecord(conn) && typeof conn.mongoUri === 'string') conn.mongoUri = maskMongoUri(conn.mongoUri);
+      if (!isRecord(conn)) continue;
+      for (const field of URI_FIELDS) if (typeof conn[field] === 'string') conn[field] = maskUri(conn[field]);
     }
   }
   const jwt = apiJwt(copy);
@@ -51,7 +54,7 @@ const INSPECT = Symbol.for('nodejs.util.inspect.custom');
 
 /**
  * Makes every object of a (loaded, not yet frozen) config that holds a secret print masked: each
- * spaces connection, each `dbConnections` entry with a `mongoUri`, and `api.jwt` get a
+ * spaces connection, each `dbConnections` entry with a `mongoUri` or `postgresUri`, and `api.jwt` get a
  * `toJSON` (for `JSON.stringify`) and a `util.inspect` hook (for `console.log`, `util.format`,
  * the REPL) that give the masked copy `maskConfig` would, so no printable view of the config, or
  * of anything holding it (the `Xronox` instance), shows a secret; the secret fields themselves
@@ -84,7 +87,9 @@ export function maskWhenPrinted(config: unknown): void {
   }
   if (isRecord(config.dbConnections)) {
     for (const conn of Object.values(config.dbConnections)) {
-      if (isRecord(conn) && typeof conn.mongoUri === 'string') hide(conn, ['mongoUri'], () => ({ ...conn, mongoUri: maskMongoUri(conn.mongoUri as string) }));
+      if (!isRecord(conn)) continue;
+      const fields = URI_FIELDS.filter((field) => typeof conn[field] === 'string');
+      if (fields.length > 0) hide(conn, fields, () => ({ ...conn, ...Object.fromEntries(fields.map((f) => [f, maskUri(conn[f] as string)])) }));
     }
   }
   const jwt = apiJwt(config);
@@ -123,7 +128,7 @@ export function secretValues(config: unknown, env: Environment = process.env): s
     }
     if (isRecord(config.dbConnections)) {
       for (const conn of Object.values(config.dbConnections)) {
-        if (isRecord(conn)) add(conn.mongoUri, uriPasswords);
+        if (isRecord(conn)) for (const field of URI_FIELDS) add(conn[field], uriPasswords);
       }
     }
     add(apiJwt(config)?.secret);
@@ -140,12 +145,12 @@ function maskAccessKey(key: string): string {
 }
 
 /**
- * Where the password of a MongoDB URI is: between the first `:` of the user info and its last
+ * Where the password of a connection URI (MongoDB, PostgreSQL) is: between the first `:` of the user info and its last
  * `@`. Taking the last `@` masks too much rather than too little when a password holds an
  * unencoded `@`. `scheme` is everything up to the end of the scheme, so the parts rebuild `uri`.
  */
-function splitMongoUri(uri: string): { scheme: string; user: string; password: string; rest: string } | null {
-  const match = MONGO_SCHEME.exec(uri);
+function splitUri(uri: string): { scheme: string; user: string; password: string; rest: string } | null {
+  const match = URI_SCHEME.exec(uri);
   if (!match) return null;
   const schemeEnd = match.index + match[0].length;
   const scheme = uri.slice(0, schemeEnd);
@@ -159,15 +164,15 @@ function splitMongoUri(uri: string): { scheme: string; user: string; password: s
   return { scheme, user: userInfo.slice(0, colon), password: userInfo.slice(colon + 1), rest: afterScheme.slice(at) };
 }
 
-function maskMongoUri(uri: string): string {
-  const parts = splitMongoUri(uri);
+function maskUri(uri: string): string {
+  const parts = splitUri(uri);
   if (!parts || parts.password === '') return uri;
   return `${parts.scheme}${parts.user}:${MASK}${parts.rest}`;
 }
 
-/** The password of a MongoDB URI as written and percent-decoded (an empty one is dropped by the length rule). */
+/** The password of a connection URI as written and percent-decoded (an empty one is dropped by the length rule). */
 function uriPasswords(uri: string): string[] {
-  const parts = splitMongoUri(uri);
+  const parts = splitUri(uri);
   if (!parts) return [];
   const out = [parts.password];
   try {

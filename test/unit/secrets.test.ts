@@ -219,6 +219,32 @@ describe('MongoDB URIs', () => {
   });
 });
 
+describe('postgresUri passwords', () => {
+  const uri = 'postgres://app:pg-s3cret-pass@db.example.net:5432/xronox';
+  const masked = 'postgres://app:****@db.example.net:5432/xronox';
+
+  it('are masked in maskConfig, every printable view of a loaded config, and maskSecretsIn', () => {
+    const raw = { ...local, dbConnections: { pg: { postgresUri: uri } } };
+    expect(maskConfig(raw).dbConnections.pg.postgresUri).toBe(masked);
+    expect(maskConfig({ dbConnections: { pg: { postgresUri: 'POSTGRESQL://a:Other-pass@h/d' } } }).dbConnections.pg.postgresUri).toBe('POSTGRESQL://a:****@h/d');
+    expect(maskSecretsIn(`connect ECONNREFUSED ${uri}`, raw, {})).toBe(`connect ECONNREFUSED ${masked}`);
+    const config = loadConfig({ ...raw, databases: { knowledge: { genericDatabase: { dbConnRef: 'pg', dbName: 'kn' } } } });
+    // The adapters still read the real URI; no printable view shows its password.
+    expect(config.dbConnections.pg?.postgresUri).toBe(uri);
+    for (const view of [JSON.stringify(config), inspect(config, { depth: 10 }), format('%o', config), format('%j', config)]) {
+      expect(view).not.toContain('pg-s3cret-pass');
+    }
+    expect(JSON.stringify(config)).toContain(masked);
+  });
+
+  it('ENV.NAME: the value of the variable is masked too', () => {
+    const env = { PG_URI: 'postgresql://svc:env-pg-password@10.0.0.5/app' };
+    const raw = { dbConnections: { pg: { postgresUri: 'ENV.PG_URI' } } };
+    expect(secretValues(raw, env)).toStrictEqual(['env-pg-password']);
+    expect(maskSecretsIn('failed: postgresql://svc:env-pg-password@10.0.0.5/app', raw, env)).toBe('failed: postgresql://svc:****@10.0.0.5/app');
+  });
+});
+
 describe('maskSecretsIn', () => {
   it('masks a secret whole when a shorter secret is its prefix (longest first)', () => {
     // The shorter one comes first in the config, so only the ordering keeps "-and-more" out of sight.
