@@ -6,15 +6,15 @@
  */
 import { createHash } from 'node:crypto';
 import type { BlobStore } from '../../contracts/blob-store.js';
-import type { Actor, CounterWindowGranularity, HeadRow, IndexStore, Namespace, VersionRow } from '../../contracts/index-store.js';
+import type { Actor, CounterWindowGranularity, HeadRow, IndexMaintenance, Leases, Namespace, RecordIndex, VersionRow } from '../../contracts/index-store.js';
 import { AppendOnlyError, StorageError, ValidationError } from '../../errors.js';
 import type { FilterNode } from '../../foundation/filter-tree.js';
 import { isPlainObject } from '../../foundation/filter.js';
 import { assertName, isValidName } from '../../foundation/names.js';
 import type { Route } from '../../routing/router.js';
 import { checkOptions, checkReason } from '../arguments.js';
-import { blobKeys, type BlobSync, type SyncTarget } from '../blob-sync.js';
-import type { UploadTarget } from '../content-uploads.js';
+import { blobKeys, type BlobSync, type SyncIndex, type SyncTarget } from '../blob-sync.js';
+import type { UploadIndex, UploadTarget } from '../content-uploads.js';
 import type { EntityMapping, VersionRecord, XronoxRecord } from '../collection-types.js';
 import { ContentOffload, type PresentOptions } from '../content.js';
 import { type Data, parseDocument, project, readPath, type RecordDocument } from '../documents.js';
@@ -28,10 +28,16 @@ export interface ParsedCounterRule {
   filter: FilterNode | null;
 }
 
+/**
+ * The roles of the index store a collection uses: record reads and writes, leases (a restore),
+ * head ids (verification), and what it hands on to the blob sync and the upload protocol.
+ */
+export type CollectionIndex = RecordIndex & Leases & Pick<IndexMaintenance, 'listHeadIds'> & SyncIndex & UploadIndex;
+
 /** What a record collection is built on: its route, stores and limits (`CollectionContext` without its siblings). */
 export interface RecordContext {
   route: Route;
-  index: IndexStore;
+  index: CollectionIndex;
   blob: BlobStore;
   sync: BlobSync;
   maxDocumentBytes: number;
@@ -84,7 +90,7 @@ export class RecordAccess {
     return this.ctx.route;
   }
 
-  get index(): IndexStore {
+  get index(): CollectionIndex {
     return this.ctx.index;
   }
 
