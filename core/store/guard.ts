@@ -89,6 +89,8 @@ export function guardAdapter<T extends Guardable>(what: string, make: () => T | 
   };
   const opened = async (): Promise<T> => {
     const target = await load();
+    // The owner may have closed while the module was loading: connecting now would only leak.
+    if (isClosed()) throw new ClosedError(`The ${target.name} store`);
     if (typeof target.open === 'function') {
       opening ??= target.open().catch((err: unknown) => {
         opening = undefined;
