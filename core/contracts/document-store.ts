@@ -106,6 +106,13 @@ export interface DocumentStore {
   /** Resolves when the backend answers. */
   ping(): Promise<void>;
 
+  /**
+   * Optional: connects to the backend (a client's first connection). The core's guard
+   * (`core/store/guard.ts`) calls it once, before the first other call; when it fails, that call
+   * fails and the next one calls it again; never after close. So methods need no connect of their own.
+   */
+  open?(): Promise<void>;
+
   /** Releases connections. Idempotent. */
   close(): Promise<void>;
 }

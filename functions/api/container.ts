@@ -96,7 +96,8 @@ export function createContainer<App>(options: ContainerOptions<App>): Container<
   let ssm: SSMClient | undefined;
   let current: Promise<Built<App>> | undefined;
 
-  // The default adapters, counted: each call constructs one store (and its client or file handle).
+  // The default adapters, counted: each call makes one store, on the store's first use (its module
+  // and SDK are loaded, and its client or file handle opened, when it is first called).
   const adapters: AdapterFactories = {
     indexStore(...args) {
       const store = defaultAdapters.indexStore(...args);

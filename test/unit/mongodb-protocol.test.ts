@@ -2,7 +2,7 @@ import { ObjectId } from 'mongodb';
 import { Query, update, updateOne } from 'mingo';
 import { describe, expect, it } from 'vitest';
 import type { NewHead, Namespace, RecordWrite } from '../../core/contracts/index-store.js';
-import { mongoOptions } from '../../core/adapters/registry.js';
+import { mongoOptions } from '../../core/adapters/mongodb/mongodb-settings.js';
 import { type HeadDoc, type PendingWrite, pendingBlobDoc, toHeadDoc, toVersionDoc, type VersionDoc } from '../../core/adapters/mongodb/mongodb-documents.js';
 import { supportsTransactions } from '../../core/adapters/mongodb/mongodb-index-store.js';
 import { indexSpecs, pendingBlobId, recordKey, versionId } from '../../core/adapters/mongodb/mongodb-layout.js';

@@ -4,6 +4,7 @@ import type { Namespace } from '../../contracts/index-store.js';
 import { ConflictError, DuplicateKeyError, ValidationError } from '../../errors.js';
 import { acquireMongoClient } from './mongodb-client-pool.js';
 import { duplicateKeyIndex, EXPIRY_FIELD, fromMongoIndex, toMongoDocumentFilter, toMongoIndexes, toMongoSort } from './mongodb-document-filter.js';
+import { MONGODB_DOCUMENT_STORE_MEMBERS } from './mongodb-settings.js';
 
 export interface MongoDocumentStoreOptions {
   uri: string;
@@ -29,11 +30,12 @@ const PROJECTION = { _id: 0, _xronox: 0 } as const;
  * in the tenant's database, with the declared indexes created by `createIndexes` (unique, sparse,
  * descending) and one TTL index of its own on `_xronox.expiresAt`, a field kept outside what
  * callers see (reads project it and `_id` away). Every write is one single-document operation,
- * atomic on any topology; the client is the process-wide one of `mongodb-client-pool.ts`.
+ * atomic on any topology; the client is the process-wide one of `mongodb-client-pool.ts`,
+ * connected by `open` (which the core's guard calls before the first use).
  */
 export class MongoDocumentStore implements DocumentStore {
-  readonly name = 'mongodb';
-  readonly capabilities = { nativeExpiry: true, atomicReplace: false } as const;
+  readonly name = MONGODB_DOCUMENT_STORE_MEMBERS.name;
+  readonly capabilities = MONGODB_DOCUMENT_STORE_MEMBERS.capabilities;
   readonly #client: MongoClient;
   readonly #connect: () => Promise<void>;
   readonly #release: () => Promise<void>;
@@ -48,8 +50,16 @@ export class MongoDocumentStore implements DocumentStore {
     this.#now = options.now ?? (() => new Date());
   }
 
-  async ensureCollection(ns: Namespace, spec: CollectionSpec): Promise<void> {
+  /**
+   * Connects the process-wide client. The guard calls it before the first other call, and again
+   * after a failure: the driver's own implicit connect on first use would close the client for
+   * good when the server is unreachable at that moment (see `mongodb-client-pool.ts`).
+   */
+  async open(): Promise<void> {
     await this.#connect();
+  }
+
+  async ensureCollection(ns: Namespace, spec: CollectionSpec): Promise<void> {
     const db = this.#client.db(ns.dbName);
     await db.createCollection(ns.collection).catch((err: unknown) => {
       if (!(err instanceof MongoServerError && err.codeName === 'NamespaceExists')) throw err;
@@ -66,7 +76,6 @@ export class MongoDocumentStore implements DocumentStore {
   }
 
   async listIndexes(ns: Namespace): Promise<IndexInfo[]> {
-    await this.#connect();
     try {
       const indexes = await this.#collection(ns).listIndexes().toArray();
       return indexes.map(fromMongoIndex).filter((i): i is IndexInfo => i !== null).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -77,7 +86,6 @@ export class MongoDocumentStore implements DocumentStore {
   }
 
   async insertOne(ns: Namespace, doc: Doc, options: WriteOptions = {}): Promise<void> {
-    await this.#connect();
     for (let attempt = 0; ; attempt++) {
       try {
         // A fresh object each time: the driver adds `_id` to what it is given.
@@ -93,7 +101,6 @@ export class MongoDocumentStore implements DocumentStore {
   }
 
   async upsertOne(ns: Namespace, filter: DocFilter, doc: Doc, options: WriteOptions = {}): Promise<{ created: boolean }> {
-    await this.#connect();
     const query = toMongoDocumentFilter(filter);
     for (let attempt = 1; ; attempt++) {
       try {
@@ -117,7 +124,6 @@ export class MongoDocumentStore implements DocumentStore {
 
   async find(ns: Namespace, filter: DocFilter | null, options: FindOptions): Promise<Doc[]> {
     if (!Number.isSafeInteger(options.limit) || options.limit < 1) throw new ValidationError('limit must be a positive integer', { path: 'limit' });
-    await this.#connect();
     const docs = await this.#collection(ns)
       .find(this.#live(filter), { projection: PROJECTION, sort: toMongoSort(options.sort), limit: options.limit })
       .toArray();
@@ -125,17 +131,14 @@ export class MongoDocumentStore implements DocumentStore {
   }
 
   async deleteOne(ns: Namespace, filter: DocFilter): Promise<number> {
-    await this.#connect();
     return (await this.#collection(ns).deleteOne(this.#live(filter))).deletedCount;
   }
 
   async deleteMany(ns: Namespace, filter: DocFilter | null): Promise<number> {
-    await this.#connect();
     return (await this.#collection(ns).deleteMany(this.#live(filter))).deletedCount;
   }
 
   async deleteExpired(ns: Namespace, now: Date): Promise<number> {
-    await this.#connect();
     return (await this.#collection(ns).deleteMany({ [EXPIRY_FIELD]: { $lte: now } })).deletedCount;
   }
 
@@ -144,7 +147,6 @@ export class MongoDocumentStore implements DocumentStore {
     if (options.after !== undefined && !ObjectId.isValid(options.after)) {
       throw new ValidationError(`Invalid export cursor ${JSON.stringify(options.after).slice(0, 40)}`, { path: 'after' });
     }
-    await this.#connect();
     // `_id` order is insertion order closely enough for paging: it is a total order, so no
     // document present for the whole export is skipped or seen twice.
     const query = options.after === undefined ? {} : { _id: { $gt: new ObjectId(options.after) } };
@@ -157,7 +159,6 @@ export class MongoDocumentStore implements DocumentStore {
 
   async importDocuments(ns: Namespace, documents: readonly StoredDocument[]): Promise<void> {
     if (documents.length === 0) return;
-    await this.#connect();
     try {
       await this.#collection(ns).insertMany(
         documents.map((d) => stored(d.doc, d.expiresAt === null ? {} : { expiresAt: d.expiresAt })),
@@ -169,12 +170,10 @@ export class MongoDocumentStore implements DocumentStore {
   }
 
   async clearCollection(ns: Namespace): Promise<number> {
-    await this.#connect();
     return (await this.#collection(ns).deleteMany({})).deletedCount;
   }
 
   async countDocuments(ns: Namespace): Promise<number> {
-    await this.#connect();
     return this.#collection(ns).countDocuments({});
   }
 
@@ -184,7 +183,6 @@ export class MongoDocumentStore implements DocumentStore {
    * (so insertion order) and expiry included. Calling again after a cut-off finishes the job.
    */
   async replaceCollections(dbName: string, replacements: ReadonlyArray<{ collection: string; from: string | null }>, options: { onlyIfEmpty: boolean }): Promise<{ replaced: boolean; held: number }> {
-    await this.#connect();
     let held = 0;
     for (const r of replacements) held += await this.#collection({ dbName, collection: r.collection }).countDocuments({});
     if (options.onlyIfEmpty && held > 0) return { replaced: false, held };
@@ -206,7 +204,6 @@ export class MongoDocumentStore implements DocumentStore {
   }
 
   async ping(): Promise<void> {
-    await this.#connect();
     await this.#client.db('admin').command({ ping: 1 });
   }
 

@@ -18,6 +18,7 @@ import type { Namespace } from '../../contracts/index-store.js';
 import { ConflictError, DuplicateKeyError, ValidationError } from '../../errors.js';
 import { compileDocumentFilter, extract, fieldOfExpression, jsonPath } from './sqlite-document-filter.js';
 import { openSqliteFile } from './sqlite-open.js';
+import { SQLITE_DOCUMENT_STORE_MEMBERS } from './sqlite-settings.js';
 
 export interface SqliteDocumentStoreOptions {
   /** Database file (the connection's `sqlitePath`, shared with the index store); created with its folder when missing. */
@@ -53,8 +54,8 @@ const EXPIRY_INDEX = '~expiry';
  * the spec asks for. Writes run in `BEGIN IMMEDIATE` transactions, so processes can share the file.
  */
 export class SqliteDocumentStore implements DocumentStore {
-  readonly name = 'sqlite';
-  readonly capabilities = { nativeExpiry: false, atomicReplace: true } as const;
+  readonly name = SQLITE_DOCUMENT_STORE_MEMBERS.name;
+  readonly capabilities = SQLITE_DOCUMENT_STORE_MEMBERS.capabilities;
   readonly #db: Database.Database;
   readonly #now: () => Date;
   readonly #stmts = new Map<string, Database.Statement>();
