@@ -1,4 +1,4 @@
-import { DATE_KEY } from '../../contracts/document-store.js';
+import { DATE_KEY, toDocumentJson } from '../../contracts/document-store.js';
 import { ValidationError } from '../../errors.js';
 import type { FilterTree, FilterValue } from '../../foundation/filter-tree.js';
 import { isValidName } from '../../foundation/names.js';
@@ -22,9 +22,10 @@ import { isValidName } from '../../foundation/names.js';
  * turns a missing field into "unknown" there (elsewhere NULL and false select the same rows, as
  * `and`/`or` are never negated).
  *
- * Dates are stored as `{"$date":"<ISO>"}` (`toDocumentJson`); `json_extract` gives that text, which
- * orders like the dates (fixed-width ISO), and `json_type(doc, '$."f"."$date"') = 'text'` tells a
- * date from any other value (documents hold no `$` keys of their own).
+ * Dates are stored as `{"$date":"<ISO>"}` (`toDocumentJson`, which also encodes a filter's dates
+ * here); `json_extract` gives that text, which orders like the dates (fixed-width ISO), and
+ * `json_type(doc, '$."f"."$date"') = 'text'` tells a date from any other value (documents hold no
+ * `$` keys of their own).
  */
 
 /** Where a filter's fields live: a JSON column, and the JSON path of each field in it. */
@@ -96,7 +97,8 @@ export function compileFilter(node: FilterTree<FilterValue>, params: unknown[], 
 }
 
 function sqlValue(value: Exclude<FilterValue, null>): unknown {
-  if (value instanceof Date) return JSON.stringify({ [DATE_KEY]: value.toISOString() });
+  // A date as documents store it, so `json_extract` of a stored date gives exactly this text.
+  if (value instanceof Date) return toDocumentJson(value);
   return typeof value === 'boolean' ? (value ? 1 : 0) : value;
 }
 
