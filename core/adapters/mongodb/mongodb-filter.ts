@@ -54,8 +54,9 @@ export const MONGO_FIELD_OPERATORS = ['$eq', '$ne', '$gt', '$gte', '$lt', '$lte'
 
 /**
  * Bounds on a filter node, so a hand-built node cannot make an unbounded query. Each is above
- * what `parseFilter` (and `parseDocumentFilter`, the same parser) can produce (8 levels of user `$and`/`$or` become at most 17 nested
- * and/or nodes, as implicit ANDs wrap explicit ones; 256 conditions of up to 9 operators; lists of 1000;
+ * what `parseFilter` and `parseDocumentFilter` (the same parser) can produce (8 levels of user
+ * `$and`/`$or` become at most 17 nested and/or nodes, as implicit ANDs wrap explicit ones, 18
+ * with a document collection's tenant pin; 256 conditions of up to 9 operators; lists of 1000;
  * 256 × (2 × 1000 + 6) values), so every parsed filter translates.
  */
 export const MONGO_FILTER_LIMITS = { maxDepth: 20, maxNodes: 4096, maxList: 1000, maxValues: 524_288 } as const;
@@ -64,17 +65,16 @@ export const MONGO_FILTER_LIMITS = { maxDepth: 20, maxNodes: 4096, maxList: 1000
 export type IndexedFields = ReadonlySet<string> | ((field: string) => boolean);
 
 /** Where a filter's fields live, which of them it may use, and whether its values may be `Date`s. */
-export interface MongoFields {
+interface MongoFields {
   /** The MongoDB path of a valid property name. */
   path(field: string): string;
-  /** Whether a valid property name may be filtered on; `refusal` says why not. */
-  allows(field: string): boolean;
-  refusal(field: string): string;
+  /** Why a valid property name may not be filtered on, or `undefined` when it may. */
+  refuse(field: string): string | undefined;
   readonly dates: boolean;
 }
 
-/** Document collections: fields are the documents' own paths; the core checked them against the declared fields. */
-export const DOCUMENT_FIELDS: MongoFields = { path: (field) => field, allows: () => true, refusal: (field) => `Field "${field}" cannot be filtered on`, dates: true };
+/** Document collections: fields are the documents' own paths (the core checked them against the declared fields). */
+const DOCUMENT_FIELDS: MongoFields = { path: (field) => field, refuse: () => undefined, dates: true };
 
 const RANGE_OPS = new Set<string>(['$gt', '$gte', '$lt', '$lte']);
 const COMPARE_OP_SET = new Set<string>(COMPARE_OPS);
@@ -98,8 +98,7 @@ export function toMongoFilter(node: FilterNode, indexed: IndexedFields): Filter<
   const isIndexed = typeof indexed === 'function' ? indexed : (field: string) => indexed.has(field);
   return compileMongoFilter(node, {
     path: metaPath,
-    allows: isIndexed,
-    refusal: (field) => `Property "${field}" is not indexed, so it cannot be filtered on`,
+    refuse: (field) => (isIndexed(field) ? undefined : `Property "${field}" is not indexed, so it cannot be filtered on`),
     dates: false,
   });
 }
@@ -181,7 +180,8 @@ function checkField(field: unknown, path: string, state: State): string {
       path: `${path}.field`,
     });
   }
-  if (!state.fields.allows(field)) throw new ValidationError(state.fields.refusal(field), { path: `${path}.field` });
+  const refusal = state.fields.refuse(field);
+  if (refusal !== undefined) throw new ValidationError(refusal, { path: `${path}.field` });
   return field;
 }
 
