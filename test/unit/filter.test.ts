@@ -803,5 +803,9 @@ describe('compileFilter: one compiler, two layouts', () => {
       expect(() => compileFilter({ kind: 'exists', field, exists: true }, [], DOCUMENT_FIELDS)).toThrow(ValidationError);
     }
     expect(() => compileFilter({ kind: 'compare', field: 'a', op: '$gt', value: null }, [], DOCUMENT_FIELDS)).toThrow(/cannot compare with null/);
+    // Whatever a layout's path function returns, a quote never reaches the SQL text.
+    const unchecked = { column: 'doc', path: (field: string) => `$."${field}"`, literalPaths: true };
+    expect(() => compileFilter({ kind: 'exists', field: "a') OR ('1", exists: true }, [], unchecked)).toThrow(ValidationError);
+    expect(compileFilter({ kind: 'exists', field: 'a', exists: false }, [], unchecked)).toBe(`(json_type(doc, '$."a"') IS NULL)`);
   });
 });

@@ -48,11 +48,15 @@ export const DOCUMENT_FIELDS: JsonFields = { column: 'doc', path: documentPath, 
 
 const RANGE_SQL = { $gt: '>', $gte: '>=', $lt: '<', $lte: '<=' } as const;
 
+/** The predicate of `node` over `fields` (default: the index store's `meta`); pushes its parameters onto `params`. */
 export function compileFilter(node: FilterTree<FilterValue>, params: unknown[], fields: JsonFields = metaFields()): string {
   // Template literals evaluate left to right, so parameters are pushed in the order their `?` appear.
   const pathArg = (field: string, suffix = ''): string => {
     const path = `${fields.path(field)}${suffix}`;
-    if (fields.literalPaths) return `'${path}'`;
+    if (fields.literalPaths) {
+      if (path.includes("'")) throw new ValidationError(`Invalid field path ${JSON.stringify(field).slice(0, 80)}`, { path: 'field' });
+      return `'${path}'`;
+    }
     params.push(path);
     return '?';
   };
