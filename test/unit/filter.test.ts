@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { compileFilter, DOCUMENT_FIELDS, metaFields } from '../../core/adapters/sqlite/sqlite-filter.js';
+import { compileFilter, DOCUMENT_FIELDS, documentPath, extract, fieldOfExpression, metaFields } from '../../core/adapters/sqlite/sqlite-filter.js';
 import { toDocumentJson, type Doc, type DocFilter, type DocScalar } from '../../core/contracts/document-store.js';
 import type { FilterNode } from '../../core/foundation/filter-tree.js';
 import type { IndexedValue } from '../../core/contracts/index-store.js';
@@ -30,6 +30,16 @@ function parseError(input: unknown, isAllowed: (field: string) => boolean = allo
     return err as ValidationError;
   }
   throw new Error(`parseFilter accepted ${JSON.stringify(input)}`);
+}
+
+function validationErrorOf(fn: () => unknown): ValidationError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(ValidationError);
+    return err as ValidationError;
+  }
+  throw new Error('expected a ValidationError, but nothing was thrown');
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -807,5 +817,29 @@ describe('compileFilter: one compiler, two layouts', () => {
     const unchecked = { column: 'doc', path: (field: string) => `$."${field}"`, literalPaths: true };
     expect(() => compileFilter({ kind: 'exists', field: "a') OR ('1", exists: true }, [], unchecked)).toThrow(ValidationError);
     expect(compileFilter({ kind: 'exists', field: 'a', exists: false }, [], unchecked)).toBe(`(json_type(doc, '$."a"') IS NULL)`);
+    const quoted = validationErrorOf(() => compileFilter({ kind: 'exists', field: "a'", exists: true }, [], unchecked));
+    expect(quoted.path).toBe('field');
+    expect(quoted.message).toBe(`Invalid field path "a'"`);
+  });
+
+  it('folds empty and/or into constants in both layouts (hand-built nodes; the parser makes none)', () => {
+    for (const fields of [metaFields(), DOCUMENT_FIELDS]) {
+      expect(compileFilter({ kind: 'and', items: [] }, [], fields)).toBe('1');
+      expect(compileFilter({ kind: 'or', items: [] }, [], fields)).toBe('0');
+    }
+  });
+
+  it("names document fields by the expression indexes use, and reads it back from SQLite's index SQL", () => {
+    expect(extract('_system.updatedAt')).toBe(`json_extract(doc, '$."_system"."updatedAt"')`);
+    expect(documentPath('a')).toBe('$."a"');
+    expect(fieldOfExpression(extract('_system.updatedAt'))).toBe('_system.updatedAt');
+    expect(fieldOfExpression(`  json_extract( doc ,  '$."k"' )  `)).toBe('k');
+    for (const other of [`json_extract(meta, '$."k"')`, `json_extract(doc, '$.k')`, `json_extract(doc, '$."1k"')`, `lower(json_extract(doc, '$."k"'))`, 'k']) {
+      expect(fieldOfExpression(other)).toBeNull();
+    }
+    const long = `a${'-'.repeat(200)}`;
+    const err = validationErrorOf(() => documentPath(long));
+    expect(err.path).toBe('field');
+    expect(err.message).toBe(`Invalid field path ${JSON.stringify(long).slice(0, 80)}: expected identifiers joined by "."`);
   });
 });
