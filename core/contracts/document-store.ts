@@ -165,7 +165,8 @@ export interface IndexInfo {
  * A validated filter over declared fields: the engine's `FilterNode` with `Date` values too.
  * Semantics are those of `core/foundation/filter.ts` (MongoDB's for scalars): equality is type-strict,
  * ranges match values of the operand's type only (dates with dates), `{ f: null }` matches null or
- * missing. `core/domains/documents/document-filter.ts` parses user input into it and evaluates it.
+ * missing. `core/domains/documents/document-filter.ts` parses user input into it;
+ * `matches` in `core/foundation/filter.ts` evaluates it.
  */
 export type DocFilter = FilterTree<DocScalar>;
 

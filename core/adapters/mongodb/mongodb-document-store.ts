@@ -1,9 +1,10 @@
-import { type Collection, type Document, type Filter, type MongoClient, type MongoClientOptions, MongoServerError, ObjectId } from 'mongodb';
-import type { CollectionSpec, Doc, DocFilter, DocumentStore, FindOptions, IndexInfo, IndexSpec, SortSpec, StoredDocument, WriteOptions } from '../../contracts/document-store.js';
+import { type Collection, type Document, type Filter, type IndexDescription, type MongoClient, type MongoClientOptions, MongoServerError, ObjectId } from 'mongodb';
+import type { CollectionSpec, Doc, DocFilter, DocumentStore, FindOptions, IndexInfo, IndexKey, IndexSpec, SortSpec, StoredDocument, WriteOptions } from '../../contracts/document-store.js';
 import type { Namespace } from '../../contracts/index-store.js';
 import { ConflictError, DuplicateKeyError, ValidationError } from '../../errors.js';
+import { valueAtPath } from '../../foundation/filter.js';
 import { acquireMongoClient } from './mongodb-client-pool.js';
-import { duplicateKeyIndex, EXPIRY_FIELD, fromMongoIndex, toMongoDocumentFilter, toMongoIndexes, toMongoSort } from './mongodb-document-filter.js';
+import { documentPath, toMongoDocumentFilter, toMongoSort } from './mongodb-filter.js';
 import { MONGODB_DOCUMENT_STORE_MEMBERS } from './mongodb-settings.js';
 
 export interface MongoDocumentStoreOptions {
@@ -24,6 +25,10 @@ const COPY_BATCH = 1000;
 const MAX_UPSERT_ATTEMPTS = 5;
 /** Every read hides the store's own fields. */
 const PROJECTION = { _id: 0, _xronox: 0 } as const;
+
+/** The index that makes the store's own expiry native: a TTL index on the hidden `_xronox.expiresAt`. */
+export const EXPIRY_FIELD = '_xronox.expiresAt';
+export const EXPIRY_INDEX_NAME = 'xronox_expiry';
 
 /**
  * The MongoDB document store: collections named exactly as declared (`shared_memory`, `users`…)
@@ -252,11 +257,40 @@ function isDuplicateKey(err: unknown): err is MongoServerError {
   return err instanceof MongoServerError && err.code === DUPLICATE_KEY;
 }
 
-function valueAtPath(doc: Doc, field: string): unknown {
-  let current: unknown = doc;
-  for (const segment of field.split('.')) {
-    if (current === null || typeof current !== 'object' || Array.isArray(current) || current instanceof Date) return undefined;
-    current = Object.hasOwn(current, segment) ? (current as Record<string, unknown>)[segment] : undefined;
+/** `createIndexes` descriptions of a spec's indexes, plus the expiry TTL index. No collation, ever (see `mongodb-filter.ts`). */
+export function toMongoIndexes(indexes: readonly IndexSpec[]): IndexDescription[] {
+  return [
+    ...indexes.map((i): IndexDescription => ({
+      key: Object.fromEntries(i.keys.map(([f, dir]) => [documentPath(f), dir === -1 ? -1 : 1])),
+      name: i.name,
+      ...(i.unique ? { unique: true } : {}),
+      ...(i.sparse ? { sparse: true } : {}),
+    })),
+    { key: { [EXPIRY_FIELD]: 1 }, name: EXPIRY_INDEX_NAME, expireAfterSeconds: 0 },
+  ];
+}
+
+/** An index as `listIndexes` reports it, in the port's shape; `null` for `_id_` and the store's own. */
+export function fromMongoIndex(index: Document): IndexInfo | null {
+  if (index.name === '_id_' || index.name === EXPIRY_INDEX_NAME) return null;
+  const keys = Object.entries((index.key ?? {}) as Record<string, unknown>).map(([f, dir]): IndexKey => [f, Number(dir) === -1 ? -1 : 1]);
+  return { name: String(index.name), keys, unique: index.unique === true, sparse: index.sparse === true };
+}
+
+/**
+ * The name of the index behind a duplicate-key error (code 11000): from the server's message
+ * (`E11000 duplicate key error collection: db.c index: key_1_namespace_1 dup key: …`), else by
+ * matching its `keyPattern` against the declared indexes; `null` when neither tells.
+ */
+export function duplicateKeyIndex(err: { errmsg?: unknown; message?: unknown; keyPattern?: unknown }, declared: readonly IndexSpec[]): string | null {
+  for (const text of [err.errmsg, err.message]) {
+    const m = typeof text === 'string' ? / index: (\S+) dup key/.exec(text) : null;
+    if (m) return m[1]!;
   }
-  return current;
+  if (err.keyPattern && typeof err.keyPattern === 'object') {
+    const fields = Object.keys(err.keyPattern);
+    const hit = declared.find((i) => i.unique && i.keys.length === fields.length && i.keys.every(([f], n) => f === fields[n]));
+    if (hit) return hit.name;
+  }
+  return null;
 }

@@ -30,7 +30,7 @@ import type {
   VersionSummary,
 } from '../../contracts/index-store.js';
 import { processTag } from '../../foundation/process.js';
-import { compileFilter } from './sqlite-filter.js';
+import { compileFilter, metaFields } from './sqlite-filter.js';
 import { openSqliteFile } from './sqlite-open.js';
 
 export interface SqliteIndexStoreOptions {
@@ -364,7 +364,7 @@ export class SqliteIndexStore implements IndexStore {
       params.push(query.afterId);
     }
     if (!query.includeDeleted) where.push('v.deleted = 0');
-    if (query.filter) where.push(compileFilter(query.filter, params, 'v.meta'));
+    if (query.filter) where.push(compileFilter(query.filter, params, metaFields('v.meta')));
     params.push(query.limit);
     const sql = `SELECT ${VERSION_COLUMNS.split(', ').map((c) => `v.${c}`).join(', ')}
       FROM heads h JOIN versions v ON v.db = h.db AND v.coll = h.coll AND v.id = h.id
