@@ -17,6 +17,7 @@ import type {
   VersionRow,
   VersionSummary,
 } from '../../contracts/index-store.js';
+import type { FilterNode } from '../../foundation/filter-tree.js';
 import { processGone } from '../../foundation/process.js';
 import { compileFilter } from './sqlite-filter.js';
 import { openSqliteFile } from './sqlite-open.js';
@@ -42,6 +43,21 @@ const DEFAULT_CACHE_MIB = 64;
 const SORT_COLUMNS = { id: 'id', createdAt: 'created_at', updatedAt: 'updated_at' } as const;
 /** `LIMIT -1` is SQLite's "no limit". */
 const NO_LIMIT = -1;
+
+type Condition = readonly [sql: string, ...params: unknown[]];
+
+/** `AND`ed conditions and their parameters in order; `false` ones are left out. */
+function where(conditions: ReadonlyArray<Condition | false>): { sql: string; params: unknown[] } {
+  const kept = conditions.filter((c): c is Condition => c !== false);
+  return { sql: kept.map(([sql]) => sql).join(' AND '), params: kept.flatMap(([, ...params]) => params) };
+}
+
+/** A filter over indexed values as a condition (see `compileFilter`). */
+function filtered(filter: FilterNode | null, column?: string): Condition | false {
+  if (!filter) return false;
+  const params: unknown[] = [];
+  return [compileFilter(filter, params, column), ...params];
+}
 
 /** A `Map` of the items that have a value, by their key. */
 function keyed<I, V>(items: readonly I[] | undefined, key: (item: I) => string, value: (item: I) => V | undefined): Map<string, V> {
@@ -141,24 +157,19 @@ export class SqliteIndexDriver implements IndexDriver {
   }
 
   async listVersions(ns: Namespace, id: string, range: VersionRange): Promise<VersionRow[]> {
-    const where = ['db = ?', 'coll = ?', 'id = ?'];
-    const params: unknown[] = [ns.dbName, ns.collection, id];
-    const when = (condition: string, value: unknown) => {
-      where.push(condition);
-      params.push(value);
-    };
-    if (range.beforeOv !== undefined) when('ov < ?', range.beforeOv);
-    if (range.afterOv !== undefined) when('ov > ?', range.afterOv);
-    // Only the few entries still waiting for archival, in their partial index: never a long history.
-    if (range.unarchived) where.push('archived = 0');
-    let order = range.order === 'asc' ? 'ov' : 'ov DESC';
     const at = range.at;
-    if (at && 'at' in at) when('at <= ?', at.at);
-    else if (at) when('cv <= ?', at.cv);
-    if (at) order = 'at' in at ? 'at DESC, ov DESC' : 'cv DESC';
-    params.push(at ? 1 : (range.limit ?? NO_LIMIT));
+    const w = where([
+      ['db = ? AND coll = ? AND id = ?', ns.dbName, ns.collection, id],
+      range.beforeOv !== undefined && ['ov < ?', range.beforeOv],
+      range.afterOv !== undefined && ['ov > ?', range.afterOv],
+      // Only the few entries still waiting for archival, in their partial index: never a long history.
+      range.unarchived === true && ['archived = 0'],
+      at !== undefined && ('at' in at ? ['at <= ?', at.at] : ['cv <= ?', at.cv]),
+    ]);
+    const order = at === undefined ? (range.order === 'asc' ? 'ov' : 'ov DESC') : 'at' in at ? 'at DESC, ov DESC' : 'cv DESC';
     const from = range.unarchived ? 'versions INDEXED BY versions_unarchived' : 'versions';
-    return this.#all<VersionSqlRow>(`SELECT ${VERSION_COLUMNS} FROM ${from} WHERE ${where.join(' AND ')} ORDER BY ${order} LIMIT ?`, params).map(toVersion);
+    const sql = `SELECT ${VERSION_COLUMNS} FROM ${from} WHERE ${w.sql} ORDER BY ${order} LIMIT ?`;
+    return this.#all<VersionSqlRow>(sql, [...w.params, at ? 1 : (range.limit ?? NO_LIMIT)]).map(toVersion);
   }
 
   async listHistory(ns: Namespace, id: string, range: { beforeOv?: number; limit: number }): Promise<HistoryRow[]> {
@@ -167,99 +178,75 @@ export class SqliteIndexDriver implements IndexDriver {
   }
 
   async listHeads(ns: Namespace, query: HeadQuery): Promise<HeadRow[]> {
-    const params: unknown[] = [ns.dbName, ns.collection];
-    const where = ['db = ?', 'coll = ?'];
-    if (!query.includeDeleted) where.push('deleted = 0');
-    if (query.filter) where.push(compileFilter(query.filter, params));
     const column = SORT_COLUMNS[query.sort.field];
-    const dir = query.sort.direction === 1 ? 'ASC' : 'DESC';
-    if (query.after) {
-      const cmp = query.sort.direction === 1 ? '>' : '<';
-      where.push(column === 'id' ? `id ${cmp} ?` : `(${column}, id) ${cmp} (?, ?)`);
-      params.push(...(column === 'id' ? [query.after.id] : [query.after.value, query.after.id]));
-    }
-    params.push(query.limit);
+    const [dir, cmp] = query.sort.direction === 1 ? ['ASC', '>'] : ['DESC', '<'];
+    const after = query.after;
+    const w = where([
+      ['db = ? AND coll = ?', ns.dbName, ns.collection],
+      !query.includeDeleted && ['deleted = 0'],
+      filtered(query.filter),
+      after !== undefined && (column === 'id' ? [`id ${cmp} ?`, after.id] : [`(${column}, id) ${cmp} (?, ?)`, after.value, after.id]),
+    ]);
     const order = column === 'id' ? `id ${dir}` : `${column} ${dir}, id ${dir}`;
-    return this.#all<HeadSqlRow>(`SELECT ${HEAD_COLUMNS} FROM heads WHERE ${where.join(' AND ')} ORDER BY ${order} LIMIT ?`, params).map(toHead);
+    return this.#all<HeadSqlRow>(`SELECT ${HEAD_COLUMNS} FROM heads WHERE ${w.sql} ORDER BY ${order} LIMIT ?`, [...w.params, query.limit]).map(toHead);
   }
 
   async queryAt(ns: Namespace, query: AsOfQuery): Promise<VersionRow[]> {
+    const [dir, cmp] = query.direction === 1 ? ['ASC', '>'] : ['DESC', '<'];
+    const w = where([
+      ['h.db = ? AND h.coll = ?', ns.dbName, ns.collection],
+      query.afterId !== undefined && [`h.id ${cmp} ?`, query.afterId],
+      !query.includeDeleted && ['v.deleted = 0'],
+      filtered(query.filter, 'v.meta'),
+    ]);
     // One index seek per record (versions_by_time), driven by the heads in id order.
-    const params: unknown[] = [query.at, ns.dbName, ns.collection];
-    const where = ['h.db = ?', 'h.coll = ?'];
-    const dir = query.direction === 1 ? 'ASC' : 'DESC';
-    if (query.afterId !== undefined) {
-      where.push(`h.id ${query.direction === 1 ? '>' : '<'} ?`);
-      params.push(query.afterId);
-    }
-    if (!query.includeDeleted) where.push('v.deleted = 0');
-    if (query.filter) where.push(compileFilter(query.filter, params, 'v.meta'));
-    params.push(query.limit);
     const sql = `SELECT ${VERSION_COLUMNS.split(', ').map((c) => `v.${c}`).join(', ')}
       FROM heads h JOIN versions v ON v.db = h.db AND v.coll = h.coll AND v.id = h.id
         AND v.ov = (SELECT w.ov FROM versions w WHERE w.db = h.db AND w.coll = h.coll AND w.id = h.id AND w.at <= ?
                     ORDER BY w.at DESC, w.ov DESC LIMIT 1)
-      WHERE ${where.join(' AND ')} ORDER BY h.id ${dir} LIMIT ?`;
-    return this.#all<VersionSqlRow>(sql, params).map(toVersion);
+      WHERE ${w.sql} ORDER BY h.id ${dir} LIMIT ?`;
+    return this.#all<VersionSqlRow>(sql, [query.at, ...w.params, query.limit]).map(toVersion);
   }
 
   async listVersionsByActor(ns: Namespace, actorId: string, query: ActorQuery): Promise<VersionRow[]> {
-    const params: unknown[] = [ns.dbName, ns.collection, actorId];
-    const where = ['db = ?', 'coll = ?', 'actor_id = ?'];
-    const when = (condition: string, ...values: unknown[]) => {
-      where.push(condition);
-      params.push(...values);
-    };
-    if (query.actorType !== undefined) when('actor_type = ?', query.actorType);
-    if (query.from !== undefined) when('at >= ?', query.from);
-    if (query.to !== undefined) when('at <= ?', query.to);
-    if (query.before) when('(at, id, ov) < (?, ?, ?)', query.before.at, query.before.id, query.before.ov);
-    params.push(query.limit);
-    const sql = `SELECT ${VERSION_COLUMNS} FROM versions WHERE ${where.join(' AND ')} ORDER BY at DESC, id DESC, ov DESC LIMIT ?`;
-    return this.#all<VersionSqlRow>(sql, params).map(toVersion);
+    const before = query.before;
+    const w = where([
+      ['db = ? AND coll = ? AND actor_id = ?', ns.dbName, ns.collection, actorId],
+      query.actorType !== undefined && ['actor_type = ?', query.actorType],
+      query.from !== undefined && ['at >= ?', query.from],
+      query.to !== undefined && ['at <= ?', query.to],
+      before !== undefined && ['(at, id, ov) < (?, ?, ?)', before.at, before.id, before.ov],
+    ]);
+    const sql = `SELECT ${VERSION_COLUMNS} FROM versions WHERE ${w.sql} ORDER BY at DESC, id DESC, ov DESC LIMIT ?`;
+    return this.#all<VersionSqlRow>(sql, [...w.params, query.limit]).map(toVersion);
   }
 
   async listClaims(ns: Namespace, query: { key?: string; afterKey?: string; limit: number }): Promise<Array<{ key: string; id: string }>> {
     if (query.key === undefined) return this.#s.listClaims.all(ns.dbName, ns.collection, query.afterKey ?? '', query.limit) as Array<{ key: string; id: string }>;
-    const held = this.#s.getClaim.get(ns.dbName, ns.collection, query.key) as { id: string } | undefined;
-    return held && query.limit > 0 && (query.afterKey === undefined || query.key > query.afterKey) ? [{ key: query.key, id: held.id }] : [];
+    const id = this.#s.getClaim.get(ns.dbName, ns.collection, query.key) as string | undefined;
+    return id === undefined ? [] : [{ key: query.key, id }];
   }
 
   async listOutbox(dbName: string, query: OutboxQuery): Promise<PendingSync[]> {
-    const where = ['db = ?'];
-    const params: unknown[] = [dbName];
-    const when = (condition: string, value: unknown) => {
-      where.push(condition);
-      params.push(value);
-    };
-    if (query.collection !== undefined) when('coll = ?', query.collection);
-    if (query.id !== undefined) when('id = ?', query.id);
-    if (query.afterId !== undefined) when('id > ?', query.afterId);
-    if (query.maxSeq !== undefined) when('seq <= ?', query.maxSeq);
-    params.push(query.limit);
+    const w = where([
+      ['db = ?', dbName],
+      query.collection !== undefined && ['coll = ?', query.collection],
+      query.id !== undefined && ['id = ?', query.id],
+      query.afterId !== undefined && ['id > ?', query.afterId],
+      query.maxSeq !== undefined && ['seq <= ?', query.maxSeq],
+    ]);
     // The queue's order is the rowid's: an upsert keeps a re-marked entry's row.
-    const sql = `SELECT coll, id, seq FROM sync_outbox WHERE ${where.join(' AND ')} ORDER BY ${query.order === 'id' ? 'id' : 'rowid'} LIMIT ?`;
-    return this.#all<{ coll: string; id: string; seq: number }>(sql, params).map((r) => ({ collection: r.coll, id: r.id, seq: r.seq }));
+    const sql = `SELECT coll AS collection, id, seq FROM sync_outbox WHERE ${w.sql} ORDER BY ${query.order === 'id' ? 'id' : 'rowid'} LIMIT ?`;
+    return this.#all<PendingSync>(sql, [...w.params, query.limit]);
   }
 
   async listDeadLetters(dbName: string, query: { limit: number }): Promise<DeadLetter[]> {
-    const rows = this.#s.listDeadLetters.all(dbName, query.limit) as Array<{ coll: string; id: string; reason: string; failed_at: string }>;
-    return rows.map((r) => ({ collection: r.coll, id: r.id, reason: r.reason, failedAt: r.failed_at }));
+    return this.#s.listDeadLetters.all(dbName, query.limit) as DeadLetter[];
   }
 
   async listPendingBlobs(ns: Namespace, id: string | null, query?: { bucket: string; key: string }): Promise<PendingBlob[]> {
-    const where = ['db = ?', 'coll = ?'];
-    const params: unknown[] = [ns.dbName, ns.collection];
-    if (id !== null) {
-      where.push('id = ?');
-      params.push(id);
-    }
-    if (query) {
-      where.push('bucket = ?', 'key = ?');
-      params.push(query.bucket, query.key);
-    }
-    const sql = `SELECT bucket, key, content_type, body FROM pending_blobs WHERE ${where.join(' AND ')} ORDER BY key`;
-    return this.#all<PendingBlobSqlRow>(sql, params).map(toPendingBlob);
+    const w = where([['db = ? AND coll = ?', ns.dbName, ns.collection], id !== null && ['id = ?', id], query !== undefined && ['bucket = ? AND key = ?', query.bucket, query.key]]);
+    return this.#all<PendingBlobSqlRow>(`SELECT bucket, key, content_type, body FROM pending_blobs WHERE ${w.sql} ORDER BY key`, w.params).map(toPendingBlob);
   }
 
   async getCounters(dbName: string, collection: string): Promise<Record<string, number>> {
@@ -282,8 +269,7 @@ export class SqliteIndexDriver implements IndexDriver {
   }
 
   async listNamespaces(dbName?: string): Promise<Array<Namespace & { cv: number }>> {
-    const rows = (dbName === undefined ? this.#s.allNamespaces.all() : this.#s.namespacesOf.all(dbName)) as Array<{ db: string; coll: string; cv: number }>;
-    return rows.map((r) => ({ dbName: r.db, collection: r.coll, cv: r.cv }));
+    return (dbName === undefined ? this.#s.allNamespaces.all() : this.#s.namespacesOf.all(dbName)) as Array<Namespace & { cv: number }>;
   }
 
   async listUnarchivedRecords(
@@ -291,35 +277,23 @@ export class SqliteIndexDriver implements IndexDriver {
     query: { writtenBefore: string; after?: { collection: string; id: string }; limit: number },
   ): Promise<UnarchivedRecord[]> {
     const after = query.after ?? { collection: '', id: '' };
-    const rows = this.#s.listUnarchivedRecords.all(dbName, after.collection, after.collection, after.id, query.writtenBefore, query.limit) as Array<{
-      coll: string;
-      id: string;
-      oldest: string;
-    }>;
-    return rows.map((r) => ({ collection: r.coll, id: r.id, oldestAt: r.oldest }));
+    return this.#s.listUnarchivedRecords.all(dbName, after.collection, after.collection, after.id, query.writtenBefore, query.limit) as UnarchivedRecord[];
   }
 
   async listHeadIds(ns: Namespace, query: { afterId?: string; limit: number }): Promise<string[]> {
-    return this.#s.listHeadIds.pluck().all(ns.dbName, ns.collection, query.afterId ?? '', query.limit) as string[];
+    return this.#s.listHeadIds.all(ns.dbName, ns.collection, query.afterId ?? '', query.limit) as string[];
   }
 
   async summariseVersions(ns: Namespace, query: { afterId?: string; limit: number }): Promise<VersionSummary[]> {
-    const rows = this.#s.summariseVersions.all(ns.dbName, ns.collection, ns.dbName, ns.collection, query.afterId ?? '', query.limit) as Array<{
-      id: string;
-      n: number;
-      lo: number;
-      hi: number;
-      superseded: string | null;
-    }>;
-    return rows.map((r) => ({ id: r.id, count: r.n, oldestOv: r.lo, newestOv: r.hi, oldestSupersededAt: r.superseded }));
+    return this.#s.summariseVersions.all(ns.dbName, ns.collection, ns.dbName, ns.collection, query.afterId ?? '', query.limit) as VersionSummary[];
   }
 
   async listPendingDatabases(): Promise<string[]> {
-    return this.#s.pendingDatabases.pluck().all() as string[];
+    return this.#s.pendingDatabases.all() as string[];
   }
 
   async listDeadLetterDatabases(): Promise<string[]> {
-    return this.#s.deadLetterDatabases.pluck().all() as string[];
+    return this.#s.deadLetterDatabases.all() as string[];
   }
 
   // ---- transactions -------------------------------------------------------------------------
@@ -329,38 +303,31 @@ export class SqliteIndexDriver implements IndexDriver {
     const s = this.#s;
     const now = Date.now();
     const ref = (r: Namespace & { id: string }) => refKey(r, r.id);
-    const n = (row: unknown) => (row as { n: number }).n;
+    const value = <V>(stmt: Database.Statement, ...params: unknown[]) => stmt.get(...params) as V | undefined;
     const uploadRow = (r: UploadSqlRow): UploadRow => ({ id: r.id, token: r.token, cleaning: r.cleaning === 1, ageMs: Math.max(0, now - r.at) });
-    const prune = reads.counterWindows;
-    const stale = reads.staleUploads;
+    const { counterWindows: prune, staleUploads: stale, allDeadLetters: lettersOf } = reads;
     return {
       heads: keyed(reads.heads, ref, (h) => {
-        const row = s.headState.get(h.dbName, h.collection, h.id) as { ov: number; cv: number; deleted: number; offloaded: number } | undefined;
+        const row = value<{ ov: number; cv: number; deleted: number; offloaded: number }>(s.headState, h.dbName, h.collection, h.id);
         return row && { ov: row.ov, cv: row.cv, deleted: row.deleted === 1, offloaded: row.offloaded === 1 };
       }),
-      claims: keyed(reads.claims, (c) => refKey(c, c.key), (c) => (s.getClaim.get(c.dbName, c.collection, c.key) as { id: string } | undefined)?.id),
-      outbox: keyed(reads.outbox, ref, (r) => (s.getPending.get(r.dbName, r.collection, r.id) as { seq: number } | undefined)?.seq),
-      deadLetters: new Set((reads.deadLetters ?? []).filter((r) => s.hasDeadLetter.get(r.dbName, r.collection, r.id)).map(ref)),
-      allDeadLetters: reads.allDeadLetters === undefined
-        ? []
-        : (s.allDeadLetters.all(reads.allDeadLetters) as Array<{ coll: string; id: string; reason: string; failed_at: string; cv: number | null }>).map(
-            (r) => ({ collection: r.coll, id: r.id, reason: r.reason, failedAt: r.failed_at, headCv: r.cv }),
-          ),
-      unarchived: keyed(reads.unarchived, ref, (r) => n(s.countUnarchived.get(r.dbName, r.collection, r.id))),
-      versionCounts: keyed(reads.versionCounts, ref, (r) => n(s.countVersionsBelow.get(r.dbName, r.collection, r.id, r.belowOv))),
-      collectionVersions: keyed(reads.collectionVersions, nsKey, (ns) => (s.getCollectionVersion.get(ns.dbName, ns.collection) as { cv: number } | undefined)?.cv),
-      counterWindows: prune
-        ? [
-            ...new Set(
-              (['day', 'week', 'month'] as const).flatMap((g) => {
-                const bound = prune.before[g];
-                return bound === undefined ? [] : (s.windowsBelow.pluck().all(prune.dbName, prune.collection, `${g}:`, bound) as string[]);
-              }),
-            ),
-          ]
-        : [],
+      claims: keyed(reads.claims, (c) => refKey(c, c.key), (c) => value<string>(s.getClaim, c.dbName, c.collection, c.key)),
+      outbox: keyed(reads.outbox, ref, (r) => value<number>(s.getPending, r.dbName, r.collection, r.id)),
+      deadLetters: new Set((reads.deadLetters ?? []).filter((r) => s.hasDeadLetter.get(r.dbName, r.collection, r.id) !== undefined).map(ref)),
+      allDeadLetters: lettersOf === undefined ? [] : (s.allDeadLetters.all(lettersOf) as ReadRows['allDeadLetters']),
+      unarchived: keyed(reads.unarchived, ref, (r) => value<number>(s.countUnarchived, r.dbName, r.collection, r.id)),
+      versionCounts: keyed(reads.versionCounts, ref, (r) => value<number>(s.countVersionsBelow, r.dbName, r.collection, r.id, r.belowOv)),
+      collectionVersions: keyed(reads.collectionVersions, nsKey, (ns) => value<number>(s.getCollectionVersion, ns.dbName, ns.collection)),
+      counterWindows: [
+        ...new Set(
+          (['day', 'week', 'month'] as const).flatMap((g) => {
+            const bound = prune?.before[g];
+            return prune && bound !== undefined ? (s.windowsBelow.all(prune.dbName, prune.collection, `${g}:`, bound) as string[]) : [];
+          }),
+        ),
+      ],
       locks: keyed(reads.locks, (l) => refKey(l, l.key), (l) => {
-        const row = s.getLock.get(l.dbName, l.collection, l.key) as { owner: string; expires_at: number } | undefined;
+        const row = value<{ owner: string; expires_at: number }>(s.getLock, l.dbName, l.collection, l.key);
         // A SQLite file is shared by the processes of one host: a lease of one that is gone is free.
         return row && { owner: row.owner, expired: row.expires_at <= now || processGone(row.owner) };
       }),
@@ -368,9 +335,9 @@ export class SqliteIndexDriver implements IndexDriver {
       staleUploads: stale
         ? (s.staleUploads.all(stale.dbName, now - stale.olderThanMs, stale.limit) as UploadSqlRow[]).map((r) => ({ ...uploadRow(r), collection: r.coll, bucket: r.bucket, key: r.key }))
         : [],
-      headCounts: keyed(reads.headCounts, nsKey, (ns) => n(s.countHeads.get(ns.dbName, ns.collection))),
-      outboxCounts: keyed(reads.outboxCounts, (db) => db, (db) => n(s.countPending.get(db))),
-      namespaces: (reads.namespaces ?? []).flatMap((db) => (s.namespacesOf.all(db) as Array<{ db: string; coll: string; cv: number }>).map((r) => ({ dbName: r.db, collection: r.coll, cv: r.cv }))),
+      headCounts: keyed(reads.headCounts, nsKey, (ns) => value<number>(s.countHeads, ns.dbName, ns.collection)),
+      outboxCounts: keyed(reads.outboxCounts, (db) => db, (db) => value<number>(s.countPending, db)),
+      namespaces: (reads.namespaces ?? []).flatMap((db) => s.namespacesOf.all(db) as ReadRows['namespaces']),
     };
   }
 

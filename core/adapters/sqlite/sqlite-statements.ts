@@ -8,90 +8,35 @@ const HISTORY_COLUMNS = 'ov, cv, op, at, actor, reason, deleted, size, archived'
 /** What a transaction reads of a head. `octet_length` reads the body's size, never the body itself. */
 const HEAD_STATE = 'ov, cv, deleted, octet_length(body) = 0 AS offloaded';
 
+/** Rows as the statements return them: SQLite's integers for booleans, JSON text for objects. */
 export interface HeadSqlRow {
-  id: string;
-  ov: number;
-  cv: number;
-  deleted: number;
-  created_at: string;
-  updated_at: string;
-  deleted_at: string | null;
-  meta: string;
-  body: string;
-  hash: string | null;
+  id: string; ov: number; cv: number; deleted: number; created_at: string; updated_at: string; deleted_at: string | null;
+  meta: string; body: string; hash: string | null;
 }
-
 export interface VersionSqlRow {
-  id: string;
-  ov: number;
-  cv: number;
-  op: VersionOp;
-  at: string;
-  actor: string;
-  reason: string | null;
-  deleted: number;
-  size: number;
-  body: string | null;
-  archived: number;
-  meta: string;
-  hash: string;
+  id: string; ov: number; cv: number; op: VersionOp; at: string; actor: string; reason: string | null; deleted: number;
+  size: number; body: string | null; archived: number; meta: string; hash: string;
 }
-
 export type HistorySqlRow = Pick<VersionSqlRow, 'ov' | 'cv' | 'op' | 'at' | 'actor' | 'reason' | 'deleted' | 'size' | 'archived'>;
+export interface UploadSqlRow { coll: string; bucket: string; key: string; token: string; id: string; cleaning: number; at: number }
+export interface PendingBlobSqlRow { bucket: string; key: string; content_type: string; body: Buffer }
 
-export interface UploadSqlRow {
-  coll: string;
-  bucket: string;
-  key: string;
-  token: string;
-  id: string;
-  cleaning: number;
-  at: number;
+export function toHead(r: HeadSqlRow): HeadRow {
+  const meta = JSON.parse(r.meta) as Record<string, IndexedValue>;
+  return { id: r.id, ov: r.ov, cv: r.cv, deleted: r.deleted === 1, createdAt: r.created_at, updatedAt: r.updated_at, deletedAt: r.deleted_at, meta, body: r.body, hash: r.hash };
 }
 
-export interface PendingBlobSqlRow {
-  bucket: string;
-  key: string;
-  content_type: string;
-  body: Buffer;
+export function toHistoryRow(id: string, r: HistorySqlRow): HistoryRow {
+  const actor = JSON.parse(r.actor) as Actor;
+  return { id, ov: r.ov, cv: r.cv, op: r.op, at: r.at, actor, reason: r.reason, deleted: r.deleted === 1, size: r.size, archived: r.archived === 1 };
 }
 
-export function toHead(row: HeadSqlRow): HeadRow {
-  return {
-    id: row.id,
-    ov: row.ov,
-    cv: row.cv,
-    deleted: row.deleted === 1,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-    deletedAt: row.deleted_at,
-    meta: JSON.parse(row.meta) as Record<string, IndexedValue>,
-    body: row.body,
-    hash: row.hash,
-  };
+export function toVersion(r: VersionSqlRow): VersionRow {
+  return { ...toHistoryRow(r.id, r), body: r.body, meta: JSON.parse(r.meta) as Record<string, IndexedValue>, hash: r.hash };
 }
 
-export function toHistoryRow(id: string, row: HistorySqlRow): HistoryRow {
-  return {
-    id,
-    ov: row.ov,
-    cv: row.cv,
-    op: row.op,
-    at: row.at,
-    actor: JSON.parse(row.actor) as Actor,
-    reason: row.reason,
-    deleted: row.deleted === 1,
-    size: row.size,
-    archived: row.archived === 1,
-  };
-}
-
-export function toVersion(row: VersionSqlRow): VersionRow {
-  return { ...toHistoryRow(row.id, row), body: row.body, meta: JSON.parse(row.meta) as Record<string, IndexedValue>, hash: row.hash };
-}
-
-export function toPendingBlob(row: PendingBlobSqlRow): PendingBlob {
-  return { bucket: row.bucket, key: row.key, contentType: row.content_type, body: new Uint8Array(row.body) };
+export function toPendingBlob(r: PendingBlobSqlRow): PendingBlob {
+  return { bucket: r.bucket, key: r.key, contentType: r.content_type, body: new Uint8Array(r.body) };
 }
 
 /** The lowest string above every key starting with `prefix` (prefixes end in `:`, so `;` follows). */
@@ -105,6 +50,8 @@ export function windowRangeEnd(prefix: string): string {
  */
 export function prepareStatements(db: Database.Database) {
   const p = (sql: string) => db.prepare(sql);
+  /** A statement of one column, whose rows are that column's values. */
+  const v = (sql: string) => db.prepare(sql).pluck();
   const byNs = (table: string) => p(`DELETE FROM ${table} WHERE db = ? AND coll = ?`);
   return {
     // ---- reads
@@ -114,33 +61,33 @@ export function prepareStatements(db: Database.Database) {
       `SELECT ${HISTORY_COLUMNS} FROM versions INDEXED BY versions_history WHERE db = ? AND coll = ? AND id = ? AND ov < ?
        ORDER BY ov DESC LIMIT ?`,
     ),
-    listHeadIds: p('SELECT id FROM heads WHERE db = ? AND coll = ? AND id > ? ORDER BY id LIMIT ?'),
-    getClaim: p('SELECT id FROM unique_claims WHERE db = ? AND coll = ? AND key = ?'),
+    listHeadIds: v('SELECT id FROM heads WHERE db = ? AND coll = ? AND id > ? ORDER BY id LIMIT ?'),
+    getClaim: v('SELECT id FROM unique_claims WHERE db = ? AND coll = ? AND key = ?'),
     listClaims: p('SELECT key, id FROM unique_claims WHERE db = ? AND coll = ? AND key > ? ORDER BY key LIMIT ?'),
-    getPending: p('SELECT seq FROM sync_outbox WHERE db = ? AND coll = ? AND id = ?'),
-    countPending: p('SELECT count(*) AS n FROM sync_outbox WHERE db = ?'),
-    pendingDatabases: p('SELECT DISTINCT db FROM sync_outbox ORDER BY db'),
-    hasDeadLetter: p('SELECT 1 FROM sync_dead_letters WHERE db = ? AND coll = ? AND id = ?'),
-    listDeadLetters: p('SELECT coll, id, reason, failed_at FROM sync_dead_letters WHERE db = ? ORDER BY failed_at, rowid LIMIT ?'),
+    getPending: v('SELECT seq FROM sync_outbox WHERE db = ? AND coll = ? AND id = ?'),
+    countPending: v('SELECT count(*) AS n FROM sync_outbox WHERE db = ?'),
+    pendingDatabases: v('SELECT DISTINCT db FROM sync_outbox ORDER BY db'),
+    hasDeadLetter: v('SELECT 1 FROM sync_dead_letters WHERE db = ? AND coll = ? AND id = ?'),
+    listDeadLetters: p('SELECT coll AS collection, id, reason, failed_at AS failedAt FROM sync_dead_letters WHERE db = ? ORDER BY failed_at, rowid LIMIT ?'),
     allDeadLetters: p(
-      `SELECT d.coll, d.id, d.reason, d.failed_at, h.cv FROM sync_dead_letters d
+      `SELECT d.coll AS collection, d.id, d.reason, d.failed_at AS failedAt, h.cv AS headCv FROM sync_dead_letters d
        LEFT JOIN heads h ON h.db = d.db AND h.coll = d.coll AND h.id = d.id WHERE d.db = ? ORDER BY d.failed_at, d.rowid`,
     ),
-    deadLetterDatabases: p('SELECT DISTINCT db FROM sync_dead_letters ORDER BY db'),
-    countUnarchived: p('SELECT count(*) AS n FROM versions INDEXED BY versions_unarchived WHERE db = ? AND coll = ? AND id = ? AND archived = 0'),
-    countVersionsBelow: p('SELECT count(*) AS n FROM versions WHERE db = ? AND coll = ? AND id = ? AND ov < ?'),
+    deadLetterDatabases: v('SELECT DISTINCT db FROM sync_dead_letters ORDER BY db'),
+    countUnarchived: v('SELECT count(*) AS n FROM versions INDEXED BY versions_unarchived WHERE db = ? AND coll = ? AND id = ? AND archived = 0'),
+    countVersionsBelow: v('SELECT count(*) AS n FROM versions WHERE db = ? AND coll = ? AND id = ? AND ov < ?'),
     getCounters: p('SELECT name, value FROM counters WHERE db = ? AND coll = ?'),
     getCounterWindows: p(
       `SELECT win, name, value FROM counter_windows
        WHERE db = ? AND coll = ? AND win >= ? AND win < ? AND win >= ? AND (? IS NULL OR win <= ?)
        ORDER BY win, name`,
     ),
-    windowsBelow: p('SELECT DISTINCT win FROM counter_windows WHERE db = ? AND coll = ? AND win >= ? AND win < ?'),
-    getCollectionVersion: p('SELECT cv FROM collection_versions WHERE db = ? AND coll = ?'),
+    windowsBelow: v('SELECT DISTINCT win FROM counter_windows WHERE db = ? AND coll = ? AND win >= ? AND win < ?'),
+    getCollectionVersion: v('SELECT cv FROM collection_versions WHERE db = ? AND coll = ?'),
     // collection_versions has one small row per namespace ever written: no scan of the data.
-    allNamespaces: p('SELECT db, coll, cv FROM collection_versions ORDER BY db, coll'),
-    namespacesOf: p('SELECT db, coll, cv FROM collection_versions WHERE db = ? ORDER BY coll'),
-    countHeads: p('SELECT count(*) AS n FROM heads WHERE db = ? AND coll = ?'),
+    allNamespaces: p('SELECT db AS dbName, coll AS collection, cv FROM collection_versions ORDER BY db, coll'),
+    namespacesOf: p('SELECT db AS dbName, coll AS collection, cv FROM collection_versions WHERE db = ? ORDER BY coll'),
+    countHeads: v('SELECT count(*) AS n FROM heads WHERE db = ? AND coll = ?'),
     getLock: p('SELECT owner, expires_at FROM locks WHERE db = ? AND coll = ? AND key = ?'),
     uploadsOfKey: p('SELECT coll, bucket, key, token, id, cleaning, at FROM content_uploads WHERE db = ? AND coll = ? AND bucket = ? AND key = ?'),
     staleUploads: p('SELECT coll, bucket, key, token, id, cleaning, at FROM content_uploads WHERE db = ? AND at <= ? ORDER BY at, coll, bucket, key, token LIMIT ?'),
@@ -148,13 +95,13 @@ export function prepareStatements(db: Database.Database) {
     // the planner would otherwise prefer versions_history, which also holds every column used
     // here but lists every version of the database.
     listUnarchivedRecords: p(
-      `SELECT coll, id, min(at) AS oldest FROM versions INDEXED BY versions_unarchived
+      `SELECT coll AS collection, id, min(at) AS oldestAt FROM versions INDEXED BY versions_unarchived
        WHERE db = ? AND archived = 0 AND (coll > ? OR (coll = ? AND id > ?))
        GROUP BY coll, id HAVING min(at) <= ? ORDER BY coll, id LIMIT ?`,
     ),
     summariseVersions: p(
-      `SELECT g.id, g.n, g.lo, g.hi,
-         (SELECT w.at FROM versions w WHERE w.db = ? AND w.coll = ? AND w.id = g.id AND w.ov = g.lo + 1) AS superseded
+      `SELECT g.id, g.n AS count, g.lo AS oldestOv, g.hi AS newestOv,
+         (SELECT w.at FROM versions w WHERE w.db = ? AND w.coll = ? AND w.id = g.id AND w.ov = g.lo + 1) AS oldestSupersededAt
        FROM (SELECT id, count(*) AS n, min(ov) AS lo, max(ov) AS hi FROM versions
              WHERE db = ? AND coll = ? AND id > ? GROUP BY id ORDER BY id LIMIT ?) g
        ORDER BY g.id`,
