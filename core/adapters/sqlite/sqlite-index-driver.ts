@@ -108,15 +108,10 @@ export class SqliteIndexDriver implements IndexDriver {
     });
     this.#s = prepareStatements(this.#db);
     this.#run = this.#db.transaction((tx: Transaction<unknown>) => {
-      for (let step = tx; ; ) {
-        const outcome = step.decide(this.#read(step.reads));
-        if (!isDecision(outcome)) {
-          step = outcome;
-          continue;
-        }
-        for (const effect of outcome.effects) this.#apply(effect);
-        return outcome.result;
-      }
+      let outcome = tx.decide(this.#read(tx.reads));
+      while (!isDecision(outcome)) outcome = outcome.decide(this.#read(outcome.reads));
+      for (const effect of outcome.effects) this.#apply(effect);
+      return outcome.result;
     });
   }
 
