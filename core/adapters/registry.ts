@@ -5,8 +5,9 @@ import type { DocumentStore } from '../contracts/document-store.js';
 import type { IndexStore } from '../contracts/index-store.js';
 import { ConfigError } from '../errors.js';
 import type { AdapterSource } from '../store/guard.js';
+import { IndexRuntime } from '../store/index-runtime.js';
 import { FS_BLOB_STORE_MEMBERS } from './fs/fs-settings.js';
-import { MONGODB_DOCUMENT_STORE_MEMBERS, mongoIndexStoreMembers, mongoOptions } from './mongodb/mongodb-settings.js';
+import { MONGODB_DOCUMENT_STORE_MEMBERS, MONGODB_INDEX_STORE_MEMBERS, mongoOptions } from './mongodb/mongodb-settings.js';
 import { s3BlobStoreMembers } from './s3/s3-settings.js';
 import { SQLITE_DOCUMENT_STORE_MEMBERS, SQLITE_INDEX_STORE_MEMBERS } from './sqlite/sqlite-settings.js';
 
@@ -24,11 +25,11 @@ export const defaultAdapters = {
   indexStore(ref: string, connection: DbConnectionConfig, config: XronoxConfig): AdapterSource<IndexStore> {
     const { sqlitePath, mongoUri } = connection;
     if (sqlitePath !== undefined) {
-      return { members: SQLITE_INDEX_STORE_MEMBERS, open: async () => new (await import('./sqlite/sqlite-index-store.js')).SqliteIndexStore({ path: sqlitePath }) };
+      return { members: SQLITE_INDEX_STORE_MEMBERS, open: async () => IndexRuntime.of(new (await import('./sqlite/sqlite-index-driver.js')).SqliteIndexDriver({ path: sqlitePath })) };
     }
     if (mongoUri !== undefined) {
-      const options = mongoOptions(mongoUri, config);
-      return { members: mongoIndexStoreMembers(options), open: async () => new (await import('./mongodb/mongodb-index-store.js')).MongoIndexStore(options) };
+      const options = mongoOptions(mongoUri, config, ref);
+      return { members: MONGODB_INDEX_STORE_MEMBERS, open: async () => IndexRuntime.of(new (await import('./mongodb/mongodb-index-driver.js')).MongoIndexDriver(options)) };
     }
     throw new ConfigError([{ path: `dbConnections.${ref}`, message: 'names no backend (mongoUri or sqlitePath)' }]);
   },

@@ -7,7 +7,7 @@ import type { AdapterMembers } from '../../store/guard.js';
 /** The SQLite index store's plain members. */
 export const SQLITE_INDEX_STORE_MEMBERS = {
   name: 'sqlite',
-  capabilities: { atomicBatches: true, multiProcess: true, atomicReplace: true },
+  capabilities: { multiProcess: true },
 } as const satisfies AdapterMembers<IndexStore>;
 
 /** The SQLite document store's plain members. */
