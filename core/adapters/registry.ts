@@ -4,9 +4,10 @@ import type { BlobStore } from '../contracts/blob-store.js';
 import type { DocumentStore } from '../contracts/document-store.js';
 import type { IndexStore } from '../contracts/index-store.js';
 import { ConfigError } from '../errors.js';
+import { IndexRuntime } from '../store/index-runtime.js';
 import { FsBlobStore } from './fs/fs-blob-store.js';
 import { MongoDocumentStore } from './mongodb/mongodb-document-store.js';
-import { MongoIndexStore } from './mongodb/mongodb-index-store.js';
+import { MongoIndexDriver, type MongoIndexDriverOptions } from './mongodb/mongodb-index-driver.js';
 import { S3BlobStore } from './s3/s3-blob-store.js';
 import { SqliteDocumentStore } from './sqlite/sqlite-document-store.js';
 import { SqliteIndexStore } from './sqlite/sqlite-index-store.js';
@@ -18,7 +19,7 @@ import { SqliteIndexStore } from './sqlite/sqlite-index-store.js';
 export const defaultAdapters = {
   indexStore(ref: string, connection: DbConnectionConfig, config: XronoxConfig): IndexStore {
     if (connection.sqlitePath !== undefined) return new SqliteIndexStore({ path: connection.sqlitePath });
-    if (connection.mongoUri !== undefined) return new MongoIndexStore(mongoOptions(connection.mongoUri, config));
+    if (connection.mongoUri !== undefined) return IndexRuntime.of(new MongoIndexDriver(mongoOptions(connection.mongoUri, config, ref)));
     throw new ConfigError([{ path: `dbConnections.${ref}`, message: 'names no backend (mongoUri or sqlitePath)' }]);
   },
   blobStore(ref: string | null, connection: SpacesConnectionConfig | null, localBasePath: string | undefined): BlobStore {
@@ -36,15 +37,16 @@ export const defaultAdapters = {
   },
 };
 
-/** The MongoDB store's settings, read from the one config. */
-export function mongoOptions(uri: string, config: Pick<XronoxConfig, 'collectionMaps' | 'transactions' | 'fallback'>) {
-  const t = config.transactions;
+/**
+ * The MongoDB index driver's settings, read from the one config. (Every write is a transaction, so
+ * the server must be a replica set: the driver checks when it opens, and the config loader
+ * refuses `transactions.enabled: false` next to a MongoDB connection.)
+ */
+export function mongoOptions(uri: string, config: Pick<XronoxConfig, 'collectionMaps' | 'fallback'>, ref?: string): MongoIndexDriverOptions {
   return {
     uri,
-    // `transactions.enabled: false` forces the standalone protocol; `enabled: true` without
-    // auto-detection insists on a replica set; anything else detects the server's topology.
-    transactions: t?.enabled === false ? 'off' : t?.enabled === true && t.autoDetect === false ? 'required' : 'auto',
     indexSettings: (collection: string) => ({ indexedProps: config.collectionMaps[collection]?.indexedProps ?? [] }),
-    protocol: { deadLetterCollection: config.fallback?.deadLetterCollection ?? 'xronox_dead_letters' },
-  } as const satisfies ConstructorParameters<typeof MongoIndexStore>[0];
+    deadLetterCollection: config.fallback?.deadLetterCollection ?? 'xronox_dead_letters',
+    ...(ref === undefined ? {} : { configPath: `dbConnections.${ref}.mongoUri` }),
+  };
 }

@@ -12,7 +12,6 @@ import {
   recordKey,
   TOTALS_DOC_ID,
   uploadDocId,
-  versionId,
   windowDocId,
 } from './mongodb-layout.js';
 
@@ -66,7 +65,8 @@ export function planEffects(effects: readonly Effect[], deadLetterCollection: st
         add(coll(e.ns, 'head'), { updateOne: { filter: { _id: e.id }, update: { $set: { body: '' } } } });
         break;
       case 'putVersion':
-        add(coll(e.ns, 'ver'), replace(versionId(e.version.id, e.version.ov), versionDoc(e.version)));
+        // An insert: an entry already at that ov is a duplicate key, which fails the transaction.
+        add(coll(e.ns, 'ver'), { insertOne: { document: versionDoc(e.version) } });
         break;
       case 'deleteVersions':
         add(coll(e.ns, 'ver'), { deleteMany: { filter: Number.isFinite(e.belowOv) ? { id: e.id, ov: { $lt: e.belowOv } } : { id: e.id } } });
@@ -93,6 +93,9 @@ export function planEffects(effects: readonly Effect[], deadLetterCollection: st
       }
       case 'deletePendingBlobs':
         if (e.keys.length > 0) add(queue(e.ns.dbName, 'pendingBlobs'), { deleteMany: { filter: { _id: { $in: e.keys.map((k) => pendingBlobId(e.ns.collection, k.bucket, k.key)) } } } });
+        break;
+      case 'dropPendingBlobs':
+        add(queue(e.ns.dbName, 'pendingBlobs'), { deleteMany: { filter: { coll: e.ns.collection, id: e.id } } });
         break;
       case 'putDeadLetter': {
         const _id = recordKey(e.ns.collection, e.id);
@@ -163,6 +166,8 @@ export function planEffects(effects: readonly Effect[], deadLetterCollection: st
         flush();
         steps.push({ kind: 'copy', from: e.from, to: e.to });
         break;
+      default:
+        e satisfies never;
     }
   }
   flush();
@@ -187,11 +192,9 @@ export async function applySteps(client: MongoClient, session: ClientSession, st
       if (step.ops.length > 0) await of(step.coll).bulkWrite(step.ops, { ordered: true, session });
       continue;
     }
-    // copyNamespace: `to` is emptied, then gets copies of `from`'s heads, versions, claims and
-    // cv, and every head copied in is marked for sync.
+    // copyNamespace (`to` was emptied by an earlier clearNamespace): copies of `from`'s heads,
+    // versions, claims and cv, and every head copied in marked for sync.
     const { from, to } = step;
-    for (const role of ['head', 'ver', 'claims'] as const) await of(coll(to, role)).deleteMany({}, { session });
-    await of(coll(to, 'counter')).deleteOne({ _id: CV_DOC_ID }, { session });
     for (const role of ['head', 'ver', 'claims'] as const) {
       const target = of(coll(to, role));
       const marks: Array<Op> = [];

@@ -1,6 +1,6 @@
 import type { ClientSession, Collection, Document, Filter, MongoClient, MongoClientOptions, Sort, TransactionOptions } from 'mongodb';
 import { MongoError, MongoErrorLabel } from 'mongodb';
-import type { IndexDriver, OutboxQuery, ReadSet, Transaction, VersionRange } from '../../contracts/index-driver.js';
+import { type IndexDriver, isDecision, type OutboxQuery, type ReadSet, type Transaction, type VersionRange } from '../../contracts/index-driver.js';
 import type {
   ActorQuery,
   AsOfQuery,
@@ -125,18 +125,25 @@ export class MongoIndexDriver implements IndexDriver {
   // ---- transactions ----------------------------------------------------------------------------
 
   async transact<T>(tx: Transaction<T>): Promise<T> {
-    await Promise.all(readNamespaces(tx.reads).map((ns) => this.#setup.verify(ns)));
-    const counterCollections = tx.reads.namespaces ? new Map(await Promise.all(tx.reads.namespaces.map(async (db) => [db, await this.#counterCollections(db)] as const))) : undefined;
-    const queries = planReads(tx.reads, { deadLetterCollection: this.#deadLetters, ...(counterCollections ? { counterCollections } : {}) });
+    const first = await this.#prepare(tx.reads);
     for (let round = 1; ; round++) {
       try {
         return await this.#inTransaction(async (session) => {
-          const decision = tx.decide(await this.#read(queries, session));
-          const steps = planEffects(decision.effects, this.#deadLetters);
-          const missing = this.#setup.missing(writtenCollections(steps));
-          if (missing.length > 0) throw new NeedsSetup(missing);
-          await applySteps(this.#client, session, steps);
-          return decision.result;
+          let step = tx;
+          let queries = first;
+          for (;;) {
+            const outcome = step.decide(await this.#read(queries, session));
+            if (!isDecision(outcome)) {
+              step = outcome;
+              queries = await this.#prepare(step.reads);
+              continue;
+            }
+            const steps = planEffects(outcome.effects, this.#deadLetters);
+            const missing = this.#setup.missing(writtenCollections(steps));
+            if (missing.length > 0) throw new NeedsSetup(missing);
+            await applySteps(this.#client, session, steps);
+            return outcome.result;
+          }
         });
       } catch (err) {
         if (!(err instanceof NeedsSetup)) throw err;
@@ -144,6 +151,17 @@ export class MongoIndexDriver implements IndexDriver {
         await this.#setup.ensure(err.colls);
       }
     }
+  }
+
+  /**
+   * The queries of a read set, and what must happen outside the transaction first: the check for
+   * leftovers of the standalone protocol, and the listing of collections (listCollections cannot
+   * run inside a transaction; these run on their own sessions, not the transaction's).
+   */
+  async #prepare(reads: ReadSet): Promise<ReadQuery[]> {
+    await Promise.all(readNamespaces(reads).map((ns) => this.#setup.verify(ns)));
+    const counterCollections = reads.namespaces ? new Map(await Promise.all(reads.namespaces.map(async (db) => [db, await this.#counterCollections(db)] as const))) : undefined;
+    return planReads(reads, { deadLetterCollection: this.#deadLetters, ...(counterCollections ? { counterCollections } : {}) });
   }
 
   /**
@@ -350,7 +368,7 @@ export class MongoIndexDriver implements IndexDriver {
       filter._id = { $gt: recordKey(query.collection, query.afterId ?? ''), $lt: `${query.collection}0` };
     }
     if (query.maxSeq !== undefined) filter.seq = { $lte: query.maxSeq };
-    const sort: Sort = query.order === 'id' ? { _id: 1 } : { seq: 1, coll: 1, id: 1 };
+    const sort: Sort = query.order === 'id' ? { _id: 1 } : { order: 1 };
     const docs = await this.#coll<OutboxDoc>(queue(dbName, 'outbox')).find(filter).sort(sort).limit(query.limit).toArray();
     return docs.map((d) => ({ collection: d.coll, id: d.id, seq: d.seq }));
   }
@@ -406,7 +424,23 @@ export class MongoIndexDriver implements IndexDriver {
     return out;
   }
 
+  async listPendingDatabases(): Promise<string[]> {
+    return this.#databasesHolding((db) => queue(db, 'outbox'));
+  }
+
+  async listDeadLetterDatabases(): Promise<string[]> {
+    return this.#databasesHolding((db) => queue(db, 'deadLetters', this.#deadLetters));
+  }
+
   // ---- plumbing ---------------------------------------------------------------------------------
+
+  /** Databases whose queue collection holds anything: one `findOne` each. */
+  async #databasesHolding(queueOf: (db: string) => CollRef): Promise<string[]> {
+    const out: string[] = [];
+    for (const db of await this.#databases()) if (await this.#coll(queueOf(db)).findOne({}, { projection: { _id: 1 } })) out.push(db);
+    return out.sort(byteOrder);
+  }
+
 
   async #databases(): Promise<string[]> {
     const { databases } = await this.#client.db('admin').admin().listDatabases({ nameOnly: true, authorizedDatabases: true });

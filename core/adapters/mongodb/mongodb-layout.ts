@@ -143,12 +143,10 @@ function metaIndexes(settings: IndexSettings, metaPath: (prop: string) => string
 
 export function queueIndexSpecs(): Record<QueueRole, IndexDescription[]> {
   return {
-    // The outbox is read oldest first by (seq, collection, id), of a database or of one
-    // collection. (Deployments of older versions also have `by_order` and `by_collection` on the
-    // `order` field, which nothing reads any more; they are left alone.)
+    // Queue order: `order` is an ObjectId taken when the entry is made (a re-mark keeps it).
     outbox: [
-      { key: { seq: 1, coll: 1, id: 1 }, name: 'by_seq' },
-      { key: { coll: 1, seq: 1, id: 1 }, name: 'by_collection_seq' },
+      { key: { order: 1 }, name: 'by_order' },
+      { key: { coll: 1, order: 1 }, name: 'by_collection' },
     ],
     pendingBlobs: [{ key: { coll: 1, id: 1 }, name: 'by_record' }],
     deadLetters: [{ key: { failedAt: 1, _id: 1 }, name: 'by_age' }],
