@@ -55,8 +55,13 @@ export interface MongoIndexDriverOptions {
  * survives a failover, and what a transaction read was majority-committed.
  */
 const TRANSACTION: TransactionOptions = { readConcern: { level: 'majority' }, writeConcern: { w: 'majority', journal: true }, readPreference: 'primary' };
-/** Attempts of a transaction that keeps losing races (TransientTransactionError) before the error goes to the caller. */
-const MAX_ATTEMPTS = 6;
+/**
+ * How long a transaction that keeps losing races (TransientTransactionError: a write conflict
+ * with a concurrent transaction, a failover) is run again before its error goes to the caller;
+ * sixteen writers of one namespace each lose to the others a few times. Also at most this many attempts.
+ */
+const RETRY_FOR_MS = 30_000;
+const MAX_ATTEMPTS = 100;
 /** Commits retried when their outcome is unknown (UnknownTransactionCommitResult); retrying a commit is safe. */
 const MAX_COMMITS = 3;
 /** Rounds of "set up the collections this transaction writes, then run it again". */
@@ -172,6 +177,8 @@ export class MongoIndexDriver implements IndexDriver {
    */
   async #inTransaction<T>(work: (session: ClientSession) => Promise<T>): Promise<T> {
     const session = this.#client.startSession();
+    const deadline = Date.now() + RETRY_FOR_MS;
+    const again = (attempt: number) => attempt < MAX_ATTEMPTS && Date.now() < deadline;
     try {
       for (let attempt = 1; ; attempt++) {
         session.startTransaction(TRANSACTION);
@@ -180,13 +187,13 @@ export class MongoIndexDriver implements IndexDriver {
           result = await work(session);
         } catch (err) {
           if (session.inTransaction()) await session.abortTransaction();
-          if (retryOf(err, 'work') === 'transaction' && attempt < MAX_ATTEMPTS) {
+          if (retryOf(err, 'work') === 'transaction' && again(attempt)) {
             await backoff(attempt);
             continue;
           }
           throw err;
         }
-        if (await this.#commit(session, attempt)) return result;
+        if (await this.#commit(session, () => again(attempt))) return result;
         await backoff(attempt);
       }
     } finally {
@@ -194,8 +201,8 @@ export class MongoIndexDriver implements IndexDriver {
     }
   }
 
-  /** `true` once committed; `false` when the whole transaction must run again. */
-  async #commit(session: ClientSession, attempt: number): Promise<boolean> {
+  /** `true` once committed; `false` when the whole transaction must run again (and `again()` allows it). */
+  async #commit(session: ClientSession, again: () => boolean): Promise<boolean> {
     for (let tries = 1; ; tries++) {
       try {
         await session.commitTransaction();
@@ -203,7 +210,7 @@ export class MongoIndexDriver implements IndexDriver {
       } catch (err) {
         const retry = retryOf(err, 'commit');
         if (retry === 'commit' && tries < MAX_COMMITS) continue;
-        if (retry === 'transaction' && attempt < MAX_ATTEMPTS) return false;
+        if (retry === 'transaction' && again()) return false;
         throw err;
       }
     }
@@ -504,8 +511,8 @@ function readNamespaces(reads: ReadSet): Namespace[] {
   return [...seen.values()];
 }
 
-/** Jittered exponential backoff between attempts: 10 ms, 20 ms, … up to 320 ms, times a random factor. */
+/** Jittered exponential backoff between attempts: up to 5 ms, 7.5 ms, … growing by half each time, at most 500 ms. */
 function backoff(attempt: number): Promise<void> {
-  const ms = Math.random() * Math.min(10 * 2 ** (attempt - 1), 320);
+  const ms = Math.random() * Math.min(5 * 1.5 ** attempt, 500);
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
