@@ -225,8 +225,10 @@ function replace(_id: string, doc: Document): Op {
 }
 
 /**
- * A record's outbox entry at `seq`. `queuedAt` (server time) and `order` (an ObjectId older
- * versions sort on) keep the values of an entry already there.
+ * A record's outbox entry at `seq`. An entry already there keeps its place in the queue: its
+ * `order`, an ObjectId taken when it was made (the queue is read in `order`), and `queuedAt`
+ * (server time). ObjectIds order by second, then by process: within one process they follow
+ * creation exactly; entries two processes make within the same second may come out of order.
  */
 function outboxMark(collection: string, id: string, seq: number): Op {
   return {
