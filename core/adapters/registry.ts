@@ -10,7 +10,7 @@ import { MongoDocumentStore } from './mongodb/mongodb-document-store.js';
 import { MongoIndexDriver, type MongoIndexDriverOptions } from './mongodb/mongodb-index-driver.js';
 import { S3BlobStore } from './s3/s3-blob-store.js';
 import { SqliteDocumentStore } from './sqlite/sqlite-document-store.js';
-import { SqliteIndexStore } from './sqlite/sqlite-index-store.js';
+import { SqliteIndexDriver } from './sqlite/sqlite-index-driver.js';
 
 /**
  * The adapters this build ships, chosen by the shape of each connection. A new backend is one
@@ -18,7 +18,7 @@ import { SqliteIndexStore } from './sqlite/sqlite-index-store.js';
  */
 export const defaultAdapters = {
   indexStore(ref: string, connection: DbConnectionConfig, config: XronoxConfig): IndexStore {
-    if (connection.sqlitePath !== undefined) return new SqliteIndexStore({ path: connection.sqlitePath });
+    if (connection.sqlitePath !== undefined) return IndexRuntime.of(new SqliteIndexDriver({ path: connection.sqlitePath }));
     if (connection.mongoUri !== undefined) return IndexRuntime.of(new MongoIndexDriver(mongoOptions(connection.mongoUri, config, ref)));
     throw new ConfigError([{ path: `dbConnections.${ref}`, message: 'names no backend (mongoUri or sqlitePath)' }]);
   },
