@@ -204,7 +204,9 @@ export async function applySteps(client: MongoClient, session: ClientSession, st
         batch = [];
         if (marks.length > 0) await of(queue(to.dbName, 'outbox')).bulkWrite(marks.splice(0), { ordered: true, session });
       };
-      for await (const doc of of(coll(from, role)).find({}, { session })) {
+      // Heads in id order: the records join the sync queue in that order.
+      const cursor = of(coll(from, role)).find({}, { session });
+      for await (const doc of role === 'head' ? cursor.sort({ _id: 1 }) : cursor) {
         batch.push(doc);
         if (role === 'head') marks.push(outboxMark(to.collection, doc._id, doc.cv as number));
         if (batch.length >= COPY_BATCH) await flushBatch();
