@@ -5,7 +5,7 @@ import { mongoOptions } from '../../core/adapters/registry.js';
 import { planEffects, type WriteStep, writtenCollections } from '../../core/adapters/mongodb/mongodb-effects.js';
 import { retryOf, versionQuery } from '../../core/adapters/mongodb/mongodb-index-driver.js';
 import { emptyRows, finishRows, planReads, type ReadQuery, type RowsBuilder } from '../../core/adapters/mongodb/mongodb-read-set.js';
-import { MIN_WIRE_VERSION, serverIssues } from '../../core/adapters/mongodb/mongodb-setup.js';
+import { MIN_WIRE_VERSION, serverIssues, setupOf } from '../../core/adapters/mongodb/mongodb-setup.js';
 import { loadConfig } from '../../core/config/load.js';
 import { type Effect, nsKey, type ReadSet, refKey, uploadKey } from '../../core/contracts/index-driver.js';
 import type { Namespace, VersionRow } from '../../core/contracts/index-store.js';
@@ -399,6 +399,27 @@ describe('effects become one ordered bulkWrite per collection', () => {
       'my_dlq',
     );
     expect(steps.map((s) => (s.kind === 'bulk' ? s.coll.name : s.kind))).toEqual(['my_dlq']);
+  });
+});
+
+describe('setting up a collection before its first write', () => {
+  const settings = { deadLetterCollection: 'my_dlq', indexSettings: (c: string) => ({ indexedProps: c === 'orders' ? ['customer.id'] : [] }) };
+  const names = (ref: { db: string; name: string }) => setupOf(ref, settings).specs.map((s) => s.name);
+
+  it("a record collection gets its role's indexes, and its namespace is checked for leftovers", () => {
+    expect(setupOf({ db: 'rt_acme', name: 'orders_head' }, settings)).toMatchObject({ ns: { dbName: 'rt_acme', collection: 'orders' } });
+    expect(names({ db: 'rt_acme', name: 'orders_head' })).toEqual(['by_updated', 'by_created', 'pending_writes', 'meta_customer.id']);
+    expect(setupOf({ db: 'rt_acme', name: 'orders_head' }, settings).specs.at(-1)!.key).toEqual({ 'meta.customer:id': 1, _id: 1 });
+    expect(names({ db: 'rt_acme', name: 'notes_head' })).toContain('meta_all');
+    expect(names({ db: 'rt_acme', name: 'orders_ver' })).toEqual(['by_record', 'by_time', 'by_cv', 'by_actor', 'unarchived']);
+    // No index: only created, so that no transaction has to create it.
+    expect(setupOf({ db: 'an_acme', name: 'orders_counter' }, settings)).toEqual({ specs: [], ns: { dbName: 'an_acme', collection: 'orders' } });
+  });
+
+  it("a database's queues by name, the dead letters under their configured name", () => {
+    expect(names({ db: 'rt_acme', name: 'xronox_sync_outbox' })).toEqual(['by_order', 'by_collection']);
+    expect(names({ db: 'rt_acme', name: 'my_dlq' })).toEqual(['by_age']);
+    expect(setupOf({ db: 'rt_acme', name: 'xronox_content_uploads' }, settings)).toEqual({ specs: [] });
   });
 });
 

@@ -1,4 +1,4 @@
-import { type Document, type MongoClient, MongoServerError } from 'mongodb';
+import { type Document, type IndexDescription, type MongoClient, MongoServerError } from 'mongodb';
 import type { Namespace } from '../../contracts/index-store.js';
 import type { ConfigIssue } from '../../errors.js';
 import type { HeadDoc } from './mongodb-documents.js';
@@ -108,7 +108,7 @@ export class MongoSetup {
   }
 
   async #create(ref: CollRef): Promise<void> {
-    const target = this.#roleOf(ref);
+    const target = setupOf(ref, this.#settings);
     if (target.ns) await this.verify(target.ns);
     const collection = this.#client.db(ref.db).collection(ref.name);
     if (target.specs.length > 0) {
@@ -124,19 +124,23 @@ export class MongoSetup {
         if (!(err instanceof MongoServerError && err.codeName === 'NamespaceExists')) throw err;
       });
   }
+}
 
-  /** What a collection is, from its name: a database's queue, or a role of a record collection. */
-  #roleOf(ref: CollRef): { specs: ReturnType<typeof indexSpecs>; ns?: Namespace } {
-    const queues = queueIndexSpecs();
-    const names: Record<QueueRole, string> = { ...QUEUE_COLLECTIONS, deadLetters: this.#settings.deadLetterCollection };
-    for (const which of Object.keys(names) as QueueRole[]) if (names[which] === ref.name) return { specs: queues[which] };
-    for (const [role, suffix] of Object.entries(COLLECTION_SUFFIXES) as Array<[CollectionRole, string]>) {
-      if (!ref.name.endsWith(suffix)) continue;
-      const collection = ref.name.slice(0, -suffix.length);
-      return { specs: indexSpecs(role, this.#settings.indexSettings(collection), metaPath), ns: { dbName: ref.db, collection } };
-    }
-    return { specs: [] };
+/**
+ * What setting up a collection means, from its name: a database's queue (its indexes), or a
+ * role of a record collection (its indexes, and the namespace to check for leftovers). No
+ * indexes: the collection is only created.
+ */
+export function setupOf(ref: CollRef, settings: SetupSettings): { specs: IndexDescription[]; ns?: Namespace } {
+  const queues = queueIndexSpecs();
+  const names: Record<QueueRole, string> = { ...QUEUE_COLLECTIONS, deadLetters: settings.deadLetterCollection };
+  for (const which of Object.keys(names) as QueueRole[]) if (names[which] === ref.name) return { specs: queues[which] };
+  for (const [role, suffix] of Object.entries(COLLECTION_SUFFIXES) as Array<[CollectionRole, string]>) {
+    if (!ref.name.endsWith(suffix)) continue;
+    const collection = ref.name.slice(0, -suffix.length);
+    return { specs: indexSpecs(role, settings.indexSettings(collection), metaPath), ns: { dbName: ref.db, collection } };
   }
+  return { specs: [] };
 }
 
 function refId(ref: CollRef): string {
