@@ -158,7 +158,14 @@ export function planEffects(effects: readonly Effect[], deadLetterCollection: st
       }
       case 'clearNamespace':
         for (const role of ['head', 'ver', 'claims'] as const) add(coll(e.ns, role), { deleteMany: { filter: {} } });
-        add(coll(e.ns, 'counter'), { deleteOne: { filter: { _id: CV_DOC_ID } } });
+        // The `cv` document is written even when absent (inserted, then removed): every commit
+        // writes it too, so a first commit racing the clear conflicts with it instead of slipping
+        // past a snapshot that did not see it.
+        add(
+          coll(e.ns, 'counter'),
+          { updateOne: { filter: { _id: CV_DOC_ID }, update: { $setOnInsert: { seq: 0 } }, upsert: true } },
+          { deleteOne: { filter: { _id: CV_DOC_ID } } },
+        );
         add(queue(e.ns.dbName, 'outbox'), { deleteMany: { filter: { coll: e.ns.collection } } });
         add(dlq(e.ns.dbName), { deleteMany: { filter: { coll: e.ns.collection } } });
         break;
