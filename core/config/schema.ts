@@ -380,6 +380,11 @@ export const configSchema = z.strictObject({
       deadLetterCollection: named('collection').optional(),
     })
     .optional(),
+  /**
+   * Kept for configs of older versions. The MongoDB index store always commits with
+   * multi-document transactions (it needs a replica set), so `enabled: false` next to a MongoDB
+   * connection is refused at load; `autoDetect` has no effect.
+   */
   transactions: z.strictObject({ enabled: z.boolean().optional(), autoDetect: z.boolean().optional() }).optional(),
   /** Guards against oversize input. */
   limits: z

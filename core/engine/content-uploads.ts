@@ -50,9 +50,7 @@ import { headBody, type OffloadTarget } from './offloaded.js';
  * request is over (carried out or not) within `limits.maxUploadSeconds`; so a cleanup whose
  * delete failed keeps its mark (writes of that key wait or fail until a later sweep takes the
  * stale mark over and finishes), and the default age is above the S3 client's longest request
- * (5 attempts of at most 65 s with backoff, under 7 minutes). On MongoDB without transactions a
- * commit renews its intents just before its compare-and-set and removes them when it rolls
- * forward, so there it assumes that compare-and-set follows within the same age.
+ * (5 attempts of at most 65 s with backoff, under 7 minutes).
  */
 
 /** Default of `limits.maxUploadSeconds`, in milliseconds. */

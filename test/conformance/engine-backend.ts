@@ -14,7 +14,7 @@ export interface EngineBackendInstance {
   /** The connection part of a config: `dbConnections`, `spacesConnections`, `localStorage`. */
   connections: Pick<XronoxConfigInput, 'dbConnections' | 'spacesConnections' | 'localStorage'>;
   dbConnRef: string;
-  /** Other top-level config the backend needs (e.g. `transactions` for MongoDB's standalone protocol). */
+  /** Other top-level config the backend needs. */
   settings?: Partial<XronoxConfigInput>;
   /** Undefined: blobs go to localStorage. */
   spaceConnRef?: string;
