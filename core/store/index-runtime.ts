@@ -27,7 +27,6 @@ import type {
   VersionRow,
   VersionSummary,
 } from '../contracts/index-store.js';
-import { ClosedError } from '../errors.js';
 import * as plans from './plans.js';
 
 /** A database name no store can hold (names are checked long before they reach one): `ping`'s default. */
@@ -37,16 +36,14 @@ const PAGE = 500;
 
 /**
  * The index store over an `IndexDriver`: reads go to the driver's reads, writes to
- * `driver.transact` with a plan of `plans.ts`. It opens the driver once before first use (again
- * after a failed open), refuses every call after `close` (`ClosedError`), and holds the defaults
- * of the driver's optional methods, so every driver gets them once.
+ * `driver.transact` with a plan of `plans.ts`. It holds the defaults of the driver's optional
+ * methods, so every driver gets them once. Opening the driver once (again after a failed open)
+ * and refusing calls after `close` is the adapter guard's work (`guard.ts`), as for every adapter.
  */
 export class IndexRuntime implements IndexStore {
   readonly name: string;
   readonly capabilities: IndexStoreCapabilities;
   readonly #driver: IndexDriver;
-  #opening: Promise<void> | undefined;
-  #closed = false;
 
   static of(driver: IndexDriver): IndexRuntime {
     return new IndexRuntime(driver);
@@ -58,26 +55,19 @@ export class IndexRuntime implements IndexStore {
     this.capabilities = { multiProcess: driver.multiProcess };
   }
 
-  /** The driver, ready: opened once, and never after `close`. */
-  #use(): IndexDriver | Promise<IndexDriver> {
-    if (this.#closed) throw new ClosedError(`The ${this.name} index store`);
-    const driver = this.#driver;
-    if (!driver.open) return driver;
-    this.#opening ??= driver.open().catch((err: unknown) => {
-      this.#opening = undefined;
-      throw err;
-    });
-    return this.#opening.then(() => driver);
+  /** Connects the driver (the guard calls it once, before the first other call). */
+  async open(): Promise<void> {
+    await this.#driver.open?.();
   }
 
   async #transact<T>(tx: Transaction<T>): Promise<T> {
-    return (await this.#use()).transact(tx);
+    return this.#driver.transact(tx);
   }
 
   // ---- RecordIndex --------------------------------------------------------------------------
 
   async getHead(ns: Namespace, id: string): Promise<HeadRow | null> {
-    return (await this.#use()).getHead(ns, id);
+    return this.#driver.getHead(ns, id);
   }
 
   async commit(ns: Namespace, batch: CommitBatch): Promise<CommitResult> {
@@ -85,21 +75,21 @@ export class IndexRuntime implements IndexStore {
   }
 
   async getVersion(ns: Namespace, id: string, ov: number): Promise<VersionRow | null> {
-    const [row] = await (await this.#use()).listVersions(ns, id, { afterOv: ov - 1, beforeOv: ov + 1, limit: 1 });
+    const [row] = await this.#driver.listVersions(ns, id, { afterOv: ov - 1, beforeOv: ov + 1, limit: 1 });
     return row ?? null;
   }
 
   async findVersionAt(ns: Namespace, id: string, point: VersionPoint): Promise<VersionRow | null> {
-    const [row] = await (await this.#use()).listVersions(ns, id, { at: point, limit: 1 });
+    const [row] = await this.#driver.listVersions(ns, id, { at: point, limit: 1 });
     return row ?? null;
   }
 
   async listVersions(ns: Namespace, id: string, options: { beforeOv?: number; limit: number }): Promise<VersionRow[]> {
-    return (await this.#use()).listVersions(ns, id, options);
+    return this.#driver.listVersions(ns, id, options);
   }
 
   async listHistory(ns: Namespace, id: string, options: { beforeOv?: number; limit: number }): Promise<HistoryRow[]> {
-    const driver = await this.#use();
+    const driver = this.#driver;
     if (driver.listHistory) return driver.listHistory(ns, id, options);
     return (await driver.listVersions(ns, id, options)).map(({ id, ov, cv, op, at, actor, reason, deleted, size, archived }) => ({
       id, ov, cv, op, at, actor, reason, deleted, size, archived,
@@ -107,39 +97,39 @@ export class IndexRuntime implements IndexStore {
   }
 
   async listHeads(ns: Namespace, query: HeadQuery): Promise<HeadRow[]> {
-    return (await this.#use()).listHeads(ns, query);
+    return this.#driver.listHeads(ns, query);
   }
 
   async queryAt(ns: Namespace, query: AsOfQuery): Promise<VersionRow[]> {
-    return (await this.#use()).queryAt(ns, query);
+    return this.#driver.queryAt(ns, query);
   }
 
   async listVersionsByActor(ns: Namespace, actorId: string, options: ActorQuery): Promise<VersionRow[]> {
-    return (await this.#use()).listVersionsByActor(ns, actorId, options);
+    return this.#driver.listVersionsByActor(ns, actorId, options);
   }
 
   async getClaim(ns: Namespace, key: string): Promise<string | null> {
-    const [claim] = await (await this.#use()).listClaims(ns, { key, limit: 1 });
+    const [claim] = await this.#driver.listClaims(ns, { key, limit: 1 });
     return claim?.id ?? null;
   }
 
   async listPendingBlobs(ns: Namespace, id: string): Promise<PendingBlob[]> {
-    return (await this.#use()).listPendingBlobs(ns, id);
+    return this.#driver.listPendingBlobs(ns, id);
   }
 
   async getPendingBlob(ns: Namespace, bucket: string, key: string): Promise<PendingBlob | null> {
-    const [blob] = await (await this.#use()).listPendingBlobs(ns, null, { bucket, key });
+    const [blob] = await this.#driver.listPendingBlobs(ns, null, { bucket, key });
     return blob ?? null;
   }
 
   // ---- SyncOutbox ---------------------------------------------------------------------------
 
   async listPendingSync(dbName: string, options: { limit: number; collection?: string }): Promise<PendingSync[]> {
-    return (await this.#use()).listOutbox(dbName, options);
+    return this.#driver.listOutbox(dbName, options);
   }
 
   async listPendingUpTo(ns: Namespace, options: { maxSeq: number; afterId?: string; limit: number }): Promise<PendingSync[]> {
-    return (await this.#use()).listOutbox(ns.dbName, { ...options, order: 'id', collection: ns.collection });
+    return this.#driver.listOutbox(ns.dbName, { ...options, order: 'id', collection: ns.collection });
   }
 
   async countPendingSync(dbName: string): Promise<number> {
@@ -147,12 +137,12 @@ export class IndexRuntime implements IndexStore {
   }
 
   async getPendingSeq(ns: Namespace, id: string): Promise<number | null> {
-    const [entry] = await (await this.#use()).listOutbox(ns.dbName, { collection: ns.collection, id, limit: 1 });
+    const [entry] = await this.#driver.listOutbox(ns.dbName, { collection: ns.collection, id, limit: 1 });
     return entry?.seq ?? null;
   }
 
   async listUnarchived(ns: Namespace, id: string, page: { afterOv?: number; limit?: number } = {}): Promise<VersionRow[]> {
-    return (await this.#use()).listVersions(ns, id, { ...page, unarchived: true, order: 'asc' });
+    return this.#driver.listVersions(ns, id, { ...page, unarchived: true, order: 'asc' });
   }
 
   async completeSync(
@@ -168,7 +158,7 @@ export class IndexRuntime implements IndexStore {
   }
 
   async listDeadLetters(dbName: string, options: { limit: number }): Promise<DeadLetter[]> {
-    return (await this.#use()).listDeadLetters(dbName, options);
+    return this.#driver.listDeadLetters(dbName, options);
   }
 
   async requeueDeadLetters(dbName: string): Promise<number> {
@@ -176,13 +166,13 @@ export class IndexRuntime implements IndexStore {
   }
 
   async listPendingDatabases(): Promise<string[]> {
-    const driver = await this.#use();
+    const driver = this.#driver;
     if (driver.listPendingDatabases) return driver.listPendingDatabases();
     return this.#databasesWith(async (dbName) => (await driver.listOutbox(dbName, { limit: 1 })).length > 0);
   }
 
   async listDeadLetterDatabases(): Promise<string[]> {
-    const driver = await this.#use();
+    const driver = this.#driver;
     if (driver.listDeadLetterDatabases) return driver.listDeadLetterDatabases();
     return this.#databasesWith(async (dbName) => (await driver.listDeadLetters(dbName, { limit: 1 })).length > 0);
   }
@@ -225,11 +215,11 @@ export class IndexRuntime implements IndexStore {
   // ---- CounterIndex -------------------------------------------------------------------------
 
   async getCounters(dbName: string, collection: string): Promise<Record<string, number>> {
-    return (await this.#use()).getCounters(dbName, collection);
+    return this.#driver.getCounters(dbName, collection);
   }
 
   async getCounterWindows(dbName: string, collection: string, options: CounterWindowQuery): Promise<CounterWindow[]> {
-    return (await this.#use()).getCounterWindows(dbName, collection, options);
+    return this.#driver.getCounterWindows(dbName, collection, options);
   }
 
   async pruneCounterWindows(dbName: string, collection: string, before: CounterWindowBounds): Promise<number> {
@@ -247,23 +237,23 @@ export class IndexRuntime implements IndexStore {
   // ---- IndexMaintenance ---------------------------------------------------------------------
 
   async listDatabases(): Promise<string[]> {
-    const names = (await (await this.#use()).listNamespaces()).map((n) => n.dbName);
+    const names = (await this.#driver.listNamespaces()).map((n) => n.dbName);
     return names.filter((name, i) => i === 0 || name !== names[i - 1]);
   }
 
   async listCollections(dbName: string): Promise<string[]> {
-    return (await (await this.#use()).listNamespaces(dbName)).map((n) => n.collection);
+    return (await this.#driver.listNamespaces(dbName)).map((n) => n.collection);
   }
 
   async listUnarchivedRecords(
     dbName: string,
     options: { writtenBefore: string; after?: { collection: string; id: string }; limit: number },
   ): Promise<UnarchivedRecord[]> {
-    return (await this.#use()).listUnarchivedRecords(dbName, options);
+    return this.#driver.listUnarchivedRecords(dbName, options);
   }
 
   async summariseVersions(ns: Namespace, options: { afterId?: string; limit: number }): Promise<VersionSummary[]> {
-    const driver = await this.#use();
+    const driver = this.#driver;
     if (driver.summariseVersions) return driver.summariseVersions(ns, options);
     // Every record with version entries has a head: walk the heads, skipping those without entries.
     const out: VersionSummary[] = [];
@@ -293,15 +283,15 @@ export class IndexRuntime implements IndexStore {
   }
 
   async getCollectionVersion(ns: Namespace): Promise<number | null> {
-    return (await (await this.#use()).listNamespaces(ns.dbName)).find((n) => n.collection === ns.collection)?.cv ?? null;
+    return (await this.#driver.listNamespaces(ns.dbName)).find((n) => n.collection === ns.collection)?.cv ?? null;
   }
 
   async listClaims(ns: Namespace, options: { afterKey?: string; limit: number }): Promise<Array<{ key: string; id: string }>> {
-    return (await this.#use()).listClaims(ns, options);
+    return this.#driver.listClaims(ns, options);
   }
 
   async listHeadIds(ns: Namespace, options: { afterId?: string; limit: number }): Promise<string[]> {
-    const driver = await this.#use();
+    const driver = this.#driver;
     if (driver.listHeadIds) return driver.listHeadIds(ns, options);
     const after = options.afterId === undefined ? {} : { after: { value: options.afterId, id: options.afterId } };
     const heads = await driver.listHeads(ns, { filter: null, includeDeleted: true, sort: { field: 'id', direction: 1 }, limit: options.limit, ...after });
@@ -323,15 +313,12 @@ export class IndexRuntime implements IndexStore {
   // ---- lifecycle ----------------------------------------------------------------------------
 
   async ping(): Promise<void> {
-    const driver = await this.#use();
+    const driver = this.#driver;
     if (driver.ping) return driver.ping();
     await driver.listNamespaces(NO_DATABASE);
   }
 
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    await this.#opening?.catch(() => undefined);
     await this.#driver.close();
   }
 }

@@ -51,6 +51,8 @@ if ('skip' in availability) {
 
   indexStoreConformance('mongodb', async () => {
     const store = IndexRuntime.of(new MongoIndexDriver({ uri, indexSettings: () => ({ indexedProps: SUITE_FIELDS }) }));
+    // The guard opens a store in the product; here the suite holds the store itself.
+    await store.open();
     return { store, cleanup: () => store.close() };
   });
 

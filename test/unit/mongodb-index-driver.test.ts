@@ -1,7 +1,7 @@
 import { Aggregator } from 'mingo';
 import { type Document, MongoNetworkError, MongoServerError } from 'mongodb';
 import { describe, expect, it } from 'vitest';
-import { mongoOptions } from '../../core/adapters/registry.js';
+import { mongoOptions } from '../../core/adapters/mongodb/mongodb-settings.js';
 import { planEffects, type WriteStep, writtenCollections } from '../../core/adapters/mongodb/mongodb-effects.js';
 import { retryOf, versionQuery } from '../../core/adapters/mongodb/mongodb-index-driver.js';
 import { emptyRows, finishRows, planReads, type ReadQuery, type RowsBuilder } from '../../core/adapters/mongodb/mongodb-read-set.js';
