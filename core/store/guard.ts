@@ -123,6 +123,8 @@ export function guardAdapter<T extends Guardable>(what: string, make: () => T | 
         return await (fn as (...a: unknown[]) => unknown).apply(target, args);
       } catch (err) {
         if (err instanceof XronoxError) throw err;
+        // Closed while it was opening: the open failed because of the close, say so.
+        if (isClosed()) throw new ClosedError(`The ${name} store`);
         throw new StorageError(name, operation, err, `${name} store failed during ${operation}: ${errorMessage(err)}`);
       }
     };

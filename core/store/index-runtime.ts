@@ -1,4 +1,4 @@
-import type { IndexDriver, Transaction } from '../contracts/index-driver.js';
+import type { IndexDriver } from '../contracts/index-driver.js';
 import type {
   ActorQuery,
   AsOfQuery,
@@ -60,10 +60,6 @@ export class IndexRuntime implements IndexStore {
     await this.#driver.open?.();
   }
 
-  async #transact<T>(tx: Transaction<T>): Promise<T> {
-    return this.#driver.transact(tx);
-  }
-
   // ---- RecordIndex --------------------------------------------------------------------------
 
   async getHead(ns: Namespace, id: string): Promise<HeadRow | null> {
@@ -71,7 +67,7 @@ export class IndexRuntime implements IndexStore {
   }
 
   async commit(ns: Namespace, batch: CommitBatch): Promise<CommitResult> {
-    return this.#transact(plans.commit(ns, batch));
+    return this.#driver.transact(plans.commit(ns, batch));
   }
 
   async getVersion(ns: Namespace, id: string, ov: number): Promise<VersionRow | null> {
@@ -133,7 +129,7 @@ export class IndexRuntime implements IndexStore {
   }
 
   async countPendingSync(dbName: string): Promise<number> {
-    return this.#transact(plans.countPendingSync(dbName));
+    return this.#driver.transact(plans.countPendingSync(dbName));
   }
 
   async getPendingSeq(ns: Namespace, id: string): Promise<number | null> {
@@ -150,11 +146,11 @@ export class IndexRuntime implements IndexStore {
     id: string,
     done: { archivedOvs: readonly number[]; uploaded?: ReadonlyArray<{ bucket: string; key: string }>; seq: number | null },
   ): Promise<boolean> {
-    return this.#transact(plans.completeSync(ns, id, done));
+    return this.#driver.transact(plans.completeSync(ns, id, done));
   }
 
   async deadLetterSync(ns: Namespace, id: string, seq: number, reason: string): Promise<boolean> {
-    return this.#transact(plans.deadLetterSync(ns, id, seq, reason, new Date().toISOString()));
+    return this.#driver.transact(plans.deadLetterSync(ns, id, seq, reason, new Date().toISOString()));
   }
 
   async listDeadLetters(dbName: string, options: { limit: number }): Promise<DeadLetter[]> {
@@ -162,7 +158,7 @@ export class IndexRuntime implements IndexStore {
   }
 
   async requeueDeadLetters(dbName: string): Promise<number> {
-    return this.#transact(plans.requeueDeadLetters(dbName));
+    return this.#driver.transact(plans.requeueDeadLetters(dbName));
   }
 
   async listPendingDatabases(): Promise<string[]> {
@@ -187,29 +183,29 @@ export class IndexRuntime implements IndexStore {
   // ---- UploadIntents ------------------------------------------------------------------------
 
   async recordUploads(ns: Namespace, uploads: readonly UploadIntent[]): Promise<{ ok: true } | { ok: false; key: string }> {
-    return this.#transact(plans.recordUploads(ns, uploads));
+    return this.#driver.transact(plans.recordUploads(ns, uploads));
   }
 
   async listStaleUploads(dbName: string, options: { olderThanMs: number; limit: number }): Promise<StaleUpload[]> {
-    return this.#transact(plans.listStaleUploads(dbName, options));
+    return this.#driver.transact(plans.listStaleUploads(dbName, options));
   }
 
   async claimUploadCleanup(ns: Namespace, upload: UploadRef, options: { olderThanMs: number; markToken: string; own?: boolean }): Promise<boolean> {
-    return this.#transact(plans.claimUploadCleanup(ns, upload, options));
+    return this.#driver.transact(plans.claimUploadCleanup(ns, upload, options));
   }
 
   async releaseUploadCleanup(ns: Namespace, upload: Omit<UploadRef, 'token'>, markToken: string, options?: { retry?: boolean }): Promise<void> {
-    return this.#transact(plans.releaseUploadCleanup(ns, upload, markToken, options));
+    return this.#driver.transact(plans.releaseUploadCleanup(ns, upload, markToken, options));
   }
 
   // ---- Leases -------------------------------------------------------------------------------
 
   async acquireLock(ns: Namespace, key: string, owner: string, leaseMs: number): Promise<boolean> {
-    return this.#transact(plans.acquireLock(ns, key, owner, leaseMs));
+    return this.#driver.transact(plans.acquireLock(ns, key, owner, leaseMs));
   }
 
   async releaseLock(ns: Namespace, key: string, owner: string): Promise<void> {
-    return this.#transact(plans.releaseLock(ns, key, owner));
+    return this.#driver.transact(plans.releaseLock(ns, key, owner));
   }
 
   // ---- CounterIndex -------------------------------------------------------------------------
@@ -223,15 +219,15 @@ export class IndexRuntime implements IndexStore {
   }
 
   async pruneCounterWindows(dbName: string, collection: string, before: CounterWindowBounds): Promise<number> {
-    return this.#transact(plans.pruneCounterWindows(dbName, collection, before));
+    return this.#driver.transact(plans.pruneCounterWindows(dbName, collection, before));
   }
 
   async setCounters(dbName: string, collection: string, values: Record<string, number>): Promise<void> {
-    return this.#transact(plans.setCounters(dbName, collection, values));
+    return this.#driver.transact(plans.setCounters(dbName, collection, values));
   }
 
   async setCounterWindows(dbName: string, collection: string, windows: readonly CounterWindow[]): Promise<void> {
-    return this.#transact(plans.setCounterWindows(dbName, collection, windows));
+    return this.#driver.transact(plans.setCounterWindows(dbName, collection, windows));
   }
 
   // ---- IndexMaintenance ---------------------------------------------------------------------
@@ -275,15 +271,15 @@ export class IndexRuntime implements IndexStore {
   }
 
   async pruneVersions(ns: Namespace, id: string, belowOv: number): Promise<number> {
-    return this.#transact(plans.pruneVersions(ns, id, belowOv));
+    return this.#driver.transact(plans.pruneVersions(ns, id, belowOv));
   }
 
   async offloadHead(ns: Namespace, id: string, expectedOv: number): Promise<boolean> {
-    return this.#transact(plans.offloadHead(ns, id, expectedOv));
+    return this.#driver.transact(plans.offloadHead(ns, id, expectedOv));
   }
 
   async getCollectionVersion(ns: Namespace): Promise<number | null> {
-    return (await this.#driver.listNamespaces(ns.dbName)).find((n) => n.collection === ns.collection)?.cv ?? null;
+    return this.#driver.transact(plans.collectionVersion(ns));
   }
 
   async listClaims(ns: Namespace, options: { afterKey?: string; limit: number }): Promise<Array<{ key: string; id: string }>> {
@@ -299,15 +295,15 @@ export class IndexRuntime implements IndexStore {
   }
 
   async importRecords(ns: Namespace, batch: ImportBatch): Promise<void> {
-    return this.#transact(plans.importRecords(ns, batch));
+    return this.#driver.transact(plans.importRecords(ns, batch));
   }
 
   async countRecords(ns: Namespace): Promise<number> {
-    return this.#transact(plans.countRecords(ns));
+    return this.#driver.transact(plans.countRecords(ns));
   }
 
   async replaceCollections(dbName: string, replacements: readonly CollectionReplacement[], options: ReplaceCollectionsOptions): Promise<{ replaced: boolean; held: number }> {
-    return this.#transact(plans.replaceCollections(dbName, replacements, options));
+    return this.#driver.transact(plans.replaceCollections(dbName, replacements, options));
   }
 
   // ---- lifecycle ----------------------------------------------------------------------------

@@ -110,13 +110,16 @@ export class SqliteIndexDriver implements IndexDriver {
     this.#run = this.#db.transaction((tx: Transaction<unknown>) => {
       let outcome = tx.decide(this.#read(tx.reads));
       while (!isDecision(outcome)) outcome = outcome.decide(this.#read(outcome.reads));
+      if (tx.readOnly && outcome.effects.length > 0) throw new Error('A read-only plan returned effects');
       for (const effect of outcome.effects) this.#apply(effect);
       return outcome.result;
     });
   }
 
   async transact<T>(tx: Transaction<T>): Promise<T> {
-    const run = () => this.#run.immediate(tx) as T;
+    // A read-only plan reads in a deferred transaction (a consistent snapshot in WAL mode) and
+    // never waits for the write lock; every other plan takes the write lock before it reads.
+    const run = () => (tx.readOnly ? this.#run.deferred(tx) : this.#run.immediate(tx)) as T;
     return tx.durable === false ? this.#withoutFsync(run) : run();
   }
 
