@@ -70,7 +70,7 @@ function filtered(filter: FilterNode | null, column?: string): Condition | false
 }
 
 const ref = (r: Namespace & { id: string }) => refKey(r, r.id);
-/** The one value of a plucked statement's row, if any. */
+/** The row a statement gives (a plucked one: its value), if any. */
 const value = <V>(stmt: Database.Statement, ...params: unknown[]) => stmt.get(...params) as V | undefined;
 
 /** Shared by every read set that asks for none of a kind (`ReadRows` maps are read-only). */
