@@ -69,10 +69,18 @@ function filtered(filter: FilterNode | null, column?: string): Condition | false
   return [compileFilter(filter, params, metaFields(column)), ...params];
 }
 
+const ref = (r: Namespace & { id: string }) => refKey(r, r.id);
+/** The row a statement gives (a plucked one: its value), if any. */
+const value = <V>(stmt: Database.Statement, ...params: unknown[]) => stmt.get(...params) as V | undefined;
+
+/** Shared by every read set that asks for none of a kind (`ReadRows` maps are read-only). */
+const NONE: ReadonlyMap<string, never> = new Map<string, never>();
+
 /** A `Map` of the items that have a value, by their key. */
-function keyed<I, V>(items: readonly I[] | undefined, key: (item: I) => string, value: (item: I) => V | undefined): Map<string, V> {
+function keyed<I, V>(items: readonly I[] | undefined, key: (item: I) => string, value: (item: I) => V | undefined): ReadonlyMap<string, V> {
+  if (!items?.length) return NONE;
   const out = new Map<string, V>();
-  for (const item of items ?? []) {
+  for (const item of items) {
     const v = value(item);
     if (v !== undefined) out.set(key(item), v);
   }
@@ -310,8 +318,6 @@ export class SqliteIndexDriver implements IndexDriver {
   #read(reads: ReadSet): ReadRows {
     const s = this.#s;
     const now = Date.now();
-    const ref = (r: Namespace & { id: string }) => refKey(r, r.id);
-    const value = <V>(stmt: Database.Statement, ...params: unknown[]) => stmt.get(...params) as V | undefined;
     const uploadRow = (r: UploadSqlRow): UploadRow => ({ id: r.id, token: r.token, cleaning: r.cleaning === 1, ageMs: Math.max(0, now - r.at) });
     const { counterWindows: prune, staleUploads: stale, allDeadLetters: lettersOf } = reads;
     return {
@@ -321,7 +327,7 @@ export class SqliteIndexDriver implements IndexDriver {
       }),
       claims: keyed(reads.claims, (c) => refKey(c, c.key), (c) => value<string>(s.getClaim, c.dbName, c.collection, c.key)),
       outbox: keyed(reads.outbox, ref, (r) => value<number>(s.getPending, r.dbName, r.collection, r.id)),
-      deadLetters: new Set((reads.deadLetters ?? []).filter((r) => s.hasDeadLetter.get(r.dbName, r.collection, r.id) !== undefined).map(ref)),
+      deadLetters: new Set(keyed(reads.deadLetters, ref, (r) => s.hasDeadLetter.get(r.dbName, r.collection, r.id)).keys()),
       allDeadLetters: lettersOf === undefined ? [] : (s.allDeadLetters.all(lettersOf) as ReadRows['allDeadLetters']),
       unarchived: keyed(reads.unarchived, ref, (r) => value<number>(s.countUnarchived, r.dbName, r.collection, r.id)),
       versionCounts: keyed(reads.versionCounts, ref, (r) => value<number>(s.countVersionsBelow, r.dbName, r.collection, r.id, r.belowOv)),
