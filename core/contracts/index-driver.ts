@@ -34,6 +34,12 @@ export interface IndexDriver {
   readonly name: string;
   /** Several OS processes may share the store safely. */
   readonly multiProcess: boolean;
+  /**
+   * `false`: `replaceCollections` (a backup restore) runs one transaction per collection, because
+   * a whole restore may exceed what one transaction of the backend can hold (MongoDB's lifetime
+   * and size limits). Default: one transaction for all of it.
+   */
+  readonly replacesInOneTransaction?: boolean;
 
   /**
    * Runs one transaction: reads `tx.reads` (locking what it read against concurrent

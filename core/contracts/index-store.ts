@@ -316,9 +316,12 @@ export interface IndexMaintenance {
    *
    * With `options.onlyIfEmpty`, nothing changes when the collections to replace (with
    * `wholeDatabase`, the whole database) hold any head: `replaced` is `false` and `held` says how
-   * many. All of it is one transaction: readers see every collection as it was or every one
-   * replaced, and the emptiness check cannot race a write. It is idempotent: calling it again
-   * with the same staging area leaves the same state.
+   * many. On most backends all of it is one transaction: readers see every collection as it was
+   * or every one replaced, and the emptiness check cannot race a write. A driver whose
+   * transactions cannot hold a whole restore (`IndexDriver.replacesInOneTransaction: false`,
+   * MongoDB) replaces collection by collection, after the emptiness check. Either way it is
+   * idempotent: calling it again with the same staging area leaves the same state, so a call
+   * cut off half-way is finished by the next.
    */
   replaceCollections(dbName: string, replacements: readonly CollectionReplacement[], options: ReplaceCollectionsOptions): Promise<{ replaced: boolean; held: number }>;
 }

@@ -303,7 +303,22 @@ export class IndexRuntime implements IndexStore {
   }
 
   async replaceCollections(dbName: string, replacements: readonly CollectionReplacement[], options: ReplaceCollectionsOptions): Promise<{ replaced: boolean; held: number }> {
-    return this.#driver.transact(plans.replaceCollections(dbName, replacements, options));
+    if (this.#driver.replacesInOneTransaction !== false) return this.#driver.transact(plans.replaceCollections(dbName, replacements, options));
+    // Collection by collection, each one transaction (a restore may be larger than one
+    // transaction of the backend can hold). Each step is idempotent, so a call cut off half-way
+    // is finished by the next call with the same staging area; the emptiness check is a read
+    // before the first step.
+    const listed = new Set(replacements.map((r) => r.collection));
+    const others = options.wholeDatabase ? (await this.#driver.listNamespaces(dbName)).filter((n) => !listed.has(n.collection)) : [];
+    const all = [...replacements, ...others.map((n) => ({ collection: n.collection, from: null }))];
+    if (options.onlyIfEmpty) {
+      let held = 0;
+      for (const r of all) held += await this.countRecords({ dbName, collection: r.collection });
+      if (held > 0) return { replaced: false, held };
+    }
+    let held = 0;
+    for (const r of all) held += (await this.#driver.transact(plans.replaceCollections(dbName, [r], { ...options, wholeDatabase: false, onlyIfEmpty: false }))).held;
+    return { replaced: true, held };
   }
 
   // ---- lifecycle ----------------------------------------------------------------------------

@@ -20,6 +20,8 @@ import { matches } from '../../foundation/filter.js';
 export interface MemoryIndexDriverOptions {
   /** The store's clock (leases, upload stamps), in epoch milliseconds. Default `Date.now`. */
   now?: () => number;
+  /** `false`: restores replace collection by collection, as on MongoDB (see `IndexDriver`). Default `true`. */
+  replacesInOneTransaction?: boolean;
 }
 
 /** Everything one namespace holds; counters too, which need no written namespace. */
@@ -99,6 +101,7 @@ class Journal {
 export class MemoryIndexDriver implements IndexDriver {
   readonly name = 'memory';
   readonly multiProcess = false;
+  readonly replacesInOneTransaction: boolean;
   readonly #held = new Map<string, Space>();
   #closed = false;
   readonly #now: () => number;
@@ -107,6 +110,7 @@ export class MemoryIndexDriver implements IndexDriver {
 
   constructor(options: MemoryIndexDriverOptions = {}) {
     this.#now = options.now ?? Date.now;
+    this.replacesInOneTransaction = options.replacesInOneTransaction ?? true;
   }
 
   async transact<T>(tx: Transaction<T>): Promise<T> {

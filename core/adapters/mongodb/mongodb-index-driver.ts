@@ -95,6 +95,8 @@ class NeedsSetup extends Error {
 export class MongoIndexDriver implements IndexDriver {
   readonly name = 'mongodb';
   readonly multiProcess = true;
+  /** A restore may exceed one transaction's limits (60 s, its size): replaced collection by collection. */
+  readonly replacesInOneTransaction = false;
   readonly #pooled: PooledMongoClient;
   readonly #client: MongoClient;
   readonly #setup: MongoSetup;
