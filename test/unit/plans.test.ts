@@ -5,6 +5,7 @@ import type { Decision, Effect, HeadState, ReadRows, Transaction, UploadRow } fr
 import { isDecision, nsKey, refKey, uploadKey } from '../../core/contracts/index-driver.js';
 import type { Namespace, RecordWrite } from '../../core/contracts/index-store.js';
 import { IndexRuntime } from '../../core/store/index-runtime.js';
+import { emptyRows } from '../../core/store/driver-kit.js';
 import * as plans from '../../core/store/plans.js';
 
 /**
@@ -17,24 +18,7 @@ const ns: Namespace = { dbName: 'db1', collection: 'orders' };
 const at = '2026-01-01T00:00:00.000Z';
 
 function rows(over: Partial<ReadRows> = {}): ReadRows {
-  return {
-    heads: new Map(),
-    claims: new Map(),
-    outbox: new Map(),
-    deadLetters: new Set(),
-    allDeadLetters: [],
-    unarchived: new Map(),
-    versionCounts: new Map(),
-    collectionVersions: new Map(),
-    counterWindows: [],
-    locks: new Map(),
-    uploads: new Map(),
-    staleUploads: [],
-    headCounts: new Map(),
-    outboxCounts: new Map(),
-    namespaces: [],
-    ...over,
-  };
+  return { ...emptyRows(), ...over };
 }
 
 /** The decision of a one-step plan. */

@@ -1,4 +1,5 @@
 import { ClosedError } from '../../errors.js';
+import { keyed } from '../../store/driver-kit.js';
 import type { Effect, IndexDriver, OutboxQuery, ReadRows, ReadSet, Transaction, VersionRange } from '../../contracts/index-driver.js';
 import { isDecision, nsKey, refKey, uploadKey } from '../../contracts/index-driver.js';
 import type {
@@ -51,13 +52,6 @@ function bytes(a: string, b: string): number {
 
 const copy = <T>(value: T): T => structuredClone(value);
 
-/** A `Map` of the items that have a value, by their key. */
-function keyed<I, V>(items: readonly I[] | undefined, key: (item: I) => string, value: (item: I) => V | undefined): Map<string, V> {
-  return new Map((items ?? []).flatMap((item) => {
-    const v = value(item);
-    return v === undefined ? [] : [[key(item), v] as const];
-  }));
-}
 const objectKey = (bucket: string, key: string) => JSON.stringify([bucket, key]);
 
 /** Every change of a transaction, undone in reverse when a later effect fails. */

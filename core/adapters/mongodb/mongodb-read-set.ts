@@ -1,6 +1,7 @@
 import type { Document } from 'mongodb';
-import { type HeadState, nsKey, type ReadRows, type ReadSet, refKey, uploadKey, type UploadRow } from '../../contracts/index-driver.js';
-import type { DeadLetter, Namespace } from '../../contracts/index-store.js';
+import { nsKey, type ReadRows, type ReadSet, refKey, uploadKey, type UploadRow } from '../../contracts/index-driver.js';
+import type { Namespace } from '../../contracts/index-store.js';
+import type { RowsBuilder } from '../../store/driver-kit.js';
 import { leftoverWrite } from './mongodb-documents.js';
 import { coll, type CollRef, CV_DOC_ID, queue, recordKey, uploadDocId, WINDOW_DOC_PREFIX, windowIdRange } from './mongodb-layout.js';
 
@@ -17,44 +18,7 @@ export interface ReadQuery {
   fold(docs: readonly Document[], rows: RowsBuilder): ReadQuery[] | void;
 }
 
-/** `ReadRows` while it is filled in. */
-export interface RowsBuilder extends ReadRows {
-  heads: Map<string, HeadState>;
-  claims: Map<string, string>;
-  outbox: Map<string, number>;
-  deadLetters: Set<string>;
-  allDeadLetters: Array<DeadLetter & { headCv: number | null }>;
-  unarchived: Map<string, number>;
-  versionCounts: Map<string, number>;
-  collectionVersions: Map<string, number>;
-  counterWindows: string[];
-  locks: Map<string, { owner: string; expired: boolean }>;
-  uploads: Map<string, UploadRow[]>;
-  staleUploads: Array<UploadRow & { collection: string; bucket: string; key: string }>;
-  headCounts: Map<string, number>;
-  outboxCounts: Map<string, number>;
-  namespaces: Array<Namespace & { cv: number }>;
-}
-
-export function emptyRows(): RowsBuilder {
-  return {
-    heads: new Map(),
-    claims: new Map(),
-    outbox: new Map(),
-    deadLetters: new Set(),
-    allDeadLetters: [],
-    unarchived: new Map(),
-    versionCounts: new Map(),
-    collectionVersions: new Map(),
-    counterWindows: [],
-    locks: new Map(),
-    uploads: new Map(),
-    staleUploads: [],
-    headCounts: new Map(),
-    outboxCounts: new Map(),
-    namespaces: [],
-  };
-}
+export { emptyRows, type RowsBuilder } from '../../store/driver-kit.js';
 
 export interface ReadSettings {
   deadLetterCollection: string;

@@ -19,6 +19,7 @@ import type {
 } from '../../contracts/index-store.js';
 import type { FilterNode } from '../../foundation/filter-tree.js';
 import { processGone } from '../../foundation/process.js';
+import { keyed } from '../../store/driver-kit.js';
 import { compileFilter, metaFields } from './sqlite-filter.js';
 import { openSqliteFile } from './sqlite-open.js';
 import { openSchema } from './sqlite-schema.js';
@@ -73,19 +74,6 @@ const ref = (r: Namespace & { id: string }) => refKey(r, r.id);
 /** The row a statement gives (a plucked one: its value), if any. */
 const value = <V>(stmt: Database.Statement, ...params: unknown[]) => stmt.get(...params) as V | undefined;
 
-/** Shared by every read set that asks for none of a kind (`ReadRows` maps are read-only). */
-const NONE: ReadonlyMap<string, never> = new Map<string, never>();
-
-/** A `Map` of the items that have a value, by their key. */
-function keyed<I, V>(items: readonly I[] | undefined, key: (item: I) => string, value: (item: I) => V | undefined): ReadonlyMap<string, V> {
-  if (!items?.length) return NONE;
-  const out = new Map<string, V>();
-  for (const item of items) {
-    const v = value(item);
-    if (v !== undefined) out.set(key(item), v);
-  }
-  return out;
-}
 
 /**
  * The embedded index driver: one SQLite file (WAL mode) holding every database of a connection.

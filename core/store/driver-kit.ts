@@ -1,0 +1,57 @@
+import type { HeadState, ReadRows, UploadRow } from '../contracts/index-driver.js';
+import type { DeadLetter, Namespace } from '../contracts/index-store.js';
+
+/**
+ * Helpers every index driver uses to build the `ReadRows` of a transaction, so that each one
+ * writes only how its backend reads (see `core/contracts/index-driver.ts`).
+ */
+
+/** `ReadRows` while a driver fills it in. */
+export interface RowsBuilder extends ReadRows {
+  heads: Map<string, HeadState>;
+  claims: Map<string, string>;
+  outbox: Map<string, number>;
+  deadLetters: Set<string>;
+  allDeadLetters: Array<DeadLetter & { headCv: number | null }>;
+  unarchived: Map<string, number>;
+  versionCounts: Map<string, number>;
+  collectionVersions: Map<string, number>;
+  counterWindows: string[];
+  locks: Map<string, { owner: string; expired: boolean }>;
+  uploads: Map<string, UploadRow[]>;
+  staleUploads: Array<UploadRow & { collection: string; bucket: string; key: string }>;
+  headCounts: Map<string, number>;
+  outboxCounts: Map<string, number>;
+  namespaces: Array<Namespace & { cv: number }>;
+}
+
+/** Rows with nothing read yet. */
+export function emptyRows(): RowsBuilder {
+  return {
+    heads: new Map(),
+    claims: new Map(),
+    outbox: new Map(),
+    deadLetters: new Set(),
+    allDeadLetters: [],
+    unarchived: new Map(),
+    versionCounts: new Map(),
+    collectionVersions: new Map(),
+    counterWindows: [],
+    locks: new Map(),
+    uploads: new Map(),
+    staleUploads: [],
+    headCounts: new Map(),
+    outboxCounts: new Map(),
+    namespaces: [],
+  };
+}
+
+/** A `Map` of the items that have a value, by their key. */
+export function keyed<I, V>(items: readonly I[] | undefined, key: (item: I) => string, value: (item: I) => V | undefined): Map<string, V> {
+  const out = new Map<string, V>();
+  for (const item of items ?? []) {
+    const v = value(item);
+    if (v !== undefined) out.set(key(item), v);
+  }
+  return out;
+}
