@@ -225,16 +225,18 @@ export class PostgresIndexDriver implements IndexDriver {
     let uniqueViolations = 0;
     for (let attempt = 1; ; attempt++) {
       let client: PoolClient | undefined;
-      let committing = false;
+      let run: Run | undefined;
+      let decision: Decision<T> | undefined;
+      /** Set once COMMIT is sent: the id to ask the server about if the answer is lost. */
+      let committing: { xid: string } | undefined;
       try {
         client = await pool.connect();
         // SET LOCAL ends with the transaction: nothing of it stays on the pooled session.
         // synchronous_commit is left as the server has it (on by default): COMMIT returns once
         // the commit is flushed to the WAL.
         await this.#session.query(client, `BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL lock_timeout = ${this.#lockTimeoutMs}`);
-        const run = new Run(this.#session, client);
+        run = new Run(this.#session, client);
         let step: Transaction<T> = tx;
-        let decision: Decision<T> | undefined;
         for (let steps = 0; !decision; steps++) {
           if (steps === MAX_STEPS) throw new Error(`A transaction plan took more than ${MAX_STEPS} steps`);
           const outcome = step.decide(await run.read(step.reads));
@@ -246,7 +248,9 @@ export class PostgresIndexDriver implements IndexDriver {
           // Nothing to keep (the namespace rows were only locked): no commit record to flush.
           await this.#session.query(client, 'ROLLBACK');
         } else {
-          committing = true;
+          // The transaction has written, so it already has its id: asking costs no new one.
+          const [row] = await this.#session.query<{ xid: string }>(client, 'SELECT txid_current()::text AS xid');
+          committing = { xid: row!.xid };
           await this.#session.query(client, 'COMMIT');
           run.committed();
         }
@@ -268,12 +272,20 @@ export class PostgresIndexDriver implements IndexDriver {
           client.release(broken instanceof Error ? broken : broken === undefined ? undefined : true);
         }
         if (committing && lost) {
-          throw new StorageError(
-            'postgres',
-            'commit',
-            err,
-            'The connection to PostgreSQL broke while the transaction was committing, so whether it was applied is unknown',
-          );
+          // The answer to COMMIT was lost: the server knows whether it committed.
+          const status = await this.#commitStatus(committing.xid);
+          if (status === 'committed') {
+            run!.committed();
+            return decision!.result;
+          }
+          if (status !== 'aborted') {
+            throw new StorageError(
+              'postgres',
+              'commit',
+              err,
+              'The connection to PostgreSQL broke while the transaction was committing, and whether it was applied could not be learnt',
+            );
+          }
         }
         const code = errorCode(err) ?? '';
         // Every write runs under its namespace's lock, so a unique violation is not a race this
@@ -285,6 +297,25 @@ export class PostgresIndexDriver implements IndexDriver {
         await sleep(backoff(attempt));
       }
     }
+  }
+
+  /**
+   * Whether a transaction whose COMMIT went unanswered committed, asked on another connection:
+   * `txid_status` answers once the ended session's transaction is resolved (a few polls at most).
+   * `null` when the server cannot say (unreachable, or still in progress after the polls).
+   */
+  async #commitStatus(xid: string): Promise<'committed' | 'aborted' | null> {
+    for (let poll = 1; poll <= 20 && !this.#closed; poll++) {
+      try {
+        const [row] = await this.#session.query<{ status: string | null }>(this.#pool(), 'SELECT txid_status($1::bigint) AS status', [xid]);
+        if (row?.status === 'committed' || row?.status === 'aborted') return row.status;
+        if (row?.status !== 'in progress') return null;
+      } catch (err) {
+        if (!isConnectionError(err)) return null;
+      }
+      await sleep(Math.min(200, 10 * poll));
+    }
+    return null;
   }
 
   // ---- reads ----------------------------------------------------------------------------------

@@ -52,6 +52,10 @@ export function acquirePostgresPool(connectionString: string, options: PostgresP
     // timeout) emits 'error' on the pool; without a listener that would crash the process. The
     // pool has already dropped the connection, and the next checkout opens a new one.
     pool.on('error', () => undefined);
+    // The same for a connection checked out between two statements (a transaction deciding):
+    // its next statement fails ("not queryable"), which the driver handles; the event itself
+    // must not reach the process as an uncaught error.
+    pool.on('connect', (client) => client.on('error', () => undefined));
     entry = { pool, users: 0 };
     pools.set(key, entry);
   }
