@@ -30,7 +30,8 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { defaultAdapters } from '../core/adapters/registry.js';
-import { SqliteIndexStore } from '../core/adapters/sqlite/sqlite-index-store.js';
+import { SqliteIndexDriver } from '../core/adapters/sqlite/sqlite-index-driver.js';
+import { IndexRuntime } from '../core/store/index-runtime.js';
 import { initXronox, loadConfig, Xronox } from '../core/index.js';
 import type { Data } from '../core/engine/documents.js';
 import { makeData } from './support/document.js';
@@ -88,7 +89,7 @@ console.log();
 
 const setupXronox = new Xronox(
   loadConfig(config),
-  { ...defaultAdapters, indexStore: (_ref, connection) => new SqliteIndexStore({ path: connection.sqlitePath!, durability: 'normal' }) },
+  { ...defaultAdapters, indexStore: (_ref, connection) => IndexRuntime.of(new SqliteIndexDriver({ path: connection.sqlitePath!, durability: 'normal' })) },
   { onBackgroundError },
 );
 const setupStores: ComparedStore[] = [new XronoxStore(setupXronox, 'runtime', TENANT, COLLECTION)];

@@ -7,7 +7,7 @@ import { FsBlobStore } from '../../core/adapters/fs/fs-blob-store.js';
 /**
  * The baseline: the least code that stores what the engine stores, without the engine.
  *
- * Same SQLite file (its own tables), same pragmas as `SqliteIndexStore` (WAL, synchronous=FULL,
+ * Same SQLite file (its own tables), same pragmas as `SqliteIndexDriver` (WAL, synchronous=FULL,
  * 10 s busy timeout), same record-document JSON text, same blob layout and bytes written through
  * the same `FsBlobStore.put` (temp file, fsync, rename, directory fsync). Each write is one
  * `BEGIN IMMEDIATE` transaction (read the head, upsert it, insert the version row), then, when

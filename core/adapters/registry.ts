@@ -4,12 +4,13 @@ import type { BlobStore } from '../contracts/blob-store.js';
 import type { DocumentStore } from '../contracts/document-store.js';
 import type { IndexStore } from '../contracts/index-store.js';
 import { ConfigError } from '../errors.js';
+import { IndexRuntime } from '../store/index-runtime.js';
 import { FsBlobStore } from './fs/fs-blob-store.js';
 import { MongoDocumentStore } from './mongodb/mongodb-document-store.js';
 import { MongoIndexStore } from './mongodb/mongodb-index-store.js';
 import { S3BlobStore } from './s3/s3-blob-store.js';
 import { SqliteDocumentStore } from './sqlite/sqlite-document-store.js';
-import { SqliteIndexStore } from './sqlite/sqlite-index-store.js';
+import { SqliteIndexDriver } from './sqlite/sqlite-index-driver.js';
 
 /**
  * The adapters this build ships, chosen by the shape of each connection. A new backend is one
@@ -17,7 +18,7 @@ import { SqliteIndexStore } from './sqlite/sqlite-index-store.js';
  */
 export const defaultAdapters = {
   indexStore(ref: string, connection: DbConnectionConfig, config: XronoxConfig): IndexStore {
-    if (connection.sqlitePath !== undefined) return new SqliteIndexStore({ path: connection.sqlitePath });
+    if (connection.sqlitePath !== undefined) return IndexRuntime.of(new SqliteIndexDriver({ path: connection.sqlitePath }));
     if (connection.mongoUri !== undefined) return new MongoIndexStore(mongoOptions(connection.mongoUri, config));
     throw new ConfigError([{ path: `dbConnections.${ref}`, message: 'names no backend (mongoUri or sqlitePath)' }]);
   },

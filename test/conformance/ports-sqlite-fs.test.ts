@@ -3,14 +3,14 @@ import { closeSync, constants, mkdirSync, openSync, readdirSync, utimesSync, wri
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FsBlobStore } from '../../core/adapters/fs/fs-blob-store.js';
-import { SqliteIndexStore } from '../../core/adapters/sqlite/sqlite-index-store.js';
+import { sqliteIndexStore } from '../support/sqlite-index.js';
 import { tempDir } from '../support/temp.js';
 import { blobStoreConformance } from './blob-store.suite.js';
 import { indexStoreConformance } from './index-store.suite.js';
 
 indexStoreConformance('sqlite', async () => {
   const dir = tempDir('xronox-index');
-  const store = new SqliteIndexStore({ path: join(dir.path, 'index.db') });
+  const store = sqliteIndexStore({ path: join(dir.path, 'index.db') });
   return { store, cleanup: async () => { await store.close(); dir.cleanup(); } };
 });
 

@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'nod
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FsBlobStore } from '../../core/adapters/fs/fs-blob-store.js';
-import { SqliteIndexStore } from '../../core/adapters/sqlite/sqlite-index-store.js';
+import { sqliteIndexStore } from '../support/sqlite-index.js';
 import { loadConfig } from '../../core/config/load.js';
 import { type AdapterFactories, Xronox } from '../../core/xronox.js';
 import { StorageError } from '../../core/errors.js';
@@ -119,7 +119,7 @@ describe('a data folder that cannot be used', () => {
     const cfg = config(folder);
     let hang = true;
     const factories: AdapterFactories = {
-      indexStore: (_ref, connection) => new SqliteIndexStore({ path: connection.sqlitePath! }),
+      indexStore: (_ref, connection) => sqliteIndexStore({ path: connection.sqlitePath! }),
       blobStore: (_ref, _connection, basePath) => {
         const store = new FsBlobStore({ basePath: basePath! });
         const put = store.put.bind(store);

@@ -11,7 +11,7 @@ import type { Context, S3Event, S3EventRecord, ScheduledEvent } from 'aws-lambda
 import Database from 'better-sqlite3';
 import { FsBlobStore } from '../../core/adapters/fs/fs-blob-store.js';
 import { S3BlobStore } from '../../core/adapters/s3/s3-blob-store.js';
-import { SqliteIndexStore } from '../../core/adapters/sqlite/sqlite-index-store.js';
+import { sqliteIndexStore } from '../support/sqlite-index.js';
 import type { XronoxConfigInput } from '../../core/config/schema.js';
 import type { BlobStore } from '../../core/contracts/blob-store.js';
 import type { IndexStore } from '../../core/contracts/index-store.js';
@@ -266,8 +266,8 @@ export async function indexState(store: IndexStore, databases: Array<{ dbName: s
   return out;
 }
 
-export function openIndex(dir: string): SqliteIndexStore {
-  return new SqliteIndexStore({ path: join(dir, 'xronox.sqlite') });
+export function openIndex(dir: string): IndexStore {
+  return sqliteIndexStore({ path: join(dir, 'xronox.sqlite') });
 }
 
 /** Every row of every table of the SQLite file, sorted: the whole index, byte for byte. */

@@ -15,7 +15,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FsBlobStore } from '../../core/adapters/fs/fs-blob-store.js';
-import { SqliteIndexStore } from '../../core/adapters/sqlite/sqlite-index-store.js';
+import { sqliteIndexStore } from '../support/sqlite-index.js';
 import { loadConfig } from '../../core/config/load.js';
 import type { Namespace } from '../../core/contracts/index-store.js';
 import { type AdapterFactories, Xronox } from '../../core/xronox.js';
@@ -76,7 +76,7 @@ describe('a repair pass beside a busy writer', () => {
     const config = reliabilityConfig(dir.path);
     writeFileSync(join(dir.path, 'blocked'), 'a file where the writer expects its blob folder');
     const writer = startWriter({ ...config, localStorage: { basePath: join(dir.path, 'blocked', 'blobs'), enabled: true }, fallback: { enabled: true, retryDelayMs: 3_600_000 } });
-    const index = new SqliteIndexStore({ path: config.dbConnections.local.sqlitePath });
+    const index = sqliteIndexStore({ path: config.dbConnections.local.sqlitePath });
     const current = (id: string) => join(dir.path, 'blobs', RELIABILITY_DB, 'records', RELIABILITY_COLLECTION, id, 'current.json');
     let repairer: Xronox | undefined;
     try {
@@ -88,7 +88,7 @@ describe('a repair pass beside a busy writer', () => {
       const putIds: string[] = [];
       let gate: Promise<void> | undefined;
       const factories: AdapterFactories = {
-        indexStore: (_ref, connection) => new SqliteIndexStore({ path: connection.sqlitePath! }),
+        indexStore: (_ref, connection) => sqliteIndexStore({ path: connection.sqlitePath! }),
         blobStore: (_ref, _connection, basePath) => {
           const store = new FsBlobStore({ basePath: basePath! });
           const put = store.put.bind(store);

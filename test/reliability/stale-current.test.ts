@@ -14,7 +14,7 @@ import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FsBlobStore } from '../../core/adapters/fs/fs-blob-store.js';
-import { SqliteIndexStore } from '../../core/adapters/sqlite/sqlite-index-store.js';
+import { sqliteIndexStore } from '../support/sqlite-index.js';
 import { loadConfig } from '../../core/config/load.js';
 import type { Collection } from '../../core/engine/collection.js';
 import { type AdapterFactories, Xronox } from '../../core/xronox.js';
@@ -38,7 +38,7 @@ describe('an older current.json put landing after a newer one, its writer then d
     const aRefreshIsWaiting = new Promise<void>((r) => (aRefreshStarted = r));
     let gatedDone = false;
     const aFactories: AdapterFactories = {
-      indexStore: (_ref, connection) => new SqliteIndexStore({ path: connection.sqlitePath! }),
+      indexStore: (_ref, connection) => sqliteIndexStore({ path: connection.sqlitePath! }),
       blobStore: (_ref, _connection, basePath) => {
         const real = new FsBlobStore({ basePath: basePath! });
         return new Proxy(real, {

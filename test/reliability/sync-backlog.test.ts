@@ -7,7 +7,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { SqliteIndexStore } from '../../core/adapters/sqlite/sqlite-index-store.js';
+import { sqliteIndexStore } from '../support/sqlite-index.js';
 import type { Namespace, RecordWrite } from '../../core/contracts/index-store.js';
 import { forEachUnarchived } from '../../core/engine/blob-sync.js';
 import { initXronox } from '../../core/xronox.js';
@@ -31,7 +31,7 @@ function write(id: string, ov: number): RecordWrite {
 
 /** Commits `VERSIONS` versions of one record straight to the index, as a writer that never synced would leave them. */
 async function backlog(path: string, id: string): Promise<Map<number, string>> {
-  const store = new SqliteIndexStore({ path });
+  const store = sqliteIndexStore({ path });
   const bodies = new Map<number, string>();
   try {
     for (let ov = 0; ov < VERSIONS; ov++) {
@@ -52,7 +52,7 @@ describe('a long backlog of unarchived versions', () => {
     try {
       const path = join(dir.path, 'index.db');
       const bodies = await backlog(path, 'r1');
-      const store = new SqliteIndexStore({ path });
+      const store = sqliteIndexStore({ path });
       // Gaps right after the first version (ov 0, which must be visited) and on and next to page
       // boundaries (pages of 256).
       const archived = [1, 255, 256, 257, 512, 513, VERSIONS - 1];
@@ -89,7 +89,7 @@ describe('a long backlog of unarchived versions', () => {
       const current = join(dir.path, 'blobs', RELIABILITY_DB, 'records', RELIABILITY_COLLECTION, 'r1', 'current.json');
       expect(readFileSync(current, 'utf8')).toBe(bodies.get(VERSIONS - 1));
 
-      const store = new SqliteIndexStore({ path: config.dbConnections.local.sqlitePath });
+      const store = sqliteIndexStore({ path: config.dbConnections.local.sqlitePath });
       try {
         expect(await store.listUnarchived(ns, 'r1')).toEqual([]);
         expect(await store.getPendingSeq(ns, 'r1')).toBeNull();

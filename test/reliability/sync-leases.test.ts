@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FsBlobStore } from '../../core/adapters/fs/fs-blob-store.js';
-import { SqliteIndexStore } from '../../core/adapters/sqlite/sqlite-index-store.js';
+import { sqliteIndexStore } from '../support/sqlite-index.js';
 import { loadConfig } from '../../core/config/load.js';
 import type { Collection } from '../../core/engine/collection.js';
 import { type AdapterFactories, Xronox } from '../../core/xronox.js';
@@ -36,7 +36,7 @@ function setup(prefix: string) {
   const config = reliabilityConfig(dir.path);
   const currentOv = (id: string) => (JSON.parse(readFileSync(join(dir.path, 'blobs', RELIABILITY_DB, 'records', RELIABILITY_COLLECTION, id, 'current.json'), 'utf8')) as { ov: number }).ov;
   const pending = async () => {
-    const index = new SqliteIndexStore({ path: join(dir.path, 'xronox.sqlite') });
+    const index = sqliteIndexStore({ path: join(dir.path, 'xronox.sqlite') });
     try {
       return (await index.listPendingSync(RELIABILITY_DB, { limit: 10 })).length;
     } finally {
@@ -55,7 +55,7 @@ describe('record sync leases', () => {
     let currentPutStarted!: () => void;
     const currentPut = new Promise<void>((r) => (currentPutStarted = r));
     const aFactories: AdapterFactories = {
-      indexStore: (_ref, connection) => new SqliteIndexStore({ path: connection.sqlitePath! }),
+      indexStore: (_ref, connection) => sqliteIndexStore({ path: connection.sqlitePath! }),
       blobStore: (_ref, _connection, basePath) =>
         intercept(new FsBlobStore({ basePath: basePath! }), 'put', (put) => async (...args: never[]) => {
           if (mode === 'refuse') throw new Error('outage');
@@ -108,7 +108,7 @@ describe('record sync leases', () => {
     const held = new Promise<void>((r) => (holding = r));
     const aFactories: AdapterFactories = {
       indexStore: (_ref, connection) =>
-        intercept(new SqliteIndexStore({ path: connection.sqlitePath! }), 'releaseLock', (releaseLock) => async (...args: never[]) => {
+        intercept(sqliteIndexStore({ path: connection.sqlitePath! }), 'releaseLock', (releaseLock) => async (...args: never[]) => {
           if (armed && String(args[1]).startsWith('sync:')) {
             holding();
             await gate;
@@ -137,7 +137,7 @@ describe('record sync leases', () => {
     const { dir, config, currentOv, pending } = setup('xronox-sweep-outbox');
     // A process whose blob store refuses every put: its writes commit, their syncs fail, and it stops.
     const refusing: AdapterFactories = {
-      indexStore: (_ref, connection) => new SqliteIndexStore({ path: connection.sqlitePath! }),
+      indexStore: (_ref, connection) => sqliteIndexStore({ path: connection.sqlitePath! }),
       blobStore: (_ref, _connection, basePath) =>
         intercept(new FsBlobStore({ basePath: basePath! }), 'put', () => async () => {
           throw new Error('gone');
@@ -172,7 +172,7 @@ describe('record sync leases', () => {
     await logs.create({ a: 2 });
     await x.flush();
     // Another live process (this one, under another owner) holds the first log's sync lease.
-    const other = new SqliteIndexStore({ path: sqlitePath });
+    const other = sqliteIndexStore({ path: sqlitePath });
     expect(await other.acquireLock({ dbName: 'lg', collection: 'activity' }, `sync:${first.id}`, 'sync:other', 60_000)).toBe(true);
     const report = await runJob(x, 'retention', { log: null, now: new Date(Date.now() + 3 * 86_400_000) });
     expect(report).toMatchObject({ complete: true, failures: [], counts: { expiredLogs: 2 } });

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import { SqliteIndexStore } from '../../core/adapters/sqlite/sqlite-index-store.js';
+import { sqliteIndexStore } from '../support/sqlite-index.js';
 import type { RecordWrite } from '../../core/contracts/index-store.js';
 import { tempDir } from '../support/temp.js';
 
@@ -48,13 +48,13 @@ describe('SQLite index schema upgrades', () => {
 
   it('a file written before the versions_history index gains it on open, with the history it already held, and stays at version 6', async () => {
     await withFile(async (path) => {
-      const first = new SqliteIndexStore({ path });
+      const first = sqliteIndexStore({ path });
       for (let ov = 1; ov <= 3; ov++) expect((await first.commit(ns, { writes: [write(ov)] })).ok).toBe(true);
       await first.close();
       rewind(path, 'DROP INDEX versions_history', 6);
       expect(schemaOf(path).indexes).not.toContain('versions_history');
 
-      const upgraded = new SqliteIndexStore({ path });
+      const upgraded = sqliteIndexStore({ path });
       expect((await upgraded.listHistory(ns, 'r1', { limit: 10 })).map((v) => [v.ov, v.reason])).toEqual([
         [3, 'step 3'],
         [2, 'step 2'],
@@ -69,12 +69,12 @@ describe('SQLite index schema upgrades', () => {
 
   it('a version-4 file gains counter_windows too and keeps its counters', async () => {
     await withFile(async (path) => {
-      const first = new SqliteIndexStore({ path });
+      const first = sqliteIndexStore({ path });
       await first.commit(ns, { writes: [], counters: [{ ...ns, deltas: { created: 3 } }] });
       await first.close();
       rewind(path, 'DROP TABLE counter_windows; DROP TABLE content_uploads; DROP INDEX versions_history', 4);
 
-      const upgraded = new SqliteIndexStore({ path });
+      const upgraded = sqliteIndexStore({ path });
       expect(await upgraded.getCounters(ns.dbName, ns.collection)).toEqual({ created: 3 });
       await upgraded.commit(ns, { writes: [], counters: [{ ...ns, deltas: { created: 1 }, windows: ['day:2026-01-01'] }] });
       expect(await upgraded.getCounterWindows(ns.dbName, ns.collection, { granularity: 'day' })).toEqual([{ window: 'day:2026-01-01', counts: { created: 1 } }]);
@@ -85,12 +85,12 @@ describe('SQLite index schema upgrades', () => {
 
   it('a version-5 file gains content_uploads and keeps everything else', async () => {
     await withFile(async (path) => {
-      const first = new SqliteIndexStore({ path });
+      const first = sqliteIndexStore({ path });
       for (let ov = 1; ov <= 2; ov++) expect((await first.commit(ns, { writes: [write(ov)] })).ok).toBe(true);
       await first.close();
       rewind(path, 'DROP TABLE content_uploads', 5);
 
-      const upgraded = new SqliteIndexStore({ path });
+      const upgraded = sqliteIndexStore({ path });
       expect((await upgraded.listHistory(ns, 'r1', { limit: 10 })).map((v) => v.ov)).toEqual([2, 1]);
       const upload = { id: 'r1', bucket: 'b', key: 'content/orders/r1/f/x/blob.bin', token: 't' };
       expect(await upgraded.recordUploads(ns, [upload])).toEqual({ ok: true });
@@ -103,10 +103,10 @@ describe('SQLite index schema upgrades', () => {
 
   it('a file of any other version is refused, untouched', async () => {
     await withFile(async (path) => {
-      await new SqliteIndexStore({ path }).close();
+      await sqliteIndexStore({ path }).close();
       for (const version of [3, 7]) {
         rewind(path, '', version);
-        expect(() => new SqliteIndexStore({ path })).toThrow(new RegExp(`schema ${version}, but this version needs schema 6`));
+        expect(() => sqliteIndexStore({ path })).toThrow(new RegExp(`schema ${version}, but this version needs schema 6`));
         expect(schemaOf(path).version).toBe(version);
       }
     });

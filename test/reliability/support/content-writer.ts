@@ -19,7 +19,7 @@
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { FsBlobStore } from '../../../core/adapters/fs/fs-blob-store.js';
-import { SqliteIndexStore } from '../../../core/adapters/sqlite/sqlite-index-store.js';
+import { sqliteIndexStore } from '../../support/sqlite-index.js';
 import { loadConfig } from '../../../core/config/load.js';
 import type { Collection } from '../../../core/engine/collection.js';
 import { type AdapterFactories, Xronox } from '../../../core/xronox.js';
@@ -36,7 +36,7 @@ async function main(args: ContentWriterArgs): Promise<void> {
   let puts = 0;
   const factories: AdapterFactories = {
     indexStore: (_ref, connection) =>
-      hook(new SqliteIndexStore({ path: connection.sqlitePath! }), 'commit', {
+      hook(sqliteIndexStore({ path: connection.sqlitePath! }), 'commit', {
         after: (result) => {
           if (args.mode === 'after-commit' && (result as { ok: boolean }).ok && ++commits === args.k) die();
         },

@@ -26,7 +26,7 @@
  * a quarter second to each of the many process starts.)
  */
 import { existsSync, writeFileSync, writeSync } from 'node:fs';
-import { SqliteIndexStore } from '../../../core/adapters/sqlite/sqlite-index-store.js';
+import { sqliteIndexStore } from '../../support/sqlite-index.js';
 import { FsBlobStore } from '../../../core/adapters/fs/fs-blob-store.js';
 import { loadConfig } from '../../../core/config/load.js';
 import type { Collection } from '../../../core/engine/collection.js';
@@ -42,7 +42,7 @@ let commits = 0;
 let puts = 0;
 const factories: AdapterFactories = {
   indexStore: (_ref, connection) =>
-    hook(new SqliteIndexStore({ path: connection.sqlitePath! }), 'commit', {
+    hook(sqliteIndexStore({ path: connection.sqlitePath! }), 'commit', {
       after: (result) => {
         if (args.mode === 'after-commit' && (result as { ok: boolean }).ok && ++commits === args.k) die();
       },

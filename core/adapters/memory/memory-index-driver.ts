@@ -1,0 +1,515 @@
+import type { Effect, IndexDriver, OutboxQuery, ReadRows, ReadSet, Transaction, UploadRow, VersionRange } from '../../contracts/index-driver.js';
+import { isDecision, nsKey, refKey, uploadKey } from '../../contracts/index-driver.js';
+import type {
+  ActorQuery,
+  AsOfQuery,
+  CounterWindow,
+  CounterWindowQuery,
+  DeadLetter,
+  HeadQuery,
+  HeadRow,
+  Namespace,
+  PendingBlob,
+  PendingSync,
+  UnarchivedRecord,
+  VersionRow,
+} from '../../contracts/index-store.js';
+import { matches } from '../../foundation/filter.js';
+
+export interface MemoryIndexDriverOptions {
+  /** The store's clock (leases, upload stamps), in epoch milliseconds. Default `Date.now`. */
+  now?: () => number;
+}
+
+/** Everything one namespace holds; counters too, which need no written namespace. */
+interface Space {
+  readonly ns: Namespace;
+  /** The last cv assigned; `null` while the namespace was never written. */
+  cv: number | null;
+  readonly heads: Map<string, HeadRow>;
+  readonly versions: Map<string, Map<number, VersionRow>>;
+  readonly claims: Map<string, string>;
+  /** `order`: when the entry was made, so the queue keeps its order across rewrites. */
+  readonly outbox: Map<string, { seq: number; order: number }>;
+  readonly deadLetters: Map<string, { reason: string; failedAt: string; order: number }>;
+  /** By `JSON.stringify([bucket, key])`. */
+  readonly blobs: Map<string, { id: string; blob: PendingBlob }>;
+  /** By `JSON.stringify([bucket, key])`, then token. */
+  readonly uploads: Map<string, Map<string, { id: string; cleaning: boolean; stampedAt: number }>>;
+  readonly locks: Map<string, { owner: string; expiresAt: number }>;
+  readonly counters: Map<string, number>;
+  readonly windows: Map<string, Map<string, number>>;
+}
+
+/** UTF-8 byte order, the order of every string comparison of the port (SQLite's BINARY). */
+function bytes(a: string, b: string): number {
+  return a === b ? 0 : Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+}
+
+const copy = <T>(value: T): T => structuredClone(value);
+const objectKey = (bucket: string, key: string) => JSON.stringify([bucket, key]);
+
+/** Every change of a transaction, undone in reverse when a later effect fails. */
+class Journal {
+  readonly #undo: Array<() => void> = [];
+
+  set<K, V>(map: Map<K, V>, key: K, value: V): void {
+    const had = map.has(key);
+    const previous = map.get(key) as V;
+    this.#undo.push(had ? () => map.set(key, previous) : () => map.delete(key));
+    map.set(key, value);
+  }
+
+  delete<K, V>(map: Map<K, V>, key: K): void {
+    if (!map.has(key)) return;
+    const previous = map.get(key) as V;
+    this.#undo.push(() => map.set(key, previous));
+    map.delete(key);
+  }
+
+  clear<K, V>(map: Map<K, V>): void {
+    for (const key of [...map.keys()]) this.delete(map, key);
+  }
+
+  setCv(space: Space, cv: number | null): void {
+    const previous = space.cv;
+    this.#undo.push(() => (space.cv = previous));
+    space.cv = cv;
+  }
+
+  rollback(): void {
+    for (const undo of this.#undo.reverse()) undo();
+  }
+}
+
+/**
+ * The reference index driver: plain maps in this process, every transaction run to its end
+ * synchronously (so no other call interleaves), its effects undone if one fails. It defines what
+ * every other driver must do; the conformance suite holds them all to the same answers.
+ */
+export class MemoryIndexDriver implements IndexDriver {
+  readonly name = 'memory';
+  readonly multiProcess = false;
+  readonly #spaces = new Map<string, Space>();
+  readonly #now: () => number;
+  /** Orders outbox entries and dead letters by when they were made, across namespaces. */
+  #made = 0;
+
+  constructor(options: MemoryIndexDriverOptions = {}) {
+    this.#now = options.now ?? Date.now;
+  }
+
+  async transact<T>(tx: Transaction<T>): Promise<T> {
+    let step = tx;
+    for (;;) {
+      const outcome = step.decide(this.#read(step.reads));
+      if (!isDecision(outcome)) {
+        step = outcome;
+        continue;
+      }
+      const journal = new Journal();
+      try {
+        for (const effect of outcome.effects) this.#apply(effect, journal);
+      } catch (err) {
+        journal.rollback();
+        throw err;
+      }
+      return outcome.result;
+    }
+  }
+
+  async close(): Promise<void> {}
+
+  // ---- reads --------------------------------------------------------------------------------
+
+  async getHead(ns: Namespace, id: string): Promise<HeadRow | null> {
+    const head = this.#space(ns)?.heads.get(id);
+    return head ? copy(head) : null;
+  }
+
+  async listVersions(ns: Namespace, id: string, range: VersionRange): Promise<VersionRow[]> {
+    let rows = [...(this.#space(ns)?.versions.get(id)?.values() ?? [])].filter(
+      (v) =>
+        (range.beforeOv === undefined || v.ov < range.beforeOv) &&
+        (range.afterOv === undefined || v.ov > range.afterOv) &&
+        (!range.unarchived || !v.archived),
+    );
+    const at = range.at;
+    if (at) {
+      // The newest at or before the point: by (at, ov) for a time, by cv for a collection version.
+      rows = 'at' in at ? rows.filter((v) => bytes(v.at, at.at) <= 0).sort((a, b) => bytes(b.at, a.at) || b.ov - a.ov) : rows.filter((v) => v.cv <= at.cv).sort((a, b) => b.cv - a.cv);
+      return rows.slice(0, 1).map(copy);
+    }
+    rows.sort((a, b) => (range.order === 'asc' ? a.ov - b.ov : b.ov - a.ov));
+    return rows.slice(0, range.limit ?? rows.length).map(copy);
+  }
+
+  async listHeads(ns: Namespace, query: HeadQuery): Promise<HeadRow[]> {
+    const { field, direction } = query.sort;
+    const value = (h: HeadRow) => (field === 'id' ? h.id : field === 'createdAt' ? h.createdAt : h.updatedAt);
+    const order = (a: { value: string; id: string }, b: { value: string; id: string }) => (bytes(a.value, b.value) || bytes(a.id, b.id)) * direction;
+    const after = query.after;
+    return [...(this.#space(ns)?.heads.values() ?? [])]
+      .filter((h) => (query.includeDeleted || !h.deleted) && (!query.filter || matches(query.filter, h.meta)))
+      .filter((h) => !after || order({ value: value(h), id: h.id }, field === 'id' ? { value: after.id, id: after.id } : after) > 0)
+      .sort((a, b) => order({ value: value(a), id: a.id }, { value: value(b), id: b.id }))
+      .slice(0, query.limit)
+      .map(copy);
+  }
+
+  async queryAt(ns: Namespace, query: AsOfQuery): Promise<VersionRow[]> {
+    const out: VersionRow[] = [];
+    const ids = [...(this.#space(ns)?.heads.keys() ?? [])].sort((a, b) => bytes(a, b) * query.direction);
+    for (const id of ids) {
+      if (out.length === query.limit) break;
+      if (query.afterId !== undefined && bytes(id, query.afterId) * query.direction <= 0) continue;
+      const [v] = await this.listVersions(ns, id, { at: { at: query.at } });
+      if (v && (query.includeDeleted || !v.deleted) && (!query.filter || matches(query.filter, v.meta))) out.push(v);
+    }
+    return out;
+  }
+
+  async listVersionsByActor(ns: Namespace, actorId: string, query: ActorQuery): Promise<VersionRow[]> {
+    const newestFirst = (a: VersionRow, b: { at: string; id: string; ov: number }) => bytes(b.at, a.at) || bytes(b.id, a.id) || b.ov - a.ov;
+    const before = query.before;
+    return [...(this.#space(ns)?.versions.values() ?? [])]
+      .flatMap((versions) => [...versions.values()])
+      .filter((v) => {
+        const [id, type] = typeof v.actor === 'string' ? [v.actor, undefined] : [v.actor.identifier, v.actor.type];
+        return (
+          id === actorId &&
+          (query.actorType === undefined || type === query.actorType) &&
+          (query.from === undefined || bytes(v.at, query.from) >= 0) &&
+          (query.to === undefined || bytes(v.at, query.to) <= 0) &&
+          (!before || newestFirst(v, before) > 0)
+        );
+      })
+      .sort(newestFirst)
+      .slice(0, query.limit)
+      .map(copy);
+  }
+
+  async listClaims(ns: Namespace, query: { key?: string; afterKey?: string; limit: number }): Promise<Array<{ key: string; id: string }>> {
+    return [...(this.#space(ns)?.claims ?? [])]
+      .filter(([key]) => (query.key === undefined || key === query.key) && (query.afterKey === undefined || bytes(key, query.afterKey) > 0))
+      .sort(([a], [b]) => bytes(a, b))
+      .slice(0, query.limit)
+      .map(([key, id]) => ({ key, id }));
+  }
+
+  async listOutbox(dbName: string, query: OutboxQuery): Promise<PendingSync[]> {
+    return this.#spacesOf(dbName)
+      .filter((s) => query.collection === undefined || s.ns.collection === query.collection)
+      .flatMap((s) => [...s.outbox].map(([id, entry]) => ({ collection: s.ns.collection, id, ...entry })))
+      .filter(
+        (e) =>
+          (query.id === undefined || e.id === query.id) &&
+          (query.afterId === undefined || bytes(e.id, query.afterId) > 0) &&
+          (query.maxSeq === undefined || e.seq <= query.maxSeq),
+      )
+      .sort((a, b) => (query.order === 'id' ? bytes(a.id, b.id) : a.order - b.order))
+      .slice(0, query.limit)
+      .map(({ collection, id, seq }) => ({ collection, id, seq }));
+  }
+
+  async listDeadLetters(dbName: string, query: { limit: number }): Promise<DeadLetter[]> {
+    return this.#deadLettersOf(dbName)
+      .slice(0, query.limit)
+      .map(({ collection, id, reason, failedAt }) => ({ collection, id, reason, failedAt }));
+  }
+
+  async listPendingBlobs(ns: Namespace, id: string | null, query?: { bucket: string; key: string }): Promise<PendingBlob[]> {
+    return [...(this.#space(ns)?.blobs.values() ?? [])]
+      .filter((b) => (id === null || b.id === id) && (!query || (b.blob.bucket === query.bucket && b.blob.key === query.key)))
+      .map((b) => copy(b.blob))
+      .sort((a, b) => bytes(a.key, b.key));
+  }
+
+  async getCounters(dbName: string, collection: string): Promise<Record<string, number>> {
+    return Object.fromEntries(this.#space({ dbName, collection })?.counters ?? []);
+  }
+
+  async getCounterWindows(dbName: string, collection: string, query: CounterWindowQuery): Promise<CounterWindow[]> {
+    const prefix = `${query.granularity}:`;
+    return [...(this.#space({ dbName, collection })?.windows ?? [])]
+      .filter(
+        ([window]) =>
+          window.startsWith(prefix) && bytes(window, query.from ?? '') >= 0 && (query.to === undefined || bytes(window, query.to) <= 0),
+      )
+      .sort(([a], [b]) => bytes(a, b))
+      .map(([window, counts]) => ({ window, counts: Object.fromEntries([...counts].sort(([a], [b]) => bytes(a, b))) }));
+  }
+
+  async listNamespaces(dbName?: string): Promise<Array<Namespace & { cv: number }>> {
+    return [...this.#spaces.values()]
+      .filter((s) => s.cv !== null && (dbName === undefined || s.ns.dbName === dbName))
+      .sort((a, b) => bytes(a.ns.dbName, b.ns.dbName) || bytes(a.ns.collection, b.ns.collection))
+      .map((s) => ({ dbName: s.ns.dbName, collection: s.ns.collection, cv: s.cv! }));
+  }
+
+  async listUnarchivedRecords(
+    dbName: string,
+    query: { writtenBefore: string; after?: { collection: string; id: string }; limit: number },
+  ): Promise<UnarchivedRecord[]> {
+    const after = query.after;
+    const out: UnarchivedRecord[] = [];
+    for (const s of this.#spacesOf(dbName)) {
+      for (const [id, versions] of s.versions) {
+        const times = [...versions.values()].filter((v) => !v.archived).map((v) => v.at);
+        if (times.length === 0) continue;
+        const oldestAt = times.sort(bytes)[0]!;
+        if (bytes(oldestAt, query.writtenBefore) > 0) continue;
+        if (after && (bytes(s.ns.collection, after.collection) || bytes(id, after.id)) <= 0) continue;
+        out.push({ collection: s.ns.collection, id, oldestAt });
+      }
+    }
+    return out.sort((a, b) => bytes(a.collection, b.collection) || bytes(a.id, b.id)).slice(0, query.limit);
+  }
+
+  // ---- transactions: reads --------------------------------------------------------------------
+
+  #read(reads: ReadSet): ReadRows {
+    const now = this.#now();
+    const spaceOf = (ns: Namespace) => this.#space(ns);
+    const byRef = <V>(refs: ReadonlyArray<Namespace & { id: string }> | undefined, value: (s: Space | undefined, id: string) => V | undefined) =>
+      new Map(
+        (refs ?? []).flatMap((r) => {
+          const v = value(spaceOf(r), r.id);
+          return v === undefined ? [] : [[refKey(r, r.id), v] as const];
+        }),
+      );
+    const uploadRows = (s: Space | undefined, bucket: string, key: string): UploadRow[] =>
+      [...(s?.uploads.get(objectKey(bucket, key)) ?? [])].map(([token, u]) => ({ id: u.id, token, cleaning: u.cleaning, ageMs: Math.max(0, now - u.stampedAt) }));
+    const prune = reads.counterWindows;
+    const stale = reads.staleUploads;
+    return {
+      heads: byRef(reads.heads, (s, id) => {
+        const h = s?.heads.get(id);
+        return h && { ov: h.ov, cv: h.cv, deleted: h.deleted, offloaded: h.body === '' };
+      }),
+      claims: new Map((reads.claims ?? []).flatMap((c) => (spaceOf(c)?.claims.has(c.key) ? [[refKey(c, c.key), spaceOf(c)!.claims.get(c.key)!] as const] : []))),
+      outbox: byRef(reads.outbox, (s, id) => s?.outbox.get(id)?.seq),
+      deadLetters: new Set((reads.deadLetters ?? []).filter((r) => spaceOf(r)?.deadLetters.has(r.id)).map((r) => refKey(r, r.id))),
+      allDeadLetters:
+        reads.allDeadLetters === undefined
+          ? []
+          : this.#deadLettersOf(reads.allDeadLetters).map(({ collection, id, reason, failedAt, headCv }) => ({ collection, id, reason, failedAt, headCv })),
+      unarchived: byRef(reads.unarchived, (s, id) => [...(s?.versions.get(id)?.values() ?? [])].filter((v) => !v.archived).length),
+      versionCounts: new Map(
+        (reads.versionCounts ?? []).map((r) => [refKey(r, r.id), [...(spaceOf(r)?.versions.get(r.id)?.keys() ?? [])].filter((ov) => ov < r.belowOv).length]),
+      ),
+      collectionVersions: new Map(
+        (reads.collectionVersions ?? []).flatMap((ns) => {
+          const cv = spaceOf(ns)?.cv ?? null;
+          return cv === null ? [] : [[nsKey(ns), cv] as const];
+        }),
+      ),
+      counterWindows: prune
+        ? [...(spaceOf(prune)?.windows.keys() ?? [])]
+            .filter((w) =>
+              (['day', 'week', 'month'] as const).some((g) => prune.before[g] !== undefined && bytes(w, `${g}:`) >= 0 && bytes(w, prune.before[g]!) < 0),
+            )
+            .sort(bytes)
+        : [],
+      locks: new Map(
+        (reads.locks ?? []).flatMap((l) => {
+          const lock = spaceOf(l)?.locks.get(l.key);
+          return lock ? [[refKey(l, l.key), { owner: lock.owner, expired: lock.expiresAt <= now }] as const] : [];
+        }),
+      ),
+      uploads: new Map((reads.uploads ?? []).map((u) => [uploadKey(u, u.bucket, u.key), uploadRows(spaceOf(u), u.bucket, u.key)])),
+      staleUploads: stale
+        ? this.#spacesOf(stale.dbName)
+            .flatMap((s) =>
+              [...s.uploads].flatMap(([object, tokens]) => {
+                const [bucket, key] = JSON.parse(object) as [string, string];
+                return [...tokens].map(([token, u]) => ({ collection: s.ns.collection, bucket, key, token, ...u }));
+              }),
+            )
+            .filter((u) => now - u.stampedAt >= stale.olderThanMs)
+            .sort((a, b) => a.stampedAt - b.stampedAt || bytes(a.collection, b.collection) || bytes(a.bucket, b.bucket) || bytes(a.key, b.key) || bytes(a.token, b.token))
+            .slice(0, stale.limit)
+            .map(({ collection, bucket, key, token, id, cleaning, stampedAt }) => ({ collection, bucket, key, token, id, cleaning, ageMs: Math.max(0, now - stampedAt) }))
+        : [],
+      headCounts: new Map((reads.headCounts ?? []).map((ns) => [nsKey(ns), spaceOf(ns)?.heads.size ?? 0])),
+      outboxCounts: new Map((reads.outboxCounts ?? []).map((db) => [db, this.#spacesOf(db).reduce((n, s) => n + s.outbox.size, 0)])),
+      namespaces: [...this.#spaces.values()]
+        .filter((s) => s.cv !== null && (reads.namespaces ?? []).includes(s.ns.dbName))
+        .sort((a, b) => bytes(a.ns.dbName, b.ns.dbName) || bytes(a.ns.collection, b.ns.collection))
+        .map((s) => ({ ...s.ns, cv: s.cv! })),
+    };
+  }
+
+  // ---- transactions: effects ------------------------------------------------------------------
+
+  #apply(e: Effect, j: Journal): void {
+    switch (e.kind) {
+      case 'putHead':
+        return j.set(this.#write(e.ns, j).heads, e.id, { id: e.id, ...copy(e.head) });
+      case 'deleteHead':
+        return j.delete(this.#write(e.ns, j).heads, e.id);
+      case 'offloadHead': {
+        const heads = this.#write(e.ns, j).heads;
+        const head = heads.get(e.id);
+        return head && j.set(heads, e.id, { ...head, body: '' });
+      }
+      case 'putVersion': {
+        const versions = this.#write(e.ns, j).versions;
+        const own = new Map(versions.get(e.version.id));
+        if (own.has(e.version.ov)) throw new Error(`The version entry ${e.version.ov} of ${e.version.id} exists already`);
+        own.set(e.version.ov, copy(e.version));
+        return j.set(versions, e.version.id, own);
+      }
+      case 'deleteVersions':
+        return this.#updateVersions(e.ns, e.id, j, (own) => {
+          for (const ov of own.keys()) if (ov < e.belowOv) own.delete(ov);
+        });
+      case 'archiveVersions':
+        return this.#updateVersions(e.ns, e.id, j, (own) => {
+          for (const ov of e.ovs) {
+            const v = own.get(ov);
+            if (v) own.set(ov, { ...v, archived: true, body: null });
+          }
+        });
+      case 'putClaim':
+        return j.set(this.#write(e.ns, j).claims, e.key, e.id);
+      case 'releaseClaims': {
+        const claims = this.#write(e.ns, j).claims;
+        for (const [key, id] of [...claims]) if (id === e.id) j.delete(claims, key);
+        return;
+      }
+      case 'putOutbox': {
+        const outbox = this.#write(e.ns, j).outbox;
+        return j.set(outbox, e.id, { seq: e.seq, order: outbox.get(e.id)?.order ?? ++this.#made });
+      }
+      case 'deleteOutbox':
+        return j.delete(this.#write(e.ns, j).outbox, e.id);
+      case 'putPendingBlob':
+        return j.set(this.#write(e.ns, j).blobs, objectKey(e.blob.bucket, e.blob.key), { id: e.id, blob: copy(e.blob) });
+      case 'deletePendingBlobs': {
+        const blobs = this.#write(e.ns, j).blobs;
+        for (const b of e.keys) j.delete(blobs, objectKey(b.bucket, b.key));
+        return;
+      }
+      case 'dropPendingBlobs': {
+        const blobs = this.#write(e.ns, j).blobs;
+        for (const [key, b] of [...blobs]) if (b.id === e.id) j.delete(blobs, key);
+        return;
+      }
+      case 'putDeadLetter': {
+        const letters = this.#write(e.ns, j).deadLetters;
+        return j.set(letters, e.id, { reason: e.reason, failedAt: e.failedAt, order: letters.get(e.id)?.order ?? ++this.#made });
+      }
+      case 'deleteDeadLetter':
+        return j.delete(this.#write(e.ns, j).deadLetters, e.id);
+      case 'addCounters': {
+        const s = this.#write(e, j);
+        for (const [name, delta] of Object.entries(e.deltas)) {
+          j.set(s.counters, name, (s.counters.get(name) ?? 0) + delta);
+          for (const w of e.windows) j.set(s.windows, w, new Map(s.windows.get(w)).set(name, (s.windows.get(w)?.get(name) ?? 0) + delta));
+        }
+        return;
+      }
+      case 'setCounters': {
+        const counters = this.#write(e, j).counters;
+        for (const [name, value] of Object.entries(e.values)) j.set(counters, name, value);
+        return;
+      }
+      case 'setCounterWindow': {
+        const windows = this.#write(e, j).windows;
+        return j.set(windows, e.window.window, new Map([...(windows.get(e.window.window) ?? []), ...Object.entries(e.window.counts)]));
+      }
+      case 'deleteCounterWindow':
+        return j.delete(this.#write(e, j).windows, e.window);
+      case 'clearCounters': {
+        const s = this.#write(e, j);
+        j.clear(s.counters);
+        return j.clear(s.windows);
+      }
+      case 'setCollectionVersion':
+        return j.setCv(this.#write(e.ns, j), e.cv);
+      case 'putLock':
+        return j.set(this.#write(e.ns, j).locks, e.key, { owner: e.owner, expiresAt: this.#now() + e.leaseMs });
+      case 'deleteLock':
+        return j.delete(this.#write(e.ns, j).locks, e.key);
+      case 'putUpload': {
+        const uploads = this.#write(e.ns, j).uploads;
+        const object = objectKey(e.bucket, e.key);
+        const stampedAt = e.stamp === 'now' ? this.#now() : 0;
+        return j.set(uploads, object, new Map(uploads.get(object)).set(e.row.token, { id: e.row.id, cleaning: e.row.cleaning, stampedAt }));
+      }
+      case 'deleteUpload': {
+        const uploads = this.#write(e.ns, j).uploads;
+        const object = objectKey(e.bucket, e.key);
+        const tokens = new Map(uploads.get(object));
+        if (!tokens.delete(e.token)) return;
+        return tokens.size > 0 ? j.set(uploads, object, tokens) : j.delete(uploads, object);
+      }
+      case 'clearNamespace': {
+        const s = this.#write(e.ns, j);
+        for (const map of [s.heads, s.versions, s.claims, s.outbox, s.deadLetters]) j.clear(map as Map<string, unknown>);
+        return j.setCv(s, null);
+      }
+      case 'copyNamespace': {
+        const from = this.#space(e.from);
+        const to = this.#write(e.to, j);
+        if (!from) return;
+        for (const [id, head] of from.heads) j.set(to.heads, id, copy(head));
+        for (const [id, versions] of from.versions) j.set(to.versions, id, copy(versions));
+        for (const [key, id] of from.claims) j.set(to.claims, key, id);
+        if (from.cv !== null) j.setCv(to, from.cv);
+        for (const id of [...from.heads.keys()].sort(bytes)) this.#apply({ kind: 'putOutbox', ns: e.to, id, seq: from.heads.get(id)!.cv }, j);
+        return;
+      }
+    }
+  }
+
+  #updateVersions(ns: Namespace, id: string, j: Journal, change: (own: Map<number, VersionRow>) => void): void {
+    const versions = this.#write(ns, j).versions;
+    const before = versions.get(id);
+    if (!before) return;
+    const own = new Map(before);
+    change(own);
+    if (own.size > 0) j.set(versions, id, own);
+    else j.delete(versions, id);
+  }
+
+  // ---- helpers --------------------------------------------------------------------------------
+
+  #space(ns: Namespace): Space | undefined {
+    return this.#spaces.get(nsKey(ns));
+  }
+
+  /** The namespace's space, made (in the journal) when missing. */
+  #write(ns: Namespace, j: Journal): Space {
+    const found = this.#space(ns);
+    if (found) return found;
+    const space: Space = {
+      ns: { dbName: ns.dbName, collection: ns.collection },
+      cv: null,
+      heads: new Map(),
+      versions: new Map(),
+      claims: new Map(),
+      outbox: new Map(),
+      deadLetters: new Map(),
+      blobs: new Map(),
+      uploads: new Map(),
+      locks: new Map(),
+      counters: new Map(),
+      windows: new Map(),
+    };
+    j.set(this.#spaces, nsKey(ns), space);
+    return space;
+  }
+
+  #spacesOf(dbName: string): Space[] {
+    return [...this.#spaces.values()].filter((s) => s.ns.dbName === dbName);
+  }
+
+  /** Dead letters of a database, oldest first (by failure time, then by when they were made). */
+  #deadLettersOf(dbName: string): Array<DeadLetter & { order: number; headCv: number | null }> {
+    return this.#spacesOf(dbName)
+      .flatMap((s) => [...s.deadLetters].map(([id, d]) => ({ collection: s.ns.collection, id, ...d, headCv: s.heads.get(id)?.cv ?? null })))
+      .sort((a, b) => bytes(a.failedAt, b.failedAt) || a.order - b.order);
+  }
+}
