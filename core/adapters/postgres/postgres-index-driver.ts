@@ -451,7 +451,7 @@ export class PostgresIndexDriver implements IndexDriver {
     return this.#read(dbName, [], async (t, pool) => {
       const rows = await this.#session.query<{ coll: string; id: string; reason: string; failed_at: string }>(
         pool,
-        `SELECT coll, id, reason, failed_at FROM ${t.deadLetters} ORDER BY failed_at, coll, id LIMIT $1`,
+        `SELECT coll, id, reason, failed_at FROM ${t.deadLetters} ORDER BY failed_at, made LIMIT $1`,
         [query.limit],
       );
       return rows.map((r) => ({ collection: r.coll, id: r.id, reason: r.reason, failedAt: r.failed_at }));
@@ -883,7 +883,7 @@ class Run {
       const found = await this.#q<{ coll: string; id: string; reason: string; failed_at: string; head_cv: number | null }>(
         `SELECT d.coll, d.id, d.reason, d.failed_at, h.cv AS head_cv FROM ${t.deadLetters} d
          LEFT JOIN ${t.heads} h ON h.coll = d.coll AND h.id = d.id
-         WHERE d.coll = ANY($1::text[]) ORDER BY d.failed_at, d.coll, d.id`,
+         WHERE d.coll = ANY($1::text[]) ORDER BY d.failed_at, d.made`,
         [wide.allDeadLetters],
       );
       allDeadLetters = found.map((d) => ({

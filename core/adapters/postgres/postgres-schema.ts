@@ -121,8 +121,10 @@ function ddl(t: Tables): string[] {
        coll ${key}, id ${key}, seq bigint NOT NULL, queued bigint GENERATED ALWAYS AS IDENTITY, PRIMARY KEY (coll, id))`,
     `CREATE INDEX outbox_by_queue ON ${t.outbox} (queued)`,
     `CREATE INDEX outbox_by_collection ON ${t.outbox} (coll, queued)`,
-    `CREATE TABLE ${t.deadLetters} (coll ${key}, id ${key}, reason text NOT NULL, failed_at ${key}, PRIMARY KEY (coll, id))`,
-    `CREATE INDEX dead_letters_by_age ON ${t.deadLetters} (failed_at, coll, id)`,
+    // Oldest first: by failed_at, then by when the letter was made (`made`, kept when it is re-written).
+    `CREATE TABLE ${t.deadLetters} (
+       coll ${key}, id ${key}, reason text NOT NULL, failed_at ${key}, made bigint GENERATED ALWAYS AS IDENTITY, PRIMARY KEY (coll, id))`,
+    `CREATE INDEX dead_letters_by_age ON ${t.deadLetters} (failed_at, made)`,
     `CREATE TABLE ${t.pendingBlobs} (
        coll ${key}, id ${key}, bucket ${key}, key ${key}, content_type text NOT NULL, body bytea NOT NULL,
        PRIMARY KEY (coll, bucket, key))`,
