@@ -85,6 +85,11 @@ export class XronoxConfigBuilder {
     return this.#addDbConnection(ref, { mongoUri });
   }
 
+  /** Adds a PostgreSQL connection named `ref` (record databases only: messaging and identities need another). */
+  addPostgresConnection(ref: string, postgresUri: string): this {
+    return this.#addDbConnection(ref, { postgresUri });
+  }
+
   /** Adds an embedded SQLite connection named `ref`, stored in the file at `sqlitePath`. */
   addEmbeddedConnection(ref: string, sqlitePath: string): this {
     return this.#addDbConnection(ref, { sqlitePath });
@@ -212,7 +217,7 @@ export class XronoxConfigBuilder {
     throw new ConfigError([...own, ...later]);
   }
 
-  #addDbConnection(ref: string, connection: { mongoUri: string } | { sqlitePath: string }): this {
+  #addDbConnection(ref: string, connection: { mongoUri: string } | { sqlitePath: string } | { postgresUri: string }): this {
     const connections = this.#input.dbConnections;
     if (this.#isNew(connections, `dbConnections.${ref}`, ref)) connections[ref] = connection;
     return this;

@@ -29,11 +29,16 @@ export const dbConnectionSchema = z
     mongoUri: z.string().min(1).optional(),
     /** Path of an embedded SQLite database file (development, tests, single-machine use). */
     sqlitePath: z.string().min(1).optional(),
+    /**
+     * PostgreSQL connection string (`postgres://user:password@host:5432/database`): record
+     * databases only (runtime, knowledge, metadata, logs), each in a schema `xronox_<dbName>`.
+     */
+    postgresUri: z.string().min(1).optional(),
   })
   .superRefine((conn, ctx) => {
-    const kinds = [conn.mongoUri, conn.sqlitePath].filter((v) => v !== undefined).length;
+    const kinds = [conn.mongoUri, conn.sqlitePath, conn.postgresUri].filter((v) => v !== undefined).length;
     if (kinds !== 1) {
-      ctx.addIssue({ code: 'custom', message: 'give exactly one of mongoUri or sqlitePath' });
+      ctx.addIssue({ code: 'custom', message: 'give exactly one of mongoUri, sqlitePath or postgresUri' });
     }
   });
 

@@ -3,7 +3,7 @@ import { isRecord } from './normalise.js';
 
 /**
  * Secrets of a config: the keys of every spaces connection, the password of every MongoDB
- * URI and the HTTP API's JWT secret (`api.jwt.secret`). They never appear in logs, errors,
+ * and PostgreSQL URI and the HTTP API's JWT secret (`api.jwt.secret`). They never appear in logs, errors,
  * health output or any printed view of a loaded config (`maskWhenPrinted`): show
  * `maskConfig(config)` instead of the config, and pass any text that may quote config values
  * through `maskSecretsIn`.
@@ -15,16 +15,22 @@ export const MASK = '****';
 const MIN_SEARCHED_LENGTH = 4;
 
 /**
- * The scheme of a MongoDB URI, found anywhere in the value and in any case: a value the driver
- * refuses (a leading space, `MONGODB://`) still reaches health output and error messages, and its
- * password must not.
+ * The scheme of a MongoDB or PostgreSQL URI, found anywhere in the value and in any case: a value
+ * the driver refuses (a leading space, `MONGODB://`) still reaches health output and error
+ * messages, and its password must not.
  */
-const MONGO_SCHEME = /mongodb(?:\+srv)?:\/\//i;
+const URI_SCHEME = /(?:mongodb(?:\+srv)?|postgres(?:ql)?):\/\//i;
+
+/** A password given as a query parameter (`?password=…`, which PostgreSQL connection strings accept). */
+const QUERY_PASSWORD = /([?&]password=)([^&#]*)/gi;
+
+/** The `dbConnections` fields that hold a URI with a password. */
+const URI_FIELDS = ['mongoUri', 'postgresUri'] as const;
 
 /**
  * A deep copy of `config` with `spacesConnections.*.secretKey` and `api.jwt.secret` replaced by
  * `****`, `accessKey` cut to its first 4 characters and `****` (all `****` when 8 characters or
- * fewer), and the password of every `dbConnections.*.mongoUri` replaced by `****`. Works on loaded configs and
+ * fewer), and the password of every `dbConnections.*.mongoUri` and `postgresUri` replaced by `****`. Works on loaded configs and
  * on raw input alike; anything it does not recognise is copied unchanged.
  */
 export function maskConfig<T>(config: T): T {
@@ -39,7 +45,8 @@ export function maskConfig<T>(config: T): T {
   }
   if (isRecord(copy.dbConnections)) {
     for (const conn of Object.values(copy.dbConnections)) {
-      if (isRecord(conn) && typeof conn.mongoUri === 'string') conn.mongoUri = maskMongoUri(conn.mongoUri);
+      if (!isRecord(conn)) continue;
+      for (const field of URI_FIELDS) if (typeof conn[field] === 'string') conn[field] = maskUri(conn[field]);
     }
   }
   const jwt = apiJwt(copy);
@@ -51,7 +58,7 @@ const INSPECT = Symbol.for('nodejs.util.inspect.custom');
 
 /**
  * Makes every object of a (loaded, not yet frozen) config that holds a secret print masked: each
- * spaces connection, each `dbConnections` entry with a `mongoUri`, and `api.jwt` get a
+ * spaces connection, each `dbConnections` entry with a `mongoUri` or `postgresUri`, and `api.jwt` get a
  * `toJSON` (for `JSON.stringify`) and a `util.inspect` hook (for `console.log`, `util.format`,
  * the REPL) that give the masked copy `maskConfig` would, so no printable view of the config, or
  * of anything holding it (the `Xronox` instance), shows a secret; the secret fields themselves
@@ -84,7 +91,10 @@ export function maskWhenPrinted(config: unknown): void {
   }
   if (isRecord(config.dbConnections)) {
     for (const conn of Object.values(config.dbConnections)) {
-      if (isRecord(conn) && typeof conn.mongoUri === 'string') hide(conn, ['mongoUri'], () => ({ ...conn, mongoUri: maskMongoUri(conn.mongoUri as string) }));
+      if (!isRecord(conn)) continue;
+      for (const field of URI_FIELDS) {
+        if (typeof conn[field] === 'string') hide(conn, [field], () => ({ ...conn, [field]: maskUri(conn[field] as string) }));
+      }
     }
   }
   const jwt = apiJwt(config);
@@ -123,7 +133,7 @@ export function secretValues(config: unknown, env: Environment = process.env): s
     }
     if (isRecord(config.dbConnections)) {
       for (const conn of Object.values(config.dbConnections)) {
-        if (isRecord(conn)) add(conn.mongoUri, uriPasswords);
+        if (isRecord(conn)) for (const field of URI_FIELDS) add(conn[field], uriPasswords);
       }
     }
     add(apiJwt(config)?.secret);
@@ -140,12 +150,12 @@ function maskAccessKey(key: string): string {
 }
 
 /**
- * Where the password of a MongoDB URI is: between the first `:` of the user info and its last
+ * Where the password of a MongoDB or PostgreSQL URI is: between the first `:` of the user info and its last
  * `@`. Taking the last `@` masks too much rather than too little when a password holds an
  * unencoded `@`. `scheme` is everything up to the end of the scheme, so the parts rebuild `uri`.
  */
-function splitMongoUri(uri: string): { scheme: string; user: string; password: string; rest: string } | null {
-  const match = MONGO_SCHEME.exec(uri);
+function splitUri(uri: string): { scheme: string; user: string; password: string; rest: string } | null {
+  const match = URI_SCHEME.exec(uri);
   if (!match) return null;
   const schemeEnd = match.index + match[0].length;
   const scheme = uri.slice(0, schemeEnd);
@@ -159,22 +169,27 @@ function splitMongoUri(uri: string): { scheme: string; user: string; password: s
   return { scheme, user: userInfo.slice(0, colon), password: userInfo.slice(colon + 1), rest: afterScheme.slice(at) };
 }
 
-function maskMongoUri(uri: string): string {
-  const parts = splitMongoUri(uri);
-  if (!parts || parts.password === '') return uri;
-  return `${parts.scheme}${parts.user}:${MASK}${parts.rest}`;
+function maskUri(uri: string): string {
+  const parts = splitUri(uri);
+  const masked = !parts || parts.password === '' ? uri : `${parts.scheme}${parts.user}:${MASK}${parts.rest}`;
+  return URI_SCHEME.test(masked) ? masked.replace(QUERY_PASSWORD, (all, key: string, value: string) => (value === '' ? all : `${key}${MASK}`)) : masked;
 }
 
-/** The password of a MongoDB URI as written and percent-decoded (an empty one is dropped by the length rule). */
+/** The passwords of a URI (user info, `password=` parameters) as written and percent-decoded (an empty one is dropped by the length rule). */
 function uriPasswords(uri: string): string[] {
-  const parts = splitMongoUri(uri);
-  if (!parts) return [];
-  const out = [parts.password];
-  try {
-    // The same string twice is harmless: the caller keeps a set.
-    out.push(decodeURIComponent(parts.password));
-  } catch {
-    // Not valid percent-encoding: the password as written is all there is to mask.
+  if (!URI_SCHEME.test(uri)) return [];
+  const written = [...uri.matchAll(QUERY_PASSWORD)].map((m) => m[2]!);
+  const parts = splitUri(uri);
+  if (parts) written.push(parts.password);
+  const out: string[] = [];
+  for (const password of written) {
+    out.push(password);
+    try {
+      // The same string twice is harmless: the caller keeps a set.
+      out.push(decodeURIComponent(password));
+    } catch {
+      // Not valid percent-encoding: the password as written is all there is to mask.
+    }
   }
   return out;
 }

@@ -521,12 +521,12 @@ describe('loadConfig: rejected shapes', () => {
     expect(err.issues[0]?.message).toContain('$where');
   });
 
-  it('requires exactly one of mongoUri or sqlitePath per connection', () => {
+  it('requires exactly one of mongoUri, sqlitePath or postgresUri per connection', () => {
     const both = configError(() =>
       loadConfig({ dbConnections: { db: { mongoUri: 'mongodb://h', sqlitePath: '/tmp/x' } }, databases: {} }),
     );
     expect(paths(both)).toEqual(['dbConnections.db']);
-    expect(both.message).toContain('exactly one of mongoUri or sqlitePath');
+    expect(both.message).toContain('exactly one of mongoUri, sqlitePath or postgresUri');
     const neither = configError(() => loadConfig({ dbConnections: { db: {} }, databases: {} }));
     expect(paths(neither)).toEqual(['dbConnections.db']);
   });

@@ -219,6 +219,46 @@ describe('MongoDB URIs', () => {
   });
 });
 
+describe('PostgreSQL URIs', () => {
+  it('masks the password of a postgresUri wherever a mongoUri is masked: copies, printed configs, texts', () => {
+    const raw = {
+      dbConnections: {
+        pg: { postgresUri: 'postgres://app:pg-s3cret%40word@db.example.com:5432/xronox?sslmode=require' },
+        pgql: { postgresUri: 'postgresql://app:other-pg-password@db2/xronox' },
+        nopw: { postgresUri: 'postgres://app@localhost/xronox' },
+      },
+      localStorage: local.localStorage,
+      databases: {},
+    };
+    const masked = maskConfig(raw);
+    expect(masked.dbConnections.pg.postgresUri).toBe('postgres://app:****@db.example.com:5432/xronox?sslmode=require');
+    expect(masked.dbConnections.pgql.postgresUri).toBe('postgresql://app:****@db2/xronox');
+    expect(masked.dbConnections.nopw.postgresUri).toBe('postgres://app@localhost/xronox');
+    expect(secretValues(raw, {})).toStrictEqual(['other-pg-password', 'pg-s3cret%40word', 'pg-s3cret@word']);
+    expect(maskSecretsIn('password pg-s3cret@word was refused', raw)).toBe('password **** was refused');
+    const config = loadConfig(raw);
+    for (const view of [inspect(config, { depth: null }), JSON.stringify(config), format('%o', config.dbConnections)]) {
+      for (const secret of ['pg-s3cret', 'other-pg-password']) expect(view).not.toContain(secret);
+    }
+    expect(config.dbConnections.pg?.postgresUri).toBe(raw.dbConnections.pg.postgresUri);
+  });
+
+  it('masks a password given as a query parameter, and one in an upper-case scheme', () => {
+    const raw = { dbConnections: { q: { postgresUri: 'postgres://app@db/x?sslmode=require&password=query-pg-pw&application_name=a' }, u: { postgresUri: 'POSTGRESQL://app:upper-pg-pw@db/x' } } };
+    expect(maskConfig(raw).dbConnections.q.postgresUri).toBe('postgres://app@db/x?sslmode=require&password=****&application_name=a');
+    expect(maskConfig(raw).dbConnections.u.postgresUri).toBe('POSTGRESQL://app:****@db/x');
+    expect(secretValues(raw, {})).toStrictEqual(['query-pg-pw', 'upper-pg-pw']);
+  });
+
+  it('the builder adds a PostgreSQL connection, and a connection naming two backends is refused', () => {
+    const config = new XronoxConfigBuilder().addPostgresConnection('pg', 'postgres://app:builder-pg-pw@db/x').withLocalStorage('/tmp/xronox-pg-blobs').build();
+    expect(config.dbConnections.pg).toEqual({ postgresUri: 'postgres://app:builder-pg-pw@db/x' });
+    const err = configError(() => loadConfig({ dbConnections: { two: { postgresUri: 'postgres://app:two-pg-pw@db/x', sqlitePath: '/tmp/x.sqlite' } }, databases: {} }));
+    expect(err.issues[0]).toMatchObject({ path: 'dbConnections.two', message: 'give exactly one of mongoUri, sqlitePath or postgresUri' });
+    expect(everything(err)).not.toContain('two-pg-pw');
+  });
+});
+
 describe('maskSecretsIn', () => {
   it('masks a secret whole when a shorter secret is its prefix (longest first)', () => {
     // The shorter one comes first in the config, so only the ordering keeps "-and-more" out of sight.

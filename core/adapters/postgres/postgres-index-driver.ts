@@ -76,7 +76,7 @@ function isConnectionError(err: unknown): boolean {
   const code = errorCode(err);
   if (code !== undefined && CONNECTION_CODES.has(code)) return true;
   const message = err instanceof Error ? err.message : '';
-  return /Connection terminated|connection timeout|Client has encountered a connection error|not queryable|Client was closed/i.test(message);
+  return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|not queryable/i.test(message);
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -1145,9 +1145,10 @@ class Run {
         return;
       }
       case 'copyNamespace': {
-        await this.#lock([e.from, e.to]);
-        const to = await this.#clear(e.to);
+        // A staging database never written has no schema, and nothing to copy: none is made for it.
         const from = await this.#tables(e.from.dbName, false);
+        await this.#lock(from ? [e.from, e.to] : [e.to]);
+        const to = await this.#clear(e.to);
         if (!from) return;
         const a = [e.to.collection, e.from.collection];
         const versionCols = 'id, ov, cv, op, at, actor, actor_id, actor_type, reason, deleted, size, body, archived, meta, hash';
