@@ -8,6 +8,7 @@ import { IndexRuntime } from '../store/index-runtime.js';
 import { FsBlobStore } from './fs/fs-blob-store.js';
 import { MongoDocumentStore } from './mongodb/mongodb-document-store.js';
 import { MongoIndexStore } from './mongodb/mongodb-index-store.js';
+import { LazyPostgresIndexDriver } from './postgres/postgres-lazy-driver.js';
 import { S3BlobStore } from './s3/s3-blob-store.js';
 import { SqliteDocumentStore } from './sqlite/sqlite-document-store.js';
 import { SqliteIndexDriver } from './sqlite/sqlite-index-driver.js';
@@ -20,7 +21,13 @@ export const defaultAdapters = {
   indexStore(ref: string, connection: DbConnectionConfig, config: XronoxConfig): IndexStore {
     if (connection.sqlitePath !== undefined) return IndexRuntime.of(new SqliteIndexDriver({ path: connection.sqlitePath }));
     if (connection.mongoUri !== undefined) return new MongoIndexStore(mongoOptions(connection.mongoUri, config));
-    throw new ConfigError([{ path: `dbConnections.${ref}`, message: 'names no backend (mongoUri or sqlitePath)' }]);
+    // Loads pg on first use only (see LazyPostgresIndexDriver).
+    if (connection.postgresUri !== undefined) {
+      return IndexRuntime.of(
+        new LazyPostgresIndexDriver({ connectionString: connection.postgresUri, ...(connection.schemaPrefix === undefined ? {} : { schemaPrefix: connection.schemaPrefix }) }),
+      );
+    }
+    throw new ConfigError([{ path: `dbConnections.${ref}`, message: 'names no backend (mongoUri, sqlitePath or postgresUri)' }]);
   },
   blobStore(ref: string | null, connection: SpacesConnectionConfig | null, localBasePath: string | undefined): BlobStore {
     if (connection === null) {
@@ -33,7 +40,10 @@ export const defaultAdapters = {
   documentStore(ref: string, connection: DbConnectionConfig): DocumentStore {
     if (connection.sqlitePath !== undefined) return new SqliteDocumentStore({ path: connection.sqlitePath });
     if (connection.mongoUri !== undefined) return new MongoDocumentStore({ uri: connection.mongoUri });
-    throw new ConfigError([{ path: `dbConnections.${ref}`, message: 'names no backend (mongoUri or sqlitePath)' }]);
+    if (connection.postgresUri !== undefined) {
+      throw new ConfigError([{ path: `dbConnections.${ref}`, message: 'is a PostgreSQL connection, which holds record databases only; messaging and identities need mongoUri or sqlitePath' }]);
+    }
+    throw new ConfigError([{ path: `dbConnections.${ref}`, message: 'names no backend (mongoUri, sqlitePath or postgresUri)' }]);
   },
 };
 

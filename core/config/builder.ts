@@ -86,8 +86,8 @@ export class XronoxConfigBuilder {
   }
 
   /** Adds a PostgreSQL connection named `ref` (record databases only: messaging and identities need another). */
-  addPostgresConnection(ref: string, postgresUri: string): this {
-    return this.#addDbConnection(ref, { postgresUri });
+  addPostgresConnection(ref: string, postgresUri: string, options: { schemaPrefix?: string } = {}): this {
+    return this.#addDbConnection(ref, { postgresUri, ...(options.schemaPrefix === undefined ? {} : { schemaPrefix: options.schemaPrefix }) });
   }
 
   /** Adds an embedded SQLite connection named `ref`, stored in the file at `sqlitePath`. */
@@ -217,7 +217,7 @@ export class XronoxConfigBuilder {
     throw new ConfigError([...own, ...later]);
   }
 
-  #addDbConnection(ref: string, connection: { mongoUri: string } | { sqlitePath: string } | { postgresUri: string }): this {
+  #addDbConnection(ref: string, connection: { mongoUri: string } | { sqlitePath: string } | { postgresUri: string; schemaPrefix?: string }): this {
     const connections = this.#input.dbConnections;
     if (this.#isNew(connections, `dbConnections.${ref}`, ref)) connections[ref] = connection;
     return this;

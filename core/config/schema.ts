@@ -34,11 +34,19 @@ export const dbConnectionSchema = z
      * databases only (runtime, knowledge, metadata, logs), each in a schema `xronox_<dbName>`.
      */
     postgresUri: z.string().min(1).optional(),
+    /** With `postgresUri`: every database is the schema `<schemaPrefix><dbName>`. Default `xronox_`. */
+    schemaPrefix: z
+      .string()
+      .regex(/^[a-z_][a-z0-9_]{0,29}$/, { message: 'must be a lowercase letter or "_" then up to 29 lowercase letters, digits or "_"' })
+      .optional(),
   })
   .superRefine((conn, ctx) => {
     const kinds = [conn.mongoUri, conn.sqlitePath, conn.postgresUri].filter((v) => v !== undefined).length;
     if (kinds !== 1) {
       ctx.addIssue({ code: 'custom', message: 'give exactly one of mongoUri, sqlitePath or postgresUri' });
+    }
+    if (conn.schemaPrefix !== undefined && conn.postgresUri === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['schemaPrefix'], message: 'applies to postgresUri connections only' });
     }
   });
 

@@ -317,6 +317,13 @@ export class Collection {
       // No live record: claim the key while creating. A claim left by a record that was since
       // changed or deleted is taken over; a claim taken meanwhile by a new record wins.
       const stale = await this.#ctx.index.getClaim(this.#ns, claimKey);
+      if (stale !== null) {
+        // The holder may be a live record created after the lookup above (a concurrent caller's):
+        // its claim is not stale, and taking it over would make a second record with the same
+        // keys. Look again instead: the lookup now finds it.
+        const holder = await this.#ctx.index.getHead(this.#ns, stale);
+        if (holder && !holder.deleted && matches(filter, holder.meta)) continue;
+      }
       const result = await this.#createRecord(clean, who, { uniqueKeys: keys }, [{ key: claimKey, ...(stale ? { replacing: stale } : {}) }], session, functionId);
       if (result.ok) return { id: result.id, ov: 0, cv: result.cv, created: true, at: result.at };
       await pause(attempt);

@@ -1,4 +1,5 @@
-import type { Pool, PoolClient, QueryResultRow } from 'pg';
+import { createHash } from 'node:crypto';
+import type { Pool, PoolClient, QueryResult, QueryResultRow } from 'pg';
 import type {
   Actor,
   ActorQuery,
@@ -36,6 +37,7 @@ import {
 } from '../../contracts/index-driver.js';
 import { ClosedError, StorageError, ValidationError } from '../../errors.js';
 import { compileFilter } from './postgres-filter.js';
+import { inlineParams } from './postgres-inline.js';
 import { acquirePostgresPool, type PooledPostgres, type PostgresPoolOptions } from './postgres-pool.js';
 import { assertSchemaPrefix, createSchemaInTransaction, listSchemas, schemaNameFor, schemaState, tablesOf, type Tables } from './postgres-schema.js';
 
@@ -128,6 +130,7 @@ const SORT_COLUMNS = { id: 'id', createdAt: 'created_at', updatedAt: 'updated_at
 interface Session {
   readonly prefix: string;
   readonly ready: Set<string>;
+  readonly onQuery: ((text: string, values: readonly unknown[]) => void) | undefined;
   query<R extends QueryResultRow>(client: Pool | PoolClient, text: string, values?: readonly unknown[]): Promise<R[]>;
 }
 
@@ -143,8 +146,10 @@ interface Session {
  * missing row), cvs are assigned in commit order and without gaps (the cv lives in the locked
  * row), and contention waits instead of failing. SERIALIZABLE would abort and re-run most of the
  * transactions of a busy record or namespace instead (a commit always reads and writes its
- * namespace's cv). Transactions of different namespaces never wait for each other, except on
- * counters, which are added with atomic upserts.
+ * namespace's cv). Transactions of different namespaces never wait for each other; counters
+ * are added with atomic upserts, without a lock. Leases are locked by key instead (an advisory
+ * lock, see `Run.#lockLeases`), so taking and renewing them never queues behind commits; a plan
+ * marked not durable (leases) commits without waiting for the WAL flush.
  *
  * Reads outside transactions are single statements on a pooled connection (one snapshot each).
  */
@@ -171,6 +176,7 @@ export class PostgresIndexDriver implements IndexDriver {
     this.#session = {
       prefix: this.#prefix,
       ready: this.#ready,
+      onQuery,
       query: async <R extends QueryResultRow>(client: Pool | PoolClient, text: string, values: readonly unknown[] = []) => {
         onQuery?.(text, values);
         return (await client.query<R>(text, values as unknown[])).rows;
@@ -227,15 +233,18 @@ export class PostgresIndexDriver implements IndexDriver {
       let client: PoolClient | undefined;
       let run: Run | undefined;
       let decision: Decision<T> | undefined;
-      /** Set once COMMIT is sent: the id to ask the server about if the answer is lost. */
-      let committing: { xid: string } | undefined;
+      /** Set once COMMIT is sent: the id to ask the server about if the answer is lost (none for a lease). */
+      let committing: { xid: string | undefined } | undefined;
       try {
         client = await pool.connect();
         // SET LOCAL ends with the transaction: nothing of it stays on the pooled session.
         // synchronous_commit is left as the server has it (on by default): COMMIT returns once
         // the commit is flushed to the WAL.
-        await this.#session.query(client, `BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL lock_timeout = ${this.#lockTimeoutMs}`);
-        run = new Run(this.#session, client);
+        // Housekeeping the plan marks not durable (leases) commits without waiting for the WAL
+        // flush: a server crash may forget it, which a lease, held by live processes only, allows.
+        const asynchronous = tx.durable === false ? '; SET LOCAL synchronous_commit = off' : '';
+        // Sent with the transaction's first statement, in the same round trip.
+        run = new Run(this.#session, client, `BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL lock_timeout = ${this.#lockTimeoutMs}${asynchronous}`);
         let step: Transaction<T> = tx;
         for (let steps = 0; !decision; steps++) {
           if (steps === MAX_STEPS) throw new Error(`A transaction plan took more than ${MAX_STEPS} steps`);
@@ -243,15 +252,19 @@ export class PostgresIndexDriver implements IndexDriver {
           if (isDecision(outcome)) decision = outcome;
           else step = outcome;
         }
-        await run.apply(decision.effects);
-        if (decision.effects.length === 0 && !run.createdSchemas) {
+        // The writes, rendered (taking any lock or schema they need first), then sent with
+        // COMMIT in one round trip.
+        const writes = await run.prepare(decision.effects);
+        if (writes.length === 0 && !run.createdSchemas) {
           // Nothing to keep (the namespace rows were only locked): no commit record to flush.
-          await this.#session.query(client, 'ROLLBACK');
+          if (run.started) await run.send(['ROLLBACK']);
         } else {
-          // The transaction has written, so it already has its id: asking costs no new one.
-          const [row] = await this.#session.query<{ xid: string }>(client, 'SELECT txid_current()::text AS xid');
-          committing = { xid: row!.xid };
-          await this.#session.query(client, 'COMMIT');
+          // The id, to learn the outcome if the answer to COMMIT is lost. A namespace lock
+          // returned it already; otherwise one round trip asks (not for leases: a lease whose
+          // outcome is unknown is simply asked for again).
+          const xid = run.xid ?? (tx.durable === false ? undefined : ((await run.send(['SELECT txid_current()::text AS xid']))[0]?.xid as string));
+          committing = { xid };
+          await run.send([...writes, 'COMMIT']);
           run.committed();
         }
         client.release();
@@ -273,7 +286,7 @@ export class PostgresIndexDriver implements IndexDriver {
         }
         if (committing && lost) {
           // The answer to COMMIT was lost: the server knows whether it committed.
-          const status = await this.#commitStatus(committing.xid);
+          const status = committing.xid === undefined ? null : await this.#commitStatus(committing.xid);
           if (status === 'committed') {
             run!.committed();
             return decision!.result;
@@ -627,10 +640,39 @@ class Run {
   readonly #locked = new Map<string, number | null>();
   /** Schemas this transaction created: ready for everyone once it commits. */
   readonly #created = new Set<string>();
+  /** Lease keys (advisory lock keys) locked so far. */
+  readonly #leases = new Set<string>();
+  /** This transaction's id, as the first namespace lock returned it. */
+  xid: string | undefined;
 
-  constructor(session: Session, client: PoolClient) {
+  /** `BEGIN …`, until the first statement carries it to the server. */
+  #prelude: string | undefined;
+  /** Statements of the effects, rendered with their values (`postgres-inline.ts`). */
+  #writes: string[] = [];
+
+  constructor(session: Session, client: PoolClient, prelude: string) {
     this.#s = session;
     this.#client = client;
+    this.#prelude = prelude;
+  }
+
+  /** Whether the transaction has begun on the server. */
+  get started(): boolean {
+    return this.#prelude === undefined;
+  }
+
+  /**
+   * Sends statements as one simple query (after the prelude, if it has not gone yet) and returns
+   * the rows of the last one.
+   */
+  async send(statements: readonly string[]): Promise<Array<Record<string, unknown>>> {
+    const all = this.#prelude === undefined ? statements : [this.#prelude, ...statements];
+    this.#prelude = undefined;
+    const text = all.join(';\n');
+    this.#s.onQuery?.(text, []);
+    const result = (await this.#client.query(text)) as unknown as QueryResult | QueryResult[];
+    const last = Array.isArray(result) ? result.at(-1) : result;
+    return (last?.rows ?? []) as Array<Record<string, unknown>>;
   }
 
   get createdSchemas(): boolean {
@@ -641,14 +683,23 @@ class Run {
     for (const schema of this.#created) this.#s.ready.add(schema);
   }
 
-  #q<R extends QueryResultRow>(text: string, values?: readonly unknown[]): Promise<R[]> {
+  async #q<R extends QueryResultRow>(text: string, values: readonly unknown[] = []): Promise<R[]> {
+    // The first statement carries BEGIN: rendered, so both go in one round trip.
+    if (this.#prelude !== undefined) return (await this.send([inlineParams(text, values)])) as R[];
     return this.#s.query<R>(this.#client, text, values);
+  }
+
+  /** Queues a write of the effects, rendered with its values. */
+  #emit(text: string, values: readonly unknown[] = []): void {
+    this.#writes.push(inlineParams(text, values));
   }
 
   /** The tables of a database, its schema created (in this transaction) when `create` and missing; `null` when missing. */
   async #tables(dbName: string, create: boolean): Promise<Tables | null> {
     const schema = schemaNameFor(this.#s.prefix, dbName);
     if (this.#s.ready.has(schema) || this.#created.has(schema)) return tablesOf(schema);
+    // What follows runs on the connection directly: the transaction must have begun.
+    if (this.#prelude !== undefined) await this.send([]);
     if ((await schemaState(this.#client, schema, this.#s.prefix, dbName)) === 'ready') {
       // Visible to this statement, so committed by its creator.
       this.#s.ready.add(schema);
@@ -681,13 +732,33 @@ class Run {
     for (const { db } of dbs) {
       const t = await this.#mustTables(db);
       const colls = [...byDb.get(db)!].sort(byteCompare);
-      const rows = await this.#q<{ coll: string; cv: number | null }>(
+      const rows = await this.#q<{ coll: string; cv: number | null; xid: string }>(
         `INSERT INTO ${t.namespaces} AS n (coll) SELECT c FROM unnest($1::text[]) WITH ORDINALITY AS u(c, i) ORDER BY i
-         ON CONFLICT (coll) DO UPDATE SET cv = n.cv RETURNING coll, cv`,
+         ON CONFLICT (coll) DO UPDATE SET cv = n.cv RETURNING coll, cv, txid_current()::text AS xid`,
         [colls],
       );
       for (const r of rows) this.#locked.set(nsKey({ dbName: db, collection: r.coll }), r.cv);
+      this.xid ??= rows[0]?.xid;
     }
+  }
+
+  /**
+   * Locks leases by key, in key order: a transaction-scoped advisory lock per (schema,
+   * collection, key), so a lease (which may not exist yet) is taken by one owner at a time
+   * without queuing behind the namespace's commits. Every transaction that reads or writes a
+   * lease takes it, so all of them agree. Two keys whose 64-bit hashes collide only wait for
+   * each other.
+   */
+  async #lockLeases(keys: ReadonlyArray<Namespace & { readonly key: string }>): Promise<void> {
+    const wanted = new Set<string>();
+    for (const k of keys) {
+      const lock = leaseLockKey(schemaNameFor(this.#s.prefix, k.dbName), k.collection, k.key);
+      if (!this.#leases.has(lock)) wanted.add(lock);
+    }
+    if (wanted.size === 0) return;
+    const sorted = [...wanted].sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : BigInt(a) > BigInt(b) ? 1 : 0));
+    await this.#q('SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) WITH ORDINALITY AS u(k, i) ORDER BY i', [sorted]);
+    for (const lock of sorted) this.#leases.add(lock);
   }
 
   async read(reads: ReadSet): Promise<ReadRows> {
@@ -700,7 +771,6 @@ class Run {
     add(reads.unarchived);
     add(reads.versionCounts);
     add(reads.collectionVersions);
-    add(reads.locks);
     add(reads.uploads);
     add(reads.headCounts);
     if (reads.counterWindows) direct.push({ dbName: reads.counterWindows.dbName, collection: reads.counterWindows.collection });
@@ -729,6 +799,7 @@ class Run {
     for (const db of new Set(reads.namespaces ?? [])) wide.namespaces.set(db, await found(db, (t) => `SELECT coll FROM ${t.namespaces} WHERE cv IS NOT NULL`));
 
     await this.#lock(direct);
+    if (reads.locks?.length) await this.#lockLeases(reads.locks);
 
     const heads = new Map<string, HeadState>();
     for (const [db, t, refs] of await this.#byDb(reads.heads)) {
@@ -920,8 +991,11 @@ class Run {
     return this.#mustTables(ns.dbName);
   }
 
-  async apply(effects: readonly Effect[]): Promise<void> {
+  /** The effects as statements, in order; the locks and schemas they need are taken meanwhile. */
+  async prepare(effects: readonly Effect[]): Promise<string[]> {
+    this.#writes = [];
     for (const effect of effects) await this.#apply(effect);
+    return this.#writes;
   }
 
   async #apply(e: Effect): Promise<void> {
@@ -929,7 +1003,7 @@ class Run {
       case 'putHead': {
         const t = await this.#target(e.ns);
         const h = e.head;
-        await this.#q(
+        this.#emit(
           `INSERT INTO ${t.heads} (coll, id, ov, cv, deleted, created_at, updated_at, deleted_at, meta, body, hash)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11)
            ON CONFLICT (coll, id) DO UPDATE SET ov = excluded.ov, cv = excluded.cv, deleted = excluded.deleted,
@@ -941,12 +1015,12 @@ class Run {
       }
       case 'deleteHead': {
         const t = await this.#target(e.ns);
-        await this.#q(`DELETE FROM ${t.heads} WHERE coll = $1 AND id = $2`, [e.ns.collection, e.id]);
+        this.#emit(`DELETE FROM ${t.heads} WHERE coll = $1 AND id = $2`, [e.ns.collection, e.id]);
         return;
       }
       case 'offloadHead': {
         const t = await this.#target(e.ns);
-        await this.#q(`UPDATE ${t.heads} SET body = '' WHERE coll = $1 AND id = $2`, [e.ns.collection, e.id]);
+        this.#emit(`UPDATE ${t.heads} SET body = '' WHERE coll = $1 AND id = $2`, [e.ns.collection, e.id]);
         return;
       }
       case 'putVersion': {
@@ -954,7 +1028,7 @@ class Run {
         const v = e.version;
         const actorId = typeof v.actor === 'string' ? v.actor : v.actor.identifier;
         const actorType = typeof v.actor === 'string' ? null : v.actor.type;
-        await this.#q(
+        this.#emit(
           `INSERT INTO ${t.versions} (coll, id, ov, cv, op, at, actor, actor_id, actor_type, reason, deleted, size, body, archived, meta, hash)
            VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12, $13, $14, $15::jsonb, $16)`,
           [
@@ -966,13 +1040,13 @@ class Run {
       }
       case 'deleteVersions': {
         const t = await this.#target(e.ns);
-        await this.#q(`DELETE FROM ${t.versions} WHERE coll = $1 AND id = $2 AND ov < $3::float8`, [e.ns.collection, e.id, e.belowOv]);
+        this.#emit(`DELETE FROM ${t.versions} WHERE coll = $1 AND id = $2 AND ov < $3::float8`, [e.ns.collection, e.id, e.belowOv]);
         return;
       }
       case 'archiveVersions': {
         if (e.ovs.length === 0) return;
         const t = await this.#target(e.ns);
-        await this.#q(`UPDATE ${t.versions} SET archived = TRUE, body = NULL WHERE coll = $1 AND id = $2 AND ov = ANY($3::bigint[])`, [
+        this.#emit(`UPDATE ${t.versions} SET archived = TRUE, body = NULL WHERE coll = $1 AND id = $2 AND ov = ANY($3::bigint[])`, [
           e.ns.collection,
           e.id,
           [...e.ovs],
@@ -981,7 +1055,7 @@ class Run {
       }
       case 'putClaim': {
         const t = await this.#target(e.ns);
-        await this.#q(`INSERT INTO ${t.claims} (coll, key, id) VALUES ($1, $2, $3) ON CONFLICT (coll, key) DO UPDATE SET id = excluded.id`, [
+        this.#emit(`INSERT INTO ${t.claims} (coll, key, id) VALUES ($1, $2, $3) ON CONFLICT (coll, key) DO UPDATE SET id = excluded.id`, [
           e.ns.collection,
           e.key,
           e.id,
@@ -990,12 +1064,12 @@ class Run {
       }
       case 'releaseClaims': {
         const t = await this.#target(e.ns);
-        await this.#q(`DELETE FROM ${t.claims} WHERE coll = $1 AND id = $2`, [e.ns.collection, e.id]);
+        this.#emit(`DELETE FROM ${t.claims} WHERE coll = $1 AND id = $2`, [e.ns.collection, e.id]);
         return;
       }
       case 'putOutbox': {
         const t = await this.#target(e.ns);
-        await this.#q(`INSERT INTO ${t.outbox} (coll, id, seq) VALUES ($1, $2, $3) ON CONFLICT (coll, id) DO UPDATE SET seq = excluded.seq`, [
+        this.#emit(`INSERT INTO ${t.outbox} (coll, id, seq) VALUES ($1, $2, $3) ON CONFLICT (coll, id) DO UPDATE SET seq = excluded.seq`, [
           e.ns.collection,
           e.id,
           e.seq,
@@ -1004,13 +1078,13 @@ class Run {
       }
       case 'deleteOutbox': {
         const t = await this.#target(e.ns);
-        await this.#q(`DELETE FROM ${t.outbox} WHERE coll = $1 AND id = $2`, [e.ns.collection, e.id]);
+        this.#emit(`DELETE FROM ${t.outbox} WHERE coll = $1 AND id = $2`, [e.ns.collection, e.id]);
         return;
       }
       case 'putPendingBlob': {
         const t = await this.#target(e.ns);
         const b = e.blob;
-        await this.#q(
+        this.#emit(
           `INSERT INTO ${t.pendingBlobs} (coll, id, bucket, key, content_type, body) VALUES ($1, $2, $3, $4, $5, $6)
            ON CONFLICT (coll, bucket, key) DO UPDATE SET id = excluded.id, content_type = excluded.content_type, body = excluded.body`,
           [e.ns.collection, e.id, b.bucket, b.key, b.contentType, Buffer.from(b.body.buffer, b.body.byteOffset, b.body.byteLength)],
@@ -1020,7 +1094,7 @@ class Run {
       case 'deletePendingBlobs': {
         if (e.keys.length === 0) return;
         const t = await this.#target(e.ns);
-        await this.#q(
+        this.#emit(
           `DELETE FROM ${t.pendingBlobs} p USING unnest($2::text[], $3::text[]) AS r(bucket, key)
            WHERE p.coll = $1 AND p.bucket = r.bucket AND p.key = r.key`,
           [e.ns.collection, e.keys.map((k) => k.bucket), e.keys.map((k) => k.key)],
@@ -1029,12 +1103,12 @@ class Run {
       }
       case 'dropPendingBlobs': {
         const t = await this.#target(e.ns);
-        await this.#q(`DELETE FROM ${t.pendingBlobs} WHERE coll = $1 AND id = $2`, [e.ns.collection, e.id]);
+        this.#emit(`DELETE FROM ${t.pendingBlobs} WHERE coll = $1 AND id = $2`, [e.ns.collection, e.id]);
         return;
       }
       case 'putDeadLetter': {
         const t = await this.#target(e.ns);
-        await this.#q(
+        this.#emit(
           `INSERT INTO ${t.deadLetters} (coll, id, reason, failed_at) VALUES ($1, $2, $3, $4)
            ON CONFLICT (coll, id) DO UPDATE SET reason = excluded.reason, failed_at = excluded.failed_at`,
           [e.ns.collection, e.id, e.reason, e.failedAt],
@@ -1043,7 +1117,7 @@ class Run {
       }
       case 'deleteDeadLetter': {
         const t = await this.#target(e.ns);
-        await this.#q(`DELETE FROM ${t.deadLetters} WHERE coll = $1 AND id = $2`, [e.ns.collection, e.id]);
+        this.#emit(`DELETE FROM ${t.deadLetters} WHERE coll = $1 AND id = $2`, [e.ns.collection, e.id]);
         return;
       }
       // Counters are added with atomic upserts and no namespace lock: every commit of every
@@ -1054,14 +1128,14 @@ class Run {
         if (deltas.length === 0) return;
         const names = deltas.map(([n]) => n);
         const values = deltas.map(([, d]) => d);
-        await this.#q(
+        this.#emit(
           `INSERT INTO ${t.counters} AS c (coll, name, value) SELECT $1, n, d FROM unnest($2::text[], $3::float8[]) AS u(n, d)
            ON CONFLICT (coll, name) DO UPDATE SET value = c.value + excluded.value`,
           [e.collection, names, values],
         );
         const windows = [...new Set(e.windows)];
         if (windows.length > 0) {
-          await this.#q(
+          this.#emit(
             `INSERT INTO ${t.counterWindows} AS c (coll, win, name, value)
              SELECT $1, w, n, d FROM unnest($2::text[]) AS w(w), unnest($3::text[], $4::float8[]) AS u(n, d)
              ON CONFLICT (coll, win, name) DO UPDATE SET value = c.value + excluded.value`,
@@ -1074,7 +1148,7 @@ class Run {
         const entries = Object.entries(e.values);
         if (entries.length === 0) return;
         const t = await this.#mustTables(e.dbName);
-        await this.#q(
+        this.#emit(
           `INSERT INTO ${t.counters} (coll, name, value) SELECT $1, n, v FROM unnest($2::text[], $3::float8[]) AS u(n, v)
            ON CONFLICT (coll, name) DO UPDATE SET value = excluded.value`,
           [e.collection, entries.map(([n]) => n), entries.map(([, v]) => v)],
@@ -1085,7 +1159,7 @@ class Run {
         const entries = Object.entries(e.window.counts);
         if (entries.length === 0) return;
         const t = await this.#mustTables(e.dbName);
-        await this.#q(
+        this.#emit(
           `INSERT INTO ${t.counterWindows} (coll, win, name, value) SELECT $1, $2, n, v FROM unnest($3::text[], $4::float8[]) AS u(n, v)
            ON CONFLICT (coll, win, name) DO UPDATE SET value = excluded.value`,
           [e.collection, e.window.window, entries.map(([n]) => n), entries.map(([, v]) => v)],
@@ -1094,25 +1168,26 @@ class Run {
       }
       case 'deleteCounterWindow': {
         const t = await this.#tables(e.dbName, false);
-        if (t) await this.#q(`DELETE FROM ${t.counterWindows} WHERE coll = $1 AND win = $2`, [e.collection, e.window]);
+        if (t) this.#emit(`DELETE FROM ${t.counterWindows} WHERE coll = $1 AND win = $2`, [e.collection, e.window]);
         return;
       }
       case 'clearCounters': {
         const t = await this.#tables(e.dbName, false);
         if (!t) return;
-        await this.#q(`DELETE FROM ${t.counters} WHERE coll = $1`, [e.collection]);
-        await this.#q(`DELETE FROM ${t.counterWindows} WHERE coll = $1`, [e.collection]);
+        this.#emit(`DELETE FROM ${t.counters} WHERE coll = $1`, [e.collection]);
+        this.#emit(`DELETE FROM ${t.counterWindows} WHERE coll = $1`, [e.collection]);
         return;
       }
       case 'setCollectionVersion': {
         const t = await this.#target(e.ns);
-        await this.#q(`UPDATE ${t.namespaces} SET cv = $2 WHERE coll = $1`, [e.ns.collection, e.cv]);
+        this.#emit(`UPDATE ${t.namespaces} SET cv = $2 WHERE coll = $1`, [e.ns.collection, e.cv]);
         this.#locked.set(nsKey(e.ns), e.cv);
         return;
       }
       case 'putLock': {
-        const t = await this.#target(e.ns);
-        await this.#q(
+        await this.#lockLeases([{ ...e.ns, key: e.key }]);
+        const t = await this.#mustTables(e.ns.dbName);
+        this.#emit(
           `INSERT INTO ${t.locks} (coll, key, owner, expires_at) VALUES ($1, $2, $3, clock_timestamp() + $4::float8 * interval '1 millisecond')
            ON CONFLICT (coll, key) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at`,
           [e.ns.collection, e.key, e.owner, e.leaseMs],
@@ -1120,15 +1195,16 @@ class Run {
         return;
       }
       case 'deleteLock': {
-        const t = await this.#target(e.ns);
-        await this.#q(`DELETE FROM ${t.locks} WHERE coll = $1 AND key = $2`, [e.ns.collection, e.key]);
+        await this.#lockLeases([{ ...e.ns, key: e.key }]);
+        const t = await this.#mustTables(e.ns.dbName);
+        this.#emit(`DELETE FROM ${t.locks} WHERE coll = $1 AND key = $2`, [e.ns.collection, e.key]);
         return;
       }
       case 'putUpload': {
         const t = await this.#target(e.ns);
         // 'past' is the epoch: older than any age a sweep asks for.
         const stamp = e.stamp === 'now' ? 'clock_timestamp()' : `'epoch'::timestamptz`;
-        await this.#q(
+        this.#emit(
           `INSERT INTO ${t.uploads} (coll, bucket, key, token, id, cleaning, stamped_at) VALUES ($1, $2, $3, $4, $5, $6, ${stamp})
            ON CONFLICT (coll, bucket, key, token) DO UPDATE SET id = excluded.id, cleaning = excluded.cleaning, stamped_at = excluded.stamped_at`,
           [e.ns.collection, e.bucket, e.key, e.row.token, e.row.id, e.row.cleaning],
@@ -1137,7 +1213,7 @@ class Run {
       }
       case 'deleteUpload': {
         const t = await this.#target(e.ns);
-        await this.#q(`DELETE FROM ${t.uploads} WHERE coll = $1 AND bucket = $2 AND key = $3 AND token = $4`, [e.ns.collection, e.bucket, e.key, e.token]);
+        this.#emit(`DELETE FROM ${t.uploads} WHERE coll = $1 AND bucket = $2 AND key = $3 AND token = $4`, [e.ns.collection, e.bucket, e.key, e.token]);
         return;
       }
       case 'clearNamespace': {
@@ -1152,15 +1228,11 @@ class Run {
         if (!from) return;
         const a = [e.to.collection, e.from.collection];
         const versionCols = 'id, ov, cv, op, at, actor, actor_id, actor_type, reason, deleted, size, body, archived, meta, hash';
-        await this.#q(`INSERT INTO ${to.heads} (coll, ${HEAD_COLUMNS}) SELECT $1, ${HEAD_COLUMNS} FROM ${from.heads} WHERE coll = $2`, a);
-        await this.#q(`INSERT INTO ${to.versions} (coll, ${versionCols}) SELECT $1, ${versionCols} FROM ${from.versions} WHERE coll = $2`, a);
-        await this.#q(`INSERT INTO ${to.claims} (coll, key, id) SELECT $1, key, id FROM ${from.claims} WHERE coll = $2`, a);
-        const cv = await this.#q<{ cv: number | null }>(
-          `UPDATE ${to.namespaces} SET cv = (SELECT cv FROM ${from.namespaces} WHERE coll = $2) WHERE coll = $1 RETURNING cv`,
-          a,
-        );
-        this.#locked.set(nsKey(e.to), cv[0]?.cv ?? null);
-        await this.#q(`INSERT INTO ${to.outbox} (coll, id, seq) SELECT coll, id, cv FROM ${to.heads} WHERE coll = $1`, [e.to.collection]);
+        this.#emit(`INSERT INTO ${to.heads} (coll, ${HEAD_COLUMNS}) SELECT $1, ${HEAD_COLUMNS} FROM ${from.heads} WHERE coll = $2`, a);
+        this.#emit(`INSERT INTO ${to.versions} (coll, ${versionCols}) SELECT $1, ${versionCols} FROM ${from.versions} WHERE coll = $2`, a);
+        this.#emit(`INSERT INTO ${to.claims} (coll, key, id) SELECT $1, key, id FROM ${from.claims} WHERE coll = $2`, a);
+        this.#emit(`UPDATE ${to.namespaces} SET cv = (SELECT cv FROM ${from.namespaces} WHERE coll = $2) WHERE coll = $1`, a);
+        this.#emit(`INSERT INTO ${to.outbox} (coll, id, seq) SELECT coll, id, cv FROM ${to.heads} WHERE coll = $1`, [e.to.collection]);
         return;
       }
     }
@@ -1168,9 +1240,9 @@ class Run {
 
   async #clear(ns: Namespace): Promise<Tables> {
     const t = await this.#target(ns);
-    for (const table of [t.heads, t.versions, t.claims, t.outbox, t.deadLetters]) await this.#q(`DELETE FROM ${table} WHERE coll = $1`, [ns.collection]);
+    for (const table of [t.heads, t.versions, t.claims, t.outbox, t.deadLetters]) this.#emit(`DELETE FROM ${table} WHERE coll = $1`, [ns.collection]);
     // The row stays (other transactions may be queued on its lock); NULL means never written.
-    await this.#q(`UPDATE ${t.namespaces} SET cv = NULL WHERE coll = $1`, [ns.collection]);
+    this.#emit(`UPDATE ${t.namespaces} SET cv = NULL WHERE coll = $1`, [ns.collection]);
     this.#locked.set(nsKey(ns), null);
     return t;
   }
@@ -1188,6 +1260,11 @@ interface UploadSqlRow {
 
 /** Milliseconds since an upload row was stamped, by the server's clock, never negative. */
 const AGE_MS = `greatest(0, floor(extract(epoch FROM clock_timestamp() - u.stamped_at) * 1000))::float8`;
+
+/** The advisory lock key of a lease: 64 bits of a hash, as a signed decimal (PostgreSQL's bigint). */
+function leaseLockKey(schema: string, collection: string, key: string): string {
+  return createHash('sha256').update(`xronox.lease\u0000${schema}\u0000${collection}\u0000${key}`).digest().readBigInt64BE(0).toString();
+}
 
 /** Pushes a parameter and returns its placeholder. */
 function push(params: unknown[], value: unknown): string {
