@@ -151,6 +151,14 @@ interface Session {
  * lock, see `Run.#lockLeases`), so taking and renewing them never queues behind commits; a plan
  * marked not durable (leases) commits without waiting for the WAL flush.
  *
+ * A namespace's commits queue on its lock for as long as each holds it, so a transaction makes
+ * few round trips: BEGIN goes with the first lock, each read set is one statement per kind of
+ * row, and every write goes with COMMIT as one simple query (values written as literals, see
+ * `postgres-inline.ts`): a one-record commit is three round trips and a WAL flush. The lock also
+ * returns the transaction's id, so a COMMIT whose answer is lost with its connection is resolved
+ * (`txid_status`) rather than reported as unknown. A transaction that lost a race or its
+ * connection before COMMIT is re-run from its reads, a bounded number of times.
+ *
  * Reads outside transactions are single statements on a pooled connection (one snapshot each).
  */
 export class PostgresIndexDriver implements IndexDriver {
