@@ -1,4 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Client, escapeIdentifier } from 'pg';
 import { nsKey, refKey, type Transaction } from '../../core/contracts/index-driver.js';
@@ -7,7 +10,8 @@ import { PostgresIndexDriver, type PostgresIndexDriverOptions } from '../../core
 import { acquirePostgresPool, pooledPostgresCount } from '../../core/adapters/postgres/postgres-pool.js';
 import { schemaNameFor } from '../../core/adapters/postgres/postgres-schema.js';
 import { IndexRuntime } from '../../core/store/index-runtime.js';
-import { StorageError, ValidationError } from '../../core/errors.js';
+import { ConfigError, StorageError, ValidationError } from '../../core/errors.js';
+import { initXronox } from '../../core/xronox.js';
 import { describePostgres, dropSchemas, POSTGRES_URI, postgresAvailability, randomSchemaPrefix, withPostgres } from '../support/postgres.js';
 
 /**
@@ -476,6 +480,36 @@ describePostgres('PostgreSQL index driver', availability, () => {
       const ns = freshNs();
       await expect(store.commit(ns, { writes: [create('a', { name: 'x\u0000y' })] })).rejects.toBeInstanceOf(ValidationError);
       expect(await store.getHead(ns, 'a')).toBeNull();
+    });
+  });
+
+  describe('as a configured connection', () => {
+    it('a postgresUri connection holds record databases under its schemaPrefix; messaging on it is refused by name', async () => {
+      const schemaPrefix = randomSchemaPrefix();
+      const dir = mkdtempSync(join(tmpdir(), 'xronox-pg-config-'));
+      const tag = randomBytes(4).toString('hex');
+      const x = initXronox({
+        dbConnections: { pg: { postgresUri: POSTGRES_URI, schemaPrefix } },
+        localStorage: { basePath: dir, enabled: true },
+        databases: {
+          runtime: { tenantDatabases: [{ tenantId: 'acme', dbConnRef: 'pg', dbName: `rt_${tag}` }] },
+          messaging: { tenantDatabases: [{ tenantId: 'acme', dbConnRef: 'pg', dbName: `msg_${tag}` }] },
+        },
+      });
+      try {
+        const orders = x.with({ databaseType: 'runtime', tier: 'tenant', tenantId: 'acme', collection: 'orders' });
+        const created = await orders.create({ status: 'new' });
+        expect((await orders.getLatest(created.id))?.data).toEqual({ status: 'new' });
+        expect(await sql(`SELECT db_name FROM ${escapeIdentifier(schemaNameFor(schemaPrefix, `rt_${tag}`))}.schema_info`)).toEqual([{ db_name: `rt_${tag}` }]);
+        const messages = x.with({ databaseType: 'messaging', tier: 'tenant', tenantId: 'acme', collection: 'messages' });
+        const err = await messages.findOne({ msgId: 'm' }).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(ConfigError);
+        expect((err as ConfigError).issues[0]).toMatchObject({ path: 'dbConnections.pg', message: expect.stringContaining('record databases only') });
+      } finally {
+        await x.shutdown();
+        await dropSchemas(schemaPrefix);
+        rmSync(dir, { recursive: true, force: true });
+      }
     });
   });
 
