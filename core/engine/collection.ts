@@ -154,9 +154,8 @@ export class Collection {
 
   /**
    * Creates up to `MAX_CREATE_BATCH` records in one index-store commit: every record is created
-   * or, when anything fails, none is (on MongoDB without transactions a crash mid-batch may leave
-   * a prefix; `capabilities.atomicBatches` says which). Every item is checked before anything is
-   * written; an error names the item (`items[3].data…`). Results are in the order of `items`.
+   * or, when anything fails, none is. Every item is checked before anything is written; an error
+   * names the item (`items[3].data…`). Results are in the order of `items`.
    */
   async createMany<T extends Data>(items: readonly T[], actor?: Actor, reason?: string, ...extra: never[]): Promise<CreateResult[]> {
     checkNoExtraArguments('createMany', 3, extra);

@@ -1,4 +1,4 @@
-import type { Effect, IndexDriver, OutboxQuery, ReadRows, ReadSet, Transaction, UploadRow, VersionRange } from '../../contracts/index-driver.js';
+import type { Effect, IndexDriver, OutboxQuery, ReadRows, ReadSet, Transaction, VersionRange } from '../../contracts/index-driver.js';
 import { isDecision, nsKey, refKey, uploadKey } from '../../contracts/index-driver.js';
 import type {
   ActorQuery,
@@ -47,6 +47,14 @@ function bytes(a: string, b: string): number {
 }
 
 const copy = <T>(value: T): T => structuredClone(value);
+
+/** A `Map` of the items that have a value, by their key. */
+function keyed<I, V>(items: readonly I[] | undefined, key: (item: I) => string, value: (item: I) => V | undefined): Map<string, V> {
+  return new Map((items ?? []).flatMap((item) => {
+    const v = value(item);
+    return v === undefined ? [] : [[key(item), v] as const];
+  }));
+}
 const objectKey = (bucket: string, key: string) => JSON.stringify([bucket, key]);
 
 /** Every change of a transaction, undone in reverse when a later effect fails. */
@@ -100,22 +108,16 @@ export class MemoryIndexDriver implements IndexDriver {
   }
 
   async transact<T>(tx: Transaction<T>): Promise<T> {
-    let step = tx;
-    for (;;) {
-      const outcome = step.decide(this.#read(step.reads));
-      if (!isDecision(outcome)) {
-        step = outcome;
-        continue;
-      }
-      const journal = new Journal();
-      try {
-        for (const effect of outcome.effects) this.#apply(effect, journal);
-      } catch (err) {
-        journal.rollback();
-        throw err;
-      }
-      return outcome.result;
+    let outcome = tx.decide(this.#read(tx.reads));
+    while (!isDecision(outcome)) outcome = outcome.decide(this.#read(outcome.reads));
+    const journal = new Journal();
+    try {
+      for (const effect of outcome.effects) this.#apply(effect, journal);
+    } catch (err) {
+      journal.rollback();
+      throw err;
     }
+    return outcome.result;
   }
 
   async close(): Promise<void> {}
@@ -241,10 +243,14 @@ export class MemoryIndexDriver implements IndexDriver {
   }
 
   async listNamespaces(dbName?: string): Promise<Array<Namespace & { cv: number }>> {
+    return this.#namespaces(dbName);
+  }
+
+  #namespaces(dbName?: string): Array<Namespace & { cv: number }> {
     return [...this.#spaces.values()]
       .filter((s) => s.cv !== null && (dbName === undefined || s.ns.dbName === dbName))
       .sort((a, b) => bytes(a.ns.dbName, b.ns.dbName) || bytes(a.ns.collection, b.ns.collection))
-      .map((s) => ({ dbName: s.ns.dbName, collection: s.ns.collection, cv: s.cv! }));
+      .map((s) => ({ ...s.ns, cv: s.cv! }));
   }
 
   async listUnarchivedRecords(
@@ -270,73 +276,45 @@ export class MemoryIndexDriver implements IndexDriver {
 
   #read(reads: ReadSet): ReadRows {
     const now = this.#now();
-    const spaceOf = (ns: Namespace) => this.#space(ns);
-    const byRef = <V>(refs: ReadonlyArray<Namespace & { id: string }> | undefined, value: (s: Space | undefined, id: string) => V | undefined) =>
-      new Map(
-        (refs ?? []).flatMap((r) => {
-          const v = value(spaceOf(r), r.id);
-          return v === undefined ? [] : [[refKey(r, r.id), v] as const];
-        }),
-      );
-    const uploadRows = (s: Space | undefined, bucket: string, key: string): UploadRow[] =>
-      [...(s?.uploads.get(objectKey(bucket, key)) ?? [])].map(([token, u]) => ({ id: u.id, token, cleaning: u.cleaning, ageMs: Math.max(0, now - u.stampedAt) }));
-    const prune = reads.counterWindows;
-    const stale = reads.staleUploads;
+    const ref = (r: Namespace & { id: string }) => refKey(r, r.id);
+    const versionsOf = (r: Namespace & { id: string }) => [...(this.#space(r)?.versions.get(r.id)?.values() ?? [])];
+    const { counterWindows: prune, staleUploads: stale } = reads;
+    const uploads = [...this.#spaces.values()].flatMap((s) =>
+      [...s.uploads].flatMap(([object, tokens]) => {
+        const [bucket, key] = JSON.parse(object) as [string, string];
+        return [...tokens].map(([token, u]) => ({ ...s.ns, bucket, key, token, ...u, ageMs: Math.max(0, now - u.stampedAt) }));
+      }),
+    );
     return {
-      heads: byRef(reads.heads, (s, id) => {
-        const h = s?.heads.get(id);
+      heads: keyed(reads.heads, ref, (r) => {
+        const h = this.#space(r)?.heads.get(r.id);
         return h && { ov: h.ov, cv: h.cv, deleted: h.deleted, offloaded: h.body === '' };
       }),
-      claims: new Map((reads.claims ?? []).flatMap((c) => (spaceOf(c)?.claims.has(c.key) ? [[refKey(c, c.key), spaceOf(c)!.claims.get(c.key)!] as const] : []))),
-      outbox: byRef(reads.outbox, (s, id) => s?.outbox.get(id)?.seq),
-      deadLetters: new Set((reads.deadLetters ?? []).filter((r) => spaceOf(r)?.deadLetters.has(r.id)).map((r) => refKey(r, r.id))),
-      allDeadLetters:
-        reads.allDeadLetters === undefined
-          ? []
-          : this.#deadLettersOf(reads.allDeadLetters).map(({ collection, id, reason, failedAt, headCv }) => ({ collection, id, reason, failedAt, headCv })),
-      unarchived: byRef(reads.unarchived, (s, id) => [...(s?.versions.get(id)?.values() ?? [])].filter((v) => !v.archived).length),
-      versionCounts: new Map(
-        (reads.versionCounts ?? []).map((r) => [refKey(r, r.id), [...(spaceOf(r)?.versions.get(r.id)?.keys() ?? [])].filter((ov) => ov < r.belowOv).length]),
+      claims: keyed(reads.claims, (c) => refKey(c, c.key), (c) => this.#space(c)?.claims.get(c.key)),
+      outbox: keyed(reads.outbox, ref, (r) => this.#space(r)?.outbox.get(r.id)?.seq),
+      deadLetters: new Set((reads.deadLetters ?? []).filter((r) => this.#space(r)?.deadLetters.has(r.id)).map(ref)),
+      allDeadLetters: reads.allDeadLetters === undefined ? [] : this.#deadLettersOf(reads.allDeadLetters).map(({ order: _order, ...letter }) => letter),
+      unarchived: keyed(reads.unarchived, ref, (r) => versionsOf(r).filter((v) => !v.archived).length),
+      versionCounts: keyed(reads.versionCounts, ref, (r) => versionsOf(r).filter((v) => v.ov < r.belowOv).length),
+      collectionVersions: keyed(reads.collectionVersions, nsKey, (ns) => this.#space(ns)?.cv ?? undefined),
+      counterWindows: [...(prune ? (this.#space(prune)?.windows.keys() ?? []) : [])]
+        .filter((w) => (['day', 'week', 'month'] as const).some((g) => prune?.before[g] !== undefined && bytes(w, `${g}:`) >= 0 && bytes(w, prune.before[g]) < 0))
+        .sort(bytes),
+      locks: keyed(reads.locks, (l) => refKey(l, l.key), (l) => {
+        const lock = this.#space(l)?.locks.get(l.key);
+        return lock && { owner: lock.owner, expired: lock.expiresAt <= now };
+      }),
+      uploads: keyed(reads.uploads, (u) => uploadKey(u, u.bucket, u.key), (u) =>
+        uploads.filter((r) => nsKey(r) === nsKey(u) && r.bucket === u.bucket && r.key === u.key).map(({ id, token, cleaning, ageMs }) => ({ id, token, cleaning, ageMs })),
       ),
-      collectionVersions: new Map(
-        (reads.collectionVersions ?? []).flatMap((ns) => {
-          const cv = spaceOf(ns)?.cv ?? null;
-          return cv === null ? [] : [[nsKey(ns), cv] as const];
-        }),
-      ),
-      counterWindows: prune
-        ? [...(spaceOf(prune)?.windows.keys() ?? [])]
-            .filter((w) =>
-              (['day', 'week', 'month'] as const).some((g) => prune.before[g] !== undefined && bytes(w, `${g}:`) >= 0 && bytes(w, prune.before[g]!) < 0),
-            )
-            .sort(bytes)
-        : [],
-      locks: new Map(
-        (reads.locks ?? []).flatMap((l) => {
-          const lock = spaceOf(l)?.locks.get(l.key);
-          return lock ? [[refKey(l, l.key), { owner: lock.owner, expired: lock.expiresAt <= now }] as const] : [];
-        }),
-      ),
-      uploads: new Map((reads.uploads ?? []).map((u) => [uploadKey(u, u.bucket, u.key), uploadRows(spaceOf(u), u.bucket, u.key)])),
-      staleUploads: stale
-        ? this.#spacesOf(stale.dbName)
-            .flatMap((s) =>
-              [...s.uploads].flatMap(([object, tokens]) => {
-                const [bucket, key] = JSON.parse(object) as [string, string];
-                return [...tokens].map(([token, u]) => ({ collection: s.ns.collection, bucket, key, token, ...u }));
-              }),
-            )
-            .filter((u) => now - u.stampedAt >= stale.olderThanMs)
-            .sort((a, b) => a.stampedAt - b.stampedAt || bytes(a.collection, b.collection) || bytes(a.bucket, b.bucket) || bytes(a.key, b.key) || bytes(a.token, b.token))
-            .slice(0, stale.limit)
-            .map(({ collection, bucket, key, token, id, cleaning, stampedAt }) => ({ collection, bucket, key, token, id, cleaning, ageMs: Math.max(0, now - stampedAt) }))
-        : [],
-      headCounts: new Map((reads.headCounts ?? []).map((ns) => [nsKey(ns), spaceOf(ns)?.heads.size ?? 0])),
-      outboxCounts: new Map((reads.outboxCounts ?? []).map((db) => [db, this.#spacesOf(db).reduce((n, s) => n + s.outbox.size, 0)])),
-      namespaces: [...this.#spaces.values()]
-        .filter((s) => s.cv !== null && (reads.namespaces ?? []).includes(s.ns.dbName))
-        .sort((a, b) => bytes(a.ns.dbName, b.ns.dbName) || bytes(a.ns.collection, b.ns.collection))
-        .map((s) => ({ ...s.ns, cv: s.cv! })),
+      staleUploads: uploads
+        .filter((u) => u.dbName === stale?.dbName && now - u.stampedAt >= stale.olderThanMs)
+        .sort((a, b) => a.stampedAt - b.stampedAt || bytes(a.collection, b.collection) || bytes(a.bucket, b.bucket) || bytes(a.key, b.key) || bytes(a.token, b.token))
+        .slice(0, stale?.limit)
+        .map(({ collection, bucket, key, token, id, cleaning, ageMs }) => ({ collection, bucket, key, token, id, cleaning, ageMs })),
+      headCounts: keyed(reads.headCounts, nsKey, (ns) => this.#space(ns)?.heads.size ?? 0),
+      outboxCounts: keyed(reads.outboxCounts, (db) => db, (db) => this.#spacesOf(db).reduce((n, s) => n + s.outbox.size, 0)),
+      namespaces: (reads.namespaces ?? []).flatMap((db) => this.#namespaces(db)),
     };
   }
 

@@ -44,6 +44,16 @@ const SORT_COLUMNS = { id: 'id', createdAt: 'created_at', updatedAt: 'updated_at
 /** `LIMIT -1` is SQLite's "no limit". */
 const NO_LIMIT = -1;
 
+/**
+ * A `LIMIT` with its number written in. A bound `LIMIT ?` makes SQLite prepare the statement again
+ * at every run (the value may change its plan), which costs more than a point query itself; the
+ * statements of the limits in use are kept (`#all`).
+ */
+function limit(n: number): string {
+  if (!Number.isSafeInteger(n)) throw new RangeError(`A limit is a whole number, not ${n}`);
+  return `LIMIT ${n}`;
+}
+
 type Condition = readonly [sql: string, ...params: unknown[]];
 
 /** `AND`ed conditions and their parameters in order; `false` ones are left out. */
@@ -98,15 +108,10 @@ export class SqliteIndexDriver implements IndexDriver {
     });
     this.#s = prepareStatements(this.#db);
     this.#run = this.#db.transaction((tx: Transaction<unknown>) => {
-      for (let step = tx; ; ) {
-        const outcome = step.decide(this.#read(step.reads));
-        if (!isDecision(outcome)) {
-          step = outcome;
-          continue;
-        }
-        for (const effect of outcome.effects) this.#apply(effect);
-        return outcome.result;
-      }
+      let outcome = tx.decide(this.#read(tx.reads));
+      while (!isDecision(outcome)) outcome = outcome.decide(this.#read(outcome.reads));
+      for (const effect of outcome.effects) this.#apply(effect);
+      return outcome.result;
     });
   }
 
@@ -168,8 +173,8 @@ export class SqliteIndexDriver implements IndexDriver {
     ]);
     const order = at === undefined ? (range.order === 'asc' ? 'ov' : 'ov DESC') : 'at' in at ? 'at DESC, ov DESC' : 'cv DESC';
     const from = range.unarchived ? 'versions INDEXED BY versions_unarchived' : 'versions';
-    const sql = `SELECT ${VERSION_COLUMNS} FROM ${from} WHERE ${w.sql} ORDER BY ${order} LIMIT ?`;
-    return this.#all<VersionSqlRow>(sql, [...w.params, at ? 1 : (range.limit ?? NO_LIMIT)]).map(toVersion);
+    const sql = `SELECT ${VERSION_COLUMNS} FROM ${from} WHERE ${w.sql} ORDER BY ${order} ${limit(at ? 1 : (range.limit ?? NO_LIMIT))}`;
+    return this.#all<VersionSqlRow>(sql, w.params).map(toVersion);
   }
 
   async listHistory(ns: Namespace, id: string, range: { beforeOv?: number; limit: number }): Promise<HistoryRow[]> {
@@ -188,7 +193,7 @@ export class SqliteIndexDriver implements IndexDriver {
       after !== undefined && (column === 'id' ? [`id ${cmp} ?`, after.id] : [`(${column}, id) ${cmp} (?, ?)`, after.value, after.id]),
     ]);
     const order = column === 'id' ? `id ${dir}` : `${column} ${dir}, id ${dir}`;
-    return this.#all<HeadSqlRow>(`SELECT ${HEAD_COLUMNS} FROM heads WHERE ${w.sql} ORDER BY ${order} LIMIT ?`, [...w.params, query.limit]).map(toHead);
+    return this.#all<HeadSqlRow>(`SELECT ${HEAD_COLUMNS} FROM heads WHERE ${w.sql} ORDER BY ${order} ${limit(query.limit)}`, w.params).map(toHead);
   }
 
   async queryAt(ns: Namespace, query: AsOfQuery): Promise<VersionRow[]> {
@@ -204,8 +209,8 @@ export class SqliteIndexDriver implements IndexDriver {
       FROM heads h JOIN versions v ON v.db = h.db AND v.coll = h.coll AND v.id = h.id
         AND v.ov = (SELECT w.ov FROM versions w WHERE w.db = h.db AND w.coll = h.coll AND w.id = h.id AND w.at <= ?
                     ORDER BY w.at DESC, w.ov DESC LIMIT 1)
-      WHERE ${w.sql} ORDER BY h.id ${dir} LIMIT ?`;
-    return this.#all<VersionSqlRow>(sql, [query.at, ...w.params, query.limit]).map(toVersion);
+      WHERE ${w.sql} ORDER BY h.id ${dir} ${limit(query.limit)}`;
+    return this.#all<VersionSqlRow>(sql, [query.at, ...w.params]).map(toVersion);
   }
 
   async listVersionsByActor(ns: Namespace, actorId: string, query: ActorQuery): Promise<VersionRow[]> {
@@ -217,8 +222,8 @@ export class SqliteIndexDriver implements IndexDriver {
       query.to !== undefined && ['at <= ?', query.to],
       before !== undefined && ['(at, id, ov) < (?, ?, ?)', before.at, before.id, before.ov],
     ]);
-    const sql = `SELECT ${VERSION_COLUMNS} FROM versions WHERE ${w.sql} ORDER BY at DESC, id DESC, ov DESC LIMIT ?`;
-    return this.#all<VersionSqlRow>(sql, [...w.params, query.limit]).map(toVersion);
+    const sql = `SELECT ${VERSION_COLUMNS} FROM versions WHERE ${w.sql} ORDER BY at DESC, id DESC, ov DESC ${limit(query.limit)}`;
+    return this.#all<VersionSqlRow>(sql, w.params).map(toVersion);
   }
 
   async listClaims(ns: Namespace, query: { key?: string; afterKey?: string; limit: number }): Promise<Array<{ key: string; id: string }>> {
@@ -236,8 +241,8 @@ export class SqliteIndexDriver implements IndexDriver {
       query.maxSeq !== undefined && ['seq <= ?', query.maxSeq],
     ]);
     // The queue's order is the rowid's: an upsert keeps a re-marked entry's row.
-    const sql = `SELECT coll AS collection, id, seq FROM sync_outbox WHERE ${w.sql} ORDER BY ${query.order === 'id' ? 'id' : 'rowid'} LIMIT ?`;
-    return this.#all<PendingSync>(sql, [...w.params, query.limit]);
+    const sql = `SELECT coll AS collection, id, seq FROM sync_outbox WHERE ${w.sql} ORDER BY ${query.order === 'id' ? 'id' : 'rowid'} ${limit(query.limit)}`;
+    return this.#all<PendingSync>(sql, w.params);
   }
 
   async listDeadLetters(dbName: string, query: { limit: number }): Promise<DeadLetter[]> {
