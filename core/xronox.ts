@@ -9,7 +9,7 @@ import type { DbConnectionConfig, SpacesConnectionConfig } from './config/schema
 import type { BlobStore } from './contracts/blob-store.js';
 import type { DocumentStore } from './contracts/document-store.js';
 import type { CounterWindow, CounterWindowGranularity, DeadLetter, IndexStore } from './contracts/index-store.js';
-import { ClosedError, ConfigError, StorageError, ValidationError, XronoxError } from './errors.js';
+import { ClosedError, ConfigError, ValidationError } from './errors.js';
 import { assertName } from './foundation/names.js';
 import { type DatabaseRoute, type Route, type RouteRequest, Router } from './routing/router.js';
 import type { IdentitiesCollection, IdentityAudit } from './domains/identities/identities.js';
@@ -25,16 +25,21 @@ import { type Data, DEFAULT_MAX_DOCUMENT_BYTES } from './engine/documents.js';
 import { readTiers, type TieredReadOptions, type TieredReadResult } from './engine/tiered-read.js';
 import { checkNoExtraArguments, checkOptions } from './engine/arguments.js';
 import { parseFilter } from './foundation/filter.js';
-import { guardAdapter } from './engine/guard.js';
+import { type AdapterSource, guardAdapter } from './store/guard.js';
 
-/** How the engine obtains adapters; the composition root (`core/xronox.ts`) provides the defaults. */
+/**
+ * How the engine obtains adapters; the composition root (`core/xronox.ts`) provides the defaults
+ * (`defaultAdapters`). Each is called once per connection, when its store is first used, and
+ * returns the adapter, or an `AdapterSource` that loads it (its module, its SDK) when it is first
+ * called; the engine wraps either once (`core/store/guard.ts`).
+ */
 export interface AdapterFactories {
   /** `config` lets an adapter derive per-collection settings (indexes, retention, transactions). */
-  indexStore(ref: string, connection: DbConnectionConfig, config: XronoxConfig): IndexStore;
+  indexStore(ref: string, connection: DbConnectionConfig, config: XronoxConfig): IndexStore | AdapterSource<IndexStore>;
   /** `ref`/`connection` are `null` for the local filesystem (`localStorage.basePath`). */
-  blobStore(ref: string | null, connection: SpacesConnectionConfig | null, localBasePath: string | undefined): BlobStore;
+  blobStore(ref: string | null, connection: SpacesConnectionConfig | null, localBasePath: string | undefined): BlobStore | AdapterSource<BlobStore>;
   /** The document store of a connection (messaging, identities); without it those types cannot be opened. */
-  documentStore?(ref: string, connection: DbConnectionConfig, config: XronoxConfig): DocumentStore;
+  documentStore?(ref: string, connection: DbConnectionConfig, config: XronoxConfig): DocumentStore | AdapterSource<DocumentStore>;
 }
 
 /** What `with()` returns: a record collection, or a messaging or identities document collection. */
@@ -502,7 +507,7 @@ export class Xronox implements JobHost, DocumentHost {
     let store = this.#indexStores.get(route.dbConnRef);
     if (!store) {
       const connection = this.config.dbConnections[route.dbConnRef]!;
-      store = guardAdapter(() => opening('index store', () => this.#factories.indexStore(route.dbConnRef, connection, this.config)), () => this.#closed);
+      store = guardAdapter('index store', () => this.#factories.indexStore(route.dbConnRef, connection, this.config), () => this.#closed);
       this.#indexStores.set(route.dbConnRef, store);
     }
     return store;
@@ -515,7 +520,7 @@ export class Xronox implements JobHost, DocumentHost {
       const connection = this.config.dbConnections[route.dbConnRef]!;
       const factory = this.#factories.documentStore;
       if (!factory) throw new ConfigError([{ path: `dbConnections.${route.dbConnRef}`, message: 'this Xronox instance was built without a documentStore adapter factory, so messaging and identities cannot be opened' }]);
-      store = guardAdapter(() => opening('document store', () => factory.call(this.#factories, route.dbConnRef, connection, this.config)), () => this.#closed);
+      store = guardAdapter('document store', () => factory.call(this.#factories, route.dbConnRef, connection, this.config), () => this.#closed);
       this.#documentStores.set(route.dbConnRef, store);
     }
     return store;
@@ -526,10 +531,7 @@ export class Xronox implements JobHost, DocumentHost {
     let store = this.#blobStores.get(key);
     if (!store) {
       const connection = route.spaceConnRef ? this.config.spacesConnections[route.spaceConnRef]! : null;
-      store = guardAdapter(
-        () => opening('blob store', () => this.#factories.blobStore(route.spaceConnRef, connection, this.config.localStorage?.basePath)),
-        () => this.#closed,
-      );
+      store = guardAdapter('blob store', () => this.#factories.blobStore(route.spaceConnRef, connection, this.config.localStorage?.basePath), () => this.#closed);
       this.#blobStores.set(key, store);
     }
     return store;
@@ -537,15 +539,6 @@ export class Xronox implements JobHost, DocumentHost {
 
   #assertOpen(): void {
     if (this.#closed) throw new ClosedError();
-  }
-}
-
-function opening<T>(what: string, open: () => T): T {
-  try {
-    return open();
-  } catch (err) {
-    if (err instanceof XronoxError) throw err;
-    throw new StorageError(what, 'open', err, `Could not open the ${what}: ${err instanceof Error ? err.message : String(err)}`);
   }
 }
 
@@ -623,7 +616,8 @@ export interface InitOptions {
 
 /**
  * Validates the config and returns a ready Xronox instance. Nothing is opened until first use:
- * a MongoDB client connects on the first operation, an SQLite file opens on the first access.
+ * a MongoDB client connects on the first operation, an SQLite file opens on the first access,
+ * and a backend's module (the MongoDB driver, the AWS SDK, better-sqlite3) is loaded only then.
  *
  * Without a config, it is read from `xronox.config.json` (else `.xronox.json`) in the working
  * directory or, failing that, in the nearest package root above it (see `findConfigFile`).

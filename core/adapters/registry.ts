@@ -4,58 +4,59 @@ import type { BlobStore } from '../contracts/blob-store.js';
 import type { DocumentStore } from '../contracts/document-store.js';
 import type { IndexStore } from '../contracts/index-store.js';
 import { ConfigError } from '../errors.js';
+import type { AdapterSource } from '../store/guard.js';
 import { IndexRuntime } from '../store/index-runtime.js';
-import { FsBlobStore } from './fs/fs-blob-store.js';
-import { MongoDocumentStore } from './mongodb/mongodb-document-store.js';
-import { MongoIndexStore } from './mongodb/mongodb-index-store.js';
-import { LazyPostgresIndexDriver } from './postgres/postgres-lazy-driver.js';
-import { S3BlobStore } from './s3/s3-blob-store.js';
-import { SqliteDocumentStore } from './sqlite/sqlite-document-store.js';
-import { SqliteIndexDriver } from './sqlite/sqlite-index-driver.js';
+import { FS_BLOB_STORE_MEMBERS } from './fs/fs-settings.js';
+import { MONGODB_DOCUMENT_STORE_MEMBERS, MONGODB_INDEX_STORE_MEMBERS, mongoOptions } from './mongodb/mongodb-settings.js';
+import { POSTGRES_INDEX_STORE_MEMBERS } from './postgres/postgres-settings.js';
+import { s3BlobStoreMembers } from './s3/s3-settings.js';
+import { SQLITE_DOCUMENT_STORE_MEMBERS, SQLITE_INDEX_STORE_MEMBERS } from './sqlite/sqlite-settings.js';
 
 /**
  * The adapters this build ships, chosen by the shape of each connection. A new backend is one
  * folder under `core/adapters/` plus one branch here.
+ *
+ * Each branch imports its adapter's module (and so the backend's SDK: the MongoDB driver, the AWS
+ * SDK, better-sqlite3) only when the store is first used, never when this file is loaded: a
+ * process, a Lambda cold start in particular, pays only for the backends its config uses. What
+ * the guard must know before then (the adapter's name, capabilities, a blob store's `maxPutMs`)
+ * comes from each backend's `*-settings.ts`, which needs no SDK.
  */
 export const defaultAdapters = {
-  indexStore(ref: string, connection: DbConnectionConfig, config: XronoxConfig): IndexStore {
-    if (connection.sqlitePath !== undefined) return IndexRuntime.of(new SqliteIndexDriver({ path: connection.sqlitePath }));
-    if (connection.mongoUri !== undefined) return new MongoIndexStore(mongoOptions(connection.mongoUri, config));
-    // Loads pg on first use only (see LazyPostgresIndexDriver).
-    if (connection.postgresUri !== undefined) {
-      return IndexRuntime.of(
-        new LazyPostgresIndexDriver({ connectionString: connection.postgresUri, ...(connection.schemaPrefix === undefined ? {} : { schemaPrefix: connection.schemaPrefix }) }),
-      );
+  indexStore(ref: string, connection: DbConnectionConfig, config: XronoxConfig): AdapterSource<IndexStore> {
+    const { sqlitePath, mongoUri, postgresUri, schemaPrefix } = connection;
+    if (sqlitePath !== undefined) {
+      return { members: SQLITE_INDEX_STORE_MEMBERS, open: async () => IndexRuntime.of(new (await import('./sqlite/sqlite-index-driver.js')).SqliteIndexDriver({ path: sqlitePath })) };
     }
-    throw new ConfigError([{ path: `dbConnections.${ref}`, message: 'names no backend (mongoUri, sqlitePath or postgresUri)' }]);
+    if (mongoUri !== undefined) {
+      const options = mongoOptions(mongoUri, config, ref);
+      return { members: MONGODB_INDEX_STORE_MEMBERS, open: async () => IndexRuntime.of(new (await import('./mongodb/mongodb-index-driver.js')).MongoIndexDriver(options)) };
+    }
+    if (postgresUri !== undefined) {
+      const options = { connectionString: postgresUri, ...(schemaPrefix === undefined ? {} : { schemaPrefix }) };
+      return { members: POSTGRES_INDEX_STORE_MEMBERS, open: async () => IndexRuntime.of(new (await import('./postgres/postgres-index-driver.js')).PostgresIndexDriver(options)) };
+    }
+    throw new ConfigError([{ path: `dbConnections.${ref}`, message: 'names no backend (mongoUri, postgresUri or sqlitePath)' }]);
   },
-  blobStore(ref: string | null, connection: SpacesConnectionConfig | null, localBasePath: string | undefined): BlobStore {
+  blobStore(ref: string | null, connection: SpacesConnectionConfig | null, localBasePath: string | undefined): AdapterSource<BlobStore> {
     if (connection === null) {
       if (localBasePath === undefined) throw new ConfigError([{ path: 'localStorage', message: 'is needed for databases without a spaceConnRef' }]);
-      return new FsBlobStore({ basePath: localBasePath });
+      return { members: FS_BLOB_STORE_MEMBERS, open: async () => new (await import('./fs/fs-blob-store.js')).FsBlobStore({ basePath: localBasePath }) };
     }
-    return new S3BlobStore({ ref: ref ?? '', connection });
+    return { members: s3BlobStoreMembers(connection), open: async () => new (await import('./s3/s3-blob-store.js')).S3BlobStore({ ref: ref ?? '', connection }) };
   },
   /** Messaging and identities: plain collections with declared indexes, in the same database as the index store's. */
-  documentStore(ref: string, connection: DbConnectionConfig): DocumentStore {
-    if (connection.sqlitePath !== undefined) return new SqliteDocumentStore({ path: connection.sqlitePath });
-    if (connection.mongoUri !== undefined) return new MongoDocumentStore({ uri: connection.mongoUri });
+  documentStore(ref: string, connection: DbConnectionConfig): AdapterSource<DocumentStore> {
+    const { sqlitePath, mongoUri } = connection;
+    if (sqlitePath !== undefined) {
+      return { members: SQLITE_DOCUMENT_STORE_MEMBERS, open: async () => new (await import('./sqlite/sqlite-document-store.js')).SqliteDocumentStore({ path: sqlitePath }) };
+    }
+    if (mongoUri !== undefined) {
+      return { members: MONGODB_DOCUMENT_STORE_MEMBERS, open: async () => new (await import('./mongodb/mongodb-document-store.js')).MongoDocumentStore({ uri: mongoUri }) };
+    }
     if (connection.postgresUri !== undefined) {
       throw new ConfigError([{ path: `dbConnections.${ref}`, message: 'is a PostgreSQL connection, which holds record databases only; messaging and identities need mongoUri or sqlitePath' }]);
     }
-    throw new ConfigError([{ path: `dbConnections.${ref}`, message: 'names no backend (mongoUri, sqlitePath or postgresUri)' }]);
+    throw new ConfigError([{ path: `dbConnections.${ref}`, message: 'names no backend (mongoUri or sqlitePath)' }]);
   },
 };
-
-/** The MongoDB store's settings, read from the one config. */
-export function mongoOptions(uri: string, config: Pick<XronoxConfig, 'collectionMaps' | 'transactions' | 'fallback'>) {
-  const t = config.transactions;
-  return {
-    uri,
-    // `transactions.enabled: false` forces the standalone protocol; `enabled: true` without
-    // auto-detection insists on a replica set; anything else detects the server's topology.
-    transactions: t?.enabled === false ? 'off' : t?.enabled === true && t.autoDetect === false ? 'required' : 'auto',
-    indexSettings: (collection: string) => ({ indexedProps: config.collectionMaps[collection]?.indexedProps ?? [] }),
-    protocol: { deadLetterCollection: config.fallback?.deadLetterCollection ?? 'xronox_dead_letters' },
-  } as const satisfies ConstructorParameters<typeof MongoIndexStore>[0];
-}

@@ -85,7 +85,10 @@ export class XronoxConfigBuilder {
     return this.#addDbConnection(ref, { mongoUri });
   }
 
-  /** Adds a PostgreSQL connection named `ref` (record databases only: messaging and identities need another). */
+  /**
+   * Adds a PostgreSQL connection named `ref` (`postgres://user:password@host:5432/database`), its
+   * databases in the schemas `<schemaPrefix><dbName>` (default `xronox_`).
+   */
   addPostgresConnection(ref: string, postgresUri: string, options: { schemaPrefix?: string } = {}): this {
     return this.#addDbConnection(ref, { postgresUri, ...(options.schemaPrefix === undefined ? {} : { schemaPrefix: options.schemaPrefix }) });
   }
@@ -217,7 +220,7 @@ export class XronoxConfigBuilder {
     throw new ConfigError([...own, ...later]);
   }
 
-  #addDbConnection(ref: string, connection: { mongoUri: string } | { sqlitePath: string } | { postgresUri: string; schemaPrefix?: string }): this {
+  #addDbConnection(ref: string, connection: { mongoUri: string } | { postgresUri: string; schemaPrefix?: string } | { sqlitePath: string }): this {
     const connections = this.#input.dbConnections;
     if (this.#isNew(connections, `dbConnections.${ref}`, ref)) connections[ref] = connection;
     return this;

@@ -269,6 +269,19 @@ function crossCheck(raw: unknown): ConfigIssue[] {
     }
   }
 
+  // The MongoDB index store commits every write in a multi-document transaction: it has no mode without them.
+  if (isRecord(raw.transactions) && raw.transactions.enabled === false) {
+    const mongo = Object.keys(dbConnections).filter((ref) => isRecord(dbConnections[ref]) && typeof (dbConnections[ref] as Record<string, unknown>).mongoUri === 'string');
+    if (mongo.length > 0) {
+      issues.push({
+        path: 'transactions.enabled',
+        message:
+          `is false, but MongoDB connections (${list(mongo)}) always use multi-document transactions, which need a replica set; ` +
+          'remove the setting, and run a single server as a one-node replica set (`mongod --replSet rs0`, then `rs.initiate()` once in mongosh)',
+      });
+    }
+  }
+
   issues.push(...checkDynamicTenants(raw.databases, { dbConnections, spacesConnections, localEnabled, versioningEnabled }));
 
   issues.push(...checkApiKeys(raw.api));

@@ -17,16 +17,19 @@ const MAX_DB_NAME = 63;
 
 /**
  * The smallest working config: an embedded SQLite file (default `./.xronox-data/xronox.sqlite`),
- * or MongoDB when the argument is a `mongodb://` or `mongodb+srv://` URI; blobs under `./.xronox-data/blobs`; generic
- * knowledge, metadata and logs databases and a runtime database for the tenant `default`.
- * The connection is named `local` (SQLite) or `primary` (MongoDB).
+ * or MongoDB / PostgreSQL when the argument is a `mongodb://`, `mongodb+srv://`, `postgres://` or
+ * `postgresql://` URI; blobs under `./.xronox-data/blobs`; generic knowledge, metadata and logs
+ * databases and a runtime database for the tenant `default`. The connection is named `local`
+ * (SQLite) or `primary` (a server).
  */
-export function createMinimalConfig(mongoUriOrSqlitePath?: string): XronoxConfig {
-  const target = mongoUriOrSqlitePath ?? DEFAULT_SQLITE_PATH;
+export function createMinimalConfig(uriOrSqlitePath?: string): XronoxConfig {
+  const target = uriOrSqlitePath ?? DEFAULT_SQLITE_PATH;
   // A URI scheme, not a bare prefix, so that a file named `mongodb.sqlite` stays a SQLite path.
-  const ref = /^mongodb(\+srv)?:\/\//.test(target) ? 'primary' : 'local';
+  const server = /^mongodb(\+srv)?:\/\//.test(target) ? 'mongodb' : /^postgres(ql)?:\/\//.test(target) ? 'postgres' : null;
+  const ref = server === null ? 'local' : 'primary';
   const builder = new XronoxConfigBuilder().withLocalStorage(DEFAULT_BLOB_PATH);
-  if (ref === 'primary') builder.addMongoConnection(ref, target);
+  if (server === 'mongodb') builder.addMongoConnection(ref, target);
+  else if (server === 'postgres') builder.addPostgresConnection(ref, target);
   else builder.addEmbeddedConnection(ref, target);
   return builder
     .addKnowledgeDatabase({ type: 'generic', mongoRef: ref, dbName: 'xronox_knowledge' })
@@ -37,10 +40,12 @@ export function createMinimalConfig(mongoUriOrSqlitePath?: string): XronoxConfig
 }
 
 export interface DevConfigOptions {
-  /** Embedded SQLite file. Default `./.xronox-data/xronox.sqlite`; give this or `mongoUri`, not both. */
+  /** Embedded SQLite file. Default `./.xronox-data/xronox.sqlite`; give at most one of this, `mongoUri` and `postgresUri`. */
   sqlitePath?: string;
   /** Use MongoDB instead of the embedded SQLite file. */
   mongoUri?: string;
+  /** Use PostgreSQL instead of the embedded SQLite file. */
+  postgresUri?: string;
   /** Folder for blobs. Default `./.xronox-data/blobs`. */
   basePath?: string;
   /** Prefix of every database name. Default `xronox_dev`. */
@@ -55,18 +60,16 @@ export interface DevConfigOptions {
  * messaging and identities per tenant, named `${dbName}_runtime_${tenant}` and so on.
  */
 export function createDevConfig(options: DevConfigOptions = {}): XronoxConfig {
-  const { sqlitePath, mongoUri, basePath = DEFAULT_BLOB_PATH, dbName = 'xronox_dev', tenants = ['demo'] } = options;
-  if (sqlitePath !== undefined && mongoUri !== undefined) {
-    throw new ConfigError([{ path: 'mongoUri', message: 'and sqlitePath are both given; give one of them' }]);
-  }
+  const { basePath = DEFAULT_BLOB_PATH, dbName = 'xronox_dev', tenants = ['demo'] } = options;
   const builder = new XronoxConfigBuilder().withLocalStorage(basePath);
-  if (mongoUri !== undefined) builder.addMongoConnection('local', mongoUri);
-  else builder.addEmbeddedConnection('local', sqlitePath ?? DEFAULT_SQLITE_PATH);
+  addIndexConnection(builder, 'local', options, DEFAULT_SQLITE_PATH);
   return addEveryDatabase(builder, { ref: 'local', prefix: dbName, tenants, analytics: false }).build();
 }
 
 export interface ProductionConfigOptions {
-  mongoUri: string;
+  /** The index store: give exactly one of `mongoUri` (a replica set) and `postgresUri`. */
+  mongoUri?: string;
+  postgresUri?: string;
   /** Omit for AWS S3; set for MinIO, Spaces, R2, Ceph. */
   s3Endpoint?: string;
   s3Region: string;
@@ -84,23 +87,23 @@ export interface ProductionConfigOptions {
 }
 
 /**
- * A production config: a MongoDB connection and an S3 connection (both named `primary`) with one
+ * A production config: a MongoDB or PostgreSQL connection and an S3 connection (both named `primary`) with one
  * bucket per kind of data, and every database type configured as in `createDevConfig`; each
  * tenant's runtime database has its own analytics database. Leave the S3 keys out on AWS to use
  * the SDK's default credentials (the Lambda role).
  */
 export function createProductionConfig(options: ProductionConfigOptions): XronoxConfig {
   const { bucketPrefix: p } = options;
-  const builder = new XronoxConfigBuilder()
-    .addMongoConnection('primary', options.mongoUri)
-    .addS3Connection('primary', {
-      endpoint: options.s3Endpoint,
-      region: options.s3Region,
-      ...(options.s3AccessKey !== undefined ? { accessKey: options.s3AccessKey } : {}),
-      ...(options.s3SecretKey !== undefined ? { secretKey: options.s3SecretKey } : {}),
-      forcePathStyle: options.forcePathStyle,
-      buckets: { records: `${p}-records`, versions: `${p}-versions`, content: `${p}-content`, backups: `${p}-backups` },
-    });
+  const builder = new XronoxConfigBuilder();
+  addIndexConnection(builder, 'primary', options, null);
+  builder.addS3Connection('primary', {
+    endpoint: options.s3Endpoint,
+    region: options.s3Region,
+    ...(options.s3AccessKey !== undefined ? { accessKey: options.s3AccessKey } : {}),
+    ...(options.s3SecretKey !== undefined ? { secretKey: options.s3SecretKey } : {}),
+    forcePathStyle: options.forcePathStyle,
+    buckets: { records: `${p}-records`, versions: `${p}-versions`, content: `${p}-content`, backups: `${p}-backups` },
+  });
   return addEveryDatabase(builder, {
     ref: 'primary',
     s3Ref: 'primary',
@@ -149,4 +152,22 @@ function dbNameOf(prefix: string, kind: string, tenantId?: string): string {
   if (name.length <= MAX_DB_NAME) return name;
   const hash = createHash('sha256').update(name).digest('hex').slice(0, 8);
   return `${name.slice(0, MAX_DB_NAME - hash.length - 1)}_${hash}`;
+}
+
+/**
+ * Adds the one index-store connection the options name (`sqlitePath`, `mongoUri` or
+ * `postgresUri`), or the embedded default when they name none and there is one.
+ */
+function addIndexConnection(
+  builder: XronoxConfigBuilder,
+  ref: string,
+  options: { sqlitePath?: string; mongoUri?: string; postgresUri?: string },
+  embeddedDefault: string | null,
+): void {
+  const given = (['sqlitePath', 'mongoUri', 'postgresUri'] as const).filter((key) => options[key] !== undefined);
+  if (given.length > 1) throw new ConfigError([{ path: given[1]!, message: `and ${given[0]} are both given; give one of them` }]);
+  if (options.mongoUri !== undefined) builder.addMongoConnection(ref, options.mongoUri);
+  else if (options.postgresUri !== undefined) builder.addPostgresConnection(ref, options.postgresUri);
+  else if (options.sqlitePath !== undefined || embeddedDefault !== null) builder.addEmbeddedConnection(ref, options.sqlitePath ?? embeddedDefault!);
+  else throw new ConfigError([{ path: 'mongoUri', message: 'or postgresUri is needed: a production config names its index store' }]);
 }

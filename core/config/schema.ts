@@ -25,25 +25,28 @@ const positiveInt = z.number().int().positive();
 
 export const dbConnectionSchema = z
   .strictObject({
-    /** MongoDB connection string (production). */
+    /** MongoDB connection string (production; a replica set). */
     mongoUri: z.string().min(1).optional(),
+    /** PostgreSQL connection URI, `postgres://user:password@host:5432/database` (production). */
+    postgresUri: z
+      .string()
+      .regex(/^postgres(?:ql)?:\/\/./i, { message: 'must be a URI starting with postgres:// or postgresql://' })
+      .optional(),
     /** Path of an embedded SQLite database file (development, tests, single-machine use). */
     sqlitePath: z.string().min(1).optional(),
     /**
-     * PostgreSQL connection string (`postgres://user:password@host:5432/database`): record
-     * databases only (runtime, knowledge, metadata, logs), each in a schema `xronox_<dbName>`.
+     * With `postgresUri`: every database is the PostgreSQL schema `<schemaPrefix><dbName>`.
+     * Default `xronox_`.
      */
-    postgresUri: z.string().min(1).optional(),
-    /** With `postgresUri`: every database is the schema `<schemaPrefix><dbName>`. Default `xronox_`. */
     schemaPrefix: z
       .string()
       .regex(/^[a-z_][a-z0-9_]{0,29}$/, { message: 'must be a lowercase letter or "_" then up to 29 lowercase letters, digits or "_"' })
       .optional(),
   })
   .superRefine((conn, ctx) => {
-    const kinds = [conn.mongoUri, conn.sqlitePath, conn.postgresUri].filter((v) => v !== undefined).length;
+    const kinds = [conn.mongoUri, conn.postgresUri, conn.sqlitePath].filter((v) => v !== undefined).length;
     if (kinds !== 1) {
-      ctx.addIssue({ code: 'custom', message: 'give exactly one of mongoUri, sqlitePath or postgresUri' });
+      ctx.addIssue({ code: 'custom', message: 'give exactly one of mongoUri, postgresUri or sqlitePath' });
     }
     if (conn.schemaPrefix !== undefined && conn.postgresUri === undefined) {
       ctx.addIssue({ code: 'custom', path: ['schemaPrefix'], message: 'applies to postgresUri connections only' });
@@ -388,6 +391,11 @@ export const configSchema = z.strictObject({
       deadLetterCollection: named('collection').optional(),
     })
     .optional(),
+  /**
+   * Kept for configs of older versions. The MongoDB index store always commits with
+   * multi-document transactions (it needs a replica set), so `enabled: false` next to a MongoDB
+   * connection is refused at load; `autoDetect` has no effect.
+   */
   transactions: z.strictObject({ enabled: z.boolean().optional(), autoDetect: z.boolean().optional() }).optional(),
   /** Guards against oversize input. */
   limits: z

@@ -3,7 +3,7 @@ import { isRecord } from './normalise.js';
 
 /**
  * Secrets of a config: the keys of every spaces connection, the password of every MongoDB
- * and PostgreSQL URI and the HTTP API's JWT secret (`api.jwt.secret`). They never appear in logs, errors,
+ * URI and the HTTP API's JWT secret (`api.jwt.secret`). They never appear in logs, errors,
  * health output or any printed view of a loaded config (`maskWhenPrinted`): show
  * `maskConfig(config)` instead of the config, and pass any text that may quote config values
  * through `maskSecretsIn`.
@@ -15,17 +15,16 @@ export const MASK = '****';
 const MIN_SEARCHED_LENGTH = 4;
 
 /**
- * The scheme of a MongoDB or PostgreSQL URI, found anywhere in the value and in any case: a value
- * the driver refuses (a leading space, `MONGODB://`) still reaches health output and error
- * messages, and its password must not.
+ * The scheme of a MongoDB URI, found anywhere in the value and in any case: a value the driver
+ * refuses (a leading space, `MONGODB://`) still reaches health output and error messages, and its
+ * password must not.
  */
 const URI_SCHEME = /(?:mongodb(?:\+srv)?|postgres(?:ql)?):\/\//i;
+/** The connection fields whose URI holds a password. */
+const URI_FIELDS = ['mongoUri', 'postgresUri'] as const;
 
 /** A password given as a query parameter (`?password=…`, which PostgreSQL connection strings accept). */
 const QUERY_PASSWORD = /([?&]password=)([^&#]*)/gi;
-
-/** The `dbConnections` fields that hold a URI with a password. */
-const URI_FIELDS = ['mongoUri', 'postgresUri'] as const;
 
 /**
  * A deep copy of `config` with `spacesConnections.*.secretKey` and `api.jwt.secret` replaced by
@@ -92,9 +91,8 @@ export function maskWhenPrinted(config: unknown): void {
   if (isRecord(config.dbConnections)) {
     for (const conn of Object.values(config.dbConnections)) {
       if (!isRecord(conn)) continue;
-      for (const field of URI_FIELDS) {
-        if (typeof conn[field] === 'string') hide(conn, [field], () => ({ ...conn, [field]: maskUri(conn[field] as string) }));
-      }
+      const fields = URI_FIELDS.filter((field) => typeof conn[field] === 'string');
+      if (fields.length > 0) hide(conn, fields, () => ({ ...conn, ...Object.fromEntries(fields.map((f) => [f, maskUri(conn[f] as string)])) }));
     }
   }
   const jwt = apiJwt(config);
@@ -150,7 +148,7 @@ function maskAccessKey(key: string): string {
 }
 
 /**
- * Where the password of a MongoDB or PostgreSQL URI is: between the first `:` of the user info and its last
+ * Where the password of a connection URI (MongoDB, PostgreSQL) is: between the first `:` of the user info and its last
  * `@`. Taking the last `@` masks too much rather than too little when a password holds an
  * unencoded `@`. `scheme` is everything up to the end of the scheme, so the parts rebuild `uri`.
  */
@@ -175,7 +173,7 @@ function maskUri(uri: string): string {
   return URI_SCHEME.test(masked) ? masked.replace(QUERY_PASSWORD, (all, key: string, value: string) => (value === '' ? all : `${key}${MASK}`)) : masked;
 }
 
-/** The passwords of a URI (user info, `password=` parameters) as written and percent-decoded (an empty one is dropped by the length rule). */
+/** The passwords of a connection URI (user info, `password=` parameters) as written and percent-decoded (an empty one is dropped by the length rule). */
 function uriPasswords(uri: string): string[] {
   if (!URI_SCHEME.test(uri)) return [];
   const written = [...uri.matchAll(QUERY_PASSWORD)].map((m) => m[2]!);

@@ -48,6 +48,13 @@ export interface BlobStore {
    */
   check?(bucket: string): Promise<void>;
 
+  /**
+   * Optional: connects to the backend (a client's first connection). The core's guard
+   * (`core/store/guard.ts`) calls it once, before the first other call; when it fails, that call
+   * fails and the next one calls it again; never after close. So methods need no connect of their own.
+   */
+  open?(): Promise<void>;
+
   /** Releases clients and handles. */
   close(): Promise<void>;
 }

@@ -106,6 +106,13 @@ export interface DocumentStore {
   /** Resolves when the backend answers. */
   ping(): Promise<void>;
 
+  /**
+   * Optional: connects to the backend (a client's first connection). The core's guard
+   * (`core/store/guard.ts`) calls it once, before the first other call; when it fails, that call
+   * fails and the next one calls it again; never after close. So methods need no connect of their own.
+   */
+  open?(): Promise<void>;
+
   /** Releases connections. Idempotent. */
   close(): Promise<void>;
 }
@@ -158,7 +165,8 @@ export interface IndexInfo {
  * A validated filter over declared fields: the engine's `FilterNode` with `Date` values too.
  * Semantics are those of `core/foundation/filter.ts` (MongoDB's for scalars): equality is type-strict,
  * ranges match values of the operand's type only (dates with dates), `{ f: null }` matches null or
- * missing. `core/domains/documents/document-filter.ts` parses user input into it and evaluates it.
+ * missing. `core/domains/documents/document-filter.ts` parses user input into it;
+ * `matches` in `core/foundation/filter.ts` evaluates it.
  */
 export type DocFilter = FilterTree<DocScalar>;
 

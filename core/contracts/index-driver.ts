@@ -155,10 +155,16 @@ export interface Transaction<T> {
   decide(rows: ReadRows): Decision<T> | Transaction<T>;
   /**
    * The transaction must survive a crash of the whole machine once it returns (every commit of
-   * records). Housekeeping (leases, upload stamps) may set `false`; a driver that cannot tell the
-   * difference treats every transaction as durable.
+   * records). Leases may set `false`: they only matter to live processes. A driver that cannot
+   * tell the difference treats every transaction as durable.
    */
   readonly durable?: boolean;
+  /**
+   * The plan only reads (counts, stale uploads, a collection version): it never returns an
+   * effect, so a driver may run it as a consistent read without taking the write lock (SQLite:
+   * a deferred transaction, which never waits behind writers of other processes).
+   */
+  readonly readOnly?: boolean;
 }
 
 export interface Decision<T> {
@@ -311,8 +317,6 @@ export type Effect =
   | { kind: 'clearNamespace'; ns: Namespace }
   /** Copies heads, versions, claims and cv of `from` into `to` (which an earlier `clearNamespace` emptied), marking every head for sync. */
   | { kind: 'copyNamespace'; from: Namespace; to: Namespace };
-
-export type EffectKind = Effect['kind'];
 
 /** The key of a record (or of a claim, lock: pass the key as `id`) in `ReadRows` maps. */
 export function refKey(ns: Namespace, id: string): string {

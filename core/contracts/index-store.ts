@@ -22,6 +22,13 @@ export interface IndexStore extends RecordIndex, SyncOutbox, UploadIntents, Leas
   /** Round-trip check used by health reports. */
   ping(): Promise<void>;
 
+  /**
+   * Optional: connects to the backend (a client's first connection). The core's guard
+   * (`core/store/guard.ts`) calls it once, before the first other call; when it fails, that call
+   * fails and the next one calls it again; never after close. So methods need no connect of their own.
+   */
+  open?(): Promise<void>;
+
   /** Releases connections and file handles. Further calls fail with `ClosedError`. */
   close(): Promise<void>;
 }

@@ -1,14 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import type { BlobStore } from '../contracts/blob-store.js';
 import { ConflictError, StorageError } from '../errors.js';
-import type { IndexStore, Namespace, PendingSync } from '../contracts/index-store.js';
+import type { IndexMaintenance, Leases, Namespace, PendingSync, RecordIndex, SyncOutbox } from '../contracts/index-store.js';
 import { processTag } from '../foundation/process.js';
 import type { BlobKind } from '../config/schema.js';
 import type { BlobLocation } from '../routing/router.js';
 
+/** The roles of the index store the syncer uses: the outbox and leases, and a few reads. */
+export type SyncIndex = SyncOutbox & Leases & Pick<RecordIndex, 'getHead' | 'listPendingBlobs'> & Pick<IndexMaintenance, 'listCollections' | 'getCollectionVersion'>;
+
 /** What the syncer needs to know about the database a record lives in. */
 export interface SyncTarget {
-  readonly index: IndexStore;
+  readonly index: SyncIndex;
   readonly blob: BlobStore;
   readonly dbName: string;
   readonly versioned: boolean;
@@ -545,7 +548,7 @@ class RecordLease {
  * thousands, and only one page of their payloads is in memory at once.
  */
 export async function forEachUnarchived(
-  index: Pick<IndexStore, 'listUnarchived'>,
+  index: Pick<SyncOutbox, 'listUnarchived'>,
   ns: Namespace,
   id: string,
   visit: (ov: number, body: Buffer) => Promise<void>,

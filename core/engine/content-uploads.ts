@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { IndexStore, Namespace, UploadIntent, UploadRef } from '../contracts/index-store.js';
+import type { Namespace, RecordIndex, UploadIntent, UploadIntents, UploadRef } from '../contracts/index-store.js';
 import { StorageError } from '../errors.js';
 import { blobKeys } from './blob-sync.js';
 import { headBody, type OffloadTarget } from './offloaded.js';
@@ -50,9 +50,7 @@ import { headBody, type OffloadTarget } from './offloaded.js';
  * request is over (carried out or not) within `limits.maxUploadSeconds`; so a cleanup whose
  * delete failed keeps its mark (writes of that key wait or fail until a later sweep takes the
  * stale mark over and finishes), and the default age is above the S3 client's longest request
- * (5 attempts of at most 65 s with backoff, under 7 minutes). On MongoDB without transactions a
- * commit renews its intents just before its compare-and-set and removes them when it rolls
- * forward, so there it assumes that compare-and-set follows within the same age.
+ * (5 attempts of at most 65 s with backoff, under 7 minutes).
  */
 
 /** Default of `limits.maxUploadSeconds`, in milliseconds. */
@@ -72,8 +70,12 @@ const VERSION_PAGE = 100;
 
 /** A database as the cleanup sees it. */
 export interface UploadTarget extends OffloadTarget {
+  readonly index: UploadIndex;
   readonly dbName: string;
 }
+
+/** The roles of the index store the upload protocol uses: upload intents, and reads of the records that may use an object. */
+export type UploadIndex = UploadIntents & Pick<RecordIndex, 'getHead' | 'getVersion' | 'listVersions'> & { readonly name: string };
 
 /** What a sweep did: objects deleted, objects kept because a record uses them, cleanups that failed (retried later). */
 export interface UploadSweepReport {
@@ -159,7 +161,7 @@ export class UploadSession {
   }
 }
 
-async function recordWaiting(index: IndexStore, ns: Namespace, intents: readonly UploadIntent[]): Promise<void> {
+async function recordWaiting(index: UploadIndex, ns: Namespace, intents: readonly UploadIntent[]): Promise<void> {
   const deadline = Date.now() + MARK_WAIT_MS;
   for (let attempt = 0; ; attempt++) {
     const result = await index.recordUploads(ns, intents);

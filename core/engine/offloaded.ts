@@ -1,5 +1,5 @@
 import type { BlobStore } from '../contracts/blob-store.js';
-import type { HeadRow, IndexStore, Namespace } from '../contracts/index-store.js';
+import type { HeadRow, Namespace, RecordIndex } from '../contracts/index-store.js';
 import type { BlobKind } from '../config/schema.js';
 import { StorageError } from '../errors.js';
 import type { BlobLocation } from '../routing/router.js';
@@ -10,7 +10,7 @@ import { canonicalJson } from './merge.js';
 
 /** What reading an offloaded head needs to know about its database. */
 export interface OffloadTarget {
-  readonly index: IndexStore;
+  readonly index: Pick<RecordIndex, 'getVersion'>;
   readonly blob: BlobStore;
   readonly versioned: boolean;
   readonly appendOnly: boolean;

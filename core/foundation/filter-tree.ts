@@ -1,9 +1,12 @@
 export type IndexedValue = string | number | boolean | null;
 
+/** A literal a filter compares with: an indexed scalar, or a `Date` (document collections). */
+export type FilterValue = IndexedValue | Date;
+
 /**
  * A validated filter over indexed properties, as the engine hands it to an index store.
  * Adapters translate it (SQL, a MongoDB query); `core/foundation/filter.ts` parses user input into
- * it and evaluates it in memory with the same semantics.
+ * it and evaluates it (and every other `FilterTree`) in memory with the same semantics.
  */
 export type FilterNode = FilterTree<IndexedValue>;
 

@@ -1,5 +1,4 @@
-import { COMPARE_OPS, type CompareOp, type FilterNode, type FilterTree } from './filter-tree.js';
-import type { IndexedValue } from './filter-tree.js';
+import { COMPARE_OPS, type CompareOp, type FilterNode, type FilterTree, type FilterValue, type IndexedValue } from './filter-tree.js';
 import { ValidationError } from '../errors.js';
 
 /**
@@ -13,7 +12,13 @@ import { ValidationError } from '../errors.js';
  * - `$gt`/`$gte`/`$lt`/`$lte` only match values of the same type as the operand (numbers with
  *   numbers, strings with strings by UTF-8 byte order, booleans with false < true); a null operand
  *   is refused;
- * - `$in`/`$nin` are `$eq`/`$ne` over a list; `$exists` tests presence (null counts as present).
+ * - `$in`/`$nin` are `$eq`/`$ne` over a list; `$exists` tests presence (null counts as present);
+ * - document collections (`core/domains/documents/document-filter.ts`) also compare `Date`s, as
+ *   MongoDB does: a date is its instant, equal to the same instant, ordered by time, and ranges
+ *   over dates match dates only.
+ *
+ * This file holds the one in-memory evaluator of those semantics (`matches`), for indexed meta
+ * and documents alike; each backend has one compiler (`core/adapters/<backend>/<backend>-filter.ts`).
  */
 
 const MAX_DEPTH = 8;
@@ -116,26 +121,41 @@ export function scalar(value: unknown, path: string): IndexedValue {
   throw new ValidationError('Filter values must be strings, finite numbers, booleans or null', { path });
 }
 
-/** Evaluates a filter against flat indexed values (missing keys are missing properties). */
-export function matches(node: FilterNode | null, meta: Readonly<Record<string, IndexedValue>>): boolean {
+/**
+ * Where the evaluator reads a field: a flat record (the engine's indexed values, whose keys are
+ * whole property paths such as `"customer.id"`; own keys only), or a function returning a field's
+ * value, `undefined` when it is missing (see `byPath` for documents).
+ */
+export type FieldSource = Readonly<Record<string, unknown>> | ((field: string) => unknown);
+
+/**
+ * Evaluates a filter in memory, with the semantics every store implements (see the top of this
+ * file): index-store meta (`matches(node, meta)`) and documents (`matches(node, byPath(doc))`) alike.
+ */
+export function matches(node: FilterTree<FilterValue> | null, values: FieldSource): boolean {
   if (node === null) return true;
+  const read = typeof values === 'function' ? values : (field: string): unknown => (Object.hasOwn(values, field) ? values[field] : undefined);
+  return evaluate(node, read);
+}
+
+function evaluate(node: FilterTree<FilterValue>, read: (field: string) => unknown): boolean {
   switch (node.kind) {
     case 'and':
-      return node.items.every((n) => matches(n, meta));
+      return node.items.every((n) => evaluate(n, read));
     case 'or':
-      return node.items.some((n) => matches(n, meta));
+      return node.items.some((n) => evaluate(n, read));
     case 'exists':
-      return Object.hasOwn(meta, node.field) === node.exists;
+      return (read(node.field) !== undefined) === node.exists;
     case 'in': {
-      const hit = node.values.some((v) => equalsValue(meta, node.field, v));
+      const actual = read(node.field);
+      const hit = node.values.some((v) => equalsValue(actual, v));
       return node.negate ? !hit : hit;
     }
     case 'compare': {
-      if (node.op === '$eq') return equalsValue(meta, node.field, node.value);
-      if (node.op === '$ne') return !equalsValue(meta, node.field, node.value);
-      if (!Object.hasOwn(meta, node.field)) return false;
-      const actual = meta[node.field];
-      const order = compareSameType(actual ?? null, node.value);
+      const actual = read(node.field);
+      if (node.op === '$eq') return equalsValue(actual, node.value);
+      if (node.op === '$ne') return !equalsValue(actual, node.value);
+      const order = compareSameType(actual, node.value);
       if (order === undefined) return false;
       switch (node.op) {
         case '$gt':
@@ -151,23 +171,60 @@ export function matches(node: FilterNode | null, meta: Readonly<Record<string, I
   }
 }
 
-function equalsValue(meta: Readonly<Record<string, IndexedValue>>, field: string, expected: IndexedValue): boolean {
-  const present = Object.hasOwn(meta, field);
-  const actual = present ? meta[field] : undefined;
-  if (expected === null) return !present || actual === null;
-  return present && typeof actual === typeof expected && actual === expected;
+/** Type-strict equality (`undefined` is a missing field): null matches missing too; a date equals the same instant. */
+function equalsValue(actual: unknown, expected: FilterValue): boolean {
+  if (expected === null) return actual === undefined || actual === null;
+  if (expected instanceof Date) return actual instanceof Date && actual.getTime() === expected.getTime();
+  return actual === expected;
 }
 
-/** Orders two scalars of the same type; `undefined` when the types differ or either is null. */
-export function compareSameType(a: IndexedValue, b: IndexedValue): number | undefined {
-  if (a === null || b === null || typeof a !== typeof b) return undefined;
-  if (typeof a === 'string') return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b as string, 'utf8'));
-  if (typeof a === 'number') return a === b ? 0 : a < (b as number) ? -1 : 1;
-  return a === b ? 0 : a ? 1 : -1;
+/** The type bracket a range stays within; `undefined` for null, missing and anything not a scalar. */
+function bracket(value: unknown): 'string' | 'number' | 'boolean' | 'date' | undefined {
+  if (value instanceof Date) return 'date';
+  const type = typeof value;
+  return type === 'string' || type === 'number' || type === 'boolean' ? type : undefined;
+}
+
+/**
+ * Orders a value against a filter literal of the same type: strings by UTF-8 bytes, numbers
+ * numerically, false < true, dates by instant. `undefined` when the types differ or either is
+ * null or missing, so ranges never cross types.
+ */
+export function compareSameType(a: unknown, b: FilterValue): number | undefined {
+  const type = bracket(b);
+  if (type === undefined || bracket(a) !== type) return undefined;
+  switch (type) {
+    case 'string':
+      return Buffer.compare(Buffer.from(a as string, 'utf8'), Buffer.from(b as string, 'utf8'));
+    case 'number':
+      return a === b ? 0 : (a as number) < (b as number) ? -1 : 1;
+    case 'boolean':
+      return a === b ? 0 : a ? 1 : -1;
+    case 'date':
+      return Math.sign((a as Date).getTime() - (b as Date).getTime());
+  }
+}
+
+/**
+ * The value at a dotted path through nested plain objects; `undefined` when a step is missing or
+ * is not an object to descend into (arrays and dates are not).
+ */
+export function valueAtPath(value: unknown, path: string): unknown {
+  let current = value;
+  for (const segment of path.split('.')) {
+    if (current === null || typeof current !== 'object' || Array.isArray(current) || current instanceof Date) return undefined;
+    current = Object.hasOwn(current, segment) ? (current as Record<string, unknown>)[segment] : undefined;
+  }
+  return current;
+}
+
+/** A `FieldSource` that reads fields as dotted paths into a document. */
+export function byPath(doc: unknown): (field: string) => unknown {
+  return (field) => valueAtPath(doc, field);
 }
 
 /** Every property a filter reads. */
-export function filterFields(node: FilterNode | null): string[] {
+export function filterFields(node: FilterTree<FilterValue> | null): string[] {
   if (node === null) return [];
   if (node.kind === 'and' || node.kind === 'or') return node.items.flatMap(filterFields);
   return [node.field];

@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { randomUUID } from 'node:crypto';
 import type { XronoxConfig } from '../config/load.js';
 import type { SyncTarget } from '../engine/blob-sync.js';
+import type { UploadTarget } from '../engine/content-uploads.js';
 import type { BlobStore } from '../contracts/blob-store.js';
 import type { DocumentStore } from '../contracts/document-store.js';
 import type { IndexStore, Namespace } from '../contracts/index-store.js';
@@ -122,7 +123,7 @@ export class JobStopped extends Error {
 export type JobWork = (target: JobTarget, ctx: JobContext) => Promise<void>;
 
 /** A job's database as the blob sync sees it (jobs that sync records themselves: retention, the sweep's outbox repair). */
-export function syncTargetOf(target: JobTarget, deferVersions = false): SyncTarget {
+export function syncTargetOf(target: JobTarget, deferVersions = false): SyncTarget & UploadTarget {
   return {
     index: target.index,
     blob: target.blob,

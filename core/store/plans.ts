@@ -250,6 +250,7 @@ export function recordUploads(ns: Namespace, uploads: readonly UploadIntent[]): 
 /** `UploadIntents.listStaleUploads`, read in a transaction so ages come from the store's clock. */
 export function listStaleUploads(dbName: string, options: { olderThanMs: number; limit: number }): Transaction<StaleUpload[]> {
   return {
+    readOnly: true,
     reads: { staleUploads: { dbName, olderThanMs: options.olderThanMs, limit: options.limit } },
     decide: (rows) =>
       done(rows.staleUploads.map((r) => ({ collection: r.collection, id: r.id, bucket: r.bucket, key: r.key, token: r.token, cleaning: r.cleaning }))),
@@ -401,10 +402,15 @@ export function replaceCollections(
 
 /** `IndexMaintenance.countRecords`. */
 export function countRecords(ns: Namespace): Transaction<number> {
-  return { reads: { headCounts: [ns] }, decide: (rows) => done(rows.headCounts.get(nsKey(ns)) ?? 0) };
+  return { readOnly: true, reads: { headCounts: [ns] }, decide: (rows) => done(rows.headCounts.get(nsKey(ns)) ?? 0) };
 }
 
 /** `SyncOutbox.countPendingSync`. */
 export function countPendingSync(dbName: string): Transaction<number> {
-  return { reads: { outboxCounts: [dbName] }, decide: (rows) => done(rows.outboxCounts.get(dbName) ?? 0) };
+  return { readOnly: true, reads: { outboxCounts: [dbName] }, decide: (rows) => done(rows.outboxCounts.get(dbName) ?? 0) };
+}
+
+/** `IndexMaintenance.getCollectionVersion`: one namespace's last cv, without listing the database. */
+export function collectionVersion(ns: Namespace): Transaction<number | null> {
+  return { readOnly: true, reads: { collectionVersions: [ns] }, decide: (rows) => done(rows.collectionVersions.get(nsKey(ns)) ?? null) };
 }

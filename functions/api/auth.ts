@@ -1,22 +1,8 @@
 import { z } from 'zod';
 import { API_ROLES, apiKeySchema, type Actor, type ApiConfig, type ApiRole } from '../../core/index.js';
 import { hashApiKey } from './api-keys.js';
-import type { Scope } from './env.js';
+import type { Principal, Scope } from './env.js';
 import { createJwtVerifier, type JwtVerifier } from './jwt.js';
-
-/** Who is calling, and where they may go. */
-export interface Principal {
-  /** Names the caller in logs: `key:<id>` or `jwt:<sub>`. */
-  readonly id: string;
-  /** Stored as the actor of every version the caller writes. */
-  readonly actor: Actor;
-  readonly role: ApiRole;
-  /** Tenants (or domains) the caller may touch; `'*'` in the set means all of them. */
-  readonly tenants: ReadonlySet<string>;
-  readonly domains: ReadonlySet<string>;
-  /** Whether the caller may touch the generic tier. */
-  readonly generic: boolean;
-}
 
 /** Turns a bearer token into a principal. Injectable, so a deployment can bring its own. */
 export interface ApiAuthenticator {

@@ -13,7 +13,7 @@
  * can prove that warm invocations reuse them.
  */
 import { resolve } from 'node:path';
-import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import type { SSMClient } from '@aws-sdk/client-ssm';
 import { ConfigError, defaultAdapters, findConfigFile, loadConfig, loadConfigFile, Xronox, type AdapterFactories, type XronoxConfig } from '../../core/index.js';
 
 /** Names the config JSON file to load (absolute, or relative to the working directory). */
@@ -93,10 +93,11 @@ export interface Container<App = unknown> {
 export function createContainer<App>(options: ContainerOptions<App>): Container<App> {
   const env = options.env ?? process.env;
   const stats: ContainerStats = { builds: 0, failedBuilds: 0, engines: 0, indexStores: 0, blobStores: 0, documentStores: 0, ssmClients: 0, apps: 0 };
-  let ssm: SSMClient | undefined;
+  let ssm: Promise<SSMClient> | undefined;
   let current: Promise<Built<App>> | undefined;
 
-  // The default adapters, counted: each call constructs one store (and its client or file handle).
+  // The default adapters, counted: each call makes one store, on the store's first use (its module
+  // and SDK are loaded, and its client or file handle opened, when it is first called).
   const adapters: AdapterFactories = {
     indexStore(...args) {
       const store = defaultAdapters.indexStore(...args);
@@ -115,12 +116,20 @@ export function createContainer<App>(options: ContainerOptions<App>): Container<
     },
   };
 
-  const ssmClient = (): SSMClient => {
-    if (!ssm) {
-      // Region and credentials come from the Lambda environment (AWS_REGION, the role's keys).
-      ssm = new SSMClient({});
-      stats.ssmClients++;
-    }
+  // The SSM SDK is loaded only by a container whose config is read from SSM (as the stores' SDKs
+  // are loaded only by the backends a config names): a cold start from a file pays nothing for it.
+  const ssmClient = (): Promise<SSMClient> => {
+    ssm ??= import('@aws-sdk/client-ssm').then(
+      ({ SSMClient: Client }) => {
+        stats.ssmClients++;
+        // Region and credentials come from the Lambda environment (AWS_REGION, the role's keys).
+        return new Client({});
+      },
+      (err: unknown) => {
+        ssm = undefined; // the next build tries again
+        throw err;
+      },
+    );
     return ssm;
   };
 
@@ -166,14 +175,14 @@ export function createContainer<App>(options: ContainerOptions<App>): Container<
 }
 
 /** Loads, validates and normalises the config from its source. Every failure is a `ConfigError`. */
-async function loadFrom(source: ConfigSource, env: NodeJS.ProcessEnv, ssmClient: () => SSMClient): Promise<XronoxConfig> {
+async function loadFrom(source: ConfigSource, env: NodeJS.ProcessEnv, ssmClient: () => Promise<SSMClient>): Promise<XronoxConfig> {
   switch (source.kind) {
     case 'file':
       return loadConfigFile(source.path, env);
     case 'bundled':
       return loadConfigFile(findConfigFile(source.searchedFrom), env);
     case 'ssm': {
-      const input = await readParameter(ssmClient(), source.parameter);
+      const input = await readParameter(await ssmClient(), source.parameter);
       try {
         return loadConfig(input, env);
       } catch (err) {
@@ -193,6 +202,7 @@ async function loadFrom(source: ConfigSource, env: NodeJS.ProcessEnv, ssmClient:
 async function readParameter(client: SSMClient, name: string): Promise<unknown> {
   let value: string | undefined;
   try {
+    const { GetParameterCommand } = await import('@aws-sdk/client-ssm');
     const out = await client.send(new GetParameterCommand({ Name: name, WithDecryption: true }));
     value = out.Parameter?.Value;
   } catch (err) {

@@ -1,6 +1,6 @@
 import type { MiddlewareHandler } from 'hono';
 import { routePath } from 'hono/route';
-import type { Principal } from './auth.js';
+import type { Principal } from './env.js';
 import type { AppEnv, Scope } from './env.js';
 
 /** Receives one structured line per request. Must not throw; if it does, the response is unaffected. */

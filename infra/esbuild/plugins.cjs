@@ -8,10 +8,11 @@
  * when something first uses them. better-sqlite3 is the embedded default's index store: a
  * compiled addon for the build machine's platform (not Lambda's arm64 Amazon Linux), and a SQLite
  * file in a Lambda's /tmp is neither shared nor durable, so it has no place in the function. The
- * core imports it statically, though, and a plain `external` would make the bundle `require` it
- * at load time: every cold start would fail, whatever the config. With this plugin, loading the
- * bundle never touches it; constructing the SQLite store requires it then, which works where the
- * module is installed (serverless-offline, the bench) and fails with a clear message on Lambda.
+ * adapter registry imports the SQLite stores only when a config uses them (a dynamic import, which
+ * esbuild bundles as a module run on first use), so loading the bundle never requires it; this
+ * plugin keeps that so should anything import it up front, and turns the failure on Lambda into a
+ * clear message. Constructing the SQLite store requires it, which works where the module is
+ * installed (serverless-offline, the bench) and fails with that message on Lambda.
  */
 
 const NAMESPACE = 'xronox-lazy-native';

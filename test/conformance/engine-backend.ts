@@ -16,7 +16,7 @@ export interface EngineBackendInstance {
   dbConnRef: string;
   /** The connection of messaging and identities (document databases), when `dbConnRef` holds record databases only. Default `dbConnRef`. */
   documentConnRef?: string;
-  /** Other top-level config the backend needs (e.g. `transactions` for MongoDB's standalone protocol). */
+  /** Other top-level config the backend needs. */
   settings?: Partial<XronoxConfigInput>;
   /** Undefined: blobs go to localStorage. */
   spaceConnRef?: string;

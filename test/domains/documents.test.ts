@@ -1,18 +1,13 @@
 import { Query } from 'mingo';
 import { BSON } from 'mongodb';
 import { describe, expect, it } from 'vitest';
-import {
-  duplicateKeyIndex,
-  EXPIRY_INDEX_NAME,
-  fromMongoIndex,
-  toMongoDocumentFilter,
-  toMongoIndexes,
-  toMongoSort,
-} from '../../core/adapters/mongodb/mongodb-document-filter.js';
+import { duplicateKeyIndex, EXPIRY_INDEX_NAME, fromMongoIndex, toMongoIndexes } from '../../core/adapters/mongodb/mongodb-document-store.js';
+import { toMongoDocumentFilter, toMongoSort } from '../../core/adapters/mongodb/mongodb-filter.js';
 import { fromDocumentJson, toDocumentJson, type Doc, type DocFilter, type DocScalar } from '../../core/contracts/document-store.js';
 import { checkDocument } from '../../core/domains/documents/document-check.js';
-import { matchesDocument, parseDocumentFilter, parseSort } from '../../core/domains/documents/document-filter.js';
+import { parseDocumentFilter, parseSort } from '../../core/domains/documents/document-filter.js';
 import { ValidationError } from '../../core/errors.js';
+import { byPath, matches } from '../../core/foundation/filter.js';
 import { SPEC } from '../conformance/document-store.suite.js';
 import { seededRandom } from '../support/random.js';
 
@@ -20,7 +15,7 @@ import { seededRandom } from '../support/random.js';
  * The pure parts of document collections: document checks, the filter language, and the MongoDB
  * translations. No MongoDB server exists here, so the MongoDB filter translation is checked
  * against mingo (an independent implementation of MongoDB's query language) over documents sent
- * through a BSON round trip as the driver would, with `matchesDocument` as the reference. The
+ * through a BSON round trip as the driver would, with `matches` (core/foundation/filter.ts) as the reference. The
  * string pool has no character at or above U+E000, where mingo's UTF-16 order would part from
  * MongoDB's UTF-8 byte order (see test/unit/mongodb-filter.test.ts).
  */
@@ -192,7 +187,7 @@ describe('toMongoDocumentFilter', () => {
     expect(toMongoSort(undefined)).toEqual([['_id', 1]]);
   });
 
-  describe.each([1, 2, 3, 20240601])('differential: matchesDocument vs the MongoDB translation under mingo (seed %i)', (seed) => {
+  describe.each([1, 2, 3, 20240601])('differential: matches vs the MongoDB translation under mingo (seed %i)', (seed) => {
     it('agrees on 1,500 random filters over 80 documents, and the filters are not vacuous', () => {
       const next = seededRandom(seed);
       const pick = <T,>(items: readonly T[]): T => items[Math.floor(next() * items.length)]!;
@@ -227,7 +222,7 @@ describe('toMongoDocumentFilter', () => {
       for (let i = 0; i < 1500; i++) {
         const input = condition(0);
         const node = parseDocumentFilter(input, FIELDS);
-        const expected = docs.filter((d) => matchesDocument(node, d)).map((d) => d.k);
+        const expected = docs.filter((d) => matches(node, byPath(d))).map((d) => d.k);
         const query = new Query(wire(toMongoDocumentFilter(node)));
         const got = stored.filter((d) => query.test(d)).map((d) => d.k);
         expect({ input, got }).toEqual({ input, got: expected });

@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { pooledMongoClientCount } from '../../core/adapters/mongodb/mongodb-client-pool.js';
-import { StorageError } from '../../core/errors.js';
+import { ClosedError, StorageError } from '../../core/errors.js';
 import { initXronox } from '../../core/xronox.js';
 import type { Xronox } from '../../core/xronox.js';
 import { tempDir } from '../support/temp.js';
@@ -69,6 +69,39 @@ describe('MongoDB index store without a reachable server', () => {
       // Two connection refs with the same URI: one client in the process.
       expect(pooledMongoClientCount()).toBe(before + 1);
       await x.shutdown();
+      expect(pooledMongoClientCount()).toBe(before);
+    } finally {
+      server.close();
+      dir.cleanup();
+    }
+  });
+
+  it('the document store connects before its first call, and again on the next call after a failure; a call after shutdown connects nothing', async () => {
+    const { port, server } = await deadPort();
+    const dir = tempDir('xronox-mongo-docs-down');
+    try {
+      const uri = `mongodb://127.0.0.1:${port}/?serverSelectionTimeoutMS=300`;
+      const before = pooledMongoClientCount();
+      const x = initXronox({
+        dbConnections: { primary: { mongoUri: uri } },
+        localStorage: { basePath: `${dir.path}/blobs`, enabled: true },
+        databases: { messaging: { tenantDatabases: [{ tenantId: 'acme', dbConnRef: 'primary', dbName: 'msg_acme' }] } },
+      });
+      open.push(x);
+      const documents = x.documentStoreFor({ dbConnRef: 'primary' });
+      expect(documents.name).toBe('mongodb');
+      expect(pooledMongoClientCount()).toBe(before); // its name is known before the store is made
+      for (let attempt = 0; attempt < 2; attempt++) {
+        const err = await documents.ping().catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(StorageError);
+        expect(err).toMatchObject({ adapter: 'mongodb', operation: 'ping' });
+        // Each call connects again: never the driver's MongoTopologyClosedError.
+        expect((err as Error).message).toMatch(/MongoServerSelectionError/);
+      }
+      expect(pooledMongoClientCount()).toBe(before + 1);
+      await x.shutdown();
+      expect(pooledMongoClientCount()).toBe(before);
+      await expect(documents.ping()).rejects.toBeInstanceOf(ClosedError);
       expect(pooledMongoClientCount()).toBe(before);
     } finally {
       server.close();

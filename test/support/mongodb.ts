@@ -8,7 +8,7 @@ import { MongoClient } from 'mongodb';
  */
 export interface MongoServer {
   uri: string;
-  /** A replica set (or mongos) runs transactions; a standalone server gets only the standalone protocol. */
+  /** A replica set (or mongos) runs transactions; the index driver refuses a standalone server. */
   replicaSet: boolean;
   stop(): Promise<void>;
 }
@@ -32,7 +32,18 @@ export async function startMongo(source: 'env' | 'docker'): Promise<MongoServer>
   return { uri, replicaSet: await isReplicaSet(uri), stop: async () => void (await container.stop()) };
 }
 
-/** Drops the databases a test created (every name in `names` that exists). */
+/** Names of the server's databases. */
+export async function listDatabases(uri: string): Promise<string[]> {
+  const client = new MongoClient(uri);
+  try {
+    const { databases } = await client.db('admin').admin().listDatabases({ nameOnly: true });
+    return databases.map((d) => d.name);
+  } finally {
+    await client.close();
+  }
+}
+
+/** Drops the databases a test created (every existing name `names` admits: pass the exact names the run recorded). */
 export async function dropDatabases(uri: string, names: (name: string) => boolean): Promise<void> {
   const client = new MongoClient(uri);
   try {

@@ -521,12 +521,12 @@ describe('loadConfig: rejected shapes', () => {
     expect(err.issues[0]?.message).toContain('$where');
   });
 
-  it('requires exactly one of mongoUri, sqlitePath or postgresUri per connection', () => {
+  it('requires exactly one of mongoUri, postgresUri or sqlitePath per connection', () => {
     const both = configError(() =>
       loadConfig({ dbConnections: { db: { mongoUri: 'mongodb://h', sqlitePath: '/tmp/x' } }, databases: {} }),
     );
     expect(paths(both)).toEqual(['dbConnections.db']);
-    expect(both.message).toContain('exactly one of mongoUri, sqlitePath or postgresUri');
+    expect(both.message).toContain('exactly one of mongoUri, postgresUri or sqlitePath');
     const neither = configError(() => loadConfig({ dbConnections: { db: {} }, databases: {} }));
     expect(paths(neither)).toEqual(['dbConnections.db']);
   });
@@ -876,6 +876,26 @@ describe('presets', () => {
     expect(createMinimalConfig('mongodb-cache.sqlite').dbConnections).toEqual({ local: { sqlitePath: 'mongodb-cache.sqlite' } });
     expect(createMinimalConfig('mongodb://h').databases.runtime?.tenantDatabases[0]?.dbConnRef).toBe('primary');
     configError(() => createMinimalConfig(''));
+  });
+
+  it('postgresUri: a connection kind of its own, a URI, exactly one kind per connection', () => {
+    expect(createMinimalConfig('postgres://u:p@127.0.0.1:5432/app').dbConnections).toEqual({ primary: { postgresUri: 'postgres://u:p@127.0.0.1:5432/app' } });
+    expect(createMinimalConfig('postgresql://h/app').dbConnections.primary?.postgresUri).toBe('postgresql://h/app');
+    expect(createMinimalConfig('postgres.sqlite').dbConnections).toEqual({ local: { sqlitePath: 'postgres.sqlite' } });
+    expect(createDevConfig({ postgresUri: 'postgres://h/app' }).dbConnections).toEqual({ local: { postgresUri: 'postgres://h/app' } });
+    const production = createProductionConfig({ postgresUri: 'postgres://h/app', s3Region: 'eu-west-1', tenants: ['acme'], bucketPrefix: 'xr' });
+    expect(production.dbConnections).toEqual({ primary: { postgresUri: 'postgres://h/app' } });
+    expect(new XronoxConfigBuilder().addPostgresConnection('pg', 'postgres://h/db').withLocalStorage('/tmp/b').addLogsDatabase({ mongoRef: 'pg', dbName: 'logs' }).build().dbConnections.pg).toEqual({ postgresUri: 'postgres://h/db' });
+    // Not a URI (libpq's key=value form), or two kinds at once: refused by name.
+    const base = { localStorage: { basePath: '/tmp/b', enabled: true } };
+    expect(configError(() => loadConfig({ ...base, dbConnections: { pg: { postgresUri: 'host=h dbname=app' } } })).issues).toContainEqual(
+      expect.objectContaining({ path: 'dbConnections.pg.postgresUri', message: expect.stringContaining('postgres://') }),
+    );
+    expect(configError(() => loadConfig({ ...base, dbConnections: { pg: { postgresUri: 'postgres://h/a', sqlitePath: '/tmp/x.sqlite' } } })).issues).toContainEqual(
+      expect.objectContaining({ message: 'give exactly one of mongoUri, postgresUri or sqlitePath' }),
+    );
+    expect(configError(() => createDevConfig({ postgresUri: 'postgres://h/a', mongoUri: 'mongodb://h' })).issues).toContainEqual({ path: 'postgresUri', message: 'and mongoUri are both given; give one of them' });
+    expect(configError(() => createProductionConfig({ s3Region: 'r', tenants: [], bucketPrefix: 'xr' })).issues[0]?.path).toBe('mongoUri');
   });
 
   it('createDevConfig() configures every database type on an embedded file and a local folder', () => {

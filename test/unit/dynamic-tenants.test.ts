@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { XronoxConfigBuilder } from '../../core/config/builder.js';
 import { loadConfig } from '../../core/config/load.js';
-import { RouteNotFoundError, ValidationError } from '../../core/errors.js';
+import { RouteNotFoundError, StorageError, ValidationError } from '../../core/errors.js';
 import { restoreStagingDbName } from '../../core/foundation/names.js';
 import { type RouteRequest, Router } from '../../core/routing/router.js';
 import { pooledMongoClientCount } from '../../core/adapters/mongodb/mongodb-client-pool.js';
@@ -441,7 +441,8 @@ describe('dynamic tenants: end to end on the embedded default', () => {
   it('on a MongoDB connection, routes a new tenant; the shared client is made on first use and closed at shutdown', async () => {
     const before = pooledMongoClientCount();
     const xronox = initXronox({
-      dbConnections: { mongo: { mongoUri: 'mongodb://127.0.0.1:1/x' } },
+      // No server answers there: the first operation fails fast.
+      dbConnections: { mongo: { mongoUri: 'mongodb://127.0.0.1:1/x?serverSelectionTimeoutMS=200' } },
       spacesConnections: { s3: { ...s3, bucket: 'one-bucket' } },
       databases: { runtime: { dynamicTenants: { enabled: true, dbConnRef: 'mongo', spaceConnRef: 's3', dbNameTemplate: 'rt_{tenantId}' } } },
     });
@@ -451,10 +452,12 @@ describe('dynamic tenants: end to end on the embedded default', () => {
       const globex = xronox.with({ databaseType: 'runtime', tier: 'tenant', tenantId: 'globex', collection: 'orders' });
       // with() opens nothing: the store (and its client) is made on its first use.
       expect(pooledMongoClientCount()).toBe(before);
-      // Reading the store's name is a use that needs no server.
+      // The store's name is known before the store (or the driver) is loaded.
       expect(xronox.jobTarget(orders.route).index.name).toBe('mongodb');
       expect(xronox.jobTarget(globex.route).index.name).toBe('mongodb');
-      // One client for the connection, whatever the number of tenants; it opens no socket until an operation.
+      expect(pooledMongoClientCount()).toBe(before);
+      // The first operation makes it: one client for the connection, whatever the number of tenants.
+      for (const route of [orders.route, globex.route]) await expect(xronox.jobTarget(route).index.ping()).rejects.toBeInstanceOf(StorageError);
       expect(pooledMongoClientCount()).toBe(before + 1);
     } finally {
       await xronox.shutdown();

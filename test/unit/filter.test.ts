@@ -1,9 +1,11 @@
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { compileFilter } from '../../core/adapters/sqlite/sqlite-filter.js';
+import { compileFilter, DOCUMENT_FIELDS, documentPath, extract, fieldOfExpression, metaFields } from '../../core/adapters/sqlite/sqlite-filter.js';
+import { toDocumentJson, type Doc, type DocFilter, type DocScalar } from '../../core/contracts/document-store.js';
 import type { FilterNode } from '../../core/foundation/filter-tree.js';
 import type { IndexedValue } from '../../core/contracts/index-store.js';
-import { compareSameType, filterFields, matches, parseFilter } from '../../core/foundation/filter.js';
+import { parseDocumentFilter } from '../../core/domains/documents/document-filter.js';
+import { byPath, compareSameType, filterFields, matches, parseFilter, valueAtPath } from '../../core/foundation/filter.js';
 import { ValidationError } from '../../core/errors.js';
 import { isValidName } from '../../core/foundation/names.js';
 import { Gen } from '../support/random.js';
@@ -28,6 +30,16 @@ function parseError(input: unknown, isAllowed: (field: string) => boolean = allo
     return err as ValidationError;
   }
   throw new Error(`parseFilter accepted ${JSON.stringify(input)}`);
+}
+
+function validationErrorOf(fn: () => unknown): ValidationError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(ValidationError);
+    return err as ValidationError;
+  }
+  throw new Error('expected a ValidationError, but nothing was thrown');
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -583,5 +595,261 @@ describe('regressions', () => {
   // Lone surrogates have no UTF-8 form, so stores disagreed on their order; they are refused.
   it.each([{ a: { $gt: '\ud800' } }, { a: '\udc00x' }, { a: { $in: ['ok', '\ud801'] } }])('a lone surrogate in %j is a ValidationError', (input) => {
     expect(() => parse(input)).toThrow(ValidationError);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Documents: the same evaluator over dotted paths (`byPath`) with `Date` values, and the same
+// SQLite compiler over a `doc` column (`DOCUMENT_FIELDS`, literal paths), side by side.
+
+const DOC_FIELDS = new Set(['n', 'at', 'flag', 'v', '_system.updatedAt', 'none']);
+
+function openDocDb(docs: readonly Doc[]): Database.Database {
+  const db = new Database(':memory:');
+  db.exec('CREATE TABLE docs (doc TEXT NOT NULL)');
+  const insert = db.prepare('INSERT INTO docs (rowid, doc) VALUES (?, ?)');
+  db.transaction(() => docs.forEach((doc, i) => insert.run(i + 1, toDocumentJson(doc))))();
+  return db;
+}
+
+function docSqlRows(db: Database.Database, node: DocFilter | null): number[] {
+  const params: unknown[] = [];
+  const where = node === null ? '1' : compileFilter(node, params, DOCUMENT_FIELDS);
+  return (db.prepare(`SELECT rowid FROM docs WHERE ${where} ORDER BY rowid`).all(...params) as { rowid: number }[]).map((r) => r.rowid);
+}
+
+function docMemoryRows(docs: readonly Doc[], node: DocFilter | null): number[] {
+  return docs.flatMap((doc, i) => (matches(node, byPath(doc)) ? [i + 1] : []));
+}
+
+const ISO = '2024-01-01T00:00:00.000Z';
+const DATES = [
+  new Date(0),
+  new Date(ISO),
+  new Date(Date.parse(ISO) + 1),
+  new Date('1999-06-01T00:00:00.000Z'),
+  new Date('0000-01-01T00:00:00.000Z'),
+  new Date('9999-12-31T23:59:59.999Z'),
+] as const;
+/** Strings that spell a date, or a date's stored JSON: they must never equal or order with a date. */
+const DATE_LIKE_STRINGS = [ISO, JSON.stringify({ $date: ISO }), '{"$date":"1970-01-01T00:00:00.000Z"}'] as const;
+
+describe('matches and compileFilter over documents: hand-checked semantics', () => {
+  const rows: ReadonlyArray<[string, Doc]> = [
+    ['epoch', { at: new Date(0) }],
+    ['newYear', { at: new Date(ISO) }],
+    ['newYear+1ms', { at: new Date(Date.parse(ISO) + 1) }],
+    ['isoString', { at: ISO }],
+    ['jsonString', { at: JSON.stringify({ $date: ISO }) }],
+    ['number', { at: Date.parse(ISO) }],
+    ['null', { at: null }],
+    ['missing', {}],
+    ['nested', { _system: { updatedAt: new Date(ISO) } }],
+    ['emptySystem', { _system: {} }],
+  ];
+  const docs = rows.map(([, doc]) => doc);
+  let db: Database.Database;
+  beforeAll(() => {
+    db = openDocDb(docs);
+  });
+  afterAll(() => db.close());
+  const all = rows.map(([n]) => n);
+
+  const cases: ReadonlyArray<[unknown, string[]]> = [
+    // A date equals the same instant (another Date object), never its ISO string, JSON or epoch number.
+    [{ at: new Date(ISO) }, ['newYear']],
+    [{ at: ISO }, ['isoString']],
+    [{ at: JSON.stringify({ $date: ISO }) }, ['jsonString']],
+    [{ at: Date.parse(ISO) }, ['number']],
+    [{ at: { $ne: new Date(ISO) } }, all.filter((n) => n !== 'newYear')],
+    // Ranges over dates match dates only, to the millisecond.
+    [{ at: { $gt: new Date(0) } }, ['newYear', 'newYear+1ms']],
+    [{ at: { $gte: new Date(0) } }, ['epoch', 'newYear', 'newYear+1ms']],
+    [{ at: { $lt: new Date(Date.parse(ISO) + 1) } }, ['epoch', 'newYear']],
+    [{ at: { $lte: new Date('9999-12-31T23:59:59.999Z') } }, ['epoch', 'newYear', 'newYear+1ms']],
+    [{ at: { $gt: '' } }, ['isoString', 'jsonString']],
+    [{ at: { $gt: 0 } }, ['number']],
+    [{ at: { $in: [new Date(0), ISO, null] } }, ['epoch', 'isoString', 'null', 'missing', 'nested', 'emptySystem']],
+    [{ at: { $nin: [new Date(0), new Date(ISO)] } }, all.filter((n) => n !== 'epoch' && n !== 'newYear')],
+    [{ at: { $exists: true } }, ['epoch', 'newYear', 'newYear+1ms', 'isoString', 'jsonString', 'number', 'null']],
+    // Dotted paths read nested documents; a missing parent is a missing field.
+    [{ '_system.updatedAt': new Date(ISO) }, ['nested']],
+    [{ '_system.updatedAt': null }, all.filter((n) => n !== 'nested')],
+    [{ '_system.updatedAt': { $exists: true } }, ['nested']],
+    [{ '_system.updatedAt': { $lte: new Date(ISO) } }, ['nested']],
+  ];
+
+  // Named by their stored JSON, so a Date reads `{"$date":…}` and an ISO string stays a string.
+  it.each(cases.map(([input, expected]) => [toDocumentJson(input as Doc), input, expected] as const))('%s', (_name, input, expected) => {
+    const node = parseDocumentFilter(input, DOC_FIELDS);
+    const want = rows.flatMap(([name], i) => (expected.includes(name) ? [i + 1] : []));
+    expect(docMemoryRows(docs, node)).toEqual(want);
+    expect(docSqlRows(db, node)).toEqual(want);
+  });
+
+  it('orders dates by instant and only against dates', () => {
+    expect(compareSameType(new Date(1), new Date(0))).toBe(1);
+    expect(compareSameType(new Date(0), new Date(0))).toBe(0);
+    expect(compareSameType(new Date(0), new Date(1))).toBe(-1);
+    expect(compareSameType(ISO, new Date(ISO))).toBeUndefined();
+    expect(compareSameType(new Date(ISO), ISO)).toBeUndefined();
+    expect(compareSameType(0, new Date(0))).toBeUndefined();
+    expect(compareSameType(undefined, 1)).toBeUndefined();
+  });
+
+  it('reads dotted paths through plain objects only', () => {
+    const doc = { a: { b: 1, d: new Date(0), l: [{ x: 1 }] }, s: 'str' };
+    expect(valueAtPath(doc, 'a.b')).toBe(1);
+    expect(valueAtPath(doc, 'a.d')).toEqual(new Date(0));
+    expect(valueAtPath(doc, 'a.d.x')).toBeUndefined();
+    expect(valueAtPath(doc, 'a.l.x')).toBeUndefined();
+    expect(valueAtPath(doc, 'a.l.0')).toBeUndefined();
+    expect(valueAtPath(doc, 's.length')).toBeUndefined();
+    expect(valueAtPath(doc, 'a.toString')).toBeUndefined();
+    expect(valueAtPath(doc, 'x.y')).toBeUndefined();
+    // A flat record is read by whole keys: "a.b" is one key there, never a path.
+    expect(matches({ kind: 'compare', field: 'a.b', op: '$eq', value: 1 }, { 'a.b': 1 })).toBe(true);
+    expect(matches({ kind: 'compare', field: 'a.b', op: '$eq', value: 1 }, doc)).toBe(false);
+    expect(matches({ kind: 'compare', field: 'a.b', op: '$eq', value: 1 }, byPath(doc))).toBe(true);
+  });
+});
+
+/** The SQL text of a document filter: the compiler's tokens, and literal paths of checked identifiers. */
+const DOC_SQL_TOKENS =
+  /^(?:\s+|\(|\)|,|\?|[<>]=?|=|0|1|AND|OR|NOT|IS|NULL|IN|IFNULL|json_type|json_extract|doc|'(?:text|integer|real|true|false|null)'|'\$(?:\."[A-Za-z_][A-Za-z0-9_]*")+(?:\."\$date")?')*$/;
+
+describe.each([1, 2, 3, 20240601])('differential: SQLite compileFilter over documents vs matches (seed %i)', (seed) => {
+  const ROWS = 150;
+  const FILTERS = 1500;
+  const POOL: readonly DocScalar[] = [
+    ...DATES, ...DATES, ...DATE_LIKE_STRINGS, '', 'a', 'b', 'B', 'é', '😀', '10', 'a\u0000b', "O'Brien",
+    0, 1, -1, 2.5, 1e21, Date.parse(ISO), true, false, null,
+  ];
+  let db: Database.Database;
+  let docs: Doc[];
+
+  beforeAll(() => {
+    const g = new Gen(seed);
+    docs = Array.from({ length: ROWS }, () => {
+      const doc: Doc = {};
+      for (const field of ['n', 'at', 'flag', 'v']) if (g.chance(0.75)) doc[field] = g.pick(POOL);
+      const shape = g.int(4);
+      if (shape === 1) doc._system = {};
+      else if (shape >= 2) doc._system = { updatedAt: g.pick(POOL) };
+      return doc;
+    });
+    db = openDocDb(docs);
+  });
+  afterAll(() => db.close());
+
+  const condition = (g: Gen, depth: number): Record<string, unknown> => {
+    if (depth < 2 && g.chance(0.25)) return { [g.pick(['$and', '$or'])]: Array.from({ length: 1 + g.int(3) }, () => condition(g, depth + 1)) };
+    const field = g.pick([...DOC_FIELDS]);
+    const value = g.pick(POOL);
+    switch (g.int(10)) {
+      case 0:
+        return { [field]: value };
+      case 1:
+        return { [field]: { $exists: g.chance(0.5) } };
+      case 2:
+      case 3:
+        return { [field]: { [g.chance(0.5) ? '$in' : '$nin']: Array.from({ length: g.int(4) }, () => g.pick(POOL)) } };
+      case 4:
+      case 5:
+        return { [field]: { [g.pick(['$eq', '$ne'])]: value } };
+      default:
+        return { [field]: { [g.pick(RANGE_OPS)]: value ?? g.pick(DATES) } };
+    }
+  };
+
+  it('selects exactly the documents matches() accepts, dates included, and writes only checked paths into the SQL', () => {
+    const g = new Gen(seed * 31 + 5);
+    const kinds = new Set<string>();
+    let selective = 0;
+    let dated = 0;
+    const mismatches: string[] = [];
+    for (let i = 0; i < FILTERS; i++) {
+      const input = condition(g, 0);
+      const node = parseDocumentFilter(input, DOC_FIELDS);
+      kindsOf(node as FilterNode | null, kinds);
+      const want = docMemoryRows(docs, node);
+      const params: unknown[] = [];
+      if (node !== null) expect(compileFilter(node, params, DOCUMENT_FIELDS)).toMatch(DOC_SQL_TOKENS);
+      if (params.some((p) => typeof p === 'string' && p.startsWith('{"$date":'))) dated++;
+      const got = docSqlRows(db, node);
+      if (want.length > 0 && want.length < docs.length) selective++;
+      if (JSON.stringify(want) !== JSON.stringify(got)) {
+        mismatches.push(`filter ${toDocumentJson(input as Doc)}: matches() ${JSON.stringify(want)}; SQL ${JSON.stringify(got)}`);
+        if (mismatches.length >= 5) break;
+      }
+    }
+    expect(mismatches).toEqual([]);
+    expect([...kinds].sort()).toEqual(
+      ['$eq', '$exists:false', '$exists:true', '$gt', '$gte', '$in', '$lt', '$lte', '$ne', '$nin', 'and', 'or'].sort(),
+    );
+    expect(selective).toBeGreaterThan(FILTERS / 2);
+    expect(dated).toBeGreaterThan(FILTERS / 10);
+  });
+});
+
+describe('compileFilter: one compiler, two layouts', () => {
+  const node: FilterNode = { kind: 'compare', field: 'a', op: '$gt', value: 1 };
+
+  it('binds meta paths and writes checked document paths literally (what expression indexes need)', () => {
+    const meta: unknown[] = [];
+    expect(compileFilter(node, meta)).toBe(`(json_type(meta, ?) IN ('integer', 'real') AND json_extract(meta, ?) > ?)`);
+    expect(meta).toEqual(['$."a"', '$."a"', 1]);
+    const aliased: unknown[] = [];
+    expect(compileFilter(node, aliased, metaFields('v.meta'))).toContain('json_extract(v.meta, ?)');
+    const doc: unknown[] = [];
+    expect(compileFilter({ kind: 'compare', field: '_system.updatedAt', op: '$lt', value: new Date(0) }, doc, DOCUMENT_FIELDS)).toBe(
+      `(json_type(doc, '$."_system"."updatedAt"."$date"') = 'text' AND json_extract(doc, '$."_system"."updatedAt"') < ?)`,
+    );
+    expect(doc).toEqual(['{"$date":"1970-01-01T00:00:00.000Z"}']);
+  });
+
+  it('refuses a document field that is not identifiers joined by dots, and a range over null', () => {
+    for (const field of ["a') OR 1=1 --", 'a..b', '$where', 'a.0', '__proto__']) {
+      expect(() => compileFilter({ kind: 'exists', field, exists: true }, [], DOCUMENT_FIELDS)).toThrow(ValidationError);
+    }
+    expect(() => compileFilter({ kind: 'compare', field: 'a', op: '$gt', value: null }, [], DOCUMENT_FIELDS)).toThrow(/cannot compare with null/);
+    // Whatever a layout's path function returns, a quote never reaches the SQL text.
+    const unchecked = { column: 'doc', path: (field: string) => `$."${field}"`, literalPaths: true };
+    expect(() => compileFilter({ kind: 'exists', field: "a') OR ('1", exists: true }, [], unchecked)).toThrow(ValidationError);
+    expect(compileFilter({ kind: 'exists', field: 'a', exists: false }, [], unchecked)).toBe(`(json_type(doc, '$."a"') IS NULL)`);
+    const field = `a'${'x'.repeat(100)}`;
+    const quoted = validationErrorOf(() => compileFilter({ kind: 'exists', field, exists: true }, [], unchecked));
+    expect(quoted.path).toBe('field');
+    expect(quoted.message).toBe(`Invalid field path ${JSON.stringify(field).slice(0, 80)}`);
+  });
+
+  it('folds empty and/or into constants in both layouts (hand-built nodes; the parser makes none)', () => {
+    for (const fields of [metaFields(), DOCUMENT_FIELDS]) {
+      expect(compileFilter({ kind: 'and', items: [] }, [], fields)).toBe('1');
+      expect(compileFilter({ kind: 'or', items: [] }, [], fields)).toBe('0');
+    }
+  });
+
+  it("names document fields by the expression indexes use, and reads it back from SQLite's index SQL", () => {
+    expect(extract('_system.updatedAt')).toBe(`json_extract(doc, '$."_system"."updatedAt"')`);
+    expect(documentPath('a')).toBe('$."a"');
+    expect(fieldOfExpression(extract('_system.updatedAt'))).toBe('_system.updatedAt');
+    expect(fieldOfExpression(`  json_extract( doc ,  '$."k"' )  `)).toBe('k');
+    const others = [
+      `json_extract(meta, '$."k"')`,
+      `json_extract(doc, '$.k')`,
+      `json_extract(doc, '$."1k"')`,
+      `lower(json_extract(doc, '$."k"'))`,
+      `'x' || json_extract(doc, '$."k"')`,
+      `json_extract(doc, '$."k"') || 'x'`,
+      'k',
+    ];
+    for (const other of others) {
+      expect(fieldOfExpression(other)).toBeNull();
+    }
+    const long = `a${'-'.repeat(200)}`;
+    const err = validationErrorOf(() => documentPath(long));
+    expect(err.path).toBe('field');
+    expect(err.message).toBe(`Invalid field path ${JSON.stringify(long).slice(0, 80)}: expected identifiers joined by "."`);
   });
 });

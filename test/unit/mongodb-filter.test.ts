@@ -11,6 +11,7 @@ import {
   encodeMeta,
   metaKey,
   metaPath,
+  toMongoDocumentFilter,
   toMongoFilter,
 } from '../../core/adapters/mongodb/mongodb-filter.js';
 import { FILTER_OPERATORS, type FilterNode } from '../../core/foundation/filter-tree.js';
@@ -770,5 +771,64 @@ describe('assertSafeMongoFilter', () => {
     ['nesting of 32 levels', deep(32)],
   ])('accepts %s', (_label, filter) => {
     expect(() => assertSafeMongoFilter(filter)).not.toThrow();
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+
+describe('toMongoDocumentFilter: the same compiler over document paths, with dates', () => {
+  it('keeps paths as they are, copies dates, and folds constants as toMongoFilter does', () => {
+    const at = new Date(0);
+    const filter = toMongoDocumentFilter({
+      kind: 'and',
+      items: [
+        { kind: 'compare', field: '_system.updatedAt', op: '$lt', value: at },
+        { kind: 'in', field: 'at', negate: false, values: [at, null] },
+        { kind: 'or', items: [] },
+      ],
+    });
+    expect(filter).toStrictEqual(NEVER);
+    const live = toMongoDocumentFilter({
+      kind: 'and',
+      items: [
+        { kind: 'compare', field: '_system.updatedAt', op: '$lt', value: at },
+        { kind: 'in', field: 'at', negate: true, values: [at, 'x'] },
+      ],
+    });
+    expect(live).toStrictEqual({ $and: [{ '_system.updatedAt': { $lt: new Date(0) } }, { at: { $nin: [new Date(0), 'x'] } }] });
+    const copied = (live.$and as Array<Record<string, { $lt: Date }>>)[0]!['_system.updatedAt']!.$lt;
+    expect(copied).not.toBe(at);
+    at.setTime(1);
+    expect(copied.getTime()).toBe(0);
+    expect(toMongoDocumentFilter(null)).toStrictEqual({});
+  });
+
+  it.each<[string, unknown, string, RegExp]>([
+    ['an invalid date', { kind: 'compare', field: 'at', op: '$eq', value: new Date('x') }, 'filter.value', /an invalid Date/],
+    ['a date in a list', { kind: 'in', field: 'at', negate: false, values: [1, new Date(Number.NaN)] }, 'filter.values[1]', /an invalid Date/],
+    ['a numeric path segment', { kind: 'exists', field: 'a.0', exists: true }, 'filter.field', /not a valid property name/],
+    ['a $ field', { kind: 'compare', field: '$where', op: '$eq', value: 1 }, 'filter.field', /not a valid property name/],
+    ['a range over null', { kind: 'compare', field: 'at', op: '$gte', value: null }, 'filter.value', /cannot compare with null/],
+  ])('refuses %s, naming the path', (_label, node, path, message) => {
+    const err = validationError(() => toMongoDocumentFilter(node as FilterNode));
+    expect(err.path).toBe(path);
+    expect(err.message).toMatch(message);
+  });
+
+  it('lets assertSafeMongoFilter admit plain valid dates only when asked to', () => {
+    class Sneaky extends Date {
+      toBSON(): unknown {
+        return { $where: '1' };
+      }
+    }
+    const withOwn = Object.assign(new Date(0), { toBSON: () => ({ $where: '1' }) });
+    expect(() => assertSafeMongoFilter({ at: { $lt: new Date(0) }, b: new Date(0), c: { $in: [new Date(0)] } }, { dates: true })).not.toThrow();
+    expect(() => assertSafeMongoFilter({ at: { $lt: new Date(0) } })).toThrow(/got an instance of Date/);
+    expect(() => assertSafeMongoFilter({ at: { $lt: new Sneaky(0) } }, { dates: true })).toThrow(/Date subclass/);
+    expect(() => assertSafeMongoFilter({ at: { $in: [withOwn] } }, { dates: true })).toThrow(/own properties/);
+    expect(() => assertSafeMongoFilter({ at: new Date(Number.NaN) }, { dates: true })).toThrow(/invalid Date/);
+    // A subclass reaching the translator is copied to a plain Date, so what is sent is what was checked.
+    const sent = toMongoDocumentFilter({ kind: 'compare', field: 'at', op: '$eq', value: new Sneaky(5) });
+    expect(Object.getPrototypeOf((sent.at as { $eq: Date }).$eq)).toBe(Date.prototype);
   });
 });

@@ -219,43 +219,46 @@ describe('MongoDB URIs', () => {
   });
 });
 
-describe('PostgreSQL URIs', () => {
-  it('masks the password of a postgresUri wherever a mongoUri is masked: copies, printed configs, texts', () => {
-    const raw = {
-      dbConnections: {
-        pg: { postgresUri: 'postgres://app:pg-s3cret%40word@db.example.com:5432/xronox?sslmode=require' },
-        pgql: { postgresUri: 'postgresql://app:other-pg-password@db2/xronox' },
-        nopw: { postgresUri: 'postgres://app@localhost/xronox' },
-      },
-      localStorage: local.localStorage,
-      databases: {},
-    };
-    const masked = maskConfig(raw);
-    expect(masked.dbConnections.pg.postgresUri).toBe('postgres://app:****@db.example.com:5432/xronox?sslmode=require');
-    expect(masked.dbConnections.pgql.postgresUri).toBe('postgresql://app:****@db2/xronox');
-    expect(masked.dbConnections.nopw.postgresUri).toBe('postgres://app@localhost/xronox');
-    expect(secretValues(raw, {})).toStrictEqual(['other-pg-password', 'pg-s3cret%40word', 'pg-s3cret@word']);
-    expect(maskSecretsIn('password pg-s3cret@word was refused', raw)).toBe('password **** was refused');
-    const config = loadConfig(raw);
-    for (const view of [inspect(config, { depth: null }), JSON.stringify(config), format('%o', config.dbConnections)]) {
-      for (const secret of ['pg-s3cret', 'other-pg-password']) expect(view).not.toContain(secret);
+describe('postgresUri passwords', () => {
+  const uri = 'postgres://app:pg-s3cret-pass@db.example.net:5432/xronox';
+  const masked = 'postgres://app:****@db.example.net:5432/xronox';
+
+  it('are masked in maskConfig, every printable view of a loaded config, and maskSecretsIn', () => {
+    const raw = { ...local, dbConnections: { pg: { postgresUri: uri } } };
+    expect(maskConfig(raw).dbConnections.pg.postgresUri).toBe(masked);
+    expect(maskConfig({ dbConnections: { pg: { postgresUri: 'POSTGRESQL://a:Other-pass@h/d' } } }).dbConnections.pg.postgresUri).toBe('POSTGRESQL://a:****@h/d');
+    expect(maskSecretsIn(`connect ECONNREFUSED ${uri}`, raw, {})).toBe(`connect ECONNREFUSED ${masked}`);
+    const config = loadConfig({ ...raw, databases: { knowledge: { genericDatabase: { dbConnRef: 'pg', dbName: 'kn' } } } });
+    // The adapters still read the real URI; no printable view shows its password.
+    expect(config.dbConnections.pg?.postgresUri).toBe(uri);
+    for (const view of [JSON.stringify(config), inspect(config, { depth: 10 }), format('%o', config), format('%j', config)]) {
+      expect(view).not.toContain('pg-s3cret-pass');
     }
-    expect(config.dbConnections.pg?.postgresUri).toBe(raw.dbConnections.pg.postgresUri);
+    expect(JSON.stringify(config)).toContain(masked);
   });
 
-  it('masks a password given as a query parameter, and one in an upper-case scheme', () => {
-    const raw = { dbConnections: { q: { postgresUri: 'postgres://app@db/x?sslmode=require&password=query-pg-pw&application_name=a' }, u: { postgresUri: 'POSTGRESQL://app:upper-pg-pw@db/x' } } };
+  it('ENV.NAME: the value of the variable is masked too', () => {
+    const env = { PG_URI: 'postgresql://svc:env-pg-password@10.0.0.5/app' };
+    const raw = { dbConnections: { pg: { postgresUri: 'ENV.PG_URI' } } };
+    expect(secretValues(raw, env)).toStrictEqual(['env-pg-password']);
+    expect(maskSecretsIn('failed: postgresql://svc:env-pg-password@10.0.0.5/app', raw, env)).toBe('failed: postgresql://svc:****@10.0.0.5/app');
+  });
+
+  it('a password given as a query parameter is masked too', () => {
+    const raw = { dbConnections: { q: { postgresUri: 'postgres://app@db/x?sslmode=require&password=query-pg-pw&application_name=a' } } };
     expect(maskConfig(raw).dbConnections.q.postgresUri).toBe('postgres://app@db/x?sslmode=require&password=****&application_name=a');
-    expect(maskConfig(raw).dbConnections.u.postgresUri).toBe('POSTGRESQL://app:****@db/x');
-    expect(secretValues(raw, {})).toStrictEqual(['query-pg-pw', 'upper-pg-pw']);
+    expect(secretValues(raw, {})).toStrictEqual(['query-pg-pw']);
+    expect(maskSecretsIn('auth query-pg-pw refused', raw, {})).toBe('auth **** refused');
   });
 
-  it('the builder adds a PostgreSQL connection, and a connection naming two backends is refused', () => {
-    const config = new XronoxConfigBuilder().addPostgresConnection('pg', 'postgres://app:builder-pg-pw@db/x').withLocalStorage('/tmp/xronox-pg-blobs').build();
-    expect(config.dbConnections.pg).toEqual({ postgresUri: 'postgres://app:builder-pg-pw@db/x' });
-    const err = configError(() => loadConfig({ dbConnections: { two: { postgresUri: 'postgres://app:two-pg-pw@db/x', sqlitePath: '/tmp/x.sqlite' } }, databases: {} }));
-    expect(err.issues[0]).toMatchObject({ path: 'dbConnections.two', message: 'give exactly one of mongoUri, sqlitePath or postgresUri' });
-    expect(everything(err)).not.toContain('two-pg-pw');
+  it('the builder takes a schemaPrefix, which only a postgresUri connection may have', () => {
+    const config = new XronoxConfigBuilder().addPostgresConnection('pg', 'postgres://app:builder-pg-pw@db/x', { schemaPrefix: 'acme_' }).withLocalStorage('/tmp/xronox-pg-blobs').build();
+    expect(config.dbConnections.pg).toEqual({ postgresUri: 'postgres://app:builder-pg-pw@db/x', schemaPrefix: 'acme_' });
+    const misplaced = configError(() => loadConfig({ dbConnections: { s: { sqlitePath: '/tmp/x.sqlite', schemaPrefix: 'acme_' } }, databases: {} }));
+    expect(misplaced.issues[0]).toMatchObject({ path: 'dbConnections.s.schemaPrefix', message: 'applies to postgresUri connections only' });
+    const bad = configError(() => loadConfig({ dbConnections: { pg: { postgresUri: 'postgres://app:two-pg-pw@db/x', schemaPrefix: 'Bad-Prefix' } }, databases: {} }));
+    expect(bad.issues[0]?.path).toBe('dbConnections.pg.schemaPrefix');
+    expect(everything(bad)).not.toContain('two-pg-pw');
   });
 });
 

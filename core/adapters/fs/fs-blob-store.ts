@@ -7,6 +7,7 @@ import { pathToFileURL } from 'node:url';
 import type { BlobInfo, BlobListing, BlobStore, PutOptions } from '../../contracts/blob-store.js';
 import { ConflictError, StorageError, ValidationError } from '../../errors.js';
 import { fsReason, makeFolder } from './fs-folders.js';
+import { FS_BLOB_STORE_MEMBERS } from './fs-settings.js';
 
 export interface FsBlobStoreOptions {
   /** Root folder; each bucket is a folder below it. */
@@ -33,10 +34,9 @@ const SYNC_READ_MAX_BYTES = 256 * 1024;
  * reader or a crash never sees half an object, and an acknowledged put survives a crash.
  */
 export class FsBlobStore implements BlobStore {
-  readonly name = 'fs';
-  readonly capabilities = { remotePresign: false, conditionalWrites: true } as const;
-  /** A local write, fsync and rename: well under a second even on a busy disk; the margin is for a stalled process. */
-  readonly maxPutMs = 5_000;
+  readonly name = FS_BLOB_STORE_MEMBERS.name;
+  readonly capabilities = FS_BLOB_STORE_MEMBERS.capabilities;
+  readonly maxPutMs = FS_BLOB_STORE_MEMBERS.maxPutMs;
   readonly #root: string;
 
   /** Per bucket, its temporary folder once prepared. */

@@ -1,3 +1,4 @@
+import { ClosedError } from '../../errors.js';
 import type { Effect, IndexDriver, OutboxQuery, ReadRows, ReadSet, Transaction, VersionRange } from '../../contracts/index-driver.js';
 import { isDecision, nsKey, refKey, uploadKey } from '../../contracts/index-driver.js';
 import type {
@@ -98,7 +99,8 @@ class Journal {
 export class MemoryIndexDriver implements IndexDriver {
   readonly name = 'memory';
   readonly multiProcess = false;
-  readonly #spaces = new Map<string, Space>();
+  readonly #held = new Map<string, Space>();
+  #closed = false;
   readonly #now: () => number;
   /** Orders outbox entries and dead letters by when they were made, across namespaces. */
   #made = 0;
@@ -120,7 +122,15 @@ export class MemoryIndexDriver implements IndexDriver {
     return outcome.result;
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    this.#closed = true;
+  }
+
+  /** Every namespace; unreachable after `close`, as a closed file or connection would be. */
+  get #spaces(): Map<string, Space> {
+    if (this.#closed) throw new ClosedError('The memory index store');
+    return this.#held;
+  }
 
   // ---- reads --------------------------------------------------------------------------------
 

@@ -1,9 +1,11 @@
-import { type Collection, type Document, type Filter, type MongoClient, type MongoClientOptions, MongoServerError, ObjectId } from 'mongodb';
-import type { CollectionSpec, Doc, DocFilter, DocumentStore, FindOptions, IndexInfo, IndexSpec, SortSpec, StoredDocument, WriteOptions } from '../../contracts/document-store.js';
+import { type Collection, type Document, type Filter, type IndexDescription, type MongoClient, type MongoClientOptions, MongoServerError, ObjectId } from 'mongodb';
+import type { CollectionSpec, Doc, DocFilter, DocumentStore, FindOptions, IndexInfo, IndexKey, IndexSpec, SortSpec, StoredDocument, WriteOptions } from '../../contracts/document-store.js';
 import type { Namespace } from '../../contracts/index-store.js';
 import { ConflictError, DuplicateKeyError, ValidationError } from '../../errors.js';
+import { valueAtPath } from '../../foundation/filter.js';
 import { acquireMongoClient } from './mongodb-client-pool.js';
-import { duplicateKeyIndex, EXPIRY_FIELD, fromMongoIndex, toMongoDocumentFilter, toMongoIndexes, toMongoSort } from './mongodb-document-filter.js';
+import { documentPath, toMongoDocumentFilter, toMongoSort } from './mongodb-filter.js';
+import { MONGODB_DOCUMENT_STORE_MEMBERS } from './mongodb-settings.js';
 
 export interface MongoDocumentStoreOptions {
   uri: string;
@@ -24,16 +26,21 @@ const MAX_UPSERT_ATTEMPTS = 5;
 /** Every read hides the store's own fields. */
 const PROJECTION = { _id: 0, _xronox: 0 } as const;
 
+/** The index that makes the store's own expiry native: a TTL index on the hidden `_xronox.expiresAt`. */
+export const EXPIRY_FIELD = '_xronox.expiresAt';
+export const EXPIRY_INDEX_NAME = 'xronox_expiry';
+
 /**
  * The MongoDB document store: collections named exactly as declared (`shared_memory`, `users`…)
  * in the tenant's database, with the declared indexes created by `createIndexes` (unique, sparse,
  * descending) and one TTL index of its own on `_xronox.expiresAt`, a field kept outside what
  * callers see (reads project it and `_id` away). Every write is one single-document operation,
- * atomic on any topology; the client is the process-wide one of `mongodb-client-pool.ts`.
+ * atomic on any topology; the client is the process-wide one of `mongodb-client-pool.ts`,
+ * connected by `open` (which the core's guard calls before the first use).
  */
 export class MongoDocumentStore implements DocumentStore {
-  readonly name = 'mongodb';
-  readonly capabilities = { nativeExpiry: true, atomicReplace: false } as const;
+  readonly name = MONGODB_DOCUMENT_STORE_MEMBERS.name;
+  readonly capabilities = MONGODB_DOCUMENT_STORE_MEMBERS.capabilities;
   readonly #client: MongoClient;
   readonly #connect: () => Promise<void>;
   readonly #release: () => Promise<void>;
@@ -48,8 +55,16 @@ export class MongoDocumentStore implements DocumentStore {
     this.#now = options.now ?? (() => new Date());
   }
 
-  async ensureCollection(ns: Namespace, spec: CollectionSpec): Promise<void> {
+  /**
+   * Connects the process-wide client. The guard calls it before the first other call, and again
+   * after a failure: the driver's own implicit connect on first use would close the client for
+   * good when the server is unreachable at that moment (see `mongodb-client-pool.ts`).
+   */
+  async open(): Promise<void> {
     await this.#connect();
+  }
+
+  async ensureCollection(ns: Namespace, spec: CollectionSpec): Promise<void> {
     const db = this.#client.db(ns.dbName);
     await db.createCollection(ns.collection).catch((err: unknown) => {
       if (!(err instanceof MongoServerError && err.codeName === 'NamespaceExists')) throw err;
@@ -66,7 +81,6 @@ export class MongoDocumentStore implements DocumentStore {
   }
 
   async listIndexes(ns: Namespace): Promise<IndexInfo[]> {
-    await this.#connect();
     try {
       const indexes = await this.#collection(ns).listIndexes().toArray();
       return indexes.map(fromMongoIndex).filter((i): i is IndexInfo => i !== null).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -77,7 +91,6 @@ export class MongoDocumentStore implements DocumentStore {
   }
 
   async insertOne(ns: Namespace, doc: Doc, options: WriteOptions = {}): Promise<void> {
-    await this.#connect();
     for (let attempt = 0; ; attempt++) {
       try {
         // A fresh object each time: the driver adds `_id` to what it is given.
@@ -93,7 +106,6 @@ export class MongoDocumentStore implements DocumentStore {
   }
 
   async upsertOne(ns: Namespace, filter: DocFilter, doc: Doc, options: WriteOptions = {}): Promise<{ created: boolean }> {
-    await this.#connect();
     const query = toMongoDocumentFilter(filter);
     for (let attempt = 1; ; attempt++) {
       try {
@@ -117,7 +129,6 @@ export class MongoDocumentStore implements DocumentStore {
 
   async find(ns: Namespace, filter: DocFilter | null, options: FindOptions): Promise<Doc[]> {
     if (!Number.isSafeInteger(options.limit) || options.limit < 1) throw new ValidationError('limit must be a positive integer', { path: 'limit' });
-    await this.#connect();
     const docs = await this.#collection(ns)
       .find(this.#live(filter), { projection: PROJECTION, sort: toMongoSort(options.sort), limit: options.limit })
       .toArray();
@@ -125,17 +136,14 @@ export class MongoDocumentStore implements DocumentStore {
   }
 
   async deleteOne(ns: Namespace, filter: DocFilter): Promise<number> {
-    await this.#connect();
     return (await this.#collection(ns).deleteOne(this.#live(filter))).deletedCount;
   }
 
   async deleteMany(ns: Namespace, filter: DocFilter | null): Promise<number> {
-    await this.#connect();
     return (await this.#collection(ns).deleteMany(this.#live(filter))).deletedCount;
   }
 
   async deleteExpired(ns: Namespace, now: Date): Promise<number> {
-    await this.#connect();
     return (await this.#collection(ns).deleteMany({ [EXPIRY_FIELD]: { $lte: now } })).deletedCount;
   }
 
@@ -144,7 +152,6 @@ export class MongoDocumentStore implements DocumentStore {
     if (options.after !== undefined && !ObjectId.isValid(options.after)) {
       throw new ValidationError(`Invalid export cursor ${JSON.stringify(options.after).slice(0, 40)}`, { path: 'after' });
     }
-    await this.#connect();
     // `_id` order is insertion order closely enough for paging: it is a total order, so no
     // document present for the whole export is skipped or seen twice.
     const query = options.after === undefined ? {} : { _id: { $gt: new ObjectId(options.after) } };
@@ -157,7 +164,6 @@ export class MongoDocumentStore implements DocumentStore {
 
   async importDocuments(ns: Namespace, documents: readonly StoredDocument[]): Promise<void> {
     if (documents.length === 0) return;
-    await this.#connect();
     try {
       await this.#collection(ns).insertMany(
         documents.map((d) => stored(d.doc, d.expiresAt === null ? {} : { expiresAt: d.expiresAt })),
@@ -169,12 +175,10 @@ export class MongoDocumentStore implements DocumentStore {
   }
 
   async clearCollection(ns: Namespace): Promise<number> {
-    await this.#connect();
     return (await this.#collection(ns).deleteMany({})).deletedCount;
   }
 
   async countDocuments(ns: Namespace): Promise<number> {
-    await this.#connect();
     return this.#collection(ns).countDocuments({});
   }
 
@@ -184,7 +188,6 @@ export class MongoDocumentStore implements DocumentStore {
    * (so insertion order) and expiry included. Calling again after a cut-off finishes the job.
    */
   async replaceCollections(dbName: string, replacements: ReadonlyArray<{ collection: string; from: string | null }>, options: { onlyIfEmpty: boolean }): Promise<{ replaced: boolean; held: number }> {
-    await this.#connect();
     let held = 0;
     for (const r of replacements) held += await this.#collection({ dbName, collection: r.collection }).countDocuments({});
     if (options.onlyIfEmpty && held > 0) return { replaced: false, held };
@@ -206,7 +209,6 @@ export class MongoDocumentStore implements DocumentStore {
   }
 
   async ping(): Promise<void> {
-    await this.#connect();
     await this.#client.db('admin').command({ ping: 1 });
   }
 
@@ -255,11 +257,40 @@ function isDuplicateKey(err: unknown): err is MongoServerError {
   return err instanceof MongoServerError && err.code === DUPLICATE_KEY;
 }
 
-function valueAtPath(doc: Doc, field: string): unknown {
-  let current: unknown = doc;
-  for (const segment of field.split('.')) {
-    if (current === null || typeof current !== 'object' || Array.isArray(current) || current instanceof Date) return undefined;
-    current = Object.hasOwn(current, segment) ? (current as Record<string, unknown>)[segment] : undefined;
+/** `createIndexes` descriptions of a spec's indexes, plus the expiry TTL index. No collation, ever (see `mongodb-filter.ts`). */
+export function toMongoIndexes(indexes: readonly IndexSpec[]): IndexDescription[] {
+  return [
+    ...indexes.map((i): IndexDescription => ({
+      key: Object.fromEntries(i.keys.map(([f, dir]) => [documentPath(f), dir === -1 ? -1 : 1])),
+      name: i.name,
+      ...(i.unique ? { unique: true } : {}),
+      ...(i.sparse ? { sparse: true } : {}),
+    })),
+    { key: { [EXPIRY_FIELD]: 1 }, name: EXPIRY_INDEX_NAME, expireAfterSeconds: 0 },
+  ];
+}
+
+/** An index as `listIndexes` reports it, in the port's shape; `null` for `_id_` and the store's own. */
+export function fromMongoIndex(index: Document): IndexInfo | null {
+  if (index.name === '_id_' || index.name === EXPIRY_INDEX_NAME) return null;
+  const keys = Object.entries((index.key ?? {}) as Record<string, unknown>).map(([f, dir]): IndexKey => [f, Number(dir) === -1 ? -1 : 1]);
+  return { name: String(index.name), keys, unique: index.unique === true, sparse: index.sparse === true };
+}
+
+/**
+ * The name of the index behind a duplicate-key error (code 11000): from the server's message
+ * (`E11000 duplicate key error collection: db.c index: key_1_namespace_1 dup key: …`), else by
+ * matching its `keyPattern` against the declared indexes; `null` when neither tells.
+ */
+export function duplicateKeyIndex(err: { errmsg?: unknown; message?: unknown; keyPattern?: unknown }, declared: readonly IndexSpec[]): string | null {
+  for (const text of [err.errmsg, err.message]) {
+    const m = typeof text === 'string' ? / index: (\S+) dup key/.exec(text) : null;
+    if (m) return m[1]!;
   }
-  return current;
+  if (err.keyPattern && typeof err.keyPattern === 'object') {
+    const fields = Object.keys(err.keyPattern);
+    const hit = declared.find((i) => i.unique && i.keys.length === fields.length && i.keys.every(([f], n) => f === fields[n]));
+    if (hit) return hit.name;
+  }
+  return null;
 }

@@ -1,19 +1,11 @@
 import type { ObjectId } from 'mongodb';
-import type {
-  Actor,
-  CounterDelta,
-  HeadRow,
-  IndexedValue,
-  NewHead,
-  PendingBlob,
-  RecordWrite,
-  UploadRef,
-  VersionOp,
-  VersionRow,
-  HistoryRow,
-} from '../../contracts/index-store.js';
-import { decodeMeta, encodeMeta } from './mongodb-filter.js';
-import { versionId } from './mongodb-layout.js';
+import type { HeadWrite } from '../../contracts/index-driver.js';
+import type { Actor, HeadRow, HistoryRow, IndexedValue, PendingBlob, VersionOp, VersionRow } from '../../contracts/index-store.js';
+import { StorageError } from '../../errors.js';
+import { type CollRef, pendingBlobId, versionId } from './mongodb-layout.js';
+import { decodeMeta, encodeMeta } from './mongodb-meta.js';
+
+/** The documents of the MongoDB index store (`mongodb-layout.ts` says where each lives). */
 
 /** A record's latest state in `{c}_head`. */
 export interface HeadDoc {
@@ -27,12 +19,8 @@ export interface HeadDoc {
   meta: Record<string, IndexedValue>;
   body: string;
   hash: string | null;
-  /**
-   * A committed write whose side effects (version entry, outbox, queued objects, counters,
-   * claim release, purge) are not all applied yet. Only the standalone protocol sets it; see
-   * `mongodb-protocol.ts`.
-   */
-  pending?: PendingWrite;
+  /** Only in data an older version wrote on a standalone server and left mid-write: refused (`leftoverWrite`). */
+  pending?: unknown;
 }
 
 /** One entry of `{c}_ver`. `_id` is `versionId(id, ov)`. */
@@ -56,47 +44,90 @@ export interface VersionDoc {
   hash: string;
 }
 
-export interface PendingWrite {
-  /** Unique per write: makes counter increments idempotent when a roll-forward is repeated. */
-  opId: string;
-  /**
-   * Where the record joins the sync outbox if it is not queued yet. An ObjectId: ordered by
-   * creation within a process (its counter) and by second across processes, which gives
-   * "oldest first" without relying on millisecond timestamps.
-   */
-  queueOrder: ObjectId;
-  ov: number;
-  cv: number;
-  since: Date;
-  /** `true` for a hard delete: the head is removed once the record's entries are gone. */
-  purge: boolean;
-  /** `true` when the write leaves the record deleted (or removed): its claims are released. */
-  releaseClaims: boolean;
-  version: VersionDoc | null;
-  blobs: PendingBlobDoc[];
-  /** Upload intents the write took (standalone protocol: removed by the roll-forward); absent in heads written before them. */
-  uploads?: UploadRef[];
-  counters: CounterDelta[];
-  countersApplied: boolean;
+/** `xronox_sync_outbox`: `_id` is `recordKey(collection, id)`. */
+export interface OutboxDoc {
+  _id: string;
+  coll: string;
+  id: string;
+  seq: number;
+  /** When the record joined the outbox (server time), and an ObjectId older versions sorted on. */
+  queuedAt: Date;
+  order: ObjectId;
+}
+
+export interface DeadLetterDoc {
+  _id: string;
+  coll: string;
+  id: string;
+  reason: string;
+  failedAt: string;
 }
 
 export interface PendingBlobDoc {
   _id: string;
   coll: string;
   id: string;
-  /** The cv of the write that queued it: a purge removes only entries of the purged incarnation. */
-  cv: number;
   bucket: string;
   key: string;
   contentType: string;
   body: Uint8Array;
 }
 
-export function toHeadDoc(id: string, head: NewHead, cv: number): HeadDoc {
+export interface ClaimDoc {
+  _id: string;
+  id: string;
+}
+
+export interface CounterDoc {
+  _id: string;
+  /** The `cv` document: the last collection version plus one. */
+  seq?: number;
+  counts?: Record<string, number>;
+}
+
+export interface LockDoc {
+  _id: string;
+  owner: string;
+  /** Server time (`$$NOW` + lease) at which the lease lapses. */
+  expiresAt: Date;
+}
+
+/**
+ * `xronox_content_uploads`: one document per object key (`uploadDocId`), holding its upload
+ * intents or its cleanup mark, never both; stamps are the server's clock.
+ */
+export interface UploadDoc {
+  _id: string;
+  coll: string;
+  /** The record of the latest intent (documents of older versions carry no `id` per intent). */
+  id: string;
+  bucket: string;
+  key: string;
+  intents: Array<{ token: string; at: Date; id?: string }>;
+  cleaning?: { token: string; at: Date };
+}
+
+/**
+ * A head an older version's standalone protocol left mid-write (`head.pending`): its version
+ * entry, outbox mark or counters may be missing, so serving it would be wrong, and this version
+ * has no roll-forward. Refused, naming where it is and how to finish it.
+ */
+export function leftoverWrite(heads: CollRef, id: string): StorageError {
+  return new StorageError(
+    'mongodb',
+    'read head',
+    undefined,
+    `Record "${id}" in collection "${heads.name}" of database "${heads.db}" has an unfinished write of the standalone protocol ` +
+      '(a "pending" field), which this version no longer completes. Run repair() once with the previous Xronox version and ' +
+      'transactions.enabled: false against this database (it rolls such writes forward), then start this version again.',
+  );
+}
+
+export function headDoc(id: string, head: HeadWrite): HeadDoc {
   return {
     _id: id,
     ov: head.ov,
-    cv,
+    cv: head.cv,
     deleted: head.deleted,
     createdAt: head.createdAt,
     updatedAt: head.updatedAt,
@@ -107,32 +138,25 @@ export function toHeadDoc(id: string, head: NewHead, cv: number): HeadDoc {
   };
 }
 
-export function toVersionDoc(write: RecordWrite, cv: number): VersionDoc | null {
-  const v = write.version;
-  const head = write.head;
-  if (!v || !head) return null;
+/** The head a document holds; a leftover of the standalone protocol is refused (`leftoverWrite`). */
+export function headRowOf(doc: HeadDoc, heads: CollRef): HeadRow {
+  if (doc.pending !== undefined) throw leftoverWrite(heads, doc._id);
   return {
-    _id: versionId(write.id, head.ov),
-    id: write.id,
-    ov: head.ov,
-    cv,
-    op: v.op,
-    at: v.at,
-    actor: v.actor,
-    actorId: typeof v.actor === 'string' ? v.actor : v.actor.identifier,
-    actorType: typeof v.actor === 'string' ? null : v.actor.type,
-    reason: v.reason,
-    deleted: v.deleted,
-    size: Buffer.byteLength(v.body, 'utf8'),
-    body: v.body,
-    archived: false,
-    meta: encodeMeta(head.meta),
-    hash: v.hash,
+    id: doc._id,
+    ov: doc.ov,
+    cv: doc.cv,
+    deleted: doc.deleted,
+    createdAt: doc.createdAt,
+    updatedAt: doc.updatedAt,
+    deletedAt: doc.deletedAt,
+    meta: decodeMeta(doc.meta),
+    body: doc.body,
+    hash: doc.hash,
   };
 }
 
-/** A version entry exactly as a backup holds it (cv, archived flag and body kept). */
-export function versionDocOfRow(row: VersionRow): VersionDoc {
+/** A version entry exactly as given (cv, archived flag and body kept). */
+export function versionDoc(row: VersionRow): VersionDoc {
   return {
     _id: versionId(row.id, row.ov),
     id: row.id,
@@ -150,21 +174,6 @@ export function versionDocOfRow(row: VersionRow): VersionDoc {
     archived: row.archived,
     meta: encodeMeta(row.meta),
     hash: row.hash,
-  };
-}
-
-export function headRowOf(doc: HeadDoc): HeadRow {
-  return {
-    id: doc._id,
-    ov: doc.ov,
-    cv: doc.cv,
-    deleted: doc.deleted,
-    createdAt: doc.createdAt,
-    updatedAt: doc.updatedAt,
-    deletedAt: doc.deletedAt,
-    meta: decodeMeta(doc.meta),
-    body: doc.body,
-    hash: doc.hash,
   };
 }
 
@@ -190,8 +199,8 @@ export function historyRowOf(doc: Pick<VersionDoc, keyof HistoryRow>): HistoryRo
 
 export const HISTORY_PROJECTION = { _id: 0, body: 0, meta: 0, hash: 0 } as const;
 
-export function pendingBlobDoc(collection: string, id: string, cv: number, blob: PendingBlob, docId: string): PendingBlobDoc {
-  return { _id: docId, coll: collection, id, cv, bucket: blob.bucket, key: blob.key, contentType: blob.contentType, body: blob.body };
+export function pendingBlobDoc(collection: string, id: string, blob: PendingBlob): PendingBlobDoc {
+  return { _id: pendingBlobId(collection, blob.bucket, blob.key), coll: collection, id, bucket: blob.bucket, key: blob.key, contentType: blob.contentType, body: blob.body };
 }
 
 /** Binary fields come back from the driver as BSON `Binary`; the port speaks `Uint8Array`. */

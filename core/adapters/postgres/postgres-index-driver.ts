@@ -251,8 +251,11 @@ export class PostgresIndexDriver implements IndexDriver {
         // Housekeeping the plan marks not durable (leases) commits without waiting for the WAL
         // flush: a server crash may forget it, which a lease, held by live processes only, allows.
         const asynchronous = tx.durable === false ? '; SET LOCAL synchronous_commit = off' : '';
+        // A plan that only reads (counts, a collection version) needs one snapshot, not locks: it
+        // never queues behind a namespace's commits.
+        const begin = tx.readOnly ? 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY' : 'BEGIN ISOLATION LEVEL READ COMMITTED';
         // Sent with the transaction's first statement, in the same round trip.
-        run = new Run(this.#session, client, `BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL lock_timeout = ${this.#lockTimeoutMs}${asynchronous}`);
+        run = new Run(this.#session, client, `${begin}; SET LOCAL lock_timeout = ${this.#lockTimeoutMs}${asynchronous}`, tx.readOnly === true);
         let step: Transaction<T> = tx;
         for (let steps = 0; !decision; steps++) {
           if (steps === MAX_STEPS) throw new Error(`A transaction plan took more than ${MAX_STEPS} steps`);
@@ -262,6 +265,7 @@ export class PostgresIndexDriver implements IndexDriver {
         }
         // The writes, rendered (taking any lock or schema they need first), then sent with
         // COMMIT in one round trip.
+        if (tx.readOnly && decision.effects.length > 0) throw new Error('A plan marked readOnly returned effects');
         const writes = await run.prepare(decision.effects);
         if (writes.length === 0 && !run.createdSchemas) {
           // Nothing to keep (the namespace rows were only locked): no commit record to flush.
@@ -658,10 +662,14 @@ class Run {
   /** Statements of the effects, rendered with their values (`postgres-inline.ts`). */
   #writes: string[] = [];
 
-  constructor(session: Session, client: PoolClient, prelude: string) {
+  /** A read-only plan: one snapshot, no locks, no schema created. */
+  readonly #readOnly: boolean;
+
+  constructor(session: Session, client: PoolClient, prelude: string, readOnly: boolean) {
     this.#s = session;
     this.#client = client;
     this.#prelude = prelude;
+    this.#readOnly = readOnly;
   }
 
   /** Whether the transaction has begun on the server. */
@@ -703,7 +711,8 @@ class Run {
   }
 
   /** The tables of a database, its schema created (in this transaction) when `create` and missing; `null` when missing. */
-  async #tables(dbName: string, create: boolean): Promise<Tables | null> {
+  async #tables(dbName: string, wanted: boolean): Promise<Tables | null> {
+    const create = wanted && !this.#readOnly;
     const schema = schemaNameFor(this.#s.prefix, dbName);
     if (this.#s.ready.has(schema) || this.#created.has(schema)) return tablesOf(schema);
     // What follows runs on the connection directly: the transaction must have begun.
@@ -737,6 +746,18 @@ class Run {
       colls.add(ns.collection);
     }
     const dbs = [...byDb.keys()].map((db) => ({ db, schema: schemaNameFor(this.#s.prefix, db) })).sort((a, b) => byteCompare(a.schema, b.schema));
+    if (this.#readOnly) {
+      // Nothing to lock: the collection versions, as of the snapshot.
+      for (const { db } of dbs) {
+        const colls = [...byDb.get(db)!];
+        for (const coll of colls) this.#locked.set(nsKey({ dbName: db, collection: coll }), null);
+        const t = await this.#tables(db, false);
+        if (!t) continue;
+        const rows = await this.#q<{ coll: string; cv: number | null }>(`SELECT coll, cv FROM ${t.namespaces} WHERE coll = ANY($1::text[])`, [colls]);
+        for (const r of rows) this.#locked.set(nsKey({ dbName: db, collection: r.coll }), r.cv);
+      }
+      return;
+    }
     for (const { db } of dbs) {
       const t = await this.#mustTables(db);
       const colls = [...byDb.get(db)!].sort(byteCompare);
@@ -763,7 +784,7 @@ class Run {
       const lock = leaseLockKey(schemaNameFor(this.#s.prefix, k.dbName), k.collection, k.key);
       if (!this.#leases.has(lock)) wanted.add(lock);
     }
-    if (wanted.size === 0) return;
+    if (wanted.size === 0 || this.#readOnly) return;
     const sorted = [...wanted].sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : BigInt(a) > BigInt(b) ? 1 : 0));
     await this.#q('SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) WITH ORDINALITY AS u(k, i) ORDER BY i', [sorted]);
     for (const lock of sorted) this.#leases.add(lock);
@@ -871,7 +892,7 @@ class Run {
     let counterWindows: string[] = [];
     if (reads.counterWindows) {
       const { dbName, collection, before } = reads.counterWindows;
-      const t = await this.#mustTables(dbName);
+      const t = await this.#tables(dbName, true);
       const params: unknown[] = [collection];
       const ranges: string[] = [];
       for (const granularity of ['day', 'week', 'month'] as const) {
@@ -880,7 +901,7 @@ class Run {
         const prefix = `${granularity}:`;
         ranges.push(`(win >= ${push(params, prefix)} AND win < ${push(params, bound)})`);
       }
-      if (ranges.length > 0) {
+      if (t && ranges.length > 0) {
         const found = await this.#q<{ win: string }>(
           `SELECT DISTINCT win FROM ${t.counterWindows} WHERE coll = $1 AND (${ranges.join(' OR ')}) ORDER BY win`,
           params,
@@ -989,7 +1010,11 @@ class Run {
       list.push(ref);
     }
     const out: Array<[string, Tables, R[]]> = [];
-    for (const [db, list] of groups) out.push([db, await this.#mustTables(db), list]);
+    for (const [db, list] of groups) {
+      // Locked, so the schema exists; a read-only plan creates none, and reads nothing from a database that has none.
+      const t = await this.#tables(db, true);
+      if (t) out.push([db, t, list]);
+    }
     return out;
   }
 

@@ -12,7 +12,8 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { SpacesConnectionConfig } from '../../config/schema.js';
 import type { BlobInfo, BlobListing, BlobStore, PutOptions } from '../../contracts/blob-store.js';
 import { ConflictError, StorageError, ValidationError } from '../../errors.js';
-import { acquireS3Client, maxRequestMs } from './s3-client-pool.js';
+import { acquireS3Client } from './s3-client-pool.js';
+import { s3BlobStoreMembers } from './s3-settings.js';
 
 export interface S3BlobStoreOptions {
   /** Name of the spaces connection, for error messages. */
@@ -47,9 +48,9 @@ export class S3BlobStore implements BlobStore {
     this.#client = client;
     this.#release = release;
     this.#multipartThreshold = options.multipartThreshold ?? PART_SIZE;
-    this.capabilities = { remotePresign: true, conditionalWrites: options.connection.conditionalWrites ?? true };
-    // Twice one request's worst case: a multipart upload's parts go four at a time after its start.
-    this.maxPutMs = 2 * maxRequestMs(options.connection);
+    const members = s3BlobStoreMembers(options.connection);
+    this.capabilities = members.capabilities;
+    this.maxPutMs = members.maxPutMs;
   }
 
   async put(bucket: string, key: string, body: Uint8Array, options: PutOptions = {}): Promise<void> {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { S3Client } from '@aws-sdk/client-s3';
 import type { SpacesConnectionConfig } from '../../config/schema.js';
+import { CONNECTION_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS, MAX_ATTEMPTS } from './s3-settings.js';
 
 /**
  * One S3Client per spaces connection per process, created on first use and shared by every
@@ -9,19 +10,6 @@ import type { SpacesConnectionConfig } from '../../config/schema.js';
  * instance shutting down never breaks another.
  */
 const pool = new Map<string, { client: S3Client; users: number }>();
-
-/** Retries cover throttling (503 SlowDown) and 5xx with exponential backoff and jitter. */
-const MAX_ATTEMPTS = 5;
-/** The SDK's standard retry backoff tops out at 20 s between attempts. */
-const MAX_RETRY_BACKOFF_MS = 20_000;
-
-/** The longest one request on this connection can take, every attempt and backoff included. */
-export function maxRequestMs(connection: Pick<SpacesConnectionConfig, 'requestTimeoutMs'>): number {
-  return MAX_ATTEMPTS * (CONNECTION_TIMEOUT_MS + (connection.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS)) + (MAX_ATTEMPTS - 1) * MAX_RETRY_BACKOFF_MS;
-}
-/** Time to open a socket, and by default to wait for a response once a request is sent. */
-const CONNECTION_TIMEOUT_MS = 5_000;
-const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
 
 export function acquireS3Client(connection: SpacesConnectionConfig): { client: S3Client; release: () => void } {
   const key = poolKey(connection);

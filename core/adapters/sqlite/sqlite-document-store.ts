@@ -16,8 +16,10 @@ import {
 } from '../../contracts/document-store.js';
 import type { Namespace } from '../../contracts/index-store.js';
 import { ConflictError, DuplicateKeyError, ValidationError } from '../../errors.js';
-import { compileDocumentFilter, extract, fieldOfExpression, jsonPath } from './sqlite-document-filter.js';
+import { valueAtPath } from '../../foundation/filter.js';
+import { compileFilter, DOCUMENT_FIELDS, documentPath, extract, fieldOfExpression } from './sqlite-filter.js';
 import { openSqliteFile } from './sqlite-open.js';
+import { SQLITE_DOCUMENT_STORE_MEMBERS } from './sqlite-settings.js';
 
 export interface SqliteDocumentStoreOptions {
   /** Database file (the connection's `sqlitePath`, shared with the index store); created with its folder when missing. */
@@ -53,8 +55,8 @@ const EXPIRY_INDEX = '~expiry';
  * the spec asks for. Writes run in `BEGIN IMMEDIATE` transactions, so processes can share the file.
  */
 export class SqliteDocumentStore implements DocumentStore {
-  readonly name = 'sqlite';
-  readonly capabilities = { nativeExpiry: false, atomicReplace: true } as const;
+  readonly name = SQLITE_DOCUMENT_STORE_MEMBERS.name;
+  readonly capabilities = SQLITE_DOCUMENT_STORE_MEMBERS.capabilities;
   readonly #db: Database.Database;
   readonly #now: () => Date;
   readonly #stmts = new Map<string, Database.Statement>();
@@ -135,7 +137,7 @@ export class SqliteDocumentStore implements DocumentStore {
     const tbl = this.#writableTable(ns);
     const json = toDocumentJson(doc);
     const params: unknown[] = [];
-    const where = compileDocumentFilter(filter, params);
+    const where = compileFilter(filter, params, DOCUMENT_FIELDS);
     return this.#db
       .transaction(() => {
         const found = this.#stmt(`SELECT id FROM ${quote(tbl)} WHERE ${where} ORDER BY id LIMIT 1`).get(...params) as { id: number } | undefined;
@@ -161,7 +163,7 @@ export class SqliteDocumentStore implements DocumentStore {
     if (!tbl) return [];
     if (!Number.isSafeInteger(options.limit) || options.limit < 1) throw new ValidationError('limit must be a positive integer', { path: 'limit' });
     const params: unknown[] = [iso(this.#now())];
-    const where = filter ? ` AND ${compileDocumentFilter(filter, params)}` : '';
+    const where = filter ? ` AND ${compileFilter(filter, params, DOCUMENT_FIELDS)}` : '';
     const order = [...(options.sort ?? []).map(([field, dir]) => `${extract(field)} ${dir === -1 ? 'DESC' : 'ASC'}`), 'id ASC'].join(', ');
     params.push(options.limit);
     const rows = this.#stmt(`SELECT doc FROM ${quote(tbl)} WHERE (expires_at IS NULL OR expires_at > ?)${where} ORDER BY ${order} LIMIT ?`).all(...params) as Array<{ doc: string }>;
@@ -172,7 +174,7 @@ export class SqliteDocumentStore implements DocumentStore {
     const tbl = this.#table(ns);
     if (!tbl) return 0;
     const params: unknown[] = [iso(this.#now())];
-    const where = compileDocumentFilter(filter, params);
+    const where = compileFilter(filter, params, DOCUMENT_FIELDS);
     const sql = `DELETE FROM ${quote(tbl)} WHERE id = (SELECT id FROM ${quote(tbl)} WHERE (expires_at IS NULL OR expires_at > ?) AND ${where} ORDER BY id LIMIT 1)`;
     return this.#db.transaction(() => this.#stmt(sql).run(...params).changes).immediate();
   }
@@ -181,7 +183,7 @@ export class SqliteDocumentStore implements DocumentStore {
     const tbl = this.#table(ns);
     if (!tbl) return 0;
     const params: unknown[] = [iso(this.#now())];
-    const where = filter ? ` AND ${compileDocumentFilter(filter, params)}` : '';
+    const where = filter ? ` AND ${compileFilter(filter, params, DOCUMENT_FIELDS)}` : '';
     const sql = `DELETE FROM ${quote(tbl)} WHERE (expires_at IS NULL OR expires_at > ?)${where}`;
     return this.#db.transaction(() => this.#stmt(sql).run(...params).changes).immediate();
   }
@@ -342,7 +344,7 @@ function indexSql(tbl: string, sqlName: string, index: IndexSpec): string {
   if (index.keys.length === 0 || index.keys.length > 8) throw new ValidationError(`Index ${index.name} needs 1 to 8 keys`);
   const columns = index.keys.map(([field, dir]) => `${extract(field)} ${dir === -1 ? 'DESC' : 'ASC'}`).join(', ');
   // MongoDB's sparse index leaves out documents that lack every key field.
-  const partial = index.sparse ? ` WHERE ${index.keys.map(([field]) => `json_type(doc, '${jsonPath(field)}') IS NOT NULL`).join(' OR ')}` : '';
+  const partial = index.sparse ? ` WHERE ${index.keys.map(([field]) => `json_type(doc, '${documentPath(field)}') IS NOT NULL`).join(' OR ')}` : '';
   return `CREATE ${index.unique ? 'UNIQUE ' : ''}INDEX ${quote(sqlName)} ON ${quote(tbl)} (${columns})${partial}`;
 }
 
@@ -374,15 +376,6 @@ function keysOfIndexSql(sql: string): IndexKey[] {
     if (field === null) throw new Error(`Unexpected index expression: ${part.trim().slice(0, 120)}`);
     return [field, m && m[2]!.toUpperCase() === 'DESC' ? -1 : 1] as const;
   });
-}
-
-function valueAtPath(doc: Doc, field: string): unknown {
-  let current: unknown = doc;
-  for (const segment of field.split('.')) {
-    if (current === null || typeof current !== 'object' || Array.isArray(current) || current instanceof Date) return undefined;
-    current = Object.hasOwn(current, segment) ? (current as Record<string, unknown>)[segment] : undefined;
-  }
-  return current;
 }
 
 /**

@@ -19,7 +19,7 @@ import type {
 } from '../../contracts/index-store.js';
 import type { FilterNode } from '../../foundation/filter-tree.js';
 import { processGone } from '../../foundation/process.js';
-import { compileFilter } from './sqlite-filter.js';
+import { compileFilter, metaFields } from './sqlite-filter.js';
 import { openSqliteFile } from './sqlite-open.js';
 import { openSchema } from './sqlite-schema.js';
 import type { HeadSqlRow, HistorySqlRow, PendingBlobSqlRow, Statements, UploadSqlRow, VersionSqlRow } from './sqlite-statements.js';
@@ -66,13 +66,21 @@ function where(conditions: ReadonlyArray<Condition | false>): { sql: string; par
 function filtered(filter: FilterNode | null, column?: string): Condition | false {
   if (!filter) return false;
   const params: unknown[] = [];
-  return [compileFilter(filter, params, column), ...params];
+  return [compileFilter(filter, params, metaFields(column)), ...params];
 }
 
+const ref = (r: Namespace & { id: string }) => refKey(r, r.id);
+/** The row a statement gives (a plucked one: its value), if any. */
+const value = <V>(stmt: Database.Statement, ...params: unknown[]) => stmt.get(...params) as V | undefined;
+
+/** Shared by every read set that asks for none of a kind (`ReadRows` maps are read-only). */
+const NONE: ReadonlyMap<string, never> = new Map<string, never>();
+
 /** A `Map` of the items that have a value, by their key. */
-function keyed<I, V>(items: readonly I[] | undefined, key: (item: I) => string, value: (item: I) => V | undefined): Map<string, V> {
+function keyed<I, V>(items: readonly I[] | undefined, key: (item: I) => string, value: (item: I) => V | undefined): ReadonlyMap<string, V> {
+  if (!items?.length) return NONE;
   const out = new Map<string, V>();
-  for (const item of items ?? []) {
+  for (const item of items) {
     const v = value(item);
     if (v !== undefined) out.set(key(item), v);
   }
@@ -110,13 +118,16 @@ export class SqliteIndexDriver implements IndexDriver {
     this.#run = this.#db.transaction((tx: Transaction<unknown>) => {
       let outcome = tx.decide(this.#read(tx.reads));
       while (!isDecision(outcome)) outcome = outcome.decide(this.#read(outcome.reads));
+      if (tx.readOnly && outcome.effects.length > 0) throw new Error('A read-only plan returned effects');
       for (const effect of outcome.effects) this.#apply(effect);
       return outcome.result;
     });
   }
 
   async transact<T>(tx: Transaction<T>): Promise<T> {
-    const run = () => this.#run.immediate(tx) as T;
+    // A read-only plan reads in a deferred transaction (a consistent snapshot in WAL mode) and
+    // never waits for the write lock; every other plan takes the write lock before it reads.
+    const run = () => (tx.readOnly ? this.#run.deferred(tx) : this.#run.immediate(tx)) as T;
     return tx.durable === false ? this.#withoutFsync(run) : run();
   }
 
@@ -307,8 +318,6 @@ export class SqliteIndexDriver implements IndexDriver {
   #read(reads: ReadSet): ReadRows {
     const s = this.#s;
     const now = Date.now();
-    const ref = (r: Namespace & { id: string }) => refKey(r, r.id);
-    const value = <V>(stmt: Database.Statement, ...params: unknown[]) => stmt.get(...params) as V | undefined;
     const uploadRow = (r: UploadSqlRow): UploadRow => ({ id: r.id, token: r.token, cleaning: r.cleaning === 1, ageMs: Math.max(0, now - r.at) });
     const { counterWindows: prune, staleUploads: stale, allDeadLetters: lettersOf } = reads;
     return {
@@ -318,7 +327,7 @@ export class SqliteIndexDriver implements IndexDriver {
       }),
       claims: keyed(reads.claims, (c) => refKey(c, c.key), (c) => value<string>(s.getClaim, c.dbName, c.collection, c.key)),
       outbox: keyed(reads.outbox, ref, (r) => value<number>(s.getPending, r.dbName, r.collection, r.id)),
-      deadLetters: new Set((reads.deadLetters ?? []).filter((r) => s.hasDeadLetter.get(r.dbName, r.collection, r.id) !== undefined).map(ref)),
+      deadLetters: new Set(keyed(reads.deadLetters, ref, (r) => s.hasDeadLetter.get(r.dbName, r.collection, r.id)).keys()),
       allDeadLetters: lettersOf === undefined ? [] : (s.allDeadLetters.all(lettersOf) as ReadRows['allDeadLetters']),
       unarchived: keyed(reads.unarchived, ref, (r) => value<number>(s.countUnarchived, r.dbName, r.collection, r.id)),
       versionCounts: keyed(reads.versionCounts, ref, (r) => value<number>(s.countVersionsBelow, r.dbName, r.collection, r.id, r.belowOv)),

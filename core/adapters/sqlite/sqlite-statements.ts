@@ -185,7 +185,8 @@ export function prepareStatements(db: Database.Database) {
       'INSERT INTO unique_claims (db, coll, key, id) SELECT ?, ?, key, id FROM unique_claims WHERE db = ? AND coll = ?',
       'INSERT INTO collection_versions (db, coll, cv) SELECT ?, ?, cv FROM collection_versions WHERE db = ? AND coll = ?',
     ].map(p),
-    markAllPending: p('INSERT INTO sync_outbox (db, coll, id, seq) SELECT db, coll, id, cv FROM heads WHERE db = ? AND coll = ?'),
+    // In id order, as the other drivers queue a copied collection.
+    markAllPending: p('INSERT INTO sync_outbox (db, coll, id, seq) SELECT db, coll, id, cv FROM heads WHERE db = ? AND coll = ? ORDER BY id'),
   };
 }
 

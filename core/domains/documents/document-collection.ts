@@ -2,9 +2,9 @@ import type { CollectionSpec, Doc, DocFilter, DocScalar, DocumentStore, SortSpec
 import type { Namespace } from '../../contracts/index-store.js';
 import { TenantAccessError, ValidationError } from '../../errors.js';
 import { checkNoExtraArguments, checkOptions } from '../../engine/arguments.js';
-import { isPlainObject } from '../../foundation/filter.js';
+import { byPath, isPlainObject, matches } from '../../foundation/filter.js';
 import { checkDocument } from './document-check.js';
-import { matchesDocument, parseDocumentFilter, parseSort } from './document-filter.js';
+import { parseDocumentFilter, parseSort } from './document-filter.js';
 
 /** Reads return at most this many documents unless `limit` says otherwise. */
 export const DEFAULT_FIND_LIMIT = 1000;
@@ -248,8 +248,9 @@ export class DocumentCollection {
         { path: 'filter' },
       );
     }
-    if (!matchesDocument(node, doc)) {
-      const wrong = [...pinned.keys()].find((f) => !matchesDocument({ kind: 'compare', field: f, op: '$eq', value: pinned.get(f)! }, doc));
+    const fields = byPath(doc);
+    if (!matches(node, fields)) {
+      const wrong = [...pinned.keys()].find((f) => !matches({ kind: 'compare', field: f, op: '$eq', value: pinned.get(f)! }, fields));
       throw new ValidationError(`The document does not match the upsert filter${wrong ? ` (${wrong})` : ''}; it must hold the key it is stored under`, { path: wrong ? `doc.${wrong}` : 'doc' });
     }
   }

@@ -1,12 +1,13 @@
 import type { Doc, DocFilter, DocScalar, DocValue, SortSpec } from '../../contracts/document-store.js';
 import { ValidationError } from '../../errors.js';
-import { isPlainObject, parseFilterTree, scalar as engineScalar } from '../../foundation/filter.js';
+import { isPlainObject, parseFilterTree, scalar as engineScalar, valueAtPath } from '../../foundation/filter.js';
 
 /**
  * Filters of document collections (messaging, identities): the engine's filter language
  * (`core/foundation/filter.ts`: `$eq $ne $gt $gte $lt $lte $in $nin $exists $and $or`, scalar values,
  * MongoDB semantics) over the collection's declared fields, with `Date` values as well. A `Date`
- * equals the same instant and ranges over dates match dates only, as in MongoDB.
+ * equals the same instant and ranges over dates match dates only, as in MongoDB. Only parsing is
+ * here: `matches(node, byPath(doc))` in `core/foundation/filter.ts` evaluates the result.
  */
 
 /** Parses and validates a user filter over `fields`; `null` for an empty one. Throws a `ValidationError` naming the path. */
@@ -51,54 +52,5 @@ export function isStorableDate(value: Date): boolean {
 
 /** The value at a dotted path; `undefined` when a step is missing or not a plain object. */
 export function valueAt(doc: Doc, path: string): DocValue | undefined {
-  let current: DocValue | undefined = doc;
-  for (const segment of path.split('.')) {
-    if (current === null || typeof current !== 'object' || Array.isArray(current) || current instanceof Date) return undefined;
-    current = Object.hasOwn(current, segment) ? (current as Record<string, DocValue>)[segment] : undefined;
-  }
-  return current;
+  return valueAtPath(doc, path) as DocValue | undefined;
 }
-
-/** Evaluates a filter against a document, with the semantics every store implements. */
-export function matchesDocument(node: DocFilter | null, doc: Doc): boolean {
-  if (node === null) return true;
-  switch (node.kind) {
-    case 'and':
-      return node.items.every((n) => matchesDocument(n, doc));
-    case 'or':
-      return node.items.some((n) => matchesDocument(n, doc));
-    case 'exists':
-      return (valueAt(doc, node.field) !== undefined) === node.exists;
-    case 'in': {
-      const actual = valueAt(doc, node.field);
-      const hit = node.values.some((v) => equalsScalar(actual, v));
-      return node.negate ? !hit : hit;
-    }
-    case 'compare': {
-      const actual = valueAt(doc, node.field);
-      if (node.op === '$eq') return equalsScalar(actual, node.value);
-      if (node.op === '$ne') return !equalsScalar(actual, node.value);
-      const order = compareScalars(actual, node.value);
-      if (order === undefined) return false;
-      return node.op === '$gt' ? order > 0 : node.op === '$gte' ? order >= 0 : node.op === '$lt' ? order < 0 : order <= 0;
-    }
-  }
-}
-
-function equalsScalar(actual: DocValue | undefined, expected: DocScalar): boolean {
-  if (expected === null) return actual === undefined || actual === null;
-  if (expected instanceof Date) return actual instanceof Date && actual.getTime() === expected.getTime();
-  return typeof actual === typeof expected && actual === expected;
-}
-
-/** Orders two values of the same scalar type; `undefined` otherwise (ranges never cross types). */
-export function compareScalars(a: DocValue | undefined, b: DocScalar): number | undefined {
-  if (a === undefined || a === null || b === null) return undefined;
-  if (b instanceof Date) return a instanceof Date ? Math.sign(a.getTime() - b.getTime()) : undefined;
-  if (a instanceof Date || typeof a !== typeof b) return undefined;
-  if (typeof a === 'string') return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b as string, 'utf8'));
-  if (typeof a === 'number') return a === b ? 0 : a < (b as number) ? -1 : 1;
-  if (typeof a === 'boolean') return a === b ? 0 : a ? 1 : -1;
-  return undefined;
-}
-

@@ -1,0 +1,438 @@
+import { Aggregator } from 'mingo';
+import { type Document, MongoNetworkError, MongoServerError } from 'mongodb';
+import { describe, expect, it } from 'vitest';
+import { mongoOptions } from '../../core/adapters/mongodb/mongodb-settings.js';
+import { planEffects, type WriteStep, writtenCollections } from '../../core/adapters/mongodb/mongodb-effects.js';
+import { retryOf, versionQuery } from '../../core/adapters/mongodb/mongodb-index-driver.js';
+import { emptyRows, finishRows, planReads, type ReadQuery, type RowsBuilder } from '../../core/adapters/mongodb/mongodb-read-set.js';
+import { MIN_WIRE_VERSION, serverIssues, setupOf } from '../../core/adapters/mongodb/mongodb-setup.js';
+import { loadConfig } from '../../core/config/load.js';
+import { type Effect, nsKey, type ReadSet, refKey, uploadKey } from '../../core/contracts/index-driver.js';
+import type { Namespace, VersionRow } from '../../core/contracts/index-store.js';
+import { ConfigError, StorageError } from '../../core/errors.js';
+
+/**
+ * The MongoDB index driver without a server (none can run here; the conformance suite runs it
+ * against one when MONGODB_URI is set): the decisions it takes before talking to a server (which
+ * servers it refuses, which errors it retries), the queries a transaction's read set becomes and
+ * the writes its effects become. The aggregation pipelines the driver sends are evaluated with
+ * mingo, an independent implementation of MongoDB's query language (`$$NOW` is its clock), and
+ * folded into rows by the driver's own code.
+ */
+
+const ns: Namespace = { dbName: 'rt_acme', collection: 'orders' };
+const DLQ = 'xronox_dead_letters';
+
+/** Runs the planned queries over `docs` (by collection name) as the driver does: in order, follow-ups last. */
+function readWith(queries: readonly ReadQuery[], docs: Record<string, Document[]>): RowsBuilder {
+  const rows = emptyRows();
+  const todo = [...queries];
+  for (let q = todo.shift(); q !== undefined; q = todo.shift()) {
+    const out = new Aggregator(q.pipeline as never).run((docs[`${q.coll.db}.${q.coll.name}`] ?? []).map((d) => structuredClone(d))) as Document[];
+    todo.push(...(q.fold(out, rows) ?? []));
+  }
+  finishRows(rows);
+  return rows;
+}
+
+/** Applies a pipeline update (`[{ $set }]`) to one document, as the server does for `updateOne` (an upsert starts from `{ _id }`). */
+function applyPipeline(doc: Document, pipeline: Document[]): Document {
+  const [out] = new Aggregator(pipeline as never).run([structuredClone(doc)]) as Document[];
+  return Object.fromEntries(Object.entries(out!).filter(([, v]) => v !== undefined)); // mingo leaves `$$REMOVE`d keys as undefined
+}
+
+function bulkOf(steps: readonly WriteStep[], name: string): Document[] {
+  const step = steps.find((s) => s.kind === 'bulk' && s.coll.name === name);
+  if (!step || step.kind !== 'bulk') throw new Error(`no bulk write on ${name}`);
+  return step.ops as Document[];
+}
+
+const hello = (fields: Document): Document => ({ ok: 1, isWritablePrimary: true, maxBsonObjectSize: 16777216, minWireVersion: 0, maxWireVersion: 21, ...fields });
+
+describe('which servers the driver refuses (hello)', () => {
+  it('runs on a replica set member and on mongos, 5.0 or newer', () => {
+    expect(serverIssues(hello({ setName: 'rs0', hosts: ['db:27017'] }), 'dbConnections.primary.mongoUri')).toEqual([]);
+    expect(serverIssues(hello({ msg: 'isdbgrid' }), 'x')).toEqual([]);
+    expect(serverIssues(hello({ setName: 'rs0', maxWireVersion: MIN_WIRE_VERSION }), 'x')).toEqual([]);
+  });
+
+  it('refuses a standalone server, saying how to run a one-node replica set', () => {
+    const issues = serverIssues(hello({}), 'dbConnections.primary.mongoUri');
+    expect(issues).toHaveLength(1);
+    expect(issues[0]!.path).toBe('dbConnections.primary.mongoUri');
+    expect(issues[0]!.message).toContain('standalone');
+    expect(issues[0]!.message).toContain('mongod --replSet rs0');
+    expect(issues[0]!.message).toContain('rs.initiate()');
+    const err = new ConfigError(issues);
+    expect(err.code).toBe('CONFIG_INVALID');
+    expect(err.message).toContain('dbConnections.primary.mongoUri: is a standalone MongoDB server');
+  });
+
+  it('refuses a server older than 5.0 (wire version 13), and one that does not say', () => {
+    expect(serverIssues(hello({ setName: 'rs0', maxWireVersion: 9 }), 'x')[0]!.message).toMatch(/older than 5\.0 \(wire version 9\)/);
+    expect(serverIssues(hello({ setName: 'rs0', maxWireVersion: undefined }), 'x')).toHaveLength(1);
+    expect(serverIssues(hello({ maxWireVersion: 8 }), 'x')).toHaveLength(2);
+  });
+
+  it('the config refuses transactions.enabled: false next to a MongoDB connection, at load', () => {
+    const databases = (ref: string) => ({ runtime: { tenantDatabases: [{ tenantId: 'acme', dbConnRef: ref, dbName: 'rt_acme' }] } });
+    const base = { localStorage: { basePath: '/tmp/xronox-mongo-unit', enabled: true } };
+    const mongo = { ...base, dbConnections: { primary: { mongoUri: 'mongodb://127.0.0.1:1/' } }, databases: databases('primary') };
+    let err: unknown;
+    try {
+      loadConfig({ ...mongo, transactions: { enabled: false } });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    const issue = (err as ConfigError).issues.find((i) => i.path === 'transactions.enabled');
+    expect(issue?.message).toContain('"primary"');
+    expect(issue?.message).toContain('mongod --replSet rs0');
+    // Without MongoDB, or without the setting, nothing to refuse.
+    expect(() => loadConfig({ ...base, dbConnections: { main: { sqlitePath: '/tmp/x.sqlite' } }, databases: databases('main'), transactions: { enabled: false } })).not.toThrow();
+    expect(() => loadConfig({ ...mongo, transactions: { enabled: true, autoDetect: true } })).not.toThrow();
+  });
+
+  it('the registry names the connection in errors about its server and passes the dead-letter collection', () => {
+    const config = { collectionMaps: { orders: { indexedProps: ['status'] } }, fallback: { enabled: true, deadLetterCollection: 'dlq' } } as unknown as Parameters<typeof mongoOptions>[1];
+    const opts = mongoOptions('mongodb://h', config, 'primary');
+    expect(opts.configPath).toBe('dbConnections.primary.mongoUri');
+    expect(opts.deadLetterCollection).toBe('dlq');
+    expect(opts.indexSettings?.('orders')).toEqual({ indexedProps: ['status'] });
+    expect(opts.indexSettings?.('other')).toEqual({ indexedProps: [] });
+  });
+});
+
+describe('which errors a transaction retries', () => {
+  it('the whole transaction on TransientTransactionError, the commit alone on UnknownTransactionCommitResult', () => {
+    const conflict = new MongoServerError({ message: 'WriteConflict', code: 112, codeName: 'WriteConflict', errorLabels: ['TransientTransactionError'] });
+    const unknown = new MongoServerError({ message: 'not primary', code: 10107, errorLabels: ['UnknownTransactionCommitResult', 'RetryableWriteError'] });
+    expect(retryOf(conflict, 'work')).toBe('transaction');
+    expect(retryOf(conflict, 'commit')).toBe('transaction');
+    expect(retryOf(unknown, 'commit')).toBe('commit');
+    // Only a commit can have an unknown outcome.
+    expect(retryOf(unknown, 'work')).toBeNull();
+    const network = new MongoNetworkError('connection reset');
+    network.addErrorLabel('TransientTransactionError');
+    expect(retryOf(network, 'work')).toBe('transaction');
+  });
+
+  it('never anything else: a duplicate key, a decision that throws, a non-Mongo error', () => {
+    expect(retryOf(new MongoServerError({ message: 'E11000 duplicate key', code: 11000 }), 'work')).toBeNull();
+    expect(retryOf(new StorageError('mongodb', 'read head', undefined), 'work')).toBeNull();
+    expect(retryOf(new Error('boom'), 'commit')).toBeNull();
+  });
+});
+
+describe('a read set becomes few queries', () => {
+  it("a commit of many records: one aggregation per kind and collection, every key in one $in", () => {
+    const ids = ['a', 'b', 'c'];
+    const reads: ReadSet = {
+      heads: ids.map((id) => ({ ...ns, id })),
+      collectionVersions: [ns],
+      claims: [{ ...ns, key: 'email:x' }, { ...ns, key: 'email:y' }],
+      uploads: [{ ...ns, bucket: 'content', key: 'k1' }, { ...ns, bucket: 'content', key: 'k2' }],
+    };
+    const queries = planReads(reads, { deadLetterCollection: DLQ });
+    expect(queries.map((q) => `${q.coll.db}.${q.coll.name}`)).toEqual(['rt_acme.orders_head', 'rt_acme.orders_claims', 'rt_acme.orders_counter', 'rt_acme.xronox_content_uploads']);
+    expect(queries[0]!.pipeline[0]).toEqual({ $match: { _id: { $in: ids } } });
+    expect(queries[1]!.pipeline[0]).toEqual({ $match: { _id: { $in: ['email:x', 'email:y'] } } });
+    expect(queries[3]!.pipeline[0]).toEqual({ $match: { _id: { $in: ['orders|content|k1', 'orders|content|k2'] } } });
+  });
+
+  it('keys repeated in the set are asked once; namespaces and databases get their own queries', () => {
+    const other = { dbName: 'rt_globex', collection: 'orders' };
+    const reads: ReadSet = {
+      heads: [{ ...ns, id: 'a' }, { ...ns, id: 'a' }, { ...other, id: 'b' }],
+      outbox: [{ ...ns, id: 'a' }, { dbName: ns.dbName, collection: 'invoices', id: 'i' }, { ...other, id: 'b' }],
+    };
+    const queries = planReads(reads, { deadLetterCollection: DLQ });
+    expect(queries.map((q) => [`${q.coll.db}.${q.coll.name}`, q.pipeline[0]])).toEqual([
+      ['rt_acme.orders_head', { $match: { _id: { $in: ['a'] } } }],
+      ['rt_globex.orders_head', { $match: { _id: { $in: ['b'] } } }],
+      // The outbox is per database: one query covers every collection of it.
+      ['rt_acme.xronox_sync_outbox', { $match: { _id: { $in: ['orders/a', 'invoices/i'] } } }],
+      ['rt_globex.xronox_sync_outbox', { $match: { _id: { $in: ['orders/b'] } } }],
+    ]);
+  });
+
+  it('folds heads into states, and refuses a head an older version left mid-write, naming collection and record', () => {
+    const heads = [
+      { _id: 'a', ov: 2, cv: 7, deleted: false, body: '{"x":1}', meta: {} },
+      { _id: 'b', ov: 1, cv: 3, deleted: true, body: '', meta: {} },
+    ];
+    const rows = readWith(planReads({ heads: ['a', 'b', 'c'].map((id) => ({ ...ns, id })) }, { deadLetterCollection: DLQ }), { 'rt_acme.orders_head': heads });
+    expect(rows.heads.get(refKey(ns, 'a'))).toEqual({ ov: 2, cv: 7, deleted: false, offloaded: false });
+    expect(rows.heads.get(refKey(ns, 'b'))).toEqual({ ov: 1, cv: 3, deleted: true, offloaded: true });
+    expect(rows.heads.has(refKey(ns, 'c'))).toBe(false);
+
+    const leftover = [{ ...heads[0], pending: { opId: 'x', since: new Date() } }];
+    let err: unknown;
+    try {
+      readWith(planReads({ heads: [{ ...ns, id: 'a' }] }, { deadLetterCollection: DLQ }), { 'rt_acme.orders_head': leftover });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(StorageError);
+    expect((err as Error).message).toContain('Record "a" in collection "orders_head" of database "rt_acme"');
+    expect((err as Error).message).toContain('transactions.enabled: false');
+  });
+
+  it('counts default to 0; collection versions are seq - 1; windows below the bounds, in key order', () => {
+    const ver = [
+      { _id: 'a@1', id: 'a', ov: 1, archived: true },
+      { _id: 'a@2', id: 'a', ov: 2, archived: false },
+      { _id: 'a@3', id: 'a', ov: 3, archived: false },
+    ];
+    const counter = [
+      { _id: 'cv', seq: 10 },
+      { _id: 'totals', counts: { n: 1 } },
+      { _id: 'window:day:2026-01-01', counts: {} },
+      { _id: 'window:day:2026-02-01', counts: {} },
+      { _id: 'window:month:2025-12', counts: {} },
+    ];
+    const reads: ReadSet = {
+      unarchived: [{ ...ns, id: 'a' }, { ...ns, id: 'z' }],
+      versionCounts: [{ ...ns, id: 'a', belowOv: 3 }],
+      collectionVersions: [ns, { ...ns, collection: 'never' }],
+      counterWindows: { dbName: ns.dbName, collection: ns.collection, before: { day: 'day:2026-02-01', month: 'month:2026-01' } },
+    };
+    const rows = readWith(planReads(reads, { deadLetterCollection: DLQ }), { 'rt_acme.orders_ver': ver, 'rt_acme.orders_counter': counter });
+    expect(rows.unarchived.get(refKey(ns, 'a'))).toBe(2);
+    expect(rows.unarchived.get(refKey(ns, 'z'))).toBe(0);
+    expect(rows.versionCounts.get(refKey(ns, 'a'))).toBe(2);
+    expect(rows.collectionVersions.get(nsKey(ns))).toBe(9);
+    expect(rows.collectionVersions.has(nsKey({ ...ns, collection: 'never' }))).toBe(false);
+    expect(rows.counterWindows).toEqual(['day:2026-01-01', 'month:2025-12']);
+  });
+
+  it('dead letters oldest first, each with its head cv read by a follow-up query per collection', () => {
+    const letters = [
+      { _id: 'orders/b', coll: 'orders', id: 'b', reason: 'r', failedAt: '2026-01-02T00:00:00.000Z' },
+      { _id: 'orders/a', coll: 'orders', id: 'a', reason: 'r', failedAt: '2026-01-01T00:00:00.000Z' },
+      { _id: 'invoices/i', coll: 'invoices', id: 'i', reason: 'r', failedAt: '2026-01-03T00:00:00.000Z' },
+    ];
+    const rows = readWith(planReads({ allDeadLetters: ns.dbName }, { deadLetterCollection: DLQ }), {
+      'rt_acme.xronox_dead_letters': letters,
+      'rt_acme.orders_head': [{ _id: 'a', cv: 4 }],
+    });
+    expect(rows.allDeadLetters.map((l) => [l.collection, l.id, l.headCv])).toEqual([
+      ['orders', 'a', 4],
+      ['orders', 'b', null],
+      ['invoices', 'i', null],
+    ]);
+  });
+
+  it('leases expire and uploads age by the store clock ($$NOW); stale uploads come oldest first', () => {
+    const now = Date.now();
+    const locks = [
+      { _id: 'run', owner: 'p1', expiresAt: new Date(now + 60_000) },
+      { _id: 'old', owner: 'p2', expiresAt: new Date(now - 1) },
+    ];
+    const uploads = [
+      { _id: 'orders|content|k1', coll: 'orders', id: 'r1', bucket: 'content', key: 'k1', intents: [{ token: 't1', at: new Date(now - 5_000), id: 'r1' }, { token: 't0', at: new Date(now - 90_000) }] },
+      { _id: 'orders|content|k2', coll: 'orders', id: 'r2', bucket: 'content', key: 'k2', intents: [], cleaning: { token: 'm', at: new Date(0) } },
+    ];
+    const reads: ReadSet = {
+      locks: [{ ...ns, key: 'run' }, { ...ns, key: 'old' }],
+      uploads: [{ ...ns, bucket: 'content', key: 'k1' }, { ...ns, bucket: 'content', key: 'k2' }, { ...ns, bucket: 'content', key: 'k3' }],
+    };
+    const rows = readWith(planReads(reads, { deadLetterCollection: DLQ }), { 'rt_acme.orders_locks': locks, 'rt_acme.xronox_content_uploads': uploads });
+    expect(rows.locks.get(refKey(ns, 'run'))).toEqual({ owner: 'p1', expired: false });
+    expect(rows.locks.get(refKey(ns, 'old'))).toEqual({ owner: 'p2', expired: true });
+    const k1 = rows.uploads.get(uploadKey(ns, 'content', 'k1'))!;
+    // An intent of an older version has no id of its own: the document's stands in.
+    expect(k1.map((r) => [r.token, r.id, r.cleaning])).toEqual([
+      ['t1', 'r1', false],
+      ['t0', 'r1', false],
+    ]);
+    expect(k1[0]!.ageMs).toBeGreaterThanOrEqual(5_000);
+    expect(k1[0]!.ageMs).toBeLessThan(60_000);
+    expect(rows.uploads.get(uploadKey(ns, 'content', 'k2'))!.map((r) => [r.token, r.cleaning])).toEqual([['m', true]]);
+    expect(rows.uploads.has(uploadKey(ns, 'content', 'k3'))).toBe(false);
+
+    const stale = readWith(planReads({ staleUploads: { dbName: ns.dbName, olderThanMs: 60_000, limit: 10 } }, { deadLetterCollection: DLQ }), {
+      'rt_acme.xronox_content_uploads': uploads,
+    }).staleUploads;
+    expect(stale.map((r) => [r.key, r.token, r.cleaning, r.collection])).toEqual([
+      ['k2', 'm', true, 'orders'],
+      ['k1', 't0', false, 'orders'],
+    ]);
+    expect(planReads({ staleUploads: { dbName: ns.dbName, olderThanMs: 0, limit: 0 } }, { deadLetterCollection: DLQ })).toEqual([]);
+  });
+
+  it('namespaces: the listed counter collections with a cv, in byte order', () => {
+    const reads: ReadSet = { namespaces: ['rt_acme'] };
+    const queries = planReads(reads, { deadLetterCollection: DLQ, counterCollections: new Map([['rt_acme', ['orders', 'Items', 'totalsOnly']]]) });
+    const rows = readWith(queries, {
+      'rt_acme.orders_counter': [{ _id: 'cv', seq: 3 }],
+      'rt_acme.Items_counter': [{ _id: 'cv', seq: 1 }],
+      'rt_acme.totalsOnly_counter': [{ _id: 'totals', counts: { n: 1 } }],
+    });
+    expect(rows.namespaces).toEqual([
+      { dbName: 'rt_acme', collection: 'Items', cv: 0 },
+      { dbName: 'rt_acme', collection: 'orders', cv: 2 },
+    ]);
+  });
+});
+
+describe('effects become one ordered bulkWrite per collection', () => {
+  const version = (id: string, ov: number): VersionRow => ({
+    id, ov, cv: ov, op: 'create', at: '2026-01-01T00:00:00.000Z', actor: 'ada', reason: null, deleted: false, size: 2, body: '{}', archived: false, meta: { tier: 'gold' }, hash: 'h',
+  });
+  const head = { ov: 1, cv: 0, deleted: false, createdAt: 't', updatedAt: 't', deletedAt: null, meta: { 'customer.id': 'c1' }, body: '{}', hash: 'h' };
+
+  it('a commit of two records: each collection written once, in the order the effects gave', () => {
+    const effects: Effect[] = [];
+    for (const id of ['a', 'b']) {
+      effects.push({ kind: 'putHead', ns, id, head }, { kind: 'putVersion', ns, version: version(id, 1) }, { kind: 'putOutbox', ns, id, seq: 0 });
+    }
+    effects.push({ kind: 'setCollectionVersion', ns, cv: 1 }, { kind: 'addCounters', dbName: 'an_acme', collection: 'orders', deltas: { n: 2 }, windows: ['day:2026-01-01'] });
+    const steps = planEffects(effects, DLQ);
+    expect(steps.map((s) => (s.kind === 'bulk' ? `${s.coll.db}.${s.coll.name}:${s.ops.length}` : s.kind))).toEqual([
+      'rt_acme.orders_head:2',
+      'rt_acme.orders_ver:2',
+      'rt_acme.xronox_sync_outbox:2',
+      'rt_acme.orders_counter:1',
+      'an_acme.orders_counter:2',
+    ]);
+    const [putA] = bulkOf(steps, 'orders_head');
+    // Layout of today: meta keys with ':' for '.', the id in `_id`.
+    expect(putA).toEqual({ replaceOne: { filter: { _id: 'a' }, replacement: { ov: 1, cv: 0, deleted: false, createdAt: 't', updatedAt: 't', deletedAt: null, meta: { 'customer:id': 'c1' }, body: '{}', hash: 'h' }, upsert: true } });
+    // A version entry is an insert: one already at that ov fails the transaction.
+    expect(bulkOf(steps, 'orders_ver')[0]).toMatchObject({ insertOne: { document: { _id: 'a@1', id: 'a', ov: 1, actorId: 'ada', actorType: null } } });
+    expect(bulkOf(steps, 'orders_counter')).toEqual([{ updateOne: { filter: { _id: 'cv' }, update: { $max: { seq: 2 } }, upsert: true } }]);
+    expect(writtenCollections(steps).map((c) => c.name)).toEqual(['orders_head', 'orders_ver', 'xronox_sync_outbox', 'orders_counter', 'orders_counter']);
+  });
+
+  it('keeps the order within a collection (a hard delete then a re-create), and copies at their place', () => {
+    const staged = { dbName: 'stage', collection: 'orders' };
+    const steps = planEffects(
+      [
+        { kind: 'deleteHead', ns, id: 'a' },
+        { kind: 'deleteVersions', ns, id: 'a', belowOv: Infinity },
+        { kind: 'putVersion', ns, version: version('a', 1) },
+        { kind: 'clearNamespace', ns },
+        { kind: 'copyNamespace', from: staged, to: ns },
+        { kind: 'setCounters', dbName: 'an_acme', collection: 'orders', values: { n: 3 } },
+      ],
+      DLQ,
+    );
+    expect(steps.map((s) => (s.kind === 'bulk' ? s.coll.name : `copy ${s.from.dbName}→${s.to.dbName}`))).toEqual([
+      'orders_head',
+      'orders_ver',
+      'orders_claims',
+      'orders_counter',
+      'xronox_sync_outbox',
+      'xronox_dead_letters',
+      'copy stage→rt_acme',
+      'orders_counter',
+    ]);
+    expect(bulkOf(steps, 'orders_ver')).toEqual([{ deleteMany: { filter: { id: 'a' } } }, expect.objectContaining({ insertOne: expect.anything() }), { deleteMany: { filter: {} } }]);
+    // Clearing writes the cv document even when it is absent, so a first commit racing it conflicts.
+    expect(bulkOf(steps, 'orders_counter')).toEqual([
+      { updateOne: { filter: { _id: 'cv' }, update: { $setOnInsert: { seq: 0 } }, upsert: true } },
+      { deleteOne: { filter: { _id: 'cv' } } },
+    ]);
+    expect(writtenCollections(steps).map((c) => `${c.db}.${c.name}`)).toContain('rt_acme.xronox_sync_outbox');
+  });
+
+  it('values in update pipelines are literals: an owner or a token that looks like an operator stays a string', () => {
+    const steps = planEffects(
+      [
+        { kind: 'putLock', ns, key: 'job', owner: '$where', leaseMs: 30_000 },
+        { kind: 'putUpload', ns, bucket: 'b', key: 'k', row: { id: 'r', token: '$$ROOT', cleaning: false }, stamp: 'now' },
+      ],
+      DLQ,
+    );
+    const [lock] = bulkOf(steps, 'orders_locks');
+    expect(lock).toEqual({ updateOne: { filter: { _id: 'job' }, update: [{ $set: { owner: { $literal: '$where' }, expiresAt: { $add: ['$$NOW', { $literal: 30_000 }] } } }], upsert: true } });
+    const [upload] = bulkOf(steps, 'xronox_content_uploads') as Array<{ updateOne: { update: Document[] } }>;
+    const doc = applyPipeline({ _id: 'orders|b|k' }, upload!.updateOne.update);
+    expect(doc.intents).toEqual([{ token: '$$ROOT', id: 'r', at: expect.any(Date) }]);
+  });
+
+  it('upload intents and the cleanup mark of a key share one document; writing a token replaces what it held', () => {
+    const put = (row: { id: string; token: string; cleaning: boolean }, stamp: 'now' | 'past' = 'now') =>
+      (bulkOf(planEffects([{ kind: 'putUpload', ns, bucket: 'b', key: 'k', row, stamp }], DLQ), 'xronox_content_uploads')[0] as { updateOne: { update: Document[] } }).updateOne.update;
+    const del = (token: string) => bulkOf(planEffects([{ kind: 'deleteUpload', ns, bucket: 'b', key: 'k', token }], DLQ), 'xronox_content_uploads') as Array<Document>;
+
+    let doc: Document = { _id: 'orders|b|k' };
+    doc = applyPipeline(doc, put({ id: 'r1', token: 't1', cleaning: false }));
+    doc = applyPipeline(doc, put({ id: 'r2', token: 't2', cleaning: false }));
+    expect(doc).toMatchObject({ coll: 'orders', bucket: 'b', key: 'k', id: 'r2' });
+    expect(doc.intents.map((i: { token: string }) => i.token)).toEqual(['t1', 't2']);
+    expect(doc.cleaning).toBeUndefined();
+
+    // Renewing t1 stamps it again (one intent per token).
+    const renewed = applyPipeline(doc, put({ id: 'r1', token: 't1', cleaning: false }));
+    expect(renewed.intents.map((i: { token: string }) => i.token)).toEqual(['t2', 't1']);
+
+    // A cleanup's mark; then its retry turns the mark into an intent stamped at the epoch.
+    let marked = applyPipeline({ _id: 'orders|b|k', intents: [] }, put({ id: 'r1', token: 'm', cleaning: true }));
+    expect(marked.cleaning).toEqual({ token: 'm', at: expect.any(Date) });
+    marked = applyPipeline(marked, put({ id: 'r1', token: 'm', cleaning: false }, 'past'));
+    expect(marked.cleaning).toBeUndefined();
+    expect(marked.intents).toEqual([{ token: 'm', id: 'r1', at: new Date(0) }]);
+
+    // deleteUpload: the token's intent or mark goes; a document left with neither is removed.
+    const [pull, dropEmpty] = del('m') as [{ updateOne: { update: Document[] } }, { deleteOne: { filter: Document } }];
+    expect(applyPipeline(marked, pull.updateOne.update).intents).toEqual([]);
+    expect(dropEmpty.deleteOne.filter).toEqual({ _id: 'orders|b|k', intents: { $size: 0 }, cleaning: { $exists: false } });
+    const unmarked = applyPipeline({ _id: 'orders|b|k', intents: [], cleaning: { token: 'm', at: new Date() } }, pull.updateOne.update);
+    expect(unmarked.cleaning).toBeUndefined();
+  });
+
+  it('a re-marked outbox entry keeps its place in the queue (order and queuedAt are kept)', () => {
+    const [mark] = bulkOf(planEffects([{ kind: 'putOutbox', ns, id: 'a', seq: 5 }], DLQ), 'xronox_sync_outbox') as Array<{ updateOne: { filter: Document; update: Document[] } }>;
+    expect(mark!.updateOne.filter).toEqual({ _id: 'orders/a' });
+    const fresh = applyPipeline({ _id: 'orders/a' }, mark!.updateOne.update);
+    expect(fresh).toMatchObject({ coll: 'orders', id: 'a', seq: 5 });
+    const earlier = { _id: 'orders/a', coll: 'orders', id: 'a', seq: 1, queuedAt: new Date(0), order: fresh.order };
+    const again = applyPipeline(earlier, (bulkOf(planEffects([{ kind: 'putOutbox', ns, id: 'a', seq: 9 }], DLQ), 'xronox_sync_outbox')[0] as { updateOne: { update: Document[] } }).updateOne.update);
+    expect(again).toEqual({ ...earlier, seq: 9 });
+  });
+
+  it('the dead-letter collection is the configured one; empty counter and archive effects write nothing', () => {
+    const steps = planEffects(
+      [
+        { kind: 'putDeadLetter', ns, id: 'a', reason: 'x', failedAt: 't' },
+        { kind: 'addCounters', dbName: 'an', collection: 'orders', deltas: { n: 0 }, windows: [] },
+        { kind: 'archiveVersions', ns, id: 'a', ovs: [] },
+        { kind: 'deletePendingBlobs', ns, keys: [] },
+      ],
+      'my_dlq',
+    );
+    expect(steps.map((s) => (s.kind === 'bulk' ? s.coll.name : s.kind))).toEqual(['my_dlq']);
+  });
+});
+
+describe('setting up a collection before its first write', () => {
+  const settings = { deadLetterCollection: 'my_dlq', indexSettings: (c: string) => ({ indexedProps: c === 'orders' ? ['customer.id'] : [] }) };
+  const names = (ref: { db: string; name: string }) => setupOf(ref, settings).specs.map((s) => s.name);
+
+  it("a record collection gets its role's indexes, and its namespace is checked for leftovers", () => {
+    expect(setupOf({ db: 'rt_acme', name: 'orders_head' }, settings)).toMatchObject({ ns: { dbName: 'rt_acme', collection: 'orders' } });
+    expect(names({ db: 'rt_acme', name: 'orders_head' })).toEqual(['by_updated', 'by_created', 'pending_writes', 'meta_customer.id']);
+    expect(setupOf({ db: 'rt_acme', name: 'orders_head' }, settings).specs.at(-1)!.key).toEqual({ 'meta.customer:id': 1, _id: 1 });
+    expect(names({ db: 'rt_acme', name: 'notes_head' })).toContain('meta_all');
+    expect(names({ db: 'rt_acme', name: 'orders_ver' })).toEqual(['by_record', 'by_time', 'by_cv', 'by_actor', 'unarchived']);
+    // No index: only created, so that no transaction has to create it.
+    expect(setupOf({ db: 'an_acme', name: 'orders_counter' }, settings)).toEqual({ specs: [], ns: { dbName: 'an_acme', collection: 'orders' } });
+  });
+
+  it("a database's queues by name, the dead letters under their configured name", () => {
+    expect(names({ db: 'rt_acme', name: 'xronox_sync_outbox' })).toEqual(['by_order', 'by_collection']);
+    expect(names({ db: 'rt_acme', name: 'my_dlq' })).toEqual(['by_age']);
+    expect(setupOf({ db: 'rt_acme', name: 'xronox_content_uploads' }, settings)).toEqual({ specs: [] });
+  });
+});
+
+describe('version ranges', () => {
+  it('ov bounds, unarchived only, order; a point in time or cv is one row on its index', () => {
+    expect(versionQuery('a', { beforeOv: 5, afterOv: 1, unarchived: true, order: 'asc', limit: 10 })).toEqual({ filter: { id: 'a', ov: { $lt: 5, $gt: 1 }, archived: false }, sort: { ov: 1 }, limit: 10 });
+    expect(versionQuery('a', { limit: 3 })).toEqual({ filter: { id: 'a' }, sort: { ov: -1 }, limit: 3 });
+    expect(versionQuery('a', { at: { at: '2026-01-01' } })).toEqual({ filter: { id: 'a', at: { $lte: '2026-01-01' } }, sort: { at: -1, ov: -1 }, limit: 1 });
+    expect(versionQuery('a', { at: { cv: 7 } })).toEqual({ filter: { id: 'a', cv: { $lte: 7 } }, sort: { cv: -1 }, limit: 1 });
+  });
+});
