@@ -475,6 +475,21 @@ describePostgres('PostgreSQL index driver', availability, () => {
       }
     });
 
+    it('refuses a database whose schema holds another layout version, in lists too, rather than skipping it', async () => {
+      const ns = freshNs();
+      expect((await IndexRuntime.of(driver()).commit(ns, { writes: [create('a')] })).ok).toBe(true);
+      await sql(`UPDATE ${tableOf(ns, 'schema_info')} SET version = 99`);
+      try {
+        // A fresh driver: it has not seen the schema yet.
+        const store = IndexRuntime.of(driver());
+        await expect(store.getHead(ns, 'a')).rejects.toThrow(/holds Xronox index schema 99, but this version needs schema 1/);
+        await expect(store.listDatabases()).rejects.toThrow(/holds Xronox index schema 99/);
+        await expect(store.commit(ns, { writes: [create('b')] })).rejects.toThrow(/holds Xronox index schema 99/);
+      } finally {
+        await sql(`UPDATE ${tableOf(ns, 'schema_info')} SET version = 1`);
+      }
+    });
+
     it('refuses an indexed value holding U+0000 (PostgreSQL cannot store it) by name, writing nothing', async () => {
       const store = IndexRuntime.of(driver());
       const ns = freshNs();

@@ -63,6 +63,8 @@ export interface PostgresIndexDriverOptions {
  */
 const UNIQUE_VIOLATION = '23505';
 const RETRYABLE = new Set(['40001', '40P01', UNIQUE_VIOLATION]);
+/** Tries of a transaction whose connection could not even be made. */
+const MAX_CONNECT_ATTEMPTS = 3;
 /** A plan takes a few steps (see `Transaction.decide`); more is a plan that loops. */
 const MAX_STEPS = 16;
 
@@ -237,6 +239,7 @@ export class PostgresIndexDriver implements IndexDriver {
   async transact<T>(tx: Transaction<T>): Promise<T> {
     const pool = this.#pool();
     let uniqueViolations = 0;
+    let unreachable = 0;
     for (let attempt = 1; ; attempt++) {
       let client: PoolClient | undefined;
       let run: Run | undefined;
@@ -318,7 +321,10 @@ export class PostgresIndexDriver implements IndexDriver {
         // (a plan writing a version entry that exists).
         if (code === UNIQUE_VIOLATION) uniqueViolations++;
         const retryable = lost || (RETRYABLE.has(code) && (code !== UNIQUE_VIOLATION || uniqueViolations < 2));
-        if (!retryable || attempt >= this.#maxAttempts || this.#closed) throw err;
+        // A server that cannot be reached at all (no connection made) is tried three times, not
+        // `maxAttempts`: each try may wait the whole connection timeout.
+        if (!client && lost) unreachable++;
+        if (!retryable || attempt >= this.#maxAttempts || unreachable >= MAX_CONNECT_ATTEMPTS || this.#closed) throw err;
         await sleep(backoff(attempt));
       }
     }

@@ -206,9 +206,18 @@ export async function listSchemas(client: Pick<ClientBase, 'query'>, prefix: str
     union,
     found.rows.map((r) => r.nspname),
   );
-  return rows.rows
-    .filter((r) => r.prefix === prefix && r.version === SCHEMA_VERSION && r.schema === schemaNameForSafe(prefix, r.db_name))
-    .map((r) => ({ schema: r.schema, dbName: r.db_name }));
+  const mine = rows.rows.filter((r) => r.prefix === prefix && r.schema === schemaNameForSafe(prefix, r.db_name));
+  // A database of this store in another layout is not left out of the lists (jobs would skip it): refused.
+  const other = mine.find((r) => r.version !== SCHEMA_VERSION);
+  if (other) {
+    throw new StorageError(
+      'postgres',
+      'open schema',
+      undefined,
+      `PostgreSQL schema ${other.schema} holds Xronox index schema ${other.version}, but this version needs schema ${SCHEMA_VERSION}`,
+    );
+  }
+  return mine.map((r) => ({ schema: r.schema, dbName: r.db_name }));
 }
 
 function schemaNameForSafe(prefix: string, dbName: string): string | null {
