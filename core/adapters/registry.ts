@@ -8,6 +8,7 @@ import type { AdapterSource } from '../store/guard.js';
 import { IndexRuntime } from '../store/index-runtime.js';
 import { FS_BLOB_STORE_MEMBERS } from './fs/fs-settings.js';
 import { MONGODB_DOCUMENT_STORE_MEMBERS, MONGODB_INDEX_STORE_MEMBERS, mongoOptions } from './mongodb/mongodb-settings.js';
+import { POSTGRES_INDEX_STORE_MEMBERS } from './postgres/postgres-settings.js';
 import { s3BlobStoreMembers } from './s3/s3-settings.js';
 import { SQLITE_DOCUMENT_STORE_MEMBERS, SQLITE_INDEX_STORE_MEMBERS } from './sqlite/sqlite-settings.js';
 
@@ -23,7 +24,7 @@ import { SQLITE_DOCUMENT_STORE_MEMBERS, SQLITE_INDEX_STORE_MEMBERS } from './sql
  */
 export const defaultAdapters = {
   indexStore(ref: string, connection: DbConnectionConfig, config: XronoxConfig): AdapterSource<IndexStore> {
-    const { sqlitePath, mongoUri } = connection;
+    const { sqlitePath, mongoUri, postgresUri, schemaPrefix } = connection;
     if (sqlitePath !== undefined) {
       return { members: SQLITE_INDEX_STORE_MEMBERS, open: async () => IndexRuntime.of(new (await import('./sqlite/sqlite-index-driver.js')).SqliteIndexDriver({ path: sqlitePath })) };
     }
@@ -31,7 +32,11 @@ export const defaultAdapters = {
       const options = mongoOptions(mongoUri, config, ref);
       return { members: MONGODB_INDEX_STORE_MEMBERS, open: async () => IndexRuntime.of(new (await import('./mongodb/mongodb-index-driver.js')).MongoIndexDriver(options)) };
     }
-    throw new ConfigError([{ path: `dbConnections.${ref}`, message: 'names no backend (mongoUri or sqlitePath)' }]);
+    if (postgresUri !== undefined) {
+      const options = { connectionString: postgresUri, ...(schemaPrefix === undefined ? {} : { schemaPrefix }) };
+      return { members: POSTGRES_INDEX_STORE_MEMBERS, open: async () => IndexRuntime.of(new (await import('./postgres/postgres-index-driver.js')).PostgresIndexDriver(options)) };
+    }
+    throw new ConfigError([{ path: `dbConnections.${ref}`, message: 'names no backend (mongoUri, postgresUri or sqlitePath)' }]);
   },
   blobStore(ref: string | null, connection: SpacesConnectionConfig | null, localBasePath: string | undefined): AdapterSource<BlobStore> {
     if (connection === null) {
@@ -48,6 +53,9 @@ export const defaultAdapters = {
     }
     if (mongoUri !== undefined) {
       return { members: MONGODB_DOCUMENT_STORE_MEMBERS, open: async () => new (await import('./mongodb/mongodb-document-store.js')).MongoDocumentStore({ uri: mongoUri }) };
+    }
+    if (connection.postgresUri !== undefined) {
+      throw new ConfigError([{ path: `dbConnections.${ref}`, message: 'is a PostgreSQL connection, which holds record databases only; messaging and identities need mongoUri or sqlitePath' }]);
     }
     throw new ConfigError([{ path: `dbConnections.${ref}`, message: 'names no backend (mongoUri or sqlitePath)' }]);
   },

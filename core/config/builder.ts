@@ -85,9 +85,12 @@ export class XronoxConfigBuilder {
     return this.#addDbConnection(ref, { mongoUri });
   }
 
-  /** Adds a PostgreSQL connection named `ref` (`postgres://user:password@host:5432/database`). */
-  addPostgresConnection(ref: string, postgresUri: string): this {
-    return this.#addDbConnection(ref, { postgresUri });
+  /**
+   * Adds a PostgreSQL connection named `ref` (`postgres://user:password@host:5432/database`), its
+   * databases in the schemas `<schemaPrefix><dbName>` (default `xronox_`).
+   */
+  addPostgresConnection(ref: string, postgresUri: string, options: { schemaPrefix?: string } = {}): this {
+    return this.#addDbConnection(ref, { postgresUri, ...(options.schemaPrefix === undefined ? {} : { schemaPrefix: options.schemaPrefix }) });
   }
 
   /** Adds an embedded SQLite connection named `ref`, stored in the file at `sqlitePath`. */
@@ -217,7 +220,7 @@ export class XronoxConfigBuilder {
     throw new ConfigError([...own, ...later]);
   }
 
-  #addDbConnection(ref: string, connection: { mongoUri: string } | { postgresUri: string } | { sqlitePath: string }): this {
+  #addDbConnection(ref: string, connection: { mongoUri: string } | { postgresUri: string; schemaPrefix?: string } | { sqlitePath: string }): this {
     const connections = this.#input.dbConnections;
     if (this.#isNew(connections, `dbConnections.${ref}`, ref)) connections[ref] = connection;
     return this;

@@ -34,11 +34,22 @@ export const dbConnectionSchema = z
       .optional(),
     /** Path of an embedded SQLite database file (development, tests, single-machine use). */
     sqlitePath: z.string().min(1).optional(),
+    /**
+     * With `postgresUri`: every database is the PostgreSQL schema `<schemaPrefix><dbName>`.
+     * Default `xronox_`.
+     */
+    schemaPrefix: z
+      .string()
+      .regex(/^[a-z_][a-z0-9_]{0,29}$/, { message: 'must be a lowercase letter or "_" then up to 29 lowercase letters, digits or "_"' })
+      .optional(),
   })
   .superRefine((conn, ctx) => {
     const kinds = [conn.mongoUri, conn.postgresUri, conn.sqlitePath].filter((v) => v !== undefined).length;
     if (kinds !== 1) {
       ctx.addIssue({ code: 'custom', message: 'give exactly one of mongoUri, postgresUri or sqlitePath' });
+    }
+    if (conn.schemaPrefix !== undefined && conn.postgresUri === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['schemaPrefix'], message: 'applies to postgresUri connections only' });
     }
   });
 

@@ -23,6 +23,9 @@ const URI_SCHEME = /(?:mongodb(?:\+srv)?|postgres(?:ql)?):\/\//i;
 /** The connection fields whose URI holds a password. */
 const URI_FIELDS = ['mongoUri', 'postgresUri'] as const;
 
+/** A password given as a query parameter (`?password=…`, which PostgreSQL connection strings accept). */
+const QUERY_PASSWORD = /([?&]password=)([^&#]*)/gi;
+
 /**
  * A deep copy of `config` with `spacesConnections.*.secretKey` and `api.jwt.secret` replaced by
  * `****`, `accessKey` cut to its first 4 characters and `****` (all `****` when 8 characters or
@@ -166,20 +169,25 @@ function splitUri(uri: string): { scheme: string; user: string; password: string
 
 function maskUri(uri: string): string {
   const parts = splitUri(uri);
-  if (!parts || parts.password === '') return uri;
-  return `${parts.scheme}${parts.user}:${MASK}${parts.rest}`;
+  const masked = !parts || parts.password === '' ? uri : `${parts.scheme}${parts.user}:${MASK}${parts.rest}`;
+  return URI_SCHEME.test(masked) ? masked.replace(QUERY_PASSWORD, (all, key: string, value: string) => (value === '' ? all : `${key}${MASK}`)) : masked;
 }
 
-/** The password of a connection URI as written and percent-decoded (an empty one is dropped by the length rule). */
+/** The passwords of a connection URI (user info, `password=` parameters) as written and percent-decoded (an empty one is dropped by the length rule). */
 function uriPasswords(uri: string): string[] {
+  if (!URI_SCHEME.test(uri)) return [];
+  const written = [...uri.matchAll(QUERY_PASSWORD)].map((m) => m[2]!);
   const parts = splitUri(uri);
-  if (!parts) return [];
-  const out = [parts.password];
-  try {
-    // The same string twice is harmless: the caller keeps a set.
-    out.push(decodeURIComponent(parts.password));
-  } catch {
-    // Not valid percent-encoding: the password as written is all there is to mask.
+  if (parts) written.push(parts.password);
+  const out: string[] = [];
+  for (const password of written) {
+    out.push(password);
+    try {
+      // The same string twice is harmless: the caller keeps a set.
+      out.push(decodeURIComponent(password));
+    } catch {
+      // Not valid percent-encoding: the password as written is all there is to mask.
+    }
   }
   return out;
 }

@@ -14,6 +14,8 @@ export interface EngineBackendInstance {
   /** The connection part of a config: `dbConnections`, `spacesConnections`, `localStorage`. */
   connections: Pick<XronoxConfigInput, 'dbConnections' | 'spacesConnections' | 'localStorage'>;
   dbConnRef: string;
+  /** The connection of messaging and identities (document databases), when `dbConnRef` holds record databases only. Default `dbConnRef`. */
+  documentConnRef?: string;
   /** Other top-level config the backend needs. */
   settings?: Partial<XronoxConfigInput>;
   /** Undefined: blobs go to localStorage. */

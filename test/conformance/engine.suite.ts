@@ -42,8 +42,8 @@ export function engineConformance(backend: EngineBackend): void {
     });
 
     /** One database entry on the backend under test. */
-    function dbEntry(dbName: string) {
-      return { dbConnRef: inst.dbConnRef, ...(inst.spaceConnRef ? { spaceConnRef: inst.spaceConnRef } : {}), dbName, ...inst.databaseFields?.(dbName) };
+    function dbEntry(dbName: string, dbConnRef = inst.dbConnRef) {
+      return { dbConnRef, ...(inst.spaceConnRef ? { spaceConnRef: inst.spaceConnRef } : {}), dbName, ...inst.databaseFields?.(dbName) };
     }
 
     /** A config whose database names are unique to this call, so tests never share data. */
@@ -1112,11 +1112,12 @@ export function engineConformance(backend: EngineBackend): void {
       async function startDomains() {
         const { config, names } = configFor();
         const suffix = randomUUID().slice(0, 8);
+        const docs = inst.documentConnRef ?? inst.dbConnRef;
         const more = { msgAcme: `msg_acme_${suffix}`, msgGlobex: `msg_globex_${suffix}`, idsAcme: `ids_acme_${suffix}`, idsGlobex: `ids_globex_${suffix}` };
         const databases = {
           ...config.databases,
-          messaging: { tenantDatabases: [{ tenantId: 'acme', ...dbEntry(more.msgAcme) }, { tenantId: 'globex', ...dbEntry(more.msgGlobex) }] },
-          identities: { tenantDatabases: [{ tenantId: 'acme', ...dbEntry(more.idsAcme) }, { tenantId: 'globex', ...dbEntry(more.idsGlobex) }] },
+          messaging: { tenantDatabases: [{ tenantId: 'acme', ...dbEntry(more.msgAcme, docs) }, { tenantId: 'globex', ...dbEntry(more.msgGlobex, docs) }] },
+          identities: { tenantDatabases: [{ tenantId: 'acme', ...dbEntry(more.idsAcme, docs) }, { tenantId: 'globex', ...dbEntry(more.idsGlobex, docs) }] },
         };
         await inst.prepare?.([...Object.values(names), ...Object.values(more)]);
         const x = initXronox({ ...config, databases });

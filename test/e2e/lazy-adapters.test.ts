@@ -9,7 +9,7 @@ import { runTsx } from '../support/tsx-process.js';
 // (fixtures/load-probe.ts) that reports, step by step, which packages it has loaded.
 
 const PROBE = fileURLToPath(new URL('./fixtures/load-probe.ts', import.meta.url));
-const SDKS = ['mongodb', '@aws-sdk/client-s3', '@aws-sdk/lib-storage', '@aws-sdk/s3-request-presigner', 'better-sqlite3'];
+const SDKS = ['mongodb', 'pg', '@aws-sdk/client-s3', '@aws-sdk/lib-storage', '@aws-sdk/s3-request-presigner', 'better-sqlite3'];
 
 interface Step {
   step: string;

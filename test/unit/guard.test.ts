@@ -207,6 +207,7 @@ describe('the default adapters through the guard', () => {
       defaultAdapters.indexStore('local', { sqlitePath }, config),
       defaultAdapters.indexStore('mongo', { mongoUri: 'mongodb://127.0.0.1:1/x' }, config),
       defaultAdapters.indexStore('mongo', { mongoUri: 'mongodb://127.0.0.1:1/x' }, { collectionMaps: {} } as never),
+      defaultAdapters.indexStore('pg', { postgresUri: 'postgres://127.0.0.1:1/x', schemaPrefix: 'guard_' }, config),
       defaultAdapters.documentStore('local', { sqlitePath }),
       defaultAdapters.documentStore('mongo', { mongoUri: 'mongodb://127.0.0.1:1/x' }),
       defaultAdapters.blobStore(null, null, join(dir.path, 'members-blobs')),

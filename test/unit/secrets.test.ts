@@ -243,6 +243,23 @@ describe('postgresUri passwords', () => {
     expect(secretValues(raw, env)).toStrictEqual(['env-pg-password']);
     expect(maskSecretsIn('failed: postgresql://svc:env-pg-password@10.0.0.5/app', raw, env)).toBe('failed: postgresql://svc:****@10.0.0.5/app');
   });
+
+  it('a password given as a query parameter is masked too', () => {
+    const raw = { dbConnections: { q: { postgresUri: 'postgres://app@db/x?sslmode=require&password=query-pg-pw&application_name=a' } } };
+    expect(maskConfig(raw).dbConnections.q.postgresUri).toBe('postgres://app@db/x?sslmode=require&password=****&application_name=a');
+    expect(secretValues(raw, {})).toStrictEqual(['query-pg-pw']);
+    expect(maskSecretsIn('auth query-pg-pw refused', raw, {})).toBe('auth **** refused');
+  });
+
+  it('the builder takes a schemaPrefix, which only a postgresUri connection may have', () => {
+    const config = new XronoxConfigBuilder().addPostgresConnection('pg', 'postgres://app:builder-pg-pw@db/x', { schemaPrefix: 'acme_' }).withLocalStorage('/tmp/xronox-pg-blobs').build();
+    expect(config.dbConnections.pg).toEqual({ postgresUri: 'postgres://app:builder-pg-pw@db/x', schemaPrefix: 'acme_' });
+    const misplaced = configError(() => loadConfig({ dbConnections: { s: { sqlitePath: '/tmp/x.sqlite', schemaPrefix: 'acme_' } }, databases: {} }));
+    expect(misplaced.issues[0]).toMatchObject({ path: 'dbConnections.s.schemaPrefix', message: 'applies to postgresUri connections only' });
+    const bad = configError(() => loadConfig({ dbConnections: { pg: { postgresUri: 'postgres://app:two-pg-pw@db/x', schemaPrefix: 'Bad-Prefix' } }, databases: {} }));
+    expect(bad.issues[0]?.path).toBe('dbConnections.pg.schemaPrefix');
+    expect(everything(bad)).not.toContain('two-pg-pw');
+  });
 });
 
 describe('maskSecretsIn', () => {

@@ -8,7 +8,7 @@ import { v7 as uuidv7 } from 'uuid';
 import type { Actor, HeadRow, PendingBlob, RecordWrite, UploadRef } from '../../contracts/index-store.js';
 import { ConflictError, NotFoundError, ValidationError, VersionConflictError } from '../../errors.js';
 import { nextVersionTime } from '../../foundation/clock.js';
-import { isPlainObject } from '../../foundation/filter.js';
+import { isPlainObject, matches } from '../../foundation/filter.js';
 import { assertName } from '../../foundation/names.js';
 import { checkOptions, checkOv } from '../arguments.js';
 import type { CreateOptions, CreateResult, DeleteResult, EntityMapping, SmartInsertResult, UpdateResult } from '../collection-types.js';
@@ -160,6 +160,13 @@ export class RecordWrites {
       // No live record: claim the key while creating. A claim left by a record that was since
       // changed or deleted is taken over; a claim taken meanwhile by a new record wins.
       const stale = await index.getClaim(ns, key.claimKey);
+      if (stale !== null) {
+        // The holder may be a live record created after the lookup above (a concurrent caller's):
+        // its claim is not stale, and taking it over would make a second record with the same
+        // keys. Look again instead: the lookup now finds it.
+        const holder = await index.getHead(ns, stale);
+        if (holder && !holder.deleted && matches(key.filter, holder.meta)) continue;
+      }
       const claim = { key: key.claimKey, ...(stale ? { replacing: stale } : {}) };
       const result = await this.#createRecord(clean, by, { uniqueKeys: key.keys }, [claim], session, functionId);
       if (result.ok) return { id: result.id, ov: 0, cv: result.cv, created: true, at: result.at };
