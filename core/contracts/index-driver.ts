@@ -37,10 +37,12 @@ export interface IndexDriver {
 
   /**
    * Runs one transaction: reads `tx.reads` (locking what it read against concurrent
-   * transactions, as the backend's isolation allows), calls `tx.decide` with the rows, applies
-   * the effects it returns in order, commits, and returns its result. All effects or none are
-   * applied. `decide` is pure and may be called again when the backend retries a transaction
-   * that lost a race (a serialization failure); a driver retries a bounded number of times.
+   * transactions, as the backend's isolation allows), calls `tx.decide` with the rows; when that
+   * returns a further step (a `Transaction`, see `isDecision`), reads its set in the same
+   * transaction and calls its `decide`, until one returns a `Decision`; then applies the effects
+   * it returns in order, commits, and returns its result. All effects or none are applied.
+   * `decide` is pure and may be called again when the backend retries a transaction that lost a
+   * race (a serialization failure); a driver retries a bounded number of times.
    */
   transact<T>(tx: Transaction<T>): Promise<T>;
 
@@ -67,9 +69,10 @@ export interface IndexDriver {
 
   /**
    * Outbox entries of a database (records whose blob copies are behind the index): of one
-   * collection when `collection` is given, of one record when `id` is given too. Oldest first
-   * (seq, then collection and id), or with `order: 'id'` (one collection) in id order (byte order)
-   * after `afterId`.
+   * collection when `collection` is given, of one record when `id` is given too. In queue order
+   * (`order: 'queue'`, the default: oldest first, by when the entry was made; an entry a later
+   * write re-marks keeps its place, and seqs of different collections are not comparable), or
+   * with `order: 'id'` (one collection) in id order (byte order) after `afterId`.
    */
   listOutbox(dbName: string, query: OutboxQuery): Promise<PendingSync[]>;
 
@@ -103,6 +106,10 @@ export interface IndexDriver {
   open?(): Promise<void>;
   /** Round trip for health reports; default: `listNamespaces` of a database that cannot exist. */
   ping?(): Promise<void>;
+  /** See `IndexStore.listPendingDatabases`; default: `listOutbox` of each database of `listNamespaces`. */
+  listPendingDatabases?(): Promise<string[]>;
+  /** See `IndexStore.listDeadLetterDatabases`; default: `listDeadLetters` of each database of `listNamespaces`. */
+  listDeadLetterDatabases?(): Promise<string[]>;
   /** History page without bodies; default: `listVersions` trimmed to `HistoryRow`. */
   listHistory?(ns: Namespace, id: string, range: { beforeOv?: number; limit: number }): Promise<HistoryRow[]>;
   /** Head ids in id order; default: `listHeads` sorted by id. */
@@ -127,7 +134,8 @@ export interface VersionRange {
 }
 
 export interface OutboxQuery {
-  order?: 'seq' | 'id';
+  /** Default `queue`; see `IndexDriver.listOutbox`. */
+  order?: 'queue' | 'id';
   collection?: string;
   id?: string;
   afterId?: string;
@@ -139,7 +147,12 @@ export interface OutboxQuery {
 /** One atomic step: what to read, and the pure decision over what was read. */
 export interface Transaction<T> {
   readonly reads: ReadSet;
-  decide(rows: ReadRows): Decision<T>;
+  /**
+   * The decision over what was read, or a further step whose reads depend on these rows (how
+   * many entries lie below the head's ov; how many records each collection of a database holds),
+   * which the driver reads in the same transaction. A plan takes at most a few steps.
+   */
+  decide(rows: ReadRows): Decision<T> | Transaction<T>;
   /**
    * The transaction must survive a crash of the whole machine once it returns (every commit of
    * records). Housekeeping (leases, upload stamps) may set `false`; a driver that cannot tell the
@@ -151,6 +164,11 @@ export interface Transaction<T> {
 export interface Decision<T> {
   readonly effects: readonly Effect[];
   readonly result: T;
+}
+
+/** Whether `decide` returned its decision (rather than a further step). */
+export function isDecision<T>(outcome: Decision<T> | Transaction<T>): outcome is Decision<T> {
+  return 'effects' in outcome;
 }
 
 /** A record's key in `ReadRows` maps: see `refKey`. */
@@ -165,7 +183,7 @@ export interface ReadSet {
   claims?: ReadonlyArray<Namespace & { readonly key: string }>;
   outbox?: readonly RecordRef[];
   deadLetters?: readonly RecordRef[];
-  /** Every dead letter of a database, with its record's head cv (requeue). */
+  /** Every dead letter of a database, oldest first, with its record's head cv (requeue). */
   allDeadLetters?: string;
   /** How many unarchived version entries each record has. */
   unarchived?: readonly RecordRef[];
@@ -173,7 +191,10 @@ export interface ReadSet {
   versionCounts?: ReadonlyArray<RecordRef & { readonly belowOv: number }>;
   /** The last cv assigned in each namespace. */
   collectionVersions?: readonly Namespace[];
-  /** Window keys of a collection's counters below the bounds (pruning). */
+  /**
+   * Window keys of a collection's counters below the bounds (pruning): for each granularity `g`
+   * with a bound, every key that is at least `g:` and below the bound, each key once.
+   */
   counterWindows?: { readonly dbName: string; readonly collection: string; readonly before: CounterWindowBounds };
   locks?: ReadonlyArray<Namespace & { readonly key: string }>;
   /** Upload intents and cleanup marks on these object keys. */
@@ -214,7 +235,11 @@ export interface ReadRows {
   /** `nsKey` → last cv (absent: never written). */
   collectionVersions: ReadonlyMap<string, number>;
   counterWindows: readonly string[];
-  /** `refKey(ns, key)` → holder. */
+  /**
+   * `refKey(ns, key)` → holder. `expired`: the lease ran out by the store's clock, or (a store
+   * whose processes all share one host) the owner names a process that is gone (`processGone`
+   * in core/foundation/process.ts).
+   */
   locks: ReadonlyMap<string, { owner: string; expired: boolean }>;
   /** `uploadKey` → the intents and mark on that object key. */
   uploads: ReadonlyMap<string, readonly UploadRow[]>;
@@ -247,6 +272,7 @@ export type Effect =
   | { kind: 'deleteHead'; ns: Namespace; id: string }
   /** Keeps every field of the head but `body`, which becomes `''`. */
   | { kind: 'offloadHead'; ns: Namespace; id: string }
+  /** A new entry: the record has none at that ov (a driver refuses one that exists, failing the transaction). */
   | { kind: 'putVersion'; ns: Namespace; version: VersionRow }
   /** Removes the record's version entries with ov below `belowOv` (all of them: `Infinity`). */
   | { kind: 'deleteVersions'; ns: Namespace; id: string; belowOv: number }
@@ -255,10 +281,13 @@ export type Effect =
   | { kind: 'putClaim'; ns: Namespace; key: string; id: string }
   /** Every claim the record holds. */
   | { kind: 'releaseClaims'; ns: Namespace; id: string }
+  /** Marks the record for sync at `seq`; an entry that exists takes the new seq and keeps its place in the queue. */
   | { kind: 'putOutbox'; ns: Namespace; id: string; seq: number }
   | { kind: 'deleteOutbox'; ns: Namespace; id: string }
   | { kind: 'putPendingBlob'; ns: Namespace; id: string; blob: PendingBlob }
   | { kind: 'deletePendingBlobs'; ns: Namespace; keys: ReadonlyArray<{ bucket: string; key: string }> }
+  /** Every object queued with the record (a hard delete). */
+  | { kind: 'dropPendingBlobs'; ns: Namespace; id: string }
   | { kind: 'putDeadLetter'; ns: Namespace; id: string; reason: string; failedAt: string }
   | { kind: 'deleteDeadLetter'; ns: Namespace; id: string }
   | { kind: 'addCounters'; dbName: string; collection: string; deltas: Readonly<Record<string, number>>; windows: readonly string[] }
@@ -272,12 +301,15 @@ export type Effect =
   /** Takes or renews the lease, expiring `leaseMs` from now by the store's clock. */
   | { kind: 'putLock'; ns: Namespace; key: string; owner: string; leaseMs: number }
   | { kind: 'deleteLock'; ns: Namespace; key: string }
-  /** An intent (`cleaning: false`) or mark, stamped now, or long ago (`stamp: 'past'`) so it is stale at once. */
+  /**
+   * Writes the row of (object key, token) whole: an intent (`cleaning: false`) or mark, stamped
+   * now, or long ago (`stamp: 'past'`) so it is stale at once.
+   */
   | { kind: 'putUpload'; ns: Namespace; bucket: string; key: string; row: Omit<UploadRow, 'ageMs'>; stamp: 'now' | 'past' }
   | { kind: 'deleteUpload'; ns: Namespace; bucket: string; key: string; token: string }
   /** Heads, versions, claims, cv, outbox entries and dead letters of the namespace (not queued objects, not uploads). */
   | { kind: 'clearNamespace'; ns: Namespace }
-  /** Copies heads, versions, claims and cv of `from` into `to` (emptied first), marking every head for sync. */
+  /** Copies heads, versions, claims and cv of `from` into `to` (which an earlier `clearNamespace` emptied), marking every head for sync. */
   | { kind: 'copyNamespace'; from: Namespace; to: Namespace };
 
 export type EffectKind = Effect['kind'];

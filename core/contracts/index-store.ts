@@ -32,8 +32,7 @@ export interface RecordIndex {
   getHead(ns: Namespace, id: string): Promise<HeadRow | null>;
 
   /**
-   * Applies every write of the batch atomically, or none of them (see
-   * `capabilities.atomicBatches` for the one declared exception).
+   * Applies every write of the batch atomically, or none of them.
    *
    * For each write, in order: checks the record's current ov against `expectedOv` (`null` means
    * "must not exist"), takes its unique claims, assigns the next collection version (cv) of the
@@ -310,26 +309,17 @@ export interface IndexMaintenance {
    *
    * With `options.onlyIfEmpty`, nothing changes when the collections to replace (with
    * `wholeDatabase`, the whole database) hold any head: `replaced` is `false` and `held` says how
-   * many. With `capabilities.atomicReplace` all of it is one transaction: readers see every
-   * collection as it was or every one replaced, and the emptiness check cannot race a write.
-   * Otherwise it runs collection by collection; it is idempotent, so a call cut off half-way is
-   * finished by calling it again with the same staging area.
+   * many. All of it is one transaction: readers see every collection as it was or every one
+   * replaced, and the emptiness check cannot race a write. It is idempotent: calling it again
+   * with the same staging area leaves the same state.
    */
   replaceCollections(dbName: string, replacements: readonly CollectionReplacement[], options: ReplaceCollectionsOptions): Promise<{ replaced: boolean; held: number }>;
 }
 
+/** What differs between backends. Every one is transactional: batches and replacements are atomic. */
 export interface IndexStoreCapabilities {
-  /**
-   * Multi-record batches commit atomically (SQLite; MongoDB on a replica set). When `false`
-   * (MongoDB's standalone protocol), each write of a batch is still atomic and checked, but a
-   * failure at write k leaves writes before k applied, and the batch's counters are added only
-   * when its last write commits.
-   */
-  readonly atomicBatches: boolean;
   /** Several OS processes may share the store safely. */
   readonly multiProcess: boolean;
-  /** `replaceCollections` is one transaction (SQLite); otherwise it runs collection by collection. */
-  readonly atomicReplace: boolean;
 }
 
 export interface Namespace {

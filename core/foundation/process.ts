@@ -19,3 +19,25 @@ export function processTag(): string {
   tag = namespace === undefined ? `pid:${process.pid}` : `pid:${process.pid}:${namespace}`;
   return tag;
 }
+
+/**
+ * Whether a lease `owner` names a process of this host that is gone: the owner ends in
+ * `@` + `processTag()` of a process (`…@pid:<pid>:<namespace>`, as the blob sync's do) in this
+ * process-id namespace, and signalling it says it does not exist. A store whose processes all
+ * share one host (SQLite) then treats the lease as expired, so a crashed writer's records are
+ * repaired at once instead of after the lease. Any doubt (no namespace, another namespace such as
+ * another container's, a process we may not signal, this process) counts as alive.
+ */
+export function processGone(owner: string): boolean {
+  const m = /@pid:(\d+):(\d+)$/.exec(owner);
+  const here = /:(\d+)$/.exec(processTag())?.[1];
+  if (!m || here === undefined || m[2] !== here) return false;
+  const pid = Number(m[1]);
+  if (pid === process.pid) return false;
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}

@@ -1,0 +1,217 @@
+import { createHash } from 'node:crypto';
+import { escapeIdentifier, type ClientBase } from 'pg';
+import { StorageError, ValidationError } from '../../errors.js';
+import { assertName } from '../../foundation/names.js';
+
+/**
+ * The PostgreSQL layout: one schema per Xronox database (`<prefix><dbName>`), the same tables in
+ * each, keyed by collection. A database's rows live only in its own schema, so a query reaches
+ * another database only by naming its schema, which the driver derives from the namespace alone.
+ */
+
+/**
+ * Bumped whenever the tables below change shape; a schema of another version is refused (there
+ * is no older layout to upgrade from yet).
+ */
+export const SCHEMA_VERSION = 1;
+
+/** A prefix is part of every schema name: lowercase so it reads the same quoted or not. */
+const PREFIX = /^[a-z_][a-z0-9_]{0,29}$/;
+/** PostgreSQL truncates identifiers longer than this (NAMEDATALEN - 1 bytes). */
+const MAX_IDENTIFIER = 63;
+
+export function assertSchemaPrefix(prefix: string): string {
+  if (!PREFIX.test(prefix)) {
+    throw new ValidationError(
+      `Invalid PostgreSQL schema prefix: got ${JSON.stringify(prefix)}; expected a lowercase letter or "_" then up to 29 lowercase letters, digits or "_"`,
+      { path: 'schemaPrefix' },
+    );
+  }
+  return prefix;
+}
+
+/**
+ * The schema of a database: the prefix and the name when they fit in an identifier, else the
+ * prefix, the start of the name, `$` and a hash of the whole name. No database name contains `$`,
+ * so the two forms never meet; the schema's `schema_info` row keeps the real name.
+ */
+export function schemaNameFor(prefix: string, dbName: string): string {
+  assertName('dbName', dbName, 'database name');
+  const direct = `${prefix}${dbName}`;
+  if (direct.length <= MAX_IDENTIFIER) return direct;
+  const hash = createHash('sha256').update(dbName).digest('hex').slice(0, 16);
+  return `${prefix}${dbName.slice(0, MAX_IDENTIFIER - prefix.length - hash.length - 1)}$${hash}`;
+}
+
+/** Qualified, quoted table names of one schema: the only way SQL text names a table. */
+export interface Tables {
+  readonly schema: string;
+  readonly info: string;
+  readonly namespaces: string;
+  readonly heads: string;
+  readonly versions: string;
+  readonly claims: string;
+  readonly outbox: string;
+  readonly deadLetters: string;
+  readonly pendingBlobs: string;
+  readonly counters: string;
+  readonly counterWindows: string;
+  readonly uploads: string;
+  readonly locks: string;
+}
+
+export function tablesOf(schema: string): Tables {
+  const s = escapeIdentifier(schema);
+  return {
+    schema: s,
+    info: `${s}.schema_info`,
+    namespaces: `${s}.namespaces`,
+    heads: `${s}.heads`,
+    versions: `${s}.versions`,
+    claims: `${s}.claims`,
+    outbox: `${s}.outbox`,
+    deadLetters: `${s}.dead_letters`,
+    pendingBlobs: `${s}.pending_blobs`,
+    counters: `${s}.counters`,
+    counterWindows: `${s}.counter_windows`,
+    uploads: `${s}.uploads`,
+    locks: `${s}.locks`,
+  };
+}
+
+/**
+ * Every text column that is compared or ordered uses the "C" collation: byte order, which for
+ * UTF-8 is code point order, as every other store orders ids, keys and ISO-8601 times.
+ */
+function ddl(t: Tables): string[] {
+  const key = 'text COLLATE "C" NOT NULL';
+  return [
+    `CREATE SCHEMA ${t.schema}`,
+    `CREATE TABLE ${t.info} (version integer NOT NULL, prefix text NOT NULL, db_name ${key})`,
+    // One row per namespace ever locked. A transaction locks its namespaces' rows first, so
+    // writes of a namespace are serialised and cvs are assigned in commit order. cv is NULL
+    // until the namespace is written (a lease or a counter can lock a namespace never written).
+    `CREATE TABLE ${t.namespaces} (coll ${key} PRIMARY KEY, cv bigint)`,
+    `CREATE TABLE ${t.heads} (
+       coll ${key}, id ${key}, ov bigint NOT NULL, cv bigint NOT NULL, deleted boolean NOT NULL,
+       created_at ${key}, updated_at ${key}, deleted_at text COLLATE "C",
+       meta jsonb NOT NULL, body text NOT NULL, hash text,
+       PRIMARY KEY (coll, id))`,
+    `CREATE INDEX heads_by_updated ON ${t.heads} (coll, updated_at, id)`,
+    `CREATE INDEX heads_by_created ON ${t.heads} (coll, created_at, id)`,
+    // Equality filters on indexed properties compile to containment (meta @> '{"k": v}').
+    `CREATE INDEX heads_by_meta ON ${t.heads} USING gin (meta jsonb_path_ops)`,
+    `CREATE TABLE ${t.versions} (
+       coll ${key}, id ${key}, ov bigint NOT NULL, cv bigint NOT NULL, op text NOT NULL, at ${key},
+       actor jsonb NOT NULL, actor_id ${key}, actor_type text, reason text, deleted boolean NOT NULL,
+       size bigint NOT NULL, body text, archived boolean NOT NULL, meta jsonb NOT NULL, hash text NOT NULL,
+       PRIMARY KEY (coll, id, ov))`,
+    `CREATE INDEX versions_by_actor ON ${t.versions} (coll, actor_id, at, id, ov)`,
+    `CREATE INDEX versions_by_time ON ${t.versions} (coll, id, at, ov)`,
+    `CREATE INDEX versions_by_cv ON ${t.versions} (coll, id, cv)`,
+    // A history page is one range of this index (an index-only scan): the table's rows are wide.
+    `CREATE INDEX versions_history ON ${t.versions} (coll, id, ov) INCLUDE (cv, op, at, actor, reason, deleted, size, archived)`,
+    // Only the versions still waiting for archival, so finding them never scans a long history.
+    `CREATE INDEX versions_unarchived ON ${t.versions} (coll, id, ov) INCLUDE (at) WHERE NOT archived`,
+    `CREATE TABLE ${t.claims} (coll ${key}, key ${key}, id ${key}, PRIMARY KEY (coll, key))`,
+    `CREATE INDEX claims_by_record ON ${t.claims} (coll, id)`,
+    `CREATE TABLE ${t.outbox} (coll ${key}, id ${key}, seq bigint NOT NULL, PRIMARY KEY (coll, id))`,
+    `CREATE INDEX outbox_by_seq ON ${t.outbox} (seq, coll, id)`,
+    `CREATE TABLE ${t.deadLetters} (coll ${key}, id ${key}, reason text NOT NULL, failed_at ${key}, PRIMARY KEY (coll, id))`,
+    `CREATE INDEX dead_letters_by_age ON ${t.deadLetters} (failed_at, coll, id)`,
+    `CREATE TABLE ${t.pendingBlobs} (
+       coll ${key}, id ${key}, bucket ${key}, key ${key}, content_type text NOT NULL, body bytea NOT NULL,
+       PRIMARY KEY (coll, bucket, key))`,
+    `CREATE INDEX pending_blobs_by_record ON ${t.pendingBlobs} (coll, id)`,
+    `CREATE TABLE ${t.counters} (coll ${key}, name ${key}, value double precision NOT NULL, PRIMARY KEY (coll, name))`,
+    `CREATE TABLE ${t.counterWindows} (
+       coll ${key}, win ${key}, name ${key}, value double precision NOT NULL, PRIMARY KEY (coll, win, name))`,
+    // Upload intents (cleaning = false) and cleanup marks on content object keys, stamped by the
+    // server's clock; see core/engine/content-uploads.ts.
+    `CREATE TABLE ${t.uploads} (
+       coll ${key}, bucket ${key}, key ${key}, token ${key}, id ${key}, cleaning boolean NOT NULL,
+       stamped_at timestamptz NOT NULL, PRIMARY KEY (coll, bucket, key, token))`,
+    `CREATE INDEX uploads_by_age ON ${t.uploads} (stamped_at)`,
+    `CREATE TABLE ${t.locks} (coll ${key}, key ${key}, owner text NOT NULL, expires_at timestamptz NOT NULL, PRIMARY KEY (coll, key))`,
+  ];
+}
+
+export type SchemaState = 'missing' | 'ready';
+
+/**
+ * Whether the schema exists and is a Xronox index schema of this version, prefix and database.
+ * A schema of that name holding anything else is refused, never written into.
+ */
+export async function schemaState(client: Pick<ClientBase, 'query'>, schema: string, prefix: string, dbName: string): Promise<SchemaState> {
+  const t = tablesOf(schema);
+  const found = await client.query<{ nsp: boolean; info: boolean }>(
+    `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) AS nsp, to_regclass($2) IS NOT NULL AS info`,
+    [schema, t.info],
+  );
+  const row = found.rows[0]!;
+  if (!row.nsp) return 'missing';
+  if (!row.info) throw foreignSchema(schema, 'it has no schema_info table');
+  const info = await client.query<{ version: number; prefix: string; db_name: string }>(`SELECT version, prefix, db_name FROM ${t.info}`);
+  const held = info.rows[0];
+  if (!held || info.rows.length !== 1) throw foreignSchema(schema, 'its schema_info table does not hold one row');
+  if (held.prefix !== prefix || held.db_name !== dbName) {
+    throw foreignSchema(schema, `it belongs to database ${JSON.stringify(held.db_name)} under prefix ${JSON.stringify(held.prefix)}`);
+  }
+  if (held.version !== SCHEMA_VERSION) {
+    throw new StorageError(
+      'postgres',
+      'open schema',
+      undefined,
+      `PostgreSQL schema ${schema} holds Xronox index schema ${held.version}, but this version needs schema ${SCHEMA_VERSION}`,
+    );
+  }
+  return 'ready';
+}
+
+/**
+ * Creates the schema of a database if it does not exist yet, inside the caller's transaction
+ * (DDL is transactional in PostgreSQL: other sessions see all of it or none of it). Concurrent
+ * creators of the same schema queue on a transaction-scoped advisory lock named after it; the
+ * ones that follow find it ready. The lock is released at commit or rollback.
+ */
+export async function createSchemaInTransaction(client: ClientBase, schema: string, prefix: string, dbName: string): Promise<void> {
+  await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`xronox.schema:${schema}`]);
+  if ((await schemaState(client, schema, prefix, dbName)) === 'ready') return;
+  const t = tablesOf(schema);
+  for (const statement of ddl(t)) await client.query(statement);
+  await client.query(`INSERT INTO ${t.info} (version, prefix, db_name) VALUES ($1, $2, $3)`, [SCHEMA_VERSION, prefix, dbName]);
+}
+
+/** The schemas of one prefix that hold a Xronox index schema, with their database names. */
+export async function listSchemas(client: Pick<ClientBase, 'query'>, prefix: string): Promise<Array<{ schema: string; dbName: string }>> {
+  // A LIKE pattern would treat "_" in the prefix as a wildcard: compare the start instead.
+  const found = await client.query<{ nspname: string }>(
+    `SELECT n.nspname FROM pg_namespace n JOIN pg_class c ON c.relnamespace = n.oid
+     WHERE c.relname = 'schema_info' AND left(n.nspname, length($1)) = $1 ORDER BY n.nspname`,
+    [prefix],
+  );
+  if (found.rows.length === 0) return [];
+  // One statement over every schema; each branch reads that schema's own one-row table.
+  const union = found.rows
+    .map((r, i) => `SELECT $${i + 1}::text AS schema, version, prefix, db_name FROM ${tablesOf(r.nspname).info}`)
+    .join(' UNION ALL ');
+  const rows = await client.query<{ schema: string; version: number; prefix: string; db_name: string }>(
+    union,
+    found.rows.map((r) => r.nspname),
+  );
+  return rows.rows
+    .filter((r) => r.prefix === prefix && r.version === SCHEMA_VERSION && r.schema === schemaNameForSafe(prefix, r.db_name))
+    .map((r) => ({ schema: r.schema, dbName: r.db_name }));
+}
+
+function schemaNameForSafe(prefix: string, dbName: string): string | null {
+  try {
+    return schemaNameFor(prefix, dbName);
+  } catch {
+    return null;
+  }
+}
+
+function foreignSchema(schema: string, why: string): StorageError {
+  return new StorageError('postgres', 'open schema', undefined, `PostgreSQL schema ${schema} exists but is not a Xronox index schema of this store: ${why}`);
+}

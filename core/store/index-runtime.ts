@@ -1,0 +1,337 @@
+import type { IndexDriver, Transaction } from '../contracts/index-driver.js';
+import type {
+  ActorQuery,
+  AsOfQuery,
+  CollectionReplacement,
+  CommitBatch,
+  CommitResult,
+  CounterWindow,
+  CounterWindowBounds,
+  CounterWindowQuery,
+  DeadLetter,
+  HeadQuery,
+  HeadRow,
+  HistoryRow,
+  ImportBatch,
+  IndexStore,
+  IndexStoreCapabilities,
+  Namespace,
+  PendingBlob,
+  PendingSync,
+  ReplaceCollectionsOptions,
+  StaleUpload,
+  UnarchivedRecord,
+  UploadIntent,
+  UploadRef,
+  VersionPoint,
+  VersionRow,
+  VersionSummary,
+} from '../contracts/index-store.js';
+import { ClosedError } from '../errors.js';
+import * as plans from './plans.js';
+
+/** A database name no store can hold (names are checked long before they reach one): `ping`'s default. */
+const NO_DATABASE = '\u0000ping';
+/** Page size of the defaults that walk a namespace. */
+const PAGE = 500;
+
+/**
+ * The index store over an `IndexDriver`: reads go to the driver's reads, writes to
+ * `driver.transact` with a plan of `plans.ts`. It opens the driver once before first use (again
+ * after a failed open), refuses every call after `close` (`ClosedError`), and holds the defaults
+ * of the driver's optional methods, so every driver gets them once.
+ */
+export class IndexRuntime implements IndexStore {
+  readonly name: string;
+  readonly capabilities: IndexStoreCapabilities;
+  readonly #driver: IndexDriver;
+  #opening: Promise<void> | undefined;
+  #closed = false;
+
+  static of(driver: IndexDriver): IndexRuntime {
+    return new IndexRuntime(driver);
+  }
+
+  private constructor(driver: IndexDriver) {
+    this.#driver = driver;
+    this.name = driver.name;
+    this.capabilities = { multiProcess: driver.multiProcess };
+  }
+
+  /** The driver, ready: opened once, and never after `close`. */
+  #use(): IndexDriver | Promise<IndexDriver> {
+    if (this.#closed) throw new ClosedError(`The ${this.name} index store`);
+    const driver = this.#driver;
+    if (!driver.open) return driver;
+    this.#opening ??= driver.open().catch((err: unknown) => {
+      this.#opening = undefined;
+      throw err;
+    });
+    return this.#opening.then(() => driver);
+  }
+
+  async #transact<T>(tx: Transaction<T>): Promise<T> {
+    return (await this.#use()).transact(tx);
+  }
+
+  // ---- RecordIndex --------------------------------------------------------------------------
+
+  async getHead(ns: Namespace, id: string): Promise<HeadRow | null> {
+    return (await this.#use()).getHead(ns, id);
+  }
+
+  async commit(ns: Namespace, batch: CommitBatch): Promise<CommitResult> {
+    return this.#transact(plans.commit(ns, batch));
+  }
+
+  async getVersion(ns: Namespace, id: string, ov: number): Promise<VersionRow | null> {
+    const [row] = await (await this.#use()).listVersions(ns, id, { afterOv: ov - 1, beforeOv: ov + 1, limit: 1 });
+    return row ?? null;
+  }
+
+  async findVersionAt(ns: Namespace, id: string, point: VersionPoint): Promise<VersionRow | null> {
+    const [row] = await (await this.#use()).listVersions(ns, id, { at: point, limit: 1 });
+    return row ?? null;
+  }
+
+  async listVersions(ns: Namespace, id: string, options: { beforeOv?: number; limit: number }): Promise<VersionRow[]> {
+    return (await this.#use()).listVersions(ns, id, options);
+  }
+
+  async listHistory(ns: Namespace, id: string, options: { beforeOv?: number; limit: number }): Promise<HistoryRow[]> {
+    const driver = await this.#use();
+    if (driver.listHistory) return driver.listHistory(ns, id, options);
+    return (await driver.listVersions(ns, id, options)).map(({ id, ov, cv, op, at, actor, reason, deleted, size, archived }) => ({
+      id, ov, cv, op, at, actor, reason, deleted, size, archived,
+    }));
+  }
+
+  async listHeads(ns: Namespace, query: HeadQuery): Promise<HeadRow[]> {
+    return (await this.#use()).listHeads(ns, query);
+  }
+
+  async queryAt(ns: Namespace, query: AsOfQuery): Promise<VersionRow[]> {
+    return (await this.#use()).queryAt(ns, query);
+  }
+
+  async listVersionsByActor(ns: Namespace, actorId: string, options: ActorQuery): Promise<VersionRow[]> {
+    return (await this.#use()).listVersionsByActor(ns, actorId, options);
+  }
+
+  async getClaim(ns: Namespace, key: string): Promise<string | null> {
+    const [claim] = await (await this.#use()).listClaims(ns, { key, limit: 1 });
+    return claim?.id ?? null;
+  }
+
+  async listPendingBlobs(ns: Namespace, id: string): Promise<PendingBlob[]> {
+    return (await this.#use()).listPendingBlobs(ns, id);
+  }
+
+  async getPendingBlob(ns: Namespace, bucket: string, key: string): Promise<PendingBlob | null> {
+    const [blob] = await (await this.#use()).listPendingBlobs(ns, null, { bucket, key });
+    return blob ?? null;
+  }
+
+  // ---- SyncOutbox ---------------------------------------------------------------------------
+
+  async listPendingSync(dbName: string, options: { limit: number; collection?: string }): Promise<PendingSync[]> {
+    return (await this.#use()).listOutbox(dbName, options);
+  }
+
+  async listPendingUpTo(ns: Namespace, options: { maxSeq: number; afterId?: string; limit: number }): Promise<PendingSync[]> {
+    return (await this.#use()).listOutbox(ns.dbName, { ...options, order: 'id', collection: ns.collection });
+  }
+
+  async countPendingSync(dbName: string): Promise<number> {
+    return this.#transact(plans.countPendingSync(dbName));
+  }
+
+  async getPendingSeq(ns: Namespace, id: string): Promise<number | null> {
+    const [entry] = await (await this.#use()).listOutbox(ns.dbName, { collection: ns.collection, id, limit: 1 });
+    return entry?.seq ?? null;
+  }
+
+  async listUnarchived(ns: Namespace, id: string, page: { afterOv?: number; limit?: number } = {}): Promise<VersionRow[]> {
+    return (await this.#use()).listVersions(ns, id, { ...page, unarchived: true, order: 'asc' });
+  }
+
+  async completeSync(
+    ns: Namespace,
+    id: string,
+    done: { archivedOvs: readonly number[]; uploaded?: ReadonlyArray<{ bucket: string; key: string }>; seq: number | null },
+  ): Promise<boolean> {
+    return this.#transact(plans.completeSync(ns, id, done));
+  }
+
+  async deadLetterSync(ns: Namespace, id: string, seq: number, reason: string): Promise<boolean> {
+    return this.#transact(plans.deadLetterSync(ns, id, seq, reason, new Date().toISOString()));
+  }
+
+  async listDeadLetters(dbName: string, options: { limit: number }): Promise<DeadLetter[]> {
+    return (await this.#use()).listDeadLetters(dbName, options);
+  }
+
+  async requeueDeadLetters(dbName: string): Promise<number> {
+    return this.#transact(plans.requeueDeadLetters(dbName));
+  }
+
+  async listPendingDatabases(): Promise<string[]> {
+    const driver = await this.#use();
+    if (driver.listPendingDatabases) return driver.listPendingDatabases();
+    return this.#databasesWith(async (dbName) => (await driver.listOutbox(dbName, { limit: 1 })).length > 0);
+  }
+
+  async listDeadLetterDatabases(): Promise<string[]> {
+    const driver = await this.#use();
+    if (driver.listDeadLetterDatabases) return driver.listDeadLetterDatabases();
+    return this.#databasesWith(async (dbName) => (await driver.listDeadLetters(dbName, { limit: 1 })).length > 0);
+  }
+
+  /** Outbox entries and dead letters only come with a commit or an import, so every database holding one is a written namespace's. */
+  async #databasesWith(holds: (dbName: string) => Promise<boolean>): Promise<string[]> {
+    const out: string[] = [];
+    for (const dbName of await this.listDatabases()) if (await holds(dbName)) out.push(dbName);
+    return out;
+  }
+
+  // ---- UploadIntents ------------------------------------------------------------------------
+
+  async recordUploads(ns: Namespace, uploads: readonly UploadIntent[]): Promise<{ ok: true } | { ok: false; key: string }> {
+    return this.#transact(plans.recordUploads(ns, uploads));
+  }
+
+  async listStaleUploads(dbName: string, options: { olderThanMs: number; limit: number }): Promise<StaleUpload[]> {
+    return this.#transact(plans.listStaleUploads(dbName, options));
+  }
+
+  async claimUploadCleanup(ns: Namespace, upload: UploadRef, options: { olderThanMs: number; markToken: string; own?: boolean }): Promise<boolean> {
+    return this.#transact(plans.claimUploadCleanup(ns, upload, options));
+  }
+
+  async releaseUploadCleanup(ns: Namespace, upload: Omit<UploadRef, 'token'>, markToken: string, options?: { retry?: boolean }): Promise<void> {
+    return this.#transact(plans.releaseUploadCleanup(ns, upload, markToken, options));
+  }
+
+  // ---- Leases -------------------------------------------------------------------------------
+
+  async acquireLock(ns: Namespace, key: string, owner: string, leaseMs: number): Promise<boolean> {
+    return this.#transact(plans.acquireLock(ns, key, owner, leaseMs));
+  }
+
+  async releaseLock(ns: Namespace, key: string, owner: string): Promise<void> {
+    return this.#transact(plans.releaseLock(ns, key, owner));
+  }
+
+  // ---- CounterIndex -------------------------------------------------------------------------
+
+  async getCounters(dbName: string, collection: string): Promise<Record<string, number>> {
+    return (await this.#use()).getCounters(dbName, collection);
+  }
+
+  async getCounterWindows(dbName: string, collection: string, options: CounterWindowQuery): Promise<CounterWindow[]> {
+    return (await this.#use()).getCounterWindows(dbName, collection, options);
+  }
+
+  async pruneCounterWindows(dbName: string, collection: string, before: CounterWindowBounds): Promise<number> {
+    return this.#transact(plans.pruneCounterWindows(dbName, collection, before));
+  }
+
+  async setCounters(dbName: string, collection: string, values: Record<string, number>): Promise<void> {
+    return this.#transact(plans.setCounters(dbName, collection, values));
+  }
+
+  async setCounterWindows(dbName: string, collection: string, windows: readonly CounterWindow[]): Promise<void> {
+    return this.#transact(plans.setCounterWindows(dbName, collection, windows));
+  }
+
+  // ---- IndexMaintenance ---------------------------------------------------------------------
+
+  async listDatabases(): Promise<string[]> {
+    const names = (await (await this.#use()).listNamespaces()).map((n) => n.dbName);
+    return names.filter((name, i) => i === 0 || name !== names[i - 1]);
+  }
+
+  async listCollections(dbName: string): Promise<string[]> {
+    return (await (await this.#use()).listNamespaces(dbName)).map((n) => n.collection);
+  }
+
+  async listUnarchivedRecords(
+    dbName: string,
+    options: { writtenBefore: string; after?: { collection: string; id: string }; limit: number },
+  ): Promise<UnarchivedRecord[]> {
+    return (await this.#use()).listUnarchivedRecords(dbName, options);
+  }
+
+  async summariseVersions(ns: Namespace, options: { afterId?: string; limit: number }): Promise<VersionSummary[]> {
+    const driver = await this.#use();
+    if (driver.summariseVersions) return driver.summariseVersions(ns, options);
+    // Every record with version entries has a head: walk the heads, skipping those without entries.
+    const out: VersionSummary[] = [];
+    let afterId = options.afterId;
+    while (out.length < options.limit) {
+      const ids = await this.listHeadIds(ns, { limit: PAGE, ...(afterId === undefined ? {} : { afterId }) });
+      for (const id of ids) {
+        const versions = await driver.listVersions(ns, id, { order: 'asc' });
+        const [oldest, newest] = [versions[0], versions.at(-1)];
+        if (!oldest || !newest) continue;
+        const next = versions.find((v) => v.ov === oldest.ov + 1);
+        out.push({ id, count: versions.length, oldestOv: oldest.ov, newestOv: newest.ov, oldestSupersededAt: next?.at ?? null });
+        if (out.length === options.limit) break;
+      }
+      if (ids.length < PAGE) break;
+      afterId = ids.at(-1);
+    }
+    return out;
+  }
+
+  async pruneVersions(ns: Namespace, id: string, belowOv: number): Promise<number> {
+    return this.#transact(plans.pruneVersions(ns, id, belowOv));
+  }
+
+  async offloadHead(ns: Namespace, id: string, expectedOv: number): Promise<boolean> {
+    return this.#transact(plans.offloadHead(ns, id, expectedOv));
+  }
+
+  async getCollectionVersion(ns: Namespace): Promise<number | null> {
+    return (await (await this.#use()).listNamespaces(ns.dbName)).find((n) => n.collection === ns.collection)?.cv ?? null;
+  }
+
+  async listClaims(ns: Namespace, options: { afterKey?: string; limit: number }): Promise<Array<{ key: string; id: string }>> {
+    return (await this.#use()).listClaims(ns, options);
+  }
+
+  async listHeadIds(ns: Namespace, options: { afterId?: string; limit: number }): Promise<string[]> {
+    const driver = await this.#use();
+    if (driver.listHeadIds) return driver.listHeadIds(ns, options);
+    const after = options.afterId === undefined ? {} : { after: { value: options.afterId, id: options.afterId } };
+    const heads = await driver.listHeads(ns, { filter: null, includeDeleted: true, sort: { field: 'id', direction: 1 }, limit: options.limit, ...after });
+    return heads.map((h) => h.id);
+  }
+
+  async importRecords(ns: Namespace, batch: ImportBatch): Promise<void> {
+    return this.#transact(plans.importRecords(ns, batch));
+  }
+
+  async countRecords(ns: Namespace): Promise<number> {
+    return this.#transact(plans.countRecords(ns));
+  }
+
+  async replaceCollections(dbName: string, replacements: readonly CollectionReplacement[], options: ReplaceCollectionsOptions): Promise<{ replaced: boolean; held: number }> {
+    return this.#transact(plans.replaceCollections(dbName, replacements, options));
+  }
+
+  // ---- lifecycle ----------------------------------------------------------------------------
+
+  async ping(): Promise<void> {
+    const driver = await this.#use();
+    if (driver.ping) return driver.ping();
+    await driver.listNamespaces(NO_DATABASE);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#opening?.catch(() => undefined);
+    await this.#driver.close();
+  }
+}
