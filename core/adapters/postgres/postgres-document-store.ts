@@ -212,11 +212,12 @@ export class PostgresDocumentStore implements DocumentStore {
     const table = await this.#existing(ns);
     if (!table) return [];
     params.push(options.limit);
-    const rows = await this.#pool.query<{ doc: string }>(
-      `SELECT doc::text AS doc FROM ${table} WHERE (expires_at IS NULL OR expires_at > $1::bigint)${where} ORDER BY ${order} LIMIT $${params.length}`,
+    // Output names differ from the columns: ORDER BY would take a bare output name for the column.
+    const rows = await this.#pool.query<{ json: string }>(
+      `SELECT doc::text AS json FROM ${table} WHERE (expires_at IS NULL OR expires_at > $1::bigint)${where} ORDER BY ${order} LIMIT $${params.length}`,
       params,
     );
-    return rows.rows.map((r) => fromStoredJson(r.doc));
+    return rows.rows.map((r) => fromStoredJson(r.json));
   }
 
   async deleteOne(ns: Namespace, filter: DocFilter): Promise<number> {
@@ -256,13 +257,13 @@ export class PostgresDocumentStore implements DocumentStore {
     }
     const table = await this.#existing(ns);
     if (!table) return { documents: [], next: null };
-    const rows = await this.#pool.query<{ id: string; doc: string; expires_at: number | null }>(
-      `SELECT id::text AS id, doc::text AS doc, expires_at::float8 AS expires_at FROM ${table} WHERE id > $1::bigint ORDER BY id LIMIT $2`,
+    const rows = await this.#pool.query<{ cursor: string; json: string; expiry: number | null }>(
+      `SELECT id::text AS cursor, doc::text AS json, expires_at::float8 AS expiry FROM ${table} WHERE id > $1::bigint ORDER BY id LIMIT $2`,
       [after, options.limit],
     );
     return {
-      documents: rows.rows.map((r) => ({ doc: fromStoredJson(r.doc), expiresAt: r.expires_at === null ? null : new Date(r.expires_at) })),
-      next: rows.rows.length < options.limit ? null : rows.rows[rows.rows.length - 1]!.id,
+      documents: rows.rows.map((r) => ({ doc: fromStoredJson(r.json), expiresAt: r.expiry === null ? null : new Date(r.expiry) })),
+      next: rows.rows.length < options.limit ? null : rows.rows[rows.rows.length - 1]!.cursor,
     };
   }
 
