@@ -132,16 +132,26 @@ export function compileDocumentFilter(node: DocFilter, params: unknown[], option
       const op = { $gt: '>', $gte: '>=', $lt: '<', $lte: '<=' }[node.op];
       const value = node.value;
       if (value === null) throw new ValidationError(`${node.op} cannot compare with null`);
-      // Ranges match values of the operand's type only.
+      // Ranges match values of the operand's type only. Where the type's values form one
+      // interval of jsonb order (Null < String < Number < Boolean < Array < Object), the term is a
+      // pair of bounds, which an index range scan answers and the planner estimates well.
+      const operand = () => `${x} ${op} ${param(params, toStoredJson(value))}::jsonb`;
       if (value instanceof Date) {
-        if (options.byteOrder) return `(jsonb_typeof(${x} -> '${DATE_KEY}') = 'string' AND ${x} ${op} ${param(params, toStoredJson(value))}::jsonb)`;
+        // Objects compare by their pairs (key, then value), so the dates, one-pair objects keyed
+        // "$date" with an ISO string, lie between these two (ISO text holds no "~").
+        if (options.byteOrder) return `(${operand()} AND ${x} ${op.startsWith('>') ? '<' : '>'} '{"${DATE_KEY}": "${op.startsWith('>') ? '~' : ''}"}'::jsonb)`;
         return `(jsonb_typeof(${x} -> '${DATE_KEY}') = 'string' AND (${x} ->> '${DATE_KEY}') COLLATE "C" ${op} ${param(params, value.toISOString())}::text)`;
       }
       if (typeof value === 'string') {
-        if (options.byteOrder) return `(jsonb_typeof(${x}) = 'string' AND ${x} ${op} ${param(params, toStoredJson(value))}::jsonb)`;
-        return `(jsonb_typeof(${x}) = 'string' AND (${x} #>> '{}') COLLATE "C" ${op} ${param(params, escapeText(value))}::text)`;
+        if (!options.byteOrder) return `(jsonb_typeof(${x}) = 'string' AND (${x} #>> '{}') COLLATE "C" ${op} ${param(params, escapeText(value))}::text)`;
+        // Strings sit just above null; no string is the last one.
+        return op.startsWith('<') ? `(${operand()} AND ${x} > 'null'::jsonb)` : `(${operand()} AND jsonb_typeof(${x}) = 'string')`;
       }
-      return `(jsonb_typeof(${x}) = '${typeof value === 'number' ? 'number' : 'boolean'}' AND ${x} ${op} ${param(params, JSON.stringify(value))}::jsonb)`;
+      if (typeof value === 'number') {
+        // Numbers sit just below false; no number is the first one. jsonb orders numbers by value under any collation.
+        return op.startsWith('>') ? `(${operand()} AND ${x} < 'false'::jsonb)` : `(${operand()} AND jsonb_typeof(${x}) = 'number')`;
+      }
+      return `(${operand()} AND ${x} BETWEEN 'false'::jsonb AND 'true'::jsonb)`;
     }
   }
 }
