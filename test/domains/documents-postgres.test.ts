@@ -8,7 +8,11 @@ import type { CollectionSpec, Doc, DocScalar, SortSpec } from '../../core/contra
 import type { Namespace } from '../../core/contracts/index-store.js';
 import { checkDocument } from '../../core/domains/documents/document-check.js';
 import { matchesDocument, parseDocumentFilter, valueAt } from '../../core/domains/documents/document-filter.js';
+import { loadConfig } from '../../core/config/load.js';
+import { expireDocuments, migrateDocuments } from '../../core/domains/maintenance.js';
+import { MESSAGING_SPECS } from '../../core/domains/messaging/messaging.js';
 import { DuplicateKeyError, StorageError, ValidationError } from '../../core/errors.js';
+import { Xronox } from '../../core/xronox.js';
 import { expectedIndexes, SPEC } from '../conformance/document-store.suite.js';
 import { dropSchemas, POSTGRES_URI, postgresAvailability, randomSchemaPrefix, schemasOf, withPostgres } from '../support/postgres-docs.js';
 import { seededRandom } from '../support/random.js';
@@ -319,6 +323,81 @@ if ('skip' in availability) {
       const extremes = [new Date('0000-01-01T00:00:00.000Z'), new Date('9999-12-31T23:59:59.999Z')];
       await store.importDocuments(ns, extremes.map((expiresAt, i) => ({ doc: doc({ k: `e${i}`, g: 'g' }), expiresAt })));
       expect((await store.exportDocuments(ns, { limit: 10 })).documents.map((d) => d.expiresAt)).toEqual(extremes);
+    });
+  });
+
+  describe('messaging on PostgreSQL, through the facade', () => {
+    // The adapter registry is not wired to PostgreSQL yet: this instance gets its document store
+    // from a factory of its own, and has no index or blob store (the Chronow configuration).
+    const DAY = 86_400_000;
+    let x: Xronox;
+    const config = {
+      dbConnections: { pg: { postgresUri: POSTGRES_URI } },
+      spacesConnections: {},
+      databases: {
+        messaging: {
+          tenantDatabases: [
+            { tenantId: 'default', dbConnRef: 'pg', spaceConnRef: '', bucket: '', dbName: 'chronos_messaging_default' },
+            { tenantId: 'tenant-a', dbConnRef: 'pg', spaceConnRef: '', bucket: '', dbName: 'chronos_messaging_tenant_a' },
+          ],
+        },
+      },
+    };
+    const none = (what: string) => () => {
+      throw new Error(`this test configures no ${what}`);
+    };
+    beforeAll(() => {
+      x = new Xronox(loadConfig(config), {
+        indexStore: none('index store'),
+        blobStore: none('blob store'),
+        documentStore: () => new PostgresDocumentStore({ uri: POSTGRES_URI, schemaPrefix }),
+      });
+    });
+    afterAll(async () => {
+      await x.shutdown();
+    });
+    const handle = (tenantId: string, collection: string) => x.with({ databaseType: 'messaging', tier: 'tenant', tenantId, collection });
+
+    it('migrate creates every collection with its declared indexes, idempotently (what `xronox migrate` runs)', async () => {
+      for (let run = 0; run < 2; run++) {
+        const reports = await migrateDocuments(x);
+        expect(reports.map((r) => [r.dbName, r.error])).toEqual([['chronos_messaging_default', undefined], ['chronos_messaging_tenant_a', undefined]]);
+        for (const report of reports) {
+          for (const [collection, names] of Object.entries(report.collections)) {
+            expect({ collection, names }).toEqual({ collection, names: MESSAGING_SPECS[collection as keyof typeof MESSAGING_SPECS].indexes.map((i) => i.name).sort() });
+          }
+        }
+      }
+    });
+
+    it('round-trips messages, keeps unique keys, sorts by date, hides and sweeps expired shared memory', async () => {
+      const messages = handle('tenant-a', 'messages');
+      const t0 = Date.UTC(2026, 0, 15, 12);
+      const message = (msgId: string, minutes: number) => ({
+        topic: 'payments', msgId, tenantId: 'tenant-a', headers: { 'x-trace': 'é🎉\u0000' }, payload: { amount: 12.5, blob: 'p'.repeat(70_000) },
+        firstSeenAt: new Date(t0 + minutes * 60_000), size: 70_000, _system: { createdAt: new Date(t0) },
+      });
+      for (const [i, minutes] of [3, 1, 2].entries()) await messages.insert(message(`m${i}`, minutes));
+      expect(await messages.findOne({ msgId: 'm1' })).toEqual(message('m1', 1));
+      await expect(messages.insert(message('m1', 9))).rejects.toMatchObject({ index: 'topic_1_msgId_1_tenantId_1' });
+      expect((await messages.find({ topic: 'payments' }, { sort: { firstSeenAt: -1 } })).map((m) => m.msgId)).toEqual(['m0', 'm2', 'm1']);
+      expect((await messages.find({ firstSeenAt: { $gt: new Date(t0 + 60_000) } })).map((m) => m.msgId)).toEqual(['m0', 'm2']);
+      expect(await handle('default', 'messages').find({})).toEqual([]);
+
+      const memory = handle('default', 'shared_memory');
+      const now = Date.now();
+      const entry = (key: string, ageDays: number, retentionDays: number) => ({
+        key, namespace: 'app', tenantId: 'default', val: { key },
+        _system: { createdAt: new Date(now - ageDays * DAY), updatedAt: new Date(now - ageDays * DAY), retentionDays },
+      });
+      expect(await memory.upsert({ key: 'old', namespace: 'app', tenantId: 'default' }, entry('old', 3, 1))).toEqual({ created: true });
+      expect(await memory.upsert({ key: 'new', namespace: 'app', tenantId: 'default' }, entry('new', 0, 1))).toEqual({ created: true });
+      expect((await memory.find({})).map((d) => d.key)).toEqual(['new']);
+      const swept = await expireDocuments(x, new Date(now));
+      expect(swept.find((r) => r.dbName === 'chronos_messaging_default')!.collections.shared_memory).toBe(1);
+      // The expired key may be written again.
+      expect(await memory.upsert({ key: 'old', namespace: 'app', tenantId: 'default' }, entry('old', 0, 1))).toEqual({ created: true });
+      expect((await memory.find({}, { sort: { key: 1 } })).map((d) => d.key)).toEqual(['new', 'old']);
     });
   });
 }

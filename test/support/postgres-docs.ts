@@ -17,7 +17,7 @@ export async function postgresAvailability(): Promise<{ ok: true } | { skip: str
   } catch (err) {
     const reason = `PostgreSQL at ${POSTGRES_URI.replace(/\/\/[^@/]*@/, '//***@')} does not answer (${err instanceof Error ? err.message : String(err)})`;
     if (process.env.XRONOX_POSTGRES_OPTIONAL === '1') return { skip: reason };
-    throw new Error(`${reason}. Start it, point XRONOX_POSTGRES_URI at one, or set XRONOX_POSTGRES_OPTIONAL=1 to skip the PostgreSQL suites.`);
+    throw new Error(`${reason}. Start it, point XRONOX_POSTGRES_URI at one, or set XRONOX_POSTGRES_OPTIONAL=1 to skip the PostgreSQL suites.`, { cause: err });
   } finally {
     await client.end().catch(() => undefined);
   }

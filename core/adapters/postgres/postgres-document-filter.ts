@@ -56,14 +56,25 @@ export function fromStoredJson(text: string): Doc {
   }) as Doc;
 }
 
-const NEEDS_ESCAPE = /[\u0000\u0001]/;
+const NUL = '\u0000';
+const ESC = '\u0001';
 
 export function escapeText(text: string): string {
-  return NEEDS_ESCAPE.test(text) ? text.replace(/[\u0000\u0001]/g, (c) => (c === '\u0000' ? '\u0001\u0001' : '\u0001\u0002')) : text;
+  if (!text.includes(NUL) && !text.includes(ESC)) return text;
+  let out = '';
+  for (const c of text) out += c === NUL ? `${ESC}${ESC}` : c === ESC ? `${ESC}\u0002` : c;
+  return out;
 }
 
 export function unescapeText(text: string): string {
-  return text.includes('\u0001') ? text.replace(/\u0001([\u0001\u0002])/g, (_m, c: string) => (c === '\u0001' ? '\u0000' : '\u0001')) : text;
+  if (!text.includes(ESC)) return text;
+  let out = '';
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (c !== ESC) out += c;
+    else out += text[++i] === ESC ? NUL : ESC;
+  }
+  return out;
 }
 
 /** `(doc -> 'a' -> 'b')` for `a.b`: the expression that indexes and queries share. Refuses anything but identifiers joined by dots. */
