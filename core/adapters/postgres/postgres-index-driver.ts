@@ -22,6 +22,8 @@ import {
   nsKey,
   refKey,
   uploadKey,
+  isDecision,
+  type Decision,
   type Effect,
   type HeadState,
   type IndexDriver,
@@ -57,7 +59,10 @@ export interface PostgresIndexDriverOptions {
  * but a plan may touch a namespace only in its effects), and a unique violation (two first
  * writers racing on a row no lock covered).
  */
-const RETRYABLE = new Set(['40001', '40P01', '23505']);
+const UNIQUE_VIOLATION = '23505';
+const RETRYABLE = new Set(['40001', '40P01', UNIQUE_VIOLATION]);
+/** A plan takes a few steps (see `Transaction.decide`); more is a plan that loops. */
+const MAX_STEPS = 16;
 
 /** The server ended the session or the socket broke: the transaction was rolled back (unless it was committing). */
 const CONNECTION_CODES = new Set(['57P01', '57P02', '57P03', '08000', '08001', '08003', '08004', '08006', 'ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT']);
@@ -217,6 +222,7 @@ export class PostgresIndexDriver implements IndexDriver {
 
   async transact<T>(tx: Transaction<T>): Promise<T> {
     const pool = this.#pool();
+    let uniqueViolations = 0;
     for (let attempt = 1; ; attempt++) {
       let client: PoolClient | undefined;
       let committing = false;
@@ -227,12 +233,23 @@ export class PostgresIndexDriver implements IndexDriver {
         // the commit is flushed to the WAL.
         await this.#session.query(client, `BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL lock_timeout = ${this.#lockTimeoutMs}`);
         const run = new Run(this.#session, client);
-        const rows = await run.read(tx.reads);
-        const decision = tx.decide(rows);
+        let step: Transaction<T> = tx;
+        let decision: Decision<T> | undefined;
+        for (let steps = 0; !decision; steps++) {
+          if (steps === MAX_STEPS) throw new Error(`A transaction plan took more than ${MAX_STEPS} steps`);
+          const outcome = step.decide(await run.read(step.reads));
+          if (isDecision(outcome)) decision = outcome;
+          else step = outcome;
+        }
         await run.apply(decision.effects);
-        committing = true;
-        await this.#session.query(client, 'COMMIT');
-        run.committed();
+        if (decision.effects.length === 0 && !run.createdSchemas) {
+          // Nothing to keep (the namespace rows were only locked): no commit record to flush.
+          await this.#session.query(client, 'ROLLBACK');
+        } else {
+          committing = true;
+          await this.#session.query(client, 'COMMIT');
+          run.committed();
+        }
         client.release();
         client = undefined;
         return decision.result;
@@ -258,7 +275,12 @@ export class PostgresIndexDriver implements IndexDriver {
             'The connection to PostgreSQL broke while the transaction was committing, so whether it was applied is unknown',
           );
         }
-        const retryable = lost || RETRYABLE.has(errorCode(err) ?? '');
+        const code = errorCode(err) ?? '';
+        // Every write runs under its namespace's lock, so a unique violation is not a race this
+        // driver can lose twice: one re-run on fresh rows settles a race, a second one is a refusal
+        // (a plan writing a version entry that exists).
+        if (code === UNIQUE_VIOLATION) uniqueViolations++;
+        const retryable = lost || (RETRYABLE.has(code) && (code !== UNIQUE_VIOLATION || uniqueViolations < 2));
         if (!retryable || attempt >= this.#maxAttempts || this.#closed) throw err;
         await sleep(backoff(attempt));
       }
@@ -383,7 +405,7 @@ export class PostgresIndexDriver implements IndexDriver {
       if (query.collection !== undefined) where.push(`coll = ${push(params, query.collection)}`);
       if (query.id !== undefined) where.push(`id = ${push(params, query.id)}`);
       if (query.maxSeq !== undefined) where.push(`seq <= ${push(params, query.maxSeq)}::float8`);
-      let order = 'seq, coll, id';
+      let order = 'queued';
       if (query.order === 'id') {
         if (query.afterId !== undefined) where.push(`id > ${push(params, query.afterId)}`);
         order = 'coll, id';
@@ -467,6 +489,27 @@ export class PostgresIndexDriver implements IndexDriver {
       return rows
         .map((r) => ({ dbName: r.db, collection: r.coll, cv: r.cv }))
         .sort((a, b) => byteCompare(a.dbName, b.dbName) || byteCompare(a.collection, b.collection));
+    });
+  }
+
+  async listPendingDatabases(): Promise<string[]> {
+    return this.#databasesHolding((t) => t.outbox);
+  }
+
+  async listDeadLetterDatabases(): Promise<string[]> {
+    return this.#databasesHolding((t) => t.deadLetters);
+  }
+
+  /** Databases of this prefix whose table (outbox, dead letters) holds a row, in byte order. */
+  async #databasesHolding(table: (t: Tables) => string): Promise<string[]> {
+    return this.#withReconnect(async () => {
+      const pool = this.#pool();
+      const schemas = await listSchemas(pool, this.#prefix);
+      if (schemas.length === 0) return [];
+      const params: unknown[] = [];
+      const union = schemas.map((s) => `SELECT ${push(params, s.dbName)}::text AS db WHERE EXISTS (SELECT 1 FROM ${table(tablesOf(s.schema))})`).join(' UNION ALL ');
+      const rows = await this.#session.query<{ db: string }>(pool, union, params);
+      return rows.map((r) => r.db).sort(byteCompare);
     });
   }
 
@@ -559,6 +602,10 @@ class Run {
     this.#client = client;
   }
 
+  get createdSchemas(): boolean {
+    return this.#created.size > 0;
+  }
+
   committed(): void {
     for (const schema of this.#created) this.#s.ready.add(schema);
   }
@@ -646,10 +693,8 @@ class Run {
             [reads.staleUploads.olderThanMs],
           )
         : [],
-      outboxCounts: new Map<string, string[]>(),
       namespaces: new Map<string, string[]>(),
     };
-    for (const db of new Set(reads.outboxCounts ?? [])) wide.outboxCounts.set(db, await found(db, (t) => `SELECT DISTINCT coll FROM ${t.outbox}`));
     for (const db of new Set(reads.namespaces ?? [])) wide.namespaces.set(db, await found(db, (t) => `SELECT coll FROM ${t.namespaces} WHERE cv IS NOT NULL`));
 
     await this.#lock(direct);
@@ -785,9 +830,12 @@ class Run {
       for (const f of found) headCounts.set(nsKey({ dbName: db, collection: f.coll }), f.n);
     }
     const outboxCounts = new Map<string, number>();
-    for (const [db, colls] of wide.outboxCounts) {
+    // A count over a whole database is one statement's snapshot, without locks: no plan decides
+    // a write on it (it answers `countPendingSync`), and locking every namespace of the database
+    // would queue a health probe behind every commit.
+    for (const db of new Set(reads.outboxCounts ?? [])) {
       const t = await this.#tables(db, false);
-      const found = t && colls.length > 0 ? await this.#q<{ n: number }>(`SELECT count(*) AS n FROM ${t.outbox} WHERE coll = ANY($1::text[])`, [colls]) : [];
+      const found = t ? await this.#q<{ n: number }>(`SELECT count(*) AS n FROM ${t.outbox}`) : [];
       outboxCounts.set(db, found[0]?.n ?? 0);
     }
     const namespaces: Array<Namespace & { cv: number }> = [];
@@ -877,10 +925,7 @@ class Run {
         const actorType = typeof v.actor === 'string' ? null : v.actor.type;
         await this.#q(
           `INSERT INTO ${t.versions} (coll, id, ov, cv, op, at, actor, actor_id, actor_type, reason, deleted, size, body, archived, meta, hash)
-           VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12, $13, $14, $15::jsonb, $16)
-           ON CONFLICT (coll, id, ov) DO UPDATE SET cv = excluded.cv, op = excluded.op, at = excluded.at, actor = excluded.actor,
-             actor_id = excluded.actor_id, actor_type = excluded.actor_type, reason = excluded.reason, deleted = excluded.deleted,
-             size = excluded.size, body = excluded.body, archived = excluded.archived, meta = excluded.meta, hash = excluded.hash`,
+           VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12, $13, $14, $15::jsonb, $16)`,
           [
             e.ns.collection, v.id, v.ov, v.cv, v.op, v.at, JSON.stringify(v.actor), actorId, actorType, v.reason,
             v.deleted, v.size, v.body, v.archived, metaJson(v.meta), v.hash,
@@ -949,6 +994,11 @@ class Run {
            WHERE p.coll = $1 AND p.bucket = r.bucket AND p.key = r.key`,
           [e.ns.collection, e.keys.map((k) => k.bucket), e.keys.map((k) => k.key)],
         );
+        return;
+      }
+      case 'dropPendingBlobs': {
+        const t = await this.#target(e.ns);
+        await this.#q(`DELETE FROM ${t.pendingBlobs} WHERE coll = $1 AND id = $2`, [e.ns.collection, e.id]);
         return;
       }
       case 'putDeadLetter': {

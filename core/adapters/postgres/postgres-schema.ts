@@ -115,8 +115,12 @@ function ddl(t: Tables): string[] {
     `CREATE INDEX versions_unarchived ON ${t.versions} (coll, id, ov) INCLUDE (at) WHERE NOT archived`,
     `CREATE TABLE ${t.claims} (coll ${key}, key ${key}, id ${key}, PRIMARY KEY (coll, key))`,
     `CREATE INDEX claims_by_record ON ${t.claims} (coll, id)`,
-    `CREATE TABLE ${t.outbox} (coll ${key}, id ${key}, seq bigint NOT NULL, PRIMARY KEY (coll, id))`,
-    `CREATE INDEX outbox_by_seq ON ${t.outbox} (seq, coll, id)`,
+    // `queued` is the entry's place in the queue: taken when the entry is made, kept when a later
+    // write re-marks the record at a higher seq.
+    `CREATE TABLE ${t.outbox} (
+       coll ${key}, id ${key}, seq bigint NOT NULL, queued bigint GENERATED ALWAYS AS IDENTITY, PRIMARY KEY (coll, id))`,
+    `CREATE INDEX outbox_by_queue ON ${t.outbox} (queued)`,
+    `CREATE INDEX outbox_by_collection ON ${t.outbox} (coll, queued)`,
     `CREATE TABLE ${t.deadLetters} (coll ${key}, id ${key}, reason text NOT NULL, failed_at ${key}, PRIMARY KEY (coll, id))`,
     `CREATE INDEX dead_letters_by_age ON ${t.deadLetters} (failed_at, coll, id)`,
     `CREATE TABLE ${t.pendingBlobs} (
@@ -178,7 +182,8 @@ export async function createSchemaInTransaction(client: ClientBase, schema: stri
   await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`xronox.schema:${schema}`]);
   if ((await schemaState(client, schema, prefix, dbName)) === 'ready') return;
   const t = tablesOf(schema);
-  for (const statement of ddl(t)) await client.query(statement);
+  // One round trip: the statements have no parameters, so they go as one simple query.
+  await client.query(ddl(t).join(';\n'));
   await client.query(`INSERT INTO ${t.info} (version, prefix, db_name) VALUES ($1, $2, $3)`, [SCHEMA_VERSION, prefix, dbName]);
 }
 
