@@ -1,22 +1,17 @@
-import { afterAll, describe, it } from 'vitest';
+import { afterAll } from 'vitest';
 import { PostgresDocumentStore } from '../../core/adapters/postgres/postgres-document-store.js';
-import { dropSchemas, POSTGRES_URI, postgresAvailability, randomSchemaPrefix } from '../support/postgres-docs.js';
+import { describePostgres, dropDocumentSchemas, POSTGRES_URI, postgresAvailability, randomSchemaPrefix } from '../support/postgres-docs.js';
 import { documentStoreConformance } from './document-store.suite.js';
 
 // The PostgreSQL document store through the same suite as SQLite and MongoDB, against a real
 // server. Every schema it makes carries this file's random prefix, and only those are dropped.
 const availability = await postgresAvailability();
+const schemaPrefix = randomSchemaPrefix();
 
-if ('skip' in availability) {
-  console.warn(`[xronox] SKIPPED the PostgreSQL document store suite: ${availability.skip}.`);
-  describe.skip(`PostgreSQL document store conformance: ${availability.skip}`, () => {
-    it('needs a PostgreSQL server', () => undefined);
-  });
-} else {
-  const schemaPrefix = randomSchemaPrefix();
+describePostgres('PostgreSQL document store', availability, () => {
   let others = 0;
   afterAll(async () => {
-    await dropSchemas(schemaPrefix);
+    await dropDocumentSchemas(schemaPrefix);
   });
 
   documentStoreConformance('postgres', async () => {
@@ -28,4 +23,4 @@ if ('skip' in availability) {
       cleanup: () => store.close(),
     };
   });
-}
+});
