@@ -95,9 +95,12 @@ export class PostgresDocumentStore implements DocumentStore {
 
   /**
    * Creates the database's schema, the collection's table and every declared index unless they
-   * exist; idempotent. When all of it exists already this is one catalog read; otherwise it is a
-   * transaction holding the schema's advisory lock, so processes that start together create each
-   * thing once and the others find it done. This is what `xronox migrate` runs per collection.
+   * exist; idempotent. When all of it exists already this is three catalog reads; otherwise it is
+   * a transaction holding the schema's advisory lock, so processes that start together create each
+   * thing once and the others find it done (DDL is transactional: a failure leaves nothing half
+   * made). An index is built inside that transaction, so on a large existing table a new index
+   * blocks writers while it builds: run `xronox migrate` before deploying a spec with new indexes.
+   * This is what `xronox migrate` runs per collection.
    */
   async ensureCollection(ns: Namespace, spec: CollectionSpec): Promise<void> {
     const names = this.#names(ns);
