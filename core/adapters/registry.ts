@@ -8,7 +8,7 @@ import type { AdapterSource } from '../store/guard.js';
 import { IndexRuntime } from '../store/index-runtime.js';
 import { FS_BLOB_STORE_MEMBERS } from './fs/fs-settings.js';
 import { MONGODB_DOCUMENT_STORE_MEMBERS, MONGODB_INDEX_STORE_MEMBERS, mongoOptions } from './mongodb/mongodb-settings.js';
-import { POSTGRES_INDEX_STORE_MEMBERS } from './postgres/postgres-settings.js';
+import { POSTGRES_DOCUMENT_STORE_MEMBERS, POSTGRES_INDEX_STORE_MEMBERS } from './postgres/postgres-settings.js';
 import { s3BlobStoreMembers } from './s3/s3-settings.js';
 import { SQLITE_DOCUMENT_STORE_MEMBERS, SQLITE_INDEX_STORE_MEMBERS } from './sqlite/sqlite-settings.js';
 
@@ -55,8 +55,9 @@ export const defaultAdapters = {
       return { members: MONGODB_DOCUMENT_STORE_MEMBERS, open: async () => new (await import('./mongodb/mongodb-document-store.js')).MongoDocumentStore({ uri: mongoUri }) };
     }
     if (connection.postgresUri !== undefined) {
-      throw new ConfigError([{ path: `dbConnections.${ref}`, message: 'is a PostgreSQL connection, which holds record databases only; messaging and identities need mongoUri or sqlitePath' }]);
+      const options = { uri: connection.postgresUri, ...(connection.schemaPrefix === undefined ? {} : { schemaPrefix: connection.schemaPrefix }) };
+      return { members: POSTGRES_DOCUMENT_STORE_MEMBERS, open: async () => new (await import('./postgres/postgres-document-store.js')).PostgresDocumentStore(options) };
     }
-    throw new ConfigError([{ path: `dbConnections.${ref}`, message: 'names no backend (mongoUri or sqlitePath)' }]);
+    throw new ConfigError([{ path: `dbConnections.${ref}`, message: 'names no backend (mongoUri, postgresUri or sqlitePath)' }]);
   },
 };

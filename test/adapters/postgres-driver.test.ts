@@ -10,7 +10,7 @@ import { PostgresIndexDriver, type PostgresIndexDriverOptions } from '../../core
 import { acquirePostgresPool, pooledPostgresCount } from '../../core/adapters/postgres/postgres-pool.js';
 import { schemaNameFor } from '../../core/adapters/postgres/postgres-schema.js';
 import { IndexRuntime } from '../../core/store/index-runtime.js';
-import { ConfigError, StorageError, ValidationError } from '../../core/errors.js';
+import { DuplicateKeyError, StorageError, ValidationError } from '../../core/errors.js';
 import { initXronox } from '../../core/xronox.js';
 import { describePostgres, dropSchemas, POSTGRES_URI, postgresAvailability, randomSchemaPrefix, withPostgres } from '../support/postgres.js';
 
@@ -499,7 +499,7 @@ describePostgres('PostgreSQL index driver', availability, () => {
   });
 
   describe('as a configured connection', () => {
-    it('a postgresUri connection holds record databases under its schemaPrefix; messaging on it is refused by name', async () => {
+    it('a postgresUri connection holds record databases and messaging databases, each in a schema under its schemaPrefix', async () => {
       const schemaPrefix = randomSchemaPrefix();
       const dir = mkdtempSync(join(tmpdir(), 'xronox-pg-config-'));
       const tag = randomBytes(4).toString('hex');
@@ -516,10 +516,13 @@ describePostgres('PostgreSQL index driver', availability, () => {
         const created = await orders.create({ status: 'new' });
         expect((await orders.getLatest(created.id))?.data).toEqual({ status: 'new' });
         expect(await sql(`SELECT db_name FROM ${escapeIdentifier(schemaNameFor(schemaPrefix, `rt_${tag}`))}.schema_info`)).toEqual([{ db_name: `rt_${tag}` }]);
-        const messages = x.with({ databaseType: 'messaging', tier: 'tenant', tenantId: 'acme', collection: 'messages' });
-        const err = await messages.findOne({ msgId: 'm' }).catch((e: unknown) => e);
-        expect(err).toBeInstanceOf(ConfigError);
-        expect((err as ConfigError).issues[0]).toMatchObject({ path: 'dbConnections.pg', message: expect.stringContaining('record databases only') });
+        // Messaging on the same connection: the PostgreSQL document store, in a schema of its own.
+        const topics = x.with({ databaseType: 'messaging', tier: 'tenant', tenantId: 'acme', collection: 'topics' });
+        const topic = { topic: 'payments', tenantId: 'acme', shards: 4, createdAt: new Date(), _system: { updatedAt: new Date() } };
+        await topics.insert(topic);
+        expect(await topics.findOne({ topic: 'payments' })).toMatchObject({ topic: 'payments', shards: 4 });
+        expect(await topics.insert({ ...topic, shards: 1 }).catch((e: unknown) => e)).toBeInstanceOf(DuplicateKeyError);
+        expect(await sql(`SELECT count(*)::int AS n FROM ${escapeIdentifier(schemaNameFor(schemaPrefix, `msg_${tag}`))}.topics`)).toEqual([{ n: 1 }]);
       } finally {
         await x.shutdown();
         await dropSchemas(schemaPrefix);

@@ -7,7 +7,8 @@ import { schemaNameFor } from '../../core/adapters/postgres/postgres-schema.js';
 import type { CollectionSpec, Doc, DocScalar, SortSpec } from '../../core/contracts/document-store.js';
 import type { Namespace } from '../../core/contracts/index-store.js';
 import { checkDocument } from '../../core/domains/documents/document-check.js';
-import { matchesDocument, parseDocumentFilter, valueAt } from '../../core/domains/documents/document-filter.js';
+import { parseDocumentFilter, valueAt } from '../../core/domains/documents/document-filter.js';
+import { byPath, matches } from '../../core/foundation/filter.js';
 import { loadConfig } from '../../core/config/load.js';
 import { expireDocuments, migrateDocuments } from '../../core/domains/maintenance.js';
 import { MESSAGING_SPECS } from '../../core/domains/messaging/messaging.js';
@@ -19,7 +20,7 @@ import { seededRandom } from '../support/random.js';
 
 /**
  * What the conformance suite cannot see of the PostgreSQL document store: its filter compiler
- * against `matchesDocument` in both string-order modes (the one a byte-order database uses and
+ * against the core's evaluator (`matches`) in both string-order modes (the one a byte-order database uses and
  * the one any other collation gets), sorts against a reference sort, the U+0000 escape, races
  * between processes (separate pools), the real catalog (expression indexes the planner uses),
  * long names, and refusing a schema that is not Xronox's. Every schema carries this file's random
@@ -80,7 +81,7 @@ describePostgres('PostgreSQL document store', availability, () => {
     });
   });
 
-  describe('the filter compiler against matchesDocument', () => {
+  describe('the filter compiler against the core evaluator', () => {
     const fields = ['n', 'at', 'flag', 'v', 'g', '_system.updatedAt'];
     let ns: Namespace;
     let docs: Doc[];
@@ -123,7 +124,7 @@ describePostgres('PostgreSQL document store', availability, () => {
           for (let i = 0; i < 1500; i++) {
             const input = condition(0);
             const node = f(input);
-            const expected = docs.filter((d) => matchesDocument(node, d)).map((d) => d.k);
+            const expected = docs.filter((d) => matches(node, byPath(d))).map((d) => d.k);
             const params: unknown[] = [];
             const where = node ? compileDocumentFilter(node, params, { byteOrder }) : 'TRUE';
             const rows = await client.query<{ json: string }>(`SELECT doc::text AS json FROM ${tableOf(ns)} WHERE ${where} ORDER BY id`, params);
@@ -145,7 +146,7 @@ describePostgres('PostgreSQL document store', availability, () => {
         const value = POOL[Math.floor(next() * POOL.length)] ?? null;
         const input = { [field]: { [value === null ? '$ne' : ['$gt', '$lte', '$eq', '$ne'][Math.floor(next() * 4)]!]: value } };
         const node = f(input);
-        expect((await store.find(ns, node, { limit: 1000 })).map((d) => d.k)).toEqual(docs.filter((d) => matchesDocument(node, d)).map((d) => d.k));
+        expect((await store.find(ns, node, { limit: 1000 })).map((d) => d.k)).toEqual(docs.filter((d) => matches(node, byPath(d))).map((d) => d.k));
       }
     });
   });
