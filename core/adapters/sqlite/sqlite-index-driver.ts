@@ -161,6 +161,8 @@ export class SqliteIndexDriver implements IndexDriver {
   }
 
   async listVersions(ns: Namespace, id: string, range: VersionRange): Promise<VersionRow[]> {
+    const point = this.#pointRead(ns, id, range);
+    if (point !== undefined) return point === null ? [] : [toVersion(point)];
     const at = range.at;
     const w = where([
       ['db = ? AND coll = ? AND id = ?', ns.dbName, ns.collection, id],
@@ -174,6 +176,24 @@ export class SqliteIndexDriver implements IndexDriver {
     const from = range.unarchived ? 'versions INDEXED BY versions_unarchived' : 'versions';
     const sql = `SELECT ${VERSION_COLUMNS} FROM ${from} WHERE ${w.sql} ORDER BY ${order} ${limit(at ? 1 : (range.limit ?? NO_LIMIT))}`;
     return this.#all<VersionSqlRow>(sql, w.params).map(toVersion);
+  }
+
+  /**
+   * One version by ov, time or cv (`getVersion`, `findVersionAt`: the hot reads) through a
+   * prepared statement; `undefined` when the range is not such a point.
+   */
+  #pointRead(ns: Namespace, id: string, range: VersionRange): VersionSqlRow | null | undefined {
+    const { at, beforeOv, afterOv, unarchived, limit: max } = range;
+    if (unarchived === true) return undefined;
+    const args = [ns.dbName, ns.collection, id] as const;
+    if (at !== undefined && beforeOv === undefined && afterOv === undefined) {
+      const row = 'at' in at ? this.#s.versionAtTime.get(...args, at.at) : this.#s.versionAtCv.get(...args, at.cv);
+      return (row as VersionSqlRow | undefined) ?? null;
+    }
+    if (at === undefined && beforeOv !== undefined && afterOv !== undefined && beforeOv - afterOv === 2 && (max ?? 1) >= 1) {
+      return (this.#s.versionByOv.get(...args, afterOv + 1) as VersionSqlRow | undefined) ?? null;
+    }
+    return undefined;
   }
 
   async listHistory(ns: Namespace, id: string, range: { beforeOv?: number; limit: number }): Promise<HistoryRow[]> {

@@ -56,6 +56,11 @@ export function prepareStatements(db: Database.Database) {
   return {
     // ---- reads
     getHead: p(`SELECT ${HEAD_COLUMNS} FROM heads WHERE db = ? AND coll = ? AND id = ?`),
+    // The point reads of every getVersion / getAsOf, prepared once (the general range query is
+    // built per call).
+    versionByOv: p(`SELECT ${VERSION_COLUMNS} FROM versions WHERE db = ? AND coll = ? AND id = ? AND ov = ?`),
+    versionAtTime: p(`SELECT ${VERSION_COLUMNS} FROM versions WHERE db = ? AND coll = ? AND id = ? AND at <= ? ORDER BY at DESC, ov DESC LIMIT 1`),
+    versionAtCv: p(`SELECT ${VERSION_COLUMNS} FROM versions WHERE db = ? AND coll = ? AND id = ? AND cv <= ? ORDER BY cv DESC LIMIT 1`),
     headState: p(`SELECT ${HEAD_STATE} FROM heads WHERE db = ? AND coll = ? AND id = ?`),
     listHistory: p(
       `SELECT ${HISTORY_COLUMNS} FROM versions INDEXED BY versions_history WHERE db = ? AND coll = ? AND id = ? AND ov < ?
