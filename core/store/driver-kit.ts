@@ -1,5 +1,5 @@
 import type { HeadState, ReadRows, UploadRow } from '../contracts/index-driver.js';
-import type { DeadLetter, Namespace } from '../contracts/index-store.js';
+import type { CounterWindow, DeadLetter, Namespace } from '../contracts/index-store.js';
 
 /**
  * Helpers every index driver uses to build the `ReadRows` of a transaction, so that each one
@@ -52,6 +52,17 @@ export function keyed<I, V>(items: readonly I[] | undefined, key: (item: I) => s
   for (const item of items ?? []) {
     const v = value(item);
     if (v !== undefined) out.set(key(item), v);
+  }
+  return out;
+}
+
+/** Counter rows ordered by window, one per (window, name), as the windows they make up. */
+export function groupWindows(rows: ReadonlyArray<{ win: string; name: string; value: number }>): CounterWindow[] {
+  const out: CounterWindow[] = [];
+  for (const r of rows) {
+    let last = out[out.length - 1];
+    if (last?.window !== r.win) out.push((last = { window: r.win, counts: {} }));
+    last.counts[r.name] = r.value;
   }
   return out;
 }

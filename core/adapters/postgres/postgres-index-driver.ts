@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Pool, PoolClient, QueryResult, QueryResultRow } from 'pg';
 import type {
-  Actor,
   ActorQuery,
   AsOfQuery,
   CounterWindow,
@@ -15,7 +14,6 @@ import type {
   PendingBlob,
   PendingSync,
   UnarchivedRecord,
-  VersionOp,
   VersionRow,
   VersionSummary,
 } from '../../contracts/index-store.js';
@@ -40,6 +38,7 @@ import { compileFilter } from './postgres-filter.js';
 import { inlineParams } from './postgres-inline.js';
 import { acquirePostgresPool, type PooledPostgres, type PostgresPoolOptions } from './postgres-pool.js';
 import { assertSchemaPrefix, createSchemaInTransaction, listSchemas, schemaNameFor, schemaState, tablesOf, type Tables } from './postgres-schema.js';
+import { groupWindows } from '../../store/driver-kit.js';
 
 export interface PostgresIndexDriverOptions {
   /** `postgres://user:password@host:port/database`; the pool is shared by every driver with the same string and pool options. */
@@ -104,18 +103,8 @@ interface HeadSqlRow {
   hash: string | null;
 }
 
-interface HistorySqlRow {
-  id: string;
-  ov: number;
-  cv: number;
-  op: VersionOp;
-  at: string;
-  actor: Actor;
-  reason: string | null;
-  deleted: boolean;
-  size: number;
-  archived: boolean;
-}
+/** A history row as PostgreSQL returns it: the port's own shape. */
+type HistorySqlRow = HistoryRow;
 
 interface VersionSqlRow extends HistorySqlRow {
   body: string | null;
@@ -521,13 +510,7 @@ export class PostgresIndexDriver implements IndexDriver {
          ORDER BY win, name`,
         [collection, prefix, windowRangeEnd(prefix), query.from ?? '', query.to ?? null],
       );
-      const out: CounterWindow[] = [];
-      for (const r of rows) {
-        let last = out[out.length - 1];
-        if (last?.window !== r.win) out.push((last = { window: r.win, counts: {} }));
-        last.counts[r.name] = r.value;
-      }
-      return out;
+      return groupWindows(rows);
     });
   }
 

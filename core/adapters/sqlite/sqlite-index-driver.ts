@@ -19,7 +19,7 @@ import type {
 } from '../../contracts/index-store.js';
 import type { FilterNode } from '../../foundation/filter-tree.js';
 import { processGone } from '../../foundation/process.js';
-import { keyed } from '../../store/driver-kit.js';
+import { groupWindows, keyed } from '../../store/driver-kit.js';
 import { compileFilter, metaFields } from './sqlite-filter.js';
 import { openSqliteFile } from './sqlite-open.js';
 import { openSchema } from './sqlite-schema.js';
@@ -283,13 +283,7 @@ export class SqliteIndexDriver implements IndexDriver {
     const rows = this.#s.getCounterWindows.all(
       dbName, collection, prefix, windowRangeEnd(prefix), query.from ?? '', query.to ?? null, query.to ?? null,
     ) as Array<{ win: string; name: string; value: number }>;
-    const out: CounterWindow[] = [];
-    for (const r of rows) {
-      let last = out[out.length - 1];
-      if (last?.window !== r.win) out.push((last = { window: r.win, counts: {} }));
-      last.counts[r.name] = r.value;
-    }
-    return out;
+    return groupWindows(rows);
   }
 
   async listNamespaces(dbName?: string): Promise<Array<Namespace & { cv: number }>> {
