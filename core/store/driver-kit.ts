@@ -66,3 +66,30 @@ export function groupWindows(rows: ReadonlyArray<{ win: string; name: string; va
   }
   return out;
 }
+
+/** UTF-8 byte order, the order of every string comparison of the port (ids, keys, names). */
+export function byteOrder(a: string, b: string): number {
+  return a === b ? 0 : Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+}
+
+/** Namespaces by database, then collection, in byte order (how `listNamespaces` answers). */
+export function namespaceOrder(a: Namespace, b: Namespace): number {
+  return byteOrder(a.dbName, b.dbName) || byteOrder(a.collection, b.collection);
+}
+
+/** Items grouped by a key, groups and items in the order first seen. */
+export function groupBy<T>(items: readonly T[], keyOf: (item: T) => string): Map<string, T[]> {
+  const out = new Map<string, T[]>();
+  for (const item of items) {
+    const key = keyOf(item);
+    const list = out.get(key);
+    if (list) list.push(item);
+    else out.set(key, [item]);
+  }
+  return out;
+}
+
+/** The lowest string above every counter window key starting with `prefix` (prefixes end in `:`, so `;` follows). */
+export function windowRangeEnd(prefix: string): string {
+  return `${prefix.slice(0, -1)};`;
+}

@@ -355,7 +355,7 @@ describePostgres('PostgreSQL index driver', availability, () => {
       await expect(a.ping()).rejects.toThrow(/closed/);
     });
 
-    it('leaves no session state on pooled connections (SET LOCAL only); commits wait for the WAL flush, only leases do not', async () => {
+    it('leaves no session state on pooled connections (SET LOCAL only, the timeouts too); commits wait for the WAL flush, only leases do not', async () => {
       const options = { max: 1, applicationName: appName() };
       const seen: string[] = [];
       const d = driver({ pool: options, lockTimeoutMs: 1234, onQuery: (text) => seen.push(text) });
@@ -374,6 +374,8 @@ describePostgres('PostgreSQL index driver', availability, () => {
       try {
         const rows = await shared.pool.query<{ lock_timeout: string }>('SHOW lock_timeout');
         expect(rows.rows[0]?.lock_timeout).toBe('0');
+        const statement = await shared.pool.query<{ statement_timeout: string }>('SHOW statement_timeout');
+        expect(statement.rows[0]?.statement_timeout).toBe('0');
         const sync = await shared.pool.query<{ synchronous_commit: string }>('SHOW synchronous_commit');
         expect(sync.rows[0]?.synchronous_commit).toBe('on');
       } finally {
@@ -381,7 +383,7 @@ describePostgres('PostgreSQL index driver', availability, () => {
       }
       const sets = seen.flatMap((text) => text.split(';')).filter((s) => /^\s*SET\b/i.test(s));
       expect(sets.length).toBeGreaterThan(0);
-      for (const s of sets) expect(s.trim()).toMatch(/^SET LOCAL (lock_timeout = 1234|synchronous_commit = off)$/);
+      for (const s of sets) expect(s.trim()).toMatch(/^SET LOCAL (lock_timeout = 1234|statement_timeout = 30000|synchronous_commit = off)$/);
     });
   });
 

@@ -18,6 +18,7 @@ import type {
   VersionSummary,
 } from '../../contracts/index-store.js';
 import { ConfigError, StorageError } from '../../errors.js';
+import { byteOrder, namespaceOrder } from '../../store/driver-kit.js';
 import { acquireMongoClient, type PooledMongoClient } from './mongodb-client-pool.js';
 import {
   type CounterDoc,
@@ -35,7 +36,7 @@ import {
 import { applySteps, planEffects, writtenCollections } from './mongodb-effects.js';
 import { type IndexedFields, toMongoFilter } from './mongodb-filter.js';
 import { coll, collectionName, type CollRef, CV_DOC_ID, type IndexSettings, pendingBlobId, queue, QUEUE_COLLECTIONS, recordKey, TOTALS_DOC_ID, WINDOW_DOC_PREFIX, windowIdRange } from './mongodb-layout.js';
-import { byteOrder, emptyRows, finishRows, planReads, type ReadQuery, type RowsBuilder } from './mongodb-read-set.js';
+import { emptyRows, finishRows, planReads, type ReadQuery, type RowsBuilder } from './mongodb-read-set.js';
 import { MongoSetup, serverIssues } from './mongodb-setup.js';
 
 export interface MongoIndexDriverOptions {
@@ -407,7 +408,7 @@ export class MongoIndexDriver implements IndexDriver {
   async listNamespaces(dbName?: string): Promise<Array<Namespace & { cv: number }>> {
     const out: Array<Namespace & { cv: number }> = [];
     for (const db of dbName === undefined ? await this.#databases() : [dbName]) out.push(...(await this.#collectionVersions(db, await this.#counterCollections(db))));
-    return out.sort((a, b) => byteOrder(a.dbName, b.dbName) || byteOrder(a.collection, b.collection));
+    return out.sort(namespaceOrder);
   }
 
   async listUnarchivedRecords(dbName: string, query: { writtenBefore: string; after?: { collection: string; id: string }; limit: number }): Promise<UnarchivedRecord[]> {

@@ -1,7 +1,7 @@
 import type { Document } from 'mongodb';
 import { nsKey, type ReadRows, type ReadSet, refKey, uploadKey, type UploadRow } from '../../contracts/index-driver.js';
 import type { Namespace } from '../../contracts/index-store.js';
-import type { RowsBuilder } from '../../store/driver-kit.js';
+import { groupBy, namespaceOrder, type RowsBuilder } from '../../store/driver-kit.js';
 import { leftoverWrite } from './mongodb-documents.js';
 import { coll, type CollRef, CV_DOC_ID, queue, recordKey, uploadDocId, WINDOW_DOC_PREFIX, windowIdRange } from './mongodb-layout.js';
 
@@ -90,7 +90,7 @@ export function planReads(reads: ReadSet, settings: ReadSettings): ReadQuery[] {
         const letters = docs.map((d) => ({ collection: d.coll as string, id: d.id as string, reason: d.reason as string, failedAt: d.failedAt as string, headCv: null as number | null }));
         rows.allDeadLetters.push(...letters);
         // Then each letter's head cv: one query per collection.
-        return [...group(letters, (l) => l.collection)].map(([collection, ofColl]) => ({
+        return [...groupBy(letters, (l) => l.collection)].map(([collection, ofColl]) => ({
           coll: coll({ dbName: db, collection }, 'head'),
           pipeline: [{ $match: { _id: { $in: unique(ofColl.map((l) => l.id)) } } }, { $project: { cv: 1 } }],
           fold(heads) {
@@ -147,7 +147,7 @@ export function planReads(reads: ReadSet, settings: ReadSettings): ReadQuery[] {
     });
   }
 
-  for (const [db, asked] of group(reads.uploads ?? [], (u) => u.dbName)) {
+  for (const [db, asked] of groupBy(reads.uploads ?? [], (u) => u.dbName)) {
     const byDocId = new Map(asked.map((u) => [uploadDocId(u.collection, u.bucket, u.key), uploadKey(u, u.bucket, u.key)]));
     out.push({
       coll: queue(db, 'uploads'),
@@ -196,7 +196,7 @@ export function planReads(reads: ReadSet, settings: ReadSettings): ReadQuery[] {
 
 /** Orders what the queries' completion order left unordered. */
 export function finishRows(rows: RowsBuilder): ReadRows {
-  rows.namespaces.sort((a, b) => byteOrder(a.dbName, b.dbName) || byteOrder(a.collection, b.collection));
+  rows.namespaces.sort(namespaceOrder);
   return rows;
 }
 
@@ -267,20 +267,9 @@ function foldStaleUploads(docs: readonly Document[], rows: RowsBuilder): void {
 
 // ---- grouping ------------------------------------------------------------------------------
 
-function group<T>(items: readonly T[], keyOf: (item: T) => string): Map<string, T[]> {
-  const out = new Map<string, T[]>();
-  for (const item of items) {
-    const key = keyOf(item);
-    const list = out.get(key);
-    if (list) list.push(item);
-    else out.set(key, [item]);
-  }
-  return out;
-}
-
 /** Items by namespace. */
 function namespaceGroups<T extends Namespace>(items: readonly T[]): Array<[Namespace, T[]]> {
-  return [...group(items, nsKey).values()].map((list) => [{ dbName: list[0]!.dbName, collection: list[0]!.collection }, list]);
+  return [...groupBy(items, nsKey).values()].map((list) => [{ dbName: list[0]!.dbName, collection: list[0]!.collection }, list]);
 }
 
 /** Items by namespace, with the distinct keys each asks for. */
@@ -289,7 +278,7 @@ function byNamespace<T extends Namespace>(items: readonly T[], keyOf: (item: T) 
 }
 
 function byDatabase<T extends Namespace & { readonly id: string }>(items: readonly T[]): Map<string, T[]> {
-  return group(items, (i) => i.dbName);
+  return groupBy(items, (i) => i.dbName);
 }
 
 function uniqueNamespaces(items: readonly Namespace[]): Namespace[] {
@@ -298,9 +287,4 @@ function uniqueNamespaces(items: readonly Namespace[]): Namespace[] {
 
 function unique<T>(items: readonly T[]): T[] {
   return [...new Set(items)];
-}
-
-/** Byte order of UTF-8 names, as the port asks. */
-export function byteOrder(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a), Buffer.from(b));
 }
