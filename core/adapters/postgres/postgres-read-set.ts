@@ -1,6 +1,6 @@
+import type { QueryResultRow } from 'pg';
 import { nsKey, type ReadRows, type ReadSet, refKey, uploadKey } from '../../contracts/index-driver.js';
 import type { Namespace } from '../../contracts/index-store.js';
-import type { QueryResultRow } from 'pg';
 import { emptyRows, groupBy, namespaceOrder } from '../../store/driver-kit.js';
 import { bind } from './postgres-filter.js';
 import type { Tables } from './postgres-schema.js';
@@ -20,34 +20,12 @@ export interface ReadScope {
 }
 
 /**
- * The rows a plan's read set names, in one transaction: the namespaces it covers are locked first,
- * then each kind of row is one statement per database (its keys passed as arrays).
+ * The rows a plan's read set names, in one transaction: the namespaces it covers are locked first
+ * (`lockCovered`), then each kind of row is one statement per database (its keys passed as arrays).
  */
 export async function readRows(tx: ReadScope, reads: ReadSet): Promise<ReadRows> {
-  const direct: Namespace[] = [];
-  for (const list of [reads.heads, reads.claims, reads.outbox, reads.deadLetters, reads.unarchived, reads.versionCounts, reads.collectionVersions, reads.uploads, reads.headCounts]) {
-    for (const ns of list ?? []) direct.push({ dbName: ns.dbName, collection: ns.collection });
-  }
-  if (reads.counterWindows) direct.push({ dbName: reads.counterWindows.dbName, collection: reads.counterWindows.collection });
-
-  // Reads over a whole database first find the namespaces they cover (without locks), then lock
-  // those with the rest. A namespace that appears meanwhile is left out, as if it had been written
-  // after this transaction, which is a valid serial order: nothing here reads it.
-  const found = async (dbName: string, sql: (t: Tables) => string, values: unknown[] = []): Promise<string[]> => {
-    const t = await tx.tables(dbName, false);
-    const colls = t ? (await tx.query<{ coll: string }>(sql(t), values)).map((r) => r.coll) : [];
-    for (const collection of colls) direct.push({ dbName, collection });
-    return colls;
-  };
+  const { letterColls, staleColls, wholeDbs } = await lockCovered(tx, reads);
   const { allDeadLetters: letterDb, staleUploads: stale } = reads;
-  const letterColls = letterDb === undefined ? [] : await found(letterDb, (t) => `SELECT DISTINCT coll FROM ${t.deadLetters}`);
-  const staleColls = stale ? await found(stale.dbName, (t) => `SELECT DISTINCT coll FROM ${t.uploads} WHERE ${stampedBefore('$1')}`, [stale.olderThanMs]) : [];
-  const wholeDbs = new Map<string, string[]>();
-  for (const db of new Set(reads.namespaces ?? [])) wholeDbs.set(db, await found(db, (t) => `SELECT coll FROM ${t.namespaces} WHERE cv IS NOT NULL`));
-
-  await tx.lock(direct);
-  if (reads.locks?.length) await tx.lockLeases(reads.locks);
-
   const rows = emptyRows();
   const at = (db: string, r: { coll: string }, key: string) => refKey({ dbName: db, collection: r.coll }, key);
   type Head = { id: string; ov: number; cv: number; deleted: boolean; offloaded: boolean };
@@ -137,6 +115,34 @@ export async function readRows(tx: ReadScope, reads: ReadSet): Promise<ReadRows>
   return rows;
 }
 
+/**
+ * Locks the namespaces the read set covers. Reads over a whole database first find the namespaces
+ * they cover (without locks), then lock those with the rest. A namespace that appears meanwhile is
+ * left out, as if it had been written after this transaction, which is a valid serial order:
+ * nothing here reads it. Returns what those reads found.
+ */
+async function lockCovered(tx: ReadScope, reads: ReadSet): Promise<{ letterColls: string[]; staleColls: string[]; wholeDbs: Map<string, string[]> }> {
+  const direct: Namespace[] = [];
+  for (const list of [reads.heads, reads.claims, reads.outbox, reads.deadLetters, reads.unarchived, reads.versionCounts, reads.collectionVersions, reads.uploads, reads.headCounts]) {
+    for (const ns of list ?? []) direct.push({ dbName: ns.dbName, collection: ns.collection });
+  }
+  if (reads.counterWindows) direct.push({ dbName: reads.counterWindows.dbName, collection: reads.counterWindows.collection });
+  const found = async (dbName: string, sql: (t: Tables) => string, values: unknown[] = []): Promise<string[]> => {
+    const t = await tx.tables(dbName, false);
+    const colls = t ? (await tx.query<{ coll: string }>(sql(t), values)).map((r) => r.coll) : [];
+    for (const collection of colls) direct.push({ dbName, collection });
+    return colls;
+  };
+  const { allDeadLetters: letterDb, staleUploads: stale } = reads;
+  const letterColls = letterDb === undefined ? [] : await found(letterDb, (t) => `SELECT DISTINCT coll FROM ${t.deadLetters}`);
+  const staleColls = stale ? await found(stale.dbName, (t) => `SELECT DISTINCT coll FROM ${t.uploads} WHERE ${stampedBefore('$1')}`, [stale.olderThanMs]) : [];
+  const wholeDbs = new Map<string, string[]>();
+  for (const db of new Set(reads.namespaces ?? [])) wholeDbs.set(db, await found(db, (t) => `SELECT coll FROM ${t.namespaces} WHERE cv IS NOT NULL`));
+  await tx.lock(direct);
+  if (reads.locks?.length) await tx.lockLeases(reads.locks);
+  return { letterColls, staleColls, wholeDbs };
+}
+
 /** Refs grouped by database, with their tables (locked, so their schemas exist; a read-only plan reads nothing from a database that has none). */
 async function byDb<R extends Namespace>(tx: ReadScope, refs: readonly R[] | undefined): Promise<Array<[string, Tables, R[]]>> {
   const out: Array<[string, Tables, R[]]> = [];
@@ -165,6 +171,7 @@ async function lookup<Row extends QueryResultRow>(
     const found = await tx.query<Row & { coll: string }>(
       `SELECT x.coll, ${columns} FROM ${table(t)} x JOIN unnest(${names.map((_, i) => `$${i + 1}::text[]`).join(', ')}) AS r(${names.join(', ')})
        ON ${names.map((n) => `x.${n} = r.${n}`).join(' AND ')} ${tail}`,
+      // `keys` name properties of the refs (`id`, `key`, `bucket`), whose values fill the key columns.
       [list.map((r) => r.collection), ...keys.map((k) => list.map((r) => (r as unknown as Record<string, unknown>)[k]))],
     );
     for (const row of found) out.push([db, row]);

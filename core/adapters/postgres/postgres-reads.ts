@@ -7,8 +7,7 @@ import { bind, compileFilter, metaFields } from './postgres-filter.js';
 import { backoff, isConnectionError } from './postgres-pool.js';
 import { listSchemas, schemaNameFor, schemaState, tablesOf, type Tables } from './postgres-schema.js';
 import { HEAD_COLUMNS, type HeadSqlRow, HISTORY_COLUMNS, type HistorySqlRow, SORT_COLUMNS, toHead, toHistory } from './postgres-statements.js';
-import { toVersion, VERSION_COLUMNS, type VersionSqlRow } from './postgres-statements.js';
-import type { IndexSession } from './postgres-transaction.js';
+import { type IndexSession, toVersion, VERSION_COLUMNS, type VersionSqlRow } from './postgres-statements.js';
 
 /** Runs one statement on a pooled connection; its rows. */
 type Query = <R extends QueryResultRow>(text: string, values?: readonly unknown[]) => Promise<R[]>;

@@ -1,12 +1,22 @@
 import type { UploadRow } from '../../contracts/index-driver.js';
 import type { HeadRow, HistoryRow, IndexedValue, VersionRow } from '../../contracts/index-store.js';
 import { ValidationError } from '../../errors.js';
+import type { PostgresSession } from './postgres-pool.js';
 
 /**
- * What the index store's statements on PostgreSQL share: the column lists they select, the rows
- * they return and how those become the port's rows, and how values are written. Table names come
- * only from `tablesOf` (`postgres-schema.ts`); every value is a bound parameter.
+ * What the index store's statements on PostgreSQL share: the session they run on, the column
+ * lists they select, the rows they return and how those become the port's rows, and how values
+ * are written. Table names come only from `tablesOf` (`postgres-schema.ts`); every value is a
+ * bound parameter.
  */
+
+/** What the index store's reads and transactions share: the pool, the schema prefix, the schemas known to exist. */
+export interface IndexSession {
+  readonly session: PostgresSession;
+  readonly prefix: string;
+  /** Schemas known to exist in this version (the driver never drops one). */
+  readonly ready: Set<string>;
+}
 
 export interface HeadSqlRow {
   id: string;

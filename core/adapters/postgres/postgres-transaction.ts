@@ -5,17 +5,9 @@ import type { Namespace } from '../../contracts/index-store.js';
 import { byteOrder, groupBy } from '../../store/driver-kit.js';
 import { type EffectScope, renderEffect } from './postgres-effects.js';
 import { inlineParams } from './postgres-inline.js';
-import type { PostgresSession } from './postgres-pool.js';
 import { readRows, type ReadScope } from './postgres-read-set.js';
 import { createSchemaInTransaction, schemaNameFor, schemaState, tablesOf, type Tables } from './postgres-schema.js';
-
-/** What a transaction attempt needs of its driver. */
-export interface IndexSession {
-  readonly session: PostgresSession;
-  readonly prefix: string;
-  /** Schemas known to exist in this version (the driver never drops one). */
-  readonly ready: Set<string>;
-}
+import type { IndexSession } from './postgres-statements.js';
 
 /**
  * One attempt of a transaction on one connection: its locks, reads and effects (see
