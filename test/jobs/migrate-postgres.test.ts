@@ -213,7 +213,7 @@ describePostgres('xronox migrate and least privilege on PostgreSQL', availabilit
     await workload(open(configFor(GRANTED, ['acme'])), 'granted');
   });
 
-  it('a database migrate has not made is a StorageError naming it and `xronox migrate`, for writes of both stores; reads find nothing; the instance carries on', async () => {
+  it('a database migrate has not made is a StorageError naming it and `xronox migrate`, for writes of both stores and in a job report; reads find nothing; the instance carries on', async () => {
     // Tenant beta was added to the config after the migration.
     const x = open(configFor(APP, ['acme', 'beta']));
     const beta = x.with({ databaseType: 'runtime', tier: 'tenant', tenantId: 'beta', collection: 'orders' });
@@ -232,6 +232,11 @@ describePostgres('xronox migrate and least privilege on PostgreSQL', availabilit
     // A read of a database that is not there finds nothing, and creates nothing.
     expect(await beta.getLatest('nobody')).toBeNull();
     expect(Object.keys(await schemas()).filter((s) => s.includes('beta'))).toEqual([]);
+    // A job run names each database it could not reach and does the others.
+    const job = await runJob(x, 'retention', { log: null });
+    expect(job.failures.map((f) => f.dbName).sort()).toEqual(['ids_beta', 'msg_beta', 'rt_beta']);
+    for (const f of job.failures) expect(f.error).toMatch(/is not set up, and this role may not create it .*npx xronox migrate/);
+    expect(job.databases).toMatchObject({ total: 8, done: 5, failed: 3 });
     // The instance is fine: acme's databases still serve.
     const orders = x.with({ databaseType: 'runtime', tier: 'tenant', tenantId: 'acme', collection: 'orders' });
     const { id } = await orders.create({ customer: 'after' });
