@@ -103,6 +103,12 @@ export interface ServerOptions {
   unopenableStore?: boolean;
   /** SQLite only: where the database file goes (default: in the server's temp dir). */
   sqlitePath?: string;
+  /**
+   * PostgreSQL only: the schema prefix of connection `local` (default: a random one), for a
+   * caller whose `config.dbConnections` adds connections of its own under the same prefix.
+   * `close()` drops the schemas of this prefix.
+   */
+  schemaPrefix?: string;
   app?: Omit<CreateAppOptions, 'xronox'>;
 }
 
@@ -156,7 +162,7 @@ interface TestStore {
 let postgresChecked: Promise<void> | null = null;
 
 /** Fails, naming the reason, when PostgreSQL does not answer (checked once per test file). */
-function requirePostgres(): Promise<void> {
+export function requirePostgres(): Promise<void> {
   postgresChecked ??= postgresAvailability().then((availability) => {
     if (!availability.ok) throw new Error(`${availability.reason}. The HTTP suites of the vitest project "postgres" need it: start PostgreSQL, point XRONOX_POSTGRES_URI at one, or set XRONOX_POSTGRES_OPTIONAL=1 to leave the project out.`);
   });
@@ -167,12 +173,13 @@ async function openStore(dir: string, options: ServerOptions): Promise<TestStore
   const unopenable = options.unopenableStore === true;
   if (BACKEND === 'sqlite') {
     // A directory where the database file should be: the real driver fails to open it.
+    if (options.schemaPrefix !== undefined) throw new Error('startServer: schemaPrefix is for the PostgreSQL backend only');
     const sqlitePath = unopenable ? dir : (options.sqlitePath ?? `${dir}/xronox.sqlite`);
     return { connection: { sqlitePath }, schemaPrefix: null, objects: async () => sqliteObjects(sqlitePath), cleanup: async () => undefined };
   }
   if (options.sqlitePath !== undefined) throw new Error('startServer: sqlitePath is for the SQLite backend only');
   await requirePostgres();
-  const schemaPrefix = randomSchemaPrefix();
+  const schemaPrefix = options.schemaPrefix ?? randomSchemaPrefix();
   const postgresUri = unopenable ? await refusingPostgresUri() : POSTGRES_URI;
   return {
     connection: { postgresUri, schemaPrefix },
