@@ -82,6 +82,8 @@ export interface TestServer {
   schemaPrefix: string | null;
   /** Every log line the app wrote, in order. */
   logs: Record<string, unknown>[];
+  /** Every error of the engine's background work (the blob sync), in order; each is printed too. */
+  backgroundErrors: unknown[];
   /**
    * What the store holds of its own structure, as sorted lines: the database file and every
    * table and index in it (SQLite), or every schema of the server's prefix and every relation in
@@ -117,13 +119,22 @@ export async function startServer(options: ServerOptions = {}): Promise<TestServ
   const store = await openStore(dir.path, options);
   const dev = createDevConfig({ basePath: `${dir.path}/blobs`, tenants: [...TENANTS] });
   const domains = { domainsDatabases: [{ domain: 'health', dbConnRef: 'local', dbName: 'xronox_dev_knowledge_health' }] };
-  const xronox = initXronox({
-    ...dev,
-    dbConnections: { local: store.connection },
-    databases: { ...dev.databases, knowledge: { ...dev.databases.knowledge, ...domains } },
-    api: options.api ?? testApiConfig(),
-    ...options.config,
-  });
+  const backgroundErrors: unknown[] = [];
+  const xronox = initXronox(
+    {
+      ...dev,
+      dbConnections: { local: store.connection },
+      databases: { ...dev.databases, knowledge: { ...dev.databases.knowledge, ...domains } },
+      api: options.api ?? testApiConfig(),
+      ...options.config,
+    },
+    {
+      onBackgroundError: (err) => {
+        backgroundErrors.push(err);
+        console.error(`[test server] background blob sync failed, will retry: ${err instanceof Error ? err.message : String(err)}`);
+      },
+    },
+  );
   const logs: Record<string, unknown>[] = [];
   const app = createApp({ xronox, logger: (line) => logs.push(line), ...options.app });
   const { server, port } = await new Promise<{ server: ReturnType<typeof serveApi>; port: number }>((resolveListening) => {
@@ -136,6 +147,7 @@ export async function startServer(options: ServerOptions = {}): Promise<TestServ
     backend: BACKEND,
     schemaPrefix: store.schemaPrefix,
     logs,
+    backgroundErrors,
     storeObjects: store.objects,
     async close() {
       await new Promise<void>((done) => {
