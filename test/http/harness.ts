@@ -198,7 +198,7 @@ async function openStore(dir: string, options: ServerOptions): Promise<TestStore
     schemaPrefix,
     objects: () => postgresObjects(schemaPrefix),
     async cleanup() {
-      // Index schemas carry `schema_info`, document schemas `_xronox_documents`; each helper drops
+      // Index schemas carry `_schema_info`, document schemas `_xronox_documents`; each helper drops
       // only its kind, and only schemas of this prefix. Anything of the prefix left is a schema
       // the store made without its marker: a defect to report, not to sweep away.
       await dropSchemas(schemaPrefix);

@@ -33,7 +33,7 @@ export function randomSchemaPrefix(): string {
 
 /**
  * Drops the schemas a test file's stores created: those whose name starts with its random prefix
- * and whose `schema_info` row says they were made with that prefix. Nothing else is touched.
+ * and whose `_schema_info` row says they were made with that prefix. Nothing else is touched.
  */
 export async function dropSchemas(prefix: string, uri = POSTGRES_URI): Promise<string[]> {
   const client = new Client({ connectionString: uri });
@@ -45,9 +45,9 @@ export async function dropSchemas(prefix: string, uri = POSTGRES_URI): Promise<s
     );
     const dropped: string[] = [];
     for (const { nspname } of found.rows) {
-      const info = await client.query<{ ok: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS ok`, [`${escapeIdentifier(nspname)}.schema_info`]);
+      const info = await client.query<{ ok: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS ok`, [`${escapeIdentifier(nspname)}._schema_info`]);
       if (!info.rows[0]?.ok) continue;
-      const owner = await client.query<{ prefix: string }>(`SELECT prefix FROM ${escapeIdentifier(nspname)}.schema_info`);
+      const owner = await client.query<{ prefix: string }>(`SELECT prefix FROM ${escapeIdentifier(nspname)}._schema_info`);
       if (owner.rows.length !== 1 || owner.rows[0]!.prefix !== prefix) continue;
       await client.query(`DROP SCHEMA ${escapeIdentifier(nspname)} CASCADE`);
       dropped.push(nspname);

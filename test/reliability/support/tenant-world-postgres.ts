@@ -70,7 +70,7 @@ export async function postgresTenantConnections(): Promise<PostgresTenantConnect
 export async function readAs(uri: string, schemaPrefix: string, dbName: string): Promise<number | string> {
   return withPostgres(async (client) => {
     try {
-      const rows = await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${escapeIdentifier(`${schemaPrefix}${dbName}`)}.heads`);
+      const rows = await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${escapeIdentifier(`${schemaPrefix}${dbName}`)}._heads`);
       return rows.rows[0]!.n;
     } catch (err) {
       return (err as { code?: string }).code ?? String(err);
@@ -83,7 +83,7 @@ interface SchemaCensus {
   schema: string;
   dbName: string;
   kind: 'index' | 'documents';
-  /** Per table (`heads`, `versions`, or a document collection): each `owner`/`tenantId` value found, with its count. */
+  /** Per table (`_heads`, `_versions`, or a document collection): each `owner`/`tenantId` value found, with its count. */
   tenantsByTable: Record<string, Record<string, number>>;
   /** Index schemas: the ids in `heads`, by collection. */
   heads: Record<string, string[]>;
@@ -94,7 +94,7 @@ export async function schemaCensus(prefix: string): Promise<SchemaCensus[]> {
   return withPostgres(async (client) => {
     const schemas = await client.query<{ nspname: string; index: boolean; documents: boolean }>(
       `SELECT n.nspname,
-              to_regclass(quote_ident(n.nspname) || '.schema_info') IS NOT NULL AS index,
+              to_regclass(quote_ident(n.nspname) || '._schema_info') IS NOT NULL AS index,
               to_regclass(quote_ident(n.nspname) || '._xronox_documents') IS NOT NULL AS documents
        FROM pg_namespace n WHERE left(n.nspname, length($1)) = $1 ORDER BY n.nspname`,
       [prefix],
@@ -103,7 +103,7 @@ export async function schemaCensus(prefix: string): Promise<SchemaCensus[]> {
     for (const { nspname, index, documents } of schemas.rows) {
       const s = escapeIdentifier(nspname);
       if (!index && !documents) throw new Error(`Schema ${nspname} of the run's prefix is neither an index nor a document schema`);
-      const dbName = (await client.query<{ db_name: string }>(`SELECT db_name FROM ${s}.${index ? 'schema_info' : '_xronox_documents'}`)).rows[0]!.db_name;
+      const dbName = (await client.query<{ db_name: string }>(`SELECT db_name FROM ${s}.${index ? '_schema_info' : '_xronox_documents'}`)).rows[0]!.db_name;
       const census: SchemaCensus = { schema: nspname, dbName, kind: index ? 'index' : 'documents', tenantsByTable: {}, heads: {} };
       const tally = async (table: string, column: string) => {
         const rows = await client.query<{ t: string | null; n: number }>(
@@ -113,14 +113,17 @@ export async function schemaCensus(prefix: string): Promise<SchemaCensus[]> {
         );
         census.tenantsByTable[table] = Object.fromEntries(rows.rows.map((r) => [r.t, r.n]));
       };
+      // A messaging database's schema may hold both: the index store's tables (the jobs' leases),
+      // all named `_…`, and the document store's, named as their collections.
       if (index) {
-        await tally('heads', 'meta');
-        await tally('versions', 'meta');
-        const heads = await client.query<{ coll: string; id: string }>(`SELECT coll, id FROM ${s}.heads ORDER BY coll, id`);
+        await tally('_heads', 'meta');
+        await tally('_versions', 'meta');
+        const heads = await client.query<{ coll: string; id: string }>(`SELECT coll, id FROM ${s}._heads ORDER BY coll, id`);
         for (const { coll, id } of heads.rows) (census.heads[coll] ??= []).push(id);
-      } else {
+      }
+      if (documents) {
         const tables = await client.query<{ relname: string }>(
-          `SELECT c.relname FROM pg_class c WHERE c.relnamespace = quote_ident($1)::regnamespace AND c.relkind = 'r' AND c.relname <> '_xronox_documents'`,
+          `SELECT c.relname FROM pg_class c WHERE c.relnamespace = quote_ident($1)::regnamespace AND c.relkind = 'r' AND left(c.relname, 1) <> '_'`,
           [nspname],
         );
         for (const { relname } of tables.rows) await tally(relname, 'doc');

@@ -112,8 +112,8 @@ export function injectionValues(victimId: string, victimSchema: string): string[
     `.*`,
     `*/ OR 1=1 /*`,
     `a\u0000' OR 1=1`,
-    `'||(SELECT string_agg(id, ',') FROM ${victimSchema}.heads)||'`,
-    `${victimSchema}.heads`,
+    `'||(SELECT string_agg(id, ',') FROM ${victimSchema}._heads)||'`,
+    `${victimSchema}._heads`,
     `{"owner": {"$ne": null}}`,
   ];
 }
