@@ -1,7 +1,7 @@
 import type { Document } from 'mongodb';
 import { nsKey, type ReadSet, refKey, uploadKey, type UploadRow } from '../../contracts/index-driver.js';
 import type { Namespace } from '../../contracts/index-store.js';
-import { byNamespace, groupBy, type RowsBuilder } from '../../store/driver-kit.js';
+import { byNamespace, byteOrder, groupBy, type RowsBuilder } from '../../store/driver-kit.js';
 import { leftoverWrite } from './mongodb-documents.js';
 import { coll, type CollRef, CV_DOC_ID, queue, recordKey, uploadDocId, WINDOW_DOC_PREFIX, windowIdRange } from './mongodb-layout.js';
 
@@ -143,7 +143,7 @@ export function planReads(reads: ReadSet, settings: ReadSettings): ReadQuery[] {
   for (const [ns] of byNamespace(reads.headCounts)) out.push(count(coll(ns, 'head'), (rows, n) => rows.headCounts.set(nsKey(ns), n)));
   for (const db of new Set(reads.outboxCounts)) out.push(count(queue(db, 'outbox'), (rows, n) => rows.outboxCounts.set(db, n)));
   for (const db of new Set(reads.namespaces)) {
-    for (const collection of settings.counterCollections?.get(db) ?? []) out.push(cv({ dbName: db, collection }, (rows, v) => rows.namespaces.push({ dbName: db, collection, cv: v })));
+    for (const collection of [...(settings.counterCollections?.get(db) ?? [])].sort(byteOrder)) out.push(cv({ dbName: db, collection }, (rows, v) => rows.namespaces.push({ dbName: db, collection, cv: v })));
   }
   return out;
 }

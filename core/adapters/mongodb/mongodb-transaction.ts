@@ -13,7 +13,7 @@ import { MongoError, MongoErrorLabel, MongoServerError } from 'mongodb';
 import { isDecision, type ReadRows, type ReadSet, type Transaction } from '../../contracts/index-driver.js';
 import type { Namespace } from '../../contracts/index-store.js';
 import { StorageError } from '../../errors.js';
-import { byNamespace, byteOrder, emptyRows, groupBy } from '../../store/driver-kit.js';
+import { byNamespace, emptyRows, groupBy } from '../../store/driver-kit.js';
 import { COPIED, type Keyed, type Op, outboxMark, planWrites, replace, type Step, type Write, writtenCollections } from './mongodb-effects.js';
 import { coll, type CollRef, CV_DOC_ID, queue } from './mongodb-layout.js';
 import { planReads } from './mongodb-read-set.js';
@@ -195,7 +195,7 @@ export class MongoPlanExecutor {
     const checked = [...(reads.heads ?? []), ...(reads.unarchived ?? []), ...(reads.versionCounts ?? []), ...(reads.headCounts ?? [])];
     await Promise.all(byNamespace(checked).map(([ns]) => this.setup.verify(ns)));
     const counterCollections = new Map<string, string[]>();
-    for (const db of new Set(reads.namespaces)) counterCollections.set(db, (await this.port.counterCollections(db)).sort(byteOrder));
+    for (const db of new Set(reads.namespaces)) counterCollections.set(db, await this.port.counterCollections(db));
     const rows = emptyRows();
     const todo = planReads(reads, { deadLetterCollection: this.deadLetterCollection, counterCollections });
     for (let q = todo.shift(); q !== undefined; q = todo.shift()) {
