@@ -23,7 +23,7 @@ import { type CounterDoc, type DeadLetterDoc, type HeadDoc, headRowOf, HISTORY_P
 import { type IndexedFields, toMongoFilter } from './mongodb-filter.js';
 import { coll, collectionName, type CollRef, CV_DOC_ID, eq, type IndexSettings, pendingBlobId, queue, QUEUE_COLLECTIONS, recordKey, TOTALS_DOC_ID, WINDOW_DOC_PREFIX, windowIdRange } from './mongodb-layout.js';
 import { MongoSetup } from './mongodb-setup.js';
-import { clientPort, counterCollections, MongoPlanExecutor } from './mongodb-transaction.js';
+import { BULK_WRITE_COMMAND_WIRE_VERSION, clientPort, counterCollections, MongoPlanExecutor } from './mongodb-transaction.js';
 
 export interface MongoIndexDriverOptions {
   uri: string;
@@ -35,6 +35,8 @@ export interface MongoIndexDriverOptions {
   configPath?: string;
   /** Extra driver options; they win over the URI's, which win over the defaults of `mongodb-client-pool.ts`. */
   clientOptions?: MongoClientOptions;
+  /** `false`: never MongoDB 8.0's bulkWrite command, one `bulkWrite` per collection (default: when the server has it). */
+  bulkWriteCommand?: boolean;
 }
 
 /**
@@ -53,6 +55,7 @@ export class MongoIndexDriver implements IndexDriver {
   readonly #deadLetters: string;
   readonly #indexSettings: (collection: string) => IndexSettings;
   readonly #configPath: string;
+  readonly #bulkWriteCommand: boolean;
   #executor: MongoPlanExecutor | undefined;
 
   constructor(options: MongoIndexDriverOptions) {
@@ -60,6 +63,7 @@ export class MongoIndexDriver implements IndexDriver {
     this.#deadLetters = options.deadLetterCollection ?? QUEUE_COLLECTIONS.deadLetters;
     this.#indexSettings = options.indexSettings ?? (() => ({ indexedProps: [] }));
     this.#configPath = options.configPath ?? 'mongoUri';
+    this.#bulkWriteCommand = options.bulkWriteCommand ?? true;
     this.#setup = new MongoSetup(this.#pooled.client, { deadLetterCollection: this.#deadLetters, indexSettings: this.#indexSettings });
   }
 
@@ -68,7 +72,8 @@ export class MongoIndexDriver implements IndexDriver {
     const hello = await this.#pooled.connect();
     const issues = serverIssues(hello, this.#configPath);
     if (issues.length > 0) throw new ConfigError(issues);
-    this.#executor ??= new MongoPlanExecutor(clientPort(this.#pooled.client, hello.maxWireVersion as number), this.#setup, this.#deadLetters);
+    const bulkWriteCommand = this.#bulkWriteCommand && (hello.maxWireVersion as number) >= BULK_WRITE_COMMAND_WIRE_VERSION;
+    this.#executor ??= new MongoPlanExecutor(clientPort(this.#pooled.client, bulkWriteCommand), this.#setup, this.#deadLetters);
   }
 
   async close(): Promise<void> {

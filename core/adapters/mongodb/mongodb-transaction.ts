@@ -35,13 +35,14 @@ export interface MongoPort {
 }
 
 /** MongoDB 8.0 speaks wire version 25: its `bulkWrite` command writes many collections at once. */
-const CROSS_COLLECTION_WRITES_WIRE_VERSION = 25;
+export const BULK_WRITE_COMMAND_WIRE_VERSION = 25;
 
-export function clientPort(client: MongoClient, maxWireVersion: number): MongoPort {
+/** The port of a real client; `bulkWriteCommand`: the server has MongoDB 8.0's `bulkWrite` command. */
+export function clientPort(client: MongoClient, bulkWriteCommand: boolean): MongoPort {
   return {
     startSession: () => client.startSession(),
     collection: (ref) => client.db(ref.db).collection<Keyed>(ref.name),
-    ...(maxWireVersion >= CROSS_COLLECTION_WRITES_WIRE_VERSION ? { bulkWrite: (models, options) => client.bulkWrite(models, options) } : {}),
+    ...(bulkWriteCommand ? { bulkWrite: (models, options) => client.bulkWrite(models, options) } : {}),
     counterCollections: (db) => counterCollections(client, db),
   };
 }
