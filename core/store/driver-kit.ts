@@ -1,4 +1,4 @@
-import { type HeadState, nsKey, type ReadRows, type UploadRow } from '../contracts/index-driver.js';
+import { type Decision, type HeadState, isDecision, nsKey, type ReadRows, type ReadSet, type Transaction, type UploadRow } from '../contracts/index-driver.js';
 import type { CounterWindow, DeadLetter, Namespace } from '../contracts/index-store.js';
 
 /**
@@ -111,5 +111,19 @@ export class OnceEach {
       this.#runs.set(key, running);
     }
     return running;
+  }
+}
+
+/** A plan takes a few steps (see `Transaction.decide`); more is a plan that loops. */
+export const MAX_PLAN_STEPS = 16;
+
+/** Reads what each step of `tx` names and decides, until a step returns its decision (at most `MAX_PLAN_STEPS`). */
+export async function decideSteps<T>(tx: Transaction<T>, read: (reads: ReadSet) => Promise<ReadRows>): Promise<Decision<T>> {
+  let step = tx;
+  for (let steps = 1; ; steps++) {
+    const outcome = step.decide(await read(step.reads));
+    if (isDecision(outcome)) return outcome;
+    if (steps >= MAX_PLAN_STEPS) throw new Error(`A transaction plan took more than ${MAX_PLAN_STEPS} steps`);
+    step = outcome;
   }
 }

@@ -4,7 +4,6 @@ import { OnceEach } from '../../store/driver-kit.js';
 import { leftoverWrite } from './mongodb-documents.js';
 import { coll, COLLECTION_SUFFIXES, type CollectionRole, type CollRef, type IndexSettings, indexSpecs, QUEUE_COLLECTIONS, queueIndexSpecs, type QueueRole } from './mongodb-layout.js';
 import { metaPath } from './mongodb-meta.js';
-import type { SetupPort } from './mongodb-transaction.js';
 
 export interface SetupSettings {
   deadLetterCollection: string;
@@ -18,7 +17,7 @@ export interface SetupSettings {
  * race create the same thing. Also refuses a namespace that holds a write an older version's
  * standalone protocol left unfinished (`leftoverWrite`).
  */
-export class MongoSetup implements SetupPort {
+export class MongoSetup {
   readonly #client: MongoClient;
   readonly #settings: SetupSettings;
   readonly #created = new OnceEach();
@@ -34,6 +33,7 @@ export class MongoSetup implements SetupPort {
     return refs.filter((r) => !this.#created.done(refId(r)));
   }
 
+  /** Sets up these collections (each once per process). */
   async ensure(refs: readonly CollRef[]): Promise<void> {
     await Promise.all(refs.map((ref) => this.#created.run(refId(ref), () => this.#create(ref))));
   }

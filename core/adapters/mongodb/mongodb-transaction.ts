@@ -10,13 +10,13 @@ import type {
   TransactionOptions,
 } from 'mongodb';
 import { MongoError, MongoErrorLabel, MongoServerError } from 'mongodb';
-import { isDecision, type ReadRows, type ReadSet, type Transaction } from '../../contracts/index-driver.js';
-import type { Namespace } from '../../contracts/index-store.js';
+import type { ReadRows, ReadSet, Transaction } from '../../contracts/index-driver.js';
 import { StorageError } from '../../errors.js';
-import { byNamespace, emptyRows, groupBy } from '../../store/driver-kit.js';
+import { byNamespace, decideSteps, emptyRows, groupBy } from '../../store/driver-kit.js';
 import { COPIED, type Keyed, type Op, outboxMark, planWrites, replace, type Step, type Write, writtenCollections } from './mongodb-effects.js';
 import { coll, type CollRef, CV_DOC_ID, queue } from './mongodb-layout.js';
 import { planReads } from './mongodb-read-set.js';
+import type { MongoSetup } from './mongodb-setup.js';
 
 /**
  * What executing a plan needs of a MongoDB client: `clientPort` makes it of a real `MongoClient`.
@@ -54,12 +54,7 @@ export async function counterCollections(client: MongoClient, db: string): Promi
 }
 
 /** Collections are set up outside transactions (`mongodb-setup.ts`); a transaction asks which are not yet. */
-export interface SetupPort {
-  missing(refs: readonly CollRef[]): CollRef[];
-  ensure(refs: readonly CollRef[]): Promise<void>;
-  /** Refuses a namespace holding a leftover of the standalone protocol. */
-  verify(ns: Namespace): Promise<void>;
-}
+export type SetupPort = Pick<MongoSetup, 'missing' | 'ensure' | 'verify'>;
 
 /**
  * Every transaction reads from the primary and commits on a majority: an acknowledged write
@@ -85,8 +80,6 @@ const MAX_COMMITS = 3;
 const MAX_RERUNS = 3;
 /** The server's answer to a command it does not know (`bulkWrite` before 8.0, or with 8.0 features off). */
 const COMMAND_NOT_FOUND = 59;
-/** A plan takes a few steps (see `Transaction.decide`); more is a plan that loops. */
-const MAX_STEPS = 16;
 /** Documents per write when a namespace is copied. */
 const COPY_BATCH = 1000;
 
@@ -132,19 +125,12 @@ export class MongoPlanExecutor {
     for (let round = 1; ; round++) {
       try {
         return await this.#inTransaction(async (session) => {
-          let step = tx;
-          for (let steps = 1; ; steps++) {
-            const outcome = step.decide(await this.#read(step.reads, session));
-            if (isDecision(outcome)) {
-              const writes = planWrites(outcome.effects, this.deadLetterCollection);
-              const missing = this.setup.missing(writtenCollections(writes));
-              if (missing.length > 0) throw new RunAgain(() => this.setup.ensure(missing));
-              await this.#write(writes, session);
-              return outcome.result;
-            }
-            if (steps >= MAX_STEPS) throw new Error(`A transaction plan took more than ${MAX_STEPS} steps`);
-            step = outcome;
-          }
+          const { effects, result } = await decideSteps(tx, (reads) => this.#read(reads, session));
+          const writes = planWrites(effects, this.deadLetterCollection);
+          const missing = this.setup.missing(writtenCollections(writes));
+          if (missing.length > 0) throw new RunAgain(() => this.setup.ensure(missing));
+          await this.#write(writes, session);
+          return result;
         });
       } catch (err) {
         if (!(err instanceof RunAgain)) throw err;
