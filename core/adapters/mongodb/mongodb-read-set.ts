@@ -3,7 +3,7 @@ import { nsKey, type ReadSet, refKey, uploadKey, type UploadRow } from '../../co
 import type { Namespace } from '../../contracts/index-store.js';
 import { byNamespace, byteOrder, groupBy, type RowsBuilder } from '../../store/driver-kit.js';
 import { leftoverWrite } from './mongodb-documents.js';
-import { coll, type CollRef, CV_DOC_ID, queue, recordKey, uploadDocId, WINDOW_DOC_PREFIX, windowIdRange } from './mongodb-layout.js';
+import { coll, type CollRef, CV_DOC_ID, eq, queue, recordKey, uploadDocId, WINDOW_DOC_PREFIX, windowIdRange } from './mongodb-layout.js';
 
 /**
  * How a transaction's `ReadSet` is read: one aggregation per kind of read and MongoDB collection,
@@ -104,7 +104,7 @@ export function planReads(reads: ReadSet, settings: ReadSettings): ReadQuery[] {
     out.push(perRecord(ns, coll(ns, 'ver'), { id: { $in: ids }, archived: false }, ids, (rows) => rows.unarchived));
   }
   for (const [ns, items] of byNamespace(reads.versionCounts)) {
-    const below = items.map((i) => (Number.isFinite(i.belowOv) ? { id: i.id, ov: { $lt: i.belowOv } } : { id: i.id }));
+    const below = items.map((i) => (Number.isFinite(i.belowOv) ? { id: eq(i.id), ov: { $lt: i.belowOv } } : { id: eq(i.id) }));
     out.push(perRecord(ns, coll(ns, 'ver'), { $or: below }, [...new Set(items.map((i) => i.id))], (rows) => rows.versionCounts));
   }
   for (const [ns] of byNamespace(reads.collectionVersions)) out.push(cv(ns, (rows, v) => rows.collectionVersions.set(nsKey(ns), v)));
