@@ -1,12 +1,12 @@
 import { Aggregator } from 'mingo';
 import { type Document, MongoClient, type MongoClientOptions, MongoNetworkError, MongoServerError } from 'mongodb';
 import { describe, expect, it } from 'vitest';
-import { clientOptions, DEFAULT_CLIENT_OPTIONS, MIN_WIRE_VERSION, serverIssues } from '../../core/adapters/mongodb/mongodb-client-pool.js';
+import { clientOptions, DEFAULT_CLIENT_OPTIONS } from '../../core/adapters/mongodb/mongodb-client-pool.js';
 import { planWrites, type Step, type Write, writtenCollections } from '../../core/adapters/mongodb/mongodb-effects.js';
 import { versionQuery } from '../../core/adapters/mongodb/mongodb-index-driver.js';
 import { planReads, type ReadQuery } from '../../core/adapters/mongodb/mongodb-read-set.js';
 import { mongoOptions } from '../../core/adapters/mongodb/mongodb-settings.js';
-import { setupOf } from '../../core/adapters/mongodb/mongodb-setup.js';
+import { MIN_WIRE_VERSION, serverIssues, setupOf } from '../../core/adapters/mongodb/mongodb-setup.js';
 import { clientModel, retryOf } from '../../core/adapters/mongodb/mongodb-transaction.js';
 import { loadConfig } from '../../core/config/load.js';
 import { type Effect, nsKey, type ReadSet, refKey, uploadKey } from '../../core/contracts/index-driver.js';

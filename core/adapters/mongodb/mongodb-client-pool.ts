@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import { type Document, MongoClient, type MongoClientOptions } from 'mongodb';
-import type { ConfigIssue } from '../../errors.js';
 
 /**
  * One MongoClient per connection string per process, shared by every database and tenant on it,
@@ -52,7 +51,7 @@ export function clientOptions(uri: string, options: MongoClientOptions = {}): Mo
 export interface PooledMongoClient {
   client: MongoClient;
   /**
-   * Connects, and resolves with the server's `hello` (see `serverIssues`). Call it before using
+   * Connects, and resolves with the server's `hello` (what it is: see `serverIssues` of `mongodb-setup.ts`). Call it before using
    * `client`: the driver's implicit connect on first use closes the client for good when the
    * server is unreachable at that moment (every later operation fails with
    * MongoTopologyClosedError), which would leave a warm Lambda container broken after one outage.
@@ -104,31 +103,4 @@ export function pooledMongoClientCount(): number {
 function poolKey(uri: string, options: MongoClientOptions): string {
   // The URI may hold a password: the map key keeps only its hash.
   return createHash('sha256').update(JSON.stringify([uri, options])).digest('hex');
-}
-
-/** MongoDB 5.0, the oldest server Xronox runs on (`$lookup` with `localField` and `pipeline`), speaks wire version 13. */
-export const MIN_WIRE_VERSION = 13;
-
-/**
- * Why the server that answered `hello` cannot hold Xronox's stores; `[]` when it can. Every
- * write of the index store is a multi-document transaction, so the server must be a replica set
- * member or a mongos router; and it must be MongoDB 5.0 or newer. `path` is where the connection
- * is configured (e.g. `dbConnections.primary.mongoUri`).
- */
-export function serverIssues(hello: Document, path: string): ConfigIssue[] {
-  const issues: ConfigIssue[] = [];
-  if (hello.msg !== 'isdbgrid' && typeof hello.setName !== 'string') {
-    issues.push({
-      path,
-      message:
-        'is a standalone MongoDB server, but the index store commits with multi-document transactions, which need a replica set. ' +
-        'A single server can be a one-node replica set: start it with `mongod --replSet rs0`, run `rs.initiate()` once in mongosh, ' +
-        'and add `replicaSet=rs0` to the connection string',
-    });
-  }
-  const wire = hello.maxWireVersion;
-  if (typeof wire !== 'number' || wire < MIN_WIRE_VERSION) {
-    issues.push({ path, message: `runs a MongoDB server older than 5.0 (wire version ${String(wire)}); Xronox needs MongoDB 5.0 or newer` });
-  }
-  return issues;
 }

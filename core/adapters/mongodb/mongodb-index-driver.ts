@@ -18,11 +18,11 @@ import type {
 } from '../../contracts/index-store.js';
 import { ConfigError } from '../../errors.js';
 import { byteOrder } from '../../store/driver-kit.js';
-import { acquireMongoClient, type PooledMongoClient, serverIssues } from './mongodb-client-pool.js';
+import { acquireMongoClient, type PooledMongoClient } from './mongodb-client-pool.js';
 import { type CounterDoc, type DeadLetterDoc, type HeadDoc, headRowOf, HISTORY_PROJECTION, historyRowOf, type OutboxDoc, type PendingBlobDoc, pendingBlobOf, type VersionDoc, versionRowOf } from './mongodb-documents.js';
 import { type IndexedFields, toMongoFilter } from './mongodb-filter.js';
 import { coll, collectionName, type CollRef, CV_DOC_ID, eq, type IndexSettings, pendingBlobId, queue, QUEUE_COLLECTIONS, recordKey, TOTALS_DOC_ID, WINDOW_DOC_PREFIX, windowIdRange } from './mongodb-layout.js';
-import { MongoSetup } from './mongodb-setup.js';
+import { MongoSetup, serverIssues } from './mongodb-setup.js';
 import { BULK_WRITE_COMMAND_WIRE_VERSION, clientPort, counterCollections, MongoPlanExecutor } from './mongodb-transaction.js';
 
 export interface MongoIndexDriverOptions {

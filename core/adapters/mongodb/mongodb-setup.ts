@@ -1,9 +1,37 @@
-import { type IndexDescription, type MongoClient, MongoServerError } from 'mongodb';
+import { type Document, type IndexDescription, type MongoClient, MongoServerError } from 'mongodb';
 import type { Namespace } from '../../contracts/index-store.js';
+import type { ConfigIssue } from '../../errors.js';
 import { OnceEach } from '../../store/driver-kit.js';
 import { leftoverWrite } from './mongodb-documents.js';
 import { coll, COLLECTION_SUFFIXES, type CollectionRole, type CollRef, type IndexSettings, indexSpecs, QUEUE_COLLECTIONS, queueIndexSpecs, type QueueRole } from './mongodb-layout.js';
 import { metaPath } from './mongodb-meta.js';
+
+/** MongoDB 5.0, the oldest server the index store runs on (`$lookup` with `localField` and `pipeline`), speaks wire version 13. */
+export const MIN_WIRE_VERSION = 13;
+
+/**
+ * Why the server that answered `hello` cannot hold the index store; `[]` when it can. Every
+ * write of the index store is a multi-document transaction, so the server must be a replica set
+ * member or a mongos router; and it must be MongoDB 5.0 or newer. `path` is where the connection
+ * is configured (e.g. `dbConnections.primary.mongoUri`).
+ */
+export function serverIssues(hello: Document, path: string): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  if (hello.msg !== 'isdbgrid' && typeof hello.setName !== 'string') {
+    issues.push({
+      path,
+      message:
+        'is a standalone MongoDB server, but the index store commits with multi-document transactions, which need a replica set. ' +
+        'A single server can be a one-node replica set: start it with `mongod --replSet rs0`, run `rs.initiate()` once in mongosh, ' +
+        'and add `replicaSet=rs0` to the connection string',
+    });
+  }
+  const wire = hello.maxWireVersion;
+  if (typeof wire !== 'number' || wire < MIN_WIRE_VERSION) {
+    issues.push({ path, message: `runs a MongoDB server older than 5.0 (wire version ${String(wire)}); the index store needs MongoDB 5.0 or newer` });
+  }
+  return issues;
+}
 
 export interface SetupSettings {
   deadLetterCollection: string;
