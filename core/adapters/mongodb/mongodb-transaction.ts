@@ -110,15 +110,15 @@ class RunAgain extends Error {
  * single versioned write costs 4 round trips on 8.0 (heads, cv, writes, commit), 7 before.
  */
 export class MongoPlanExecutor {
-  /** Whether writes go out as one `bulkWrite` of many collections (MongoDB 8.0), until the server refuses it. */
-  #crossCollection: boolean;
+  /** Writes go out as one `bulkWrite` command of many collections (MongoDB 8.0), until the server refuses it. */
+  #bulkWriteCommand: boolean;
 
   constructor(
     readonly port: MongoPort,
     readonly setup: SetupPort,
     readonly deadLetterCollection: string,
   ) {
-    this.#crossCollection = port.bulkWrite !== undefined;
+    this.#bulkWriteCommand = port.bulkWrite !== undefined;
   }
 
   async transact<T>(tx: Transaction<T>): Promise<T> {
@@ -134,7 +134,7 @@ export class MongoPlanExecutor {
         });
       } catch (err) {
         if (!(err instanceof RunAgain)) throw err;
-        if (round >= MAX_RERUNS) throw new StorageError('mongodb', 'transaction', err, 'A transaction kept writing collections that were not set up yet');
+        if (round >= MAX_RERUNS) throw new StorageError('mongodb', 'transaction', err, 'A transaction had to be prepared and run again too often (collections to set up)');
         await err.prepare();
       }
     }
@@ -199,14 +199,14 @@ export class MongoPlanExecutor {
       const writes = pending;
       pending = [];
       if (writes.length === 0) return;
-      if (this.#crossCollection && this.port.bulkWrite) {
+      if (this.#bulkWriteCommand && this.port.bulkWrite) {
         try {
           await this.port.bulkWrite(writes.map(clientModel), { session, ordered: true });
           return;
         } catch (err) {
           // A server whose feature compatibility is still below 8.0 lacks the command: per collection from now on.
           if (!(err instanceof MongoServerError && err.code === COMMAND_NOT_FOUND)) throw err;
-          throw new RunAgain(async () => void (this.#crossCollection = false));
+          throw new RunAgain(async () => void (this.#bulkWriteCommand = false));
         }
       }
       for (const group of groupBy(writes, (w) => `${w.coll.db}.${w.coll.name}`).values()) {
