@@ -1,4 +1,4 @@
-import type { Collection, Document, Filter, MongoClientOptions, Sort } from 'mongodb';
+import type { Collection, Document, Filter, MongoClientOptions, Sort, WithId } from 'mongodb';
 import type { IndexDriver, OutboxQuery, Transaction, VersionRange } from '../../contracts/index-driver.js';
 import type {
   ActorQuery,
@@ -98,21 +98,16 @@ export class MongoIndexDriver implements IndexDriver {
   }
 
   async listVersions(ns: Namespace, id: string, range: VersionRange): Promise<VersionRow[]> {
-    if (range.limit !== undefined && range.limit <= 0) return []; // the driver reads a limit of 0 as "no limit"
     const { filter, sort, limit } = versionQuery(id, range);
-    const cursor = (await this.#versions(ns)).find(filter).sort(sort);
-    return (await (limit === undefined ? cursor : cursor.limit(limit)).toArray()).map(versionRowOf);
+    return (await page(await this.#versions(ns), filter, sort, limit)).map(versionRowOf);
   }
 
   async listHistory(ns: Namespace, id: string, range: { beforeOv?: number; limit: number }): Promise<HistoryRow[]> {
-    if (range.limit <= 0) return [];
     const { filter, sort } = versionQuery(id, range);
-    const docs = await (await this.#versions(ns)).find(filter).project<Pick<VersionDoc, keyof HistoryRow>>(HISTORY_PROJECTION).sort(sort).limit(range.limit).toArray();
-    return docs.map(historyRowOf);
+    return (await page<VersionDoc, Pick<VersionDoc, keyof HistoryRow>>(await this.#versions(ns), filter, sort, range.limit, HISTORY_PROJECTION)).map(historyRowOf);
   }
 
   async listHeads(ns: Namespace, query: HeadQuery): Promise<HeadRow[]> {
-    if (query.limit <= 0) return [];
     const heads = coll(ns, 'head');
     const and: Array<Filter<HeadDoc>> = [];
     if (!query.includeDeleted) and.push({ deleted: false });
@@ -124,15 +119,12 @@ export class MongoIndexDriver implements IndexDriver {
       and.push(field === '_id' ? { _id: { [cmp]: id } } : { $or: [{ [field]: { [cmp]: value } }, { [field]: eq(value), _id: { [cmp]: id } }] });
     }
     const sort: Sort = field === '_id' ? { _id: query.sort.direction } : { [field]: query.sort.direction, _id: query.sort.direction };
-    const docs = await this.#coll<HeadDoc>(heads).find(and.length > 0 ? { $and: and } : {}).sort(sort).limit(query.limit).toArray();
-    return docs.map((d) => headRowOf(d, heads));
+    return (await page(this.#coll<HeadDoc>(heads), and.length > 0 ? { $and: and } : {}, sort, query.limit)).map((d) => headRowOf(d, heads));
   }
 
   async listHeadIds(ns: Namespace, query: { afterId?: string; limit: number }): Promise<string[]> {
-    if (query.limit <= 0) return [];
     const after = query.afterId === undefined ? {} : { _id: { $gt: query.afterId } };
-    const docs = await this.#coll<HeadDoc>(coll(ns, 'head')).find(after, { projection: { _id: 1 } }).sort({ _id: 1 }).limit(query.limit).toArray();
-    return docs.map((d) => d._id);
+    return (await page<HeadDoc, { _id: string }>(this.#coll(coll(ns, 'head')), after, { _id: 1 }, query.limit, { _id: 1 })).map((d) => d._id);
   }
 
   async queryAt(ns: Namespace, query: AsOfQuery): Promise<VersionRow[]> {
@@ -156,7 +148,6 @@ export class MongoIndexDriver implements IndexDriver {
   }
 
   async listVersionsByActor(ns: Namespace, actorId: string, query: ActorQuery): Promise<VersionRow[]> {
-    if (query.limit <= 0) return [];
     const and: Array<Filter<VersionDoc>> = [{ actorId: eq(actorId) }];
     if (query.actorType !== undefined) and.push({ actorType: eq(query.actorType) });
     if (query.from !== undefined) and.push({ at: { $gte: query.from } });
@@ -165,15 +156,12 @@ export class MongoIndexDriver implements IndexDriver {
       const b = query.before;
       and.push({ $or: [{ at: { $lt: b.at } }, { at: eq(b.at), id: { $lt: b.id } }, { at: eq(b.at), id: eq(b.id), ov: { $lt: b.ov } }] });
     }
-    const docs = await (await this.#versions(ns)).find({ $and: and }).sort({ at: -1, id: -1, ov: -1 }).limit(query.limit).toArray();
-    return docs.map(versionRowOf);
+    return (await page(await this.#versions(ns), { $and: and }, { at: -1, id: -1, ov: -1 }, query.limit)).map(versionRowOf);
   }
 
   async listClaims(ns: Namespace, query: { key?: string; afterKey?: string; limit: number }): Promise<Array<{ key: string; id: string }>> {
-    if (query.limit <= 0) return [];
     const filter = query.key !== undefined ? { _id: eq(query.key) } : query.afterKey !== undefined ? { _id: { $gt: query.afterKey } } : {};
-    const docs = await this.#coll<{ _id: string; id: string }>(coll(ns, 'claims')).find(filter).sort({ _id: 1 }).limit(query.limit).toArray();
-    return docs.map((d) => ({ key: d._id, id: d.id }));
+    return (await page(this.#coll<{ _id: string; id: string }>(coll(ns, 'claims')), filter, { _id: 1 }, query.limit)).map((d) => ({ key: d._id, id: d.id }));
   }
 
   async listPendingBlobs(ns: Namespace, id: string | null, query?: { bucket: string; key: string }): Promise<PendingBlob[]> {
@@ -210,7 +198,6 @@ export class MongoIndexDriver implements IndexDriver {
   // ---- the sync outbox -------------------------------------------------------------------------
 
   async listOutbox(dbName: string, query: OutboxQuery): Promise<PendingSync[]> {
-    if (query.limit <= 0) return [];
     const filter: Filter<OutboxDoc> = {};
     if (query.collection !== undefined) filter.coll = eq(query.collection);
     if (query.collection !== undefined && query.id !== undefined) filter._id = eq(recordKey(query.collection, query.id));
@@ -220,13 +207,12 @@ export class MongoIndexDriver implements IndexDriver {
       filter._id = { $gt: recordKey(query.collection, query.afterId ?? ''), $lt: `${query.collection}0` };
     }
     if (query.maxSeq !== undefined) filter.seq = { $lte: query.maxSeq };
-    const docs = await this.#coll<OutboxDoc>(queue(dbName, 'outbox')).find(filter).sort(query.order === 'id' ? { _id: 1 } : { order: 1 }).limit(query.limit).toArray();
+    const docs = await page(this.#coll<OutboxDoc>(queue(dbName, 'outbox')), filter, query.order === 'id' ? { _id: 1 } : { order: 1 }, query.limit);
     return docs.map((d) => ({ collection: d.coll, id: d.id, seq: d.seq }));
   }
 
   async listDeadLetters(dbName: string, query: { limit: number }): Promise<DeadLetter[]> {
-    if (query.limit <= 0) return [];
-    const docs = await this.#coll<DeadLetterDoc>(this.#deadLetterQueue(dbName)).find({}).sort({ failedAt: 1, _id: 1 }).limit(query.limit).toArray();
+    const docs = await page(this.#coll<DeadLetterDoc>(this.#deadLetterQueue(dbName)), {}, { failedAt: 1, _id: 1 }, query.limit);
     return docs.map((d) => ({ collection: d.coll, id: d.id, reason: d.reason, failedAt: d.failedAt }));
   }
 
@@ -327,6 +313,13 @@ export class MongoIndexDriver implements IndexDriver {
   #coll<T extends Document = Document>(ref: CollRef): Collection<T> {
     return this.#pooled.client.db(ref.db).collection<T>(ref.name);
   }
+}
+
+/** Up to `limit` documents in `sort` order: none for a limit of 0, which the driver would read as "no limit". */
+async function page<T extends Document, R = WithId<T>>(c: Collection<T>, filter: Filter<T>, sort: Sort, limit: number | undefined, projection?: Document): Promise<R[]> {
+  if (limit !== undefined && limit <= 0) return [];
+  const cursor = c.find(filter, projection ? { projection } : {}).sort(sort);
+  return (await (limit === undefined ? cursor : cursor.limit(limit)).toArray()) as R[];
 }
 
 /** The filter, order and limit of a `listVersions` range. */
