@@ -5,7 +5,7 @@ import type { Namespace } from '../../contracts/index-store.js';
 import { ConflictError, StorageError, ValidationError } from '../../errors.js';
 import { assertName } from '../../foundation/names.js';
 import { fieldOfIndexColumn, fieldSql, orderSql } from './postgres-filter.js';
-import { schemaNameFor } from './postgres-schema.js';
+import { DOCUMENTS_MARKER, lockSchema, privileged, schemaNameFor, schemaState } from './postgres-schema.js';
 
 /**
  * The document layout on PostgreSQL, and what the catalog says of it. Each Xronox database is a
@@ -20,9 +20,11 @@ import { schemaNameFor } from './postgres-schema.js';
 
 /**
  * The table in each schema that says the schema is a Xronox document database (which prefix,
- * which database, which layout). Collection names start with a letter, so none is this name.
+ * which database, which layout). Collection names start with a letter, so none is this name,
+ * nor the name of any of the index store's relations, which the schema may hold too (they all
+ * start with `_`, see `postgres-schema.ts`).
  */
-const MARKER = '_xronox_documents';
+const MARKER = DOCUMENTS_MARKER;
 /** Bumped whenever the layout changes; a schema of another version is refused. */
 const LAYOUT_VERSION = 1;
 /** PostgreSQL truncates longer identifiers (NAMEDATALEN - 1 bytes). */
@@ -103,24 +105,30 @@ export function wantedIndexes(names: Names, spec: CollectionSpec): WantedIndex[]
 }
 
 /**
- * Creates what `state` lacks (schema, marker, table, declared indexes), inside the caller's
- * transaction, after taking the schema's advisory lock and reading the state again; the state
- * as it then is.
+ * Creates what the collection lacks (schema, marker, table, declared indexes), inside the caller's
+ * transaction, queued behind every other creator of the schema's objects (`lockSchema`, which the
+ * index store's creators take too); the state as it then is. A role without the right to create
+ * (a least-privilege runtime role on a database `xronox migrate` has not made) is told so by name.
  */
 export async function createMissing(client: PoolClient, names: Names, wanted: readonly WantedIndex[], prefix: string): Promise<State> {
-  await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`xronox.documents:${names.schema}`]);
+  await lockSchema(client, names.schema);
   const current = await readState(client, names);
-  if (!current.schema) await client.query(`CREATE SCHEMA ${names.schemaSql}`);
+  const create = (sql: string) => privileged(names.schema, names.dbName, 'create', () => client.query(sql));
+  if (!current.schema) await create(`CREATE SCHEMA ${names.schemaSql}`);
   if (!current.marker) {
-    if (current.relations > 0) throw foreignSchema(names, 'it holds other tables and no Xronox marker');
-    await client.query(`CREATE TABLE ${names.markerSql} (version integer NOT NULL, prefix text NOT NULL, db_name text NOT NULL)`);
+    // The schema may already hold this database's index tables (a job's lease made them).
+    const indexSchema =
+      current.relations > 0 &&
+      (await schemaState(client, names.schema, prefix, names.dbName).catch((err: unknown) => (err instanceof StorageError ? 'foreign' : Promise.reject(err)))) === 'ready';
+    if (current.relations > 0 && !indexSchema) throw foreignSchema(names, 'it holds other tables and no Xronox marker');
+    await create(`CREATE TABLE ${names.markerSql} (version integer NOT NULL, prefix text NOT NULL, db_name text NOT NULL)`);
     await client.query(`INSERT INTO ${names.markerSql} (version, prefix, db_name) VALUES ($1, $2, $3)`, [LAYOUT_VERSION, prefix, names.dbName]);
     current.marker = { version: LAYOUT_VERSION, prefix, db_name: names.dbName };
   }
   checkMarker(names, current.marker, prefix);
   if (!current.table) {
     const q = escapeIdentifier;
-    await client.query(
+    await create(
       `CREATE TABLE ${names.tableSql} (
          id bigint GENERATED ALWAYS AS IDENTITY (SEQUENCE NAME ${names.schemaSql}.${q(internalName(names.collection, 'id'))})
            CONSTRAINT ${q(internalName(names.collection, 'pkey'))} PRIMARY KEY,
@@ -132,10 +140,15 @@ export async function createMissing(client: PoolClient, names: Names, wanted: re
   checkConflicts(names, current, wanted);
   for (const w of wanted) {
     if (current.indexes.has(w.pgName)) continue;
-    await client.query(w.createSql);
+    await create(w.createSql);
     await client.query(`COMMENT ON INDEX ${names.schemaSql}.${escapeIdentifier(w.pgName)} IS ${escapeLiteral(w.spec.name)}`);
   }
   return current;
+}
+
+/** The collection's state, read on a pooled connection; a role that may not use the schema is told so by name. */
+export function readStateAs(pool: Queryable, names: Names): Promise<State> {
+  return privileged(names.schema, names.dbName, 'use', () => readState(pool, names));
 }
 
 function sparsePredicate(keys: readonly IndexKey[]): string {

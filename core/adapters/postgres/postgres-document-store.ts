@@ -15,7 +15,7 @@ import {
   namesOf,
   readIndexes,
   readMarker,
-  readState,
+  readStateAs,
   wantedIndexes,
 } from './postgres-document-schema.js';
 import { bind, compileFilter, documentFields, fieldSql, fromStoredJson, type JsonbFields, sortSql, toStoredJson } from './postgres-filter.js';
@@ -54,7 +54,8 @@ interface Ensured {
  * sets session state (`search_path`, roles, session locks): pooled connections, PgBouncer's
  * transaction mode included, carry nothing from one call to the next. Writes are single
  * statements (autocommit) except `ensureCollection` and `replaceCollections`, which are
- * transactions; creators of a schema's tables queue on a transaction-scoped advisory lock.
+ * transactions; creators of a schema's tables (the index store's included) queue on a
+ * transaction-scoped advisory lock.
  */
 export class PostgresDocumentStore implements DocumentStore {
   readonly name = 'postgres';
@@ -94,7 +95,7 @@ export class PostgresDocumentStore implements DocumentStore {
   async ensureCollection(ns: Namespace, spec: CollectionSpec): Promise<void> {
     const names = this.#names(ns);
     const wanted = wantedIndexes(names, spec);
-    let state = await this.#catalog((pool) => readState(pool, names));
+    let state = await this.#catalog((pool) => readStateAs(pool, names));
     if (!isComplete(state, wanted)) state = await this.#transaction((client) => createMissing(client, names, wanted, this.#prefix));
     if (state.marker) checkMarker(names, state.marker, this.#prefix);
     checkConflicts(names, state, wanted);

@@ -1,9 +1,10 @@
 import type { PoolClient } from 'pg';
-import { type Decision, type IndexDriver, isDecision, type Transaction } from '../../contracts/index-driver.js';
+import type { Decision, IndexDriver, Transaction } from '../../contracts/index-driver.js';
 import { StorageError } from '../../errors.js';
+import { decideSteps } from '../../store/driver-kit.js';
 import { backoff, errorCode, isClientTimeout, isConnectionError, PostgresSession, type PostgresPoolOptions, UNIQUE_VIOLATION } from './postgres-pool.js';
 import { PostgresIndexReads } from './postgres-reads.js';
-import { assertSchemaPrefix } from './postgres-schema.js';
+import { assertSchemaPrefix, prepareSchema, schemaNameFor } from './postgres-schema.js';
 import { PostgresTransaction } from './postgres-transaction.js';
 
 export interface PostgresIndexDriverOptions {
@@ -30,8 +31,6 @@ export interface PostgresIndexDriverOptions {
 const RETRYABLE = new Set(['40001', '40P01', UNIQUE_VIOLATION]);
 /** Tries of a transaction whose connection could not even be made. */
 const MAX_CONNECT_ATTEMPTS = 3;
-/** A plan takes a few steps (see `Transaction.decide`); more is a plan that loops. */
-const MAX_STEPS = 16;
 
 /**
  * The index store on PostgreSQL (node-postgres), one schema per Xronox database. Its reads are
@@ -104,6 +103,15 @@ export class PostgresIndexDriver extends PostgresIndexReads implements IndexDriv
     await this.withReconnect(() => this.index.session.pool().query('SELECT 1'));
   }
 
+  /** The database's schema and tables, made unless there (`xronox migrate`); see `postgres-schema.ts`. */
+  async prepareDatabase(dbName: string): Promise<boolean> {
+    const { session, prefix, ready } = this.index;
+    const schema = schemaNameFor(prefix, dbName);
+    const created = await this.withReconnect(() => prepareSchema(session.pool(), schema, prefix, dbName));
+    ready.add(schema);
+    return created;
+  }
+
   async close(): Promise<void> {
     await this.index.session.close();
   }
@@ -134,14 +142,9 @@ export class PostgresIndexDriver extends PostgresIndexReads implements IndexDriv
         const begin = tx.readOnly ? 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY' : 'BEGIN ISOLATION LEVEL READ COMMITTED';
         const timeouts = `SET LOCAL lock_timeout = ${this.#lockTimeoutMs}; SET LOCAL statement_timeout = ${session.statementTimeoutMs}`;
         // Sent with the transaction's first statement, in the same round trip.
-        run = new PostgresTransaction(this.index, client, `${begin}; ${timeouts}${asynchronous}`, tx.readOnly === true);
-        let step: Transaction<T> = tx;
-        for (let steps = 0; !decision; steps++) {
-          if (steps === MAX_STEPS) throw new Error(`A transaction plan took more than ${MAX_STEPS} steps`);
-          const outcome = step.decide(await run.read(step.reads));
-          if (isDecision(outcome)) decision = outcome;
-          else step = outcome;
-        }
+        const attemptRun = new PostgresTransaction(this.index, client, `${begin}; ${timeouts}${asynchronous}`, tx.readOnly === true);
+        run = attemptRun;
+        decision = await decideSteps(tx, (reads) => attemptRun.read(reads));
         // The writes, rendered (taking any lock or schema they need first), then sent with
         // COMMIT in one round trip.
         if (tx.readOnly && decision.effects.length > 0) throw new Error('A plan marked readOnly returned effects');
