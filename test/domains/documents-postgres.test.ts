@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { escapeIdentifier } from 'pg';
+import { type Client, escapeIdentifier } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compileFilter, documentFields, escapeText, fromStoredJson, sortSql, toStoredJson, unescapeText } from '../../core/adapters/postgres/postgres-filter.js';
 import { indexNameFor, PostgresDocumentStore } from '../../core/adapters/postgres/postgres-document-store.js';
-import { schemaNameFor } from '../../core/adapters/postgres/postgres-schema.js';
+import { lockSchema, schemaNameFor } from '../../core/adapters/postgres/postgres-schema.js';
 import type { CollectionSpec, Doc, DocScalar, SortSpec } from '../../core/contracts/document-store.js';
 import type { Namespace } from '../../core/contracts/index-store.js';
 import { checkDocument } from '../../core/domains/documents/document-check.js';
@@ -239,17 +239,18 @@ describePostgres('PostgreSQL document store', availability, () => {
   });
 
   describe('timeouts', () => {
-    /** A store whose statements may take 500 ms; what `call` rejects with while another connection holds `hold`, and how long it took. */
+    /** A store whose statements may take 500 ms. */
     const timed = (): PostgresDocumentStore => {
       const timedStore = new PostgresDocumentStore({ uri: POSTGRES_URI, schemaPrefix, pool: { applicationName: `xronox-doc-test-${++opened}`, max: 2, statementTimeoutMillis: 500 } });
       stores.push(timedStore);
       return timedStore;
     };
-    async function failureWhileHeld(hold: string, values: unknown[], call: () => Promise<unknown>): Promise<{ err: unknown; ms: number }> {
+    /** What `call` rejects with while another connection holds what `hold` takes in an open transaction, and how long it took. */
+    async function failureWhileHeld(hold: (blocker: Client) => Promise<unknown>, call: () => Promise<unknown>): Promise<{ err: unknown; ms: number }> {
       return withPostgres(async (blocker) => {
         await blocker.query('BEGIN');
         try {
-          await blocker.query(hold, values);
+          await hold(blocker);
           const started = Date.now();
           const err = await call().then(
             () => undefined,
@@ -265,9 +266,7 @@ describePostgres('PostgreSQL document store', availability, () => {
     it('ensureCollection waiting for another creator of its schema is cancelled by the server after the statement timeout: a StorageError, then it succeeds', async () => {
       const ns = freshNs();
       const s = timed();
-      const { err, ms } = await failureWhileHeld('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`xronox.documents:${schemaNameFor(schemaPrefix, ns.dbName)}`], () =>
-        s.ensureCollection(ns, SPEC),
-      );
+      const { err, ms } = await failureWhileHeld((blocker) => lockSchema(blocker, schemaNameFor(schemaPrefix, ns.dbName)), () => s.ensureCollection(ns, SPEC));
       expect(err).toBeInstanceOf(StorageError);
       expect(err).toMatchObject({ adapter: 'postgres', operation: 'transaction', message: expect.stringMatching(/due to statement timeout.*500 ms/) });
       expect(ms).toBeGreaterThanOrEqual(450);
@@ -281,7 +280,7 @@ describePostgres('PostgreSQL document store', availability, () => {
       const s = timed();
       await s.ensureCollection(ns, SPEC);
       await s.insertOne(ns, doc({ k: 'a', g: 'x', n: 1 }));
-      const { err, ms } = await failureWhileHeld(`SELECT id FROM ${tableOf(ns)} FOR UPDATE`, [], () => s.upsertOne(ns, f({ k: 'a', g: 'x' })!, doc({ k: 'a', g: 'x', n: 2 })));
+      const { err, ms } = await failureWhileHeld((blocker) => blocker.query(`SELECT id FROM ${tableOf(ns)} FOR UPDATE`), () => s.upsertOne(ns, f({ k: 'a', g: 'x' })!, doc({ k: 'a', g: 'x', n: 2 })));
       expect(err).toBeInstanceOf(StorageError);
       expect(err).toMatchObject({ operation: 'upsertOne', message: expect.stringMatching(/did not answer .* within 1500 ms/) });
       expect(ms).toBeGreaterThanOrEqual(1_400);
