@@ -315,7 +315,7 @@ export class PostgresDocumentStore implements DocumentStore {
     try {
       return await this.#session.query<R>(text, values);
     } catch (err) {
-      throw this.#session.failure(err, operation);
+      throw this.#session.nameTimeout(err, operation);
     }
   }
 
@@ -324,7 +324,7 @@ export class PostgresDocumentStore implements DocumentStore {
     try {
       return await read(this.#session.pool());
     } catch (err) {
-      throw this.#session.failure(err, 'catalog');
+      throw this.#session.nameTimeout(err, 'catalog');
     }
   }
 
@@ -374,7 +374,7 @@ export class PostgresDocumentStore implements DocumentStore {
           broken = e instanceof Error ? e : new Error(String(e));
         });
       }
-      throw this.#session.failure(err, 'transaction');
+      throw this.#session.nameTimeout(err, 'transaction');
     } finally {
       client.release(broken);
     }

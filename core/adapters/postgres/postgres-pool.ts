@@ -150,13 +150,15 @@ export class PostgresSession {
   }
 
   /**
-   * What an error means when a statement ran out of time: a `StorageError` naming the bound (a
-   * statement or lock timeout on the server, or no answer in time on the client), else `err` as it is.
+   * A statement that ran out of time as a `StorageError` that says which bound it met (the
+   * statement or lock timeout on the server, or no answer in time on the client); any other error
+   * as it is.
    */
-  failure(err: unknown, operation: string): unknown {
+  nameTimeout(err: unknown, operation: string): unknown {
     const code = errorCode(err);
     const message = err instanceof Error ? err.message : String(err);
-    if (code === QUERY_CANCELED || code === LOCK_NOT_AVAILABLE) {
+    if (code === LOCK_NOT_AVAILABLE) return new StorageError('postgres', operation, err, `PostgreSQL gave up waiting for a lock during ${operation} (${message})`);
+    if (code === QUERY_CANCELED) {
       return new StorageError('postgres', operation, err, `PostgreSQL cancelled a statement of ${operation} (${message}); the statement timeout is ${this.statementTimeoutMs} ms`);
     }
     if (isClientTimeout(err)) {

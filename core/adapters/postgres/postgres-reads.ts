@@ -304,7 +304,7 @@ export class PostgresIndexReads implements Reads {
         return await body();
       }
     } catch (err) {
-      throw session.failure(err, 'read');
+      throw session.nameTimeout(err, 'read');
     }
   }
 }
