@@ -19,7 +19,7 @@ import {
   wantedIndexes,
 } from './postgres-document-schema.js';
 import { bind, compileFilter, documentFields, fieldSql, fromStoredJson, type JsonbFields, sortSql, toStoredJson } from './postgres-filter.js';
-import { isClientTimeout, isConnectionError, isUniqueViolation, PostgresSession, type PostgresPoolOptions } from './postgres-pool.js';
+import { inTransaction, isUniqueViolation, PostgresSession, type PostgresPoolOptions } from './postgres-pool.js';
 import { assertSchemaPrefix } from './postgres-schema.js';
 
 export { indexNameFor, jsonbOrdersBytes } from './postgres-document-schema.js';
@@ -358,25 +358,10 @@ export class PostgresDocumentStore implements DocumentStore {
 
   /** A transaction whose statements the server cancels after the statement timeout (`SET LOCAL`: nothing stays on the session). */
   async #transaction<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.#session.pool().connect();
-    let broken: Error | undefined;
     try {
-      await client.query(`BEGIN; SET LOCAL statement_timeout = ${this.#session.statementTimeoutMs}`);
-      const out = await work(client);
-      await client.query('COMMIT');
-      return out;
+      return await inTransaction(this.#session.pool(), work, `SET LOCAL statement_timeout = ${this.#session.statementTimeoutMs}`);
     } catch (err) {
-      // A connection that is gone, or still busy with a statement the client stopped waiting for,
-      // or that cannot even roll back, is not given back to the pool.
-      if (isClientTimeout(err) || isConnectionError(err)) broken = err as Error;
-      else {
-        await client.query('ROLLBACK').catch((e: unknown) => {
-          broken = e instanceof Error ? e : new Error(String(e));
-        });
-      }
       throw this.#session.nameTimeout(err, 'transaction');
-    } finally {
-      client.release(broken);
     }
   }
 }

@@ -173,6 +173,32 @@ export class PostgresSession {
   }
 }
 
+/**
+ * Runs `work` in a transaction on a pooled connection (`settings`, e.g. `SET LOCAL …`, go with
+ * BEGIN). A connection that is gone, still busy with a statement the client stopped waiting for,
+ * or unable to roll back is dropped rather than given back to the pool.
+ */
+export async function inTransaction<T>(pool: Pool, work: (client: PoolClient) => Promise<T>, settings = ''): Promise<T> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    await client.query(settings ? `BEGIN; ${settings}` : 'BEGIN');
+    const out = await work(client);
+    await client.query('COMMIT');
+    return out;
+  } catch (err) {
+    if (isClientTimeout(err) || isConnectionError(err)) broken = err as Error;
+    else {
+      await client.query('ROLLBACK').catch((rollbackErr: unknown) => {
+        broken = rollbackErr instanceof Error ? rollbackErr : new Error(String(rollbackErr));
+      });
+    }
+    throw err;
+  } finally {
+    client.release(broken);
+  }
+}
+
 // ---- what errors mean -----------------------------------------------------------------------
 
 export const UNIQUE_VIOLATION = '23505';
