@@ -110,6 +110,8 @@ export interface IndexDriver {
 
   /** Connects or opens the file; called once before first use, again after a failure. */
   open?(): Promise<void>;
+  /** See `IndexStore.prepareDatabase`; default: nothing to create (`false`). */
+  prepareDatabase?(dbName: string): Promise<boolean>;
   /** Round trip for health reports; default: `listNamespaces` of a database that cannot exist. */
   ping?(): Promise<void>;
   /** See `IndexStore.listPendingDatabases`; default: `listOutbox` of each database of `listNamespaces`. */

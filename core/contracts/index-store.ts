@@ -237,6 +237,15 @@ export interface CounterIndex {
 /** What the background jobs (archival, retention, offload, backups) use. */
 export interface IndexMaintenance {
   /**
+   * Creates what the database needs on this store (on PostgreSQL: its schema and tables) unless
+   * it is there; idempotent, and safe when several processes do it at once. Writes create it on
+   * first use anyway; this makes it ahead of time (`xronox migrate`), by a role allowed to, so
+   * the role the service runs as needs no right to create anything. Returns whether it created
+   * anything (`false` on stores that make everything when they open).
+   */
+  prepareDatabase(dbName: string): Promise<boolean>;
+
+  /**
    * Names of every database on this store that has a namespace written at least once (a commit
    * or an import), sorted by byte order. Lets jobs reach dynamic tenants, which no config lists.
    */

@@ -232,6 +232,10 @@ export class IndexRuntime implements IndexStore {
 
   // ---- IndexMaintenance ---------------------------------------------------------------------
 
+  async prepareDatabase(dbName: string): Promise<boolean> {
+    return (await this.#driver.prepareDatabase?.(dbName)) ?? false;
+  }
+
   async listDatabases(): Promise<string[]> {
     const names = (await this.#driver.listNamespaces()).map((n) => n.dbName);
     return names.filter((name, i) => i === 0 || name !== names[i - 1]);

@@ -42,7 +42,7 @@ export class MongoDocumentStore implements DocumentStore {
   readonly name = MONGODB_DOCUMENT_STORE_MEMBERS.name;
   readonly capabilities = MONGODB_DOCUMENT_STORE_MEMBERS.capabilities;
   readonly #client: MongoClient;
-  readonly #connect: () => Promise<void>;
+  readonly #connect: () => Promise<unknown>;
   readonly #release: () => Promise<void>;
   readonly #now: () => Date;
   readonly #uniques = new Map<string, readonly IndexSpec[]>();

@@ -1,23 +1,23 @@
 import { type Document, type IndexDescription, type MongoClient, MongoServerError } from 'mongodb';
 import type { Namespace } from '../../contracts/index-store.js';
 import type { ConfigIssue } from '../../errors.js';
-import type { HeadDoc } from './mongodb-documents.js';
+import { OnceEach } from '../../store/driver-kit.js';
 import { leftoverWrite } from './mongodb-documents.js';
 import { coll, COLLECTION_SUFFIXES, type CollectionRole, type CollRef, type IndexSettings, indexSpecs, QUEUE_COLLECTIONS, queueIndexSpecs, type QueueRole } from './mongodb-layout.js';
 import { metaPath } from './mongodb-meta.js';
 
-/** MongoDB 5.0, the oldest server the index store runs on, speaks wire version 13. */
+/** MongoDB 5.0, the oldest server the index store runs on (`$lookup` with `localField` and `pipeline`), speaks wire version 13. */
 export const MIN_WIRE_VERSION = 13;
 
 /**
  * Why the server that answered `hello` cannot hold the index store; `[]` when it can. Every
- * write is a multi-document transaction, so the server must be a replica set member or a mongos
- * router; and it must be MongoDB 5.0 or newer. `path` is where the connection is configured.
+ * write of the index store is a multi-document transaction, so the server must be a replica set
+ * member or a mongos router; and it must be MongoDB 5.0 or newer. `path` is where the connection
+ * is configured (e.g. `dbConnections.primary.mongoUri`).
  */
 export function serverIssues(hello: Document, path: string): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
-  const mongos = hello.msg === 'isdbgrid';
-  if (!mongos && typeof hello.setName !== 'string') {
+  if (hello.msg !== 'isdbgrid' && typeof hello.setName !== 'string') {
     issues.push({
       path,
       message:
@@ -48,9 +48,8 @@ export interface SetupSettings {
 export class MongoSetup {
   readonly #client: MongoClient;
   readonly #settings: SetupSettings;
-  readonly #pending = new Map<string, Promise<void>>();
-  readonly #done = new Set<string>();
-  readonly #verified = new Map<string, Promise<void>>();
+  readonly #created = new OnceEach();
+  readonly #verified = new OnceEach();
 
   constructor(client: MongoClient, settings: SetupSettings) {
     this.#client = client;
@@ -59,11 +58,12 @@ export class MongoSetup {
 
   /** The collections among `refs` not set up yet in this process. */
   missing(refs: readonly CollRef[]): CollRef[] {
-    return refs.filter((r) => !this.#done.has(refId(r)));
+    return refs.filter((r) => !this.#created.done(refId(r)));
   }
 
+  /** Sets up these collections (each once per process). */
   async ensure(refs: readonly CollRef[]): Promise<void> {
-    await Promise.all(refs.map((r) => this.#ensureOne(r)));
+    await Promise.all(refs.map((ref) => this.#created.run(refId(ref), () => this.#create(ref))));
   }
 
   /**
@@ -71,50 +71,20 @@ export class MongoSetup {
    * on the partial index `pending_writes`). A namespace found with one is checked again next time.
    */
   verify(ns: Namespace): Promise<void> {
-    const key = `${ns.dbName}\u0000${ns.collection}`;
-    let check = this.#verified.get(key);
-    if (!check) {
-      const heads = coll(ns, 'head');
-      check = this.#client
-        .db(heads.db)
-        .collection<HeadDoc>(heads.name)
-        .findOne({ pending: { $exists: true }, 'pending.since': { $exists: true } }, { projection: { _id: 1 } })
-        .then((found) => {
-          if (found) throw leftoverWrite(heads, found._id);
-        })
-        .catch((err: unknown) => {
-          this.#verified.delete(key);
-          throw err;
-        });
-      this.#verified.set(key, check);
-    }
-    return check;
-  }
-
-  #ensureOne(ref: CollRef): Promise<void> {
-    const id = refId(ref);
-    let ready = this.#pending.get(id);
-    if (!ready) {
-      ready = this.#create(ref).then(
-        () => void this.#done.add(id),
-        (err: unknown) => {
-          this.#pending.delete(id);
-          throw err;
-        },
-      );
-      this.#pending.set(id, ready);
-    }
-    return ready;
+    const heads = coll(ns, 'head');
+    return this.#verified.run(refId(heads), async () => {
+      const found = await this.#client.db(heads.db).collection<{ _id: string }>(heads.name).findOne({ pending: { $exists: true }, 'pending.since': { $exists: true } }, { projection: { _id: 1 } });
+      if (found) throw leftoverWrite(heads, found._id);
+    });
   }
 
   async #create(ref: CollRef): Promise<void> {
     const target = setupOf(ref, this.#settings);
     if (target.ns) await this.verify(target.ns);
-    const collection = this.#client.db(ref.db).collection(ref.name);
+    // createIndexes creates the collection too. The client's write concern (majority) makes the
+    // new collection and indexes visible to the transactions that follow.
     if (target.specs.length > 0) {
-      // Creates the collection too. The client's write concern (majority) makes the new
-      // collection and indexes visible to the transactions that follow.
-      await collection.createIndexes(target.specs);
+      await this.#client.db(ref.db).collection(ref.name).createIndexes(target.specs);
       return;
     }
     await this.#client
@@ -132,9 +102,9 @@ export class MongoSetup {
  * indexes: the collection is only created.
  */
 export function setupOf(ref: CollRef, settings: SetupSettings): { specs: IndexDescription[]; ns?: Namespace } {
-  const queues = queueIndexSpecs();
   const names: Record<QueueRole, string> = { ...QUEUE_COLLECTIONS, deadLetters: settings.deadLetterCollection };
-  for (const which of Object.keys(names) as QueueRole[]) if (names[which] === ref.name) return { specs: queues[which] };
+  const queueRole = (Object.keys(names) as QueueRole[]).find((which) => names[which] === ref.name);
+  if (queueRole) return { specs: queueIndexSpecs()[queueRole] };
   for (const [role, suffix] of Object.entries(COLLECTION_SUFFIXES) as Array<[CollectionRole, string]>) {
     if (!ref.name.endsWith(suffix)) continue;
     const collection = ref.name.slice(0, -suffix.length);

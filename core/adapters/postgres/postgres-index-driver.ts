@@ -37,7 +37,7 @@ import { ClosedError, StorageError, ValidationError } from '../../errors.js';
 import { compileFilter } from './postgres-filter.js';
 import { inlineParams } from './postgres-inline.js';
 import { acquirePostgresPool, type PooledPostgres, type PostgresPoolOptions } from './postgres-pool.js';
-import { assertSchemaPrefix, createSchemaInTransaction, listSchemas, schemaNameFor, schemaState, tablesOf, type Tables } from './postgres-schema.js';
+import { assertSchemaPrefix, createSchemaInTransaction, listSchemas, prepareSchema, schemaNameFor, schemaState, tablesOf, type Tables } from './postgres-schema.js';
 import { groupWindows } from '../../store/driver-kit.js';
 
 export interface PostgresIndexDriverOptions {
@@ -207,6 +207,14 @@ export class PostgresIndexDriver implements IndexDriver {
 
   async ping(): Promise<void> {
     await this.#withReconnect(() => this.#pool().query('SELECT 1'));
+  }
+
+  /** The database's schema and tables, made unless there (`xronox migrate`); see `postgres-schema.ts`. */
+  async prepareDatabase(dbName: string): Promise<boolean> {
+    const schema = schemaNameFor(this.#prefix, dbName);
+    const created = await this.#withReconnect(() => prepareSchema(this.#pool(), schema, this.#prefix, dbName));
+    this.#ready.add(schema);
+    return created;
   }
 
   async close(): Promise<void> {
