@@ -3,6 +3,7 @@ import type pg from 'pg';
 import { escapeIdentifier } from 'pg';
 import { defaultAdapters } from '../../core/adapters/registry.js';
 import { PostgresIndexDriver } from '../../core/adapters/postgres/postgres-index-driver.js';
+import { tablesOf } from '../../core/adapters/postgres/postgres-schema.js';
 import { loadConfig, Xronox } from '../../core/index.js';
 import { IndexRuntime } from '../../core/store/index-runtime.js';
 
@@ -71,18 +72,18 @@ export function xronoxOnPostgres(o: XronoxOnPostgresOptions): Xronox {
 
 /**
  * Drops the schemas this run's prefix made: those whose name starts with it and whose
- * `schema_info` row names it. Nothing else is touched. Returns how many were dropped.
+ * schema-info row names it. Nothing else is touched. Returns how many were dropped.
  */
 export async function dropXronoxSchemas(client: pg.Client, prefix: string): Promise<number> {
   const found = await client.query<{ nspname: string }>('SELECT nspname FROM pg_namespace WHERE left(nspname, length($1)) = $1', [prefix]);
   let dropped = 0;
   for (const { nspname } of found.rows) {
-    const schema = escapeIdentifier(nspname);
-    const info = await client.query<{ ok: boolean }>('SELECT to_regclass($1) IS NOT NULL AS ok', [`${schema}.schema_info`]);
-    if (!info.rows[0]?.ok) continue;
-    const owner = await client.query<{ prefix: string }>(`SELECT prefix FROM ${schema}.schema_info`);
+    const info = tablesOf(nspname).info;
+    const exists = await client.query<{ ok: boolean }>('SELECT to_regclass($1) IS NOT NULL AS ok', [info]);
+    if (!exists.rows[0]?.ok) continue;
+    const owner = await client.query<{ prefix: string }>(`SELECT prefix FROM ${info}`);
     if (owner.rows.length !== 1 || owner.rows[0]!.prefix !== prefix) continue;
-    await client.query(`DROP SCHEMA ${schema} CASCADE`);
+    await client.query(`DROP SCHEMA ${escapeIdentifier(nspname)} CASCADE`);
     dropped++;
   }
   return dropped;

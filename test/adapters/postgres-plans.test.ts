@@ -1,8 +1,7 @@
-import { escapeIdentifier } from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { HeadQuery, Namespace, VersionRow } from '../../core/contracts/index-store.js';
 import { PostgresIndexDriver } from '../../core/adapters/postgres/postgres-index-driver.js';
-import { schemaNameFor } from '../../core/adapters/postgres/postgres-schema.js';
+import { schemaNameFor, tablesOf } from '../../core/adapters/postgres/postgres-schema.js';
 import { IndexRuntime } from '../../core/store/index-runtime.js';
 import { describePostgres, dropSchemas, POSTGRES_URI, postgresAvailability, randomSchemaPrefix, withPostgres } from '../support/postgres.js';
 
@@ -97,7 +96,7 @@ function expectIndexRange(nodes: PlanNode[], indexes: readonly string[], maxRows
 }
 
 /** A history page may read either index on (coll, id, ov): the covering one or the primary key. */
-const HISTORY_INDEXES = ['versions_history', 'versions_pkey'];
+const HISTORY_INDEXES = ['_versions_history', '_versions_pkey'];
 const indexOf = (nodes: PlanNode[]): string => nodes.find((n) => n['Index Name'])?.['Index Name'] ?? 'none';
 
 const byId = (limit: number, after?: string): HeadQuery => ({ filter: null, includeDeleted: false, sort: { field: 'id', direction: 1 }, limit, ...(after ? { after: { value: after, id: after } } : {}) });
@@ -108,10 +107,10 @@ describePostgres('PostgreSQL read paths: one index range each, flat with history
     for (let start = 0; start < OTHERS; start += 500) {
       await store.importRecords(ns, { records: Array.from({ length: 500 }, (_, k) => otherRecord(start + k)), sync: false });
     }
-    const schema = escapeIdentifier(schemaNameFor(prefix, ns.dbName));
+    const t = tablesOf(schemaNameFor(prefix, ns.dbName));
     await withPostgres(async (c) => {
-      await c.query(`VACUUM ANALYZE ${schema}.heads`);
-      await c.query(`VACUUM ANALYZE ${schema}.versions`);
+      await c.query(`VACUUM ANALYZE ${t.heads}`);
+      await c.query(`VACUUM ANALYZE ${t.versions}`);
     });
   }, 300_000);
 
@@ -120,31 +119,31 @@ describePostgres('PostgreSQL read paths: one index range each, flat with history
     await dropSchemas(prefix);
   });
 
-  it('getHead: one row of heads_pkey', async () => {
+  it('getHead: one row of _heads_pkey', async () => {
     const { result, nodes } = await analyse(() => store.getHead(ns, 'r01234'));
     expect(result?.ov).toBe(2);
-    expectIndexRange(nodes, ['heads_pkey'], 1);
+    expectIndexRange(nodes, ['_heads_pkey'], 1);
   });
 
-  it('getVersion of an old version of a 20,000-version record: one row of versions_pkey', async () => {
+  it('getVersion of an old version of a 20,000-version record: one row of _versions_pkey', async () => {
     const { result, nodes } = await analyse(() => store.getVersion(ns, DEEP, 100));
     expect(result?.ov).toBe(100);
-    expectIndexRange(nodes, ['versions_pkey'], 1);
+    expectIndexRange(nodes, ['_versions_pkey'], 1);
     expect((await store.getVersion(ns, DEEP, 0))?.ov).toBe(0);
     expect((await store.getVersion(ns, DEEP, DEPTH - 1))?.ov).toBe(DEPTH - 1);
     expect(await store.getVersion(ns, DEEP, DEPTH)).toBeNull();
   });
 
-  it('getAsOf (findVersionAt by time) deep in the past: one row of versions_by_time', async () => {
+  it('getAsOf (findVersionAt by time) deep in the past: one row of _versions_by_time', async () => {
     const { result, nodes } = await analyse(() => store.findVersionAt(ns, DEEP, { at: new Date(T0 + 100_500).toISOString() }));
     expect(result?.ov).toBe(100);
-    expectIndexRange(nodes, ['versions_by_time'], 1);
+    expectIndexRange(nodes, ['_versions_by_time'], 1);
   });
 
-  it('findVersionAt by collection version deep in the past: one row of versions_by_cv', async () => {
+  it('findVersionAt by collection version deep in the past: one row of _versions_by_cv', async () => {
     const { result, nodes } = await analyse(() => store.findVersionAt(ns, DEEP, { cv: 100 }));
     expect(result?.ov).toBe(100);
-    expectIndexRange(nodes, ['versions_by_cv'], 1);
+    expectIndexRange(nodes, ['_versions_by_cv'], 1);
   });
 
   it('history pages, the newest and one deep in the past: the page’s rows of one index', async () => {
@@ -160,37 +159,37 @@ describePostgres('PostgreSQL read paths: one index range each, flat with history
 
     const bodies = await analyse(() => store.listVersions(ns, DEEP, { limit: 10, beforeOv: 100 }));
     expect(bodies.result.map((r) => r.ov)).toEqual(Array.from({ length: 10 }, (_, k) => 99 - k));
-    expectIndexRange(bodies.nodes, ['versions_pkey'], 10);
+    expectIndexRange(bodies.nodes, ['_versions_pkey'], 10);
   });
 
-  it('queryAt: heads in id order, one row of versions_by_time per record', async () => {
+  it('queryAt: heads in id order, one row of _versions_by_time per record', async () => {
     const { result, nodes } = await analyse(() => store.queryAt(ns, { at: new Date(T0 + 3_600_000).toISOString(), filter: null, includeDeleted: false, direction: 1, limit: 20, afterId: 'r00100' }));
     expect(result.map((r) => r.id)).toEqual(Array.from({ length: 20 }, (_, k) => `r${String(101 + k).padStart(5, '0')}`));
-    expectIndexRange(nodes, ['heads_pkey', 'versions_by_time'], 40);
+    expectIndexRange(nodes, ['_heads_pkey', '_versions_by_time'], 40);
   });
 
-  it('listByMeta (listHeads) by id, by updatedAt and by createdAt, first and later pages: one range of heads_pkey, heads_by_updated or heads_by_created', async () => {
+  it('listByMeta (listHeads) by id, by updatedAt and by createdAt, first and later pages: one range of _heads_pkey, _heads_by_updated or _heads_by_created', async () => {
     const first = await analyse(() => store.listHeads(ns, byId(21)));
     expect(first.result).toHaveLength(21);
-    expectIndexRange(first.nodes, ['heads_pkey'], 21);
+    expectIndexRange(first.nodes, ['_heads_pkey'], 21);
 
     const later = await analyse(() => store.listHeads(ns, byId(21, 'r02000')));
     expect(later.result[0]!.id).toBe('r02001');
-    expectIndexRange(later.nodes, ['heads_pkey'], 21);
+    expectIndexRange(later.nodes, ['_heads_pkey'], 21);
 
     const recent = await analyse(() => store.listHeads(ns, { filter: null, includeDeleted: false, sort: { field: 'updatedAt', direction: -1 }, limit: 21 }));
     expect(recent.result[0]!.id).toBe(DEEP);
-    expectIndexRange(recent.nodes, ['heads_by_updated'], 21);
+    expectIndexRange(recent.nodes, ['_heads_by_updated'], 21);
 
     const after = recent.result[20]!;
     const next = await analyse(() =>
       store.listHeads(ns, { filter: null, includeDeleted: false, sort: { field: 'updatedAt', direction: -1 }, limit: 21, after: { value: after.updatedAt, id: after.id } }),
     );
     expect(next.result[0]!.updatedAt <= after.updatedAt).toBe(true);
-    expectIndexRange(next.nodes, ['heads_by_updated'], 21);
+    expectIndexRange(next.nodes, ['_heads_by_updated'], 21);
 
     const oldest = await analyse(() => store.listHeads(ns, { filter: null, includeDeleted: false, sort: { field: 'createdAt', direction: 1 }, limit: 21 }));
     expect(oldest.result).toHaveLength(21);
-    expectIndexRange(oldest.nodes, ['heads_by_created'], 21);
+    expectIndexRange(oldest.nodes, ['_heads_by_created'], 21);
   });
 });
