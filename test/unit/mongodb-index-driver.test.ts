@@ -6,7 +6,7 @@ import { planWrites, type Step, type Write, writtenCollections } from '../../cor
 import { versionQuery } from '../../core/adapters/mongodb/mongodb-index-driver.js';
 import { planReads, type ReadQuery } from '../../core/adapters/mongodb/mongodb-read-set.js';
 import { mongoOptions } from '../../core/adapters/mongodb/mongodb-settings.js';
-import { MIN_WIRE_VERSION, serverIssues, setupOf } from '../../core/adapters/mongodb/mongodb-setup.js';
+import { buildIndexes, indexNames, MIN_WIRE_VERSION, serverIssues, setupOf } from '../../core/adapters/mongodb/mongodb-setup.js';
 import { clientModel, retryOf } from '../../core/adapters/mongodb/mongodb-transaction.js';
 import { loadConfig } from '../../core/config/load.js';
 import { type Effect, nsKey, type ReadSet, refKey, uploadKey } from '../../core/contracts/index-driver.js';
@@ -454,6 +454,35 @@ describe('setting up a collection before its first write', () => {
     expect(names({ db: 'rt_acme', name: 'orders_ver' })).toEqual(['by_record', 'by_time', 'by_cv', 'by_actor', 'unarchived']);
     // No index: only created, so that no transaction has to create it.
     expect(setupOf({ db: 'an_acme', name: 'orders_counter' }, settings)).toEqual({ specs: [], ns: { dbName: 'an_acme', collection: 'orders' } });
+  });
+
+  it('an index build that races another (IndexBuildAborted 276, IndexBuildAlreadyInProgress 285) is tried again, at most 5 times', async () => {
+    const raced = (code: number) => new MongoServerError({ message: 'index build raced', code });
+    const calls: number[] = [];
+    const failing = (errors: Error[]) => ({
+      createIndexes: async () => {
+        calls.push(errors.length);
+        const err = errors.shift();
+        if (err) throw err;
+        return ['by_order'];
+      },
+    });
+    await expect(buildIndexes(failing([raced(285), raced(276)]), [{ key: { order: 1 } }], 1)).resolves.toBeUndefined();
+    expect(calls).toEqual([2, 1, 0]);
+    calls.length = 0;
+    await expect(buildIndexes(failing(Array.from({ length: 9 }, () => raced(276))), [{ key: { order: 1 } }], 1)).rejects.toMatchObject({ code: 276 });
+    expect(calls).toHaveLength(5);
+    calls.length = 0;
+    // Anything else (an index of that name defined otherwise, no right to create) at once.
+    await expect(buildIndexes(failing([raced(85), raced(285)]), [{ key: { order: 1 } }], 1)).rejects.toMatchObject({ code: 85 });
+    expect(calls).toHaveLength(1);
+  });
+
+  it('a collection that does not exist has no index names (NamespaceNotFound), one that does lists them', async () => {
+    const listing = (result: () => Document[]) => ({ listIndexes: () => ({ toArray: async () => result() }) }) as never;
+    expect(await indexNames(listing(() => [{ name: '_id_' }, { name: 'by_order' }]))).toEqual(new Set(['_id_', 'by_order']));
+    expect(await indexNames(listing(() => { throw new MongoServerError({ message: 'ns does not exist', code: 26 }); }))).toBeNull();
+    await expect(indexNames(listing(() => { throw new MongoServerError({ message: 'not authorized', code: 13 }); }))).rejects.toMatchObject({ code: 13 });
   });
 
   it("a database's queues by name, the dead letters under their configured name", () => {
