@@ -22,7 +22,7 @@ import { type CounterDoc, type DeadLetterDoc, type HeadDoc, headRowOf, HISTORY_P
 import { type IndexedFields, toMongoFilter } from './mongodb-filter.js';
 import { coll, COLLECTION_SUFFIXES, type CollectionRole, collectionName, type CollRef, CV_DOC_ID, eq, type IndexSettings, pendingBlobId, queue, QUEUE_COLLECTIONS, type QueueRole, recordKey, TOTALS_DOC_ID, WINDOW_DOC_PREFIX, windowIdRange } from './mongodb-layout.js';
 import { checkServer, MongoSetup } from './mongodb-setup.js';
-import { BULK_WRITE_COMMAND_WIRE_VERSION, clientPort, counterCollections, MongoPlanExecutor } from './mongodb-transaction.js';
+import { BULK_WRITE_COMMAND_WIRE_VERSION, clientPort, counterCollections, IMPORT_LIMIT, MongoPlanExecutor } from './mongodb-transaction.js';
 
 export interface MongoIndexDriverOptions {
   uri: string;
@@ -51,6 +51,7 @@ export class MongoIndexDriver implements IndexDriver {
   readonly multiProcess = true;
   /** A restore may exceed one transaction's limits (60 s, its size): replaced collection by collection. */
   readonly replacesInOneTransaction = false;
+  readonly importLimit = IMPORT_LIMIT;
   readonly #pooled: PooledMongoClient;
   readonly #setup: MongoSetup;
   readonly #deadLetters: string;
