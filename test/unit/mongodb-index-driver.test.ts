@@ -2,6 +2,7 @@ import { Aggregator } from 'mingo';
 import { type Document, MongoClient, type MongoClientOptions, MongoNetworkError, MongoServerError } from 'mongodb';
 import { describe, expect, it } from 'vitest';
 import { clientOptions, DEFAULT_CLIENT_OPTIONS } from '../../core/adapters/mongodb/mongodb-client-pool.js';
+import { HISTORY_PROJECTION, historyRowOf, versionDoc } from '../../core/adapters/mongodb/mongodb-documents.js';
 import { planWrites, type Step, type Write, writtenCollections } from '../../core/adapters/mongodb/mongodb-effects.js';
 import { versionQuery } from '../../core/adapters/mongodb/mongodb-index-driver.js';
 import { planReads, type ReadQuery } from '../../core/adapters/mongodb/mongodb-read-set.js';
@@ -103,6 +104,8 @@ describe('which servers the driver refuses (hello)', () => {
     expect(opts.deadLetterCollection).toBe('dlq');
     expect(opts.indexSettings?.('orders')).toEqual({ indexedProps: ['status'] });
     expect(opts.indexSettings?.('other')).toEqual({ indexedProps: [] });
+    // What `xronox migrate` creates in every database (`prepareDatabase`).
+    expect(opts.collections).toEqual(['orders']);
   });
 });
 
@@ -489,6 +492,18 @@ describe('setting up a collection before its first write', () => {
     expect(names({ db: 'rt_acme', name: 'xronox_sync_outbox' })).toEqual(['by_order', 'by_collection']);
     expect(names({ db: 'rt_acme', name: 'my_dlq' })).toEqual(['by_age']);
     expect(setupOf({ db: 'rt_acme', name: 'xronox_content_uploads' }, settings)).toEqual({ specs: [] });
+  });
+});
+
+describe('a history page', () => {
+  it("is one range of the `by_record` index with a limit, and only the history fields leave the server", () => {
+    const { filter, sort, limit } = versionQuery('a', { beforeOv: 4, limit: 2 });
+    expect({ sort, limit }).toEqual({ sort: { ov: -1 }, limit: 2 });
+    const entry = (ov: number) => versionDoc({ id: 'a', ov, cv: ov, op: 'update', at: '2026-01-01', actor: { type: 'user', identifier: 'ada' }, reason: null, deleted: false, size: 3, body: '{"big":1}', archived: false, meta: { n: ov }, hash: 'h' });
+    const docs = [0, 1, 2, 3, 4, 5].map(entry);
+    const page = new Aggregator([{ $match: filter }, { $sort: sort }, { $limit: limit }, { $project: HISTORY_PROJECTION }] as never).run(docs) as Document[];
+    expect(page.map((d) => Object.keys(d).sort())).toEqual(Array(2).fill(['actor', 'archived', 'at', 'cv', 'deleted', 'id', 'op', 'ov', 'reason', 'size']));
+    expect(page.map((d) => historyRowOf(d as never))).toEqual([3, 2].map((ov) => ({ id: 'a', ov, cv: ov, op: 'update', at: '2026-01-01', actor: { type: 'user', identifier: 'ada' }, reason: null, deleted: false, size: 3, archived: false })));
   });
 });
 
