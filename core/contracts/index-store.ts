@@ -299,7 +299,8 @@ export interface IndexMaintenance {
   listHeadIds(ns: Namespace, options: { afterId?: string; limit: number }): Promise<string[]>;
 
   /**
-   * Restores records exactly as given, in one transaction: for each, the head and every version
+   * Restores records exactly as given, in one transaction (on a driver with an `importLimit`,
+   * MongoDB, in several within it, in order: see `importChunks`): for each, the head and every version
    * entry (with its cv, `archived` flag and body) replace whatever the namespace held for that
    * id; each record is marked for blob sync (unless `batch.sync` is `false`). Claims are set as given (a claim already held by
    * another record is taken over). The namespace's collection version is raised to the highest

@@ -35,7 +35,8 @@ export interface MigrateOptions {
  * `xronox migrate`: creates ahead of time everything each configured database needs on its
  * stores, so that the role the service then runs as needs no right to create anything: on
  * PostgreSQL the database's schema with the index store's tables (every database has them: its
- * records, or at least the jobs' leases), the analytics database's, and for messaging and
+ * records, or at least the jobs' leases), the analytics database's; on MongoDB the database's
+ * queues, the collections of every configured collection and every index, builds awaited; and for messaging and
  * identities every collection with its declared indexes. Idempotent, and safe while the service
  * runs or another migrate does the same (creators queue on a lock per schema, and the ones that
  * follow find it done). A database that fails is reported and the others are still done.

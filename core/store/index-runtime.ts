@@ -299,7 +299,7 @@ export class IndexRuntime implements IndexStore {
   }
 
   async importRecords(ns: Namespace, batch: ImportBatch): Promise<void> {
-    return this.#driver.transact(plans.importRecords(ns, batch));
+    for (const chunk of plans.importChunks(batch, this.#driver.importLimit)) await this.#driver.transact(plans.importRecords(ns, chunk));
   }
 
   async countRecords(ns: Namespace): Promise<number> {

@@ -2,11 +2,12 @@ import { Aggregator } from 'mingo';
 import { type Document, MongoClient, type MongoClientOptions, MongoNetworkError, MongoServerError } from 'mongodb';
 import { describe, expect, it } from 'vitest';
 import { clientOptions, DEFAULT_CLIENT_OPTIONS } from '../../core/adapters/mongodb/mongodb-client-pool.js';
+import { HISTORY_PROJECTION, historyRowOf, versionDoc } from '../../core/adapters/mongodb/mongodb-documents.js';
 import { planWrites, type Step, type Write, writtenCollections } from '../../core/adapters/mongodb/mongodb-effects.js';
 import { versionQuery } from '../../core/adapters/mongodb/mongodb-index-driver.js';
 import { planReads, type ReadQuery } from '../../core/adapters/mongodb/mongodb-read-set.js';
 import { mongoOptions } from '../../core/adapters/mongodb/mongodb-settings.js';
-import { MIN_WIRE_VERSION, serverIssues, setupOf } from '../../core/adapters/mongodb/mongodb-setup.js';
+import { buildIndexes, indexNames, MIN_WIRE_VERSION, serverIssues, setupOf } from '../../core/adapters/mongodb/mongodb-setup.js';
 import { clientModel, retryOf } from '../../core/adapters/mongodb/mongodb-transaction.js';
 import { loadConfig } from '../../core/config/load.js';
 import { type Effect, nsKey, type ReadSet, refKey, uploadKey } from '../../core/contracts/index-driver.js';
@@ -103,6 +104,8 @@ describe('which servers the driver refuses (hello)', () => {
     expect(opts.deadLetterCollection).toBe('dlq');
     expect(opts.indexSettings?.('orders')).toEqual({ indexedProps: ['status'] });
     expect(opts.indexSettings?.('other')).toEqual({ indexedProps: [] });
+    // What `xronox migrate` creates in every database (`prepareDatabase`).
+    expect(opts.collections).toEqual(['orders']);
   });
 });
 
@@ -456,10 +459,51 @@ describe('setting up a collection before its first write', () => {
     expect(setupOf({ db: 'an_acme', name: 'orders_counter' }, settings)).toEqual({ specs: [], ns: { dbName: 'an_acme', collection: 'orders' } });
   });
 
+  it('an index build that races another (IndexBuildAborted 276, IndexBuildAlreadyInProgress 285) is tried again, at most 5 times', async () => {
+    const raced = (code: number) => new MongoServerError({ message: 'index build raced', code });
+    const calls: number[] = [];
+    const failing = (errors: Error[]) => ({
+      createIndexes: async () => {
+        calls.push(errors.length);
+        const err = errors.shift();
+        if (err) throw err;
+        return ['by_order'];
+      },
+    });
+    await expect(buildIndexes(failing([raced(285), raced(276)]), [{ key: { order: 1 } }], 1)).resolves.toBeUndefined();
+    expect(calls).toEqual([2, 1, 0]);
+    calls.length = 0;
+    await expect(buildIndexes(failing(Array.from({ length: 9 }, () => raced(276))), [{ key: { order: 1 } }], 1)).rejects.toMatchObject({ code: 276 });
+    expect(calls).toHaveLength(5);
+    calls.length = 0;
+    // Anything else (an index of that name defined otherwise, no right to create) at once.
+    await expect(buildIndexes(failing([raced(85), raced(285)]), [{ key: { order: 1 } }], 1)).rejects.toMatchObject({ code: 85 });
+    expect(calls).toHaveLength(1);
+  });
+
+  it('a collection that does not exist has no index names (NamespaceNotFound), one that does lists them', async () => {
+    const listing = (result: () => Document[]) => ({ listIndexes: () => ({ toArray: async () => result() }) }) as never;
+    expect(await indexNames(listing(() => [{ name: '_id_' }, { name: 'by_order' }]))).toEqual(new Set(['_id_', 'by_order']));
+    expect(await indexNames(listing(() => { throw new MongoServerError({ message: 'ns does not exist', code: 26 }); }))).toBeNull();
+    await expect(indexNames(listing(() => { throw new MongoServerError({ message: 'not authorized', code: 13 }); }))).rejects.toMatchObject({ code: 13 });
+  });
+
   it("a database's queues by name, the dead letters under their configured name", () => {
     expect(names({ db: 'rt_acme', name: 'xronox_sync_outbox' })).toEqual(['by_order', 'by_collection']);
     expect(names({ db: 'rt_acme', name: 'my_dlq' })).toEqual(['by_age']);
     expect(setupOf({ db: 'rt_acme', name: 'xronox_content_uploads' }, settings)).toEqual({ specs: [] });
+  });
+});
+
+describe('a history page', () => {
+  it("is one range of the `by_record` index with a limit, and only the history fields leave the server", () => {
+    const { filter, sort, limit } = versionQuery('a', { beforeOv: 4, limit: 2 });
+    expect({ sort, limit }).toEqual({ sort: { ov: -1 }, limit: 2 });
+    const entry = (ov: number) => versionDoc({ id: 'a', ov, cv: ov, op: 'update', at: '2026-01-01', actor: { type: 'user', identifier: 'ada' }, reason: null, deleted: false, size: 3, body: '{"big":1}', archived: false, meta: { n: ov }, hash: 'h' });
+    const docs = [0, 1, 2, 3, 4, 5].map(entry);
+    const page = new Aggregator([{ $match: filter }, { $sort: sort }, { $limit: limit }, { $project: HISTORY_PROJECTION }] as never).run(docs) as Document[];
+    expect(page.map((d) => Object.keys(d).sort())).toEqual(Array(2).fill(['actor', 'archived', 'at', 'cv', 'deleted', 'id', 'op', 'ov', 'reason', 'size']));
+    expect(page.map((d) => historyRowOf(d as never))).toEqual([3, 2].map((ov) => ({ id: 'a', ov, cv: ov, op: 'update', at: '2026-01-01', actor: { type: 'user', identifier: 'ada' }, reason: null, deleted: false, size: 3, archived: false })));
   });
 });
 

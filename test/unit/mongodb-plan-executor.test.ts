@@ -1,9 +1,10 @@
 import { MongoServerError } from 'mongodb';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { CollRef } from '../../core/adapters/mongodb/mongodb-layout.js';
-import { MongoPlanExecutor, type SetupPort } from '../../core/adapters/mongodb/mongodb-transaction.js';
-import type { Transaction } from '../../core/contracts/index-driver.js';
-import type { Namespace, RecordWrite } from '../../core/contracts/index-store.js';
+import { IMPORT_LIMIT, MongoPlanExecutor, type SetupPort } from '../../core/adapters/mongodb/mongodb-transaction.js';
+import type { IndexDriver, Transaction } from '../../core/contracts/index-driver.js';
+import type { ImportedRecord, Namespace, RecordWrite, VersionRow } from '../../core/contracts/index-store.js';
+import { IndexRuntime } from '../../core/store/index-runtime.js';
 import * as plans from '../../core/store/plans.js';
 import { type RecordedCall, RecordingMongoPort } from '../support/mongodb-recording-port.js';
 
@@ -179,5 +180,68 @@ describe('copying a namespace (a restore)', () => {
     expect(inserted).toEqual([...inserted].sort());
     expect(models.filter((m) => m.namespace === 'rt_acme.xronox_sync_outbox')).toHaveLength(2500);
     expect(models.at(-1)).toMatchObject({ name: 'replaceOne', namespace: 'rt_acme.orders_counter', filter: { _id: { $eq: 'cv' } }, replacement: { seq: 2500 } });
+  });
+});
+
+describe('a large import (a restore staging its records and claims)', () => {
+  /** The index store as the core runs it (`IndexRuntime`), over the executor: only `transact` and the declared limit are used. */
+  function importer(data: ConstructorParameters<typeof RecordingMongoPort>[0] = {}) {
+    const { port, run } = executor(data, { crossCollection: true });
+    const driver = { name: 'mongodb', multiProcess: true, importLimit: IMPORT_LIMIT, transact: run } as unknown as IndexDriver;
+    return { port, store: IndexRuntime.of(driver) };
+  }
+  const record = (i: number, versions: number, body = '{}'): ImportedRecord => {
+    const id = `r${String(i).padStart(5, '0')}`;
+    const row = (ov: number): VersionRow => ({ id, ov, cv: i * 10 + ov, op: ov === 0 ? 'create' : 'update', at: T, actor: 'ada', reason: null, deleted: false, size: body.length, body, archived: false, meta: {}, hash: 'h' });
+    return { head: { id, ov: versions - 1, cv: i * 10 + versions - 1, deleted: false, createdAt: T, updatedAt: T, deletedAt: null, meta: {}, body, hash: 'h' }, versions: Array.from({ length: versions }, (_, ov) => row(ov)) };
+  };
+  /** Per transaction (a commit ends each), the documents it wrote: heads, version entries and claims. */
+  const perTransaction = (calls: readonly RecordedCall[]) => {
+    const out: Array<{ documents: number; namespaces: string[] }> = [];
+    let current = { documents: 0, namespaces: [] as string[] };
+    for (const c of calls) {
+      if (c.kind === 'commit') [out[out.length], current] = [current, { documents: 0, namespaces: [] }];
+      if (c.kind !== 'clientBulkWrite') continue;
+      const models = c.ops as Array<{ name: string; namespace: string }>;
+      current.documents += models.filter((m) => m.name === 'insertOne' || (m.name === 'replaceOne' && !m.namespace.endsWith('_counter'))).length;
+      current.namespaces.push(...new Set(models.map((m) => m.namespace)));
+    }
+    return out;
+  };
+
+  it('goes in transactions of at most 1,000 documents, a record never split, the claims after the records, the cv raised by each', async () => {
+    const { port, store } = importer();
+    // 700 records of 3 version entries (4 documents each) and 2,500 claims.
+    const records = Array.from({ length: 700 }, (_, i) => record(i, 3));
+    const claims = Array.from({ length: 2500 }, (_, i) => ({ key: `k${i}`, id: records[i % 700]!.head.id }));
+    await store.importRecords(ns, { records, claims, collectionVersion: 9999, sync: false });
+    const txs = perTransaction(port.calls);
+    // 2,800 documents of records (250 records a transaction), then the claims fill up the third.
+    expect(txs.map((t) => t.documents)).toEqual([1000, 1000, 1000, 1000, 1000, 300]);
+    // Every transaction raises the cv (it never lowers it, so the order of the parts does not matter to it).
+    expect(txs.every((t) => t.namespaces.includes('rt_acme.orders_counter'))).toBe(true);
+    expect(txs.slice(0, 2).every((t) => !t.namespaces.includes('rt_acme.orders_claims'))).toBe(true);
+    expect(txs[2]!.namespaces).toContain('rt_acme.orders_claims');
+    expect(txs.slice(3).every((t) => t.namespaces.join() === 'rt_acme.orders_claims,rt_acme.orders_counter')).toBe(true);
+    // Every record's head and entries went, each exactly once.
+    const heads = port.calls.flatMap((c) => (c.kind === 'clientBulkWrite' ? (c.ops as Array<{ name: string; namespace: string; filter?: { _id: { $eq: string } } }>) : []));
+    const written = heads.filter((m) => m.namespace === 'rt_acme.orders_head').map((m) => m.filter!._id.$eq);
+    expect(written).toEqual(records.map((r) => r.head.id));
+  });
+
+  it('large bodies cut it by size (4 MiB a transaction); a record larger than that goes alone', async () => {
+    const { port, store } = importer();
+    const mib = 'x'.repeat(1024 * 1024);
+    const records = [record(0, 1, mib), record(1, 1, mib), record(2, 1, mib.repeat(5)), record(3, 1, '{}')];
+    await store.importRecords(ns, { records, sync: false });
+    // r0 and r1: 2 MiB each (head and entry) fill one; r2 (10 MiB) alone; r3 in the last.
+    expect(perTransaction(port.calls).map((t) => t.documents)).toEqual([4, 2, 2]);
+  });
+
+  it('an import within the limit, or of only a cv, is one transaction', async () => {
+    const { port, store } = importer();
+    await store.importRecords(ns, { records: [record(0, 2)], claims: [{ key: 'k', id: 'r00000' }] });
+    await store.importRecords(ns, { records: [], collectionVersion: 5 });
+    expect(port.calls.filter((c) => c.kind === 'commit')).toHaveLength(2);
   });
 });

@@ -16,14 +16,13 @@ import type {
   VersionRow,
   VersionSummary,
 } from '../../contracts/index-store.js';
-import { ConfigError } from '../../errors.js';
 import { byteOrder, namespaceOrder } from '../../store/driver-kit.js';
 import { acquireMongoClient, type PooledMongoClient } from './mongodb-client-pool.js';
 import { type CounterDoc, type DeadLetterDoc, type HeadDoc, headRowOf, HISTORY_PROJECTION, historyRowOf, type OutboxDoc, type PendingBlobDoc, pendingBlobOf, type VersionDoc, versionRowOf } from './mongodb-documents.js';
 import { type IndexedFields, toMongoFilter } from './mongodb-filter.js';
-import { coll, collectionName, type CollRef, CV_DOC_ID, eq, type IndexSettings, pendingBlobId, queue, QUEUE_COLLECTIONS, recordKey, TOTALS_DOC_ID, WINDOW_DOC_PREFIX, windowIdRange } from './mongodb-layout.js';
-import { MongoSetup, serverIssues } from './mongodb-setup.js';
-import { BULK_WRITE_COMMAND_WIRE_VERSION, clientPort, counterCollections, MongoPlanExecutor } from './mongodb-transaction.js';
+import { coll, COLLECTION_SUFFIXES, type CollectionRole, collectionName, type CollRef, CV_DOC_ID, eq, type IndexSettings, pendingBlobId, queue, QUEUE_COLLECTIONS, type QueueRole, recordKey, TOTALS_DOC_ID, WINDOW_DOC_PREFIX, windowIdRange } from './mongodb-layout.js';
+import { checkServer, MongoSetup } from './mongodb-setup.js';
+import { BULK_WRITE_COMMAND_WIRE_VERSION, clientPort, counterCollections, IMPORT_LIMIT, MongoPlanExecutor } from './mongodb-transaction.js';
 
 export interface MongoIndexDriverOptions {
   uri: string;
@@ -33,6 +32,8 @@ export interface MongoIndexDriverOptions {
   deadLetterCollection?: string;
   /** Where the connection is configured, named by the errors about the server (e.g. `dbConnections.primary.mongoUri`). */
   configPath?: string;
+  /** Collections `prepareDatabase` creates in every database it prepares (the keys of `collectionMaps`). */
+  collections?: readonly string[];
   /** Extra driver options; they win over the URI's, which win over the defaults of `mongodb-client-pool.ts`. */
   clientOptions?: MongoClientOptions;
   /** `false`: never MongoDB 8.0's bulkWrite command, one `bulkWrite` per collection (default: when the server has it). */
@@ -50,12 +51,14 @@ export class MongoIndexDriver implements IndexDriver {
   readonly multiProcess = true;
   /** A restore may exceed one transaction's limits (60 s, its size): replaced collection by collection. */
   readonly replacesInOneTransaction = false;
+  readonly importLimit = IMPORT_LIMIT;
   readonly #pooled: PooledMongoClient;
   readonly #setup: MongoSetup;
   readonly #deadLetters: string;
   readonly #indexSettings: (collection: string) => IndexSettings;
   readonly #configPath: string;
   readonly #bulkWriteCommand: boolean;
+  readonly #collections: readonly string[];
   #executor: MongoPlanExecutor | undefined;
 
   constructor(options: MongoIndexDriverOptions) {
@@ -64,20 +67,33 @@ export class MongoIndexDriver implements IndexDriver {
     this.#indexSettings = options.indexSettings ?? (() => ({ indexedProps: [] }));
     this.#configPath = options.configPath ?? 'mongoUri';
     this.#bulkWriteCommand = options.bulkWriteCommand ?? true;
+    this.#collections = options.collections ?? [];
     this.#setup = new MongoSetup(this.#pooled.client, { deadLetterCollection: this.#deadLetters, indexSettings: this.#indexSettings });
   }
 
   /** Connects, and refuses a server that cannot run the store: a standalone server, or one older than 5.0. */
   async open(): Promise<void> {
     const hello = await this.#pooled.connect();
-    const issues = serverIssues(hello, this.#configPath);
-    if (issues.length > 0) throw new ConfigError(issues);
+    checkServer(hello, this.#configPath);
     const bulkWriteCommand = this.#bulkWriteCommand && (hello.maxWireVersion as number) >= BULK_WRITE_COMMAND_WIRE_VERSION;
     this.#executor ??= new MongoPlanExecutor(clientPort(this.#pooled.client, bulkWriteCommand), this.#setup, this.#deadLetters);
   }
 
   async close(): Promise<void> {
     await this.#pooled.release();
+  }
+
+  /**
+   * `xronox migrate`: the database's queues, and every collection of each configured collection,
+   * with their indexes, waiting for the builds; collections written before get the indexes added
+   * since (a new `indexedProps` entry). So the user the service runs as never creates anything.
+   */
+  async prepareDatabase(dbName: string): Promise<boolean> {
+    const roles = (c: string) => (Object.keys(COLLECTION_SUFFIXES) as CollectionRole[]).map((role) => coll({ dbName, collection: c }, role));
+    const queues = (Object.keys(QUEUE_COLLECTIONS) as QueueRole[]).map((which) => queue(dbName, which, this.#deadLetters));
+    const written = (await counterCollections(this.#pooled.client, dbName)).filter((c) => !this.#collections.includes(c));
+    const created = await this.#setup.prepare([...queues, ...this.#collections.flatMap(roles)]);
+    return (await this.#setup.prepare(written.flatMap(roles), true)) || created;
   }
 
   async ping(): Promise<void> {

@@ -10,7 +10,7 @@ import type {
   TransactionOptions,
 } from 'mongodb';
 import { MongoError, MongoErrorLabel, MongoServerError } from 'mongodb';
-import type { ReadRows, ReadSet, Transaction } from '../../contracts/index-driver.js';
+import type { ImportLimit, ReadRows, ReadSet, Transaction } from '../../contracts/index-driver.js';
 import { StorageError } from '../../errors.js';
 import { byNamespace, decideSteps, emptyRows, groupBy } from '../../store/driver-kit.js';
 import { COPIED, type Keyed, type Op, outboxMark, planWrites, replace, type Step, type Write, writtenCollections } from './mongodb-effects.js';
@@ -80,6 +80,12 @@ const MAX_COMMITS = 3;
 const MAX_RERUNS = 3;
 /** The server's answer to a command it does not know (`bulkWrite` before 8.0, or with 8.0 features off). */
 const COMMAND_NOT_FOUND = 59;
+/**
+ * What one transaction of an import writes at most (`IndexDriver.importLimit`): a restore's
+ * batches and its claims, whatever their number and the records' sizes, commit far inside
+ * MongoDB's 60 s transaction lifetime (a batch of 1,000 is 4 round trips on 8.0).
+ */
+export const IMPORT_LIMIT = { documents: 1000, bytes: 4 * 1024 * 1024 } as const satisfies ImportLimit;
 /** Documents per write when a namespace is copied. */
 const COPY_BATCH = 1000;
 

@@ -12,21 +12,23 @@ import { type IndexSession, toVersion, VERSION_COLUMNS, type VersionSqlRow } fro
 /** Runs one statement on a pooled connection; its rows. */
 type Query = <R extends QueryResultRow>(text: string, values?: readonly unknown[]) => Promise<R[]>;
 
-type Reads = Omit<IndexDriver, 'name' | 'multiProcess' | 'close' | 'transact' | 'open' | 'ping'>;
+const BIGINT_LIMIT = 2 ** 63;
 
-/** `AND`ed conditions and their parameters: `add` binds each value and keeps the condition. */
-function conditions(params: unknown[], first: string[]) {
-  const all = [...first];
-  return {
-    /** Adds `sql(...placeholders)` with `values` bound. */
-    add(sql: (...placeholders: string[]) => string, ...values: unknown[]): void {
-      all.push(sql(...values.map((v) => bind(params, v))));
-    },
-    get sql(): string {
-      return all.join(' AND ');
-    },
-  };
+/**
+ * A bound on a bigint column (ov, cv) as a bigint parameter, so it is part of the index range: a
+ * float8 parameter casts the column instead (`ov::float8 < $3`), and the bound becomes a filter
+ * over every entry of the record above it. The columns hold integers, so a fractional bound is
+ * rounded the way that keeps the same rows; a bound beyond every bigint is no bound (or no row).
+ */
+function intBound(column: 'ov' | 'cv', op: '<' | '<=' | '>', value: number, params: unknown[]): string {
+  if (Number.isNaN(value)) return 'FALSE';
+  if (value >= BIGINT_LIMIT) return op === '>' ? 'FALSE' : 'TRUE';
+  if (value < -BIGINT_LIMIT) return op === '>' ? 'TRUE' : 'FALSE';
+  const n = op === '<' ? Math.ceil(value) : Math.floor(value);
+  return `${column} ${op} ${bind(params, n)}::bigint`;
 }
+
+type Reads = Omit<IndexDriver, 'name' | 'multiProcess' | 'close' | 'transact' | 'open' | 'ping'>;
 
 /**
  * The index store's reads outside transactions: each one statement on a pooled connection (one
@@ -49,28 +51,30 @@ export class PostgresIndexReads implements Reads {
   async listVersions(ns: Namespace, id: string, range: VersionRange): Promise<VersionRow[]> {
     return this.inSchema(ns.dbName, [], async (t, q) => {
       const params: unknown[] = [ns.collection, id];
-      const where = conditions(params, ['coll = $1', 'id = $2']);
-      if (range.beforeOv !== undefined) where.add((p) => `ov < ${p}::float8`, range.beforeOv);
-      if (range.afterOv !== undefined) where.add((p) => `ov > ${p}::float8`, range.afterOv);
-      if (range.unarchived) where.add(() => 'NOT archived');
+      const where = ['coll = $1', 'id = $2'];
+      const { beforeOv, afterOv, at } = range;
+      if (beforeOv !== undefined) where.push(intBound('ov', '<', beforeOv, params));
+      if (afterOv !== undefined) where.push(intBound('ov', '>', afterOv, params));
+      if (range.unarchived) where.push('NOT archived');
       let order = range.order === 'asc' ? 'ov ASC' : 'ov DESC';
       let limit = range.limit ?? null;
-      if (range.at !== undefined) {
-        if ('at' in range.at) where.add((p) => `at <= ${p}`, range.at.at);
-        else where.add((p) => `cv <= ${p}::float8`, range.at.cv);
-        order = 'at' in range.at ? 'at DESC, ov DESC' : 'cv DESC';
+      if (at !== undefined) {
+        where.push('at' in at ? `at <= ${bind(params, at.at)}` : intBound('cv', '<=', at.cv, params));
+        order = 'at' in at ? 'at DESC, ov DESC' : 'cv DESC';
         limit = limit === null ? 1 : Math.min(limit, 1);
       }
-      const sql = `SELECT ${VERSION_COLUMNS} FROM ${t.versions} WHERE ${where.sql} ORDER BY ${order} LIMIT ${bind(params, limit)}`;
+      const sql = `SELECT ${VERSION_COLUMNS} FROM ${t.versions} WHERE ${where.join(' AND ')} ORDER BY ${order} LIMIT ${bind(params, limit)}`;
       return (await q<VersionSqlRow>(sql, params)).map(toVersion);
     });
   }
 
   async listHistory(ns: Namespace, id: string, range: { beforeOv?: number; limit: number }): Promise<HistoryRow[]> {
     return this.inSchema(ns.dbName, [], async (t, q) => {
+      const params: unknown[] = [ns.collection, id];
+      const below = range.beforeOv === undefined ? '' : ` AND ${intBound('ov', '<', range.beforeOv, params)}`;
       const rows = await q<HistorySqlRow>(
-        `SELECT ${HISTORY_COLUMNS} FROM ${t.versions} WHERE coll = $1 AND id = $2 AND ov < $3::float8 ORDER BY ov DESC LIMIT $4`,
-        [ns.collection, id, range.beforeOv ?? Number.POSITIVE_INFINITY, range.limit],
+        `SELECT ${HISTORY_COLUMNS} FROM ${t.versions} WHERE coll = $1 AND id = $2${below} ORDER BY ov DESC LIMIT ${bind(params, range.limit)}`,
+        params,
       );
       return rows.map(toHistory);
     });
@@ -79,15 +83,15 @@ export class PostgresIndexReads implements Reads {
   async listHeads(ns: Namespace, query: HeadQuery): Promise<HeadRow[]> {
     return this.inSchema(ns.dbName, [], async (t, q) => {
       const params: unknown[] = [ns.collection];
-      const where = conditions(params, ['coll = $1']);
-      if (!query.includeDeleted) where.add(() => 'NOT deleted');
-      if (query.filter) where.add(() => compileFilter(query.filter!, params, metaFields('meta')));
+      const where = ['coll = $1'];
+      if (!query.includeDeleted) where.push('NOT deleted');
+      if (query.filter) where.push(compileFilter(query.filter, params, metaFields('meta')));
       const column = SORT_COLUMNS[query.sort.field];
       const [dir, cmp] = query.sort.direction === 1 ? ['ASC', '>'] : ['DESC', '<'];
-      if (query.after && column === 'id') where.add((p) => `id ${cmp} ${p}`, query.after.id);
-      else if (query.after) where.add((v, i) => `(${column}, id) ${cmp} (${v}, ${i})`, query.after.value, query.after.id);
+      if (query.after && column === 'id') where.push(`id ${cmp} ${bind(params, query.after.id)}`);
+      else if (query.after) where.push(`(${column}, id) ${cmp} (${bind(params, query.after.value)}, ${bind(params, query.after.id)})`);
       const order = column === 'id' ? `id ${dir}` : `${column} ${dir}, id ${dir}`;
-      const sql = `SELECT ${HEAD_COLUMNS} FROM ${t.heads} WHERE ${where.sql} ORDER BY ${order} LIMIT ${bind(params, query.limit)}`;
+      const sql = `SELECT ${HEAD_COLUMNS} FROM ${t.heads} WHERE ${where.join(' AND ')} ORDER BY ${order} LIMIT ${bind(params, query.limit)}`;
       return (await q<HeadSqlRow>(sql, params)).map(toHead);
     });
   }
@@ -97,16 +101,16 @@ export class PostgresIndexReads implements Reads {
       // Driven by the heads in id order (either direction of the primary key), one index seek
       // per record (versions_by_time, read backwards) for its newest version at or before `at`.
       const params: unknown[] = [ns.collection, query.at];
-      const where = conditions(params, ['h.coll = $1']);
+      const where = ['h.coll = $1'];
       const [dir, cmp] = query.direction === 1 ? ['ASC', '>'] : ['DESC', '<'];
-      if (query.afterId !== undefined) where.add((p) => `h.id ${cmp} ${p}`, query.afterId);
-      if (!query.includeDeleted) where.add(() => 'NOT v.deleted');
-      if (query.filter) where.add(() => compileFilter(query.filter!, params, metaFields('v.meta')));
+      if (query.afterId !== undefined) where.push(`h.id ${cmp} ${bind(params, query.afterId)}`);
+      if (!query.includeDeleted) where.push('NOT v.deleted');
+      if (query.filter) where.push(compileFilter(query.filter, params, metaFields('v.meta')));
       const columns = VERSION_COLUMNS.split(', ').map((c) => `w.${c}`).join(', ');
       const sql = `SELECT v.* FROM ${t.heads} h CROSS JOIN LATERAL (
           SELECT ${columns} FROM ${t.versions} w WHERE w.coll = h.coll AND w.id = h.id AND w.at <= $2
           ORDER BY w.at DESC, w.ov DESC LIMIT 1) v
-        WHERE ${where.sql} ORDER BY h.id ${dir} LIMIT ${bind(params, query.limit)}`;
+        WHERE ${where.join(' AND ')} ORDER BY h.id ${dir} LIMIT ${bind(params, query.limit)}`;
       return (await q<VersionSqlRow>(sql, params)).map(toVersion);
     });
   }
@@ -114,12 +118,12 @@ export class PostgresIndexReads implements Reads {
   async listVersionsByActor(ns: Namespace, actorId: string, query: ActorQuery): Promise<VersionRow[]> {
     return this.inSchema(ns.dbName, [], async (t, q) => {
       const params: unknown[] = [ns.collection, actorId];
-      const where = conditions(params, ['coll = $1', 'actor_id = $2']);
-      if (query.actorType !== undefined) where.add((p) => `actor_type = ${p}`, query.actorType);
-      if (query.from !== undefined) where.add((p) => `at >= ${p}`, query.from);
-      if (query.to !== undefined) where.add((p) => `at <= ${p}`, query.to);
-      if (query.before) where.add((at, id, ov) => `(at, id, ov) < (${at}, ${id}, ${ov}::float8)`, query.before.at, query.before.id, query.before.ov);
-      const sql = `SELECT ${VERSION_COLUMNS} FROM ${t.versions} WHERE ${where.sql}
+      const where = ['coll = $1', 'actor_id = $2'];
+      if (query.actorType !== undefined) where.push(`actor_type = ${bind(params, query.actorType)}`);
+      if (query.from !== undefined) where.push(`at >= ${bind(params, query.from)}`);
+      if (query.to !== undefined) where.push(`at <= ${bind(params, query.to)}`);
+      if (query.before) where.push(`(at, id, ov) < (${bind(params, query.before.at)}, ${bind(params, query.before.id)}, ${bind(params, query.before.ov)}::float8)`);
+      const sql = `SELECT ${VERSION_COLUMNS} FROM ${t.versions} WHERE ${where.join(' AND ')}
         ORDER BY at DESC, id DESC, ov DESC LIMIT ${bind(params, query.limit)}`;
       return (await q<VersionSqlRow>(sql, params)).map(toVersion);
     });
@@ -128,24 +132,24 @@ export class PostgresIndexReads implements Reads {
   async listClaims(ns: Namespace, query: { key?: string; afterKey?: string; limit: number }): Promise<Array<{ key: string; id: string }>> {
     return this.inSchema(ns.dbName, [], async (t, q) => {
       const params: unknown[] = [ns.collection];
-      const where = conditions(params, ['coll = $1']);
-      if (query.key !== undefined) where.add((p) => `key = ${p}`, query.key);
-      if (query.afterKey !== undefined) where.add((p) => `key > ${p}`, query.afterKey);
-      return q<{ key: string; id: string }>(`SELECT key, id FROM ${t.claims} WHERE ${where.sql} ORDER BY key LIMIT ${bind(params, query.limit)}`, params);
+      const where = ['coll = $1'];
+      if (query.key !== undefined) where.push(`key = ${bind(params, query.key)}`);
+      if (query.afterKey !== undefined) where.push(`key > ${bind(params, query.afterKey)}`);
+      return q<{ key: string; id: string }>(`SELECT key, id FROM ${t.claims} WHERE ${where.join(' AND ')} ORDER BY key LIMIT ${bind(params, query.limit)}`, params);
     });
   }
 
   async listOutbox(dbName: string, query: OutboxQuery): Promise<PendingSync[]> {
     return this.inSchema(dbName, [], async (t, q) => {
       const params: unknown[] = [];
-      const where = conditions(params, ['TRUE']);
-      if (query.collection !== undefined) where.add((p) => `coll = ${p}`, query.collection);
-      if (query.id !== undefined) where.add((p) => `id = ${p}`, query.id);
-      if (query.maxSeq !== undefined) where.add((p) => `seq <= ${p}::float8`, query.maxSeq);
-      if (query.order === 'id' && query.afterId !== undefined) where.add((p) => `id > ${p}`, query.afterId);
+      const where = ['TRUE'];
+      if (query.collection !== undefined) where.push(`coll = ${bind(params, query.collection)}`);
+      if (query.id !== undefined) where.push(`id = ${bind(params, query.id)}`);
+      if (query.maxSeq !== undefined) where.push(`seq <= ${bind(params, query.maxSeq)}::float8`);
+      if (query.order === 'id' && query.afterId !== undefined) where.push(`id > ${bind(params, query.afterId)}`);
       const order = query.order === 'id' ? 'coll, id' : 'queued';
       const rows = await q<{ coll: string; id: string; seq: number }>(
-        `SELECT coll, id, seq FROM ${t.outbox} WHERE ${where.sql} ORDER BY ${order} LIMIT ${bind(params, query.limit)}`,
+        `SELECT coll, id, seq FROM ${t.outbox} WHERE ${where.join(' AND ')} ORDER BY ${order} LIMIT ${bind(params, query.limit)}`,
         params,
       );
       return rows.map((r) => ({ collection: r.coll, id: r.id, seq: r.seq }));
@@ -165,11 +169,11 @@ export class PostgresIndexReads implements Reads {
   async listPendingBlobs(ns: Namespace, id: string | null, query?: { bucket: string; key: string }): Promise<PendingBlob[]> {
     return this.inSchema(ns.dbName, [], async (t, q) => {
       const params: unknown[] = [ns.collection];
-      const where = conditions(params, ['coll = $1']);
-      if (id !== null) where.add((p) => `id = ${p}`, id);
-      if (query) where.add((b, k) => `bucket = ${b} AND key = ${k}`, query.bucket, query.key);
+      const where = ['coll = $1'];
+      if (id !== null) where.push(`id = ${bind(params, id)}`);
+      if (query) where.push(`bucket = ${bind(params, query.bucket)} AND key = ${bind(params, query.key)}`);
       const rows = await q<{ bucket: string; key: string; content_type: string; body: Buffer }>(
-        `SELECT bucket, key, content_type, body FROM ${t.pendingBlobs} WHERE ${where.sql} ORDER BY key, bucket`,
+        `SELECT bucket, key, content_type, body FROM ${t.pendingBlobs} WHERE ${where.join(' AND ')} ORDER BY key, bucket`,
         params,
       );
       return rows.map((r) => ({ bucket: r.bucket, key: r.key, contentType: r.content_type, body: new Uint8Array(r.body) }));
