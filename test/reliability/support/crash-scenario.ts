@@ -54,6 +54,8 @@ export interface TrialOutcome {
   /** Whether a repair process ran first and was killed (true) or finished (false). */
   repairKilled: boolean | undefined;
   acked: number;
+  /** Acks of the second writer, when there was one. */
+  survivorAcked: number;
   /** Conflicts of the killed writer and the one beside it. */
   rejected: number;
   pendingAtRestart: number;
@@ -197,7 +199,7 @@ export async function runCrashLane(s: CrashLane): Promise<LaneResult> {
       if (report.problems.length > 0) findings.push({ lane: s.lane, trial, mode, k, survivor: survivor !== undefined, problems: report.problems });
       for (const key of ['versions', 'ackedChecked', 'asOfQueries', 'blobObjects'] as const) totals[key] += report.figures[key];
       const rejected = survivorEntries.filter((e) => e.t === 'reject').length + entries.filter((e) => e.t === 'reject').length;
-      outcomes.push({ trial, mode, k, survivor: survivor !== undefined, repairKilled, acked: acks.length, rejected, pendingAtRestart, repaired: repair.synced, inFlight: report.inFlightApplied.some((tag) => tag.startsWith(`${client}:`)) });
+      outcomes.push({ trial, mode, k, survivor: survivor !== undefined, repairKilled, acked: acks.length, survivorAcked: survivorEntries.filter((e) => e.t === 'ack').length, rejected, pendingAtRestart, repaired: repair.synced, inFlight: report.inFlightApplied.some((tag) => tag.startsWith(`${client}:`)) });
     } finally {
       await x.shutdown();
     }
@@ -230,6 +232,9 @@ export function expectCrashHolds(run: { label: string; seed: number; scale: numb
   );
   const betweenCommitAndBlob = outcomes.filter((o) => o.pendingAtRestart > 0).length;
   const finalProblems = lanes.flatMap((l) => l.final.problems);
+  // The next writer proceeds: what a killed writer left (its sessions, row locks, leases) never
+  // keeps the writers of the next trial from committing.
+  const stalled = outcomes.filter((o) => o.acked + o.survivorAcked + (o.inFlight ? 1 : 0) === 0).map((o) => o.trial);
   console.log(
     `[reliability] ${run.label}: seed ${run.seed}, scale ${run.scale}: ${outcomes.length} trials${lanes.length > 1 ? ` in ${lanes.length} lanes side by side` : ''}, ${outcomes.length} SIGKILLs; ` +
       `${betweenCommitAndBlob} landed between an index commit and its blob writes (outbox non-empty at restart: ${outcomes.reduce((a, o) => a + o.pendingAtRestart, 0)} records, ` +
@@ -241,11 +246,12 @@ export function expectCrashHolds(run: { label: string; seed: number; scale: numb
       `final check: ${final('records')} records, ${final('versions')} versions, ${final('ackedChecked')} acknowledged writes (lost: ${finalProblems.filter((p) => p.startsWith('lost')).length}), ` +
       `${final('asOfQueries')} getAsOf answers, ${final('blobObjects')} blob objects, ${final('tempFiles')} temp files left by killed puts; ` +
       `hash chains: ${sum((l) => l.verified, 'versions')} versions, ok ${lanes.every((l) => l.verified.ok)}; ` +
-      `trials with findings: ${findings.length}; problems in the final check: ${finalProblems.length}`,
+      `trials whose writers committed nothing: ${stalled.length}; trials with findings: ${findings.length}; problems in the final check: ${finalProblems.length}`,
   );
   for (const f of findings) console.log(`[reliability] ${run.label} finding: ${JSON.stringify(f)}`);
   expect(findings).toEqual([]);
   expect(finalProblems).toEqual([]);
+  expect(stalled).toEqual([]);
   expect(lanes.flatMap((l) => l.verified.broken)).toEqual([]);
   // The trials really hit the window between the commit and the blob write, and crashed recoveries.
   expect(betweenCommitAndBlob).toBeGreaterThan(0);
