@@ -20,9 +20,11 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, it } from 'vitest';
-import { describePostgres, dropSchemas, POSTGRES_URI, postgresAvailability, randomSchemaPrefix } from '../support/postgres.js';
+import { escapeIdentifier } from 'pg';
+import { describePostgres, dropSchemas, POSTGRES_URI, postgresAvailability, randomSchemaPrefix, withPostgres } from '../support/postgres.js';
 import { tempDir } from '../support/temp.js';
 import { buildCrashWriter, expectCrashHolds, runCrashLane } from './support/crash-scenario.js';
+import { RELIABILITY_DB } from './support/history-client.js';
 
 const SCALE = Number(process.env.XRONOX_RELIABILITY_SCALE ?? 1);
 const SEED = Number(process.env.XRONOX_RELIABILITY_SEED ?? 13_2026);
@@ -30,6 +32,15 @@ const LANES = 5;
 /** The issue's figure: at least 20 SIGKILL trials. */
 const TRIALS_PER_LANE = Math.max(4, Math.round(4 * SCALE));
 const availability = await postgresAvailability();
+
+/** The lease rows (with the server's clock) and the outbox of one schema, read behind the store's back. */
+function leasesAndOutbox(schema: string) {
+  return withPostgres(async (client) => ({
+    now: (await client.query<{ now: string }>('SELECT clock_timestamp()::text AS now')).rows[0]?.now,
+    locks: (await client.query(`SELECT coll, key, owner, expires_at::text FROM ${escapeIdentifier(schema)}.locks`)).rows,
+    outbox: (await client.query(`SELECT coll, id, seq FROM ${escapeIdentifier(schema)}.outbox`)).rows,
+  }));
+}
 
 describePostgres('writers on a PostgreSQL index store killed with SIGKILL at random points of the write path', availability, () => {
   const dir = tempDir('xronox-reliability-crash-pg');
@@ -46,7 +57,17 @@ describePostgres('writers on a PostgreSQL index store killed with SIGKILL at ran
       prefixes.map(async (schemaPrefix, lane) => {
         const laneDir = join(dir.path, `lane-${lane}`);
         mkdirSync(laneDir);
-        return runCrashLane({ lane, backend: { kind: 'postgres', uri: POSTGRES_URI, schemaPrefix }, dir: laneDir, writer, firstTrial: lane * TRIALS_PER_LANE, trials: TRIALS_PER_LANE, seed: SEED + lane * 1_000_000, checkConcurrency: 4 });
+        return runCrashLane({
+          lane,
+          backend: { kind: 'postgres', uri: POSTGRES_URI, schemaPrefix },
+          dir: laneDir,
+          writer,
+          firstTrial: lane * TRIALS_PER_LANE,
+          trials: TRIALS_PER_LANE,
+          seed: SEED + lane * 1_000_000,
+          checkConcurrency: 4,
+          diagnose: () => leasesAndOutbox(`${schemaPrefix}${RELIABILITY_DB}`),
+        });
       }),
     );
     expectCrashHolds({ label: 'crash on postgres', seed: SEED, scale: SCALE }, lanes);

@@ -82,6 +82,8 @@ export interface CrashLane {
   seed: number;
   /** Records the checker reads back at once (see `CheckInput.concurrency`). Default 1. */
   checkConcurrency?: number;
+  /** What to print when a repair leaves records in the outbox (the store's leases and outbox, say). */
+  diagnose?: () => Promise<unknown>;
 }
 
 export interface LaneResult {
@@ -189,7 +191,9 @@ export async function runCrashLane(s: CrashLane): Promise<LaneResult> {
 
       const repair = await x.repair();
       // `left` counts what the pass gave up on: records still leased by another process at its end among them.
-      expect({ lane: s.lane, trial, failed: repair.failed, left: repair.left, pendingAfterRepair: await pendingOutbox(x) }).toEqual({ lane: s.lane, trial, failed: 0, left: 0, pendingAfterRepair: 0 });
+      const pendingAfterRepair = await pendingOutbox(x);
+      if (pendingAfterRepair > 0 && s.diagnose) console.log(`[reliability] lane ${s.lane} trial ${trial}: the repair left ${pendingAfterRepair} records: ${JSON.stringify(await s.diagnose())}`);
+      expect({ lane: s.lane, trial, failed: repair.failed, left: repair.left, pendingAfterRepair }).toEqual({ lane: s.lane, trial, failed: 0, left: 0, pendingAfterRepair: 0 });
 
       const trialEntries = [...entries, ...survivorEntries];
       const scope = new Set(trialEntries.flatMap((e) => (e.t === 'ack' ? [e.id] : e.t === 'intent' && e.id ? [e.id] : [])));

@@ -21,7 +21,8 @@
  * stops after its operations and shuts down normally.
  *
  * The stores are the real index store the config names (SQLite, or PostgreSQL) and the
- * filesystem blob store, built as the adapter registry builds them; the self-kill modes reach them through a proxy that only adds the kill.
+ * filesystem blob store, built as the adapter registry builds them; the self-kill modes reach
+ * them through a proxy that only adds the kill.
  * (The registry itself is not imported: it also loads the MongoDB and S3 clients, which would add
  * a quarter second to each of the many process starts.)
  */
