@@ -12,4 +12,5 @@ const key = process.env.XRONOX_MUTATE ?? '';
 const module = (modules as Record<string, { mutate: string; testFiles: string[] } | undefined>)[key];
 if (!module) throw new Error(`XRONOX_MUTATE must be one of: ${Object.keys(modules).join(', ')}`);
 
-export default defineConfig({ ...base, test: { ...base.test, include: module.testFiles } });
+// Without the projects of the base config: a mutant is judged by its module's files, run once.
+export default defineConfig({ ...base, test: { ...base.test, projects: undefined, include: module.testFiles } });

@@ -4,11 +4,13 @@
  *
  *   npx tsx bench/compare.bench.ts          (or: npm run bench:compare)
  *
- * Sides, all on this machine: Xronox on the embedded default (SQLite file + local folder), a
- * MariaDB table `WITH SYSTEM VERSIONING`, a PostgreSQL table with a trigger-maintained history
- * table, and the unversioned twin of each (Xronox's `knowledge` type, plain tables), so each
- * system's own cost of versioning shows. MariaDB and PostgreSQL are reached on loopback; a server
- * that does not answer is skipped with a message.
+ * Sides, all on this machine: Xronox on the embedded default (SQLite file + local folder), Xronox
+ * with its index store on PostgreSQL (objects in a local folder as for the first), a MariaDB table
+ * `WITH SYSTEM VERSIONING`, a PostgreSQL table with a trigger-maintained history table, and the
+ * unversioned twin of each (Xronox's `knowledge` type, plain tables), so each system's own cost of
+ * versioning shows. MariaDB and PostgreSQL are reached on loopback; a server that does not answer
+ * is skipped with a message. Xronox on PostgreSQL works in schemas under a random prefix of this
+ * run, dropped at the end (only those).
  *
  * Per document size (~1 KB and 100 KB of JSON): RECORDS records per side, then sequential
  * updates round-robin over them (each checks the version it replaces), in ROUNDS rounds whose
@@ -16,24 +18,35 @@
  * interleaved call by call across the versioned sides, every answer checked against the times
  * each store recorded.
  *
+ * Then, at 1 KB, Xronox on PostgreSQL and the PostgreSQL trigger table again with CLIENTS clients
+ * at once (each awaits its own updates, on records of its own; then as many getAsOf readers), and
+ * the two against each other: the goals are writes at ≥ 0.8× the trigger table's rate and getAsOf
+ * p50 within 1.2× of its, at 1 and at CLIENTS clients. Both sides commit every update with the
+ * server's synchronous_commit; both have CLIENTS connections (Xronox's pool is 10 by default).
+ *
  * Knobs (environment): BENCH_COMPARE_N (updates per side for ~1 KB, default 3000; 100 KB does a
  * fifth), BENCH_COMPARE_QUERIES (getAsOf samples per side and size, default 3000),
- * BENCH_COMPARE_SIZES (comma-separated bytes, default 1024,102400), BENCH_KEEP=1 keeps the folder.
+ * BENCH_COMPARE_SIZES (comma-separated bytes, default 1024,102400), BENCH_COMPARE_CLIENTS
+ * (concurrent clients, default 16), BENCH_KEEP=1 keeps the folder.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
-import { initXronox } from '../core/index.js';
+import pg from 'pg';
+import { initXronox, type Xronox } from '../core/index.js';
 import type { Data } from '../core/engine/documents.js';
+import { type ConcurrentResult, runConcurrent } from './support/concurrent-compare.js';
 import { describeMachine, envInt, loadAverage, settle } from './support/machine.js';
 import { finishRun, fmtNumber, type Latency, latencyInterleaved, markdownTable, now, progressLog, secondsSince, summarise } from './support/measure.js';
 import { makeSizedData } from './support/sized-document.js';
 import { type ComparedStore, connectMariadb, connectPostgres, MariadbStore, mariadbInfo, microsToIso, PostgresStore, postgresInfo, type ServerInfo } from './support/sql-versioned.js';
+import { dropXronoxSchemas, postgresUri, randomSchemaPrefix, xronoxOnPostgres } from './support/xronox-postgres.js';
 import { XronoxStore } from './support/xronox-store.js';
 
 const N = envInt('BENCH_COMPARE_N', 3000, 30);
 const QUERIES = envInt('BENCH_COMPARE_QUERIES', 3000, 10);
 const SIZES = (process.env.BENCH_COMPARE_SIZES ?? '1024,102400').split(',').map(Number);
+const CLIENTS = envInt('BENCH_COMPARE_CLIENTS', 16, 2);
 const RECORDS = 50;
 const ROUNDS = 3;
 const WARMUP = 100;
@@ -68,6 +81,20 @@ const pgClient = await connectPostgres().catch((err: unknown) => {
   return null;
 });
 if (pgClient) servers.push({ name: 'PostgreSQL', info: await postgresInfo(pgClient) });
+const pgPool = pgClient ? new pg.Pool({ connectionString: postgresUri(), max: CLIENTS }) : null;
+const schemaPrefix = randomSchemaPrefix();
+const xronoxPg: Xronox | null = pgClient
+  ? xronoxOnPostgres({
+      schemaPrefix,
+      basePath: join(dir, 'pg-blobs'),
+      tenant: TENANT,
+      runtimeDb: 'rt_compare',
+      knowledgeDb: 'kn_compare',
+      poolMax: CLIENTS,
+      onBackgroundError: (err) => backgroundErrors.push(err),
+    })
+  : null;
+const ON_PG = 'on PostgreSQL';
 const mariaConn = await connectMariadb().catch((err: unknown) => {
   servers.push({ name: 'MariaDB', info: null, skipped: `skipped: no server at 127.0.0.1:3306 (${(err as Error).message})` });
   return null;
@@ -76,8 +103,12 @@ if (mariaConn) servers.push({ name: 'MariaDB', info: await mariadbInfo(mariaConn
 for (const s of servers) if (s.skipped) console.log(`${s.name} ${s.skipped}`);
 
 const XRONOX_DURABILITY = 'SQLite WAL, synchronous=FULL: fsync at every commit (the acknowledgement); the version files are fsynced after it, in the background';
+const XRONOX_PG_DURABILITY =
+  "the server's commit (synchronous_commit as the server has it, as for the trigger table; the version's body is in the committed row) is the acknowledgement; the version files are fsynced after it, in the background";
+const pgServer = () => servers.find((s) => s.name === 'PostgreSQL')?.info;
 /** The table's short form: is the write on disk when it is acknowledged? */
 const durableWhenAcked = (side: string): string => {
+  if (side.startsWith(`Xronox ${ON_PG}`)) return pgServer()?.fsyncPerCommit ? 'yes (PostgreSQL commit fsynced; files later)' : 'NO (commits not fsynced one by one)';
   if (side.startsWith('Xronox')) return 'yes (SQLite fsync; files later)';
   const server = servers.find((s) => side.startsWith(s.name));
   if (!server?.info) return 'unknown';
@@ -113,6 +144,7 @@ interface Tracked {
 async function openStores(tag: string): Promise<ComparedStore[]> {
   const stores: ComparedStore[] = [new XronoxStore(xronox, 'runtime', TENANT, `c${tag}`), new XronoxStore(xronox, 'knowledge', TENANT, `c${tag}`)];
   if (mariaConn) stores.push(await MariadbStore.open(mariaConn, true), await MariadbStore.open(mariaConn, false));
+  if (xronoxPg) stores.push(new XronoxStore(xronoxPg, 'runtime', TENANT, `c${tag}`, ON_PG), new XronoxStore(xronoxPg, 'knowledge', TENANT, `c${tag}`, ON_PG));
   if (pgClient) stores.push(await PostgresStore.open(pgClient, true), await PostgresStore.open(pgClient, false));
   return stores;
 }
@@ -218,21 +250,40 @@ async function runSize(bytes: number): Promise<SideResult[]> {
 console.log('Machine');
 for (const line of machine) console.log(`  ${line}`);
 for (const s of servers) if (s.info) console.log(`  ${s.name.padEnd(8)} ${s.info.version} on 127.0.0.1, ${JSON.stringify(s.info.durability)}`);
-console.log(`Command    npx tsx bench/compare.bench.ts${['BENCH_COMPARE_N', 'BENCH_COMPARE_QUERIES', 'BENCH_COMPARE_SIZES'].filter((k) => process.env[k]).map((k) => ` ${k}=${process.env[k]}`).join('')}`);
+if (xronoxPg) console.log(`  Xronox on PostgreSQL: schemas ${schemaPrefix}* (dropped at the end), pools of ${CLIENTS} connections on both PostgreSQL sides`);
+console.log(`Command    npx tsx bench/compare.bench.ts${['BENCH_COMPARE_N', 'BENCH_COMPARE_QUERIES', 'BENCH_COMPARE_SIZES', 'BENCH_COMPARE_CLIENTS'].filter((k) => process.env[k]).map((k) => ` ${k}=${process.env[k]}`).join('')}`);
 console.log(`Folder     ${dir}`);
 console.log();
 
+const CONCURRENT_BYTES = 1024;
 const bySize: Array<[number, SideResult[]]> = [];
+let concurrent: ConcurrentResult[] = [];
 try {
   for (const bytes of SIZES) bySize.push([bytes, await runSize(bytes)]);
+  if (xronoxPg && pgPool) {
+    log(`${sizeLabel(CONCURRENT_BYTES)}, ${CLIENTS} clients at once: Xronox on PostgreSQL and the PostgreSQL trigger table, ${N} timed updates and ${QUERIES} getAsOf each`);
+    const stores = [new XronoxStore(xronoxPg, 'runtime', TENANT, `k${CONCURRENT_BYTES}`, ON_PG), await PostgresStore.open(pgPool, true)];
+    try {
+      concurrent = await runConcurrent(stores, {
+        clients: CLIENTS, recordsPerClient: 4, updates: N, warmup: WARMUP, rounds: ROUNDS, queries: QUERIES, readWarmup: READ_WARMUP, bytes: CONCURRENT_BYTES, log,
+      });
+    } finally {
+      for (const store of stores) await store.close();
+    }
+  }
 } finally {
   await xronox.shutdown();
+  await xronoxPg?.shutdown();
+  if (pgClient) log(`dropped ${await dropXronoxSchemas(pgClient, schemaPrefix)} schemas of prefix ${schemaPrefix}`);
+  await pgPool?.end();
   await pgClient?.end();
   await mariaConn?.end();
   if (process.env.BENCH_KEEP !== '1') await rm(dir, { recursive: true, force: true });
 }
 
 const XRONOX = 'Xronox runtime (versioned)';
+const XRONOX_PG = `Xronox ${ON_PG}, runtime (versioned)`;
+const PG_TRIGGER = 'PostgreSQL, trigger + history table';
 const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
 const writeRows: string[][] = [];
 const readRows: string[][] = [];
@@ -247,7 +298,7 @@ for (const [bytes, results] of bySize) {
       r.name,
       durableWhenAcked(r.name),
       `${fmtNumber(ack)} /s`,
-      r.name === XRONOX ? `${fmtNumber(e2e)} /s` : '= acknowledged',
+      r.name.startsWith('Xronox') ? `${fmtNumber(e2e)} /s` : '= acknowledged',
       `${fmtNumber(r.latency.p50)} / ${fmtNumber(r.latency.p99)} µs`,
       r.name === XRONOX ? '1.00×' : ratio(x.updates / x.ackSeconds, ack),
       r.name === XRONOX ? '1.00×' : ratio(x.updates / x.endToEndSeconds, e2e),
@@ -264,6 +315,7 @@ for (const [bytes, results] of bySize) {
   }
   const pairs: Array<[string, string, string]> = [
     ['Xronox', XRONOX, 'Xronox knowledge (unversioned)'],
+    [`Xronox ${ON_PG}`, XRONOX_PG, `Xronox ${ON_PG}, knowledge (unversioned)`],
     ['MariaDB', 'MariaDB, WITH SYSTEM VERSIONING', 'MariaDB, plain table'],
     ['PostgreSQL', 'PostgreSQL, trigger + history table', 'PostgreSQL, plain table'],
   ];
@@ -277,7 +329,7 @@ for (const [bytes, results] of bySize) {
       `${fmtNumber(a.updates / a.ackSeconds)} /s`,
       `${fmtNumber(b.updates / b.ackSeconds)} /s`,
       ratio(a.updates / a.ackSeconds, b.updates / b.ackSeconds),
-      system === 'Xronox' ? `${fmtNumber(a.updates / a.endToEndSeconds)} /s vs ${fmtNumber(b.updates / b.endToEndSeconds)} /s: ${ratio(a.updates / a.endToEndSeconds, b.updates / b.endToEndSeconds)}` : '—',
+      system.startsWith('Xronox') ? `${fmtNumber(a.updates / a.endToEndSeconds)} /s vs ${fmtNumber(b.updates / b.endToEndSeconds)} /s: ${ratio(a.updates / a.endToEndSeconds, b.updates / b.endToEndSeconds)}` : '—',
     ]);
   }
 }
@@ -285,13 +337,13 @@ for (const [bytes, results] of bySize) {
 console.log();
 console.log('Durability class of each side (as the servers reported it at run time)');
 console.log();
-console.log(markdownTable(['system', 'durability'], [['Xronox (embedded default)', XRONOX_DURABILITY], ...servers.map((s) => [s.name, s.info ? s.info.durabilityClass : s.skipped ?? ''])]));
+console.log(markdownTable(['system', 'durability'], [['Xronox (embedded default)', XRONOX_DURABILITY], ...(xronoxPg ? [[`Xronox ${ON_PG}`, XRONOX_PG_DURABILITY]] : []), ...servers.map((s) => [s.name, s.info ? s.info.durabilityClass : s.skipped ?? ''])]));
 console.log();
-console.log(`Versioned updates, one client, sequential awaits, round-robin over ${RECORDS} records (ratio = Xronox / side: above 1× Xronox is faster)`);
+console.log(`Versioned updates, one client, sequential awaits, round-robin over ${RECORDS} records (ratio = Xronox on the embedded default / side: above 1× Xronox is faster)`);
 console.log();
 console.log(markdownTable(['document', 'side', 'durable when acknowledged', 'updates/s acknowledged', 'updates/s incl. blob sync', 'latency p50 / p99', 'Xronox / side, acknowledged', 'Xronox / side, incl. blob sync'], writeRows));
 console.log();
-console.log(`getAsOf at random instants of random records, after the updates (ratio = Xronox / side: above 1× Xronox is slower)`);
+console.log(`getAsOf at random instants of random records, after the updates (ratio = Xronox on the embedded default / side: above 1× Xronox is slower)`);
 console.log();
 console.log(markdownTable(['document', 'side', 'getAsOf p50 / p99', 'Xronox / side (p50 / p99)', 'answers checked'], readRows));
 console.log();
@@ -299,4 +351,52 @@ console.log('Versioning overhead on each backend: versioned / unversioned update
 console.log();
 console.log(markdownTable(['document', 'system', 'versioned', 'unversioned', 'versioned / unversioned', 'Xronox incl. blob sync'], overheadRows));
 console.log();
+if (concurrent.length > 0) {
+  console.log(`${sizeLabel(CONCURRENT_BYTES)}, ${CLIENTS} clients at once: each awaits its own updates on 4 records of its own, then as many clients read getAsOf`);
+  console.log();
+  console.log(
+    markdownTable(
+      ['side', 'durable when acknowledged', 'updates/s acknowledged', 'updates/s incl. blob sync', 'update latency p50 / p99', 'getAsOf p50 / p99', 'getAsOf calls/s', 'answers checked'],
+      concurrent.map((r) => [
+        r.name,
+        durableWhenAcked(r.name),
+        `${fmtNumber(r.updates / r.ackSeconds)} /s`,
+        r.name.startsWith('Xronox') ? `${fmtNumber(r.updates / r.endToEndSeconds)} /s` : '= acknowledged',
+        `${fmtNumber(r.latency.p50)} / ${fmtNumber(r.latency.p99)} µs`,
+        `${fmtNumber(r.asOf.p50)} / ${fmtNumber(r.asOf.p99)} µs`,
+        `${fmtNumber(QUERIES / r.asOfSeconds)} /s`,
+        `${r.asOfChecked} of ${r.asOfChecked}`,
+      ]),
+    ),
+  );
+  console.log();
+}
+const goalRows: string[][] = [];
+const goalRow = (clients: number, bytes: number, x: { updates: number; ackSeconds: number; asOf?: Latency }, b: { updates: number; ackSeconds: number; asOf?: Latency }) => {
+  const writes = x.updates / x.ackSeconds / (b.updates / b.ackSeconds);
+  const reads = x.asOf!.p50 / b.asOf!.p50;
+  const goals = bytes === CONCURRENT_BYTES;
+  goalRows.push([
+    String(clients),
+    sizeLabel(bytes),
+    `${fmtNumber(x.updates / x.ackSeconds)} / ${fmtNumber(b.updates / b.ackSeconds)} /s`,
+    `${writes.toFixed(2)}×${goals ? (writes >= 0.8 ? ' (met)' : ' (MISSED)') : ''}`,
+    `${fmtNumber(x.asOf!.p50)} / ${fmtNumber(b.asOf!.p50)} µs`,
+    `${reads.toFixed(2)}×${goals ? (reads <= 1.2 ? ' (met)' : ' (MISSED)') : ''}`,
+  ]);
+};
+for (const [bytes, results] of bySize) {
+  const x = results.find((r) => r.name === XRONOX_PG);
+  const b = results.find((r) => r.name === PG_TRIGGER);
+  if (x && b) goalRow(1, bytes, x, b);
+}
+const cx = concurrent.find((r) => r.name === XRONOX_PG);
+const cb = concurrent.find((r) => r.name === PG_TRIGGER);
+if (cx && cb) goalRow(CLIENTS, CONCURRENT_BYTES, cx, cb);
+if (goalRows.length > 0) {
+  console.log(`Xronox on PostgreSQL / PostgreSQL trigger + history table, same server (goals at ${sizeLabel(CONCURRENT_BYTES)}: acknowledged updates/s ≥ 0.8×, getAsOf p50 ≤ 1.2×)`);
+  console.log();
+  console.log(markdownTable(['clients', 'document', 'updates/s acknowledged (Xronox / trigger)', 'write ratio', 'getAsOf p50 (Xronox / trigger)', 'getAsOf p50 ratio'], goalRows));
+  console.log();
+}
 finishRun(runStart, backgroundErrors, loadAverage());

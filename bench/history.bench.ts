@@ -5,25 +5,34 @@
  *
  *   npx tsx bench/history.bench.ts          (or: npm run bench:history)
  *
- * Systems: Xronox on the embedded default, and, where their servers answer on loopback, MariaDB
- * (`WITH SYSTEM VERSIONING`, `FOR SYSTEM_TIME AS OF`) and PostgreSQL (trigger-maintained history
- * table), with the tables of bench/compare.bench.ts. A server that does not answer is skipped
- * with a message.
+ * Systems: Xronox on the embedded default, Xronox with its index store on PostgreSQL (objects in
+ * a local folder; schemas under a random prefix of this run, dropped at the end), and, where their
+ * servers answer on loopback, MariaDB (`WITH SYSTEM VERSIONING`, `FOR SYSTEM_TIME AS OF`) and
+ * PostgreSQL (trigger-maintained history table), with the tables of bench/compare.bench.ts. A
+ * server that does not answer is skipped with a message. BENCH_BACKEND=sqlite leaves out Xronox
+ * on PostgreSQL; BENCH_BACKEND=postgres runs only Xronox on PostgreSQL and the PostgreSQL
+ * trigger table (the goal there: getAsOf and history pages at 100,000 versions within 1.3× of
+ * 1,000).
  *
  * Setup is not what is measured here, so each store is filled as fast as it allows (the report
  * says how; every version is still a real update through each system's write path). Xronox's
  * records are written through its `update` API by an instance whose SQLite runs with
  * synchronous=NORMAL, then flushed (every version archived to its file) and closed; the reads
- * are measured on a fresh instance with the default config, as a reader would open it.
+ * are measured on a fresh instance with the default config, as a reader would open it. Xronox on
+ * PostgreSQL's records are written the same way (SQLite synchronous=NORMAL, version files without
+ * fsync) and their index entries imported into PostgreSQL with `importRecords`, the call a restore
+ * uses (bench/support/postgres-depth.ts says why); its reads too are measured on a fresh default
+ * instance.
  *
  * MariaDB's reads are measured in a block of their own, after the others' (see `measure`).
  *
  * Last, every system's deepest record is measured once more, right after Xronox's version files
- * and index file were read: the difference is what the operating system's file cache is worth
- * to Xronox at depth.
+ * and (embedded) index file were read: the difference is what the operating system's file cache
+ * is worth to Xronox at depth.
  *
  * Knobs (environment): BENCH_HISTORY_DEPTHS (default 10,1000,100000), BENCH_HISTORY_QUERIES
- * (samples per measurement, default 1000), BENCH_KEEP=1 keeps the folder.
+ * (samples per measurement, default 1000), BENCH_BACKEND (all, sqlite or postgres; default all),
+ * BENCH_KEEP=1 keeps the folder.
  */
 import { mkdtemp, open, readdir, rm, stat } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
@@ -35,6 +44,8 @@ import { IndexRuntime } from '../core/store/index-runtime.js';
 import { initXronox, loadConfig, Xronox } from '../core/index.js';
 import type { Data } from '../core/engine/documents.js';
 import { makeData } from './support/document.js';
+import { PostgresDepthSeeder } from './support/postgres-depth.js';
+import { dropXronoxSchemas, postgresUri, randomSchemaPrefix } from './support/xronox-postgres.js';
 import { describeMachine, envInt, loadAverage, settle } from './support/machine.js';
 import { finishRun, fmtNumber, type Latency, latencyInterleaved, markdownTable, now, progressLog, secondsSince } from './support/measure.js';
 import { type ComparedStore, connectMariadb, connectPostgres, MariadbStore, mariadbInfo, microsToIso, PostgresStore, postgresInfo } from './support/sql-versioned.js';
@@ -42,6 +53,10 @@ import { XronoxStore } from './support/xronox-store.js';
 
 const DEPTHS = (process.env.BENCH_HISTORY_DEPTHS ?? '10,1000,100000').split(',').map(Number);
 const QUERIES = envInt('BENCH_HISTORY_QUERIES', 1000, 10);
+const BACKEND = process.env.BENCH_BACKEND ?? 'all';
+if (!['all', 'sqlite', 'postgres'].includes(BACKEND)) throw new Error(`BENCH_BACKEND must be all, sqlite or postgres, got ${BACKEND}`);
+/** Goal for Xronox on PostgreSQL: p50 at the deepest depth within this factor of 1,000 versions. */
+const PG_FLATNESS_GOAL = 1.3;
 const WARMUP = 100;
 const PAGE = 50;
 const TENANT = 'bench';
@@ -68,10 +83,21 @@ const pgClient = await connectPostgres().catch((err: unknown) => {
   skipped.push(`PostgreSQL skipped: no server at 127.0.0.1:5432 (${(err as Error).message})`);
   return null;
 });
-const mariaConn = await connectMariadb().catch((err: unknown) => {
-  skipped.push(`MariaDB skipped: no server at 127.0.0.1:3306 (${(err as Error).message})`);
-  return null;
-});
+const mariaConn =
+  BACKEND === 'postgres'
+    ? null
+    : await connectMariadb().catch((err: unknown) => {
+        skipped.push(`MariaDB skipped: no server at 127.0.0.1:3306 (${(err as Error).message})`);
+        return null;
+      });
+if (BACKEND === 'postgres' && !pgClient) throw new Error(`BENCH_BACKEND=postgres needs PostgreSQL: ${skipped.join('; ')}`);
+const schemaPrefix = randomSchemaPrefix();
+const PG_DB = 'rt_history';
+const pgConfig = {
+  dbConnections: { pg: { postgresUri: postgresUri(), schemaPrefix } },
+  databases: { runtime: { tenantDatabases: [{ tenantId: TENANT, dbConnRef: 'pg', dbName: PG_DB }] } },
+  localStorage: { basePath: join(dir, 'pg-blobs'), enabled: true },
+};
 for (const line of skipped) console.log(line);
 const serverLines = [
   ...(pgClient ? [`PostgreSQL ${(await postgresInfo(pgClient)).version}`] : []),
@@ -81,18 +107,27 @@ const serverLines = [
 console.log('Machine');
 for (const line of machine) console.log(`  ${line}`);
 for (const line of serverLines) console.log(`  ${line} on 127.0.0.1`);
-console.log(`Command    npx tsx bench/history.bench.ts${['BENCH_HISTORY_DEPTHS', 'BENCH_HISTORY_QUERIES'].filter((k) => process.env[k]).map((k) => ` ${k}=${process.env[k]}`).join('')}`);
+if (pgClient && BACKEND !== 'sqlite') console.log(`  Xronox on PostgreSQL: schemas ${schemaPrefix}* (dropped at the end)`);
+console.log(`Command    npx tsx bench/history.bench.ts${['BENCH_HISTORY_DEPTHS', 'BENCH_HISTORY_QUERIES', 'BENCH_BACKEND'].filter((k) => process.env[k]).map((k) => ` ${k}=${process.env[k]}`).join('')}`);
 console.log(`Folder     ${dir}`);
 console.log();
 
 // ---- setup ------------------------------------------------------------------------------
 
-const setupXronox = new Xronox(
-  loadConfig(config),
-  { ...defaultAdapters, indexStore: (_ref, connection) => IndexRuntime.of(new SqliteIndexDriver({ path: connection.sqlitePath!, durability: 'normal' })) },
-  { onBackgroundError },
-);
-const setupStores: ComparedStore[] = [new XronoxStore(setupXronox, 'runtime', TENANT, COLLECTION)];
+const setupXronox =
+  BACKEND === 'postgres'
+    ? null
+    : new Xronox(
+        loadConfig(config),
+        { ...defaultAdapters, indexStore: (_ref, connection) => IndexRuntime.of(new SqliteIndexDriver({ path: connection.sqlitePath!, durability: 'normal' })) },
+        { onBackgroundError },
+      );
+const setupStores: ComparedStore[] = setupXronox ? [new XronoxStore(setupXronox, 'runtime', TENANT, COLLECTION)] : [];
+const pgSeeder =
+  pgClient && BACKEND !== 'sqlite'
+    ? new PostgresDepthSeeder(pgConfig, join(dir, 'pg-builder.sqlite'), { connectionString: postgresUri(), schemaPrefix }, { tenant: TENANT, dbName: PG_DB, collection: COLLECTION }, onBackgroundError)
+    : null;
+if (pgSeeder) setupStores.push(pgSeeder);
 if (mariaConn) setupStores.push(await MariadbStore.open(mariaConn, true));
 if (pgClient) setupStores.push(await PostgresStore.open(pgClient, true));
 
@@ -107,15 +142,21 @@ try {
       const start = now();
       ids[s]!.push(await store.seed(depth, dataOf));
       seedSeconds[s]!.push(secondsSince(start));
-      log(`seeded ${store.name}: ${depth.toLocaleString('en-US')} versions in ${secondsSince(start).toFixed(1)} s`);
+      const split = store === pgSeeder ? ` (engine on SQLite ${pgSeeder.buildSeconds.toFixed(1)} s, import into PostgreSQL ${pgSeeder.importSeconds.toFixed(1)} s)` : '';
+      log(`seeded ${store.name}: ${depth.toLocaleString('en-US')} versions in ${secondsSince(start).toFixed(1)} s${split}`);
     }
   }
-  await setupXronox.shutdown();
+  await setupXronox?.shutdown();
 
   // ---- measure ----------------------------------------------------------------------------
 
-  const xronox = initXronox(config, { onBackgroundError });
-  const stores = setupStores.map((s) => (s instanceof XronoxStore ? new XronoxStore(xronox, 'runtime', TENANT, COLLECTION) : s));
+  const xronox = setupXronox ? initXronox(config, { onBackgroundError }) : null;
+  const xronoxPg = pgSeeder ? initXronox(pgConfig, { onBackgroundError }) : null;
+  const stores = setupStores.map((s) => {
+    if (s === pgSeeder) return new XronoxStore(xronoxPg!, 'runtime', TENANT, COLLECTION, 'on PostgreSQL');
+    if (s instanceof XronoxStore) return new XronoxStore(xronox!, 'runtime', TENANT, COLLECTION);
+    return s;
+  });
   type Plan = { store: ComparedStore; id: string; depth: number; queries: Array<{ at: number; ov: number; before: number }>; asOf: number[]; pages: number[][]; newest: number[][] };
   type Result = { depth: number; name: string; asOf: Latency; newest: Latency; page: Latency; checked: number };
 
@@ -143,7 +184,8 @@ try {
   /**
    * The warm-up calls, then the measured ones, every answer checked; one result per plan, and the
    * bytes this process read from the disk per measured call of each read. Only Xronox reads files
-   * in this process (the servers read in theirs), so that is Xronox's disk traffic per call.
+   * in this process (the servers read in theirs), so that is Xronox's disk traffic per call (of
+   * both Xronox systems together when both run: they take turns call by call).
    */
   const measure = async (plans: Plan[]): Promise<{ results: Result[]; diskPerCall: { asOf: number; newest: number; page: number } }> => {
     const reads: Array<(p: Plan, i: number) => Promise<void>> = [
@@ -206,22 +248,28 @@ try {
   }
 
   // Why Xronox's deepest reads cost more on this machine: the OS keeps few of its files cached
-  // (BENCHMARKS.md, "Machine"). Read the deepest record's version files and the index file once,
-  // then measure every system again at that depth, interleaved as above, with new random instants.
+  // (BENCHMARKS.md, "Machine"). Read the deepest record's version files (of each Xronox system)
+  // and the embedded index file once, then measure every system again at that depth, interleaved
+  // as above, with new random instants. Xronox on PostgreSQL's index is the server's to cache.
   const deepest = DEPTHS.length - 1;
-  const xronoxAt = stores.findIndex((s) => s instanceof XronoxStore);
-  const deepId = ids[xronoxAt]![deepest]!;
   let warmStart = now();
-  const versionFolder = join(dir, 'blobs', 'rt_history', 'versions', COLLECTION, deepId);
-  const versionBytes = await readEveryFile([versionFolder]);
+  const versionFolders = stores.flatMap((s, k) => {
+    if (!(s instanceof XronoxStore)) return [];
+    const base = s.name.includes('on PostgreSQL') ? join(dir, 'pg-blobs', PG_DB) : join(dir, 'blobs', 'rt_history');
+    return [join(base, 'versions', COLLECTION, ids[k]![deepest]!)];
+  });
+  const versionBytes = await readEveryFile(versionFolders);
   const versionSeconds = secondsSince(warmStart);
   warmStart = now();
-  const indexBytes = await readEveryFile([join(dir, 'xronox.sqlite')]);
+  const indexBytes = xronox ? await readEveryFile([join(dir, 'xronox.sqlite')]) : 0;
   const indexSeconds = secondsSince(warmStart);
-  const warmedFiles = (await readdir(versionFolder)).length;
-  log(`read Xronox's ${warmedFiles.toLocaleString('en-US')} version files (${(versionBytes / 2 ** 20).toFixed(0)} MiB) in ${versionSeconds.toFixed(1)} s and its index file (${(indexBytes / 2 ** 20).toFixed(0)} MiB) in ${indexSeconds.toFixed(1)} s; measuring ${DEPTHS[deepest]!.toLocaleString('en-US')} versions again`);
+  let warmedFiles = 0;
+  for (const folder of versionFolders) warmedFiles += (await readdir(folder)).length;
+  const indexRead = xronox ? ` and its index file (${(indexBytes / 2 ** 20).toFixed(0)} MiB, ${indexSeconds.toFixed(1)} s)` : '';
+  log(`read Xronox's ${warmedFiles.toLocaleString('en-US')} version files (${(versionBytes / 2 ** 20).toFixed(0)} MiB) in ${versionSeconds.toFixed(1)} s${indexRead}; measuring ${DEPTHS[deepest]!.toLocaleString('en-US')} versions again`);
   const { results: warm, diskPerCall: warmDisk } = await measure(await Promise.all(stores.map((store, s) => planFor(store, ids[s]![deepest]!, DEPTHS[deepest]!))));
-  await xronox.shutdown();
+  await xronox?.shutdown();
+  await xronoxPg?.shutdown();
 
   // ---- report -----------------------------------------------------------------------------
 
@@ -234,6 +282,8 @@ try {
     'Xronox runtime (versioned)': 'create + awaited update() calls, SQLite synchronous=NORMAL, then flush() (every version archived to its file); reads on a fresh default instance (synchronous=FULL)',
     'MariaDB, WITH SYSTEM VERSIONING': 'the INSERT/UPDATE statements of compare.bench.ts, 1,000 per transaction, each with its own SET timestamp (1 ms apart)',
     'PostgreSQL, trigger + history table': 'the INSERT/UPDATE statements of compare.bench.ts, autocommit, session synchronous_commit=off',
+    'Xronox on PostgreSQL, runtime (versioned)':
+      'create + awaited update() calls on a SQLite setup instance (synchronous=NORMAL, version files without fsync), flush(), then its rows imported into PostgreSQL with importRecords (the restore path), one transaction; reads on a fresh default instance',
   };
   console.log(
     markdownTable(
@@ -252,7 +302,7 @@ try {
   );
   console.log();
   const deep = DEPTHS[deepest]!;
-  console.log(`Flatness: p50 at ${count(deep)} versions / p50 at fewer versions (1× = flat)`);
+  console.log(`Flatness: p50 at ${count(deep)} versions / p50 at fewer versions (1× = flat; goal for Xronox on PostgreSQL against 1,000 versions: ≤ ${PG_FLATNESS_GOAL}×)`);
   console.log();
   console.log(
     markdownTable(
@@ -261,7 +311,12 @@ try {
         DEPTHS.slice(0, -1).map((shallow) => {
           const a = results.find((r) => r.name === s.name && r.depth === shallow)!;
           const b = results.find((r) => r.name === s.name && r.depth === deep)!;
-          const x = (p: (r: Result) => Latency) => `${(p(b).p50 / p(a).p50).toFixed(2)}×`;
+          // Xronox on PostgreSQL's goal: within PG_FLATNESS_GOAL of 1,000 versions.
+          const goal = s.name.includes('on PostgreSQL') && shallow === 1000;
+          const x = (p: (r: Result) => Latency) => {
+            const growth = p(b).p50 / p(a).p50;
+            return `${growth.toFixed(2)}×${goal ? (growth <= PG_FLATNESS_GOAL ? ' (met)' : ' (MISSED)') : ''}`;
+          };
           return [s.name, `${count(shallow)} versions`, x((r) => r.asOf), x((r) => r.newest), x((r) => r.page)];
         }),
       ),
@@ -282,7 +337,7 @@ try {
   );
   console.log();
   console.log(
-    `${count(deep)} versions again, every system, right after reading Xronox's ${count(warmedFiles)} version files once (${versionSeconds.toFixed(1)} s) and its index file (${(indexBytes / 2 ** 20).toFixed(0)} MiB, ${indexSeconds.toFixed(1)} s)`,
+    `${count(deep)} versions again, every system, right after reading Xronox's ${count(warmedFiles)} version files once (${versionSeconds.toFixed(1)} s)${indexRead}`,
   );
   console.log();
   console.log(
@@ -299,6 +354,7 @@ try {
   );
 } finally {
   for (const store of setupStores) await store.close();
+  if (pgSeeder) log(`dropped ${await dropXronoxSchemas(pgClient!, schemaPrefix)} schemas of prefix ${schemaPrefix}`);
   await pgClient?.end();
   await mariaConn?.end();
   if (process.env.BENCH_KEEP !== '1') await rm(dir, { recursive: true, force: true });

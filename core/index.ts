@@ -35,6 +35,7 @@ export type { JobTarget } from './xronox.js';
 
 export { archiveObjects, restoreBackup, runJob, SCHEDULED_JOBS, type ObjectRef, type ScheduledJob } from './jobs/run.js';
 export type { JobProgress, JobReport, RunOptions } from './jobs/job.js';
+export { migrateDatabases, type MigrateOptions, type MigrationReport } from './jobs/migrate.js';
 
 export { DocumentCollection, type FindDocumentsOptions } from './domains/documents/document-collection.js';
 export {

@@ -97,17 +97,19 @@ export async function postgresInfo(client: pg.Client): Promise<ServerInfo> {
  * fills with the replaced row and its validity interval: the usual way to version a table in
  * PostgreSQL, which has no system-versioned tables. `getAsOf` reads the current row if it began
  * at or before the instant, else the history row valid then, through a `(id, valid_from)` index.
- * Bodies are `jsonb`, which is what one would store JSON documents in.
+ * Bodies are `jsonb`, which is what one would store JSON documents in. On a `pg.Pool`, each
+ * call takes a pooled connection, so concurrent callers run side by side (autocommit, as on a
+ * client: every update is its own commit).
  */
 export class PostgresStore implements ComparedStore {
   readonly name: string;
   readonly versioned: boolean;
-  readonly #client: pg.Client;
+  readonly #client: pg.Client | pg.Pool;
   readonly #cur: string;
   readonly #hist: string;
   readonly #fn: string;
 
-  private constructor(client: pg.Client, versioned: boolean) {
+  private constructor(client: pg.Client | pg.Pool, versioned: boolean) {
     this.#client = client;
     this.versioned = versioned;
     this.name = versioned ? 'PostgreSQL, trigger + history table' : 'PostgreSQL, plain table';
@@ -117,7 +119,7 @@ export class PostgresStore implements ComparedStore {
     this.#fn = `${base}_keep`;
   }
 
-  static async open(client: pg.Client, versioned: boolean): Promise<PostgresStore> {
+  static async open(client: pg.Client | pg.Pool, versioned: boolean): Promise<PostgresStore> {
     const store = new PostgresStore(client, versioned);
     await store.#create();
     return store;
@@ -199,6 +201,8 @@ export class PostgresStore implements ComparedStore {
 
   /** Autocommit updates like `update`, with `synchronous_commit = off` for this session meanwhile. */
   async seed(versions: number, dataOf: (ov: number) => Data): Promise<string> {
+    // A session setting: on a pool it would land on one connection and stay there.
+    if (this.#client instanceof pg.Pool) throw new Error('PostgresStore.seed needs a pg.Client');
     await this.#client.query('SET synchronous_commit = off');
     try {
       const id = await this.create(dataOf(0));

@@ -12,10 +12,12 @@ export class XronoxStore implements ComparedStore {
   readonly #xronox: Xronox;
   readonly #coll: Collection;
 
-  constructor(xronox: Xronox, databaseType: 'runtime' | 'knowledge', tenantId: string, collection: string) {
+  /** `backend` names the index store in the side's name when it is not the embedded default (`on PostgreSQL`). */
+  constructor(xronox: Xronox, databaseType: 'runtime' | 'knowledge', tenantId: string, collection: string, backend?: string) {
     this.#xronox = xronox;
     this.versioned = databaseType === 'runtime';
-    this.name = this.versioned ? 'Xronox runtime (versioned)' : 'Xronox knowledge (unversioned)';
+    const kind = this.versioned ? 'runtime (versioned)' : 'knowledge (unversioned)';
+    this.name = backend ? `Xronox ${backend}, ${kind}` : `Xronox ${kind}`;
     this.#coll = xronox.with({ databaseType, tier: 'tenant', tenantId, collection });
   }
 

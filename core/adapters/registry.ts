@@ -52,7 +52,7 @@ export const defaultAdapters = {
       return { members: SQLITE_DOCUMENT_STORE_MEMBERS, open: async () => new (await import('./sqlite/sqlite-document-store.js')).SqliteDocumentStore({ path: sqlitePath }) };
     }
     if (mongoUri !== undefined) {
-      return { members: MONGODB_DOCUMENT_STORE_MEMBERS, open: async () => new (await import('./mongodb/mongodb-document-store.js')).MongoDocumentStore({ uri: mongoUri }) };
+      return { members: MONGODB_DOCUMENT_STORE_MEMBERS, open: async () => new (await import('./mongodb/mongodb-document-store.js')).MongoDocumentStore({ uri: mongoUri, configPath: `dbConnections.${ref}.mongoUri` }) };
     }
     if (connection.postgresUri !== undefined) {
       const options = { uri: connection.postgresUri, ...(connection.schemaPrefix === undefined ? {} : { schemaPrefix: connection.schemaPrefix }) };

@@ -54,7 +54,7 @@ export interface DocumentStore {
    */
   find(ns: Namespace, filter: DocFilter | null, options: FindOptions): Promise<Doc[]>;
 
-  /** Deletes one live document matching `filter`; returns how many (0 or 1). */
+  /** Deletes the first live document matching `filter` in insertion order; returns how many (0 or 1). */
   deleteOne(ns: Namespace, filter: DocFilter): Promise<number>;
 
   /** Deletes every live document matching `filter` (`null`: all); returns how many. */

@@ -40,6 +40,12 @@ export interface IndexDriver {
    * and size limits). Default: one transaction for all of it.
    */
   readonly replacesInOneTransaction?: boolean;
+  /**
+   * The most one transaction of `importRecords` should write: documents (heads, version entries,
+   * claims) and bytes of bodies. A larger batch is imported in several transactions (see
+   * `importChunks`), each idempotent, a record never split. Default: no limit, one transaction.
+   */
+  readonly importLimit?: ImportLimit;
 
   /**
    * Runs one transaction: reads `tx.reads` (locking what it read against concurrent
@@ -110,6 +116,8 @@ export interface IndexDriver {
 
   /** Connects or opens the file; called once before first use, again after a failure. */
   open?(): Promise<void>;
+  /** See `IndexStore.prepareDatabase`; default: nothing to create (`false`). */
+  prepareDatabase?(dbName: string): Promise<boolean>;
   /** Round trip for health reports; default: `listNamespaces` of a database that cannot exist. */
   ping?(): Promise<void>;
   /** See `IndexStore.listPendingDatabases`; default: `listOutbox` of each database of `listNamespaces`. */
@@ -337,4 +345,10 @@ export function nsKey(ns: Namespace): string {
 /** The key of an object in `ReadRows.uploads`. */
 export function uploadKey(ns: Namespace, bucket: string, key: string): string {
   return JSON.stringify([ns.dbName, ns.collection, bucket, key]);
+}
+
+/** See `IndexDriver.importLimit`. */
+export interface ImportLimit {
+  readonly documents: number;
+  readonly bytes: number;
 }

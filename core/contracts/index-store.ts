@@ -237,6 +237,15 @@ export interface CounterIndex {
 /** What the background jobs (archival, retention, offload, backups) use. */
 export interface IndexMaintenance {
   /**
+   * Creates what the database needs on this store (on PostgreSQL: its schema and tables) unless
+   * it is there; idempotent, and safe when several processes do it at once. Writes create it on
+   * first use anyway; this makes it ahead of time (`xronox migrate`), by a role allowed to, so
+   * the role the service runs as needs no right to create anything. Returns whether it created
+   * anything (`false` on stores that make everything when they open).
+   */
+  prepareDatabase(dbName: string): Promise<boolean>;
+
+  /**
    * Names of every database on this store that has a namespace written at least once (a commit
    * or an import), sorted by byte order. Lets jobs reach dynamic tenants, which no config lists.
    */
@@ -290,7 +299,8 @@ export interface IndexMaintenance {
   listHeadIds(ns: Namespace, options: { afterId?: string; limit: number }): Promise<string[]>;
 
   /**
-   * Restores records exactly as given, in one transaction: for each, the head and every version
+   * Restores records exactly as given, in one transaction (on a driver with an `importLimit`,
+   * MongoDB, in several within it, in order: see `importChunks`): for each, the head and every version
    * entry (with its cv, `archived` flag and body) replace whatever the namespace held for that
    * id; each record is marked for blob sync (unless `batch.sync` is `false`). Claims are set as given (a claim already held by
    * another record is taken over). The namespace's collection version is raised to the highest

@@ -31,9 +31,9 @@ export interface DocumentMaintenanceOptions {
 }
 
 /**
- * `xronox migrate messaging`: creates every collection of every configured messaging (and
- * identities) database with its indexes, idempotently, and reports the indexes each one holds
- * afterwards. Dynamic tenants are in no config list; their collections are created on first use.
+ * The document part of `xronox migrate` (which runs `migrateDatabases`, core/jobs/migrate.ts):
+ * creates every collection of every configured messaging (and identities) database with its
+ * indexes, idempotently, and reports the indexes each one holds afterwards. Dynamic tenants are in no config list; their collections are created on first use.
  * A database that fails is reported and the others are still done.
  */
 export async function migrateDocuments(xronox: DocumentHost, options: DocumentMaintenanceOptions = {}): Promise<DocumentDatabaseReport[]> {

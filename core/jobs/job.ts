@@ -187,7 +187,16 @@ export async function runOverTargets(
     const ns: Namespace = { dbName: target.dbName, collection: JOB_LEASE_COLLECTION };
     const key = `job:${job}`;
     const leaseMs = env.settings.leaseMs;
-    const acquired = await acquire(target, ns, key, run, leaseMs, options);
+    let acquired: boolean;
+    try {
+      acquired = await acquire(target, ns, key, run, leaseMs, options);
+    } catch (err) {
+      // The database's store failed before any work (unreachable, or a PostgreSQL schema this
+      // role may not create): that database failed, and the others are still done.
+      fail(report, target.dbName, err);
+      progress();
+      continue;
+    }
     if (!acquired) {
       skip(report, target.dbName, options.signal?.aborted ? 'the run was aborted' : `another ${job} run holds its lease`);
       progress();
@@ -218,11 +227,7 @@ export async function runOverTargets(
       report.databases.done++;
     } catch (err) {
       if (err instanceof JobStopped) skip(report, target.dbName, err.message);
-      else {
-        report.databases.failed++;
-        report.complete = false;
-        report.failures.push({ dbName: target.dbName, error: err instanceof Error ? err.message : String(err) });
-      }
+      else fail(report, target.dbName, err);
     } finally {
       await target.index.releaseLock(ns, key, run).catch(() => undefined);
     }
@@ -253,6 +258,12 @@ function skip(report: JobReport, dbName: string, reason: string): void {
   report.databases.skipped++;
   report.complete = false;
   report.skipped.push({ dbName, reason });
+}
+
+function fail(report: JobReport, dbName: string, err: unknown): void {
+  report.databases.failed++;
+  report.complete = false;
+  report.failures.push({ dbName, error: err instanceof Error ? err.message : String(err) });
 }
 
 async function acquire(target: JobTarget, ns: Namespace, key: string, owner: string, leaseMs: number, options: RunOptions): Promise<boolean> {

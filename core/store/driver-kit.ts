@@ -1,4 +1,4 @@
-import type { HeadState, ReadRows, UploadRow } from '../contracts/index-driver.js';
+import { type Decision, type HeadState, isDecision, nsKey, type ReadRows, type ReadSet, type Transaction, type UploadRow } from '../contracts/index-driver.js';
 import type { CounterWindow, DeadLetter, Namespace } from '../contracts/index-store.js';
 
 /**
@@ -65,4 +65,65 @@ export function groupWindows(rows: ReadonlyArray<{ win: string; name: string; va
     last.counts[r.name] = r.value;
   }
   return out;
+}
+
+/** UTF-8 byte order, the order of every string comparison of the port (SQLite's BINARY). */
+export function byteOrder(a: string, b: string): number {
+  return a === b ? 0 : Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+}
+
+/** The items by key, each list in the items' order, the keys in order of first appearance. */
+export function groupBy<T>(items: Iterable<T>, keyOf: (item: T) => string): Map<string, T[]> {
+  const out = new Map<string, T[]>();
+  for (const item of items) {
+    const key = keyOf(item);
+    const list = out.get(key);
+    if (list) list.push(item);
+    else out.set(key, [item]);
+  }
+  return out;
+}
+
+/** The items of a read-set list by namespace, in order of first appearance (what a driver reads per table or collection). */
+export function byNamespace<T extends Namespace>(items: readonly T[] | undefined): Array<[Namespace, T[]]> {
+  return [...groupBy(items ?? [], nsKey).values()].map((list) => [{ dbName: list[0]!.dbName, collection: list[0]!.collection }, list]);
+}
+
+/** Work done once per key per process; a key whose work failed is tried again by the next caller. */
+export class OnceEach {
+  readonly #runs = new Map<string, Promise<void>>();
+  readonly #done = new Set<string>();
+
+  done(key: string): boolean {
+    return this.#done.has(key);
+  }
+
+  run(key: string, work: () => Promise<void>): Promise<void> {
+    let running = this.#runs.get(key);
+    if (!running) {
+      running = work().then(
+        () => void this.#done.add(key),
+        (err: unknown) => {
+          this.#runs.delete(key);
+          throw err;
+        },
+      );
+      this.#runs.set(key, running);
+    }
+    return running;
+  }
+}
+
+/** A plan takes a few steps (see `Transaction.decide`); more is a plan that loops. */
+export const MAX_PLAN_STEPS = 16;
+
+/** Reads what each step of `tx` names and decides, until a step returns its decision (at most `MAX_PLAN_STEPS`). */
+export async function decideSteps<T>(tx: Transaction<T>, read: (reads: ReadSet) => Promise<ReadRows>): Promise<Decision<T>> {
+  let step = tx;
+  for (let steps = 1; ; steps++) {
+    const outcome = step.decide(await read(step.reads));
+    if (isDecision(outcome)) return outcome;
+    if (steps >= MAX_PLAN_STEPS) throw new Error(`A transaction plan took more than ${MAX_PLAN_STEPS} steps`);
+    step = outcome;
+  }
 }

@@ -232,6 +232,10 @@ export class IndexRuntime implements IndexStore {
 
   // ---- IndexMaintenance ---------------------------------------------------------------------
 
+  async prepareDatabase(dbName: string): Promise<boolean> {
+    return (await this.#driver.prepareDatabase?.(dbName)) ?? false;
+  }
+
   async listDatabases(): Promise<string[]> {
     const names = (await this.#driver.listNamespaces()).map((n) => n.dbName);
     return names.filter((name, i) => i === 0 || name !== names[i - 1]);
@@ -295,7 +299,7 @@ export class IndexRuntime implements IndexStore {
   }
 
   async importRecords(ns: Namespace, batch: ImportBatch): Promise<void> {
-    return this.#driver.transact(plans.importRecords(ns, batch));
+    for (const chunk of plans.importChunks(batch, this.#driver.importLimit)) await this.#driver.transact(plans.importRecords(ns, chunk));
   }
 
   async countRecords(ns: Namespace): Promise<number> {

@@ -1,4 +1,4 @@
-import type { Decision, Effect, HeadWrite, ReadRows, ReadSet, RecordRef, Transaction, UploadRow } from '../contracts/index-driver.js';
+import type { Decision, Effect, HeadWrite, ImportLimit, ReadRows, ReadSet, RecordRef, Transaction, UploadRow } from '../contracts/index-driver.js';
 import { nsKey, refKey, uploadKey } from '../contracts/index-driver.js';
 import type {
   CollectionReplacement,
@@ -7,6 +7,7 @@ import type {
   CounterWindow,
   CounterWindowBounds,
   ImportBatch,
+  ImportedRecord,
   Namespace,
   ReplaceCollectionsOptions,
   StaleUpload,
@@ -358,6 +359,32 @@ export function importRecords(ns: Namespace, batch: ImportBatch): Transaction<vo
       return done(undefined, effects);
     },
   };
+}
+
+/**
+ * `batch` cut into batches that each stay within `limit` (`IndexDriver.importLimit`): records in
+ * order, a record never split (one larger than the limit goes alone), then the claims. Every
+ * batch carries the `collectionVersion` and `sync` flag, so each is an import of its own that
+ * only raises the cv; importing them in order leaves what importing `batch` at once would.
+ */
+export function importChunks(batch: ImportBatch, limit: ImportLimit | undefined): ImportBatch[] {
+  if (!limit) return [batch];
+  const { records, claims = [], ...rest } = batch;
+  const out: ImportBatch[] = [];
+  let chunk: { records: ImportedRecord[]; claims: Array<{ key: string; id: string }> } = { records: [], claims: [] };
+  let [documents, bytes] = [0, 0];
+  const add = (n: number, size: number) => {
+    if ((chunk.records.length > 0 || chunk.claims.length > 0) && (documents + n > limit.documents || bytes + size > limit.bytes)) {
+      out.push({ ...rest, ...chunk });
+      [chunk, documents, bytes] = [{ records: [], claims: [] }, 0, 0];
+    }
+    [documents, bytes] = [documents + n, bytes + size];
+    return chunk;
+  };
+  for (const r of records) add(1 + r.versions.length, r.head.body.length + r.versions.reduce((n, v) => n + (v.body?.length ?? 0), 0)).records.push(r);
+  for (const c of claims) add(1, 0).claims.push(c);
+  out.push({ ...rest, ...chunk });
+  return out;
 }
 
 /**

@@ -4,7 +4,7 @@
  *
  *   xronox job run <archive|retention|backup|offload> [--db <dbName>]... [--wait] [--config <file>] [--quiet]
  *   xronox backup restore --db <dbName> --date <YYYY-MM-DD> [--snapshot <id>] [--collection <name>]... [--replace] [--wait] [--config <file>] [--quiet]
- *   xronox migrate <messaging|identities|all> [--tenant <id>]... [--config <file>]
+ *   xronox migrate [<type>|all] [--tenant <id>]... [--config <file>]
  *
  * The config is `--config`, else the file `XRONOX_CONFIG_FILE` names, else `xronox.config.json`
  * (or `.xronox.json`) found as `initXronox()` finds it. The job's report is one JSON line on
@@ -13,9 +13,10 @@
  * stops the job at its next safe point, or exits after 5 s if none comes (a second Ctrl-C exits
  * at once; either way a rerun finishes the work). Before any work, every store the command uses
  * is opened and checked (`xronox.admin.checkStorage()`): a folder it cannot write or an SQLite
- * file it cannot open is reported with its path and the reason. `migrate` creates the document
- * collections of the configured messaging and/or identities databases with their indexes
- * (idempotent) and prints one JSON line per database (`migrateDocuments`).
+ * file it cannot open is reported with its path and the reason. `migrate` creates ahead of time
+ * what the configured databases (of one type, or all) need on their stores: on PostgreSQL each
+ * database's schema and tables, and the collections of messaging and identities databases with
+ * their indexes; idempotent; one JSON line per database (`migrateDatabases`).
  *
  * Exit codes: 0 done; 1 failed on some database, a store is unusable, or a restore was refused
  * (the database is not empty and --replace was not given); 2 bad usage or config (a --db that
@@ -25,15 +26,15 @@
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Presets, SingleBar } from 'cli-progress';
-import { DOCUMENT_DATABASE_TYPES, initXronox, loadConfigFile, maskSecretsIn, migrateDocuments, restoreBackup, runJob, SCHEDULED_JOBS, XronoxError, type DocumentDatabaseType, type JobProgress, type JobReport, type RunOptions, type ScheduledJob, type Xronox } from '../../core/index.js';
+import { DATABASE_TYPES, initXronox, loadConfigFile, maskSecretsIn, migrateDatabases, restoreBackup, runJob, SCHEDULED_JOBS, XronoxError, type DatabaseType, type JobProgress, type JobReport, type RunOptions, type ScheduledJob, type Xronox } from '../../core/index.js';
 
-/** What `xronox migrate` takes: one document database type, or both. */
-const MIGRATE_TARGETS = [...DOCUMENT_DATABASE_TYPES, 'all'] as const;
+/** What `xronox migrate` takes: one database type, or all of them (the default). */
+const MIGRATE_TARGETS = [...DATABASE_TYPES, 'all'] as const;
 
 const USAGE = `Usage:
   xronox job run <${SCHEDULED_JOBS.join('|')}> [--db <dbName>]... [--wait] [--config <file>] [--quiet]
   xronox backup restore --db <dbName> --date <YYYY-MM-DD> [--snapshot <id>] [--collection <name>]... [--replace] [--wait] [--config <file>] [--quiet]
-  xronox migrate <${MIGRATE_TARGETS.join('|')}> [--tenant <id>]... [--config <file>]
+  xronox migrate [${MIGRATE_TARGETS.join('|')}] [--tenant <id>]... [--config <file>]
 
   --db          only these databases (repeat for several); restore: the database to rebuild
   --date        the snapshot's day (UTC)
@@ -43,7 +44,7 @@ const USAGE = `Usage:
   --replace     restore over data the database holds, replacing it whole (default: refuse
                 unless what is restored is empty)
   --tenant      migrate: only these configured tenants' databases (repeat for several;
-                default: every configured database of the type, generic and domain ones included)
+                default: every configured database of the type(s), generic and domain ones included)
   --wait        wait for another run's lease on a database instead of skipping it
   --config      the config file (default: $XRONOX_CONFIG_FILE, else xronox.config.json)
   --quiet       no progress bar`;
@@ -84,7 +85,7 @@ export async function main(argv: readonly string[], io: { stdout: NodeJS.Writabl
   const [group, verb, name] = positionals;
   const isRun = group === 'job' && verb === 'run' && SCHEDULED_JOBS.includes(name as ScheduledJob) && positionals.length === 3;
   const isRestore = group === 'backup' && verb === 'restore' && positionals.length === 2;
-  const isMigrate = group === 'migrate' && positionals.length === 2 && (MIGRATE_TARGETS as readonly string[]).includes(verb!);
+  const isMigrate = group === 'migrate' && (positionals.length === 1 || (positionals.length === 2 && (MIGRATE_TARGETS as readonly string[]).includes(verb!)));
   if (!isRun && !isRestore && !isMigrate) {
     io.stderr.write(`Unknown command: xronox ${positionals.join(' ')}\n\n${USAGE}\n`);
     return EXIT.usage;
@@ -122,7 +123,7 @@ export async function main(argv: readonly string[], io: { stdout: NodeJS.Writabl
 
   if (isMigrate) {
     try {
-      return await migrate(xronox, verb as (typeof MIGRATE_TARGETS)[number], values.tenant, io);
+      return await migrate(xronox, (verb ?? 'all') as (typeof MIGRATE_TARGETS)[number], values.tenant, io);
     } catch (err) {
       io.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
       return err instanceof XronoxError && (err.code === 'VALIDATION_FAILED' || err.code === 'CONFIG_INVALID') ? EXIT.usage : EXIT.failed;
@@ -187,20 +188,23 @@ export async function main(argv: readonly string[], io: { stdout: NodeJS.Writabl
 }
 
 /**
- * `xronox migrate`: every collection (and index) of the configured databases of the type(s),
- * created unless there; one JSON line per database on stdout, its error (if any) on stderr too.
- * Dynamic tenants are in no config list (their collections are created on first use), so a
- * `--tenant` that names no configured database is bad usage.
+ * `xronox migrate`: what every configured database of the type(s) needs on its stores (on
+ * PostgreSQL its schema and tables; messaging and identities: their collections and indexes),
+ * created unless there; one JSON line per database on stdout, its error (if any, secrets masked)
+ * on stderr too. Dynamic tenants are in no config list (their databases are created on first
+ * use), so a `--tenant` that names no configured database is bad usage.
  */
 async function migrate(xronox: Xronox, target: (typeof MIGRATE_TARGETS)[number], tenants: string[] | undefined, io: { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream }): Promise<number> {
-  const databaseTypes: readonly DocumentDatabaseType[] = target === 'all' ? DOCUMENT_DATABASE_TYPES : [target];
-  const reports = await migrateDocuments(xronox, { databaseTypes, ...(tenants ? { tenants } : {}) });
+  const databaseTypes: readonly DatabaseType[] = target === 'all' ? DATABASE_TYPES : [target];
+  const reports = await migrateDatabases(xronox, { databaseTypes, ...(tenants ? { tenants } : {}) });
+  for (const r of reports) if (r.error) r.error = maskSecretsIn(r.error, xronox.config);
   for (const r of reports) io.stdout.write(`${JSON.stringify(r)}\n`);
   for (const r of reports) if (r.error) io.stderr.write(`${r.dbName}: ${r.error}\n`);
+  const what = target === 'all' ? '' : `${target} `;
   const unknown = (tenants ?? []).filter((t) => !reports.some((r) => r.tenantId === t));
   if (unknown.length > 0) {
-    io.stderr.write(`No configured ${databaseTypes.join(' or ')} database for tenant ${unknown.map((t) => JSON.stringify(t)).join(', ')} (dynamic tenants' collections are created on first use)\n`);
-  } else if (reports.length === 0) io.stderr.write(`No ${databaseTypes.join(' or ')} databases are configured: nothing to migrate\n`);
+    io.stderr.write(`No configured ${what}database for tenant ${unknown.map((t) => JSON.stringify(t)).join(', ')} (dynamic tenants' databases are created on first use)\n`);
+  } else if (reports.length === 0) io.stderr.write(`No ${what}databases are configured: nothing to migrate\n`);
   return reports.some((r) => r.error) ? EXIT.failed : unknown.length > 0 ? EXIT.usage : EXIT.ok;
 }
 

@@ -98,8 +98,9 @@ async function sql<R>(text: string, values: unknown[] = []): Promise<R[]> {
   return withPostgres(async (c) => (await c.query(text, values)).rows as R[]);
 }
 
+/** A table of the index store (each of their names starts with `_`: see postgres-schema.ts). */
 function tableOf(ns: Namespace, table: string): string {
-  return `${escapeIdentifier(schemaNameFor(prefix, ns.dbName))}.${table}`;
+  return `${escapeIdentifier(schemaNameFor(prefix, ns.dbName))}._${table}`;
 }
 
 /** Samples, until `stop`, that what a reader sees is always a gapless prefix (0..n-1 or 1..n). */
@@ -515,7 +516,7 @@ describePostgres('PostgreSQL index driver', availability, () => {
         const orders = x.with({ databaseType: 'runtime', tier: 'tenant', tenantId: 'acme', collection: 'orders' });
         const created = await orders.create({ status: 'new' });
         expect((await orders.getLatest(created.id))?.data).toEqual({ status: 'new' });
-        expect(await sql(`SELECT db_name FROM ${escapeIdentifier(schemaNameFor(schemaPrefix, `rt_${tag}`))}.schema_info`)).toEqual([{ db_name: `rt_${tag}` }]);
+        expect(await sql(`SELECT db_name FROM ${escapeIdentifier(schemaNameFor(schemaPrefix, `rt_${tag}`))}._schema_info`)).toEqual([{ db_name: `rt_${tag}` }]);
         // Messaging on the same connection: the PostgreSQL document store, in a schema of its own.
         const topics = x.with({ databaseType: 'messaging', tier: 'tenant', tenantId: 'acme', collection: 'topics' });
         const topic = { topic: 'payments', tenantId: 'acme', shards: 4, createdAt: new Date(), _system: { updatedAt: new Date() } };
@@ -558,8 +559,8 @@ describePostgres('PostgreSQL index driver', availability, () => {
         }
       }
       const schema = escapeIdentifier(schemaNameFor(prefix, ns.dbName));
-      await sql(`VACUUM ANALYZE ${schema}.heads`);
-      await sql(`VACUUM ANALYZE ${schema}.versions`);
+      await sql(`VACUUM ANALYZE ${schema}._heads`);
+      await sql(`VACUUM ANALYZE ${schema}._versions`);
 
       const plan = async (call: () => Promise<unknown>): Promise<string> => {
         seen.length = 0;
@@ -572,39 +573,39 @@ describePostgres('PostgreSQL index driver', availability, () => {
 
       const head = await plan(() => store.getHead(ns, 'r01234'));
       noSeqScan(head);
-      expect(head).toContain('"Index Name":"heads_pkey"');
+      expect(head).toContain('"Index Name":"_heads_pkey"');
 
       const versions = await plan(() => store.listVersions(ns, 'r01234', { limit: 10 }));
       noSeqScan(versions);
-      expect(versions).toMatch(/"Index Name":"versions_(pkey|history|by_time|by_cv)"/);
+      expect(versions).toMatch(/"Index Name":"_versions_(pkey|history|by_time|by_cv)"/);
 
       const history = await plan(() => store.listHistory(ns, 'r01234', { limit: 10 }));
       noSeqScan(history);
-      expect(history).toContain('"Index Name":"versions_history"');
+      expect(history).toContain('"Index Name":"_versions_history"');
 
       const at = await plan(() => store.findVersionAt(ns, 'r01234', { at: '2026-01-01T01:00:00.000Z' }));
       noSeqScan(at);
 
       const asOf = await plan(() => store.queryAt(ns, { at: '2026-01-01T02:00:00.000Z', filter: null, includeDeleted: false, direction: 1, limit: 20 }));
       noSeqScan(asOf);
-      expect(asOf).toContain('"Index Name":"heads_pkey"');
-      expect(asOf).toContain('"Index Name":"versions_by_time"');
+      expect(asOf).toContain('"Index Name":"_heads_pkey"');
+      expect(asOf).toContain('"Index Name":"_versions_by_time"');
 
       const rare = await plan(() =>
         store.listHeads(ns, { filter: { kind: 'compare', field: 'status', op: '$eq', value: 'rare' }, includeDeleted: false, sort: { field: 'id', direction: 1 }, limit: 50 }),
       );
       noSeqScan(rare);
-      expect(rare).toContain('"Index Name":"heads_by_meta"');
+      expect(rare).toContain('"Index Name":"_heads_by_meta"');
       const got = await store.listHeads(ns, { filter: { kind: 'compare', field: 'status', op: '$eq', value: 'rare' }, includeDeleted: false, sort: { field: 'id', direction: 1 }, limit: 50 });
       expect(got).toHaveLength(10);
 
       const byActor = await plan(() => store.listVersionsByActor(ns, 'u7', { limit: 20 }));
       noSeqScan(byActor);
-      expect(byActor).toContain('"Index Name":"versions_by_actor"');
+      expect(byActor).toContain('"Index Name":"_versions_by_actor"');
 
       const unarchived = await plan(() => store.listUnarchivedRecords(ns.dbName, { writtenBefore: '2026-02-01T00:00:00.000Z', limit: 20 }));
       noSeqScan(unarchived);
-      expect(unarchived).toContain('"Index Name":"versions_unarchived"');
+      expect(unarchived).toContain('"Index Name":"_versions_unarchived"');
     });
   });
 });

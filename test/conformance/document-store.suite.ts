@@ -179,12 +179,13 @@ export function documentStoreConformance(
         expect((await store.find(ns, f({ at: { $gt: t(0), $lt: t(3) } }), { limit: 10 })).map((d) => d.n)).toEqual([1, 3]);
       });
 
-      it('deleteOne removes exactly one matching document; deleteMany every match; both report counts', async () => {
+      it('deleteOne removes exactly the first match in insertion order; deleteMany every match; both report counts', async () => {
         const ns = await ready();
-        for (let i = 0; i < 6; i++) await store.insertOne(ns, doc({ k: `d${i}`, g: i % 2 ? 'odd' : 'even', n: i }));
+        // Keys in the reverse of insertion order: no key index can stand in for insertion order.
+        for (let i = 0; i < 6; i++) await store.insertOne(ns, doc({ k: `d${5 - i}`, g: i % 2 ? 'odd' : 'even', n: i }));
         expect(await store.deleteOne(ns, f({ g: 'odd' })!)).toBe(1);
         const left = (await all(ns)).map((d) => d.n as number);
-        expect(left.filter((n) => n % 2 === 1)).toHaveLength(2);
+        expect(left.filter((n) => n % 2 === 1)).toEqual([3, 5]);
         expect(left.filter((n) => n % 2 === 0)).toEqual([0, 2, 4]);
         expect(await store.deleteOne(ns, f({ g: 'none' })!)).toBe(0);
         expect(await store.deleteMany(ns, f({ n: { $gte: 2 } }))).toBe(left.filter((n) => n >= 2).length);

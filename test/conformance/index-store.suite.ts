@@ -1524,6 +1524,19 @@ export function indexStoreConformance(
         await expect(store.ping()).resolves.toBeUndefined();
       });
 
+      it('prepareDatabase makes a database ahead of time, idempotently; it then serves as one made by its first write', async () => {
+        const ns = freshNs();
+        expect(typeof (await store.prepareDatabase(ns.dbName))).toBe('boolean');
+        expect(await store.prepareDatabase(ns.dbName)).toBe(false);
+        expect(await store.getHead(ns, 'nobody')).toBeNull();
+        expect(await store.listCollections(ns.dbName)).toEqual([]);
+        const id = randomUUID();
+        await commitOk(ns, create(id));
+        expect(await store.getHead(ns, id)).toMatchObject({ id });
+        expect(await store.prepareDatabase(ns.dbName)).toBe(false);
+        expect(await store.listCollections(ns.dbName)).toEqual([ns.collection]);
+      });
+
       it('after close, calls fail', async () => {
         const ns = freshNs();
         const id = randomUUID();

@@ -76,6 +76,28 @@ describe('MongoDB index store without a reachable server', () => {
     }
   });
 
+  it('a call waits for a server only as long as configured: serverSelectionTimeoutMS of the URI, else 5 s (not the 30 s of the driver)', async () => {
+    const { port, server } = await deadPort();
+    const dir = tempDir('xronox-mongo-timeouts');
+    try {
+      for (const [options, least, most] of [['?serverSelectionTimeoutMS=300', 250, 2_500], ['', 4_500, 9_000]] as const) {
+        const x = initXronox(configFor(`mongodb://127.0.0.1:${port}/${options}`, dir.path));
+        open.push(x);
+        const started = Date.now();
+        const err = await x.with({ databaseType: 'runtime', tier: 'tenant', tenantId: 'acme', collection: 'orders' }).getLatest('o1').catch((e: unknown) => e);
+        const took = Date.now() - started;
+        expect(err).toBeInstanceOf(StorageError);
+        expect((err as Error).message).toMatch(/MongoServerSelectionError/);
+        expect(took).toBeGreaterThanOrEqual(least);
+        expect(took).toBeLessThan(most);
+        await x.shutdown();
+      }
+    } finally {
+      server.close();
+      dir.cleanup();
+    }
+  }, 30_000);
+
   it('the document store connects before its first call, and again on the next call after a failure; a call after shutdown connects nothing', async () => {
     const { port, server } = await deadPort();
     const dir = tempDir('xronox-mongo-docs-down');

@@ -1,7 +1,6 @@
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tempDir } from '../support/temp.js';
-import { call, KEYS, ok, type Reply, startServer, testApiConfig, type TestServer } from './harness.js';
+import { BACKEND, call, KEYS, ok, type Reply, startServer, testApiConfig, type TestServer } from './harness.js';
 
 /** Every error status the API answers, provoked for real, each as RFC 9457 problem details. */
 
@@ -23,7 +22,7 @@ function problem(reply: Reply, status: number, code?: string): Problem {
   expect(body).toMatchObject({ type: 'about:blank', status, title: expect.any(String), detail: expect.any(String) });
   if (code) expect(body.code).toBe(code);
   // Nothing internal leaks: no stack frames, no error class names, no file paths.
-  expect(reply.text).not.toMatch(/\s{2}at \S|\.(ts|js|mjs):\d+|Error:|\/work\/|node_modules|sqlite/i);
+  expect(reply.text).not.toMatch(/\s{2}at \S|\.(ts|js|mjs):\d+|Error:|\/work\/|node_modules|sqlite|postgres|ECONNREFUSED|relation "/i);
   return body;
 }
 
@@ -237,16 +236,15 @@ describe('500 Internal Server Error', () => {
     }
   });
 
-  it('when the SQLite database cannot be opened, without the driver message leaving the server', async () => {
-    const folder = tempDir('xronox-not-a-file');
-    // A directory where the database file should be: the real driver fails to open it.
-    const broken = await startServer({ sqlitePath: folder.path });
+  it('when the index store cannot be opened, without the driver message leaving the server', async () => {
+    // SQLite: a folder where the database file should be; PostgreSQL: a port that refuses connections.
+    const broken = await startServer({ unopenableStore: true });
     try {
       const line = expectCorrelated(broken, await call(broken.base, 'POST', orders, { body: { a: 1 } }), 'STORAGE_FAILED');
-      expect(JSON.stringify(line.error)).toMatch(/index store/);
+      // The log line holds what went wrong, as the driver said it.
+      expect(JSON.stringify(line.error)).toMatch(BACKEND === 'sqlite' ? /Could not open the index store: .*a folder is at that path/ : /postgres store failed .*ECONNREFUSED/);
     } finally {
       await broken.close();
-      folder.cleanup();
     }
   });
 

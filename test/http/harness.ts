@@ -1,5 +1,7 @@
+import { existsSync } from 'node:fs';
 import { request } from 'node:http';
-import { type AddressInfo, connect } from 'node:net';
+import { type AddressInfo, connect, createServer } from 'node:net';
+import Database from 'better-sqlite3';
 import { createDevConfig } from '../../core/config/presets.js';
 import type { XronoxConfigInput } from '../../core/config/schema.js';
 import type { Xronox } from '../../core/xronox.js';
@@ -7,15 +9,22 @@ import { initXronox } from '../../core/xronox.js';
 import { hashApiKey } from '../../functions/api/api-keys.js';
 import { createApp, type CreateAppOptions } from '../../functions/api/app.js';
 import { serveApi } from '../../functions/local/node-server.js';
-import { tempDir } from '../support/temp.js';
+import { dropDocumentSchemas, schemasOf } from '../support/postgres-docs.js';
+import { dropSchemas, POSTGRES_URI, postgresAvailability, randomSchemaPrefix, withPostgres } from '../support/postgres.js';
 import { seededRandom } from '../support/random.js';
+import { tempDir } from '../support/temp.js';
 
 export { seededRandom };
 
 /**
  * A real server for HTTP tests: the app from `createApp`, served as `npm start` serves it
- * (`serveApi`, on `@hono/node-server`) on an ephemeral port, over a fresh SQLite file and blob folder in a temp dir. Requests go over TCP
- * with `fetch`, exactly as a client's would.
+ * (`serveApi`, on `@hono/node-server`) on an ephemeral port, over a fresh index and document
+ * store and a blob folder in a temp dir. Requests go over TCP, exactly as a client's would.
+ *
+ * The store is the one `XRONOX_TEST_BACKEND` names: `sqlite` (default; a fresh SQLite file) or
+ * `postgres` (the vitest project `postgres` sets it: every database a schema under a random
+ * prefix of the server's own, dropped by `close()`). PostgreSQL not answering fails the suites
+ * that need it, unless `XRONOX_POSTGRES_OPTIONAL=1` (then vitest.config.ts leaves the project out).
  */
 
 /** Keys every test server accepts, by what they may do. Tenants `acme` and `beta` exist; `gamma` does not. */
@@ -29,6 +38,18 @@ export const KEYS = {
 } as const;
 
 export const TENANTS = ['acme', 'beta'] as const;
+
+export const BACKENDS = ['sqlite', 'postgres'] as const;
+export type Backend = (typeof BACKENDS)[number];
+
+/** The store this run's servers use (`XRONOX_TEST_BACKEND`, default `sqlite`). */
+export const BACKEND: Backend = backendOf(process.env.XRONOX_TEST_BACKEND);
+
+function backendOf(value: string | undefined): Backend {
+  if (value === undefined || value === '') return 'sqlite';
+  if ((BACKENDS as readonly string[]).includes(value)) return value as Backend;
+  throw new Error(`XRONOX_TEST_BACKEND is ${JSON.stringify(value)}; expected one of ${BACKENDS.join(', ')}`);
+}
 
 type ApiInput = NonNullable<XronoxConfigInput['api']>;
 
@@ -54,9 +75,21 @@ export function testApiConfig(extra: Partial<ApiInput> = {}): ApiInput {
 export interface TestServer {
   base: string;
   xronox: Xronox;
+  /** The temp folder of this server: its blobs (`blobs/`) and, on SQLite, its database file. */
   dataDir: string;
+  backend: Backend;
+  /** On PostgreSQL, the prefix of every schema this server's connection `local` makes; else `null`. */
+  schemaPrefix: string | null;
   /** Every log line the app wrote, in order. */
   logs: Record<string, unknown>[];
+  /** Every error of the engine's background work (the blob sync), in order; each is printed too. */
+  backgroundErrors: unknown[];
+  /**
+   * What the store holds of its own structure, as sorted lines: the database file and every
+   * table and index in it (SQLite), or every schema of the server's prefix and every relation in
+   * them (PostgreSQL). A refused request must not change it.
+   */
+  storeObjects(): Promise<string[]>;
   close(): Promise<void>;
 }
 
@@ -65,25 +98,43 @@ export interface ServerOptions {
   api?: ApiInput;
   /** Merged over the dev config (e.g. `collectionMaps`, `counterRules`). */
   config?: Partial<XronoxConfigInput>;
-  /** Replaces the SQLite path (e.g. with one that cannot be opened). */
+  /**
+   * An index and document store that cannot be opened: a folder where the SQLite file should be,
+   * or a PostgreSQL URI of a port nothing listens on.
+   */
+  unopenableStore?: boolean;
+  /** SQLite only: where the database file goes (default: in the server's temp dir). */
   sqlitePath?: string;
+  /**
+   * PostgreSQL only: the schema prefix of connection `local` (default: a random one), for a
+   * caller whose `config.dbConnections` adds connections of its own under the same prefix.
+   * `close()` drops the schemas of this prefix.
+   */
+  schemaPrefix?: string;
   app?: Omit<CreateAppOptions, 'xronox'>;
 }
 
 export async function startServer(options: ServerOptions = {}): Promise<TestServer> {
   const dir = tempDir('xronox-http');
-  const dev = createDevConfig({
-    sqlitePath: options.sqlitePath ?? `${dir.path}/xronox.sqlite`,
-    basePath: `${dir.path}/blobs`,
-    tenants: [...TENANTS],
-  });
+  const store = await openStore(dir.path, options);
+  const dev = createDevConfig({ basePath: `${dir.path}/blobs`, tenants: [...TENANTS] });
   const domains = { domainsDatabases: [{ domain: 'health', dbConnRef: 'local', dbName: 'xronox_dev_knowledge_health' }] };
-  const xronox = initXronox({
-    ...dev,
-    databases: { ...dev.databases, knowledge: { ...dev.databases.knowledge, ...domains } },
-    api: options.api ?? testApiConfig(),
-    ...options.config,
-  });
+  const backgroundErrors: unknown[] = [];
+  const xronox = initXronox(
+    {
+      ...dev,
+      dbConnections: { local: store.connection },
+      databases: { ...dev.databases, knowledge: { ...dev.databases.knowledge, ...domains } },
+      api: options.api ?? testApiConfig(),
+      ...options.config,
+    },
+    {
+      onBackgroundError: (err) => {
+        backgroundErrors.push(err);
+        console.error(`[test server] background blob sync failed, will retry: ${err instanceof Error ? err.message : String(err)}`);
+      },
+    },
+  );
   const logs: Record<string, unknown>[] = [];
   const app = createApp({ xronox, logger: (line) => logs.push(line), ...options.app });
   const { server, port } = await new Promise<{ server: ReturnType<typeof serveApi>; port: number }>((resolveListening) => {
@@ -93,16 +144,106 @@ export async function startServer(options: ServerOptions = {}): Promise<TestServ
     base: `http://127.0.0.1:${port}`,
     xronox,
     dataDir: dir.path,
+    backend: BACKEND,
+    schemaPrefix: store.schemaPrefix,
     logs,
+    backgroundErrors,
+    storeObjects: store.objects,
     async close() {
       await new Promise<void>((done) => {
         server.close(() => done());
         if ('closeAllConnections' in server) server.closeAllConnections();
       });
-      await xronox.shutdown();
-      dir.cleanup();
+      try {
+        await xronox.shutdown();
+      } finally {
+        await store.cleanup();
+        dir.cleanup();
+      }
     },
   };
+}
+
+interface TestStore {
+  connection: { sqlitePath: string } | { postgresUri: string; schemaPrefix: string };
+  schemaPrefix: string | null;
+  objects(): Promise<string[]>;
+  cleanup(): Promise<void>;
+}
+
+let postgresChecked: Promise<void> | null = null;
+
+/** Fails, naming the reason, when PostgreSQL does not answer (checked once per test file). */
+export function requirePostgres(): Promise<void> {
+  postgresChecked ??= postgresAvailability().then((availability) => {
+    if (!availability.ok) throw new Error(`${availability.reason}. The HTTP suites of the vitest project "postgres" need it: start PostgreSQL, point XRONOX_POSTGRES_URI at one, or set XRONOX_POSTGRES_OPTIONAL=1 to leave the project out.`);
+  });
+  return postgresChecked;
+}
+
+async function openStore(dir: string, options: ServerOptions): Promise<TestStore> {
+  const unopenable = options.unopenableStore === true;
+  if (BACKEND === 'sqlite') {
+    // A directory where the database file should be: the real driver fails to open it.
+    if (options.schemaPrefix !== undefined) throw new Error('startServer: schemaPrefix is for the PostgreSQL backend only');
+    const sqlitePath = unopenable ? dir : (options.sqlitePath ?? `${dir}/xronox.sqlite`);
+    return { connection: { sqlitePath }, schemaPrefix: null, objects: async () => sqliteObjects(sqlitePath), cleanup: async () => undefined };
+  }
+  if (options.sqlitePath !== undefined) throw new Error('startServer: sqlitePath is for the SQLite backend only');
+  await requirePostgres();
+  const schemaPrefix = options.schemaPrefix ?? randomSchemaPrefix();
+  const postgresUri = unopenable ? await refusingPostgresUri() : POSTGRES_URI;
+  return {
+    connection: { postgresUri, schemaPrefix },
+    schemaPrefix,
+    objects: () => postgresObjects(schemaPrefix),
+    async cleanup() {
+      // Index schemas carry `_schema_info`, document schemas `_xronox_documents`; each helper drops
+      // only its kind, and only schemas of this prefix. Anything of the prefix left is a schema
+      // the store made without its marker: a defect to report, not to sweep away.
+      await dropSchemas(schemaPrefix);
+      await dropDocumentSchemas(schemaPrefix);
+      const left = await schemasOf(schemaPrefix);
+      if (left.length > 0) throw new Error(`Schemas of prefix ${schemaPrefix} left after dropping the store's own: ${left.join(', ')}`);
+    },
+  };
+}
+
+function sqliteObjects(file: string): string[] {
+  if (!existsSync(file)) return [];
+  const db = new Database(file, { readonly: true });
+  try {
+    const rows = db.prepare('SELECT type, name FROM sqlite_master ORDER BY type, name').all() as Array<{ type: string; name: string }>;
+    return ['file', ...rows.map((r) => `${r.type} ${r.name}`)];
+  } finally {
+    db.close();
+  }
+}
+
+async function postgresObjects(prefix: string): Promise<string[]> {
+  return withPostgres(async (client) => {
+    const rows = await client.query<{ line: string }>(
+      `SELECT 'schema ' || n.nspname AS line FROM pg_namespace n WHERE left(n.nspname, length($1)) = $1
+       UNION ALL
+       SELECT c.relkind::text || ' ' || n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+       WHERE left(n.nspname, length($1)) = $1`,
+      [prefix],
+    );
+    // Without the random prefix, so two servers' answers compare.
+    return rows.rows.map((r) => r.line.split(prefix).join('')).sort();
+  });
+}
+
+/** A PostgreSQL URI whose port refuses connections: one the OS just gave out and took back. */
+async function refusingPostgresUri(): Promise<string> {
+  const probe = createServer();
+  await new Promise<void>((done) => probe.listen(0, '127.0.0.1', done));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise((done) => probe.close(done));
+  const uri = new URL(POSTGRES_URI);
+  uri.hostname = '127.0.0.1';
+  uri.port = String(port);
+  return uri.toString();
 }
 
 export interface Reply {

@@ -1,7 +1,6 @@
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join, relative } from 'node:path';
-import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call, KEYS, ok, parseRawResponse, rawExchange, type Reply, startServer, testApiConfig, type TestServer } from './harness.js';
 
@@ -20,28 +19,24 @@ function problem(reply: Reply, status: number, code?: string): Problem {
   return body;
 }
 
-/** Every file under the data folder (with its size) and every schema object of the SQLite file: what a refused request must not change. */
-function dataSnapshot(dataDir: string): { files: string[]; schema: string[] } {
+/**
+ * Every file under the server's data folder (with its size), minus the SQLite file, and every
+ * object of its store (`storeObjects`: the file and its tables and indexes on SQLite, the schemas
+ * and their relations on PostgreSQL): what a refused request must not change.
+ */
+async function dataSnapshot(s: TestServer): Promise<{ files: string[]; schema: string[] }> {
   const files: string[] = [];
   const walk = (dir: string) => {
     for (const entry of readdirSync(dir, { withFileTypes: true })) {
       const path = join(dir, entry.name);
       if (entry.isDirectory()) {
-        files.push(`${relative(dataDir, path)}/`);
+        files.push(`${relative(s.dataDir, path)}/`);
         walk(path);
-      } else files.push(`${relative(dataDir, path)} ${statSync(path).size}`);
+      } else files.push(`${relative(s.dataDir, path)} ${statSync(path).size}`);
     }
   };
-  walk(dataDir);
-  const file = join(dataDir, 'xronox.sqlite');
-  if (!existsSync(file)) return { files, schema: [] };
-  const db = new Database(file, { readonly: true });
-  try {
-    const schema = (db.prepare('SELECT type, name FROM sqlite_master ORDER BY type, name').all() as Array<{ type: string; name: string }>).map((r) => `${r.type} ${r.name}`);
-    return { files: files.filter((f) => !f.startsWith('xronox.sqlite')), schema };
-  } finally {
-    db.close();
-  }
+  walk(s.dataDir);
+  return { files: files.filter((f) => !f.startsWith('xronox.sqlite')), schema: await s.storeObjects() };
 }
 
 const q = (value: unknown) => encodeURIComponent(JSON.stringify(value));
@@ -62,7 +57,7 @@ describe('a refused request changes nothing', () => {
   afterAll(() => s.close());
 
   it('creates no database file, schema, table or folder, whichever check refuses it', async () => {
-    const before = dataSnapshot(s.dataDir);
+    const before = await dataSnapshot(s);
     expect(before).toEqual({ files: [], schema: [] });
     const messaging = '/v1/tenants/acme/messaging/shared_memory';
     const identities = '/v1/tenants/acme/identities/users';
@@ -94,7 +89,7 @@ describe('a refused request changes nothing', () => {
       const reply = await call(s.base, method, path, options);
       expect.soft({ method, path: path.slice(0, 60), status: reply.status }).toEqual({ method, path: path.slice(0, 60), status });
     }
-    expect(dataSnapshot(s.dataDir)).toEqual(before);
+    expect(await dataSnapshot(s)).toEqual(before);
   });
 });
 
@@ -108,12 +103,12 @@ describe('a refused request changes nothing in a database that exists', () => {
   it('creates no collection there: a document over the size limit, an upsert whose document does not hold its key', async () => {
     await ok(s.base, 'POST', '/v1/tenants/acme/runtime/orders', { body: { a: 1 } });
     await s.xronox.flush();
-    const before = dataSnapshot(s.dataDir);
+    const before = await dataSnapshot(s);
     expect(before.schema.length).toBeGreaterThan(0);
     // No messaging or identities collection exists yet: a refused write must not create one (with its indexes).
     problem(await call(s.base, 'POST', '/v1/tenants/acme/messaging/topics', { body: { topic: 't', tenantId: 'acme', shards: 1, createdAt: { $date: '2026-01-01T00:00:00.000Z' }, _system: { updatedAt: { $date: '2026-01-01T00:00:00.000Z' } }, note: 'x'.repeat(8000) } }), 400, 'VALIDATION_FAILED');
     problem(await call(s.base, 'PUT', '/v1/tenants/acme/identities/users', { body: { filter: { tenantId: 'acme', userId: 'u2' }, doc: { userId: 'u1', tenantId: 'acme', email: 'a@example.com' } } }), 400, 'VALIDATION_FAILED');
-    expect(dataSnapshot(s.dataDir)).toEqual(before);
+    expect(await dataSnapshot(s)).toEqual(before);
   });
 });
 

@@ -1,8 +1,9 @@
 /**
  * `xronox migrate`, run as a real process (the CLI through tsx, as `npx xronox` runs it) against
- * an embedded deployment (a SQLite file and a local blob folder): every collection of every
- * configured messaging and identities database exists afterwards with exactly its declared
- * indexes, as the document store and SQLite itself report them, and a second run changes nothing.
+ * an embedded deployment (a SQLite file and a local blob folder): every configured database is
+ * reported, every collection of every messaging and identities database exists afterwards with
+ * exactly its declared indexes, as the document store and SQLite itself report them, and a second
+ * run changes nothing. (On PostgreSQL, where it also creates schemas: test/jobs/migrate-postgres.test.ts.)
  */
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -10,7 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { SqliteDocumentStore } from '../../core/adapters/sqlite/sqlite-document-store.js';
 import type { XronoxConfigInput } from '../../core/config/schema.js';
 import type { CollectionSpec, IndexInfo } from '../../core/contracts/document-store.js';
-import type { DocumentDatabaseReport } from '../../core/domains/maintenance.js';
+import type { MigrationReport } from '../../core/jobs/migrate.js';
 import { IDENTITY_COLLECTIONS, IDENTITY_SPECS } from '../../core/domains/identities/identities.js';
 import { MESSAGING_COLLECTIONS, MESSAGING_SPECS } from '../../core/domains/messaging/messaging.js';
 import { initXronox } from '../../core/xronox.js';
@@ -99,16 +100,19 @@ describe('xronox migrate (a real CLI process, SQLite × local folder)', () => {
     const before = await indexes();
     for (const found of Object.values(before.port)) expect(found).toEqual([]);
 
-    const first = await runCli(['migrate', 'all', '--config', file]);
+    const first = await runCli(['migrate', '--config', file]);
     expect({ code: first.code, stderr: first.stderr }).toEqual({ code: EXIT.ok, stderr: '' });
-    // One JSON line per database, naming the indexes each collection holds.
-    const reports = first.stdout.trim().split('\n').map((line) => JSON.parse(line) as DocumentDatabaseReport);
+    // One JSON line per database (every type), naming the indexes each document collection holds.
+    const reports = first.stdout.trim().split('\n').map((line) => JSON.parse(line) as MigrationReport);
     expect(reports.map((r) => `${r.databaseType}:${r.tier}:${r.tenantId ?? '-'}:${r.dbName}`).sort()).toEqual(
-      ['messaging:generic:-:msg_generic', 'messaging:tenant:acme:msg_acme', 'messaging:tenant:beta:msg_beta', 'identities:tenant:acme:ids_acme', 'identities:tenant:beta:ids_beta'].sort(),
+      ['runtime:tenant:acme:rt_acme', 'messaging:generic:-:msg_generic', 'messaging:tenant:acme:msg_acme', 'messaging:tenant:beta:msg_beta', 'identities:tenant:acme:ids_acme', 'identities:tenant:beta:ids_beta'].sort(),
     );
     for (const r of reports) {
       expect(r.error).toBeUndefined();
-      expect(r.collections).toEqual(Object.fromEntries(Object.entries(expected[r.dbName]!).map(([c, spec]) => [c, declared(spec).map((i) => i.name)])));
+      // SQLite makes its tables when the file opens: nothing is left for migrate to create.
+      expect(r.index).toEqual({ [r.dbName]: 'present' });
+      if (r.databaseType === 'runtime') expect(r.collections).toBeUndefined();
+      else expect(r.collections).toEqual(Object.fromEntries(Object.entries(expected[r.dbName]!).map(([c, spec]) => [c, declared(spec).map((i) => i.name)])));
     }
 
     // Independently of the CLI's report: the store's listIndexes and SQLite's own index list.
@@ -153,16 +157,18 @@ describe('xronox migrate (a real CLI process, SQLite × local folder)', () => {
   it('narrows to one type and to tenants; refuses what it cannot do with exit code 2', async () => {
     const one = await cliInProcess(['migrate', 'identities', '--tenant', 'beta', '--config', file]);
     expect({ code: one.code, stderr: one.stderr }).toEqual({ code: EXIT.ok, stderr: '' });
-    expect(one.stdout.trim().split('\n').map((l) => (JSON.parse(l) as DocumentDatabaseReport).dbName)).toEqual(['ids_beta']);
+    expect(one.stdout.trim().split('\n').map((l) => (JSON.parse(l) as MigrationReport).dbName)).toEqual(['ids_beta']);
     const two = await cliInProcess(['migrate', 'messaging', '--tenant', 'acme', '--tenant', 'beta', '--config', file]);
     expect(two.code).toBe(EXIT.ok);
-    expect(two.stdout.trim().split('\n').map((l) => (JSON.parse(l) as DocumentDatabaseReport).dbName)).toEqual(['msg_acme', 'msg_beta']);
+    expect(two.stdout.trim().split('\n').map((l) => (JSON.parse(l) as MigrationReport).dbName)).toEqual(['msg_acme', 'msg_beta']);
+    const runtime = await cliInProcess(['migrate', 'runtime', '--config', file]);
+    expect(runtime.stdout.trim().split('\n').map((l) => (JSON.parse(l) as MigrationReport).dbName)).toEqual(['rt_acme']);
 
     // A tenant with no configured database (a typo, or a dynamic tenant) is named.
     const unknown = await cliInProcess(['migrate', 'messaging', '--tenant', 'nobody', '--config', file]);
     expect(unknown.code).toBe(EXIT.usage);
     expect(unknown.stderr).toContain('No configured messaging database for tenant "nobody"');
-    for (const args of [['migrate'], ['migrate', 'runtime'], ['migrate', 'messaging', 'extra'], ['job', 'run', 'retention', '--tenant', 'acme']]) {
+    for (const args of [['migrate', 'nonsense'], ['migrate', 'messaging', 'extra'], ['job', 'run', 'retention', '--tenant', 'acme']]) {
       const run = await cliInProcess([...args, '--config', file]);
       expect({ args, code: run.code, stdout: run.stdout }).toEqual({ args, code: EXIT.usage, stdout: '' });
     }

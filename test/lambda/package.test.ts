@@ -16,6 +16,7 @@ import type { JobReport } from '../../core/jobs/job.js';
 import { initXronox } from '../../core/xronox.js';
 import { hashApiKey } from '../../functions/api/api-keys.js';
 import { tempDir } from '../support/temp.js';
+import { describePostgres, dropSchemas, POSTGRES_URI, postgresAvailability, randomSchemaPrefix } from '../support/postgres.js';
 import { httpApiEvent } from './http-api-event.js';
 import { s3PutEvent, scheduledEvent } from './job-events.js';
 import { type CloudFormationTemplate, oslsPackage, type Packaged, REPO, serviceDir, type ServiceDir } from './osls.js';
@@ -40,6 +41,7 @@ const PARAMETER = `/xronox/${STAGE}/config`;
 /** CloudFormation pseudo parameters, as a stack in this region and account would resolve them. */
 const PSEUDO = { 'AWS::Region': 'eu-west-1', 'AWS::AccountId': '123456789012', 'AWS::Partition': 'aws' } as Record<string, string>;
 
+const pgAvailability = await postgresAvailability();
 let service: ServiceDir;
 let packaged: Packaged;
 
@@ -115,6 +117,7 @@ describe('npx osls package', () => {
       NODE_OPTIONS: '--enable-source-maps',
       XRONOX_CONFIG_SSM: PARAMETER,
       XRONOX_CONFIG_FILE: '',
+      XRONOX_POSTGRES_URI: '',
     });
     expect(packaged.output).toContain(`Packaging xronox for stage ${STAGE}`);
   });
@@ -262,6 +265,30 @@ describe('npx osls package', () => {
       expect(second.stats).toMatchObject({ builds: 1, engines: 1, indexStores: 1, apps: 1 });
     });
 
+    describePostgres('with a PostgreSQL config', pgAvailability, () => {
+      it('serves a create and a read, its connection string from XRONOX_POSTGRES_URI, with nothing but the zip (pg is bundled)', async () => {
+        const schemaPrefix = randomSchemaPrefix();
+        const file = join(work.path, 'config', 'xronox.postgres.json');
+        const pg = { dbConnections: { pg: { postgresUri: 'ENV.XRONOX_POSTGRES_URI', schemaPrefix } }, localStorage: { basePath: 'blobs-pg', enabled: true } };
+        const databases = { runtime: { tenantDatabases: [{ tenantId: 'acme', dbConnRef: 'pg', dbName: 'rt_acme' }] } };
+        writeFileSync(file, JSON.stringify({ ...pg, databases, api: { keys: [{ id: 'artifact', sha256: hashApiKey(key), role: 'write', tenants: ['acme'] }] } }));
+        // No NODE_PATH: as on Lambda, only what the zip holds can be loaded.
+        const env = { XRONOX_CONFIG_FILE: file, XRONOX_POSTGRES_URI: POSTGRES_URI };
+        try {
+          const auth = { authorization: `Bearer ${key}` };
+          const first = invokeBundle([httpApiEvent({ method: 'POST', url: '/v1/tenants/acme/runtime/orders', headers: auth, body: { customer: 'ada' } })], env);
+          expect(first.results[0]).toMatchObject({ status: 201, json: { ov: 0 } });
+          const read = httpApiEvent({ method: 'GET', url: `/v1/tenants/acme/runtime/orders/${first.results[0]!.json.id as string}`, headers: auth });
+          const second = invokeBundle([read, read], env);
+          expect(second.results.map((r) => r.status)).toEqual([200, 200]);
+          expect(second.results[1]!.json).toMatchObject({ data: { customer: 'ada' } });
+          expect(second.stats).toMatchObject({ builds: 1, engines: 1, indexStores: 1, apps: 1 });
+        } finally {
+          await dropSchemas(schemaPrefix);
+        }
+      });
+    });
+
     it('without better-sqlite3 (as on Lambda) it still loads, and a SQLite config fails with a message that says why', () => {
       const create = httpApiEvent({ method: 'POST', url: '/v1/tenants/acme/runtime/orders', headers: { authorization: `Bearer ${key}` }, body: {} });
       const run = invokeBundle([create], {});
@@ -291,6 +318,7 @@ describe('npx osls package', () => {
           NODE_OPTIONS: '--enable-source-maps',
           XRONOX_CONFIG_SSM: PARAMETER,
           XRONOX_CONFIG_FILE: '',
+          XRONOX_POSTGRES_URI: '',
         });
       }
     });

@@ -1,10 +1,23 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Collection } from '../../core/engine/collection.js';
 import { NotFoundError, TenantAccessError, ValidationError, type XronoxError } from '../../core/errors.js';
-import { call, type Reply, type TestServer } from '../http/harness.js';
+import { BACKEND, call, type Reply, type TestServer } from '../http/harness.js';
 import { Gen } from '../support/random.js';
 import { reliabilityScale, reliabilitySeed } from './support/fault-schedule.js';
-import { emptyModel, marker, startTenantWorld, TENANT_KEYS, TENANTS, type Tenant, type TenantModel } from './support/tenant-world.js';
+import { placementProblems, type PostgresTenantConnections, readAs, schemaCensus } from './support/tenant-world-postgres.js';
+import {
+  CONFINED,
+  emptyModel,
+  INJECTION_KEYS,
+  injectionValues,
+  marker,
+  startTenantWorld,
+  TENANT_KEYS,
+  TENANTS,
+  type Tenant,
+  type TenantModel,
+  type TenantWorld,
+} from './support/tenant-world.js';
 
 /**
  * Tenant isolation fuzzer: three tenants write through the library and over HTTP, while a large
@@ -15,7 +28,13 @@ import { emptyModel, marker, startTenantWorld, TENANT_KEYS, TENANTS, type Tenant
  * model of what it wrote. Every cross-tenant attempt must be refused (403/404, or
  * NotFound/Validation/TenantAccess from the library) or answer only the caller's own data; no
  * answer to anyone may contain another tenant's secret or ids; and at every checkpoint every
- * tenant's data equals its model (so no attempt changed anything).
+ * tenant's data equals its model (so no attempt changed anything). Filters built to break out of
+ * a SQL string or name another tenant's schema are among the attempts.
+ *
+ * It runs on SQLite and (vitest project `postgres`) on PostgreSQL. There, at every checkpoint,
+ * the schemas are also read behind the engine's back: every row is in its own tenant's schema.
+ * And gamma's databases are on a connection whose role cannot use the other tenants' schemas, nor
+ * theirs gamma's: a statement for one that named the other's schema would fail in PostgreSQL.
  *
  * Reproduce: XRONOX_RELIABILITY_SEED=<seed> npx vitest run test/reliability/tenant-isolation.test.ts
  */
@@ -25,6 +44,7 @@ const SEED = reliabilitySeed(30_2026);
 const OPERATIONS = Math.round(1200 * SCALE);
 const CHECK_EVERY = 100;
 
+let world: TenantWorld;
 let s: TestServer;
 const models = Object.fromEntries(TENANTS.map((t) => [t, emptyModel()])) as Record<Tenant, TenantModel>;
 const gen = new Gen(SEED);
@@ -43,9 +63,10 @@ const others = (t: Tenant) => TENANTS.filter((o) => o !== t);
 const enc = encodeURIComponent;
 
 beforeAll(async () => {
-  s = await startTenantWorld();
+  world = await startTenantWorld();
+  s = world.server;
 });
-afterAll(() => s?.close());
+afterAll(() => world?.close());
 
 // ---- leaks ----------------------------------------------------------------------------------------
 
@@ -206,7 +227,7 @@ async function crossTenant(t: Tenant): Promise<void> {
   if (!target) return;
   const named = [target.id];
   const own = [...models[t].records[target.c].keys()];
-  const kind = gen.int(14);
+  const kind = gen.int(15);
   switch (kind) {
     case 0: {
       // Another tenant's path with one's own key, on any listed route: access is checked first.
@@ -335,11 +356,45 @@ async function crossTenant(t: Tenant): Promise<void> {
       const email = gen.pick(emails);
       return attemptLibrary('library identities victim email', t, () => users(t).findOne({ email }), [TenantAccessError, ValidationError], [email], (r) => r === null);
     }
+    case 13:
+      return injectionAttempt(t, v, target);
     default: {
       // A key of the victim's tenant used on one's own path (the reverse direction of case 0).
       return attemptHttp('own path, victim key', t, 'GET', path(t, target.c), { key: TENANT_KEYS[v] }, [403], []);
     }
   }
+}
+
+/** The name a filter would need to reach the victim's records table. */
+function victimTable(v: Tenant): string {
+  return world.postgres ? `"${world.postgres.schemaPrefix}xronox_dev_runtime_${v}"` : 'main';
+}
+
+/**
+ * A filter meant to break out of a SQL string or to name the victim's schema, as a value or as a
+ * key, on one's own records, messaging and identities, over HTTP or through the library: a 400
+ * (ValidationError), or an answer holding only the caller's own data.
+ */
+async function injectionAttempt(t: Tenant, v: Tenant, target: { c: RecordCollection; id: string }): Promise<void> {
+  const named = [target.id];
+  const value = gen.pick(injectionValues(target.id, victimTable(v)));
+  const asKey = gen.chance(0.25);
+  const key = gen.pick(INJECTION_KEYS);
+  const place = gen.pick(['records', 'messaging', 'identities'] as const);
+  const field = { records: 'marker', messaging: 'key', identities: 'email' }[place];
+  const filter = asKey ? { [key]: value } : gen.pick([{ [field]: value }, { [field]: { $in: [value, `${value}'`] } }, { $or: [{ [field]: value }, { [field]: { $gt: value } }] }]);
+  const mine = (items: Array<Record<string, unknown>>) =>
+    place === 'records' ? onlyOwn(t, target.c)(items as Array<{ id: string }>) : items.every((d) => d.tenantId === t);
+  if (gen.chance(0.5)) {
+    const url = place === 'records' ? path(t, target.c) : `/v1/tenants/${t}/${place}/${place === 'messaging' ? 'shared_memory' : 'users'}`;
+    return attemptHttp(`injection filter (${place})`, t, 'GET', `${url}?filter=${enc(json(filter))}`, {}, [200, 400], named, (r) => {
+      if (!mine((r.json as { items: Array<Record<string, unknown>> }).items)) failures.push(`injection filter: ${json(filter)} answered foreign items: ${r.text.slice(0, 200)}`);
+    });
+  }
+  const run = place === 'records' ? () => records(t, target.c).listByMeta({ filter }) : place === 'messaging' ? () => memory(t).find(filter) : () => users(t).find(filter);
+  return attemptLibrary(`library injection filter (${place})`, t, run, [ValidationError], named, (r) =>
+    mine(place === 'records' ? (r as { items: Array<Record<string, unknown>> }).items : (r as Array<Record<string, unknown>>)),
+  );
 }
 
 // ---- checkpoints ------------------------------------------------------------------------------------
@@ -361,9 +416,32 @@ async function checkpoint(): Promise<void> {
     const audit = s.xronox.with({ databaseType: 'runtime', tier: 'tenant', tenantId: t, collection: 'identity_events' });
     expect((await audit.listByMeta({ limit: 1000 })).items.length, `${t} identity_events`).toBe(m.identityEvents);
   }
+  if (world.postgres) await checkPlacement(world.postgres.schemaPrefix);
 }
 
-describe(`tenant isolation fuzzer (seed ${SEED}, scale ${SCALE})`, () => {
+/**
+ * PostgreSQL: the world's roles are confined as it says, so that the attempts meet PostgreSQL's
+ * refusal: each reads its own tenants' records table, and is refused (42501) the others'.
+ */
+async function checkRolesConfined(pg: PostgresTenantConnections): Promise<void> {
+  const runtime = (t: Tenant) => s.xronox.with({ databaseType: 'runtime', tier: 'tenant', tenantId: t, collection: 'orders' }).route.dbName;
+  for (const t of TENANTS) {
+    const [own, other] = t === CONFINED ? [pg.dbConnections.confined, pg.dbConnections.local] : [pg.dbConnections.local, pg.dbConnections.confined];
+    expect(await readAs(own.postgresUri, pg.schemaPrefix, runtime(t)), `${t} by its own role`).toBeGreaterThan(0);
+    expect(await readAs(other.postgresUri, pg.schemaPrefix, runtime(t)), `${t} by the other role`).toBe('42501');
+  }
+}
+
+/** PostgreSQL: each tenant's rows, read from the catalogue's schemas directly, are where they belong and nowhere else. */
+async function checkPlacement(prefix: string): Promise<void> {
+  const configured = new Map((await s.xronox.jobTargets({ dynamic: false })).map((d) => [d.dbName, d.tenantId ?? null]));
+  const records = TENANTS.flatMap((tenant) =>
+    (['orders', 'notes'] as const).map((collection) => ({ tenant, dbName: s.xronox.with({ databaseType: TYPE_OF[collection], tier: 'tenant', tenantId: tenant, collection }).route.dbName, collection, ids: [...models[tenant].records[collection].keys()] })),
+  );
+  expect(placementProblems(await schemaCensus(prefix), { configured, records })).toEqual([]);
+}
+
+describe(`tenant isolation fuzzer on ${BACKEND} (seed ${SEED}, scale ${SCALE})`, () => {
   it('every route with the wrong tenant\'s key, ids and cursors: refused, nothing leaked, nothing changed', async () => {
     const doc = (await call(s.base, 'GET', '/openapi.json', { key: null })).json as { paths: Record<string, Record<string, unknown>> };
     routes = Object.entries(doc.paths).flatMap(([template, ops]) => Object.keys(ops).map((method) => ({ template, method })));
@@ -378,6 +456,8 @@ describe(`tenant isolation fuzzer (seed ${SEED}, scale ${SCALE})`, () => {
       await insertUser(t, true);
       await insertUser(t, false);
     }
+
+    if (world.postgres) await checkRolesConfined(world.postgres);
 
     // A sweep of every listed route and method, for every ordered pair of tenants.
     for (const t of TENANTS) {
@@ -414,10 +494,13 @@ describe(`tenant isolation fuzzer (seed ${SEED}, scale ${SCALE})`, () => {
     await checkpoint();
 
     console.log(
-      `[reliability] tenant isolation: seed ${SEED}, scale ${SCALE}: ${stats.operations} operations (${stats.legit} legitimate, ${stats.crossTenant} cross-tenant attempts), ` +
+      `[reliability] tenant isolation on ${BACKEND}: seed ${SEED}, scale ${SCALE}: ${stats.operations} operations (${stats.legit} legitimate, ${stats.crossTenant} cross-tenant attempts), ` +
         `route sweep ${stats.routeSweep} requests over ${routes.length} listed route×method pairs × 6 tenant pairs, ${stats.answersScanned} answers scanned for leaks, ` +
         `${stats.checkpoints} full-state checkpoints; attempts by kind ${JSON.stringify(stats.crossByKind)}; failures/leaks: ${failures.length}`,
     );
     expect(failures).toEqual([]);
+    // Background work (the blob sync of every tenant's writes) met no refusal either.
+    await s.xronox.flush();
+    expect(s.backgroundErrors.map(String)).toEqual([]);
   }, 60_000 * Math.max(1, SCALE));
 });

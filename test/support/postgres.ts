@@ -1,30 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { Client, escapeIdentifier } from 'pg';
 import { describe, it } from 'vitest';
+import { POSTGRES_URI, type PostgresAvailability } from './postgres-server.js';
 
-/**
- * Where the PostgreSQL suites get a server: `XRONOX_POSTGRES_URI`, else the one this project is
- * built with (127.0.0.1:5432, user postgres, database test). When it does not answer, the suites
- * fail, loudly, unless `XRONOX_POSTGRES_OPTIONAL=1` says PostgreSQL may be absent: then they are
- * skipped with the reason printed.
- */
-export const POSTGRES_URI = process.env.XRONOX_POSTGRES_URI ?? 'postgres://postgres@127.0.0.1:5432/test';
-
-export type PostgresAvailability = { ok: true } | { ok: false; reason: string; optional: boolean };
-
-export async function postgresAvailability(uri = POSTGRES_URI): Promise<PostgresAvailability> {
-  const client = new Client({ connectionString: uri, connectionTimeoutMillis: 5_000 });
-  try {
-    await client.connect();
-    await client.query('SELECT 1');
-    return { ok: true };
-  } catch (err) {
-    const reason = `PostgreSQL does not answer at ${redact(uri)}: ${err instanceof Error ? err.message : String(err)}`;
-    return { ok: false, reason, optional: process.env.XRONOX_POSTGRES_OPTIONAL === '1' };
-  } finally {
-    await client.end().catch(() => undefined);
-  }
-}
+export { POSTGRES_URI, postgresAvailability, type PostgresAvailability } from './postgres-server.js';
 
 /**
  * `describe` when PostgreSQL answers; otherwise a suite of one failing test naming the reason, or
@@ -54,7 +33,7 @@ export function randomSchemaPrefix(): string {
 
 /**
  * Drops the schemas a test file's stores created: those whose name starts with its random prefix
- * and whose `schema_info` row says they were made with that prefix. Nothing else is touched.
+ * and whose `_schema_info` row says they were made with that prefix. Nothing else is touched.
  */
 export async function dropSchemas(prefix: string, uri = POSTGRES_URI): Promise<string[]> {
   const client = new Client({ connectionString: uri });
@@ -66,9 +45,9 @@ export async function dropSchemas(prefix: string, uri = POSTGRES_URI): Promise<s
     );
     const dropped: string[] = [];
     for (const { nspname } of found.rows) {
-      const info = await client.query<{ ok: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS ok`, [`${escapeIdentifier(nspname)}.schema_info`]);
+      const info = await client.query<{ ok: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS ok`, [`${escapeIdentifier(nspname)}._schema_info`]);
       if (!info.rows[0]?.ok) continue;
-      const owner = await client.query<{ prefix: string }>(`SELECT prefix FROM ${escapeIdentifier(nspname)}.schema_info`);
+      const owner = await client.query<{ prefix: string }>(`SELECT prefix FROM ${escapeIdentifier(nspname)}._schema_info`);
       if (owner.rows.length !== 1 || owner.rows[0]!.prefix !== prefix) continue;
       await client.query(`DROP SCHEMA ${escapeIdentifier(nspname)} CASCADE`);
       dropped.push(nspname);
@@ -88,8 +67,4 @@ export async function withPostgres<T>(body: (client: Client) => Promise<T>, uri 
   } finally {
     await client.end();
   }
-}
-
-function redact(uri: string): string {
-  return uri.replace(/\/\/([^:/@]+):[^@]*@/, '//$1:***@');
 }

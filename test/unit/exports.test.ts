@@ -61,6 +61,7 @@ describe('public API', () => {
       'loadConfigFile',
       'maskConfig',
       'maskSecretsIn',
+      'migrateDatabases',
       'migrateDocuments',
       'parseInstant',
       'readLogRange',

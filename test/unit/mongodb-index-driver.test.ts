@@ -1,15 +1,19 @@
 import { Aggregator } from 'mingo';
-import { type Document, MongoNetworkError, MongoServerError } from 'mongodb';
+import { type Document, MongoClient, type MongoClientOptions, MongoNetworkError, MongoServerError } from 'mongodb';
 import { describe, expect, it } from 'vitest';
+import { clientOptions, DEFAULT_CLIENT_OPTIONS } from '../../core/adapters/mongodb/mongodb-client-pool.js';
+import { HISTORY_PROJECTION, historyRowOf, versionDoc } from '../../core/adapters/mongodb/mongodb-documents.js';
+import { planWrites, type Step, type Write, writtenCollections } from '../../core/adapters/mongodb/mongodb-effects.js';
+import { versionQuery } from '../../core/adapters/mongodb/mongodb-index-driver.js';
+import { planReads, type ReadQuery } from '../../core/adapters/mongodb/mongodb-read-set.js';
 import { mongoOptions } from '../../core/adapters/mongodb/mongodb-settings.js';
-import { planEffects, type WriteStep, writtenCollections } from '../../core/adapters/mongodb/mongodb-effects.js';
-import { retryOf, versionQuery } from '../../core/adapters/mongodb/mongodb-index-driver.js';
-import { emptyRows, finishRows, planReads, type ReadQuery, type RowsBuilder } from '../../core/adapters/mongodb/mongodb-read-set.js';
-import { MIN_WIRE_VERSION, serverIssues, setupOf } from '../../core/adapters/mongodb/mongodb-setup.js';
+import { buildIndexes, indexNames, MIN_WIRE_VERSION, serverIssues, setupOf } from '../../core/adapters/mongodb/mongodb-setup.js';
+import { clientModel, retryOf } from '../../core/adapters/mongodb/mongodb-transaction.js';
 import { loadConfig } from '../../core/config/load.js';
 import { type Effect, nsKey, type ReadSet, refKey, uploadKey } from '../../core/contracts/index-driver.js';
 import type { Namespace, VersionRow } from '../../core/contracts/index-store.js';
 import { ConfigError, StorageError } from '../../core/errors.js';
+import { emptyRows, type RowsBuilder } from '../../core/store/driver-kit.js';
 
 /**
  * The MongoDB index driver without a server (none can run here; the conformance suite runs it
@@ -31,7 +35,6 @@ function readWith(queries: readonly ReadQuery[], docs: Record<string, Document[]
     const out = new Aggregator(q.pipeline as never).run((docs[`${q.coll.db}.${q.coll.name}`] ?? []).map((d) => structuredClone(d))) as Document[];
     todo.push(...(q.fold(out, rows) ?? []));
   }
-  finishRows(rows);
   return rows;
 }
 
@@ -41,11 +44,12 @@ function applyPipeline(doc: Document, pipeline: Document[]): Document {
   return Object.fromEntries(Object.entries(out!).filter(([, v]) => v !== undefined)); // mingo leaves `$$REMOVE`d keys as undefined
 }
 
-function bulkOf(steps: readonly WriteStep[], name: string): Document[] {
-  const step = steps.find((s) => s.kind === 'bulk' && s.coll.name === name);
-  if (!step || step.kind !== 'bulk') throw new Error(`no bulk write on ${name}`);
-  return step.ops as Document[];
+/** The operations the steps write to collection `name`, in order. */
+function bulkOf(steps: readonly Step[], name: string, db = 'rt_acme'): Document[] {
+  return steps.flatMap((s) => ('copy' in s || s.coll.name !== name || s.coll.db !== db ? [] : [s.op as Document]));
 }
+
+
 
 const hello = (fields: Document): Document => ({ ok: 1, isWritablePrimary: true, maxBsonObjectSize: 16777216, minWireVersion: 0, maxWireVersion: 21, ...fields });
 
@@ -100,6 +104,37 @@ describe('which servers the driver refuses (hello)', () => {
     expect(opts.deadLetterCollection).toBe('dlq');
     expect(opts.indexSettings?.('orders')).toEqual({ indexedProps: ['status'] });
     expect(opts.indexSettings?.('other')).toEqual({ indexedProps: [] });
+    // What `xronox migrate` creates in every database (`prepareDatabase`).
+    expect(opts.collections).toEqual(['orders']);
+  });
+});
+
+describe('client options: the URI wins over the defaults (read back through the real driver, which connects nothing)', () => {
+  const optionsOf = (uri: string, code?: MongoClientOptions) => new MongoClient(uri, clientOptions(uri, code)).options;
+
+  it('defaults where the URI sets nothing: majority, a small pool, waits bounded well inside a Lambda', () => {
+    const o = optionsOf('mongodb://db.example:27017/?replicaSet=rs0');
+    expect(o.writeConcern).toMatchObject({ w: 'majority', journal: true });
+    expect(o.readConcern).toMatchObject({ level: 'majority' });
+    const { retryWrites, appName, maxPoolSize, maxIdleTimeMS, serverSelectionTimeoutMS, connectTimeoutMS, socketTimeoutMS } = o;
+    expect({ retryWrites, appName, maxPoolSize, maxIdleTimeMS, serverSelectionTimeoutMS, connectTimeoutMS, socketTimeoutMS }).toEqual({
+      retryWrites: true, appName: 'xronox', maxPoolSize: 10, maxIdleTimeMS: 60_000, serverSelectionTimeoutMS: 5_000, connectTimeoutMS: 5_000, socketTimeoutMS: 20_000,
+    });
+  });
+
+  it('what the URI sets is kept, whatever the case of its names: retryWrites=false (Amazon DocumentDB), appName, w, the pool, a timeout', () => {
+    const o = optionsOf('mongodb://u:p%3Fw@db.example/app?RETRYWRITES=false&appName=shop&w=1&maxPoolSize=3&readConcernLevel=local&serverSelectionTimeoutMS=900');
+    expect(o.retryWrites).toBe(false);
+    expect(o.appName).toBe('shop');
+    expect(o.writeConcern?.w).toBe(1);
+    expect(o.readConcern).toMatchObject({ level: 'local' });
+    expect([o.maxPoolSize, o.serverSelectionTimeoutMS, o.maxIdleTimeMS]).toEqual([3, 900, 60_000]);
+    // `?w` inside the (encoded) password is not an option.
+    expect(clientOptions('mongodb://u:p%3Fw@h/')).toMatchObject({ writeConcern: DEFAULT_CLIENT_OPTIONS.writeConcern });
+  });
+
+  it('options set in code win over both', () => {
+    expect(optionsOf('mongodb://h/?maxPoolSize=3', { maxPoolSize: 50, appName: 'job' })).toMatchObject({ maxPoolSize: 50, appName: 'job' });
   });
 });
 
@@ -276,38 +311,37 @@ describe('a read set becomes few queries', () => {
   });
 });
 
-describe('effects become one ordered bulkWrite per collection', () => {
+describe('effects become single-collection writes, in order', () => {
   const version = (id: string, ov: number): VersionRow => ({
     id, ov, cv: ov, op: 'create', at: '2026-01-01T00:00:00.000Z', actor: 'ada', reason: null, deleted: false, size: 2, body: '{}', archived: false, meta: { tier: 'gold' }, hash: 'h',
   });
   const head = { ov: 1, cv: 0, deleted: false, createdAt: 't', updatedAt: 't', deletedAt: null, meta: { 'customer.id': 'c1' }, body: '{}', hash: 'h' };
+  const names = (steps: readonly Step[]) => steps.map((s) => ('copy' in s ? `copy ${s.copy.from.dbName}→${s.copy.to.dbName}` : `${s.coll.db}.${s.coll.name}`));
 
-  it('a commit of two records: each collection written once, in the order the effects gave', () => {
+  it('a commit of two records: the writes in the order the effects gave, each value behind $eq', () => {
     const effects: Effect[] = [];
     for (const id of ['a', 'b']) {
       effects.push({ kind: 'putHead', ns, id, head }, { kind: 'putVersion', ns, version: version(id, 1) }, { kind: 'putOutbox', ns, id, seq: 0 });
     }
     effects.push({ kind: 'setCollectionVersion', ns, cv: 1 }, { kind: 'addCounters', dbName: 'an_acme', collection: 'orders', deltas: { n: 2 }, windows: ['day:2026-01-01'] });
-    const steps = planEffects(effects, DLQ);
-    expect(steps.map((s) => (s.kind === 'bulk' ? `${s.coll.db}.${s.coll.name}:${s.ops.length}` : s.kind))).toEqual([
-      'rt_acme.orders_head:2',
-      'rt_acme.orders_ver:2',
-      'rt_acme.xronox_sync_outbox:2',
-      'rt_acme.orders_counter:1',
-      'an_acme.orders_counter:2',
-    ]);
+    const steps = planWrites(effects, DLQ);
+    const once = ['rt_acme.orders_head', 'rt_acme.orders_ver', 'rt_acme.xronox_sync_outbox'];
+    expect(names(steps)).toEqual([...once, ...once, 'rt_acme.orders_counter', 'an_acme.orders_counter', 'an_acme.orders_counter']);
     const [putA] = bulkOf(steps, 'orders_head');
     // Layout of today: meta keys with ':' for '.', the id in `_id`.
-    expect(putA).toEqual({ replaceOne: { filter: { _id: 'a' }, replacement: { ov: 1, cv: 0, deleted: false, createdAt: 't', updatedAt: 't', deletedAt: null, meta: { 'customer:id': 'c1' }, body: '{}', hash: 'h' }, upsert: true } });
+    expect(putA).toEqual({ replaceOne: { filter: { _id: { $eq: 'a' } }, replacement: { ov: 1, cv: 0, deleted: false, createdAt: 't', updatedAt: 't', deletedAt: null, meta: { 'customer:id': 'c1' }, body: '{}', hash: 'h' }, upsert: true } });
     // A version entry is an insert: one already at that ov fails the transaction.
     expect(bulkOf(steps, 'orders_ver')[0]).toMatchObject({ insertOne: { document: { _id: 'a@1', id: 'a', ov: 1, actorId: 'ada', actorType: null } } });
-    expect(bulkOf(steps, 'orders_counter')).toEqual([{ updateOne: { filter: { _id: 'cv' }, update: { $max: { seq: 2 } }, upsert: true } }]);
-    expect(writtenCollections(steps).map((c) => c.name)).toEqual(['orders_head', 'orders_ver', 'xronox_sync_outbox', 'orders_counter', 'orders_counter']);
+    expect(bulkOf(steps, 'orders_counter')[0]).toEqual({ updateOne: { filter: { _id: { $eq: 'cv' } }, update: { $max: { seq: 2 } }, upsert: true } });
+    expect(new Set(writtenCollections(steps).map((c) => `${c.db}.${c.name}`))).toEqual(new Set([...once, 'rt_acme.orders_counter', 'an_acme.orders_counter']));
+    // On MongoDB 8.0 the same writes go out as models of one `bulkWrite` command.
+    expect(clientModel(steps[0] as Write)).toEqual({ name: 'replaceOne', namespace: 'rt_acme.orders_head', ...(putA!.replaceOne as Document) });
+    expect(clientModel(steps.at(-1) as Write)).toEqual({ name: 'updateOne', namespace: 'an_acme.orders_counter', filter: { _id: { $eq: 'window:day:2026-01-01' } }, update: { $inc: { 'counts.n': 2 } }, upsert: true });
   });
 
   it('keeps the order within a collection (a hard delete then a re-create), and copies at their place', () => {
     const staged = { dbName: 'stage', collection: 'orders' };
-    const steps = planEffects(
+    const steps = planWrites(
       [
         { kind: 'deleteHead', ns, id: 'a' },
         { kind: 'deleteVersions', ns, id: 'a', belowOv: Infinity },
@@ -318,27 +352,31 @@ describe('effects become one ordered bulkWrite per collection', () => {
       ],
       DLQ,
     );
-    expect(steps.map((s) => (s.kind === 'bulk' ? s.coll.name : `copy ${s.from.dbName}→${s.to.dbName}`))).toEqual([
-      'orders_head',
-      'orders_ver',
-      'orders_claims',
-      'orders_counter',
-      'xronox_sync_outbox',
-      'xronox_dead_letters',
+    expect(names(steps)).toEqual([
+      'rt_acme.orders_head',
+      'rt_acme.orders_ver',
+      'rt_acme.orders_ver',
+      'rt_acme.orders_head',
+      'rt_acme.orders_ver',
+      'rt_acme.orders_claims',
+      'rt_acme.orders_counter',
+      'rt_acme.orders_counter',
+      'rt_acme.xronox_sync_outbox',
+      'rt_acme.xronox_dead_letters',
       'copy stage→rt_acme',
-      'orders_counter',
+      'an_acme.orders_counter',
     ]);
-    expect(bulkOf(steps, 'orders_ver')).toEqual([{ deleteMany: { filter: { id: 'a' } } }, expect.objectContaining({ insertOne: expect.anything() }), { deleteMany: { filter: {} } }]);
+    expect(bulkOf(steps, 'orders_ver')).toEqual([{ deleteMany: { filter: { id: { $eq: 'a' } } } }, expect.objectContaining({ insertOne: expect.anything() }), { deleteMany: { filter: {} } }]);
     // Clearing writes the cv document even when it is absent, so a first commit racing it conflicts.
     expect(bulkOf(steps, 'orders_counter')).toEqual([
-      { updateOne: { filter: { _id: 'cv' }, update: { $setOnInsert: { seq: 0 } }, upsert: true } },
-      { deleteOne: { filter: { _id: 'cv' } } },
+      { updateOne: { filter: { _id: { $eq: 'cv' } }, update: { $setOnInsert: { seq: 0 } }, upsert: true } },
+      { deleteOne: { filter: { _id: { $eq: 'cv' } } } },
     ]);
     expect(writtenCollections(steps).map((c) => `${c.db}.${c.name}`)).toContain('rt_acme.xronox_sync_outbox');
   });
 
   it('values in update pipelines are literals: an owner or a token that looks like an operator stays a string', () => {
-    const steps = planEffects(
+    const steps = planWrites(
       [
         { kind: 'putLock', ns, key: 'job', owner: '$where', leaseMs: 30_000 },
         { kind: 'putUpload', ns, bucket: 'b', key: 'k', row: { id: 'r', token: '$$ROOT', cleaning: false }, stamp: 'now' },
@@ -346,7 +384,7 @@ describe('effects become one ordered bulkWrite per collection', () => {
       DLQ,
     );
     const [lock] = bulkOf(steps, 'orders_locks');
-    expect(lock).toEqual({ updateOne: { filter: { _id: 'job' }, update: [{ $set: { owner: { $literal: '$where' }, expiresAt: { $add: ['$$NOW', { $literal: 30_000 }] } } }], upsert: true } });
+    expect(lock).toEqual({ updateOne: { filter: { _id: { $eq: 'job' } }, update: [{ $set: { owner: { $literal: '$where' }, expiresAt: { $add: ['$$NOW', { $literal: 30_000 }] } } }], upsert: true } });
     const [upload] = bulkOf(steps, 'xronox_content_uploads') as Array<{ updateOne: { update: Document[] } }>;
     const doc = applyPipeline({ _id: 'orders|b|k' }, upload!.updateOne.update);
     expect(doc.intents).toEqual([{ token: '$$ROOT', id: 'r', at: expect.any(Date) }]);
@@ -354,8 +392,8 @@ describe('effects become one ordered bulkWrite per collection', () => {
 
   it('upload intents and the cleanup mark of a key share one document; writing a token replaces what it held', () => {
     const put = (row: { id: string; token: string; cleaning: boolean }, stamp: 'now' | 'past' = 'now') =>
-      (bulkOf(planEffects([{ kind: 'putUpload', ns, bucket: 'b', key: 'k', row, stamp }], DLQ), 'xronox_content_uploads')[0] as { updateOne: { update: Document[] } }).updateOne.update;
-    const del = (token: string) => bulkOf(planEffects([{ kind: 'deleteUpload', ns, bucket: 'b', key: 'k', token }], DLQ), 'xronox_content_uploads') as Array<Document>;
+      (bulkOf(planWrites([{ kind: 'putUpload', ns, bucket: 'b', key: 'k', row, stamp }], DLQ), 'xronox_content_uploads')[0] as { updateOne: { update: Document[] } }).updateOne.update;
+    const del = (token: string) => bulkOf(planWrites([{ kind: 'deleteUpload', ns, bucket: 'b', key: 'k', token }], DLQ), 'xronox_content_uploads') as Array<Document>;
 
     let doc: Document = { _id: 'orders|b|k' };
     doc = applyPipeline(doc, put({ id: 'r1', token: 't1', cleaning: false }));
@@ -378,23 +416,23 @@ describe('effects become one ordered bulkWrite per collection', () => {
     // deleteUpload: the token's intent or mark goes; a document left with neither is removed.
     const [pull, dropEmpty] = del('m') as [{ updateOne: { update: Document[] } }, { deleteOne: { filter: Document } }];
     expect(applyPipeline(marked, pull.updateOne.update).intents).toEqual([]);
-    expect(dropEmpty.deleteOne.filter).toEqual({ _id: 'orders|b|k', intents: { $size: 0 }, cleaning: { $exists: false } });
+    expect(dropEmpty.deleteOne.filter).toEqual({ _id: { $eq: 'orders|b|k' }, intents: { $size: 0 }, cleaning: { $exists: false } });
     const unmarked = applyPipeline({ _id: 'orders|b|k', intents: [], cleaning: { token: 'm', at: new Date() } }, pull.updateOne.update);
     expect(unmarked.cleaning).toBeUndefined();
   });
 
   it('a re-marked outbox entry keeps its place in the queue (order and queuedAt are kept)', () => {
-    const [mark] = bulkOf(planEffects([{ kind: 'putOutbox', ns, id: 'a', seq: 5 }], DLQ), 'xronox_sync_outbox') as Array<{ updateOne: { filter: Document; update: Document[] } }>;
-    expect(mark!.updateOne.filter).toEqual({ _id: 'orders/a' });
+    const [mark] = bulkOf(planWrites([{ kind: 'putOutbox', ns, id: 'a', seq: 5 }], DLQ), 'xronox_sync_outbox') as Array<{ updateOne: { filter: Document; update: Document[] } }>;
+    expect(mark!.updateOne.filter).toEqual({ _id: { $eq: 'orders/a' } });
     const fresh = applyPipeline({ _id: 'orders/a' }, mark!.updateOne.update);
     expect(fresh).toMatchObject({ coll: 'orders', id: 'a', seq: 5 });
     const earlier = { _id: 'orders/a', coll: 'orders', id: 'a', seq: 1, queuedAt: new Date(0), order: fresh.order };
-    const again = applyPipeline(earlier, (bulkOf(planEffects([{ kind: 'putOutbox', ns, id: 'a', seq: 9 }], DLQ), 'xronox_sync_outbox')[0] as { updateOne: { update: Document[] } }).updateOne.update);
+    const again = applyPipeline(earlier, (bulkOf(planWrites([{ kind: 'putOutbox', ns, id: 'a', seq: 9 }], DLQ), 'xronox_sync_outbox')[0] as { updateOne: { update: Document[] } }).updateOne.update);
     expect(again).toEqual({ ...earlier, seq: 9 });
   });
 
   it('the dead-letter collection is the configured one; empty counter and archive effects write nothing', () => {
-    const steps = planEffects(
+    const steps = planWrites(
       [
         { kind: 'putDeadLetter', ns, id: 'a', reason: 'x', failedAt: 't' },
         { kind: 'addCounters', dbName: 'an', collection: 'orders', deltas: { n: 0 }, windows: [] },
@@ -403,7 +441,7 @@ describe('effects become one ordered bulkWrite per collection', () => {
       ],
       'my_dlq',
     );
-    expect(steps.map((s) => (s.kind === 'bulk' ? s.coll.name : s.kind))).toEqual(['my_dlq']);
+    expect(steps.map((s) => ('copy' in s ? 'copy' : s.coll.name))).toEqual(['my_dlq']);
   });
 });
 
@@ -421,6 +459,35 @@ describe('setting up a collection before its first write', () => {
     expect(setupOf({ db: 'an_acme', name: 'orders_counter' }, settings)).toEqual({ specs: [], ns: { dbName: 'an_acme', collection: 'orders' } });
   });
 
+  it('an index build that races another (IndexBuildAborted 276, IndexBuildAlreadyInProgress 285) is tried again, at most 5 times', async () => {
+    const raced = (code: number) => new MongoServerError({ message: 'index build raced', code });
+    const calls: number[] = [];
+    const failing = (errors: Error[]) => ({
+      createIndexes: async () => {
+        calls.push(errors.length);
+        const err = errors.shift();
+        if (err) throw err;
+        return ['by_order'];
+      },
+    });
+    await expect(buildIndexes(failing([raced(285), raced(276)]), [{ key: { order: 1 } }], 1)).resolves.toBeUndefined();
+    expect(calls).toEqual([2, 1, 0]);
+    calls.length = 0;
+    await expect(buildIndexes(failing(Array.from({ length: 9 }, () => raced(276))), [{ key: { order: 1 } }], 1)).rejects.toMatchObject({ code: 276 });
+    expect(calls).toHaveLength(5);
+    calls.length = 0;
+    // Anything else (an index of that name defined otherwise, no right to create) at once.
+    await expect(buildIndexes(failing([raced(85), raced(285)]), [{ key: { order: 1 } }], 1)).rejects.toMatchObject({ code: 85 });
+    expect(calls).toHaveLength(1);
+  });
+
+  it('a collection that does not exist has no index names (NamespaceNotFound), one that does lists them', async () => {
+    const listing = (result: () => Document[]) => ({ listIndexes: () => ({ toArray: async () => result() }) }) as never;
+    expect(await indexNames(listing(() => [{ name: '_id_' }, { name: 'by_order' }]))).toEqual(new Set(['_id_', 'by_order']));
+    expect(await indexNames(listing(() => { throw new MongoServerError({ message: 'ns does not exist', code: 26 }); }))).toBeNull();
+    await expect(indexNames(listing(() => { throw new MongoServerError({ message: 'not authorized', code: 13 }); }))).rejects.toMatchObject({ code: 13 });
+  });
+
   it("a database's queues by name, the dead letters under their configured name", () => {
     expect(names({ db: 'rt_acme', name: 'xronox_sync_outbox' })).toEqual(['by_order', 'by_collection']);
     expect(names({ db: 'rt_acme', name: 'my_dlq' })).toEqual(['by_age']);
@@ -428,11 +495,24 @@ describe('setting up a collection before its first write', () => {
   });
 });
 
+describe('a history page', () => {
+  it("is one range of the `by_record` index with a limit, and only the history fields leave the server", () => {
+    const { filter, sort, limit } = versionQuery('a', { beforeOv: 4, limit: 2 });
+    expect({ sort, limit }).toEqual({ sort: { ov: -1 }, limit: 2 });
+    const entry = (ov: number) => versionDoc({ id: 'a', ov, cv: ov, op: 'update', at: '2026-01-01', actor: { type: 'user', identifier: 'ada' }, reason: null, deleted: false, size: 3, body: '{"big":1}', archived: false, meta: { n: ov }, hash: 'h' });
+    const docs = [0, 1, 2, 3, 4, 5].map(entry);
+    const page = new Aggregator([{ $match: filter }, { $sort: sort }, { $limit: limit }, { $project: HISTORY_PROJECTION }] as never).run(docs) as Document[];
+    expect(page.map((d) => Object.keys(d).sort())).toEqual(Array(2).fill(['actor', 'archived', 'at', 'cv', 'deleted', 'id', 'op', 'ov', 'reason', 'size']));
+    expect(page.map((d) => historyRowOf(d as never))).toEqual([3, 2].map((ov) => ({ id: 'a', ov, cv: ov, op: 'update', at: '2026-01-01', actor: { type: 'user', identifier: 'ada' }, reason: null, deleted: false, size: 3, archived: false })));
+  });
+});
+
 describe('version ranges', () => {
   it('ov bounds, unarchived only, order; a point in time or cv is one row on its index', () => {
-    expect(versionQuery('a', { beforeOv: 5, afterOv: 1, unarchived: true, order: 'asc', limit: 10 })).toEqual({ filter: { id: 'a', ov: { $lt: 5, $gt: 1 }, archived: false }, sort: { ov: 1 }, limit: 10 });
-    expect(versionQuery('a', { limit: 3 })).toEqual({ filter: { id: 'a' }, sort: { ov: -1 }, limit: 3 });
-    expect(versionQuery('a', { at: { at: '2026-01-01' } })).toEqual({ filter: { id: 'a', at: { $lte: '2026-01-01' } }, sort: { at: -1, ov: -1 }, limit: 1 });
-    expect(versionQuery('a', { at: { cv: 7 } })).toEqual({ filter: { id: 'a', cv: { $lte: 7 } }, sort: { cv: -1 }, limit: 1 });
+    const id = { $eq: 'a' };
+    expect(versionQuery('a', { beforeOv: 5, afterOv: 1, unarchived: true, order: 'asc', limit: 10 })).toEqual({ filter: { id, ov: { $lt: 5, $gt: 1 }, archived: false }, sort: { ov: 1 }, limit: 10 });
+    expect(versionQuery('a', { limit: 3 })).toEqual({ filter: { id }, sort: { ov: -1 }, limit: 3 });
+    expect(versionQuery('a', { at: { at: '2026-01-01' } })).toEqual({ filter: { id, at: { $lte: '2026-01-01' } }, sort: { at: -1, ov: -1 }, limit: 1 });
+    expect(versionQuery('a', { at: { cv: 7 } })).toEqual({ filter: { id, cv: { $lte: 7 } }, sort: { cv: -1 }, limit: 1 });
   });
 });

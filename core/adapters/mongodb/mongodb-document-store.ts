@@ -6,6 +6,7 @@ import { valueAtPath } from '../../foundation/filter.js';
 import { acquireMongoClient } from './mongodb-client-pool.js';
 import { documentPath, toMongoDocumentFilter, toMongoSort } from './mongodb-filter.js';
 import { MONGODB_DOCUMENT_STORE_MEMBERS } from './mongodb-settings.js';
+import { buildIndexes, checkServer } from './mongodb-setup.js';
 
 export interface MongoDocumentStoreOptions {
   uri: string;
@@ -13,6 +14,8 @@ export interface MongoDocumentStoreOptions {
   clientOptions?: MongoClientOptions;
   /** The clock that decides which documents reads skip as expired. Default: the system clock. */
   now?: () => Date;
+  /** Where the connection is configured, named by the errors about the server (e.g. `dbConnections.primary.mongoUri`). */
+  configPath?: string;
 }
 
 const DUPLICATE_KEY = 11000;
@@ -23,6 +26,13 @@ const INDEX_CONFLICTS = new Set(['IndexOptionsConflict', 'IndexKeySpecsConflict'
 const COPY_BATCH = 1000;
 /** Racing upserts of one new key: each retry finds the winner's document and replaces it. */
 const MAX_UPSERT_ATTEMPTS = 5;
+/**
+ * `_id`s are the server's ObjectIds (as upserts' always are), not the client's: the primary
+ * makes them in the order it receives inserts (a second, then a counter), so `_id` order is
+ * insertion order across every process, as SQLite's row ids are. Client ObjectIds would order
+ * inserts of the same second by each process's random value instead.
+ */
+const SERVER_IDS = { forceServerObjectId: true } as const;
 /** Every read hides the store's own fields. */
 const PROJECTION = { _id: 0, _xronox: 0 } as const;
 
@@ -34,15 +44,16 @@ export const EXPIRY_INDEX_NAME = 'xronox_expiry';
  * The MongoDB document store: collections named exactly as declared (`shared_memory`, `users`…)
  * in the tenant's database, with the declared indexes created by `createIndexes` (unique, sparse,
  * descending) and one TTL index of its own on `_xronox.expiresAt`, a field kept outside what
- * callers see (reads project it and `_id` away). Every write is one single-document operation,
- * atomic on any topology; the client is the process-wide one of `mongodb-client-pool.ts`,
- * connected by `open` (which the core's guard calls before the first use).
+ * callers see (reads project it and `_id` away). Every write is one single-document operation;
+ * the client is the process-wide one of `mongodb-client-pool.ts`, connected by `open` (which the
+ * core's guard calls before the first use), which refuses the servers the index store refuses.
  */
 export class MongoDocumentStore implements DocumentStore {
   readonly name = MONGODB_DOCUMENT_STORE_MEMBERS.name;
   readonly capabilities = MONGODB_DOCUMENT_STORE_MEMBERS.capabilities;
   readonly #client: MongoClient;
-  readonly #connect: () => Promise<void>;
+  readonly #connect: () => Promise<Document>;
+  readonly #configPath: string;
   readonly #release: () => Promise<void>;
   readonly #now: () => Date;
   readonly #uniques = new Map<string, readonly IndexSpec[]>();
@@ -53,24 +64,34 @@ export class MongoDocumentStore implements DocumentStore {
     this.#connect = connect;
     this.#release = release;
     this.#now = options.now ?? (() => new Date());
+    this.#configPath = options.configPath ?? 'mongoUri';
   }
 
   /**
    * Connects the process-wide client. The guard calls it before the first other call, and again
    * after a failure: the driver's own implicit connect on first use would close the client for
-   * good when the server is unreachable at that moment (see `mongodb-client-pool.ts`).
+   * good when the server is unreachable at that moment (see `mongodb-client-pool.ts`). Refuses, as
+   * the index store does, a standalone server or one older than 5.0 (`ConfigError`).
    */
   async open(): Promise<void> {
-    await this.#connect();
+    checkServer(await this.#connect(), this.#configPath);
   }
 
+  /**
+   * Lists the collection's indexes first: when every declared one (and the expiry index) is there
+   * as declared, nothing is created, so a user without the right to create indexes can run on
+   * collections `xronox migrate` made. Otherwise `createIndexes` (it creates the collection too).
+   */
   async ensureCollection(ns: Namespace, spec: CollectionSpec): Promise<void> {
-    const db = this.#client.db(ns.dbName);
-    await db.createCollection(ns.collection).catch((err: unknown) => {
-      if (!(err instanceof MongoServerError && err.codeName === 'NamespaceExists')) throw err;
+    const c = this.#collection(ns);
+    const present = await c.listIndexes().toArray().catch((err: unknown) => {
+      if (err instanceof MongoServerError && err.code === NAMESPACE_NOT_FOUND) return [];
+      throw err;
     });
+    const held = new Set(present.map((i) => (i.name === EXPIRY_INDEX_NAME ? EXPIRY_INDEX_NAME : JSON.stringify(fromMongoIndex(i)))));
+    const declared = [...spec.indexes.map((i) => JSON.stringify({ name: i.name, keys: i.keys, unique: i.unique === true, sparse: i.sparse === true })), EXPIRY_INDEX_NAME];
     try {
-      await db.collection(ns.collection).createIndexes(toMongoIndexes(spec.indexes));
+      if (!declared.every((d) => held.has(d))) await buildIndexes(c, toMongoIndexes(spec.indexes));
     } catch (err) {
       if (err instanceof MongoServerError && INDEX_CONFLICTS.has(err.codeName ?? '')) {
         throw new ConflictError(`An index of ${ns.dbName}.${ns.collection} exists with another definition (${err.message}); drop it to recreate it as declared`, { cause: err });
@@ -93,7 +114,6 @@ export class MongoDocumentStore implements DocumentStore {
   async insertOne(ns: Namespace, doc: Doc, options: WriteOptions = {}): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       try {
-        // A fresh object each time: the driver adds `_id` to what it is given.
         await this.#collection(ns).insertOne(stored(doc, options));
         return;
       } catch (err) {
@@ -135,8 +155,9 @@ export class MongoDocumentStore implements DocumentStore {
     return docs as Doc[];
   }
 
+  /** The first match in insertion order, as on SQLite (a plain `deleteOne` takes whichever the query plan meets first). */
   async deleteOne(ns: Namespace, filter: DocFilter): Promise<number> {
-    return (await this.#collection(ns).deleteOne(this.#live(filter))).deletedCount;
+    return (await this.#collection(ns).findOneAndDelete(this.#live(filter), { sort: { _id: 1 }, projection: { _id: 1 } })) ? 1 : 0;
   }
 
   async deleteMany(ns: Namespace, filter: DocFilter | null): Promise<number> {
@@ -152,8 +173,8 @@ export class MongoDocumentStore implements DocumentStore {
     if (options.after !== undefined && !ObjectId.isValid(options.after)) {
       throw new ValidationError(`Invalid export cursor ${JSON.stringify(options.after).slice(0, 40)}`, { path: 'after' });
     }
-    // `_id` order is insertion order closely enough for paging: it is a total order, so no
-    // document present for the whole export is skipped or seen twice.
+    // `_id` order is insertion order (`SERVER_IDS`), and a total order: no document present for
+    // the whole export is skipped or seen twice.
     const query = options.after === undefined ? {} : { _id: { $gt: new ObjectId(options.after) } };
     const rows = await this.#collection(ns).find(query, { sort: { _id: 1 }, limit: options.limit }).toArray();
     return {
@@ -241,7 +262,7 @@ export class MongoDocumentStore implements DocumentStore {
   }
 
   #collection(ns: Namespace): Collection<Document> {
-    return this.#client.db(ns.dbName).collection(ns.collection);
+    return this.#client.db(ns.dbName, SERVER_IDS).collection(ns.collection);
   }
 }
 

@@ -197,7 +197,8 @@ export function historyRowOf(doc: Pick<VersionDoc, keyof HistoryRow>): HistoryRo
   };
 }
 
-export const HISTORY_PROJECTION = { _id: 0, body: 0, meta: 0, hash: 0 } as const;
+/** Exactly a `HistoryRow`'s fields: a page of history carries no body, meta or hash over the wire. */
+export const HISTORY_PROJECTION = { _id: 0, id: 1, ov: 1, cv: 1, op: 1, at: 1, actor: 1, reason: 1, deleted: 1, size: 1, archived: 1 } as const satisfies Record<keyof HistoryRow | '_id', 0 | 1>;
 
 export function pendingBlobDoc(collection: string, id: string, blob: PendingBlob): PendingBlobDoc {
   return { _id: pendingBlobId(collection, blob.bucket, blob.key), coll: collection, id, bucket: blob.bucket, key: blob.key, contentType: blob.contentType, body: blob.body };

@@ -50,6 +50,14 @@ export function queue(dbName: string, which: QueueRole, deadLetterCollection: st
   return { db: dbName, name: which === 'deadLetters' ? deadLetterCollection : QUEUE_COLLECTIONS[which] };
 }
 
+/**
+ * An equality condition that is always one, whatever the value: `{ field: value }` with an
+ * object value would be read as operators (`{ $gt: '' }`) if a value ever escaped validation.
+ */
+export function eq<T>(value: T): { $eq: T } {
+  return { $eq: value };
+}
+
 /** `_id` of a version entry: record ids never contain `@`, so the pair is unambiguous. */
 export function versionId(id: string, ov: number): string {
   return `${id}@${ov}`;

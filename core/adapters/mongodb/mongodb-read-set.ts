@@ -1,9 +1,9 @@
 import type { Document } from 'mongodb';
-import { nsKey, type ReadRows, type ReadSet, refKey, uploadKey, type UploadRow } from '../../contracts/index-driver.js';
+import { nsKey, type ReadSet, refKey, uploadKey, type UploadRow } from '../../contracts/index-driver.js';
 import type { Namespace } from '../../contracts/index-store.js';
-import type { RowsBuilder } from '../../store/driver-kit.js';
+import { byNamespace, byteOrder, groupBy, type RowsBuilder } from '../../store/driver-kit.js';
 import { leftoverWrite } from './mongodb-documents.js';
-import { coll, type CollRef, CV_DOC_ID, queue, recordKey, uploadDocId, WINDOW_DOC_PREFIX, windowIdRange } from './mongodb-layout.js';
+import { coll, type CollRef, CV_DOC_ID, eq, queue, recordKey, uploadDocId, WINDOW_DOC_PREFIX, windowIdRange } from './mongodb-layout.js';
 
 /**
  * How a transaction's `ReadSet` is read: one aggregation per kind of read and MongoDB collection,
@@ -18,68 +18,68 @@ export interface ReadQuery {
   fold(docs: readonly Document[], rows: RowsBuilder): ReadQuery[] | void;
 }
 
-export { emptyRows, type RowsBuilder } from '../../store/driver-kit.js';
-
+/**
+ * `deadLetterCollection`: its configured name. `counterCollections`: the collections of each
+ * database in `reads.namespaces` that hold a `{c}_counter`, listed before the transaction
+ * (listCollections cannot run inside one).
+ */
 export interface ReadSettings {
   deadLetterCollection: string;
-  /**
-   * The collections of each database in `reads.namespaces` that hold a `{c}_counter`: listed
-   * before the transaction, since listCollections cannot run inside one.
-   */
   counterCollections?: ReadonlyMap<string, readonly string[]>;
+}
+
+/** The documents of `c` with these `_id`s, projected; `put` folds each into the rows. */
+function byId(c: CollRef, ids: Iterable<string>, project: Document, put: (d: Document, rows: RowsBuilder) => void): ReadQuery {
+  return { coll: c, pipeline: [{ $match: { _id: { $in: [...new Set(ids)] } } }, { $project: project }], fold: (docs, rows) => docs.forEach((d) => put(d, rows)) };
+}
+
+/** How many documents per record match, for each of `ids` (0 when none). */
+function perRecord(ns: Namespace, c: CollRef, match: Document, ids: readonly string[], into: (rows: RowsBuilder) => Map<string, number>): ReadQuery {
+  return {
+    coll: c,
+    pipeline: [{ $match: match }, { $group: { _id: '$id', n: { $sum: 1 } } }],
+    fold(docs, rows) {
+      const counts = new Map(docs.map((d) => [d._id as string, d.n as number]));
+      for (const id of ids) into(rows).set(refKey(ns, id), counts.get(id) ?? 0);
+    },
+  };
+}
+
+/** How many documents `c` holds. */
+function count(c: CollRef, put: (rows: RowsBuilder, n: number) => void): ReadQuery {
+  return { coll: c, pipeline: [{ $count: 'n' }], fold: (docs, rows) => void put(rows, (docs[0]?.n as number | undefined) ?? 0) };
+}
+
+/** The namespace's last cv: `seq - 1` of its `cv` document (`seq` counts from 1). */
+function cv(ns: Namespace, put: (rows: RowsBuilder, cv: number) => void): ReadQuery {
+  return byId(coll(ns, 'counter'), [CV_DOC_ID], { seq: 1 }, (d, rows) => typeof d.seq === 'number' && put(rows, d.seq - 1));
+}
+
+/** The entries of a database's queue for these records: `{ coll, id }` of each. */
+function queued(c: CollRef, refs: ReadonlyArray<Namespace & { id: string }>, project: Document, put: (ref: string, d: Document, rows: RowsBuilder) => void): ReadQuery {
+  return byId(c, refs.map((r) => recordKey(r.collection, r.id)), { coll: 1, id: 1, ...project }, (d, rows) =>
+    put(refKey({ dbName: c.db, collection: d.coll as string }, d.id as string), d, rows),
+  );
 }
 
 /** The queries that read `reads`, at most one per kind and collection. */
 export function planReads(reads: ReadSet, settings: ReadSettings): ReadQuery[] {
   const out: ReadQuery[] = [];
   const dlq = (db: string) => queue(db, 'deadLetters', settings.deadLetterCollection);
+  const byDb = <T extends Namespace>(items: readonly T[] | undefined) => groupBy(items ?? [], (i) => i.dbName);
 
-  for (const [ns, ids] of byNamespace(reads.heads ?? [], (r) => r.id)) {
+  for (const [ns, refs] of byNamespace(reads.heads)) {
     const heads = coll(ns, 'head');
-    out.push({
-      coll: heads,
-      pipeline: [
-        { $match: { _id: { $in: ids } } },
-        { $project: { ov: 1, cv: 1, deleted: 1, offloaded: { $eq: ['$body', ''] }, pending: { $ne: [{ $type: '$pending' }, 'missing'] } } },
-      ],
-      fold(docs, rows) {
-        for (const d of docs) {
-          if (d.pending === true) throw leftoverWrite(heads, d._id as string);
-          rows.heads.set(refKey(ns, d._id as string), { ov: d.ov as number, cv: d.cv as number, deleted: d.deleted as boolean, offloaded: d.offloaded as boolean });
-        }
-      },
-    });
+    out.push(byId(heads, refs.map((r) => r.id), HEAD_STATE, (d, rows) => {
+      if (d.pending === true) throw leftoverWrite(heads, d._id as string);
+      rows.heads.set(refKey(ns, d._id as string), { ov: d.ov as number, cv: d.cv as number, deleted: d.deleted as boolean, offloaded: d.offloaded as boolean });
+    }));
   }
-
-  for (const [ns, keys] of byNamespace(reads.claims ?? [], (c) => c.key)) {
-    out.push({
-      coll: coll(ns, 'claims'),
-      pipeline: [{ $match: { _id: { $in: keys } } }, { $project: { id: 1 } }],
-      fold(docs, rows) {
-        for (const d of docs) rows.claims.set(refKey(ns, d._id as string), d.id as string);
-      },
-    });
+  for (const [ns, claims] of byNamespace(reads.claims)) {
+    out.push(byId(coll(ns, 'claims'), claims.map((c) => c.key), { id: 1 }, (d, rows) => rows.claims.set(refKey(ns, d._id as string), d.id as string)));
   }
-
-  for (const [db, refs] of byDatabase(reads.outbox ?? [])) {
-    out.push({
-      coll: queue(db, 'outbox'),
-      pipeline: [{ $match: { _id: { $in: refs.map((r) => recordKey(r.collection, r.id)) } } }, { $project: { coll: 1, id: 1, seq: 1 } }],
-      fold(docs, rows) {
-        for (const d of docs) rows.outbox.set(refKey({ dbName: db, collection: d.coll as string }, d.id as string), d.seq as number);
-      },
-    });
-  }
-
-  for (const [db, refs] of byDatabase(reads.deadLetters ?? [])) {
-    out.push({
-      coll: dlq(db),
-      pipeline: [{ $match: { _id: { $in: refs.map((r) => recordKey(r.collection, r.id)) } } }, { $project: { coll: 1, id: 1 } }],
-      fold(docs, rows) {
-        for (const d of docs) rows.deadLetters.add(refKey({ dbName: db, collection: d.coll as string }, d.id as string));
-      },
-    });
-  }
+  for (const [db, refs] of byDb(reads.outbox)) out.push(queued(queue(db, 'outbox'), refs, { seq: 1 }, (key, d, rows) => rows.outbox.set(key, d.seq as number)));
+  for (const [db, refs] of byDb(reads.deadLetters)) out.push(queued(dlq(db), refs, {}, (key, _d, rows) => rows.deadLetters.add(key)));
 
   if (reads.allDeadLetters !== undefined) {
     const db = reads.allDeadLetters;
@@ -90,37 +90,24 @@ export function planReads(reads: ReadSet, settings: ReadSettings): ReadQuery[] {
         const letters = docs.map((d) => ({ collection: d.coll as string, id: d.id as string, reason: d.reason as string, failedAt: d.failedAt as string, headCv: null as number | null }));
         rows.allDeadLetters.push(...letters);
         // Then each letter's head cv: one query per collection.
-        return [...group(letters, (l) => l.collection)].map(([collection, ofColl]) => ({
-          coll: coll({ dbName: db, collection }, 'head'),
-          pipeline: [{ $match: { _id: { $in: unique(ofColl.map((l) => l.id)) } } }, { $project: { cv: 1 } }],
-          fold(heads) {
-            const cvs = new Map(heads.map((h) => [h._id as string, h.cv as number]));
-            for (const l of ofColl) l.headCv = cvs.get(l.id) ?? null;
-          },
-        }));
+        return [...groupBy(letters, (l) => l.collection)].map(([collection, ofColl]) => {
+          const waiting = groupBy(ofColl, (l) => l.id);
+          return byId(coll({ dbName: db, collection }, 'head'), waiting.keys(), { cv: 1 }, (h) => waiting.get(h._id as string)?.forEach((l) => (l.headCv = h.cv as number)));
+        });
       },
     });
   }
 
-  for (const [ns, ids] of byNamespace(reads.unarchived ?? [], (r) => r.id)) {
-    out.push({
-      coll: coll(ns, 'ver'),
-      // `archived: false` is the partial index `unarchived`: archived history is never read.
-      pipeline: [{ $match: { id: { $in: ids }, archived: false } }, { $group: { _id: '$id', n: { $sum: 1 } } }],
-      fold: (docs, rows) => foldCounts(ns, ids, docs, rows.unarchived),
-    });
+  for (const [ns, refs] of byNamespace(reads.unarchived)) {
+    const ids = [...new Set(refs.map((r) => r.id))];
+    // `archived: false` is the partial index `unarchived`: archived history is never read.
+    out.push(perRecord(ns, coll(ns, 'ver'), { id: { $in: ids }, archived: false }, ids, (rows) => rows.unarchived));
   }
-
-  for (const [ns, items] of namespaceGroups(reads.versionCounts ?? [])) {
-    const below = items.map((i) => (Number.isFinite(i.belowOv) ? { id: i.id, ov: { $lt: i.belowOv } } : { id: i.id }));
-    out.push({
-      coll: coll(ns, 'ver'),
-      pipeline: [{ $match: { $or: below } }, { $group: { _id: '$id', n: { $sum: 1 } } }],
-      fold: (docs, rows) => foldCounts(ns, unique(items.map((i) => i.id)), docs, rows.versionCounts),
-    });
+  for (const [ns, items] of byNamespace(reads.versionCounts)) {
+    const below = items.map((i) => (Number.isFinite(i.belowOv) ? { id: eq(i.id), ov: { $lt: i.belowOv } } : { id: eq(i.id) }));
+    out.push(perRecord(ns, coll(ns, 'ver'), { $or: below }, [...new Set(items.map((i) => i.id))], (rows) => rows.versionCounts));
   }
-
-  for (const ns of uniqueNamespaces(reads.collectionVersions ?? [])) out.push(cvQuery(ns, (rows, cv) => rows.collectionVersions.set(nsKey(ns), cv)));
+  for (const [ns] of byNamespace(reads.collectionVersions)) out.push(cv(ns, (rows, v) => rows.collectionVersions.set(nsKey(ns), v)));
 
   if (reads.counterWindows) {
     const { dbName, collection, before } = reads.counterWindows;
@@ -129,102 +116,42 @@ export function planReads(reads: ReadSet, settings: ReadSettings): ReadQuery[] {
       out.push({
         coll: coll({ dbName, collection }, 'counter'),
         pipeline: [{ $match: { $or: ranges } }, { $project: { _id: 1 } }, { $sort: { _id: 1 } }],
-        fold(docs, rows) {
-          rows.counterWindows.push(...docs.map((d) => (d._id as string).slice(WINDOW_DOC_PREFIX.length)));
-        },
+        fold: (docs, rows) => void rows.counterWindows.push(...docs.map((d) => (d._id as string).slice(WINDOW_DOC_PREFIX.length))),
       });
     }
   }
 
-  for (const [ns, keys] of byNamespace(reads.locks ?? [], (l) => l.key)) {
-    out.push({
-      coll: coll(ns, 'locks'),
-      // Expiry by the server's clock: a missing `expiresAt` sorts below every date, so it reads as expired.
-      pipeline: [{ $match: { _id: { $in: keys } } }, { $project: { owner: 1, expired: { $lte: ['$expiresAt', '$$NOW'] } } }],
-      fold(docs, rows) {
-        for (const d of docs) rows.locks.set(refKey(ns, d._id as string), { owner: d.owner as string, expired: d.expired as boolean });
-      },
-    });
+  for (const [ns, locks] of byNamespace(reads.locks)) {
+    // Expiry by the server's clock: a missing `expiresAt` sorts below every date, so it reads as expired.
+    out.push(byId(coll(ns, 'locks'), locks.map((l) => l.key), { owner: 1, expired: { $lte: ['$expiresAt', '$$NOW'] } }, (d, rows) =>
+      rows.locks.set(refKey(ns, d._id as string), { owner: d.owner as string, expired: d.expired as boolean }),
+    ));
   }
-
-  for (const [db, asked] of group(reads.uploads ?? [], (u) => u.dbName)) {
-    const byDocId = new Map(asked.map((u) => [uploadDocId(u.collection, u.bucket, u.key), uploadKey(u, u.bucket, u.key)]));
-    out.push({
-      coll: queue(db, 'uploads'),
-      pipeline: [{ $match: { _id: { $in: [...byDocId.keys()] } } }, { $project: { rows: UPLOAD_ROWS } }],
-      fold(docs, rows) {
-        for (const d of docs) {
-          const key = byDocId.get(d._id as string);
-          if (key !== undefined) rows.uploads.set(key, (d.rows as UploadRowDoc[]).map(uploadRowOf));
-        }
-      },
-    });
+  for (const [db, asked] of byDb(reads.uploads)) {
+    const keyOf = new Map(asked.map((u) => [uploadDocId(u.collection, u.bucket, u.key), uploadKey(u, u.bucket, u.key)]));
+    out.push(byId(queue(db, 'uploads'), keyOf.keys(), { rows: UPLOAD_ROWS }, (d, rows) => rows.uploads.set(keyOf.get(d._id as string)!, (d.rows as UploadRow[]).map(uploadRowOf))));
   }
-
   if (reads.staleUploads && reads.staleUploads.limit > 0) {
     const { dbName, olderThanMs, limit } = reads.staleUploads;
-    out.push({ coll: queue(dbName, 'uploads'), pipeline: staleUploadsPipeline(olderThanMs, limit), fold: foldStaleUploads });
-  }
-
-  for (const ns of uniqueNamespaces(reads.headCounts ?? [])) {
     out.push({
-      coll: coll(ns, 'head'),
-      pipeline: [{ $count: 'n' }],
-      fold(docs, rows) {
-        rows.headCounts.set(nsKey(ns), (docs[0]?.n as number | undefined) ?? 0);
-      },
+      coll: queue(dbName, 'uploads'),
+      pipeline: staleUploadsPipeline(olderThanMs, limit),
+      fold: (docs, rows) => void rows.staleUploads.push(...docs.map((d) => ({ ...uploadRowOf(d.rows as UploadRow), collection: d.coll as string, bucket: d.bucket as string, key: d.key as string }))),
     });
   }
 
-  for (const db of unique(reads.outboxCounts ?? [])) {
-    out.push({
-      coll: queue(db, 'outbox'),
-      pipeline: [{ $count: 'n' }],
-      fold(docs, rows) {
-        rows.outboxCounts.set(db, (docs[0]?.n as number | undefined) ?? 0);
-      },
-    });
-  }
-
-  for (const db of unique(reads.namespaces ?? [])) {
-    for (const collection of settings.counterCollections?.get(db) ?? []) {
-      out.push(cvQuery({ dbName: db, collection }, (rows, cv) => rows.namespaces.push({ dbName: db, collection, cv })));
-    }
+  for (const [ns] of byNamespace(reads.headCounts)) out.push(count(coll(ns, 'head'), (rows, n) => rows.headCounts.set(nsKey(ns), n)));
+  for (const db of new Set(reads.outboxCounts)) out.push(count(queue(db, 'outbox'), (rows, n) => rows.outboxCounts.set(db, n)));
+  for (const db of new Set(reads.namespaces)) {
+    for (const collection of [...(settings.counterCollections?.get(db) ?? [])].sort(byteOrder)) out.push(cv({ dbName: db, collection }, (rows, v) => rows.namespaces.push({ dbName: db, collection, cv: v })));
   }
   return out;
 }
 
-/** Orders what the queries' completion order left unordered. */
-export function finishRows(rows: RowsBuilder): ReadRows {
-  rows.namespaces.sort((a, b) => byteOrder(a.dbName, b.dbName) || byteOrder(a.collection, b.collection));
-  return rows;
-}
+/** What a transaction needs of a head; `pending` marks a write the standalone protocol of an older version left unfinished. */
+const HEAD_STATE = { ov: 1, cv: 1, deleted: 1, offloaded: { $eq: ['$body', ''] }, pending: { $ne: [{ $type: '$pending' }, 'missing'] } };
 
-/** The namespace's last cv: `seq - 1` of its `cv` document (`seq` counts from 1). */
-function cvQuery(ns: Namespace, put: (rows: RowsBuilder, cv: number) => void): ReadQuery {
-  return {
-    coll: coll(ns, 'counter'),
-    pipeline: [{ $match: { _id: CV_DOC_ID } }, { $project: { seq: 1 } }],
-    fold(docs, rows) {
-      const seq = docs[0]?.seq;
-      if (typeof seq === 'number') put(rows, seq - 1);
-    },
-  };
-}
-
-function foldCounts(ns: Namespace, ids: readonly string[], docs: readonly Document[], into: Map<string, number>): void {
-  const counts = new Map(docs.map((d) => [d._id as string, d.n as number]));
-  for (const id of ids) into.set(refKey(ns, id), counts.get(id) ?? 0);
-}
-
-interface UploadRowDoc {
-  token: string;
-  id: string;
-  cleaning: boolean;
-  ageMs: number;
-}
-
-function uploadRowOf(r: UploadRowDoc): UploadRow {
+function uploadRowOf(r: UploadRow): UploadRow {
   return { id: r.id, token: r.token, cleaning: r.cleaning, ageMs: Number(r.ageMs) };
 }
 
@@ -232,8 +159,8 @@ function uploadRowOf(r: UploadRowDoc): UploadRow {
 const ageOf = (at: string) => ({ $max: [0, { $subtract: ['$$NOW', at] }] });
 
 /**
- * The intents and the mark of an upload document as `UploadRow`s. Intents written by older
- * versions carry no `id`: the document's (the record of the latest intent) stands in.
+ * The intents and the mark of an upload document as `UploadRow`s (with `at`, to sort on).
+ * Intents written by older versions carry no `id`: the document's (the latest intent's record) stands in.
  */
 const UPLOAD_ROWS = {
   $concatArrays: [
@@ -259,48 +186,4 @@ export function staleUploadsPipeline(olderThanMs: number, limit: number): Docume
     { $sort: { 'rows.at': 1, _id: 1, 'rows.token': 1 } },
     { $limit: limit },
   ];
-}
-
-function foldStaleUploads(docs: readonly Document[], rows: RowsBuilder): void {
-  for (const d of docs) rows.staleUploads.push({ ...uploadRowOf(d.rows as UploadRowDoc), collection: d.coll as string, bucket: d.bucket as string, key: d.key as string });
-}
-
-// ---- grouping ------------------------------------------------------------------------------
-
-function group<T>(items: readonly T[], keyOf: (item: T) => string): Map<string, T[]> {
-  const out = new Map<string, T[]>();
-  for (const item of items) {
-    const key = keyOf(item);
-    const list = out.get(key);
-    if (list) list.push(item);
-    else out.set(key, [item]);
-  }
-  return out;
-}
-
-/** Items by namespace. */
-function namespaceGroups<T extends Namespace>(items: readonly T[]): Array<[Namespace, T[]]> {
-  return [...group(items, nsKey).values()].map((list) => [{ dbName: list[0]!.dbName, collection: list[0]!.collection }, list]);
-}
-
-/** Items by namespace, with the distinct keys each asks for. */
-function byNamespace<T extends Namespace>(items: readonly T[], keyOf: (item: T) => string): Array<[Namespace, string[]]> {
-  return namespaceGroups(items).map(([ns, list]) => [ns, unique(list.map(keyOf))]);
-}
-
-function byDatabase<T extends Namespace & { readonly id: string }>(items: readonly T[]): Map<string, T[]> {
-  return group(items, (i) => i.dbName);
-}
-
-function uniqueNamespaces(items: readonly Namespace[]): Namespace[] {
-  return namespaceGroups(items).map(([ns]) => ns);
-}
-
-function unique<T>(items: readonly T[]): T[] {
-  return [...new Set(items)];
-}
-
-/** Byte order of UTF-8 names, as the port asks. */
-export function byteOrder(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a), Buffer.from(b));
 }

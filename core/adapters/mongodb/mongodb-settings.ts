@@ -19,6 +19,7 @@ export function mongoOptions(uri: string, config: Pick<XronoxConfig, 'collection
     uri,
     indexSettings: (collection: string) => ({ indexedProps: config.collectionMaps[collection]?.indexedProps ?? [] }),
     deadLetterCollection: config.fallback?.deadLetterCollection ?? 'xronox_dead_letters',
+    collections: Object.keys(config.collectionMaps),
     ...(ref === undefined ? {} : { configPath: `dbConnections.${ref}.mongoUri` }),
   };
 }

@@ -18,7 +18,7 @@ import { ConflictError, DuplicateKeyError, StorageError, ValidationError } from 
 import { assertName } from '../../foundation/names.js';
 import { compileDocumentFilter, type DocumentSqlOptions, fieldOfIndexColumn, fieldSql, fromStoredJson, orderSql, sortSql, toStoredJson } from './postgres-document-filter.js';
 import { acquirePostgresPool, type PostgresPoolOptions } from './postgres-pool.js';
-import { assertSchemaPrefix, schemaNameFor } from './postgres-schema.js';
+import { assertSchemaPrefix, DOCUMENTS_MARKER, lockSchema, privileged, schemaNameFor, schemaState } from './postgres-schema.js';
 
 export interface PostgresDocumentStoreOptions {
   /** The connection's `postgresUri`; the pool is the process-wide one of `postgres-pool.ts`. */
@@ -33,9 +33,11 @@ export interface PostgresDocumentStoreOptions {
 
 /**
  * The table in each schema that says the schema is a Xronox document database (which prefix,
- * which database, which layout). Collection names start with a letter, so none is this name.
+ * which database, which layout). Collection names start with a letter, so none is this name,
+ * nor the name of any of the index store's relations, which the schema may hold too (they all
+ * start with `_`, see `postgres-schema.ts`).
  */
-const MARKER = '_xronox_documents';
+const MARKER = DOCUMENTS_MARKER;
 /** Bumped whenever the layout changes; a schema of another version is refused. */
 const LAYOUT_VERSION = 1;
 /** PostgreSQL truncates longer identifiers (NAMEDATALEN - 1 bytes). */
@@ -63,7 +65,8 @@ const DESC_NULLS_LAST = 1;
  * sets session state (`search_path`, roles, session locks): pooled connections, PgBouncer's
  * transaction mode included, carry nothing from one call to the next. Writes are single
  * statements (autocommit) except `ensureCollection` and `replaceCollections`, which are
- * transactions; creators of a schema's tables queue on a transaction-scoped advisory lock.
+ * transactions; creators of a schema's tables (the index store's included) queue on a
+ * transaction-scoped advisory lock.
  */
 export class PostgresDocumentStore implements DocumentStore {
   readonly name = 'postgres';
@@ -105,24 +108,29 @@ export class PostgresDocumentStore implements DocumentStore {
   async ensureCollection(ns: Namespace, spec: CollectionSpec): Promise<void> {
     const names = this.#names(ns);
     const wanted = wantedIndexes(names, spec);
-    let state = await readState(this.#pool, names);
+    let state = await privileged(names.schema, ns.dbName, 'use', () => readState(this.#pool, names));
     if (!isComplete(state, wanted)) {
       state = await this.#transaction(async (client) => {
-        await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`xronox.documents:${names.schema}`]);
+        // The index store's creators of this schema queue on the same lock (postgres-schema.ts).
+        await lockSchema(client, names.schema);
         const current = await readState(client, names);
-        if (!current.schema) {
-          await client.query(`CREATE SCHEMA ${names.schemaSql}`);
-        }
+        // Statements that create: a role without that right (a least-privilege runtime role on a
+        // database `xronox migrate` has not made) is told so by name.
+        const create = (sql: string) => privileged(names.schema, ns.dbName, 'create', () => client.query(sql));
+        if (!current.schema) await create(`CREATE SCHEMA ${names.schemaSql}`);
         if (!current.marker) {
-          if (current.relations > 0) throw foreignSchema(names, 'it holds other tables and no Xronox marker');
-          await client.query(`CREATE TABLE ${names.markerSql} (version integer NOT NULL, prefix text NOT NULL, db_name text NOT NULL)`);
+          // The schema may already hold this database's index tables (a job's lease made them).
+          const indexSchema =
+            current.relations > 0 && (await schemaState(client, names.schema, this.#prefix, ns.dbName).catch((err: unknown) => (err instanceof StorageError ? 'foreign' : Promise.reject(err)))) === 'ready';
+          if (current.relations > 0 && !indexSchema) throw foreignSchema(names, 'it holds other tables and no Xronox marker');
+          await create(`CREATE TABLE ${names.markerSql} (version integer NOT NULL, prefix text NOT NULL, db_name text NOT NULL)`);
           await client.query(`INSERT INTO ${names.markerSql} (version, prefix, db_name) VALUES ($1, $2, $3)`, [LAYOUT_VERSION, this.#prefix, ns.dbName]);
           current.marker = { version: LAYOUT_VERSION, prefix: this.#prefix, db_name: ns.dbName };
         }
         checkMarker(names, current.marker, this.#prefix, ns.dbName);
         if (!current.table) {
           const q = escapeIdentifier;
-          await client.query(
+          await create(
             `CREATE TABLE ${names.tableSql} (
                id bigint GENERATED ALWAYS AS IDENTITY (SEQUENCE NAME ${names.schemaSql}.${q(internalName(names.collection, 'id'))})
                  CONSTRAINT ${q(internalName(names.collection, 'pkey'))} PRIMARY KEY,
@@ -134,7 +142,7 @@ export class PostgresDocumentStore implements DocumentStore {
         checkConflicts(names, current, wanted);
         for (const w of wanted) {
           if (current.indexes.has(w.pgName)) continue;
-          await client.query(w.createSql);
+          await create(w.createSql);
           await client.query(`COMMENT ON INDEX ${names.schemaSql}.${escapeIdentifier(w.pgName)} IS ${escapeLiteral(w.spec.name)}`);
         }
         return current;

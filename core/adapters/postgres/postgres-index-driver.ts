@@ -37,7 +37,7 @@ import { ClosedError, StorageError, ValidationError } from '../../errors.js';
 import { compileFilter } from './postgres-filter.js';
 import { inlineParams } from './postgres-inline.js';
 import { acquirePostgresPool, type PooledPostgres, type PostgresPoolOptions } from './postgres-pool.js';
-import { assertSchemaPrefix, createSchemaInTransaction, listSchemas, schemaNameFor, schemaState, tablesOf, type Tables } from './postgres-schema.js';
+import { assertSchemaPrefix, createSchemaInTransaction, listSchemas, prepareSchema, schemaNameFor, schemaState, tablesOf, type Tables } from './postgres-schema.js';
 import { groupWindows } from '../../store/driver-kit.js';
 
 export interface PostgresIndexDriverOptions {
@@ -209,6 +209,14 @@ export class PostgresIndexDriver implements IndexDriver {
     await this.#withReconnect(() => this.#pool().query('SELECT 1'));
   }
 
+  /** The database's schema and tables, made unless there (`xronox migrate`); see `postgres-schema.ts`. */
+  async prepareDatabase(dbName: string): Promise<boolean> {
+    const schema = schemaNameFor(this.#prefix, dbName);
+    const created = await this.#withReconnect(() => prepareSchema(this.#pool(), schema, this.#prefix, dbName));
+    this.#ready.add(schema);
+    return created;
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
@@ -351,8 +359,8 @@ export class PostgresIndexDriver implements IndexDriver {
     return this.#read(ns.dbName, [], async (t, pool) => {
       const params: unknown[] = [ns.collection, id];
       const where = ['coll = $1', 'id = $2'];
-      if (range.beforeOv !== undefined) where.push(`ov < ${push(params, range.beforeOv)}::float8`);
-      if (range.afterOv !== undefined) where.push(`ov > ${push(params, range.afterOv)}::float8`);
+      if (range.beforeOv !== undefined) where.push(intBound('ov', '<', range.beforeOv, params));
+      if (range.afterOv !== undefined) where.push(intBound('ov', '>', range.afterOv, params));
       if (range.unarchived) where.push('NOT archived');
       let order: string;
       let limit: number | null = range.limit ?? null;
@@ -361,7 +369,7 @@ export class PostgresIndexDriver implements IndexDriver {
           where.push(`at <= ${push(params, range.at.at)}`);
           order = 'at DESC, ov DESC';
         } else {
-          where.push(`cv <= ${push(params, range.at.cv)}::float8`);
+          where.push(intBound('cv', '<=', range.at.cv, params));
           order = 'cv DESC';
         }
         limit = limit === null ? 1 : Math.min(limit, 1);
@@ -375,10 +383,12 @@ export class PostgresIndexDriver implements IndexDriver {
 
   async listHistory(ns: Namespace, id: string, range: { beforeOv?: number; limit: number }): Promise<HistoryRow[]> {
     return this.#read(ns.dbName, [], async (t, pool) => {
+      const params: unknown[] = [ns.collection, id];
+      const below = range.beforeOv === undefined ? '' : ` AND ${intBound('ov', '<', range.beforeOv, params)}`;
       const rows = await this.#session.query<HistorySqlRow>(
         pool,
-        `SELECT ${HISTORY_COLUMNS} FROM ${t.versions} WHERE coll = $1 AND id = $2 AND ov < $3::float8 ORDER BY ov DESC LIMIT $4`,
-        [ns.collection, id, range.beforeOv ?? Number.POSITIVE_INFINITY, range.limit],
+        `SELECT ${HISTORY_COLUMNS} FROM ${t.versions} WHERE coll = $1 AND id = $2${below} ORDER BY ov DESC LIMIT ${push(params, range.limit)}`,
+        params,
       );
       return rows.map(toHistory);
     });
@@ -1292,6 +1302,22 @@ function leaseLockKey(schema: string, collection: string, key: string): string {
 function push(params: unknown[], value: unknown): string {
   params.push(value);
   return `$${params.length}`;
+}
+
+const BIGINT_LIMIT = 2 ** 63;
+
+/**
+ * A bound on a bigint column (ov, cv) as a bigint parameter, so it is part of the index range: a
+ * float8 parameter casts the column instead (`ov::float8 < $3`), and the bound becomes a filter
+ * over every entry of the record above it. The columns hold integers, so a fractional bound is
+ * rounded the way that keeps the same rows; a bound beyond every bigint is no bound (or no row).
+ */
+function intBound(column: 'ov' | 'cv', op: '<' | '<=' | '>', value: number, params: unknown[]): string {
+  if (Number.isNaN(value)) return 'FALSE';
+  if (value >= BIGINT_LIMIT) return op === '>' ? 'FALSE' : 'TRUE';
+  if (value < -BIGINT_LIMIT) return op === '>' ? 'TRUE' : 'FALSE';
+  const n = op === '<' ? Math.ceil(value) : Math.floor(value);
+  return `${column} ${op} ${push(params, n)}::bigint`;
 }
 
 /** The lowest string above every key starting with `prefix` (prefixes end in `:`, so `;` follows). */
