@@ -20,7 +20,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, it } from 'vitest';
-import { escapeIdentifier } from 'pg';
+import { schemaNameFor, tablesOf } from '../../core/adapters/postgres/postgres-schema.js';
 import { describePostgres, dropSchemas, POSTGRES_URI, postgresAvailability, randomSchemaPrefix, withPostgres } from '../support/postgres.js';
 import { tempDir } from '../support/temp.js';
 import { buildCrashWriter, expectCrashHolds, runCrashLane } from './support/crash-scenario.js';
@@ -34,11 +34,12 @@ const TRIALS_PER_LANE = Math.max(4, Math.round(4 * SCALE));
 const availability = await postgresAvailability();
 
 /** The lease rows (with the server's clock) and the outbox of one schema, read behind the store's back. */
-function leasesAndOutbox(schema: string) {
+function leasesAndOutbox(schemaPrefix: string) {
+  const t = tablesOf(schemaNameFor(schemaPrefix, RELIABILITY_DB));
   return withPostgres(async (client) => ({
     now: (await client.query<{ now: string }>('SELECT clock_timestamp()::text AS now')).rows[0]?.now,
-    locks: (await client.query(`SELECT coll, key, owner, expires_at::text FROM ${escapeIdentifier(schema)}.locks`)).rows,
-    outbox: (await client.query(`SELECT coll, id, seq FROM ${escapeIdentifier(schema)}.outbox`)).rows,
+    locks: (await client.query(`SELECT coll, key, owner, expires_at::text FROM ${t.locks}`)).rows,
+    outbox: (await client.query(`SELECT coll, id, seq FROM ${t.outbox}`)).rows,
   }));
 }
 
@@ -66,7 +67,7 @@ describePostgres('writers on a PostgreSQL index store killed with SIGKILL at ran
           trials: TRIALS_PER_LANE,
           seed: SEED + lane * 1_000_000,
           checkConcurrency: 4,
-          diagnose: () => leasesAndOutbox(`${schemaPrefix}${RELIABILITY_DB}`),
+          diagnose: () => leasesAndOutbox(schemaPrefix),
         });
       }),
     );
