@@ -8,7 +8,7 @@ import type { AdapterSource } from '../store/guard.js';
 import { IndexRuntime } from '../store/index-runtime.js';
 import { FS_BLOB_STORE_MEMBERS } from './fs/fs-settings.js';
 import { MONGODB_DOCUMENT_STORE_MEMBERS, MONGODB_INDEX_STORE_MEMBERS, mongoOptions } from './mongodb/mongodb-settings.js';
-import { POSTGRES_DOCUMENT_STORE_MEMBERS, POSTGRES_INDEX_STORE_MEMBERS } from './postgres/postgres-settings.js';
+import { POSTGRES_DOCUMENT_STORE_MEMBERS, POSTGRES_INDEX_STORE_MEMBERS, postgresOptions } from './postgres/postgres-settings.js';
 import { s3BlobStoreMembers } from './s3/s3-settings.js';
 import { SQLITE_DOCUMENT_STORE_MEMBERS, SQLITE_INDEX_STORE_MEMBERS } from './sqlite/sqlite-settings.js';
 
@@ -24,7 +24,7 @@ import { SQLITE_DOCUMENT_STORE_MEMBERS, SQLITE_INDEX_STORE_MEMBERS } from './sql
  */
 export const defaultAdapters = {
   indexStore(ref: string, connection: DbConnectionConfig, config: XronoxConfig): AdapterSource<IndexStore> {
-    const { sqlitePath, mongoUri, postgresUri, schemaPrefix } = connection;
+    const { sqlitePath, mongoUri, postgresUri } = connection;
     if (sqlitePath !== undefined) {
       return { members: SQLITE_INDEX_STORE_MEMBERS, open: async () => IndexRuntime.of(new (await import('./sqlite/sqlite-index-driver.js')).SqliteIndexDriver({ path: sqlitePath })) };
     }
@@ -33,7 +33,7 @@ export const defaultAdapters = {
       return { members: MONGODB_INDEX_STORE_MEMBERS, open: async () => IndexRuntime.of(new (await import('./mongodb/mongodb-index-driver.js')).MongoIndexDriver(options)) };
     }
     if (postgresUri !== undefined) {
-      const options = { connectionString: postgresUri, ...(schemaPrefix === undefined ? {} : { schemaPrefix }) };
+      const options = { connectionString: postgresUri, ...postgresOptions(connection) };
       return { members: POSTGRES_INDEX_STORE_MEMBERS, open: async () => IndexRuntime.of(new (await import('./postgres/postgres-index-driver.js')).PostgresIndexDriver(options)) };
     }
     throw new ConfigError([{ path: `dbConnections.${ref}`, message: 'names no backend (mongoUri, postgresUri or sqlitePath)' }]);
@@ -55,7 +55,7 @@ export const defaultAdapters = {
       return { members: MONGODB_DOCUMENT_STORE_MEMBERS, open: async () => new (await import('./mongodb/mongodb-document-store.js')).MongoDocumentStore({ uri: mongoUri, configPath: `dbConnections.${ref}.mongoUri` }) };
     }
     if (connection.postgresUri !== undefined) {
-      const options = { uri: connection.postgresUri, ...(connection.schemaPrefix === undefined ? {} : { schemaPrefix: connection.schemaPrefix }) };
+      const options = { uri: connection.postgresUri, ...postgresOptions(connection) };
       return { members: POSTGRES_DOCUMENT_STORE_MEMBERS, open: async () => new (await import('./postgres/postgres-document-store.js')).PostgresDocumentStore(options) };
     }
     throw new ConfigError([{ path: `dbConnections.${ref}`, message: 'names no backend (mongoUri, postgresUri or sqlitePath)' }]);

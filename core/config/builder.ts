@@ -87,10 +87,16 @@ export class XronoxConfigBuilder {
 
   /**
    * Adds a PostgreSQL connection named `ref` (`postgres://user:password@host:5432/database`), its
-   * databases in the schemas `<schemaPrefix><dbName>` (default `xronox_`).
+   * databases in the schemas `<schemaPrefix><dbName>` (default `xronox_`), each statement bounded
+   * by `statementTimeoutMs` (default 30000).
    */
-  addPostgresConnection(ref: string, postgresUri: string, options: { schemaPrefix?: string } = {}): this {
-    return this.#addDbConnection(ref, { postgresUri, ...(options.schemaPrefix === undefined ? {} : { schemaPrefix: options.schemaPrefix }) });
+  addPostgresConnection(ref: string, postgresUri: string, options: { schemaPrefix?: string; statementTimeoutMs?: number } = {}): this {
+    const { schemaPrefix, statementTimeoutMs } = options;
+    return this.#addDbConnection(ref, {
+      postgresUri,
+      ...(schemaPrefix === undefined ? {} : { schemaPrefix }),
+      ...(statementTimeoutMs === undefined ? {} : { statementTimeoutMs }),
+    });
   }
 
   /** Adds an embedded SQLite connection named `ref`, stored in the file at `sqlitePath`. */
@@ -220,7 +226,7 @@ export class XronoxConfigBuilder {
     throw new ConfigError([...own, ...later]);
   }
 
-  #addDbConnection(ref: string, connection: { mongoUri: string } | { postgresUri: string; schemaPrefix?: string } | { sqlitePath: string }): this {
+  #addDbConnection(ref: string, connection: { mongoUri: string } | { postgresUri: string; schemaPrefix?: string; statementTimeoutMs?: number } | { sqlitePath: string }): this {
     const connections = this.#input.dbConnections;
     if (this.#isNew(connections, `dbConnections.${ref}`, ref)) connections[ref] = connection;
     return this;

@@ -42,14 +42,19 @@ export const dbConnectionSchema = z
       .string()
       .regex(/^[a-z_][a-z0-9_]{0,29}$/, { message: 'must be a lowercase letter or "_" then up to 29 lowercase letters, digits or "_"' })
       .optional(),
+    /**
+     * With `postgresUri`: the longest one statement may take, in milliseconds (100 to 900000),
+     * so that no call waits on PostgreSQL until a Lambda is killed. Default 30000.
+     */
+    statementTimeoutMs: z.number().int().min(100).max(900_000).optional(),
   })
   .superRefine((conn, ctx) => {
     const kinds = [conn.mongoUri, conn.postgresUri, conn.sqlitePath].filter((v) => v !== undefined).length;
     if (kinds !== 1) {
       ctx.addIssue({ code: 'custom', message: 'give exactly one of mongoUri, postgresUri or sqlitePath' });
     }
-    if (conn.schemaPrefix !== undefined && conn.postgresUri === undefined) {
-      ctx.addIssue({ code: 'custom', path: ['schemaPrefix'], message: 'applies to postgresUri connections only' });
+    for (const key of ['schemaPrefix', 'statementTimeoutMs'] as const) {
+      if (conn[key] !== undefined && conn.postgresUri === undefined) ctx.addIssue({ code: 'custom', path: [key], message: 'applies to postgresUri connections only' });
     }
   });
 

@@ -72,6 +72,11 @@ export function byteOrder(a: string, b: string): number {
   return a === b ? 0 : Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }
 
+/** Namespaces by database, then collection, in byte order (how `listNamespaces` answers). */
+export function namespaceOrder(a: Namespace, b: Namespace): number {
+  return byteOrder(a.dbName, b.dbName) || byteOrder(a.collection, b.collection);
+}
+
 /** The items by key, each list in the items' order, the keys in order of first appearance. */
 export function groupBy<T>(items: Iterable<T>, keyOf: (item: T) => string): Map<string, T[]> {
   const out = new Map<string, T[]>();
@@ -87,6 +92,11 @@ export function groupBy<T>(items: Iterable<T>, keyOf: (item: T) => string): Map<
 /** The items of a read-set list by namespace, in order of first appearance (what a driver reads per table or collection). */
 export function byNamespace<T extends Namespace>(items: readonly T[] | undefined): Array<[Namespace, T[]]> {
   return [...groupBy(items ?? [], nsKey).values()].map((list) => [{ dbName: list[0]!.dbName, collection: list[0]!.collection }, list]);
+}
+
+/** The lowest string above every counter window key starting with `prefix` (prefixes end in `:`, so `;` follows). */
+export function windowRangeEnd(prefix: string): string {
+  return `${prefix.slice(0, -1)};`;
 }
 
 /** Work done once per key per process; a key whose work failed is tried again by the next caller. */

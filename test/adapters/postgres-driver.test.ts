@@ -356,7 +356,7 @@ describePostgres('PostgreSQL index driver', availability, () => {
       await expect(a.ping()).rejects.toThrow(/closed/);
     });
 
-    it('leaves no session state on pooled connections (SET LOCAL only); commits wait for the WAL flush, only leases do not', async () => {
+    it('leaves no session state on pooled connections (SET LOCAL only, the timeouts too); commits wait for the WAL flush, only leases do not', async () => {
       const options = { max: 1, applicationName: appName() };
       const seen: string[] = [];
       const d = driver({ pool: options, lockTimeoutMs: 1234, onQuery: (text) => seen.push(text) });
@@ -375,6 +375,8 @@ describePostgres('PostgreSQL index driver', availability, () => {
       try {
         const rows = await shared.pool.query<{ lock_timeout: string }>('SHOW lock_timeout');
         expect(rows.rows[0]?.lock_timeout).toBe('0');
+        const statement = await shared.pool.query<{ statement_timeout: string }>('SHOW statement_timeout');
+        expect(statement.rows[0]?.statement_timeout).toBe('0');
         const sync = await shared.pool.query<{ synchronous_commit: string }>('SHOW synchronous_commit');
         expect(sync.rows[0]?.synchronous_commit).toBe('on');
       } finally {
@@ -382,7 +384,98 @@ describePostgres('PostgreSQL index driver', availability, () => {
       }
       const sets = seen.flatMap((text) => text.split(';')).filter((s) => /^\s*SET\b/i.test(s));
       expect(sets.length).toBeGreaterThan(0);
-      for (const s of sets) expect(s.trim()).toMatch(/^SET LOCAL (lock_timeout = 1234|synchronous_commit = off)$/);
+      for (const s of sets) expect(s.trim()).toMatch(/^SET LOCAL (lock_timeout = 1234|statement_timeout = 30000|synchronous_commit = off)$/);
+    });
+  });
+
+  describe('timeouts', () => {
+    /** Runs `body` while another connection holds `sql` (a lock) in an open transaction; rolls it back after. */
+    async function whileHeld<T>(hold: string, values: unknown[], body: () => Promise<T>): Promise<T> {
+      const blocker = new Client({ connectionString: POSTGRES_URI });
+      await blocker.connect();
+      try {
+        await blocker.query('BEGIN');
+        await blocker.query(hold, values);
+        return await body();
+      } finally {
+        await blocker.query('ROLLBACK');
+        await blocker.end();
+      }
+    }
+
+    /** What `call` rejects with, and how long it took. */
+    async function failure(call: () => Promise<unknown>): Promise<{ err: unknown; ms: number }> {
+      const started = Date.now();
+      const err = await call().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      return { err, ms: Date.now() - started };
+    }
+
+    it('a write blocked on a row lock another connection holds fails with a StorageError once the statement timeout passes, writes nothing, and the next write works', async () => {
+      const ns = freshNs();
+      const store = IndexRuntime.of(driver({ pool: { max: 2, applicationName: appName(), statementTimeoutMillis: 500 }, lockTimeoutMs: 60_000 }));
+      expect((await store.commit(ns, { writes: [create('a')] })).ok).toBe(true);
+      const { err, ms } = await whileHeld(`SELECT 1 FROM ${tableOf(ns, 'namespaces')} WHERE coll = $1 FOR UPDATE`, [ns.collection], () =>
+        failure(() => store.commit(ns, { writes: [update('a', 1)] })),
+      );
+      expect(err).toBeInstanceOf(StorageError);
+      expect(err).toMatchObject({ adapter: 'postgres', operation: 'transaction', message: expect.stringMatching(/due to statement timeout.*500 ms/) });
+      expect(ms).toBeGreaterThanOrEqual(450);
+      expect(ms).toBeLessThan(3_000);
+      expect((await store.getHead(ns, 'a'))?.ov).toBe(1);
+      expect((await store.commit(ns, { writes: [update('a', 1)] })).ok).toBe(true);
+    });
+
+    it('a write waiting longer than lockTimeoutMs for a row lock fails with a StorageError, not retried', async () => {
+      const ns = freshNs();
+      const store = IndexRuntime.of(driver({ pool: { max: 2, applicationName: appName() }, lockTimeoutMs: 300 }));
+      expect((await store.commit(ns, { writes: [create('a')] })).ok).toBe(true);
+      const { err, ms } = await whileHeld(`SELECT 1 FROM ${tableOf(ns, 'heads')} WHERE coll = $1 FOR UPDATE`, [ns.collection], () =>
+        failure(() => store.commit(ns, { writes: [update('a', 1)] })),
+      );
+      expect(err).toMatchObject({ name: 'StorageError', operation: 'transaction', message: expect.stringMatching(/due to lock timeout/) });
+      expect(ms).toBeLessThan(3_000);
+    });
+
+    it('a read that gets no answer (its table locked exclusively by another connection) fails with a StorageError soon after the statement timeout, and the next read works', async () => {
+      const ns = freshNs();
+      const store = IndexRuntime.of(driver({ pool: { max: 2, applicationName: appName(), statementTimeoutMillis: 500 } }));
+      expect((await store.commit(ns, { writes: [create('a')] })).ok).toBe(true);
+      const { err, ms } = await whileHeld(`LOCK TABLE ${tableOf(ns, 'heads')} IN ACCESS EXCLUSIVE MODE`, [], () => failure(() => store.getHead(ns, 'a')));
+      expect(err).toBeInstanceOf(StorageError);
+      expect(err).toMatchObject({ operation: 'read', message: expect.stringMatching(/did not answer .* within 1500 ms/) });
+      expect(ms).toBeGreaterThanOrEqual(1_400);
+      expect(ms).toBeLessThan(4_000);
+      expect((await store.getHead(ns, 'a'))?.ov).toBe(1);
+    });
+
+    it('statementTimeoutMs of a postgresUri connection bounds a write blocked on a row lock, through the facade', async () => {
+      const schemaPrefix = randomSchemaPrefix();
+      const dir = mkdtempSync(join(tmpdir(), 'xronox-pg-timeout-'));
+      const dbName = `rt_${randomBytes(4).toString('hex')}`;
+      const x = initXronox({
+        dbConnections: { pg: { postgresUri: POSTGRES_URI, schemaPrefix, statementTimeoutMs: 500 } },
+        localStorage: { basePath: dir, enabled: true },
+        databases: { runtime: { tenantDatabases: [{ tenantId: 'acme', dbConnRef: 'pg', dbName }] } },
+      });
+      try {
+        const orders = x.with({ databaseType: 'runtime', tier: 'tenant', tenantId: 'acme', collection: 'orders' });
+        const { id, ov } = await orders.create({ status: 'new' });
+        const namespaces = `${escapeIdentifier(schemaNameFor(schemaPrefix, dbName))}._namespaces`;
+        const { err, ms } = await whileHeld(`SELECT 1 FROM ${namespaces} WHERE coll = 'orders' FOR UPDATE`, [], () =>
+          failure(() => orders.update(id, { status: 'paid' }, ov, 'alice', 'paid')),
+        );
+        expect(err).toBeInstanceOf(StorageError);
+        expect((err as Error).message).toMatch(/due to statement timeout/);
+        expect(ms).toBeLessThan(3_000);
+        expect((await orders.getLatest(id))?.data).toEqual({ status: 'new' });
+      } finally {
+        await x.shutdown();
+        await dropSchemas(schemaPrefix);
+        rmSync(dir, { recursive: true, force: true });
+      }
     });
   });
 

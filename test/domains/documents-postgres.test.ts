@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { escapeIdentifier } from 'pg';
+import { type Client, escapeIdentifier } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { compileDocumentFilter, escapeText, fromStoredJson, sortSql, toStoredJson, unescapeText } from '../../core/adapters/postgres/postgres-document-filter.js';
+import { compileFilter, documentFields, escapeText, fromStoredJson, sortSql, toStoredJson, unescapeText } from '../../core/adapters/postgres/postgres-filter.js';
 import { indexNameFor, PostgresDocumentStore } from '../../core/adapters/postgres/postgres-document-store.js';
-import { schemaNameFor } from '../../core/adapters/postgres/postgres-schema.js';
+import { lockSchema, schemaNameFor } from '../../core/adapters/postgres/postgres-schema.js';
 import type { CollectionSpec, Doc, DocScalar, SortSpec } from '../../core/contracts/document-store.js';
 import type { Namespace } from '../../core/contracts/index-store.js';
 import { checkDocument } from '../../core/domains/documents/document-check.js';
@@ -126,7 +126,7 @@ describePostgres('PostgreSQL document store', availability, () => {
             const node = f(input);
             const expected = docs.filter((d) => matches(node, byPath(d))).map((d) => d.k);
             const params: unknown[] = [];
-            const where = node ? compileDocumentFilter(node, params, { byteOrder }) : 'TRUE';
+            const where = node ? compileFilter(node, params, documentFields(byteOrder)) : 'TRUE';
             const rows = await client.query<{ json: string }>(`SELECT doc::text AS json FROM ${tableOf(ns)} WHERE ${where} ORDER BY id`, params);
             const got = rows.rows.map((r) => fromStoredJson(r.json).k);
             expect({ input, got }).toEqual({ input, got: expected });
@@ -192,7 +192,7 @@ describePostgres('PostgreSQL document store', availability, () => {
         const expected = reference(docs, sort);
         expect((await store.find(ns, null, { sort, limit: 100 })).map((d) => d.k)).toEqual(expected);
         for (const byteOrder of [true, false]) {
-          const rows = await withPostgres((client) => client.query<{ json: string }>(`SELECT doc::text AS json FROM ${tableOf(ns)} ORDER BY ${sortSql(sort, { byteOrder })}`));
+          const rows = await withPostgres((client) => client.query<{ json: string }>(`SELECT doc::text AS json FROM ${tableOf(ns)} ORDER BY ${sortSql(sort, byteOrder)}`));
           expect(rows.rows.map((r) => fromStoredJson(r.json).k)).toEqual(expected);
         }
       }
@@ -238,6 +238,59 @@ describePostgres('PostgreSQL document store', availability, () => {
     });
   });
 
+  describe('timeouts', () => {
+    /** A store whose statements may take 500 ms. */
+    const timed = (): PostgresDocumentStore => {
+      const timedStore = new PostgresDocumentStore({ uri: POSTGRES_URI, schemaPrefix, pool: { applicationName: `xronox-doc-test-${++opened}`, max: 2, statementTimeoutMillis: 500 } });
+      stores.push(timedStore);
+      return timedStore;
+    };
+    /** What `call` rejects with while another connection holds what `hold` takes in an open transaction, and how long it took. */
+    async function failureWhileHeld(hold: (blocker: Client) => Promise<unknown>, call: () => Promise<unknown>): Promise<{ err: unknown; ms: number }> {
+      return withPostgres(async (blocker) => {
+        await blocker.query('BEGIN');
+        try {
+          await hold(blocker);
+          const started = Date.now();
+          const err = await call().then(
+            () => undefined,
+            (e: unknown) => e,
+          );
+          return { err, ms: Date.now() - started };
+        } finally {
+          await blocker.query('ROLLBACK');
+        }
+      });
+    }
+
+    it('ensureCollection waiting for another creator of its schema is cancelled by the server after the statement timeout: a StorageError, then it succeeds', async () => {
+      const ns = freshNs();
+      const s = timed();
+      const { err, ms } = await failureWhileHeld((blocker) => lockSchema(blocker, schemaNameFor(schemaPrefix, ns.dbName)), () => s.ensureCollection(ns, SPEC));
+      expect(err).toBeInstanceOf(StorageError);
+      expect(err).toMatchObject({ adapter: 'postgres', operation: 'transaction', message: expect.stringMatching(/due to statement timeout.*500 ms/) });
+      expect(ms).toBeGreaterThanOrEqual(450);
+      expect(ms).toBeLessThan(3_000);
+      await s.ensureCollection(ns, SPEC);
+      expect(await s.listIndexes(ns)).toEqual(expectedIndexes(SPEC));
+    });
+
+    it('a write blocked on a row lock another connection holds fails with a StorageError once the client stops waiting, and the store goes on', async () => {
+      const ns = freshNs();
+      const s = timed();
+      await s.ensureCollection(ns, SPEC);
+      await s.insertOne(ns, doc({ k: 'a', g: 'x', n: 1 }));
+      const { err, ms } = await failureWhileHeld((blocker) => blocker.query(`SELECT id FROM ${tableOf(ns)} FOR UPDATE`), () => s.upsertOne(ns, f({ k: 'a', g: 'x' })!, doc({ k: 'a', g: 'x', n: 2 })));
+      expect(err).toBeInstanceOf(StorageError);
+      expect(err).toMatchObject({ operation: 'upsertOne', message: expect.stringMatching(/did not answer .* within 1500 ms/) });
+      expect(ms).toBeGreaterThanOrEqual(1_400);
+      expect(ms).toBeLessThan(4_000);
+      // The store goes on. (Outside a transaction only the client gives up: the server may still have run the upsert once the lock went.)
+      expect(await s.countDocuments(ns)).toBe(1);
+      expect((await s.findOne(ns, f({ k: 'a' })))?.g).toBe('x');
+    });
+  });
+
   describe('the catalog', () => {
     it('holds each declared index as a real expression index (unique, partial where sparse) that the planner uses', async () => {
       const ns = freshNs();
@@ -259,7 +312,7 @@ describePostgres('PostgreSQL document store', availability, () => {
         // The statement find runs: equality on g, a date range, sorted by at descending.
         const node = f({ g: 'x', at: { $gte: new Date(Date.UTC(2024, 0, 1)) } })!;
         const params: unknown[] = [Date.now()];
-        const where = compileDocumentFilter(node, params, { byteOrder: true });
+        const where = compileFilter(node, params, documentFields(true));
         // Enough rows (in twenty groups, over a year of dates) for the planner to prefer the index.
         await client.query(
           `INSERT INTO ${tableOf(ns)} (doc) SELECT jsonb_build_object('k', 'k' || i, 'g', CASE WHEN i % 20 = 0 THEN 'x' ELSE 'y' || (i % 20) END,
@@ -268,7 +321,7 @@ describePostgres('PostgreSQL document store', availability, () => {
         );
         await client.query(`ANALYZE ${tableOf(ns)}`);
         const plan = await client.query<{ 'QUERY PLAN': string }>(
-          `EXPLAIN SELECT doc::text FROM ${tableOf(ns)} WHERE (expires_at IS NULL OR expires_at > $1::bigint) AND ${where} ORDER BY ${sortSql([['at', -1]], { byteOrder: true })} LIMIT 10`,
+          `EXPLAIN SELECT doc::text FROM ${tableOf(ns)} WHERE (expires_at IS NULL OR expires_at > $1::bigint) AND ${where} ORDER BY ${sortSql([['at', -1]], true)} LIMIT 10`,
           params,
         );
         const text = plan.rows.map((r) => r['QUERY PLAN']).join('\n');

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { postgresOptions } from '../../core/adapters/postgres/postgres-settings.js';
 import { XronoxConfigBuilder } from '../../core/config/builder.js';
 import { loadConfig, type XronoxConfig } from '../../core/config/load.js';
 import { createDevConfig, createMinimalConfig, createProductionConfig } from '../../core/config/presets.js';
@@ -876,6 +877,21 @@ describe('presets', () => {
     expect(createMinimalConfig('mongodb-cache.sqlite').dbConnections).toEqual({ local: { sqlitePath: 'mongodb-cache.sqlite' } });
     expect(createMinimalConfig('mongodb://h').databases.runtime?.tenantDatabases[0]?.dbConnRef).toBe('primary');
     configError(() => createMinimalConfig(''));
+  });
+
+  it('statementTimeoutMs: how long one statement of a postgresUri connection may take, 100 ms to 15 min, handed to both of its stores as the same pool options', () => {
+    const base = { localStorage: { basePath: '/tmp/b', enabled: true }, databases: {} };
+    const config = new XronoxConfigBuilder().addPostgresConnection('pg', 'postgres://h/db', { statementTimeoutMs: 5_000 }).withLocalStorage('/tmp/b').build();
+    expect(config.dbConnections.pg).toEqual({ postgresUri: 'postgres://h/db', statementTimeoutMs: 5_000 });
+    expect(postgresOptions(config.dbConnections.pg!)).toEqual({ pool: { statementTimeoutMillis: 5_000 } });
+    expect(postgresOptions({ postgresUri: 'postgres://h/db', schemaPrefix: 'a_' })).toEqual({ schemaPrefix: 'a_' });
+    for (const bad of [99, 900_001, 1.5, '30000']) {
+      expect(configError(() => loadConfig({ ...base, dbConnections: { pg: { postgresUri: 'postgres://h/a', statementTimeoutMs: bad } } })).issues[0]?.path).toBe('dbConnections.pg.statementTimeoutMs');
+    }
+    expect(configError(() => loadConfig({ ...base, dbConnections: { s: { sqlitePath: '/tmp/x.sqlite', statementTimeoutMs: 1_000 } } })).issues).toContainEqual({
+      path: 'dbConnections.s.statementTimeoutMs',
+      message: 'applies to postgresUri connections only',
+    });
   });
 
   it('postgresUri: a connection kind of its own, a URI, exactly one kind per connection', () => {

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from 'pg';
 import { Client as PgClient } from 'pg';
-import { compileFilter } from '../../core/adapters/postgres/postgres-filter.js';
+import { compileFilter, documentFields, fromStoredJson, toStoredJson } from '../../core/adapters/postgres/postgres-filter.js';
+import { ValidationError } from '../../core/errors.js';
 import type { FilterNode, IndexedValue } from '../../core/foundation/filter-tree.js';
 import { matches, parseFilter } from '../../core/foundation/filter.js';
 import { Gen } from '../support/random.js';
@@ -10,8 +11,10 @@ import { describePostgres, POSTGRES_URI, postgresAvailability } from '../support
 /**
  * The PostgreSQL filter compiler against `matches()`, the semantics every store shares: random
  * rows and random filters, each filter run both ways, on a temporary table shaped like
- * `heads.meta` (jsonb, with the same GIN index). Temporary tables live in this session's own
- * schema and vanish with it: the test touches nothing else.
+ * `heads.meta` (jsonb, with the same GIN index); and hostile keys, values and field paths over
+ * both of its field mappings, the index store's `meta` and the document store's `doc` (whose
+ * differential against `matches()` is in `test/domains/documents-postgres.test.ts`). Temporary
+ * tables live in this session's own schema and vanish with it: the test touches nothing else.
  */
 
 type Meta = Record<string, IndexedValue>;
@@ -156,7 +159,7 @@ async function load(client: Client, metas: readonly Meta[]): Promise<void> {
 
 /** The SQL text holds only the compiler's own tokens: every key and value is a `$n` parameter. */
 const SQL_TOKENS =
-  /^(?:\s+|\(|\)|\$\d+|::(?:text|jsonb)|[<>]=?|=|@>|->>?|\?|TRUE|FALSE|AND|OR|NOT|COALESCE|jsonb_typeof|COLLATE "C"|meta|,|'(?:string|number|boolean)')*$/;
+  /^(?:\s+|\(|\)|\$\d+|::(?:text|jsonb)|[<>]=?|=|@>|->|#>>|'\{\}'|IS|NULL|TRUE|FALSE|AND|OR|NOT|BETWEEN|COALESCE|jsonb_typeof|COLLATE "C"|meta|,|'(?:string|number|boolean|null|false|true)'(?:::jsonb)?)*$/;
 
 describePostgres('PostgreSQL filter compiler', availability, () => {
   let client: Client;
@@ -343,6 +346,65 @@ describePostgres('PostgreSQL filter compiler', availability, () => {
       }
       const count = await client.query<{ n: string }>('SELECT count(*) AS n FROM pg_temp.heads');
       expect(Number(count.rows[0]!.n)).toBe(metas.length);
+    });
+  });
+
+  describe.each([true, false])('injection into a document filter (byteOrder: %s)', (byteOrder) => {
+    const fields = documentFields(byteOrder);
+    const hostile = ["'); DROP TABLE docs; --", '" OR 1=1 --', "' OR '1'='1", '\\"; --', '{"k": 1}', 'a\u0000\'', '\u0001\u0000', "$1'::jsonb OR TRUE --"];
+    const docs = [...hostile.map((h, i) => ({ k: h, n: i })), { k: 'plain', n: 99 }];
+    /** The text of a document filter: the field's expression, the compiler's tokens and `$n` parameters only. */
+    const DOC_TOKENS =
+      /^(?:\s+|\(|\)|\$\d+|::(?:text|jsonb(?:\[\])?)|[<>]=?|=|->>?|#>>|'\{\}'|IS|NULL|TRUE|FALSE|AND|OR|NOT|ANY|BETWEEN|COALESCE|jsonb_typeof|COLLATE "C"|doc|'k'|'n'|,|'(?:string|number|boolean|null|false|true)'(?:::jsonb)?)*$/;
+
+    beforeAll(async () => {
+      await client.query('DROP TABLE IF EXISTS pg_temp.docs');
+      await client.query('CREATE TEMP TABLE docs (rid integer PRIMARY KEY, doc jsonb NOT NULL)');
+      await client.query('INSERT INTO pg_temp.docs (rid, doc) SELECT i, d::jsonb FROM unnest($1::int[], $2::text[]) AS u(i, d)', [
+        docs.map((_, i) => i + 1),
+        docs.map((d) => toStoredJson(d)),
+      ]);
+    });
+
+    async function docRows(node: FilterNode): Promise<number[]> {
+      const params: unknown[] = [];
+      const sql = compileFilter(node, params, fields);
+      expect(sql).toMatch(DOC_TOKENS);
+      const result = await client.query<{ rid: number }>(`SELECT rid FROM pg_temp.docs WHERE ${sql} ORDER BY rid`, params);
+      return result.rows.map((r) => Number(r.rid));
+    }
+
+    it.each(hostile)('binds %j as a parameter and finds exactly its document', async (value) => {
+      const i = hostile.indexOf(value);
+      for (const node of [
+        { kind: 'compare', field: 'k', op: '$eq', value },
+        { kind: 'in', field: 'k', negate: false, values: [value, 'zz'] },
+      ] as FilterNode[]) {
+        const params: unknown[] = [];
+        expect(compileFilter(node, params, fields)).not.toContain(value);
+        expect(await docRows(node)).toEqual([i + 1]);
+      }
+      const ne = await docRows({ kind: 'compare', field: 'k', op: '$ne', value });
+      expect(ne).toHaveLength(docs.length - 1);
+      const below = await docRows({ kind: 'compare', field: 'k', op: '$lt', value });
+      expect(below.map((r) => docs[r - 1]!.k).every((k) => Buffer.compare(Buffer.from(k), Buffer.from(value)) < 0)).toBe(true);
+      const stored = await client.query<{ doc: string }>('SELECT doc::text AS doc FROM pg_temp.docs WHERE rid = $1', [i + 1]);
+      expect(fromStoredJson(stored.rows[0]!.doc)).toEqual(docs[i]);
+      const count = await client.query<{ n: string }>('SELECT count(*) AS n FROM pg_temp.docs');
+      expect(Number(count.rows[0]!.n)).toBe(docs.length);
+    });
+
+    it('refuses a field path that is not identifiers joined by dots, before any SQL is written', () => {
+      for (const field of ["k') OR TRUE --", "k' -> 'x", 'k"', 'a..b', '', 'k;DROP TABLE docs', '__proto__', 'k\u0000']) {
+        for (const node of [
+          { kind: 'compare', field, op: '$eq', value: 'x' },
+          { kind: 'compare', field, op: '$gt', value: 1 },
+          { kind: 'exists', field, exists: true },
+          { kind: 'in', field, negate: true, values: [null] },
+        ] as FilterNode[]) {
+          expect(() => compileFilter(node, [], fields), `${JSON.stringify(field)} ${node.kind}`).toThrow(ValidationError);
+        }
+      }
     });
   });
 });

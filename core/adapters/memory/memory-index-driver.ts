@@ -1,5 +1,5 @@
 import { ClosedError } from '../../errors.js';
-import { keyed } from '../../store/driver-kit.js';
+import { byteOrder as bytes, keyed } from '../../store/driver-kit.js';
 import type { Effect, IndexDriver, OutboxQuery, ReadRows, ReadSet, Transaction, VersionRange } from '../../contracts/index-driver.js';
 import { isDecision, nsKey, refKey, uploadKey } from '../../contracts/index-driver.js';
 import type {
@@ -43,11 +43,6 @@ interface Space {
   readonly locks: Map<string, { owner: string; expiresAt: number }>;
   readonly counters: Map<string, number>;
   readonly windows: Map<string, Map<string, number>>;
-}
-
-/** UTF-8 byte order, the order of every string comparison of the port (SQLite's BINARY). */
-function bytes(a: string, b: string): number {
-  return a === b ? 0 : Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }
 
 const copy = <T>(value: T): T => structuredClone(value);

@@ -16,7 +16,7 @@ import type {
   VersionRow,
   VersionSummary,
 } from '../../contracts/index-store.js';
-import { byteOrder } from '../../store/driver-kit.js';
+import { byteOrder, namespaceOrder } from '../../store/driver-kit.js';
 import { acquireMongoClient, type PooledMongoClient } from './mongodb-client-pool.js';
 import { type CounterDoc, type DeadLetterDoc, type HeadDoc, headRowOf, HISTORY_PROJECTION, historyRowOf, type OutboxDoc, type PendingBlobDoc, pendingBlobOf, type VersionDoc, versionRowOf } from './mongodb-documents.js';
 import { type IndexedFields, toMongoFilter } from './mongodb-filter.js';
@@ -267,7 +267,7 @@ export class MongoIndexDriver implements IndexDriver {
         for (const d of docs) if (typeof d.seq === 'number') out.push({ dbName: db, collection: d.c, cv: d.seq - 1 });
       }
     }
-    return out.sort((a, b) => byteOrder(a.dbName, b.dbName) || byteOrder(a.collection, b.collection));
+    return out.sort(namespaceOrder);
   }
 
   async listUnarchivedRecords(dbName: string, query: { writtenBefore: string; after?: { collection: string; id: string }; limit: number }): Promise<UnarchivedRecord[]> {

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { Pool, types, type PoolConfig } from 'pg';
+import { Pool, types, type PoolClient, type PoolConfig, type QueryResult, type QueryResultRow } from 'pg';
+import { ClosedError, StorageError } from '../../errors.js';
 
 /**
  * One `pg.Pool` per connection string (and pool options) per process, shared by every database
@@ -18,6 +19,23 @@ export interface PostgresPoolOptions {
   idleTimeoutMillis?: number;
   /** Shown in `pg_stat_activity`. Default `xronox`. */
   applicationName?: string;
+  /**
+   * The longest one statement may take. Default 30 s. Inside a transaction the server cancels it
+   * (`SET LOCAL statement_timeout`, which ends with the transaction, so behind PgBouncer or RDS
+   * Proxy nothing stays on the session; a startup parameter would be refused by PgBouncer). Every
+   * statement, in a transaction or not, is also bounded on the client (`query_timeout`, one second
+   * later): a connection that gets no answer by then is dropped. So no call waits on PostgreSQL
+   * much longer than this, whatever holds the lock it waits for or however the network fails.
+   */
+  statementTimeoutMillis?: number;
+}
+
+export const DEFAULT_STATEMENT_TIMEOUT_MS = 30_000;
+/** How much later than the server's own cancel the client gives up on an answer. */
+const CLIENT_GRACE_MS = 1_000;
+
+export function statementTimeoutOf(options: PostgresPoolOptions | undefined): number {
+  return Math.max(1, Math.floor(options?.statementTimeoutMillis ?? DEFAULT_STATEMENT_TIMEOUT_MS));
 }
 
 export interface PooledPostgres {
@@ -44,6 +62,7 @@ export function acquirePostgresPool(connectionString: string, options: PostgresP
       max: options.max ?? 10,
       connectionTimeoutMillis: options.connectionTimeoutMillis ?? 10_000,
       idleTimeoutMillis: options.idleTimeoutMillis ?? 30_000,
+      query_timeout: statementTimeoutOf(options) + CLIENT_GRACE_MS,
       application_name: options.applicationName ?? 'xronox',
       keepAlive: true,
       types: TYPE_PARSERS,
@@ -84,4 +103,136 @@ export function pooledPostgresCount(): number {
 function poolKey(connectionString: string, options: PostgresPoolOptions): string {
   // The connection string may hold a password: the map key keeps only its hash.
   return createHash('sha256').update(JSON.stringify([connectionString, options])).digest('hex');
+}
+
+/**
+ * A store's use of a pool: acquired on first use, refused after `close` (`ClosedError`), every
+ * statement shown to `onQuery` (diagnostics and the EXPLAIN tests) before it runs.
+ */
+export class PostgresSession {
+  readonly statementTimeoutMs: number;
+  readonly #connectionString: string;
+  readonly #options: PostgresPoolOptions | undefined;
+  readonly #what: string;
+  readonly onQuery: ((text: string, values: readonly unknown[]) => void) | undefined;
+  #pooled: PooledPostgres | null = null;
+  #closed = false;
+
+  constructor(connectionString: string, options: { pool?: PostgresPoolOptions; onQuery?: (text: string, values: readonly unknown[]) => void; what: string }) {
+    this.#connectionString = connectionString;
+    this.#options = options.pool;
+    this.#what = options.what;
+    this.onQuery = options.onQuery;
+    this.statementTimeoutMs = statementTimeoutOf(options.pool);
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  pool(): Pool {
+    if (this.#closed) throw new ClosedError(this.#what);
+    this.#pooled ??= acquirePostgresPool(this.#connectionString, this.#options);
+    return this.#pooled.pool;
+  }
+
+  async query<R extends QueryResultRow>(text: string, values: readonly unknown[] = [], client: Pool | PoolClient = this.pool()): Promise<QueryResult<R>> {
+    this.onQuery?.(text, values);
+    return client.query<R>(text, values as unknown[]);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    const pooled = this.#pooled;
+    this.#pooled = null;
+    await pooled?.release();
+  }
+
+  /**
+   * A statement that ran out of time as a `StorageError` that says which bound it met (the
+   * statement or lock timeout on the server, or no answer in time on the client); any other error
+   * as it is.
+   */
+  nameTimeout(err: unknown, operation: string): unknown {
+    const code = errorCode(err);
+    const message = err instanceof Error ? err.message : String(err);
+    if (code === LOCK_NOT_AVAILABLE) return new StorageError('postgres', operation, err, `PostgreSQL gave up waiting for a lock during ${operation} (${message})`);
+    if (code === QUERY_CANCELED) {
+      return new StorageError('postgres', operation, err, `PostgreSQL cancelled a statement of ${operation} (${message}); the statement timeout is ${this.statementTimeoutMs} ms`);
+    }
+    if (isClientTimeout(err)) {
+      return new StorageError(
+        'postgres',
+        operation,
+        err,
+        `PostgreSQL did not answer a statement of ${operation} within ${this.statementTimeoutMs + CLIENT_GRACE_MS} ms (statement timeout ${this.statementTimeoutMs} ms); the connection was dropped`,
+      );
+    }
+    return err;
+  }
+}
+
+/**
+ * Runs `work` in a transaction on a pooled connection (`settings`, e.g. `SET LOCAL …`, go with
+ * BEGIN). A connection that is gone, still busy with a statement the client stopped waiting for,
+ * or unable to roll back is dropped rather than given back to the pool.
+ */
+export async function inTransaction<T>(pool: Pool, work: (client: PoolClient) => Promise<T>, settings = ''): Promise<T> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    await client.query(settings ? `BEGIN; ${settings}` : 'BEGIN');
+    const out = await work(client);
+    await client.query('COMMIT');
+    return out;
+  } catch (err) {
+    if (isClientTimeout(err) || isConnectionError(err)) broken = err as Error;
+    else {
+      await client.query('ROLLBACK').catch((rollbackErr: unknown) => {
+        broken = rollbackErr instanceof Error ? rollbackErr : new Error(String(rollbackErr));
+      });
+    }
+    throw err;
+  } finally {
+    client.release(broken);
+  }
+}
+
+// ---- what errors mean -----------------------------------------------------------------------
+
+export const UNIQUE_VIOLATION = '23505';
+/** A statement cancelled: `statement_timeout`, or an administrator's `pg_cancel_backend`. */
+const QUERY_CANCELED = '57014';
+/** `lock_timeout` ran out while a statement waited for a lock. */
+const LOCK_NOT_AVAILABLE = '55P03';
+/** The server ended the session or the socket broke: the transaction was rolled back (unless it was committing). */
+const CONNECTION_CODES = new Set(['57P01', '57P02', '57P03', '08000', '08001', '08003', '08004', '08006', 'ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT']);
+
+export function errorCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+export function isUniqueViolation(err: unknown): err is Error & { code: string; constraint?: string } {
+  return err instanceof Error && errorCode(err) === UNIQUE_VIOLATION;
+}
+
+/** The connection is gone (or never came): nothing more can be sent on it. */
+export function isConnectionError(err: unknown): boolean {
+  const code = errorCode(err);
+  if (code !== undefined && CONNECTION_CODES.has(code)) return true;
+  const message = err instanceof Error ? err.message : '';
+  return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|not queryable/i.test(message);
+}
+
+/** Jittered exponential backoff before another attempt: 5-10 ms, 10-20 ms, … capped at 500-1000 ms. */
+export function backoff(attempt: number): Promise<void> {
+  const base = Math.min(500, 5 * 2 ** (attempt - 1));
+  return new Promise((resolve) => setTimeout(resolve, base + Math.random() * base));
+}
+
+/** node-postgres gave up waiting for an answer (`query_timeout`): the statement may still run on the server. */
+export function isClientTimeout(err: unknown): boolean {
+  return err instanceof Error && err.message === 'Query read timeout';
 }

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { escapeIdentifier, type ClientBase, type Pool } from 'pg';
 import { StorageError, ValidationError } from '../../errors.js';
 import { assertName } from '../../foundation/names.js';
+import { inTransaction } from './postgres-pool.js';
 
 /**
  * The PostgreSQL layout: one schema per Xronox database (`<prefix><dbName>`), the same tables in
@@ -232,22 +233,7 @@ export async function createSchemaInTransaction(client: ClientBase, schema: stri
  * `xronox migrate` runs for each database. Returns whether it created the tables.
  */
 export async function prepareSchema(pool: Pool, schema: string, prefix: string, dbName: string): Promise<boolean> {
-  const client = await pool.connect();
-  let broken: Error | undefined;
-  try {
-    await client.query('BEGIN');
-    const created = await createSchemaInTransaction(client, schema, prefix, dbName);
-    await client.query('COMMIT');
-    return created;
-  } catch (err) {
-    await client.query('ROLLBACK').catch((rollbackErr: unknown) => {
-      // A connection that cannot even roll back is not given back to the pool.
-      broken = rollbackErr instanceof Error ? rollbackErr : new Error(String(rollbackErr));
-    });
-    throw err;
-  } finally {
-    client.release(broken);
-  }
+  return inTransaction(pool, (client) => createSchemaInTransaction(client, schema, prefix, dbName));
 }
 
 /**

@@ -1,3 +1,4 @@
+import type { DbConnectionConfig } from '../../config/schema.js';
 import type { DocumentStore } from '../../contracts/document-store.js';
 import type { IndexStore } from '../../contracts/index-store.js';
 import type { AdapterMembers } from '../../store/guard.js';
@@ -13,3 +14,15 @@ export const POSTGRES_DOCUMENT_STORE_MEMBERS = {
   name: 'postgres',
   capabilities: { nativeExpiry: false, atomicReplace: true },
 } as const satisfies AdapterMembers<DocumentStore>;
+
+/**
+ * The options both PostgreSQL stores of a connection take from its config: the same pool
+ * options, so that the index store and the document store share one pool.
+ */
+export function postgresOptions(connection: DbConnectionConfig): { schemaPrefix?: string; pool?: { statementTimeoutMillis: number } } {
+  const { schemaPrefix, statementTimeoutMs } = connection;
+  return {
+    ...(schemaPrefix === undefined ? {} : { schemaPrefix }),
+    ...(statementTimeoutMs === undefined ? {} : { pool: { statementTimeoutMillis: statementTimeoutMs } }),
+  };
+}

@@ -19,12 +19,12 @@ import type {
 } from '../../contracts/index-store.js';
 import type { FilterNode } from '../../foundation/filter-tree.js';
 import { processGone } from '../../foundation/process.js';
-import { groupWindows, keyed } from '../../store/driver-kit.js';
+import { groupWindows, keyed, windowRangeEnd } from '../../store/driver-kit.js';
 import { compileFilter, metaFields } from './sqlite-filter.js';
 import { openSqliteFile } from './sqlite-open.js';
 import { openSchema } from './sqlite-schema.js';
 import type { HeadSqlRow, HistorySqlRow, PendingBlobSqlRow, Statements, UploadSqlRow, VersionSqlRow } from './sqlite-statements.js';
-import { HEAD_COLUMNS, prepareStatements, toHead, toHistoryRow, toPendingBlob, toVersion, VERSION_COLUMNS, windowRangeEnd } from './sqlite-statements.js';
+import { HEAD_COLUMNS, prepareStatements, toHead, toHistoryRow, toPendingBlob, toVersion, VERSION_COLUMNS } from './sqlite-statements.js';
 
 export interface SqliteIndexDriverOptions {
   /** Database file; created with its folder when missing. `:memory:` works for one process. */

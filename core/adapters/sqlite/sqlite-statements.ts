@@ -39,11 +39,6 @@ export function toPendingBlob(r: PendingBlobSqlRow): PendingBlob {
   return { bucket: r.bucket, key: r.key, contentType: r.content_type, body: new Uint8Array(r.body) };
 }
 
-/** The lowest string above every key starting with `prefix` (prefixes end in `:`, so `;` follows). */
-export function windowRangeEnd(prefix: string): string {
-  return `${prefix.slice(0, -1)};`;
-}
-
 /**
  * Every fixed statement of the driver, prepared once per connection; parameters in the order of
  * the key columns, `(db, coll, ...)`. The SQL of reads whose shape varies is built by the driver.
