@@ -105,6 +105,20 @@ describe('the history checker', () => {
       expect(report.problems.join('\n')).toMatch(new RegExp(`written by ${a.tag}, which was rejected`));
     });
 
+    it('a write the client was told failed (outcome unknown) only if it was stored otherwise than asked', async () => {
+      const a = middleAck();
+      const asFailed = (entries: LogEntry[]) => entries.map((e): LogEntry => (e.t === 'ack' && e.tag === a.tag ? { t: 'fail', tag: a.tag, w: a.w, error: 'StorageError: the server went away' } : e));
+      // Stored whole, or never stored (a failed update of the same record appended): both allowed.
+      const neverStored: LogEntry[] = [
+        { ...intentOf(a.tag), tag: 'c0:failed', expectedOv: 1_000 },
+        { t: 'fail', tag: 'c0:failed', w: a.w, error: 'StorageError: the server went away' },
+      ];
+      const allowed = await check({ logs: editLog('c0', (entries) => [...asFailed(entries), ...neverStored]) });
+      expect({ problems: allowed.problems, failed: allowed.figures.failed, failedApplied: allowed.figures.failedApplied }).toEqual({ problems: [], failed: 2, failedApplied: 1 });
+      const otherData = await check({ logs: editLog('c0', (entries) => asFailed(entries).map((e) => (e.t === 'intent' && e.tag === a.tag ? { ...e, data: { ...e.data, n: -1 } } : e))) });
+      expect(otherData.problems.join('\n')).toMatch(new RegExp(`is not what ${a.tag} wrote`));
+    });
+
     it('an operation left unanswered by a client that was not killed', async () => {
       const a = acks('c0').at(-1)!;
       const report = await check({ logs: editLog('c0', (entries) => entries.filter((e) => !(e.t === 'ack' && e.tag === a.tag))) });

@@ -20,16 +20,17 @@
  * A `survive` writer runs beside a killed one on the same records (a crash amid contention): it
  * stops after its operations and shuts down normally.
  *
- * The stores are the real SQLite index store and filesystem blob store, built as the adapter
- * registry builds them; the self-kill modes reach them through a proxy that only adds the kill.
+ * The stores are the real index store the config names (SQLite, or PostgreSQL) and the
+ * filesystem blob store, built as the adapter registry builds them; the self-kill modes reach
+ * them through a proxy that only adds the kill.
  * (The registry itself is not imported: it also loads the MongoDB and S3 clients, which would add
  * a quarter second to each of the many process starts.)
  */
 import { existsSync, writeFileSync, writeSync } from 'node:fs';
-import { sqliteIndexStore } from '../../support/sqlite-index.js';
 import { FsBlobStore } from '../../../core/adapters/fs/fs-blob-store.js';
 import { loadConfig } from '../../../core/config/load.js';
 import type { Collection } from '../../../core/engine/collection.js';
+import { IndexRuntime } from '../../../core/store/index-runtime.js';
 import { type AdapterFactories, Xronox } from '../../../core/xronox.js';
 import { ordersRoute, runClient } from './history-client.js';
 import type { CrashWriterArgs } from './crash-kill.js';
@@ -40,9 +41,20 @@ const die = () => process.kill(process.pid, 'SIGKILL');
 
 let commits = 0;
 let puts = 0;
+// Only the backend the config names is loaded (a bundle evaluates a dynamic import when it runs).
+const conn = Object.values((args.config as { dbConnections: Record<string, { sqlitePath?: string; postgresUri?: string; schemaPrefix?: string }> }).dbConnections)[0]!;
+const indexStore =
+  conn.postgresUri === undefined
+    ? (await import('../../support/sqlite-index.js')).sqliteIndexStore({ path: conn.sqlitePath! })
+    : IndexRuntime.of(
+        new (await import('../../../core/adapters/postgres/postgres-index-driver.js')).PostgresIndexDriver({
+          connectionString: conn.postgresUri,
+          ...(conn.schemaPrefix === undefined ? {} : { schemaPrefix: conn.schemaPrefix }),
+        }),
+      );
 const factories: AdapterFactories = {
-  indexStore: (_ref, connection) =>
-    hook(sqliteIndexStore({ path: connection.sqlitePath! }), 'commit', {
+  indexStore: () =>
+    hook(indexStore, 'commit', {
       after: (result) => {
         if (args.mode === 'after-commit' && (result as { ok: boolean }).ok && ++commits === args.k) die();
       },

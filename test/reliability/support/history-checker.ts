@@ -9,8 +9,9 @@
  * - a record's history is not exactly 0..head (a gap, a duplicate, an extra), its version times
  *   do not strictly increase, or its head is not its newest version;
  * - a stored version was written by no logged operation (an orphan), by a rejected one, or by
- *   one operation twice; only an operation in flight when its process died may have written a
- *   version without an ack;
+ *   one operation twice; only an operation in flight when its process died, or one the client was
+ *   told failed with the index store (`fail`: its outcome unknown), may have written a version
+ *   without an ack;
  * - acknowledged writes of one record contradict real time: a write acknowledged before another
  *   was even issued holds a higher ov; or one client's acks of a record go back in ov;
  * - what a client read (the base of an enrich or delete, the target of a restore) is not what
@@ -26,7 +27,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { Collection } from '../../../core/engine/collection.js';
 import type { VersionRecord } from '../../../core/engine/collection-types.js';
 import { seededRandom } from '../../support/random.js';
-import type { AckEntry, IntentEntry, LogEntry, RejectEntry } from './history-log.js';
+import type { AckEntry, FailEntry, IntentEntry, LogEntry, RejectEntry } from './history-log.js';
 
 export interface ClientLog {
   name: string;
@@ -55,6 +56,11 @@ export interface CheckInput {
    * checked whole. Default: every version.
    */
   fromOv?: ReadonlyMap<string, number>;
+  /**
+   * Records read back at once (default 1). A server-backed index store answers each read over a
+   * round trip: several records in flight keep both the server and this process busy.
+   */
+  concurrency?: number;
 }
 
 export interface CheckFigures {
@@ -65,6 +71,10 @@ export interface CheckFigures {
   inFlight: number;
   /** In-flight operations whose write is in the store (the kill came after the commit, before the ack). */
   inFlightApplied: number;
+  /** Operations answered with a storage failure (`fail`): their outcome was unknown to the client. */
+  failed: number;
+  /** Those whose write is in the store. */
+  failedApplied: number;
   asOfQueries: number;
   /** Blob objects compared with the index (current.json and the version objects read back). */
   blobObjects: number;
@@ -86,6 +96,7 @@ interface Op {
   intent: IntentEntry;
   ack?: AckEntry;
   reject?: RejectEntry;
+  fail?: FailEntry;
   /** Where the operation's version was found, if anywhere. */
   foundAt?: { id: string; ov: number };
 }
@@ -100,8 +111,7 @@ export async function checkHistory(input: CheckInput): Promise<CheckReport> {
   const problem = (text: string) => {
     if (problems.length < MAX_PROBLEMS) problems.push(text);
   };
-  const figures: CheckFigures = { records: 0, versions: 0, ackedChecked: 0, rejected: 0, inFlight: 0, inFlightApplied: 0, asOfQueries: 0, blobObjects: 0, tempFiles: 0 };
-  const random = seededRandom(input.seed);
+  const figures: CheckFigures = { records: 0, versions: 0, ackedChecked: 0, rejected: 0, inFlight: 0, inFlightApplied: 0, failed: 0, failedApplied: 0, asOfQueries: 0, blobObjects: 0, tempFiles: 0 };
 
   // ---- the logs on their own ----------------------------------------------------------------
   const ops = new Map<string, Op>();
@@ -121,8 +131,11 @@ export async function checkHistory(input: CheckInput): Promise<CheckReport> {
         problem(`${log.name}: ${entry.t} of ${entry.tag} without its intent`);
         continue;
       }
-      if (op.ack || op.reject) problem(`${log.name}: ${entry.tag} was answered twice`);
-      if (entry.t === 'ack') {
+      if (op.ack || op.reject || op.fail) problem(`${log.name}: ${entry.tag} was answered twice`);
+      if (entry.t === 'fail') {
+        op.fail = entry;
+        figures.failed++;
+      } else if (entry.t === 'ack') {
         op.ack = entry;
         // One client is sequential: its later acks of a record come after its earlier ones.
         const last = lastOvOf.get(entry.id);
@@ -133,7 +146,7 @@ export async function checkHistory(input: CheckInput): Promise<CheckReport> {
         figures.rejected++;
       }
     }
-    const inFlight = issued.filter((op) => !op.ack && !op.reject).length;
+    const inFlight = issued.filter((op) => !op.ack && !op.reject && !op.fail).length;
     figures.inFlight += inFlight;
     if (inFlight > (log.killed ? 1 : 0)) problem(`${log.name}: ${inFlight} operations without an answer (${log.killed ? 'a killed client has at most one' : 'the client was not killed'})`);
   }
@@ -188,14 +201,19 @@ export async function checkHistory(input: CheckInput): Promise<CheckReport> {
   const dataOf = new Map<string, VersionRecord>();
   const heads = new Map<string, number>();
 
-  for (const id of checked) {
-    try {
-      await checkRecord(id);
-    } catch (err) {
-      // A read that fails (say an archived version whose object is gone) is a finding, not a crash of the checker.
-      problem(`${id}: reading it back failed: ${err instanceof Error ? err.message : String(err)}`);
+  let next = 0;
+  const reader = async () => {
+    while (next < checked.length) {
+      const id = checked[next++]!;
+      try {
+        await checkRecord(id);
+      } catch (err) {
+        // A read that fails (say an archived version whose object is gone) is a finding, not a crash of the checker.
+        problem(`${id}: reading it back failed: ${err instanceof Error ? err.message : String(err)}`);
+      }
     }
-  }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, input.concurrency ?? 1) }, reader));
 
   // Read consistency: what a client based a write on is what that version holds.
   for (const op of ops.values()) {
@@ -216,8 +234,9 @@ export async function checkHistory(input: CheckInput): Promise<CheckReport> {
     figures.ackedChecked++;
     if (!op.foundAt) problem(`lost acknowledged write: ${op.intent.tag} (${op.intent.kind} of ${op.ack.id}, ov ${op.ack.ov})`);
   }
-  const inFlightApplied = [...ops.values()].filter((op) => !op.ack && !op.reject && op.foundAt).map((op) => op.intent.tag);
+  const inFlightApplied = [...ops.values()].filter((op) => !op.ack && !op.reject && !op.fail && op.foundAt).map((op) => op.intent.tag);
   figures.inFlightApplied = inFlightApplied.length;
+  figures.failedApplied = [...ops.values()].filter((op) => op.fail && op.foundAt).length;
 
   if (input.blobRoot) checkOrphanObjects(input.blobRoot, listedSet);
   return { problems, figures, inFlightApplied, heads };
@@ -302,6 +321,8 @@ export async function checkHistory(input: CheckInput): Promise<CheckReport> {
     };
     const first = versions[0];
     if (!first) return;
+    // Each record draws its instants from a generator of its own: the same ones whatever order the records are read in.
+    const random = seededRandom(input.seed ^ idHash(id));
     const probed = (v: VersionRecord | undefined) => v !== undefined && (!input.probeTags || input.probeTags(v.reason ?? ''));
     if (first.ov === 0 && probed(first)) await expect(fromMicros(toMicros(first.at) - 1), null, 'before the first version');
     for (let i = 0; i < versions.length; i++) {
@@ -362,6 +383,12 @@ async function listAll(orders: Collection): Promise<string[]> {
     if (page.nextAfterId === null) return ids;
     afterId = page.nextAfterId;
   }
+}
+
+function idHash(id: string): number {
+  let h = 0;
+  for (let i = 0; i < id.length; i++) h = (Math.imul(h, 31) + id.charCodeAt(i)) | 0;
+  return h;
 }
 
 function readJson(path: string): Record<string, unknown> | null {

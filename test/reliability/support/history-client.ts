@@ -9,7 +9,7 @@
  */
 import type { Collection } from '../../../core/engine/collection.js';
 import type { Xronox } from '../../../core/xronox.js';
-import { NotFoundError, VersionConflictError } from '../../../core/errors.js';
+import { NotFoundError, StorageError, VersionConflictError } from '../../../core/errors.js';
 import { seededRandom } from '../../support/random.js';
 import { type IntentEntry, type JsonData, OP_KINDS, type OpKind, type OpLog } from './history-log.js';
 
@@ -17,10 +17,22 @@ export const RELIABILITY_TENANT = 'acme';
 export const RELIABILITY_DB = 'rt_reliability';
 export const RELIABILITY_COLLECTION = 'orders';
 
-/** The embedded default: one SQLite file and one blob folder, which every client opens. */
-export function reliabilityConfig(dir: string) {
+/**
+ * Where the reliability runs keep their index: the embedded default (one SQLite file in the run's
+ * folder) or a PostgreSQL server, in schemas named by a prefix the run made up (and drops).
+ */
+export type ReliabilityBackend = { kind: 'sqlite' } | { kind: 'postgres'; uri: string; schemaPrefix: string };
+
+/** One index store (SQLite by default) and one blob folder, which every client opens. */
+export function reliabilityConfig(dir: string): ReturnType<typeof configOn<{ sqlitePath: string }>>;
+export function reliabilityConfig(dir: string, backend: ReliabilityBackend): ReturnType<typeof configOn<{ sqlitePath?: string; postgresUri?: string; schemaPrefix?: string }>>;
+export function reliabilityConfig(dir: string, backend: ReliabilityBackend = { kind: 'sqlite' }) {
+  return configOn(dir, backend.kind === 'sqlite' ? { sqlitePath: `${dir}/xronox.sqlite` } : { postgresUri: backend.uri, schemaPrefix: backend.schemaPrefix });
+}
+
+function configOn<C extends object>(dir: string, local: C) {
   return {
-    dbConnections: { local: { sqlitePath: `${dir}/xronox.sqlite` } },
+    dbConnections: { local },
     localStorage: { basePath: `${dir}/blobs`, enabled: true },
     databases: { runtime: { tenantDatabases: [{ tenantId: RELIABILITY_TENANT, dbConnRef: 'local', dbName: RELIABILITY_DB }] } },
   };
@@ -34,11 +46,24 @@ export interface ClientOptions {
   seed: number;
   /** Operations to issue (acknowledged or rejected). */
   ops: number;
+  /** Stop once this many operations were acknowledged, even if fewer than `ops` were issued. */
+  acks?: number;
   /** Records every client works on: the contention set. */
   sharedIds: readonly string[];
   log: OpLog;
   /** Called after each ack line is written, with the number of acks so far. */
   onAck?: (acks: number) => void;
+  /** Asked before each operation: the client stops once it says so. */
+  stop?: () => boolean;
+  /**
+   * Rides out outages of the index store (a server restart): a write that fails with a
+   * `StorageError` is logged `fail` (its outcome is unknown to the client), a read that fails
+   * skips the operation, and either way the client pauses this long before going on. Without
+   * it, such an error ends the client.
+   */
+  outagePauseMs?: number;
+  /** With `outagePauseMs`: told of each StorageError the client rode out. */
+  onStorageError?: (err: StorageError) => void;
 }
 
 export interface ClientFigures {
@@ -46,6 +71,9 @@ export interface ClientFigures {
   acked: Record<OpKind, number>;
   /** Rejected because another client wrote first (VersionConflictError, or NotFoundError for a record deleted meanwhile). */
   rejected: Record<OpKind, number>;
+  /** With `outagePauseMs`: writes answered with a StorageError (outcome unknown), and reads that failed so. */
+  failed: Record<OpKind, number>;
+  readFailures: number;
 }
 
 export function emptyCounts(): Record<OpKind, number> {
@@ -57,20 +85,40 @@ export async function runClient(orders: Collection, options: ClientOptions): Pro
   const random = seededRandom(options.seed);
   const int = (n: number) => Math.floor(random() * n);
   const own: string[] = [];
-  const figures: ClientFigures = { client, acked: emptyCounts(), rejected: emptyCounts() };
+  const figures: ClientFigures = { client, acked: emptyCounts(), rejected: emptyCounts(), failed: emptyCounts(), readFailures: 0 };
   let acks = 0;
+  const outage = async (err: unknown): Promise<boolean> => {
+    if (options.outagePauseMs === undefined || !(err instanceof StorageError)) return false;
+    options.onStorageError?.(err);
+    await new Promise((r) => setTimeout(r, options.outagePauseMs));
+    return true;
+  };
 
-  for (let seq = 0; seq < options.ops; seq++) {
+  for (let seq = 0; seq < options.ops && acks < (options.acks ?? Infinity) && !options.stop?.(); seq++) {
     const tag = `${client}:${seq}`;
-    const intent = await plan(tag);
+    let intent: IntentEntry;
+    try {
+      intent = await plan(tag);
+    } catch (err) {
+      if (!(await outage(err))) throw err;
+      figures.readFailures++;
+      continue;
+    }
     log.write(intent);
     try {
       const result = await perform(intent);
       log.write({ t: 'ack', tag, w: Date.now(), ...result });
       if (intent.kind === 'create') own.push(result.id);
       figures.acked[intent.kind]++;
-      options.onAck?.(++acks);
+      acks++;
+      options.onAck?.(acks);
     } catch (err) {
+      if (err instanceof StorageError && options.outagePauseMs !== undefined) {
+        log.write({ t: 'fail', tag, w: Date.now(), error: `${err.name}: ${err.message}` });
+        figures.failed[intent.kind]++;
+        await outage(err);
+        continue;
+      }
       if (!(err instanceof VersionConflictError) && !(err instanceof NotFoundError)) throw err;
       log.write({ t: 'reject', tag, w: Date.now(), error: err.name });
       figures.rejected[intent.kind]++;

@@ -4,9 +4,11 @@
  * cache, so it survives a SIGKILL of the process (only a machine crash could lose it).
  *
  * Each operation writes an `intent` line before the call (what it asks and what the resulting
- * version must hold), then exactly one of `ack` (the call resolved: the write is acknowledged)
- * or `reject` (the call failed with a conflict: nothing may have been written). An intent with
- * neither is in flight: its process died during the call, so the write may or may not exist.
+ * version must hold), then exactly one of `ack` (the call resolved: the write is acknowledged),
+ * `reject` (the call failed with a conflict: nothing may have been written) or `fail` (the index
+ * store failed, say its server restarted: the write may or may not exist, and the client was
+ * told so). An intent with none of them is in flight: its process died during the call, so the
+ * write may or may not exist.
  */
 import { closeSync, existsSync, openSync, readFileSync, writeSync } from 'node:fs';
 
@@ -56,7 +58,15 @@ export interface RejectEntry {
   error: string;
 }
 
-export type LogEntry = IntentEntry | AckEntry | RejectEntry;
+export interface FailEntry {
+  t: 'fail';
+  tag: string;
+  w: number;
+  /** The error's class name (`StorageError`) and message. */
+  error: string;
+}
+
+export type LogEntry = IntentEntry | AckEntry | RejectEntry | FailEntry;
 
 /** One client's log, appended synchronously. */
 export class OpLog {

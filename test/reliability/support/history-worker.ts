@@ -16,7 +16,7 @@ import { OpLog } from './history-log.js';
 export interface HostArgs {
   config: unknown;
   sharedIds: string[];
-  clients: Array<{ client: string; seed: number; ops: number; logPath: string }>;
+  clients: Array<{ client: string; seed: number; ops: number; acks?: number; logPath: string }>;
   /**
    * A start line: the host writes `ready` once its instance is open and waits for `go` to exist,
    * so that hosts slow to start (a process, a thread) still run at the same time as the others.
@@ -35,7 +35,7 @@ async function host(args: HostArgs): Promise<ClientFigures[]> {
       writeFileSync(args.barrier.ready, '');
       while (!existsSync(args.barrier.go)) await new Promise((r) => setTimeout(r, 2));
     }
-    return await Promise.all(args.clients.map((c, i) => runClient(orders, { client: c.client, seed: c.seed, ops: c.ops, sharedIds: args.sharedIds, log: logs[i]! })));
+    return await Promise.all(args.clients.map((c, i) => runClient(orders, { client: c.client, seed: c.seed, ops: c.ops, ...(c.acks === undefined ? {} : { acks: c.acks }), sharedIds: args.sharedIds, log: logs[i]! })));
   } finally {
     for (const log of logs) log.close();
     await xronox.shutdown();
