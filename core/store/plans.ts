@@ -25,7 +25,9 @@ export const MAX_REASON_LENGTH = 2000;
 
 const done = <T>(result: T, effects: readonly Effect[] = []): Decision<T> => ({ effects, result });
 const ref = (ns: Namespace, id: string): RecordRef => ({ dbName: ns.dbName, collection: ns.collection, id });
-const unique = <T>(items: Iterable<T>): T[] => [...new Set(items)];
+const uploadRead = (ns: Namespace, upload: { bucket: string; key: string }) => ({ ...ns, bucket: upload.bucket, key: upload.key });
+/** What a missing list holds (shared: nothing ever adds to it). */
+const NONE: readonly never[] = Object.freeze([]);
 
 /**
  * `RecordIndex.commit`: each write in order checks the head's ov, takes its claims, gets the next
@@ -34,17 +36,20 @@ const unique = <T>(items: Iterable<T>): T[] => [...new Set(items)];
  * sync at seq = cv; then the counters. Any failed check writes nothing and names the write.
  */
 export function commit(ns: Namespace, batch: CommitBatch): Transaction<CommitResult> {
-  const writes = batch.writes;
-  const reads: ReadSet = {
-    heads: unique(writes.map((w) => w.id)).map((id) => ref(ns, id)),
-    collectionVersions: [ns],
-    claims: unique(writes.flatMap((w) => (w.claims ?? []).map((c) => c.key))).map((key) => ({ ...ns, key })),
-    uploads: writes.flatMap((w) => (w.uploads ?? []).map((u) => ({ ...ns, bucket: u.bucket, key: u.key }))),
-  };
+  const heads = new Map<string, RecordRef>();
+  const claims = new Map<string, Namespace & { key: string }>();
+  const uploads: Array<Namespace & { bucket: string; key: string }> = [];
+  for (const w of batch.writes) {
+    if (!heads.has(w.id)) heads.set(w.id, ref(ns, w.id));
+    for (const c of w.claims ?? NONE) if (!claims.has(c.key)) claims.set(c.key, { ...ns, key: c.key });
+    for (const u of w.uploads ?? NONE) uploads.push(uploadRead(ns, u));
+  }
+  const reads: ReadSet = { heads: [...heads.values()], collectionVersions: [ns], claims: [...claims.values()], uploads };
   return { reads, decide: (rows) => decideCommit(ns, batch, rows) };
 }
 
 function decideCommit(ns: Namespace, batch: CommitBatch, rows: ReadRows): Decision<CommitResult> {
+  const writes = batch.writes;
   const effects: Effect[] = [];
   const cvs: number[] = [];
   // What the batch's earlier writes changed, over what was read.
@@ -52,11 +57,12 @@ function decideCommit(ns: Namespace, batch: CommitBatch, rows: ReadRows): Decisi
   const claims = new Map(rows.claims);
   const taken = new Set<string>();
   let cv = rows.collectionVersions.get(nsKey(ns)) ?? -1;
-  for (const [index, write] of batch.writes.entries()) {
+  for (let index = 0; index < writes.length; index++) {
+    const write = writes[index]!;
     const { id, head } = write;
     const actualOv = ovs.has(id) ? ovs.get(id)! : (rows.heads.get(refKey(ns, id))?.ov ?? null);
     if (actualOv !== write.expectedOv) return done({ ok: false, reason: 'version', index, id, expectedOv: write.expectedOv, actualOv });
-    for (const claim of write.claims ?? []) {
+    for (const claim of write.claims ?? NONE) {
       const key = refKey(ns, claim.key);
       const holder = claims.get(key);
       if (holder !== undefined && holder !== id && holder !== claim.replacing) return done({ ok: false, reason: 'claim', index, id, key: claim.key, heldBy: holder });
@@ -71,7 +77,7 @@ function decideCommit(ns: Namespace, batch: CommitBatch, rows: ReadRows): Decisi
       effects.push({ kind: 'deleteHead', ns, id }, { kind: 'deleteVersions', ns, id, belowOv: Infinity });
     }
     ovs.set(id, head?.ov ?? null);
-    for (const u of write.uploads ?? []) {
+    for (const u of write.uploads ?? NONE) {
       const intent = JSON.stringify([uploadKey(ns, u.bucket, u.key), u.token]);
       const held = rows.uploads.get(uploadKey(ns, u.bucket, u.key))?.some((r) => r.token === u.token && !r.cleaning) ?? false;
       if (!held || taken.has(intent)) return done({ ok: false, reason: 'upload', index, id, key: u.key });
@@ -83,7 +89,7 @@ function decideCommit(ns: Namespace, batch: CommitBatch, rows: ReadRows): Decisi
       for (const [key, holder] of claims) if (holder === id) claims.delete(key);
     }
     if (!head) effects.push({ kind: 'dropPendingBlobs', ns, id });
-    for (const blob of write.blobs ?? []) effects.push({ kind: 'putPendingBlob', ns, id, blob });
+    for (const blob of write.blobs ?? NONE) effects.push({ kind: 'putPendingBlob', ns, id, blob });
     const v = write.version;
     if (v && head) {
       effects.push({
@@ -97,12 +103,21 @@ function decideCommit(ns: Namespace, batch: CommitBatch, rows: ReadRows): Decisi
     }
     effects.push({ kind: 'putOutbox', ns, id, seq: cv });
   }
-  if (batch.writes.length > 0) effects.push({ kind: 'setCollectionVersion', ns, cv });
-  for (const c of batch.counters ?? []) {
-    const deltas = Object.fromEntries(Object.entries(c.deltas).filter(([, delta]) => delta !== 0));
-    if (Object.keys(deltas).length > 0) effects.push({ kind: 'addCounters', dbName: c.dbName, collection: c.collection, deltas, windows: c.windows ?? [] });
+  if (writes.length > 0) effects.push({ kind: 'setCollectionVersion', ns, cv });
+  for (const c of batch.counters ?? NONE) {
+    const deltas = nonZero(c.deltas);
+    if (deltas) effects.push({ kind: 'addCounters', dbName: c.dbName, collection: c.collection, deltas, windows: c.windows ?? NONE });
   }
   return done({ ok: true, cvs }, effects);
+}
+
+/** The deltas that change something, or `undefined` when none does. */
+function nonZero(deltas: Readonly<Record<string, number>>): Record<string, number> | undefined {
+  let out: Record<string, number> | undefined;
+  for (const name in deltas) {
+    if (deltas[name] !== 0) (out ??= {})[name] = deltas[name]!;
+  }
+  return out;
 }
 
 /**
@@ -221,8 +236,6 @@ export function setCounterWindows(dbName: string, collection: string, windows: r
 }
 
 // ---- upload intents ---------------------------------------------------------------------------
-
-const uploadRead = (ns: Namespace, upload: { bucket: string; key: string }) => ({ ...ns, bucket: upload.bucket, key: upload.key });
 
 /**
  * `UploadIntents.recordUploads`: refused as a whole when a key has a cleanup mark; otherwise

@@ -21,21 +21,13 @@ import { processGone } from '../../foundation/process.js';
 import type { RowReader } from '../../store/driver-kit.js';
 import { decideSteps, groupWindows, readRowByRow, versionPoint, windowKeyRange, windowRangesBelow } from '../../store/driver-kit.js';
 import { compileFilter, metaFields } from './sqlite-filter.js';
-import { openSqliteFile } from './sqlite-open.js';
+import type { SqliteFileOptions } from './sqlite-open.js';
+import { openSqliteFile, statementCache, synchronous } from './sqlite-open.js';
 import { openSchema } from './sqlite-schema.js';
 import type { HeadSqlRow, HistorySqlRow, PendingBlobSqlRow, Statements, UploadSqlRow, VersionSqlRow } from './sqlite-statements.js';
 import { HEAD_FIELDS, prepareStatements, toHead, toHistoryRow, toPendingBlob, toVersion, VERSION_COLUMNS } from './sqlite-statements.js';
 
-export interface SqliteIndexDriverOptions {
-  /** Database file; created with its folder when missing. `:memory:` works for one process. */
-  path: string;
-  /** How long a writer waits for another process's write lock before failing. Default 10 s. */
-  busyTimeoutMs?: number;
-  /**
-   * `full` (default) fsyncs every commit: an acknowledged write survives power loss.
-   * `normal` survives process crashes but may lose the last commits on power loss.
-   */
-  durability?: 'full' | 'normal';
+export interface SqliteIndexDriverOptions extends SqliteFileOptions {
   /** The page cache of this connection, in MiB. Default 64. */
   cacheMiB?: number;
 }
@@ -85,17 +77,16 @@ export class SqliteIndexDriver implements IndexDriver {
   /** The durability the file was opened with (`durability`), restored after each write that skips the fsync. */
   readonly #synchronous: 'FULL' | 'NORMAL';
   readonly #s: Statements;
-  readonly #dynamic = new Map<string, Database.Statement>();
+  /** Statements of SQL that varies with a query's shape (see `limit`). */
+  readonly #dynamic: (sql: string) => Database.Statement;
   readonly #read: (reads: ReadSet) => ReadRows;
   readonly #run: Database.Transaction<(tx: Transaction<unknown>) => unknown>;
   /** The last meta written, and its JSON: a version entry carries its head's meta object. */
   #meta: { of: object; json: string } | undefined;
 
   constructor(options: SqliteIndexDriverOptions) {
-    this.#synchronous = options.durability === 'normal' ? 'NORMAL' : 'FULL';
-    this.#db = openSqliteFile(options.path, options.busyTimeoutMs ?? 10_000, (db) => {
-      db.pragma('journal_mode = WAL');
-      db.pragma(`synchronous = ${this.#synchronous}`);
+    this.#synchronous = synchronous(options);
+    this.#db = openSqliteFile(options, (db) => {
       db.pragma('foreign_keys = OFF');
       // SQLite's default page cache (2 MiB) makes a random read into a long history a page miss at
       // every level of the index; 64 MiB keeps the upper levels of large indexes in memory.
@@ -103,6 +94,7 @@ export class SqliteIndexDriver implements IndexDriver {
       openSchema(db);
     });
     this.#s = prepareStatements(this.#db);
+    this.#dynamic = statementCache(this.#db);
     const reader = rowReader(this.#s);
     this.#read = (reads) => readRowByRow(reads, reader, Date.now());
     this.#run = this.#db.transaction((tx: Transaction<unknown>) => {
@@ -141,15 +133,8 @@ export class SqliteIndexDriver implements IndexDriver {
 
   // ---- reads --------------------------------------------------------------------------------
 
-  /** SQL that varies with a query's shape; shapes repeat, so their statements are kept (bounded). */
   #all<R>(sql: string, params: readonly unknown[]): R[] {
-    let stmt = this.#dynamic.get(sql);
-    if (!stmt) {
-      if (this.#dynamic.size >= 256) this.#dynamic.clear();
-      stmt = this.#db.prepare(sql);
-      this.#dynamic.set(sql, stmt);
-    }
-    return stmt.all(...params) as R[];
+    return this.#dynamic(sql).all(...params) as R[];
   }
 
   async getHead(ns: Namespace, id: string): Promise<HeadRow | null> {
