@@ -39,26 +39,11 @@ const NO_LIMIT = -1;
 /** Where the effects without a namespace (`copyNamespace`) are said to be. */
 const NO_NAMESPACE = { dbName: '', collection: '' };
 
-/**
- * A `LIMIT` with its number written in. A bound `LIMIT ?` makes SQLite prepare the statement again
- * at every run (the value may change its plan), which costs more than a point query itself; the
- * statements of the limits in use are kept (`#all`).
- */
-function limit(n: number): string {
-  if (!Number.isSafeInteger(n)) throw new RangeError(`A limit is a whole number, not ${n}`);
-  return `LIMIT ${n}`;
-}
-
-type Condition = readonly [sql: string, ...params: unknown[]];
-
-/** `AND`ed conditions and their parameters in order; `false` ones are left out. */
-function where(conditions: ReadonlyArray<Condition | false>): { sql: string; params: unknown[] } {
-  const kept = conditions.filter((c): c is Condition => c !== false);
-  return { sql: kept.map(([sql]) => sql).join(' AND '), params: kept.flatMap(([, ...params]) => params) };
-}
+/** A term of a `WHERE` and its parameters; `false` ones are left out. */
+type Condition = readonly [sql: string, ...params: unknown[]] | false;
 
 /** A filter over indexed values as a condition (see `compileFilter`). */
-function filtered(filter: FilterNode | null, column?: string): Condition | false {
+function filtered(filter: FilterNode | null, column?: string): Condition {
   if (!filter) return false;
   const params: unknown[] = [];
   return [compileFilter(filter, params, metaFields(column)), ...params];
@@ -119,11 +104,12 @@ export class SqliteIndexDriver implements IndexDriver {
    */
   #withoutFsync<T>(write: () => T): T {
     if (this.#synchronous === 'NORMAL') return write();
-    this.#db.pragma('synchronous = NORMAL');
+    // `exec`, not a kept statement: SQLite applies this pragma when it prepares it.
+    this.#db.exec('PRAGMA synchronous = NORMAL');
     try {
       return write();
     } finally {
-      this.#db.pragma(`synchronous = ${this.#synchronous}`);
+      this.#db.exec(`PRAGMA synchronous = ${this.#synchronous}`);
     }
   }
 
@@ -133,8 +119,17 @@ export class SqliteIndexDriver implements IndexDriver {
 
   // ---- reads --------------------------------------------------------------------------------
 
-  #all<R>(sql: string, params: readonly unknown[]): R[] {
-    return this.#dynamic(sql).all(...params) as R[];
+  /**
+   * The rows of `SELECT columns FROM source WHERE conditions ORDER BY order LIMIT limit`. The limit
+   * is written in: a bound `LIMIT ?` makes SQLite prepare the statement again at every run (the
+   * value may change its plan), which costs more than a point query itself; the statements of the
+   * shapes and limits in use are kept.
+   */
+  #select<R>(columns: string, source: string, conditions: readonly Condition[], order: string, limit = NO_LIMIT): R[] {
+    if (!Number.isSafeInteger(limit)) throw new RangeError(`A limit is a whole number, not ${limit}`);
+    const kept = conditions.filter((c) => c !== false);
+    const sql = `SELECT ${columns} FROM ${source} WHERE ${kept.map(([term]) => term).join(' AND ')} ORDER BY ${order} LIMIT ${limit}`;
+    return this.#dynamic(sql).all(...kept.flatMap(([, ...params]) => params)) as R[];
   }
 
   async getHead(ns: Namespace, id: string): Promise<HeadRow | null> {
@@ -149,18 +144,17 @@ export class SqliteIndexDriver implements IndexDriver {
       return row ? [toVersion(row)] : [];
     }
     const at = range.at;
-    const w = where([
+    const order = at === undefined ? (range.order === 'asc' ? 'ov' : 'ov DESC') : 'at' in at ? 'at DESC, ov DESC' : 'cv DESC';
+    // Only the few entries still waiting for archival, in their partial index: never a long history.
+    const from = range.unarchived ? 'versions INDEXED BY versions_unarchived' : 'versions';
+    const rows = this.#select<VersionSqlRow>(VERSION_COLUMNS, from, [
       ['db = ? AND coll = ? AND id = ?', ns.dbName, ns.collection, id],
       range.beforeOv !== undefined && ['ov < ?', range.beforeOv],
       range.afterOv !== undefined && ['ov > ?', range.afterOv],
-      // Only the few entries still waiting for archival, in their partial index: never a long history.
       range.unarchived === true && ['archived = 0'],
       at !== undefined && ('at' in at ? ['at <= ?', at.at] : ['cv <= ?', at.cv]),
-    ]);
-    const order = at === undefined ? (range.order === 'asc' ? 'ov' : 'ov DESC') : 'at' in at ? 'at DESC, ov DESC' : 'cv DESC';
-    const from = range.unarchived ? 'versions INDEXED BY versions_unarchived' : 'versions';
-    const sql = `SELECT ${VERSION_COLUMNS} FROM ${from} WHERE ${w.sql} ORDER BY ${order} ${limit(at ? 1 : (range.limit ?? NO_LIMIT))}`;
-    return this.#all<VersionSqlRow>(sql, w.params).map(toVersion);
+    ], order, at ? 1 : range.limit);
+    return rows.map(toVersion);
   }
 
   async listHistory(ns: Namespace, id: string, range: { beforeOv?: number; limit: number }): Promise<HistoryRow[]> {
@@ -173,45 +167,41 @@ export class SqliteIndexDriver implements IndexDriver {
     const column = SORT_COLUMNS[query.sort.field];
     const [dir, cmp] = query.sort.direction === 1 ? ['ASC', '>'] : ['DESC', '<'];
     const after = query.after;
-    const w = where([
+    const order = column === 'id' ? `id ${dir}` : `${column} ${dir}, id ${dir}`;
+    const rows = this.#select<HeadSqlRow>(HEAD_FIELDS, 'heads', [
       ['db = ? AND coll = ?', ns.dbName, ns.collection],
       !query.includeDeleted && ['deleted = 0'],
       filtered(query.filter),
       after !== undefined && (column === 'id' ? [`id ${cmp} ?`, after.id] : [`(${column}, id) ${cmp} (?, ?)`, after.value, after.id]),
-    ]);
-    const order = column === 'id' ? `id ${dir}` : `${column} ${dir}, id ${dir}`;
-    const sql = `SELECT ${HEAD_FIELDS} FROM heads WHERE ${w.sql} ORDER BY ${order} ${limit(query.limit)}`;
-    return this.#all<HeadSqlRow>(sql, w.params).map(toHead);
+    ], order, query.limit);
+    return rows.map(toHead);
   }
 
   async queryAt(ns: Namespace, query: AsOfQuery): Promise<VersionRow[]> {
     const [dir, cmp] = query.direction === 1 ? ['ASC', '>'] : ['DESC', '<'];
-    const w = where([
+    // One index seek per record (versions_by_time), driven by the heads in id order.
+    const source = 'heads h JOIN versions v ON v.db = h.db AND v.coll = h.coll AND v.id = h.id';
+    const version = 'SELECT w.ov FROM versions w WHERE w.db = h.db AND w.coll = h.coll AND w.id = h.id AND w.at <= ? ORDER BY w.at DESC, w.ov DESC LIMIT 1';
+    const rows = this.#select<VersionSqlRow>(VERSION_COLUMNS.replace(/\w+/g, 'v.$&'), source, [
+      [`v.ov = (${version})`, query.at],
       ['h.db = ? AND h.coll = ?', ns.dbName, ns.collection],
       query.afterId !== undefined && [`h.id ${cmp} ?`, query.afterId],
       !query.includeDeleted && ['v.deleted = 0'],
       filtered(query.filter, 'v.meta'),
-    ]);
-    // One index seek per record (versions_by_time), driven by the heads in id order.
-    const sql = `SELECT ${VERSION_COLUMNS.split(', ').map((c) => `v.${c}`).join(', ')}
-      FROM heads h JOIN versions v ON v.db = h.db AND v.coll = h.coll AND v.id = h.id
-        AND v.ov = (SELECT w.ov FROM versions w WHERE w.db = h.db AND w.coll = h.coll AND w.id = h.id AND w.at <= ?
-                    ORDER BY w.at DESC, w.ov DESC LIMIT 1)
-      WHERE ${w.sql} ORDER BY h.id ${dir} ${limit(query.limit)}`;
-    return this.#all<VersionSqlRow>(sql, [query.at, ...w.params]).map(toVersion);
+    ], `h.id ${dir}`, query.limit);
+    return rows.map(toVersion);
   }
 
   async listVersionsByActor(ns: Namespace, actorId: string, query: ActorQuery): Promise<VersionRow[]> {
     const before = query.before;
-    const w = where([
+    const rows = this.#select<VersionSqlRow>(VERSION_COLUMNS, 'versions', [
       ['db = ? AND coll = ? AND actor_id = ?', ns.dbName, ns.collection, actorId],
       query.actorType !== undefined && ['actor_type = ?', query.actorType],
       query.from !== undefined && ['at >= ?', query.from],
       query.to !== undefined && ['at <= ?', query.to],
       before !== undefined && ['(at, id, ov) < (?, ?, ?)', before.at, before.id, before.ov],
-    ]);
-    const sql = `SELECT ${VERSION_COLUMNS} FROM versions WHERE ${w.sql} ORDER BY at DESC, id DESC, ov DESC ${limit(query.limit)}`;
-    return this.#all<VersionSqlRow>(sql, w.params).map(toVersion);
+    ], 'at DESC, id DESC, ov DESC', query.limit);
+    return rows.map(toVersion);
   }
 
   async listClaims(ns: Namespace, query: { key?: string; afterKey?: string; limit: number }): Promise<Array<{ key: string; id: string }>> {
@@ -222,16 +212,15 @@ export class SqliteIndexDriver implements IndexDriver {
   }
 
   async listOutbox(dbName: string, query: OutboxQuery): Promise<PendingSync[]> {
-    const w = where([
+    // The queue's order is the rowid's: an upsert keeps a re-marked entry's row.
+    const order = query.order === 'id' ? 'id' : 'rowid';
+    return this.#select<PendingSync>('coll AS collection, id, seq', 'sync_outbox', [
       ['db = ?', dbName],
       query.collection !== undefined && ['coll = ?', query.collection],
       query.id !== undefined && ['id = ?', query.id],
       query.afterId !== undefined && ['id > ?', query.afterId],
       query.maxSeq !== undefined && ['seq <= ?', query.maxSeq],
-    ]);
-    // The queue's order is the rowid's: an upsert keeps a re-marked entry's row.
-    const order = query.order === 'id' ? 'id' : 'rowid';
-    return this.#all<PendingSync>(`SELECT coll AS collection, id, seq FROM sync_outbox WHERE ${w.sql} ORDER BY ${order} ${limit(query.limit)}`, w.params);
+    ], order, query.limit);
   }
 
   async listDeadLetters(dbName: string, query: { limit: number }): Promise<DeadLetter[]> {
@@ -239,13 +228,12 @@ export class SqliteIndexDriver implements IndexDriver {
   }
 
   async listPendingBlobs(ns: Namespace, id: string | null, query?: { bucket: string; key: string }): Promise<PendingBlob[]> {
-    const w = where([
+    const rows = this.#select<PendingBlobSqlRow>('bucket, key, content_type, body', 'pending_blobs', [
       ['db = ? AND coll = ?', ns.dbName, ns.collection],
       id !== null && ['id = ?', id],
       query !== undefined && ['bucket = ? AND key = ?', query.bucket, query.key],
-    ]);
-    const sql = `SELECT bucket, key, content_type, body FROM pending_blobs WHERE ${w.sql} ORDER BY key`;
-    return this.#all<PendingBlobSqlRow>(sql, w.params).map(toPendingBlob);
+    ], 'key');
+    return rows.map(toPendingBlob);
   }
 
   async getCounters(dbName: string, collection: string): Promise<Record<string, number>> {
