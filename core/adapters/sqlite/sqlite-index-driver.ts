@@ -62,7 +62,7 @@ export class SqliteIndexDriver implements IndexDriver {
   /** The durability the file was opened with (`durability`), restored after each write that skips the fsync. */
   readonly #synchronous: 'FULL' | 'NORMAL';
   readonly #s: Statements;
-  /** Statements of SQL that varies with a query's shape (see `limit`). */
+  /** Statements of SQL that varies with a query's shape (see `#select`). */
   readonly #dynamic: (sql: string) => Database.Statement;
   readonly #read: (reads: ReadSet) => ReadRows;
   readonly #run: Database.Transaction<(tx: Transaction<unknown>) => unknown>;

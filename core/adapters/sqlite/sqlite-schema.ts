@@ -95,17 +95,14 @@ const UPGRADABLE_FROM: readonly number[] = [4, 5];
 /** Creates the schema, or checks and upgrades the one the file holds (see `SCHEMA_VERSION`). */
 export function openSchema(db: Database.Database): void {
   // Another process may be creating the schema at the same moment; IMMEDIATE serialises that.
-  db
-    .transaction(() => {
-      const version = db.pragma('user_version', { simple: true }) as number;
-      const fresh = db.prepare(`SELECT count(*) AS n FROM sqlite_master WHERE name = 'heads'`).get() as { n: number };
-      if (fresh.n > 0 && version !== SCHEMA_VERSION && !UPGRADABLE_FROM.includes(version)) {
-        throw new Error(
-          `the file holds Xronox index schema ${version}, but this version needs schema ${SCHEMA_VERSION}; export it with the previous version or start from a new file`,
-        );
-      }
-      db.exec(SCHEMA);
-      db.pragma(`user_version = ${SCHEMA_VERSION}`);
-    })
-    .immediate();
+  db.transaction(() => {
+    const version = db.pragma('user_version', { simple: true }) as number;
+    const written = db.prepare(`SELECT count(*) FROM sqlite_master WHERE name = 'heads'`).pluck().get() as number;
+    if (written > 0 && version !== SCHEMA_VERSION && !UPGRADABLE_FROM.includes(version)) {
+      const advice = 'export it with the previous version or start from a new file';
+      throw new Error(`the file holds Xronox index schema ${version}, but this version needs schema ${SCHEMA_VERSION}; ${advice}`);
+    }
+    db.exec(SCHEMA);
+    db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  }).immediate();
 }
