@@ -269,14 +269,6 @@ export class SqliteIndexDriver implements IndexDriver {
     return this.#s.summariseVersions.all(dbName, collection, dbName, collection, query.afterId ?? '', query.limit) as VersionSummary[];
   }
 
-  async listPendingDatabases(): Promise<string[]> {
-    return this.#s.pendingDatabases.all() as string[];
-  }
-
-  async listDeadLetterDatabases(): Promise<string[]> {
-    return this.#s.deadLetterDatabases.all() as string[];
-  }
-
   // ---- transactions -------------------------------------------------------------------------
 
   /** One effect, as statements of the open transaction. */

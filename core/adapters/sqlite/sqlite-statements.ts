@@ -78,14 +78,12 @@ export function prepareStatements(db: Database.Database) {
     listClaims: p('SELECT key, id FROM unique_claims WHERE db = ? AND coll = ? AND key > ? ORDER BY key LIMIT ?'),
     getPending: v('SELECT seq FROM sync_outbox WHERE db = ? AND coll = ? AND id = ?'),
     countPending: v('SELECT count(*) AS n FROM sync_outbox WHERE db = ?'),
-    pendingDatabases: v('SELECT DISTINCT db FROM sync_outbox ORDER BY db'),
     hasDeadLetter: v('SELECT 1 FROM sync_dead_letters WHERE db = ? AND coll = ? AND id = ?'),
     listDeadLetters: p('SELECT coll AS collection, id, reason, failed_at AS failedAt FROM sync_dead_letters WHERE db = ? ORDER BY failed_at, rowid LIMIT ?'),
     allDeadLetters: p(
       `SELECT d.coll AS collection, d.id, d.reason, d.failed_at AS failedAt, h.cv AS headCv FROM sync_dead_letters d
        LEFT JOIN heads h ON h.db = d.db AND h.coll = d.coll AND h.id = d.id WHERE d.db = ? ORDER BY d.failed_at, d.rowid`,
     ),
-    deadLetterDatabases: v('SELECT DISTINCT db FROM sync_dead_letters ORDER BY db'),
     countUnarchived: v('SELECT count(*) AS n FROM versions INDEXED BY versions_unarchived WHERE db = ? AND coll = ? AND id = ? AND archived = 0'),
     countVersionsBelow: v('SELECT count(*) AS n FROM versions WHERE db = ? AND coll = ? AND id = ? AND ov < ?'),
     getCounters: p('SELECT name, value FROM counters WHERE db = ? AND coll = ?'),
