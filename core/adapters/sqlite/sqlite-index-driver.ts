@@ -16,7 +16,6 @@ import type {
   VersionRow,
   VersionSummary,
 } from '../../contracts/index-store.js';
-import type { FilterNode } from '../../foundation/filter-tree.js';
 import { processGone } from '../../foundation/process.js';
 import type { RowReader } from '../../store/driver-kit.js';
 import { decideSteps, groupWindows, readRowByRow, versionPoint, windowKeyRange, windowRangesBelow } from '../../store/driver-kit.js';
@@ -43,7 +42,7 @@ const NO_NAMESPACE = { dbName: '', collection: '' };
 type Condition = readonly [sql: string, ...params: unknown[]] | false;
 
 /** A filter over indexed values as a condition (see `compileFilter`). */
-function filtered(filter: FilterNode | null, column?: string): Condition {
+function filtered(filter: HeadQuery['filter'], column?: string): Condition {
   if (!filter) return false;
   const params: unknown[] = [];
   return [compileFilter(filter, params, metaFields(column)), ...params];
@@ -59,7 +58,7 @@ export class SqliteIndexDriver implements IndexDriver {
   readonly name = 'sqlite';
   readonly multiProcess = true;
   readonly #db: Database.Database;
-  /** The durability the file was opened with (`durability`), restored after each write that skips the fsync. */
+  /** The durability the file was opened with (`durability`). */
   readonly #synchronous: 'FULL' | 'NORMAL';
   readonly #s: Statements;
   /** Statements of SQL that varies with a query's shape (see `#select`). */
@@ -93,23 +92,17 @@ export class SqliteIndexDriver implements IndexDriver {
   async transact<T>(tx: Transaction<T>): Promise<T> {
     // A read-only plan reads in a deferred transaction (a consistent snapshot in WAL mode) and
     // never waits for the write lock; every other plan takes the write lock before it reads.
-    const run = () => (tx.readOnly ? this.#run.deferred(tx) : this.#run.immediate(tx)) as T;
-    return tx.durable === false ? this.#withoutFsync(run) : run();
-  }
-
-  /**
-   * Runs a write that need not survive a power loss without waiting for an fsync: leases only
-   * matter to live processes, and a power loss ends every process that shares the file. (In WAL
-   * mode a `NORMAL` commit survives a process crash; the next `FULL` commit makes it durable.)
-   */
-  #withoutFsync<T>(write: () => T): T {
-    if (this.#synchronous === 'NORMAL') return write();
-    // `exec`, not a kept statement: SQLite applies this pragma when it prepares it.
-    this.#db.exec('PRAGMA synchronous = NORMAL');
+    if (tx.readOnly) return this.#run.deferred(tx) as T;
+    // A write that need not survive a power loss (a lease: it only matters to live processes, and
+    // a power loss ends every process sharing the file) does not wait for an fsync. In WAL mode a
+    // `NORMAL` commit survives a process crash; the next `FULL` commit makes it durable. `exec`, not
+    // a kept statement: SQLite applies this pragma when it prepares it.
+    const noFsync = tx.durable === false && this.#synchronous === 'FULL';
+    if (noFsync) this.#db.exec('PRAGMA synchronous = NORMAL');
     try {
-      return write();
+      return this.#run.immediate(tx) as T;
     } finally {
-      this.#db.exec(`PRAGMA synchronous = ${this.#synchronous}`);
+      if (noFsync) this.#db.exec('PRAGMA synchronous = FULL');
     }
   }
 
