@@ -36,33 +36,40 @@ const NONE: readonly never[] = Object.freeze([]);
  * sync at seq = cv; then the counters. Any failed check writes nothing and names the write.
  */
 export function commit(ns: Namespace, batch: CommitBatch): Transaction<CommitResult> {
-  const heads = new Map<string, RecordRef>();
-  const claims = new Map<string, Namespace & { key: string }>();
+  const writes = batch.writes;
+  // One write (almost every commit) needs no de-duplication.
+  const heads = writes.length === 1 ? [ref(ns, writes[0]!.id)] : [...new Set(writes.map((w) => w.id))].map((id) => ref(ns, id));
+  const claims = new Set<string>();
   const uploads: Array<Namespace & { bucket: string; key: string }> = [];
-  for (const w of batch.writes) {
-    if (!heads.has(w.id)) heads.set(w.id, ref(ns, w.id));
-    for (const c of w.claims ?? NONE) if (!claims.has(c.key)) claims.set(c.key, { ...ns, key: c.key });
+  for (const w of writes) {
+    for (const c of w.claims ?? NONE) claims.add(c.key);
     for (const u of w.uploads ?? NONE) uploads.push(uploadRead(ns, u));
   }
-  const reads: ReadSet = { heads: [...heads.values()], collectionVersions: [ns], claims: [...claims.values()], uploads };
-  return { reads, decide: (rows) => decideCommit(ns, batch, rows) };
+  const reads: ReadSet = { heads, collectionVersions: [ns], claims: [...claims].map((key) => ({ ...ns, key })), uploads };
+  return {
+    reads,
+    decide(rows) {
+      return decideCommit(ns, batch, rows);
+    },
+  };
 }
 
 function decideCommit(ns: Namespace, batch: CommitBatch, rows: ReadRows): Decision<CommitResult> {
   const writes = batch.writes;
   const effects: Effect[] = [];
   const cvs: number[] = [];
-  // What the batch's earlier writes changed, over what was read.
-  const ovs = new Map<string, number | null>();
-  const claims = new Map(rows.claims);
-  const taken = new Set<string>();
+  // What the batch's earlier writes changed, over what was read (made when a batch has them).
+  let ovs: Map<string, number | null> | undefined;
+  let claims: Map<string, string> | undefined;
+  let taken: Set<string> | undefined;
   let cv = rows.collectionVersions.get(nsKey(ns)) ?? -1;
   for (let index = 0; index < writes.length; index++) {
     const write = writes[index]!;
     const { id, head } = write;
-    const actualOv = ovs.has(id) ? ovs.get(id)! : (rows.heads.get(refKey(ns, id))?.ov ?? null);
+    const actualOv = ovs?.has(id) ? ovs.get(id)! : (rows.heads.get(refKey(ns, id))?.ov ?? null);
     if (actualOv !== write.expectedOv) return done({ ok: false, reason: 'version', index, id, expectedOv: write.expectedOv, actualOv });
     for (const claim of write.claims ?? NONE) {
+      claims ??= new Map(rows.claims);
       const key = refKey(ns, claim.key);
       const holder = claims.get(key);
       if (holder !== undefined && holder !== id && holder !== claim.replacing) return done({ ok: false, reason: 'claim', index, id, key: claim.key, heldBy: holder });
@@ -76,16 +83,17 @@ function decideCommit(ns: Namespace, batch: CommitBatch, rows: ReadRows): Decisi
     } else {
       effects.push({ kind: 'deleteHead', ns, id }, { kind: 'deleteVersions', ns, id, belowOv: Infinity });
     }
-    ovs.set(id, head?.ov ?? null);
+    if (writes.length > 1) (ovs ??= new Map()).set(id, head?.ov ?? null);
     for (const u of write.uploads ?? NONE) {
       const intent = JSON.stringify([uploadKey(ns, u.bucket, u.key), u.token]);
       const held = rows.uploads.get(uploadKey(ns, u.bucket, u.key))?.some((r) => r.token === u.token && !r.cleaning) ?? false;
-      if (!held || taken.has(intent)) return done({ ok: false, reason: 'upload', index, id, key: u.key });
-      taken.add(intent);
+      if (!held || taken?.has(intent)) return done({ ok: false, reason: 'upload', index, id, key: u.key });
+      (taken ??= new Set()).add(intent);
       effects.push({ kind: 'deleteUpload', ns, bucket: u.bucket, key: u.key, token: u.token });
     }
     if (!head || head.deleted) {
       effects.push({ kind: 'releaseClaims', ns, id });
+      claims ??= new Map(rows.claims);
       for (const [key, holder] of claims) if (holder === id) claims.delete(key);
     }
     if (!head) effects.push({ kind: 'dropPendingBlobs', ns, id });

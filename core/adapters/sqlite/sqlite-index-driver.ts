@@ -35,8 +35,6 @@ const DEFAULT_CACHE_MIB = 64;
 const SORT_COLUMNS = { id: 'id', createdAt: 'created_at', updatedAt: 'updated_at' } as const;
 /** `LIMIT -1` is SQLite's "no limit". */
 const NO_LIMIT = -1;
-/** Where the effects without a namespace (`copyNamespace`) are said to be. */
-const NO_NAMESPACE = { dbName: '', collection: '' };
 
 /** A term of a `WHERE` and its parameters; `false` ones are left out. */
 type Condition = readonly [sql: string, ...params: unknown[]] | false;
@@ -267,7 +265,8 @@ export class SqliteIndexDriver implements IndexDriver {
   /** One effect, as statements of the open transaction. */
   #apply(e: Effect): void {
     const s = this.#s;
-    const { dbName: db, collection: coll } = 'ns' in e ? e.ns : 'dbName' in e ? e : NO_NAMESPACE;
+    // Counter effects name their database and collection themselves; `copyNamespace` names two.
+    const { dbName: db, collection: coll } = (e as { ns?: Namespace }).ns ?? (e as Partial<Namespace>);
     switch (e.kind) {
       case 'putHead': {
         const h = e.head;
@@ -275,7 +274,8 @@ export class SqliteIndexDriver implements IndexDriver {
         return;
       }
       case 'putVersion': {
-        const { actor, ...v } = e.version;
+        const v = e.version;
+        const actor = v.actor;
         const plain = typeof actor === 'string';
         s.insertVersion.run(
           db, coll, v.id, v.ov, v.cv, v.op, v.at, JSON.stringify(actor), plain ? actor : actor.identifier, plain ? null : actor.type,
@@ -332,8 +332,8 @@ function rowReader(s: Statements): RowReader {
   const uploadRow = (r: UploadSqlRow, now: number): UploadRow => ({ id: r.id, token: r.token, cleaning: r.cleaning === 1, ageMs: Math.max(0, now - r.at) });
   return {
     head: (r) => {
-      const row = s.headState.get(r.dbName, r.collection, r.id) as { ov: number; cv: number; deleted: number; offloaded: number } | undefined;
-      return row && { ov: row.ov, cv: row.cv, deleted: row.deleted === 1, offloaded: row.offloaded === 1 };
+      const row = s.headState.get(r.dbName, r.collection, r.id) as [ov: number, cv: number, deleted: number, offloaded: number] | undefined;
+      return row && { ov: row[0], cv: row[1], deleted: row[2] === 1, offloaded: row[3] === 1 };
     },
     claim: (c) => s.getClaim.get(c.dbName, c.collection, c.key) as string | undefined,
     outbox: (r) => s.getPending.get(r.dbName, r.collection, r.id) as number | undefined,
