@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import type { Effect, IndexDriver, OutboxQuery, ReadRows, ReadSet, Transaction, UploadRow, VersionRange } from '../../contracts/index-driver.js';
+import type { Effect, IndexDriver, OutboxQuery, ReadSet, Transaction, UploadRow, VersionRange } from '../../contracts/index-driver.js';
 import type {
   ActorQuery,
   AsOfQuery,
@@ -17,11 +17,9 @@ import type {
   VersionSummary,
 } from '../../contracts/index-store.js';
 import { processGone } from '../../foundation/process.js';
-import type { RowReader } from '../../store/driver-kit.js';
-import { decideSteps, groupWindows, readRowByRow, versionPoint, windowKeyRange, windowRangesBelow } from '../../store/driver-kit.js';
+import { decideSteps, groupWindows, readRowByRow, type RowReader, versionPoint, windowKeyRange, windowRangesBelow } from '../../store/driver-kit.js';
 import { compileFilter, metaFields } from './sqlite-filter.js';
-import type { SqliteFileOptions } from './sqlite-open.js';
-import { openSqliteFile, statementCache, synchronous } from './sqlite-open.js';
+import { openSqliteFile, type SqliteFileOptions, statementCache, synchronous } from './sqlite-open.js';
 import { openSchema } from './sqlite-schema.js';
 import type { HeadSqlRow, HistorySqlRow, PendingBlobSqlRow, Statements, UploadSqlRow, VersionSqlRow } from './sqlite-statements.js';
 import { HEAD_FIELDS, prepareStatements, toHead, toHistoryRow, toPendingBlob, toVersion, VERSION_COLUMNS } from './sqlite-statements.js';
@@ -31,19 +29,15 @@ export interface SqliteIndexDriverOptions extends SqliteFileOptions {
   cacheMiB?: number;
 }
 
-const DEFAULT_CACHE_MIB = 64;
 const SORT_COLUMNS = { id: 'id', createdAt: 'created_at', updatedAt: 'updated_at' } as const;
-/** `LIMIT -1` is SQLite's "no limit". */
-const NO_LIMIT = -1;
 
 /** A term of a `WHERE` and its parameters; `false` ones are left out. */
 type Condition = readonly [sql: string, ...params: unknown[]] | false;
 
 /** A filter over indexed values as a condition (see `compileFilter`). */
 function filtered(filter: HeadQuery['filter'], column?: string): Condition {
-  if (!filter) return false;
   const params: unknown[] = [];
-  return [compileFilter(filter, params, metaFields(column)), ...params];
+  return filter ? [compileFilter(filter, params, metaFields(column)), ...params] : false;
 }
 
 /**
@@ -61,10 +55,7 @@ export class SqliteIndexDriver implements IndexDriver {
   readonly #s: Statements;
   /** Statements of SQL that varies with a query's shape (see `#select`). */
   readonly #dynamic: (sql: string) => Database.Statement;
-  readonly #read: (reads: ReadSet) => ReadRows;
   readonly #run: Database.Transaction<(tx: Transaction<unknown>) => unknown>;
-  /** The last meta written, and its JSON: a version entry carries its head's meta object. */
-  #meta: { of: object; json: string } | undefined;
 
   constructor(options: SqliteIndexDriverOptions) {
     this.#synchronous = synchronous(options);
@@ -72,16 +63,15 @@ export class SqliteIndexDriver implements IndexDriver {
       db.pragma('foreign_keys = OFF');
       // SQLite's default page cache (2 MiB) makes a random read into a long history a page miss at
       // every level of the index; 64 MiB keeps the upper levels of large indexes in memory.
-      db.pragma(`cache_size = -${(options.cacheMiB ?? DEFAULT_CACHE_MIB) * 1024}`);
+      db.pragma(`cache_size = -${(options.cacheMiB ?? 64) * 1024}`);
       openSchema(db);
     });
     this.#s = prepareStatements(this.#db);
     this.#dynamic = statementCache(this.#db);
     const reader = rowReader(this.#s);
-    this.#read = (reads) => readRowByRow(reads, reader, Date.now());
+    const read = (reads: ReadSet) => readRowByRow(reads, reader, Date.now());
     this.#run = this.#db.transaction((tx: Transaction<unknown>) => {
-      const decision = decideSteps(tx, this.#read);
-      this.#meta = undefined;
+      const decision = decideSteps(tx, read);
       for (const effect of decision.effects) this.#apply(effect);
       return decision.result;
     });
@@ -91,10 +81,10 @@ export class SqliteIndexDriver implements IndexDriver {
     // A read-only plan reads in a deferred transaction (a consistent snapshot in WAL mode) and
     // never waits for the write lock; every other plan takes the write lock before it reads.
     if (tx.readOnly) return this.#run.deferred(tx) as T;
-    // A write that need not survive a power loss (a lease: it only matters to live processes, and
-    // a power loss ends every process sharing the file) does not wait for an fsync. In WAL mode a
-    // `NORMAL` commit survives a process crash; the next `FULL` commit makes it durable. `exec`, not
-    // a kept statement: SQLite applies this pragma when it prepares it.
+    // A write that need not survive a power loss (a lease: only live processes need it, and a power
+    // loss ends every process sharing the file) skips the fsync. In WAL mode a `NORMAL` commit
+    // survives a process crash; the next `FULL` commit makes it durable. `exec`, not a kept
+    // statement: SQLite applies this pragma when it prepares it.
     const noFsync = tx.durable === false && this.#synchronous === 'FULL';
     if (noFsync) this.#db.exec('PRAGMA synchronous = NORMAL');
     try {
@@ -114,9 +104,9 @@ export class SqliteIndexDriver implements IndexDriver {
    * The rows of `SELECT columns FROM source WHERE conditions ORDER BY order LIMIT limit`. The limit
    * is written in: a bound `LIMIT ?` makes SQLite prepare the statement again at every run (the
    * value may change its plan), which costs more than a point query itself; the statements of the
-   * shapes and limits in use are kept.
+   * shapes and limits in use are kept. `-1` is SQLite's "no limit".
    */
-  #select<R>(columns: string, source: string, conditions: readonly Condition[], order: string, limit = NO_LIMIT): R[] {
+  #select<R>(columns: string, source: string, conditions: readonly Condition[], order: string, limit = -1): R[] {
     if (!Number.isSafeInteger(limit)) throw new RangeError(`A limit is a whole number, not ${limit}`);
     const kept = conditions.filter((c) => c !== false);
     const sql = `SELECT ${columns} FROM ${source} WHERE ${kept.map(([term]) => term).join(' AND ')} ORDER BY ${order} LIMIT ${limit}`;
@@ -270,7 +260,7 @@ export class SqliteIndexDriver implements IndexDriver {
     switch (e.kind) {
       case 'putHead': {
         const h = e.head;
-        s.putHead.run(db, coll, e.id, h.ov, h.cv, h.deleted ? 1 : 0, h.createdAt, h.updatedAt, h.deletedAt, this.#json(h.meta), h.body, h.hash);
+        s.putHead.run(db, coll, e.id, h.ov, h.cv, h.deleted ? 1 : 0, h.createdAt, h.updatedAt, h.deletedAt, JSON.stringify(h.meta), h.body, h.hash);
         return;
       }
       case 'putVersion': {
@@ -279,7 +269,7 @@ export class SqliteIndexDriver implements IndexDriver {
         const plain = typeof actor === 'string';
         s.insertVersion.run(
           db, coll, v.id, v.ov, v.cv, v.op, v.at, JSON.stringify(actor), plain ? actor : actor.identifier, plain ? null : actor.type,
-          v.reason, v.deleted ? 1 : 0, v.size, v.body, v.archived ? 1 : 0, this.#json(v.meta), v.hash,
+          v.reason, v.deleted ? 1 : 0, v.size, v.body, v.archived ? 1 : 0, JSON.stringify(v.meta), v.hash,
         );
         return;
       }
@@ -318,12 +308,6 @@ export class SqliteIndexDriver implements IndexDriver {
         s.markAllPending.run(e.to.dbName, e.to.collection);
         return;
     }
-  }
-
-  /** `meta` as JSON, made once for a head and its version entry (one object, within one transaction). */
-  #json(meta: object): string {
-    if (this.#meta?.of !== meta) this.#meta = { of: meta, json: JSON.stringify(meta) };
-    return this.#meta.json;
   }
 }
 

@@ -8,8 +8,6 @@ export const HEAD_FIELDS = 'id, ov, cv, deleted, created_at AS createdAt, update
 const HISTORY_COLUMNS = 'ov, cv, op, at, actor, reason, deleted, size, archived';
 /** In the order of `VersionRow`'s fields. */
 export const VERSION_COLUMNS = `id, ${HISTORY_COLUMNS}, body, meta, hash`;
-/** What a transaction reads of a head. `octet_length` reads the body's size, never the body itself. */
-const HEAD_STATE = 'ov, cv, deleted, octet_length(body) = 0 AS offloaded';
 
 /** A row as a statement returns it: SQLite's integers for the booleans, JSON text for the objects. */
 type SqlRow<R, Json extends keyof R, Flags extends keyof R> = Omit<R, Json | Flags> & { [K in Json]: string } & { [K in Flags]: number };
@@ -68,12 +66,11 @@ export function prepareStatements(db: Database.Database) {
       at: p(`SELECT ${VERSION_COLUMNS} FROM versions WHERE db = ? AND coll = ? AND id = ? AND at <= ? ORDER BY at DESC, ov DESC LIMIT 1`),
       cv: p(`SELECT ${VERSION_COLUMNS} FROM versions WHERE db = ? AND coll = ? AND id = ? AND cv <= ? ORDER BY cv DESC LIMIT 1`),
     },
-    // Rows as arrays: the cheapest rows better-sqlite3 makes (every commit reads one).
-    headState: p(`SELECT ${HEAD_STATE} FROM heads WHERE db = ? AND coll = ? AND id = ?`).raw(),
-    listHistory: p(
-      `SELECT ${HISTORY_COLUMNS} FROM versions INDEXED BY versions_history WHERE db = ? AND coll = ? AND id = ? AND ov < ?
-       ORDER BY ov DESC LIMIT ?`,
-    ),
+    // What a transaction reads of a head (`octet_length` reads the body's size, never the body
+    // itself), as an array: the cheapest row better-sqlite3 makes (every commit reads one).
+    headState: p('SELECT ov, cv, deleted, octet_length(body) = 0 FROM heads WHERE db = ? AND coll = ? AND id = ?').raw(),
+    listHistory: p(`SELECT ${HISTORY_COLUMNS} FROM versions INDEXED BY versions_history
+      WHERE db = ? AND coll = ? AND id = ? AND ov < ? ORDER BY ov DESC LIMIT ?`),
     listHeadIds: v('SELECT id FROM heads WHERE db = ? AND coll = ? AND id > ? ORDER BY id LIMIT ?'),
     getClaim: v('SELECT id FROM unique_claims WHERE db = ? AND coll = ? AND key = ?'),
     listClaims: p('SELECT key, id FROM unique_claims WHERE db = ? AND coll = ? AND key > ? ORDER BY key LIMIT ?'),
@@ -81,18 +78,13 @@ export function prepareStatements(db: Database.Database) {
     countPending: v('SELECT count(*) AS n FROM sync_outbox WHERE db = ?'),
     hasDeadLetter: v('SELECT 1 FROM sync_dead_letters WHERE db = ? AND coll = ? AND id = ?'),
     listDeadLetters: p('SELECT coll AS collection, id, reason, failed_at AS failedAt FROM sync_dead_letters WHERE db = ? ORDER BY failed_at, rowid LIMIT ?'),
-    allDeadLetters: p(
-      `SELECT d.coll AS collection, d.id, d.reason, d.failed_at AS failedAt, h.cv AS headCv FROM sync_dead_letters d
-       LEFT JOIN heads h ON h.db = d.db AND h.coll = d.coll AND h.id = d.id WHERE d.db = ? ORDER BY d.failed_at, d.rowid`,
-    ),
+    allDeadLetters: p(`SELECT d.coll AS collection, d.id, d.reason, d.failed_at AS failedAt, h.cv AS headCv FROM sync_dead_letters d
+      LEFT JOIN heads h ON h.db = d.db AND h.coll = d.coll AND h.id = d.id WHERE d.db = ? ORDER BY d.failed_at, d.rowid`),
     countUnarchived: v('SELECT count(*) AS n FROM versions INDEXED BY versions_unarchived WHERE db = ? AND coll = ? AND id = ? AND archived = 0'),
     countVersionsBelow: v('SELECT count(*) AS n FROM versions WHERE db = ? AND coll = ? AND id = ? AND ov < ?'),
     getCounters: p('SELECT name, value FROM counters WHERE db = ? AND coll = ?'),
-    getCounterWindows: p(
-      `SELECT win, name, value FROM counter_windows
-       WHERE db = ? AND coll = ? AND win >= ? AND win < ? AND win >= ? AND (? IS NULL OR win <= ?)
-       ORDER BY win, name`,
-    ),
+    getCounterWindows: p(`SELECT win, name, value FROM counter_windows
+      WHERE db = ? AND coll = ? AND win >= ? AND win < ? AND win >= ? AND (? IS NULL OR win <= ?) ORDER BY win, name`),
     windowsBelow: v('SELECT DISTINCT win FROM counter_windows WHERE db = ? AND coll = ? AND win >= ? AND win < ?'),
     getCollectionVersion: v('SELECT cv FROM collection_versions WHERE db = ? AND coll = ?'),
     // collection_versions has one small row per namespace ever written: no scan of the data.
@@ -105,18 +97,14 @@ export function prepareStatements(db: Database.Database) {
     // Reads only the partial index of unarchived entries, never archived history. Named, because
     // the planner would otherwise prefer versions_history, which also holds every column used
     // here but lists every version of the database.
-    listUnarchivedRecords: p(
-      `SELECT coll AS collection, id, min(at) AS oldestAt FROM versions INDEXED BY versions_unarchived
-       WHERE db = ? AND archived = 0 AND (coll > ? OR (coll = ? AND id > ?))
-       GROUP BY coll, id HAVING min(at) <= ? ORDER BY coll, id LIMIT ?`,
-    ),
-    summariseVersions: p(
-      `SELECT g.id, g.n AS count, g.lo AS oldestOv, g.hi AS newestOv,
-         (SELECT w.at FROM versions w WHERE w.db = ? AND w.coll = ? AND w.id = g.id AND w.ov = g.lo + 1) AS oldestSupersededAt
-       FROM (SELECT id, count(*) AS n, min(ov) AS lo, max(ov) AS hi FROM versions
-             WHERE db = ? AND coll = ? AND id > ? GROUP BY id ORDER BY id LIMIT ?) g
-       ORDER BY g.id`,
-    ),
+    listUnarchivedRecords: p(`SELECT coll AS collection, id, min(at) AS oldestAt FROM versions INDEXED BY versions_unarchived
+      WHERE db = ? AND archived = 0 AND (coll > ? OR (coll = ? AND id > ?))
+      GROUP BY coll, id HAVING min(at) <= ? ORDER BY coll, id LIMIT ?`),
+    summariseVersions: p(`SELECT g.id, g.n AS count, g.lo AS oldestOv, g.hi AS newestOv,
+        (SELECT w.at FROM versions w WHERE w.db = ? AND w.coll = ? AND w.id = g.id AND w.ov = g.lo + 1) AS oldestSupersededAt
+      FROM (SELECT id, count(*) AS n, min(ov) AS lo, max(ov) AS hi FROM versions
+            WHERE db = ? AND coll = ? AND id > ? GROUP BY id ORDER BY id LIMIT ?) g
+      ORDER BY g.id`),
     // ---- effects
     putHead: p(upsert('heads', 'db, coll, id', 'ov, cv, deleted, created_at, updated_at, deleted_at, meta, body, hash')),
     deleteHead: p('DELETE FROM heads WHERE db = ? AND coll = ? AND id = ?'),
