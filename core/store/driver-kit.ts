@@ -1,5 +1,6 @@
-import { type Decision, type HeadState, isDecision, nsKey, type ReadRows, type ReadSet, type Transaction, type UploadRow } from '../contracts/index-driver.js';
-import type { CounterWindow, DeadLetter, Namespace } from '../contracts/index-store.js';
+import type { Decision, HeadState, ReadRows, ReadSet, RecordRef, Transaction, UploadRow, VersionRange } from '../contracts/index-driver.js';
+import { isDecision, nsKey, refKey, uploadKey } from '../contracts/index-driver.js';
+import type { CounterWindow, CounterWindowBounds, CounterWindowGranularity, DeadLetter, Namespace } from '../contracts/index-store.js';
 
 /**
  * Helpers every index driver uses to build the `ReadRows` of a transaction, so that each one
@@ -136,4 +137,111 @@ export async function decideSteps<T>(tx: Transaction<T>, read: (reads: ReadSet) 
     if (steps >= MAX_PLAN_STEPS) throw new Error(`A transaction plan took more than ${MAX_PLAN_STEPS} steps`);
     step = outcome;
   }
+}
+
+/**
+ * A transaction's steps up to its decision: each step's read set read by `read` (inside the
+ * driver's transaction), then decided. A read-only plan that returns effects is a bug in a plan.
+ */
+export function decideStepsSync<T>(tx: Transaction<T>, read: (reads: ReadSet) => ReadRows): Decision<T> {
+  let outcome = tx.decide(read(tx.reads));
+  while (!isDecision(outcome)) outcome = outcome.decide(read(outcome.reads));
+  if (tx.readOnly && outcome.effects.length > 0) throw new Error('A read-only plan returned effects');
+  return outcome;
+}
+
+type KeyRef = Namespace & { readonly key: string };
+type ObjectRef = Namespace & { readonly bucket: string; readonly key: string };
+
+/**
+ * How a driver that reads row by row reads each kind of a read set (see `readRowByRow`): plain
+ * functions, called without `this`; `now` is the store's clock in milliseconds, read once per
+ * step. `undefined` means no row.
+ */
+export interface RowReader {
+  head(r: RecordRef): HeadState | undefined;
+  claim(c: KeyRef): string | undefined;
+  outbox(r: RecordRef): number | undefined;
+  hasDeadLetter(r: RecordRef): boolean;
+  unarchived(r: RecordRef): number | undefined;
+  versionsBelow(r: RecordRef & { readonly belowOv: number }): number | undefined;
+  collectionVersion(ns: Namespace): number | undefined;
+  lock(l: KeyRef, now: number): { owner: string; expired: boolean } | undefined;
+  uploads(u: ObjectRef, now: number): UploadRow[];
+  headCount(ns: Namespace): number | undefined;
+  outboxCount(dbName: string): number | undefined;
+  allDeadLetters(dbName: string): RowsBuilder['allDeadLetters'];
+  counterWindows(query: NonNullable<ReadSet['counterWindows']>): string[];
+  staleUploads(query: NonNullable<ReadSet['staleUploads']>, now: number): RowsBuilder['staleUploads'];
+  namespaces(dbName: string): RowsBuilder['namespaces'];
+}
+
+// Kinds a step does not read share these (`ReadRows` is read-only).
+const NO_MAP: ReadonlyMap<string, never> = new Map<string, never>();
+const NO_SET: ReadonlySet<string> = new Set();
+const NO_LIST: readonly never[] = Object.freeze([]);
+const recordKey = (r: RecordRef) => refKey(r, r.id);
+const keyKey = (k: KeyRef) => refKey(k, k.key);
+const objectKey = (u: ObjectRef) => uploadKey(u, u.bucket, u.key);
+
+/** A step's `ReadRows`, read item by item through `reader`; only the kinds `reads` names are read. */
+export function readRowByRow(reads: ReadSet, reader: RowReader, now: number): ReadRows {
+  const { counterWindows: prune, staleUploads: stale, allDeadLetters: lettersOf, namespaces } = reads;
+  return {
+    heads: each(reads.heads, recordKey, reader.head),
+    claims: each(reads.claims, keyKey, reader.claim),
+    outbox: each(reads.outbox, recordKey, reader.outbox),
+    deadLetters: reads.deadLetters?.length ? new Set(reads.deadLetters.filter(reader.hasDeadLetter).map(recordKey)) : NO_SET,
+    allDeadLetters: lettersOf === undefined ? NO_LIST : reader.allDeadLetters(lettersOf),
+    unarchived: each(reads.unarchived, recordKey, reader.unarchived),
+    versionCounts: each(reads.versionCounts, recordKey, reader.versionsBelow),
+    collectionVersions: each(reads.collectionVersions, nsKey, reader.collectionVersion),
+    counterWindows: prune === undefined ? NO_LIST : reader.counterWindows(prune),
+    locks: each(reads.locks, keyKey, reader.lock, now),
+    uploads: each(reads.uploads, objectKey, reader.uploads, now),
+    staleUploads: stale === undefined ? NO_LIST : reader.staleUploads(stale, now),
+    headCounts: each(reads.headCounts, nsKey, reader.headCount),
+    outboxCounts: each(reads.outboxCounts, (dbName) => dbName, reader.outboxCount),
+    namespaces: namespaces?.length ? namespaces.flatMap(reader.namespaces) : NO_LIST,
+  };
+}
+
+/** The rows of the items a step names, by their key; nothing named, nothing allocated. */
+function each<I, V>(items: readonly I[] | undefined, key: (item: I) => string, read: (item: I, now: number) => V | undefined, now = 0): ReadonlyMap<string, V> {
+  if (items === undefined || items.length === 0) return NO_MAP;
+  const out = new Map<string, V>();
+  for (const item of items) {
+    const row = read(item, now);
+    if (row !== undefined) out.set(key(item), row);
+  }
+  return out;
+}
+
+/** Keys of a granularity's windows are at least `from` (`day:`) and below `below` (`day;`: `;` follows `:`). */
+export function windowKeyRange(granularity: CounterWindowGranularity): { from: string; below: string } {
+  return { from: `${granularity}:`, below: `${granularity};` };
+}
+
+/** The key ranges a prune reads (`ReadSet.counterWindows`): each bounded granularity's windows below its bound. */
+export function windowRangesBelow(before: CounterWindowBounds): Array<{ from: string; below: string }> {
+  return (['day', 'week', 'month'] as const).flatMap((g) => {
+    const bound = before[g];
+    return bound === undefined ? [] : [{ from: `${g}:`, below: bound }];
+  });
+}
+
+/**
+ * The one entry a version range asks for, when it is a point read (the hot reads, which a driver
+ * answers with a prepared statement): an ov (`IndexRuntime.getVersion` asks for the entries
+ * between ov - 1 and ov + 1), or the newest entry at a time or a cv (`findVersionAt`).
+ */
+export function versionPoint(range: VersionRange): { by: 'ov' | 'cv'; value: number } | { by: 'at'; value: string } | undefined {
+  const { at, beforeOv, afterOv } = range;
+  if (range.unarchived) return undefined;
+  if (at !== undefined) {
+    if (beforeOv !== undefined || afterOv !== undefined) return undefined;
+    return 'at' in at ? { by: 'at', value: at.at } : { by: 'cv', value: at.cv };
+  }
+  const oneOv = beforeOv !== undefined && afterOv !== undefined && beforeOv - afterOv === 2 && (range.limit ?? 1) >= 1;
+  return oneOv ? { by: 'ov', value: afterOv + 1 } : undefined;
 }

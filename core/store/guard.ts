@@ -129,6 +129,14 @@ export function guardAdapter<T extends Guardable>(what: string, make: () => T | 
       }
     };
 
+  /** Each method's wrapper, made once (every call of a store goes through one). */
+  const methods = new Map<string | symbol, (...args: unknown[]) => Promise<unknown>>();
+  const wrapped = (property: string | symbol) => {
+    let m = methods.get(property);
+    if (!m) methods.set(property, (m = method(property)));
+    return m;
+  };
+
   const peek = (property: string | symbol): unknown => {
     if (property === 'close') return close;
     // The guard opens the adapter; nobody else may.
@@ -143,7 +151,7 @@ export function guardAdapter<T extends Guardable>(what: string, make: () => T | 
     } else if (Object.hasOwn(source!.members, property)) {
       return (source!.members as Record<string | symbol, unknown>)[property];
     }
-    return method(property);
+    return wrapped(property);
   };
 
   // The proxy's own target holds nothing: the adapter lives in this closure, so printing the

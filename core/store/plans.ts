@@ -26,7 +26,9 @@ export const MAX_REASON_LENGTH = 2000;
 
 const done = <T>(result: T, effects: readonly Effect[] = []): Decision<T> => ({ effects, result });
 const ref = (ns: Namespace, id: string): RecordRef => ({ dbName: ns.dbName, collection: ns.collection, id });
-const unique = <T>(items: Iterable<T>): T[] => [...new Set(items)];
+const uploadRead = (ns: Namespace, upload: { bucket: string; key: string }) => ({ ...ns, bucket: upload.bucket, key: upload.key });
+/** What a missing list holds (shared: nothing ever adds to it). */
+const NONE: readonly never[] = Object.freeze([]);
 
 /**
  * `RecordIndex.commit`: each write in order checks the head's ov, takes its claims, gets the next
@@ -36,28 +38,39 @@ const unique = <T>(items: Iterable<T>): T[] => [...new Set(items)];
  */
 export function commit(ns: Namespace, batch: CommitBatch): Transaction<CommitResult> {
   const writes = batch.writes;
-  const reads: ReadSet = {
-    heads: unique(writes.map((w) => w.id)).map((id) => ref(ns, id)),
-    collectionVersions: [ns],
-    claims: unique(writes.flatMap((w) => (w.claims ?? []).map((c) => c.key))).map((key) => ({ ...ns, key })),
-    uploads: writes.flatMap((w) => (w.uploads ?? []).map((u) => ({ ...ns, bucket: u.bucket, key: u.key }))),
+  // One write (almost every commit) needs no de-duplication.
+  const heads = writes.length === 1 ? [ref(ns, writes[0]!.id)] : [...new Set(writes.map((w) => w.id))].map((id) => ref(ns, id));
+  const claims = new Set<string>();
+  const uploads: Array<Namespace & { bucket: string; key: string }> = [];
+  for (const w of writes) {
+    for (const c of w.claims ?? NONE) claims.add(c.key);
+    for (const u of w.uploads ?? NONE) uploads.push(uploadRead(ns, u));
+  }
+  const reads: ReadSet = { heads, collectionVersions: [ns], claims: [...claims].map((key) => ({ ...ns, key })), uploads };
+  return {
+    reads,
+    decide(rows) {
+      return decideCommit(ns, batch, rows);
+    },
   };
-  return { reads, decide: (rows) => decideCommit(ns, batch, rows) };
 }
 
 function decideCommit(ns: Namespace, batch: CommitBatch, rows: ReadRows): Decision<CommitResult> {
+  const writes = batch.writes;
   const effects: Effect[] = [];
   const cvs: number[] = [];
-  // What the batch's earlier writes changed, over what was read.
-  const ovs = new Map<string, number | null>();
-  const claims = new Map(rows.claims);
-  const taken = new Set<string>();
+  // What the batch's earlier writes changed, over what was read (made when a batch has them).
+  let ovs: Map<string, number | null> | undefined;
+  let claims: Map<string, string> | undefined;
+  let taken: Set<string> | undefined;
   let cv = rows.collectionVersions.get(nsKey(ns)) ?? -1;
-  for (const [index, write] of batch.writes.entries()) {
+  for (let index = 0; index < writes.length; index++) {
+    const write = writes[index]!;
     const { id, head } = write;
-    const actualOv = ovs.has(id) ? ovs.get(id)! : (rows.heads.get(refKey(ns, id))?.ov ?? null);
+    const actualOv = ovs?.has(id) ? ovs.get(id)! : (rows.heads.get(refKey(ns, id))?.ov ?? null);
     if (actualOv !== write.expectedOv) return done({ ok: false, reason: 'version', index, id, expectedOv: write.expectedOv, actualOv });
-    for (const claim of write.claims ?? []) {
+    for (const claim of write.claims ?? NONE) {
+      claims ??= new Map(rows.claims);
       const key = refKey(ns, claim.key);
       const holder = claims.get(key);
       if (holder !== undefined && holder !== id && holder !== claim.replacing) return done({ ok: false, reason: 'claim', index, id, key: claim.key, heldBy: holder });
@@ -71,20 +84,21 @@ function decideCommit(ns: Namespace, batch: CommitBatch, rows: ReadRows): Decisi
     } else {
       effects.push({ kind: 'deleteHead', ns, id }, { kind: 'deleteVersions', ns, id, belowOv: Infinity });
     }
-    ovs.set(id, head?.ov ?? null);
-    for (const u of write.uploads ?? []) {
+    if (writes.length > 1) (ovs ??= new Map()).set(id, head?.ov ?? null);
+    for (const u of write.uploads ?? NONE) {
       const intent = JSON.stringify([uploadKey(ns, u.bucket, u.key), u.token]);
       const held = rows.uploads.get(uploadKey(ns, u.bucket, u.key))?.some((r) => r.token === u.token && !r.cleaning) ?? false;
-      if (!held || taken.has(intent)) return done({ ok: false, reason: 'upload', index, id, key: u.key });
-      taken.add(intent);
+      if (!held || taken?.has(intent)) return done({ ok: false, reason: 'upload', index, id, key: u.key });
+      (taken ??= new Set()).add(intent);
       effects.push({ kind: 'deleteUpload', ns, bucket: u.bucket, key: u.key, token: u.token });
     }
     if (!head || head.deleted) {
       effects.push({ kind: 'releaseClaims', ns, id });
+      claims ??= new Map(rows.claims);
       for (const [key, holder] of claims) if (holder === id) claims.delete(key);
     }
     if (!head) effects.push({ kind: 'dropPendingBlobs', ns, id });
-    for (const blob of write.blobs ?? []) effects.push({ kind: 'putPendingBlob', ns, id, blob });
+    for (const blob of write.blobs ?? NONE) effects.push({ kind: 'putPendingBlob', ns, id, blob });
     const v = write.version;
     if (v && head) {
       effects.push({
@@ -98,12 +112,21 @@ function decideCommit(ns: Namespace, batch: CommitBatch, rows: ReadRows): Decisi
     }
     effects.push({ kind: 'putOutbox', ns, id, seq: cv });
   }
-  if (batch.writes.length > 0) effects.push({ kind: 'setCollectionVersion', ns, cv });
-  for (const c of batch.counters ?? []) {
-    const deltas = Object.fromEntries(Object.entries(c.deltas).filter(([, delta]) => delta !== 0));
-    if (Object.keys(deltas).length > 0) effects.push({ kind: 'addCounters', dbName: c.dbName, collection: c.collection, deltas, windows: c.windows ?? [] });
+  if (writes.length > 0) effects.push({ kind: 'setCollectionVersion', ns, cv });
+  for (const c of batch.counters ?? NONE) {
+    const deltas = nonZero(c.deltas);
+    if (deltas) effects.push({ kind: 'addCounters', dbName: c.dbName, collection: c.collection, deltas, windows: c.windows ?? NONE });
   }
   return done({ ok: true, cvs }, effects);
+}
+
+/** The deltas that change something, or `undefined` when none does. */
+function nonZero(deltas: Readonly<Record<string, number>>): Record<string, number> | undefined {
+  let out: Record<string, number> | undefined;
+  for (const name in deltas) {
+    if (deltas[name] !== 0) (out ??= {})[name] = deltas[name]!;
+  }
+  return out;
 }
 
 /**
@@ -222,8 +245,6 @@ export function setCounterWindows(dbName: string, collection: string, windows: r
 }
 
 // ---- upload intents ---------------------------------------------------------------------------
-
-const uploadRead = (ns: Namespace, upload: { bucket: string; key: string }) => ({ ...ns, bucket: upload.bucket, key: upload.key });
 
 /**
  * `UploadIntents.recordUploads`: refused as a whole when a key has a cleanup mark; otherwise

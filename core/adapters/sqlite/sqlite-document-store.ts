@@ -18,16 +18,12 @@ import type { Namespace } from '../../contracts/index-store.js';
 import { ConflictError, DuplicateKeyError, ValidationError } from '../../errors.js';
 import { valueAtPath } from '../../foundation/filter.js';
 import { compileFilter, DOCUMENT_FIELDS, documentPath, extract, fieldOfExpression } from './sqlite-filter.js';
-import { openSqliteFile } from './sqlite-open.js';
+import type { SqliteFileOptions } from './sqlite-open.js';
+import { openSqliteFile, statementCache } from './sqlite-open.js';
 import { SQLITE_DOCUMENT_STORE_MEMBERS } from './sqlite-settings.js';
 
-export interface SqliteDocumentStoreOptions {
-  /** Database file (the connection's `sqlitePath`, shared with the index store); created with its folder when missing. */
-  path: string;
-  /** How long a writer waits for another process's write lock before failing. Default 10 s. */
-  busyTimeoutMs?: number;
-  /** `full` (default) fsyncs every commit; `normal` may lose the last commits on power loss. */
-  durability?: 'full' | 'normal';
+/** The connection's file is shared with the index store. */
+export interface SqliteDocumentStoreOptions extends SqliteFileOptions {
   /** The clock that decides which documents have expired. Default: the system clock. */
   now?: () => Date;
 }
@@ -59,7 +55,8 @@ export class SqliteDocumentStore implements DocumentStore {
   readonly capabilities = SQLITE_DOCUMENT_STORE_MEMBERS.capabilities;
   readonly #db: Database.Database;
   readonly #now: () => Date;
-  readonly #stmts = new Map<string, Database.Statement>();
+  /** Statements by their SQL text (tables and filters vary). */
+  readonly #stmt: (sql: string) => Database.Statement;
   /** Tables known to exist, by namespace key. */
   readonly #tables = new Map<string, string>();
   /** Declared index names by SQLite index name, for naming the index in a `DuplicateKeyError`. */
@@ -69,9 +66,7 @@ export class SqliteDocumentStore implements DocumentStore {
 
   constructor(options: SqliteDocumentStoreOptions) {
     this.#now = options.now ?? (() => new Date());
-    this.#db = openSqliteFile(options.path, options.busyTimeoutMs ?? 10_000, (db) => {
-      db.pragma('journal_mode = WAL');
-      db.pragma(`synchronous = ${options.durability === 'normal' ? 'NORMAL' : 'FULL'}`);
+    this.#db = openSqliteFile(options, (db) => {
       db.transaction(() => {
         db.exec(SCHEMA);
         const row = db.prepare('SELECT version FROM xronox_doc_schema').get() as { version: number } | undefined;
@@ -81,6 +76,7 @@ export class SqliteDocumentStore implements DocumentStore {
         }
       }).immediate();
     });
+    this.#stmt = statementCache(this.#db, 500);
   }
 
   async ensureCollection(ns: Namespace, spec: CollectionSpec): Promise<void> {
@@ -296,17 +292,6 @@ export class SqliteDocumentStore implements DocumentStore {
     const tbl = this.#tables.get(nsKey(ns));
     if (!tbl || !this.#uniques.has(nsKey(ns))) throw new ValidationError(`${ns.dbName}.${ns.collection} has not been ensured in this process; call ensureCollection first`);
     return tbl;
-  }
-
-  #stmt(sql: string): Database.Statement {
-    let stmt = this.#stmts.get(sql);
-    if (!stmt) {
-      stmt = this.#db.prepare(sql);
-      // A bounded cache: filters of many shapes must not grow it without end.
-      if (this.#stmts.size >= 500) this.#stmts.delete(this.#stmts.keys().next().value!);
-      this.#stmts.set(sql, stmt);
-    }
-    return stmt;
   }
 }
 

@@ -3,14 +3,34 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { fsReason, makeFolderSync } from '../fs/fs-folders.js';
 
+/** How the stores of a connection open its SQLite file. */
+export interface SqliteFileOptions {
+  /** Database file (the connection's `sqlitePath`); created with its folder when missing. `:memory:` works for one process. */
+  path: string;
+  /** How long a writer waits for another process's write lock before failing. Default 10 s. */
+  busyTimeoutMs?: number;
+  /**
+   * `full` (default) fsyncs every commit: an acknowledged write survives power loss.
+   * `normal` survives process crashes but may lose the last commits on power loss.
+   */
+  durability?: 'full' | 'normal';
+}
+
 /**
- * Opens a store's SQLite file (creating it, and its folder, when missing) and runs `prepare` on
- * it (pragmas, schema). Any failure closes the file again, so a refused file is not left open
- * behind the error, and is rethrown naming the file and the reason: a folder that cannot be made
- * (`ENOTDIR`, `EACCES`, ...), something that is not a file at the path, or a file SQLite refuses.
+ * Opens a store's SQLite file (creating it, and its folder, when missing) in WAL mode with the
+ * durability asked for, and runs `prepare` on it (pragmas, schema). Any failure closes the file
+ * again, so a refused file is not left open behind the error, and is rethrown naming the file and
+ * the reason: a folder that cannot be made (`ENOTDIR`, `EACCES`, ...), something that is not a
+ * file at the path, or a file SQLite refuses.
  */
-export function openSqliteFile(path: string, busyTimeoutMs: number, prepare: (db: Database.Database) => void): Database.Database {
-  if (path === ':memory:') return prepared(new Database(path, { timeout: busyTimeoutMs }), prepare, path);
+export function openSqliteFile(options: SqliteFileOptions, prepare: (db: Database.Database) => void): Database.Database {
+  const { path, busyTimeoutMs = 10_000 } = options;
+  const setUp = (db: Database.Database) => {
+    db.pragma('journal_mode = WAL');
+    db.pragma(`synchronous = ${synchronous(options)}`);
+    prepare(db);
+  };
+  if (path === ':memory:') return prepared(new Database(path, { timeout: busyTimeoutMs }), setUp, path);
   try {
     makeFolderSync(dirname(path));
   } catch (err) {
@@ -26,7 +46,30 @@ export function openSqliteFile(path: string, busyTimeoutMs: number, prepare: (db
   } catch (err) {
     throw openError(path, sqliteReason(err), err);
   }
-  return prepared(db, prepare, path);
+  return prepared(db, setUp, path);
+}
+
+/** SQLite's `synchronous` setting for the durability asked for. */
+export function synchronous(options: SqliteFileOptions): 'FULL' | 'NORMAL' {
+  return options.durability === 'normal' ? 'NORMAL' : 'FULL';
+}
+
+/**
+ * Statements of SQL that varies with a query's shape (filters, optional conditions), each text
+ * prepared once and kept: shapes repeat. Bounded, the oldest going first, so filters of many
+ * shapes cannot grow it without end.
+ */
+export function statementCache(db: Database.Database, size = 256): (sql: string) => Database.Statement {
+  const kept = new Map<string, Database.Statement>();
+  return (sql) => {
+    let stmt = kept.get(sql);
+    if (!stmt) {
+      stmt = db.prepare(sql);
+      if (kept.size >= size) kept.delete(kept.keys().next().value!);
+      kept.set(sql, stmt);
+    }
+    return stmt;
+  };
 }
 
 function prepared(db: Database.Database, prepare: (db: Database.Database) => void, path: string): Database.Database {

@@ -79,14 +79,13 @@ CREATE TABLE IF NOT EXISTS locks (
 `;
 
 /**
- * Bumped whenever the tables above change shape; a file of another version is refused, except
- * the versions in `UPGRADABLE_FROM`, which `SCHEMA` upgrades in place by creating what is new.
- * A new index alone does not bump it: `SCHEMA` creates missing indexes on every open, and SQLite
- * keeps every index of a table up to date whichever version of this code writes, so older code
- * can still open the file (a rollback stays possible; older code's archive sweep, which does not
- * name `versions_unarchived`, may then read `versions_history` and be slower). `versions_history`
- * came that way; opening a file written before it builds it once, holding the write lock meanwhile
- * (other processes' writes wait, and fail after their busy timeout if the file is very large).
+ * Bumped whenever the tables above change shape; a file of another version is refused, except the
+ * versions in `UPGRADABLE_FROM`, which `SCHEMA` upgrades in place by creating what is new. A new index
+ * alone does not bump it: `SCHEMA` creates missing indexes on every open and SQLite keeps every index
+ * up to date whichever version writes, so older code can still open the file (a rollback stays
+ * possible; its archive sweep, not naming `versions_unarchived`, may read `versions_history`: slower).
+ * `versions_history` came that way: opening a file written before it builds it once, holding the write
+ * lock meanwhile (other processes' writes wait, and fail after their busy timeout if the file is huge).
  */
 const SCHEMA_VERSION = 6;
 /** Version 5 lacks only `content_uploads`, version 4 also `counter_windows`: additive tables. */
@@ -95,17 +94,14 @@ const UPGRADABLE_FROM: readonly number[] = [4, 5];
 /** Creates the schema, or checks and upgrades the one the file holds (see `SCHEMA_VERSION`). */
 export function openSchema(db: Database.Database): void {
   // Another process may be creating the schema at the same moment; IMMEDIATE serialises that.
-  db
-    .transaction(() => {
-      const version = db.pragma('user_version', { simple: true }) as number;
-      const fresh = db.prepare(`SELECT count(*) AS n FROM sqlite_master WHERE name = 'heads'`).get() as { n: number };
-      if (fresh.n > 0 && version !== SCHEMA_VERSION && !UPGRADABLE_FROM.includes(version)) {
-        throw new Error(
-          `the file holds Xronox index schema ${version}, but this version needs schema ${SCHEMA_VERSION}; export it with the previous version or start from a new file`,
-        );
-      }
-      db.exec(SCHEMA);
-      db.pragma(`user_version = ${SCHEMA_VERSION}`);
-    })
-    .immediate();
+  db.transaction(() => {
+    const version = db.pragma('user_version', { simple: true }) as number;
+    const written = db.prepare(`SELECT count(*) FROM sqlite_master WHERE name = 'heads'`).pluck().get() as number;
+    if (written > 0 && version !== SCHEMA_VERSION && !UPGRADABLE_FROM.includes(version)) {
+      const advice = 'export it with the previous version or start from a new file';
+      throw new Error(`the file holds Xronox index schema ${version}, but this version needs schema ${SCHEMA_VERSION}; ${advice}`);
+    }
+    db.exec(SCHEMA);
+    db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  }).immediate();
 }

@@ -1,43 +1,52 @@
 import type Database from 'better-sqlite3';
-import type { Actor, HeadRow, HistoryRow, IndexedValue, PendingBlob, VersionOp, VersionRow } from '../../contracts/index-store.js';
+import type { Actor, HeadRow, HistoryRow, PendingBlob, VersionRow } from '../../contracts/index-store.js';
 
-export const HEAD_COLUMNS = 'id, ov, cv, deleted, created_at, updated_at, deleted_at, meta, body, hash';
-export const VERSION_COLUMNS = 'id, ov, cv, op, at, actor, reason, deleted, size, body, archived, meta, hash';
+const HEAD_COLUMNS = 'id, ov, cv, deleted, created_at, updated_at, deleted_at, meta, body, hash';
+/** A head's columns named as `HeadRow` names its fields. */
+export const HEAD_FIELDS = 'id, ov, cv, deleted, created_at AS createdAt, updated_at AS updatedAt, deleted_at AS deletedAt, meta, body, hash';
 /** The columns of `versions_history`, which a history page reads alone. */
 const HISTORY_COLUMNS = 'ov, cv, op, at, actor, reason, deleted, size, archived';
-/** What a transaction reads of a head. `octet_length` reads the body's size, never the body itself. */
-const HEAD_STATE = 'ov, cv, deleted, octet_length(body) = 0 AS offloaded';
+/** In the order of `VersionRow`'s fields. */
+export const VERSION_COLUMNS = `id, ${HISTORY_COLUMNS}, body, meta, hash`;
 
-/** Rows as the statements return them: SQLite's integers for booleans, JSON text for objects. */
-export interface HeadSqlRow {
-  id: string; ov: number; cv: number; deleted: number; created_at: string; updated_at: string; deleted_at: string | null;
-  meta: string; body: string; hash: string | null;
-}
-export interface VersionSqlRow {
-  id: string; ov: number; cv: number; op: VersionOp; at: string; actor: string; reason: string | null; deleted: number;
-  size: number; body: string | null; archived: number; meta: string; hash: string;
-}
-export type HistorySqlRow = Pick<VersionSqlRow, 'ov' | 'cv' | 'op' | 'at' | 'actor' | 'reason' | 'deleted' | 'size' | 'archived'>;
+/** A row as a statement returns it: SQLite's integers for the booleans, JSON text for the objects. */
+type SqlRow<R, Json extends keyof R, Flags extends keyof R> = Omit<R, Json | Flags> & { [K in Json]: string } & { [K in Flags]: number };
+export type HeadSqlRow = SqlRow<HeadRow, 'meta', 'deleted'>;
+export type VersionSqlRow = SqlRow<VersionRow, 'actor' | 'meta', 'deleted' | 'archived'>;
+export type HistorySqlRow = SqlRow<Omit<HistoryRow, 'id'>, 'actor', 'deleted' | 'archived'>;
 export interface UploadSqlRow { coll: string; bucket: string; key: string; token: string; id: string; cleaning: number; at: number }
 export interface PendingBlobSqlRow { bucket: string; key: string; content_type: string; body: Buffer }
 
 export function toHead(r: HeadSqlRow): HeadRow {
-  const meta = JSON.parse(r.meta) as Record<string, IndexedValue>;
-  return { id: r.id, ov: r.ov, cv: r.cv, deleted: r.deleted === 1, createdAt: r.created_at, updatedAt: r.updated_at, deletedAt: r.deleted_at, meta, body: r.body, hash: r.hash };
+  return { ...r, deleted: r.deleted === 1, meta: JSON.parse(r.meta) as HeadRow['meta'] };
 }
 
 export function toHistoryRow(id: string, r: HistorySqlRow): HistoryRow {
-  const actor = JSON.parse(r.actor) as Actor;
-  return { id, ov: r.ov, cv: r.cv, op: r.op, at: r.at, actor, reason: r.reason, deleted: r.deleted === 1, size: r.size, archived: r.archived === 1 };
+  return { id, ...r, actor: JSON.parse(r.actor) as Actor, deleted: r.deleted === 1, archived: r.archived === 1 };
 }
 
 export function toVersion(r: VersionSqlRow): VersionRow {
-  return { ...toHistoryRow(r.id, r), body: r.body, meta: JSON.parse(r.meta) as Record<string, IndexedValue>, hash: r.hash };
+  const actor = JSON.parse(r.actor) as Actor;
+  return { ...r, actor, deleted: r.deleted === 1, archived: r.archived === 1, meta: JSON.parse(r.meta) as VersionRow['meta'] };
 }
 
 export function toPendingBlob(r: PendingBlobSqlRow): PendingBlob {
   return { bucket: r.bucket, key: r.key, contentType: r.content_type, body: new Uint8Array(r.body) };
 }
+
+/** An `INSERT` of one row, each of `columns` a parameter in that order, then `clause`. */
+function insert(table: string, columns: string, clause = ''): string {
+  const marks = columns.split(', ').map(() => '?');
+  return `INSERT INTO ${table} (${columns}) VALUES (${marks.join(', ')}) ${clause}`;
+}
+
+/** An `insert` of `(keys, values)` that, on a row with the same keys, sets each value column as `set` says (default: to the new value). */
+function upsert(table: string, keys: string, values: string, set = (column: string) => `${column} = excluded.${column}`): string {
+  return insert(table, `${keys}, ${values}`, `ON CONFLICT (${keys}) DO UPDATE SET ${values.split(', ').map(set).join(', ')}`);
+}
+
+/** A counter's upsert adds to the value it finds. */
+const adding = (column: string) => `${column} = ${column} + excluded.${column}`;
 
 /**
  * Every fixed statement of the driver, prepared once per connection; parameters in the order of
@@ -50,38 +59,32 @@ export function prepareStatements(db: Database.Database) {
   const byNs = (table: string) => p(`DELETE FROM ${table} WHERE db = ? AND coll = ?`);
   return {
     // ---- reads
-    getHead: p(`SELECT ${HEAD_COLUMNS} FROM heads WHERE db = ? AND coll = ? AND id = ?`),
-    // The point reads of every getVersion / getAsOf, prepared once (the general range query is
-    // built per call).
-    versionByOv: p(`SELECT ${VERSION_COLUMNS} FROM versions WHERE db = ? AND coll = ? AND id = ? AND ov = ?`),
-    versionAtTime: p(`SELECT ${VERSION_COLUMNS} FROM versions WHERE db = ? AND coll = ? AND id = ? AND at <= ? ORDER BY at DESC, ov DESC LIMIT 1`),
-    versionAtCv: p(`SELECT ${VERSION_COLUMNS} FROM versions WHERE db = ? AND coll = ? AND id = ? AND cv <= ? ORDER BY cv DESC LIMIT 1`),
-    headState: p(`SELECT ${HEAD_STATE} FROM heads WHERE db = ? AND coll = ? AND id = ?`),
-    listHistory: p(
-      `SELECT ${HISTORY_COLUMNS} FROM versions INDEXED BY versions_history WHERE db = ? AND coll = ? AND id = ? AND ov < ?
-       ORDER BY ov DESC LIMIT ?`,
-    ),
+    getHead: p(`SELECT ${HEAD_FIELDS} FROM heads WHERE db = ? AND coll = ? AND id = ?`),
+    // The point reads of every getVersion / getAsOf (see `versionPoint`); the general range query is built per call.
+    versionAt: {
+      ov: p(`SELECT ${VERSION_COLUMNS} FROM versions WHERE db = ? AND coll = ? AND id = ? AND ov = ?`),
+      at: p(`SELECT ${VERSION_COLUMNS} FROM versions WHERE db = ? AND coll = ? AND id = ? AND at <= ? ORDER BY at DESC, ov DESC LIMIT 1`),
+      cv: p(`SELECT ${VERSION_COLUMNS} FROM versions WHERE db = ? AND coll = ? AND id = ? AND cv <= ? ORDER BY cv DESC LIMIT 1`),
+    },
+    // What a transaction reads of a head (`octet_length` reads the body's size, never the body
+    // itself), as an array: the cheapest row better-sqlite3 makes (every commit reads one).
+    headState: p('SELECT ov, cv, deleted, octet_length(body) = 0 FROM heads WHERE db = ? AND coll = ? AND id = ?').raw(),
+    listHistory: p(`SELECT ${HISTORY_COLUMNS} FROM versions INDEXED BY versions_history
+      WHERE db = ? AND coll = ? AND id = ? AND ov < ? ORDER BY ov DESC LIMIT ?`),
     listHeadIds: v('SELECT id FROM heads WHERE db = ? AND coll = ? AND id > ? ORDER BY id LIMIT ?'),
     getClaim: v('SELECT id FROM unique_claims WHERE db = ? AND coll = ? AND key = ?'),
     listClaims: p('SELECT key, id FROM unique_claims WHERE db = ? AND coll = ? AND key > ? ORDER BY key LIMIT ?'),
     getPending: v('SELECT seq FROM sync_outbox WHERE db = ? AND coll = ? AND id = ?'),
     countPending: v('SELECT count(*) AS n FROM sync_outbox WHERE db = ?'),
-    pendingDatabases: v('SELECT DISTINCT db FROM sync_outbox ORDER BY db'),
     hasDeadLetter: v('SELECT 1 FROM sync_dead_letters WHERE db = ? AND coll = ? AND id = ?'),
     listDeadLetters: p('SELECT coll AS collection, id, reason, failed_at AS failedAt FROM sync_dead_letters WHERE db = ? ORDER BY failed_at, rowid LIMIT ?'),
-    allDeadLetters: p(
-      `SELECT d.coll AS collection, d.id, d.reason, d.failed_at AS failedAt, h.cv AS headCv FROM sync_dead_letters d
-       LEFT JOIN heads h ON h.db = d.db AND h.coll = d.coll AND h.id = d.id WHERE d.db = ? ORDER BY d.failed_at, d.rowid`,
-    ),
-    deadLetterDatabases: v('SELECT DISTINCT db FROM sync_dead_letters ORDER BY db'),
+    allDeadLetters: p(`SELECT d.coll AS collection, d.id, d.reason, d.failed_at AS failedAt, h.cv AS headCv FROM sync_dead_letters d
+      LEFT JOIN heads h ON h.db = d.db AND h.coll = d.coll AND h.id = d.id WHERE d.db = ? ORDER BY d.failed_at, d.rowid`),
     countUnarchived: v('SELECT count(*) AS n FROM versions INDEXED BY versions_unarchived WHERE db = ? AND coll = ? AND id = ? AND archived = 0'),
     countVersionsBelow: v('SELECT count(*) AS n FROM versions WHERE db = ? AND coll = ? AND id = ? AND ov < ?'),
     getCounters: p('SELECT name, value FROM counters WHERE db = ? AND coll = ?'),
-    getCounterWindows: p(
-      `SELECT win, name, value FROM counter_windows
-       WHERE db = ? AND coll = ? AND win >= ? AND win < ? AND win >= ? AND (? IS NULL OR win <= ?)
-       ORDER BY win, name`,
-    ),
+    getCounterWindows: p(`SELECT win, name, value FROM counter_windows
+      WHERE db = ? AND coll = ? AND win >= ? AND win < ? AND win >= ? AND (? IS NULL OR win <= ?) ORDER BY win, name`),
     windowsBelow: v('SELECT DISTINCT win FROM counter_windows WHERE db = ? AND coll = ? AND win >= ? AND win < ?'),
     getCollectionVersion: v('SELECT cv FROM collection_versions WHERE db = ? AND coll = ?'),
     // collection_versions has one small row per namespace ever written: no scan of the data.
@@ -94,87 +97,41 @@ export function prepareStatements(db: Database.Database) {
     // Reads only the partial index of unarchived entries, never archived history. Named, because
     // the planner would otherwise prefer versions_history, which also holds every column used
     // here but lists every version of the database.
-    listUnarchivedRecords: p(
-      `SELECT coll AS collection, id, min(at) AS oldestAt FROM versions INDEXED BY versions_unarchived
-       WHERE db = ? AND archived = 0 AND (coll > ? OR (coll = ? AND id > ?))
-       GROUP BY coll, id HAVING min(at) <= ? ORDER BY coll, id LIMIT ?`,
-    ),
-    summariseVersions: p(
-      `SELECT g.id, g.n AS count, g.lo AS oldestOv, g.hi AS newestOv,
-         (SELECT w.at FROM versions w WHERE w.db = ? AND w.coll = ? AND w.id = g.id AND w.ov = g.lo + 1) AS oldestSupersededAt
-       FROM (SELECT id, count(*) AS n, min(ov) AS lo, max(ov) AS hi FROM versions
-             WHERE db = ? AND coll = ? AND id > ? GROUP BY id ORDER BY id LIMIT ?) g
-       ORDER BY g.id`,
-    ),
+    listUnarchivedRecords: p(`SELECT coll AS collection, id, min(at) AS oldestAt FROM versions INDEXED BY versions_unarchived
+      WHERE db = ? AND archived = 0 AND (coll > ? OR (coll = ? AND id > ?))
+      GROUP BY coll, id HAVING min(at) <= ? ORDER BY coll, id LIMIT ?`),
+    summariseVersions: p(`SELECT g.id, g.n AS count, g.lo AS oldestOv, g.hi AS newestOv,
+        (SELECT w.at FROM versions w WHERE w.db = ? AND w.coll = ? AND w.id = g.id AND w.ov = g.lo + 1) AS oldestSupersededAt
+      FROM (SELECT id, count(*) AS n, min(ov) AS lo, max(ov) AS hi FROM versions
+            WHERE db = ? AND coll = ? AND id > ? GROUP BY id ORDER BY id LIMIT ?) g
+      ORDER BY g.id`),
     // ---- effects
-    putHead: p(
-      `INSERT INTO heads (db, coll, id, ov, cv, deleted, created_at, updated_at, deleted_at, meta, body, hash)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (db, coll, id) DO UPDATE SET ov = excluded.ov, cv = excluded.cv, deleted = excluded.deleted,
-         created_at = excluded.created_at, updated_at = excluded.updated_at, deleted_at = excluded.deleted_at,
-         meta = excluded.meta, body = excluded.body, hash = excluded.hash`,
-    ),
+    putHead: p(upsert('heads', 'db, coll, id', 'ov, cv, deleted, created_at, updated_at, deleted_at, meta, body, hash')),
     deleteHead: p('DELETE FROM heads WHERE db = ? AND coll = ? AND id = ?'),
     offloadHead: p(`UPDATE heads SET body = '' WHERE db = ? AND coll = ? AND id = ?`),
-    insertVersion: p(
-      `INSERT INTO versions (db, coll, id, ov, cv, op, at, actor, actor_id, actor_type, reason, deleted, size, body, archived, meta, hash)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    ),
+    insertVersion: p(insert('versions', 'db, coll, id, ov, cv, op, at, actor, actor_id, actor_type, reason, deleted, size, body, archived, meta, hash')),
     deleteVersionsBelow: p('DELETE FROM versions WHERE db = ? AND coll = ? AND id = ? AND ov < ?'),
     markArchived: p('UPDATE versions SET archived = 1, body = NULL WHERE db = ? AND coll = ? AND id = ? AND ov = ?'),
-    putClaim: p(
-      `INSERT INTO unique_claims (db, coll, key, id) VALUES (?, ?, ?, ?)
-       ON CONFLICT (db, coll, key) DO UPDATE SET id = excluded.id`,
-    ),
+    putClaim: p(upsert('unique_claims', 'db, coll, key', 'id')),
     releaseClaims: p('DELETE FROM unique_claims WHERE db = ? AND coll = ? AND id = ?'),
     // An upsert keeps the row, and so its rowid: the outbox's queue order.
-    markPending: p(
-      `INSERT INTO sync_outbox (db, coll, id, seq) VALUES (?, ?, ?, ?)
-       ON CONFLICT (db, coll, id) DO UPDATE SET seq = excluded.seq`,
-    ),
+    markPending: p(upsert('sync_outbox', 'db, coll, id', 'seq')),
     clearPending: p('DELETE FROM sync_outbox WHERE db = ? AND coll = ? AND id = ?'),
-    putPendingBlob: p(
-      `INSERT INTO pending_blobs (db, coll, id, bucket, key, content_type, body) VALUES (?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (db, coll, bucket, key) DO UPDATE SET id = excluded.id, content_type = excluded.content_type, body = excluded.body`,
-    ),
+    putPendingBlob: p(upsert('pending_blobs', 'db, coll, bucket, key', 'id, content_type, body')),
     deletePendingBlob: p('DELETE FROM pending_blobs WHERE db = ? AND coll = ? AND bucket = ? AND key = ?'),
     dropPendingBlobs: p('DELETE FROM pending_blobs WHERE db = ? AND coll = ? AND id = ?'),
-    putDeadLetter: p(
-      `INSERT INTO sync_dead_letters (db, coll, id, reason, failed_at) VALUES (?, ?, ?, ?, ?)
-       ON CONFLICT (db, coll, id) DO UPDATE SET reason = excluded.reason, failed_at = excluded.failed_at`,
-    ),
+    putDeadLetter: p(upsert('sync_dead_letters', 'db, coll, id', 'reason, failed_at')),
     deleteDeadLetter: p('DELETE FROM sync_dead_letters WHERE db = ? AND coll = ? AND id = ?'),
-    addCounter: p(
-      `INSERT INTO counters (db, coll, name, value) VALUES (?, ?, ?, ?)
-       ON CONFLICT (db, coll, name) DO UPDATE SET value = value + excluded.value`,
-    ),
-    addWindowCounter: p(
-      `INSERT INTO counter_windows (db, coll, win, name, value) VALUES (?, ?, ?, ?, ?)
-       ON CONFLICT (db, coll, win, name) DO UPDATE SET value = value + excluded.value`,
-    ),
-    setCounter: p(
-      `INSERT INTO counters (db, coll, name, value) VALUES (?, ?, ?, ?)
-       ON CONFLICT (db, coll, name) DO UPDATE SET value = excluded.value`,
-    ),
-    setWindowCounter: p(
-      `INSERT INTO counter_windows (db, coll, win, name, value) VALUES (?, ?, ?, ?, ?)
-       ON CONFLICT (db, coll, win, name) DO UPDATE SET value = excluded.value`,
-    ),
+    addCounter: p(upsert('counters', 'db, coll, name', 'value', adding)),
+    addWindowCounter: p(upsert('counter_windows', 'db, coll, win, name', 'value', adding)),
+    setCounter: p(upsert('counters', 'db, coll, name', 'value')),
+    setWindowCounter: p(upsert('counter_windows', 'db, coll, win, name', 'value')),
     deleteWindow: p('DELETE FROM counter_windows WHERE db = ? AND coll = ? AND win = ?'),
     clearCounters: ['counters', 'counter_windows'].map(byNs),
-    setCollectionVersion: p(
-      `INSERT INTO collection_versions (db, coll, cv) VALUES (?, ?, ?)
-       ON CONFLICT (db, coll) DO UPDATE SET cv = excluded.cv`,
-    ),
-    putLock: p(
-      `INSERT INTO locks (db, coll, key, owner, expires_at) VALUES (?, ?, ?, ?, ?)
-       ON CONFLICT (db, coll, key) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at`,
-    ),
+    setCollectionVersion: p(upsert('collection_versions', 'db, coll', 'cv')),
+    putLock: p(upsert('locks', 'db, coll, key', 'owner, expires_at')),
     deleteLock: p('DELETE FROM locks WHERE db = ? AND coll = ? AND key = ?'),
-    putUpload: p(
-      `INSERT INTO content_uploads (db, coll, bucket, key, token, id, cleaning, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (db, coll, bucket, key, token) DO UPDATE SET id = excluded.id, cleaning = excluded.cleaning, at = excluded.at`,
-    ),
+    putUpload: p(upsert('content_uploads', 'db, coll, bucket, key, token', 'id, cleaning, at')),
     deleteUpload: p('DELETE FROM content_uploads WHERE db = ? AND coll = ? AND bucket = ? AND key = ? AND token = ?'),
     // What a namespace holds (queued objects stay: restored records may point at them).
     clearNamespace: ['heads', 'versions', 'unique_claims', 'collection_versions', 'sync_outbox', 'sync_dead_letters'].map(byNs),
