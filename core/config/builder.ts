@@ -90,12 +90,13 @@ export class XronoxConfigBuilder {
    * databases in the schemas `<schemaPrefix><dbName>` (default `xronox_`), each statement bounded
    * by `statementTimeoutMs` (default 30000).
    */
-  addPostgresConnection(ref: string, postgresUri: string, options: { schemaPrefix?: string; statementTimeoutMs?: number } = {}): this {
-    const { schemaPrefix, statementTimeoutMs } = options;
+  addPostgresConnection(ref: string, postgresUri: string, options: { schemaPrefix?: string; statementTimeoutMs?: number; maxConnections?: number } = {}): this {
+    const { schemaPrefix, statementTimeoutMs, maxConnections } = options;
     return this.#addDbConnection(ref, {
       postgresUri,
       ...(schemaPrefix === undefined ? {} : { schemaPrefix }),
       ...(statementTimeoutMs === undefined ? {} : { statementTimeoutMs }),
+      ...(maxConnections === undefined ? {} : { maxConnections }),
     });
   }
 
@@ -226,7 +227,7 @@ export class XronoxConfigBuilder {
     throw new ConfigError([...own, ...later]);
   }
 
-  #addDbConnection(ref: string, connection: { mongoUri: string } | { postgresUri: string; schemaPrefix?: string; statementTimeoutMs?: number } | { sqlitePath: string }): this {
+  #addDbConnection(ref: string, connection: { mongoUri: string } | { postgresUri: string; schemaPrefix?: string; statementTimeoutMs?: number; maxConnections?: number } | { sqlitePath: string }): this {
     const connections = this.#input.dbConnections;
     if (this.#isNew(connections, `dbConnections.${ref}`, ref)) connections[ref] = connection;
     return this;

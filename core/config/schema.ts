@@ -47,13 +47,19 @@ export const dbConnectionSchema = z
      * so that no call waits on PostgreSQL until a Lambda is killed. Default 30000.
      */
     statementTimeoutMs: z.number().int().min(100).max(900_000).optional(),
+    /**
+     * With `postgresUri`: the most connections this process opens to the server (1 to 100).
+     * Default 10, or 2 inside AWS Lambda, where a container serves one request at a time and
+     * hundreds of containers would otherwise exhaust the server's `max_connections`.
+     */
+    maxConnections: z.number().int().min(1).max(100).optional(),
   })
   .superRefine((conn, ctx) => {
     const kinds = [conn.mongoUri, conn.postgresUri, conn.sqlitePath].filter((v) => v !== undefined).length;
     if (kinds !== 1) {
       ctx.addIssue({ code: 'custom', message: 'give exactly one of mongoUri, postgresUri or sqlitePath' });
     }
-    for (const key of ['schemaPrefix', 'statementTimeoutMs'] as const) {
+    for (const key of ['schemaPrefix', 'statementTimeoutMs', 'maxConnections'] as const) {
       if (conn[key] !== undefined && conn.postgresUri === undefined) ctx.addIssue({ code: 'custom', path: [key], message: 'applies to postgresUri connections only' });
     }
   });

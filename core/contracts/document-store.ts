@@ -208,9 +208,13 @@ export function toDocumentJson(value: DocValue): string {
   });
 }
 
-/** The inverse of `toDocumentJson`. */
-export function fromDocumentJson(text: string): Doc {
+/**
+ * The inverse of `toDocumentJson`; `reviveText` undoes a store's own escaping of strings (the
+ * PostgreSQL document store escapes what `jsonb` cannot hold).
+ */
+export function fromDocumentJson(text: string, reviveText?: (stored: string) => string): Doc {
   return JSON.parse(text, (_key, v: unknown) => {
+    if (reviveText && typeof v === 'string') return reviveText(v);
     if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
       const keys = Object.keys(v);
       const iso = (v as Record<string, unknown>)[DATE_KEY];

@@ -7,7 +7,8 @@ import { Client, escapeIdentifier } from 'pg';
 import { nsKey, refKey, type Transaction } from '../../core/contracts/index-driver.js';
 import type { Namespace, RecordWrite, VersionRow } from '../../core/contracts/index-store.js';
 import { PostgresIndexDriver, type PostgresIndexDriverOptions } from '../../core/adapters/postgres/postgres-index-driver.js';
-import { acquirePostgresPool, pooledPostgresCount } from '../../core/adapters/postgres/postgres-pool.js';
+import { acquirePostgresPool, defaultMaxConnections, pooledPostgresCount } from '../../core/adapters/postgres/postgres-pool.js';
+import { postgresOptions } from '../../core/adapters/postgres/postgres-settings.js';
 import { schemaNameFor } from '../../core/adapters/postgres/postgres-schema.js';
 import { IndexRuntime } from '../../core/store/index-runtime.js';
 import { DuplicateKeyError, StorageError, ValidationError } from '../../core/errors.js';
@@ -354,6 +355,25 @@ describePostgres('PostgreSQL index driver', availability, () => {
       await b.close();
       expect(pooledPostgresCount()).toBe(before);
       await expect(a.ping()).rejects.toThrow(/closed/);
+    });
+
+    it('opens at most maxConnections to the server (default 10, 2 inside AWS Lambda); a further caller waits its turn', async () => {
+      expect(defaultMaxConnections({})).toBe(10);
+      expect(defaultMaxConnections({ AWS_LAMBDA_FUNCTION_NAME: 'xronox-api' })).toBe(2);
+      const held = acquirePostgresPool(POSTGRES_URI, { ...postgresOptions({ postgresUri: POSTGRES_URI, maxConnections: 2 }).pool, applicationName: appName() });
+      try {
+        const first = await held.pool.connect();
+        const second = await held.pool.connect();
+        const third = held.pool.connect();
+        expect(held.pool.totalCount).toBe(2);
+        expect(held.pool.waitingCount).toBe(1);
+        first.release();
+        (await third).release();
+        second.release();
+        expect(held.pool.totalCount).toBe(2);
+      } finally {
+        await held.release();
+      }
     });
 
     it('leaves no session state on pooled connections (SET LOCAL only, the timeouts too); commits wait for the WAL flush, only leases do not', async () => {

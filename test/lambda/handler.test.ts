@@ -11,7 +11,7 @@ import { pooledClientCount } from '../../core/adapters/s3/s3-client-pool.js';
 import { hashApiKey } from '../../functions/api/api-keys.js';
 import { container, handler } from '../../functions/api/lambda.js';
 import { tempDir } from '../support/temp.js';
-import { httpApiEvent, type RequestSpec } from './http-api-event.js';
+import { httpApiEvent, type RequestSpec, lambdaContext } from './http-api-event.js';
 
 const INVOCATIONS = 25;
 const KEY = 'xrx_lambda-handler-test-key';
@@ -75,17 +75,7 @@ interface Answer {
 async function invoke(spec: RequestSpec, auth = true): Promise<Answer> {
   invocations++;
   const event = httpApiEvent({ ...spec, headers: { ...(auth ? { Authorization: `Bearer ${KEY}` } : {}), ...spec.headers } });
-  const context = {
-    callbackWaitsForEmptyEventLoop: true,
-    functionName: 'xronox-test-api',
-    functionVersion: '$LATEST',
-    invokedFunctionArn: 'arn:aws:lambda:eu-west-1:123456789012:function:xronox-test-api',
-    memoryLimitInMB: '512',
-    awsRequestId: `req-${invocations}`,
-    logGroupName: '/aws/lambda/xronox-test-api',
-    logStreamName: '2026/11/22/[$LATEST]0123456789abcdef',
-    getRemainingTimeInMillis: () => 29_000,
-  };
+  const context = lambdaContext(`req-${invocations}`);
   // hono's event type wants `body: string | null`; API Gateway leaves `body` out when there is none.
   const result = await handler(event as unknown as LambdaEvent, context);
   expect(result.isBase64Encoded).toBe(false);

@@ -121,3 +121,18 @@ function apiGatewayTime(d: Date): string {
   const two = (n: number) => String(n).padStart(2, '0');
   return `${two(d.getUTCDate())}/${MONTHS[d.getUTCMonth()]}/${d.getUTCFullYear()}:${two(d.getUTCHours())}:${two(d.getUTCMinutes())}:${two(d.getUTCSeconds())} +0000`;
 }
+
+/** A Lambda context as the runtime hands it to the API function, `awsRequestId` made unique per call. */
+export function lambdaContext(awsRequestId: string) {
+  return {
+    callbackWaitsForEmptyEventLoop: true,
+    functionName: 'xronox-test-api',
+    functionVersion: '$LATEST',
+    invokedFunctionArn: 'arn:aws:lambda:eu-west-1:123456789012:function:xronox-test-api',
+    memoryLimitInMB: '512',
+    awsRequestId,
+    logGroupName: '/aws/lambda/xronox-test-api',
+    logStreamName: '2026/11/22/[$LATEST]0123456789abcdef',
+    getRemainingTimeInMillis: () => 29_000,
+  };
+}

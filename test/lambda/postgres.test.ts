@@ -17,7 +17,7 @@ import { hashApiKey } from '../../functions/api/api-keys.js';
 import { container, handler } from '../../functions/api/lambda.js';
 import { describePostgres, dropSchemas, POSTGRES_URI, postgresAvailability, randomSchemaPrefix, withPostgres } from '../support/postgres.js';
 import { tempDir } from '../support/temp.js';
-import { httpApiEvent, type RequestSpec } from './http-api-event.js';
+import { httpApiEvent, type RequestSpec, lambdaContext } from './http-api-event.js';
 
 const availability = await postgresAvailability();
 const schemaPrefix = randomSchemaPrefix();
@@ -36,17 +36,7 @@ function restoreEnv(name: string, value: string | undefined): void {
 async function invoke(spec: RequestSpec): Promise<{ status: number; json: Record<string, unknown> }> {
   invocations++;
   const event = httpApiEvent({ ...spec, headers: { authorization: `Bearer ${KEY}`, ...spec.headers } });
-  const context = {
-    callbackWaitsForEmptyEventLoop: true,
-    functionName: 'xronox-test-api',
-    functionVersion: '$LATEST',
-    invokedFunctionArn: 'arn:aws:lambda:eu-west-1:123456789012:function:xronox-test-api',
-    memoryLimitInMB: '512',
-    awsRequestId: `pg-${invocations}`,
-    logGroupName: '/aws/lambda/xronox-test-api',
-    logStreamName: '2026/11/22/[$LATEST]0123456789abcdef',
-    getRemainingTimeInMillis: () => 29_000,
-  };
+  const context = lambdaContext(`pg-${invocations}`);
   const result = await handler(event as unknown as LambdaEvent, context);
   return { status: result.statusCode, json: JSON.parse(result.body) as Record<string, unknown> };
 }

@@ -894,6 +894,19 @@ describe('presets', () => {
     });
   });
 
+  it('maxConnections: how many connections a postgresUri connection opens per process, 1 to 100, handed to the pool', () => {
+    const base = { localStorage: { basePath: '/tmp/b', enabled: true }, databases: {} };
+    const config = new XronoxConfigBuilder().addPostgresConnection('pg', 'postgres://h/db', { maxConnections: 3, statementTimeoutMs: 5_000 }).withLocalStorage('/tmp/b').build();
+    expect(postgresOptions(config.dbConnections.pg!)).toEqual({ pool: { statementTimeoutMillis: 5_000, max: 3 } });
+    for (const bad of [0, 101, 2.5, '4']) {
+      expect(configError(() => loadConfig({ ...base, dbConnections: { pg: { postgresUri: 'postgres://h/a', maxConnections: bad } } })).issues[0]?.path).toBe('dbConnections.pg.maxConnections');
+    }
+    expect(configError(() => loadConfig({ ...base, dbConnections: { s: { sqlitePath: '/tmp/x.sqlite', maxConnections: 2 } } })).issues).toContainEqual({
+      path: 'dbConnections.s.maxConnections',
+      message: 'applies to postgresUri connections only',
+    });
+  });
+
   it('postgresUri: a connection kind of its own, a URI, exactly one kind per connection', () => {
     expect(createMinimalConfig('postgres://u:p@127.0.0.1:5432/app').dbConnections).toEqual({ primary: { postgresUri: 'postgres://u:p@127.0.0.1:5432/app' } });
     expect(createMinimalConfig('postgresql://h/app').dbConnections.primary?.postgresUri).toBe('postgresql://h/app');

@@ -1,4 +1,4 @@
-import { DATE_KEY, type Doc, type DocValue, type SortSpec } from '../../contracts/document-store.js';
+import { DATE_KEY, fromDocumentJson, type Doc, type DocValue, type SortSpec } from '../../contracts/document-store.js';
 import { ValidationError } from '../../errors.js';
 import type { FilterTree, FilterValue } from '../../foundation/filter-tree.js';
 import { isValidName } from '../../foundation/names.js';
@@ -197,15 +197,7 @@ export function toStoredJson(value: DocValue): string {
 
 /** The inverse of `toStoredJson`, from the `jsonb` text PostgreSQL returns. */
 export function fromStoredJson(text: string): Doc {
-  return JSON.parse(text, (_key, v: unknown) => {
-    if (typeof v === 'string') return unescapeText(v);
-    if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
-      const keys = Object.keys(v);
-      const iso = (v as Record<string, unknown>)[DATE_KEY];
-      if (keys.length === 1 && typeof iso === 'string') return new Date(iso);
-    }
-    return v;
-  }) as Doc;
+  return fromDocumentJson(text, unescapeText);
 }
 
 export function escapeText(text: string): string {

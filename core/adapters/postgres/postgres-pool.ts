@@ -11,7 +11,7 @@ import { ClosedError, StorageError } from '../../errors.js';
 const pools = new Map<string, { pool: Pool; users: number }>();
 
 export interface PostgresPoolOptions {
-  /** Connections the pool may hold at once. Default 10 (a Lambda container serves one request at a time: 2 suit it). */
+  /** Connections the pool may hold at once. Default: see `defaultMaxConnections`. */
   max?: number;
   /** How long a connection attempt (or a wait for a free pooled connection) may take. Default 10 s. */
   connectionTimeoutMillis?: number;
@@ -33,6 +33,15 @@ export interface PostgresPoolOptions {
 export const DEFAULT_STATEMENT_TIMEOUT_MS = 30_000;
 /** How much later than the server's own cancel the client gives up on an answer. */
 const CLIENT_GRACE_MS = 1_000;
+
+/**
+ * A Lambda container serves one request at a time; two connections let the background blob sync
+ * commit while a request does, and keep hundreds of warm containers within the server's
+ * `max_connections`. Elsewhere one process serves many requests at once.
+ */
+export function defaultMaxConnections(env: NodeJS.ProcessEnv = process.env): number {
+  return env['AWS_LAMBDA_FUNCTION_NAME'] ? 2 : 10;
+}
 
 export function statementTimeoutOf(options: PostgresPoolOptions | undefined): number {
   return Math.max(1, Math.floor(options?.statementTimeoutMillis ?? DEFAULT_STATEMENT_TIMEOUT_MS));
@@ -59,7 +68,7 @@ export function acquirePostgresPool(connectionString: string, options: PostgresP
   if (!entry) {
     const pool = new Pool({
       connectionString,
-      max: options.max ?? 10,
+      max: options.max ?? defaultMaxConnections(),
       connectionTimeoutMillis: options.connectionTimeoutMillis ?? 10_000,
       idleTimeoutMillis: options.idleTimeoutMillis ?? 30_000,
       query_timeout: statementTimeoutOf(options) + CLIENT_GRACE_MS,

@@ -19,10 +19,14 @@ export const POSTGRES_DOCUMENT_STORE_MEMBERS = {
  * The options both PostgreSQL stores of a connection take from its config: the same pool
  * options, so that the index store and the document store share one pool.
  */
-export function postgresOptions(connection: DbConnectionConfig): { schemaPrefix?: string; pool?: { statementTimeoutMillis: number } } {
-  const { schemaPrefix, statementTimeoutMs } = connection;
+export function postgresOptions(connection: DbConnectionConfig): { schemaPrefix?: string; pool?: { statementTimeoutMillis?: number; max?: number } } {
+  const { schemaPrefix, statementTimeoutMs, maxConnections } = connection;
+  const pool = {
+    ...(statementTimeoutMs === undefined ? {} : { statementTimeoutMillis: statementTimeoutMs }),
+    ...(maxConnections === undefined ? {} : { max: maxConnections }),
+  };
   return {
     ...(schemaPrefix === undefined ? {} : { schemaPrefix }),
-    ...(statementTimeoutMs === undefined ? {} : { pool: { statementTimeoutMillis: statementTimeoutMs } }),
+    ...(Object.keys(pool).length === 0 ? {} : { pool }),
   };
 }
