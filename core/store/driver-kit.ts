@@ -126,28 +126,34 @@ export class OnceEach {
 }
 
 /** A plan takes a few steps (see `Transaction.decide`); more is a plan that loops. */
-export const MAX_PLAN_STEPS = 16;
-
-/** Reads what each step of `tx` names and decides, until a step returns its decision (at most `MAX_PLAN_STEPS`). */
-export async function decideSteps<T>(tx: Transaction<T>, read: (reads: ReadSet) => Promise<ReadRows>): Promise<Decision<T>> {
-  let step = tx;
-  for (let steps = 1; ; steps++) {
-    const outcome = step.decide(await read(step.reads));
-    if (isDecision(outcome)) return outcome;
-    if (steps >= MAX_PLAN_STEPS) throw new Error(`A transaction plan took more than ${MAX_PLAN_STEPS} steps`);
-    step = outcome;
-  }
-}
+const MAX_PLAN_STEPS = 16;
 
 /**
- * A transaction's steps up to its decision: each step's read set read by `read` (inside the
- * driver's transaction), then decided. A read-only plan that returns effects is a bug in a plan.
+ * The next step of `tx` after `steps` steps, or its decision: the rule both loops below share.
+ * Too many steps, or effects from a plan marked read-only, are bugs in a plan (thrown, so the
+ * driver rolls back).
  */
-export function decideStepsSync<T>(tx: Transaction<T>, read: (reads: ReadSet) => ReadRows): Decision<T> {
-  let outcome = tx.decide(read(tx.reads));
-  while (!isDecision(outcome)) outcome = outcome.decide(read(outcome.reads));
-  if (tx.readOnly && outcome.effects.length > 0) throw new Error('A read-only plan returned effects');
+function nextStep<T>(tx: Transaction<T>, outcome: Decision<T> | Transaction<T>, steps: number): Transaction<T> | Decision<T> {
+  if (isDecision(outcome)) {
+    if (tx.readOnly && outcome.effects.length > 0) throw new Error('A plan marked readOnly returned effects');
+    return outcome;
+  }
+  if (steps >= MAX_PLAN_STEPS) throw new Error(`A transaction plan took more than ${MAX_PLAN_STEPS} steps`);
   return outcome;
+}
+
+/** Reads what each step of `tx` names (inside the driver's transaction) and decides, until a step returns its decision. */
+export async function decideSteps<T>(tx: Transaction<T>, read: (reads: ReadSet) => Promise<ReadRows>): Promise<Decision<T>> {
+  let step: Transaction<T> | Decision<T> = tx;
+  for (let steps = 1; !isDecision(step); steps++) step = nextStep(tx, step.decide(await read(step.reads)), steps);
+  return step;
+}
+
+/** `decideSteps` for a driver whose reads are synchronous (SQLite inside its write lock). */
+export function decideStepsSync<T>(tx: Transaction<T>, read: (reads: ReadSet) => ReadRows): Decision<T> {
+  let step: Transaction<T> | Decision<T> = tx;
+  for (let steps = 1; !isDecision(step); steps++) step = nextStep(tx, step.decide(read(step.reads)), steps);
+  return step;
 }
 
 type KeyRef = Namespace & { readonly key: string };

@@ -402,7 +402,7 @@ export function importChunks(batch: ImportBatch, limit: ImportLimit | undefined)
     [documents, bytes] = [documents + n, bytes + size];
     return chunk;
   };
-  for (const r of records) add(1 + r.versions.length, r.head.body.length + r.versions.reduce((n, v) => n + (v.body?.length ?? 0), 0)).records.push(r);
+  for (const r of records) add(1 + r.versions.length, utf8Bytes(r.head.body) + r.versions.reduce((n, v) => n + utf8Bytes(v.body ?? ''), 0)).records.push(r);
   for (const c of claims) add(1, 0).claims.push(c);
   out.push({ ...rest, ...chunk });
   return out;
@@ -461,4 +461,10 @@ export function countPendingSync(dbName: string): Transaction<number> {
 /** `IndexMaintenance.getCollectionVersion`: one namespace's last cv, without listing the database. */
 export function collectionVersion(ns: Namespace): Transaction<number | null> {
   return { readOnly: true, reads: { collectionVersions: [ns] }, decide: (rows) => done(rows.collectionVersions.get(nsKey(ns)) ?? null) };
+}
+
+const utf8 = new TextEncoder();
+/** The UTF-8 size of a body, what a store's size limits count (a string's length counts UTF-16 units). */
+function utf8Bytes(text: string): number {
+  return utf8.encode(text).length;
 }

@@ -376,6 +376,20 @@ describePostgres('PostgreSQL index driver', availability, () => {
       }
     });
 
+    it('a lease that creates its database\'s schema commits durably: the schema is remembered as ready only if a crash cannot forget it', async () => {
+      const seen: string[] = [];
+      const d = driver({ pool: { max: 1, applicationName: appName() }, onQuery: (text) => seen.push(text) });
+      const store = IndexRuntime.of(d);
+      const ns = freshNs();
+      expect(await store.acquireLock(ns, 'k', 'me', 1000)).toBe(true);
+      const commit = seen.find((t) => /\bCOMMIT$/.test(t)) ?? '';
+      expect(commit).toMatch(/SET LOCAL synchronous_commit = on[\s\S]*COMMIT/);
+      seen.length = 0;
+      expect(await store.acquireLock(ns, 'k2', 'me', 1000)).toBe(true);
+      expect(seen.join('\n')).not.toMatch(/synchronous_commit = on/);
+      await store.close();
+    });
+
     it('leaves no session state on pooled connections (SET LOCAL only, the timeouts too); commits wait for the WAL flush, only leases do not', async () => {
       const options = { max: 1, applicationName: appName() };
       const seen: string[] = [];
@@ -404,7 +418,7 @@ describePostgres('PostgreSQL index driver', availability, () => {
       }
       const sets = seen.flatMap((text) => text.split(';')).filter((s) => /^\s*SET\b/i.test(s));
       expect(sets.length).toBeGreaterThan(0);
-      for (const s of sets) expect(s.trim()).toMatch(/^SET LOCAL (lock_timeout = 1234|statement_timeout = 30000|synchronous_commit = off)$/);
+      for (const s of sets) expect(s.trim()).toMatch(/^SET LOCAL (lock_timeout = 1234|statement_timeout = 30000|synchronous_commit = (off|on))$/);
     });
   });
 

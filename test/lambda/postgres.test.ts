@@ -16,6 +16,7 @@ import { schemaNameFor } from '../../core/adapters/postgres/postgres-schema.js';
 import { hashApiKey } from '../../functions/api/api-keys.js';
 import { container, handler } from '../../functions/api/lambda.js';
 import { describePostgres, dropSchemas, POSTGRES_URI, postgresAvailability, randomSchemaPrefix, withPostgres } from '../support/postgres.js';
+import { dropDocumentSchemas, schemasOf } from '../support/postgres-docs.js';
 import { tempDir } from '../support/temp.js';
 import { httpApiEvent, type RequestSpec, lambdaContext } from './http-api-event.js';
 
@@ -73,7 +74,9 @@ describePostgres('the Lambda handler on PostgreSQL', availability, () => {
     restoreEnv('XRONOX_CONFIG_SSM', saved.ssm);
     restoreEnv('XRONOX_POSTGRES_URI', saved.uri);
     await dropSchemas(schemaPrefix);
+    await dropDocumentSchemas(schemaPrefix);
     dir.cleanup();
+    expect(await schemasOf(schemaPrefix)).toEqual([]);
   });
 
   it('writes then reads records and messages over API Gateway v2 events; every warm invocation reuses one engine and one pg.Pool', async () => {

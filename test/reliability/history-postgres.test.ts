@@ -2,7 +2,7 @@
  * The history checker (`support/history-scenario.ts`, as `history.test.ts` runs it on SQLite) on
  * a PostgreSQL index store: 4 writer processes with 2 clients each, and 2 clients in this
  * process, on 6 hot records with optimistic locking (about three quarters of the operations go to
- * them), until 20,000 writes are acknowledged at the default scale (each client stops at its
+ * them), until 5,000 writes are acknowledged at the default scale, 20,000 at scale 4 (each client stops at its
  * share). Then the checker holds the store (read back through the API) and the blob folder to
  * every log: 0 lost, 0 duplicated, every history 0..head without gaps, every `getAsOf` answer
  * exact (at, between and just before every version, with and without deleted ones).

@@ -1,7 +1,7 @@
 import { ClosedError } from '../../errors.js';
-import { byteOrder as bytes, keyed } from '../../store/driver-kit.js';
+import { byteOrder as bytes, decideStepsSync, keyed } from '../../store/driver-kit.js';
 import type { Effect, IndexDriver, OutboxQuery, ReadRows, ReadSet, Transaction, VersionRange } from '../../contracts/index-driver.js';
-import { isDecision, nsKey, refKey, uploadKey } from '../../contracts/index-driver.js';
+import { nsKey, refKey, uploadKey } from '../../contracts/index-driver.js';
 import type {
   ActorQuery,
   AsOfQuery,
@@ -103,8 +103,7 @@ export class MemoryIndexDriver implements IndexDriver {
   }
 
   async transact<T>(tx: Transaction<T>): Promise<T> {
-    let outcome = tx.decide(this.#read(tx.reads));
-    while (!isDecision(outcome)) outcome = outcome.decide(this.#read(outcome.reads));
+    const outcome = decideStepsSync(tx, (reads) => this.#read(reads));
     const journal = new Journal();
     try {
       for (const effect of outcome.effects) this.#apply(effect, journal);

@@ -147,7 +147,6 @@ export class PostgresIndexDriver extends PostgresIndexReads implements IndexDriv
         decision = await decideSteps(tx, (reads) => attemptRun.read(reads));
         // The writes, rendered (taking any lock or schema they need first), then sent with
         // COMMIT in one round trip.
-        if (tx.readOnly && decision.effects.length > 0) throw new Error('A plan marked readOnly returned effects');
         const writes = await run.prepare(decision.effects);
         if (writes.length === 0 && !run.createdSchemas) {
           // Nothing to keep (the namespace rows were only locked): no commit record to flush.
@@ -158,7 +157,10 @@ export class PostgresIndexDriver extends PostgresIndexReads implements IndexDriv
           // outcome is unknown is simply asked for again).
           const xid = run.xid ?? (tx.durable === false ? undefined : ((await run.send(['SELECT txid_current()::text AS xid']))[0]?.xid as string));
           committing = { xid };
-          await run.send([...writes, 'COMMIT']);
+          // A schema created here is remembered as ready once committed: its DDL must survive a
+          // server crash even when the plan itself (a lease) need not.
+          const durableDdl = tx.durable === false && run.createdSchemas ? ['SET LOCAL synchronous_commit = on'] : [];
+          await run.send([...durableDdl, ...writes, 'COMMIT']);
           run.committed();
         }
         client.release();
