@@ -95,11 +95,6 @@ export function byNamespace<T extends Namespace>(items: readonly T[] | undefined
   return [...groupBy(items ?? [], nsKey).values()].map((list) => [{ dbName: list[0]!.dbName, collection: list[0]!.collection }, list]);
 }
 
-/** The lowest string above every counter window key starting with `prefix` (prefixes end in `:`, so `;` follows). */
-export function windowRangeEnd(prefix: string): string {
-  return `${prefix.slice(0, -1)};`;
-}
-
 /** Work done once per key per process; a key whose work failed is tried again by the next caller. */
 export class OnceEach {
   readonly #runs = new Map<string, Promise<void>>();

@@ -1,7 +1,7 @@
 import type { QueryResultRow } from 'pg';
 import { nsKey, type ReadRows, type ReadSet, refKey, uploadKey } from '../../contracts/index-driver.js';
 import type { Namespace } from '../../contracts/index-store.js';
-import { emptyRows, groupBy, namespaceOrder } from '../../store/driver-kit.js';
+import { emptyRows, groupBy, namespaceOrder, windowRangesBelow } from '../../store/driver-kit.js';
 import { bind } from './postgres-filter.js';
 import type { Tables } from './postgres-schema.js';
 import { stampedBefore, toUpload, uploadColumns, type UploadSqlRow } from './postgres-statements.js';
@@ -55,7 +55,7 @@ export async function readRows(tx: ReadScope, reads: ReadSet): Promise<ReadRows>
     const { dbName, collection, before } = reads.counterWindows;
     const t = await tx.tables(dbName, true);
     const params: unknown[] = [collection];
-    const ranges = (['day', 'week', 'month'] as const).flatMap((g) => (before[g] === undefined ? [] : [`(win >= ${bind(params, `${g}:`)} AND win < ${bind(params, before[g])})`]));
+    const ranges = windowRangesBelow(before).map(({ from, below }) => `(win >= ${bind(params, from)} AND win < ${bind(params, below)})`);
     if (t && ranges.length > 0) {
       const windows = await tx.query<{ win: string }>(`SELECT DISTINCT win FROM ${t.counterWindows} WHERE coll = $1 AND (${ranges.join(' OR ')}) ORDER BY win`, params);
       rows.counterWindows = windows.map((r) => r.win);

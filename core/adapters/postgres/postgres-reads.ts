@@ -2,7 +2,7 @@ import type { QueryResultRow } from 'pg';
 import type { IndexDriver, OutboxQuery, VersionRange } from '../../contracts/index-driver.js';
 import type { ActorQuery, AsOfQuery, CounterWindow, CounterWindowQuery, DeadLetter, HeadQuery, HeadRow, HistoryRow, Namespace } from '../../contracts/index-store.js';
 import type { PendingBlob, PendingSync, UnarchivedRecord, VersionRow, VersionSummary } from '../../contracts/index-store.js';
-import { byteOrder, groupWindows, namespaceOrder, windowRangeEnd } from '../../store/driver-kit.js';
+import { byteOrder, groupWindows, namespaceOrder, windowKeyRange } from '../../store/driver-kit.js';
 import { bind, compileFilter, metaFields } from './postgres-filter.js';
 import { backoff, isConnectionError } from './postgres-pool.js';
 import { listSchemas, schemaNameFor, schemaState, tablesOf, type Tables } from './postgres-schema.js';
@@ -189,12 +189,12 @@ export class PostgresIndexReads implements Reads {
 
   async getCounterWindows(dbName: string, collection: string, query: CounterWindowQuery): Promise<CounterWindow[]> {
     return this.inSchema(dbName, [], async (t, q) => {
-      const prefix = `${query.granularity}:`;
+      const { from, below } = windowKeyRange(query.granularity);
       const rows = await q<{ win: string; name: string; value: number }>(
         `SELECT win, name, value FROM ${t.counterWindows}
          WHERE coll = $1 AND win >= $2 AND win < $3 AND win >= $4 AND ($5::text IS NULL OR win <= $5)
          ORDER BY win, name`,
-        [collection, prefix, windowRangeEnd(prefix), query.from ?? '', query.to ?? null],
+        [collection, from, below, query.from ?? '', query.to ?? null],
       );
       return groupWindows(rows);
     });
