@@ -128,9 +128,11 @@ export class MongoPlanExecutor {
   }
 
   async transact<T>(tx: Transaction<T>): Promise<T> {
+    // One retry budget for the whole call, whatever set-up rounds it takes.
+    const deadline = Date.now() + RETRY_FOR_MS;
     for (let round = 1; ; round++) {
       try {
-        return await this.#inTransaction(async (session) => {
+        return await this.#inTransaction(deadline, async (session) => {
           const { effects, result } = await decideSteps(tx, (reads) => this.#read(reads, session));
           const writes = planWrites(effects, this.deadLetterCollection);
           const missing = this.setup.missing(writtenCollections(writes));
@@ -151,9 +153,8 @@ export class MongoPlanExecutor {
    * transactions specification says: the whole transaction on TransientTransactionError, the
    * commit alone on UnknownTransactionCommitResult. `work` must be idempotent: it may run again.
    */
-  async #inTransaction<T>(work: (session: ClientSession) => Promise<T>): Promise<T> {
+  async #inTransaction<T>(deadline: number, work: (session: ClientSession) => Promise<T>): Promise<T> {
     const session = this.port.startSession();
-    const deadline = Date.now() + RETRY_FOR_MS;
     try {
       for (let attempt = 1; ; attempt++) {
         session.startTransaction(TRANSACTION);
