@@ -35,7 +35,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { initXronox, type Xronox } from '../core/index.js';
 import type { Data } from '../core/engine/documents.js';
-import { type ConcurrentResult, runConcurrent } from './support/concurrent-compare.js';
+import { type ConcurrentResult, runConcurrent, type Tracked } from './support/concurrent-compare.js';
 import { describeMachine, envInt, loadAverage, settle } from './support/machine.js';
 import { finishRun, fmtNumber, type Latency, latencyInterleaved, markdownTable, now, progressLog, secondsSince, summarise } from './support/measure.js';
 import { makeSizedData } from './support/sized-document.js';
@@ -132,14 +132,6 @@ interface SideResult {
   asOfChecked?: number;
 }
 
-interface Tracked {
-  store: ComparedStore;
-  ids: string[];
-  ovs: number[];
-  /** seqs[r][ov]: the `seq` written into record r's version ov. */
-  seqs: number[][];
-  nextSeq: number;
-}
 
 async function openStores(tag: string): Promise<ComparedStore[]> {
   const stores: ComparedStore[] = [new XronoxStore(xronox, 'runtime', TENANT, `c${tag}`), new XronoxStore(xronox, 'knowledge', TENANT, `c${tag}`)];

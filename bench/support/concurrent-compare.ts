@@ -40,7 +40,8 @@ export interface ConcurrentResult {
   asOfChecked: number;
 }
 
-interface Tracked {
+/** A store under test with its records' ovs and the seq written into each version. */
+export interface Tracked {
   store: ComparedStore;
   ids: string[];
   ovs: number[];
