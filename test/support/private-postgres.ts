@@ -12,6 +12,7 @@
  * await cluster.stop('immediate');     // a crash: no checkpoint, recovery from the WAL at the next start
  * await cluster.start();
  * await cluster.destroy();             // stop (immediate) and remove the folder; never throws
+ * createPrivateCluster({ wal_writer_delay: '10s' });   // with server settings of the test's own
  * ```
  *
  * The binaries are PostgreSQL 15's (`XRONOX_PG_BIN`, default `/usr/lib/postgresql/15/bin`).
@@ -56,7 +57,11 @@ export function privateClusterAvailability(): ClusterAvailability {
   return { ok: true };
 }
 
-export async function createPrivateCluster(): Promise<PrivateCluster> {
+/**
+ * `settings`: server settings beyond this file's (`-c name=value` at every start), e.g. a test
+ * that needs the WAL writer to stay idle for a while.
+ */
+export async function createPrivateCluster(settings: Readonly<Record<string, string>> = {}): Promise<PrivateCluster> {
   const root = mkdtempSync(join(tmpdir(), 'xronox-pg-cluster-'));
   const asRoot = userInfo().uid === 0;
   const owner = asRoot ? postgresUser() : undefined;
@@ -67,7 +72,8 @@ export async function createPrivateCluster(): Promise<PrivateCluster> {
   const run = (tool: string, args: readonly string[]) => runCommand(asRoot ? RUNUSER : join(PG_BIN, tool), asRoot ? ['-u', 'postgres', '--', join(PG_BIN, tool), ...args] : args, root);
   // The server's settings: this port and a socket in the test's folder (never the shared server's),
   // few connections and little memory; durability as the defaults have it (fsync, synchronous commit).
-  const serverOptions = `-p ${port} -k ${root} -c listen_addresses=127.0.0.1 -c max_connections=40 -c shared_buffers=16MB`;
+  const extra = Object.entries(settings).map(([name, value]) => ` -c ${name}=${value}`).join('');
+  const serverOptions = `-p ${port} -k ${root} -c listen_addresses=127.0.0.1 -c max_connections=40 -c shared_buffers=16MB${extra}`;
   let started = false;
 
   const cluster: PrivateCluster = {

@@ -5,7 +5,7 @@ import { decideSteps } from '../../store/driver-kit.js';
 import { backoff, errorCode, isClientTimeout, isConnectionError, PostgresSession, type PostgresPoolOptions, UNIQUE_VIOLATION } from './postgres-pool.js';
 import { PostgresIndexReads } from './postgres-reads.js';
 import { assertSchemaPrefix, prepareSchema, schemaNameFor } from './postgres-schema.js';
-import { PostgresTransaction } from './postgres-transaction.js';
+import { type CommitTicket, COMMIT_TICKET, PostgresTransaction } from './postgres-transaction.js';
 
 export interface PostgresIndexDriverOptions {
   /** `postgres://user:password@host:port/database`; the pool is shared by every driver with the same string and pool options. */
@@ -55,8 +55,9 @@ const MAX_CONNECT_ATTEMPTS = 3;
  * few round trips: BEGIN goes with the first lock, each read set is one statement per kind of
  * row, and every write goes with COMMIT as one simple query (values written as literals, see
  * `postgres-inline.ts`): a one-record commit is three round trips and a WAL flush. The lock also
- * returns the transaction's id, so a COMMIT whose answer is lost with its connection is resolved
- * (`txid_status`) rather than reported as unknown. A transaction that lost a race or its
+ * returns the transaction's id (and when its server started), so a COMMIT whose answer is lost
+ * with its connection is resolved (`txid_status`) rather than reported as unknown, unless the
+ * server has started again since (see `#commitStatus`). A transaction that lost a race or its
  * connection before COMMIT is re-run from its reads, a bounded number of times; one that ran out
  * of time (lock or statement timeout) is not.
  *
@@ -127,8 +128,8 @@ export class PostgresIndexDriver extends PostgresIndexReads implements IndexDriv
       let client: PoolClient | undefined;
       let run: PostgresTransaction | undefined;
       let decision: Decision<T> | undefined;
-      /** Set once COMMIT is sent: the id to ask the server about if the answer is lost (none for a lease). */
-      let committing: { xid: string | undefined } | undefined;
+      /** Set once COMMIT is sent: what to ask the server about if the answer is lost (nothing for a lease). */
+      let committing: { ticket: CommitTicket | undefined } | undefined;
       try {
         client = await pool.connect();
         // SET LOCAL ends with the transaction: nothing of it stays on the pooled session.
@@ -155,8 +156,8 @@ export class PostgresIndexDriver extends PostgresIndexReads implements IndexDriv
           // The id, to learn the outcome if the answer to COMMIT is lost. A namespace lock
           // returned it already; otherwise one round trip asks (not for leases: a lease whose
           // outcome is unknown is simply asked for again).
-          const xid = run.xid ?? (tx.durable === false ? undefined : ((await run.send(['SELECT txid_current()::text AS xid']))[0]?.xid as string));
-          committing = { xid };
+          const ticket = run.ticket ?? (tx.durable === false ? undefined : ((await run.send([`SELECT ${COMMIT_TICKET}`]))[0] as unknown as CommitTicket));
+          committing = { ticket };
           // A schema created here is remembered as ready once committed: its DDL must survive a
           // server crash even when the plan itself (a lease) need not.
           const durableDdl = tx.durable === false && run.createdSchemas ? ['SET LOCAL synchronous_commit = on'] : [];
@@ -184,7 +185,7 @@ export class PostgresIndexDriver extends PostgresIndexReads implements IndexDriv
         }
         if (committing && lost) {
           // The answer to COMMIT was lost: the server knows whether it committed.
-          const status = committing.xid === undefined ? null : await this.#commitStatus(committing.xid);
+          const status = committing.ticket === undefined ? null : await this.#commitStatus(committing.ticket);
           if (status === 'committed') {
             run!.committed();
             return decision!.result;
@@ -217,13 +218,24 @@ export class PostgresIndexDriver extends PostgresIndexReads implements IndexDriv
    * Whether a transaction whose COMMIT went unanswered committed, asked on another connection:
    * `txid_status` answers once the ended session's transaction is resolved (a few polls at most).
    * `null` when the server cannot say (unreachable, or still in progress after the polls).
+   *
+   * A server that started again since (a crash, a failover) may have given the id to a later
+   * transaction, if this one's WAL records were lost with it: "committed" may then be that one's
+   * answer and is not taken as ours. "Aborted" still is: had this transaction's commit record
+   * survived, the id would have been known and never handed out again.
    */
-  async #commitStatus(xid: string): Promise<'committed' | 'aborted' | null> {
+  async #commitStatus(ticket: CommitTicket): Promise<'committed' | 'aborted' | null> {
     const { session } = this.index;
     for (let poll = 1; poll <= 20 && !session.closed; poll++) {
       try {
-        const [row] = (await session.query<{ status: string | null }>('SELECT txid_status($1::bigint) AS status', [xid])).rows;
-        if (row?.status === 'committed' || row?.status === 'aborted') return row.status;
+        const [row] = (
+          await session.query<{ status: string | null; started: string }>(
+            'SELECT txid_status($1::bigint) AS status, pg_postmaster_start_time()::text AS started',
+            [ticket.xid],
+          )
+        ).rows;
+        if (row?.status === 'aborted') return 'aborted';
+        if (row?.status === 'committed') return row.started === ticket.started ? 'committed' : null;
         if (row?.status !== 'in progress') return null;
       } catch (err) {
         if (!isConnectionError(err)) return null;

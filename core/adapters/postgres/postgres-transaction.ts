@@ -10,6 +10,20 @@ import { createSchemaInTransaction, schemaNameFor, schemaState, tablesOf, type T
 import type { IndexSession } from './postgres-statements.js';
 
 /**
+ * What identifies a transaction to ask about when the answer to its COMMIT is lost: its id, and
+ * when its server started. A server that crashed (or a replica promoted in its place) may hand an
+ * id out again whose earlier transaction never reached the WAL, so `txid_status` speaks for this
+ * transaction only while the server is the one that started then.
+ */
+export interface CommitTicket {
+  readonly xid: string;
+  readonly started: string;
+}
+
+/** The select-list columns that return a `CommitTicket`. */
+export const COMMIT_TICKET = 'txid_current()::text AS xid, pg_postmaster_start_time()::text AS started';
+
+/**
  * One attempt of a transaction on one connection: its locks, reads and effects (see
  * `PostgresIndexDriver` for the locking scheme). The first statement carries BEGIN, the reads
  * each take a round trip, and the effects are rendered with their values (`postgres-inline.ts`)
@@ -26,8 +40,8 @@ export class PostgresTransaction implements ReadScope, EffectScope {
   readonly #leases = new Set<string>();
   /** A read-only plan: one snapshot, no locks, no schema created. */
   readonly #readOnly: boolean;
-  /** This transaction's id, as the first namespace lock returned it. */
-  xid: string | undefined;
+  /** This transaction's id and its server's start time, as the first namespace lock returned them. */
+  ticket: CommitTicket | undefined;
   /** `BEGIN …`, until the first statement carries it to the server. */
   #prelude: string | undefined;
   /** Statements of the effects, rendered with their values. */
@@ -127,7 +141,7 @@ export class PostgresTransaction implements ReadScope, EffectScope {
     const dbs = [...wanted.keys()].map((db) => ({ db, schema: schemaNameFor(this.#s.prefix, db) })).sort((a, b) => byteOrder(a.schema, b.schema));
     for (const { db } of dbs) {
       const colls = [...new Set(wanted.get(db)!.map((ns) => ns.collection))].sort(byteOrder);
-      let rows: Array<{ coll: string; cv: number | null; xid?: string }>;
+      let rows: Array<{ coll: string; cv: number | null } & Partial<CommitTicket>>;
       if (this.#readOnly) {
         // Nothing to lock: the collection versions, as of the snapshot.
         for (const collection of colls) this.setCv({ dbName: db, collection }, null);
@@ -138,10 +152,11 @@ export class PostgresTransaction implements ReadScope, EffectScope {
         const t = (await this.tables(db, true))!;
         rows = await this.query(
           `INSERT INTO ${t.namespaces} AS n (coll) SELECT c FROM unnest($1::text[]) WITH ORDINALITY AS u(c, i) ORDER BY i
-           ON CONFLICT (coll) DO UPDATE SET cv = n.cv RETURNING coll, cv, txid_current()::text AS xid`,
+           ON CONFLICT (coll) DO UPDATE SET cv = n.cv RETURNING coll, cv, ${COMMIT_TICKET}`,
           [colls],
         );
-        this.xid ??= rows[0]?.xid;
+        const [first] = rows;
+        if (first?.xid !== undefined && first.started !== undefined) this.ticket ??= { xid: first.xid, started: first.started };
       }
       for (const r of rows) this.setCv({ dbName: db, collection: r.coll }, r.cv);
     }
