@@ -83,7 +83,9 @@ const pgClient = await connectPostgres().catch((err: unknown) => {
 if (pgClient) servers.push({ name: 'PostgreSQL', info: await postgresInfo(pgClient) });
 const pgPool = pgClient ? new pg.Pool({ connectionString: postgresUri(), max: CLIENTS }) : null;
 const schemaPrefix = randomSchemaPrefix();
-const xronoxPg: Xronox | null = pgClient
+/** `BENCH_COMPARE_XRONOX_PG=0` leaves Xronox on PostgreSQL out (the sides of runs made before it existed). */
+const WITH_XRONOX_PG = process.env.BENCH_COMPARE_XRONOX_PG !== '0';
+const xronoxPg: Xronox | null = pgClient && WITH_XRONOX_PG
   ? xronoxOnPostgres({
       schemaPrefix,
       basePath: join(dir, 'pg-blobs'),
@@ -243,7 +245,7 @@ console.log('Machine');
 for (const line of machine) console.log(`  ${line}`);
 for (const s of servers) if (s.info) console.log(`  ${s.name.padEnd(8)} ${s.info.version} on 127.0.0.1, ${JSON.stringify(s.info.durability)}`);
 if (xronoxPg) console.log(`  Xronox on PostgreSQL: schemas ${schemaPrefix}* (dropped at the end), pools of ${CLIENTS} connections on both PostgreSQL sides`);
-console.log(`Command    npx tsx bench/compare.bench.ts${['BENCH_COMPARE_N', 'BENCH_COMPARE_QUERIES', 'BENCH_COMPARE_SIZES', 'BENCH_COMPARE_CLIENTS'].filter((k) => process.env[k]).map((k) => ` ${k}=${process.env[k]}`).join('')}`);
+console.log(`Command    npx tsx bench/compare.bench.ts${['BENCH_COMPARE_N', 'BENCH_COMPARE_QUERIES', 'BENCH_COMPARE_SIZES', 'BENCH_COMPARE_CLIENTS', 'BENCH_COMPARE_XRONOX_PG'].filter((k) => process.env[k]).map((k) => ` ${k}=${process.env[k]}`).join('')}`);
 console.log(`Folder     ${dir}`);
 console.log();
 
