@@ -168,11 +168,17 @@ export interface Transaction<T> {
    */
   decide(rows: ReadRows): Decision<T> | Transaction<T>;
   /**
-   * The transaction must survive a crash of the whole machine once it returns (every commit of
-   * records). Leases may set `false`: they only matter to live processes. A driver that cannot
-   * tell the difference treats every transaction as durable.
+   * What a crash may undo once the transaction has returned. A driver that cannot tell the
+   * levels apart treats every transaction as `'always'`.
+   * - `'always'` (the default): nothing, not even a power loss (every commit of records).
+   * - `'withClients'`: only a crash that also ends every process that could rely on it. A lease
+   *   taken or renewed: its holder goes on relying on it, so a server that can crash while its
+   *   clients live (PostgreSQL, MongoDB) must keep it; an embedded store may skip the fsync,
+   *   since a power loss ends every process sharing its file.
+   * - `'never'`: any crash may undo it, because nothing relies on it (a lease given back: undone,
+   *   it runs out instead).
    */
-  readonly durable?: boolean;
+  readonly durability?: 'always' | 'withClients' | 'never';
   /**
    * The plan only reads (counts, stale uploads, a collection version): it never returns an
    * effect, so a driver may run it as a consistent read without taking the write lock (SQLite:

@@ -327,13 +327,14 @@ export function releaseUploadCleanup(ns: Namespace, upload: Omit<UploadRef, 'tok
 // ---- leases -----------------------------------------------------------------------------------
 
 /**
- * `Leases.acquireLock`: free, expired (see `ReadRows.locks`) or already `owner`'s. Leases only
- * matter to live processes, so they need not survive a power loss (`durable: false`).
+ * `Leases.acquireLock`: free, expired (see `ReadRows.locks`) or already `owner`'s. A lease only
+ * matters to live processes, but its holder relies on it for as long as it lives: it must survive
+ * a crash of a server its holder outlives (`'withClients'`).
  */
 export function acquireLock(ns: Namespace, key: string, owner: string, leaseMs: number): Transaction<boolean> {
   return {
     reads: { locks: [{ ...ns, key }] },
-    durable: false,
+    durability: 'withClients',
     decide(rows) {
       const held = rows.locks.get(refKey(ns, key));
       if (held && held.owner !== owner && !held.expired) return done(false);
@@ -342,11 +343,11 @@ export function acquireLock(ns: Namespace, key: string, owner: string, leaseMs: 
   };
 }
 
-/** `Leases.releaseLock`: only `owner`'s lease. */
+/** `Leases.releaseLock`: only `owner`'s lease. Undone by a crash, the lease runs out instead (`'never'`). */
 export function releaseLock(ns: Namespace, key: string, owner: string): Transaction<void> {
   return {
     reads: { locks: [{ ...ns, key }] },
-    durable: false,
+    durability: 'never',
     decide: (rows) => done(undefined, rows.locks.get(refKey(ns, key))?.owner === owner ? [{ kind: 'deleteLock', ns, key }] : []),
   };
 }

@@ -325,9 +325,10 @@ describe('plans: upload intents', () => {
 describe('plans: leases', () => {
   const lock = (owner: string, expired: boolean) => rows({ locks: new Map([[refKey(ns, 'job'), { owner, expired }]]) });
 
-  it('acquireLock takes a free, expired or own lease, never another live one; leases are not durable', () => {
+  it('acquireLock takes a free, expired or own lease, never another live one; a lease taken outlives a server crash, one given back need not', () => {
     const take = { kind: 'putLock', ns, key: 'job', owner: 'A', leaseMs: 500 };
-    expect(plans.acquireLock(ns, 'job', 'A', 500).durable).toBe(false);
+    expect(plans.acquireLock(ns, 'job', 'A', 500).durability).toBe('withClients');
+    expect(plans.releaseLock(ns, 'job', 'A').durability).toBe('never');
     expect(decide(plans.acquireLock(ns, 'job', 'A', 500))).toEqual({ effects: [take], result: true });
     expect(decide(plans.acquireLock(ns, 'job', 'A', 500), lock('A', false))).toEqual({ effects: [take], result: true });
     expect(decide(plans.acquireLock(ns, 'job', 'A', 500), lock('B', true))).toEqual({ effects: [take], result: true });

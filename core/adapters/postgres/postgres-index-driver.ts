@@ -49,7 +49,7 @@ const MAX_CONNECT_ATTEMPTS = 3;
  * namespace's cv). Transactions of different namespaces never wait for each other; counters
  * are added with atomic upserts, without a lock. Leases are locked by key instead (an advisory
  * lock, see `PostgresTransaction.lockLeases`), so taking and renewing them never queues behind
- * commits; a plan marked not durable (leases) commits without waiting for the WAL flush.
+ * commits; a lease given back (`durability: 'never'`) commits without waiting for the WAL flush.
  *
  * A namespace's commits queue on its lock for as long as each holds it, so a transaction makes
  * few round trips: BEGIN goes with the first lock, each read set is one statement per kind of
@@ -134,10 +134,11 @@ export class PostgresIndexDriver extends PostgresIndexReads implements IndexDriv
         client = await pool.connect();
         // SET LOCAL ends with the transaction: nothing of it stays on the pooled session.
         // synchronous_commit is left as the server has it (on by default): COMMIT returns once
-        // the commit is flushed to the WAL.
-        // Housekeeping the plan marks not durable (leases) commits without waiting for the WAL
-        // flush: a server crash may forget it, which a lease, held by live processes only, allows.
-        const asynchronous = tx.durable === false ? '; SET LOCAL synchronous_commit = off' : '';
+        // the commit is flushed to the WAL. The server can crash while its clients live, so only
+        // what no one relies on (a lease given back, `'never'`) commits without waiting for the
+        // flush; a lease taken is kept like a record.
+        const durability = tx.durability ?? 'always';
+        const asynchronous = durability === 'never' ? '; SET LOCAL synchronous_commit = off' : '';
         // A plan that only reads (counts, a collection version) needs one snapshot, not locks: it
         // never queues behind a namespace's commits.
         const begin = tx.readOnly ? 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY' : 'BEGIN ISOLATION LEVEL READ COMMITTED';
@@ -156,11 +157,11 @@ export class PostgresIndexDriver extends PostgresIndexReads implements IndexDriv
           // The id, to learn the outcome if the answer to COMMIT is lost. A namespace lock
           // returned it already; otherwise one round trip asks (not for leases: a lease whose
           // outcome is unknown is simply asked for again).
-          const ticket = run.ticket ?? (tx.durable === false ? undefined : ((await run.send([`SELECT ${COMMIT_TICKET}`]))[0] as unknown as CommitTicket));
+          const ticket = run.ticket ?? (durability !== 'always' ? undefined : ((await run.send([`SELECT ${COMMIT_TICKET}`]))[0] as unknown as CommitTicket));
           committing = { ticket };
           // A schema created here is remembered as ready once committed: its DDL must survive a
           // server crash even when the plan itself (a lease) need not.
-          const durableDdl = tx.durable === false && run.createdSchemas ? ['SET LOCAL synchronous_commit = on'] : [];
+          const durableDdl = asynchronous && run.createdSchemas ? ['SET LOCAL synchronous_commit = on'] : [];
           await run.send([...durableDdl, ...writes, 'COMMIT']);
           run.committed();
         }

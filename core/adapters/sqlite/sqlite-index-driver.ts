@@ -85,7 +85,7 @@ export class SqliteIndexDriver implements IndexDriver {
     // loss ends every process sharing the file) skips the fsync. In WAL mode a `NORMAL` commit
     // survives a process crash; the next `FULL` commit makes it durable. `exec`, not a kept
     // statement: SQLite applies this pragma when it prepares it.
-    const noFsync = tx.durable === false && this.#synchronous === 'FULL';
+    const noFsync = (tx.durability ?? 'always') !== 'always' && this.#synchronous === 'FULL';
     if (noFsync) this.#db.exec('PRAGMA synchronous = NORMAL');
     try {
       return this.#run.immediate(tx) as T;
