@@ -160,7 +160,7 @@ export class PostgresIndexDriver extends PostgresIndexReads implements IndexDriv
           const ticket = run.ticket ?? (durability !== 'always' ? undefined : ((await run.send([`SELECT ${COMMIT_TICKET}`]))[0] as unknown as CommitTicket));
           committing = { ticket };
           // A schema created here is remembered as ready once committed: its DDL must survive a
-          // server crash even when the plan itself (a lease) need not.
+          // server crash even when the plan itself (a lease given back) need not.
           const durableDdl = asynchronous && run.createdSchemas ? ['SET LOCAL synchronous_commit = on'] : [];
           await run.send([...durableDdl, ...writes, 'COMMIT']);
           run.committed();

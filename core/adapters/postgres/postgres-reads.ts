@@ -5,7 +5,7 @@ import type { PendingBlob, PendingSync, UnarchivedRecord, VersionRow, VersionSum
 import { byteOrder, groupWindows, namespaceOrder, windowKeyRange } from '../../store/driver-kit.js';
 import { bind, compileFilter, metaFields } from './postgres-filter.js';
 import { backoff, isConnectionError } from './postgres-pool.js';
-import { listSchemas, schemaNameFor, schemaState, tablesOf, type Tables } from './postgres-schema.js';
+import { listSchemas, schemaGroups, schemaNameFor, schemaState, tablesOf, type Tables } from './postgres-schema.js';
 import { HEAD_COLUMNS, type HeadSqlRow, HISTORY_COLUMNS, type HistorySqlRow, SORT_COLUMNS, toHead, toHistory } from './postgres-statements.js';
 import { type IndexSession, toVersion, VERSION_COLUMNS, type VersionSqlRow } from './postgres-statements.js';
 
@@ -263,15 +263,20 @@ export class PostgresIndexReads implements Reads {
     return rows.map((r) => r.db).sort(byteOrder);
   }
 
-  /** One statement over every schema of this prefix: a branch per schema, each reading only its own tables (`db` is its database name's placeholder). */
+  /**
+   * One statement per group of this prefix's schemas (`SCHEMAS_PER_STATEMENT`): a branch per
+   * schema, each reading only its own tables (`db` is its database name's placeholder).
+   */
   async #acrossSchemas<R extends QueryResultRow>(branch: (t: Tables, db: string) => string): Promise<R[]> {
     return this.withReconnect(async () => {
       const pool = this.index.session.pool();
-      const schemas = await listSchemas(pool, this.index.prefix);
-      if (schemas.length === 0) return [];
-      const params: unknown[] = [];
-      const union = schemas.map((s) => branch(tablesOf(s.schema), bind(params, s.dbName))).join(' UNION ALL ');
-      return (await this.index.session.query<R>(union, params, pool)).rows;
+      const rows: R[] = [];
+      for (const group of schemaGroups(await listSchemas(pool, this.index.prefix))) {
+        const params: unknown[] = [];
+        const union = group.map((s) => branch(tablesOf(s.schema), bind(params, s.dbName))).join(' UNION ALL ');
+        rows.push(...(await this.index.session.query<R>(union, params, pool)).rows);
+      }
+      return rows;
     });
   }
 

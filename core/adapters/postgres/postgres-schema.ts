@@ -259,6 +259,20 @@ export async function privileged<T>(schema: string, dbName: string, action: 'use
   }
 }
 
+/**
+ * How many schemas one statement reads across (a `UNION ALL` branch each, a parameter each): a
+ * store with a schema per tenant may have many thousands, and one statement may bind at most
+ * 65,535 parameters (and should stay quick to plan).
+ */
+export const SCHEMAS_PER_STATEMENT = 500;
+
+/** `items` in consecutive groups of at most `SCHEMAS_PER_STATEMENT`. */
+export function schemaGroups<T>(items: readonly T[]): T[][] {
+  const groups: T[][] = [];
+  for (let i = 0; i < items.length; i += SCHEMAS_PER_STATEMENT) groups.push(items.slice(i, i + SCHEMAS_PER_STATEMENT));
+  return groups;
+}
+
 /** The schemas of one prefix that hold a Xronox index schema, with their database names. */
 export async function listSchemas(client: Pick<ClientBase, 'query'>, prefix: string): Promise<Array<{ schema: string; dbName: string }>> {
   // A LIKE pattern would treat "_" in the prefix as a wildcard: compare the start instead.
@@ -267,16 +281,13 @@ export async function listSchemas(client: Pick<ClientBase, 'query'>, prefix: str
      WHERE c.relname = '_schema_info' AND left(n.nspname, length($1)) = $1 ORDER BY n.nspname`,
     [prefix],
   );
-  if (found.rows.length === 0) return [];
-  // One statement over every schema; each branch reads that schema's own one-row table.
-  const union = found.rows
-    .map((r, i) => `SELECT $${i + 1}::text AS schema, version, prefix, db_name FROM ${tablesOf(r.nspname).info}`)
-    .join(' UNION ALL ');
-  const rows = await client.query<{ schema: string; version: number; prefix: string; db_name: string }>(
-    union,
-    found.rows.map((r) => r.nspname),
-  );
-  const mine = rows.rows.filter((r) => r.prefix === prefix && r.schema === schemaNameForSafe(prefix, r.db_name));
+  // One statement per group of schemas; each branch reads that schema's own one-row table.
+  const infos: Array<{ schema: string; version: number; prefix: string; db_name: string }> = [];
+  for (const group of schemaGroups(found.rows)) {
+    const union = group.map((r, i) => `SELECT $${i + 1}::text AS schema, version, prefix, db_name FROM ${tablesOf(r.nspname).info}`).join(' UNION ALL ');
+    infos.push(...(await client.query<(typeof infos)[number]>(union, group.map((r) => r.nspname))).rows);
+  }
+  const mine = infos.filter((r) => r.prefix === prefix && r.schema === schemaNameForSafe(prefix, r.db_name));
   // A database of this store in another layout is not left out of the lists (jobs would skip it): refused.
   const other = mine.find((r) => r.version !== SCHEMA_VERSION);
   if (other) {
