@@ -332,10 +332,22 @@ describePostgres('PostgreSQL index driver', availability, () => {
       const store = IndexRuntime.of(d);
       const ns = freshNs();
       const started = Date.now();
-      await expect(store.commit(ns, { writes: [create('a')] })).rejects.toThrow(/ECONNREFUSED|connect/);
-      await expect(store.getHead(ns, 'a')).rejects.toThrow(/ECONNREFUSED|connect/);
-      await expect(d.ping()).rejects.toThrow(/ECONNREFUSED|connect/);
+      // Named for what it is, with what to check: not "failed during commit".
+      const unreachable = /^PostgreSQL at 127\.0\.0\.1:1 cannot be reached \(ECONNREFUSED\) during \w+: is the server running, and is postgresUri right\?$/;
+      await expect(store.commit(ns, { writes: [create('a')] })).rejects.toThrow(unreachable);
+      await expect(store.getHead(ns, 'a')).rejects.toThrow(unreachable);
+      await expect(d.ping()).rejects.toThrow(unreachable);
       expect(Date.now() - started).toBeLessThan(10_000);
+      await store.close();
+    });
+
+    it('a database that does not exist is named, with what to do', async () => {
+      const missing = `xronox_missing_${randomBytes(4).toString('hex')}`;
+      const url = new URL(POSTGRES_URI);
+      url.pathname = `/${missing}`;
+      const d = new PostgresIndexDriver({ connectionString: url.toString(), schemaPrefix: prefix, pool: { applicationName: appName() } });
+      const store = IndexRuntime.of(d);
+      await expect(store.commit(freshNs(), { writes: [create('a')] })).rejects.toThrow(new RegExp(`database "${missing}" does not exist .*create it, or name another in postgresUri`));
       await store.close();
     });
   });

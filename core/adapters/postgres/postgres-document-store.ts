@@ -315,7 +315,7 @@ export class PostgresDocumentStore implements DocumentStore {
     try {
       return await this.#session.query<R>(text, values);
     } catch (err) {
-      throw this.#session.nameTimeout(err, operation);
+      throw this.#session.nameError(err, operation);
     }
   }
 
@@ -324,7 +324,7 @@ export class PostgresDocumentStore implements DocumentStore {
     try {
       return await read(this.#session.pool());
     } catch (err) {
-      throw this.#session.nameTimeout(err, 'catalog');
+      throw this.#session.nameError(err, 'catalog');
     }
   }
 
@@ -361,7 +361,7 @@ export class PostgresDocumentStore implements DocumentStore {
     try {
       return await inTransaction(this.#session.pool(), work, `SET LOCAL statement_timeout = ${this.#session.statementTimeoutMs}`);
     } catch (err) {
-      throw this.#session.nameTimeout(err, 'transaction');
+      throw this.#session.nameError(err, 'transaction');
     }
   }
 }

@@ -209,7 +209,7 @@ export class PostgresIndexDriver extends PostgresIndexReads implements IndexDriv
         // A server that cannot be reached at all (no connection made) is tried three times, not
         // `maxAttempts`: each try may wait the whole connection timeout.
         if (!client && lost) unreachable++;
-        if (!retryable || attempt >= this.#maxAttempts || unreachable >= MAX_CONNECT_ATTEMPTS || session.closed) throw session.nameTimeout(err, 'transaction');
+        if (!retryable || attempt >= this.#maxAttempts || unreachable >= MAX_CONNECT_ATTEMPTS || session.closed) throw session.nameError(err, 'transaction');
         await backoff(attempt);
       }
     }

@@ -160,12 +160,14 @@ export class PostgresSession {
 
   /**
    * A statement that ran out of time as a `StorageError` that says which bound it met (the
-   * statement or lock timeout on the server, or no answer in time on the client); any other error
-   * as it is.
+   * statement or lock timeout on the server, or no answer in time on the client); a server that
+   * cannot be reached or refuses the login as one that says what to check; any other error as it is.
    */
-  nameTimeout(err: unknown, operation: string): unknown {
+  nameError(err: unknown, operation: string): unknown {
     const code = errorCode(err);
     const message = err instanceof Error ? err.message : String(err);
+    const unreachable = this.#unreachable(err, code, message, operation);
+    if (unreachable) return unreachable;
     if (code === LOCK_NOT_AVAILABLE) return new StorageError('postgres', operation, err, `PostgreSQL gave up waiting for a lock during ${operation} (${message})`);
     if (code === QUERY_CANCELED) {
       return new StorageError('postgres', operation, err, `PostgreSQL cancelled a statement of ${operation} (${message}); the statement timeout is ${this.statementTimeoutMs} ms`);
@@ -179,6 +181,34 @@ export class PostgresSession {
       );
     }
     return err;
+  }
+
+  #unreachable(err: unknown, code: string | undefined, message: string, operation: string): StorageError | undefined {
+    const server = `PostgreSQL at ${serverOf(this.#connectionString)}`;
+    if ((code !== undefined && UNREACHABLE_CODES.has(code)) || /timeout exceeded when trying to connect/i.test(message)) {
+      return new StorageError('postgres', operation, err, `${server} cannot be reached (${code ?? message}) during ${operation}: is the server running, and is postgresUri right?`);
+    }
+    if (code === INVALID_PASSWORD || code === INVALID_AUTHORIZATION) {
+      return new StorageError('postgres', operation, err, `${server} refused the login during ${operation} (${message}): check the user and password of postgresUri`);
+    }
+    if (code === INVALID_CATALOG_NAME) return new StorageError('postgres', operation, err, `${server}: ${message} (during ${operation}); create it, or name another in postgresUri`);
+    return undefined;
+  }
+}
+
+/** Errors of a server that cannot be reached at all (no connection made). */
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ETIMEDOUT']);
+const INVALID_PASSWORD = '28P01';
+const INVALID_AUTHORIZATION = '28000';
+const INVALID_CATALOG_NAME = '3D000';
+
+/** `host:port` of a connection string, for messages (never its user or password). */
+function serverOf(connectionString: string): string {
+  try {
+    const url = new URL(connectionString);
+    return `${url.hostname || url.searchParams.get('host') || 'localhost'}:${url.port || '5432'}`;
+  } catch {
+    return 'the configured server';
   }
 }
 

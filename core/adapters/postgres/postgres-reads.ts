@@ -313,7 +313,7 @@ export class PostgresIndexReads implements Reads {
         return await body();
       }
     } catch (err) {
-      throw session.nameTimeout(err, 'read');
+      throw session.nameError(err, 'read');
     }
   }
 }
