@@ -5,7 +5,7 @@ import { policyFor } from './policy.js';
 import { acceptsTenant, compileTenantPattern, dynamicTenantSections, renderTemplate, templateMatcher } from './dynamic-tenants.js';
 import { type Environment, resolveEnvReferences } from './env.js';
 import { isRecord, normaliseBuckets, normaliseSections } from './normalise.js';
-import { BLOB_KINDS, configSchema, DATABASE_TYPES, type DatabaseType, type DynamicTenantsConfig, dynamicTenantsSchema, type ParsedConfig } from './schema.js';
+import { BLOB_KINDS, configSchema, DEFAULT_SCHEMA_PREFIX, DATABASE_TYPES, type DatabaseType, type DynamicTenantsConfig, dynamicTenantsSchema, type ParsedConfig } from './schema.js';
 import { maskWhenPrinted, secretValues } from './secrets.js';
 
 /** A validated, normalised, deeply frozen configuration. */
@@ -285,6 +285,7 @@ function crossCheck(raw: unknown): ConfigIssue[] {
   issues.push(...checkDynamicTenants(raw.databases, { dbConnections, spacesConnections, localEnabled, versioningEnabled }));
 
   issues.push(...checkApiKeys(raw.api));
+  issues.push(...checkSchemaPrefixes(dbConnections));
 
   const rules = isRecord(raw.counterRules) && Array.isArray(raw.counterRules.rules) ? raw.counterRules.rules : [];
   rules.forEach((rule, i) => {
@@ -303,6 +304,41 @@ function crossCheck(raw: unknown): ConfigIssue[] {
  * ambiguous; two entries with the same hash are the same key with two sets of rights; and a key
  * that reaches no tenant, domain or the generic tier is a mistake, not a policy.
  */
+/**
+ * Two PostgreSQL connections to the same database whose schema prefixes nest ("app_" and
+ * "app_x_") would name one schema for two databases ("app_" + "x_rt" = "app_x_" + "rt"). Equal
+ * prefixes are one store reached twice, which is fine. The same database is recognised by host,
+ * port and database name; URIs that reach it by other names are not caught here (the store then
+ * refuses the other's schema when it opens it).
+ */
+function checkSchemaPrefixes(dbConnections: Record<string, unknown>): ConfigIssue[] {
+  const stores: Array<{ ref: string; server: string; prefix: string }> = [];
+  for (const [ref, conn] of Object.entries(dbConnections)) {
+    if (!isRecord(conn) || typeof conn.postgresUri !== 'string') continue;
+    let server: string;
+    try {
+      const url = new URL(conn.postgresUri);
+      server = `${url.hostname.toLowerCase()}:${url.port || '5432'}${url.pathname}`;
+    } catch {
+      continue; // the schema reports a URI it cannot read
+    }
+    stores.push({ ref, server, prefix: typeof conn.schemaPrefix === 'string' ? conn.schemaPrefix : DEFAULT_SCHEMA_PREFIX });
+  }
+  const issues: ConfigIssue[] = [];
+  for (const [i, a] of stores.entries()) {
+    for (const b of stores.slice(i + 1)) {
+      if (a.server !== b.server || a.prefix === b.prefix) continue;
+      const [outer, inner] = a.prefix.length <= b.prefix.length ? [a, b] : [b, a];
+      if (!inner.prefix.startsWith(outer.prefix)) continue;
+      issues.push({
+        path: `dbConnections.${inner.ref}.schemaPrefix`,
+        message: `"${inner.prefix}" starts with "${outer.prefix}", the prefix of dbConnections.${outer.ref} on the same PostgreSQL database, so one schema name could belong to both; give prefixes neither of which starts the other`,
+      });
+    }
+  }
+  return issues;
+}
+
 function checkApiKeys(api: unknown): ConfigIssue[] {
   const keys = isRecord(api) && Array.isArray(api.keys) ? api.keys : [];
   const issues: ConfigIssue[] = [];

@@ -23,6 +23,9 @@ const named = (kind: NameKind) =>
 
 const positiveInt = z.number().int().positive();
 
+/** The schema prefix of a `postgresUri` connection that names none. */
+export const DEFAULT_SCHEMA_PREFIX = 'xronox_';
+
 export const dbConnectionSchema = z
   .strictObject({
     /** MongoDB connection string (production; a replica set). */
@@ -36,7 +39,7 @@ export const dbConnectionSchema = z
     sqlitePath: z.string().min(1).optional(),
     /**
      * With `postgresUri`: every database is the PostgreSQL schema `<schemaPrefix><dbName>`.
-     * Default `xronox_`.
+     * Default `xronox_` (`DEFAULT_SCHEMA_PREFIX`).
      */
     schemaPrefix: z
       .string()

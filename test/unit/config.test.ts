@@ -894,6 +894,29 @@ describe('presets', () => {
     });
   });
 
+  it('schemaPrefix: two connections to one PostgreSQL database may not have nested prefixes (one schema name could be both stores\'), equal or disjoint ones may', () => {
+    const base = { localStorage: { basePath: '/tmp/b', enabled: true }, databases: {} };
+    const pg = (uri: string, schemaPrefix?: string) => ({ postgresUri: uri, ...(schemaPrefix === undefined ? {} : { schemaPrefix }) });
+    const issues = configError(() => loadConfig({ ...base, dbConnections: { a: pg('postgres://u:secret@db.example:5432/app', 'app_'), b: pg('postgres://other@DB.example/app', 'app_x_') } })).issues;
+    expect(issues).toEqual([
+      {
+        path: 'dbConnections.b.schemaPrefix',
+        message: '"app_x_" starts with "app_", the prefix of dbConnections.a on the same PostgreSQL database, so one schema name could belong to both; give prefixes neither of which starts the other',
+      },
+    ]);
+    // The default prefix counts too.
+    expect(configError(() => loadConfig({ ...base, dbConnections: { a: pg('postgres://h/app'), b: pg('postgres://h/app', 'xronox_t_') } })).issues[0]?.path).toBe('dbConnections.b.schemaPrefix');
+    // Equal prefixes (one store reached twice), disjoint ones, another database or server: accepted.
+    for (const dbConnections of [
+      { a: pg('postgres://h/app', 'app_'), b: pg('postgres://h/app', 'app_') },
+      { a: pg('postgres://h/app', 'app_'), b: pg('postgres://h/app', 'ops_') },
+      { a: pg('postgres://h/app', 'app_'), b: pg('postgres://h/other', 'app_x_') },
+      { a: pg('postgres://h:5432/app', 'app_'), b: pg('postgres://h:5433/app', 'app_x_') },
+    ]) {
+      expect(() => loadConfig({ ...base, dbConnections })).not.toThrow();
+    }
+  });
+
   it('maxConnections: how many connections a postgresUri connection opens per process, 1 to 100, handed to the pool', () => {
     const base = { localStorage: { basePath: '/tmp/b', enabled: true }, databases: {} };
     const config = new XronoxConfigBuilder().addPostgresConnection('pg', 'postgres://h/db', { maxConnections: 3, statementTimeoutMs: 5_000 }).withLocalStorage('/tmp/b').build();

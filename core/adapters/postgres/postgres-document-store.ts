@@ -1,3 +1,4 @@
+import { DEFAULT_SCHEMA_PREFIX } from '../../config/schema.js';
 import type { Pool, PoolClient, QueryResult, QueryResultRow } from 'pg';
 import type { CollectionSpec, Doc, DocFilter, DocumentStore, FindOptions, IndexInfo, IndexKey, SortSpec, StoredDocument, WriteOptions } from '../../contracts/document-store.js';
 import { nsKey } from '../../contracts/index-driver.js';
@@ -72,7 +73,7 @@ export class PostgresDocumentStore implements DocumentStore {
   #fields: Promise<JsonbFields> | null = null;
 
   constructor(options: PostgresDocumentStoreOptions) {
-    this.#prefix = assertSchemaPrefix(options.schemaPrefix ?? 'xronox_');
+    this.#prefix = assertSchemaPrefix(options.schemaPrefix ?? DEFAULT_SCHEMA_PREFIX);
     this.#session = new PostgresSession(options.uri, { what: 'The PostgreSQL document store', pool: options.pool });
     this.#now = options.now ?? (() => new Date());
   }

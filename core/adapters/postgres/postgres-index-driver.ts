@@ -1,3 +1,4 @@
+import { DEFAULT_SCHEMA_PREFIX } from '../../config/schema.js';
 import type { PoolClient } from 'pg';
 import type { Decision, IndexDriver, Transaction } from '../../contracts/index-driver.js';
 import { StorageError } from '../../errors.js';
@@ -72,7 +73,7 @@ export class PostgresIndexDriver extends PostgresIndexReads implements IndexDriv
 
   constructor(options: PostgresIndexDriverOptions) {
     const session = new PostgresSession(options.connectionString, { what: 'The PostgreSQL index store', pool: options.pool, onQuery: options.onQuery });
-    super({ session, prefix: assertSchemaPrefix(options.schemaPrefix ?? 'xronox_'), ready: new Set() });
+    super({ session, prefix: assertSchemaPrefix(options.schemaPrefix ?? DEFAULT_SCHEMA_PREFIX), ready: new Set() });
     this.#lockTimeoutMs = Math.max(1, Math.floor(options.lockTimeoutMs ?? 10_000));
     this.#maxAttempts = Math.max(1, Math.floor(options.maxAttempts ?? 8));
   }
