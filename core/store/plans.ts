@@ -158,6 +158,10 @@ export function completeSync(
 ): Transaction<boolean> {
   return {
     reads: sync.seq === null ? {} : { outbox: [ref(ns, id)] },
+    // Undone by a crash, the record is still queued and its objects are written again (the same
+    // bytes; version objects are create-only), so nothing waits for this commit to be flushed. A
+    // later flushed commit flushes it too: the log is written in order.
+    durability: 'never',
     decide(rows) {
       const effects: Effect[] = [];
       if (sync.archivedOvs.length > 0) effects.push({ kind: 'archiveVersions', ns, id, ovs: sync.archivedOvs });
