@@ -1,5 +1,4 @@
-/* global require, module */
-/* eslint-disable @typescript-eslint/no-require-imports -- CommonJS on purpose: osls require()s `${file(...)}` scripts */
+/* global module */
 'use strict';
 /**
  * The IAM permissions of serverless.yml's functions, built from one table (`ACCESS`): what each
