@@ -8,7 +8,7 @@
  * port (test/lambda/osls.ts), so packaging provably needs no AWS account.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfigFile } from '../../core/config/file.js';
@@ -621,6 +621,20 @@ describe('npx osls package', () => {
       expect(ours.filter((s) => s.startsWith('functions/')).sort()).toEqual(['functions/api/container.ts', 'functions/jobs/handlers.ts']);
       expect(map.sources.some((s) => /node_modules\/(hono|@hono|jose)\//.test(s))).toBe(false);
     });
+
+    it('refuses to share one zip between jobs whose zips differ (a job with package settings of its own), naming the job', () => {
+      const dir = serviceDir();
+      try {
+        const yml = join(dir.path, 'serverless.yml');
+        const original = readFileSync(yml, 'utf8');
+        const changed = original.replace('\n    role: XronoxOffloadRole\n', "\n    role: XronoxOffloadRole\n    package:\n      patterns: ['!functions/jobs/handlers.cjs.map']\n");
+        expect(changed).not.toBe(original);
+        writeFileSync(yml, changed);
+        expect(() => oslsPackage(dir, { stage: STAGE })).toThrow(/custom\.sharedArtifacts\.jobs: the zip of "offload" differs from that of "archive"/);
+      } finally {
+        dir.cleanup();
+      }
+    }, 300_000);
 
     describe('each job function, loaded from its zip and invoked with the event AWS sends', () => {
       const work = tempDir('xronox-job-artifacts');
