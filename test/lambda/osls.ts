@@ -14,7 +14,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const REPO = fileURLToPath(new URL('../..', import.meta.url));
@@ -66,13 +66,17 @@ export interface Packaged {
   template: CloudFormationTemplate;
   /** The API function's zip. */
   zipPath: string;
-  /** The zip of a function of serverless.yml, by its key (`api`, `archive`, ...). */
+  /**
+   * The zip a function of serverless.yml is deployed from, by its key (`api`, `archive`, ...): the
+   * file its Code.S3Key names (the five jobs share `jobs.zip`, custom.sharedArtifacts).
+   */
   zipOf(functionKey: string): string;
   output: string;
 }
 
 export interface CloudFormationTemplate {
   Resources: Record<string, { Type: string; Properties: Record<string, unknown>; DependsOn?: string | string[] }>;
+  Conditions?: Record<string, unknown>;
 }
 
 /** `npx osls package --package <outDir> [--stage] [--param ...]` in `service`. Throws with osls's output on failure. */
@@ -85,7 +89,13 @@ export function oslsPackage(service: ServiceDir, options: { stage?: string; para
   const output = `${run.stdout}\n${run.stderr}`;
   if (run.status !== 0) throw new Error(`npx ${args.join(' ')} failed (status ${run.status}, signal ${run.signal}):\n${output}`);
   const template = JSON.parse(readFileSync(join(outDir, 'cloudformation-template-update-stack.json'), 'utf8')) as CloudFormationTemplate;
-  return { outDir, template, zipPath: join(outDir, 'api.zip'), zipOf: (key) => join(outDir, `${key}.zip`), output };
+  const zipOf = (key: string) => {
+    // The framework's logical id for a function key like these (no "-" or "_" to spell out).
+    const code = template.Resources[`${key[0]!.toUpperCase()}${key.slice(1)}LambdaFunction`]?.Properties.Code as { S3Key?: string } | undefined;
+    if (!code?.S3Key) throw new Error(`The template has no function ${key} with a Code.S3Key`);
+    return join(outDir, basename(code.S3Key));
+  };
+  return { outDir, template, zipPath: zipOf('api'), zipOf, output };
 }
 
 export interface Offline {

@@ -8,7 +8,7 @@
  * port (test/lambda/osls.ts), so packaging provably needs no AWS account.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfigFile } from '../../core/config/file.js';
@@ -27,19 +27,19 @@ const STAGE = 'ci';
 const BUCKETS = { records: 'acme-ci-records', versions: `xronox-${STAGE}-versions`, content: `xronox-${STAGE}-content` };
 /** Written by the backup job only: the API's role never gets it. */
 const BACKUPS_BUCKET = `xronox-${STAGE}-backups`;
-/** The background jobs: function key, logical id, handler export, timeout (s), memory (MB), schedule. */
+/** The background jobs: function key, logical id, its role, timeout (s), memory (MB), schedule. */
 const JOBS = [
-  { key: 'archive', id: 'ArchiveLambdaFunction', timeout: 60, memory: 512, schedule: undefined },
-  { key: 'archiveSweep', id: 'ArchiveSweepLambdaFunction', timeout: 900, memory: 512, schedule: 'rate(15 minutes)' },
-  { key: 'retention', id: 'RetentionLambdaFunction', timeout: 900, memory: 512, schedule: 'cron(30 3 * * ? *)' },
-  { key: 'backup', id: 'BackupLambdaFunction', timeout: 900, memory: 1024, schedule: 'cron(0 2 * * ? *)' },
-  { key: 'offload', id: 'OffloadLambdaFunction', timeout: 900, memory: 512, schedule: 'cron(0 4 * * ? *)' },
+  { key: 'archive', id: 'ArchiveLambdaFunction', role: 'XronoxArchiveRole', timeout: 60, memory: 512, schedule: undefined },
+  { key: 'archiveSweep', id: 'ArchiveSweepLambdaFunction', role: 'XronoxArchiveSweepRole', timeout: 900, memory: 512, schedule: 'rate(15 minutes)' },
+  { key: 'retention', id: 'RetentionLambdaFunction', role: 'XronoxRetentionRole', timeout: 900, memory: 512, schedule: 'cron(30 3 * * ? *)' },
+  { key: 'backup', id: 'BackupLambdaFunction', role: 'XronoxBackupRole', timeout: 900, memory: 1024, schedule: 'cron(0 2 * * ? *)' },
+  { key: 'offload', id: 'OffloadLambdaFunction', role: 'XronoxOffloadRole', timeout: 900, memory: 512, schedule: 'cron(0 4 * * ? *)' },
 ] as const;
 /** The function the framework adds to attach the archive function's notification to the existing records bucket. */
 const EXISTING_S3_FUNCTION = 'CustomDashresourceDashexistingDashs3LambdaFunction';
 const PARAMETER = `/xronox/${STAGE}/config`;
 /** CloudFormation pseudo parameters, as a stack in this region and account would resolve them. */
-const PSEUDO = { 'AWS::Region': 'eu-west-1', 'AWS::AccountId': '123456789012', 'AWS::Partition': 'aws' } as Record<string, string>;
+const PSEUDO = { 'AWS::Region': 'eu-west-1', 'AWS::AccountId': '123456789012', 'AWS::Partition': 'aws', 'AWS::URLSuffix': 'amazonaws.com' } as Record<string, string>;
 
 const pgAvailability = await postgresAvailability();
 let service: ServiceDir;
@@ -96,6 +96,8 @@ function render(value: unknown): string {
     return parts.map(render).join(sep);
   }
   if ('Fn::Sub' in v && typeof v['Fn::Sub'] === 'string') return v['Fn::Sub'].replace(/\$\{([^}]+)\}/g, (_, name: string) => PSEUDO[name] ?? `\${${name}}`);
+  // A resource of this stack: named by what it is, as a reader of the template would.
+  if ('Fn::GetAtt' in v) return `GetAtt:${(v['Fn::GetAtt'] as string[]).join('.')}`;
   throw new Error(`cannot render ${JSON.stringify(value)}`);
 }
 
@@ -118,6 +120,8 @@ describe('npx osls package', () => {
       XRONOX_CONFIG_SSM: PARAMETER,
       XRONOX_CONFIG_FILE: '',
       XRONOX_POSTGRES_URI: '',
+      // No corsOrigins param: no origin (the HTTP API has no CORS configuration either).
+      XRONOX_CORS_ORIGINS: '',
     });
     expect(packaged.output).toContain(`Packaging xronox for stage ${STAGE}`);
   });
@@ -142,8 +146,8 @@ describe('npx osls package', () => {
 
   it('grants least privilege: S3 object actions and listing on the three configured buckets only, the one SSM parameter, KMS only through SSM for it', () => {
     const t = packaged.template;
-    // The API's role, the jobs' role, and the framework's role for the existing-bucket notification.
-    expect(resources(t, 'AWS::IAM::Role').map(([name]) => name).sort()).toEqual(['IamRoleCustomResourcesLambdaExecution', 'IamRoleLambdaExecution', 'XronoxJobsRole']);
+    // The API's role, one role per job, and the framework's role for the existing-bucket notification.
+    expect(resources(t, 'AWS::IAM::Role').map(([name]) => name).sort()).toEqual(['IamRoleCustomResourcesLambdaExecution', 'IamRoleLambdaExecution', ...JOBS.map((j) => j.role)].sort());
     expect(resources(t, 'AWS::IAM::Policy')).toEqual([]);
     // The API function, and only it, runs with the framework's default role.
     const withDefaultRole = resources(t, 'AWS::Lambda::Function').filter(([, r]) => JSON.stringify(r.Properties.Role) === JSON.stringify({ 'Fn::GetAtt': ['IamRoleLambdaExecution', 'Arn'] }));
@@ -189,6 +193,99 @@ describe('npx osls package', () => {
       for (const a of list(s.Action)) expect(a).toMatch(/^logs:/);
       for (const r of list(s.Resource)) expect(render(r)).toMatch(/^arn:aws:logs:eu-west-1:123456789012:log-group:\/aws\/lambda\/xronox-ci/);
     }
+  });
+
+  it('writes every ARN with the partition (arn:${AWS::Partition}:…), never arn:aws:, so the stack deploys to aws-cn and aws-us-gov too', () => {
+    const text = JSON.stringify(packaged.template);
+    expect(text).not.toMatch(/arn:aws[:-]/);
+    // The data buckets, the parameter, the key and the logs: each role's ARNs go through Fn::Sub with the partition.
+    for (const [name] of resources(packaged.template, 'AWS::IAM::Role').filter(([n]) => n.startsWith('Xronox') || n === 'IamRoleLambdaExecution')) {
+      for (const s of roleStatements(packaged.template, name)) {
+        for (const r of list(s.Resource)) {
+          if (typeof r === 'object' && r !== null && 'Fn::GetAtt' in r) continue;
+          expect((r as { 'Fn::Sub'?: string })['Fn::Sub'], `${name} ${s.Sid}`).toMatch(/^arn:\$\{AWS::Partition\}:/);
+        }
+      }
+    }
+  });
+
+  it('keeps every log group for logRetentionInDays (default 30): each function\'s, and the HTTP API access log', () => {
+    const groups = Object.fromEntries(resources(packaged.template, 'AWS::Logs::LogGroup').map(([name, r]) => [name, r.Properties]));
+    // Every function that may log (the framework's custom-resource function has no logs permission) has its group.
+    expect(Object.keys(groups).sort()).toEqual(['ApiLogGroup', 'HttpApiLogGroup', ...JOBS.map((j) => `${j.id.replace(/LambdaFunction$/, '')}LogGroup`)].sort());
+    for (const [name, group] of Object.entries(groups)) expect(group.RetentionInDays, name).toBe(30);
+    expect(groups.HttpApiLogGroup!.LogGroupName).toBe(`/aws/http-api/xronox-${STAGE}`);
+  });
+
+  it('writes HTTP API access logs: one JSON line per request, with the request ids, route, status and latencies', () => {
+    const stages = resources(packaged.template, 'AWS::ApiGatewayV2::Stage');
+    expect(stages).toHaveLength(1);
+    const [, stage] = stages[0]!;
+    const settings = stage.Properties.AccessLogSettings as { DestinationArn: unknown; Format: string };
+    expect(settings.DestinationArn).toEqual({ 'Fn::GetAtt': ['HttpApiLogGroup', 'Arn'] });
+    expect(list(stage.DependsOn ?? [])).toContain('HttpApiLogGroup');
+    // API Gateway fills in the $context variables; the rest is JSON as written.
+    const format = JSON.parse(settings.Format) as Record<string, string>;
+    expect(format).toMatchObject({
+      requestId: '$context.requestId',
+      integrationRequestId: '$context.integration.requestId',
+      routeKey: '$context.routeKey',
+      path: '$context.path',
+      status: '$context.status',
+      responseLatency: '$context.responseLatency',
+      integrationError: '$context.integrationErrorMessage',
+    });
+    for (const value of Object.values(format)) expect(value).toMatch(/^\$context\.[A-Za-z.]+$/);
+  });
+
+  it('has no CORS configuration by default: the corsOrigins param is empty', () => {
+    expect(resources(packaged.template, 'AWS::ApiGatewayV2::Api')[0]![1].Properties.CorsConfiguration).toBeUndefined();
+  });
+
+  describe('with the corsOrigins, alarmTopicArn and logRetentionInDays params', () => {
+    const ORIGINS = 'https://app.example.com, http://localhost:5173';
+    const TOPIC = 'arn:aws-us-gov:sns:us-gov-west-1:123456789012:xronox-ops';
+    let other: ServiceDir;
+    let withParams: Packaged;
+    beforeAll(() => {
+      other = serviceDir();
+      withParams = oslsPackage(other, { stage: STAGE, params: { corsOrigins: ORIGINS, alarmTopicArn: TOPIC, logRetentionInDays: '14' } });
+    }, 300_000);
+    afterAll(() => other?.cleanup());
+
+    it('lets the HTTP API answer those origins (preflight included) and gives the app the same list, normalised', () => {
+      const api = resources(withParams.template, 'AWS::ApiGatewayV2::Api')[0]![1].Properties;
+      expect(api.CorsConfiguration).toEqual({
+        AllowOrigins: ['https://app.example.com', 'http://localhost:5173'],
+        AllowMethods: ['GET', 'POST', 'PUT', 'DELETE'],
+        // What the routes read: credentials, JSON bodies, conditional updates, the correlation id, the audit reason.
+        AllowHeaders: ['authorization', 'content-type', 'if-match', 'x-request-id', 'x-xronox-reason'],
+        ExposeHeaders: ['etag', 'location', 'x-request-id'],
+        MaxAge: 3600,
+      });
+      const env = (withParams.template.Resources.ApiLambdaFunction!.Properties.Environment as { Variables: Record<string, string> }).Variables;
+      expect(env.XRONOX_CORS_ORIGINS).toBe('https://app.example.com,http://localhost:5173');
+      // The jobs have no use for it.
+      for (const job of JOBS) expect((withParams.template.Resources[job.id]!.Properties.Environment as { Variables: Record<string, string> }).Variables).not.toHaveProperty('XRONOX_CORS_ORIGINS');
+    });
+
+    it('notifies the topic from both alarms, and keeps every log group 14 days', () => {
+      for (const name of ['ArchiveDeadLetterAlarm', 'ArchiveErrorsAlarm']) {
+        const alarm = withParams.template.Resources[name]!.Properties;
+        expect(alarm.AlarmActions, name).toEqual({ 'Fn::If': ['HasAlarmTopic', [TOPIC], { Ref: 'AWS::NoValue' }] });
+        expect(alarm.OKActions, name).toEqual({ 'Fn::If': ['HasAlarmTopic', [TOPIC], { Ref: 'AWS::NoValue' }] });
+      }
+      expect(withParams.template.Conditions).toEqual({ HasAlarmTopic: { 'Fn::Not': [{ 'Fn::Equals': [TOPIC, ''] }] } });
+      const groups = resources(withParams.template, 'AWS::Logs::LogGroup');
+      expect(groups).toHaveLength(7);
+      for (const [name, group] of groups) expect(group.Properties.RetentionInDays, name).toBe(14);
+    });
+
+    it('refuses an origin with a path (a trailing slash never matches a browser\'s Origin) before building anything', () => {
+      expect(() => oslsPackage(other, { stage: STAGE, params: { corsOrigins: 'https://app.example.com/' } })).toThrow(
+        /The param corsOrigins holds "https:\/\/app\.example\.com\/", which is not an origin/,
+      );
+    }, 120_000);
   });
 
   it('zips only the minified bundle and its source map: no node_modules, no native addon, no sources', () => {
@@ -299,7 +396,7 @@ describe('npx osls package', () => {
   describe('the background-job functions', () => {
     const t = () => packaged.template;
 
-    it('declares archive, archiveSweep, retention and backup: the job handlers with their timeouts and memory, on the jobs role, with the API config source', () => {
+    it('declares archive, archiveSweep, retention, backup and offload: the job handlers with their timeouts and memory, each on its own role, with the API config source', () => {
       for (const job of JOBS) {
         const fn = t().Resources[job.id];
         expect(fn?.Type, job.key).toBe('AWS::Lambda::Function');
@@ -310,9 +407,9 @@ describe('npx osls package', () => {
           Architectures: ['arm64'],
           Timeout: job.timeout,
           MemorySize: job.memory,
-          Role: { 'Fn::GetAtt': ['XronoxJobsRole', 'Arn'] },
+          Role: { 'Fn::GetAtt': [job.role, 'Arn'] },
         });
-        expect(list(fn!.DependsOn ?? [])).toContain('XronoxJobsRole');
+        expect(list(fn!.DependsOn ?? [])).toContain(job.role);
         // The same config source as the API: the stage's SSM parameter.
         expect((fn!.Properties.Environment as { Variables: Record<string, string> }).Variables).toEqual({
           NODE_OPTIONS: '--enable-source-maps',
@@ -377,63 +474,169 @@ describe('npx osls package', () => {
       ]);
     });
 
-    it('gives the jobs role (and only it) the backups bucket: objects and listing on the four buckets, the config parameter as the API has it, its own four log groups', () => {
-      const role = t().Resources.XronoxJobsRole!.Properties;
-      expect(role.AssumeRolePolicyDocument).toEqual({
-        Version: '2012-10-17',
-        Statement: [{ Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' }, Action: 'sts:AssumeRole' }],
-      });
-      const statements = roleStatements(t(), 'XronoxJobsRole');
-      for (const s of statements) {
-        expect(s.Effect).toBe('Allow');
-        for (const action of list(s.Action)) expect(action, `no wildcard actions (${s.Sid})`).not.toMatch(/\*/);
-        for (const r of list(s.Resource)) expect(render(r), `no "*" resource (${s.Sid})`).not.toBe('*');
+    /**
+     * What each job's role may do, as "action resource" pairs (resources rendered), read off
+     * core/jobs independently of infra/serverless/iam.cjs: r = s3:GetObject, w = s3:PutObject and
+     * s3:AbortMultipartUpload, d = s3:DeleteObject on the bucket's objects; l = s3:ListBucket on
+     * the bucket.
+     */
+    const JOB_BUCKETS: Record<(typeof JOBS)[number]['key'], Partial<Record<'records' | 'versions' | 'content' | 'backups', string>>> = {
+      archive: { versions: 'rwdl' },
+      archiveSweep: { records: 'rwdl', versions: 'rwdl', content: 'wdl' },
+      retention: { records: 'dl', versions: 'd', content: 'dl' },
+      backup: { records: 'rl', versions: 'rl', backups: 'rwdl' },
+      offload: { records: 'rwl' },
+    };
+    const BUCKET_NAMES = { ...BUCKETS, backups: BACKUPS_BUCKET };
+
+    function bucketGrants(kind: keyof typeof BUCKET_NAMES, what: string): string[] {
+      const objects = `arn:aws:s3:::${BUCKET_NAMES[kind]}/*`;
+      return [
+        ...(what.includes('r') ? [`s3:GetObject ${objects}`] : []),
+        ...(what.includes('w') ? [`s3:PutObject ${objects}`, `s3:AbortMultipartUpload ${objects}`] : []),
+        ...(what.includes('d') ? [`s3:DeleteObject ${objects}`] : []),
+        ...(what.includes('l') ? [`s3:ListBucket arn:aws:s3:::${BUCKET_NAMES[kind]}`] : []),
+      ];
+    }
+
+    /** A role's statements as sorted "action resource" pairs, every resource rendered. */
+    function grants(statements: Statement[]): string[] {
+      return statements.flatMap((s) => list(s.Action).flatMap((a) => list(s.Resource).map((r) => `${a} ${render(r)}`))).sort();
+    }
+
+    it('gives each job a role of its own, allowed exactly what that job does: its buckets, the config parameter as the API has it, its own log group', () => {
+      const roles = resources(t(), 'AWS::IAM::Role').map(([name]) => name);
+      for (const job of JOBS) {
+        expect(roles, job.key).toContain(job.role);
+        const role = t().Resources[job.role]!.Properties;
+        expect(role.AssumeRolePolicyDocument).toEqual({
+          Version: '2012-10-17',
+          Statement: [{ Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' }, Action: 'sts:AssumeRole' }],
+        });
+        const statements = roleStatements(t(), job.role);
+        for (const s of statements) {
+          expect(s.Effect).toBe('Allow');
+          for (const action of list(s.Action)) expect(action, `no wildcard actions (${job.role} ${s.Sid})`).not.toMatch(/\*/);
+          for (const r of list(s.Resource)) expect(render(r), `no "*" resource (${job.role} ${s.Sid})`).not.toBe('*');
+        }
+        const expected = [
+          ...Object.entries(JOB_BUCKETS[job.key]).flatMap(([kind, what]) => bucketGrants(kind as keyof typeof BUCKET_NAMES, what)),
+          `ssm:GetParameter arn:aws:ssm:eu-west-1:123456789012:parameter${PARAMETER}`,
+          // Key ARN wildcard, as for the API: restricted to decryptions SSM makes for the one parameter (checked below).
+          'kms:Decrypt arn:aws:kms:eu-west-1:123456789012:key/*',
+          // The log streams of its own log group (the framework creates the group).
+          `logs:CreateLogStream arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/xronox-${STAGE}-${job.key}:*`,
+          `logs:PutLogEvents arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/xronox-${STAGE}-${job.key}:*`,
+          // The archive function's failed events go to its dead-letter queue, sent with its own role.
+          ...(job.key === 'archive' ? ['sqs:SendMessage GetAtt:ArchiveDeadLetterQueue.Arn'] : []),
+        ].sort();
+        expect(grants(statements), job.key).toEqual(expected);
+        // Word for word the API role's statements for the config parameter and its key.
+        const api = roleStatements(t(), 'IamRoleLambdaExecution');
+        for (const sid of ['XronoxConfigParameter', 'XronoxConfigDecrypt']) {
+          expect(statements.find((s) => s.Sid === sid), `${job.key} ${sid}`).toEqual(api.find((s) => s.Sid === sid));
+        }
       }
-      const bySid = Object.fromEntries(statements.map((s) => [s.Sid, [list(s.Action).sort(), list(s.Resource).map(render).sort()]]));
-      const buckets = [...Object.values(BUCKETS), BACKUPS_BUCKET];
-      const logGroups = JOBS.map((j) => `arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/xronox-${STAGE}-${j.key}:*`);
-      expect(bySid).toEqual({
-        XronoxJobsObjects: [['s3:AbortMultipartUpload', 's3:DeleteObject', 's3:GetObject', 's3:PutObject'], buckets.map((b) => `arn:aws:s3:::${b}/*`).sort()],
-        XronoxJobsListBuckets: [['s3:ListBucket'], buckets.map((b) => `arn:aws:s3:::${b}`).sort()],
-        XronoxConfigParameter: [['ssm:GetParameter'], [`arn:aws:ssm:eu-west-1:123456789012:parameter${PARAMETER}`]],
-        // Key ARN wildcard, as for the API: restricted to decryptions SSM makes for the one parameter (below).
-        XronoxConfigDecrypt: [['kms:Decrypt'], ['arn:aws:kms:eu-west-1:123456789012:key/*']],
-        // The log streams of the four functions' own log groups (the framework creates the groups).
-        XronoxJobsLogs: [['logs:CreateLogStream', 'logs:PutLogEvents'], logGroups.sort()],
-      });
-      // Word for word the API role's statements for the config (one YAML anchor in serverless.yml).
-      const api = roleStatements(t(), 'IamRoleLambdaExecution');
-      for (const sid of ['XronoxConfigParameter', 'XronoxConfigDecrypt']) {
-        expect(statements.find((s) => s.Sid === sid)).toEqual(api.find((s) => s.Sid === sid));
-      }
-      // No other role may touch the backups bucket.
-      for (const [name] of resources(t(), 'AWS::IAM::Role').filter(([n]) => n !== 'XronoxJobsRole')) {
-        expect(JSON.stringify(t().Resources[name]), name).not.toContain(BACKUPS_BUCKET);
-      }
+      // Five job roles, the API's and the framework's custom-resource role: nothing else.
+      expect(roles.sort()).toEqual(['IamRoleCustomResourcesLambdaExecution', 'IamRoleLambdaExecution', ...JOBS.map((j) => j.role)].sort());
     });
 
-    it('zips, for each job, only the one jobs bundle and its source map, without the HTTP app or a native addon', () => {
-      const bundles = JOBS.map((job) => {
-        const entries = readZip(packaged.zipOf(job.key));
-        expect(entries.map((e) => e.name).sort(), job.key).toEqual(['functions/jobs/handlers.cjs', 'functions/jobs/handlers.cjs.map']);
-        return entries.find((e) => e.name === 'functions/jobs/handlers.cjs')!.read();
+    it('lets only the backup job touch the backups bucket, and the S3-triggered archive only the versions bucket', () => {
+      const backups = `arn:aws:s3:::${BACKUPS_BUCKET}`;
+      const archive = grants(roleStatements(t(), 'XronoxArchiveRole'));
+      // Archive: nothing in backups (no write, no delete, no read), nothing in records or content.
+      expect(archive.filter((g) => g.includes(BACKUPS_BUCKET))).toEqual([]);
+      expect(archive.filter((g) => g.startsWith('s3:')).every((g) => g.includes(BUCKETS.versions))).toBe(true);
+      // Backup: writes (and finishes, and cleans up) snapshots in the backups bucket, deletes nothing elsewhere.
+      const backup = grants(roleStatements(t(), 'XronoxBackupRole'));
+      expect(backup).toEqual(expect.arrayContaining([`s3:PutObject ${backups}/*`, `s3:DeleteObject ${backups}/*`, `s3:ListBucket ${backups}`]));
+      expect(backup.filter((g) => /^s3:(PutObject|DeleteObject|AbortMultipartUpload) /.test(g) && !g.includes(BACKUPS_BUCKET))).toEqual([]);
+      // No other role mentions the backups bucket at all.
+      for (const [name] of resources(t(), 'AWS::IAM::Role').filter(([n]) => n !== 'XronoxBackupRole')) {
+        expect(JSON.stringify(t().Resources[name]), name).not.toContain(BACKUPS_BUCKET);
+      }
+      // Retention and offload write nothing and delete nothing, respectively, beyond what they must.
+      expect(grants(roleStatements(t(), 'XronoxRetentionRole')).filter((g) => /^s3:(GetObject|PutObject) /.test(g))).toEqual([]);
+      expect(grants(roleStatements(t(), 'XronoxOffloadRole')).filter((g) => g.startsWith('s3:DeleteObject '))).toEqual([]);
+    });
+
+    it('sends the S3 events the archive function failed on (after Lambda\'s retries) to an SQS dead-letter queue, with an alarm on the queue and one on the function\'s errors', () => {
+      const queue = t().Resources.ArchiveDeadLetterQueue!;
+      expect(queue.Type).toBe('AWS::SQS::Queue');
+      expect(queue.Properties).toEqual({ QueueName: `xronox-${STAGE}-archive-failures`, MessageRetentionPeriod: 1_209_600, SqsManagedSseEnabled: true });
+      // The function's asynchronous-invocation config: failures to the queue. Only archive has one.
+      const configs = resources(t(), 'AWS::Lambda::EventInvokeConfig');
+      expect(configs.map(([, c]) => c.Properties)).toEqual([
+        { FunctionName: { Ref: 'ArchiveLambdaFunction' }, Qualifier: '$LATEST', DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': ['ArchiveDeadLetterQueue', 'Arn'] } } } },
+      ]);
+      // Lambda sends to the queue with the function's role, which may (and no other role may).
+      for (const [name] of resources(t(), 'AWS::IAM::Role')) {
+        const sends = grants(roleStatements(t(), name)).filter((g) => g.startsWith('sqs:'));
+        expect(sends, name).toEqual(name === 'XronoxArchiveRole' ? ['sqs:SendMessage GetAtt:ArchiveDeadLetterQueue.Arn'] : []);
+      }
+
+      const alarms = Object.fromEntries(resources(t(), 'AWS::CloudWatch::Alarm'));
+      expect(Object.keys(alarms).sort()).toEqual(['ArchiveDeadLetterAlarm', 'ArchiveErrorsAlarm']);
+      // No alarmTopicArn param: the alarms notify nobody (Fn::If on an empty topic), but still change state.
+      const noTopic = { 'Fn::If': ['HasAlarmTopic', [''], { Ref: 'AWS::NoValue' }] };
+      const firesOnAny = { Period: 300, EvaluationPeriods: 1, Threshold: 0, ComparisonOperator: 'GreaterThanThreshold', TreatMissingData: 'notBreaching', AlarmActions: noTopic, OKActions: noTopic };
+      expect(alarms.ArchiveDeadLetterAlarm!.Properties).toMatchObject({
+        Namespace: 'AWS/SQS',
+        MetricName: 'ApproximateNumberOfMessagesVisible',
+        Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': ['ArchiveDeadLetterQueue', 'QueueName'] } }],
+        Statistic: 'Maximum',
+        ...firesOnAny,
       });
-      // One build, zipped once per function.
-      for (const b of bundles.slice(1)) expect(b.equals(bundles[0]!)).toBe(true);
-      const bundle = bundles[0]!.toString('utf8');
+      expect(alarms.ArchiveErrorsAlarm!.Properties).toMatchObject({
+        Namespace: 'AWS/Lambda',
+        MetricName: 'Errors',
+        Dimensions: [{ Name: 'FunctionName', Value: { Ref: 'ArchiveLambdaFunction' } }],
+        Statistic: 'Sum',
+        ...firesOnAny,
+      });
+      expect(t().Conditions).toEqual({ HasAlarmTopic: { 'Fn::Not': [{ 'Fn::Equals': ['', ''] }] } });
+    });
+
+    it('packages the five jobs once: one zip (the same S3 key in every job), holding only the jobs bundle and its source map, without the HTTP app or a native addon', () => {
+      const keys = JOBS.map((job) => (t().Resources[job.id]!.Properties.Code as { S3Key: string }).S3Key);
+      expect(new Set(keys).size).toBe(1);
+      expect(keys[0]).toMatch(/^serverless\/xronox\/ci\/[^/]+\/jobs\.zip$/);
+      // The API keeps its own zip, in the same upload folder.
+      const apiKey = (t().Resources.ApiLambdaFunction!.Properties.Code as { S3Key: string }).S3Key;
+      expect(apiKey).toBe(keys[0]!.replace(/jobs\.zip$/, 'api.zip'));
+      // What is in the package folder is what a deploy uploads: no per-job zips.
+      expect(readdirSync(packaged.outDir).filter((f) => f.endsWith('.zip')).sort()).toEqual(['api.zip', 'custom-resources.zip', 'jobs.zip']);
+      for (const job of JOBS) expect(packaged.zipOf(job.key)).toBe(join(packaged.outDir, 'jobs.zip'));
+
+      const entries = readZip(join(packaged.outDir, 'jobs.zip'));
+      expect(entries.map((e) => e.name).sort()).toEqual(['functions/jobs/handlers.cjs', 'functions/jobs/handlers.cjs.map']);
+      const bundle = entries.find((e) => e.name === 'functions/jobs/handlers.cjs')!.read().toString('utf8');
       expect(bundle.trimEnd().endsWith('//# sourceMappingURL=handlers.cjs.map')).toBe(true);
       expect(bundle.split('\n').length).toBeLessThan(bundle.length / 2000);
       // better-sqlite3 stays out, required lazily, once (infra/esbuild/plugins.cjs).
       expect(bundle.match(/require\("better-sqlite3"\)/g)).toHaveLength(1);
       expect(bundle).not.toContain('better_sqlite3.node');
-      const entries = readZip(packaged.zipOf('archive'));
       const map = JSON.parse(entries.find((e) => e.name === 'functions/jobs/handlers.cjs.map')!.read().toString('utf8')) as { sources: string[] };
       const ours = map.sources.filter((s) => !s.includes('node_modules/')).map((s) => s.replace(/^(\.\.\/)+/, ''));
       expect(ours.filter((s) => s.startsWith('functions/')).sort()).toEqual(['functions/api/container.ts', 'functions/jobs/handlers.ts']);
       expect(map.sources.some((s) => /node_modules\/(hono|@hono|jose)\//.test(s))).toBe(false);
     });
 
-    describe('each job function, loaded from its own zip and invoked with the event AWS sends', () => {
+    it('refuses to share one zip between jobs whose zips differ (a job with package settings of its own), naming the job', () => {
+      const dir = serviceDir();
+      try {
+        const yml = join(dir.path, 'serverless.yml');
+        const original = readFileSync(yml, 'utf8');
+        const changed = original.replace('\n    role: XronoxOffloadRole\n', "\n    role: XronoxOffloadRole\n    package:\n      patterns: ['!functions/jobs/handlers.cjs.map']\n");
+        expect(changed).not.toBe(original);
+        writeFileSync(yml, changed);
+        expect(() => oslsPackage(dir, { stage: STAGE })).toThrow(/custom\.sharedArtifacts\.jobs: the zip of "offload" differs from that of "archive"/);
+      } finally {
+        dir.cleanup();
+      }
+    }, 300_000);
+
+    describe('each job function, loaded from its zip and invoked with the event AWS sends', () => {
       const work = tempDir('xronox-job-artifacts');
       const DB = 'rt_jobs';
       let configFile: string;
@@ -485,7 +688,7 @@ describe('npx osls package', () => {
       }
 
       /**
-       * Unzips the function's own zip into a fresh task root, and in a fresh Node process (a cold
+       * Unzips the function's zip (the jobs' shared one) into a fresh task root, and in a fresh Node process (a cold
        * container) resolves the template's Handler there as the Lambda Node.js runtime does
        * (`<file>.js|.mjs|.cjs`, then the export), and invokes it once per event, with a context
        * whose deadline is the template's Timeout.
