@@ -52,6 +52,11 @@ function lambdaNodeMajor(t: CloudFormationTemplate): string {
   return major;
 }
 
+/** `process.version` in a bundle's run, which prints it on a line `NODE <version>`. */
+function nodeVersionIn(logs: string): string | undefined {
+  return /^NODE (v\S+)$/m.exec(logs)?.[1];
+}
+
 /**
  * The Node.js the bundles run on here: the tests' own (Node 20), and the functions' runtime on
  * AWS (Node 22: the binary of test/support/node22.ts; the test fails, naming the install step,
@@ -257,7 +262,8 @@ describe('npx osls package', () => {
           const results = [];
           for (const event of JSON.parse(process.env.EVENTS)) results.push(await handler(event, { awsRequestId: 'artifact-' + results.length }));
           await container.close();
-          process.stdout.write('RESULT ' + JSON.stringify({ results, stats: container.stats, version: process.version }) + '\\n');
+          process.stdout.write('NODE ' + process.version + '\\n');
+          process.stdout.write('RESULT ' + JSON.stringify({ results, stats: container.stats }) + '\\n');
         })().catch((err) => { console.error(err); process.exit(1); });`;
       const run = spawnSync(node, ['--enable-source-maps', '-e', script], {
         cwd: taskRoot,
@@ -267,8 +273,8 @@ describe('npx osls package', () => {
       });
       const line = run.stdout.split('\n').find((l) => l.startsWith('RESULT '));
       if (run.status !== 0 || !line) throw new Error(`the bundle failed (status ${run.status}):\n${run.stdout}\n${run.stderr}`);
-      const { results, stats, version } = JSON.parse(line.slice('RESULT '.length)) as { results: Array<{ statusCode: number; body: string }>; stats: Record<string, number>; version: string };
-      return { results: results.map((r) => ({ status: r.statusCode, json: JSON.parse(r.body) as Record<string, unknown> })), stats, version, logs: run.stdout };
+      const { results, stats } = JSON.parse(line.slice('RESULT '.length)) as { results: Array<{ statusCode: number; body: string }>; stats: Record<string, number> };
+      return { results: results.map((r) => ({ status: r.statusCode, json: JSON.parse(r.body) as Record<string, unknown> })), stats, logs: run.stdout };
     }
 
     it('serves a create and a read with the embedded SQLite store, where better-sqlite3 is installed', () => {
@@ -297,11 +303,11 @@ describe('npx osls package', () => {
         try {
           const auth = { authorization: `Bearer ${key}` };
           const first = invokeBundle([httpApiEvent({ method: 'POST', url: '/v1/tenants/acme/runtime/orders', headers: auth, body: { customer: 'ada' } })], env, node);
-          expect(first.version).toMatch(runtime.version());
+          expect(nodeVersionIn(first.logs)).toMatch(runtime.version());
           expect(first.results[0]).toMatchObject({ status: 201, json: { ov: 0 } });
           const read = httpApiEvent({ method: 'GET', url: `/v1/tenants/acme/runtime/orders/${first.results[0]!.json.id as string}`, headers: auth });
           const second = invokeBundle([read, read], env, node);
-          expect(second.version).toMatch(runtime.version());
+          expect(nodeVersionIn(second.logs)).toMatch(runtime.version());
           expect(second.results.map((r) => r.status)).toEqual([200, 200]);
           expect(second.results[1]!.json).toMatchObject({ data: { customer: 'ada' } });
           expect(second.stats).toMatchObject({ builds: 1, engines: 1, indexStores: 1, apps: 1 });
@@ -503,8 +509,6 @@ describe('npx osls package', () => {
       interface Outcome {
         results: Array<{ ok?: JobReport; error?: string }>;
         stats: Record<string, number>;
-        /** `process.version` in the run. */
-        version: string;
         logs: string;
       }
 
@@ -548,7 +552,8 @@ describe('npx osls package', () => {
               }
             }
             await mod.container.close();
-            process.stdout.write('RESULT ' + JSON.stringify({ results, stats: mod.container.stats, version: process.version }) + '\\n');
+            process.stdout.write('NODE ' + process.version + '\\n');
+            process.stdout.write('RESULT ' + JSON.stringify({ results, stats: mod.container.stats }) + '\\n');
           })().catch((err) => { console.error(err); process.exit(1); });`;
         const run = spawnSync(node, ['--enable-source-maps', '-e', script], {
           cwd: taskRoot,
@@ -570,8 +575,8 @@ describe('npx osls package', () => {
         });
         const line = run.stdout.split('\n').find((l) => l.startsWith('RESULT '));
         if (run.status !== 0 || !line) throw new Error(`the ${key} bundle failed (status ${run.status}):\n${run.stdout}\n${run.stderr}`);
-        const { results, stats, version } = JSON.parse(line.slice('RESULT '.length)) as Omit<Outcome, 'logs'>;
-        return { results, stats, version, logs: `${run.stdout}\n${run.stderr}` };
+        const { results, stats } = JSON.parse(line.slice('RESULT '.length)) as Omit<Outcome, 'logs'>;
+        return { results, stats, logs: `${run.stdout}\n${run.stderr}` };
       }
 
       it('archive: an S3 notification for a current.json (delivered twice, as S3 may) archives that record\'s pending versions, once; a scheduled event is refused', () => {
@@ -660,22 +665,22 @@ describe('npx osls package', () => {
             const env = { XRONOX_CONFIG_FILE: file };
 
             const archived = invokeJob('archive', [s3PutEvent(DB, [`records/orders/${pgIds[0]}/current.json`])], env, node);
-            expect(archived.version).toMatch(runtime);
+            expect(nodeVersionIn(archived.logs)).toMatch(runtime);
             expect(archived.results[0]).toMatchObject({ ok: { job: 'archive', complete: true, counts: { archivedRecords: 1, archivedVersions: 3 } } });
             expect(versionsOf(pgIds[0]!)).toEqual(['v0.json', 'v1.json', 'v2.json']);
             expect(versionsOf(pgIds[1]!)).toEqual([]);
 
             const swept = invokeJob('archiveSweep', [scheduledEvent(when, `xronox-${STAGE}-archiveSweep`)], env, node);
-            expect(swept.version).toMatch(runtime);
+            expect(nodeVersionIn(swept.logs)).toMatch(runtime);
             expect(swept.results[0]).toMatchObject({ ok: { job: 'archive', complete: true, counts: { archivedRecords: 1, archivedVersions: 3 } } });
             expect(versionsOf(pgIds[1]!)).toEqual(['v0.json', 'v1.json', 'v2.json']);
 
             const backedUp = invokeJob('backup', [scheduledEvent(when, `xronox-${STAGE}-backup`)], env, node);
-            expect(backedUp.version).toMatch(runtime);
+            expect(nodeVersionIn(backedUp.logs)).toMatch(runtime);
             expect(backedUp.results[0]).toMatchObject({ ok: { job: 'backup', complete: true, counts: { backedUpCollections: 1, backedUpRecords: 2, backedUpVersions: 6 } } });
 
             const pruned = invokeJob('retention', [scheduledEvent(when, `xronox-${STAGE}-retention`)], env, node);
-            expect(pruned.version).toMatch(runtime);
+            expect(nodeVersionIn(pruned.logs)).toMatch(runtime);
             expect(pruned.results[0]).toMatchObject({ ok: { job: 'retention', complete: true, counts: { prunedRecords: 2, prunedVersions: 2 } } });
             for (const id of pgIds) expect(versionsOf(id)).toEqual(['v1.json', 'v2.json']);
           } finally {
