@@ -47,7 +47,7 @@ function layerZones() {
 }
 
 export default tseslint.config(
-  { ignores: ['node_modules/', '.xronox-data/', '.scratch/', '.serverless/', 'coverage/', '.stryker-tmp*/', 'reports/'] },
+  { ignores: ['node_modules/', 'dist/', 'tools/node22/', '.xronox-data/', '.scratch/', '.serverless/', 'coverage/', '.stryker-tmp*/', 'reports/'] },
   js.configs.recommended,
 
   ...tseslint.configs.recommended,

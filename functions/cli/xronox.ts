@@ -5,6 +5,7 @@
  *   xronox job run <archive|retention|backup|offload> [--db <dbName>]... [--wait] [--config <file>] [--quiet]
  *   xronox backup restore --db <dbName> --date <YYYY-MM-DD> [--snapshot <id>] [--collection <name>]... [--replace] [--wait] [--config <file>] [--quiet]
  *   xronox migrate [<type>|all] [--tenant <id>]... [--config <file>]
+ *   xronox --version
  *
  * The config is `--config`, else the file `XRONOX_CONFIG_FILE` names, else `xronox.config.json`
  * (or `.xronox.json`) found as `initXronox()` finds it. The job's report is one JSON line on
@@ -23,7 +24,9 @@
  * names no database the job runs on included); 3 stopped early or a database was busy with
  * another run (rerun, or pass --wait).
  */
-import { resolve } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Presets, SingleBar } from 'cli-progress';
 import { DATABASE_TYPES, initXronox, loadConfigFile, maskSecretsIn, migrateDatabases, restoreBackup, runJob, SCHEDULED_JOBS, XronoxError, type DatabaseType, type JobProgress, type JobReport, type RunOptions, type ScheduledJob, type Xronox } from '../../core/index.js';
@@ -47,7 +50,8 @@ const USAGE = `Usage:
                 default: every configured database of the type(s), generic and domain ones included)
   --wait        wait for another run's lease on a database instead of skipping it
   --config      the config file (default: $XRONOX_CONFIG_FILE, else xronox.config.json)
-  --quiet       no progress bar`;
+  --quiet       no progress bar
+  --version     print the version of Xronox and exit`;
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, incomplete: 3 } as const;
 /** The longest the CLI takes to stop once signalled, and to shut the engine down after a job. */
@@ -71,6 +75,7 @@ export async function main(argv: readonly string[], io: { stdout: NodeJS.Writabl
         config: { type: 'string' },
         quiet: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean' },
       },
     });
   } catch (err) {
@@ -78,6 +83,10 @@ export async function main(argv: readonly string[], io: { stdout: NodeJS.Writabl
     return EXIT.usage;
   }
   const { positionals, values } = parsed;
+  if (values.version) {
+    io.stdout.write(`${packageVersion()}\n`);
+    return EXIT.ok;
+  }
   if (values.help || positionals.length === 0) {
     io.stderr.write(`${USAGE}\n`);
     return values.help ? EXIT.ok : EXIT.usage;
@@ -206,6 +215,21 @@ async function migrate(xronox: Xronox, target: (typeof MIGRATE_TARGETS)[number],
     io.stderr.write(`No configured ${what}database for tenant ${unknown.map((t) => JSON.stringify(t)).join(', ')} (dynamic tenants' databases are created on first use)\n`);
   } else if (reports.length === 0) io.stderr.write(`No ${what}databases are configured: nothing to migrate\n`);
   return reports.some((r) => r.error) ? EXIT.failed : unknown.length > 0 ? EXIT.usage : EXIT.ok;
+}
+
+/**
+ * The version in Xronox's package.json: the nearest one above this module that is Xronox's (two
+ * folders up from the sources, three from the built `dist/functions/cli/`).
+ */
+function packageVersion(): string {
+  for (let dir = dirname(fileURLToPath(import.meta.url)); ; dir = dirname(dir)) {
+    const file = join(dir, 'package.json');
+    if (existsSync(file)) {
+      const pkg = JSON.parse(readFileSync(file, 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'xronox' && pkg.version) return pkg.version;
+    }
+    if (dirname(dir) === dir) throw new Error(`No package.json of xronox above ${fileURLToPath(import.meta.url)}`);
+  }
 }
 
 /** How often, at most, a progress line is written when stderr is not a terminal (a new step always gets one). */

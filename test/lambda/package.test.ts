@@ -20,6 +20,7 @@ import { describePostgres, dropSchemas, POSTGRES_URI, postgresAvailability, rand
 import { httpApiEvent } from './http-api-event.js';
 import { s3PutEvent, scheduledEvent } from './job-events.js';
 import { type CloudFormationTemplate, oslsPackage, type Packaged, REPO, serviceDir, type ServiceDir } from './osls.js';
+import { node22 } from '../support/node22.js';
 import { readZip } from './zip.js';
 
 const STAGE = 'ci';
@@ -42,6 +43,29 @@ const PARAMETER = `/xronox/${STAGE}/config`;
 const PSEUDO = { 'AWS::Region': 'eu-west-1', 'AWS::AccountId': '123456789012', 'AWS::Partition': 'aws', 'AWS::URLSuffix': 'amazonaws.com' } as Record<string, string>;
 
 const pgAvailability = await postgresAvailability();
+
+/** The major version of Node.js the template's functions run on (`Runtime: nodejs22.x`). */
+function lambdaNodeMajor(t: CloudFormationTemplate): string {
+  const runtime = t.Resources.ApiLambdaFunction!.Properties.Runtime as string;
+  const major = /^nodejs(\d+)\.x$/.exec(runtime)?.[1];
+  if (!major) throw new Error(`not a Node.js runtime: ${runtime}`);
+  return major;
+}
+
+/** `process.version` in a bundle's run, which prints it on a line `NODE <version>`. */
+function nodeVersionIn(logs: string): string | undefined {
+  return /^NODE (v\S+)$/m.exec(logs)?.[1];
+}
+
+/**
+ * The Node.js the bundles run on here: the tests' own (Node 20), and the functions' runtime on
+ * AWS (Node 22: the binary of test/support/node22.ts; the test fails, naming the install step,
+ * where it is missing). `version` is what `process.version` must say inside the run.
+ */
+const RUNTIMES = [
+  { name: `Node ${process.versions.node}, the tests' own`, node: () => process.execPath, version: () => new RegExp(`^v${process.versions.node.replaceAll('.', '\\.')}$`) },
+  { name: "Node 22, the functions' runtime", node: node22, version: () => new RegExp(`^v${lambdaNodeMajor(packaged.template)}\\.`) },
+] as const;
 let service: ServiceDir;
 let packaged: Packaged;
 
@@ -327,17 +351,18 @@ describe('npx osls package', () => {
       );
     });
 
-    /** Loads the bundle in a fresh Node process (like a cold container) and invokes its handler once per event. */
-    function invokeBundle(events: unknown[], env: Record<string, string>) {
+    /** Loads the bundle in a fresh process of `node` (like a cold container) and invokes its handler once per event. */
+    function invokeBundle(events: unknown[], env: Record<string, string>, node = process.execPath) {
       const script = `
         const { handler, container } = require(${JSON.stringify(join(taskRoot, 'functions/api/lambda.cjs'))});
         (async () => {
           const results = [];
           for (const event of JSON.parse(process.env.EVENTS)) results.push(await handler(event, { awsRequestId: 'artifact-' + results.length }));
           await container.close();
+          process.stdout.write('NODE ' + process.version + '\\n');
           process.stdout.write('RESULT ' + JSON.stringify({ results, stats: container.stats }) + '\\n');
         })().catch((err) => { console.error(err); process.exit(1); });`;
-      const run = spawnSync(process.execPath, ['--enable-source-maps', '-e', script], {
+      const run = spawnSync(node, ['--enable-source-maps', '-e', script], {
         cwd: taskRoot,
         encoding: 'utf8',
         env: { PATH: process.env.PATH, LAMBDA_TASK_ROOT: taskRoot, XRONOX_CONFIG_FILE: configFile, EVENTS: JSON.stringify(events), ...env },
@@ -363,9 +388,10 @@ describe('npx osls package', () => {
     });
 
     describePostgres('with a PostgreSQL config', pgAvailability, () => {
-      it('serves a create and a read, its connection string from XRONOX_POSTGRES_URI, with nothing but the zip (pg is bundled)', async () => {
+      it.each(RUNTIMES)('on $name: serves a create and a read, its connection string from XRONOX_POSTGRES_URI, with nothing but the zip (pg is bundled)', async (runtime) => {
+        const node = runtime.node();
         const schemaPrefix = randomSchemaPrefix();
-        const file = join(work.path, 'config', 'xronox.postgres.json');
+        const file = join(work.path, 'config', `xronox.postgres-${schemaPrefix}.json`);
         const pg = { dbConnections: { pg: { postgresUri: 'ENV.XRONOX_POSTGRES_URI', schemaPrefix } }, localStorage: { basePath: 'blobs-pg', enabled: true } };
         const databases = { runtime: { tenantDatabases: [{ tenantId: 'acme', dbConnRef: 'pg', dbName: 'rt_acme' }] } };
         writeFileSync(file, JSON.stringify({ ...pg, databases, api: { keys: [{ id: 'artifact', sha256: hashApiKey(key), role: 'write', tenants: ['acme'] }] } }));
@@ -373,10 +399,12 @@ describe('npx osls package', () => {
         const env = { XRONOX_CONFIG_FILE: file, XRONOX_POSTGRES_URI: POSTGRES_URI };
         try {
           const auth = { authorization: `Bearer ${key}` };
-          const first = invokeBundle([httpApiEvent({ method: 'POST', url: '/v1/tenants/acme/runtime/orders', headers: auth, body: { customer: 'ada' } })], env);
+          const first = invokeBundle([httpApiEvent({ method: 'POST', url: '/v1/tenants/acme/runtime/orders', headers: auth, body: { customer: 'ada' } })], env, node);
+          expect(nodeVersionIn(first.logs)).toMatch(runtime.version());
           expect(first.results[0]).toMatchObject({ status: 201, json: { ov: 0 } });
           const read = httpApiEvent({ method: 'GET', url: `/v1/tenants/acme/runtime/orders/${first.results[0]!.json.id as string}`, headers: auth });
-          const second = invokeBundle([read, read], env);
+          const second = invokeBundle([read, read], env, node);
+          expect(nodeVersionIn(second.logs)).toMatch(runtime.version());
           expect(second.results.map((r) => r.status)).toEqual([200, 200]);
           expect(second.results[1]!.json).toMatchObject({ data: { customer: 'ada' } });
           expect(second.stats).toMatchObject({ builds: 1, engines: 1, indexStores: 1, apps: 1 });
@@ -691,9 +719,9 @@ describe('npx osls package', () => {
        * Unzips the function's zip (the jobs' shared one) into a fresh task root, and in a fresh Node process (a cold
        * container) resolves the template's Handler there as the Lambda Node.js runtime does
        * (`<file>.js|.mjs|.cjs`, then the export), and invokes it once per event, with a context
-       * whose deadline is the template's Timeout.
+       * whose deadline is the template's Timeout. `node`: the Node.js binary that runs it.
        */
-      function invokeJob(key: string, events: unknown[], env: Record<string, string> = { NODE_PATH: join(REPO, 'node_modules') }): Outcome {
+      function invokeJob(key: string, events: unknown[], env: Record<string, string> = { NODE_PATH: join(REPO, 'node_modules') }, node = process.execPath): Outcome {
         const job = JOBS.find((j) => j.key === key)!;
         const fn = t().Resources[job.id]!.Properties;
         const taskRoot = extractZip(packaged.zipOf(key), join(work.path, `task-${key}-${Math.random().toString(36).slice(2)}`));
@@ -727,9 +755,10 @@ describe('npx osls package', () => {
               }
             }
             await mod.container.close();
+            process.stdout.write('NODE ' + process.version + '\\n');
             process.stdout.write('RESULT ' + JSON.stringify({ results, stats: mod.container.stats }) + '\\n');
           })().catch((err) => { console.error(err); process.exit(1); });`;
-        const run = spawnSync(process.execPath, ['--enable-source-maps', '-e', script], {
+        const run = spawnSync(node, ['--enable-source-maps', '-e', script], {
           cwd: taskRoot,
           encoding: 'utf8',
           env: {
@@ -793,6 +822,74 @@ describe('npx osls package', () => {
         const out = invokeJob('retention', [scheduledEvent(at, `xronox-${STAGE}-retention`)], {});
         expect(out.results[0]!.error).toBeDefined();
         expect(`${out.results[0]!.error}\n${out.logs}`).toContain('The native module better-sqlite3 is not part of this bundle');
+      });
+
+      // The runs above use SQLite, whose addon here is built for the tests' Node 20; on Lambda the
+      // index store is PostgreSQL (or MongoDB), bundled, so Node 22 runs the jobs on PostgreSQL.
+      describePostgres("on Node 22, the functions' runtime, with a PostgreSQL config and nothing but the zip", pgAvailability, () => {
+        it('archive (an S3 event), archiveSweep, backup and retention (scheduled events) each run their job', async () => {
+          const node = node22();
+          const runtime = new RegExp(`^v${lambdaNodeMajor(t())}\\.`);
+          const schemaPrefix = randomSchemaPrefix();
+          const dir = join(work.path, `postgres-${schemaPrefix}`);
+          const file = join(dir, 'xronox.config.json');
+          mkdirSync(dir, { recursive: true });
+          writeFileSync(
+            file,
+            JSON.stringify({
+              dbConnections: { pg: { postgresUri: POSTGRES_URI, schemaPrefix } },
+              localStorage: { basePath: 'blobs', enabled: true },
+              databases: { runtime: { tenantDatabases: [{ tenantId: 'acme', dbConnRef: 'pg', dbName: DB }] } },
+              jobs: { archive: { mode: 'deferred', sweepAfterMinutes: 0 } },
+              retention: { ver: { maxPerItem: 2 } },
+            }),
+          );
+          const versionsOf = (id: string) => {
+            const folder = join(dir, 'blobs', DB, 'versions', 'orders', id);
+            return existsSync(folder) ? readdirSync(folder).sort() : [];
+          };
+          try {
+            const pgIds: string[] = [];
+            const x = initXronox(loadConfigFile(file));
+            try {
+              const orders = x.with({ databaseType: 'runtime', tier: 'tenant', tenantId: 'acme', collection: 'orders' });
+              for (const customer of ['ada', 'grace']) {
+                const { id } = await orders.create({ customer, total: 1 });
+                await orders.update(id, { customer, total: 2 }, 0);
+                await orders.update(id, { customer, total: 3 }, 1);
+                pgIds.push(id);
+              }
+              await x.flush();
+            } finally {
+              await x.shutdown();
+            }
+            const when = new Date(Math.ceil((Date.now() + 1) / 1000) * 1000);
+            // No NODE_PATH: as on Lambda, only what the zip holds can be loaded.
+            const env = { XRONOX_CONFIG_FILE: file };
+
+            const archived = invokeJob('archive', [s3PutEvent(DB, [`records/orders/${pgIds[0]}/current.json`])], env, node);
+            expect(nodeVersionIn(archived.logs)).toMatch(runtime);
+            expect(archived.results[0]).toMatchObject({ ok: { job: 'archive', complete: true, counts: { archivedRecords: 1, archivedVersions: 3 } } });
+            expect(versionsOf(pgIds[0]!)).toEqual(['v0.json', 'v1.json', 'v2.json']);
+            expect(versionsOf(pgIds[1]!)).toEqual([]);
+
+            const swept = invokeJob('archiveSweep', [scheduledEvent(when, `xronox-${STAGE}-archiveSweep`)], env, node);
+            expect(nodeVersionIn(swept.logs)).toMatch(runtime);
+            expect(swept.results[0]).toMatchObject({ ok: { job: 'archive', complete: true, counts: { archivedRecords: 1, archivedVersions: 3 } } });
+            expect(versionsOf(pgIds[1]!)).toEqual(['v0.json', 'v1.json', 'v2.json']);
+
+            const backedUp = invokeJob('backup', [scheduledEvent(when, `xronox-${STAGE}-backup`)], env, node);
+            expect(nodeVersionIn(backedUp.logs)).toMatch(runtime);
+            expect(backedUp.results[0]).toMatchObject({ ok: { job: 'backup', complete: true, counts: { backedUpCollections: 1, backedUpRecords: 2, backedUpVersions: 6 } } });
+
+            const pruned = invokeJob('retention', [scheduledEvent(when, `xronox-${STAGE}-retention`)], env, node);
+            expect(nodeVersionIn(pruned.logs)).toMatch(runtime);
+            expect(pruned.results[0]).toMatchObject({ ok: { job: 'retention', complete: true, counts: { prunedRecords: 2, prunedVersions: 2 } } });
+            for (const id of pgIds) expect(versionsOf(id)).toEqual(['v1.json', 'v2.json']);
+          } finally {
+            await dropSchemas(schemaPrefix);
+          }
+        });
       });
     });
   });

@@ -49,13 +49,20 @@ function upsert(table: string, keys: string, values: string, set = (column: stri
 const adding = (column: string) => `${column} = ${column} + excluded.${column}`;
 
 /**
+ * A prepared statement, under a name of this module: the package's type declarations must name
+ * the statements' type, and better-sqlite3's own (`BetterSqlite3.Statement`) is not exported.
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type
+interface SqliteStatement extends Database.Statement<unknown[], unknown> {}
+
+/**
  * Every fixed statement of the driver, prepared once per connection; parameters in the order of
  * the key columns, `(db, coll, ...)`. The SQL of reads whose shape varies is built by the driver.
  */
 export function prepareStatements(db: Database.Database) {
-  const p = (sql: string) => db.prepare(sql);
+  const p = (sql: string): SqliteStatement => db.prepare(sql);
   /** A statement of one column, whose rows are that column's values. */
-  const v = (sql: string) => db.prepare(sql).pluck();
+  const v = (sql: string): SqliteStatement => db.prepare(sql).pluck();
   const byNs = (table: string) => p(`DELETE FROM ${table} WHERE db = ? AND coll = ?`);
   return {
     // ---- reads
