@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call, KEYS, startServer, type TestServer } from './harness.js';
 
@@ -113,11 +115,39 @@ describe('GET /openapi.json', () => {
 });
 
 describe('GET /docs', () => {
-  it('serves Swagger UI pointing at the document', async () => {
-    const reply = await call(s.base, 'GET', '/docs', { key: null });
-    expect(reply.status).toBe(200);
-    expect(reply.headers.get('content-type')).toMatch(/text\/html/);
-    expect(reply.text).toContain('SwaggerUIBundle');
-    expect(reply.text).toContain('./openapi.json');
+  it('serves Swagger UI from its own assets, by relative URLs only, under a Content-Security-Policy', async () => {
+    const page = await call(s.base, 'GET', '/docs', { key: null });
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toMatch(/text\/html/);
+    const csp = page.headers.get('content-security-policy') ?? '';
+    expect(csp).toContain("default-src 'none'");
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).toContain("connect-src 'self'");
+    expect(csp).not.toContain('unsafe');
+    // Nothing from elsewhere, no inline script: every src and href is relative to the page.
+    const urls = [...page.text.matchAll(/(?:src|href)="([^"]*)"/g)].map((m) => m[1]!);
+    expect(urls.sort()).toEqual(['./docs/init.js', './docs/swagger-ui-bundle.js', './docs/swagger-ui.css']);
+    expect(page.text).not.toMatch(/<script>|<script [^>]*>[^<]/);
+
+    for (const url of urls) {
+      const asset = await call(s.base, 'GET', url.replace('./', '/'), { key: null });
+      expect(asset.status, url).toBe(200);
+      expect(asset.headers.get('content-security-policy'), url).toBe(csp);
+      expect(asset.headers.get('x-content-type-options'), url).toBe('nosniff');
+      expect(asset.headers.get('content-type'), url).toMatch(url.endsWith('.css') ? /^text\/css/ : /^text\/javascript/);
+    }
+    // The pinned package's own files, byte for byte.
+    const bundle = await call(s.base, 'GET', '/docs/swagger-ui-bundle.js', { key: null });
+    expect(bundle.text).toBe(readFileSync(createRequire(import.meta.url).resolve('swagger-ui-dist/swagger-ui-bundle.js'), 'utf8'));
+    const init = await call(s.base, 'GET', '/docs/init.js', { key: null });
+    expect(init.text).toContain("new URL('../openapi.json', script.src)");
+  });
+
+  it('answers only its own files under /docs/', async () => {
+    for (const path of ['/docs/index.html', '/docs/package.json', '/docs/..%2fpackage.json', '/docs/swagger-ui-bundle.js.map', '/docs/constructor', '/docs/__proto__']) {
+      const reply = await call(s.base, 'GET', path, { key: null });
+      expect(reply.status, path).toBe(404);
+      expect(reply.headers.get('content-type'), path).toBe('application/problem+json');
+    }
   });
 });
