@@ -9,11 +9,12 @@ import { httpApiEvent } from './http-api-event.js';
 import { REPO } from './osls.js';
 
 /**
- * `/docs` from the Lambda bundle: functions/api/lambda.ts bundled with the esbuild options and
+ * `/docs` and CORS from the Lambda bundle: functions/api/lambda.ts bundled with the esbuild options and
  * plugins of serverless.yml's `custom.esbuild` (as bench/http.bench.ts does), then run by plain
  * `node` from a temp folder where no `node_modules` can be found, as in a Lambda zip. Swagger
  * UI's files must come out of the bundle itself (the `inline-swagger-ui` plugin), byte for byte
- * those of the pinned package. (`osls package` in test/lambda/package.test.ts builds the same
+ * those of the pinned package; and `XRONOX_CORS_ALLOWED_ORIGINS`, which serverless.yml sets,
+ * must reach the app. (`osls package` in test/lambda/package.test.ts builds the same
  * bundle, slower; this checks the one thing here without it.)
  */
 
@@ -29,6 +30,7 @@ interface Result {
 }
 let results: Record<string, Result>;
 
+const ORIGIN = 'https://app.example.com';
 const PATHS = ['/docs', '/docs/init.js', '/docs/swagger-ui-bundle.js', '/docs/swagger-ui.css', '/openapi.json'];
 
 beforeAll(async () => {
@@ -51,14 +53,15 @@ beforeAll(async () => {
       localStorage: { basePath: 'blobs', enabled: true },
       databases: { runtime: { tenantDatabases: [{ tenantId: 'acme', dbConnRef: 'local', dbName: 'rt_acme' }] } },
     }));
-  writeFileSync(join(dir.path, 'events.json'), JSON.stringify(PATHS.map((url) => httpApiEvent({ method: 'GET', url }))));
+  const preflight = httpApiEvent({ method: 'OPTIONS', url: '/v1/tenants/acme/runtime/orders', headers: { Origin: ORIGIN, 'Access-Control-Request-Method': 'POST' } });
+  writeFileSync(join(dir.path, 'events.json'), JSON.stringify([...PATHS.map((url) => httpApiEvent({ method: 'GET', url })), preflight]));
   writeFileSync(
     join(dir.path, 'run.cjs'),
     `const { handler } = require('./functions/api/lambda.cjs');
 const events = require('./events.json');
 (async () => {
   const out = {};
-  for (const event of events) out[event.rawPath] = await handler(event);
+  for (const event of events) out[event.requestContext.http.method + ' ' + event.rawPath] = await handler(event);
   require('node:fs').writeFileSync('results.json', JSON.stringify(out));
   process.exit(0);
 })().catch((err) => { console.error(err); process.exit(1); });
@@ -66,17 +69,24 @@ const events = require('./events.json');
   );
   const run = spawnSync(process.execPath, ['run.cjs'], {
     cwd: dir.path,
-    env: { PATH: process.env.PATH, XRONOX_CONFIG_FILE: join(dir.path, 'xronox.config.json') },
+    env: { PATH: process.env.PATH, XRONOX_CONFIG_FILE: join(dir.path, 'xronox.config.json'), XRONOX_CORS_ALLOWED_ORIGINS: ORIGIN },
     encoding: 'utf8',
     timeout: 60_000,
   });
   if (run.status !== 0) throw new Error(`The bundle failed (exit ${run.status}): ${run.stderr}`);
-  results = JSON.parse(readFileSync(join(dir.path, 'results.json'), 'utf8')) as Record<string, Result>;
+  const byKey = JSON.parse(readFileSync(join(dir.path, 'results.json'), 'utf8')) as Record<string, Result>;
+  results = Object.fromEntries(Object.entries(byKey).map(([key, result]) => [key.replace(/^GET /, ''), result]));
 }, 120_000);
 afterAll(() => dir.cleanup());
 
-describe('/docs from the Lambda bundle', () => {
-  it('runs where swagger-ui-dist cannot be resolved', () => {
+describe('the Lambda bundle', () => {
+  it('answers a CORS preflight from the origin XRONOX_CORS_ALLOWED_ORIGINS names', () => {
+    const answer = results['OPTIONS /v1/tenants/acme/runtime/orders']!;
+    expect(answer.statusCode).toBe(204);
+    expect(answer.headers['access-control-allow-origin']).toBe(ORIGIN);
+  });
+
+  it('runs /docs where swagger-ui-dist cannot be resolved', () => {
     expect(() => createRequire(join(dir.path, 'run.cjs')).resolve('swagger-ui-dist/package.json')).toThrow();
   });
 
