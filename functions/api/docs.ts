@@ -99,7 +99,7 @@ export function registerDocs(app: OpenAPIHono<AppEnv>): void {
   });
   app.doc31(OPENAPI_PATH, {
     openapi: '3.1.0',
-    info: { title: 'Xronox API', version: '1.0.0', description: DESCRIPTION },
+    info: { title: 'Xronox API', version: '1.0.0', description: DESCRIPTION, license: { name: 'MIT', url: 'https://opensource.org/license/mit' } },
     // Relative, so resolved against where the document was fetched (OpenAPI 3.1 §4.8.5):
     // `https://host/stage/openapi.json` -> `https://host/stage`. An absolute `/` would drop a
     // path prefix such as an API Gateway stage, and Swagger UI's "Try it out" would miss the API.

@@ -8,17 +8,17 @@ import { call, KEYS, startServer, type TestServer } from './harness.js';
 type Operation = {
   operationId?: string;
   security?: unknown[];
-  parameters?: Array<{ name: string; in: string; required?: boolean }>;
+  parameters?: Array<{ name: string; in: string; required?: boolean; schema?: { type?: string } }>;
   requestBody?: { required?: boolean; content: Record<string, unknown> };
   responses: Record<string, { content?: Record<string, { schema?: unknown }> }>;
 };
-type Document = { openapi: string; info: { title: string }; paths: Record<string, Record<string, Operation>>; components: Record<string, Record<string, unknown>> };
+type Document = { openapi: string; info: { title: string }; servers?: Array<{ url: string }>; paths: Record<string, Record<string, Operation>>; components: Record<string, Record<string, unknown>> };
 
 const METHODS = ['get', 'post', 'put', 'patch', 'delete'];
 
 /** Every operation the issue asks for, per tier. */
 function expectedOperations(): string[] {
-  const out = ['get /v1/tenants/{tenantId}/counters/{databaseType}/{collection}'];
+  const out = ['get /v1/tenants/{tenantId}/{databaseType}/{collection}/_counters'];
   for (const base of ['/v1/tenants/{tenantId}', '/v1/domains/{domain}', '/v1/generic']) {
     const collection = `${base}/{databaseType}/{collection}`;
     const record = `${collection}/{id}`;
@@ -111,6 +111,43 @@ describe('GET /openapi.json', () => {
         expect(reply.status, `${method} ${concrete}`).toBeLessThan(500);
       }
     }
+  });
+});
+
+describe('the document for clients and linters', () => {
+  it('names its server relative to itself, so it holds behind a path prefix', () => {
+    // Resolved against the document's URL: https://host/stage/openapi.json -> https://host/stage.
+    expect(doc.servers).toEqual([expect.objectContaining({ url: '.' })]);
+    expect(new URL(doc.servers![0]!.url, 'https://api.example.com/stage/openapi.json').href).toBe('https://api.example.com/stage/');
+  });
+
+  it('types numeric and boolean query parameters as integers and booleans', () => {
+    const expected: Record<string, string> = { limit: 'integer', ov: 'integer', before: 'integer', includeDeleted: 'boolean', many: 'boolean' };
+    const seen = new Set<string>();
+    for (const [path, item] of Object.entries(doc.paths)) {
+      for (const [method, op] of Object.entries(item)) {
+        for (const p of op.parameters ?? []) {
+          if (p.in !== 'query' || !(p.name in expected)) continue;
+          expect(p.schema?.type, `${method} ${path} ?${p.name}`).toBe(expected[p.name]);
+          seen.add(p.name);
+        }
+      }
+    }
+    expect([...seen].sort()).toEqual(Object.keys(expected).sort());
+  });
+
+  it("passes Redocly's recommended rules with no error or warning (no ambiguous paths among them)", async () => {
+    // @redocly/openapi-core: the linter openapi-typescript itself validates documents with.
+    const { createConfig, lintFromString } = await import('@redocly/openapi-core');
+    const problems = await lintFromString({ source: JSON.stringify(doc), absoluteRef: `${s.base}/openapi.json`, config: await createConfig({ extends: ['recommended'] }) });
+    expect(problems.map((p) => `${p.severity} ${p.ruleId}: ${p.message}`)).toEqual([]);
+  });
+
+  it('keeps the earlier counters path answering, outside the document', async () => {
+    expect(Object.keys(doc.paths)).not.toContain('/v1/tenants/{tenantId}/counters/{databaseType}/{collection}');
+    const reply = await call(s.base, 'GET', '/v1/tenants/acme/counters/runtime/orders', { key: KEYS.acmeReader });
+    expect(reply.status).toBe(200);
+    expect(reply.json).toEqual({ totals: {} });
   });
 });
 
