@@ -1,10 +1,11 @@
 import { existsSync, mkdirSync } from 'node:fs';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { type Browser, type HTTPRequest, launch, type Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../support/temp.js';
-import { call, KEYS, startServer, type TestServer } from './harness.js';
+import { call, KEYS, startServer, testApiConfig, type TestServer } from './harness.js';
 
 /**
  * `/docs` in a real browser: Debian's Chromium, headless, driven by puppeteer-core (which never
@@ -13,6 +14,11 @@ import { call, KEYS, startServer, type TestServer } from './harness.js';
  * The page must render the operations list from the assets the server itself serves, under its
  * Content-Security-Policy, and execute one authorised call ("Authorize", "Try it out", "Execute")
  * whose record then exists on the server.
+ *
+ * Then CORS as a browser enforces it: a page on another origin (`http://localhost:<port>`, which
+ * the server's `api.cors.allowedOrigins` lists) creates and conditionally updates a record with
+ * `fetch`, reading `ETag` for `If-Match`; the same page served from an origin not listed
+ * (`http://127.0.0.1:<port>`) cannot, and its write never reaches the server.
  *
  * Nothing may leave localhost. Two guards, each recording what it stopped:
  * - the page's requests are intercepted, and any not to 127.0.0.1/localhost is aborted;
@@ -33,6 +39,9 @@ let s: TestServer;
 let browser: Browser;
 let page: Page;
 let proxy: Server;
+/** Serves a blank page, from which scripts call the API cross-origin. */
+let elsewhere: HttpServer;
+let elsewherePort: number;
 const proxySockets = new Set<Socket>();
 const profile = tempDir('xronox-chromium-profile');
 /** Requests for anywhere but localhost: by the page (aborted: the test fails), and by the browser itself (refused by the proxy). */
@@ -73,7 +82,11 @@ beforeAll(async () => {
   await new Promise<void>((done) => proxy.listen(0, '127.0.0.1', done));
   const proxyPort = (proxy.address() as AddressInfo).port;
 
-  s = await startServer({ basePath: PREFIX });
+  elsewhere = createHttpServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end('<!DOCTYPE html><title>elsewhere</title>'));
+  await new Promise<void>((done) => elsewhere.listen(0, '127.0.0.1', done));
+  elsewherePort = (elsewhere.address() as AddressInfo).port;
+
+  s = await startServer({ basePath: PREFIX, api: testApiConfig({ cors: { allowedOrigins: [`http://localhost:${elsewherePort}`] } }) });
   browser = await launch({
     executablePath: CHROMIUM,
     headless: true,
@@ -103,9 +116,10 @@ afterAll(async () => {
   await s?.close();
   for (const socket of proxySockets) socket.destroy();
   await new Promise((done) => proxy?.close(done));
+  await new Promise((done) => elsewhere?.close(done));
 });
 
-describe('GET /docs in headless Chromium', () => {
+describe('/docs and CORS in headless Chromium', () => {
   it('starts Chromium with the required flags and a fresh profile', () => {
     const spawnArgs = browser.process()?.spawnargs ?? [];
     for (const flag of FLAGS) expect(spawnArgs).toContain(flag);
@@ -174,4 +188,40 @@ describe('GET /docs in headless Chromium', () => {
     // they are the browser's, not the page's.
     if (offHostByBrowser.length > 0) console.log(`Refused by the proxy (Chromium's own background requests): ${[...new Set(offHostByBrowser.map((line) => line.split(' ').slice(0, 2).join(' ').replace(/\?.*/, '')))].join(', ')}`);
   }, 120_000);
+
+  it('lets a page on an allowed origin create and conditionally update a record, and a page on another origin not', async () => {
+    const api = `${s.base}${PREFIX}`;
+    const collection = `cors-${Math.random().toString(36).slice(2, 10)}`;
+    const script = async ({ api, key, collection }: { api: string; key: string; collection: string }) => {
+      try {
+        const headers = { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json' };
+        const created = await fetch(`${api}/v1/tenants/acme/runtime/${collection}`, { method: 'POST', headers, body: JSON.stringify({ n: 1 }) });
+        const { id } = (await created.json()) as { id: string };
+        const etag = created.headers.get('ETag');
+        const updated = await fetch(`${api}/v1/tenants/acme/runtime/${collection}/${id}`, { method: 'PUT', headers: { ...headers, 'If-Match': etag ?? '' }, body: JSON.stringify({ n: 2 }) });
+        return { created: created.status, etag, location: created.headers.get('Location'), updated: updated.status, newEtag: updated.headers.get('ETag') };
+      } catch (err) {
+        return { failed: String(err) };
+      }
+    };
+
+    const allowed = await browser.newPage();
+    await allowed.goto(`http://localhost:${elsewherePort}/`);
+    expect(await allowed.evaluate(script, { api, key: KEYS.acmeWriter, collection })).toEqual({
+      created: 201,
+      etag: '"0"',
+      location: expect.stringMatching(new RegExp(`^/v1/tenants/acme/runtime/${collection}/`)),
+      updated: 200,
+      newEtag: '"1"',
+    });
+
+    const other = await browser.newPage();
+    await other.goto(`http://127.0.0.1:${elsewherePort}/`);
+    expect(await other.evaluate(script, { api, key: KEYS.acmeWriter, collection })).toEqual({ failed: 'TypeError: Failed to fetch' });
+
+    // One record: the refused page's preflight failed, so its POST was never sent.
+    const listed = await call(s.base, 'GET', `${PREFIX}/v1/tenants/acme/runtime/${collection}`, { key: KEYS.acmeReader });
+    expect(listed.json).toMatchObject({ items: [{ ov: 1, data: { n: 2 } }] });
+    expect((listed.json as { items: unknown[] }).items).toHaveLength(1);
+  }, 60_000);
 });
