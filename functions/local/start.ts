@@ -46,6 +46,8 @@ if (!/^[A-Za-z0-9\-._~+/]{16,}=*$/.test(apiKey)) {
   fail('XRONOX_API_KEY must be at least 16 characters of letters, digits and -._~+/ (it is sent as a bearer token)');
 }
 
+const cors = corsFromEnvironment();
+
 const xronox = initXronox(createDevConfig({ sqlitePath: `${dataDir}/xronox.sqlite`, basePath: `${dataDir}/blobs`, tenants: [TENANT] }), {
   onBackgroundError: (err) => console.error(JSON.stringify({ level: 'error', msg: 'blob sync failed, will retry', error: String(err) })),
 });
@@ -65,12 +67,6 @@ void xronox.repair().then(
 const auth = createApiAuthenticator({
   keys: [{ id: KEY_ID, sha256: hashApiKey(apiKey), role: 'admin', tenants: [TENANT], domains: ['*'], generic: true }],
 });
-let cors;
-try {
-  cors = corsSettings(undefined);
-} catch (err) {
-  fail(err instanceof Error ? err.message : String(err));
-}
 const app = createApp({ xronox, auth, cors });
 
 const server = serveApi(app.fetch, { port, hostname }, (info: AddressInfo) => {
@@ -123,6 +119,15 @@ function parsePort(text: string): number {
   const value = Number(text);
   if (!/^\d{1,5}$/.test(text) || value > 65_535) fail(`PORT must be a whole number from 0 to 65535, not "${text}"`);
   return value;
+}
+
+/** `XRONOX_CORS_ALLOWED_ORIGINS`, checked before anything starts (a bad origin is named, then exit 1). */
+function corsFromEnvironment(): ReturnType<typeof corsSettings> {
+  try {
+    return corsSettings(undefined);
+  } catch (err) {
+    fail(err instanceof Error ? err.message : String(err));
+  }
 }
 
 function fail(message: string): never {
