@@ -308,10 +308,11 @@ export const apiJwtSchema = z
 
 /**
  * An origin as browsers send it in `Origin`: scheme, host and port only, lowercase, no default
- * port, no path or trailing slash (so the comparison with the header is exact).
+ * port, no path or trailing slash (so the comparison with the header is exact); or `*`, any.
  */
 export const corsOrigin = z.string().refine(
   (value) => {
+    if (value === '*') return true;
     try {
       const url = new URL(value);
       return (url.protocol === 'https:' || url.protocol === 'http:') && url.origin === value;
@@ -319,7 +320,7 @@ export const corsOrigin = z.string().refine(
       return false;
     }
   },
-  { message: 'must be an origin such as https://app.example.com (http or https, host and port only: no path, no trailing slash, lowercase, no default port)' },
+  { message: 'must be an origin such as https://app.example.com (http or https, host and port only: no path, no trailing slash, lowercase, no default port), or *' },
 );
 
 /**
@@ -327,9 +328,15 @@ export const corsOrigin = z.string().refine(
  * and browsers on other origins cannot call the API.
  */
 export const apiCorsSchema = z.strictObject({
-  /** The origins whose pages may call the API; every other origin gets no CORS headers. */
-  allowedOrigins: z.array(corsOrigin).max(100),
-  /** How long a browser may cache a preflight answer, in seconds. Default 600. */
+  /**
+   * The origins whose pages may call the API; every other origin gets no CORS headers. `['*']`:
+   * any origin (safe only because the API takes bearer credentials, never cookies).
+   */
+  allowedOrigins: z
+    .array(corsOrigin)
+    .max(100)
+    .refine((origins) => !origins.includes('*') || origins.length === 1, { message: 'is either ["*"] (any origin) or a list of origins, not both' }),
+  /** How long a browser may cache a preflight answer, in seconds. Default 3600 (the HTTP API's, infra/serverless/cors.cjs). */
   maxAgeSeconds: z.int().min(0).max(86_400).optional(),
 });
 

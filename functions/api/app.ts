@@ -34,7 +34,7 @@ export interface CreateAppOptions {
   /**
    * Browser origins allowed to call the API (CORS). Default: the config's `api.cors`; `null` or
    * no config: none, and no CORS headers. `corsSettings` (./cors.ts) adds the environment's
-   * `XRONOX_CORS_ALLOWED_ORIGINS`, as the Lambda handler and `npm start` do.
+   * `XRONOX_CORS_ORIGINS`, as the Lambda handler and `npm start` do.
    */
   cors?: ApiCorsConfig | null;
 }

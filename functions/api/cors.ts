@@ -3,11 +3,15 @@ import { cors } from 'hono/cors';
 import { apiCorsSchema, ConfigError, type ApiCorsConfig } from '../../core/index.js';
 import type { AppEnv } from './env.js';
 
-/** Names the allowed origins, comma-separated, where the config cannot (a Lambda's environment, `npm start`); overrides `api.cors.allowedOrigins`. */
-export const CORS_ORIGINS_VARIABLE = 'XRONOX_CORS_ALLOWED_ORIGINS';
+/**
+ * Names the allowed origins, comma-separated (or `*`), where the config cannot: the Lambda's
+ * environment (serverless.yml sets it from the `corsOrigins` param that also configures the HTTP
+ * API's CORS, infra/serverless/cors.cjs) and `npm start`. Overrides `api.cors.allowedOrigins`.
+ */
+export const CORS_ORIGINS_VARIABLE = 'XRONOX_CORS_ORIGINS';
 
-/** Preflight answers are cached this long (seconds) unless the config says otherwise. */
-export const DEFAULT_CORS_MAX_AGE_SECONDS = 600;
+/** Preflight answers are cached this long (seconds) unless the config says otherwise: as the HTTP API's CORS does. */
+export const DEFAULT_CORS_MAX_AGE_SECONDS = 3600;
 
 /** What a browser script may send: the credential, the body's type, the version a write replaces, and the API's own headers. */
 export const CORS_ALLOW_HEADERS = ['Authorization', 'Content-Type', 'If-Match', 'X-Request-Id', 'X-Xronox-Reason', 'X-Xronox-Function-Id'];
@@ -16,7 +20,7 @@ export const CORS_EXPOSE_HEADERS = ['ETag', 'Location', 'X-Request-Id'];
 export const CORS_ALLOW_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'];
 
 /**
- * The CORS settings in force: `XRONOX_CORS_ALLOWED_ORIGINS` when set and not empty (then it
+ * The CORS settings in force: `XRONOX_CORS_ORIGINS` when set and not empty (then it
  * replaces the config's list, keeping its `maxAgeSeconds`), else the config's `api.cors`.
  * Origins from the environment are checked like the config's: a bad one is a `ConfigError`
  * naming the variable.
@@ -39,17 +43,19 @@ export function corsSettings(fromConfig: ApiCorsConfig | undefined, env: NodeJS.
  * hands one origin's answer to another.
  */
 export function corsFor(settings: ApiCorsConfig): MiddlewareHandler<AppEnv> {
+  const any = settings.allowedOrigins.includes('*');
   const allowed = new Set(settings.allowedOrigins);
+  const isAllowed = (origin: string | undefined): origin is string => origin !== undefined && (any || allowed.has(origin));
   const answer = cors({
-    origin: (origin) => (allowed.has(origin) ? origin : null),
+    // The origin itself, also for `*`: answers vary by Origin either way.
+    origin: (origin) => (isAllowed(origin) ? origin : null),
     allowMethods: CORS_ALLOW_METHODS,
     allowHeaders: CORS_ALLOW_HEADERS,
     exposeHeaders: CORS_EXPOSE_HEADERS,
     maxAge: settings.maxAgeSeconds ?? DEFAULT_CORS_MAX_AGE_SECONDS,
   });
   return async (c, next) => {
-    const origin = c.req.header('origin');
-    if (origin !== undefined && allowed.has(origin)) return answer(c, next);
+    if (isAllowed(c.req.header('origin'))) return answer(c, next);
     await next();
     c.header('Vary', 'Origin', { append: true });
   };

@@ -24,7 +24,7 @@ import { PROBLEM_CONTENT_TYPE, toProblem } from './problem.js';
 
 /** This container's config, engine and app; `container.stats` shows what was constructed. */
 export const container = createContainer({
-  // CORS: the config's `api.cors`, or `XRONOX_CORS_ALLOWED_ORIGINS` (the origins serverless.yml also gives the HTTP API).
+  // CORS: the config's `api.cors`, or `XRONOX_CORS_ORIGINS` (the origins serverless.yml also gives the HTTP API).
   buildApp: ({ xronox }) => createApp({ xronox, cors: corsSettings(xronox.config.api?.cors) }),
 });
 

@@ -8,7 +8,7 @@
  * - Serves the tenant `demo` and the generic tier (knowledge, metadata, logs) to one admin API
  *   key: `XRONOX_API_KEY` when set (not echoed), else a fresh random key printed at start. Only
  *   its SHA-256 is kept in memory, as a deployed config would keep it.
- * - Browser pages on other origins may call it when `XRONOX_CORS_ALLOWED_ORIGINS` lists theirs
+ * - Browser pages on other origins may call it when `XRONOX_CORS_ORIGINS` lists theirs
  *   (comma-separated, e.g. `http://localhost:5173`); by default no CORS headers are sent.
  * - Logs one JSON line per request on stdout.
  * - Checks the data folder first: a folder it cannot create or write, or an SQLite file it cannot
@@ -121,7 +121,7 @@ function parsePort(text: string): number {
   return value;
 }
 
-/** `XRONOX_CORS_ALLOWED_ORIGINS`, checked before anything starts (a bad origin is named, then exit 1). */
+/** `XRONOX_CORS_ORIGINS`, checked before anything starts (a bad origin is named, then exit 1). */
 function corsFromEnvironment(): ReturnType<typeof corsSettings> {
   try {
     return corsSettings(undefined);

@@ -44,7 +44,7 @@ describe('CORS with allowed origins', () => {
       expect(reply.headers.get('access-control-allow-origin')).toBe(origin);
       expect(list(reply.headers.get('access-control-allow-methods'))).toEqual(expect.arrayContaining(['get', 'post', 'put', 'patch', 'delete']));
       expect(list(reply.headers.get('access-control-allow-headers'))).toEqual(expect.arrayContaining(['authorization', 'content-type', 'if-match', 'x-xronox-reason']));
-      expect(reply.headers.get('access-control-max-age')).toBe('600');
+      expect(reply.headers.get('access-control-max-age')).toBe('3600');
       expect(list(reply.headers.get('vary'))).toContain('origin');
       // The preflight carries no credential and is still answered: it never reaches authentication.
       expect(reply.headers.get('access-control-allow-credentials')).toBeNull();
@@ -95,6 +95,24 @@ describe('CORS with allowed origins', () => {
   });
 });
 
+describe('CORS for any origin', () => {
+  it('answers every origin with its own name, and a request without Origin with no CORS header', async () => {
+    const any = await startServer({ api: testApiConfig({ cors: { allowedOrigins: ['*'], maxAgeSeconds: 60 } }) });
+    try {
+      for (const origin of [ALLOWED, OTHER, 'null']) {
+        const pre = await preflight(any, origin);
+        expect(pre.status, origin).toBe(204);
+        expect(pre.headers.get('access-control-allow-origin'), origin).toBe(origin);
+        expect(pre.headers.get('access-control-max-age')).toBe('60');
+      }
+      const plain = await call(any.base, 'GET', '/v1/tenants/acme/runtime/cors', { key: KEYS.acmeReader });
+      expect(corsHeaders(plain)).toEqual({});
+    } finally {
+      await any.close();
+    }
+  });
+});
+
 describe('CORS without configuration', () => {
   it('sends no CORS headers to anyone, and answers no preflight', async () => {
     for (const origin of [ALLOWED, OTHER]) {
@@ -111,14 +129,18 @@ describe('CORS without configuration', () => {
 
 describe('api.cors settings', () => {
   it('accepts only exact origins in the config, naming the bad entry', () => {
-    for (const bad of ['https://app.example.com/', 'https://app.example.com/path', 'HTTPS://APP.EXAMPLE.COM', 'https://app.example.com:443', 'ftp://files.example.com', '*', 'app.example.com', '']) {
+    for (const bad of ['https://app.example.com/', 'https://app.example.com/path', 'HTTPS://APP.EXAMPLE.COM', 'https://app.example.com:443', 'ftp://files.example.com', 'app.example.com', '', '**']) {
       const parsed = configSchema.safeParse({ api: { cors: { allowedOrigins: [ALLOWED, bad] } } });
       expect(parsed.success, bad).toBe(false);
       const issue = parsed.error!.issues.find((i) => i.path.join('.') === 'api.cors.allowedOrigins.1');
       expect(issue?.message, bad).toMatch(/must be an origin such as https:\/\/app\.example\.com/);
     }
-    const good = configSchema.safeParse({ api: { cors: { allowedOrigins: [ALLOWED, ALSO_ALLOWED, 'https://[::1]:8443'] } } });
-    expect(good.error?.issues.filter((i) => i.path[0] === 'api') ?? []).toEqual([]);
+    for (const good of [[ALLOWED, ALSO_ALLOWED, 'https://[::1]:8443'], ['*']]) {
+      const parsed = configSchema.safeParse({ api: { cors: { allowedOrigins: good } } });
+      expect(parsed.error?.issues.filter((i) => i.path[0] === 'api') ?? [], good.join()).toEqual([]);
+    }
+    const mixed = configSchema.safeParse({ api: { cors: { allowedOrigins: [ALLOWED, '*'] } } });
+    expect(mixed.error?.issues.find((i) => i.path.join('.') === 'api.cors.allowedOrigins')?.message).toMatch(/either \["\*"\] \(any origin\) or a list of origins/);
   });
 
   it(`takes ${CORS_ORIGINS_VARIABLE} over the config, and refuses a bad origin in it by name`, () => {
@@ -128,6 +150,7 @@ describe('api.cors settings', () => {
     expect(corsSettings(config, { [CORS_ORIGINS_VARIABLE]: '  ' })).toBe(config);
     expect(corsSettings(config, { [CORS_ORIGINS_VARIABLE]: `${ALSO_ALLOWED}, ${OTHER}` })).toEqual({ allowedOrigins: [ALSO_ALLOWED, OTHER], maxAgeSeconds: 60 });
     expect(corsSettings(undefined, { [CORS_ORIGINS_VARIABLE]: OTHER })).toEqual({ allowedOrigins: [OTHER] });
+    expect(corsSettings(undefined, { [CORS_ORIGINS_VARIABLE]: '*' })).toEqual({ allowedOrigins: ['*'] });
     let error: unknown;
     try {
       corsSettings(undefined, { [CORS_ORIGINS_VARIABLE]: `${OTHER},https://app.example.com/` });

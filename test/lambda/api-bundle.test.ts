@@ -13,7 +13,7 @@ import { REPO } from './osls.js';
  * plugins of serverless.yml's `custom.esbuild` (as bench/http.bench.ts does), then run by plain
  * `node` from a temp folder where no `node_modules` can be found, as in a Lambda zip. Swagger
  * UI's files must come out of the bundle itself (the `inline-swagger-ui` plugin), byte for byte
- * those of the pinned package; and `XRONOX_CORS_ALLOWED_ORIGINS`, which serverless.yml sets,
+ * those of the pinned package; and `XRONOX_CORS_ORIGINS`, which serverless.yml sets,
  * must reach the app. (`osls package` in test/lambda/package.test.ts builds the same
  * bundle, slower; this checks the one thing here without it.)
  */
@@ -69,7 +69,7 @@ const events = require('./events.json');
   );
   const run = spawnSync(process.execPath, ['run.cjs'], {
     cwd: dir.path,
-    env: { PATH: process.env.PATH, XRONOX_CONFIG_FILE: join(dir.path, 'xronox.config.json'), XRONOX_CORS_ALLOWED_ORIGINS: ORIGIN },
+    env: { PATH: process.env.PATH, XRONOX_CONFIG_FILE: join(dir.path, 'xronox.config.json'), XRONOX_CORS_ORIGINS: ORIGIN },
     encoding: 'utf8',
     timeout: 60_000,
   });
@@ -80,7 +80,7 @@ const events = require('./events.json');
 afterAll(() => dir.cleanup());
 
 describe('the Lambda bundle', () => {
-  it('answers a CORS preflight from the origin XRONOX_CORS_ALLOWED_ORIGINS names', () => {
+  it('answers a CORS preflight from the origin XRONOX_CORS_ORIGINS names', () => {
     const answer = results['OPTIONS /v1/tenants/acme/runtime/orders']!;
     expect(answer.statusCode).toBe(204);
     expect(answer.headers['access-control-allow-origin']).toBe(ORIGIN);
