@@ -50,6 +50,25 @@ const offHostByBrowser: string[] = [];
 const cspViolations: string[] = [];
 const pageErrors: string[] = [];
 
+/** A new tab whose requests beyond localhost are aborted and recorded, and whose CSP violations and errors are recorded. */
+async function guardedPage(): Promise<Page> {
+  const tab = await browser.newPage();
+  await tab.setRequestInterception(true);
+  tab.on('request', (request: HTTPRequest) => {
+    if (isLocal(request.url())) {
+      void request.continue();
+    } else {
+      offHostByPage.push(`${request.method()} ${request.url()}`);
+      void request.abort('blockedbyclient');
+    }
+  });
+  tab.on('console', (message) => {
+    if (/Content.Security.Policy/i.test(message.text())) cspViolations.push(message.text());
+  });
+  tab.on('pageerror', (err) => pageErrors.push(err instanceof Error ? err.message : String(err)));
+  return tab;
+}
+
 /** Types into a field as a user would, over what it held (Swagger UI fills in the examples). */
 async function replaceText(selector: string, text: string): Promise<void> {
   await page.focus(selector);
@@ -94,20 +113,7 @@ beforeAll(async () => {
     args: [...FLAGS, '--disable-features=AutofillServerCommunication,OptimizationHints,MediaRouter', '--disable-domain-reliability', '--disable-client-side-phishing-detection', '--no-pings', '--disable-extensions', `--proxy-server=http://127.0.0.1:${proxyPort}`, '--window-size=1280,2000'],
     defaultViewport: { width: 1280, height: 2000 },
   });
-  page = await browser.newPage();
-  await page.setRequestInterception(true);
-  page.on('request', (request: HTTPRequest) => {
-    if (isLocal(request.url())) {
-      void request.continue();
-    } else {
-      offHostByPage.push(`${request.method()} ${request.url()}`);
-      void request.abort('blockedbyclient');
-    }
-  });
-  page.on('console', (message) => {
-    if (/Content.Security.Policy/i.test(message.text())) cspViolations.push(message.text());
-  });
-  page.on('pageerror', (err) => pageErrors.push(err instanceof Error ? err.message : String(err)));
+  page = await guardedPage();
 }, 120_000);
 
 afterAll(async () => {
@@ -205,7 +211,7 @@ describe('/docs and CORS in headless Chromium', () => {
       }
     };
 
-    const allowed = await browser.newPage();
+    const allowed = await guardedPage();
     await allowed.goto(`http://localhost:${elsewherePort}/`);
     expect(await allowed.evaluate(script, { api, key: KEYS.acmeWriter, collection })).toEqual({
       created: 201,
@@ -215,7 +221,7 @@ describe('/docs and CORS in headless Chromium', () => {
       newEtag: '"1"',
     });
 
-    const other = await browser.newPage();
+    const other = await guardedPage();
     await other.goto(`http://127.0.0.1:${elsewherePort}/`);
     expect(await other.evaluate(script, { api, key: KEYS.acmeWriter, collection })).toEqual({ failed: 'TypeError: Failed to fetch' });
 
@@ -223,5 +229,7 @@ describe('/docs and CORS in headless Chromium', () => {
     const listed = await call(s.base, 'GET', `${PREFIX}/v1/tenants/acme/runtime/${collection}`, { key: KEYS.acmeReader });
     expect(listed.json).toMatchObject({ items: [{ ov: 1, data: { n: 2 } }] });
     expect((listed.json as { items: unknown[] }).items).toHaveLength(1);
+    expect(offHostByPage, 'requests of the pages beyond localhost').toEqual([]);
+    expect(pageErrors, 'errors thrown in the pages').toEqual([]);
   }, 60_000);
 });
