@@ -70,12 +70,14 @@ export { CONFIG_FILE_NAMES, findConfigFile, loadConfigFile } from './config/file
 export { maskConfig, maskSecretsIn } from './config/secrets.js';
 export {
   API_ROLES,
+  apiCorsSchema,
   apiKeySchema,
   BLOB_KINDS,
   DATABASE_TYPES,
   TIERS,
   configSchema,
   type ApiConfig,
+  type ApiCorsConfig,
   type ApiJwtConfig,
   type ApiRole,
   type BlobKind,

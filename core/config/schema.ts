@@ -309,12 +309,48 @@ export const apiJwtSchema = z
     }
   });
 
-/** The HTTP API (`functions/api`): who may call it and how large a request body may be. */
+/**
+ * An origin as browsers send it in `Origin`: scheme, host and port only, lowercase, no default
+ * port, no path or trailing slash (so the comparison with the header is exact); or `*`, any.
+ */
+export const corsOrigin = z.string().refine(
+  (value) => {
+    if (value === '*') return true;
+    try {
+      const url = new URL(value);
+      return (url.protocol === 'https:' || url.protocol === 'http:') && url.origin === value;
+    } catch {
+      return false;
+    }
+  },
+  { message: 'must be an origin such as https://app.example.com (http or https, host and port only: no path, no trailing slash, lowercase, no default port), or *' },
+);
+
+/**
+ * Cross-origin requests from browsers (CORS). Without it (the default), no CORS headers are sent
+ * and browsers on other origins cannot call the API.
+ */
+export const apiCorsSchema = z.strictObject({
+  /**
+   * The origins whose pages may call the API; every other origin gets no CORS headers. `['*']`:
+   * any origin (safe only because the API takes bearer credentials, never cookies).
+   */
+  allowedOrigins: z
+    .array(corsOrigin)
+    .max(100)
+    .refine((origins) => !origins.includes('*') || origins.length === 1, { message: 'is either ["*"] (any origin) or a list of origins, not both' }),
+  /** How long a browser may cache a preflight answer, in seconds. Default 3600 (the HTTP API's, infra/serverless/cors.cjs). */
+  maxAgeSeconds: z.int().min(0).max(86_400).optional(),
+});
+
+/** The HTTP API (`functions/api`): who may call it, how large a request body may be, and which browser origins. */
 export const apiSchema = z.strictObject({
   keys: z.array(apiKeySchema).max(10_000).default([]),
   jwt: apiJwtSchema.optional(),
   /** Largest request body accepted, in bytes; larger ones get 413. Default: `limits.maxDocumentBytes` (1 MiB). */
   bodyLimitBytes: positiveInt.max(64 * 1024 * 1024).optional(),
+  /** Browser origins allowed to call the API. Default: none (no CORS headers). */
+  cors: apiCorsSchema.optional(),
 });
 
 /**
@@ -450,6 +486,7 @@ export type SpacesConnectionConfig = z.output<typeof spacesConnectionSchema>;
 export type CollectionMapConfig = z.output<typeof collectionMapSchema>;
 export type DynamicTenantsConfig = z.output<typeof dynamicTenantsSchema>;
 export type ApiConfig = z.output<typeof apiSchema>;
+export type ApiCorsConfig = z.output<typeof apiCorsSchema>;
 export type ApiKeyConfig = z.output<typeof apiKeySchema>;
 export type ApiJwtConfig = z.output<typeof apiJwtSchema>;
 export type JobsConfig = z.output<typeof jobsSchema>;

@@ -3,9 +3,10 @@ import type { Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { requestId } from 'hono/request-id';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import { maskSecretsIn, TIERS, type Xronox } from '../../core/index.js';
+import { maskSecretsIn, TIERS, type ApiCorsConfig, type Xronox } from '../../core/index.js';
 import { authenticate, authorizeScope } from './access.js';
 import { type ApiAuthenticator, createApiAuthenticator } from './auth.js';
+import { corsFor } from './cors.js';
 import { DOCS_PATH, OPENAPI_PATH, registerDocs } from './docs.js';
 import type { AppEnv } from './env.js';
 import { type ApiLogger, jsonLineLogger, requestLog } from './logging.js';
@@ -30,13 +31,20 @@ export interface CreateAppOptions {
    * its `limits.maxDocumentBytes` (a body is a document), else 1 MiB.
    */
   bodyLimitBytes?: number;
+  /**
+   * Browser origins allowed to call the API (CORS). Default: the config's `api.cors`; `null` or
+   * no config: none, and no CORS headers. `corsSettings` (./cors.ts) adds the environment's
+   * `XRONOX_CORS_ORIGINS`, as the Lambda handler and `npm start` do.
+   */
+  cors?: ApiCorsConfig | null;
 }
 
 /**
  * The Xronox HTTP API as a Hono app: serve it with `@hono/node-server` (see
  * `functions/local/start.ts`) or any Hono adapter (a Lambda handler).
  *
- * Each request passes, in order: request id, request log, authentication (401), tenant, domain
+ * Each request passes, in order: request id, request log, CORS (a preflight from an allowed
+ * origin is answered there, before authentication: it carries no credential), authentication (401), tenant, domain
  * or tier authorization (403), body limit (413), the route's role (403), media type (415), zod
  * validation of path, query, headers and body (400), then the engine. Every error leaves through
  * `toProblem` as `application/problem+json`.
@@ -55,6 +63,8 @@ export function createApp(options: CreateAppOptions): OpenAPIHono<AppEnv> {
 
   app.use('*', requestId());
   app.use('*', requestLog(options.logger ?? jsonLineLogger, (text) => maskSecretsIn(text, xronox.config)));
+  const cors = options.cors === undefined ? xronox.config.api?.cors : options.cors;
+  if (cors) app.use('*', corsFor(cors));
   app.use('/v1/*', authenticate(auth));
   app.use('/v1/tenants/:tenantId/*', authorizeScope('tenant'));
   app.use('/v1/domains/:domain/*', authorizeScope('domain'));

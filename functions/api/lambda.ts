@@ -19,10 +19,14 @@ import { randomUUID } from 'node:crypto';
 import { handle, type LambdaContext, type LambdaEvent } from 'hono/aws-lambda';
 import { createApp } from './app.js';
 import { createContainer } from './container.js';
+import { corsSettings } from './cors.js';
 import { PROBLEM_CONTENT_TYPE, toProblem } from './problem.js';
 
 /** This container's config, engine and app; `container.stats` shows what was constructed. */
-export const container = createContainer({ buildApp: ({ xronox }) => createApp({ xronox }) });
+export const container = createContainer({
+  // CORS: the config's `api.cors`, or `XRONOX_CORS_ORIGINS` (the origins serverless.yml also gives the HTTP API).
+  buildApp: ({ xronox }) => createApp({ xronox, cors: corsSettings(xronox.config.api?.cors) }),
+});
 
 type LambdaHandler = ReturnType<typeof handle>;
 const handlers = new WeakMap<object, LambdaHandler>();

@@ -31,7 +31,12 @@ export const databaseTypeParam = (tier: Tier) => z.enum(databaseTypesAt(tier) as
 
 // ---- query -----------------------------------------------------------------------------------
 
-/** Query values arrive as text; whole numbers are parsed strictly (no `1e3`, `0x10`, ` 1`, `-0`). */
+/**
+ * Query values arrive as text; whole numbers are parsed strictly (no `1e3`, `0x10`, ` 1`, `-0`).
+ * The document describes what the value is, an integer (or a boolean below), not the text that
+ * carries it: OpenAPI's query serialisation writes `limit=50` for the number 50, so a generated
+ * client takes a number and sends exactly what this parser accepts.
+ */
 const wholeNumber = (max: number) =>
   z
     .string()
@@ -39,10 +44,10 @@ const wholeNumber = (max: number) =>
     .transform(Number)
     .refine((n) => n <= max, { message: `must be at most ${max}` });
 
-export const ovQuery = wholeNumber(Number.MAX_SAFE_INTEGER).openapi({ type: 'string', example: '0', description: 'A version (object version) of the record' });
+export const ovQuery = wholeNumber(Number.MAX_SAFE_INTEGER).openapi({ type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER, example: 0, description: 'A version (object version) of the record' });
 export const limitQuery = wholeNumber(1000)
   .refine((n) => n >= 1, { message: 'must be at least 1' })
-  .openapi({ type: 'string', example: '50', description: 'Page size, 1 to 1000 (default 50)' });
+  .openapi({ type: 'integer', minimum: 1, maximum: 1000, example: 50, description: 'Page size, 1 to 1000 (default 50)' });
 
 /** The shape of an ISO-8601 time; the engine checks the calendar (no 2024-02-31). Encode `+` as `%2B` in a query. */
 export const instant = z
@@ -51,10 +56,11 @@ export const instant = z
   .regex(/^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})?)?$/, { message: 'must be an ISO-8601 time such as 2024-01-01T00:00:00Z' })
   .openapi({ example: '2026-01-01T00:00:00Z' });
 
+/** `true` or `false`, as OpenAPI serialises a boolean in a query (no `1`, `yes`, `TRUE`). */
 export const booleanQuery = z
   .enum(['true', 'false'])
   .transform((v) => v === 'true')
-  .openapi({ type: 'string', enum: ['true', 'false'] });
+  .openapi({ type: 'boolean' });
 
 /** Largest `filter` accepted; the engine further bounds its depth and number of conditions. */
 const MAX_FILTER_CHARS = 8192;

@@ -8,6 +8,8 @@
  * - Serves the tenant `demo` and the generic tier (knowledge, metadata, logs) to one admin API
  *   key: `XRONOX_API_KEY` when set (not echoed), else a fresh random key printed at start. Only
  *   its SHA-256 is kept in memory, as a deployed config would keep it.
+ * - Browser pages on other origins may call it when `XRONOX_CORS_ORIGINS` lists theirs
+ *   (comma-separated, e.g. `http://localhost:5173`); by default no CORS headers are sent.
  * - Logs one JSON line per request on stdout.
  * - Checks the data folder first: a folder it cannot create or write, or an SQLite file it cannot
  *   open, stops it before the key is printed, with the path and the reason, and exit code 1.
@@ -25,6 +27,7 @@ import { createDevConfig, initXronox } from '../../core/index.js';
 import { generateApiKey, hashApiKey } from '../api/api-keys.js';
 import { createApp } from '../api/app.js';
 import { createApiAuthenticator } from '../api/auth.js';
+import { corsSettings } from '../api/cors.js';
 import { serveApi } from './node-server.js';
 
 const TENANT = 'demo';
@@ -42,6 +45,8 @@ const apiKey = fromEnv ? process.env.XRONOX_API_KEY! : generateApiKey();
 if (!/^[A-Za-z0-9\-._~+/]{16,}=*$/.test(apiKey)) {
   fail('XRONOX_API_KEY must be at least 16 characters of letters, digits and -._~+/ (it is sent as a bearer token)');
 }
+
+const cors = corsFromEnvironment();
 
 const xronox = initXronox(createDevConfig({ sqlitePath: `${dataDir}/xronox.sqlite`, basePath: `${dataDir}/blobs`, tenants: [TENANT] }), {
   onBackgroundError: (err) => console.error(JSON.stringify({ level: 'error', msg: 'blob sync failed, will retry', error: String(err) })),
@@ -62,7 +67,7 @@ void xronox.repair().then(
 const auth = createApiAuthenticator({
   keys: [{ id: KEY_ID, sha256: hashApiKey(apiKey), role: 'admin', tenants: [TENANT], domains: ['*'], generic: true }],
 });
-const app = createApp({ xronox, auth });
+const app = createApp({ xronox, auth, cors });
 
 const server = serveApi(app.fetch, { port, hostname }, (info: AddressInfo) => {
   const base = `http://${hostname === '127.0.0.1' || hostname === '::1' ? 'localhost' : hostname}:${info.port}`;
@@ -114,6 +119,15 @@ function parsePort(text: string): number {
   const value = Number(text);
   if (!/^\d{1,5}$/.test(text) || value > 65_535) fail(`PORT must be a whole number from 0 to 65535, not "${text}"`);
   return value;
+}
+
+/** `XRONOX_CORS_ORIGINS`, checked before anything starts (a bad origin is named, then exit 1). */
+function corsFromEnvironment(): ReturnType<typeof corsSettings> {
+  try {
+    return corsSettings(undefined);
+  } catch (err) {
+    fail(err instanceof Error ? err.message : String(err));
+  }
 }
 
 function fail(message: string): never {

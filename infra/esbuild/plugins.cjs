@@ -1,5 +1,7 @@
-/* global module */
+/* global module, require */
+/* eslint-disable @typescript-eslint/no-require-imports -- CommonJS on purpose: esbuild's config (serverless-esbuild) require()s this file, and package.json says "type": "module" */
 'use strict';
+const { readFileSync } = require('node:fs');
 /**
  * esbuild plugins for the Lambda bundles (`custom.esbuild.plugins` in serverless.yml; also used by
  * bench/http.bench.ts so that the bench measures the bundle that is deployed).
@@ -53,5 +55,33 @@ const lazyNative = {
   },
 };
 
-module.exports = [lazyNative];
+/**
+ * inline-swagger-ui: the API's `/docs` serves Swagger UI's files from the installed, pinned
+ * swagger-ui-dist package, which functions/api/swagger-ui-files.ts reads at run time. A Lambda
+ * zip holds the bundle and no node_modules, so in the bundle that module is replaced by one that
+ * holds the files' text, read here at build time, behind the same function. About 2 MB of text
+ * in the API's bundle; the job bundles do not import it.
+ */
+const SWAGGER_UI_FILES = ['swagger-ui-bundle.js', 'swagger-ui.css'];
+
+const inlineSwaggerUi = {
+  name: 'inline-swagger-ui',
+  setup(build) {
+    build.onLoad({ filter: /[\\/]functions[\\/]api[\\/]swagger-ui-files\.ts$/ }, () => {
+      const files = Object.fromEntries(SWAGGER_UI_FILES.map((name) => [name, readFileSync(require.resolve(`swagger-ui-dist/${name}`), 'utf8')]));
+      return {
+        loader: 'js',
+        contents: `const FILES = ${JSON.stringify(files)};
+export function readSwaggerUiFile(name) {
+  if (!Object.prototype.hasOwnProperty.call(FILES, name)) throw new Error('swagger-ui-dist/' + name + ' is not inlined in this bundle (infra/esbuild/plugins.cjs inlines ' + Object.keys(FILES).join(', ') + ')');
+  return FILES[name];
+}
+`,
+      };
+    });
+  },
+};
+
+module.exports = [lazyNative, inlineSwaggerUi];
 module.exports.LAZY_MODULES = LAZY_MODULES;
+module.exports.SWAGGER_UI_FILES = SWAGGER_UI_FILES;

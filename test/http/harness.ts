@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { request } from 'node:http';
 import { type AddressInfo, connect, createServer } from 'node:net';
 import Database from 'better-sqlite3';
+import { Hono } from 'hono';
 import { createDevConfig } from '../../core/config/presets.js';
 import type { XronoxConfigInput } from '../../core/config/schema.js';
 import type { Xronox } from '../../core/xronox.js';
@@ -112,6 +113,11 @@ export interface ServerOptions {
    */
   schemaPrefix?: string;
   app?: Omit<CreateAppOptions, 'xronox'>;
+  /**
+   * Serve the app under this path prefix (e.g. `/stage`), as an API Gateway stage or a reverse
+   * proxy does; paths given to `call` then start with it (`base` stays the origin). Default: at the root.
+   */
+  basePath?: string;
 }
 
 export async function startServer(options: ServerOptions = {}): Promise<TestServer> {
@@ -137,8 +143,9 @@ export async function startServer(options: ServerOptions = {}): Promise<TestServ
   );
   const logs: Record<string, unknown>[] = [];
   const app = createApp({ xronox, logger: (line) => logs.push(line), ...options.app });
+  const served = options.basePath === undefined ? app : new Hono().route(options.basePath, app);
   const { server, port } = await new Promise<{ server: ReturnType<typeof serveApi>; port: number }>((resolveListening) => {
-    const s = serveApi(app.fetch, { port: 0, hostname: '127.0.0.1' }, (info: AddressInfo) => resolveListening({ server: s, port: info.port }));
+    const s = serveApi(served.fetch, { port: 0, hostname: '127.0.0.1' }, (info: AddressInfo) => resolveListening({ server: s, port: info.port }));
   });
   return {
     base: `http://127.0.0.1:${port}`,

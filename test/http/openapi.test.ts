@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call, KEYS, startServer, type TestServer } from './harness.js';
 
@@ -6,17 +8,17 @@ import { call, KEYS, startServer, type TestServer } from './harness.js';
 type Operation = {
   operationId?: string;
   security?: unknown[];
-  parameters?: Array<{ name: string; in: string; required?: boolean }>;
+  parameters?: Array<{ name: string; in: string; required?: boolean; schema?: { type?: string } }>;
   requestBody?: { required?: boolean; content: Record<string, unknown> };
   responses: Record<string, { content?: Record<string, { schema?: unknown }> }>;
 };
-type Document = { openapi: string; info: { title: string }; paths: Record<string, Record<string, Operation>>; components: Record<string, Record<string, unknown>> };
+type Document = { openapi: string; info: { title: string }; servers?: Array<{ url: string }>; paths: Record<string, Record<string, Operation>>; components: Record<string, Record<string, unknown>> };
 
 const METHODS = ['get', 'post', 'put', 'patch', 'delete'];
 
 /** Every operation the issue asks for, per tier. */
 function expectedOperations(): string[] {
-  const out = ['get /v1/tenants/{tenantId}/counters/{databaseType}/{collection}'];
+  const out = ['get /v1/tenants/{tenantId}/{databaseType}/{collection}/_counters'];
   for (const base of ['/v1/tenants/{tenantId}', '/v1/domains/{domain}', '/v1/generic']) {
     const collection = `${base}/{databaseType}/{collection}`;
     const record = `${collection}/{id}`;
@@ -112,12 +114,77 @@ describe('GET /openapi.json', () => {
   });
 });
 
-describe('GET /docs', () => {
-  it('serves Swagger UI pointing at the document', async () => {
-    const reply = await call(s.base, 'GET', '/docs', { key: null });
+describe('the document for clients and linters', () => {
+  it('names its server relative to itself, so it holds behind a path prefix', () => {
+    // Resolved against the document's URL: https://host/stage/openapi.json -> https://host/stage.
+    expect(doc.servers).toEqual([expect.objectContaining({ url: '.' })]);
+    expect(new URL(doc.servers![0]!.url, 'https://api.example.com/stage/openapi.json').href).toBe('https://api.example.com/stage/');
+  });
+
+  it('types numeric and boolean query parameters as integers and booleans', () => {
+    const expected: Record<string, string> = { limit: 'integer', ov: 'integer', before: 'integer', includeDeleted: 'boolean', many: 'boolean' };
+    const seen = new Set<string>();
+    for (const [path, item] of Object.entries(doc.paths)) {
+      for (const [method, op] of Object.entries(item)) {
+        for (const p of op.parameters ?? []) {
+          if (p.in !== 'query' || !(p.name in expected)) continue;
+          expect(p.schema?.type, `${method} ${path} ?${p.name}`).toBe(expected[p.name]);
+          seen.add(p.name);
+        }
+      }
+    }
+    expect([...seen].sort()).toEqual(Object.keys(expected).sort());
+  });
+
+  it("passes Redocly's recommended rules with no error or warning (no ambiguous paths among them)", async () => {
+    // @redocly/openapi-core: the linter openapi-typescript itself validates documents with.
+    const { createConfig, lintFromString } = await import('@redocly/openapi-core');
+    const problems = await lintFromString({ source: JSON.stringify(doc), absoluteRef: `${s.base}/openapi.json`, config: await createConfig({ extends: ['recommended'] }) });
+    expect(problems.map((p) => `${p.severity} ${p.ruleId}: ${p.message}`)).toEqual([]);
+  });
+
+  it('keeps the earlier counters path answering, outside the document', async () => {
+    expect(Object.keys(doc.paths)).not.toContain('/v1/tenants/{tenantId}/counters/{databaseType}/{collection}');
+    const reply = await call(s.base, 'GET', '/v1/tenants/acme/counters/runtime/orders', { key: KEYS.acmeReader });
     expect(reply.status).toBe(200);
-    expect(reply.headers.get('content-type')).toMatch(/text\/html/);
-    expect(reply.text).toContain('SwaggerUIBundle');
-    expect(reply.text).toContain('./openapi.json');
+    expect(reply.json).toEqual({ totals: {} });
+  });
+});
+
+describe('GET /docs', () => {
+  it('serves Swagger UI from its own assets, by relative URLs only, under a Content-Security-Policy', async () => {
+    const page = await call(s.base, 'GET', '/docs', { key: null });
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toMatch(/text\/html/);
+    const csp = page.headers.get('content-security-policy') ?? '';
+    expect(csp).toContain("default-src 'none'");
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).toContain("connect-src 'self'");
+    expect(csp).not.toContain('unsafe');
+    // Nothing from elsewhere, no inline script: every src and href is relative to the page.
+    const urls = [...page.text.matchAll(/(?:src|href)="([^"]*)"/g)].map((m) => m[1]!);
+    expect(urls.sort()).toEqual(['./docs/init.js', './docs/swagger-ui-bundle.js', './docs/swagger-ui.css']);
+    expect(page.text).not.toMatch(/<script>|<script [^>]*>[^<]/);
+
+    for (const url of urls) {
+      const asset = await call(s.base, 'GET', url.replace('./', '/'), { key: null });
+      expect(asset.status, url).toBe(200);
+      expect(asset.headers.get('content-security-policy'), url).toBe(csp);
+      expect(asset.headers.get('x-content-type-options'), url).toBe('nosniff');
+      expect(asset.headers.get('content-type'), url).toMatch(url.endsWith('.css') ? /^text\/css/ : /^text\/javascript/);
+    }
+    // The pinned package's own files, byte for byte.
+    const bundle = await call(s.base, 'GET', '/docs/swagger-ui-bundle.js', { key: null });
+    expect(bundle.text).toBe(readFileSync(createRequire(import.meta.url).resolve('swagger-ui-dist/swagger-ui-bundle.js'), 'utf8'));
+    const init = await call(s.base, 'GET', '/docs/init.js', { key: null });
+    expect(init.text).toContain("new URL('../openapi.json', script.src)");
+  });
+
+  it('answers only its own files under /docs/', async () => {
+    for (const path of ['/docs/index.html', '/docs/package.json', '/docs/..%2fpackage.json', '/docs/swagger-ui-bundle.js.map', '/docs/constructor', '/docs/__proto__']) {
+      const reply = await call(s.base, 'GET', path, { key: null });
+      expect(reply.status, path).toBe(404);
+      expect(reply.headers.get('content-type'), path).toBe('application/problem+json');
+    }
   });
 });

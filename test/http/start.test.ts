@@ -117,6 +117,20 @@ describe('npm start', () => {
     }
   });
 
+  it('allows the origins XRONOX_CORS_ORIGINS lists, and refuses a bad one by name before starting', async () => {
+    const server = await start(dir.path, { XRONOX_CORS_ORIGINS: 'http://localhost:5173, https://app.example.com' });
+    const preflight = (origin: string) =>
+      call(server.base, 'OPTIONS', '/v1/tenants/demo/runtime/orders', { key: null, headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization' } });
+    const allowed = await preflight('https://app.example.com');
+    expect(allowed.status).toBe(204);
+    expect(allowed.headers.get('access-control-allow-origin')).toBe('https://app.example.com');
+    expect((await preflight('https://elsewhere.example.com')).headers.get('access-control-allow-origin')).toBeNull();
+    server.child.kill('SIGTERM');
+    expect(await server.exited).toBe(0);
+
+    await expect(start(dir.path, { XRONOX_CORS_ORIGINS: 'https://app.example.com/' })).rejects.toThrow(/XRONOX_CORS_ORIGINS\[0\]: must be an origin such as/);
+  });
+
   it('refuses a weak XRONOX_API_KEY', async () => {
     await expect(start(dir.path, { XRONOX_API_KEY: 'short' })).rejects.toThrow(/XRONOX_API_KEY must be at least 16 characters/);
   });

@@ -44,6 +44,7 @@ describe('public API', () => {
       'Xronox',
       'XronoxConfigBuilder',
       'XronoxError',
+      'apiCorsSchema',
       'apiKeySchema',
       'archiveObjects',
       'configSchema',

@@ -52,7 +52,7 @@ const docLimitQuery = z
   .regex(/^[1-9][0-9]{0,4}$/, { message: 'must be a whole number from 1 to 10000' })
   .transform(Number)
   .refine((n) => n <= 10_000, { message: 'must be at most 10000' })
-  .openapi({ type: 'string', example: '100', description: 'At most this many documents, 1 to 10000 (default 1000)' });
+  .openapi({ type: 'integer', minimum: 1, maximum: 10_000, example: 100, description: 'At most this many documents, 1 to 10000 (default 1000)' });
 
 function paramsOf(tier: Tier) {
   const shape = { collection: collectionParam };
