@@ -8,7 +8,8 @@
  * - Serves the tenant `demo` and the generic tier (knowledge, metadata, logs) to one admin API
  *   key: `XRONOX_API_KEY` when set (not echoed), else a fresh random key printed at start. Only
  *   its SHA-256 is kept in memory, as a deployed config would keep it.
- * - Logs one JSON line per request on stdout.
+ * - Logs one JSON line per request on stdout, and one per background failure on stderr: the
+ *   Lambda functions' shape without the AWS fields, and no metrics (docs/observability.md).
  * - Checks the data folder first: a folder it cannot create or write, or an SQLite file it cannot
  *   open, stops it before the key is printed, with the path and the reason, and exit code 1.
  * - Syncs to the blob folder what an earlier run left unsynced (`repair()`), in the background.
@@ -21,7 +22,8 @@
  */
 import { resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { createDevConfig, initXronox } from '../../core/index.js';
+import { createDevConfig, initXronox, maskSecretsIn } from '../../core/index.js';
+import { backgroundErrorLogger, createTelemetry, requestObserver } from '../observability/telemetry.js';
 import { generateApiKey, hashApiKey } from '../api/api-keys.js';
 import { createApp } from '../api/app.js';
 import { createApiAuthenticator } from '../api/auth.js';
@@ -43,9 +45,9 @@ if (!/^[A-Za-z0-9\-._~+/]{16,}=*$/.test(apiKey)) {
   fail('XRONOX_API_KEY must be at least 16 characters of letters, digits and -._~+/ (it is sent as a bearer token)');
 }
 
-const xronox = initXronox(createDevConfig({ sqlitePath: `${dataDir}/xronox.sqlite`, basePath: `${dataDir}/blobs`, tenants: [TENANT] }), {
-  onBackgroundError: (err) => console.error(JSON.stringify({ level: 'error', msg: 'blob sync failed, will retry', error: String(err) })),
-});
+const telemetry = createTelemetry({ metrics: false });
+const config = createDevConfig({ sqlitePath: `${dataDir}/xronox.sqlite`, basePath: `${dataDir}/blobs`, tenants: [TENANT] });
+const xronox = initXronox(config, { onBackgroundError: backgroundErrorLogger(telemetry, () => (text) => maskSecretsIn(text, xronox.config)) });
 try {
   await xronox.admin.checkStorage();
 } catch (err) {
@@ -62,7 +64,7 @@ void xronox.repair().then(
 const auth = createApiAuthenticator({
   keys: [{ id: KEY_ID, sha256: hashApiKey(apiKey), role: 'admin', tenants: [TENANT], domains: ['*'], generic: true }],
 });
-const app = createApp({ xronox, auth });
+const app = createApp({ xronox, auth, logger: requestObserver(telemetry) });
 
 const server = serveApi(app.fetch, { port, hostname }, (info: AddressInfo) => {
   const base = `http://${hostname === '127.0.0.1' || hostname === '::1' ? 'localhost' : hostname}:${info.port}`;

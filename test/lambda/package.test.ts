@@ -429,7 +429,7 @@ describe('npx osls package', () => {
       const entries = readZip(packaged.zipOf('archive'));
       const map = JSON.parse(entries.find((e) => e.name === 'functions/jobs/handlers.cjs.map')!.read().toString('utf8')) as { sources: string[] };
       const ours = map.sources.filter((s) => !s.includes('node_modules/')).map((s) => s.replace(/^(\.\.\/)+/, ''));
-      expect(ours.filter((s) => s.startsWith('functions/')).sort()).toEqual(['functions/api/container.ts', 'functions/jobs/handlers.ts']);
+      expect(ours.filter((s) => s.startsWith('functions/')).sort()).toEqual(['functions/api/container.ts', 'functions/jobs/handlers.ts', 'functions/observability/telemetry.ts']);
       expect(map.sources.some((s) => /node_modules\/(hono|@hono|jose)\//.test(s))).toBe(false);
     });
 
