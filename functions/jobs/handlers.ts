@@ -61,7 +61,8 @@ function observed(job: JobFunction, context: Context, run: () => Promise<JobRepo
       throw err;
     }
     const outcome = report.failures.length > 0 ? 'failed' : report.complete ? 'succeeded' : 'incomplete';
-    const { job: _name, ...fields } = report;
+    const fields: Partial<JobReport> = { ...report };
+    delete fields.job; // the invocation's `job` key names the function
     const level = outcome === 'failed' ? 'error' : outcome === 'incomplete' ? 'warn' : 'info';
     const failures = report.failures.map((f) => ({ dbName: f.dbName, error: mask()(f.error) }));
     telemetry.logger[level](`xronox job ${job} ${outcome === 'failed' ? 'failed on some databases' : outcome === 'succeeded' ? 'finished' : 'stopped early'}`, {

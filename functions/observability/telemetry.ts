@@ -191,7 +191,9 @@ const LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 export function requestObserver(telemetry: Telemetry): (line: Record<string, unknown>) => void {
   const { logger, metrics } = telemetry;
   return (line: RequestLine) => {
-    const { time: _time, level, msg, ...fields } = line;
+    // The logger writes its own time, level and message.
+    const { level, msg, ...fields } = line;
+    delete fields.time;
     const method = LEVELS.find((l) => l === level) ?? 'info';
     logger[method](typeof msg === 'string' ? msg : 'request', fields);
     if (!metrics || typeof line.status !== 'number') return;
