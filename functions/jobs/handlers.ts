@@ -72,9 +72,10 @@ function observed(job: JobFunction, context: Context, run: () => Promise<JobRepo
     });
     publishGauge(telemetry, METRIC.jobRuns, MetricUnit.Count, 1, { job, outcome });
     publishGauge(telemetry, METRIC.jobDuration, MetricUnit.Milliseconds, report.durationMs, { job });
-    // The sweep's repair pass counted what stayed in the outbox of every database it visited; a run
-    // that skipped or failed some databases did not see their outbox, so its count would be low.
-    if (job === 'archiveSweep' && report.complete) publishGauge(telemetry, METRIC.blobSyncBacklog, MetricUnit.Count, report.counts.outboxLeft ?? 0);
+    // What stayed in the outbox of each database the sweep's repair pass reached. A run that did
+    // not reach some (outcome incomplete or failed) undercounts; it is still published, since a
+    // sweep that keeps running out of time is when the backlog matters most.
+    if (job === 'archiveSweep') publishGauge(telemetry, METRIC.blobSyncBacklog, MetricUnit.Count, report.counts.outboxLeft ?? 0);
     return failOnErrors(report);
   });
 }
