@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { hashApiKey } from '../../functions/api/api-keys.js';
 import type * as ApiModule from '../../functions/api/lambda.js';
 import type * as JobsModule from '../../functions/jobs/handlers.js';
+import { createTelemetry, requestObserver, telemetrySettings } from '../../functions/observability/telemetry.js';
 import { tempDir } from '../support/temp.js';
 import { httpApiEvent, type RequestSpec, lambdaContext } from './http-api-event.js';
 import { scheduledEvent } from './job-events.js';
@@ -253,5 +254,23 @@ describe('the API function, as CloudWatch receives it', () => {
       error: { name: 'ValidationError', code: 'VALIDATION_FAILED' },
     });
     expect(emf(lines).find((b) => 'JobRuns' in b)).toMatchObject({ job: 'retention', outcome: 'failed', JobRuns: 1 });
+  });
+
+  it('takes its service name, namespace and tracing switch from the environment', async () => {
+    expect(telemetrySettings({})).toEqual({ serviceName: 'xronox', namespace: 'Xronox', tracing: false });
+    expect(telemetrySettings({ POWERTOOLS_SERVICE_NAME: ' ', POWERTOOLS_METRICS_NAMESPACE: '', XRONOX_TRACING: 'yes' })).toEqual({ serviceName: 'xronox', namespace: 'Xronox', tracing: false });
+    expect(telemetrySettings({ XRONOX_TRACING: 'TRUE' }).tracing).toBe(true);
+    expect(telemetrySettings({ XRONOX_TRACING: '1' }).tracing).toBe(true);
+
+    const telemetry = createTelemetry({ env: { POWERTOOLS_SERVICE_NAME: 'orders-api', POWERTOOLS_METRICS_NAMESPACE: 'Acme/Orders' }, metrics: true });
+    take();
+    await telemetry.invoke('api', undefined, {}, async () => {
+      requestObserver(telemetry)({ time: 'ignored', level: 'info', msg: 'request', route: '/v1/x', status: 204, latencyMs: 1.5 });
+    });
+    const lines = take();
+    expect(requestLines(lines)[0]).toMatchObject({ service: 'orders-api', route: '/v1/x', status: 204 });
+    expect(requestLines(lines)[0]!.time).not.toBe('ignored');
+    expect(cloudWatch(emf(lines)[0]!)).toMatchObject({ Namespace: 'Acme/Orders' });
+    expect(emf(lines)[0]).toMatchObject({ service: 'orders-api', statusClass: '2xx', Requests: 1 });
   });
 });
