@@ -4,7 +4,7 @@
 export { initXronox, type InitOptions } from './xronox.js';
 export { defaultAdapters } from './adapters/registry.js';
 export type { AdapterMembers, AdapterSource } from './store/guard.js';
-export { Xronox, type AdapterFactories, type AnyCollection, type CounterTotalsRequest, type CounterWindowsOptions, type HealthReport, type ProbeResult, type RepairReport } from './xronox.js';
+export { Xronox, type AdapterFactories, type AnyCollection, type BackgroundErrorContext, type BackgroundErrorHandler, type CounterTotalsRequest, type CounterWindowsOptions, type HealthReport, type ProbeResult, type RepairReport } from './xronox.js';
 export type { UploadSweepReport } from './engine/content-uploads.js';
 export { Collection, MAX_CREATE_BATCH } from './engine/collection.js';
 export type {

@@ -16,7 +16,7 @@ import type { IdentitiesCollection, IdentityAudit } from './domains/identities/i
 import { IDENTITY_EVENTS_COLLECTION } from './domains/identities/identities.js';
 import type { MessagingCollection } from './domains/messaging/messaging.js';
 import { isDocumentDatabaseType, openDocumentCollection, type RecordRouteRequest } from './domains/open.js';
-import { BlobSync, DEFAULT_CLOSE_MS, type SyncReport } from './engine/blob-sync.js';
+import { BlobSync, DEFAULT_CLOSE_MS, type SyncErrorSource, type SyncReport } from './engine/blob-sync.js';
 import { Collection, type ParsedCounterRule } from './engine/collection.js';
 import { DEFAULT_MAX_CONTENT_BYTES } from './engine/content.js';
 import { sweepUploads, uploadStaleMs, type UploadSweepReport } from './engine/content-uploads.js';
@@ -41,6 +41,27 @@ export interface AdapterFactories {
   /** The document store of a connection (messaging, identities); without it those types cannot be opened. */
   documentStore?(ref: string, connection: DbConnectionConfig, config: XronoxConfig): DocumentStore | AdapterSource<DocumentStore>;
 }
+
+/**
+ * Where a background failure happened (the second argument of `onBackgroundError`): what failed,
+ * and as much of where as is known. A record's sync names its database, collection and id; the
+ * tier, tenant or domain and database type are added when the database is one the config lists
+ * (a dynamic tenant's database is named by `dbName` only).
+ */
+export interface BackgroundErrorContext {
+  /** `blob sync`: copying writes to the blob store (retried from the outbox); `upload sweep`: removing content of writes that never committed (retried by the next sweep). */
+  operation: 'blob sync' | 'upload sweep';
+  dbName?: string;
+  collection?: string;
+  id?: string;
+  databaseType?: string;
+  tier?: string;
+  tenantId?: string;
+  domain?: string;
+}
+
+/** Receives errors of background work; they never reject a caller's promise. Must not throw. */
+export type BackgroundErrorHandler = (err: unknown, context: BackgroundErrorContext) => void;
 
 /** What `with()` returns: a record collection, or a messaging or identities document collection. */
 export type AnyCollection = Collection | MessagingCollection | IdentitiesCollection;
@@ -72,7 +93,7 @@ export class Xronox implements JobHost, DocumentHost {
   readonly #blobStores = new Map<string, BlobStore>();
   readonly #documentStores = new Map<string, DocumentStore>();
   readonly #sync: BlobSync;
-  readonly #onBackgroundError: (err: unknown) => void;
+  readonly #onBackgroundError: BackgroundErrorHandler;
   readonly #counterRules: readonly ParsedCounterRule[];
   readonly #counterWindows: readonly CounterWindowGranularity[];
   #closed = false;
@@ -140,14 +161,21 @@ export class Xronox implements JobHost, DocumentHost {
     },
   };
 
-  constructor(config: XronoxConfig, factories: AdapterFactories, options: { onBackgroundError?: (err: unknown) => void } = {}) {
+  constructor(config: XronoxConfig, factories: AdapterFactories, options: { onBackgroundError?: BackgroundErrorHandler } = {}) {
     this.config = config;
     this.#router = new Router(config);
     this.#factories = factories;
     const fallback = config.fallback;
-    this.#onBackgroundError = options.onBackgroundError ?? ((err) => logBackgroundError(err, config));
+    const report = options.onBackgroundError ?? ((err: unknown, context: BackgroundErrorContext) => logBackgroundError(err, context, config));
+    this.#onBackgroundError = (err, context) => {
+      try {
+        report(err, context);
+      } catch {
+        // A failing handler must not stop the sync that called it; the outbox still holds the work.
+      }
+    };
     this.#sync = new BlobSync(
-      this.#onBackgroundError,
+      (err, source) => this.#onBackgroundError(err, this.#backgroundContext('blob sync', source)),
       fallback?.enabled
         ? {
             ...(fallback.maxRetries !== undefined ? { maxRetries: fallback.maxRetries } : {}),
@@ -313,7 +341,7 @@ export class Xronox implements JobHost, DocumentHost {
       if (isDocumentDatabaseType(target.databaseType) || !target.blobs.content) continue;
       const swept = await sweepUploads(
         { index: target.index, blob: target.blob, dbName: target.dbName, versioned: target.policy.versioned, appendOnly: target.policy.appendOnly, blobs: target.blobs },
-        { olderThanMs: this.#uploadStaleMs, onError: this.#onBackgroundError },
+        { olderThanMs: this.#uploadStaleMs, onError: (err, source) => this.#onBackgroundError(err, this.#backgroundContext('upload sweep', source)) },
       );
       total.uploads.deleted += swept.deleted;
       total.uploads.kept += swept.kept;
@@ -406,6 +434,24 @@ export class Xronox implements JobHost, DocumentHost {
       }
     }
     return databases;
+  }
+
+  /** The configured databases by name, for naming the tenant of a background failure. */
+  #databasesByName: Map<string, DatabaseRoute> | undefined;
+
+  #backgroundContext(operation: BackgroundErrorContext['operation'], source: SyncErrorSource | undefined): BackgroundErrorContext {
+    const context: BackgroundErrorContext = { operation, ...source };
+    if (source?.dbName === undefined) return context;
+    this.#databasesByName ??= new Map(this.#router.databases().map((db) => [db.dbName, db]));
+    const db = this.#databasesByName.get(source.dbName);
+    if (!db) return context;
+    return {
+      ...context,
+      databaseType: db.databaseType,
+      tier: db.tier,
+      ...(db.tenantId !== undefined ? { tenantId: db.tenantId } : {}),
+      ...(db.domain !== undefined ? { domain: db.domain } : {}),
+    };
   }
 
   async #health(): Promise<HealthReport> {
@@ -581,10 +627,17 @@ function elapsedMs(started: bigint): number {
   return Number(process.hrtime.bigint() - started) / 1e6;
 }
 
-/** The default for background failures: one line on stderr. The outbox keeps the work; it is retried. */
-function logBackgroundError(err: unknown, config: XronoxConfig): void {
-  const message = maskSecretsIn(err instanceof Error ? err.message : String(err), config);
-  console.error(`[xronox] background blob sync failed, will retry: ${message}`);
+/**
+ * The default for background failures: one JSON line on stderr, as every other log line of
+ * Xronox (config secrets masked). The outbox keeps the work; it is retried.
+ */
+function logBackgroundError(err: unknown, context: BackgroundErrorContext, config: XronoxConfig): void {
+  const error =
+    err instanceof Error
+      ? { name: err.name, ...('code' in err && typeof err.code === 'string' ? { code: err.code } : {}), message: maskSecretsIn(err.message, config) }
+      : { message: maskSecretsIn(String(err), config) };
+  const line = { time: new Date().toISOString(), level: 'error', msg: `xronox background ${context.operation} failed; it is retried`, ...context, error };
+  process.stderr.write(`${JSON.stringify(line)}\n`);
 }
 
 /** The keys of a `RouteRequest`. */
@@ -608,8 +661,11 @@ function routeRequestOf(route: Route): RouteRequest {
 }
 
 export interface InitOptions {
-  /** Called with errors of background work (blob sync); they never reject a caller's promise. */
-  onBackgroundError?: (err: unknown) => void;
+  /**
+   * Called with errors of background work (blob sync, the sweep of abandoned uploads) and where
+   * they happened; they never reject a caller's promise. Default: one JSON line on stderr.
+   */
+  onBackgroundError?: BackgroundErrorHandler;
   /** Where `ENV.NAME` config values are looked up. Default `process.env`. */
   env?: Environment;
 }

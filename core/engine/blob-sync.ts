@@ -40,6 +40,16 @@ export interface SyncReport {
   left: number;
 }
 
+/** Where a background failure happened, as far as the syncer knows: the database, and the record when there is one. */
+export interface SyncErrorSource {
+  readonly dbName?: string;
+  readonly collection?: string;
+  readonly id?: string;
+}
+
+/** Receives every failure of background work; must not throw. */
+export type SyncErrorHandler = (err: unknown, source?: SyncErrorSource) => void;
+
 /** How failed syncs are retried (`fallback` in the config). */
 export interface RetryPolicy {
   /** Failed attempts of one record before it goes to the dead-letter list; unset: retry forever. */
@@ -145,7 +155,7 @@ export class BlobSync {
   #deadLettered = 0;
   readonly #retryTargets = new Set<SyncTarget>();
   #closed = false;
-  readonly #onError: (err: unknown) => void;
+  readonly #onError: SyncErrorHandler;
   /** This syncer's name on the record leases it takes (with its process: see `processTag`). */
   readonly #owner = `sync:${randomUUID()}@${processTag()}`;
   /** Databases with records last skipped because another process held them: `close()` gives them a last pass. */
@@ -157,7 +167,7 @@ export class BlobSync {
   /** The background retry pass under way, if any (`close()` waits for it). */
   #retrying: Promise<unknown> | undefined;
 
-  constructor(onError: (err: unknown) => void, policy: RetryPolicy = {}) {
+  constructor(onError: SyncErrorHandler, policy: RetryPolicy = {}) {
     this.#onError = onError;
     this.#policy = {
       retryDelayMs: policy.retryDelayMs ?? DEFAULT_RETRY_DELAY_MS,
@@ -309,7 +319,7 @@ export class BlobSync {
     // ours to write (it may have finished before our write); a short wait, then they stay in the
     // outbox for the next repair.
     for (const target of this.#leasedTargets) {
-      await this.#pass(target, Math.min(this.#leaseMs(target), CLOSE_WAIT_MS, Math.max(0, deadline - Date.now())), true).catch((err: unknown) => this.#onError(err));
+      await this.#pass(target, Math.min(this.#leaseMs(target), CLOSE_WAIT_MS, Math.max(0, deadline - Date.now())), true).catch((err: unknown) => this.#onError(err, { dbName: target.dbName }));
     }
     this.#leasedTargets.clear();
     await this.flush();
@@ -353,11 +363,11 @@ export class BlobSync {
           }
           outcome = 'failed';
           this.#failed++;
-          this.#onError(err);
+          this.#onError(err, { dbName: job.target.dbName, collection: job.ns.collection, id: job.id });
           const failures = (this.#failures.get(key) ?? 0) + 1;
           this.#failures.set(key, failures);
           if (this.#policy.maxRetries !== undefined && failures > this.#policy.maxRetries) {
-            if (await this.#deadLetter(job, key, err).catch((e: unknown) => (this.#onError(e), false))) outcome = 'deadLettered';
+            if (await this.#deadLetter(job, key, err).catch((e: unknown) => (this.#onError(e, { dbName: job.target.dbName, collection: job.ns.collection, id: job.id }), false))) outcome = 'deadLettered';
           } else this.#scheduleRetry(job.target);
         })
         .finally(() => {
@@ -392,7 +402,7 @@ export class BlobSync {
       this.#retryTargets.clear();
       // One pass each, no waiting for leases: what is still leased schedules the next retry.
       this.#retrying = (async () => {
-        for (const t of targets) if (!this.#closing) await this.#pass(t, 0).catch((err: unknown) => this.#onError(err));
+        for (const t of targets) if (!this.#closing) await this.#pass(t, 0).catch((err: unknown) => this.#onError(err, { dbName: t.dbName }));
       })();
     }, delay);
     this.#retryTimer.unref();
@@ -426,7 +436,7 @@ export class BlobSync {
     try {
       await this.#syncLeased(target, ns, id, lease);
     } finally {
-      await lease.release().catch((err: unknown) => this.#onError(err));
+      await lease.release().catch((err: unknown) => this.#onError(err, { dbName: target.dbName, collection: ns.collection, id }));
     }
   }
 

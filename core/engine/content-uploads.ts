@@ -248,7 +248,7 @@ export async function isReferenced(target: UploadTarget, ns: Namespace, id: stri
  */
 export async function sweepUploads(
   target: UploadTarget,
-  options: { olderThanMs: number; between?: () => Promise<void>; onError?: (err: unknown) => void },
+  options: { olderThanMs: number; between?: () => Promise<void>; onError?: (err: unknown, source: { dbName: string; collection: string }) => void },
 ): Promise<UploadSweepReport> {
   const report: UploadSweepReport = { deleted: 0, kept: 0, failed: 0 };
   const tried = new Set<string>();
@@ -272,7 +272,7 @@ export async function sweepUploads(
         else if (outcome === 'kept') report.kept++;
       } catch (err) {
         report.failed++;
-        options.onError?.(err);
+        options.onError?.(err, { dbName: target.dbName, collection: row.collection });
       }
     }
   }

@@ -27,6 +27,12 @@ export interface CreateAppOptions {
   /** Receives one structured line per request. Default: JSON lines on stdout. */
   logger?: ApiLogger;
   /**
+   * The id of a request that brought no well-formed `X-Request-Id`: in its log line, its
+   * `X-Request-Id` answer header and, on a 500, the problem's `correlationId`. Default: a random
+   * UUID. The Lambda handler gives the invocation's `awsRequestId`.
+   */
+  requestIdOf?: (c: Context) => string;
+  /**
    * Largest request body in bytes (larger: 413). Default: the config's `api.bodyLimitBytes`, else
    * its `limits.maxDocumentBytes` (a body is a document), else 1 MiB.
    */
@@ -61,7 +67,7 @@ export function createApp(options: CreateAppOptions): OpenAPIHono<AppEnv> {
     },
   });
 
-  app.use('*', requestId());
+  app.use('*', requestId(options.requestIdOf ? { generator: options.requestIdOf } : {}));
   app.use('*', requestLog(options.logger ?? jsonLineLogger, (text) => maskSecretsIn(text, xronox.config)));
   const cors = options.cors === undefined ? xronox.config.api?.cors : options.cors;
   if (cors) app.use('*', corsFor(cors));

@@ -14,7 +14,7 @@
  */
 import { resolve } from 'node:path';
 import type { SSMClient } from '@aws-sdk/client-ssm';
-import { ConfigError, defaultAdapters, findConfigFile, loadConfig, loadConfigFile, Xronox, type AdapterFactories, type XronoxConfig } from '../../core/index.js';
+import { type BackgroundErrorHandler, ConfigError, defaultAdapters, findConfigFile, loadConfig, loadConfigFile, Xronox, type AdapterFactories, type XronoxConfig } from '../../core/index.js';
 
 /** Names the config JSON file to load (absolute, or relative to the working directory). */
 export const CONFIG_FILE_VARIABLE = 'XRONOX_CONFIG_FILE';
@@ -74,8 +74,8 @@ export interface ContainerOptions<App> {
   buildApp: (built: Omit<Built, 'app'>) => App | Promise<App>;
   /** Read when a build starts (so a test can set it first). Default `process.env`. */
   env?: NodeJS.ProcessEnv;
-  /** Errors of background blob sync. Default: one line on stderr (the sync retries by itself). */
-  onBackgroundError?: (err: unknown) => void;
+  /** Errors of background work (blob sync) and where they happened. Default: the engine's, one JSON line on stderr (the sync retries by itself). */
+  onBackgroundError?: BackgroundErrorHandler;
 }
 
 export interface Container<App = unknown> {

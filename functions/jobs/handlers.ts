@@ -13,14 +13,72 @@
  * when the invocation is about to time out stops at its next safe point and reports what it did;
  * the next run carries on. An invocation whose job failed on some database throws after logging
  * its report, so Lambda counts it failed and retries it (every job is safe to rerun).
+ *
+ * Every invocation logs its report as one JSON line through the Powertools logger (with the
+ * Lambda request id and cold start; an error line when a database failed, and for an invocation
+ * that failed before its job ran) and publishes `JobRuns` and `JobDuration` (and, for the sweep,
+ * `BlobSyncBacklog`) as EMF: docs/observability.md.
  */
 import middy from '@middy/core';
 import type { Context, S3Event, ScheduledEvent } from 'aws-lambda';
 import { createContainer } from '../api/container.js';
-import { archiveObjects, runJob, ValidationError, type JobReport, type ObjectRef, type ScheduledJob } from '../../core/index.js';
+import { backgroundErrorLogger, createTelemetry, errorFields, METRIC, MetricUnit, publishGauge } from '../observability/telemetry.js';
+import { archiveObjects, maskSecretsIn, runJob, ValidationError, type JobReport, type ObjectRef, type ScheduledJob, type XronoxConfig } from '../../core/index.js';
+
+/** This process's logger, metrics and (with `XRONOX_TRACING`) tracer. */
+export const telemetry = createTelemetry({ metrics: true });
+
+let currentConfig: XronoxConfig | undefined;
+const mask = (): ((text: string) => string) => {
+  const config = currentConfig;
+  return config ? (text) => maskSecretsIn(text, config) : (text) => text;
+};
 
 /** This container's config and engine; `container.stats` shows what was constructed. */
-export const container = createContainer<null>({ buildApp: () => null });
+export const container = createContainer<null>({
+  buildApp: ({ config }) => {
+    currentConfig = config;
+    return null;
+  },
+  onBackgroundError: backgroundErrorLogger(telemetry, mask),
+});
+
+/** The functions of serverless.yml, by their handler names: the `job` of log lines and metrics. */
+type JobFunction = 'archive' | 'archiveSweep' | 'retention' | 'backup' | 'offload';
+
+/**
+ * Runs one invocation of a job function under the telemetry: its report (or the error that
+ * stopped it before it had one) logged, its outcome counted, and the metrics published.
+ */
+function observed(job: JobFunction, context: Context, run: () => Promise<JobReport>): Promise<JobReport> {
+  return telemetry.invoke(job, context, { job }, async () => {
+    let report: JobReport;
+    try {
+      report = await run();
+    } catch (err) {
+      telemetry.logger.error(`xronox ${job} failed before its job ran`, { error: errorFields(err, mask()) });
+      publishGauge(telemetry, METRIC.jobRuns, MetricUnit.Count, 1, { job, outcome: 'failed' });
+      throw err;
+    }
+    const outcome = report.failures.length > 0 ? 'failed' : report.complete ? 'succeeded' : 'incomplete';
+    const fields: Partial<JobReport> = { ...report };
+    delete fields.job; // the invocation's `job` key names the function
+    const level = outcome === 'failed' ? 'error' : outcome === 'incomplete' ? 'warn' : 'info';
+    const failures = report.failures.map((f) => ({ dbName: f.dbName, error: mask()(f.error) }));
+    telemetry.logger[level](`xronox job ${job} ${outcome === 'failed' ? 'failed on some databases' : outcome === 'succeeded' ? 'finished' : 'stopped early'}`, {
+      ...fields,
+      failures,
+      outcome,
+    });
+    publishGauge(telemetry, METRIC.jobRuns, MetricUnit.Count, 1, { job, outcome });
+    publishGauge(telemetry, METRIC.jobDuration, MetricUnit.Milliseconds, report.durationMs, { job });
+    // What stayed in the outbox of each database the sweep's repair pass reached. A run that did
+    // not reach some (outcome incomplete or failed) undercounts; it is still published, since a
+    // sweep that keeps running out of time is when the backlog matters most.
+    if (job === 'archiveSweep') publishGauge(telemetry, METRIC.blobSyncBacklog, MetricUnit.Count, report.counts.outboxLeft ?? 0);
+    return failOnErrors(report);
+  });
+}
 
 /**
  * How long before the Lambda timeout the job is told to stop (middy aborts the handler's
@@ -37,28 +95,32 @@ const STOP_BEFORE_TIMEOUT_MS = 30_000;
  */
 const plugin = { timeoutEarlyInMillis: STOP_BEFORE_TIMEOUT_MS, timeoutEarlyResponse: () => new Promise<never>(() => undefined) };
 
-export const archive = middy<S3Event, JobReport, Error, Context>(plugin).handler(async (event) => {
-  const refs = objectRefs(event);
-  const { xronox } = await container.get();
-  return failOnErrors(await archiveObjects(xronox, refs));
-});
-
-export const archiveSweep = scheduled('archive');
-export const retention = scheduled('retention');
-export const backup = scheduled('backup');
-export const offload = scheduled('offload');
-
-function scheduled(job: ScheduledJob) {
-  return middy<ScheduledEvent, JobReport, Error, Context>(plugin).handler(async (event, _context, { signal }) => {
-    if (event?.['detail-type'] !== 'Scheduled Event' && event?.source !== 'aws.events') {
-      throw new ValidationError(`The ${job} function takes EventBridge scheduled events; got ${JSON.stringify(event)?.slice(0, 200)}`);
-    }
+export const archive = middy<S3Event, JobReport, Error, Context>(plugin).handler((event, context) =>
+  observed('archive', context, async () => {
+    const refs = objectRefs(event);
     const { xronox } = await container.get();
-    // The schedule's time, not the start of the invocation: a retried invocation backs up the
-    // same day and cuts retention at the same instant as the first attempt.
-    const now = typeof event.time === 'string' && !Number.isNaN(Date.parse(event.time)) ? new Date(event.time) : new Date();
-    return failOnErrors(await runJob(xronox, job, { now, signal }));
-  });
+    return archiveObjects(xronox, refs, { log: null });
+  }),
+);
+
+export const archiveSweep = scheduled('archiveSweep', 'archive');
+export const retention = scheduled('retention', 'retention');
+export const backup = scheduled('backup', 'backup');
+export const offload = scheduled('offload', 'offload');
+
+function scheduled(name: JobFunction, job: ScheduledJob) {
+  return middy<ScheduledEvent, JobReport, Error, Context>(plugin).handler((event, context, { signal }) =>
+    observed(name, context, async () => {
+      if (event?.['detail-type'] !== 'Scheduled Event' && event?.source !== 'aws.events') {
+        throw new ValidationError(`The ${job} function takes EventBridge scheduled events; got ${JSON.stringify(event)?.slice(0, 200)}`);
+      }
+      const { xronox } = await container.get();
+      // The schedule's time, not the start of the invocation: a retried invocation backs up the
+      // same day and cuts retention at the same instant as the first attempt.
+      const now = typeof event.time === 'string' && !Number.isNaN(Date.parse(event.time)) ? new Date(event.time) : new Date();
+      return runJob(xronox, job, { now, signal, log: null });
+    }),
+  );
 }
 
 /**

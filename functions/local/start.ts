@@ -10,7 +10,8 @@
  *   its SHA-256 is kept in memory, as a deployed config would keep it.
  * - Browser pages on other origins may call it when `XRONOX_CORS_ORIGINS` lists theirs
  *   (comma-separated, e.g. `http://localhost:5173`); by default no CORS headers are sent.
- * - Logs one JSON line per request on stdout.
+ * - Logs one JSON line per request on stdout, and one per background failure on stderr: the
+ *   Lambda functions' shape without the AWS fields, and no metrics (docs/observability.md).
  * - Checks the data folder first: a folder it cannot create or write, or an SQLite file it cannot
  *   open, stops it before the key is printed, with the path and the reason, and exit code 1.
  * - Syncs to the blob folder what an earlier run left unsynced (`repair()`), in the background.
@@ -23,7 +24,8 @@
  */
 import { resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { createDevConfig, initXronox } from '../../core/index.js';
+import { createDevConfig, initXronox, maskSecretsIn } from '../../core/index.js';
+import { backgroundErrorLogger, createTelemetry, requestObserver } from '../observability/telemetry.js';
 import { generateApiKey, hashApiKey } from '../api/api-keys.js';
 import { createApp } from '../api/app.js';
 import { createApiAuthenticator } from '../api/auth.js';
@@ -48,9 +50,9 @@ if (!/^[A-Za-z0-9\-._~+/]{16,}=*$/.test(apiKey)) {
 
 const cors = corsFromEnvironment();
 
-const xronox = initXronox(createDevConfig({ sqlitePath: `${dataDir}/xronox.sqlite`, basePath: `${dataDir}/blobs`, tenants: [TENANT] }), {
-  onBackgroundError: (err) => console.error(JSON.stringify({ level: 'error', msg: 'blob sync failed, will retry', error: String(err) })),
-});
+const telemetry = createTelemetry({ metrics: false });
+const config = createDevConfig({ sqlitePath: `${dataDir}/xronox.sqlite`, basePath: `${dataDir}/blobs`, tenants: [TENANT] });
+const xronox = initXronox(config, { onBackgroundError: backgroundErrorLogger(telemetry, () => (text) => maskSecretsIn(text, xronox.config)) });
 try {
   await xronox.admin.checkStorage();
 } catch (err) {
@@ -67,7 +69,7 @@ void xronox.repair().then(
 const auth = createApiAuthenticator({
   keys: [{ id: KEY_ID, sha256: hashApiKey(apiKey), role: 'admin', tenants: [TENANT], domains: ['*'], generic: true }],
 });
-const app = createApp({ xronox, auth, cors });
+const app = createApp({ xronox, auth, cors, logger: requestObserver(telemetry) });
 
 const server = serveApi(app.fetch, { port, hostname }, (info: AddressInfo) => {
   const base = `http://${hostname === '127.0.0.1' || hostname === '::1' ? 'localhost' : hostname}:${info.port}`;

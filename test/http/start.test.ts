@@ -15,7 +15,9 @@ interface Started {
   child: ChildProcessWithoutNullStreams;
   base: string;
   key: string;
+  /** stdout and stderr, one after the other. */
   output: () => string;
+  stdout: () => string;
   exited: Promise<number | null>;
 }
 
@@ -38,7 +40,7 @@ async function start(dataDir: string, env: Record<string, string> = {}): Promise
     });
     void exited.then((code) => fail(new Error(`start.ts exited with ${code} before printing its banner:\n${stdout}\n${stderr}`)));
   });
-  return { child, base: banner[1]!.replace('localhost', '127.0.0.1'), key: banner[2]!, output: () => stdout + stderr, exited };
+  return { child, base: banner[1]!.replace('localhost', '127.0.0.1'), key: banner[2]!, output: () => stdout + stderr, stdout: () => stdout, exited };
 }
 
 /** Every server a test started, killed after the file in case a test failed with it running. */
@@ -86,7 +88,18 @@ describe('npm start', () => {
     expect(await server.exited).toBe(0);
     const lines = server.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines).toContainEqual(expect.objectContaining({ msg: 'request', method: 'POST', status: 201, tenant: 'demo', principal: 'key:demo-admin' }));
-    expect(lines.at(-1)).toMatchObject({ msg: 'stopped' });
+    // The Lambda functions' request line, without what only Lambda knows (request ids, cold start).
+    const requests = lines.filter((l) => l.msg === 'request');
+    // (warn and error lines go to stderr, the others to stdout)
+    expect(requests.map((l) => `${String(l.level)} ${String(l.status)}`).sort()).toEqual(['info 200', 'info 200', 'info 201', 'warn 401']);
+    for (const line of requests) {
+      expect(Object.keys(line).slice(0, 4)).toEqual(['time', 'level', 'msg', 'service']);
+      expect(line).toMatchObject({ service: 'xronox', requestId: expect.any(String), route: expect.any(String), latencyMs: expect.any(Number) });
+      expect(line).not.toHaveProperty('awsRequestId');
+      expect(line).not.toHaveProperty('coldStart');
+    }
+    const stdoutLines = server.stdout().trimEnd().split('\n');
+    expect(JSON.parse(stdoutLines.at(-1)!)).toMatchObject({ msg: 'stopped' });
   });
 
   it('keeps the data across restarts, takes the key from XRONOX_API_KEY, and stops on SIGINT', async () => {
@@ -184,8 +197,26 @@ describe('npm start', () => {
       type: 'application/problem+json',
       code: 'STORAGE_FAILED',
     });
-    while (!server.output().includes('blob sync failed, will retry')) await new Promise((r) => setTimeout(r, 50));
-    expect(server.output()).toMatch(/"msg":"blob sync failed, will retry","error":"StorageError: fs store failed during put: ENOENT"/);
+    const syncFailures = () =>
+      server
+        .output()
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+        .filter((l) => l.msg === 'xronox background blob sync failed; it is retried');
+    while (syncFailures().length === 0) await new Promise((r) => setTimeout(r, 50));
+    // A structured line: where it failed (the tenant, its database, the record) and the error.
+    expect(syncFailures()).toContainEqual(
+      expect.objectContaining({
+        level: 'error',
+        service: 'xronox',
+        operation: 'blob sync',
+        tenantId: 'demo',
+        tier: 'tenant',
+        collection: 'orders',
+        error: expect.objectContaining({ name: 'StorageError', code: 'STORAGE_FAILED', message: expect.stringMatching(/^fs store failed during put: ENOENT/) }),
+      }),
+    );
 
     server.child.kill('SIGTERM');
     expect(await server.exited).toBe(0);

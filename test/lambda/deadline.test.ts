@@ -22,8 +22,8 @@ let silent: Server;
 const saved = { file: process.env.XRONOX_CONFIG_FILE, ssm: process.env.XRONOX_CONFIG_SSM };
 const warnings: Array<Record<string, unknown>> = [];
 const backgroundErrors: string[] = [];
-const consoleError = console.error;
 const stdoutWrite = process.stdout.write.bind(process.stdout);
+const stderrWrite = process.stderr.write.bind(process.stderr);
 
 beforeAll(async () => {
   silent = createServer((socket) => {
@@ -52,13 +52,20 @@ beforeAll(async () => {
   );
   process.env.XRONOX_CONFIG_FILE = file;
   delete process.env.XRONOX_CONFIG_SSM;
-  // The handler's warnings are JSON lines; the engine's background-sync errors (the uploads failing
-  // once the server goes away at the end) are plain lines, kept out of the way.
-  console.error = (line: unknown) => {
-    if (typeof line === 'string' && line.startsWith('{')) warnings.push(JSON.parse(line) as Record<string, unknown>);
-    else backgroundErrors.push(String(line));
-  };
-  process.stdout.write = ((chunk: string, ...rest: never[]) => (chunk.startsWith('{"time"') ? true : stdoutWrite(chunk, ...rest))) as typeof process.stdout.write;
+  // Everything the function writes is a JSON line: its warnings and the engine's background-sync
+  // errors (the uploads failing once the server goes away at the end) on stderr, request lines and
+  // metrics on stdout. The warnings are kept to check; the rest stays out of the test output.
+  process.stderr.write = ((chunk: string | Uint8Array, ...rest: never[]) => {
+    const text = typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
+    if (!text.startsWith('{')) return stderrWrite(chunk, ...rest);
+    for (const line of text.trim().split('\n')) {
+      const parsed = JSON.parse(line) as Record<string, unknown>;
+      if (parsed.level === 'warn') warnings.push(parsed);
+      else backgroundErrors.push(String(parsed.msg));
+    }
+    return true;
+  }) as typeof process.stderr.write;
+  process.stdout.write = ((chunk: string, ...rest: never[]) => (chunk.startsWith('{') ? true : stdoutWrite(chunk, ...rest))) as typeof process.stdout.write;
 });
 
 afterAll(async () => {
@@ -66,7 +73,7 @@ afterAll(async () => {
   for (const socket of sockets) socket.destroy();
   await new Promise<void>((r) => silent.close(() => r()));
   await container.close();
-  console.error = consoleError;
+  process.stderr.write = stderrWrite;
   process.stdout.write = stdoutWrite;
   for (const [key, value] of [['XRONOX_CONFIG_FILE', saved.file], ['XRONOX_CONFIG_SSM', saved.ssm]] as const) {
     if (value === undefined) delete process.env[key];

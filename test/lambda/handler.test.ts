@@ -19,6 +19,8 @@ const TENANT = 'acme';
 const DB_NAME = 'rt_lambda_acme';
 const dir = tempDir('xronox-lambda');
 const logLines: Array<Record<string, unknown>> = [];
+/** The other JSON lines: metrics, errors. */
+const otherLines: Array<Record<string, unknown>> = [];
 let invocations = 0;
 let recordsCreated = 0;
 let restoreStdout: () => void = () => undefined;
@@ -40,18 +42,24 @@ beforeAll(() => {
   process.env.XRONOX_CONFIG_FILE = file;
   // What serverless.yml also sets: the file must win over it.
   process.env.XRONOX_CONFIG_SSM = '/xronox/test/config';
-  // The app logs one JSON line per request on stdout; keep them to check, out of the test output.
-  const write = process.stdout.write.bind(process.stdout);
-  process.stdout.write = ((chunk: string | Uint8Array, ...rest: never[]) => {
-    const text = typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
-    if (text.startsWith('{"time"')) {
-      for (const line of text.trim().split('\n')) logLines.push(JSON.parse(line) as Record<string, unknown>);
+  // The function logs JSON lines (one per request, with warnings and errors on stderr) and EMF
+  // metric blobs; keep the lines to check, out of the test output.
+  const writes = { stdout: process.stdout.write.bind(process.stdout), stderr: process.stderr.write.bind(process.stderr) };
+  for (const stream of ['stdout', 'stderr'] as const) {
+    process[stream].write = ((chunk: string | Uint8Array, ...rest: never[]) => {
+      const text = typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
+      if (!text.startsWith('{')) return writes[stream](chunk, ...rest);
+      for (const line of text.trim().split('\n')) {
+        const parsed = JSON.parse(line) as Record<string, unknown>;
+        if (parsed.msg === 'request') logLines.push(parsed);
+        else otherLines.push(parsed);
+      }
       return true;
-    }
-    return write(chunk, ...rest);
-  }) as typeof process.stdout.write;
+    }) as typeof process.stdout.write;
+  }
   restoreStdout = () => {
-    process.stdout.write = write;
+    process.stdout.write = writes.stdout;
+    process.stderr.write = writes.stderr;
   };
 });
 
@@ -155,21 +163,16 @@ describe(`the Lambda handler, ${INVOCATIONS} invocations in one warm container`,
     const before = { ...container.stats };
     const good = process.env.XRONOX_CONFIG_FILE!;
     process.env.XRONOX_CONFIG_FILE = join(dir.path, 'missing.json');
-    const errors: string[] = [];
-    const error = console.error;
-    console.error = (line: string) => errors.push(line);
-    try {
-      const failed = await invoke({ method: 'GET', url: records });
-      expect(failed.status).toBe(500);
-      expect(failed.headers['content-type']).toBe('application/problem+json');
-      expect(failed.json).toMatchObject({ status: 500, correlationId: `req-${invocations}` });
-      expect(JSON.stringify(failed.json)).not.toContain('missing.json');
-    } finally {
-      console.error = error;
-    }
+    otherLines.length = 0;
+    const failed = await invoke({ method: 'GET', url: records });
+    expect(failed.status).toBe(500);
+    expect(failed.headers['content-type']).toBe('application/problem+json');
+    expect(failed.json).toMatchObject({ status: 500, correlationId: `req-${invocations}` });
+    expect(JSON.stringify(failed.json)).not.toContain('missing.json');
+    const errors = otherLines.filter((l) => l.level === 'error');
     expect(errors).toHaveLength(1);
-    expect(JSON.parse(errors[0]!)).toMatchObject({ level: 'error', correlationId: `req-${invocations}` });
-    expect(errors[0]).toContain('missing.json');
+    expect(errors[0]).toMatchObject({ msg: 'the API could not start; the next invocation tries again', correlationId: `req-${invocations}`, awsRequestId: `req-${invocations}` });
+    expect(JSON.stringify(errors[0])).toContain('missing.json');
 
     process.env.XRONOX_CONFIG_FILE = good;
     const listed = await invoke({ method: 'GET', url: `${records}?limit=100` });

@@ -371,7 +371,7 @@ describe('npx osls package', () => {
       const line = run.stdout.split('\n').find((l) => l.startsWith('RESULT '));
       if (run.status !== 0 || !line) throw new Error(`the bundle failed (status ${run.status}):\n${run.stdout}\n${run.stderr}`);
       const { results, stats } = JSON.parse(line.slice('RESULT '.length)) as { results: Array<{ statusCode: number; body: string }>; stats: Record<string, number> };
-      return { results: results.map((r) => ({ status: r.statusCode, json: JSON.parse(r.body) as Record<string, unknown> })), stats, logs: run.stdout };
+      return { results: results.map((r) => ({ status: r.statusCode, json: JSON.parse(r.body) as Record<string, unknown> })), stats, logs: `${run.stdout}\n${run.stderr}` };
     }
 
     it('serves a create and a read with the embedded SQLite store, where better-sqlite3 is installed', () => {
@@ -418,7 +418,10 @@ describe('npx osls package', () => {
       const create = httpApiEvent({ method: 'POST', url: '/v1/tenants/acme/runtime/orders', headers: { authorization: `Bearer ${key}` }, body: {} });
       const run = invokeBundle([create], {});
       expect(run.results[0]).toMatchObject({ status: 500, json: { code: 'STORAGE_FAILED' } });
-      expect(run.logs).toContain('The native module better-sqlite3 is not part of this bundle');
+      // In the 500's request line (an error line, so on stderr), under its correlation id.
+      const line = run.logs.split('\n').find((l) => l.startsWith('{"time"') && (JSON.parse(l) as { msg?: string }).msg === 'request');
+      expect(JSON.parse(line!)).toMatchObject({ level: 'error', status: 500, awsRequestId: 'artifact-0', error: { code: 'STORAGE_FAILED' } });
+      expect(line).toContain('The native module better-sqlite3 is not part of this bundle');
     });
   });
   describe('the background-job functions', () => {
@@ -646,7 +649,7 @@ describe('npx osls package', () => {
       expect(bundle).not.toContain('better_sqlite3.node');
       const map = JSON.parse(entries.find((e) => e.name === 'functions/jobs/handlers.cjs.map')!.read().toString('utf8')) as { sources: string[] };
       const ours = map.sources.filter((s) => !s.includes('node_modules/')).map((s) => s.replace(/^(\.\.\/)+/, ''));
-      expect(ours.filter((s) => s.startsWith('functions/')).sort()).toEqual(['functions/api/container.ts', 'functions/jobs/handlers.ts']);
+      expect(ours.filter((s) => s.startsWith('functions/')).sort()).toEqual(['functions/api/container.ts', 'functions/jobs/handlers.ts', 'functions/observability/telemetry.ts']);
       expect(map.sources.some((s) => /node_modules\/(hono|@hono|jose)\//.test(s))).toBe(false);
     });
 
