@@ -1,6 +1,12 @@
 /**
  * `npm start`: the Xronox HTTP API on the embedded default (a SQLite file and a local folder laid
- * out as the S3 buckets would be), with no servers to install.
+ * out as the S3 buckets would be), with no servers to install; or on a config file of your own.
+ *
+ * - `npm start -- --config <file>` (or `XRONOX_CONFIG_FILE=<file>`) serves that config, with the API
+ *   keys and JWT settings of its `api` section (keys are kept there as SHA-256 hashes: `xronox
+ *   hash-key` prints an entry). No key is printed. `XRONOX_DATA_DIR` and `XRONOX_API_KEY` are
+ *   refused beside it (the config says where data lives and who may call), and so is a config
+ *   that lets nobody in (no `api.keys`, no `api.jwt`). The rest of this list holds for both.
  *
  * - Data lives in `./.xronox-data` (`XRONOX_DATA_DIR` overrides) and survives restarts.
  * - Listens on http://localhost:3000 (`PORT` overrides; `PORT=0` picks a free port, printed).
@@ -21,7 +27,8 @@
  */
 import { resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { createDevConfig, initXronox } from '../../core/index.js';
+import { parseArgs } from 'node:util';
+import { createDevConfig, initXronox, loadConfigFile, type XronoxConfig } from '../../core/index.js';
 import { generateApiKey, hashApiKey } from '../api/api-keys.js';
 import { createApp } from '../api/app.js';
 import { createApiAuthenticator } from '../api/auth.js';
@@ -34,22 +41,45 @@ const DRAIN_MS = 3_000;
 /** The longest a stop takes, from the signal to the exit, whatever hangs (a request, a store). */
 const STOP_MS = 5_000;
 
-const dataDir = resolve(process.env.XRONOX_DATA_DIR ?? '.xronox-data');
+const configFile = readConfigOption();
 const port = parsePort(process.env.PORT ?? '3000');
 const hostname = process.env.HOST ?? '127.0.0.1';
+const dataDir = resolve(process.env.XRONOX_DATA_DIR ?? '.xronox-data');
 const fromEnv = Boolean(process.env.XRONOX_API_KEY);
-const apiKey = fromEnv ? process.env.XRONOX_API_KEY! : generateApiKey();
-if (!/^[A-Za-z0-9\-._~+/]{16,}=*$/.test(apiKey)) {
-  fail('XRONOX_API_KEY must be at least 16 characters of letters, digits and -._~+/ (it is sent as a bearer token)');
+let apiKey: string | null = null;
+let config: XronoxConfig;
+if (configFile) {
+  // The config names the stores and who may call: a data folder or a key from the environment would be ignored, so they are refused.
+  for (const name of ['XRONOX_DATA_DIR', 'XRONOX_API_KEY']) {
+    if (process.env[name]) fail(`${name} is set, but a config file is given (${configFile}): the config says where data lives and who may call. Unset ${name}, or leave the config out to use the embedded default.`);
+  }
+  try {
+    config = loadConfigFile(configFile);
+  } catch (err) {
+    fail(err instanceof Error ? err.message : String(err));
+  }
+  if ((config.api?.keys.length ?? 0) === 0 && !config.api?.jwt) {
+    fail(
+      `The config ${configFile} lets nobody call the API: it has no api.keys and no api.jwt. Add a key's entry to api.keys:\n` +
+        `  printf %s "$KEY" | npx xronox hash-key --id <id> --role <read|write|admin> --tenant <tenantId>`,
+    );
+  }
+} else {
+  apiKey = fromEnv ? process.env.XRONOX_API_KEY! : generateApiKey();
+  if (!/^[A-Za-z0-9\-._~+/]{16,}=*$/.test(apiKey)) {
+    fail('XRONOX_API_KEY must be at least 16 characters of letters, digits and -._~+/ (it is sent as a bearer token)');
+  }
+  config = createDevConfig({ sqlitePath: `${dataDir}/xronox.sqlite`, basePath: `${dataDir}/blobs`, tenants: [TENANT] });
 }
 
-const xronox = initXronox(createDevConfig({ sqlitePath: `${dataDir}/xronox.sqlite`, basePath: `${dataDir}/blobs`, tenants: [TENANT] }), {
+const xronox = initXronox(config, {
   onBackgroundError: (err) => console.error(JSON.stringify({ level: 'error', msg: 'blob sync failed, will retry', error: String(err) })),
 });
 try {
   await xronox.admin.checkStorage();
 } catch (err) {
-  fail(`Cannot use the data folder ${dataDir} (XRONOX_DATA_DIR): ${err instanceof Error ? err.message : String(err)}`);
+  const reason = err instanceof Error ? err.message : String(err);
+  fail(configFile ? `Cannot use a store of the config ${configFile}: ${reason}` : `Cannot use the data folder ${dataDir} (XRONOX_DATA_DIR): ${reason}`);
 }
 // Records an earlier run committed but did not copy to the blob folder (it was killed, or its
 // stop did not wait for a hung store): one bounded pass, beside the requests.
@@ -59,13 +89,24 @@ void xronox.repair().then(
   },
   (err: unknown) => console.error(JSON.stringify({ level: 'error', msg: 'blob sync repair failed, will retry', error: String(err) })),
 );
-const auth = createApiAuthenticator({
-  keys: [{ id: KEY_ID, sha256: hashApiKey(apiKey), role: 'admin', tenants: [TENANT], domains: ['*'], generic: true }],
-});
-const app = createApp({ xronox, auth });
+// With a config file, its own `api` section decides (createApp's default).
+const auth = apiKey === null ? undefined : createApiAuthenticator({ keys: [{ id: KEY_ID, sha256: hashApiKey(apiKey), role: 'admin', tenants: [TENANT], domains: ['*'], generic: true }] });
+const app = createApp({ xronox, ...(auth ? { auth } : {}) });
 
 const server = serveApi(app.fetch, { port, hostname }, (info: AddressInfo) => {
   const base = `http://${hostname === '127.0.0.1' || hostname === '::1' ? 'localhost' : hostname}:${info.port}`;
+  if (apiKey === null) {
+    const keys = config.api?.keys.length ?? 0;
+    console.log(
+      [
+        `Xronox API on ${base} (config: ${configFile})`,
+        `  docs:    ${base}/docs   (OpenAPI: ${base}/openapi.json)`,
+        `  callers: ${keys} API key${keys === 1 ? '' : 's'} of the config (api.keys)${config.api?.jwt ? ', and JWTs (api.jwt)' : ''}: send one as Authorization: Bearer <key>`,
+        '',
+      ].join('\n'),
+    );
+    return;
+  }
   console.log(
     [
       `Xronox API on ${base} (data in ${dataDir})`,
@@ -108,6 +149,18 @@ async function stop(signal: string): Promise<void> {
   await xronox.shutdown({ timeoutMs: Math.max(0, deadline - Date.now() - 500) });
   console.log(JSON.stringify({ level: 'info', msg: 'stopped' }));
   process.exit(0);
+}
+
+/** `--config <file>`, else `XRONOX_CONFIG_FILE`; absolute. Any other argument is refused by name. */
+function readConfigOption(): string | null {
+  let values;
+  try {
+    ({ values } = parseArgs({ args: process.argv.slice(2), options: { config: { type: 'string' } } }));
+  } catch (err) {
+    fail(`${err instanceof Error ? err.message : String(err)}\nUsage: npm start [-- --config <file>]   (or XRONOX_CONFIG_FILE=<file> npm start)`);
+  }
+  const file = values.config ?? process.env.XRONOX_CONFIG_FILE;
+  return file ? resolve(file) : null;
 }
 
 function parsePort(text: string): number {
