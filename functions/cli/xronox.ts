@@ -10,8 +10,9 @@
  *
  * The config is `--config`, else the file `XRONOX_CONFIG_FILE` names, else `xronox.config.json`
  * (or `.xronox.json`) found as `initXronox()` finds it. The job's report is one JSON line on
- * stdout, written when everything is done; progress goes to stderr meanwhile (a bar on a
- * terminal, else a line per step and every few seconds; `--quiet`: none). Ctrl-C (or SIGTERM)
+ * stdout, written when everything is done; progress goes to stderr meanwhile, in records against
+ * the step's total with an ETA where the job counts its work first (a bar on a terminal, else a
+ * line per step and every few seconds; `--quiet`: none). Ctrl-C (or SIGTERM)
  * stops the job at its next safe point, or exits after 5 s if none comes (a second Ctrl-C exits
  * at once; either way a rerun finishes the work). Before any work, every store the command uses
  * is opened and checked (`xronox.admin.checkStorage()`): a folder it cannot write or an SQLite
