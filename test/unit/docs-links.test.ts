@@ -1,7 +1,8 @@
 /**
- * The README and docs/ stay navigable: every relative link names a file that exists, every
- * `#anchor` names a heading of the page it points into (GitHub's rule for heading ids), and the
- * README stays a first screen for a newcomer, not the reference (under 16 KB). The check is
+ * The README, BENCHMARKS.md, RELIABILITY.md and docs/ stay navigable: every relative link names
+ * a file that exists, every `#anchor` names a heading of the page it points into (GitHub's rule
+ * for heading ids), and the README stays a first screen for a newcomer, not the reference (under
+ * 16 KB). The check is
  * proven against pages written here with broken links, so it cannot pass by finding nothing.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -80,10 +81,10 @@ function brokenLinks(base: string, pages: readonly string[]): Problem[] {
 function docsPages(): string[] {
   const docs = join(root, 'docs');
   const pages = existsSync(docs) ? readdirSync(docs, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.md')).map((f) => join('docs', f)) : [];
-  return ['README.md', ...pages.sort()];
+  return ['README.md', 'BENCHMARKS.md', 'RELIABILITY.md', ...pages.sort()];
 }
 
-describe('README.md and docs/', () => {
+describe('README.md, BENCHMARKS.md, RELIABILITY.md and docs/', () => {
   it('every relative link and #anchor resolves', () => {
     const pages = docsPages();
     expect(pages.length).toBeGreaterThan(5);
