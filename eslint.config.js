@@ -29,7 +29,7 @@ function layerZones() {
     layer.map((target) => ({
       target: `./${target}`,
       from: LAYERS.slice(i + 1).flat().map((p) => `./${p}`),
-      message: 'Layers only point down (README.md, "What is where").',
+      message: 'Layers only point down (docs/architecture.md, "What is where").',
     })),
   ).filter((zone) => zone.from.length > 0);
   zones.push({
@@ -65,7 +65,7 @@ export default tseslint.config(
   // Tool config files must default-export; everything else uses named exports.
   { files: ['eslint.config.js', 'vitest.config.ts', 'vitest.mutation.config.ts', 'stryker.config.mjs'], rules: { 'no-restricted-syntax': 'off' } },
   {
-    // Layers only point down; see "What is where" in README.md. Each entry may import the ones
+    // Layers only point down; see "What is where" in docs/architecture.md. Each entry may import the ones
     // before it and never one after it; a back-up arrow or a cycle fails `npm test`.
     files: ['core/**/*.ts', 'functions/**/*.ts'],
     plugins: { 'import-x': importX },

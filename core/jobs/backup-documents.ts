@@ -198,7 +198,7 @@ export async function restoreDocumentDatabase(target: JobTarget, ctx: JobContext
     if (held > 0) throw new RestoreTargetNotEmptyError(target.dbName, held, 'documents', options.collections);
   }
 
-  ctx.phase('staging');
+  ctx.phase('staging', { total: checked.reduce((n, c) => n + c.manifest.counts.documents, 0), unit: 'documents' });
   const staging = restoreStagingDbName(target.dbName);
   for (const { collection, rules, folder, manifest } of checked) {
     await ctx.checkpoint();

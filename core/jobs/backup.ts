@@ -79,13 +79,16 @@ export async function backupDatabase(target: JobTarget, ctx: JobContext): Promis
   const date = backupDate(ctx.now);
   const plan = await planSnapshot(target.blob, loc, target.dbName, date, ctx.now, await target.index.listCollections(target.dbName));
   if (plan.resumed) ctx.tally.add('snapshotsResumed');
-  for (const collection of plan.collections) {
+  // Counted first, so progress has a total (and an ETA).
+  const sizes = await Promise.all(plan.collections.map((collection) => target.index.countRecords({ dbName: target.dbName, collection })));
+  ctx.expect(sizes.reduce((a, b) => a + b, 0));
+  for (const [i, collection] of plan.collections.entries()) {
     await ctx.checkpoint();
-    await backupCollection(target, loc, collection, date, plan, ctx);
+    await backupCollection(target, loc, collection, date, plan, ctx, sizes[i]!);
   }
 }
 
-async function backupCollection(target: JobTarget, loc: BlobLocation, collection: string, date: string, plan: SnapshotPlan, ctx: JobContext): Promise<void> {
+async function backupCollection(target: JobTarget, loc: BlobLocation, collection: string, date: string, plan: SnapshotPlan, ctx: JobContext, size: number): Promise<void> {
   const ns: Namespace = { dbName: target.dbName, collection };
   const folder = snapshotFolder(loc, collection, date, target.dbName, plan.id);
   const existing = await target.blob.get(loc.bucket, `${folder}manifest.json`);
@@ -93,6 +96,7 @@ async function backupCollection(target: JobTarget, loc: BlobLocation, collection
     // Done by the run this one finishes (or, retried, by this run itself): only finish its clean-up.
     await removeUnlisted(target.blob, loc, folder, parseManifest(existing, `${folder}manifest.json`));
     ctx.tally.add('collectionsAlreadyBackedUp');
+    ctx.step(size);
     return;
   }
   const collectionVersion = await target.index.getCollectionVersion(ns);
@@ -255,7 +259,8 @@ export async function restoreDatabase(target: JobTarget, ctx: JobContext, option
     if (held > 0) throw new RestoreTargetNotEmptyError(target.dbName, held, 'records', options.collections);
   }
 
-  ctx.phase('staging');
+  const snapshotRecords = manifests.reduce((n, m) => n + m.manifest.counts.heads, 0);
+  ctx.phase('staging', { total: snapshotRecords });
   const staging = restoreStagingDbName(target.dbName);
   await clearStaging(target, staging);
   for (const { folder, manifest } of manifests) {
@@ -319,7 +324,7 @@ export async function restoreDatabase(target: JobTarget, ctx: JobContext, option
   }
   await clearStaging(target, staging);
 
-  ctx.phase('writing objects');
+  ctx.phase('writing objects', { total: snapshotRecords });
   await syncRestored(target, ctx, collections);
 }
 

@@ -63,6 +63,17 @@ export interface JobProgress {
   counts: Readonly<Record<string, number>>;
   /** What the run is doing on `dbName` when a job works in steps (a restore: `checking`, `staging`, …); `''` otherwise. */
   phase: string;
+  /** Units of work done in the current step: on `dbName`, since the run reached it or its current `phase`. */
+  done: number;
+  /**
+   * How many units the current step expects, when the job can count them first (a backup: the
+   * database's records; a restore: the snapshot's); `null` when it cannot (retention, offload,
+   * the archive sweep find their work as they go). A count taken before the work, so `done` may
+   * end a little off it when writers are busy.
+   */
+  total: number | null;
+  /** What a unit is (`records`, `documents`), for display. */
+  unit: string;
 }
 
 export interface RunOptions {
@@ -106,8 +117,10 @@ export interface JobContext {
   checkpoint(): Promise<void>;
   /** Counts units of work for the progress report. */
   step(units?: number): void;
-  /** Names the step the work is in now, and reports progress (`JobProgress.phase`). */
-  phase(name: string): void;
+  /** Announces how many units the current step (this database, or its current phase) will do, for the progress report (`JobProgress.total`). */
+  expect(total: number, unit?: string): void;
+  /** Names the step the work is in now, with the units it will do when known (`expect`), and reports progress (`JobProgress.phase`). */
+  phase(name: string, expected?: { total: number; unit?: string }): void;
   /** Reports progress now (between checkpoints, for long steps). */
   progress(): void;
 }
@@ -166,6 +179,15 @@ export async function runOverTargets(
   };
   let current = '';
   let phase = '';
+  // The current step's progress: reset when the run moves to another database or phase.
+  let done = 0;
+  let total: number | null = null;
+  let unit = 'records';
+  const newStep = () => {
+    done = 0;
+    total = null;
+    unit = 'records';
+  };
   const progress = () =>
     options.onProgress?.({
       job,
@@ -175,11 +197,15 @@ export async function runOverTargets(
       units: tally.units,
       counts: tally.counts,
       phase,
+      done,
+      total,
+      unit,
     });
 
   for (const target of selected) {
     current = target.dbName;
     phase = '';
+    newStep();
     if (options.signal?.aborted) {
       skip(report, target.dbName, 'the run was aborted');
       continue;
@@ -215,9 +241,20 @@ export async function runOverTargets(
       },
       step: (units = 1) => {
         tally.units += units;
+        done += units;
       },
-      phase: (name) => {
+      expect: (units, name = 'records') => {
+        total = units;
+        unit = name;
+        progress();
+      },
+      phase: (name, expected) => {
         phase = name;
+        newStep();
+        if (expected) {
+          total = expected.total;
+          unit = expected.unit ?? unit;
+        }
         progress();
       },
       progress,

@@ -1,6 +1,12 @@
 /**
  * `npm start`: the Xronox HTTP API on the embedded default (a SQLite file and a local folder laid
- * out as the S3 buckets would be), with no servers to install.
+ * out as the S3 buckets would be), with no servers to install; or on a config file of your own.
+ *
+ * - `npm start -- --config <file>` (or `XRONOX_CONFIG_FILE=<file>`) serves that config, with the API
+ *   keys and JWT settings of its `api` section (keys are kept there as SHA-256 hashes: `xronox
+ *   hash-key` prints an entry). No key is printed. `XRONOX_DATA_DIR` and `XRONOX_API_KEY` are
+ *   refused beside it (the config says where data lives and who may call), and so is a config
+ *   that lets nobody in (no `api.keys`, no `api.jwt`). The rest of this list holds for both.
  *
  * - Data lives in `./.xronox-data` (`XRONOX_DATA_DIR` overrides) and survives restarts.
  * - Listens on http://localhost:3000 (`PORT` overrides; `PORT=0` picks a free port, printed).
@@ -24,7 +30,8 @@
  */
 import { resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { createDevConfig, initXronox, maskSecretsIn } from '../../core/index.js';
+import { parseArgs } from 'node:util';
+import { createDevConfig, initXronox, loadConfigFile, maskSecretsIn, type XronoxConfig } from '../../core/index.js';
 import { backgroundErrorLogger, createTelemetry, requestObserver } from '../observability/telemetry.js';
 import { generateApiKey, hashApiKey } from '../api/api-keys.js';
 import { createApp } from '../api/app.js';
@@ -39,24 +46,47 @@ const DRAIN_MS = 3_000;
 /** The longest a stop takes, from the signal to the exit, whatever hangs (a request, a store). */
 const STOP_MS = 5_000;
 
-const dataDir = resolve(process.env.XRONOX_DATA_DIR ?? '.xronox-data');
+const configFile = readConfigOption();
 const port = parsePort(process.env.PORT ?? '3000');
 const hostname = process.env.HOST ?? '127.0.0.1';
+const dataDir = resolve(process.env.XRONOX_DATA_DIR ?? '.xronox-data');
 const fromEnv = Boolean(process.env.XRONOX_API_KEY);
-const apiKey = fromEnv ? process.env.XRONOX_API_KEY! : generateApiKey();
-if (!/^[A-Za-z0-9\-._~+/]{16,}=*$/.test(apiKey)) {
-  fail('XRONOX_API_KEY must be at least 16 characters of letters, digits and -._~+/ (it is sent as a bearer token)');
+let apiKey: string | null = null;
+let config: XronoxConfig;
+if (configFile) {
+  // The config names the stores and who may call: a data folder or a key from the environment would be ignored, so they are refused.
+  for (const name of ['XRONOX_DATA_DIR', 'XRONOX_API_KEY']) {
+    if (process.env[name]) fail(`${name} is set, but a config file is given (${configFile}): the config says where data lives and who may call. Unset ${name}, or leave the config out to use the embedded default.`);
+  }
+  try {
+    config = loadConfigFile(configFile);
+  } catch (err) {
+    fail(err instanceof Error ? err.message : String(err));
+  }
+  if ((config.api?.keys.length ?? 0) === 0 && !config.api?.jwt) {
+    fail(
+      `The config ${configFile} lets nobody call the API: it has no api.keys and no api.jwt. Add a key's entry to api.keys:\n` +
+        `  printf %s "$KEY" | npx xronox hash-key --id <id> --role <read|write|admin> --tenant <tenantId>`,
+    );
+  }
+} else {
+  apiKey = fromEnv ? process.env.XRONOX_API_KEY! : generateApiKey();
+  if (!/^[A-Za-z0-9\-._~+/]{16,}=*$/.test(apiKey)) {
+    fail('XRONOX_API_KEY must be at least 16 characters of letters, digits and -._~+/ (it is sent as a bearer token)');
+  }
+  config = createDevConfig({ sqlitePath: `${dataDir}/xronox.sqlite`, basePath: `${dataDir}/blobs`, tenants: [TENANT] });
 }
 
-const cors = corsFromEnvironment();
+// CORS: the config file's `api.cors`, or `XRONOX_CORS_ORIGINS` (which replaces it when set).
+const cors = checkedCors(config.api?.cors);
 
 const telemetry = createTelemetry({ metrics: false });
-const config = createDevConfig({ sqlitePath: `${dataDir}/xronox.sqlite`, basePath: `${dataDir}/blobs`, tenants: [TENANT] });
 const xronox = initXronox(config, { onBackgroundError: backgroundErrorLogger(telemetry, () => (text) => maskSecretsIn(text, xronox.config)) });
 try {
   await xronox.admin.checkStorage();
 } catch (err) {
-  fail(`Cannot use the data folder ${dataDir} (XRONOX_DATA_DIR): ${err instanceof Error ? err.message : String(err)}`);
+  const reason = err instanceof Error ? err.message : String(err);
+  fail(configFile ? `Cannot use a store of the config ${configFile}: ${reason}` : `Cannot use the data folder ${dataDir} (XRONOX_DATA_DIR): ${reason}`);
 }
 // Records an earlier run committed but did not copy to the blob folder (it was killed, or its
 // stop did not wait for a hung store): one bounded pass, beside the requests.
@@ -66,13 +96,24 @@ void xronox.repair().then(
   },
   (err: unknown) => console.error(JSON.stringify({ level: 'error', msg: 'blob sync repair failed, will retry', error: String(err) })),
 );
-const auth = createApiAuthenticator({
-  keys: [{ id: KEY_ID, sha256: hashApiKey(apiKey), role: 'admin', tenants: [TENANT], domains: ['*'], generic: true }],
-});
-const app = createApp({ xronox, auth, cors, logger: requestObserver(telemetry) });
+// With a config file, its own `api` section decides (createApp's default).
+const auth = apiKey === null ? undefined : createApiAuthenticator({ keys: [{ id: KEY_ID, sha256: hashApiKey(apiKey), role: 'admin', tenants: [TENANT], domains: ['*'], generic: true }] });
+const app = createApp({ xronox, ...(auth ? { auth } : {}), cors, logger: requestObserver(telemetry) });
 
 const server = serveApi(app.fetch, { port, hostname }, (info: AddressInfo) => {
   const base = `http://${hostname === '127.0.0.1' || hostname === '::1' ? 'localhost' : hostname}:${info.port}`;
+  if (apiKey === null) {
+    const keys = config.api?.keys.length ?? 0;
+    console.log(
+      [
+        `Xronox API on ${base} (config: ${configFile})`,
+        `  docs:    ${base}/docs   (OpenAPI: ${base}/openapi.json)`,
+        `  callers: ${keys} API key${keys === 1 ? '' : 's'} of the config (api.keys)${config.api?.jwt ? ', and JWTs (api.jwt)' : ''}: send one as Authorization: Bearer <key>`,
+        '',
+      ].join('\n'),
+    );
+    return;
+  }
   console.log(
     [
       `Xronox API on ${base} (data in ${dataDir})`,
@@ -117,16 +158,28 @@ async function stop(signal: string): Promise<void> {
   process.exit(0);
 }
 
+/** `--config <file>`, else `XRONOX_CONFIG_FILE`; absolute. Any other argument is refused by name. */
+function readConfigOption(): string | null {
+  let values;
+  try {
+    ({ values } = parseArgs({ args: process.argv.slice(2), options: { config: { type: 'string' } } }));
+  } catch (err) {
+    fail(`${err instanceof Error ? err.message : String(err)}\nUsage: npm start [-- --config <file>]   (or XRONOX_CONFIG_FILE=<file> npm start)`);
+  }
+  const file = values.config ?? process.env.XRONOX_CONFIG_FILE;
+  return file ? resolve(file) : null;
+}
+
 function parsePort(text: string): number {
   const value = Number(text);
   if (!/^\d{1,5}$/.test(text) || value > 65_535) fail(`PORT must be a whole number from 0 to 65535, not "${text}"`);
   return value;
 }
 
-/** `XRONOX_CORS_ORIGINS`, checked before anything starts (a bad origin is named, then exit 1). */
-function corsFromEnvironment(): ReturnType<typeof corsSettings> {
+/** The CORS settings, `XRONOX_CORS_ORIGINS` checked before anything starts (a bad origin is named, then exit 1). */
+function checkedCors(fromConfig: Parameters<typeof corsSettings>[0]): ReturnType<typeof corsSettings> {
   try {
-    return corsSettings(undefined);
+    return corsSettings(fromConfig);
   } catch (err) {
     fail(err instanceof Error ? err.message : String(err));
   }

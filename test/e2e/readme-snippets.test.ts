@@ -1,10 +1,11 @@
 /**
- * Every TypeScript snippet of the README (and of docs/, where there is one) is extracted,
- * type-checked with the project's own compiler settings and run, so that none can drift from the
- * code. The first snippet of a file is a whole program; each later one continues it, as the
- * README says: it gets the first snippet's setup (its lines before the first `await`: the import,
- * `xronox` and `orders`) and nothing else, so a name a snippet uses without defining is a type
- * error here, as it would be for a reader.
+ * Every TypeScript snippet of the README and of docs/ is extracted, type-checked with the
+ * project's own compiler settings and run, so that none can drift from the code. The README's
+ * first snippet is a whole program, and so is the first snippet of a docs/ page that imports
+ * something; each other snippet continues its page's whole program, or, on a page whose first
+ * snippet imports nothing, the README's (as docs/collections.md says): it gets that program's
+ * setup (its lines before the first `await`: the import, `xronox` and `orders`) and nothing else,
+ * so a name a snippet uses without defining is a type error here, as it would be for a reader.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -54,13 +55,19 @@ function program(snippet: Snippet, first: Snippet, importPath: string): string {
 
 const snippets = markdownFiles().flatMap((file) => snippetsOf(readFileSync(file, 'utf8'), relative(root, file)));
 
+/** The whole program a snippet continues (or is): its page's first snippet when that imports something, else the README's first. */
+function setupOf(snippet: Snippet): Snippet {
+  const first = snippets.find((s) => s.file === snippet.file)!;
+  return /^import /m.test(first.code) ? first : snippets[0]!;
+}
+
 describe('every TypeScript snippet of the README and docs/', () => {
   // Inside the repository (an ignored folder), so the project's tsconfig and node_modules apply.
   const folder = join(root, '.scratch', `readme-snippets-${process.pid}-${Date.now()}`);
   const runDir = tempDir('xronox-readme-snippets');
   mkdirSync(folder, { recursive: true });
   const files = snippets.map((snippet, i) => {
-    const first = snippets.find((s) => s.file === snippet.file)!;
+    const first = setupOf(snippet);
     const path = join(folder, `snippet-${i}.mts`);
     writeFileSync(path, program(snippet, first, relative(folder, join(root, 'core/index.js')).replaceAll('\\', '/')));
     return { snippet, path };

@@ -1,8 +1,9 @@
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
-import { mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { hashApiKey } from '../../functions/api/api-keys.js';
 import { tempDir } from '../support/temp.js';
 import { call, ok, parseRawResponse, rawExchange } from './harness.js';
 
@@ -41,6 +42,27 @@ async function start(dataDir: string, env: Record<string, string> = {}): Promise
     void exited.then((code) => fail(new Error(`start.ts exited with ${code} before printing its banner:\n${stdout}\n${stderr}`)));
   });
   return { child, base: banner[1]!.replace('localhost', '127.0.0.1'), key: banner[2]!, output: () => stdout + stderr, stdout: () => stdout, exited };
+}
+
+/** Starts the server on a config file (`--config`, or `XRONOX_CONFIG_FILE` in `env`) and waits for its banner. */
+async function startWithConfig(args: string[], env: Record<string, string> = {}): Promise<Omit<Started, 'key'>> {
+  const childEnv: NodeJS.ProcessEnv = { ...process.env, PORT: '0', ...env };
+  for (const name of ['XRONOX_DATA_DIR', 'XRONOX_API_KEY', ...(env.XRONOX_CONFIG_FILE ? [] : ['XRONOX_CONFIG_FILE'])]) if (!(name in env)) delete childEnv[name];
+  const child = spawn(process.execPath, ['--import', tsx, join(root, 'functions/local/start.ts'), ...args], { cwd: root, env: childEnv });
+  children.push(child);
+  let stdout = '';
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
+  const banner = await new Promise<RegExpExecArray>((done, fail) => {
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      const match = /Xronox API on (http:\/\/\S+) \(config: [^)]+\)[\s\S]*callers: .*\n/.exec(stdout);
+      if (match) done(match);
+    });
+    void exited.then((code) => fail(new Error(`start.ts exited with ${code} before printing its banner:\n${stdout}\n${stderr}`)));
+  });
+  return { child, base: banner[1]!.replace('localhost', '127.0.0.1'), output: () => stdout + stderr, stdout: () => stdout, exited };
 }
 
 /** Every server a test started, killed after the file in case a test failed with it running. */
@@ -221,5 +243,94 @@ describe('npm start', () => {
     server.child.kill('SIGTERM');
     expect(await server.exited).toBe(0);
     expect(server.output()).toContain(JSON.stringify({ level: 'info', msg: 'stopped' }));
+  });
+
+  describe('on a config file of your own', () => {
+    const key = `xrx_${'c'.repeat(24)}${process.pid}`;
+    const reader = `xrx_${'r'.repeat(24)}${process.pid}`;
+    /** A config with two keys kept as their hashes, as `xronox hash-key` prints them, and its data in `folder`. */
+    function configFile(folder: string, api: unknown): string {
+      mkdirSync(folder, { recursive: true });
+      const file = join(folder, 'xronox.config.json');
+      writeFileSync(
+        file,
+        JSON.stringify({
+          dbConnections: { local: { sqlitePath: './index.sqlite' } },
+          localStorage: { basePath: './objects', enabled: true },
+          databases: { runtime: { tenantDatabases: [{ tenantId: 'acme', dbConnRef: 'local', dbName: 'rt_acme' }, { tenantId: 'beta', dbConnRef: 'local', dbName: 'rt_beta' }] } },
+          ...(api === undefined ? {} : { api }),
+        }),
+      );
+      return file;
+    }
+    const keys = {
+      keys: [
+        { id: 'acme-writer', sha256: hashApiKey(key), role: 'write', tenants: ['acme'] },
+        { id: 'acme-reader', sha256: hashApiKey(reader), role: 'read', tenants: ['acme'] },
+      ],
+    };
+
+    it('--config serves that config with its own keys, prints no key, keeps data where the config says; XRONOX_CONFIG_FILE does the same', async () => {
+      const folder = join(dir.path, 'own-config');
+      const file = configFile(folder, keys);
+      const server = await startWithConfig(['--config', file]);
+      try {
+        expect(server.output()).not.toContain(key);
+        expect(server.output()).toContain('2 API keys of the config (api.keys)');
+        const orders = '/v1/tenants/acme/runtime/orders';
+        expect((await call(server.base, 'GET', orders, { key: null })).status).toBe(401);
+        expect((await call(server.base, 'GET', orders, { key: 'xrx_not-a-key-of-this-config-000000' })).status).toBe(401);
+        const { body, reply } = await ok<{ id: string }>(server.base, 'POST', orders, { key, body: { customer: 'ada' } });
+        expect(reply.status).toBe(201);
+        // The key's grants are the config's: read-only for the reader, acme only for both.
+        expect((await call(server.base, 'POST', orders, { key: reader, body: { customer: 'bob' } })).status).toBe(403);
+        expect((await ok<{ data: unknown; }>(server.base, 'GET', `${orders}/${body.id}`, { key: reader })).body.data).toEqual({ customer: 'ada' });
+        expect((await call(server.base, 'GET', '/v1/tenants/beta/runtime/orders', { key })).status).toBe(403);
+        // The config's keys reach only their grants: the embedded default's tenant demo is not one.
+        expect((await call(server.base, 'GET', '/v1/tenants/demo/runtime/orders', { key })).status).toBe(403);
+      } finally {
+        server.child.kill('SIGTERM');
+        expect(await server.exited).toBe(0);
+      }
+      // The config's relative paths are the config folder's, not the working directory's.
+      expect(existsSync(join(folder, 'index.sqlite'))).toBe(true);
+
+      const again = await startWithConfig([], { XRONOX_CONFIG_FILE: file });
+      try {
+        const { body } = await ok<{ items: Array<{ data: unknown }> }>(again.base, 'GET', '/v1/tenants/acme/runtime/orders', { key: reader });
+        expect(body.items.map((r) => r.data)).toEqual([{ customer: 'ada' }]);
+      } finally {
+        again.child.kill('SIGTERM');
+        expect(await again.exited).toBe(0);
+      }
+    }, 60_000);
+
+    it('refuses, by name and before listening, a config nobody may call, XRONOX_DATA_DIR or XRONOX_API_KEY beside it, a bad config and an unknown option', async () => {
+      const nobody = configFile(join(dir.path, 'nobody'), undefined);
+      const good = configFile(join(dir.path, 'refusals'), keys);
+      const broken = join(dir.path, 'broken.json');
+      writeFileSync(broken, '{ "dbConnections": ');
+      const cases: Array<{ args: string[]; env?: Record<string, string>; says: string }> = [
+        { args: ['--config', nobody], says: 'lets nobody call the API: it has no api.keys and no api.jwt' },
+        { args: ['--config', nobody], says: 'npx xronox hash-key' },
+        { args: ['--config', good], env: { XRONOX_DATA_DIR: dir.path }, says: 'XRONOX_DATA_DIR is set, but a config file is given' },
+        { args: ['--config', good], env: { XRONOX_API_KEY: key }, says: 'XRONOX_API_KEY is set, but a config file is given' },
+        { args: ['--config', broken], says: `The config file ${broken} is not valid JSON` },
+        { args: ['--config', join(dir.path, 'missing.json')], says: 'Cannot read the config file' },
+        { args: ['--confg', good], says: "Unknown option '--confg'" },
+      ];
+      for (const c of cases) {
+        const env: NodeJS.ProcessEnv = { ...process.env, PORT: '0', ...c.env };
+        for (const name of ['XRONOX_DATA_DIR', 'XRONOX_API_KEY', 'XRONOX_CONFIG_FILE']) if (!c.env || !(name in c.env)) delete env[name];
+        const child = spawn(process.execPath, ['--import', tsx, join(root, 'functions/local/start.ts'), ...c.args], { cwd: root, env });
+        children.push(child);
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+        child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+        const code = await new Promise<number | null>((done) => child.on('close', (n) => done(n)));
+        expect({ args: c.args, code, stdout, says: stderr.includes(c.says) }).toEqual({ args: c.args, code: 1, stdout: '', says: true });
+      }
+    }, 120_000);
   });
 });

@@ -1,9 +1,9 @@
 /**
- * `xronox migrate` on PostgreSQL, and the least-privilege setup the README gives ("PostgreSQL
+ * `xronox migrate` on PostgreSQL, and the least-privilege setup docs/postgresql.md gives ("PostgreSQL
  * roles"), on the machine's real server:
  * - an owner role (CREATE on the database, nothing else) runs `xronox migrate` as a real process:
  *   every configured database gets its schema, tables and collections; a second run finds them all;
- * - runtime roles holding only what the README grants (USAGE on the schemas; SELECT, INSERT,
+ * - runtime roles holding only what docs/postgresql.md grants (USAGE on the schemas; SELECT, INSERT,
  *   UPDATE, DELETE on the tables; USAGE on the sequences; through default privileges, or granted
  *   per schema) write and read every database type and run a job, which also proves that first use
  *   tries no DDL on a schema that is there;
@@ -138,7 +138,7 @@ describePostgres('xronox migrate and least privilege on PostgreSQL', availabilit
       const database = escapeIdentifier((await c.query<{ db: string }>('SELECT current_database() AS db')).rows[0]!.db);
       for (const role of ROLES) await c.query(`CREATE ROLE ${escapeIdentifier(role)} LOGIN PASSWORD '${password}'`);
       await c.query(`GRANT CREATE ON DATABASE ${database} TO ${escapeIdentifier(OWNER)}`);
-      // The README's grants, word for word but for the role names.
+      // The grants of docs/postgresql.md, word for word but for the role names.
       const [owner, app] = [escapeIdentifier(OWNER), escapeIdentifier(APP)];
       await c.query(`ALTER DEFAULT PRIVILEGES FOR ROLE ${owner} GRANT USAGE ON SCHEMAS TO ${app}`);
       await c.query(`ALTER DEFAULT PRIVILEGES FOR ROLE ${owner} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO ${app}`);
@@ -185,7 +185,7 @@ describePostgres('xronox migrate and least privilege on PostgreSQL', availabilit
     expect(again.map((r) => r.collections)).toEqual(reports.map((r) => r.collections));
   });
 
-  it("the runtime role, with the README's default privileges only, serves every type and runs a job: it may create nothing, and tries nothing", async () => {
+  it("the runtime role, with the default privileges of docs/postgresql.md only, serves every type and runs a job: it may create nothing, and tries nothing", async () => {
     const [database] = await sql<{ db: string }>('SELECT current_database() AS db');
     expect((await sql<{ ok: boolean }>(`SELECT has_database_privilege($1, $2, 'CREATE') AS ok`, [APP, database!.db]))[0]!.ok).toBe(false);
     for (const d of DATABASES) {
@@ -220,7 +220,7 @@ describePostgres('xronox migrate and least privilege on PostgreSQL', availabilit
     const write = await beta.create({ customer: 'b' }).catch((e: unknown) => e);
     expect(write).toBeInstanceOf(StorageError);
     expect((write as Error).message).toBe(
-      `PostgreSQL schema ${schemaOf('rt_beta')} of database "rt_beta" is not set up, and this role may not create it (permission denied for database ${(await sql<{ db: string }>('SELECT current_database() AS db'))[0]!.db}): run \`npx xronox migrate\` as a role that may, then grant this role the runtime privileges (README, "PostgreSQL roles")`,
+      `PostgreSQL schema ${schemaOf('rt_beta')} of database "rt_beta" is not set up, and this role may not create it (permission denied for database ${(await sql<{ db: string }>('SELECT current_database() AS db'))[0]!.db}): run \`npx xronox migrate\` as a role that may, then grant this role the runtime privileges (docs/postgresql.md, "PostgreSQL roles")`,
     );
     const now = new Date();
     const topic = await x
@@ -248,7 +248,7 @@ describePostgres('xronox migrate and least privilege on PostgreSQL', availabilit
     const err = await x.with({ databaseType: 'runtime', tier: 'tenant', tenantId: 'acme', collection: 'orders' }).create({}).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(StorageError);
     expect((err as Error).message).toBe(
-      `This role may not use PostgreSQL schema ${schemaOf('rt_acme')} of database "rt_acme" (permission denied for schema ${schemaOf('rt_acme')}): grant it the runtime privileges (README, "PostgreSQL roles")`,
+      `This role may not use PostgreSQL schema ${schemaOf('rt_acme')} of database "rt_acme" (permission denied for schema ${schemaOf('rt_acme')}): grant it the runtime privileges (docs/postgresql.md, "PostgreSQL roles")`,
     );
   });
 

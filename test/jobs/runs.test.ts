@@ -222,7 +222,9 @@ describe('job runs', () => {
     for (const step of ['checking snapshot', 'staging', 'replacing', 'writing objects']) {
       expect({ step, seen: lines.some((l) => l.startsWith('restore: 0/1 databases | rt_big ') && l.includes(step)) }).toEqual({ step, seen: true });
     }
-    expect(lines[lines.length - 1]).toBe(`restore: 1/1 databases | rt_big | ${Object.entries(report.counts).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+    // Each step that knows its size counts records against it: the objects written, all of them, at the end.
+    expect(lines.some((l) => l.startsWith(`restore: 0/1 databases | rt_big staging | 0/${RECORDS} records (0%)`))).toBe(true);
+    expect(lines[lines.length - 1]).toBe(`restore: 1/1 databases | rt_big | ${RECORDS}/${RECORDS} records (100%) | ${Object.entries(report.counts).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   }, 180_000);
 
   it('the CLI shows a progress bar on a terminal, prints the report line, and exits 0', async () => {
@@ -238,8 +240,15 @@ describe('job runs', () => {
     expect(code).toBe(EXIT.ok);
     // What a person sees: the text, without the terminal's cursor and erase sequences.
     const escape = new RegExp(`${String.fromCharCode(27)}(\\[[0-9;?]*[A-Za-z]|[78])`, 'g');
-    expect(stderr.replace(escape, '')).toMatch(new RegExp(`archive \\[[^\\]]*\\] ${TENANTS.length}/${TENANTS.length} databases \\| ${TENANTS.length * RECORDS} done \\| rt_t4 \\| archivedRecords ${TENANTS.length * RECORDS}, archivedVersions ${total}\n`));
+    // The sweep cannot count its work first: a running count per database, no bar.
+    expect(stderr.replace(escape, '')).toMatch(new RegExp(`archive ${TENANTS.length}/${TENANTS.length} databases \\| rt_t4 \\| ${RECORDS} records in \\d+s \\| archivedRecords ${TENANTS.length * RECORDS}, archivedVersions ${total}\n`));
     expect(JSON.parse(stdout.trim())).toMatchObject({ job: 'archive', complete: true, counts: { archivedVersions: total } });
+    // A backup counts its records first: a bar with the database's total and an ETA.
+    stdout = '';
+    stderr = '';
+    expect(await main(['job', 'run', 'backup', '--db', 'rt_t2', '--config', file], { stdout: { write: (chunk: string) => ((stdout += chunk), true) } as unknown as NodeJS.WritableStream, stderr: tty })).toBe(EXIT.ok);
+    expect(stderr.replace(escape, '')).toMatch(new RegExp(`backup 1/1 databases \\| rt_t2 \\[█+\\] ${RECORDS}/${RECORDS} records 100% \\| ETA \\d+s \\| backedUpCollections 1, backedUpRecords ${RECORDS}, backedUpVersions ${RECORDS * VERSIONS}\n`));
+    expect(JSON.parse(stdout.trim())).toMatchObject({ job: 'backup', complete: true, counts: { backedUpRecords: RECORDS } });
     // Offload runs (nothing in this config asks for it, so it offloads nothing).
     stdout = '';
     expect(await main(['job', 'run', 'offload', '--config', file, '--quiet'], { stdout: { write: (chunk: string) => ((stdout += chunk), true) } as unknown as NodeJS.WritableStream, stderr: tty })).toBe(EXIT.ok);

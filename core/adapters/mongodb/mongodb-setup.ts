@@ -177,7 +177,7 @@ export function setupOf(ref: CollRef, settings: SetupSettings): { specs: IndexDe
 /** A user without the right to create (code 13, Unauthorized) is told how the collection gets made; other errors are as they were. */
 function notAllowed(err: unknown, ref: CollRef): unknown {
   if (!(err instanceof MongoServerError && err.code === 13)) return err;
-  return new StorageError('mongodb', 'set up collection', err, `May not create ${ref.db}.${ref.name} or its indexes: run \`npx xronox migrate\` as a user allowed to (see the README's MongoDB roles)`);
+  return new StorageError('mongodb', 'set up collection', err, `May not create ${ref.db}.${ref.name} or its indexes: run \`npx xronox migrate\` as a user allowed to (docs/mongodb.md, "MongoDB roles")`);
 }
 
 function refId(ref: CollRef): string {

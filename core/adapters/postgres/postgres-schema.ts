@@ -253,8 +253,8 @@ export async function privileged<T>(schema: string, dbName: string, action: 'use
       action === 'create' ? 'create schema' : 'open schema',
       err,
       action === 'create'
-        ? `PostgreSQL schema ${schema} of database "${dbName}" is not set up, and this role may not create it (${reason}): run \`npx xronox migrate\` as a role that may, then grant this role the runtime privileges (README, "PostgreSQL roles")`
-        : `This role may not use PostgreSQL schema ${schema} of database "${dbName}" (${reason}): grant it the runtime privileges (README, "PostgreSQL roles")`,
+        ? `PostgreSQL schema ${schema} of database "${dbName}" is not set up, and this role may not create it (${reason}): run \`npx xronox migrate\` as a role that may, then grant this role the runtime privileges (docs/postgresql.md, "PostgreSQL roles")`
+        : `This role may not use PostgreSQL schema ${schema} of database "${dbName}" (${reason}): grant it the runtime privileges (docs/postgresql.md, "PostgreSQL roles")`,
     );
   }
 }
