@@ -14,11 +14,15 @@
  * Each origin is checked here, so a typo fails `osls package` instead of every browser request.
  */
 
-/** Request headers the routes read (functions/api): credentials, body type, conditional writes, tracing, audit reason. */
-const ALLOWED_HEADERS = ['authorization', 'content-type', 'if-match', 'x-request-id', 'x-xronox-reason'];
+/**
+ * Request headers the routes read (functions/api): credentials, body type, conditional writes,
+ * tracing, audit reason, the calling function's id. The same lists as the app's own CORS
+ * (functions/api/cors.ts), which test/lambda/package.test.ts holds them to.
+ */
+const ALLOWED_HEADERS = ['authorization', 'content-type', 'if-match', 'x-request-id', 'x-xronox-reason', 'x-xronox-function-id'];
 /** Response headers a browser script may read: the version (ETag), a created record's URL, the correlation id. */
 const EXPOSED_HEADERS = ['etag', 'location', 'x-request-id'];
-const ALLOWED_METHODS = ['GET', 'POST', 'PUT', 'DELETE'];
+const ALLOWED_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'];
 /** How long a browser may cache a preflight answer (seconds); browsers cap it (Chromium at 2 h). */
 const MAX_AGE = 3600;
 

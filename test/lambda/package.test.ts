@@ -22,6 +22,7 @@ import { s3PutEvent, scheduledEvent } from './job-events.js';
 import { type CloudFormationTemplate, oslsPackage, type Packaged, REPO, serviceDir, type ServiceDir } from './osls.js';
 import { node22 } from '../support/node22.js';
 import { readZip } from './zip.js';
+import { CORS_ALLOW_HEADERS, CORS_ALLOW_METHODS, CORS_EXPOSE_HEADERS } from '../../functions/api/cors.js';
 
 const STAGE = 'ci';
 /** One bucket given on the command line; the other two keep their stage-named defaults. */
@@ -144,6 +145,10 @@ describe('npx osls package', () => {
       XRONOX_CONFIG_SSM: PARAMETER,
       XRONOX_CONFIG_FILE: '',
       XRONOX_POSTGRES_URI: '',
+      // One service name per stage (its metrics apart from other stages'); tracing off by default.
+      POWERTOOLS_SERVICE_NAME: `xronox-${STAGE}`,
+      POWERTOOLS_METRICS_NAMESPACE: 'Xronox',
+      XRONOX_TRACING: 'false',
       // No corsOrigins param: no origin (the HTTP API has no CORS configuration either).
       XRONOX_CORS_ORIGINS: '',
     });
@@ -281,10 +286,11 @@ describe('npx osls package', () => {
       const api = resources(withParams.template, 'AWS::ApiGatewayV2::Api')[0]![1].Properties;
       expect(api.CorsConfiguration).toEqual({
         AllowOrigins: ['https://app.example.com', 'http://localhost:5173'],
-        AllowMethods: ['GET', 'POST', 'PUT', 'DELETE'],
-        // What the routes read: credentials, JSON bodies, conditional updates, the correlation id, the audit reason.
-        AllowHeaders: ['authorization', 'content-type', 'if-match', 'x-request-id', 'x-xronox-reason'],
-        ExposeHeaders: ['etag', 'location', 'x-request-id'],
+        // What the app's own CORS allows (functions/api/cors.ts), so a browser gets the same answer
+        // from API Gateway as from the app alone: PATCH (enrich) included.
+        AllowMethods: CORS_ALLOW_METHODS,
+        AllowHeaders: CORS_ALLOW_HEADERS.map((h) => h.toLowerCase()),
+        ExposeHeaders: CORS_EXPOSE_HEADERS.map((h) => h.toLowerCase()),
         MaxAge: 3600,
       });
       const env = (withParams.template.Resources.ApiLambdaFunction!.Properties.Environment as { Variables: Record<string, string> }).Variables;
@@ -447,6 +453,9 @@ describe('npx osls package', () => {
           XRONOX_CONFIG_SSM: PARAMETER,
           XRONOX_CONFIG_FILE: '',
           XRONOX_POSTGRES_URI: '',
+          POWERTOOLS_SERVICE_NAME: `xronox-${STAGE}`,
+          POWERTOOLS_METRICS_NAMESPACE: 'Xronox',
+          XRONOX_TRACING: 'false',
         });
       }
     });
