@@ -6,6 +6,8 @@
  * snippet imports nothing, the README's (as docs/collections.md says): it gets that program's
  * setup (its lines before the first `await`: the import, `xronox` and `orders`) and nothing else,
  * so a name a snippet uses without defining is a type error here, as it would be for a reader.
+ * A fence with a word after its language (```ts running-server) is left out: it needs a server
+ * or generated files, and the test its page names runs it (docs/http.md: openapi-client.test.ts).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

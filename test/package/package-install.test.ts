@@ -1,6 +1,8 @@
 /**
- * Xronox as a package, used from another project: `npm pack` in this repository (its `prepare`
- * builds dist/), the tarball installed into a fresh project in the temp directory, and there:
+ * Xronox as a package, used from another project: the package built afresh (`tsconfig.build.json`)
+ * into a staging folder of this test's with package.json and the README, packed there (`npm pack
+ * --ignore-scripts`: the repository's own dist/, which other tests may be reading, is left
+ * alone), the tarball installed into a fresh project in the temp directory, and there:
  * every entry point of package.json "exports" imported under plain `node` (no tsx), loading no
  * backend SDK; a consumer's TypeScript checked with `moduleResolution` NodeNext and Bundler; the
  * README's library example run on the embedded default; `npx xronox --version`; publint and
@@ -158,7 +160,12 @@ beforeAll(async () => {
   const packDir = join(work.path, 'pack');
   mkdirSync(packDir);
   mkdirSync(consumer);
-  ok(await run('npm', ['pack', '--pack-destination', packDir, '--loglevel=warn'], REPO, 240_000), 'npm pack');
+  // What `prepare` builds, built here into the staging folder, then packed as `npm pack` packs the repository.
+  const stage = join(work.path, 'stage');
+  mkdirSync(stage);
+  ok(await run(process.execPath, [join(REPO, 'node_modules/typescript/bin/tsc'), '-p', join(REPO, 'tsconfig.build.json'), '--outDir', join(stage, 'dist')], REPO, 240_000), 'tsc -p tsconfig.build.json');
+  for (const file of ['package.json', 'README.md']) copyFileSync(join(REPO, file), join(stage, file));
+  ok(await run('npm', ['pack', '--ignore-scripts', '--pack-destination', packDir, '--loglevel=warn'], stage, 240_000), 'npm pack');
   const tarballs = readdirSync(packDir).filter((f) => f.endsWith('.tgz'));
   expect(tarballs).toEqual([`${manifest.name}-${manifest.version}.tgz`]);
   tarball = join(packDir, tarballs[0]!);
@@ -183,7 +190,7 @@ afterAll(() => work.cleanup());
 describe('the xronox package, installed from its tarball into a fresh project', () => {
   it('ships the build (JavaScript, declarations, source maps), the README and the manifest; no sources, tests or tools', async () => {
     const files = ok(await run('tar', ['-tzf', tarball], work.path), 'tar -tzf').stdout.trim().split('\n').map((f) => f.replace(/^package\//, ''));
-    for (const file of files) expect(file).toMatch(/^(package\.json|README\.md|LICENSE|dist\/(core|functions\/(api|jobs|cli))\/.+\.(js|d\.ts|js\.map))$/);
+    for (const file of files) expect(file).toMatch(/^(package\.json|README\.md|LICENSE|dist\/(core|functions\/(api|jobs|cli|observability))\/.+\.(js|d\.ts|js\.map))$/);
     for (const entry of Object.values(manifest.exports)) {
       if (typeof entry === 'string') continue;
       for (const target of Object.values(entry as Record<string, string>)) expect(files).toContain(target.replace(/^\.\//, ''));

@@ -33,40 +33,34 @@ const TWINS: Record<string, { runtime: string; messaging: string }> = {
 const tenants = Object.keys(TWINS);
 
 describePostgres('tenant isolation on PostgreSQL: names PostgreSQL could merge', availability, () => {
-  let xronox: Xronox;
+  /**
+   * One Xronox instance per connection, as separate applications would have them: nested
+   * prefixes in one config are a ConfigError (checked below), so the runtime refusal is what
+   * keeps apart two applications whose prefixes nest on one database.
+   */
+  const instances: Partial<Record<'pg' | 'outer' | 'inner', Xronox>> = {};
   const dir = tempDir('xronox-iso-pg');
-
-  beforeAll(() => {
-    const on = (ref: string, list: Array<[string, string]>) => list.map(([tenantId, dbName]) => ({ tenantId, dbConnRef: ref, dbName }));
-    const config: XronoxConfigInput = {
-      dbConnections: {
-        pg: { postgresUri: POSTGRES_URI, schemaPrefix: prefix },
-        outer: { postgresUri: POSTGRES_URI, schemaPrefix: nested.outer },
-        inner: { postgresUri: POSTGRES_URI, schemaPrefix: nested.inner },
-      },
+  const connections = { pg: prefix, outer: nested.outer, inner: nested.inner } as const;
+  const configOf = (ref: keyof typeof connections): XronoxConfigInput => {
+    const on = (list: Array<[string, string]>) => list.map(([tenantId, dbName]) => ({ tenantId, dbConnRef: ref, dbName }));
+    const databases = {
+      pg: { runtime: on(tenants.map((t) => [t, TWINS[t]!.runtime])), messaging: on(tenants.map((t) => [t, TWINS[t]!.messaging])) },
+      outer: { runtime: on([['outer', 'b_rt']]), messaging: on([['outer', 'b_msg']]) },
+      inner: { runtime: on([['inner', 'rt']]), messaging: on([['inner', 'msg']]) },
+    }[ref];
+    return {
+      dbConnections: { [ref]: { postgresUri: POSTGRES_URI, schemaPrefix: connections[ref] } },
       localStorage: { basePath: `${dir.path}/blobs`, enabled: true },
-      databases: {
-        runtime: {
-          tenantDatabases: [
-            ...on('pg', tenants.map((t) => [t, TWINS[t]!.runtime])),
-            ...on('outer', [['outer', 'b_rt']]),
-            ...on('inner', [['inner', 'rt']]),
-          ],
-        },
-        messaging: {
-          tenantDatabases: [
-            ...on('pg', tenants.map((t) => [t, TWINS[t]!.messaging])),
-            ...on('outer', [['outer', 'b_msg']]),
-            ...on('inner', [['inner', 'msg']]),
-          ],
-        },
-      },
+      databases: { runtime: { tenantDatabases: databases.runtime }, messaging: { tenantDatabases: databases.messaging } },
       collectionMaps: { orders: { indexedProps: ['owner'] } },
     };
-    xronox = initXronox(config);
+  };
+
+  beforeAll(() => {
+    for (const ref of ['pg', 'outer', 'inner'] as const) instances[ref] = initXronox(configOf(ref));
   });
   afterAll(async () => {
-    await xronox?.shutdown();
+    for (const x of Object.values(instances)) await x.shutdown();
     for (const p of [prefix, nested.outer, nested.inner]) {
       await dropSchemas(p);
       await dropDocumentSchemas(p);
@@ -75,8 +69,9 @@ describePostgres('tenant isolation on PostgreSQL: names PostgreSQL could merge',
     dir.cleanup();
   });
 
-  const orders = (tenantId: string) => xronox.with({ databaseType: 'runtime', tier: 'tenant', tenantId, collection: 'orders' });
-  const memory = (tenantId: string) => xronox.with({ databaseType: 'messaging', tier: 'tenant', tenantId, collection: 'shared_memory' });
+  const instanceOf = (tenantId: string) => instances[tenantId === 'outer' || tenantId === 'inner' ? tenantId : 'pg']!;
+  const orders = (tenantId: string) => instanceOf(tenantId).with({ databaseType: 'runtime', tier: 'tenant', tenantId, collection: 'orders' });
+  const memory = (tenantId: string) => instanceOf(tenantId).with({ databaseType: 'messaging', tier: 'tenant', tenantId, collection: 'shared_memory' });
   const memo = (tenantId: string) => ({ key: 'k', namespace: 'app', tenantId, val: tenantId, _system: { createdAt: new Date(), updatedAt: new Date() } });
 
   it('each tenant gets schemas of its own and sees only its own rows', async () => {
@@ -99,6 +94,13 @@ describePostgres('tenant isolation on PostgreSQL: names PostgreSQL could merge',
     const configured = new Map(tenants.flatMap((t) => [[TWINS[t]!.runtime, t] as const, [TWINS[t]!.messaging, t] as const]));
     const records = tenants.map((t) => ({ tenant: t, dbName: TWINS[t]!.runtime, collection: 'orders', ids: [ids.get(t)!] }));
     expect(placementProblems(onPg, { configured, records })).toEqual([]);
+  });
+
+  it('nested prefixes on one database in one config are a ConfigError', () => {
+    const outer = configOf('outer');
+    const inner = configOf('inner');
+    const both: XronoxConfigInput = { ...outer, dbConnections: { ...outer.dbConnections, ...inner.dbConnections } };
+    expect(() => initXronox(both)).toThrow(/dbConnections\.inner\.schemaPrefix: .* starts with .*the prefix of dbConnections\.outer/);
   });
 
   it('a schema another connection made under a nesting prefix is refused, not shared', async () => {

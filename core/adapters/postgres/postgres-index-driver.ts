@@ -56,9 +56,9 @@ const MAX_CONNECT_ATTEMPTS = 3;
  * few round trips: BEGIN goes with the first lock, each read set is one statement per kind of
  * row, and every write goes with COMMIT as one simple query (values written as literals, see
  * `postgres-inline.ts`): a one-record commit is three round trips and a WAL flush. The lock also
- * returns the transaction's id (and when its server started), so a COMMIT whose answer is lost
- * with its connection is resolved (`txid_status`) rather than reported as unknown, unless the
- * server has started again since (see `#commitStatus`). A transaction that lost a race or its
+ * returns the transaction's id, so a COMMIT whose answer is lost with its connection is asked
+ * about (`txid_status`): one that surely did not commit is run again; otherwise the caller is
+ * told the outcome is unknown (see `#commitStatus`). A transaction that lost a race or its
  * connection before COMMIT is re-run from its reads, a bounded number of times; one that ran out
  * of time (lock or statement timeout) is not.
  *
@@ -155,9 +155,9 @@ export class PostgresIndexDriver extends PostgresIndexReads implements IndexDriv
           // Nothing to keep (the namespace rows were only locked): no commit record to flush.
           if (run.started) await run.send(['ROLLBACK']);
         } else {
-          // The id, to learn the outcome if the answer to COMMIT is lost. A namespace lock
-          // returned it already; otherwise one round trip asks (not for leases: a lease whose
-          // outcome is unknown is simply asked for again).
+          // The id, to learn whether a COMMIT whose answer is lost surely failed. A namespace lock
+          // returned it already; otherwise one round trip asks (not for leases and completed
+          // syncs: one whose outcome is unknown is a StorageError, and is simply done again).
           const ticket = run.ticket ?? (durability !== 'always' ? undefined : ((await run.send([`SELECT ${COMMIT_TICKET}`]))[0] as unknown as CommitTicket));
           committing = { ticket };
           // A schema created here is remembered as ready once committed: its DDL must survive a
@@ -186,18 +186,14 @@ export class PostgresIndexDriver extends PostgresIndexReads implements IndexDriv
           client.release(broken instanceof Error ? broken : broken === undefined ? undefined : true);
         }
         if (committing && lost) {
-          // The answer to COMMIT was lost: the server knows whether it committed.
+          // The answer to COMMIT was lost: run again only what surely did not commit.
           const status = committing.ticket === undefined ? null : await this.#commitStatus(committing.ticket);
-          if (status === 'committed') {
-            run!.committed();
-            return decision!.result;
-          }
           if (status !== 'aborted') {
             throw new StorageError(
               'postgres',
               'commit',
               err,
-              'The connection to PostgreSQL broke while the transaction was committing, and whether it was applied could not be learnt',
+              'The connection to PostgreSQL broke while the transaction was committing: it may or may not have been applied (read it back before writing it again)',
             );
           }
         }
@@ -217,27 +213,22 @@ export class PostgresIndexDriver extends PostgresIndexReads implements IndexDriv
   }
 
   /**
-   * Whether a transaction whose COMMIT went unanswered committed, asked on another connection:
-   * `txid_status` answers once the ended session's transaction is resolved (a few polls at most).
-   * `null` when the server cannot say (unreachable, or still in progress after the polls).
+   * Whether a transaction whose COMMIT went unanswered surely did not commit ('aborted'), asked on
+   * another connection: `txid_status` answers once the ended session's transaction is resolved (a
+   * few polls at most). `null` when that cannot be known.
    *
-   * A server that started again since (a crash, a failover) may have given the id to a later
-   * transaction, if this one's WAL records were lost with it: "committed" may then be that one's
-   * answer and is not taken as ours. "Aborted" still is: had this transaction's commit record
-   * survived, the id would have been known and never handed out again.
+   * "Committed" is never taken as this transaction's: a server that crashed meanwhile (restarted,
+   * failed over, or only reinitialised after one backend died, which keeps its start time) hands
+   * out again the ids whose WAL never reached the disk, so "committed" may be a later
+   * transaction's answer about the same id. "Aborted" is this one's, or proves it lost: had its
+   * commit record survived, the id would never have been handed out again.
    */
-  async #commitStatus(ticket: CommitTicket): Promise<'committed' | 'aborted' | null> {
+  async #commitStatus(ticket: CommitTicket): Promise<'aborted' | null> {
     const { session } = this.index;
     for (let poll = 1; poll <= 20 && !session.closed; poll++) {
       try {
-        const [row] = (
-          await session.query<{ status: string | null; started: string }>(
-            'SELECT txid_status($1::bigint) AS status, pg_postmaster_start_time()::text AS started',
-            [ticket.xid],
-          )
-        ).rows;
+        const [row] = (await session.query<{ status: string | null }>('SELECT txid_status($1::bigint) AS status', [ticket.xid])).rows;
         if (row?.status === 'aborted') return 'aborted';
-        if (row?.status === 'committed') return row.started === ticket.started ? 'committed' : null;
         if (row?.status !== 'in progress') return null;
       } catch (err) {
         if (!isConnectionError(err)) return null;

@@ -10,18 +10,15 @@ import { createSchemaInTransaction, schemaNameFor, schemaState, tablesOf, type T
 import type { IndexSession } from './postgres-statements.js';
 
 /**
- * What identifies a transaction to ask about when the answer to its COMMIT is lost: its id, and
- * when its server started. A server that crashed (or a replica promoted in its place) may hand an
- * id out again whose earlier transaction never reached the WAL, so `txid_status` speaks for this
- * transaction only while the server is the one that started then.
+ * What to ask the server about when the answer to a transaction's COMMIT is lost: its id (see
+ * `PostgresIndexDriver`, `#commitStatus`, for what the answer can and cannot tell).
  */
 export interface CommitTicket {
   readonly xid: string;
-  readonly started: string;
 }
 
-/** The select-list columns that return a `CommitTicket`. */
-export const COMMIT_TICKET = 'txid_current()::text AS xid, pg_postmaster_start_time()::text AS started';
+/** The select-list column that returns a `CommitTicket`. */
+export const COMMIT_TICKET = 'txid_current()::text AS xid';
 
 /**
  * One attempt of a transaction on one connection: its locks, reads and effects (see
@@ -40,7 +37,7 @@ export class PostgresTransaction implements ReadScope, EffectScope {
   readonly #leases = new Set<string>();
   /** A read-only plan: one snapshot, no locks, no schema created. */
   readonly #readOnly: boolean;
-  /** This transaction's id and its server's start time, as the first namespace lock returned them. */
+  /** This transaction's id, as the first namespace lock returned it. */
   ticket: CommitTicket | undefined;
   /** `BEGIN …`, until the first statement carries it to the server. */
   #prelude: string | undefined;
@@ -156,7 +153,7 @@ export class PostgresTransaction implements ReadScope, EffectScope {
           [colls],
         );
         const [first] = rows;
-        if (first?.xid !== undefined && first.started !== undefined) this.ticket ??= { xid: first.xid, started: first.started };
+        if (first?.xid !== undefined) this.ticket ??= { xid: first.xid };
       }
       for (const r of rows) this.setCv({ dbName: db, collection: r.coll }, r.cv);
     }
