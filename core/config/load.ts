@@ -300,11 +300,6 @@ function crossCheck(raw: unknown): ConfigIssue[] {
 }
 
 /**
- * API keys: an id names the actor of every write, so two keys sharing one would make the history
- * ambiguous; two entries with the same hash are the same key with two sets of rights; and a key
- * that reaches no tenant, domain or the generic tier is a mistake, not a policy.
- */
-/**
  * Two PostgreSQL connections to the same database whose schema prefixes nest ("app_" and
  * "app_x_") would name one schema for two databases ("app_" + "x_rt" = "app_x_" + "rt"). Equal
  * prefixes are one store reached twice, which is fine. The same database is recognised by host,
@@ -339,6 +334,11 @@ function checkSchemaPrefixes(dbConnections: Record<string, unknown>): ConfigIssu
   return issues;
 }
 
+/**
+ * API keys: an id names the actor of every write, so two keys sharing one would make the history
+ * ambiguous; two entries with the same hash are the same key with two sets of rights; and a key
+ * that reaches no tenant, domain or the generic tier is a mistake, not a policy.
+ */
 function checkApiKeys(api: unknown): ConfigIssue[] {
   const keys = isRecord(api) && Array.isArray(api.keys) ? api.keys : [];
   const issues: ConfigIssue[] = [];

@@ -11,7 +11,9 @@ import { HttpProblem } from './problem.js';
  * answer for a tenant the caller may not reach is the same whether it exists or not.
  */
 
-/** RFC 6750 token68: what a bearer token may contain. Bounded so a huge header costs nothing. */
+/** RFC 6750 token68: what a bearer token may contain, so what an API key must be to be sent as one. */
+export const TOKEN68 = /^[A-Za-z0-9\-._~+/]+=*$/;
+/** A bearer credential; bounded so a huge header costs nothing. */
 const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]{1,8192}=*)$/i;
 const REALM = 'Bearer realm="xronox"';
 

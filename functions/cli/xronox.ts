@@ -33,6 +33,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Presets, SingleBar } from 'cli-progress';
+import { TOKEN68 } from '../api/access.js';
 import { hashApiKey } from '../api/api-keys.js';
 import { API_ROLES, apiKeySchema, CONFIG_FILE_NAMES, ConfigError, DATABASE_TYPES, findConfigFile, initXronox, loadConfigFile, maskSecretsIn, migrateDatabases, restoreBackup, runJob, SCHEDULED_JOBS, XronoxError, type DatabaseType, type JobProgress, type JobReport, type RunOptions, type ScheduledJob, type Xronox } from '../../core/index.js';
 
@@ -325,9 +326,9 @@ async function hashKey(
   const chunks: Buffer[] = [];
   for await (const chunk of stdin) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
   const key = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
-  if (/[\s]/.test(key) || key.length < MIN_KEY_LENGTH) {
+  if (!TOKEN68.test(key) || key.length < MIN_KEY_LENGTH) {
     io.stderr.write(
-      `The key on stdin must be one line of at least ${MIN_KEY_LENGTH} characters without spaces (got ${key.length === 0 ? 'nothing' : `${key.length} characters${/\s/.test(key) ? ' with white space' : ''}`}): ` +
+      `The key on stdin must be one line of at least ${MIN_KEY_LENGTH} letters, digits and -._~+/ (a bearer token; got ${key.length === 0 ? 'nothing' : `${key.length} characters${TOKEN68.test(key) ? '' : /\s/.test(key) ? ' with white space' : ', some of which a bearer token cannot hold'}`}): ` +
         `keys are kept as a plain SHA-256, which is safe only for long random keys. Make one with\n  node -e "console.log('xrx_' + require('node:crypto').randomBytes(32).toString('base64url'))"\n`,
     );
     return EXIT.usage;

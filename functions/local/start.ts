@@ -32,7 +32,8 @@ import { resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 import { createDevConfig, initXronox, loadConfigFile, maskSecretsIn, type XronoxConfig } from '../../core/index.js';
-import { backgroundErrorLogger, createTelemetry, requestObserver } from '../observability/telemetry.js';
+import { backgroundErrorLogger, createTelemetry, errorFields, requestObserver } from '../observability/telemetry.js';
+import { TOKEN68 } from '../api/access.js';
 import { generateApiKey, hashApiKey } from '../api/api-keys.js';
 import { createApp } from '../api/app.js';
 import { createApiAuthenticator } from '../api/auth.js';
@@ -71,7 +72,7 @@ if (configFile) {
   }
 } else {
   apiKey = fromEnv ? process.env.XRONOX_API_KEY! : generateApiKey();
-  if (!/^[A-Za-z0-9\-._~+/]{16,}=*$/.test(apiKey)) {
+  if (!TOKEN68.test(apiKey) || apiKey.length < 16) {
     fail('XRONOX_API_KEY must be at least 16 characters of letters, digits and -._~+/ (it is sent as a bearer token)');
   }
   config = createDevConfig({ sqlitePath: `${dataDir}/xronox.sqlite`, basePath: `${dataDir}/blobs`, tenants: [TENANT] });
@@ -94,7 +95,7 @@ void xronox.repair().then(
   (report) => {
     if (report.synced + report.failed > 0) console.log(JSON.stringify({ level: 'info', msg: 'blob sync left by an earlier run', ...report }));
   },
-  (err: unknown) => console.error(JSON.stringify({ level: 'error', msg: 'blob sync repair failed, will retry', error: String(err) })),
+  (err: unknown) => telemetry.logger.error('blob sync repair failed, will retry', { error: errorFields(err, (text) => maskSecretsIn(text, xronox.config)) }),
 );
 // With a config file, its own `api` section decides (createApp's default).
 const auth = apiKey === null ? undefined : createApiAuthenticator({ keys: [{ id: KEY_ID, sha256: hashApiKey(apiKey), role: 'admin', tenants: [TENANT], domains: ['*'], generic: true }] });

@@ -145,10 +145,12 @@ export function createTelemetry(options: { env?: NodeJS.ProcessEnv; metrics: boo
     loaded.annotateColdStart();
     loaded.addServiceNameAnnotation();
     try {
-      // The result is not added as metadata: it holds tenants' data.
+      // The result is not added as metadata: it holds tenants' data. Nor is an error's message,
+      // which may hold a config secret: the segment is flagged, and the masked error is in the
+      // log line that carries the same trace id.
       return await run();
     } catch (err) {
-      if (err instanceof Error) loaded.addErrorAsMetadata(err);
+      segment.addErrorFlag();
       throw err;
     } finally {
       segment.close();

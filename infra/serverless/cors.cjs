@@ -26,7 +26,19 @@ const ALLOWED_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'];
 /** How long a browser may cache a preflight answer (seconds); browsers cap it (Chromium at 2 h). */
 const MAX_AGE = 3600;
 
-const ORIGIN = /^https?:\/\/(\[[0-9a-f:.]+\]|[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*)(:\d{1,5})?$/;
+/**
+ * An origin exactly as a browser sends it, the same test as the app's config schema applies
+ * (core/config/schema.ts): http(s), and `new URL(origin).origin` gives it back unchanged (no
+ * path, no trailing slash, lowercase, no default port such as `:443`, a port that exists).
+ */
+function isOrigin(text) {
+  try {
+    const url = new URL(text);
+    return (url.protocol === 'https:' || url.protocol === 'http:') && url.origin === text;
+  } catch {
+    return false;
+  }
+}
 
 /** The param, split and checked: `[]` for none. */
 async function parse(resolveVariable) {
@@ -36,8 +48,8 @@ async function parse(resolveVariable) {
   const origins = raw.split(',').map((o) => o.trim()).filter((o) => o !== '');
   for (const origin of origins) {
     if (origin === '*') continue;
-    if (!ORIGIN.test(origin)) {
-      throw new Error(`The param corsOrigins holds ${JSON.stringify(origin)}, which is not an origin: scheme and host (and port), lowercase, no path or trailing slash, e.g. https://app.example.com`);
+    if (!isOrigin(origin)) {
+      throw new Error(`The param corsOrigins holds ${JSON.stringify(origin)}, which is not an origin: scheme and host (and port, unless the scheme's default), lowercase, no path or trailing slash, e.g. https://app.example.com`);
     }
   }
   if (origins.includes('*') && origins.length > 1) throw new Error('The param corsOrigins is either "*" (any origin) or a list of origins, not both');

@@ -108,9 +108,11 @@ describe('xronox, the command line', () => {
   it('hash-key refuses a short key, no key, a bad id, role or tenant by name, and prints no entry', async () => {
     const key = 'xrx_0123456789abcdefghijklmnopqrstuvwxyz';
     const cases: Array<{ args: string[]; stdin: string; says: string }> = [
-      { args: ['--id', 'a', '--role', 'read'], stdin: 'hunter2', says: 'at least 32 characters' },
+      { args: ['--id', 'a', '--role', 'read'], stdin: 'hunter2', says: 'at least 32 letters' },
       { args: ['--id', 'a', '--role', 'read'], stdin: '', says: 'got nothing' },
       { args: ['--id', 'a', '--role', 'read'], stdin: `${key} ${key}`, says: 'white space' },
+      // A key the API could never read from an Authorization header (not token68) gets no entry.
+      { args: ['--id', 'a', '--role', 'read'], stdin: `${key}!"`, says: 'a bearer token cannot hold' },
       { args: ['--id', 'no spaces please', '--role', 'read'], stdin: key, says: '--id:' },
       { args: ['--id', 'a', '--role', 'root'], stdin: key, says: '--role:' },
       { args: ['--id', 'a'], stdin: key, says: '--role:' },

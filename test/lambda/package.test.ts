@@ -311,11 +311,14 @@ describe('npx osls package', () => {
       for (const [name, group] of groups) expect(group.Properties.RetentionInDays, name).toBe(14);
     });
 
-    it('refuses an origin with a path (a trailing slash never matches a browser\'s Origin) before building anything', () => {
+    it('refuses, before building anything, what the app would refuse at its first request: a path (a trailing slash never matches a browser\'s Origin), a default port', () => {
       expect(() => oslsPackage(other, { stage: STAGE, params: { corsOrigins: 'https://app.example.com/' } })).toThrow(
         /The param corsOrigins holds "https:\/\/app\.example\.com\/", which is not an origin/,
       );
-    }, 120_000);
+      expect(() => oslsPackage(other, { stage: STAGE, params: { corsOrigins: 'https://app.example.com:443' } })).toThrow(
+        /The param corsOrigins holds "https:\/\/app\.example\.com:443", which is not an origin/,
+      );
+    }, 240_000);
   });
 
   it('zips only the minified bundle and its source map: no node_modules, no native addon, no sources', () => {
