@@ -305,6 +305,30 @@ describe('npm start', () => {
       }
     }, 60_000);
 
+    it('a config file\'s api.cors is served, and XRONOX_CORS_ORIGINS replaces it when set', async () => {
+      const file = configFile(join(dir.path, 'cors-config'), { ...keys, cors: { allowedOrigins: ['https://app.example.com'] } });
+      const preflight = (base: string, origin: string) =>
+        call(base, 'OPTIONS', '/v1/tenants/acme/runtime/orders', { key: null, headers: { origin, 'access-control-request-method': 'PATCH', 'access-control-request-headers': 'authorization,if-match' } });
+      const fromConfig = await startWithConfig(['--config', file]);
+      try {
+        const allowed = await preflight(fromConfig.base, 'https://app.example.com');
+        expect(allowed.headers.get('access-control-allow-origin')).toBe('https://app.example.com');
+        expect(allowed.headers.get('access-control-allow-methods')).toContain('PATCH');
+        expect((await preflight(fromConfig.base, 'http://localhost:5173')).headers.get('access-control-allow-origin')).toBeNull();
+      } finally {
+        fromConfig.child.kill('SIGTERM');
+        expect(await fromConfig.exited).toBe(0);
+      }
+      const fromEnv = await startWithConfig(['--config', file], { XRONOX_CORS_ORIGINS: 'http://localhost:5173' });
+      try {
+        expect((await preflight(fromEnv.base, 'http://localhost:5173')).headers.get('access-control-allow-origin')).toBe('http://localhost:5173');
+        expect((await preflight(fromEnv.base, 'https://app.example.com')).headers.get('access-control-allow-origin')).toBeNull();
+      } finally {
+        fromEnv.child.kill('SIGTERM');
+        expect(await fromEnv.exited).toBe(0);
+      }
+    }, 60_000);
+
     it('refuses, by name and before listening, a config nobody may call, XRONOX_DATA_DIR or XRONOX_API_KEY beside it, a bad config and an unknown option', async () => {
       const nobody = configFile(join(dir.path, 'nobody'), undefined);
       const good = configFile(join(dir.path, 'refusals'), keys);
