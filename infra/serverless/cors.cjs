@@ -1,4 +1,4 @@
-/* global module */
+/* global module, URL */
 'use strict';
 /**
  * CORS of the HTTP API from the `corsOrigins` param of serverless.yml: a comma-separated list of

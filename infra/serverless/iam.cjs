@@ -178,6 +178,10 @@ async function apiStatements({ resolveVariable }) {
 async function jobRoles({ resolveVariable }) {
   const names = await bucketNames(resolveVariable);
   const config = await configStatements(resolveVariable);
+  // With the tracing param on, Lambda sends each job's segments with the job's own role (the
+  // framework adds these actions to the API's role only). X-Ray takes no resource narrower than '*'.
+  const tracing = await tracingOn(resolveVariable);
+  const xray = tracing ? [{ Sid: 'XRayTraces', Effect: 'Allow', Action: ['xray:PutTraceSegments', 'xray:PutTelemetryRecords'], Resource: '*' }] : [];
   const prefix = `${await resolveVariable('self:service')}-${await resolveVariable('sls:stage')}`;
   const Resources = {};
   for (const job of JOBS) {
@@ -198,6 +202,7 @@ async function jobRoles({ resolveVariable }) {
                 ...s3Statements(ACCESS[job], names),
                 ...config,
                 ...(EXTRA[job] ?? []),
+                ...xray,
                 {
                   Sid: 'OwnLogs',
                   Effect: 'Allow',
@@ -212,6 +217,13 @@ async function jobRoles({ resolveVariable }) {
     };
   }
   return { Resources };
+}
+
+/** The `tracing` param: 'true' or 'false' (anything else fails the packaging, naming it). */
+async function tracingOn(resolveVariable) {
+  const value = String(await resolveVariable('param:tracing')).trim().toLowerCase();
+  if (value !== 'true' && value !== 'false') throw new Error(`The param tracing must be 'true' or 'false'; got ${JSON.stringify(value)}`);
+  return value === 'true';
 }
 
 module.exports = { apiStatements, jobRoles };

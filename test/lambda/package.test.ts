@@ -278,9 +278,25 @@ describe('npx osls package', () => {
     let withParams: Packaged;
     beforeAll(() => {
       other = serviceDir();
-      withParams = oslsPackage(other, { stage: STAGE, params: { corsOrigins: ORIGINS, alarmTopicArn: TOPIC, logRetentionInDays: '14' } });
+      withParams = oslsPackage(other, { stage: STAGE, params: { corsOrigins: ORIGINS, alarmTopicArn: TOPIC, logRetentionInDays: '14', tracing: 'true' } });
     }, 300_000);
     afterAll(() => other?.cleanup());
+
+    it('tracing on: every function traced by Lambda and told to add its segments, each job role allowed to send them; off by default', () => {
+      const xray = (template: CloudFormationTemplate, role: string) =>
+        ((template.Resources[role]!.Properties.Policies as Array<{ PolicyDocument: { Statement: Array<{ Sid?: string; Action: string[] }> } }>)[0]!.PolicyDocument.Statement).filter((s) => s.Sid === 'XRayTraces');
+      for (const id of ['ApiLambdaFunction', ...JOBS.map((j) => j.id)]) {
+        const on = withParams.template.Resources[id]!.Properties;
+        expect(on.TracingConfig, id).toEqual({ Mode: 'Active' });
+        expect((on.Environment as { Variables: Record<string, string> }).Variables.XRONOX_TRACING, id).toBe('true');
+        const off = packaged.template.Resources[id]!.Properties;
+        expect((off.TracingConfig as { Mode?: string } | undefined)?.Mode ?? 'PassThrough', id).toBe('PassThrough');
+      }
+      for (const job of JOBS) {
+        expect(xray(withParams.template, job.role)).toEqual([{ Sid: 'XRayTraces', Effect: 'Allow', Action: ['xray:PutTraceSegments', 'xray:PutTelemetryRecords'], Resource: '*' }]);
+        expect(xray(packaged.template, job.role)).toEqual([]);
+      }
+    });
 
     it('lets the HTTP API answer those origins (preflight included) and gives the app the same list, normalised', () => {
       const api = resources(withParams.template, 'AWS::ApiGatewayV2::Api')[0]![1].Properties;
