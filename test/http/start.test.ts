@@ -22,47 +22,37 @@ interface Started {
   exited: Promise<number | null>;
 }
 
-/** Starts the server on a free port and waits for its banner (the URL and the key). */
-async function start(dataDir: string, env: Record<string, string> = {}): Promise<Started> {
-  const child = spawn(process.execPath, ['--import', tsx, join(root, 'functions/local/start.ts')], {
-    cwd: root,
-    env: { ...process.env, PORT: '0', XRONOX_DATA_DIR: dataDir, ...env },
-  });
+/** Runs start.ts with `args` and `env` until its stdout matches `banner` (or it exits first, which fails). */
+async function launch(args: string[], env: NodeJS.ProcessEnv, banner: RegExp): Promise<{ match: RegExpExecArray; started: Omit<Started, 'key' | 'base'> }> {
+  const child = spawn(process.execPath, ['--import', tsx, join(root, 'functions/local/start.ts'), ...args], { cwd: root, env });
   children.push(child);
   let stdout = '';
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
-  const banner = await new Promise<RegExpExecArray>((done, fail) => {
+  const match = await new Promise<RegExpExecArray>((done, fail) => {
     child.stdout.on('data', (chunk: Buffer) => {
       stdout += chunk.toString();
-      const match = /Xronox API on (http:\/\/\S+)[\s\S]*API key: (\S+)/.exec(stdout);
-      if (match) done(match);
+      const found = banner.exec(stdout);
+      if (found) done(found);
     });
     void exited.then((code) => fail(new Error(`start.ts exited with ${code} before printing its banner:\n${stdout}\n${stderr}`)));
   });
-  return { child, base: banner[1]!.replace('localhost', '127.0.0.1'), key: banner[2]!, output: () => stdout + stderr, stdout: () => stdout, exited };
+  return { match, started: { child, output: () => stdout + stderr, stdout: () => stdout, exited } };
+}
+
+/** Starts the server on a free port and waits for its banner (the URL and the key). */
+async function start(dataDir: string, env: Record<string, string> = {}): Promise<Started> {
+  const { match, started } = await launch([], { ...process.env, PORT: '0', XRONOX_DATA_DIR: dataDir, ...env }, /Xronox API on (http:\/\/\S+)[\s\S]*API key: (\S+)/);
+  return { ...started, base: match[1]!.replace('localhost', '127.0.0.1'), key: match[2]! };
 }
 
 /** Starts the server on a config file (`--config`, or `XRONOX_CONFIG_FILE` in `env`) and waits for its banner. */
 async function startWithConfig(args: string[], env: Record<string, string> = {}): Promise<Omit<Started, 'key'>> {
   const childEnv: NodeJS.ProcessEnv = { ...process.env, PORT: '0', ...env };
   for (const name of ['XRONOX_DATA_DIR', 'XRONOX_API_KEY', ...(env.XRONOX_CONFIG_FILE ? [] : ['XRONOX_CONFIG_FILE'])]) if (!(name in env)) delete childEnv[name];
-  const child = spawn(process.execPath, ['--import', tsx, join(root, 'functions/local/start.ts'), ...args], { cwd: root, env: childEnv });
-  children.push(child);
-  let stdout = '';
-  let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
-  const banner = await new Promise<RegExpExecArray>((done, fail) => {
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-      const match = /Xronox API on (http:\/\/\S+) \(config: [^)]+\)[\s\S]*callers: .*\n/.exec(stdout);
-      if (match) done(match);
-    });
-    void exited.then((code) => fail(new Error(`start.ts exited with ${code} before printing its banner:\n${stdout}\n${stderr}`)));
-  });
-  return { child, base: banner[1]!.replace('localhost', '127.0.0.1'), output: () => stdout + stderr, stdout: () => stdout, exited };
+  const { match, started } = await launch(args, childEnv, /Xronox API on (http:\/\/\S+) \(config: [^)]+\)[\s\S]*callers: .*\n/);
+  return { ...started, base: match[1]!.replace('localhost', '127.0.0.1') };
 }
 
 /** Every server a test started, killed after the file in case a test failed with it running. */

@@ -3,15 +3,15 @@
  * one process (one warm container), with API Gateway HTTP API payload 2.0 events, against the
  * embedded default (SQLite file + blob folder) read from a JSON file named by XRONOX_CONFIG_FILE.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LambdaEvent } from 'hono/aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pooledClientCount } from '../../core/adapters/s3/s3-client-pool.js';
-import { hashApiKey } from '../../functions/api/api-keys.js';
 import { container, handler } from '../../functions/api/lambda.js';
 import { tempDir } from '../support/temp.js';
 import { httpApiEvent, type RequestSpec, lambdaContext } from './http-api-event.js';
+import { writeHandlerConfig } from './handler-config.js';
 
 const INVOCATIONS = 25;
 const KEY = 'xrx_lambda-handler-test-key';
@@ -28,17 +28,8 @@ const savedFile = process.env.XRONOX_CONFIG_FILE;
 const savedSsm = process.env.XRONOX_CONFIG_SSM;
 
 beforeAll(() => {
-  const file = join(dir.path, 'xronox.config.json');
-  writeFileSync(
-    file,
-    JSON.stringify({
-      // Relative: resolved against the file's folder, as for any config file.
-      dbConnections: { local: { sqlitePath: 'data/xronox.sqlite' } },
-      localStorage: { basePath: 'data/blobs', enabled: true },
-      databases: { runtime: { tenantDatabases: [{ tenantId: TENANT, dbConnRef: 'local', dbName: DB_NAME }] } },
-      api: { keys: [{ id: 'lambda-test', sha256: hashApiKey(KEY), role: 'write', tenants: [TENANT] }] },
-    }),
-  );
+  // Relative paths (data/…): resolved against the file's folder, as for any config file.
+  const file = writeHandlerConfig(dir.path, { tenant: TENANT, dbName: DB_NAME, keyId: 'lambda-test', key: KEY, dataDir: 'data' });
   process.env.XRONOX_CONFIG_FILE = file;
   // What serverless.yml also sets: the file must win over it.
   process.env.XRONOX_CONFIG_SSM = '/xronox/test/config';

@@ -6,16 +6,16 @@
  * the AWS request ids, cold start, tenant, route, status and latency; EMF blobs with the metrics
  * and dimensions docs/observability.md lists; background sync failures as structured error lines.
  */
-import { renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { renameSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LambdaEvent } from 'hono/aws-lambda';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { hashApiKey } from '../../functions/api/api-keys.js';
 import type * as ApiModule from '../../functions/api/lambda.js';
 import type * as JobsModule from '../../functions/jobs/handlers.js';
 import { createTelemetry, requestObserver, telemetrySettings } from '../../functions/observability/telemetry.js';
 import { tempDir } from '../support/temp.js';
 import { httpApiEvent, type RequestSpec, lambdaContext } from './http-api-event.js';
+import { writeHandlerConfig } from './handler-config.js';
 import { scheduledEvent } from './job-events.js';
 
 type Line = Record<string, unknown>;
@@ -37,16 +37,7 @@ let api: Api;
 let jobs: Jobs;
 
 beforeAll(async () => {
-  const file = join(dir.path, 'xronox.config.json');
-  writeFileSync(
-    file,
-    JSON.stringify({
-      dbConnections: { local: { sqlitePath: 'data/xronox.sqlite' } },
-      localStorage: { basePath: 'data/blobs', enabled: true },
-      databases: { runtime: { tenantDatabases: [{ tenantId: TENANT, dbConnRef: 'local', dbName: DB_NAME }] } },
-      api: { keys: [{ id: 'observability-test', sha256: hashApiKey(KEY), role: 'write', tenants: [TENANT] }] },
-    }),
-  );
+  const file = writeHandlerConfig(dir.path, { tenant: TENANT, dbName: DB_NAME, keyId: 'observability-test', key: KEY, dataDir: 'data' });
   process.env.XRONOX_CONFIG_FILE = file;
   delete process.env.XRONOX_CONFIG_SSM;
   // What the Lambda runtime sets for a function without provisioned concurrency: Powertools

@@ -18,6 +18,7 @@ import { hashApiKey } from '../../functions/api/api-keys.js';
 import { tempDir } from '../support/temp.js';
 import { describePostgres, dropSchemas, POSTGRES_URI, postgresAvailability, randomSchemaPrefix } from '../support/postgres.js';
 import { httpApiEvent } from './http-api-event.js';
+import { writeHandlerConfig } from './handler-config.js';
 import { s3PutEvent, scheduledEvent } from './job-events.js';
 import { type CloudFormationTemplate, oslsPackage, type Packaged, REPO, serviceDir, type ServiceDir } from './osls.js';
 import { node22 } from '../support/node22.js';
@@ -82,6 +83,25 @@ interface Statement {
   Action: string | string[];
   Resource: unknown;
   Condition?: Record<string, Record<string, unknown>>;
+}
+
+/** Two `orders` records of tenant acme with three versions each, written as the API writes them and synced; their ids. */
+async function seedOrders(configFile: string): Promise<string[]> {
+  const ids: string[] = [];
+  const x = initXronox(loadConfigFile(configFile));
+  try {
+    const orders = x.with({ databaseType: 'runtime', tier: 'tenant', tenantId: 'acme', collection: 'orders' });
+    for (const customer of ['ada', 'grace']) {
+      const { id } = await orders.create({ customer, total: 1 });
+      await orders.update(id, { customer, total: 2 }, 0);
+      await orders.update(id, { customer, total: 3 }, 1);
+      ids.push(id);
+    }
+    await x.flush();
+  } finally {
+    await x.shutdown();
+  }
+  return ids;
 }
 
 function resources(t: CloudFormationTemplate, type: string) {
@@ -363,17 +383,8 @@ describe('npx osls package', () => {
 
     beforeAll(() => {
       taskRoot = extractZip(packaged.zipPath, join(work.path, 'task'));
-      configFile = join(work.path, 'config', 'xronox.config.json');
-      mkdirSync(dirname(configFile));
-      writeFileSync(
-        configFile,
-        JSON.stringify({
-          dbConnections: { local: { sqlitePath: 'xronox.sqlite' } },
-          localStorage: { basePath: 'blobs', enabled: true },
-          databases: { runtime: { tenantDatabases: [{ tenantId: 'acme', dbConnRef: 'local', dbName: 'rt_acme' }] } },
-          api: { keys: [{ id: 'artifact', sha256: hashApiKey(key), role: 'write', tenants: ['acme'] }] },
-        }),
-      );
+      mkdirSync(join(work.path, 'config'));
+      configFile = writeHandlerConfig(join(work.path, 'config'), { tenant: 'acme', dbName: 'rt_acme', keyId: 'artifact', key });
     });
 
     /** Loads the bundle in a fresh process of `node` (like a cold container) and invokes its handler once per event. */
@@ -721,19 +732,7 @@ describe('npx osls package', () => {
         );
         blobs = join(dirname(configFile), 'blobs', DB);
         // Two records with three versions each, written as the API writes them; none archived yet.
-        const x = initXronox(loadConfigFile(configFile));
-        try {
-          const orders = x.with({ databaseType: 'runtime', tier: 'tenant', tenantId: 'acme', collection: 'orders' });
-          for (const customer of ['ada', 'grace']) {
-            const { id } = await orders.create({ customer, total: 1 });
-            await orders.update(id, { customer, total: 2 }, 0);
-            await orders.update(id, { customer, total: 3 }, 1);
-            ids.push(id);
-          }
-          await x.flush();
-        } finally {
-          await x.shutdown();
-        }
+        ids.push(...(await seedOrders(configFile)));
         // The schedules fire after the writes: the next whole second (an event's `time` has no milliseconds).
         at = new Date(Math.ceil((Date.now() + 1) / 1000) * 1000);
       });
@@ -880,20 +879,7 @@ describe('npx osls package', () => {
             return existsSync(folder) ? readdirSync(folder).sort() : [];
           };
           try {
-            const pgIds: string[] = [];
-            const x = initXronox(loadConfigFile(file));
-            try {
-              const orders = x.with({ databaseType: 'runtime', tier: 'tenant', tenantId: 'acme', collection: 'orders' });
-              for (const customer of ['ada', 'grace']) {
-                const { id } = await orders.create({ customer, total: 1 });
-                await orders.update(id, { customer, total: 2 }, 0);
-                await orders.update(id, { customer, total: 3 }, 1);
-                pgIds.push(id);
-              }
-              await x.flush();
-            } finally {
-              await x.shutdown();
-            }
+            const pgIds = await seedOrders(file);
             const when = new Date(Math.ceil((Date.now() + 1) / 1000) * 1000);
             // No NODE_PATH: as on Lambda, only what the zip holds can be loaded.
             const env = { XRONOX_CONFIG_FILE: file };

@@ -9,14 +9,12 @@
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { createRequire } from 'node:module';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { LambdaEvent } from 'hono/aws-lambda';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { hashApiKey } from '../../functions/api/api-keys.js';
 import type * as ApiModule from '../../functions/api/lambda.js';
 import { tempDir } from '../support/temp.js';
 import { httpApiEvent, lambdaContext } from './http-api-event.js';
+import { writeHandlerConfig } from './handler-config.js';
 
 const KEY = 'xrx_lambda-tracing-test-key';
 const dir = tempDir('xronox-tracing');
@@ -28,16 +26,7 @@ const written: string[] = [];
 const loaded: Array<typeof ApiModule> = [];
 
 beforeAll(async () => {
-  const file = join(dir.path, 'xronox.config.json');
-  writeFileSync(
-    file,
-    JSON.stringify({
-      dbConnections: { local: { sqlitePath: 'xronox.sqlite' } },
-      localStorage: { basePath: 'blobs', enabled: true },
-      databases: { runtime: { tenantDatabases: [{ tenantId: 'acme', dbConnRef: 'local', dbName: 'rt_tracing_acme' }] } },
-      api: { keys: [{ id: 'tracing', sha256: hashApiKey(KEY), role: 'write', tenants: ['acme'] }] },
-    }),
-  );
+  const file = writeHandlerConfig(dir.path, { tenant: 'acme', dbName: 'rt_tracing_acme', keyId: 'tracing', key: KEY });
   daemon = createSocket('udp4');
   daemon.on('message', (msg) => datagrams.push(msg.toString('utf8')));
   await new Promise<void>((r) => daemon.bind(0, '127.0.0.1', r));
