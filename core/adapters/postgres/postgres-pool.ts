@@ -188,6 +188,9 @@ export class PostgresSession {
     if ((code !== undefined && UNREACHABLE_CODES.has(code)) || /timeout exceeded when trying to connect/i.test(message)) {
       return new StorageError('postgres', operation, err, `${server} cannot be reached (${code ?? message}) during ${operation}: is the server running, and is postgresUri right?`);
     }
+    if (code === CANNOT_CONNECT_NOW) {
+      return new StorageError('postgres', operation, err, `${server} is not accepting connections yet (57P03: starting up, or recovering after a crash) during ${operation}: try again shortly`);
+    }
     if (code === INVALID_PASSWORD || code === INVALID_AUTHORIZATION) {
       return new StorageError('postgres', operation, err, `${server} refused the login during ${operation} (${message}): check the user and password of postgresUri`);
     }
@@ -198,6 +201,8 @@ export class PostgresSession {
 
 /** Errors of a server that cannot be reached at all (no connection made). */
 const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ETIMEDOUT']);
+/** The server is starting up or recovering: it refuses connections for now. */
+const CANNOT_CONNECT_NOW = '57P03';
 const INVALID_PASSWORD = '28P01';
 const INVALID_AUTHORIZATION = '28000';
 const INVALID_CATALOG_NAME = '3D000';
