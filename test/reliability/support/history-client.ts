@@ -25,9 +25,12 @@ export type ReliabilityBackend = { kind: 'sqlite' } | { kind: 'postgres'; uri: s
 
 /** One index store (SQLite by default) and one blob folder, which every client opens. */
 export function reliabilityConfig(dir: string): ReturnType<typeof configOn<{ sqlitePath: string }>>;
-export function reliabilityConfig(dir: string, backend: ReliabilityBackend): ReturnType<typeof configOn<{ sqlitePath?: string; postgresUri?: string; schemaPrefix?: string }>>;
+export function reliabilityConfig(dir: string, backend: ReliabilityBackend): ReturnType<typeof configOn<{ sqlitePath?: string; postgresUri?: string; schemaPrefix?: string; maxConnections?: number }>>;
 export function reliabilityConfig(dir: string, backend: ReliabilityBackend = { kind: 'sqlite' }) {
-  return configOn(dir, backend.kind === 'sqlite' ? { sqlitePath: `${dir}/xronox.sqlite` } : { postgresUri: backend.uri, schemaPrefix: backend.schemaPrefix });
+  // A few connections per process, as a deployment sizes them: the runs start many processes
+  // against one server (crash lanes, writer processes) beside other test files, and PostgreSQL
+  // refuses connections past max_connections (100 by default).
+  return configOn(dir, backend.kind === 'sqlite' ? { sqlitePath: `${dir}/xronox.sqlite` } : { postgresUri: backend.uri, schemaPrefix: backend.schemaPrefix, maxConnections: 3 });
 }
 
 function configOn<C extends object>(dir: string, local: C) {
