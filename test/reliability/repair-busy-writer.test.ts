@@ -131,7 +131,7 @@ describe('a repair pass beside a busy writer', () => {
       for (const id of late) expect(await index.getPendingSeq(ns, id)).not.toBeNull();
 
       const stopped = await writer.stop();
-      expect(stopped.code).toBe(0);
+      expect(stopped.code, stopped.stderr).toBe(0);
       // The next pass takes the rest: every acknowledged record is in the blob store, nothing left.
       const all = writer.acks.map((a) => a.id);
       const second = await repairer.repair();

@@ -25,6 +25,7 @@ import type { Collection } from '../../../core/engine/collection.js';
 import { type AdapterFactories, Xronox } from '../../../core/xronox.js';
 import { seededRandom } from '../../support/random.js';
 import { type ContentAck, type ContentWriterArgs, contentRoute } from './content-kill.js';
+import { writeStdoutLine } from '../../support/stdout-line.js';
 
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 
@@ -59,7 +60,7 @@ async function main(args: ContentWriterArgs): Promise<void> {
   const ack = (entry: ContentAck) => {
     writeSync(log, `${JSON.stringify(entry)}\n`);
     // The parent counts these lines to time a `signal` kill.
-    writeSync(1, 'a\n');
+    writeStdoutLine('a');
   };
 
   const ids: string[] = [];

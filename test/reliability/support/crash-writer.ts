@@ -26,7 +26,7 @@
  * (The registry itself is not imported: it also loads the MongoDB and S3 clients, which would add
  * a quarter second to each of the many process starts.)
  */
-import { existsSync, writeFileSync, writeSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { FsBlobStore } from '../../../core/adapters/fs/fs-blob-store.js';
 import { loadConfig } from '../../../core/config/load.js';
 import type { Collection } from '../../../core/engine/collection.js';
@@ -35,6 +35,7 @@ import { type AdapterFactories, Xronox } from '../../../core/xronox.js';
 import { ordersRoute, runClient } from './history-client.js';
 import type { CrashWriterArgs } from './crash-kill.js';
 import { OpLog } from './history-log.js';
+import { writeStdoutLine } from '../../support/stdout-line.js';
 
 const args = JSON.parse(process.argv[2]!) as CrashWriterArgs;
 const die = () => process.kill(process.pid, 'SIGKILL');
@@ -98,7 +99,7 @@ await runClient(orders, {
   onAck: (acks) => {
     if (args.mode === 'after-ack' && acks === args.k) die();
     // The parent counts these lines to time a `signal` kill.
-    writeSync(1, 'a\n');
+    writeStdoutLine('a');
   },
 });
 log.close();
