@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '../../foundation/digest.js';
 import { Pool, types, type PoolClient, type PoolConfig, type QueryResult, type QueryResultRow } from 'pg';
 import { ClosedError, StorageError } from '../../errors.js';
 
@@ -111,7 +111,7 @@ export function pooledPostgresCount(): number {
 
 function poolKey(connectionString: string, options: PostgresPoolOptions): string {
   // The connection string may hold a password: the map key keeps only its hash.
-  return createHash('sha256').update(JSON.stringify([connectionString, options])).digest('hex');
+  return sha256Hex(JSON.stringify([connectionString, options]));
 }
 
 /**
