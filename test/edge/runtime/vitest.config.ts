@@ -1,0 +1,15 @@
+import { defineConfig } from 'vitest/config';
+
+/** The suites test/edge/runtimes.test.ts runs under Bun and Deno (one file at a time). */
+export default defineConfig({
+  test: {
+    root: new URL('../../../', import.meta.url).pathname,
+    include: ['test/edge/runtime/*.conformance.ts', 'test/conformance/documents-sqlite.test.ts', 'test/conformance/sqlite-fs.test.ts'],
+    // Bun's import of zod through vitest's external-module interop lost the `z` binding; run it through vite.
+    server: { deps: { inline: ['zod'] } },
+    pool: 'forks',
+    maxWorkers: 1,
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+  },
+});
