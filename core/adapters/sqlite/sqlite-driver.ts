@@ -14,7 +14,7 @@ import BetterSqlite3 from 'better-sqlite3';
  *   `SQLITE_CONSTRAINT_UNIQUE`), as better-sqlite3's do;
  * - BLOBs come back as `Uint8Array` (better-sqlite3's are Buffers, which are Uint8Arrays).
  */
-export interface Statement<_Params = unknown[], _Row = unknown> {
+export interface Statement {
   run(...params: unknown[]): { changes: number };
   get(...params: unknown[]): unknown;
   all(...params: unknown[]): unknown[];

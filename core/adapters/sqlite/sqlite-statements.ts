@@ -53,7 +53,7 @@ const adding = (column: string) => `${column} = ${column} + excluded.${column}`;
  * the statements' type, and better-sqlite3's own (`BetterSqlite3.Statement`) is not exported.
  */
 // eslint-disable-next-line @typescript-eslint/no-empty-object-type
-interface SqliteStatement extends Database.Statement<unknown[], unknown> {}
+interface SqliteStatement extends Database.Statement {}
 
 /**
  * Every fixed statement of the driver, prepared once per connection; parameters in the order of

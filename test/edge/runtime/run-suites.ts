@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { expect, it } from 'vitest';
 import { tempDir } from '../../support/temp.js';
 
 const ROOT = new URL('../../../', import.meta.url).pathname;
@@ -39,7 +40,7 @@ export async function runSuitesUnder(runtime: Runtime): Promise<SuiteRun> {
   const [bin, ...pre] = runtime.command as [string, ...string[]];
   const args = [...pre, join(ROOT, 'node_modules/vitest/vitest.mjs'), 'run', '--config', 'test/edge/runtime/vitest.config.ts',
     '--testNamePattern', '^(?!.*concurrency and crashes)', '--reporter=json', `--outputFile=${reportFile}`];
-  const env = { ...process.env, XRONOX_EXPECT_SQLITE_DRIVER: runtime.sqliteDriver, NO_COLOR: '1' };
+  const env: NodeJS.ProcessEnv = { ...process.env, XRONOX_EXPECT_SQLITE_DRIVER: runtime.sqliteDriver, NO_COLOR: '1' };
   delete env.NODE_OPTIONS;
   delete env.VITEST;
   delete env.VITEST_POOL_ID;
@@ -69,3 +70,21 @@ export const RUNTIME_SUITE_FILES = [
   'test/conformance/documents-sqlite.test.ts',
   'test/conformance/sqlite-fs.test.ts',
 ];
+
+/** The test of one runtime: every suite file ran there, and passed (none failed, none missing). */
+export function runtimeSuitesTest(runtime: Runtime): void {
+  const what = `passes the SQLite index and document store conformance suites on ${runtime.sqliteDriver}, and the engine conformance suite on SQLite × fs and on PostgreSQL × S3`;
+  it(what, { timeout: 20 * 60_000 }, async () => {
+    const run = await runSuitesUnder(runtime);
+    expect(run.report, run.output).not.toBeNull();
+    const report = run.report!;
+    const failed = report.testResults.flatMap((f) => f.assertionResults.filter((a) => a.status === 'failed').map((a) => a.fullName));
+    expect(failed, run.output).toEqual([]);
+    for (const file of RUNTIME_SUITE_FILES) {
+      const result = report.testResults.find((f) => f.name.endsWith(file));
+      expect(result?.status, `${file} under ${runtime.name}\n${run.output}`).toBe('passed');
+      expect(result!.assertionResults.filter((a) => a.status === 'passed').length).toBeGreaterThan(5);
+    }
+    expect(run.code, run.output).toBe(0);
+  });
+}

@@ -1,6 +1,7 @@
 import { defineConfig } from 'vitest/config';
 
 /** The suites test/edge/runtimes.test.ts runs under Bun and Deno (one file at a time). */
+// eslint-disable-next-line no-restricted-syntax -- vitest reads a config file's default export
 export default defineConfig({
   test: {
     root: new URL('../../../', import.meta.url).pathname,
