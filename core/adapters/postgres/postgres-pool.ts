@@ -62,8 +62,16 @@ const TYPE_PARSERS: NonNullable<PoolConfig['types']> = {
     oid === INT8_OID && format !== 'binary' ? (value: string) => Number(value) : types.getTypeParser(oid, format ?? 'text')) as NonNullable<PoolConfig['types']>['getTypeParser'],
 };
 
+/**
+ * Cloudflare Workers bind a socket to the request that opened it: a pool shared by the engines of
+ * two requests would hand one a connection it may not use. There each engine (one per invocation,
+ * functions/edge) gets a pool of its own, ended when it closes.
+ */
+const SHARED_POOLS = (globalThis as { navigator?: { userAgent?: string } }).navigator?.userAgent !== 'Cloudflare-Workers';
+let unsharedPools = 0;
+
 export function acquirePostgresPool(connectionString: string, options: PostgresPoolOptions = {}): PooledPostgres {
-  const key = poolKey(connectionString, options);
+  const key = SHARED_POOLS ? poolKey(connectionString, options) : `${poolKey(connectionString, options)}:${++unsharedPools}`;
   let entry = pools.get(key);
   if (!entry) {
     const pool = new Pool({
