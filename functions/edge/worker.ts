@@ -108,12 +108,8 @@ export function openEngine(env: EdgeEnv): Xronox {
 
 /** Ends an engine after its blob sync: under `waitUntil`, so the response need not wait. */
 function closeAfterSync(xronox: Xronox, ctx: EdgeContext): void {
-  ctx.waitUntil(
-    xronox
-      .flush()
-      .catch((err: unknown) => log('warn', 'xronox blob sync did not finish; the archive cron repairs it', { error: err instanceof Error ? err.message : String(err) }))
-      .finally(() => xronox.shutdown()),
-  );
+  // shutdown() drains the sync first (bounded: what it leaves stays in the outbox for the archive cron's repair).
+  ctx.waitUntil(xronox.shutdown().catch((err: unknown) => log('warn', 'xronox shutdown failed', { error: err instanceof Error ? err.message : String(err) })));
 }
 
 /** The objects of an R2 event batch that were created; other actions and foreign messages are left out (and named in the log). */
@@ -158,7 +154,11 @@ export const worker = {
 
   async scheduled(controller: EdgeScheduledController, env: EdgeEnv, ctx: EdgeContext): Promise<void> {
     const job = CRON_JOBS[controller.cron];
-    if (job === undefined) throw new ValidationError(`No job runs on the cron ${JSON.stringify(controller.cron)}; expected one of ${Object.keys(CRON_JOBS).join(', ')}`);
+    if (job === undefined) {
+      const refused = new ValidationError(`No job runs on the cron ${JSON.stringify(controller.cron)}; expected one of ${Object.keys(CRON_JOBS).join(', ')}`);
+      log('error', refused.message);
+      throw refused;
+    }
     const xronox = openEngine(env);
     try {
       // The schedule's time: a retried run backs up the same day and cuts retention at the same instant.

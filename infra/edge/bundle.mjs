@@ -1,3 +1,4 @@
+/* global process, console */
 /**
  * Bundles the Workers entry (functions/edge/index.ts) into one ES module, as wrangler would with
  * `nodejs_compat`: Node built-ins stay imports of `node:*` (the runtime provides them),
