@@ -12,9 +12,10 @@
  * `scheduled` and `queue` events (workerd's `service_binding_extra_handlers`, as Miniflare does).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashApiKey } from '../../functions/api/index.js';
@@ -196,6 +197,14 @@ const config :Workerd.Config = (
     await objectLanded(buckets.records, currentKey);
     return { id, currentKey };
   }
+
+  it("fits Workers' compressed size limit of the Free plan (3 MB), without the adapters a Worker cannot run", () => {
+    const bundle = readFileSync(join(dir.path, 'worker.js'));
+    expect(gzipSync(bundle, { level: 9 }).length).toBeLessThan(3_000_000);
+    const text = bundle.toString('utf8');
+    expect(text).toContain('Not available in the Workers bundle: the SQLite index store needs a file system');
+    expect(text).not.toContain('better_sqlite3.node');
+  });
 
   it('serves create, conditional update (412 on a stale If-Match), as-of read and history', async () => {
     const created = await call('POST', '/v1/tenants/acme/runtime/orders', { customer: 'ada', total: 12 });
