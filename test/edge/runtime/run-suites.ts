@@ -30,7 +30,9 @@ export interface SuiteRun {
 /**
  * Runs test/edge/runtime/vitest.config.ts's suites under `runtime`: the SQLite index-store and
  * document-store conformance suites on the runtime's driver, and the engine conformance suite on
- * the embedded default (SQLite × filesystem) and on PostgreSQL × S3 (s3rver). Left out there: the
+ * the embedded default (SQLite × filesystem) and on PostgreSQL × S3 (s3rver), and the HTTP API's
+ * records suite (test/http/records.test.ts: the Hono app served by @hono/node-server on the
+ * runtime's node:http, on the embedded default). Left out there: the
  * engine suite's "concurrency and crashes" cases, which start Node writer processes (tsx) to kill
  * and are sized for Node's timing; they run on Node in test/conformance.
  */
@@ -69,11 +71,12 @@ export const RUNTIME_SUITE_FILES = [
   'test/edge/runtime/postgres-s3.conformance.ts',
   'test/conformance/documents-sqlite.test.ts',
   'test/conformance/sqlite-fs.test.ts',
+  'test/http/records.test.ts',
 ];
 
 /** The test of one runtime: every suite file ran there, and passed (none failed, none missing). */
 export function runtimeSuitesTest(runtime: Runtime): void {
-  const what = `passes the SQLite index and document store conformance suites on ${runtime.sqliteDriver}, and the engine conformance suite on SQLite × fs and on PostgreSQL × S3`;
+  const what = `passes the SQLite index and document store conformance suites on ${runtime.sqliteDriver}, the engine conformance suite on SQLite × fs and on PostgreSQL × S3, and the HTTP records suite`;
   it(what, { timeout: 20 * 60_000 }, async () => {
     const run = await runSuitesUnder(runtime);
     expect(run.report, run.output).not.toBeNull();

@@ -5,7 +5,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     root: new URL('../../../', import.meta.url).pathname,
-    include: ['test/edge/runtime/*.conformance.ts', 'test/conformance/documents-sqlite.test.ts', 'test/conformance/sqlite-fs.test.ts'],
+    include: ['test/edge/runtime/*.conformance.ts', 'test/conformance/documents-sqlite.test.ts', 'test/conformance/sqlite-fs.test.ts', 'test/http/records.test.ts'],
     // Bun's import of zod through vitest's external-module interop lost the `z` binding; run it through vite.
     server: { deps: { inline: ['zod'] } },
     pool: 'forks',
