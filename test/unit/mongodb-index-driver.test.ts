@@ -323,7 +323,7 @@ describe('effects become single-collection writes, in order', () => {
     for (const id of ['a', 'b']) {
       effects.push({ kind: 'putHead', ns, id, head }, { kind: 'putVersion', ns, version: version(id, 1) }, { kind: 'putOutbox', ns, id, seq: 0 });
     }
-    effects.push({ kind: 'setCollectionVersion', ns, cv: 1 }, { kind: 'addCounters', dbName: 'an_acme', collection: 'orders', deltas: { n: 2 }, windows: ['day:2026-01-01'] });
+    effects.push({ kind: 'setCollectionVersion', ns, cv: 1 }, ...[null, 'day:2026-01-01'].map((window): Effect => ({ kind: 'counters', dbName: 'an_acme', collection: 'orders', window, counts: { n: 2 }, add: true })));
     const steps = planWrites(effects, DLQ);
     const once = ['rt_acme.orders_head', 'rt_acme.orders_ver', 'rt_acme.xronox_sync_outbox'];
     expect(names(steps)).toEqual([...once, ...once, 'rt_acme.orders_counter', 'an_acme.orders_counter', 'an_acme.orders_counter']);
@@ -343,12 +343,11 @@ describe('effects become single-collection writes, in order', () => {
     const staged = { dbName: 'stage', collection: 'orders' };
     const steps = planWrites(
       [
-        { kind: 'deleteHead', ns, id: 'a' },
-        { kind: 'deleteVersions', ns, id: 'a', belowOv: Infinity },
+        { kind: 'deleteRecord', ns, id: 'a', tables: ['heads', 'versions'] },
         { kind: 'putVersion', ns, version: version('a', 1) },
         { kind: 'clearNamespace', ns },
         { kind: 'copyNamespace', from: staged, to: ns },
-        { kind: 'setCounters', dbName: 'an_acme', collection: 'orders', values: { n: 3 } },
+        { kind: 'counters', dbName: 'an_acme', collection: 'orders', window: null, counts: { n: 3 }, add: false },
       ],
       DLQ,
     );
@@ -435,8 +434,8 @@ describe('effects become single-collection writes, in order', () => {
     const steps = planWrites(
       [
         { kind: 'putDeadLetter', ns, id: 'a', reason: 'x', failedAt: 't' },
-        { kind: 'addCounters', dbName: 'an', collection: 'orders', deltas: { n: 0 }, windows: [] },
-        { kind: 'archiveVersions', ns, id: 'a', ovs: [] },
+        { kind: 'counters', dbName: 'an', collection: 'orders', window: null, counts: {}, add: true },
+        { kind: 'dropBodies', ns, id: 'a', ovs: [] },
         { kind: 'deletePendingBlobs', ns, keys: [] },
       ],
       'my_dlq',

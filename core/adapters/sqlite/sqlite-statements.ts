@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import type { RecordTable } from '../../contracts/index-driver.js';
 import type { Actor, HeadRow, HistoryRow, PendingBlob, VersionRow } from '../../contracts/index-store.js';
 
 const HEAD_COLUMNS = 'id, ov, cv, deleted, created_at, updated_at, deleted_at, meta, body, hash';
@@ -114,25 +115,23 @@ export function prepareStatements(db: Database.Database) {
       ORDER BY g.id`),
     // ---- effects
     putHead: p(upsert('heads', 'db, coll, id', 'ov, cv, deleted, created_at, updated_at, deleted_at, meta, body, hash')),
-    deleteHead: p('DELETE FROM heads WHERE db = ? AND coll = ? AND id = ?'),
     offloadHead: p(`UPDATE heads SET body = '' WHERE db = ? AND coll = ? AND id = ?`),
     insertVersion: p(insert('versions', 'db, coll, id, ov, cv, op, at, actor, actor_id, actor_type, reason, deleted, size, body, archived, meta, hash')),
-    deleteVersionsBelow: p('DELETE FROM versions WHERE db = ? AND coll = ? AND id = ? AND ov < ?'),
     markArchived: p('UPDATE versions SET archived = 1, body = NULL WHERE db = ? AND coll = ? AND id = ? AND ov = ?'),
+    // A record's rows, table by table (`deleteRecord`); of its versions those below an ov.
+    deleteOfRecord: Object.fromEntries(Object.entries(RECORD_TABLES).map(([role, table]) =>
+      [role, p(`DELETE FROM ${table} WHERE db = ? AND coll = ? AND id = ?${role === 'versions' ? ' AND ov < ?' : ''}`)])) as Record<RecordTable, SqliteStatement>,
     putClaim: p(upsert('unique_claims', 'db, coll, key', 'id')),
-    releaseClaims: p('DELETE FROM unique_claims WHERE db = ? AND coll = ? AND id = ?'),
     // An upsert keeps the row, and so its rowid: the outbox's queue order.
     markPending: p(upsert('sync_outbox', 'db, coll, id', 'seq')),
-    clearPending: p('DELETE FROM sync_outbox WHERE db = ? AND coll = ? AND id = ?'),
     putPendingBlob: p(upsert('pending_blobs', 'db, coll, bucket, key', 'id, content_type, body')),
     deletePendingBlob: p('DELETE FROM pending_blobs WHERE db = ? AND coll = ? AND bucket = ? AND key = ?'),
-    dropPendingBlobs: p('DELETE FROM pending_blobs WHERE db = ? AND coll = ? AND id = ?'),
     putDeadLetter: p(upsert('sync_dead_letters', 'db, coll, id', 'reason, failed_at')),
-    deleteDeadLetter: p('DELETE FROM sync_dead_letters WHERE db = ? AND coll = ? AND id = ?'),
-    addCounter: p(upsert('counters', 'db, coll, name', 'value', adding)),
-    addWindowCounter: p(upsert('counter_windows', 'db, coll, win, name', 'value', adding)),
-    setCounter: p(upsert('counters', 'db, coll, name', 'value')),
-    setWindowCounter: p(upsert('counter_windows', 'db, coll, win, name', 'value')),
+    // By (add, window): totals or one window, added to or set.
+    counters: {
+      add: [p(upsert('counters', 'db, coll, name', 'value', adding)), p(upsert('counter_windows', 'db, coll, win, name', 'value', adding))],
+      set: [p(upsert('counters', 'db, coll, name', 'value')), p(upsert('counter_windows', 'db, coll, win, name', 'value'))],
+    },
     deleteWindow: p('DELETE FROM counter_windows WHERE db = ? AND coll = ? AND win = ?'),
     clearCounters: ['counters', 'counter_windows'].map(byNs),
     setCollectionVersion: p(upsert('collection_versions', 'db, coll', 'cv')),
@@ -155,3 +154,8 @@ export function prepareStatements(db: Database.Database) {
 }
 
 export type Statements = ReturnType<typeof prepareStatements>;
+
+/** The table of each kind of a record's rows. */
+const RECORD_TABLES: Record<RecordTable, string> = {
+  heads: 'heads', versions: 'versions', claims: 'unique_claims', outbox: 'sync_outbox', pendingBlobs: 'pending_blobs', deadLetters: 'sync_dead_letters',
+};
