@@ -336,10 +336,15 @@ export class MemoryIndexDriver implements IndexDriver {
       case 'deleteRecord': {
         const s = this.#write(e.ns, j);
         for (const table of e.tables) {
-          if (table === 'versions') this.#updateVersions(e.ns, e.id, j, (own) => [...own.keys()].forEach((ov) => ov < (e.belowOv ?? Infinity) && own.delete(ov)));
-          else if (table === 'claims') for (const [key, id] of [...s.claims]) id === e.id && j.delete(s.claims, key);
-          else if (table === 'pendingBlobs') for (const [key, b] of [...s.blobs]) b.id === e.id && j.delete(s.blobs, key);
-          else j.delete(s[table] as Map<string, unknown>, e.id);
+          if (table === 'versions') {
+            this.#updateVersions(e.ns, e.id, j, (own) => [...own.keys()].forEach((ov) => ov < (e.belowOv ?? Infinity) && own.delete(ov)));
+          } else if (table === 'claims' || table === 'pendingBlobs') {
+            // Rows keyed otherwise (claim key, object key) that name the record.
+            const rows: Map<string, string | { id: string }> = table === 'claims' ? s.claims : s.blobs;
+            for (const [key, row] of [...rows]) if ((typeof row === 'string' ? row : row.id) === e.id) j.delete(rows, key);
+          } else {
+            j.delete(s[table] as Map<string, unknown>, e.id);
+          }
         }
         return;
       }
