@@ -442,6 +442,46 @@ describe('effects become single-collection writes, in order', () => {
     );
     expect(steps.map((s) => ('copy' in s ? 'copy' : s.coll.name))).toEqual(['my_dlq']);
   });
+
+  it("deleteRecord finds a record's rows in each table where the layout keeps them; versions only below belowOv when given", () => {
+    const all = planWrites([{ kind: 'deleteRecord', ns, id: 'a', tables: ['heads', 'versions', 'claims', 'outbox', 'pendingBlobs', 'deadLetters'] }], 'my_dlq');
+    expect(all.map((s) => ('copy' in s ? 'copy' : [s.coll.db, s.coll.name, s.op]))).toEqual([
+      ['rt_acme', 'orders_head', { deleteOne: { filter: { _id: { $eq: 'a' } } } }],
+      ['rt_acme', 'orders_ver', { deleteMany: { filter: { id: { $eq: 'a' } } } }],
+      ['rt_acme', 'orders_claims', { deleteMany: { filter: { id: { $eq: 'a' } } } }],
+      ['rt_acme', 'xronox_sync_outbox', { deleteOne: { filter: { _id: { $eq: 'orders/a' } } } }],
+      ['rt_acme', 'xronox_pending_blobs', { deleteMany: { filter: { coll: { $eq: 'orders' }, id: { $eq: 'a' } } } }],
+      ['rt_acme', 'my_dlq', { deleteOne: { filter: { _id: { $eq: 'orders/a' } } } }],
+    ]);
+    const pruned = planWrites([{ kind: 'deleteRecord', ns, id: 'a', tables: ['versions'], belowOv: 4 }], DLQ);
+    expect(bulkOf(pruned, 'orders_ver')).toEqual([{ deleteMany: { filter: { id: { $eq: 'a' }, ov: { $lt: 4 } } } }]);
+  });
+
+  it('dropBodies empties a head body or archives entries; counters add or set totals and windows; deleteCounters one window or all', () => {
+    const an = { dbName: 'an_acme', collection: 'orders' };
+    const steps = planWrites(
+      [
+        { kind: 'dropBodies', ns, id: 'a', ovs: null },
+        { kind: 'dropBodies', ns, id: 'a', ovs: [1, 2] },
+        { kind: 'counters', ...an, window: null, counts: { n: 2 }, add: true },
+        { kind: 'counters', ...an, window: 'day:2026-01-01', counts: { n: 5 }, add: false },
+        { kind: 'counters', ...an, window: 'day:2026-01-02', counts: {}, add: false },
+        { kind: 'deleteCounters', ...an, window: 'day:2026-01-01' },
+        { kind: 'deleteCounters', ...an, window: null },
+      ],
+      DLQ,
+    );
+    expect(bulkOf(steps, 'orders_head')).toEqual([{ updateOne: { filter: { _id: { $eq: 'a' } }, update: { $set: { body: '' } } } }]);
+    expect(bulkOf(steps, 'orders_ver')).toEqual([{ updateMany: { filter: { id: { $eq: 'a' }, ov: { $in: [1, 2] } }, update: { $set: { archived: true, body: null } } } }]);
+    expect(bulkOf(steps, 'orders_counter', 'an_acme')).toEqual([
+      { updateOne: { filter: { _id: { $eq: 'totals' } }, update: { $inc: { 'counts.n': 2 } }, upsert: true } },
+      { updateOne: { filter: { _id: { $eq: 'window:day:2026-01-01' } }, update: { $set: { 'counts.n': 5 } }, upsert: true } },
+      // A window set to no counts still exists afterwards, with none.
+      { updateOne: { filter: { _id: { $eq: 'window:day:2026-01-02' } }, update: { $setOnInsert: { counts: {} } }, upsert: true } },
+      { deleteOne: { filter: { _id: { $eq: 'window:day:2026-01-01' } } } },
+      { deleteMany: { filter: { $or: [{ _id: { $eq: 'totals' } }, { _id: { $gte: 'window:', $lt: 'window;' } }] } } },
+    ]);
+  });
 });
 
 describe('setting up a collection before its first write', () => {
