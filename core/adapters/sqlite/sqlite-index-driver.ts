@@ -273,27 +273,19 @@ export class SqliteIndexDriver implements IndexDriver {
         );
         return;
       }
-      case 'deleteRecord':
-        for (const table of e.tables) s.deleteOfRecord[table].run(db, coll, e.id, ...(table === 'versions' ? [e.belowOv ?? Infinity] : []));
-        return;
-      case 'dropBodies':
-        if (e.ovs === null) s.offloadHead.run(db, coll, e.id);
-        else for (const ov of e.ovs) s.markArchived.run(db, coll, e.id, ov);
-        return;
+      case 'deleteRecord': for (const t of e.tables) s.deleteOfRecord[t].run(db, coll, e.id, ...(t === 'versions' ? [e.belowOv ?? Infinity] : [])); return;
+      case 'dropBodies': if (e.ovs === null) s.offloadHead.run(db, coll, e.id); else for (const ov of e.ovs) s.markArchived.run(db, coll, e.id, ov); return;
       case 'putClaim': s.putClaim.run(db, coll, e.key, e.id); return;
       case 'putOutbox': s.markPending.run(db, coll, e.id, e.seq); return;
       case 'putPendingBlob': s.putPendingBlob.run(db, coll, e.blob.bucket, e.blob.key, e.id, e.blob.contentType, Buffer.from(e.blob.body)); return;
       case 'deletePendingBlobs': for (const b of e.keys) s.deletePendingBlob.run(db, coll, b.bucket, b.key); return;
       case 'putDeadLetter': s.putDeadLetter.run(db, coll, e.id, e.reason, e.failedAt); return;
       case 'counters': {
-        const put = s.counters[e.add ? 'add' : 'set'][e.window === null ? 0 : 1]!;
-        for (const name in e.counts) put.run(db, coll, ...(e.window === null ? [] : [e.window]), name, e.counts[name]);
+        const [totals, windows] = e.add ? s.addCounts : s.setCounts;
+        for (const name in e.counts) if (e.window === null) totals.run(db, coll, name, e.counts[name]); else windows.run(db, coll, e.window, name, e.counts[name]);
         return;
       }
-      case 'deleteCounters':
-        if (e.window !== null) s.deleteWindow.run(db, coll, e.window);
-        else for (const clear of s.clearCounters) clear.run(db, coll);
-        return;
+      case 'deleteCounters': if (e.window !== null) s.deleteWindow.run(db, coll, e.window); else for (const clear of s.clearCounters) clear.run(db, coll); return;
       case 'setCollectionVersion': s.setCollectionVersion.run(db, coll, e.cv); return;
       case 'putLock': s.putLock.run(db, coll, e.key, e.owner, Date.now() + e.leaseMs); return;
       case 'deleteLock': s.deleteLock.run(db, coll, e.key); return;

@@ -65,6 +65,8 @@ export function prepareStatements(db: Database.Database) {
   /** A statement of one column, whose rows are that column's values. */
   const v = (sql: string): SqliteStatement => db.prepare(sql).pluck();
   const byNs = (table: string) => p(`DELETE FROM ${table} WHERE db = ? AND coll = ?`);
+  const counts = (set?: (column: string) => string) => [p(upsert('counters', 'db, coll, name', 'value', set)), p(upsert('counter_windows', 'db, coll, win, name', 'value', set))] as const;
+  const ofRecord = (table: string, and = '') => p(`DELETE FROM ${table} WHERE db = ? AND coll = ? AND id = ?${and}`);
   return {
     // ---- reads
     getHead: p(`SELECT ${HEAD_FIELDS} FROM heads WHERE db = ? AND coll = ? AND id = ?`),
@@ -119,19 +121,17 @@ export function prepareStatements(db: Database.Database) {
     insertVersion: p(insert('versions', 'db, coll, id, ov, cv, op, at, actor, actor_id, actor_type, reason, deleted, size, body, archived, meta, hash')),
     markArchived: p('UPDATE versions SET archived = 1, body = NULL WHERE db = ? AND coll = ? AND id = ? AND ov = ?'),
     // A record's rows, table by table (`deleteRecord`); of its versions those below an ov.
-    deleteOfRecord: Object.fromEntries(Object.entries(RECORD_TABLES).map(([role, table]) =>
-      [role, p(`DELETE FROM ${table} WHERE db = ? AND coll = ? AND id = ?${role === 'versions' ? ' AND ov < ?' : ''}`)])) as Record<RecordTable, SqliteStatement>,
+    deleteOfRecord: { heads: ofRecord('heads'), versions: ofRecord('versions', ' AND ov < ?'), claims: ofRecord('unique_claims'), outbox: ofRecord('sync_outbox'),
+      pendingBlobs: ofRecord('pending_blobs'), deadLetters: ofRecord('sync_dead_letters') } satisfies Record<RecordTable, SqliteStatement>,
     putClaim: p(upsert('unique_claims', 'db, coll, key', 'id')),
     // An upsert keeps the row, and so its rowid: the outbox's queue order.
     markPending: p(upsert('sync_outbox', 'db, coll, id', 'seq')),
     putPendingBlob: p(upsert('pending_blobs', 'db, coll, bucket, key', 'id, content_type, body')),
     deletePendingBlob: p('DELETE FROM pending_blobs WHERE db = ? AND coll = ? AND bucket = ? AND key = ?'),
     putDeadLetter: p(upsert('sync_dead_letters', 'db, coll, id', 'reason, failed_at')),
-    // By (add, window): totals or one window, added to or set.
-    counters: {
-      add: [p(upsert('counters', 'db, coll, name', 'value', adding)), p(upsert('counter_windows', 'db, coll, win, name', 'value', adding))],
-      set: [p(upsert('counters', 'db, coll, name', 'value')), p(upsert('counter_windows', 'db, coll, win, name', 'value'))],
-    },
+    // Counts of the totals and of a window, added to or set.
+    addCounts: counts(adding),
+    setCounts: counts(),
     deleteWindow: p('DELETE FROM counter_windows WHERE db = ? AND coll = ? AND win = ?'),
     clearCounters: ['counters', 'counter_windows'].map(byNs),
     setCollectionVersion: p(upsert('collection_versions', 'db, coll', 'cv')),
@@ -155,7 +155,3 @@ export function prepareStatements(db: Database.Database) {
 
 export type Statements = ReturnType<typeof prepareStatements>;
 
-/** The table of each kind of a record's rows. */
-const RECORD_TABLES: Record<RecordTable, string> = {
-  heads: 'heads', versions: 'versions', claims: 'unique_claims', outbox: 'sync_outbox', pendingBlobs: 'pending_blobs', deadLetters: 'sync_dead_letters',
-};
