@@ -337,7 +337,10 @@ export class MemoryIndexDriver implements IndexDriver {
         const s = this.#write(e.ns, j);
         for (const table of e.tables) {
           if (table === 'versions') {
-            this.#updateVersions(e.ns, e.id, j, (own) => [...own.keys()].forEach((ov) => ov < (e.belowOv ?? Infinity) && own.delete(ov)));
+            const below = e.belowOv ?? Infinity;
+            this.#updateVersions(e.ns, e.id, j, (own) => {
+              for (const ov of own.keys()) if (ov < below) own.delete(ov);
+            });
           } else if (table === 'claims' || table === 'pendingBlobs') {
             // Rows keyed otherwise (claim key, object key) that name the record.
             const rows: Map<string, string | { id: string }> = table === 'claims' ? s.claims : s.blobs;
@@ -381,6 +384,7 @@ export class MemoryIndexDriver implements IndexDriver {
       }
       case 'counters': {
         const s = this.#write(e, j);
+        // The totals are changed name by name; a window's counts as a copy, put back whole.
         const counts = e.window === null ? s.counters : new Map(s.windows.get(e.window));
         for (const [name, n] of Object.entries(e.counts)) j.set(counts, name, (e.add ? (counts.get(name) ?? 0) : 0) + n);
         return e.window === null ? undefined : j.set(s.windows, e.window, counts);
