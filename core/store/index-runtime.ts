@@ -27,6 +27,7 @@ import type {
   VersionRow,
   VersionSummary,
 } from '../contracts/index-store.js';
+import { CommitQueue } from './group-commit.js';
 import * as plans from './plans.js';
 
 /** A database name no store can hold (names are checked long before they reach one): `ping`'s default. */
@@ -44,6 +45,8 @@ export class IndexRuntime implements IndexStore {
   readonly name: string;
   readonly capabilities: IndexStoreCapabilities;
   readonly #driver: IndexDriver;
+  /** Record commits, grouped into shared transactions (`group-commit.ts`). */
+  readonly #commits: CommitQueue;
 
   static of(driver: IndexDriver): IndexRuntime {
     return new IndexRuntime(driver);
@@ -53,6 +56,7 @@ export class IndexRuntime implements IndexStore {
     this.#driver = driver;
     this.name = driver.name;
     this.capabilities = { multiProcess: driver.multiProcess };
+    this.#commits = new CommitQueue((tx) => driver.transact(tx));
   }
 
   /** Connects the driver (the guard calls it once, before the first other call). */
@@ -67,7 +71,7 @@ export class IndexRuntime implements IndexStore {
   }
 
   async commit(ns: Namespace, batch: CommitBatch): Promise<CommitResult> {
-    return this.#driver.transact(plans.commit(ns, batch));
+    return this.#commits.commit(ns, batch);
   }
 
   async getVersion(ns: Namespace, id: string, ov: number): Promise<VersionRow | null> {
@@ -334,6 +338,8 @@ export class IndexRuntime implements IndexStore {
   }
 
   async close(): Promise<void> {
+    // Commits already accepted are answered before the connection goes.
+    await this.#commits.settled();
     await this.#driver.close();
   }
 }
