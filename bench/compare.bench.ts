@@ -256,7 +256,7 @@ console.log();
 
 const CONCURRENT_BYTES = 1024;
 const bySize: Array<[number, SideResult[]]> = [];
-let concurrent: ConcurrentResult[] = [];
+let concurrent: ConcurrentResult[];
 try {
   for (const bytes of SIZES) bySize.push([bytes, await runSize(bytes)]);
   log(`${sizeLabel(CONCURRENT_BYTES)}, ${CLIENTS} clients at once: every versioned side, ${N} timed updates and ${QUERIES} getAsOf each`);
