@@ -18,9 +18,11 @@ import * as plans from './plans.js';
  * a server connection lost with the outcome unknown), every commit of the group fails with that
  * error: none is acknowledged.
  *
- * Only record commits are grouped; they all have the default durability (`'always'`), so a group
+ * Record commits are grouped; they all have the default durability (`'always'`), so a group
  * never mixes durability levels. The rows a commit's plan reads are heads, claims, upload intents
- * and collection versions; the group reads the union of its members' reads.
+ * and collection versions; the group reads the union of its members' reads. Completed syncs of
+ * the background blob sync (durability `'never'`) are grouped too, in a queue of their own, one
+ * per record in a group (`completedSyncGroup`). Leases and the rest go to the driver alone.
  */
 
 /** How much one group may carry: a group stays a transaction any backend can hold. */
@@ -35,26 +37,33 @@ export interface GroupLimits {
 
 export const DEFAULT_GROUP_LIMITS: GroupLimits = { members: 64, writes: 1_000, bytes: 8 * 1024 * 1024 };
 
-interface Member {
-  readonly ns: Namespace;
-  readonly batch: CommitBatch;
+/** A queued item with its weight and its promise's settlers. */
+interface Waiting<I, R> {
+  readonly item: I;
   readonly writes: number;
   readonly bytes: number;
-  resolve(result: CommitResult): void;
+  readonly key: string | undefined;
+  resolve(result: R): void;
   reject(err: unknown): void;
 }
 
 /** What a member of a group transaction got: its own result, its own error, or `alone` (its plan took a further step). */
-export type MemberOutcome = { readonly result: CommitResult } | { readonly error: unknown } | 'alone';
+export type MemberOutcome<R = CommitResult> = { readonly result: R } | { readonly error: unknown } | 'alone';
 
-/** A group transaction: the members' outcomes, in order. `group` is the number of commits it carries. */
+/** A group transaction of commits: the members' outcomes, in order. `group` is the number of commits it carries. */
 export type GroupTransaction = Transaction<MemberOutcome[]> & { readonly group: number };
+
+/** A record commit waiting for its group. */
+export interface CommitItem {
+  readonly ns: Namespace;
+  readonly batch: CommitBatch;
+}
 
 /**
  * One transaction deciding every commit of `members` in order (see above). Its `decide` is pure
  * (a driver may call it again when it retries a transaction that lost a race).
  */
-export function commitGroup(members: ReadonlyArray<{ ns: Namespace; batch: CommitBatch }>): GroupTransaction {
+export function commitGroup(members: readonly CommitItem[]): GroupTransaction {
   const txs = members.map((m) => plans.commit(m.ns, m.batch));
   return {
     group: members.length,
@@ -141,28 +150,87 @@ class RowsView {
   }
 }
 
+/** A record's completed sync (`SyncOutbox.completeSync`) waiting for its group. */
+export interface CompletedSyncItem {
+  readonly ns: Namespace;
+  readonly id: string;
+  readonly done: Parameters<typeof plans.completeSync>[2];
+}
+
 /**
- * The commits of one index store, grouped (see above): at most one group in flight; what arrives
- * meanwhile, or in the same turn of the event loop, waits for the next group.
+ * Completed syncs of several records as one transaction: the blob sync finishes records side by
+ * side, and each marks its versions archived and clears its outbox entry. A group never holds
+ * two of one record (the queue keeps them apart), so each is decided on rows no other member
+ * changes, exactly as alone. They all have the same durability (`'never'`: a crash that undoes
+ * one leaves the record queued, and its objects are written again).
  */
-export class CommitQueue {
+export function completedSyncGroup(members: readonly CompletedSyncItem[]): Transaction<Array<MemberOutcome<boolean>>> & { readonly completedSyncs: number } {
+  const txs = members.map((m) => plans.completeSync(m.ns, m.id, m.done));
+  const durability = txs[0]?.durability;
+  if (txs.some((tx) => tx.durability !== durability)) throw new Error('Completed syncs of different durability cannot share a transaction');
+  return {
+    completedSyncs: members.length,
+    reads: unionReads(txs.map((tx) => tx.reads)),
+    ...(durability === undefined ? {} : { durability }),
+    decide(rows) {
+      const effects: Effect[] = [];
+      const result = txs.map((tx): MemberOutcome<boolean> => {
+        let outcome;
+        try {
+          outcome = tx.decide(rows);
+        } catch (error) {
+          return { error };
+        }
+        if (!isDecision(outcome)) return 'alone';
+        effects.push(...outcome.effects);
+        return { result: outcome.result };
+      });
+      return { effects, result };
+    },
+  };
+}
+
+/** How a queue turns its items into transactions (see `GroupQueue`). */
+export interface Grouping<I, R> {
+  /** One item as its own transaction (a group of one, or an item whose plan took a further step). */
+  alone(item: I): Transaction<R>;
+  /** Several items as one transaction, each answered alone. */
+  group(items: readonly I[]): Transaction<Array<MemberOutcome<R>>>;
+  /** What an item weighs against the limits. */
+  weight(item: I): { writes: number; bytes: number };
+  /** Items of one key never share a group (their plans would read rows an earlier one changes). */
+  key?(item: I): string;
+}
+
+/** The weight of a commit: its record writes and the size of their bodies. */
+export function commitWeight(item: CommitItem): { writes: number; bytes: number } {
+  let bytes = 0;
+  for (const w of item.batch.writes) bytes += (w.head?.body.length ?? 0) + (w.version?.body.length ?? 0);
+  return { writes: item.batch.writes.length, bytes };
+}
+
+/**
+ * Transactions of one index store, grouped (see above): at most one group in flight; what
+ * arrives meanwhile, or in the same turn of the event loop, waits for the next group.
+ */
+export class GroupQueue<I, R> {
   readonly #transact: <T>(tx: Transaction<T>) => Promise<T>;
+  readonly #grouping: Grouping<I, R>;
   readonly #limits: GroupLimits;
-  #waiting: Member[] = [];
+  #waiting: Array<Waiting<I, R>> = [];
   #busy = false;
   #idle: Array<() => void> = [];
 
-  constructor(transact: <T>(tx: Transaction<T>) => Promise<T>, limits: GroupLimits = DEFAULT_GROUP_LIMITS) {
+  constructor(transact: <T>(tx: Transaction<T>) => Promise<T>, grouping: Grouping<I, R>, limits: GroupLimits = DEFAULT_GROUP_LIMITS) {
     this.#transact = transact;
+    this.#grouping = grouping;
     this.#limits = limits;
   }
 
-  commit(ns: Namespace, batch: CommitBatch): Promise<CommitResult> {
-    return new Promise<CommitResult>((resolve, reject) => {
-      const writes = batch.writes.length;
-      let bytes = 0;
-      for (const w of batch.writes) bytes += (w.head?.body.length ?? 0) + (w.version?.body.length ?? 0);
-      this.#waiting.push({ ns, batch, writes, bytes, resolve, reject });
+  submit(item: I): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      const { writes, bytes } = this.#grouping.weight(item);
+      this.#waiting.push({ item, writes, bytes, key: this.#grouping.key?.(item), resolve, reject });
       if (!this.#busy) {
         this.#busy = true;
         // The turn's other writers join: a writer that gets its answer and writes again does so
@@ -184,28 +252,33 @@ export class CommitQueue {
     for (const wake of this.#idle.splice(0)) wake();
   }
 
-  /** The next group: the oldest commits, as many as the limits allow (at least one). */
-  #take(): Member[] {
+  /** The next group: the oldest items, as many as the limits allow (at least one), up to a second item of one key. */
+  #take(): Array<Waiting<I, R>> {
     const limits = this.#limits;
+    const keys = new Set<string>();
     let [n, writes, bytes] = [0, 0, 0];
     for (const m of this.#waiting) {
       if (n > 0 && (n + 1 > limits.members || writes + m.writes > limits.writes || bytes + m.bytes > limits.bytes)) break;
+      if (m.key !== undefined) {
+        if (keys.has(m.key)) break;
+        keys.add(m.key);
+      }
       [n, writes, bytes] = [n + 1, writes + m.writes, bytes + m.bytes];
     }
     return this.#waiting.splice(0, n);
   }
 
-  async #run(group: Member[]): Promise<void> {
+  async #run(group: Array<Waiting<I, R>>): Promise<void> {
     if (group.length === 1) return this.#alone(group[0]!);
-    let outcomes: MemberOutcome[];
+    let outcomes: Array<MemberOutcome<R>>;
     try {
-      outcomes = await this.#transact(commitGroup(group));
+      outcomes = await this.#transact(this.#grouping.group(group.map((m) => m.item)));
     } catch (err) {
       // The transaction failed as a whole: nothing of it is committed, or its outcome is unknown.
       for (const m of group) m.reject(err);
       return;
     }
-    const alone: Member[] = [];
+    const alone: Array<Waiting<I, R>> = [];
     outcomes.forEach((outcome, i) => {
       const m = group[i]!;
       if (outcome === 'alone') alone.push(m);
@@ -215,9 +288,9 @@ export class CommitQueue {
     for (const m of alone) await this.#alone(m);
   }
 
-  async #alone(m: Member): Promise<void> {
+  async #alone(m: Waiting<I, R>): Promise<void> {
     try {
-      m.resolve(await this.#transact(plans.commit(m.ns, m.batch)));
+      m.resolve(await this.#transact(this.#grouping.alone(m.item)));
     } catch (err) {
       m.reject(err);
     }

@@ -220,6 +220,22 @@ export function indexStoreConformance(
         expect(cvs).toEqual([2, 3, 4, 5, 6, 7]);
       });
 
+      it('completed syncs issued together: each record is archived and leaves the outbox; a second one of a record finds its seq gone', async () => {
+        const ns = freshNs();
+        const ids = Array.from({ length: 5 }, () => randomUUID());
+        const seqs = await commitOk(ns, ids.map((id) => create(id)));
+        const results = await Promise.all([
+          ...ids.map((id, i) => store.completeSync(ns, id, { archivedOvs: [1], seq: seqs[i]! })),
+          store.completeSync(ns, ids[0]!, { archivedOvs: [1], seq: seqs[0]! }),
+        ]);
+        expect(results).toEqual([true, true, true, true, true, false]);
+        expect(await store.listPendingSync(ns.dbName, { limit: 10 })).toEqual([]);
+        for (const id of ids) {
+          expect(await store.listUnarchived(ns, id)).toEqual([]);
+          expect(await store.getVersion(ns, id, 1)).toMatchObject({ archived: true });
+        }
+      });
+
       it('concurrent writers in several namespaces each count their own collection versions', async () => {
         const spaces = [freshNs(), freshNs(), freshNs()];
         const results = await Promise.all(spaces.flatMap((ns) => [0, 1, 2].map(() => store.commit(ns, { writes: [create(randomUUID())] }))));

@@ -123,3 +123,38 @@ describe('group commit', () => {
     expect((await pending).map((r) => r.ok)).toEqual([true, true, true]);
   });
 });
+
+describe('group commit of completed syncs', () => {
+  it('completed syncs of different records share one transaction; two of one record never do, and each is answered as alone', async () => {
+    const driver = new MemoryIndexDriver();
+    const transact = driver.transact.bind(driver);
+    const groups: string[] = [];
+    const counted = new Proxy(driver, {
+      get: (target, property) => {
+        if (property === 'transact') {
+          return <T>(tx: Transaction<T>) => {
+            const t = tx as { group?: number; completedSyncs?: number };
+            groups.push(t.completedSyncs !== undefined ? `syncs:${t.completedSyncs}` : t.group !== undefined ? `commits:${t.group}` : 'alone');
+            return transact(tx);
+          };
+        }
+        const value: unknown = Reflect.get(target, property, target);
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    }) as IndexDriver;
+    const store = IndexRuntime.of(counted);
+    const space = ns();
+    const ids = Array.from({ length: 6 }, () => randomUUID());
+    const cvs = await Promise.all(ids.map((id) => store.commit(space, { writes: [create(id)] })));
+    const seqs = cvs.map((r) => (r.ok ? r.cvs[0]! : -1));
+    const results = await Promise.all([
+      ...ids.map((id, i) => store.completeSync(space, id, { archivedOvs: [0], seq: seqs[i]! })),
+      // The first record again: its outbox entry is gone by then, as if its sync had run twice.
+      store.completeSync(space, ids[0]!, { archivedOvs: [], seq: seqs[0]! }),
+    ]);
+    expect(results).toEqual([true, true, true, true, true, true, false]);
+    expect(groups).toEqual(['commits:6', 'syncs:6', 'alone']);
+    expect(await store.listPendingSync(space.dbName, { limit: 10 })).toEqual([]);
+    for (const id of ids) expect((await store.listUnarchived(space, id)).map((v) => v.ov)).toEqual([]);
+  });
+});
