@@ -37,6 +37,10 @@ export interface GroupLimits {
 
 export const DEFAULT_GROUP_LIMITS: GroupLimits = { members: 64, writes: 1_000, bytes: 8 * 1024 * 1024 };
 
+/** After the current turn of the event loop: Node's check phase, or a zero timer where a runtime has no `setImmediate`. */
+const afterThisTurn: (run: () => void) => void =
+  typeof globalThis.setImmediate === 'function' ? (run) => void globalThis.setImmediate(run) : (run) => void setTimeout(run, 0);
+
 /** A queued item with its weight and its promise's settlers. */
 interface Waiting<I, R> {
   readonly item: I;
@@ -235,7 +239,7 @@ export class GroupQueue<I, R> {
         this.#busy = true;
         // The turn's other writers join: a writer that gets its answer and writes again does so
         // in microtasks, which all run before the check phase.
-        setImmediate(() => void this.#drain());
+        afterThisTurn(() => void this.#drain());
       }
     });
   }
