@@ -35,6 +35,13 @@ export interface IndexDriver {
   /** Several OS processes may share the store safely. */
   readonly multiProcess: boolean;
   /**
+   * `true`: transactions on different namespaces run side by side (a server's row locks), so the
+   * runtime groups record commits per namespace and one tenant's commits never wait for
+   * another's. Default `false`: one writer at a time (SQLite's file lock), so every namespace's
+   * commits share one group queue.
+   */
+  readonly concurrentNamespaces?: boolean;
+  /**
    * `false`: `replaceCollections` (a backup restore) runs one transaction per collection, because
    * a whole restore may exceed what one transaction of the backend can hold (MongoDB's lifetime
    * and size limits). Default: one transaction for all of it.

@@ -214,6 +214,44 @@ export function commitWeight(item: CommitItem): { writes: number; bytes: number 
 }
 
 /**
+ * One `GroupQueue` per key (a namespace), made when a key's first item comes and dropped once
+ * it is idle, so that groups of different keys go to the driver side by side.
+ */
+export class KeyedGroupQueues<I, R> {
+  readonly #queues = new Map<string, GroupQueue<I, R>>();
+  readonly #make: () => GroupQueue<I, R>;
+  readonly #keyOf: (item: I) => string;
+
+  constructor(make: () => GroupQueue<I, R>, keyOf: (item: I) => string) {
+    this.#make = make;
+    this.#keyOf = keyOf;
+  }
+
+  submit(item: I): Promise<R> {
+    const key = this.#keyOf(item);
+    let queue = this.#queues.get(key);
+    if (!queue) {
+      const made = this.#make();
+      this.#queues.set(key, (queue = made));
+      // Forget the queue once it has drained, unless a newer one took its key meanwhile.
+      const forget = (): void =>
+        void made.settled().then(() => {
+          if (this.#queues.get(key) !== made) return;
+          if (made.idle) this.#queues.delete(key);
+          else forget();
+        });
+      queueMicrotask(forget);
+    }
+    return queue.submit(item);
+  }
+
+  /** Resolves once no queue has anything waiting or in flight. */
+  async settled(): Promise<void> {
+    while (this.#queues.size > 0) await Promise.all([...this.#queues.values()].map((q) => q.settled()));
+  }
+}
+
+/**
  * Transactions of one index store, grouped (see above): at most one group in flight; what
  * arrives meanwhile, or in the same turn of the event loop, waits for the next group.
  */
@@ -242,6 +280,11 @@ export class GroupQueue<I, R> {
         afterThisTurn(() => void this.#drain());
       }
     });
+  }
+
+  /** Nothing waits and no group is in flight. */
+  get idle(): boolean {
+    return !this.#busy;
   }
 
   /** Resolves once nothing waits and no group is in flight (closing waits for it). */

@@ -1,4 +1,4 @@
-import { type IndexDriver, refKey, type Transaction } from '../contracts/index-driver.js';
+import { type IndexDriver, nsKey, refKey, type Transaction } from '../contracts/index-driver.js';
 import type {
   ActorQuery,
   AsOfQuery,
@@ -27,7 +27,7 @@ import type {
   VersionRow,
   VersionSummary,
 } from '../contracts/index-store.js';
-import { type CommitItem, commitGroup, commitWeight, type CompletedSyncItem, completedSyncGroup, GroupQueue } from './group-commit.js';
+import { type CommitItem, commitGroup, commitWeight, type CompletedSyncItem, completedSyncGroup, GroupQueue, KeyedGroupQueues } from './group-commit.js';
 import * as plans from './plans.js';
 
 /** A database name no store can hold (names are checked long before they reach one): `ping`'s default. */
@@ -45,8 +45,8 @@ export class IndexRuntime implements IndexStore {
   readonly name: string;
   readonly capabilities: IndexStoreCapabilities;
   readonly #driver: IndexDriver;
-  /** Record commits, grouped into shared transactions (`group-commit.ts`). */
-  readonly #commits: GroupQueue<CommitItem, CommitResult>;
+  /** Record commits, grouped into shared transactions (`group-commit.ts`): one queue, or one per namespace. */
+  readonly #commits: GroupQueue<CommitItem, CommitResult> | KeyedGroupQueues<CommitItem, CommitResult>;
   /** Completed syncs of different records, grouped likewise. */
   readonly #completedSyncs: GroupQueue<CompletedSyncItem, boolean>;
 
@@ -59,7 +59,9 @@ export class IndexRuntime implements IndexStore {
     this.name = driver.name;
     this.capabilities = { multiProcess: driver.multiProcess };
     const transact = <T>(tx: Transaction<T>): Promise<T> => driver.transact(tx);
-    this.#commits = new GroupQueue<CommitItem, CommitResult>(transact, { alone: (m) => plans.commit(m.ns, m.batch), group: commitGroup, weight: commitWeight });
+    const commitQueue = () =>
+      new GroupQueue<CommitItem, CommitResult>(transact, { alone: (m) => plans.commit(m.ns, m.batch), group: commitGroup, weight: commitWeight });
+    this.#commits = driver.concurrentNamespaces ? new KeyedGroupQueues(commitQueue, (m) => nsKey(m.ns)) : commitQueue();
     this.#completedSyncs = new GroupQueue<CompletedSyncItem, boolean>(transact, {
       alone: (m) => plans.completeSync(m.ns, m.id, m.done),
       group: completedSyncGroup,

@@ -13,11 +13,21 @@ import { IndexRuntime } from '../../core/store/index-runtime.js';
  */
 
 /** The reference driver, counting its transactions and the commits each carried, and failing the next one when told. */
-function countingDriver() {
+function countingDriver(options: { concurrentNamespaces?: boolean } = {}) {
   const driver = new MemoryIndexDriver();
   const groups: number[] = [];
+  let [inFlight, mostInFlight] = [0, 0];
   let failNext: Error | undefined;
-  const transact = driver.transact.bind(driver);
+  const transact = async <T>(tx: Transaction<T>): Promise<T> => {
+    mostInFlight = Math.max(mostInFlight, ++inFlight);
+    try {
+      // A server's transaction takes a few turns; the memory driver's would take none.
+      for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+      return await driver.transact(tx);
+    } finally {
+      inFlight--;
+    }
+  };
   const own = {
     async transact<T>(tx: Transaction<T>): Promise<T> {
       groups.push((tx as { group?: number }).group ?? 1);
@@ -34,11 +44,12 @@ function countingDriver() {
   const counted = new Proxy(driver, {
     get: (target, property) => {
       if (property === 'transact') return own.transact;
+      if (property === 'concurrentNamespaces') return options.concurrentNamespaces;
       const value: unknown = Reflect.get(target, property, target);
       return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
     },
   }) as IndexDriver;
-  return { store: IndexRuntime.of(counted), groups, failNextWith: (err: Error) => (failNext = err) };
+  return { store: IndexRuntime.of(counted), groups, mostInFlight: () => mostInFlight, failNextWith: (err: Error) => (failNext = err) };
 }
 
 const ns = (): Namespace => ({ dbName: 'db', collection: `c_${randomUUID().slice(0, 8)}` });
@@ -72,6 +83,26 @@ describe('group commit', () => {
     const second = Promise.all([0, 1, 2].map(() => store.commit(space, { writes: [create(randomUUID())] })));
     await Promise.all([first, second]);
     expect(groups).toEqual([2, 3]);
+  });
+
+  it('one writer at a time (SQLite): commits of different namespaces share the one queue and its groups', async () => {
+    const { store, groups, mostInFlight } = countingDriver();
+    const [a, b] = [ns(), ns()];
+    await Promise.all([a, b, a, b].map((space) => store.commit(space, { writes: [create(randomUUID())] })));
+    expect(groups).toEqual([4]);
+    expect(mostInFlight()).toBe(1);
+  });
+
+  it('a driver whose namespaces commit side by side (a server) gets a group per namespace, in flight together', async () => {
+    const { store, groups, mostInFlight } = countingDriver({ concurrentNamespaces: true });
+    const [a, b] = [ns(), ns()];
+    const results = await Promise.all([a, b, a, b, a].map((space) => store.commit(space, { writes: [create(randomUUID())] })));
+    expect(results.map((r) => r.ok && r.cvs)).toEqual([[0], [0], [1], [1], [2]]);
+    expect(groups.sort()).toEqual([2, 3]);
+    expect(mostInFlight()).toBe(2);
+    // A namespace's queue is dropped once idle and made again on its next commit.
+    await store.commit(a, { writes: [create(randomUUID())] });
+    expect(groups).toHaveLength(3);
   });
 
   it('a group holds at most 64 commits and 1,000 writes; the rest waits for the next', async () => {

@@ -49,6 +49,7 @@ export interface MongoIndexDriverOptions {
 export class MongoIndexDriver implements IndexDriver {
   readonly name = 'mongodb';
   readonly multiProcess = true;
+  readonly concurrentNamespaces = true;
   /** A restore may exceed one transaction's limits (60 s, its size): replaced collection by collection. */
   readonly replacesInOneTransaction = false;
   readonly importLimit = IMPORT_LIMIT;

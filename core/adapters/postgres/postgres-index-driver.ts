@@ -67,6 +67,7 @@ const MAX_CONNECT_ATTEMPTS = 3;
 export class PostgresIndexDriver extends PostgresIndexReads implements IndexDriver {
   readonly name = 'postgres';
   readonly multiProcess = true;
+  readonly concurrentNamespaces = true;
   readonly #lockTimeoutMs: number;
   readonly #maxAttempts: number;
   #checked = false;
