@@ -12,7 +12,7 @@ import { checkLimit, checkOptions, checkOv, checkProjection, checkSort, decodePa
 import type { ActorChange, EntityMapping, HistoryEntry, ListOptions, ListResult, QueryOptions, QueryResult, VersionRecord, XronoxRecord } from '../collection-types.js';
 import { checkTtl, type PresentOptions } from '../content.js';
 import { type Data, readPath } from '../documents.js';
-import { legacyPending, sealProblem } from '../hash-chain.js';
+import { digestOf, legacyPending, parseSeal, sealProblem } from '../hash-chain.js';
 import { actorId, checkActor } from '../lineage.js';
 import { versionFields } from '../tamper-check.js';
 import { checkMappings, type RecordAccess, toRecord } from './record-access.js';
@@ -58,6 +58,7 @@ export class RecordReads {
     checkOptions(options, ['includeDeleted', ...PRESENT_KEYS], 'options', 'getAsOf');
     checkTtl(options.ttlSeconds);
     const row = await this.#access.index.findVersionAt(this.#access.ns, id, { at: instant });
+    if (row) await this.#checkSuccessor(row, instant);
     if (!row || (row.deleted && !options.includeDeleted)) return null;
     return this.#access.present(await this.#access.versionRecord<T>(row), options);
   }
@@ -190,6 +191,24 @@ export class RecordReads {
       if (entity) data[m.property] = { id: entity.id, ...entity.data };
     }
     return { ...record, data: data as T, entities };
+  }
+
+  /**
+   * The version found for a point in time is the answer only if the next one came later: a
+   * deleted next entry, or one whose time column was moved, would make an older version look
+   * current then. One more lookup, by primary key.
+   */
+  async #checkSuccessor(row: VersionRow, at: string): Promise<void> {
+    const { index, ns } = this.#access;
+    const next = await index.getVersion(ns, row.id, row.ov + 1);
+    if (next) {
+      if (next.at <= at) throw this.#access.tampered(row.id, row.ov + 1, 'its time column does not follow the version found for that time');
+      const seal = next.hash === null ? null : parseSeal(next.hash);
+      if (seal?.format === 2 && seal.previous !== digestOf(row.hash)) throw this.#access.tampered(row.id, row.ov + 1, `it does not link to version ${row.ov}`);
+      return;
+    }
+    const head = await index.getHead(ns, row.id);
+    if (head && head.ov > row.ov) throw this.#access.tampered(row.id, row.ov + 1, `version ${row.ov + 1} is missing`);
   }
 
   /**
