@@ -45,8 +45,8 @@ export class RecordVerify {
     assertName('id', id);
     const head = await this.#access.index.getHead(this.#access.ns, id);
     if (!head) throw new NotFoundError(`Record ${id} does not exist in ${this.#access.route.label}`);
-    const { head: _head, ...report } = await this.chain(head);
-    return report;
+    const { id: checkedId, ok, checked, brokenAt } = await this.chain(head);
+    return { id: checkedId, ok, checked, brokenAt };
   }
 
   /** Verifies one record's chain from its head. */
