@@ -20,6 +20,7 @@ import { BlobSync, DEFAULT_CLOSE_MS, type SyncErrorSource, type SyncReport } fro
 import { Collection, type ParsedCounterRule } from './engine/collection.js';
 import { DEFAULT_MAX_CONTENT_BYTES } from './engine/content.js';
 import { sweepUploads, uploadStaleMs, type UploadSweepReport } from './engine/content-uploads.js';
+import { type DigestKey, digestKey } from './engine/digests.js';
 import { COUNTER_WINDOW_GRANULARITIES, windowGranularities } from './engine/counter-windows.js';
 import { type Data, DEFAULT_MAX_DOCUMENT_BYTES } from './engine/documents.js';
 import { readTiers, type TieredReadOptions, type TieredReadResult } from './engine/tiered-read.js';
@@ -252,6 +253,8 @@ export class Xronox implements JobHost, DocumentHost {
       deferVersions: this.#deferVersions,
       counterRules: this.#counterRules,
       counterWindows: this.#counterWindows,
+      verifyReads: this.config.integrity?.verifyReads !== false,
+      ...(this.#digestKey ? { digestKey: this.#digestKey } : {}),
       sibling: (collection) => this.#collection(this.#router.resolve({ ...routeRequestOf(route), collection })),
     });
   }
@@ -382,6 +385,22 @@ export class Xronox implements JobHost, DocumentHost {
   }
 
   /** `limits.maxUploadSeconds`: how old an upload intent must be before a cleanup may take it. */
+  /** `integrity.digestKey`, parsed once (a key that does not parse is a ConfigError at first use). */
+  get #digestKey(): DigestKey | undefined {
+    const secret = this.config.integrity?.digestKey;
+    if (secret === undefined) return undefined;
+    if (this.#parsedDigestKey === undefined) {
+      try {
+        this.#parsedDigestKey = digestKey(secret, this.config.integrity?.digestKeyId);
+      } catch (err) {
+        throw new ConfigError([{ path: 'integrity.digestKey', message: `is not an Ed25519 private key in PEM (PKCS#8) nor an HMAC secret: ${err instanceof Error ? err.message : String(err)}` }]);
+      }
+    }
+    return this.#parsedDigestKey;
+  }
+
+  #parsedDigestKey: DigestKey | undefined;
+
   get #uploadStaleMs(): number {
     return uploadStaleMs(this.config);
   }

@@ -27,7 +27,7 @@ function findFiles(root: string, suffix: string): string[] {
 }
 
 /** A record with five versions (ov 0..4), archived to version files, and handles on its storage. */
-async function world() {
+async function world(integrity?: { digestKey: string; digestKeyId?: string }) {
   const dir = tempDir('xronox-tamper');
   dirs.push(dir);
   const sqlitePath = join(dir.path, 'x.sqlite');
@@ -35,6 +35,7 @@ async function world() {
     dbConnections: { local: { sqlitePath } },
     localStorage: { basePath: join(dir.path, 'blobs'), enabled: true },
     databases: { runtime: { tenantDatabases: [{ tenantId: 'acme', dbConnRef: 'local', dbName: 'rt_acme' }] } },
+    ...(integrity ? { integrity } : {}),
   });
   const orders = x.with({ databaseType: 'runtime', tier: 'tenant', tenantId: 'acme', collection: 'orders' });
   const { id } = await orders.create({ status: 's0', total: 0 }, 'alice', 'opened');
@@ -65,7 +66,7 @@ async function world() {
     edit(doc);
     writeFileSync(file, JSON.stringify(doc));
   };
-  return { x, orders, id, other, times, versionFile, currentFile, sql, editJson };
+  return { x, orders, id, other, times, versionFile, currentFile, sql, editJson, blobs: join(dir.path, 'blobs'), dir: dir.path };
 }
 
 type World = Awaited<ReturnType<typeof world>>;

@@ -28,9 +28,11 @@ export interface VerifyOptions {
   onProgress?: (progress: { records: number; versions: number; findings: number }) => void;
 }
 
-/** One record's chain as verify saw it: its report, and its head as hashed (for digests). */
+/** One record's chain as verify saw it: its report, its head, and its chain head as of a cv (for digests). */
 export interface ChainResult extends VerifyReport {
   head: HeadRow;
+  /** For each cv asked (`chain(head, cvs)`), the newest version with cv ≤ it; `null` when none. */
+  asOf: Array<{ ov: number; hash: string } | null>;
 }
 
 export class RecordVerify {
@@ -50,7 +52,8 @@ export class RecordVerify {
   }
 
   /** Verifies one record's chain from its head. */
-  async chain(head: HeadRow): Promise<ChainResult> {
+  async chain(head: HeadRow, asOfCvs: readonly number[] = []): Promise<ChainResult> {
+    const asOf: Array<{ ov: number; hash: string } | null> = asOfCvs.map(() => null);
     const { index, ns } = this.#access;
     const id = head.id;
     let broken: BrokenLink | null = null;
@@ -77,6 +80,7 @@ export class RecordVerify {
       const rows = await index.listVersions(ns, id, { limit: VERIFY_PAGE, ...(before !== undefined ? { beforeOv: before } : {}) });
       for (const row of rows) {
         checked++;
+        for (let i = 0; i < asOfCvs.length; i++) if (asOf[i] === null && row.cv <= asOfCvs[i]!) asOf[i] = { ov: row.ov, hash: row.hash };
         const doc = await this.#document(row, flag);
         const entry = { row, doc };
         if (pending) link(pending, row);
@@ -88,7 +92,7 @@ export class RecordVerify {
     }
     if (pending) link(pending, undefined);
     await this.#checkHead(head, newest, flag);
-    return { id, ok: broken === null, checked, brokenAt: broken, head };
+    return { id, ok: broken === null, checked, brokenAt: broken, head, asOf };
   }
 
   async verifyCollection(options: VerifyOptions = {}): Promise<CollectionVerifyReport & { findings: number }> {
@@ -110,7 +114,7 @@ export class RecordVerify {
   }
 
   /** Every record's chain, verified, in id order (what a digest is computed over). */
-  async *chains(): AsyncGenerator<ChainResult> {
+  async *chains(asOfCvs: readonly number[] = []): AsyncGenerator<ChainResult> {
     const { index, ns } = this.#access;
     let afterId: string | undefined;
     for (;;) {
@@ -119,7 +123,7 @@ export class RecordVerify {
       for (const id of ids) {
         const head = await index.getHead(ns, id);
         // Removed (hard delete) since the page was read: nothing left to verify.
-        if (head) yield await this.chain(head);
+        if (head) yield await this.chain(head, asOfCvs);
       }
       afterId = ids[ids.length - 1];
     }
