@@ -6,6 +6,7 @@
  *   xronox backup restore --db <dbName> --date <YYYY-MM-DD> [--snapshot <id>] [--collection <name>]... [--replace] [--wait] [--config <file>] [--quiet]
  *   xronox migrate [<type>|all] [--tenant <id>]... [--config <file>]
  *   xronox verify [--db <dbName>]... [--collection <name>]... [--config <file>] [--quiet]
+ *   xronox digest [--db <dbName>]... [--collection <name>]... [--config <file>]
  *   xronox hash-key --id <id> --role <read|write|admin> [--tenant <id>]... [--domain <name>]... [--generic]
  *   xronox [<command>] --help | --version
  *
@@ -85,6 +86,16 @@ on any finding. Memory stays flat however long the histories are.`,
   --collection  only these collections (repeat for several)
 ${CONFIG_OPTION}
   --quiet       no progress on stderr (findings and the JSON report stay)`,
+  },
+  digest: {
+    synopsis: 'xronox digest [--db <dbName>]... [--collection <name>]... [--config <file>]',
+    about: `Takes a signed digest of every collection of the versioned databases (or those --db names) and writes it
+to the backups bucket (digests/{dbName}/{collection}/{time}.json); run it on a schedule (cron). Needs
+integrity.digestKey. A collection that fails verification gets no digest: it is named on stderr and
+the exit code is 1. The report (JSON) goes to stdout.`,
+    options: `  --db          only these databases (repeat for several; default: every versioned database)
+  --collection  only these collections (repeat for several)
+${CONFIG_OPTION}`,
   },
   'hash-key': {
     synopsis: `xronox hash-key --id <id> --role <${API_ROLES.join('|')}> [--tenant <id>]... [--domain <name>]... [--generic]`,
@@ -194,12 +205,12 @@ export async function main(
     io.stderr.write(`--id, --role, --domain and --generic are options of hash-key only\n\n${USAGE}\n`);
     return EXIT.usage;
   }
-  if (command === 'verify') {
+  if (command === 'verify' || command === 'digest') {
     if (positionals.length > 1 || values.date !== undefined || values.snapshot !== undefined || values.replace || values.tenant || values.wait) {
-      io.stderr.write(`verify takes only --db, --collection, --config and --quiet\n\n${commandHelp('verify')}`);
+      io.stderr.write(`${command} takes only --db, --collection, --config${command === 'verify' ? ' and --quiet' : ''}\n\n${commandHelp(command)}`);
       return EXIT.usage;
     }
-    return verifyCommand(values, io);
+    return command === 'verify' ? verifyCommand(values, io) : digestCommand(values, io);
   }
   const isRun = group === 'job' && verb === 'run' && SCHEDULED_JOBS.includes(name as ScheduledJob) && positionals.length === 3;
   const isRestore = group === 'backup' && verb === 'restore' && positionals.length === 2;
@@ -301,6 +312,33 @@ export async function main(
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    await xronox.shutdown({ timeoutMs: STOP_MS });
+  }
+}
+
+/** `xronox digest`: a signed digest of every collection; 1 when one failed verification (and got none). */
+async function digestCommand(
+  values: { db?: string[] | undefined; collection?: string[] | undefined; config?: string | undefined },
+  io: { stdout: NodeJS.WritableStream; stderr: NodeJS.WriteStream | NodeJS.WritableStream },
+): Promise<number> {
+  let xronox: Xronox;
+  try {
+    const file = values.config ?? process.env.XRONOX_CONFIG_FILE;
+    xronox = initXronox(loadConfigFile(file ? resolve(file) : findConfig()));
+  } catch (err) {
+    io.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+    return EXIT.usage;
+  }
+  try {
+    await xronox.admin.checkStorage(values.db ? { databases: values.db } : {});
+    const report = await xronox.writeDigests({ ...(values.db ? { databases: values.db } : {}), ...(values.collection ? { collections: values.collection } : {}) });
+    for (const f of report.failed) io.stderr.write(`FAILED ${f.dbName}/${f.collection}: ${f.error}\n`);
+    io.stdout.write(`${JSON.stringify(report)}\n`);
+    return report.failed.length > 0 ? EXIT.failed : EXIT.ok;
+  } catch (err) {
+    io.stderr.write(`${maskSecretsIn(err instanceof Error ? err.message : String(err), xronox.config)}\n`);
+    return err instanceof XronoxError && (err.code === 'VALIDATION_FAILED' || err.code === 'CONFIG_INVALID') ? EXIT.usage : EXIT.failed;
+  } finally {
     await xronox.shutdown({ timeoutMs: STOP_MS });
   }
 }

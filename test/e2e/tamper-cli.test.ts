@@ -64,10 +64,13 @@ describe('npx xronox verify', () => {
       await orders.update(id, { total: 2 }, 0);
       await x.with({ databaseType: 'runtime', tier: 'tenant', tenantId: 'beta', collection: 'notes' }).create({ text: 'hi' });
       await x.flush();
-      expect((await x.writeDigests()).written).toHaveLength(2);
     } finally {
       await x.shutdown();
     }
+    // The on-demand digest, as a cron would run it.
+    const digest = await cli(['digest', '--config', file]);
+    expect(digest.code, digest.stderr).toBe(EXIT.ok);
+    expect((JSON.parse(digest.stdout) as { written: Array<{ dbName: string }> }).written.map((w) => w.dbName).sort()).toEqual(['rt_acme', 'rt_beta']);
 
     const clean = await cli(['verify', '--config', file]);
     expect(clean.code, clean.stderr).toBe(EXIT.ok);
@@ -88,5 +91,10 @@ describe('npx xronox verify', () => {
     // Only the database asked was verified; a name that is no versioned database is bad usage.
     expect((await cli(['verify', '--config', file, '--db', 'rt_beta'])).code).toBe(EXIT.ok);
     expect((await cli(['verify', '--config', file, '--db', 'nope'])).code).toBe(EXIT.usage);
+    // No digest is signed over the tampered database; the other one gets its next digest.
+    const refused = await cli(['digest', '--config', file]);
+    expect(refused.code).toBe(EXIT.failed);
+    expect(refused.stderr).toMatch(/FAILED rt_acme\/orders: .*no digest was written/);
+    expect((JSON.parse(refused.stdout) as { written: Array<{ dbName: string }> }).written.map((w) => w.dbName)).toEqual(['rt_beta']);
   }, 120_000);
 });
