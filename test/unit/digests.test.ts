@@ -59,3 +59,17 @@ describe('hash format 2', () => {
     expect(sealProblem(fields, 'nonsense', doc)).toMatch(/format/);
   });
 });
+
+describe('integrity.digestKey is a secret', () => {
+  it('is masked in printed configs and in text, PEM lines included', async () => {
+    const { loadConfig, maskConfig, maskSecretsIn } = await import('../../core/index.js');
+    const { generateKeyPairSync } = await import('node:crypto');
+    const pem = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    const config = loadConfig({ dbConnections: { local: { sqlitePath: '/tmp/x.sqlite' } }, databases: {}, integrity: { digestKey: pem } });
+    expect(JSON.stringify(config)).not.toContain(pem.split('\n')[1]);
+    expect((maskConfig(config) as { integrity: { digestKey: string } }).integrity.digestKey).toBe('****');
+    expect(maskSecretsIn(`oops ${pem.split('\n')[1]} here`, config)).toBe('oops **** here');
+    expect(config.integrity?.digestKey).toBe(pem);
+    expect(() => loadConfig({ dbConnections: { local: { sqlitePath: '/tmp/x.sqlite' } }, databases: {}, integrity: { digestKey: 'short' } })).toThrow(/integrity\.digestKey/);
+  });
+});
