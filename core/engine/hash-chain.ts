@@ -65,9 +65,18 @@ export function sealDigest(fields: VersionFields, body: string, previous: string
 
 /** The hash stored for a version written now (format 2), given its predecessor's stored hash. */
 export function versionHash(previousHash: string | null, cv: number, doc: RecordDocument): string {
+  return versionSealer(previousHash, doc)(cv);
+}
+
+/**
+ * `versionHash` in two steps: the document's digest now, the rest once the cv is known. A commit
+ * calls the returned function inside its transaction, so what it does there is kept small (one
+ * short canonical JSON and one SHA-256).
+ */
+export function versionSealer(previousHash: string | null, doc: RecordDocument): (cv: number) => string {
   const body = bodyDigest(doc);
   const previous = previousHash === null ? null : digestOf(previousHash);
-  return `2:${sealDigest(fieldsOf(doc, cv), body, previous)}:${body}:${previous ?? ''}`;
+  return (cv) => `2:${sealDigest(fieldsOf(doc, cv), body, previous)}:${body}:${previous ?? ''}`;
 }
 
 /** The hash of format 1 (data written before format 2): document and previous hash only. */

@@ -11,7 +11,7 @@ import { matches } from '../../foundation/filter.js';
 import { UploadSession } from '../content-uploads.js';
 import { windowKeysAt } from '../counter-windows.js';
 import { type Data, extractMeta, flattenScalars, type RecordDocument, serialiseDocument } from '../documents.js';
-import { versionHash } from '../hash-chain.js';
+import { versionSealer } from '../hash-chain.js';
 import { type SystemInfo, systemMeta } from '../lineage.js';
 import type { RecordAccess } from './record-access.js';
 
@@ -69,7 +69,7 @@ export class RecordCommits {
       hash,
     };
     const write: RecordWrite = { id, expectedOv: head ? head.ov : null, head: newHead };
-    if (versioned) write.seal = (cv) => versionHash(previousHash, cv, doc);
+    if (versioned) write.seal = versionSealer(previousHash, doc);
     // A deleted record released its unique claims; coming back to life it must take them again,
     // and fails (ConflictError) when another live record holds them now.
     if (head?.deleted && !doc.deleted && doc.system?.uniqueKeys) {
