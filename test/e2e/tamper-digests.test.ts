@@ -225,6 +225,24 @@ describe('signed digests (Ed25519) and proofs', () => {
   });
 });
 
+describe('proofs of HMAC-signed digests', () => {
+  it('check offline with the secret from XRONOX_DIGEST_KEY, and fail with another', async () => {
+    const w = await world(HMAC_KEY);
+    try {
+      await w.orders.writeDigest();
+      const script = join(w.dir, 'verify-proof.mjs');
+      writeFileSync(script, checkerScript());
+      const proofFile = join(w.dir, 'proof.json');
+      writeFileSync(proofFile, JSON.stringify(await w.orders.proof(w.id, 0)));
+      const run = (key: string) => spawnSync(process.execPath, [script, proofFile], { encoding: 'utf8', env: { ...process.env, XRONOX_DIGEST_KEY: key } });
+      expect(run(HMAC_KEY)).toMatchObject({ status: 0, stdout: expect.stringMatching(/^OK version 0 of /) });
+      expect(run(randomBytes(32).toString('hex'))).toMatchObject({ status: 1, stdout: expect.stringMatching(/^FAIL .*signature/) });
+    } finally {
+      await w.x.shutdown();
+    }
+  });
+});
+
 /** The checker script, exactly as docs/verifiable-history.md prints it. */
 function checkerScript(): string {
   const doc = readFileSync(new URL('../../docs/verifiable-history.md', import.meta.url), 'utf8');
