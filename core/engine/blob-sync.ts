@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomUUID } from '../foundation/digest.js';
 import type { BlobStore } from '../contracts/blob-store.js';
 import { ConflictError, StorageError } from '../errors.js';
 import type { IndexMaintenance, Leases, Namespace, PendingSync, RecordIndex, SyncOutbox } from '../contracts/index-store.js';

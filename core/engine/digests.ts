@@ -5,7 +5,8 @@
  * checker in docs/verifiable-history.md recomputes with Node's `crypto` alone; change them only
  * with a new `DIGEST_FORMAT`.
  */
-import { ed25519PrivateKey, ed25519PublicPem, ed25519Sign, ed25519Verify, equalSecrets, hmacSha256Hex, sha256Hex } from '../foundation/hashing.js';
+import { sha256Hex } from '../foundation/digest.js';
+import { ed25519PrivateKey, ed25519PublicPem, ed25519Sign, ed25519Verify, equalSecrets, hmacSha256Hex } from '../foundation/hashing.js';
 import { canonicalJson } from './merge.js';
 
 export const DIGEST_FORMAT = 'xronox-digest/1';

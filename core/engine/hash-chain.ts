@@ -1,5 +1,5 @@
 import type { Actor, VersionOp } from '../contracts/index-store.js';
-import { sha256Hex } from '../foundation/hashing.js';
+import { sha256Hex } from '../foundation/digest.js';
 import type { RecordDocument } from './documents.js';
 import { canonicalJson } from './merge.js';
 

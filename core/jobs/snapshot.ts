@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
-import { gunzipSync, gzipSync } from 'node:zlib';
+import { gunzip, gzip } from '../foundation/compression.js';
+import { sha256Hex } from '../foundation/digest.js';
 import type { BlobStore } from '../contracts/blob-store.js';
 import { NotFoundError, ValidationError } from '../errors.js';
 import { isValidName } from '../foundation/names.js';
@@ -153,7 +153,7 @@ export class PartWriter {
     if (this.#lines.length === 0 && this.files.length > 0) return;
     const name = `part-${String(this.files.length).padStart(5, '0')}.jsonl.gz`;
     // gzip with no file name and mtime 0: the same data always gives the same bytes.
-    const body = gzipSync(Buffer.from(this.#lines.length > 0 ? `${this.#lines.join('\n')}\n` : '', 'utf8'));
+    const body = await gzip(this.#lines.length > 0 ? `${this.#lines.join('\n')}\n` : '');
     await this.blob.put(this.bucket, `${this.folder}${name}`, body, { contentType: 'application/gzip' });
     this.files.push({ name, lines: this.#lines.length, bytes: body.byteLength, sha256: sha256(body) });
     this.#lines = [];
@@ -293,7 +293,7 @@ export async function readPartLines(blob: BlobStore, bucket: string, folder: str
   }
   let text: string;
   try {
-    text = gunzipSync(bytes).toString('utf8');
+    text = new TextDecoder().decode(await gunzip(bytes));
   } catch {
     throw new ValidationError(`${where} is not valid gzip`);
   }
@@ -311,7 +311,7 @@ export function isCount(value: unknown): value is number {
 }
 
 function sha256(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
+  return sha256Hex(bytes);
 }
 
 /** `run` over `items` with a few calls in flight at a time; results in the order of `items`. */

@@ -1,6 +1,6 @@
-import type Database from 'better-sqlite3';
 import type { RecordTable } from '../../contracts/index-driver.js';
 import type { Actor, HeadRow, HistoryRow, PendingBlob, VersionRow } from '../../contracts/index-store.js';
+import type * as Database from './sqlite-driver.js';
 
 const HEAD_COLUMNS = 'id, ov, cv, deleted, created_at, updated_at, deleted_at, meta, body, hash';
 /** A head's columns named as `HeadRow` names its fields. */
@@ -54,7 +54,7 @@ const adding = (column: string) => `${column} = ${column} + excluded.${column}`;
  * the statements' type, and better-sqlite3's own (`BetterSqlite3.Statement`) is not exported.
  */
 // eslint-disable-next-line @typescript-eslint/no-empty-object-type
-interface SqliteStatement extends Database.Statement<unknown[], unknown> {}
+interface SqliteStatement extends Database.Statement {}
 
 /**
  * Every fixed statement of the driver, prepared once per connection; parameters in the order of
