@@ -15,6 +15,7 @@ export const ERROR_CODES = [
   'TENANT_ACCESS_DENIED',
   'STORAGE_FAILED',
   'CLOSED',
+  'TAMPER_DETECTED',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
@@ -177,5 +178,28 @@ export class StorageError extends XronoxError {
 export class ClosedError extends XronoxError {
   constructor(what = 'This Xronox instance') {
     super(`${what} has been closed`, { code: 'CLOSED' });
+  }
+}
+
+/**
+ * Stored data failed its tamper check (`verify`'s rules, applied by every read to what it
+ * returns): a read refuses to serve it. This is an incident, not a caller's mistake: the HTTP
+ * layer answers 500 with a correlation id and logs an alert line.
+ */
+export class TamperError extends XronoxError {
+  /** `{dbName}/{collection}` of the record. */
+  readonly collection: string;
+  readonly id: string;
+  /** The version (or head ov) that failed. */
+  readonly ov: number;
+  /** What does not match. */
+  readonly reason: string;
+
+  constructor(collection: string, id: string, ov: number, reason: string) {
+    super(`Record ${id} version ${ov} in ${collection} failed its tamper check (${reason}); it was not served`, { code: 'TAMPER_DETECTED' });
+    this.collection = collection;
+    this.id = id;
+    this.ov = ov;
+    this.reason = reason;
   }
 }

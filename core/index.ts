@@ -111,6 +111,7 @@ export {
   RestoreTargetNotEmptyError,
   RouteNotFoundError,
   StorageError,
+  TamperError,
   TenantAccessError,
   ValidationError,
   VersionConflictError,

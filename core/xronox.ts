@@ -9,7 +9,7 @@ import type { DbConnectionConfig, SpacesConnectionConfig } from './config/schema
 import type { BlobStore } from './contracts/blob-store.js';
 import type { DocumentStore } from './contracts/document-store.js';
 import type { CounterWindow, CounterWindowGranularity, DeadLetter, IndexStore } from './contracts/index-store.js';
-import { ClosedError, ConfigError, ValidationError } from './errors.js';
+import { ClosedError, ConfigError, TamperError, ValidationError } from './errors.js';
 import { assertName } from './foundation/names.js';
 import { type DatabaseRoute, type Route, type RouteRequest, Router } from './routing/router.js';
 import type { IdentitiesCollection, IdentityAudit } from './domains/identities/identities.js';
@@ -20,6 +20,9 @@ import { BlobSync, DEFAULT_CLOSE_MS, type SyncErrorSource, type SyncReport } fro
 import { Collection, type ParsedCounterRule } from './engine/collection.js';
 import { DEFAULT_MAX_CONTENT_BYTES } from './engine/content.js';
 import { sweepUploads, uploadStaleMs, type UploadSweepReport } from './engine/content-uploads.js';
+import { type DigestKey, digestKey } from './engine/digests.js';
+import type { CollectionVerification } from './engine/records/record-digests.js';
+import type { BrokenLink } from './engine/hash-chain.js';
 import { COUNTER_WINDOW_GRANULARITIES, windowGranularities } from './engine/counter-windows.js';
 import { type Data, DEFAULT_MAX_DOCUMENT_BYTES } from './engine/documents.js';
 import { readTiers, type TieredReadOptions, type TieredReadResult } from './engine/tiered-read.js';
@@ -252,6 +255,8 @@ export class Xronox implements JobHost, DocumentHost {
       deferVersions: this.#deferVersions,
       counterRules: this.#counterRules,
       counterWindows: this.#counterWindows,
+      verifyReads: this.config.integrity?.verifyReads !== false,
+      ...(this.#digestKey ? { digestKey: this.#digestKey } : {}),
       sibling: (collection) => this.#collection(this.#router.resolve({ ...routeRequestOf(route), collection })),
     });
   }
@@ -374,12 +379,102 @@ export class Xronox implements JobHost, DocumentHost {
     return databases.map((db) => this.jobTarget(db));
   }
 
+  /**
+   * `verifyCollection` for every collection of every versioned database this instance serves
+   * (or the `databases` named; only the `collections` named), one after another, streamed:
+   * `onFinding` and `onProgress` see each finding and record as they come. `ok` is false on any
+   * finding, including a store that no longer matches its latest signed digest. A name in
+   * `databases` that is no versioned database here is a `ValidationError`.
+   */
+  async verifyDatabases(options: VerifyDatabasesOptions = {}, ...extra: never[]): Promise<DatabasesVerifyReport> {
+    checkNoExtraArguments('verifyDatabases', 1, extra);
+    const { databases, collections } = checkOptions(options, ['databases', 'collections', 'onFinding', 'onProgress'], 'options', 'verifyDatabases');
+    const { onFinding, onProgress } = options;
+    for (const name of ['onFinding', 'onProgress'] as const) {
+      if (options[name] !== undefined && typeof options[name] !== 'function') throw new ValidationError(`${name} must be a function`, { path: `options.${name}` });
+    }
+    const report: DatabasesVerifyReport = { ok: true, databases: [] };
+    for (const { target, names } of await this.#versionedCollections(databases, collections)) {
+      const entry: DatabasesVerifyReport['databases'][number] = { dbName: target.dbName, collections: [] };
+      report.databases.push(entry);
+      for (const collection of names) {
+        const c = this.#collectionOf(target, collection);
+        const result = await c.verifyCollection({
+          ...(onFinding ? { onFinding: (f) => onFinding({ dbName: target.dbName, collection, ...f }) } : {}),
+          ...(onProgress ? { onProgress: (p) => onProgress({ dbName: target.dbName, collection, ...p }) } : {}),
+        });
+        entry.collections.push({ collection, ...result });
+        if (!result.ok) report.ok = false;
+      }
+    }
+    return report;
+  }
+
+  /**
+   * Takes a signed digest of every collection of every versioned database (or those named):
+   * what the scheduled `digest` job runs. Needs `integrity.digestKey`. A collection that fails
+   * verification gets no digest; its `TamperError` is reported in `failed` and the others go on.
+   */
+  async writeDigests(options: { databases?: string[]; collections?: string[] } = {}, ...extra: never[]): Promise<DigestsReport> {
+    checkNoExtraArguments('writeDigests', 1, extra);
+    const { databases, collections } = checkOptions(options, ['databases', 'collections'], 'options', 'writeDigests');
+    if (!this.#digestKey) throw new ValidationError('writeDigests needs integrity.digestKey in the config', { path: 'integrity.digestKey' });
+    const report: DigestsReport = { written: [], failed: [] };
+    for (const { target, names } of await this.#versionedCollections(databases, collections)) {
+      if (!target.blobs.backups) continue;
+      for (const collection of names) {
+        try {
+          const { key, digest } = await this.#collectionOf(target, collection).writeDigest();
+          report.written.push({ dbName: target.dbName, collection, key, cv: digest.cv, records: digest.records, root: digest.root });
+        } catch (err) {
+          if (!(err instanceof TamperError)) throw err;
+          report.failed.push({ dbName: target.dbName, collection, error: err.message });
+        }
+      }
+    }
+    return report;
+  }
+
+  async #versionedCollections(databases: unknown, collections: unknown): Promise<Array<{ target: JobTarget; names: string[] }>> {
+    const only = checkNameList(databases, 'dbName', 'databases');
+    const wanted = checkNameList(collections, 'collection', 'collections');
+    const targets = (await this.jobTargets()).filter((t) => t.policy.versioned && (!only || only.includes(t.dbName)));
+    const missing = only?.filter((name) => !targets.some((t) => t.dbName === name));
+    if (missing && missing.length > 0) throw new ValidationError(`No versioned database is named ${missing.join(', ')}`, { path: 'databases' });
+    const out: Array<{ target: JobTarget; names: string[] }> = [];
+    for (const target of targets) {
+      const names = (await target.index.listCollections(target.dbName)).filter((c) => !wanted || wanted.includes(c));
+      out.push({ target, names });
+    }
+    return out;
+  }
+
+  #collectionOf(target: JobTarget, collection: string): Collection {
+    return this.with({ databaseType: target.databaseType, tier: target.tier, collection, ...(target.tenantId !== undefined ? { tenantId: target.tenantId } : {}), ...(target.domain !== undefined ? { domain: target.domain } : {}) } as RecordRouteRequest);
+  }
+
   /** One database (a route, or an entry of `jobTargets()`) with this instance's stores for it. */
   jobTarget(db: DatabaseRoute): JobTarget {
     this.#assertOpen();
     const { databaseType, tier, tenantId, domain, dbConnRef, dbName, analyticsDbName, spaceConnRef, blobs, policy } = db;
     return { databaseType, tier, tenantId, domain, dbConnRef, dbName, analyticsDbName, spaceConnRef, blobs, policy, index: this.#indexFor(db), blob: this.#blobFor(db) };
   }
+
+  /** `integrity.digestKey`, parsed once (a key that does not parse is a ConfigError at first use). */
+  get #digestKey(): DigestKey | undefined {
+    const secret = this.config.integrity?.digestKey;
+    if (secret === undefined) return undefined;
+    if (this.#parsedDigestKey === undefined) {
+      try {
+        this.#parsedDigestKey = digestKey(secret, this.config.integrity?.digestKeyId);
+      } catch (err) {
+        throw new ConfigError([{ path: 'integrity.digestKey', message: `is not an Ed25519 private key in PEM (PKCS#8) nor an HMAC secret: ${err instanceof Error ? err.message : String(err)}` }]);
+      }
+    }
+    return this.#parsedDigestKey;
+  }
+
+  #parsedDigestKey: DigestKey | undefined;
 
   /** `limits.maxUploadSeconds`: how old an upload intent must be before a cleanup may take it. */
   get #uploadStaleMs(): number {
@@ -683,4 +778,30 @@ export function initXronox(config?: unknown, options: InitOptions = {}): Xronox 
   const env = options.env ?? process.env;
   const loaded: XronoxConfig = config === undefined ? loadConfigFile(findConfigFile(), env) : loadConfig(config, env);
   return new Xronox(loaded, defaultAdapters, options);
+}
+
+export interface VerifyDatabasesOptions {
+  /** Only these databases (by dbName); default every versioned database. */
+  databases?: string[];
+  /** Only these collections; default every collection written to. */
+  collections?: string[];
+  onFinding?: (finding: { dbName: string; collection: string; id: string } & BrokenLink) => void;
+  onProgress?: (progress: { dbName: string; collection: string; records: number; versions: number; findings: number }) => void;
+}
+
+export interface DatabasesVerifyReport {
+  ok: boolean;
+  databases: Array<{ dbName: string; collections: Array<{ collection: string } & CollectionVerification> }>;
+}
+
+export interface DigestsReport {
+  written: Array<{ dbName: string; collection: string; key: string; cv: number; records: number; root: string }>;
+  /** Collections that failed verification: no digest was written for them. */
+  failed: Array<{ dbName: string; collection: string; error: string }>;
+}
+
+function checkNameList(value: unknown, kind: 'dbName' | 'collection', path: string): string[] | undefined {
+  if (value === undefined) return undefined;
+  if (!Array.isArray(value) || value.length === 0) throw new ValidationError(`${path} must be a non-empty array of names`, { path });
+  return value.map((v, i) => assertName(kind, v, `${path}[${i}]`));
 }

@@ -467,6 +467,22 @@ export const configSchema = z.strictObject({
   api: apiSchema.optional(),
   /** Background jobs (`core/jobs`); every setting has a default (see `jobSettings`). */
   jobs: jobsSchema.optional(),
+  /** Verifiable history (docs/verifiable-history.md): read checks and signed digests. */
+  integrity: z
+    .strictObject({
+      /**
+       * The key digests are signed with: an Ed25519 private key in PEM (PKCS#8), or any other
+       * string of at least 32 characters as an HMAC-SHA-256 secret. A secret: give it as
+       * `ENV.NAME` (or in a config kept in SSM), never beside the data. Without it no digest is
+       * written and verify checks chains only.
+       */
+      digestKey: z.string().min(32, 'must be at least 32 characters (an HMAC secret) or an Ed25519 private key in PEM').optional(),
+      /** A name for the key, written into each digest so a rotated key can be told apart. Default `default`. */
+      digestKeyId: z.string().min(1).max(128).regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" and "-" only').optional(),
+      /** Reads check what they return against its hash and refuse tampered data (TamperError). Default true. */
+      verifyReads: z.boolean().optional(),
+    })
+    .optional(),
 });
 
 type DatabasesInput = z.input<typeof databasesSchema>;

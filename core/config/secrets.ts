@@ -3,7 +3,7 @@ import { isRecord } from './normalise.js';
 
 /**
  * Secrets of a config: the keys of every spaces connection, the password of every MongoDB
- * URI and the HTTP API's JWT secret (`api.jwt.secret`). They never appear in logs, errors,
+ * URI, the HTTP API's JWT secret (`api.jwt.secret`) and the digest key (`integrity.digestKey`). They never appear in logs, errors,
  * health output or any printed view of a loaded config (`maskWhenPrinted`): show
  * `maskConfig(config)` instead of the config, and pass any text that may quote config values
  * through `maskSecretsIn`.
@@ -50,6 +50,8 @@ export function maskConfig<T>(config: T): T {
   }
   const jwt = apiJwt(copy);
   if (jwt && typeof jwt.secret === 'string') jwt.secret = MASK;
+  const integrity = integrityOf(copy);
+  if (integrity && typeof integrity.digestKey === 'string') integrity.digestKey = MASK;
   return copy;
 }
 
@@ -97,6 +99,8 @@ export function maskWhenPrinted(config: unknown): void {
   }
   const jwt = apiJwt(config);
   if (jwt && typeof jwt.secret === 'string') hide(jwt, ['secret'], () => ({ ...jwt, secret: MASK }));
+  const integrity = integrityOf(config);
+  if (integrity && typeof integrity.digestKey === 'string') hide(integrity, ['digestKey'], () => ({ ...integrity, digestKey: MASK }));
 }
 
 /**
@@ -135,6 +139,8 @@ export function secretValues(config: unknown, env: Environment = process.env): s
       }
     }
     add(apiJwt(config)?.secret);
+    // A PEM key is masked line by line too: a message may quote one line of it.
+    add(integrityOf(config)?.digestKey, (v) => [v, ...v.split(/\r?\n/).filter((line) => !line.startsWith('-----'))]);
   }
   return [...found].sort((a, b) => b.length - a.length);
 }
@@ -190,4 +196,8 @@ function uriPasswords(uri: string): string[] {
     }
   }
   return out;
+}
+
+function integrityOf(config: Record<string, unknown>): Record<string, unknown> | undefined {
+  return isRecord(config.integrity) ? config.integrity : undefined;
 }

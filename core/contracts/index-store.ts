@@ -451,6 +451,12 @@ export interface RecordWrite {
    * by `replacing` (a stale claim the caller checked), which is then taken over.
    */
   claims?: ReadonlyArray<{ key: string; replacing?: string }>;
+  /**
+   * The hash of the head and the version entry given the cv the commit assigns them (the hash
+   * covers the cv, which only the commit knows). When given, it replaces `head.hash` and
+   * `version.hash`. It is a pure function of its argument.
+   */
+  seal?: (cv: number) => string;
 }
 
 export interface CounterDelta {

@@ -1,6 +1,7 @@
 import type { Actor } from '../contracts/index-store.js';
+import { ValidationError } from '../errors.js';
 import type { Route } from '../routing/router.js';
-import { checkNoExtraArguments } from './arguments.js';
+import { checkNoExtraArguments, checkOptions } from './arguments.js';
 import type {
   ActorChange,
   CollectionRestoreReport,
@@ -21,12 +22,14 @@ import type {
 } from './collection-types.js';
 import type { PresentOptions } from './content.js';
 import type { Data } from './documents.js';
-import type { CollectionVerifyReport, VerifyReport } from './hash-chain.js';
+import type { Digest } from './digests.js';
+import type { VerifyReport } from './hash-chain.js';
+import { type CollectionVerification, RecordDigests, type VersionProof } from './records/record-digests.js';
 import { RecordAccess, type RecordContext } from './records/record-access.js';
 import { RecordCommits } from './records/record-commits.js';
 import { RecordReads } from './records/record-reads.js';
 import { RecordRestore } from './records/record-restore.js';
-import { RecordVerify } from './records/record-verify.js';
+import { RecordVerify, type VerifyOptions } from './records/record-verify.js';
 import { RecordWrites } from './records/record-writes.js';
 
 export type { ParsedCounterRule } from './records/record-access.js';
@@ -55,6 +58,7 @@ export class Collection {
   readonly #reads: RecordReads;
   readonly #restore: RecordRestore;
   readonly #verify: RecordVerify;
+  readonly #digests: RecordDigests;
 
   constructor(ctx: CollectionContext) {
     this.#access = new RecordAccess(ctx);
@@ -63,6 +67,7 @@ export class Collection {
     this.#reads = new RecordReads(this.#access, (collection) => ctx.sibling(collection).#reads);
     this.#restore = new RecordRestore(this.#access, commits);
     this.#verify = new RecordVerify(this.#access);
+    this.#digests = new RecordDigests(this.#access, this.#verify);
   }
 
   /** The resolved route: database, buckets and storage policy. */
@@ -249,10 +254,46 @@ export class Collection {
     return this.#verify.verify(id);
   }
 
-  /** `verify` for every record of the collection. */
-  async verifyCollection(...extra: never[]): Promise<CollectionVerifyReport> {
-    checkNoExtraArguments('verifyCollection', 0, extra);
-    return this.#verify.verifyCollection();
+  /**
+   * `verify` for every record of the collection, streamed (memory stays flat however many
+   * versions), and, when `integrity.digestKey` is set and a signed digest exists, the store
+   * against the latest digest: its signature, and the Merkle root over every record's chain head
+   * as of its cv (a history rewritten, truncated or re-chained since no longer matches).
+   * `onFinding` and `onProgress` are called as it goes.
+   */
+  async verifyCollection(options?: VerifyOptions, ...extra: never[]): Promise<CollectionVerification> {
+    checkNoExtraArguments('verifyCollection', 1, extra);
+    const checked = checkOptions(options, ['onFinding', 'onProgress'], 'options', 'verifyCollection');
+    for (const name of ['onFinding', 'onProgress'] as const) {
+      if (checked[name] !== undefined && typeof checked[name] !== 'function') throw new ValidationError(`${name} must be a function`, { path: `options.${name}` });
+    }
+    return this.#digests.verifyCollection(checked);
+  }
+
+  /**
+   * Takes a signed digest of the collection now (after verifying every chain; a tampered store
+   * is refused with a `TamperError`) and writes it to the backups bucket at
+   * `digests/{dbName}/{collection}/{time}.json`. Needs `integrity.digestKey`.
+   */
+  async writeDigest(...extra: never[]): Promise<{ key: string; digest: Digest }> {
+    checkNoExtraArguments('writeDigest', 0, extra);
+    return this.#digests.write();
+  }
+
+  /** The latest signed digest of the collection, or `null`. */
+  async latestDigest(...extra: never[]): Promise<{ key: string; digest: Digest } | null> {
+    checkNoExtraArguments('latestDigest', 0, extra);
+    return this.#digests.latest();
+  }
+
+  /**
+   * A proof that version `ov` of record `id` is in the history the latest signed digest commits
+   * to: the version, the hash chain from it to the record's head as of the digest, and the
+   * Merkle path from that head to the digest's root. Checkable offline (docs/verifiable-history.md).
+   */
+  async proof(id: string, ov: number, ...extra: never[]): Promise<VersionProof> {
+    checkNoExtraArguments('proof', 2, extra);
+    return this.#digests.proof(id, ov);
   }
 
   // ---- restore ---------------------------------------------------------------------------

@@ -34,12 +34,29 @@ function unionArrays(existing: readonly unknown[], added: readonly unknown[]): u
   return out;
 }
 
-/** JSON with object keys sorted, so that equal values have equal text whatever their key order. */
+/**
+ * JSON with object keys sorted, so that equal values have equal text whatever their key order.
+ * Every read hashes it (the tamper checks), so it is built in one pass of string appends. (A hole
+ * or `undefined` in an array becomes nothing between its commas, as `Array#join` would.)
+ */
 export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (isPlainObject(value)) {
-    const keys = Object.keys(value).sort();
-    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(value[k])}`).join(',')}}`;
+  if (value === null || typeof value !== 'object') return JSON.stringify(value);
+  if (Array.isArray(value)) {
+    let out = '[';
+    for (let i = 0; i < value.length; i++) {
+      if (i > 0) out += ',';
+      const item = i in value ? canonicalJson(value[i]) : undefined;
+      if (item !== undefined) out += item;
+    }
+    return `${out}]`;
   }
-  return JSON.stringify(value);
+  if (!isPlainObject(value)) return JSON.stringify(value);
+  const keys = Object.keys(value).sort();
+  let out = '{';
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i]!;
+    if (i > 0) out += ',';
+    out += `${JSON.stringify(key)}:${canonicalJson(value[key])}`;
+  }
+  return `${out}}`;
 }

@@ -78,8 +78,11 @@ function decideCommit(ns: Namespace, batch: CommitBatch, rows: ReadRows): Decisi
       effects.push({ kind: 'putClaim', ns, key: claim.key, id });
     }
     cvs.push(++cv);
+    // The hash covers the cv, so a write whose hash is sealed gets it only now.
+    const sealed = write.seal?.(cv);
     if (head) {
-      const { ov, deleted, createdAt, updatedAt, deletedAt, meta, body, hash } = head;
+      const { ov, deleted, createdAt, updatedAt, deletedAt, meta, body } = head;
+      const hash = sealed ?? head.hash;
       effects.push({ kind: 'putHead', ns, id, head: { ov, cv, deleted, createdAt, updatedAt, deletedAt, meta, body, hash } });
     } else {
       // A hard delete: every row of the record goes (the claims it just took too).
@@ -106,7 +109,7 @@ function decideCommit(ns: Namespace, batch: CommitBatch, rows: ReadRows): Decisi
         ns,
         version: {
           id, ov: head.ov, cv, op: v.op, at: v.at, actor: v.actor, reason: v.reason, deleted: v.deleted,
-          size: Buffer.byteLength(v.body, 'utf8'), body: v.body, archived: false, meta: head.meta, hash: v.hash,
+          size: Buffer.byteLength(v.body, 'utf8'), body: v.body, archived: false, meta: head.meta, hash: sealed ?? v.hash,
         },
       });
     }

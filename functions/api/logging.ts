@@ -42,6 +42,12 @@ export function requestLog(logger: ApiLogger, mask: (text: string) => string): M
         ...(scope ? scopeFields(scope) : {}),
       };
       if (status >= 500 && c.error) line.error = describe(c.error, mask);
+      // Stored data failed its tamper check: an incident for whoever watches the logs, not a
+      // failure to retry. Alerting rules match on `alert`.
+      if (c.error && (c.error as { code?: unknown }).code === 'TAMPER_DETECTED') {
+        const e = c.error as { collection?: unknown; id?: unknown; ov?: unknown };
+        Object.assign(line, { level: 'fatal', alert: 'tamper', tamper: { collection: e.collection, id: e.id, ov: e.ov } });
+      }
       try {
         logger(line);
       } catch {

@@ -47,6 +47,7 @@ const XRONOX_STATUS: Record<ErrorCode, { status: number; expose: boolean }> = {
   CONFIG_INVALID: { status: 500, expose: false },
   STORAGE_FAILED: { status: 500, expose: false },
   CLOSED: { status: 500, expose: false },
+  TAMPER_DETECTED: { status: 500, expose: false },
   XRONOX_ERROR: { status: 500, expose: false },
 };
 

@@ -218,3 +218,67 @@ export const problemSchema = z
     correlationId: z.string().optional(),
   })
   .openapi('Problem');
+
+// ---- verifiable history --------------------------------------------------------------------
+
+const finding = z.object({ id: z.string(), ov: z.int(), reason: z.string() });
+
+export const collectionVerificationSchema = z
+  .object({
+    ok: z.boolean().openapi({ description: 'false on any finding, including a store that no longer matches its latest signed digest' }),
+    records: z.int(),
+    versions: z.int(),
+    findings: z.int().openapi({ description: 'Records with a finding (broken lists at most 1,000)' }),
+    broken: z.array(finding).openapi({ description: "Each record's first broken link" }),
+    digest: z
+      .object({ key: z.string(), time: z.string(), cv: z.int(), ok: z.boolean(), reason: z.string().optional() })
+      .nullable()
+      .openapi({ description: 'The latest signed digest and whether the store matches it; null when there is none' }),
+  })
+  .openapi('CollectionVerification');
+
+const signedDigest = z
+  .object({
+    format: z.literal('xronox-digest/1'),
+    dbName: z.string(),
+    collection: z.string(),
+    time: z.string(),
+    cv: z.int(),
+    records: z.int(),
+    root: z.string(),
+    algorithm: z.enum(['hmac-sha256', 'ed25519']),
+    keyId: z.string(),
+    signature: z.string(),
+  })
+  .openapi('SignedDigest');
+
+const versionFields = z.object({
+  id: z.string(),
+  ov: z.int(),
+  cv: z.int(),
+  op: z.string(),
+  at: z.string(),
+  actor: z.unknown(),
+  reason: z.string().nullable(),
+  deleted: z.boolean(),
+});
+
+export const versionProofSchema = z
+  .object({
+    format: z.literal('xronox-proof/1'),
+    dbName: z.string(),
+    collection: z.string(),
+    id: z.string(),
+    ov: z.int(),
+    document: z.record(z.string(), z.unknown()).openapi({ description: 'The version as stored' }),
+    previousHash: z.string().nullable(),
+    chain: z.array(z.object({ fields: versionFields, hash: z.string(), document: z.record(z.string(), z.unknown()).optional() })).openapi({
+      description: "The version and every later one up to the record's chain head as of the digest, oldest first",
+    }),
+    leaf: z.string(),
+    path: z.array(z.object({ side: z.enum(['left', 'right']), hash: z.string() })).openapi({ description: 'Merkle path, leaf upwards, to the digest root' }),
+    digest: signedDigest,
+    digestKey: z.string(),
+    publicKey: z.string().nullable().openapi({ description: 'Ed25519 only; check signatures with the key the operator gave you, not this one' }),
+  })
+  .openapi('VersionProof');

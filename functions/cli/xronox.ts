@@ -5,6 +5,8 @@
  *   xronox job run <archive|retention|backup|offload> [--db <dbName>]... [--wait] [--config <file>] [--quiet]
  *   xronox backup restore --db <dbName> --date <YYYY-MM-DD> [--snapshot <id>] [--collection <name>]... [--replace] [--wait] [--config <file>] [--quiet]
  *   xronox migrate [<type>|all] [--tenant <id>]... [--config <file>]
+ *   xronox verify [--db <dbName>]... [--collection <name>]... [--config <file>] [--quiet]
+ *   xronox digest [--db <dbName>]... [--collection <name>]... [--config <file>]
  *   xronox hash-key --id <id> --role <read|write|admin> [--tenant <id>]... [--domain <name>]... [--generic]
  *   xronox [<command>] --help | --version
  *
@@ -72,6 +74,27 @@ ${CONFIG_OPTION}
     about: 'Creates ahead of time what the configured databases need on their stores (schemas, tables, collections, indexes); idempotent.',
     options: `  --tenant      only these configured tenants' databases (repeat for several; default: every
                 configured database of the type(s), generic and domain ones included)
+${CONFIG_OPTION}`,
+  },
+  verify: {
+    synopsis: 'xronox verify [--db <dbName>]... [--collection <name>]... [--config <file>] [--quiet]',
+    about: `Recomputes every version's hash chain of the versioned databases (or those --db names), checks each
+stored column, head and current.json against it, and, with integrity.digestKey, the store against the
+latest signed digest. Findings go to stderr as they are found, the report (JSON) to stdout; exit code 1
+on any finding. Memory stays flat however long the histories are.`,
+    options: `  --db          only these databases (repeat for several; default: every versioned database)
+  --collection  only these collections (repeat for several)
+${CONFIG_OPTION}
+  --quiet       no progress on stderr (findings and the JSON report stay)`,
+  },
+  digest: {
+    synopsis: 'xronox digest [--db <dbName>]... [--collection <name>]... [--config <file>]',
+    about: `Takes a signed digest of every collection of the versioned databases (or those --db names) and writes it
+to the backups bucket (digests/{dbName}/{collection}/{time}.json); run it on a schedule (cron). Needs
+integrity.digestKey. A collection that fails verification gets no digest: it is named on stderr and
+the exit code is 1. The report (JSON) goes to stdout.`,
+    options: `  --db          only these databases (repeat for several; default: every versioned database)
+  --collection  only these collections (repeat for several)
 ${CONFIG_OPTION}`,
   },
   'hash-key': {
@@ -182,6 +205,13 @@ export async function main(
     io.stderr.write(`--id, --role, --domain and --generic are options of hash-key only\n\n${USAGE}\n`);
     return EXIT.usage;
   }
+  if (command === 'verify' || command === 'digest') {
+    if (positionals.length > 1 || values.date !== undefined || values.snapshot !== undefined || values.replace || values.tenant || values.wait) {
+      io.stderr.write(`${command} takes only --db, --collection, --config${command === 'verify' ? ' and --quiet' : ''}\n\n${commandHelp(command)}`);
+      return EXIT.usage;
+    }
+    return command === 'verify' ? verifyCommand(values, io) : digestCommand(values, io);
+  }
   const isRun = group === 'job' && verb === 'run' && SCHEDULED_JOBS.includes(name as ScheduledJob) && positionals.length === 3;
   const isRestore = group === 'backup' && verb === 'restore' && positionals.length === 2;
   const isMigrate = group === 'migrate' && (positionals.length === 1 || (positionals.length === 2 && (MIGRATE_TARGETS as readonly string[]).includes(verb!)));
@@ -283,6 +313,86 @@ export async function main(
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     await xronox.shutdown({ timeoutMs: STOP_MS });
+  }
+}
+
+/** `xronox digest`: a signed digest of every collection; 1 when one failed verification (and got none). */
+async function digestCommand(
+  values: { db?: string[] | undefined; collection?: string[] | undefined; config?: string | undefined },
+  io: { stdout: NodeJS.WritableStream; stderr: NodeJS.WriteStream | NodeJS.WritableStream },
+): Promise<number> {
+  let xronox: Xronox;
+  try {
+    const file = values.config ?? process.env.XRONOX_CONFIG_FILE;
+    xronox = initXronox(loadConfigFile(file ? resolve(file) : findConfig()));
+  } catch (err) {
+    io.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+    return EXIT.usage;
+  }
+  try {
+    await xronox.admin.checkStorage(values.db ? { databases: values.db } : {});
+    const report = await xronox.writeDigests({ ...(values.db ? { databases: values.db } : {}), ...(values.collection ? { collections: values.collection } : {}) });
+    for (const f of report.failed) io.stderr.write(`FAILED ${f.dbName}/${f.collection}: ${f.error}\n`);
+    io.stdout.write(`${JSON.stringify(report)}\n`);
+    return report.failed.length > 0 ? EXIT.failed : EXIT.ok;
+  } catch (err) {
+    io.stderr.write(`${maskSecretsIn(err instanceof Error ? err.message : String(err), xronox.config)}\n`);
+    return err instanceof XronoxError && (err.code === 'VALIDATION_FAILED' || err.code === 'CONFIG_INVALID') ? EXIT.usage : EXIT.failed;
+  } finally {
+    await xronox.shutdown({ timeoutMs: STOP_MS });
+  }
+}
+
+/** `xronox verify`: every finding on stderr as it comes, the report on stdout; 1 on any finding. */
+async function verifyCommand(
+  values: { db?: string[] | undefined; collection?: string[] | undefined; config?: string | undefined; quiet?: boolean | undefined },
+  io: { stdout: NodeJS.WritableStream; stderr: NodeJS.WriteStream | NodeJS.WritableStream },
+): Promise<number> {
+  let xronox: Xronox;
+  try {
+    const file = values.config ?? process.env.XRONOX_CONFIG_FILE;
+    xronox = initXronox(loadConfigFile(file ? resolve(file) : findConfig()));
+  } catch (err) {
+    io.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+    return EXIT.usage;
+  }
+  let stopped = false;
+  const onSignal = () => {
+    // Verify writes nothing: stopping at once loses nothing.
+    stopped = true;
+    io.stderr.write('\nStopped\n');
+    process.exit(EXIT.incomplete);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  let lastProgress = 0;
+  try {
+    await xronox.admin.checkStorage(values.db ? { databases: values.db } : {});
+    const report = await xronox.verifyDatabases({
+      ...(values.db ? { databases: values.db } : {}),
+      ...(values.collection ? { collections: values.collection } : {}),
+      onFinding: (f) => io.stderr.write(`FINDING ${f.dbName}/${f.collection} ${f.id} v${f.ov}: ${f.reason}\n`),
+      onProgress: (p) => {
+        if (values.quiet || Date.now() - lastProgress < 2_000) return;
+        lastProgress = Date.now();
+        io.stderr.write(`${p.dbName}/${p.collection}: ${p.records} records, ${p.versions} versions checked, ${p.findings} findings\n`);
+      },
+    });
+    for (const db of report.databases) {
+      for (const c of db.collections) {
+        if (c.digest && !c.digest.ok) io.stderr.write(`FINDING ${db.dbName}/${c.collection} digest ${c.digest.key}: ${c.digest.reason}\n`);
+        if (!values.quiet) io.stderr.write(`${db.dbName}/${c.collection}: ${c.records} records, ${c.versions} versions, ${c.findings} findings${c.digest ? `, digest ${c.digest.ok ? 'holds' : 'FAILS'}` : ', no signed digest'}\n`);
+      }
+    }
+    io.stdout.write(`${JSON.stringify(report)}\n`);
+    return report.ok ? EXIT.ok : EXIT.failed;
+  } catch (err) {
+    io.stderr.write(`${maskSecretsIn(err instanceof Error ? err.message : String(err), xronox.config)}\n`);
+    return err instanceof XronoxError && (err.code === 'VALIDATION_FAILED' || err.code === 'CONFIG_INVALID') ? EXIT.usage : EXIT.failed;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    if (!stopped) await xronox.shutdown({ timeoutMs: STOP_MS });
   }
 }
 

@@ -27,11 +27,13 @@ function expectedOperations(): string[] {
       `get ${collection}`,
       `post ${collection}/batch`,
       `post ${collection}/restore`,
+      `post ${collection}/verify`,
       `get ${record}`,
       `put ${record}`,
       `patch ${record}`,
       `delete ${record}`,
       `get ${record}/versions`,
+      `get ${record}/versions/{ov}/proof`,
       `post ${record}/restore`,
     );
     // Messaging and identities: document collections (insert, upsert, find, delete).
@@ -73,7 +75,8 @@ describe('GET /openapi.json', () => {
         expect(declared, label).toEqual(templated);
         for (const p of op.parameters ?? []) if (p.in === 'path') expect(p.required, `${label} ${p.name}`).toBe(true);
         for (const status of ['401', '403', '500']) expect(op.responses[status]?.content?.['application/problem+json'], `${label} ${status}`).toBeDefined();
-        if (method === 'post' || method === 'put' || method === 'patch') {
+        // Verify is an action on what is stored: it takes no body.
+        if ((method === 'post' && !path.endsWith('/verify')) || method === 'put' || method === 'patch') {
           expect(op.requestBody?.required, label).toBe(true);
           expect(Object.keys(op.requestBody!.content), label).toEqual(['application/json']);
         }

@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import type { XronoxConfigInput } from '../../core/config/schema.js';
 import type { Collection } from '../../core/engine/collection.js';
 import type { Xronox } from '../../core/xronox.js';
-import { StorageError } from '../../core/errors.js';
+import { StorageError, TamperError } from '../../core/errors.js';
 import { backupDate } from '../../core/jobs/snapshot.js';
 import { restoreBackup, runJob } from '../../core/jobs/run.js';
 import { initXronox } from '../../core/xronox.js';
@@ -135,15 +135,16 @@ describe.each(JOB_BACKENDS.slice(0, 2))('offload: $name', (backend) => {
     expect(again.complete).toBe(true);
     expect(again.counts.offloadedRecords).toBeUndefined();
 
-    // Damaged or missing objects fail reads; they never serve other data.
+    // Damaged or missing objects fail reads; they never serve other data (a forged object of a
+    // versioned record fails its tamper check).
     const rtBucket = fx.inst.bucketOf(names.rt);
     const cKey = `records/orders/${c}/current.json`;
     const cBytes = (await fx.inspect.get(rtBucket, cKey))!;
     const forged = JSON.parse(Buffer.from(cBytes).toString('utf8')) as { data: { total: number } };
     forged.data.total = 700;
     await fx.inspect.put(rtBucket, cKey, Buffer.from(JSON.stringify(forged)));
-    await expect(orders.getLatest(c)).rejects.toBeInstanceOf(StorageError);
-    await expect(orders.listByMeta({ limit: 100 })).rejects.toBeInstanceOf(StorageError);
+    await expect(orders.getLatest(c)).rejects.toBeInstanceOf(TamperError);
+    await expect(orders.listByMeta({ limit: 100 })).rejects.toBeInstanceOf(TamperError);
     expect((await orders.verify(c)).ok).toBe(false);
     await fx.inspect.put(rtBucket, cKey, cBytes);
     const knKey = `records/notes/${n1}/current.json`;

@@ -37,6 +37,7 @@ describe('public API', () => {
       'STORAGE_POLICIES',
       'StorageError',
       'TIERS',
+      'TamperError',
       'TenantAccessError',
       'VERSION_OPS',
       'ValidationError',
@@ -83,6 +84,7 @@ describe('public API', () => {
       new xronox.TenantAccessError('x'),
       new xronox.StorageError('fs', 'put', new Error('disk')),
       new xronox.ClosedError(),
+      new xronox.TamperError('rt_acme/orders', 'id', 2, 'its stored document does not match its hash'),
     ];
     for (const err of errors) {
       expect(err).toBeInstanceOf(xronox.XronoxError);

@@ -7,7 +7,7 @@ import { sha256Hex } from '../../foundation/digest.js';
  */
 import type { BlobStore } from '../../contracts/blob-store.js';
 import type { Actor, CounterWindowGranularity, HeadRow, IndexMaintenance, Leases, Namespace, RecordIndex, VersionRow } from '../../contracts/index-store.js';
-import { AppendOnlyError, StorageError, ValidationError } from '../../errors.js';
+import { AppendOnlyError, StorageError, TamperError, ValidationError } from '../../errors.js';
 import type { FilterNode } from '../../foundation/filter-tree.js';
 import { isPlainObject } from '../../foundation/filter.js';
 import { assertName, isValidName } from '../../foundation/names.js';
@@ -17,9 +17,11 @@ import { blobKeys, type BlobSync, type SyncIndex, type SyncTarget } from '../blo
 import type { UploadIndex, UploadTarget } from '../content-uploads.js';
 import type { EntityMapping, VersionRecord, XronoxRecord } from '../collection-types.js';
 import { ContentOffload, type PresentOptions } from '../content.js';
+import type { DigestKey } from '../digests.js';
 import { type Data, parseDocument, project, readPath, type RecordDocument } from '../documents.js';
 import { checkActor, isSystemField } from '../lineage.js';
-import { headDocument } from '../offloaded.js';
+import { headDocument, isOffloaded } from '../offloaded.js';
+import { headProblem, versionProblem } from '../tamper-check.js';
 
 export interface ParsedCounterRule {
   name: string;
@@ -32,7 +34,7 @@ export interface ParsedCounterRule {
  * The roles of the index store a collection uses: record reads and writes, leases (a restore),
  * head ids (verification), and what it hands on to the blob sync and the upload protocol.
  */
-export type CollectionIndex = RecordIndex & Leases & Pick<IndexMaintenance, 'listHeadIds'> & SyncIndex & UploadIndex;
+export type CollectionIndex = RecordIndex & Leases & Pick<IndexMaintenance, 'listHeadIds' | 'getCollectionVersion'> & SyncIndex & UploadIndex;
 
 /** What a record collection is built on: its route, stores and limits (`CollectionContext` without its siblings). */
 export interface RecordContext {
@@ -52,6 +54,10 @@ export interface RecordContext {
   counterRules: readonly ParsedCounterRule[];
   /** Granularities of the counter windows kept (`retention.counters`); none means totals only. */
   counterWindows?: readonly CounterWindowGranularity[];
+  /** `integrity.verifyReads`: reads check what they return against its hash (default true). */
+  verifyReads?: boolean;
+  /** `integrity.digestKey`: signs and checks the collection's digests; none, no digests. */
+  digestKey?: DigestKey;
 }
 
 /** Who makes a change, and why. */
@@ -96,14 +102,34 @@ export class RecordAccess {
 
   /**
    * The current record document of a head: its body, or for an offloaded head (`HeadRow.body`
-   * empty) the records object, checked against the head (see `headDocument`).
+   * empty) the records object, checked against the head (see `headDocument`). In a versioned
+   * collection it is checked against the head's hash first: a `TamperError` instead of
+   * tampered data, so no read serves it and no write builds on it.
    */
   async headDoc(head: HeadRow): Promise<RecordDocument> {
-    return headDocument(this.syncTarget, this.ns, head);
+    const doc = await headDocument(this.syncTarget, this.ns, head);
+    // An offloaded head was checked by headDocument, against the object it read.
+    if (this.checksReads && head.hash !== null && !isOffloaded(head)) {
+      const problem = await headProblem(this.index, this.ns, head, doc);
+      if (problem) throw this.tampered(head.id, head.ov, `the head: ${problem}`);
+    }
+    return doc;
   }
 
-  /** The document of a version: its body in the index, or once archived its object in the versions bucket. */
+  /**
+   * The document of a version: its body in the index, or once archived its object in the
+   * versions bucket, checked against the version entry's hash and columns (`TamperError`).
+   */
   async readVersionDoc(row: VersionRow): Promise<RecordDocument> {
+    const doc = await this.storedVersionDoc(row);
+    if (!this.checksReads) return doc;
+    const problem = await versionProblem(this.index, this.ns, row, doc);
+    if (problem) throw this.tampered(row.id, row.ov, problem);
+    return doc;
+  }
+
+  /** The document of a version as stored, unchecked (for `verify`, which reports instead). */
+  async storedVersionDoc(row: VersionRow): Promise<RecordDocument> {
     if (row.body !== null) return parseDocument(row.body);
     const loc = this.route.blobs.versions;
     const bytes = loc ? await this.ctx.blob.get(loc.bucket, blobKeys.version(loc, this.route.collection, row.id, row.ov)) : null;
@@ -111,6 +137,16 @@ export class RecordAccess {
       throw new StorageError(this.ctx.blob.name, 'get', undefined, `Version ${row.ov} of ${row.id} is archived but its object is missing from the versions bucket`);
     }
     return parseDocument(Buffer.from(bytes).toString('utf8'));
+  }
+
+  /** Whether reads check what they return (a versioned collection, `integrity.verifyReads` not false). */
+  get checksReads(): boolean {
+    return this.route.policy.versioned && this.ctx.verifyReads !== false;
+  }
+
+  /** The error a read fails with instead of serving tampered data. */
+  tampered(id: string, ov: number, reason: string): TamperError {
+    return new TamperError(`${this.ns.dbName}/${this.ns.collection}`, id, ov, reason);
   }
 
   async versionRecord<T extends Data>(row: VersionRow): Promise<VersionRecord<T>> {

@@ -11,9 +11,11 @@ import { matches } from '../../foundation/filter.js';
 import { UploadSession } from '../content-uploads.js';
 import { windowKeysAt } from '../counter-windows.js';
 import { type Data, extractMeta, flattenScalars, type RecordDocument, serialiseDocument } from '../documents.js';
-import { versionHash } from '../hash-chain.js';
+import { versionSealer } from '../hash-chain.js';
 import { type SystemInfo, systemMeta } from '../lineage.js';
 import type { RecordAccess } from './record-access.js';
+
+const UNSEALED = 'unsealed';
 
 /** How often a write tries again after losing a race before it gives up. */
 export const MAX_RETRIES = 100;
@@ -52,7 +54,10 @@ export class RecordCommits {
     const route = this.#access.route;
     const body = serialiseDocument(doc);
     const versioned = route.policy.versioned;
-    const hash = versioned ? versionHash(head?.hash ?? null, doc) : null;
+    // The hash covers the cv, which the commit assigns: `seal` computes it there. The placeholder
+    // is never stored (every driver commits through the plan, which applies the seal).
+    const previousHash = head?.hash ?? null;
+    const hash = versioned ? UNSEALED : null;
     const newHead: NewHead = {
       ov: doc.ov,
       deleted: doc.deleted,
@@ -64,6 +69,7 @@ export class RecordCommits {
       hash,
     };
     const write: RecordWrite = { id, expectedOv: head ? head.ov : null, head: newHead };
+    if (versioned) write.seal = versionSealer(previousHash, doc);
     // A deleted record released its unique claims; coming back to life it must take them again,
     // and fails (ConflictError) when another live record holds them now.
     if (head?.deleted && !doc.deleted && doc.system?.uniqueKeys) {

@@ -3,7 +3,7 @@
  * in time, its history, every change one actor made, lists by indexed properties, queries of the
  * collection as it stood at an instant, and records with their linked entities resolved.
  */
-import type { Actor, HeadRow, HistoryRow } from '../../contracts/index-store.js';
+import type { Actor, HeadRow, HistoryRow, VersionRow } from '../../contracts/index-store.js';
 import { ValidationError } from '../../errors.js';
 import { nowInstant, parseAsOf, parseInstant } from '../../foundation/clock.js';
 import { isPlainObject, parseFilter } from '../../foundation/filter.js';
@@ -12,7 +12,9 @@ import { checkLimit, checkOptions, checkOv, checkProjection, checkSort, decodePa
 import type { ActorChange, EntityMapping, HistoryEntry, ListOptions, ListResult, QueryOptions, QueryResult, VersionRecord, XronoxRecord } from '../collection-types.js';
 import { checkTtl, type PresentOptions } from '../content.js';
 import { type Data, readPath } from '../documents.js';
+import { digestOf, legacyPending, parseSeal, sealProblem } from '../hash-chain.js';
 import { actorId, checkActor } from '../lineage.js';
+import { versionFields } from '../tamper-check.js';
 import { checkMappings, type RecordAccess, toRecord } from './record-access.js';
 
 /** The keys of `ListOptions` (`listByMeta`'s query) and of `PresentOptions` (how content is returned). */
@@ -56,6 +58,7 @@ export class RecordReads {
     checkOptions(options, ['includeDeleted', ...PRESENT_KEYS], 'options', 'getAsOf');
     checkTtl(options.ttlSeconds);
     const row = await this.#access.index.findVersionAt(this.#access.ns, id, { at: instant });
+    if (row && this.#access.checksReads) await this.#checkSuccessor(row, instant);
     if (!row || (row.deleted && !options.includeDeleted)) return null;
     return this.#access.present(await this.#access.versionRecord<T>(row), options);
   }
@@ -66,7 +69,9 @@ export class RecordReads {
     checkOptions(options, ['limit', 'before'], 'options', 'history');
     const limit = checkLimit(options.limit);
     if (options.before !== undefined) checkOv(options.before, 'before');
-    const rows = await this.#access.index.listHistory(this.#access.ns, id, { limit: limit + 1, ...(options.before !== undefined ? { beforeOv: options.before } : {}) });
+    // Version entries rather than summaries: their hashes vouch for the columns a page shows.
+    const rows = await this.#access.index.listVersions(this.#access.ns, id, { limit: limit + 1, ...(options.before !== undefined ? { beforeOv: options.before } : {}) });
+    await this.#checkColumns(rows.slice(0, limit));
     const items = rows.slice(0, limit).map(historyEntry);
     return { items, nextBefore: rows.length > limit ? (items[items.length - 1]?.ov ?? null) : null };
   }
@@ -92,6 +97,7 @@ export class RecordReads {
       ...(to ? { to } : {}),
       ...(before ? { before } : {}),
     });
+    await this.#checkColumns(rows.slice(0, limit));
     const items = rows.slice(0, limit).map((r) => ({ id: r.id, ...historyEntry(r) }));
     const last = items[items.length - 1];
     return { items, nextPageToken: rows.length > limit && last ? encodeActorCursor(scope, { at: last.at, id: last.id, ov: last.ov }) : null };
@@ -185,6 +191,40 @@ export class RecordReads {
       if (entity) data[m.property] = { id: entity.id, ...entity.data };
     }
     return { ...record, data: data as T, entities };
+  }
+
+  /**
+   * The version found for a point in time is the answer only if the next one came later: a
+   * deleted next entry, or one whose time column was moved, would make an older version look
+   * current then. One more lookup, by primary key.
+   */
+  async #checkSuccessor(row: VersionRow, at: string): Promise<void> {
+    const { index, ns } = this.#access;
+    const next = await index.getVersion(ns, row.id, row.ov + 1);
+    if (next) {
+      if (next.at <= at) throw this.#access.tampered(row.id, row.ov + 1, 'its time column does not follow the version found for that time');
+      const seal = next.hash === null ? null : parseSeal(next.hash);
+      if (seal?.format === 2 && seal.previous !== digestOf(row.hash)) throw this.#access.tampered(row.id, row.ov + 1, `it does not link to version ${row.ov}`);
+      return;
+    }
+    const head = await index.getHead(ns, row.id);
+    if (head && head.ov > row.ov) throw this.#access.tampered(row.id, row.ov + 1, `version ${row.ov + 1} is missing`);
+  }
+
+  /**
+   * Refuses version entries whose columns (what history shows) do not match their hashes. A
+   * format-2 hash vouches for them on its own; an older entry's document is read and checked.
+   */
+  async #checkColumns(rows: readonly VersionRow[]): Promise<void> {
+    if (!this.#access.checksReads) return;
+    for (const row of rows) {
+      if (legacyPending(row.hash)) {
+        await this.#access.readVersionDoc(row);
+        continue;
+      }
+      const problem = sealProblem(versionFields(row), row.hash, null);
+      if (problem) throw this.#access.tampered(row.id, row.ov, problem);
+    }
   }
 
   /** Heads as records, in order (their documents read in parallel). */

@@ -7,6 +7,7 @@ import {
   booleanQuery,
   collectionRestoreBody,
   collectionRestoreReportSchema,
+  collectionVerificationSchema,
   createdManySchema,
   createdSchema,
   createManyBody,
@@ -19,7 +20,7 @@ import {
 } from '../schemas.js';
 import { BEARER, COLLECTION_PATHS, collectionParams, jsonBody, noQuery, problems, recordPath, routeRequest, TAGS, who } from './common.js';
 
-/** `POST` (create), `GET` (list) and `POST /restore` on a collection of one tier. */
+/** `POST` (create), `GET` (list), `POST /restore` and `POST /verify` on a collection of one tier. */
 export function registerCollectionRoutes(app: OpenAPIHono<AppEnv>, tier: Tier, xronox: Xronox): void {
   const path = COLLECTION_PATHS[tier];
   const params = collectionParams(tier);
@@ -135,6 +136,27 @@ export function registerCollectionRoutes(app: OpenAPIHono<AppEnv>, tier: Tier, x
     const { dryRun, ...target } = c.req.valid('json');
     const { actor, reason } = who(c, c.req.valid('header')['x-xronox-reason']);
     const report = await xronox.with(routeRequest(c.get('scope'), c.req.valid('param'))).restoreCollection(target, { dryRun: dryRun === true, actor, ...(reason ? { reason } : {}) });
+    return c.json(report, 200);
+  });
+
+  const verify = createRoute({
+    method: 'post',
+    path: `${path}/verify`,
+    operationId: `${tier}VerifyCollection`,
+    summary: 'Verify the collection: every hash chain, and the latest signed digest (admin)',
+    description:
+      "Recomputes every version's hash chain, checks every stored column, head and current.json against it and, when a digest key is configured, the store against the latest signed digest. Versioned types only. Reads every version: run it on demand, not per request.",
+    tags,
+    security: BEARER,
+    middleware: [requireRole('admin')] as const,
+    request: { params, query: noQuery },
+    responses: {
+      200: { description: 'The verification report (ok false on any finding)', content: { 'application/json': { schema: collectionVerificationSchema } } },
+      ...problems(400, 404),
+    },
+  });
+  app.openapi(verify, async (c) => {
+    const report = await xronox.with(routeRequest(c.get('scope'), c.req.valid('param'))).verifyCollection();
     return c.json(report, 200);
   });
 }

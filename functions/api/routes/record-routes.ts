@@ -4,6 +4,7 @@ import { requireRole } from '../access.js';
 import type { AppEnv } from '../env.js';
 import { etag } from '../problem.js';
 import {
+  versionProofSchema,
   booleanQuery,
   deletedSchema,
   functionIdHeader,
@@ -168,6 +169,26 @@ export function registerRecordRoutes(app: OpenAPIHono<AppEnv>, tier: Tier, xrono
     // Every record has a version 0, so an empty first page means there is no such record.
     if (page.items.length === 0 && q.before === undefined) throw new NotFoundError(`Record ${id} does not exist`);
     return c.json(page, 200);
+  });
+
+  const proof = createRoute({
+    method: 'get',
+    path: `${path}/versions/{ov}/proof`,
+    operationId: `${tier}GetVersionProof`,
+    summary: 'A proof that a version is in the history the latest signed digest commits to (versioned types)',
+    description: 'The version, the hash chain from it to the record head as of the digest, and the Merkle path to the signed root; checkable offline (docs/verifiable-history.md). 404 when no digest exists yet; 409 when the version is newer than the latest digest.',
+    tags,
+    security: BEARER,
+    middleware: [requireRole('read')] as const,
+    request: { params: params.extend({ ov: ovQuery }), query: noQuery },
+    responses: {
+      200: { description: 'The proof', content: { 'application/json': { schema: versionProofSchema } } },
+      ...problems(400, 404, 409),
+    },
+  });
+  app.openapi(proof, async (c) => {
+    const { id, ov, ...p } = c.req.valid('param');
+    return c.json(await xronox.with(routeRequest(c.get('scope'), p)).proof(id, ov), 200);
   });
 
   const restore = createRoute({
