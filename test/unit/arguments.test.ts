@@ -136,7 +136,7 @@ describe('an argument past the last one a method takes is refused, naming it', (
       ['listByMeta', () => orders.listByMeta({}, {}, extra), 'arguments[2]'],
       ['query', () => orders.query({}, {}, extra), 'arguments[2]'],
       ['verify', () => orders.verify(id, extra), 'arguments[1]'],
-      ['verifyCollection', () => orders.verifyCollection(extra), 'arguments[0]'],
+      ['verifyCollection', () => orders.verifyCollection({}, extra), 'arguments[1]'],
       ['restoreObject', () => orders.restoreObject(id, { ov: 0 }, {}, extra), 'arguments[3]'],
       ['restoreCollection', () => orders.restoreCollection({ cv: 0 }, {}, extra), 'arguments[2]'],
     ];
