@@ -115,6 +115,12 @@ export interface JobContext {
    * `JobStopped` when the run must stop (the work done so far stays done and is reported).
    */
   checkpoint(): Promise<void>;
+  /**
+   * Renews the run's lease on the database and says whether it still holds it: a job that saves
+   * its progress after `checkpoint` threw `JobStopped` (aborted) asks first, so a run that lost
+   * the database to another never overwrites that run's progress.
+   */
+  holdsLease(): Promise<boolean>;
   /** Counts units of work for the progress report. */
   step(units?: number): void;
   /** Announces how many units the current step (this database, or its current phase) will do, for the progress report (`JobProgress.total`). */
@@ -239,6 +245,7 @@ export async function runOverTargets(
         if (!(await target.index.acquireLock(ns, key, run, leaseMs))) throw new JobStopped('lease lost');
         progress();
       },
+      holdsLease: () => target.index.acquireLock(ns, key, run, leaseMs),
       step: (units = 1) => {
         tally.units += units;
         done += units;
