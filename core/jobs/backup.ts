@@ -6,7 +6,7 @@ import { headBody } from '../engine/offloaded.js';
 import { RestoreTargetNotEmptyError, ValidationError } from '../errors.js';
 import { isValidName, restoreStagingDbName } from '../foundation/names.js';
 import type { BlobLocation } from '../routing/router.js';
-import { JobStopped, type JobContext, syncTargetOf, type JobTarget } from './job.js';
+import { JobStopped, type JobContext, moveCheckpoint, syncTargetOf, type JobTarget } from './job.js';
 import { BACKUP_FORMATS, type BackupFormat, isVersionObjects, isVersionRef, rememberRefs, type VersionLine, type VersionObjects, VersionReader, type VersionRef } from './backup-versions.js';
 import {
   BACKUP_FORMAT,
@@ -89,7 +89,7 @@ export async function backupDatabase(target: JobTarget, ctx: JobContext): Promis
   const sizes = await Promise.all(plan.collections.map((collection) => target.index.countRecords({ dbName: target.dbName, collection })));
   ctx.expect(sizes.reduce((a, b) => a + b, 0));
   for (const [i, collection] of plan.collections.entries()) {
-    await ctx.checkpoint();
+    await moveCheckpoint(ctx);
     await backupCollection(target, loc, collection, date, plan, ctx, sizes[i]!);
   }
 }
@@ -169,7 +169,7 @@ async function backupCollection(target: JobTarget, loc: BlobLocation, collection
   // Between pages, so between records: what is saved is always whole records.
   const checkpoint = async () => {
     try {
-      await ctx.checkpoint();
+      await moveCheckpoint(ctx);
     } catch (err) {
       if (err instanceof JobStopped && err.reason === 'aborted' && (await ctx.holdsLease())) await save();
       throw err;
@@ -177,6 +177,8 @@ async function backupCollection(target: JobTarget, loc: BlobLocation, collection
     if (parts.files.length !== savedParts || Date.now() - savedAt >= PROGRESS_EVERY_MS) await save();
   };
   const concurrency = ctx.settings.concurrency;
+  // Pages sized to the reads in flight: each page is a stop point, and a page's reads all go out at once.
+  const pageSize = Math.min(PAGE, Math.max(32, concurrency * 8));
   const versions = new VersionReader(target, ns, state.format, loc, concurrency);
 
   while (state.afterKey === null) {
@@ -185,7 +187,7 @@ async function backupCollection(target: JobTarget, loc: BlobLocation, collection
       filter: null,
       includeDeleted: true,
       sort: { field: 'id', direction: 1 },
-      limit: PAGE,
+      limit: pageSize,
       ...(state.afterId !== null ? { after: { value: state.afterId, id: state.afterId } } : {}),
     });
     // A page's records are read together: heads (an offloaded one from its object), entries, then
@@ -205,7 +207,8 @@ async function backupCollection(target: JobTarget, loc: BlobLocation, collection
       state.afterId = record.head.id;
       ctx.step();
     }
-    if (heads.length < PAGE) state.afterKey = '';
+    ctx.advanced();
+    if (heads.length < pageSize) state.afterKey = '';
   }
   for (;;) {
     await checkpoint();
@@ -213,6 +216,7 @@ async function backupCollection(target: JobTarget, loc: BlobLocation, collection
     for (const c of claims) await add({ t: 'claim', key: c.key, id: c.id });
     state.counts.claims += claims.length;
     if (claims.length > 0) state.afterKey = claims[claims.length - 1]!.key;
+    ctx.advanced();
     if (claims.length < PAGE) break;
   }
   await parts.flush();
@@ -312,6 +316,8 @@ export async function restoreDatabase(target: JobTarget, ctx: JobContext, option
 
   ctx.phase(`checking snapshot ${date}${snapshot.id !== null ? `/${snapshot.id}` : ''}`);
   const manifests: Array<{ folder: string; manifest: BackupManifest }> = [];
+  // References whose object the versions bucket lost, restored from their copy (`copy` snapshots).
+  const fromCopies = new Set<string>();
   for (const { folder, collection } of snapshot.folders) {
     await ctx.checkpoint();
     const manifest = checkRecordsManifest(
@@ -333,7 +339,10 @@ export async function restoreDatabase(target: JobTarget, ctx: JobContext, option
         counts[line.t === 'head' ? 'heads' : line.t === 'version' ? 'versions' : 'claims']++;
       }
       // Every referenced object, before anything is written: there, with its size and SHA-256.
-      await mapInParallel(refs, (ref) => checkRef(target, manifest.versionObjects!, ref, `${loc.bucket}/${folder}${file.name}`), ctx.settings.concurrency);
+      await mapInParallel(refs, async (ref) => {
+        const source = await checkRef(target, manifest.versionObjects!, ref, `${loc.bucket}/${folder}${file.name}`);
+        if (source.key !== ref.key || source.bucket !== manifest.versionObjects!.bucket) fromCopies.add(ref.key);
+      }, ctx.settings.concurrency);
       ctx.tally.add('checkedVersionObjects', refs.length);
     }
     if (counts.heads !== manifest.counts.heads || counts.versions !== manifest.counts.versions || counts.claims !== manifest.counts.claims) {
@@ -360,7 +369,7 @@ export async function restoreDatabase(target: JobTarget, ctx: JobContext, option
     const flush = async () => {
       if (batch.length === 0) return;
       await ctx.checkpoint();
-      await importBatch(target, ns, batch, ctx, manifest.versionObjects);
+      await importBatch(target, ns, batch, ctx, manifest.versionObjects, fromCopies);
       batch = [];
       batchVersions = 0;
     };
@@ -459,15 +468,23 @@ async function refSource(target: JobTarget, objects: VersionObjects, ref: Versio
 }
 
 /** A referenced version's object is there and holds exactly what the snapshot recorded; otherwise the restore stops before writing. */
-async function checkRef(target: JobTarget, objects: VersionObjects, ref: VersionRef, where: string): Promise<void> {
-  if (await refSource(target, objects, ref)) return;
+async function checkRef(target: JobTarget, objects: VersionObjects, ref: VersionRef, where: string): Promise<{ bucket: string; key: string }> {
+  const source = await refSource(target, objects, ref);
+  if (source) return { bucket: source.bucket, key: source.key };
   throw new ValidationError(
     `${where} references ${objects.bucket}/${ref.key}${ref.copy !== undefined ? ` (copied to ${objects.copies}/${ref.copy})` : ''}, which is missing or does not match its size and SHA-256: it was changed, damaged or removed`,
   );
 }
 
 /** Stages records (in `ns`, the staging database); their archived versions' objects go where the restored records will read them. */
-async function importBatch(target: JobTarget, ns: Namespace, batch: readonly SnapshotRecord[], ctx: JobContext, objects: VersionObjects | undefined): Promise<void> {
+async function importBatch(
+  target: JobTarget,
+  ns: Namespace,
+  batch: readonly SnapshotRecord[],
+  ctx: JobContext,
+  objects: VersionObjects | undefined,
+  fromCopies: ReadonlySet<string>,
+): Promise<void> {
   const loc = target.blobs.versions;
   const puts: Array<{ key: string; body: Buffer }> = [];
   const refs: Array<{ ref: VersionRef; key: string | null; set: (body: string) => void }> = [];
@@ -479,7 +496,7 @@ async function importBatch(target: JobTarget, ns: Namespace, batch: readonly Sna
         const key = loc ? blobKeys.version(loc, ns.collection, row.id, row.ov) : null;
         const entry: VersionRow = { ...row };
         // In place already (the usual case): checked before staging began, and version objects are create-only.
-        if (loc && objects!.bucket === loc.bucket && ref.key === key) return entry;
+        if (loc && objects!.bucket === loc.bucket && ref.key === key && !fromCopies.has(ref.key)) return entry;
         refs.push({ ref, key, set: (body) => Object.assign(entry, { archived: false, body }) });
         return entry;
       }
