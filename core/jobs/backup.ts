@@ -243,8 +243,11 @@ async function backupCollection(target: JobTarget, loc: BlobLocation, collection
   ctx.tally.add('backedUpCollections');
   ctx.tally.add('backedUpRecords', state.counts.heads);
   ctx.tally.add('backedUpVersions', state.counts.versions);
-  ctx.tally.add('versionObjectsRead', versions.reads);
-  ctx.tally.add('versionObjectsCopied', versions.copies);
+  // Reference snapshots say what they read and copied (the self-contained format reads every archived version, always).
+  if (state.format !== 'self-contained') {
+    ctx.tally.add('versionObjectsRead', versions.reads);
+    ctx.tally.add('versionObjectsCopied', versions.copies);
+  }
   ctx.tally.bytes += manifest.bytes;
 }
 
