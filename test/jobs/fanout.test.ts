@@ -16,7 +16,7 @@ import { parseJobTask, type JobTask } from '../../core/jobs/fanout.js';
 import { JOB_LEASE_COLLECTION } from '../../core/jobs/job.js';
 import { restoreBackup, runJob } from '../../core/jobs/run.js';
 import { backupDate, snapshotId } from '../../core/jobs/snapshot.js';
-import { initXronox, type Xronox } from '../../core/xronox.js';
+import { initXronox } from '../../core/xronox.js';
 import { backupFanOut, closeJobQueue, container, jobWorker } from '../../functions/jobs/handlers.js';
 import { type SentMessage, type SqsServer, sqsEvent, startSqsServer } from '../support/sqs-server.js';
 import { freshNames, indexState, JOB_BACKENDS, jobConfig, lambdaContext, openIndex, scheduledEvent, useJobBackend, writeConfig } from './support.js';

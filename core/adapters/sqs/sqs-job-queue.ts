@@ -1,4 +1,4 @@
-import type { SQSClient } from '@aws-sdk/client-sqs';
+import type { SendMessageBatchCommand as SendBatch, SQSClient } from '@aws-sdk/client-sqs';
 import type { JobQueue } from '../../contracts/job-queue.js';
 import { StorageError, ValidationError } from '../../errors.js';
 
@@ -26,7 +26,7 @@ const RESENDS = 3;
 export class SqsJobQueue implements JobQueue {
   readonly name = 'sqs';
   readonly #options: SqsJobQueueOptions;
-  #client: Promise<{ client: SQSClient; SendMessageBatchCommand: typeof import('@aws-sdk/client-sqs').SendMessageBatchCommand }> | undefined;
+  #client: Promise<{ client: SQSClient; SendMessageBatchCommand: typeof SendBatch }> | undefined;
 
   constructor(options: SqsJobQueueOptions) {
     if (!/^https?:\/\/[^/]+\/.+/.test(options.queueUrl)) throw new ValidationError(`The job queue URL must be an SQS queue URL; got ${JSON.stringify(options.queueUrl).slice(0, 200)}`, { path: 'queueUrl' });
