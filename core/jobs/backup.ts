@@ -48,8 +48,10 @@ import {
  *
  * Logs are never backed up (their storage policy has no backups bucket). Every run takes a new
  * snapshot, except that a run finding the day's last snapshot of its database incomplete (a run
- * cut off) finishes that one: it skips the collections whose manifest is there, and writes a
- * collection cut off mid-way again from the start (file names are deterministic), removing any
+ * cut off) finishes that one: it skips the collections whose manifest is there, and carries a
+ * collection cut off mid-way on from its saved progress (`progress.json` and `pending.jsonl.gz`,
+ * see `saveProgress`; without them, from the start: file names and part boundaries are
+ * deterministic, so either way the parts are the ones an uninterrupted run writes), removing any
  * file its manifest does not list.
  */
 export interface BackupManifest extends ManifestBase {
