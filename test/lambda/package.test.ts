@@ -346,7 +346,7 @@ describe('npx osls package', () => {
       }
       expect(withParams.template.Conditions).toEqual({ HasAlarmTopic: { 'Fn::Not': [{ 'Fn::Equals': [TOPIC, ''] }] } });
       const groups = resources(withParams.template, 'AWS::Logs::LogGroup');
-      expect(groups).toHaveLength(7);
+      expect(groups).toHaveLength(2 + JOBS.length);
       for (const [name, group] of groups) expect(group.Properties.RetentionInDays, name).toBe(14);
     });
 
