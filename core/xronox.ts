@@ -457,7 +457,7 @@ export class Xronox implements JobHost, DocumentHost {
   async #health(): Promise<HealthReport> {
     this.#assertOpen();
     const probe = async (run: () => Promise<unknown>): Promise<ProbeResult> => {
-      const started = process.hrtime.bigint();
+      const started = performance.now();
       try {
         await run();
         return { ok: true, latencyMs: elapsedMs(started) };
@@ -623,8 +623,9 @@ export interface HealthReport {
   config: XronoxConfig;
 }
 
-function elapsedMs(started: bigint): number {
-  return Number(process.hrtime.bigint() - started) / 1e6;
+/** Web-standard `performance.now()`, which every runtime has (Workers too); a monotonic clock like process.hrtime. */
+function elapsedMs(started: number): number {
+  return performance.now() - started;
 }
 
 /**

@@ -235,6 +235,21 @@ export async function connectMariadb(): Promise<mariadb.Connection> {
   return conn;
 }
 
+/** A pool of `size` connections with the same settings as `connectMariadb` (the concurrent clients' side). */
+export function connectMariadbPool(size: number): mariadb.Pool {
+  return mariadb.createPool({
+    host: process.env.BENCH_MARIADB_HOST ?? '127.0.0.1',
+    port: Number(process.env.BENCH_MARIADB_PORT ?? 3306),
+    user: process.env.BENCH_MARIADB_USER ?? 'root',
+    password: process.env.BENCH_MARIADB_PASSWORD ?? '',
+    database: process.env.BENCH_MARIADB_DATABASE ?? 'test',
+    connectTimeout: 3000,
+    connectionLimit: size,
+    minimumIdle: size,
+    initSql: "SET time_zone = '+00:00'",
+  });
+}
+
 export async function mariadbInfo(conn: mariadb.Connection): Promise<ServerInfo> {
   const [row] = (await conn.query(
     'SELECT @@version AS version, @@innodb_flush_log_at_trx_commit AS flush, @@sync_binlog AS sync_binlog, @@log_bin AS log_bin, @@innodb_doublewrite AS doublewrite, @@innodb_flush_method AS method',
@@ -260,16 +275,17 @@ export async function mariadbInfo(conn: mariadb.Connection): Promise<ServerInfo>
 export class MariadbStore implements ComparedStore {
   readonly name: string;
   readonly versioned: boolean;
-  readonly #conn: mariadb.Connection;
+  /** One connection, or a pool (several clients at once; `seed` needs a connection). */
+  readonly #conn: mariadb.Connection | mariadb.Pool;
   readonly #table = unique('xronox_bench');
 
-  private constructor(conn: mariadb.Connection, versioned: boolean) {
+  private constructor(conn: mariadb.Connection | mariadb.Pool, versioned: boolean) {
     this.#conn = conn;
     this.versioned = versioned;
     this.name = versioned ? 'MariaDB, WITH SYSTEM VERSIONING' : 'MariaDB, plain table';
   }
 
-  static async open(conn: mariadb.Connection, versioned: boolean): Promise<MariadbStore> {
+  static async open(conn: mariadb.Connection | mariadb.Pool, versioned: boolean): Promise<MariadbStore> {
     const store = new MariadbStore(conn, versioned);
     await conn.query(
       // KEY (id, ov) serves history listings (it holds history rows too); AS OF uses the primary key.
@@ -331,19 +347,21 @@ export class MariadbStore implements ComparedStore {
   async seed(versions: number, dataOf: (ov: number) => Data): Promise<string> {
     const id = randomUUID();
     const first = Date.now() * 1000 - 1e6 - versions * 1000;
-    const stamp = (ov: number) => this.#conn.query(`SET timestamp = ${((first + ov * 1000) / 1e6).toFixed(6)}`);
+    const conn = this.#conn;
+    if (!('beginTransaction' in conn)) throw new Error('MariadbStore.seed needs one connection, not a pool');
+    const stamp = (ov: number) => conn.query(`SET timestamp = ${((first + ov * 1000) / 1e6).toFixed(6)}`);
     try {
       for (let from = 0; from < versions; from += 1000) {
-        await this.#conn.beginTransaction();
+        await conn.beginTransaction();
         for (let ov = from; ov < Math.min(versions, from + 1000); ov++) {
           await stamp(ov);
           if (ov === 0) await this.#conn.execute(`INSERT INTO ${this.#table} (id, ov, actor, reason, body) VALUES (?, 0, ?, ?, ?)`, [id, ACTOR, REASON, JSON.stringify(dataOf(0))]);
           else await this.update(id, dataOf(ov), ov - 1);
         }
-        await this.#conn.commit();
+        await conn.commit();
       }
     } finally {
-      await this.#conn.query('SET timestamp = DEFAULT');
+      await conn.query('SET timestamp = DEFAULT');
     }
     return id;
   }

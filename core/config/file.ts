@@ -1,6 +1,7 @@
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import type * as NodeFs from 'node:fs';
+import type * as NodePath from 'node:path';
 import { ConfigError } from '../errors.js';
+import { requireBuiltin } from '../foundation/host.js';
 import type { Environment } from './env.js';
 import { loadConfig, type XronoxConfig } from './load.js';
 
@@ -12,6 +13,11 @@ import { loadConfig, type XronoxConfig } from './load.js';
  * whatever the working directory.
  */
 
+// Config files live on a file system, which Node, Deno and Bun give and a Workers isolate does not:
+// asked for at call time (see foundation/host.ts), so the engine's import graph needs no node:fs.
+const nodeFs = () => requireBuiltin<typeof NodeFs>('node:fs', 'Reading a config file');
+const nodePath = () => requireBuiltin<typeof NodePath>('node:path', 'Reading a config file');
+
 /** The names looked for, in order. */
 export const CONFIG_FILE_NAMES = ['xronox.config.json', '.xronox.json'] as const;
 
@@ -21,13 +27,13 @@ export const CONFIG_FILE_NAMES = ['xronox.config.json', '.xronox.json'] as const
  * searched when there is none.
  */
 export function findConfigFile(startDir: string = process.cwd()): string {
-  const start = resolve(startDir);
+  const start = nodePath().resolve(startDir);
   const folders = [start];
   const root = packageRootAbove(start);
   if (root !== undefined) folders.push(root);
   for (const folder of folders) {
     for (const name of CONFIG_FILE_NAMES) {
-      const path = join(folder, name);
+      const path = nodePath().join(folder, name);
       if (isFile(path)) return path;
     }
   }
@@ -45,7 +51,7 @@ export function findConfigFile(startDir: string = process.cwd()): string {
 export function readConfigFile(path: string): unknown {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = nodeFs().readFileSync(path, 'utf8');
   } catch (err) {
     const reason = isErrno(err) ? err.code : 'unreadable';
     throw new ConfigError([{ path: '', message: `Cannot read the config file ${path} (${reason})` }], { cause: err });
@@ -67,10 +73,10 @@ export function readConfigFile(path: string): unknown {
  * resolved against its folder. A ConfigError for an invalid config names the file.
  */
 export function loadConfigFile(path: string, env: Environment = process.env): XronoxConfig {
-  const absolute = resolve(path);
+  const absolute = nodePath().resolve(path);
   const input = readConfigFile(absolute);
   try {
-    return loadConfig(input, env, { baseDir: dirname(absolute) });
+    return loadConfig(input, env, { baseDir: nodePath().dirname(absolute) });
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     const named = new ConfigError(err.issues, { cause: err.cause });
@@ -82,16 +88,16 @@ export function loadConfigFile(path: string, env: Environment = process.env): Xr
 function packageRootAbove(start: string): string | undefined {
   let folder = start;
   for (;;) {
-    const parent = dirname(folder);
+    const parent = nodePath().dirname(folder);
     if (parent === folder) return undefined;
     folder = parent;
-    if (isFile(join(folder, 'package.json'))) return folder;
+    if (isFile(nodePath().join(folder, 'package.json'))) return folder;
   }
 }
 
 function isFile(path: string): boolean {
   try {
-    return existsSync(path) && statSync(path).isFile();
+    return nodeFs().existsSync(path) && nodeFs().statSync(path).isFile();
   } catch {
     return false;
   }

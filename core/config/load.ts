@@ -1,6 +1,7 @@
-import { isAbsolute, resolve } from 'node:path';
+import type * as NodePath from 'node:path';
 import { ConfigError, type ConfigIssue, XronoxError } from '../errors.js';
 import { parseFilter } from '../foundation/filter.js';
+import { builtinModule } from '../foundation/host.js';
 import { policyFor } from './policy.js';
 import { acceptsTenant, compileTenantPattern, dynamicTenantSections, renderTemplate, templateMatcher } from './dynamic-tenants.js';
 import { type Environment, resolveEnvReferences } from './env.js';
@@ -99,7 +100,9 @@ function maskIssues(issues: ConfigIssue[], secrets: string[]): ConfigIssue[] {
 /** Relative SQLite and local blob paths made absolute against `baseDir`, in a copy. */
 function resolveRelativePaths(input: unknown, baseDir: string): unknown {
   if (!isRecord(input)) return input;
-  const absolute = (path: unknown) => (typeof path === 'string' && path !== '' && !isAbsolute(path) ? resolve(baseDir, path) : path);
+  // Paths on a file system: a runtime without node:path (a Workers isolate) has none, and keeps them as written.
+  const nodePath = builtinModule<typeof NodePath>('node:path');
+  const absolute = (path: unknown) => (nodePath && typeof path === 'string' && path !== '' && !nodePath.isAbsolute(path) ? nodePath.resolve(baseDir, path) : path);
   const out: Record<string, unknown> = { ...input };
   if (isRecord(input.dbConnections)) {
     out.dbConnections = Object.fromEntries(

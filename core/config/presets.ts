@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '../foundation/digest.js';
 import { ConfigError } from '../errors.js';
 import { XronoxConfigBuilder } from './builder.js';
 import type { XronoxConfig } from './load.js';
@@ -150,7 +150,7 @@ function addEveryDatabase(builder: XronoxConfigBuilder, { ref, s3Ref, prefix, te
 function dbNameOf(prefix: string, kind: string, tenantId?: string): string {
   const name = tenantId === undefined ? `${prefix}_${kind}` : `${prefix}_${kind}_${tenantId.toLowerCase().replace(/[^a-z0-9_]/g, '_')}`;
   if (name.length <= MAX_DB_NAME) return name;
-  const hash = createHash('sha256').update(name).digest('hex').slice(0, 8);
+  const hash = sha256Hex(name).slice(0, 8);
   return `${name.slice(0, MAX_DB_NAME - hash.length - 1)}_${hash}`;
 }
 

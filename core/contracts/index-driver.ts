@@ -288,40 +288,43 @@ export interface HeadState {
 /** A full head as an effect writes it. */
 export type HeadWrite = Omit<HeadRow, 'id'>;
 
+/** The tables whose rows belong to one record: each row carries the record's id. */
+export type RecordTable = 'heads' | 'versions' | 'claims' | 'outbox' | 'pendingBlobs' | 'deadLetters';
+
 /**
- * One change a plan makes. Effects are applied in order; each is idempotent on its own terms (a
- * delete of nothing is no error). Writes of heads and versions carry everything: a driver
- * computes nothing but storage layout.
+ * One change a plan makes, to one kind of row: put a row whole, delete rows, or change fields the
+ * plan names. Effects are applied in order; each is idempotent on its own terms (a delete of
+ * nothing is no error). Rows carry everything: a driver computes nothing but storage layout (and
+ * the store's clock, for leases and upload stamps).
  */
 export type Effect =
   | { kind: 'putHead'; ns: Namespace; id: string; head: HeadWrite }
-  | { kind: 'deleteHead'; ns: Namespace; id: string }
-  /** Keeps every field of the head but `body`, which becomes `''`. */
-  | { kind: 'offloadHead'; ns: Namespace; id: string }
   /** A new entry: the record has none at that ov (a driver refuses one that exists, failing the transaction). */
   | { kind: 'putVersion'; ns: Namespace; version: VersionRow }
-  /** Removes the record's version entries with ov below `belowOv` (all of them: `Infinity`). */
-  | { kind: 'deleteVersions'; ns: Namespace; id: string; belowOv: number }
-  /** The entries drop `body` and become `archived`. */
-  | { kind: 'archiveVersions'; ns: Namespace; id: string; ovs: readonly number[] }
+  /**
+   * The record's rows in `tables`: its head, its version entries (with `belowOv`, only those with
+   * ov below it), the claims it holds, its outbox entry, the objects queued with it, its dead letter.
+   */
+  | { kind: 'deleteRecord'; ns: Namespace; id: string; tables: readonly RecordTable[]; belowOv?: number }
+  /**
+   * Bodies the blob store now holds alone: the head keeps every field but `body`, which becomes
+   * `''` (`ovs: null`, an offload); or the entries at `ovs` drop `body` and become `archived`.
+   */
+  | { kind: 'dropBodies'; ns: Namespace; id: string; ovs: readonly number[] | null }
   | { kind: 'putClaim'; ns: Namespace; key: string; id: string }
-  /** Every claim the record holds. */
-  | { kind: 'releaseClaims'; ns: Namespace; id: string }
   /** Marks the record for sync at `seq`; an entry that exists takes the new seq and keeps its place in the queue. */
   | { kind: 'putOutbox'; ns: Namespace; id: string; seq: number }
-  | { kind: 'deleteOutbox'; ns: Namespace; id: string }
   | { kind: 'putPendingBlob'; ns: Namespace; id: string; blob: PendingBlob }
+  /** Queued objects by key, whichever record queued them. */
   | { kind: 'deletePendingBlobs'; ns: Namespace; keys: ReadonlyArray<{ bucket: string; key: string }> }
-  /** Every object queued with the record (a hard delete). */
-  | { kind: 'dropPendingBlobs'; ns: Namespace; id: string }
   | { kind: 'putDeadLetter'; ns: Namespace; id: string; reason: string; failedAt: string }
-  | { kind: 'deleteDeadLetter'; ns: Namespace; id: string }
-  | { kind: 'addCounters'; dbName: string; collection: string; deltas: Readonly<Record<string, number>>; windows: readonly string[] }
-  | { kind: 'setCounters'; dbName: string; collection: string; values: Readonly<Record<string, number>> }
-  | { kind: 'setCounterWindow'; dbName: string; collection: string; window: CounterWindow }
-  | { kind: 'deleteCounterWindow'; dbName: string; collection: string; window: string }
-  /** Every total and window of the collection. */
-  | { kind: 'clearCounters'; dbName: string; collection: string }
+  /**
+   * Counts of a collection's totals (`window: null`) or of one window: added to what each name
+   * holds (`add`), or set, name by name; names not given are untouched.
+   */
+  | { kind: 'counters'; dbName: string; collection: string; window: string | null; counts: Readonly<Record<string, number>>; add: boolean }
+  /** One window of the collection's counters, or (`window: null`) every total and window. */
+  | { kind: 'deleteCounters'; dbName: string; collection: string; window: string | null }
   /** Sets the namespace's last cv (never lowers it: the plan passes the higher value). */
   | { kind: 'setCollectionVersion'; ns: Namespace; cv: number }
   /** Takes or renews the lease, expiring `leaseMs` from now by the store's clock. */

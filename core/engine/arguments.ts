@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { sha256Base64url } from '../foundation/digest.js';
 import { SORT_FIELDS, type SortField } from '../contracts/index-store.js';
 import { ValidationError } from '../errors.js';
 import { isValidName } from '../foundation/names.js';
@@ -143,5 +143,5 @@ export function decodePageToken(scope: string, token: unknown): PageState {
 }
 
 function scopeHash(scope: string): string {
-  return createHash('sha256').update(scope).digest('base64url').slice(0, 16);
+  return sha256Base64url(scope).slice(0, 16);
 }

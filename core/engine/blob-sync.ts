@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomUUID } from '../foundation/digest.js';
 import type { BlobStore } from '../contracts/blob-store.js';
 import { ConflictError, StorageError } from '../errors.js';
 import type { IndexMaintenance, Leases, Namespace, PendingSync, RecordIndex, SyncOutbox } from '../contracts/index-store.js';
@@ -74,6 +74,12 @@ const MAX_QUEUED = 10_000;
 const UNARCHIVED_PAGE = 256;
 const YIELD_ABOVE = 64;
 const CONCURRENCY = 8;
+/**
+ * Version objects of one record put at once: a record with a backlog (many updates while its
+ * sync ran, or while the blob store was down) writes them side by side, so a filesystem store
+ * fsyncs their folder once per round (see `FsBlobStore`) and S3 has several requests in flight.
+ */
+const VERSION_PUTS_IN_FLIGHT = 8;
 const DEFAULT_RETRY_DELAY_MS = 250;
 const DEFAULT_MAX_DELAY_MS = 30_000;
 /** A record's sync lease outlasts the blob store's slowest put by this much. */
@@ -457,9 +463,10 @@ export class BlobSync {
       const archivedOvs: number[] = [];
       if (target.versioned && blobs.versions && !target.deferVersions) {
         const loc = blobs.versions;
-        await forEachUnarchived(index, ns, id, async (ov, body) => {
-          await putVersionOnce(blob, loc.bucket, blobKeys.version(loc, ns.collection, id, ov), body);
-          archivedOvs.push(ov);
+        await forEachUnarchivedPage(index, ns, id, async (page) => {
+          await inParallel(page, VERSION_PUTS_IN_FLIGHT, ({ ov, body }) => putVersionOnce(blob, loc.bucket, blobKeys.version(loc, ns.collection, id, ov), body));
+          // Marked archived only once every put of the page was acknowledged.
+          for (const { ov } of page) archivedOvs.push(ov);
         });
       }
       const head = await index.getHead(ns, id);
@@ -563,13 +570,47 @@ export async function forEachUnarchived(
   id: string,
   visit: (ov: number, body: Buffer) => Promise<void>,
 ): Promise<void> {
+  await forEachUnarchivedPage(index, ns, id, async (page) => {
+    for (const v of page) await visit(v.ov, v.body);
+  });
+}
+
+/** `forEachUnarchived`, a page at a time (at most `UNARCHIVED_PAGE` versions, ov ascending). */
+export async function forEachUnarchivedPage(
+  index: Pick<SyncOutbox, 'listUnarchived'>,
+  ns: Namespace,
+  id: string,
+  visit: (page: Array<{ ov: number; body: Buffer }>) => Promise<void>,
+): Promise<void> {
   let afterOv = -1;
   for (;;) {
     const page = await index.listUnarchived(ns, id, { afterOv, limit: UNARCHIVED_PAGE });
-    for (const v of page) if (v.body !== null) await visit(v.ov, Buffer.from(v.body, 'utf8'));
+    const withBodies = page.flatMap((v) => (v.body === null ? [] : [{ ov: v.ov, body: Buffer.from(v.body, 'utf8') }]));
+    if (withBodies.length > 0) await visit(withBodies);
     if (page.length < UNARCHIVED_PAGE) return;
     afterOv = page[page.length - 1]!.ov;
   }
+}
+
+/**
+ * Runs `work` on every item, at most `limit` at once; resolves when all have succeeded, and
+ * rejects with the first failure once every started item has settled (none is left running).
+ */
+export async function inParallel<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failure: { err: unknown } | undefined;
+  const lane = async () => {
+    while (failure === undefined && next < items.length) {
+      const item = items[next++]!;
+      try {
+        await work(item);
+      } catch (err) {
+        failure ??= { err };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+  if (failure) throw failure.err;
 }
 
 /**

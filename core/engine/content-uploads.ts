@@ -1,5 +1,5 @@
-import { randomUUID } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { randomUUID } from '../foundation/digest.js';
+import { sleep } from '../foundation/timers.js';
 import type { Namespace, RecordIndex, UploadIntent, UploadIntents, UploadRef } from '../contracts/index-store.js';
 import { StorageError } from '../errors.js';
 import { blobKeys } from './blob-sync.js';

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '../foundation/digest.js';
 import type { BlobStore } from '../contracts/blob-store.js';
 import type { PendingBlob, UploadRef } from '../contracts/index-store.js';
 import { ConflictError, StorageError, ValidationError } from '../errors.js';
@@ -103,7 +103,7 @@ export class ContentOffload {
         throw new ValidationError(`data.${prop} holds ${size} bytes of content, over the limit of ${this.#maxBytes} bytes (limits.maxContentBytes)`, { path: `data.${prop}` });
       }
       const bytes = decodeBase64(value as string, size);
-      const sha256 = createHash('sha256').update(bytes).digest('hex');
+      const sha256 = sha256Hex(bytes);
       const key = `${this.#folder(id, prop)}${sha256}/${spec.preferredText ? 'text.txt' : 'blob.bin'}`;
       const contentType = spec.preferredText ? `${spec.contentType}; charset=${spec.textCharset ?? 'utf-8'}` : spec.contentType;
       const ref: ContentRef = { _content: { key, contentType, size: bytes.byteLength, sha256 } };
@@ -175,7 +175,7 @@ export class ContentOffload {
       }
       const bytes = queued ? queued.body : await this.#blob.get(loc.bucket, key);
       if (!bytes) throw new StorageError(this.#blob.name, 'get', undefined, `The content of ${prop} of ${id} is missing from the content bucket`);
-      if (createHash('sha256').update(bytes).digest('hex') !== value._content.sha256) {
+      if (sha256Hex(bytes) !== value._content.sha256) {
         throw new StorageError(this.#blob.name, 'get', undefined, `The content of ${prop} of ${id} does not match its SHA-256: it was changed outside Xronox`);
       }
       // A view of the bytes read, not a copy of them.

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '../foundation/digest.js';
 import type { RecordDocument } from './documents.js';
 import { canonicalJson } from './merge.js';
 
@@ -8,7 +8,7 @@ import { canonicalJson } from './merge.js';
  * Changing any stored version, or dropping one from the middle, breaks every link from there on.
  */
 export function versionHash(previous: string | null, doc: RecordDocument): string {
-  return createHash('sha256').update(previous ?? '').update('\n').update(canonicalJson(doc)).digest('hex');
+  return sha256Hex(previous ?? '', '\n', canonicalJson(doc));
 }
 
 /** The first broken link of a record's chain, or `null` when the chain holds. */

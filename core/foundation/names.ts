@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { sha256Hex } from './digest.js';
 import { ValidationError } from '../errors.js';
 
 /**
@@ -59,5 +59,5 @@ export const RESTORE_STAGING_PREFIX = 'xronox_restore_';
 
 /** The staging database of a restore of `dbName`: the prefix and a hash, a valid name on every backend whatever `dbName`'s length. */
 export function restoreStagingDbName(dbName: string): string {
-  return `${RESTORE_STAGING_PREFIX}${createHash('sha256').update(dbName).digest('hex').slice(0, 24)}`;
+  return `${RESTORE_STAGING_PREFIX}${sha256Hex(dbName).slice(0, 24)}`;
 }

@@ -1,4 +1,6 @@
-import { readlinkSync } from 'node:fs';
+import type * as NodeFs from 'node:fs';
+import { builtinModule, hostProcess } from './host.js';
+import { randomUUID } from './digest.js';
 
 let tag: string | undefined;
 
@@ -6,17 +8,24 @@ let tag: string | undefined;
  * `pid:<pid>:<pid namespace>`: names this process in lock owners (`acquireLock`), so that a store
  * whose processes share one host (SQLite) can tell the lease of a process that is gone. The
  * namespace (Linux's `/proc/self/ns/pid`) keeps containers with their own process ids apart;
- * where it cannot be read the tag is `pid:<pid>`, which no store reads as gone.
+ * where it cannot be read the tag is `pid:<pid>`, which no store reads as gone. A runtime with no
+ * process ids (a Workers isolate) is `isolate:<random UUID>`, which no store reads as gone either.
  */
 export function processTag(): string {
   if (tag !== undefined) return tag;
+  const pid = hostProcess()?.pid;
+  if (typeof pid !== 'number' || !Number.isSafeInteger(pid) || pid <= 0) {
+    tag = `isolate:${randomUUID()}`;
+    return tag;
+  }
   let namespace: string | undefined;
   try {
-    namespace = /\[(\d+)\]/.exec(readlinkSync('/proc/self/ns/pid'))?.[1];
+    const fs = builtinModule<typeof NodeFs>('node:fs');
+    namespace = fs === undefined ? undefined : /\[(\d+)\]/.exec(fs.readlinkSync('/proc/self/ns/pid'))?.[1];
   } catch {
     namespace = undefined;
   }
-  tag = namespace === undefined ? `pid:${process.pid}` : `pid:${process.pid}:${namespace}`;
+  tag = namespace === undefined ? `pid:${pid}` : `pid:${pid}:${namespace}`;
   return tag;
 }
 

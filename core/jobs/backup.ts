@@ -1,10 +1,10 @@
-import { gunzipSync, gzipSync } from 'node:zlib';
 import { ACTOR_TYPES, type CounterWindow, type HeadRow, type ImportedRecord, type Namespace, VERSION_OPS, type VersionRow } from '../contracts/index-store.js';
 import { BlobSync, blobKeys, putVersionOnce } from '../engine/blob-sync.js';
 import { COUNTER_WINDOW_GRANULARITIES } from '../engine/counter-windows.js';
 import { headBody } from '../engine/offloaded.js';
 import { RestoreTargetNotEmptyError, ValidationError } from '../errors.js';
 import { isValidName, restoreStagingDbName } from '../foundation/names.js';
+import { gunzip, gzip } from '../foundation/compression.js';
 import type { BlobLocation } from '../routing/router.js';
 import { JobStopped, type JobContext, moveCheckpoint, syncTargetOf, type JobTarget } from './job.js';
 import { BACKUP_FORMATS, type BackupFormat, isVersionObjects, isVersionRef, rememberRefs, type VersionLine, type VersionObjects, VersionReader, type VersionRef } from './backup-versions.js';
@@ -573,7 +573,7 @@ async function writeStalePlan(target: JobTarget, loc: BlobLocation, staging: str
       after = { value: heads[heads.length - 1]!.id, id: heads[heads.length - 1]!.id };
     }
   }
-  if (lines.length > 0) await target.blob.put(loc.bucket, stalePlanKey(loc, target.dbName), gzipSync(Buffer.from(`${lines.join('\n')}\n`)), { contentType: 'application/gzip' });
+  if (lines.length > 0) await target.blob.put(loc.bucket, stalePlanKey(loc, target.dbName), await gzip(`${lines.join('\n')}\n`), { contentType: 'application/gzip' });
 }
 
 /** Removes the objects `writeStalePlan` listed that no record of the database owns now, then the list. */
@@ -581,8 +581,8 @@ async function applyStalePlan(target: JobTarget, loc: BlobLocation, ctx: JobCont
   const key = stalePlanKey(loc, target.dbName);
   const bytes = await target.blob.get(loc.bucket, key);
   if (!bytes) return;
-  const entries = gunzipSync(bytes)
-    .toString('utf8')
+  const entries = new TextDecoder()
+    .decode(await gunzip(bytes))
     .split('\n')
     .filter((l) => l.length > 0)
     .map((l) => JSON.parse(l) as StaleObjects);

@@ -1,5 +1,5 @@
-import { setTimeout as sleep } from 'node:timers/promises';
-import { randomUUID } from 'node:crypto';
+import { randomUUID } from '../foundation/digest.js';
+import { sleep } from '../foundation/timers.js';
 import type { XronoxConfig } from '../config/load.js';
 import type { SyncTarget } from '../engine/blob-sync.js';
 import type { UploadTarget } from '../engine/content-uploads.js';
@@ -342,6 +342,6 @@ async function acquire(target: JobTarget, ns: Namespace, key: string, owner: str
     if (!options.waitForLease || options.signal?.aborted) return false;
     // The holder renews at every checkpoint; a crashed holder's lease runs out after leaseMs.
     // An aborted wait rejects; the loop then sees the signal and gives up.
-    await sleep(Math.min(1000, Math.max(50, leaseMs / 4)), undefined, options.signal ? { signal: options.signal } : {}).catch(() => undefined);
+    await sleep(Math.min(1000, Math.max(50, leaseMs / 4)), options.signal).catch(() => undefined);
   }
 }

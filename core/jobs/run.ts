@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomUUID } from '../foundation/digest.js';
 import { templateMatcher } from '../config/dynamic-tenants.js';
 import { DATABASE_TYPES } from '../config/schema.js';
 import { RestoreTargetNotEmptyError, ValidationError, XronoxError } from '../errors.js';

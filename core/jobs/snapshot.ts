@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
-import { gunzipSync, gzipSync } from 'node:zlib';
+import { gunzip, gzip } from '../foundation/compression.js';
+import { sha256Hex } from '../foundation/digest.js';
 import type { BlobStore } from '../contracts/blob-store.js';
 import { NotFoundError, ValidationError } from '../errors.js';
 import { isValidName } from '../foundation/names.js';
@@ -169,7 +169,7 @@ export class PartWriter {
   async flush(): Promise<void> {
     if (this.#lines.length === 0 && this.files.length > 0) return;
     const name = `part-${String(this.files.length).padStart(5, '0')}.jsonl.gz`;
-    const body = gzipLines(this.#lines);
+    const body = await gzipLines(this.#lines);
     await this.blob.put(this.bucket, `${this.folder}${name}`, body, { contentType: 'application/gzip' });
     this.files.push({ name, lines: this.#lines.length, bytes: body.byteLength, sha256: sha256(body) });
     this.#lines = [];
@@ -178,8 +178,8 @@ export class PartWriter {
 }
 
 /** gzip with no file name and mtime 0: the same lines always give the same bytes. */
-function gzipLines(lines: readonly string[]): Buffer {
-  return gzipSync(Buffer.from(lines.length > 0 ? `${lines.join('\n')}\n` : '', 'utf8'));
+function gzipLines(lines: readonly string[]): Promise<Uint8Array> {
+  return gzip(lines.length > 0 ? `${lines.join('\n')}\n` : '');
 }
 
 export const PROGRESS_FORMAT = 'xronox-backup-progress/1';
@@ -204,12 +204,12 @@ export interface BackupProgress<S> {
 export async function saveProgress<S>(blob: BlobStore, bucket: string, folder: string, parts: PartWriter, state: S): Promise<void> {
   let pending: BackupProgress<S>['pending'] = null;
   if (parts.pending.length > 0) {
-    const body = gzipLines(parts.pending);
+    const body = await gzipLines(parts.pending);
     await blob.put(bucket, `${folder}pending.jsonl.gz`, body, { contentType: 'application/gzip' });
     pending = { lines: parts.pending.length, sha256: sha256(body) };
   }
   const progress: BackupProgress<S> = { format: PROGRESS_FORMAT, files: parts.files, pending, state };
-  await blob.put(bucket, `${folder}progress.json`, Buffer.from(JSON.stringify(progress)), { contentType: 'application/json' });
+  await blob.put(bucket, `${folder}progress.json`, new TextEncoder().encode(JSON.stringify(progress)), { contentType: 'application/json' });
 }
 
 /**
@@ -222,7 +222,7 @@ export async function loadProgress<S>(blob: BlobStore, bucket: string, folder: s
   if (!bytes) return null;
   let value: unknown;
   try {
-    value = JSON.parse(Buffer.from(bytes).toString('utf8'));
+    value = JSON.parse(new TextDecoder().decode(bytes));
   } catch {
     return null;
   }
@@ -237,7 +237,12 @@ export async function loadProgress<S>(blob: BlobStore, bucket: string, folder: s
   if (!progress.pending) return { progress, pending: [] };
   const body = await blob.get(bucket, `${folder}pending.jsonl.gz`);
   if (!body || sha256(body) !== progress.pending.sha256) return null;
-  const text = gunzipSync(body).toString('utf8');
+  let text: string;
+  try {
+    text = new TextDecoder().decode(await gunzip(body));
+  } catch {
+    return null;
+  }
   const pending = text.length === 0 ? [] : text.replace(/\n$/, '').split('\n');
   return pending.length === progress.pending.lines ? { progress, pending } : null;
 }
@@ -374,7 +379,7 @@ export async function readPartLines(blob: BlobStore, bucket: string, folder: str
   }
   let text: string;
   try {
-    text = gunzipSync(bytes).toString('utf8');
+    text = new TextDecoder().decode(await gunzip(bytes));
   } catch {
     throw new ValidationError(`${where} is not valid gzip`);
   }
@@ -392,7 +397,7 @@ export function isCount(value: unknown): value is number {
 }
 
 export function sha256(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
+  return sha256Hex(bytes);
 }
 
 /**

@@ -1,4 +1,4 @@
-import type { IndexDriver } from '../contracts/index-driver.js';
+import { type IndexDriver, refKey, type Transaction } from '../contracts/index-driver.js';
 import type {
   ActorQuery,
   AsOfQuery,
@@ -27,6 +27,7 @@ import type {
   VersionRow,
   VersionSummary,
 } from '../contracts/index-store.js';
+import { type CommitItem, commitGroup, commitWeight, type CompletedSyncItem, completedSyncGroup, GroupQueue } from './group-commit.js';
 import * as plans from './plans.js';
 
 /** A database name no store can hold (names are checked long before they reach one): `ping`'s default. */
@@ -44,6 +45,10 @@ export class IndexRuntime implements IndexStore {
   readonly name: string;
   readonly capabilities: IndexStoreCapabilities;
   readonly #driver: IndexDriver;
+  /** Record commits, grouped into shared transactions (`group-commit.ts`). */
+  readonly #commits: GroupQueue<CommitItem, CommitResult>;
+  /** Completed syncs of different records, grouped likewise. */
+  readonly #completedSyncs: GroupQueue<CompletedSyncItem, boolean>;
 
   static of(driver: IndexDriver): IndexRuntime {
     return new IndexRuntime(driver);
@@ -53,6 +58,14 @@ export class IndexRuntime implements IndexStore {
     this.#driver = driver;
     this.name = driver.name;
     this.capabilities = { multiProcess: driver.multiProcess };
+    const transact = <T>(tx: Transaction<T>): Promise<T> => driver.transact(tx);
+    this.#commits = new GroupQueue<CommitItem, CommitResult>(transact, { alone: (m) => plans.commit(m.ns, m.batch), group: commitGroup, weight: commitWeight });
+    this.#completedSyncs = new GroupQueue<CompletedSyncItem, boolean>(transact, {
+      alone: (m) => plans.completeSync(m.ns, m.id, m.done),
+      group: completedSyncGroup,
+      weight: () => ({ writes: 1, bytes: 0 }),
+      key: (m) => refKey(m.ns, m.id),
+    });
   }
 
   /** Connects the driver (the guard calls it once, before the first other call). */
@@ -67,7 +80,7 @@ export class IndexRuntime implements IndexStore {
   }
 
   async commit(ns: Namespace, batch: CommitBatch): Promise<CommitResult> {
-    return this.#driver.transact(plans.commit(ns, batch));
+    return this.#commits.submit({ ns, batch });
   }
 
   async getVersion(ns: Namespace, id: string, ov: number): Promise<VersionRow | null> {
@@ -146,7 +159,7 @@ export class IndexRuntime implements IndexStore {
     id: string,
     done: { archivedOvs: readonly number[]; uploaded?: ReadonlyArray<{ bucket: string; key: string }>; seq: number | null },
   ): Promise<boolean> {
-    return this.#driver.transact(plans.completeSync(ns, id, done));
+    return this.#completedSyncs.submit({ ns, id, done });
   }
 
   async deadLetterSync(ns: Namespace, id: string, seq: number, reason: string): Promise<boolean> {
@@ -334,6 +347,8 @@ export class IndexRuntime implements IndexStore {
   }
 
   async close(): Promise<void> {
+    // Commits already accepted are answered before the connection goes.
+    await Promise.all([this.#commits.settled(), this.#completedSyncs.settled()]);
     await this.#driver.close();
   }
 }

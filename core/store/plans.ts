@@ -82,7 +82,8 @@ function decideCommit(ns: Namespace, batch: CommitBatch, rows: ReadRows): Decisi
       const { ov, deleted, createdAt, updatedAt, deletedAt, meta, body, hash } = head;
       effects.push({ kind: 'putHead', ns, id, head: { ov, cv, deleted, createdAt, updatedAt, deletedAt, meta, body, hash } });
     } else {
-      effects.push({ kind: 'deleteHead', ns, id }, { kind: 'deleteVersions', ns, id, belowOv: Infinity });
+      // A hard delete: every row of the record goes (the claims it just took too).
+      effects.push({ kind: 'deleteRecord', ns, id, tables: ['heads', 'versions', 'claims', 'pendingBlobs'] });
     }
     if (writes.length > 1) (ovs ??= new Map()).set(id, head?.ov ?? null);
     for (const u of write.uploads ?? NONE) {
@@ -93,11 +94,10 @@ function decideCommit(ns: Namespace, batch: CommitBatch, rows: ReadRows): Decisi
       effects.push({ kind: 'deleteUpload', ns, bucket: u.bucket, key: u.key, token: u.token });
     }
     if (!head || head.deleted) {
-      effects.push({ kind: 'releaseClaims', ns, id });
+      if (head) effects.push({ kind: 'deleteRecord', ns, id, tables: ['claims'] });
       claims ??= new Map(rows.claims);
       for (const [key, holder] of claims) if (holder === id) claims.delete(key);
     }
-    if (!head) effects.push({ kind: 'dropPendingBlobs', ns, id });
     for (const blob of write.blobs ?? NONE) effects.push({ kind: 'putPendingBlob', ns, id, blob });
     const v = write.version;
     if (v && head) {
@@ -114,8 +114,9 @@ function decideCommit(ns: Namespace, batch: CommitBatch, rows: ReadRows): Decisi
   }
   if (writes.length > 0) effects.push({ kind: 'setCollectionVersion', ns, cv });
   for (const c of batch.counters ?? NONE) {
-    const deltas = nonZero(c.deltas);
-    if (deltas) effects.push({ kind: 'addCounters', dbName: c.dbName, collection: c.collection, deltas, windows: c.windows ?? NONE });
+    const counts = nonZero(c.deltas);
+    if (!counts) continue;
+    for (const window of [null, ...new Set(c.windows)]) effects.push({ kind: 'counters', dbName: c.dbName, collection: c.collection, window, counts, add: true });
   }
   return done({ ok: true, cvs }, effects);
 }
@@ -142,7 +143,7 @@ export function offloadHead(ns: Namespace, id: string, expectedOv: number): Tran
       const head = rows.heads.get(key);
       const inSync = !rows.outbox.has(key) && !rows.deadLetters.has(key) && (rows.unarchived.get(key) ?? 0) === 0;
       if (!head || head.ov !== expectedOv || head.offloaded || !inSync) return done(false);
-      return done(true, [{ kind: 'offloadHead', ns, id }]);
+      return done(true, [{ kind: 'dropBodies', ns, id, ovs: null }]);
     },
   };
 }
@@ -164,10 +165,10 @@ export function completeSync(
     durability: 'never',
     decide(rows) {
       const effects: Effect[] = [];
-      if (sync.archivedOvs.length > 0) effects.push({ kind: 'archiveVersions', ns, id, ovs: sync.archivedOvs });
+      if (sync.archivedOvs.length > 0) effects.push({ kind: 'dropBodies', ns, id, ovs: sync.archivedOvs });
       if (sync.uploaded?.length) effects.push({ kind: 'deletePendingBlobs', ns, keys: sync.uploaded });
       const current = sync.seq !== null && rows.outbox.get(refKey(ns, id)) === sync.seq;
-      if (current) effects.push({ kind: 'deleteOutbox', ns, id });
+      if (current) effects.push({ kind: 'deleteRecord', ns, id, tables: ['outbox'] });
       return done(sync.seq === null || current, effects);
     },
   };
@@ -180,7 +181,7 @@ export function deadLetterSync(ns: Namespace, id: string, seq: number, reason: s
     decide(rows) {
       if (rows.outbox.get(refKey(ns, id)) !== seq) return done(false);
       return done(true, [
-        { kind: 'deleteOutbox', ns, id },
+        { kind: 'deleteRecord', ns, id, tables: ['outbox'] },
         { kind: 'putDeadLetter', ns, id, reason: reason.slice(0, MAX_REASON_LENGTH), failedAt },
       ]);
     },
@@ -196,7 +197,7 @@ export function requeueDeadLetters(dbName: string): Transaction<number> {
         const ns = { dbName, collection: d.collection };
         return [
           { kind: 'putOutbox', ns, id: d.id, seq: d.headCv ?? 0 },
-          { kind: 'deleteDeadLetter', ns, id: d.id },
+          { kind: 'deleteRecord', ns, id: d.id, tables: ['deadLetters'] },
         ];
       });
       return done(rows.allDeadLetters.length, effects);
@@ -220,7 +221,7 @@ export function pruneVersions(ns: Namespace, id: string, belowOv: number): Trans
         reads: { versionCounts: [{ ...ref(ns, id), belowOv: below }] },
         decide(counted) {
           const n = counted.versionCounts.get(key) ?? 0;
-          return done(n, n > 0 ? [{ kind: 'deleteVersions', ns, id, belowOv: below }] : []);
+          return done(n, n > 0 ? [{ kind: 'deleteRecord', ns, id, tables: ['versions'], belowOv: below }] : []);
         },
       };
     },
@@ -232,7 +233,7 @@ export function pruneCounterWindows(dbName: string, collection: string, before: 
   return {
     reads: { counterWindows: { dbName, collection, before } },
     decide(rows) {
-      const effects = rows.counterWindows.map((window): Effect => ({ kind: 'deleteCounterWindow', dbName, collection, window }));
+      const effects = rows.counterWindows.map((window): Effect => ({ kind: 'deleteCounters', dbName, collection, window }));
       return done(effects.length, effects);
     },
   };
@@ -240,12 +241,17 @@ export function pruneCounterWindows(dbName: string, collection: string, before: 
 
 /** `CounterIndex.setCounters`. */
 export function setCounters(dbName: string, collection: string, values: Record<string, number>): Transaction<void> {
-  return { reads: {}, decide: () => done(undefined, [{ kind: 'setCounters', dbName, collection, values }]) };
+  return { reads: {}, decide: () => done(undefined, [setCounts(dbName, collection, null, values)]) };
 }
 
 /** `CounterIndex.setCounterWindows`. */
 export function setCounterWindows(dbName: string, collection: string, windows: readonly CounterWindow[]): Transaction<void> {
-  return { reads: {}, decide: () => done(undefined, windows.map((window): Effect => ({ kind: 'setCounterWindow', dbName, collection, window }))) };
+  return { reads: {}, decide: () => done(undefined, windows.map((w) => setCounts(dbName, collection, w.window, w.counts))) };
+}
+
+/** Counts of the totals (`window: null`) or of a window, set name by name. */
+function setCounts(dbName: string, collection: string, window: string | null, counts: Readonly<Record<string, number>>): Effect {
+  return { kind: 'counters', dbName, collection, window, counts, add: false };
 }
 
 // ---- upload intents ---------------------------------------------------------------------------
@@ -371,7 +377,7 @@ export function importRecords(ns: Namespace, batch: ImportBatch): Transaction<vo
       for (const { head, versions } of batch.records) {
         const { id, ...fields } = head;
         const write: HeadWrite = fields;
-        effects.push({ kind: 'deleteVersions', ns, id, belowOv: Infinity }, { kind: 'putHead', ns, id, head: write });
+        effects.push({ kind: 'deleteRecord', ns, id, tables: ['versions'] }, { kind: 'putHead', ns, id, head: write });
         highest = Math.max(highest, head.cv);
         for (const version of versions) {
           effects.push({ kind: 'putVersion', ns, version: { ...version, id } });
@@ -431,12 +437,12 @@ export function replaceCollections(
       for (const r of all) {
         const ns = { dbName, collection: r.collection };
         const counters = { dbName: options.countersDb, collection: r.collection };
-        effects.push({ kind: 'clearNamespace', ns }, { kind: 'clearCounters', ...counters });
+        effects.push({ kind: 'clearNamespace', ns }, { kind: 'deleteCounters', ...counters, window: null });
         // Every record copied in is written to the blob store again (current.json, pending versions).
         if (r.from !== null) effects.push({ kind: 'copyNamespace', from: { dbName: r.from, collection: r.collection }, to: ns });
         if (r.counters) {
-          effects.push({ kind: 'setCounters', ...counters, values: r.counters.totals });
-          for (const window of r.counters.windows) effects.push({ kind: 'setCounterWindow', ...counters, window });
+          effects.push(setCounts(counters.dbName, r.collection, null, r.counters.totals));
+          for (const w of r.counters.windows) effects.push(setCounts(counters.dbName, r.collection, w.window, w.counts));
         }
       }
       return done({ replaced: true, held }, effects);

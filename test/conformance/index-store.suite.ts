@@ -162,6 +162,88 @@ export function indexStoreConformance(
       });
     });
 
+    // Commits issued together may be grouped into one transaction (core/store/group-commit.ts):
+    // each must still be decided alone, in the order issued, and answered alone.
+    describe('concurrent commits', () => {
+      it('16 concurrent writers on their own records: the one with a stale expectedOv is refused alone, the other 15 commit', async () => {
+        const ns = freshNs();
+        const ids = Array.from({ length: 16 }, () => randomUUID());
+        const base = await commitOk(ns, ids.map((id) => create(id)));
+        const counters = [{ dbName: ns.dbName, collection: ns.collection, deltas: { updated: 1 } }];
+        const writes = ids.map((id, i) => update(id, i === 7 ? 0 : 1, { body: `{"writer":${i}}` }));
+        const results = await Promise.all(writes.map((w) => store.commit(ns, { writes: [w], counters })));
+        expect(results[7]).toEqual({ ok: false, reason: 'version', index: 0, id: ids[7], expectedOv: 0, actualOv: 1 });
+        const accepted = results.filter((r, i) => i !== 7);
+        expect(accepted.every((r) => r.ok)).toBe(true);
+        // Every accepted write got its own cv, in the order the writers issued them, after the creates'.
+        const cvs = accepted.flatMap((r) => (r.ok ? r.cvs : []));
+        expect(cvs).toEqual(Array.from({ length: 15 }, (_, i) => base.at(-1)! + 1 + i));
+        for (const [i, id] of ids.entries()) {
+          const head = await store.getHead(ns, id);
+          if (i === 7) expect(head).toMatchObject({ ov: 1, body: create(id).head!.body });
+          else expect(head).toEqual(expectedHead(writes[i]!, (results[i] as { cvs: number[] }).cvs[0]!));
+        }
+        expect(await store.getCounters(ns.dbName, ns.collection)).toEqual({ updated: 15 });
+        expect(await store.getCollectionVersion(ns)).toBe(base.at(-1)! + 15);
+      });
+
+      it('each write sees the ones issued before it: a chain on one record, claims and intents taken in order', async () => {
+        const ns = freshNs();
+        const [a, b, c, d, e, f] = [randomUUID(), randomUUID(), randomUUID(), randomUUID(), randomUUID(), randomUUID()];
+        const t = randomUUID();
+        const intent = { bucket: 'b', key: `content/${ns.collection}/${f}/f/${'a'.repeat(64)}/blob.bin`, token: t };
+        await commitOk(ns, [create(a), { ...create(b), claims: [{ key: 'held' }] }]);
+        expect(await store.recordUploads(ns, [{ id: f, ...intent }])).toEqual({ ok: true });
+        const results = await Promise.all([
+          store.commit(ns, { writes: [update(a, 1, { body: '{"step":2}' })] }),
+          store.commit(ns, { writes: [update(a, 2, { body: '{"step":3}' })] }),
+          // Read before the two above: stale by the time it is decided.
+          store.commit(ns, { writes: [update(a, 1, { body: '{"late":true}' })] }),
+          store.commit(ns, { writes: [{ ...create(c), claims: [{ key: 'k' }] }] }),
+          store.commit(ns, { writes: [{ ...create(d), claims: [{ key: 'k' }] }] }),
+          // b gives its claim back by being deleted; e then takes it.
+          store.commit(ns, { writes: [update(b, 1, { deleted: true, op: 'delete' })] }),
+          store.commit(ns, { writes: [{ ...create(e), claims: [{ key: 'held' }] }] }),
+          store.commit(ns, { writes: [{ ...create(f), uploads: [intent] }] }),
+          store.commit(ns, { writes: [{ ...create(randomUUID()), uploads: [intent] }] }),
+        ]);
+        expect(results.map((r) => (r.ok ? 'ok' : r.reason))).toEqual(['ok', 'ok', 'version', 'ok', 'claim', 'ok', 'ok', 'ok', 'upload']);
+        expect(results[2]).toMatchObject({ actualOv: 3 });
+        expect(results[4]).toMatchObject({ heldBy: c });
+        expect(await store.getHead(ns, a)).toMatchObject({ ov: 3, body: '{"step":3}' });
+        expect((await store.listVersions(ns, a, { limit: 10 })).map((v) => v.body)).toEqual(['{"step":3}', '{"step":2}', create(a).head!.body]);
+        expect(await store.getHead(ns, d)).toBeNull();
+        expect(await store.getClaim(ns, 'k')).toBe(c);
+        expect(await store.getClaim(ns, 'held')).toBe(e);
+        expect(await store.getHead(ns, f)).toMatchObject({ ov: 1 });
+        const cvs = results.flatMap((r) => (r.ok ? r.cvs : []));
+        expect(cvs).toEqual([2, 3, 4, 5, 6, 7]);
+      });
+
+      it('completed syncs issued together: each record is archived and leaves the outbox; a second one of a record finds its seq gone', async () => {
+        const ns = freshNs();
+        const ids = Array.from({ length: 5 }, () => randomUUID());
+        const seqs = await commitOk(ns, ids.map((id) => create(id)));
+        const results = await Promise.all([
+          ...ids.map((id, i) => store.completeSync(ns, id, { archivedOvs: [1], seq: seqs[i]! })),
+          store.completeSync(ns, ids[0]!, { archivedOvs: [1], seq: seqs[0]! }),
+        ]);
+        expect(results).toEqual([true, true, true, true, true, false]);
+        expect(await store.listPendingSync(ns.dbName, { limit: 10 })).toEqual([]);
+        for (const id of ids) {
+          expect(await store.listUnarchived(ns, id)).toEqual([]);
+          expect(await store.getVersion(ns, id, 1)).toMatchObject({ archived: true });
+        }
+      });
+
+      it('concurrent writers in several namespaces each count their own collection versions', async () => {
+        const spaces = [freshNs(), freshNs(), freshNs()];
+        const results = await Promise.all(spaces.flatMap((ns) => [0, 1, 2].map(() => store.commit(ns, { writes: [create(randomUUID())] }))));
+        expect(results.map((r) => (r.ok ? r.cvs : r))).toEqual([[0], [1], [2], [0], [1], [2], [0], [1], [2]]);
+        for (const ns of spaces) expect(await store.getCollectionVersion(ns)).toBe(2);
+      });
+    });
+
     describe('collection versions', () => {
       it('start at 0 and grow by one per write, independently per namespace', async () => {
         const nsA = freshNs();

@@ -20,6 +20,24 @@ blobStoreConformance('fs', async () => {
   return { store, bucket: 'test-bucket', cleanup: async () => { await store.close(); dir.cleanup(); } };
 });
 
+describe('the filesystem blob store: folder fsyncs shared by concurrent puts', () => {
+  it('puts into one folder at once all land, each readable with its bytes, and later puts into it still do', async () => {
+    const dir = tempDir('xronox-blob-dirsync');
+    const store = new FsBlobStore({ basePath: dir.path });
+    const keys = Array.from({ length: 40 }, (_, i) => `versions/orders/r1/v${i}.json`);
+    const elsewhere = Array.from({ length: 6 }, (_, i) => `versions/orders/r${i + 2}/v0.json`);
+    // Three waves: the first starts a folder fsync, the second books the next one while it runs, the third arrives later.
+    await Promise.all([...keys, ...elsewhere].map((key) => store.put('bucket', key, Buffer.from(JSON.stringify({ key })), { ifNoneMatch: true })));
+    await Promise.all(keys.map((key) => store.put('bucket', key.replace('.json', '.b.json'), Buffer.from(key))));
+    await store.put('bucket', 'versions/orders/r1/last.json', Buffer.from('last'));
+    for (const key of [...keys, ...elsewhere]) expect(Buffer.from((await store.get('bucket', key))!).toString()).toBe(JSON.stringify({ key }));
+    for (const key of keys) expect(Buffer.from((await store.get('bucket', key.replace('.json', '.b.json')))!).toString()).toBe(key);
+    expect(readdirSync(join(dir.path, 'bucket', 'versions', 'orders', 'r1'))).toHaveLength(81);
+    await store.close();
+    dir.cleanup();
+  });
+});
+
 describe('the filesystem blob store: temporary files', () => {
   it("writes puts through a temporary folder in the bucket's folder that no key can name, and clears what crashed puts left there", async () => {
     const dir = tempDir('xronox-blob-temp');

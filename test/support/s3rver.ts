@@ -145,7 +145,10 @@ function spawnServer(port: number, directory: string, buckets: string[]): Promis
   env.S3RVER_PORT = String(port);
   env.S3RVER_DIRECTORY = directory;
   env.S3RVER_BUCKETS = JSON.stringify(buckets);
-  const child = spawn(process.execPath, ['--openssl-legacy-provider', SCRIPT], {
+  // The server is a Node program (s3rver, with Node's --openssl-legacy-provider), also when the
+  // tests themselves run under Bun or Deno (test/edge/runtimes.test.ts).
+  const node = process.versions.bun !== undefined || 'Deno' in globalThis ? (process.env.XRONOX_NODE ?? 'node') : process.execPath;
+  const child = spawn(node, ['--openssl-legacy-provider', SCRIPT], {
     env,
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
@@ -174,7 +177,8 @@ function spawnServer(port: number, directory: string, buckets: string[]): Promis
       }
       // Do not keep the test process alive for the server's sake; the exit hook still kills it.
       child.unref();
-      child.channel?.unref();
+      // Bun's IPC channel has no unref.
+      (child.channel as { unref?: () => void } | undefined)?.unref?.();
       unrefStream(child.stdout);
       unrefStream(child.stderr);
       resolve({ child, port: readyPort! });

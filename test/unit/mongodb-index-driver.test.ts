@@ -323,7 +323,7 @@ describe('effects become single-collection writes, in order', () => {
     for (const id of ['a', 'b']) {
       effects.push({ kind: 'putHead', ns, id, head }, { kind: 'putVersion', ns, version: version(id, 1) }, { kind: 'putOutbox', ns, id, seq: 0 });
     }
-    effects.push({ kind: 'setCollectionVersion', ns, cv: 1 }, { kind: 'addCounters', dbName: 'an_acme', collection: 'orders', deltas: { n: 2 }, windows: ['day:2026-01-01'] });
+    effects.push({ kind: 'setCollectionVersion', ns, cv: 1 }, ...[null, 'day:2026-01-01'].map((window): Effect => ({ kind: 'counters', dbName: 'an_acme', collection: 'orders', window, counts: { n: 2 }, add: true })));
     const steps = planWrites(effects, DLQ);
     const once = ['rt_acme.orders_head', 'rt_acme.orders_ver', 'rt_acme.xronox_sync_outbox'];
     expect(names(steps)).toEqual([...once, ...once, 'rt_acme.orders_counter', 'an_acme.orders_counter', 'an_acme.orders_counter']);
@@ -343,12 +343,11 @@ describe('effects become single-collection writes, in order', () => {
     const staged = { dbName: 'stage', collection: 'orders' };
     const steps = planWrites(
       [
-        { kind: 'deleteHead', ns, id: 'a' },
-        { kind: 'deleteVersions', ns, id: 'a', belowOv: Infinity },
+        { kind: 'deleteRecord', ns, id: 'a', tables: ['heads', 'versions'] },
         { kind: 'putVersion', ns, version: version('a', 1) },
         { kind: 'clearNamespace', ns },
         { kind: 'copyNamespace', from: staged, to: ns },
-        { kind: 'setCounters', dbName: 'an_acme', collection: 'orders', values: { n: 3 } },
+        { kind: 'counters', dbName: 'an_acme', collection: 'orders', window: null, counts: { n: 3 }, add: false },
       ],
       DLQ,
     );
@@ -435,13 +434,53 @@ describe('effects become single-collection writes, in order', () => {
     const steps = planWrites(
       [
         { kind: 'putDeadLetter', ns, id: 'a', reason: 'x', failedAt: 't' },
-        { kind: 'addCounters', dbName: 'an', collection: 'orders', deltas: { n: 0 }, windows: [] },
-        { kind: 'archiveVersions', ns, id: 'a', ovs: [] },
+        { kind: 'counters', dbName: 'an', collection: 'orders', window: null, counts: {}, add: true },
+        { kind: 'dropBodies', ns, id: 'a', ovs: [] },
         { kind: 'deletePendingBlobs', ns, keys: [] },
       ],
       'my_dlq',
     );
     expect(steps.map((s) => ('copy' in s ? 'copy' : s.coll.name))).toEqual(['my_dlq']);
+  });
+
+  it("deleteRecord finds a record's rows in each table where the layout keeps them; versions only below belowOv when given", () => {
+    const all = planWrites([{ kind: 'deleteRecord', ns, id: 'a', tables: ['heads', 'versions', 'claims', 'outbox', 'pendingBlobs', 'deadLetters'] }], 'my_dlq');
+    expect(all.map((s) => ('copy' in s ? 'copy' : [s.coll.db, s.coll.name, s.op]))).toEqual([
+      ['rt_acme', 'orders_head', { deleteOne: { filter: { _id: { $eq: 'a' } } } }],
+      ['rt_acme', 'orders_ver', { deleteMany: { filter: { id: { $eq: 'a' } } } }],
+      ['rt_acme', 'orders_claims', { deleteMany: { filter: { id: { $eq: 'a' } } } }],
+      ['rt_acme', 'xronox_sync_outbox', { deleteOne: { filter: { _id: { $eq: 'orders/a' } } } }],
+      ['rt_acme', 'xronox_pending_blobs', { deleteMany: { filter: { coll: { $eq: 'orders' }, id: { $eq: 'a' } } } }],
+      ['rt_acme', 'my_dlq', { deleteOne: { filter: { _id: { $eq: 'orders/a' } } } }],
+    ]);
+    const pruned = planWrites([{ kind: 'deleteRecord', ns, id: 'a', tables: ['versions'], belowOv: 4 }], DLQ);
+    expect(bulkOf(pruned, 'orders_ver')).toEqual([{ deleteMany: { filter: { id: { $eq: 'a' }, ov: { $lt: 4 } } } }]);
+  });
+
+  it('dropBodies empties a head body or archives entries; counters add or set totals and windows; deleteCounters one window or all', () => {
+    const an = { dbName: 'an_acme', collection: 'orders' };
+    const steps = planWrites(
+      [
+        { kind: 'dropBodies', ns, id: 'a', ovs: null },
+        { kind: 'dropBodies', ns, id: 'a', ovs: [1, 2] },
+        { kind: 'counters', ...an, window: null, counts: { n: 2 }, add: true },
+        { kind: 'counters', ...an, window: 'day:2026-01-01', counts: { n: 5 }, add: false },
+        { kind: 'counters', ...an, window: 'day:2026-01-02', counts: {}, add: false },
+        { kind: 'deleteCounters', ...an, window: 'day:2026-01-01' },
+        { kind: 'deleteCounters', ...an, window: null },
+      ],
+      DLQ,
+    );
+    expect(bulkOf(steps, 'orders_head')).toEqual([{ updateOne: { filter: { _id: { $eq: 'a' } }, update: { $set: { body: '' } } } }]);
+    expect(bulkOf(steps, 'orders_ver')).toEqual([{ updateMany: { filter: { id: { $eq: 'a' }, ov: { $in: [1, 2] } }, update: { $set: { archived: true, body: null } } } }]);
+    expect(bulkOf(steps, 'orders_counter', 'an_acme')).toEqual([
+      { updateOne: { filter: { _id: { $eq: 'totals' } }, update: { $inc: { 'counts.n': 2 } }, upsert: true } },
+      { updateOne: { filter: { _id: { $eq: 'window:day:2026-01-01' } }, update: { $set: { 'counts.n': 5 } }, upsert: true } },
+      // A window set to no counts still exists afterwards, with none.
+      { updateOne: { filter: { _id: { $eq: 'window:day:2026-01-02' } }, update: { $setOnInsert: { counts: {} } }, upsert: true } },
+      { deleteOne: { filter: { _id: { $eq: 'window:day:2026-01-01' } } } },
+      { deleteMany: { filter: { $or: [{ _id: { $eq: 'totals' } }, { _id: { $gte: 'window:', $lt: 'window;' } }] } } },
+    ]);
   });
 });
 

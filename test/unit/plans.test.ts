@@ -104,16 +104,14 @@ describe('plans: commit', () => {
   it('a hard delete removes the head, every version entry, claim and queued object; a soft delete releases the claims only', () => {
     const hard = decide(plans.commit(ns, { writes: [{ id: 'a', expectedOv: 2, head: null, version: write('a', 2).version! }] }), rows({ heads: heads({ a: head(2) }) }));
     expect(hard.effects).toEqual([
-      { kind: 'deleteHead', ns, id: 'a' },
-      { kind: 'deleteVersions', ns, id: 'a', belowOv: Infinity },
-      { kind: 'releaseClaims', ns, id: 'a' },
-      { kind: 'dropPendingBlobs', ns, id: 'a' },
+      { kind: 'deleteRecord', ns, id: 'a', tables: ['heads', 'versions', 'claims', 'pendingBlobs'] },
       { kind: 'putOutbox', ns, id: 'a', seq: 0 },
       { kind: 'setCollectionVersion', ns, cv: 0 },
     ]);
     const soft = write('a', 2);
     const deleted = decide(plans.commit(ns, { writes: [{ ...soft, head: { ...soft.head!, deleted: true } }] }), rows({ heads: heads({ a: head(2) }) }));
-    expect(kinds(deleted.effects)).toEqual(['putHead', 'releaseClaims', 'putVersion', 'putOutbox', 'setCollectionVersion']);
+    expect(kinds(deleted.effects)).toEqual(['putHead', 'deleteRecord', 'putVersion', 'putOutbox', 'setCollectionVersion']);
+    expect(deleted.effects[1]).toEqual({ kind: 'deleteRecord', ns, id: 'a', tables: ['claims'] });
   });
 
   it('takes each upload intent once, and only an intent (not a cleanup mark) of that token', () => {
@@ -125,9 +123,10 @@ describe('plans: commit', () => {
     expect(decide(plans.commit(ns, { writes: [{ ...write('a', null), uploads: [{ ...u, token: 'm' }] }] }), rows({ uploads })).result).toMatchObject({ reason: 'upload', index: 0 });
   });
 
-  it('counters: zero deltas are dropped; a batch of counters alone writes no cv', () => {
-    const d = decide(plans.commit(ns, { writes: [], counters: [{ ...ns, deltas: { a: 0, b: 2 }, windows: ['day:2026-01-01'] }, { ...ns, deltas: { c: 0 } }] }));
-    expect(d.effects).toEqual([{ kind: 'addCounters', dbName: ns.dbName, collection: ns.collection, deltas: { b: 2 }, windows: ['day:2026-01-01'] }]);
+  it('counters: zero deltas are dropped, the totals and each window (once) get the rest; a batch of counters alone writes no cv', () => {
+    const d = decide(plans.commit(ns, { writes: [], counters: [{ ...ns, deltas: { a: 0, b: 2 }, windows: ['day:2026-01-01', 'day:2026-01-01'] }, { ...ns, deltas: { c: 0 } }] }));
+    const add = { kind: 'counters', dbName: ns.dbName, collection: ns.collection, counts: { b: 2 }, add: true };
+    expect(d.effects).toEqual([{ ...add, window: null }, { ...add, window: 'day:2026-01-01' }]);
     expect(decide(plans.commit(ns, { writes: [] }))).toEqual({ effects: [], result: { ok: true, cvs: [] } });
   });
 });
@@ -136,7 +135,7 @@ describe('plans: offload, sync and dead letters', () => {
   it('offloadHead needs the head at the expected ov, not offloaded, no outbox entry, no dead letter, nothing unarchived', () => {
     const key = refKey(ns, 'a');
     const ok = rows({ heads: heads({ a: head(3) }), unarchived: new Map([[key, 0]]) });
-    expect(decide(plans.offloadHead(ns, 'a', 3), ok)).toEqual({ effects: [{ kind: 'offloadHead', ns, id: 'a' }], result: true });
+    expect(decide(plans.offloadHead(ns, 'a', 3), ok)).toEqual({ effects: [{ kind: 'dropBodies', ns, id: 'a', ovs: null }], result: true });
     const refusals: ReadRows[] = [
       rows(),
       rows({ ...ok, heads: heads({ a: head(4) }) }),
@@ -155,11 +154,11 @@ describe('plans: offload, sync and dead letters', () => {
     expect(stale).toEqual({
       result: false,
       effects: [
-        { kind: 'archiveVersions', ns, id: 'a', ovs: [1, 2] },
+        { kind: 'dropBodies', ns, id: 'a', ovs: [1, 2] },
         { kind: 'deletePendingBlobs', ns, keys: [{ bucket: 'b', key: 'k' }] },
       ],
     });
-    expect(decide(plans.completeSync(ns, 'a', { ...sync, seq: 5 }), outbox)).toEqual({ result: true, effects: [...stale.effects, { kind: 'deleteOutbox', ns, id: 'a' }] });
+    expect(decide(plans.completeSync(ns, 'a', { ...sync, seq: 5 }), outbox)).toEqual({ result: true, effects: [...stale.effects, { kind: 'deleteRecord', ns, id: 'a', tables: ['outbox'] }] });
     expect(plans.completeSync(ns, 'a', { archivedOvs: [], seq: null }).reads).toEqual({});
     expect(decide(plans.completeSync(ns, 'a', { archivedOvs: [], seq: null }))).toEqual({ result: true, effects: [] });
   });
@@ -170,7 +169,7 @@ describe('plans: offload, sync and dead letters', () => {
     const moved = decide(plans.deadLetterSync(ns, 'a', 5, 'é'.repeat(3000), at), outbox);
     expect(moved.result).toBe(true);
     expect(moved.effects).toEqual([
-      { kind: 'deleteOutbox', ns, id: 'a' },
+      { kind: 'deleteRecord', ns, id: 'a', tables: ['outbox'] },
       { kind: 'putDeadLetter', ns, id: 'a', reason: 'é'.repeat(2000), failedAt: at },
     ]);
   });
@@ -186,7 +185,10 @@ describe('plans: offload, sync and dead letters', () => {
       { kind: 'putOutbox', ns: { dbName: 'db1', collection: 'c1' }, id: 'a', seq: 9 },
       { kind: 'putOutbox', ns: { dbName: 'db1', collection: 'c2' }, id: 'b', seq: 0 },
     ]);
-    expect(kinds(d.effects).filter((k) => k === 'deleteDeadLetter')).toHaveLength(2);
+    expect(d.effects.filter((e) => e.kind === 'deleteRecord')).toEqual([
+      { kind: 'deleteRecord', ns: { dbName: 'db1', collection: 'c1' }, id: 'a', tables: ['deadLetters'] },
+      { kind: 'deleteRecord', ns: { dbName: 'db1', collection: 'c2' }, id: 'b', tables: ['deadLetters'] },
+    ]);
   });
 
   it('on the reference driver: the outbox keeps queue order across rewrites; requeue appends', async () => {
@@ -209,7 +211,7 @@ describe('plans: maintenance', () => {
     const step = tx.decide(rows({ heads: heads({ a: head(4) }) }));
     if (isDecision(step)) throw new Error('expected a second step');
     expect(step.reads).toEqual({ versionCounts: [{ ...ns, id: 'a', belowOv: 4 }] });
-    expect(decide(step, rows({ versionCounts: new Map([[refKey(ns, 'a'), 3]]) }))).toEqual({ effects: [{ kind: 'deleteVersions', ns, id: 'a', belowOv: 4 }], result: 3 });
+    expect(decide(step, rows({ versionCounts: new Map([[refKey(ns, 'a'), 3]]) }))).toEqual({ effects: [{ kind: 'deleteRecord', ns, id: 'a', tables: ['versions'], belowOv: 4 }], result: 3 });
     expect(decide(step, rows())).toEqual({ effects: [], result: 0 });
   });
 
@@ -218,7 +220,7 @@ describe('plans: maintenance', () => {
     const v = { id: 'x', ov: 1, cv: 9, op: 'create' as const, at, actor: 'a', reason: null, deleted: false, size: 2, body: null, archived: true, meta: {}, hash: 'h' };
     const d = decide(plans.importRecords(ns, { records: [{ head: h, versions: [v] }], claims: [{ key: 'k', id: 'a' }] }), rows({ collectionVersions: new Map([[nsKey(ns), 3]]) }));
     expect(d.effects).toEqual([
-      { kind: 'deleteVersions', ns, id: 'a', belowOv: Infinity },
+      { kind: 'deleteRecord', ns, id: 'a', tables: ['versions'] },
       { kind: 'putHead', ns, id: 'a', head: { ov: 2, cv: 7, deleted: false, createdAt: at, updatedAt: at, deletedAt: null, meta: {}, body: '{}', hash: null } },
       { kind: 'putVersion', ns, version: { ...v, id: 'a' } },
       { kind: 'putOutbox', ns, id: 'a', seq: 7 },
@@ -226,7 +228,7 @@ describe('plans: maintenance', () => {
       { kind: 'setCollectionVersion', ns, cv: 9 },
     ]);
     const lower = decide(plans.importRecords(ns, { records: [{ head: h, versions: [] }], sync: false, collectionVersion: 8 }), rows({ collectionVersions: new Map([[nsKey(ns), 30]]) }));
-    expect(kinds(lower.effects)).toEqual(['deleteVersions', 'putHead']);
+    expect(kinds(lower.effects)).toEqual(['deleteRecord', 'putHead']);
     expect(decide(plans.importRecords(ns, { records: [] })).effects).toEqual([]);
   });
 
@@ -241,7 +243,7 @@ describe('plans: maintenance', () => {
     expect(decide(step, counts(0, 2))).toEqual({ effects: [], result: { replaced: false, held: 2 } });
     const done = decide(step, counts(0, 0));
     expect(done.result).toEqual({ replaced: true, held: 0 });
-    expect(kinds(done.effects)).toEqual(['clearNamespace', 'clearCounters', 'copyNamespace', 'clearNamespace', 'clearCounters']);
+    expect(kinds(done.effects)).toEqual(['clearNamespace', 'deleteCounters', 'copyNamespace', 'clearNamespace', 'deleteCounters']);
     // Without wholeDatabase: one step, the listed collections only.
     expect(plans.replaceCollections('db1', [{ collection: 'a', from: null }], { ...options, wholeDatabase: false }).reads).toEqual({ headCounts: [{ dbName: 'db1', collection: 'a' }] });
   });
@@ -250,8 +252,8 @@ describe('plans: maintenance', () => {
     const d = decide(plans.pruneCounterWindows('db1', 'c', { day: 'day:2026-01-02' }), rows({ counterWindows: ['day:2025-12-31', 'day:2026-01-01'] }));
     expect(d.result).toBe(2);
     expect(d.effects).toEqual([
-      { kind: 'deleteCounterWindow', dbName: 'db1', collection: 'c', window: 'day:2025-12-31' },
-      { kind: 'deleteCounterWindow', dbName: 'db1', collection: 'c', window: 'day:2026-01-01' },
+      { kind: 'deleteCounters', dbName: 'db1', collection: 'c', window: 'day:2025-12-31' },
+      { kind: 'deleteCounters', dbName: 'db1', collection: 'c', window: 'day:2026-01-01' },
     ]);
   });
 

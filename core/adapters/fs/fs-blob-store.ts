@@ -41,6 +41,8 @@ export class FsBlobStore implements BlobStore {
 
   /** Per bucket, its temporary folder once prepared. */
   readonly #tempReady = new Map<string, Promise<string>>();
+  /** Folder fsyncs, shared by the puts into one folder that wait at the same time. */
+  readonly #dirSyncs = new DirSyncs();
 
   constructor(options: FsBlobStoreOptions) {
     this.#root = resolve(options.basePath);
@@ -70,7 +72,7 @@ export class FsBlobStore implements BlobStore {
       throw err;
     }
     if (options.ifNoneMatch) await unlink(temp);
-    await syncDir(dir);
+    await this.#dirSyncs.sync(dir);
   }
 
   /**
@@ -210,6 +212,39 @@ async function walk(dir: string, relative: string, out: string[]): Promise<void>
       if (entry.name !== TEMP_FOLDER) await walk(join(dir, entry.name), rel, out);
     }
     else if (entry.isFile() && !entry.name.endsWith(TEMP_SUFFIX)) out.push(rel);
+  }
+}
+
+/**
+ * Folder fsyncs as a group commit: a put needs an fsync of its folder that starts after its
+ * rename. When none is running, one starts; while one runs (it may have started before the
+ * rename), the next one is booked to start when it ends, and every put that arrives meanwhile
+ * waits for that same next one. A backlog of versions of one record (`v{ov}.json` side by side)
+ * then costs one folder fsync per round instead of one per file.
+ */
+class DirSyncs {
+  readonly #folders = new Map<string, { running: Promise<void>; next?: Promise<void> }>();
+
+  sync(dir: string): Promise<void> {
+    const state = this.#folders.get(dir);
+    if (!state) return this.#start(dir);
+    state.next ??= state.running.catch(() => undefined).then(() => this.#start(dir));
+    return state.next;
+  }
+
+  #start(dir: string): Promise<void> {
+    const running = syncDir(dir).finally(() => {
+      const state = this.#folders.get(dir);
+      if (state?.running !== running) return;
+      // The booked one (if any) becomes the running one as it starts; nothing booked: done.
+      if (state.next === undefined) this.#folders.delete(dir);
+    });
+    const state = this.#folders.get(dir);
+    if (state) {
+      state.running = running;
+      delete state.next;
+    } else this.#folders.set(dir, { running });
+    return running;
   }
 }
 

@@ -326,13 +326,6 @@ export class MemoryIndexDriver implements IndexDriver {
     switch (e.kind) {
       case 'putHead':
         return j.set(this.#write(e.ns, j).heads, e.id, { id: e.id, ...copy(e.head) });
-      case 'deleteHead':
-        return j.delete(this.#write(e.ns, j).heads, e.id);
-      case 'offloadHead': {
-        const heads = this.#write(e.ns, j).heads;
-        const head = heads.get(e.id);
-        return head && j.set(heads, e.id, { ...head, body: '' });
-      }
       case 'putVersion': {
         const versions = this.#write(e.ns, j).versions;
         const own = new Map(versions.get(e.version.id));
@@ -340,30 +333,44 @@ export class MemoryIndexDriver implements IndexDriver {
         own.set(e.version.ov, copy(e.version));
         return j.set(versions, e.version.id, own);
       }
-      case 'deleteVersions':
+      case 'deleteRecord': {
+        const s = this.#write(e.ns, j);
+        for (const table of e.tables) {
+          if (table === 'versions') {
+            const below = e.belowOv ?? Infinity;
+            this.#updateVersions(e.ns, e.id, j, (own) => {
+              for (const ov of own.keys()) if (ov < below) own.delete(ov);
+            });
+          } else if (table === 'claims' || table === 'pendingBlobs') {
+            // Rows keyed otherwise (claim key, object key) that name the record.
+            const rows: Map<string, string | { id: string }> = table === 'claims' ? s.claims : s.blobs;
+            for (const [key, row] of [...rows]) if ((typeof row === 'string' ? row : row.id) === e.id) j.delete(rows, key);
+          } else {
+            j.delete(s[table] as Map<string, unknown>, e.id);
+          }
+        }
+        return;
+      }
+      case 'dropBodies': {
+        const ovs = e.ovs;
+        if (ovs === null) {
+          const heads = this.#write(e.ns, j).heads;
+          const head = heads.get(e.id);
+          return head && j.set(heads, e.id, { ...head, body: '' });
+        }
         return this.#updateVersions(e.ns, e.id, j, (own) => {
-          for (const ov of own.keys()) if (ov < e.belowOv) own.delete(ov);
-        });
-      case 'archiveVersions':
-        return this.#updateVersions(e.ns, e.id, j, (own) => {
-          for (const ov of e.ovs) {
+          for (const ov of ovs) {
             const v = own.get(ov);
             if (v) own.set(ov, { ...v, archived: true, body: null });
           }
         });
+      }
       case 'putClaim':
         return j.set(this.#write(e.ns, j).claims, e.key, e.id);
-      case 'releaseClaims': {
-        const claims = this.#write(e.ns, j).claims;
-        for (const [key, id] of [...claims]) if (id === e.id) j.delete(claims, key);
-        return;
-      }
       case 'putOutbox': {
         const outbox = this.#write(e.ns, j).outbox;
         return j.set(outbox, e.id, { seq: e.seq, order: outbox.get(e.id)?.order ?? ++this.#made });
       }
-      case 'deleteOutbox':
-        return j.delete(this.#write(e.ns, j).outbox, e.id);
       case 'putPendingBlob':
         return j.set(this.#write(e.ns, j).blobs, objectKey(e.blob.bucket, e.blob.key), { id: e.id, blob: copy(e.blob) });
       case 'deletePendingBlobs': {
@@ -371,38 +378,20 @@ export class MemoryIndexDriver implements IndexDriver {
         for (const b of e.keys) j.delete(blobs, objectKey(b.bucket, b.key));
         return;
       }
-      case 'dropPendingBlobs': {
-        const blobs = this.#write(e.ns, j).blobs;
-        for (const [key, b] of [...blobs]) if (b.id === e.id) j.delete(blobs, key);
-        return;
-      }
       case 'putDeadLetter': {
         const letters = this.#write(e.ns, j).deadLetters;
         return j.set(letters, e.id, { reason: e.reason, failedAt: e.failedAt, order: letters.get(e.id)?.order ?? ++this.#made });
       }
-      case 'deleteDeadLetter':
-        return j.delete(this.#write(e.ns, j).deadLetters, e.id);
-      case 'addCounters': {
+      case 'counters': {
         const s = this.#write(e, j);
-        for (const [name, delta] of Object.entries(e.deltas)) {
-          j.set(s.counters, name, (s.counters.get(name) ?? 0) + delta);
-          for (const w of e.windows) j.set(s.windows, w, new Map(s.windows.get(w)).set(name, (s.windows.get(w)?.get(name) ?? 0) + delta));
-        }
-        return;
+        // The totals are changed name by name; a window's counts as a copy, put back whole.
+        const counts = e.window === null ? s.counters : new Map(s.windows.get(e.window));
+        for (const [name, n] of Object.entries(e.counts)) j.set(counts, name, (e.add ? (counts.get(name) ?? 0) : 0) + n);
+        return e.window === null ? undefined : j.set(s.windows, e.window, counts);
       }
-      case 'setCounters': {
-        const counters = this.#write(e, j).counters;
-        for (const [name, value] of Object.entries(e.values)) j.set(counters, name, value);
-        return;
-      }
-      case 'setCounterWindow': {
-        const windows = this.#write(e, j).windows;
-        return j.set(windows, e.window.window, new Map([...(windows.get(e.window.window) ?? []), ...Object.entries(e.window.counts)]));
-      }
-      case 'deleteCounterWindow':
-        return j.delete(this.#write(e, j).windows, e.window);
-      case 'clearCounters': {
+      case 'deleteCounters': {
         const s = this.#write(e, j);
+        if (e.window !== null) return j.delete(s.windows, e.window);
         j.clear(s.counters);
         return j.clear(s.windows);
       }

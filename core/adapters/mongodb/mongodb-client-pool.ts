@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '../../foundation/digest.js';
 import { type Document, MongoClient, type MongoClientOptions } from 'mongodb';
 
 /**
@@ -102,5 +102,5 @@ export function pooledMongoClientCount(): number {
 
 function poolKey(uri: string, options: MongoClientOptions): string {
   // The URI may hold a password: the map key keeps only its hash.
-  return createHash('sha256').update(JSON.stringify([uri, options])).digest('hex');
+  return sha256Hex(JSON.stringify([uri, options]));
 }

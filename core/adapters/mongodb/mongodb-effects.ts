@@ -1,5 +1,5 @@
 import { type AnyBulkWriteOperation, type Document, ObjectId } from 'mongodb';
-import type { Effect } from '../../contracts/index-driver.js';
+import type { Effect, RecordTable } from '../../contracts/index-driver.js';
 import type { Namespace } from '../../contracts/index-store.js';
 import { headDoc, pendingBlobDoc, versionDoc } from './mongodb-documents.js';
 import { ALL_WINDOWS, coll, type CollRef, CV_DOC_ID, eq, pendingBlobId, queue, recordKey, TOTALS_DOC_ID, uploadDocId, windowDocId } from './mongodb-layout.js';
@@ -49,55 +49,40 @@ function writesOf(e: Exclude<Effect, { kind: 'copyNamespace' }>, deadLetterColle
   switch (e.kind) {
     case 'putHead':
       return to(coll(ns, 'head'), replace(e.id, headDoc(e.id, e.head)));
-    case 'deleteHead':
-      return to(coll(ns, 'head'), { deleteOne: { filter: { _id: eq(e.id) } } });
-    case 'offloadHead':
-      return to(coll(ns, 'head'), { updateOne: { filter: { _id: eq(e.id) }, update: { $set: { body: '' } } } });
+    case 'deleteRecord':
+      return e.tables.flatMap((table) => {
+        const [c, filter] = recordRows(table, ns, e.id, dlq);
+        const below = table === 'versions' && e.belowOv !== undefined ? { ov: { $lt: e.belowOv } } : {};
+        return to(c, table === 'heads' || table === 'outbox' || table === 'deadLetters' ? { deleteOne: { filter } } : { deleteMany: { filter: { ...filter, ...below } } });
+      });
+    case 'dropBodies':
+      if (e.ovs === null) return to(coll(ns, 'head'), { updateOne: { filter: { _id: eq(e.id) }, update: { $set: { body: '' } } } });
+      return e.ovs.length === 0 ? [] : to(coll(ns, 'ver'), { updateMany: { filter: { id: eq(e.id), ov: { $in: [...e.ovs] } }, update: { $set: { archived: true, body: null } } } });
     case 'putVersion':
       // An insert: an entry already at that ov is a duplicate key, which fails the transaction.
       return to(coll(ns, 'ver'), { insertOne: { document: versionDoc(e.version) } });
-    case 'deleteVersions':
-      return to(coll(ns, 'ver'), { deleteMany: { filter: { id: eq(e.id), ...(Number.isFinite(e.belowOv) ? { ov: { $lt: e.belowOv } } : {}) } } });
-    case 'archiveVersions':
-      return e.ovs.length === 0 ? [] : to(coll(ns, 'ver'), { updateMany: { filter: { id: eq(e.id), ov: { $in: [...e.ovs] } }, update: { $set: { archived: true, body: null } } } });
     case 'putClaim':
       return to(coll(ns, 'claims'), replace(e.key, { id: e.id }));
-    case 'releaseClaims':
-      return to(coll(ns, 'claims'), { deleteMany: { filter: { id: eq(e.id) } } });
     case 'putOutbox':
       return to(outbox, outboxMark(ns.collection, e.id, e.seq));
-    case 'deleteOutbox':
-      return to(outbox, { deleteOne: { filter: { _id: eq(recordKey(ns.collection, e.id)) } } });
     case 'putPendingBlob': {
       const doc = pendingBlobDoc(ns.collection, e.id, e.blob);
       return to(blobs, replace(doc._id, doc));
     }
     case 'deletePendingBlobs':
       return e.keys.length === 0 ? [] : to(blobs, { deleteMany: { filter: { _id: { $in: e.keys.map((k) => pendingBlobId(ns.collection, k.bucket, k.key)) } } } });
-    case 'dropPendingBlobs':
-      return to(blobs, { deleteMany: { filter: { coll: eq(ns.collection), id: eq(e.id) } } });
     case 'putDeadLetter':
       return to(dlq, replace(recordKey(ns.collection, e.id), { coll: ns.collection, id: e.id, reason: e.reason, failedAt: e.failedAt }));
-    case 'deleteDeadLetter':
-      return to(dlq, { deleteOne: { filter: { _id: eq(recordKey(ns.collection, e.id)) } } });
-    case 'addCounters': {
-      const inc = counts(e.deltas, (d) => d !== 0);
-      return inc === null ? [] : to(coll(ns, 'counter'), ...[TOTALS_DOC_ID, ...e.windows.map(windowDocId)].map((_id) => upsert(_id, { $inc: inc })));
-    }
-    case 'setCounters': {
-      const set = counts(e.values, () => true);
-      return set === null ? [] : to(coll(ns, 'counter'), upsert(TOTALS_DOC_ID, { $set: set }));
-    }
-    case 'setCounterWindow': {
-      const set = counts(e.window.counts, () => true);
+    case 'counters': {
+      const fields = counts(e.counts);
+      const _id = e.window === null ? TOTALS_DOC_ID : windowDocId(e.window);
       // A window set to no counts still exists afterwards, with none.
-      return to(coll(ns, 'counter'), upsert(windowDocId(e.window.window), set === null ? { $setOnInsert: { counts: {} } } : { $set: set }));
+      if (fields === null) return e.add || e.window === null ? [] : to(coll(ns, 'counter'), upsert(_id, { $setOnInsert: { counts: {} } }));
+      return to(coll(ns, 'counter'), upsert(_id, { [e.add ? '$inc' : '$set']: fields }));
     }
-    case 'deleteCounterWindow':
-      return to(coll(ns, 'counter'), { deleteOne: { filter: { _id: eq(windowDocId(e.window)) } } });
-    case 'clearCounters':
+    case 'deleteCounters':
       // Totals and windows; the `cv` document in the same collection stays.
-      return to(coll(ns, 'counter'), { deleteMany: { filter: { $or: [{ _id: eq(TOTALS_DOC_ID) }, { _id: ALL_WINDOWS }] } } });
+      return to(coll(ns, 'counter'), e.window === null ? { deleteMany: { filter: { $or: [{ _id: eq(TOTALS_DOC_ID) }, { _id: ALL_WINDOWS }] } } } : { deleteOne: { filter: { _id: eq(windowDocId(e.window)) } } });
     case 'setCollectionVersion':
       // `seq` is the last cv plus one; `$max` never lowers it.
       return to(coll(ns, 'counter'), upsert(CV_DOC_ID, { $max: { seq: e.cv + 1 } }));
@@ -181,8 +166,20 @@ function literal(value: unknown): Document {
   return { $literal: value };
 }
 
-/** `counts.<name>` fields of the entries `keep` admits; `null` when none is left (an empty `$inc` or `$set` is an error). */
-function counts(values: Readonly<Record<string, number>>, keep: (value: number) => boolean): Record<string, number> | null {
-  const entries = Object.entries(values).filter(([, v]) => keep(v));
+/** `counts.<name>` fields; `null` when there are none (an empty `$inc` or `$set` is an error). */
+function counts(values: Readonly<Record<string, number>>): Record<string, number> | null {
+  const entries = Object.entries(values);
   return entries.length === 0 ? null : Object.fromEntries(entries.map(([name, v]) => [`counts.${name}`, v]));
+}
+
+/** Where a record's rows of `table` are, and the filter that finds them. */
+function recordRows(table: RecordTable, ns: Namespace, id: string, dlq: CollRef): [CollRef, Document] {
+  switch (table) {
+    case 'heads': return [coll(ns, 'head'), { _id: eq(id) }];
+    case 'versions': return [coll(ns, 'ver'), { id: eq(id) }];
+    case 'claims': return [coll(ns, 'claims'), { id: eq(id) }];
+    case 'outbox': return [queue(ns.dbName, 'outbox'), { _id: eq(recordKey(ns.collection, id)) }];
+    case 'pendingBlobs': return [queue(ns.dbName, 'pendingBlobs'), { coll: eq(ns.collection), id: eq(id) }];
+    case 'deadLetters': return [dlq, { _id: eq(recordKey(ns.collection, id)) }];
+  }
 }

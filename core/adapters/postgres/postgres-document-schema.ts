@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '../../foundation/digest.js';
 import { escapeIdentifier, escapeLiteral, type Pool, type PoolClient } from 'pg';
 import type { CollectionSpec, IndexInfo, IndexKey, IndexSpec } from '../../contracts/document-store.js';
 import type { Namespace } from '../../contracts/index-store.js';
@@ -168,7 +168,7 @@ function predicateShape(sql: string): string {
 export function indexNameFor(collection: string, index: string): string {
   const direct = `${collection}.${index}`;
   if (direct.length <= MAX_IDENTIFIER) return direct;
-  const hash = createHash('sha256').update(`${collection}\u0000${index}`).digest('hex').slice(0, 16);
+  const hash = sha256Hex(`${collection}\u0000${index}`).slice(0, 16);
   return `${collection.slice(0, 20)}.${index.slice(0, 24)}~${hash}`;
 }
 
@@ -176,7 +176,7 @@ export function indexNameFor(collection: string, index: string): string {
 function internalName(collection: string, what: string): string {
   const direct = `${collection}~${what}`;
   if (direct.length <= MAX_IDENTIFIER) return direct;
-  return `${collection.slice(0, 40)}~${what}~${createHash('sha256').update(collection).digest('hex').slice(0, 12)}`;
+  return `${collection.slice(0, 40)}~${what}~${sha256Hex(collection).slice(0, 12)}`;
 }
 
 export async function readState(client: Queryable, names: Names): Promise<State> {

@@ -39,10 +39,18 @@ export async function renderEffect(tx: EffectScope, e: Effect): Promise<void> {
           meta = excluded.meta, body = excluded.body, hash = excluded.hash`,
         [e.id, h.ov, h.cv, h.deleted, h.createdAt, h.updatedAt, h.deletedAt, metaJson(h.meta), h.body, h.hash]);
     }
-    case 'deleteHead':
-      return on(e.ns, (t) => `DELETE FROM ${t.heads} WHERE coll = $1 AND id = $2`, [e.id]);
-    case 'offloadHead':
-      return on(e.ns, (t) => `UPDATE ${t.heads} SET body = '' WHERE coll = $1 AND id = $2`, [e.id]);
+    case 'deleteRecord': {
+      const t = await tx.target(e.ns);
+      for (const table of e.tables) {
+        const below = table === 'versions' && e.belowOv !== undefined;
+        tx.emit(`DELETE FROM ${t[table]} WHERE coll = $1 AND id = $2${below ? ' AND ov < $3::float8' : ''}`, [e.ns.collection, e.id, ...(below ? [e.belowOv] : [])]);
+      }
+      return;
+    }
+    case 'dropBodies':
+      if (e.ovs === null) return on(e.ns, (t) => `UPDATE ${t.heads} SET body = '' WHERE coll = $1 AND id = $2`, [e.id]);
+      if (e.ovs.length === 0) return;
+      return on(e.ns, (t) => `UPDATE ${t.versions} SET archived = TRUE, body = NULL WHERE coll = $1 AND id = $2 AND ov = ANY($3::bigint[])`, [e.id, [...e.ovs]]);
     case 'putVersion': {
       const v = e.version;
       const [actorId, actorType] = typeof v.actor === 'string' ? [v.actor, null] : [v.actor.identifier, v.actor.type];
@@ -50,19 +58,10 @@ export async function renderEffect(tx: EffectScope, e: Effect): Promise<void> {
         VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12, $13, $14, $15::jsonb, $16)`,
         [v.id, v.ov, v.cv, v.op, v.at, JSON.stringify(v.actor), actorId, actorType, v.reason, v.deleted, v.size, v.body, v.archived, metaJson(v.meta), v.hash]);
     }
-    case 'deleteVersions':
-      return on(e.ns, (t) => `DELETE FROM ${t.versions} WHERE coll = $1 AND id = $2 AND ov < $3::float8`, [e.id, e.belowOv]);
-    case 'archiveVersions':
-      if (e.ovs.length === 0) return;
-      return on(e.ns, (t) => `UPDATE ${t.versions} SET archived = TRUE, body = NULL WHERE coll = $1 AND id = $2 AND ov = ANY($3::bigint[])`, [e.id, [...e.ovs]]);
     case 'putClaim':
       return on(e.ns, (t) => `INSERT INTO ${t.claims} (coll, key, id) VALUES ($1, $2, $3) ON CONFLICT (coll, key) DO UPDATE SET id = excluded.id`, [e.key, e.id]);
-    case 'releaseClaims':
-      return on(e.ns, (t) => `DELETE FROM ${t.claims} WHERE coll = $1 AND id = $2`, [e.id]);
     case 'putOutbox':
       return on(e.ns, (t) => `INSERT INTO ${t.outbox} (coll, id, seq) VALUES ($1, $2, $3) ON CONFLICT (coll, id) DO UPDATE SET seq = excluded.seq`, [e.id, e.seq]);
-    case 'deleteOutbox':
-      return on(e.ns, (t) => `DELETE FROM ${t.outbox} WHERE coll = $1 AND id = $2`, [e.id]);
     case 'putPendingBlob': {
       const b = e.blob;
       return on(e.ns, (t) => `INSERT INTO ${t.pendingBlobs} (coll, id, bucket, key, content_type, body) VALUES ($1, $2, $3, $4, $5, $6)
@@ -72,55 +71,29 @@ export async function renderEffect(tx: EffectScope, e: Effect): Promise<void> {
     case 'deletePendingBlobs':
       if (e.keys.length === 0) return;
       return on(e.ns, (t) => `DELETE FROM ${t.pendingBlobs} p USING unnest($2::text[], $3::text[]) AS r(bucket, key) WHERE p.coll = $1 AND p.bucket = r.bucket AND p.key = r.key`, [e.keys.map((k) => k.bucket), e.keys.map((k) => k.key)]);
-    case 'dropPendingBlobs':
-      return on(e.ns, (t) => `DELETE FROM ${t.pendingBlobs} WHERE coll = $1 AND id = $2`, [e.id]);
     case 'putDeadLetter':
       return on(e.ns, (t) => `INSERT INTO ${t.deadLetters} (coll, id, reason, failed_at) VALUES ($1, $2, $3, $4)
         ON CONFLICT (coll, id) DO UPDATE SET reason = excluded.reason, failed_at = excluded.failed_at`,
         [e.id, e.reason, e.failedAt]);
-    case 'deleteDeadLetter':
-      return on(e.ns, (t) => `DELETE FROM ${t.deadLetters} WHERE coll = $1 AND id = $2`, [e.id]);
-    // Counters are added with atomic upserts and no namespace lock: every commit of every tenant
+    // Counters are written with atomic upserts and no namespace lock: every commit of every tenant
     // adds to the analytics database's counters, and would otherwise queue on them.
-    case 'addCounters': {
-      const t = (await tx.tables(e.dbName, true))!;
-      const deltas = Object.entries(e.deltas).filter(([, d]) => d !== 0);
-      if (deltas.length === 0) return;
-      const [names, values] = [deltas.map(([n]) => n), deltas.map(([, d]) => d)];
-      tx.emit(
-        `INSERT INTO ${t.counters} AS c (coll, name, value) SELECT $1, n, d FROM unnest($2::text[], $3::float8[]) AS u(n, d)
-         ON CONFLICT (coll, name) DO UPDATE SET value = c.value + excluded.value`,
-        [e.collection, names, values]);
-      const windows = [...new Set(e.windows)];
-      if (windows.length === 0) return;
-      return tx.emit(
-        `INSERT INTO ${t.counterWindows} AS c (coll, win, name, value)
-         SELECT $1, w, n, d FROM unnest($2::text[]) AS w(w), unnest($3::text[], $4::float8[]) AS u(n, d)
-         ON CONFLICT (coll, win, name) DO UPDATE SET value = c.value + excluded.value`,
-         [e.collection, windows, names, values]);
-    }
-    case 'setCounters': {
-      const entries = Object.entries(e.values);
+    case 'counters': {
+      const entries = Object.entries(e.counts);
       if (entries.length === 0) return;
-      return unlocked(e.dbName, e.collection, (t) => `INSERT INTO ${t.counters} (coll, name, value) SELECT $1, n, v FROM unnest($2::text[], $3::float8[]) AS u(n, v)
-        ON CONFLICT (coll, name) DO UPDATE SET value = excluded.value`,
-        [entries.map(([n]) => n), entries.map(([, v]) => v)]);
+      const [names, values] = [entries.map(([n]) => n), entries.map(([, v]) => v)];
+      const value = e.add ? 'c.value + excluded.value' : 'excluded.value';
+      if (e.window === null) {
+        return unlocked(e.dbName, e.collection, (t) => `INSERT INTO ${t.counters} AS c (coll, name, value) SELECT $1, n, v FROM unnest($2::text[], $3::float8[]) AS u(n, v)
+          ON CONFLICT (coll, name) DO UPDATE SET value = ${value}`, [names, values]);
+      }
+      return unlocked(e.dbName, e.collection, (t) => `INSERT INTO ${t.counterWindows} AS c (coll, win, name, value) SELECT $1, $2, n, v FROM unnest($3::text[], $4::float8[]) AS u(n, v)
+        ON CONFLICT (coll, win, name) DO UPDATE SET value = ${value}`, [e.window, names, values]);
     }
-    case 'setCounterWindow': {
-      const entries = Object.entries(e.window.counts);
-      if (entries.length === 0) return;
-      return unlocked(e.dbName, e.collection, (t) => `INSERT INTO ${t.counterWindows} (coll, win, name, value) SELECT $1, $2, n, v FROM unnest($3::text[], $4::float8[]) AS u(n, v)
-        ON CONFLICT (coll, win, name) DO UPDATE SET value = excluded.value`,
-        [e.window.window, entries.map(([n]) => n), entries.map(([, v]) => v)]);
-    }
-    case 'deleteCounterWindow': {
+    case 'deleteCounters': {
       const t = await tx.tables(e.dbName, false);
-      if (t) tx.emit(`DELETE FROM ${t.counterWindows} WHERE coll = $1 AND win = $2`, [e.collection, e.window]);
-      return;
-    }
-    case 'clearCounters': {
-      const t = await tx.tables(e.dbName, false);
-      for (const table of t ? [t.counters, t.counterWindows] : []) tx.emit(`DELETE FROM ${table} WHERE coll = $1`, [e.collection]);
+      if (!t) return;
+      if (e.window !== null) return tx.emit(`DELETE FROM ${t.counterWindows} WHERE coll = $1 AND win = $2`, [e.collection, e.window]);
+      for (const table of [t.counters, t.counterWindows]) tx.emit(`DELETE FROM ${table} WHERE coll = $1`, [e.collection]);
       return;
     }
     case 'setCollectionVersion':

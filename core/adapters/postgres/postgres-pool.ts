@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '../../foundation/digest.js';
 import { Pool, types, type PoolClient, type PoolConfig, type QueryResult, type QueryResultRow } from 'pg';
 import { ClosedError, StorageError } from '../../errors.js';
 
@@ -62,8 +62,16 @@ const TYPE_PARSERS: NonNullable<PoolConfig['types']> = {
     oid === INT8_OID && format !== 'binary' ? (value: string) => Number(value) : types.getTypeParser(oid, format ?? 'text')) as NonNullable<PoolConfig['types']>['getTypeParser'],
 };
 
+/**
+ * Cloudflare Workers bind a socket to the request that opened it: a pool shared by the engines of
+ * two requests would hand one a connection it may not use. There each engine (one per invocation,
+ * functions/edge) gets a pool of its own, ended when it closes.
+ */
+const SHARED_POOLS = (globalThis as { navigator?: { userAgent?: string } }).navigator?.userAgent !== 'Cloudflare-Workers';
+let unsharedPools = 0;
+
 export function acquirePostgresPool(connectionString: string, options: PostgresPoolOptions = {}): PooledPostgres {
-  const key = poolKey(connectionString, options);
+  const key = SHARED_POOLS ? poolKey(connectionString, options) : `${poolKey(connectionString, options)}:${++unsharedPools}`;
   let entry = pools.get(key);
   if (!entry) {
     const pool = new Pool({
@@ -111,7 +119,7 @@ export function pooledPostgresCount(): number {
 
 function poolKey(connectionString: string, options: PostgresPoolOptions): string {
   // The connection string may hold a password: the map key keeps only its hash.
-  return createHash('sha256').update(JSON.stringify([connectionString, options])).digest('hex');
+  return sha256Hex(JSON.stringify([connectionString, options]));
 }
 
 /**

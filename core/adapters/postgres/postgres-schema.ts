@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '../../foundation/digest.js';
 import { escapeIdentifier, type ClientBase, type Pool } from 'pg';
 import { StorageError, ValidationError } from '../../errors.js';
 import { assertName } from '../../foundation/names.js';
@@ -46,7 +46,7 @@ export function schemaNameFor(prefix: string, dbName: string): string {
   assertName('dbName', dbName, 'database name');
   const direct = `${prefix}${dbName}`;
   if (direct.length <= MAX_IDENTIFIER) return direct;
-  const hash = createHash('sha256').update(dbName).digest('hex').slice(0, 16);
+  const hash = sha256Hex(dbName).slice(0, 16);
   return `${prefix}${dbName.slice(0, MAX_IDENTIFIER - prefix.length - hash.length - 1)}$${hash}`;
 }
 

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { sha256 } from '../../foundation/digest.js';
 import type { PoolClient, QueryResult, QueryResultRow } from 'pg';
 import { type Effect, nsKey, type ReadRows, type ReadSet } from '../../contracts/index-driver.js';
 import type { Namespace } from '../../contracts/index-store.js';
@@ -181,5 +181,6 @@ export class PostgresTransaction implements ReadScope, EffectScope {
 
 /** The advisory lock key of a lease: 64 bits of a hash, as a signed decimal (PostgreSQL's bigint). */
 function leaseLockKey(schema: string, collection: string, key: string): string {
-  return createHash('sha256').update(`xronox.lease\u0000${schema}\u0000${collection}\u0000${key}`).digest().readBigInt64BE(0).toString();
+  const digest = sha256(`xronox.lease\u0000${schema}\u0000${collection}\u0000${key}`);
+  return new DataView(digest.buffer, digest.byteOffset, 8).getBigInt64(0).toString();
 }

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '../../foundation/digest.js';
 import { S3Client } from '@aws-sdk/client-s3';
 import type { SpacesConnectionConfig } from '../../config/schema.js';
 import { CONNECTION_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS, MAX_ATTEMPTS } from './s3-settings.js';
@@ -64,6 +64,6 @@ function createClient(connection: SpacesConnectionConfig): S3Client {
 
 function poolKey(connection: SpacesConnectionConfig): string {
   // The secret is part of a client's identity but never kept in clear text as a map key.
-  const secret = connection.secretKey === undefined ? null : createHash('sha256').update(connection.secretKey).digest('hex');
+  const secret = connection.secretKey === undefined ? null : sha256Hex(connection.secretKey);
   return JSON.stringify([connection.endpoint ?? null, connection.region, connection.forcePathStyle ?? false, connection.accessKey ?? null, secret, connection.requestTimeoutMs ?? null]);
 }

@@ -1,4 +1,4 @@
-import type Database from 'better-sqlite3';
+import type * as Database from './sqlite-driver.js';
 import type { Effect, IndexDriver, OutboxQuery, ReadSet, Transaction, UploadRow, VersionRange } from '../../contracts/index-driver.js';
 import type {
   ActorQuery,
@@ -273,29 +273,19 @@ export class SqliteIndexDriver implements IndexDriver {
         );
         return;
       }
-      case 'deleteHead': s.deleteHead.run(db, coll, e.id); return;
-      case 'offloadHead': s.offloadHead.run(db, coll, e.id); return;
-      case 'deleteVersions': s.deleteVersionsBelow.run(db, coll, e.id, e.belowOv); return;
-      case 'archiveVersions': for (const ov of e.ovs) s.markArchived.run(db, coll, e.id, ov); return;
+      case 'deleteRecord': for (const t of e.tables) s.deleteOfRecord[t].run(db, coll, e.id, ...(t === 'versions' ? [e.belowOv ?? Infinity] : [])); return;
+      case 'dropBodies': if (e.ovs === null) s.offloadHead.run(db, coll, e.id); else for (const ov of e.ovs) s.markArchived.run(db, coll, e.id, ov); return;
       case 'putClaim': s.putClaim.run(db, coll, e.key, e.id); return;
-      case 'releaseClaims': s.releaseClaims.run(db, coll, e.id); return;
       case 'putOutbox': s.markPending.run(db, coll, e.id, e.seq); return;
-      case 'deleteOutbox': s.clearPending.run(db, coll, e.id); return;
       case 'putPendingBlob': s.putPendingBlob.run(db, coll, e.blob.bucket, e.blob.key, e.id, e.blob.contentType, Buffer.from(e.blob.body)); return;
       case 'deletePendingBlobs': for (const b of e.keys) s.deletePendingBlob.run(db, coll, b.bucket, b.key); return;
-      case 'dropPendingBlobs': s.dropPendingBlobs.run(db, coll, e.id); return;
       case 'putDeadLetter': s.putDeadLetter.run(db, coll, e.id, e.reason, e.failedAt); return;
-      case 'deleteDeadLetter': s.deleteDeadLetter.run(db, coll, e.id); return;
-      case 'addCounters':
-        for (const name in e.deltas) {
-          s.addCounter.run(db, coll, name, e.deltas[name]);
-          for (const win of e.windows) s.addWindowCounter.run(db, coll, win, name, e.deltas[name]);
-        }
+      case 'counters': {
+        const [totals, windows] = e.add ? s.addCounts : s.setCounts;
+        for (const name in e.counts) if (e.window === null) totals.run(db, coll, name, e.counts[name]); else windows.run(db, coll, e.window, name, e.counts[name]);
         return;
-      case 'setCounters': for (const [name, n] of Object.entries(e.values)) s.setCounter.run(db, coll, name, n); return;
-      case 'setCounterWindow': for (const [name, n] of Object.entries(e.window.counts)) s.setWindowCounter.run(db, coll, e.window.window, name, n); return;
-      case 'deleteCounterWindow': s.deleteWindow.run(db, coll, e.window); return;
-      case 'clearCounters': for (const clear of s.clearCounters) clear.run(db, coll); return;
+      }
+      case 'deleteCounters': if (e.window !== null) s.deleteWindow.run(db, coll, e.window); else for (const clear of s.clearCounters) clear.run(db, coll); return;
       case 'setCollectionVersion': s.setCollectionVersion.run(db, coll, e.cv); return;
       case 'putLock': s.putLock.run(db, coll, e.key, e.owner, Date.now() + e.leaseMs); return;
       case 'deleteLock': s.deleteLock.run(db, coll, e.key); return;

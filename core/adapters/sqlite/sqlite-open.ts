@@ -1,6 +1,6 @@
 import { statSync } from 'node:fs';
 import { dirname } from 'node:path';
-import Database from 'better-sqlite3';
+import { openDatabase, type Database, type SqliteDriverName, type Statement } from './sqlite-driver.js';
 import { fsReason, makeFolderSync } from '../fs/fs-folders.js';
 
 /** How the stores of a connection open its SQLite file. */
@@ -14,6 +14,8 @@ export interface SqliteFileOptions {
    * `normal` survives process crashes but may lose the last commits on power loss.
    */
   durability?: 'full' | 'normal';
+  /** The SQLite driver; default this runtime's (`defaultSqliteDriver`: better-sqlite3 on Node, bun:sqlite on Bun, node:sqlite on Deno). */
+  driver?: SqliteDriverName;
 }
 
 /**
@@ -23,14 +25,14 @@ export interface SqliteFileOptions {
  * the reason: a folder that cannot be made (`ENOTDIR`, `EACCES`, ...), something that is not a
  * file at the path, or a file SQLite refuses.
  */
-export function openSqliteFile(options: SqliteFileOptions, prepare: (db: Database.Database) => void): Database.Database {
+export function openSqliteFile(options: SqliteFileOptions, prepare: (db: Database) => void): Database {
   const { path, busyTimeoutMs = 10_000 } = options;
-  const setUp = (db: Database.Database) => {
+  const setUp = (db: Database) => {
     db.pragma('journal_mode = WAL');
     db.pragma(`synchronous = ${synchronous(options)}`);
     prepare(db);
   };
-  if (path === ':memory:') return prepared(new Database(path, { timeout: busyTimeoutMs }), setUp, path);
+  if (path === ':memory:') return prepared(openDatabase(path, { busyTimeoutMs, driver: options.driver }), setUp, path);
   try {
     makeFolderSync(dirname(path));
   } catch (err) {
@@ -40,9 +42,9 @@ export function openSqliteFile(options: SqliteFileOptions, prepare: (db: Databas
   const existing = statOrNull(path);
   if (existing?.isDirectory()) throw openError(path, 'a folder is at that path, not a file');
   if (existing && !existing.isFile()) throw openError(path, 'a FIFO, socket or device is at that path, not a file');
-  let db: Database.Database;
+  let db: Database;
   try {
-    db = new Database(path, { timeout: busyTimeoutMs });
+    db = openDatabase(path, { busyTimeoutMs, driver: options.driver });
   } catch (err) {
     throw openError(path, sqliteReason(err), err);
   }
@@ -59,8 +61,8 @@ export function synchronous(options: SqliteFileOptions): 'FULL' | 'NORMAL' {
  * prepared once and kept: shapes repeat. Bounded, the oldest going first, so filters of many
  * shapes cannot grow it without end.
  */
-export function statementCache(db: Database.Database, size = 256): (sql: string) => Database.Statement {
-  const kept = new Map<string, Database.Statement>();
+export function statementCache(db: Database, size = 256): (sql: string) => Statement {
+  const kept = new Map<string, Statement>();
   return (sql) => {
     let stmt = kept.get(sql);
     if (!stmt) {
@@ -72,7 +74,7 @@ export function statementCache(db: Database.Database, size = 256): (sql: string)
   };
 }
 
-function prepared(db: Database.Database, prepare: (db: Database.Database) => void, path: string): Database.Database {
+function prepared(db: Database, prepare: (db: Database) => void, path: string): Database {
   try {
     prepare(db);
     return db;
@@ -86,7 +88,7 @@ function openError(path: string, reason: string, cause?: unknown): Error {
   return new Error(`Cannot open the SQLite file ${path}: ${reason}`, cause === undefined ? {} : { cause });
 }
 
-/** better-sqlite3 errors carry SQLite's code (`SQLITE_CANTOPEN`, `SQLITE_NOTADB`); fs errors their errno code. */
+/** SQLite errors carry SQLite's code (see sqlite-driver.ts) (`SQLITE_CANTOPEN`, `SQLITE_NOTADB`); fs errors their errno code. */
 function sqliteReason(err: unknown): string {
   const code = (err as { code?: unknown } | null)?.code;
   const message = err instanceof Error ? err.message : String(err);

@@ -1,4 +1,4 @@
-import type Database from 'better-sqlite3';
+import type * as Database from './sqlite-driver.js';
 
 /**
  * The index store's tables in its SQLite file. Every database of a connection shares them, each

@@ -1,5 +1,6 @@
-import type Database from 'better-sqlite3';
+import type { RecordTable } from '../../contracts/index-driver.js';
 import type { Actor, HeadRow, HistoryRow, PendingBlob, VersionRow } from '../../contracts/index-store.js';
+import type * as Database from './sqlite-driver.js';
 
 const HEAD_COLUMNS = 'id, ov, cv, deleted, created_at, updated_at, deleted_at, meta, body, hash';
 /** A head's columns named as `HeadRow` names its fields. */
@@ -53,7 +54,7 @@ const adding = (column: string) => `${column} = ${column} + excluded.${column}`;
  * the statements' type, and better-sqlite3's own (`BetterSqlite3.Statement`) is not exported.
  */
 // eslint-disable-next-line @typescript-eslint/no-empty-object-type
-interface SqliteStatement extends Database.Statement<unknown[], unknown> {}
+interface SqliteStatement extends Database.Statement {}
 
 /**
  * Every fixed statement of the driver, prepared once per connection; parameters in the order of
@@ -64,6 +65,8 @@ export function prepareStatements(db: Database.Database) {
   /** A statement of one column, whose rows are that column's values. */
   const v = (sql: string): SqliteStatement => db.prepare(sql).pluck();
   const byNs = (table: string) => p(`DELETE FROM ${table} WHERE db = ? AND coll = ?`);
+  const counts = (set?: (column: string) => string) => [p(upsert('counters', 'db, coll, name', 'value', set)), p(upsert('counter_windows', 'db, coll, win, name', 'value', set))] as const;
+  const ofRecord = (table: string, and = '') => p(`DELETE FROM ${table} WHERE db = ? AND coll = ? AND id = ?${and}`);
   return {
     // ---- reads
     getHead: p(`SELECT ${HEAD_FIELDS} FROM heads WHERE db = ? AND coll = ? AND id = ?`),
@@ -114,25 +117,21 @@ export function prepareStatements(db: Database.Database) {
       ORDER BY g.id`),
     // ---- effects
     putHead: p(upsert('heads', 'db, coll, id', 'ov, cv, deleted, created_at, updated_at, deleted_at, meta, body, hash')),
-    deleteHead: p('DELETE FROM heads WHERE db = ? AND coll = ? AND id = ?'),
     offloadHead: p(`UPDATE heads SET body = '' WHERE db = ? AND coll = ? AND id = ?`),
     insertVersion: p(insert('versions', 'db, coll, id, ov, cv, op, at, actor, actor_id, actor_type, reason, deleted, size, body, archived, meta, hash')),
-    deleteVersionsBelow: p('DELETE FROM versions WHERE db = ? AND coll = ? AND id = ? AND ov < ?'),
     markArchived: p('UPDATE versions SET archived = 1, body = NULL WHERE db = ? AND coll = ? AND id = ? AND ov = ?'),
+    // A record's rows, table by table (`deleteRecord`); of its versions those below an ov.
+    deleteOfRecord: { heads: ofRecord('heads'), versions: ofRecord('versions', ' AND ov < ?'), claims: ofRecord('unique_claims'), outbox: ofRecord('sync_outbox'),
+      pendingBlobs: ofRecord('pending_blobs'), deadLetters: ofRecord('sync_dead_letters') } satisfies Record<RecordTable, SqliteStatement>,
     putClaim: p(upsert('unique_claims', 'db, coll, key', 'id')),
-    releaseClaims: p('DELETE FROM unique_claims WHERE db = ? AND coll = ? AND id = ?'),
     // An upsert keeps the row, and so its rowid: the outbox's queue order.
     markPending: p(upsert('sync_outbox', 'db, coll, id', 'seq')),
-    clearPending: p('DELETE FROM sync_outbox WHERE db = ? AND coll = ? AND id = ?'),
     putPendingBlob: p(upsert('pending_blobs', 'db, coll, bucket, key', 'id, content_type, body')),
     deletePendingBlob: p('DELETE FROM pending_blobs WHERE db = ? AND coll = ? AND bucket = ? AND key = ?'),
-    dropPendingBlobs: p('DELETE FROM pending_blobs WHERE db = ? AND coll = ? AND id = ?'),
     putDeadLetter: p(upsert('sync_dead_letters', 'db, coll, id', 'reason, failed_at')),
-    deleteDeadLetter: p('DELETE FROM sync_dead_letters WHERE db = ? AND coll = ? AND id = ?'),
-    addCounter: p(upsert('counters', 'db, coll, name', 'value', adding)),
-    addWindowCounter: p(upsert('counter_windows', 'db, coll, win, name', 'value', adding)),
-    setCounter: p(upsert('counters', 'db, coll, name', 'value')),
-    setWindowCounter: p(upsert('counter_windows', 'db, coll, win, name', 'value')),
+    // Counts of the totals and of a window, added to or set.
+    addCounts: counts(adding),
+    setCounts: counts(),
     deleteWindow: p('DELETE FROM counter_windows WHERE db = ? AND coll = ? AND win = ?'),
     clearCounters: ['counters', 'counter_windows'].map(byNs),
     setCollectionVersion: p(upsert('collection_versions', 'db, coll', 'cv')),
@@ -155,3 +154,4 @@ export function prepareStatements(db: Database.Database) {
 }
 
 export type Statements = ReturnType<typeof prepareStatements>;
+

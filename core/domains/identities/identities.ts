@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '../../foundation/digest.js';
 import { z } from 'zod';
 import type { CollectionSpec, Doc, DocValue } from '../../contracts/document-store.js';
 import type { Actor } from '../../contracts/index-store.js';
@@ -261,7 +261,7 @@ function boundChanges(changes: Array<{ field: string; oldValue: unknown; newValu
   for (const slot of slots) {
     if (total <= budget) return;
     const text = JSON.stringify(slot.c[slot.side]) ?? 'null';
-    const marker = { truncated: true, bytes: slot.bytes, sha256: createHash('sha256').update(text).digest('hex') };
+    const marker = { truncated: true, bytes: slot.bytes, sha256: sha256Hex(text) };
     total += size(marker) - slot.bytes;
     slot.c[slot.side] = marker;
   }

@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID, sha256Hex } from '../../foundation/digest.js';
 import { z } from 'zod';
 import type { BlobStore } from '../../contracts/blob-store.js';
 import { type CollectionSpec, type Doc, type DocValue, fromDocumentJson, toDocumentJson } from '../../contracts/document-store.js';
@@ -172,7 +172,7 @@ export class MessagingCollection extends DocumentCollection {
     const { bucket, prefix } = content.location;
     // A fresh key per write: the object belongs to this write alone, so removing it on failure is safe.
     const key = `${prefix}/${this.#m.collection}/${keySegment(String(doc.topic))}/${keySegment(String(doc.msgId))}/${randomUUID()}.json`;
-    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    const sha256 = sha256Hex(bytes);
     const system = (doc._system ?? {}) as Record<string, DocValue>;
     return {
       doc: { ...doc, payload: null, _system: { ...system, payloadRef: { key, size: bytes.byteLength, sha256 } } },
@@ -194,7 +194,7 @@ export class MessagingCollection extends DocumentCollection {
       throw new StorageError('messaging', 'read', null, `The payload reference of ${this.name} document ${String(doc.msgId)} points outside this collection's content: ${ref.key.slice(0, 200)}`);
     }
     const bytes = await content.blob().get(content.location.bucket, ref.key);
-    if (!bytes || createHash('sha256').update(bytes).digest('hex') !== ref.sha256) {
+    if (!bytes || sha256Hex(bytes) !== ref.sha256) {
       throw new StorageError('messaging', 'read', null, `The payload object of ${this.name} document ${String(doc.msgId)} is ${bytes ? 'not what was stored (SHA-256 differs)' : 'missing'}: ${ref.key}`);
     }
     const { payloadRef: _ref, ...rest } = system!;

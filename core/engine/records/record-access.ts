@@ -1,10 +1,10 @@
+import { sha256Hex } from '../../foundation/digest.js';
 /**
  * What every job of a record collection shares: its namespace and stores, the reading of heads
  * (offloaded or not), versions (in the index or the versions bucket) and their documents, how a
  * record is presented (projection, content links), and the checks every job makes of its caller
  * (actor and reason, policy, filterable fields and unique keys, entity mappings).
  */
-import { createHash } from 'node:crypto';
 import type { BlobStore } from '../../contracts/blob-store.js';
 import type { Actor, CounterWindowGranularity, HeadRow, IndexMaintenance, Leases, Namespace, RecordIndex, VersionRow } from '../../contracts/index-store.js';
 import { AppendOnlyError, StorageError, ValidationError } from '../../errors.js';
@@ -171,7 +171,7 @@ export class RecordAccess {
     }
     pairs.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     const filter: FilterNode = { kind: 'and', items: pairs.map(([field, value]) => ({ kind: 'compare', field, op: '$eq', value })) };
-    const claimKey = createHash('sha256').update(JSON.stringify(pairs)).digest('hex');
+    const claimKey = sha256Hex(JSON.stringify(pairs));
     return { filter, claimKey, keys: pairs.map(([key]) => key) };
   }
 }

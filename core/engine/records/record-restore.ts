@@ -1,9 +1,9 @@
+import { randomUUID } from '../../foundation/digest.js';
 /**
  * Restores of a record collection: one record, or every record at once, brought back to its state
  * at an earlier version, collection version or time, as new versions (history is never
  * rewritten). Content an older version referenced is checked to be still there first.
  */
-import { randomUUID } from 'node:crypto';
 import type { Actor, HeadRow, RecordWrite, VersionRow } from '../../contracts/index-store.js';
 import { ConflictError, NotFoundError, StorageError, ValidationError, VersionConflictError } from '../../errors.js';
 import { nextVersionTime, parseAsOf, untilClockReaches } from '../../foundation/clock.js';

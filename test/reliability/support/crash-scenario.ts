@@ -285,15 +285,15 @@ export function expectCrashHolds(run: { label: string; seed: number; scale: numb
   expect(byMode['after-commit']!.inFlightApplied).toBe(byMode['after-commit']!.trials);
 }
 
-/**
- * Runs the writer; with `killAfterAcks`, sends SIGKILL once that many ack lines arrived, after
- * spinning `spinMs` (a sub-millisecond to two-millisecond delay timers cannot give).
- */
 async function waitForFiles(paths: readonly string[]): Promise<void> {
   while (!paths.every((p) => existsSync(p))) await new Promise((r) => setTimeout(r, 5));
 }
 
-function runWriter(writer: string, args: CrashWriterArgs, options: { killAfterAcks?: number; spinMs?: number } = {}): Promise<{ signal: NodeJS.Signals | null; code: number | null; stderr: string }> {
+/**
+ * Runs the writer; with `killAfterAcks`, sends SIGKILL once that many ack lines arrived, after
+ * spinning `spinMs` (a sub-millisecond to two-millisecond delay timers cannot give).
+ */
+export function runWriter(writer: string, args: CrashWriterArgs, options: { killAfterAcks?: number; spinMs?: number } = {}): Promise<{ signal: NodeJS.Signals | null; code: number | null; stderr: string }> {
   const env = { ...process.env };
   delete env.NODE_OPTIONS;
   const child = spawn(process.execPath, [writer, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'pipe'], env });

@@ -14,6 +14,9 @@
  * - `after-put`: as the k-th blob put has finished, before the next one or before the sync is
  *   marked complete in the index.
  *
+ * - `group-before` / `group-after` (with `clients` > 1, whose commits the index store groups): as
+ *   the k-th transaction carrying two or more commits goes to the driver, or as it returns.
+ *
  * A `repair` process runs only `xronox.repair()` and is killed at its k-th blob put: a crash
  * during the recovery from a crash.
  *
@@ -30,10 +33,11 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { FsBlobStore } from '../../../core/adapters/fs/fs-blob-store.js';
 import { loadConfig } from '../../../core/config/load.js';
 import type { Collection } from '../../../core/engine/collection.js';
+import type { IndexDriver, Transaction } from '../../../core/contracts/index-driver.js';
 import { IndexRuntime } from '../../../core/store/index-runtime.js';
 import { type AdapterFactories, Xronox } from '../../../core/xronox.js';
 import { ordersRoute, runClient } from './history-client.js';
-import type { CrashWriterArgs } from './crash-kill.js';
+import { type CrashWriterArgs, clientLogPath } from './crash-kill.js';
 import { OpLog } from './history-log.js';
 import { writeStdoutLine } from '../../support/stdout-line.js';
 
@@ -42,17 +46,17 @@ const die = () => process.kill(process.pid, 'SIGKILL');
 
 let commits = 0;
 let puts = 0;
+let groups = 0;
 // Only the backend the config names is loaded (a bundle evaluates a dynamic import when it runs).
 const conn = Object.values((args.config as { dbConnections: Record<string, { sqlitePath?: string; postgresUri?: string; schemaPrefix?: string }> }).dbConnections)[0]!;
-const indexStore =
+const driver: IndexDriver =
   conn.postgresUri === undefined
-    ? (await import('../../support/sqlite-index.js')).sqliteIndexStore({ path: conn.sqlitePath! })
-    : IndexRuntime.of(
-        new (await import('../../../core/adapters/postgres/postgres-index-driver.js')).PostgresIndexDriver({
-          connectionString: conn.postgresUri,
-          ...(conn.schemaPrefix === undefined ? {} : { schemaPrefix: conn.schemaPrefix }),
-        }),
-      );
+    ? new (await import('../../../core/adapters/sqlite/sqlite-index-driver.js')).SqliteIndexDriver({ path: conn.sqlitePath! })
+    : new (await import('../../../core/adapters/postgres/postgres-index-driver.js')).PostgresIndexDriver({
+        connectionString: conn.postgresUri,
+        ...(conn.schemaPrefix === undefined ? {} : { schemaPrefix: conn.schemaPrefix }),
+      });
+const indexStore = IndexRuntime.of(groupKills(driver));
 const factories: AdapterFactories = {
   indexStore: () =>
     hook(indexStore, 'commit', {
@@ -90,20 +94,47 @@ if (args.barrier) {
   writeFileSync(args.barrier.ready, '');
   while (!existsSync(args.barrier.go)) await new Promise((r) => setTimeout(r, 2));
 }
-await runClient(orders, {
-  client: args.client,
-  seed: args.seed,
-  ops: args.mode === 'survive' ? args.ops! : Number.MAX_SAFE_INTEGER,
-  sharedIds: args.sharedIds ?? existing,
-  log,
-  onAck: (acks) => {
-    if (args.mode === 'after-ack' && acks === args.k) die();
-    // The parent counts these lines to time a `signal` kill.
-    writeStdoutLine('a');
-  },
-});
+const clients = args.clients ?? 1;
+const logs = clients === 1 ? [log] : Array.from({ length: clients }, (_, i) => new OpLog(clientLogPath(args.logPath, i)));
+let acked = 0;
+await Promise.all(
+  logs.map((clientLog, i) =>
+    runClient(orders, {
+      client: clients === 1 ? args.client : `${args.client}${i}`,
+      seed: args.seed + i,
+      ops: args.mode === 'survive' ? args.ops! : Number.MAX_SAFE_INTEGER,
+      sharedIds: args.sharedIds ?? existing,
+      log: clientLog,
+      onAck: () => {
+        if (args.mode === 'after-ack' && ++acked === args.k) die();
+        // The parent counts these lines to time a `signal` kill.
+        writeStdoutLine('a');
+      },
+    }),
+  ),
+);
+for (const l of logs) if (l !== log) l.close();
 log.close();
 await xronox.shutdown();
+
+/** The driver, killing the process at the k-th group commit it is given, before or after it commits (the `group-*` modes). */
+function groupKills(target: IndexDriver): IndexDriver {
+  return new Proxy(target, {
+    get(t, property) {
+      const value: unknown = Reflect.get(t, property, t);
+      if (typeof value !== 'function') return value;
+      if (property !== 'transact') return value.bind(t);
+      return async <T>(tx: Transaction<T>): Promise<T> => {
+        const grouped = ((tx as { group?: number }).group ?? 1) >= 2;
+        const kill = grouped && (args.mode === 'group-before' || args.mode === 'group-after') && ++groups === args.k;
+        if (kill && args.mode === 'group-before') die();
+        const result = await (value as (tx: Transaction<T>) => Promise<T>).call(t, tx);
+        if (kill) die();
+        return result;
+      };
+    },
+  });
+}
 
 /** The store with a kill hook around one method; every call still goes to the real store. */
 function hook<T extends object>(store: T, method: string, hooks: { before?: () => void; after?: (result: unknown) => void }): T {
