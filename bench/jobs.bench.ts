@@ -5,7 +5,10 @@
  *   npx tsx bench/jobs.bench.ts
  *
  * Knobs (environment): BENCH_JOBS_SCALE (multiplies the records per round, default 1: 25 records
- * × 10 versions, 8 rounds), BENCH_JOBS_CEPH=0 skips Ceph even when a gateway answers.
+ * × 10 versions, 8 rounds), BENCH_JOBS_CONCURRENCY (the jobs' `jobs.concurrency` and the raw
+ * sides' requests in flight, default 16), BENCH_JOBS_CEPH=0 skips Ceph even when a gateway answers.
+ * After the rounds, on S3 servers: the S3 requests per archived version of `reference` and `copy`
+ * backups, first snapshot and next.
  *
  * Servers: s3rver in a child process (always), the Ceph gateway `test/support/ceph.ts` reports
  * (when it answers a ListBuckets; otherwise the run prints why it was skipped), and the local
@@ -17,9 +20,9 @@
  * ~1 KB document, then `flush()`), then, sides alternating (job first in rounds 1, 3, 5, 7, raw
  * first in the others; "same client" is the pooled S3Client, or on fs the engine's FsBlobStore):
  * - archive: `runJob(x, 'archive')` (the sweep) against PUTs of the very same version bytes to
- *   another prefix of the same bucket, one in flight, through the same client;
- * - backup: `runJob(x, 'backup')` against GETs of every version object the backup reads, eight in
- *   flight, and one PUT of the documents' concatenation, through the same client.
+ *   another prefix of the same bucket, `jobs.concurrency` in flight, through the same client;
+ * - backup: `runJob(x, 'backup')` against GETs of every version object the backup reads,
+ *   `jobs.concurrency` in flight, and one PUT of the documents' concatenation, same client.
  * A fresh database per round keeps the work real: the sweep finds every version pending, and a
  * backup finds no snapshot of the day already there. One untimed warm-up round comes first.
  */
@@ -64,8 +67,14 @@ const ROUNDS = 8;
  * the backup fetches a record's archived versions with `mapInParallel`
  * (`FETCH_CONCURRENCY` = 8 in core/jobs/snapshot.ts), records one after another.
  */
-const ARCHIVE_IN_FLIGHT = 1;
-const BACKUP_IN_FLIGHT = 8;
+/**
+ * `jobs.concurrency` of the engine (BENCH_JOBS_CONCURRENCY, default 16, the setting's default):
+ * the sweep archives that many records at once and the backup reads that many version objects at
+ * once, so each raw side keeps the same number of requests in flight.
+ */
+const JOB_CONCURRENCY = Math.max(1, Math.round(Number(process.env.BENCH_JOBS_CONCURRENCY ?? 16)));
+const ARCHIVE_IN_FLIGHT = JOB_CONCURRENCY;
+const BACKUP_IN_FLIGHT = JOB_CONCURRENCY;
 /** Concurrent writers while filling a round's database (untimed). */
 const WRITERS = 16;
 const COLLECTION = 'orders';
@@ -416,6 +425,49 @@ interface Block {
   server: string;
   rounds: RoundResult[];
   seconds: number;
+  /** S3 requests per archived version of reference and copy backups (first and next snapshot); `null` where requests are not counted. */
+  references: Record<string, { versions: number; first: Record<string, number>; next: Record<string, number> }> | null;
+}
+
+/**
+ * Requests per version of the reference formats, on the last round's database (every version
+ * archived, a self-contained snapshot already there): a second engine on the same files with
+ * `jobs.backup.format` set takes two snapshots; the first reads each version once (and, `copy`,
+ * copies it), the next reads none.
+ */
+async function referenceRequests(
+  server: Server,
+  dir: string,
+  databases: Array<{ tenantId: string; dbConnRef: string; dbName: string; spaceConnRef?: string; bucket?: string }>,
+  dbName: string,
+  requests: RequestCounter,
+): Promise<Block['references']> {
+  const out: NonNullable<Block['references']> = {};
+  for (const format of ['reference', 'copy'] as const) {
+    const xr = initXronox({
+      dbConnections: { local: { sqlitePath: join(dir, 'xronox.sqlite') } },
+      ...server.config,
+      databases: { runtime: { tenantDatabases: databases } },
+      jobs: { archive: { mode: 'deferred', sweepAfterMinutes: 0 }, concurrency: JOB_CONCURRENCY, backup: { format } },
+    } satisfies XronoxConfigInput);
+    try {
+      const counted = async (at: string) => {
+        requests.counts = {};
+        requests.on = true;
+        const report = await runJob(xr, 'backup', { databases: [dbName], now: new Date(at), log: null });
+        requests.on = false;
+        if (!report.complete) throw new Error(`the ${format} backup of ${dbName} did not complete: ${JSON.stringify(report.failures)}`);
+        return { versions: report.counts.backedUpVersions ?? 0, counts: { ...requests.counts } };
+      };
+      const day = format === 'reference' ? '2030-01-01' : '2030-01-02';
+      const first = await counted(`${day}T01:00:00.000Z`);
+      const next = await counted(`${day}T02:00:00.000Z`);
+      out[format] = { versions: first.versions, first: first.counts, next: next.counts };
+    } finally {
+      await xr.shutdown();
+    }
+  }
+  return out;
 }
 
 async function runServer(server: Server): Promise<Block> {
@@ -443,7 +495,7 @@ async function runServer(server: Server): Promise<Block> {
         dbConnections: { local: { sqlitePath: join(dir, 'xronox.sqlite') } },
         ...server.config,
         databases: { runtime: { tenantDatabases: databases } },
-        jobs: { archive: { mode: 'deferred', sweepAfterMinutes: 0 } },
+        jobs: { archive: { mode: 'deferred', sweepAfterMinutes: 0 }, concurrency: JOB_CONCURRENCY },
       } satisfies XronoxConfigInput,
       { onBackgroundError: (err) => backgroundErrors.push(err) },
     );
@@ -472,7 +524,8 @@ async function runServer(server: Server): Promise<Block> {
       );
     }
     if (backgroundErrors.length > 0) throw new Error(`${backgroundErrors.length} background errors, the first: ${describe(backgroundErrors[0])}`);
-    return { server: server.name, rounds, seconds: secondsSince(start) };
+    const references = raw.requests ? await referenceRequests(server, dir, databases, databases[ROUNDS]!.dbName, raw.requests) : null;
+    return { server: server.name, rounds, seconds: secondsSince(start), references };
   } finally {
     await x?.shutdown();
     release();
@@ -492,7 +545,7 @@ console.log(
   `Work       per round and server: ${RECORDS} records × ${VERSIONS} versions = ${RECORDS * VERSIONS} versions of ${Buffer.byteLength(JSON.stringify(makeData(0)))} B of JSON data; ` +
     `${ROUNDS} rounds (fresh database and bucket each) after one warm-up round of ${WARMUP_RECORDS} records`,
 );
-console.log(`In flight  archive job and raw PUTs: ${ARCHIVE_IN_FLIGHT}; backup job (per record) and raw GETs: up to ${BACKUP_IN_FLIGHT}`);
+console.log(`In flight  jobs.concurrency ${JOB_CONCURRENCY}: archive job and raw PUTs ${ARCHIVE_IN_FLIGHT}; backup job and raw GETs ${BACKUP_IN_FLIGHT}`);
 console.log();
 
 const blocks: Block[] = [];
@@ -574,6 +627,15 @@ console.log();
 console.log(`Backup: runJob(x, 'backup') against raw GETs of every version object (${BACKUP_IN_FLIGHT} in flight) and one PUT of the documents' concatenation, same client; MB/s of logical bytes (head and version documents), the same bytes on both sides (median of ${ROUNDS} rounds)`);
 console.log();
 console.log(markdownTable(['server', 'backup job', 'raw copy', 'job/raw', 'per round', 'logical → written (gzip)', 'client CPU µs/version job / raw'], backupRows));
+console.log();
+console.log(`Reference backups: S3 requests per archived version of one round's database, first snapshot → next snapshot (jobs.backup.format; target 0 GetObject per already-archived version on the next)`);
+for (const b of blocks) {
+  if (!b.references) continue;
+  for (const [format, r] of Object.entries(b.references)) {
+    const per = (counts: Record<string, number>) => Object.entries(counts).sort(([a], [c]) => a.localeCompare(c)).map(([k, n]) => `${k} ${(n / Math.max(1, r.versions)).toFixed(3)}`).join(', ') || 'none';
+    console.log(`  ${b.server} ${format}: ${r.versions} versions; first ${per(r.first)} → next ${per(r.next)}`);
+  }
+}
 console.log();
 for (const line of [...notes, ...skipped]) console.log(line);
 console.log(`Load average at start: ${loadStart}; at end: ${loadAverage()}`);

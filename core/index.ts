@@ -35,6 +35,9 @@ export type { JobTarget } from './xronox.js';
 
 export { archiveObjects, restoreBackup, runJob, SCHEDULED_JOBS, type ObjectRef, type ScheduledJob } from './jobs/run.js';
 export type { JobProgress, JobReport, RunOptions } from './jobs/job.js';
+export { fanOutJob, MAX_CONTINUATIONS, parseJobTask, runJobTask, type FanOutReport, type JobTask, type TaskOutcome } from './jobs/fanout.js';
+export type { JobQueue } from './contracts/job-queue.js';
+export { SqsJobQueue, type SqsJobQueueOptions } from './adapters/sqs/sqs-job-queue.js';
 export { migrateDatabases, type MigrateOptions, type MigrationReport } from './jobs/migrate.js';
 
 export { DocumentCollection, type FindDocumentsOptions } from './domains/documents/document-collection.js';

@@ -382,6 +382,27 @@ export const jobsSchema = z.strictObject({
     .optional(),
   /** A job's lease on a database; a crashed run's databases are free again once it runs out. Default 300. */
   leaseSeconds: positiveInt.max(24 * 3600).optional(),
+  /**
+   * How many object reads and writes one job keeps in flight on a database (archive sweep puts,
+   * backup reads and copies, offload checks, retention deletes). Default 16, which a 512 MB–1 GB
+   * Lambda function sustains; the S3 client's connection pool (50 sockets) bounds it in practice.
+   */
+  concurrency: positiveInt.max(256).optional(),
+  backup: z
+    .strictObject({
+      /**
+       * `self-contained` (default): each archived version's document is copied into the snapshot's
+       * parts (one GetObject per archived version per backup). `reference`: the snapshot lists each
+       * archived version by key, size and SHA-256 instead (read once, then carried forward from the
+       * previous snapshot); the versions bucket must be kept (versioned or replicated). `copy`: as
+       * `reference`, plus a server-side CopyObject of each version not copied before into the
+       * backups bucket (`{prefix}/_objects/`), so the backups bucket alone restores. docs/jobs.md.
+       */
+      format: z.enum(['self-contained', 'reference', 'copy']).optional(),
+      /** A snapshot part holds about this many KiB of (uncompressed) lines. Default 16384 (16 MiB). */
+      partKilobytes: positiveInt.max(1024 * 1024).optional(),
+    })
+    .optional(),
   retention: z
     .strictObject({
       /** Logs older than this many days are deleted (record and object). Default: logs are kept. */

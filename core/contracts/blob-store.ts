@@ -37,6 +37,14 @@ export interface BlobStore {
   /** Keys under `prefix`, in lexicographic order, after `startAfter` when given, at most `limit`. */
   list(bucket: string, prefix: string, options?: { startAfter?: string; limit?: number }): Promise<BlobListing>;
 
+  /**
+   * Optional: copies an object inside the store (S3 CopyObject: server side, the bytes never
+   * reach the caller), replacing any object at the destination atomically, as `put` does. A
+   * missing source rejects with a `NotFoundError` and writes nothing. Stores without it are
+   * copied by a get and a put (`copyBlob` in `core/store/blob-copy.ts`).
+   */
+  copy?(fromBucket: string, fromKey: string, toBucket: string, toKey: string): Promise<void>;
+
   /** A URL that lets its holder GET the object for `ttlSeconds`. */
   presign(bucket: string, key: string, ttlSeconds: number): Promise<string>;
 

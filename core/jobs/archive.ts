@@ -8,6 +8,7 @@ import { isValidName } from '../foundation/names.js';
 import type { StoragePolicy } from '../config/policy.js';
 import type { BlobLocation } from '../routing/router.js';
 import { type JobContext, syncTargetOf, type JobTarget } from './job.js';
+import { mapInParallel } from './snapshot.js';
 
 /** The ports and layout the archive job needs for one database. */
 export interface ArchiveTarget {
@@ -76,13 +77,18 @@ export async function archiveSweep(target: ArchiveTarget, ctx: JobContext): Prom
   for (;;) {
     await ctx.checkpoint();
     const page = await target.index.listUnarchivedRecords(target.dbName, { writtenBefore, limit: SWEEP_PAGE, ...(after ? { after } : {}) });
-    for (const r of page) {
-      const result = await archiveRecord(target, r.collection, r.id);
-      ctx.tally.add('archivedRecords', result.versions > 0 ? 1 : 0);
-      ctx.tally.add('archivedVersions', result.versions);
-      ctx.tally.bytes += result.bytes;
-      ctx.step();
-    }
+    // Records are independent (each archived on its own, idempotently): `jobs.concurrency` of them at a time.
+    await mapInParallel(
+      page,
+      async (r) => {
+        const result = await archiveRecord(target, r.collection, r.id);
+        ctx.tally.add('archivedRecords', result.versions > 0 ? 1 : 0);
+        ctx.tally.add('archivedVersions', result.versions);
+        ctx.tally.bytes += result.bytes;
+        ctx.step();
+      },
+      ctx.settings.concurrency,
+    );
     if (page.length < SWEEP_PAGE) return;
     const last = page[page.length - 1]!;
     after = { collection: last.collection, id: last.id };

@@ -6,7 +6,7 @@ import { documentCollectionsOf, storedDocumentRules } from '../domains/open.js';
 import { ConflictError, RestoreTargetNotEmptyError, ValidationError, XronoxError } from '../errors.js';
 import { restoreStagingDbName } from '../foundation/names.js';
 import { type RestoreOptions, snapshotsToRestore } from './backup.js';
-import type { JobContext, JobTarget } from './job.js';
+import { type JobContext, type JobTarget, moveCheckpoint } from './job.js';
 import {
   BACKUP_FORMAT,
   backupDate,
@@ -55,7 +55,9 @@ export async function backupDocumentDatabase(target: JobTarget, ctx: JobContext,
   for (const collection of plan.collections) {
     const spec = specs.get(collection);
     if (!spec) throw new ValidationError(`${target.databaseType} databases have no collection ${JSON.stringify(collection)}; snapshot ${plan.id} of ${target.dbName} cannot be finished`);
-    await ctx.checkpoint();
+    // A collection of documents is written whole (its export is not resumable): a run that has
+    // not moved forward yet finishes one before it stops, so every run commits at least one.
+    await moveCheckpoint(ctx);
     const ns: Namespace = { dbName: target.dbName, collection };
     const folder = snapshotFolder(loc, collection, date, target.dbName, plan.id);
     const existing = await target.blob.get(loc.bucket, `${folder}manifest.json`);
@@ -79,6 +81,7 @@ export async function backupDocumentDatabase(target: JobTarget, ctx: JobContext,
       files: parts.files,
     };
     await commitSnapshot(target.blob, loc, folder, manifest);
+    ctx.advanced();
     ctx.tally.add('backedUpCollections');
     ctx.tally.add('backedUpDocuments', documents);
     ctx.tally.bytes += manifest.bytes;
@@ -111,7 +114,7 @@ async function exportCollection(
     let clash: string | null = null;
     let after: string | undefined;
     for (;;) {
-      await ctx.checkpoint();
+      await moveCheckpoint(ctx);
       const page = await store.exportDocuments(ns, { limit: EXPORT_PAGE, ...(after !== undefined ? { after } : {}) });
       for (const d of page.documents) {
         clash ??= keys.add(d.doc);

@@ -2,11 +2,12 @@ import { ACTOR_TYPES, type CounterWindow, type HeadRow, type ImportedRecord, typ
 import { BlobSync, blobKeys, putVersionOnce } from '../engine/blob-sync.js';
 import { COUNTER_WINDOW_GRANULARITIES } from '../engine/counter-windows.js';
 import { headBody } from '../engine/offloaded.js';
-import { RestoreTargetNotEmptyError, StorageError, ValidationError } from '../errors.js';
+import { RestoreTargetNotEmptyError, ValidationError } from '../errors.js';
 import { isValidName, restoreStagingDbName } from '../foundation/names.js';
 import { gunzip, gzip } from '../foundation/compression.js';
 import type { BlobLocation } from '../routing/router.js';
-import { type JobContext, syncTargetOf, type JobTarget } from './job.js';
+import { JobStopped, type JobContext, moveCheckpoint, syncTargetOf, type JobTarget } from './job.js';
+import { BACKUP_FORMATS, type BackupFormat, isVersionObjects, isVersionRef, rememberRefs, type VersionLine, type VersionObjects, VersionReader, type VersionRef } from './backup-versions.js';
 import {
   BACKUP_FORMAT,
   backupDate,
@@ -15,6 +16,7 @@ import {
   commitSnapshot,
   isCount,
   isObject,
+  loadProgress,
   type ManifestBase,
   mapInParallel,
   PartWriter,
@@ -23,6 +25,8 @@ import {
   readManifest,
   readPartLines,
   removeUnlisted,
+  saveProgress,
+  sha256,
   SNAPSHOT_ID,
   snapshotFolder,
   type SnapshotPlan,
@@ -44,8 +48,10 @@ import {
  *
  * Logs are never backed up (their storage policy has no backups bucket). Every run takes a new
  * snapshot, except that a run finding the day's last snapshot of its database incomplete (a run
- * cut off) finishes that one: it skips the collections whose manifest is there, and writes a
- * collection cut off mid-way again from the start (file names are deterministic), removing any
+ * cut off) finishes that one: it skips the collections whose manifest is there, and carries a
+ * collection cut off mid-way on from its saved progress (`progress.json` and `pending.jsonl.gz`,
+ * see `saveProgress`; without them, from the start: file names and part boundaries are
+ * deterministic, so either way the parts are the ones an uninterrupted run writes), removing any
  * file its manifest does not list.
  */
 export interface BackupManifest extends ManifestBase {
@@ -60,12 +66,14 @@ export interface BackupManifest extends ManifestBase {
    */
   counterWindows?: CounterWindow[];
   counts: { heads: number; versions: number; claims: number };
+  /**
+   * Reference snapshots (`jobs.backup.format` `reference` or `copy`): where the objects their
+   * version lines name are. Absent: every archived version's document is in the parts.
+   */
+  versionObjects?: VersionObjects;
 }
 
-type Line =
-  | { t: 'head'; head: HeadRow }
-  | { t: 'version'; version: VersionRow; doc: string | null }
-  | { t: 'claim'; key: string; id: string };
+type Line = { t: 'head'; head: HeadRow } | VersionLine | { t: 'claim'; key: string; id: string };
 
 const PAGE = 200;
 const VERSION_PAGE = 500;
@@ -83,10 +91,39 @@ export async function backupDatabase(target: JobTarget, ctx: JobContext): Promis
   const sizes = await Promise.all(plan.collections.map((collection) => target.index.countRecords({ dbName: target.dbName, collection })));
   ctx.expect(sizes.reduce((a, b) => a + b, 0));
   for (const [i, collection] of plan.collections.entries()) {
-    await ctx.checkpoint();
+    await moveCheckpoint(ctx);
     await backupCollection(target, loc, collection, date, plan, ctx, sizes[i]!);
   }
 }
+
+/** What a backup of one collection keeps in its progress (`BackupProgress.state`) to carry on where a run stopped. */
+interface CollectionState {
+  /** How archived versions are written (the setting when the collection began; a resumed run keeps it). */
+  format: BackupFormat;
+  collectionVersion: number | null;
+  counters: Record<string, number>;
+  counterWindows: CounterWindow[];
+  counts: { heads: number; versions: number; claims: number };
+  /** The last record whose lines are all written (in parts or the pending lines); `null`: none yet. */
+  afterId: string | null;
+  /** `null` while records remain; then the last claim written (`''`: none yet). */
+  afterKey: string | null;
+}
+
+function isCollectionState(value: unknown): value is CollectionState {
+  return (
+    isObject(value) && BACKUP_FORMATS.includes(value.format as BackupFormat) && (value.collectionVersion === null || isCount(value.collectionVersion)) &&
+    isObject(value.counters) && Array.isArray(value.counterWindows) && isObject(value.counts) && isCount(value.counts.heads) && isCount(value.counts.versions) &&
+    isCount(value.counts.claims) && (value.afterId === null || typeof value.afterId === 'string') && (value.afterKey === null || typeof value.afterKey === 'string')
+  );
+}
+
+/**
+ * A run that has not saved its progress for this long saves it at its next checkpoint (besides
+ * after every part and when it stops), so a run killed outright (SIGKILL, a Lambda timeout that
+ * gave it no warning) loses at most this much work.
+ */
+const PROGRESS_EVERY_MS = 60_000;
 
 async function backupCollection(target: JobTarget, loc: BlobLocation, collection: string, date: string, plan: SnapshotPlan, ctx: JobContext, size: number): Promise<void> {
   const ns: Namespace = { dbName: target.dbName, collection };
@@ -99,52 +136,90 @@ async function backupCollection(target: JobTarget, loc: BlobLocation, collection
     ctx.step(size);
     return;
   }
-  const collectionVersion = await target.index.getCollectionVersion(ns);
-  const counters = await target.index.getCounters(target.analyticsDbName, collection);
-  const counterWindows: CounterWindow[] = [];
-  for (const granularity of COUNTER_WINDOW_GRANULARITIES) {
-    counterWindows.push(...(await target.index.getCounterWindows(target.analyticsDbName, collection, { granularity })));
+  const parts = new PartWriter(target.blob, loc.bucket, folder, ctx.settings.partBytes);
+  const saved = await loadProgress(target.blob, loc.bucket, folder, isCollectionState);
+  let state: CollectionState;
+  if (saved) {
+    // Carried on from the record after the last one a stopped run wrote: its parts stay, its pending lines start the next part.
+    parts.resume(saved.progress.files, saved.pending);
+    state = saved.progress.state;
+    ctx.tally.add('collectionsResumed');
+    ctx.step(state.counts.heads);
+  } else {
+    const counterWindows: CounterWindow[] = [];
+    for (const granularity of COUNTER_WINDOW_GRANULARITIES) {
+      counterWindows.push(...(await target.index.getCounterWindows(target.analyticsDbName, collection, { granularity })));
+    }
+    state = {
+      format: target.blobs.versions ? ctx.settings.backupFormat : 'self-contained',
+      collectionVersion: await target.index.getCollectionVersion(ns),
+      counters: await target.index.getCounters(target.analyticsDbName, collection),
+      counterWindows,
+      counts: { heads: 0, versions: 0, claims: 0 },
+      afterId: null,
+      afterKey: null,
+    };
   }
-  const parts = new PartWriter(target.blob, loc.bucket, folder);
   const add = (line: Line) => parts.add(JSON.stringify(line));
-  const offloadTarget = { index: target.index, blob: target.blob, versioned: target.policy.versioned, appendOnly: target.policy.appendOnly, blobs: target.blobs };
-  const counts = { heads: 0, versions: 0, claims: 0 };
+  let savedParts = parts.files.length;
+  let savedAt = Date.now();
+  const save = async () => {
+    await saveProgress(target.blob, loc.bucket, folder, parts, state);
+    savedParts = parts.files.length;
+    savedAt = Date.now();
+  };
+  // Between pages, so between records: what is saved is always whole records.
+  const checkpoint = async () => {
+    try {
+      await moveCheckpoint(ctx);
+    } catch (err) {
+      if (err instanceof JobStopped && err.reason === 'aborted' && (await ctx.holdsLease())) await save();
+      throw err;
+    }
+    if (parts.files.length !== savedParts || Date.now() - savedAt >= PROGRESS_EVERY_MS) await save();
+  };
+  const concurrency = ctx.settings.concurrency;
+  // Pages sized to the reads in flight: each page is a stop point, and a page's reads all go out at once.
+  const pageSize = Math.min(PAGE, Math.max(32, concurrency * 8));
+  const versions = new VersionReader(target, ns, state.format, loc, concurrency);
 
-  let after: { value: string; id: string } | undefined;
-  for (;;) {
-    await ctx.checkpoint();
-    const heads = await target.index.listHeads(ns, { filter: null, includeDeleted: true, sort: { field: 'id', direction: 1 }, limit: PAGE, ...(after ? { after } : {}) });
-    for (const head of heads) {
-      // An offloaded head is backed up with its real document, so a restore is exact.
-      const body = await headBody(offloadTarget, ns, head);
-      await add({ t: 'head', head: body === head.body ? head : { ...head, body } });
-      counts.heads++;
-      // Entries up to the head's ov only: the record as it was when its head was read.
-      let beforeOv = head.ov + 1;
-      for (;;) {
-        const rows = await target.index.listVersions(ns, head.id, { beforeOv, limit: VERSION_PAGE });
-        const docs = await mapInParallel(rows, (row) => archivedDoc(target, ns, row));
-        for (let i = 0; i < rows.length; i++) {
-          if (docs[i] === undefined) continue; // pruned while we read it
-          await add({ t: 'version', version: rows[i]!, doc: docs[i]! });
-          counts.versions++;
-        }
-        if (rows.length < VERSION_PAGE) break;
-        beforeOv = rows[rows.length - 1]!.ov;
+  while (state.afterKey === null) {
+    await checkpoint();
+    const heads = await target.index.listHeads(ns, {
+      filter: null,
+      includeDeleted: true,
+      sort: { field: 'id', direction: 1 },
+      limit: pageSize,
+      ...(state.afterId !== null ? { after: { value: state.afterId, id: state.afterId } } : {}),
+    });
+    // A page's records are read together: heads (an offloaded one from its object), entries, then
+    // every archived version's document or reference, `concurrency` object reads in flight.
+    const records = await mapInParallel(heads, (head) => recordOf(target, ns, head), concurrency);
+    const lines = await versions.lines(records.flatMap((r) => r.rows));
+    let n = 0;
+    for (const record of records) {
+      await add({ t: 'head', head: record.head });
+      state.counts.heads++;
+      for (let i = 0; i < record.rows.length; i++) {
+        const line = lines[n++];
+        if (line === undefined) continue; // pruned while we read it
+        await add(line);
+        state.counts.versions++;
       }
+      state.afterId = record.head.id;
       ctx.step();
     }
-    if (heads.length < PAGE) break;
-    const last = heads[heads.length - 1]!;
-    after = { value: last.id, id: last.id };
+    ctx.advanced();
+    if (heads.length < pageSize) state.afterKey = '';
   }
-  let afterKey: string | undefined;
   for (;;) {
-    const claims = await target.index.listClaims(ns, { limit: PAGE, ...(afterKey !== undefined ? { afterKey } : {}) });
+    await checkpoint();
+    const claims = await target.index.listClaims(ns, { limit: PAGE, ...(state.afterKey ? { afterKey: state.afterKey } : {}) });
     for (const c of claims) await add({ t: 'claim', key: c.key, id: c.id });
-    counts.claims += claims.length;
+    state.counts.claims += claims.length;
+    if (claims.length > 0) state.afterKey = claims[claims.length - 1]!.key;
+    ctx.advanced();
     if (claims.length < PAGE) break;
-    afterKey = claims[claims.length - 1]!.key;
   }
   await parts.flush();
 
@@ -155,29 +230,43 @@ async function backupCollection(target: JobTarget, loc: BlobLocation, collection
     collection,
     date,
     snapshot: { id: plan.id, collections: plan.collections },
-    collectionVersion,
-    counters,
-    counterWindows,
-    counts,
+    ...(state.format !== 'self-contained'
+      ? { versionObjects: { format: state.format, bucket: target.blobs.versions!.bucket, ...(state.format === 'copy' ? { copies: loc.bucket } : {}) } }
+      : {}),
+    collectionVersion: state.collectionVersion,
+    counters: state.counters,
+    counterWindows: state.counterWindows,
+    counts: state.counts,
     bytes: parts.files.reduce((n, f) => n + f.bytes, 0),
     files: parts.files,
   };
   await commitSnapshot(target.blob, loc, folder, manifest);
+  if (state.format !== 'self-contained') await rememberRefs(target, loc, collection, { date, id: plan.id });
   ctx.tally.add('backedUpCollections');
-  ctx.tally.add('backedUpRecords', counts.heads);
-  ctx.tally.add('backedUpVersions', counts.versions);
+  ctx.tally.add('backedUpRecords', state.counts.heads);
+  ctx.tally.add('backedUpVersions', state.counts.versions);
+  // Reference snapshots say what they read and copied (the self-contained format reads every archived version, always).
+  if (state.format !== 'self-contained') {
+    ctx.tally.add('versionObjectsRead', versions.reads);
+    ctx.tally.add('versionObjectsCopied', versions.copies);
+  }
   ctx.tally.bytes += manifest.bytes;
 }
 
-/** The document text of an archived version (from the versions bucket); `null` when the entry holds it; `undefined` when the entry is gone. */
-async function archivedDoc(target: JobTarget, ns: Namespace, row: VersionRow): Promise<string | null | undefined> {
-  if (row.body !== null) return null;
-  const loc = target.blobs.versions;
-  const bytes = loc ? await target.blob.get(loc.bucket, blobKeys.version(loc, ns.collection, row.id, row.ov)) : null;
-  if (bytes) return Buffer.from(bytes).toString('utf8');
-  // Retention prunes the object before the entry: an entry that is gone now was pruned.
-  if (!(await target.index.getVersion(ns, row.id, row.ov))) return undefined;
-  throw new StorageError(target.blob.name, 'get', undefined, `Version ${row.ov} of ${row.id} in ${target.dbName}/${ns.collection} is archived but its object is missing; the backup cannot be complete`);
+/** A head as backed up (an offloaded one with its real document, so a restore is exact) and its entries up to the head's ov. */
+async function recordOf(target: JobTarget, ns: Namespace, head: HeadRow): Promise<{ head: HeadRow; rows: VersionRow[] }> {
+  const offloadTarget = { index: target.index, blob: target.blob, versioned: target.policy.versioned, appendOnly: target.policy.appendOnly, blobs: target.blobs };
+  const body = await headBody(offloadTarget, ns, head);
+  const rows: VersionRow[] = [];
+  // Entries up to the head's ov only: the record as it was when its head was read.
+  let beforeOv = head.ov + 1;
+  for (;;) {
+    const page = await target.index.listVersions(ns, head.id, { beforeOv, limit: VERSION_PAGE });
+    rows.push(...page);
+    if (page.length < VERSION_PAGE) break;
+    beforeOv = page[page.length - 1]!.ov;
+  }
+  return { head: body === head.body ? head : { ...head, body }, rows };
 }
 
 // ---- restore --------------------------------------------------------------------------------
@@ -232,6 +321,8 @@ export async function restoreDatabase(target: JobTarget, ctx: JobContext, option
 
   ctx.phase(`checking snapshot ${date}${snapshot.id !== null ? `/${snapshot.id}` : ''}`);
   const manifests: Array<{ folder: string; manifest: BackupManifest }> = [];
+  // References whose object the versions bucket lost, restored from their copy (`copy` snapshots).
+  const fromCopies = new Set<string>();
   for (const { folder, collection } of snapshot.folders) {
     await ctx.checkpoint();
     const manifest = checkRecordsManifest(
@@ -242,11 +333,22 @@ export async function restoreDatabase(target: JobTarget, ctx: JobContext, option
     const counts = { heads: 0, versions: 0, claims: 0 };
     let currentId: string | null = null;
     for (const file of manifest.files) {
+      const refs: VersionRef[] = [];
       for (const line of await readPart(target, loc.bucket, folder, file)) {
         if (line.t === 'head') currentId = line.head.id;
         else if (line.t === 'version' && line.version.id !== currentId) throw new ValidationError(`${loc.bucket}/${folder}${file.name}: version ${line.version.ov} of ${line.version.id} does not follow its head`);
+        if (line.t === 'version' && line.ref) {
+          if (!manifest.versionObjects) throw new ValidationError(`${loc.bucket}/${folder}${file.name}: version ${line.version.ov} of ${line.version.id} is a reference, but the manifest names no versionObjects`);
+          refs.push(line.ref);
+        }
         counts[line.t === 'head' ? 'heads' : line.t === 'version' ? 'versions' : 'claims']++;
       }
+      // Every referenced object, before anything is written: there, with its size and SHA-256.
+      await mapInParallel(refs, async (ref) => {
+        const source = await checkRef(target, manifest.versionObjects!, ref, `${loc.bucket}/${folder}${file.name}`);
+        if (source.key !== ref.key || source.bucket !== manifest.versionObjects!.bucket) fromCopies.add(ref.key);
+      }, ctx.settings.concurrency);
+      ctx.tally.add('checkedVersionObjects', refs.length);
     }
     if (counts.heads !== manifest.counts.heads || counts.versions !== manifest.counts.versions || counts.claims !== manifest.counts.claims) {
       throw new ValidationError(`${loc.bucket}/${key}: the files hold ${JSON.stringify(counts)}, the manifest promises ${JSON.stringify(manifest.counts)}`);
@@ -272,7 +374,7 @@ export async function restoreDatabase(target: JobTarget, ctx: JobContext, option
     const flush = async () => {
       if (batch.length === 0) return;
       await ctx.checkpoint();
-      await importBatch(target, ns, batch, ctx);
+      await importBatch(target, ns, batch, ctx, manifest.versionObjects, fromCopies);
       batch = [];
       batchVersions = 0;
     };
@@ -289,7 +391,7 @@ export async function restoreDatabase(target: JobTarget, ctx: JobContext, option
         if (line.t === 'head') {
           await close();
           current = { head: line.head, versions: [] };
-        } else if (line.t === 'version') current!.versions.push({ row: line.version, doc: line.doc });
+        } else if (line.t === 'version') current!.versions.push({ row: line.version, doc: line.doc, ...(line.ref ? { ref: line.ref } : {}) });
         else claims.push({ key: line.key, id: line.id });
       }
     }
@@ -353,28 +455,75 @@ export async function snapshotsToRestore(target: JobTarget, options: RestoreOpti
   return { loc, snapshot: await chooseSnapshot(target.blob, loc, target.dbName, options.date, options) };
 }
 
-/** A record as read from a snapshot: archived entries come with their document. */
+/** A record as read from a snapshot: archived entries come with their document, or (reference snapshots) the reference to its object. */
 interface SnapshotRecord {
   head: HeadRow;
-  versions: Array<{ row: VersionRow; doc: string | null }>;
+  versions: Array<{ row: VersionRow; doc: string | null; ref?: VersionRef }>;
+}
+
+/** Where a referenced version is read from: the versions bucket, else (`copy` snapshots) its copy in the backups bucket. */
+async function refSource(target: JobTarget, objects: VersionObjects, ref: VersionRef): Promise<{ bucket: string; key: string; bytes: Uint8Array } | null> {
+  const inPlace = await target.blob.get(objects.bucket, ref.key);
+  if (inPlace && inPlace.byteLength === ref.size && sha256(inPlace) === ref.sha256) return { bucket: objects.bucket, key: ref.key, bytes: inPlace };
+  if (ref.copy !== undefined && objects.copies !== undefined) {
+    const copy = await target.blob.get(objects.copies, ref.copy);
+    if (copy && copy.byteLength === ref.size && sha256(copy) === ref.sha256) return { bucket: objects.copies, key: ref.copy, bytes: copy };
+  }
+  return null;
+}
+
+/** A referenced version's object is there and holds exactly what the snapshot recorded; otherwise the restore stops before writing. */
+async function checkRef(target: JobTarget, objects: VersionObjects, ref: VersionRef, where: string): Promise<{ bucket: string; key: string }> {
+  const source = await refSource(target, objects, ref);
+  if (source) return { bucket: source.bucket, key: source.key };
+  throw new ValidationError(
+    `${where} references ${objects.bucket}/${ref.key}${ref.copy !== undefined ? ` (copied to ${objects.copies}/${ref.copy})` : ''}, which is missing or does not match its size and SHA-256: it was changed, damaged or removed`,
+  );
 }
 
 /** Stages records (in `ns`, the staging database); their archived versions' objects go where the restored records will read them. */
-async function importBatch(target: JobTarget, ns: Namespace, batch: readonly SnapshotRecord[], ctx: JobContext): Promise<void> {
+async function importBatch(
+  target: JobTarget,
+  ns: Namespace,
+  batch: readonly SnapshotRecord[],
+  ctx: JobContext,
+  objects: VersionObjects | undefined,
+  fromCopies: ReadonlySet<string>,
+): Promise<void> {
   const loc = target.blobs.versions;
-  const objects: Array<{ key: string; body: Buffer }> = [];
+  const puts: Array<{ key: string; body: Buffer }> = [];
+  const refs: Array<{ ref: VersionRef; key: string | null; set: (body: string) => void }> = [];
   const records: ImportedRecord[] = batch.map((r) => ({
     head: r.head,
-    versions: r.versions.map(({ row, doc }) => {
+    versions: r.versions.map(({ row, doc, ref }) => {
+      if (ref) {
+        // Checked before staging began; read again only when it is not already where the restored record reads it.
+        const key = loc ? blobKeys.version(loc, ns.collection, row.id, row.ov) : null;
+        const entry: VersionRow = { ...row };
+        // In place already (the usual case): checked before staging began, and version objects are create-only.
+        if (loc && objects!.bucket === loc.bucket && ref.key === key && !fromCopies.has(ref.key)) return entry;
+        refs.push({ ref, key, set: (body) => Object.assign(entry, { archived: false, body }) });
+        return entry;
+      }
       if (doc === null) return row;
       // A database without a versions bucket (any more) keeps the document in the index instead.
       if (!loc) return { ...row, archived: false, body: doc };
-      objects.push({ key: blobKeys.version(loc, ns.collection, row.id, row.ov), body: Buffer.from(doc, 'utf8') });
+      puts.push({ key: blobKeys.version(loc, ns.collection, row.id, row.ov), body: Buffer.from(doc, 'utf8') });
       return row;
     }),
   }));
   // Objects before the entries that lead to them.
-  await mapInParallel(objects, (o) => putVersionOnce(target.blob, loc!.bucket, o.key, o.body));
+  await mapInParallel(
+    refs,
+    async ({ ref, key, set }) => {
+      const source = await refSource(target, objects!, ref);
+      if (!source) throw new ValidationError(`${objects!.bucket}/${ref.key} no longer matches the snapshot's SHA-256`);
+      if (loc && key !== null) await putVersionOnce(target.blob, loc.bucket, key, Buffer.from(source.bytes));
+      else set(Buffer.from(source.bytes).toString('utf8'));
+    },
+    ctx.settings.concurrency,
+  );
+  await mapInParallel(puts, (o) => putVersionOnce(target.blob, loc!.bucket, o.key, o.body), ctx.settings.concurrency);
   await target.index.importRecords(ns, { records, sync: false });
   ctx.tally.add('restoredRecords', records.length);
   ctx.tally.add('restoredVersions', records.reduce((n, r) => n + r.versions.length, 0));
@@ -506,7 +655,7 @@ function parseLine(raw: string, where: string): Line {
     if (!isObject(v) || !isValidName('id', v.id) || !isCount(v.ov) || !isCount(v.cv) || !VERSION_OPS.includes(v.op as never) || typeof v.at !== 'string' ||
       !isActor(v.actor) || !(v.reason === null || typeof v.reason === 'string') || typeof v.deleted !== 'boolean' || !isCount(v.size) ||
       typeof v.archived !== 'boolean' || !isObject(v.meta) || typeof v.hash !== 'string' ||
-      !(v.archived ? v.body === null && typeof doc === 'string' : typeof v.body === 'string' && doc === null)) {
+      !(v.archived ? v.body === null && (value.ref === undefined ? typeof doc === 'string' : doc === null && isVersionRef(value.ref)) : typeof v.body === 'string' && doc === null && value.ref === undefined)) {
       throw bad('not a valid version entry');
     }
     return value as Line;
@@ -527,7 +676,8 @@ function checkRecordsManifest(m: Record<string, unknown> & ManifestBase, where: 
   const ok =
     m.kind === undefined && (m.collectionVersion === null || isCount(m.collectionVersion)) && isObject(m.counters) && Object.values(m.counters).every((n) => Number.isSafeInteger(n)) &&
     (m.counterWindows === undefined || (Array.isArray(m.counterWindows) && m.counterWindows.every(isCounterWindow))) &&
-    isObject(m.counts) && isCount(m.counts.heads) && isCount(m.counts.versions) && isCount(m.counts.claims);
+    isObject(m.counts) && isCount(m.counts.heads) && isCount(m.counts.versions) && isCount(m.counts.claims) &&
+    (m.versionObjects === undefined || isVersionObjects(m.versionObjects));
   if (!ok) throw new ValidationError(`${where} is not the manifest of a records snapshot`);
   return m as unknown as BackupManifest;
 }

@@ -115,6 +115,21 @@ export interface JobContext {
    * `JobStopped` when the run must stop (the work done so far stays done and is reported).
    */
   checkpoint(): Promise<void>;
+  /**
+   * Renews the run's lease on the database and says whether it still holds it: a job that saves
+   * its progress after `checkpoint` threw `JobStopped` (aborted) asks first, so a run that lost
+   * the database to another never overwrites that run's progress.
+   */
+  holdsLease(): Promise<boolean>;
+  /**
+   * Says the run has moved its work forward (a page written, a collection committed). Until a
+   * run has, `moveCheckpoint` does not stop it, and a run aborted before then still starts on its
+   * next database: so every run, however little time it is given, moves forward, and a function
+   * whose set-up eats its whole window cannot leave each next run where it found it.
+   */
+  advanced(): void;
+  /** Whether the run has moved forward (`advanced`) on any database. */
+  readonly hasAdvanced: boolean;
   /** Counts units of work for the progress report. */
   step(units?: number): void;
   /** Announces how many units the current step (this database, or its current phase) will do, for the progress report (`JobProgress.total`). */
@@ -123,6 +138,15 @@ export interface JobContext {
   phase(name: string, expected?: { total: number; unit?: string }): void;
   /** Reports progress now (between checkpoints, for long steps). */
   progress(): void;
+}
+
+/**
+ * A checkpoint for jobs that guarantee progress (`JobContext.advanced`): until the run has moved
+ * forward it only renews the lease (stopping if another run took it); after, it is `checkpoint`.
+ */
+export async function moveCheckpoint(ctx: JobContext): Promise<void> {
+  if (ctx.hasAdvanced) return ctx.checkpoint();
+  if (!(await ctx.holdsLease())) throw new JobStopped('lease lost');
 }
 
 /** Why a run stopped early at a checkpoint. Not a failure: a rerun continues. */
@@ -202,11 +226,13 @@ export async function runOverTargets(
       unit,
     });
 
+  // Whether a job has moved forward in this run (`JobContext.advanced`).
+  let advanced = false;
   for (const target of selected) {
     current = target.dbName;
     phase = '';
     newStep();
-    if (options.signal?.aborted) {
+    if (options.signal?.aborted && advanced) {
       skip(report, target.dbName, 'the run was aborted');
       continue;
     }
@@ -238,6 +264,13 @@ export async function runOverTargets(
         if (options.signal?.aborted) throw new JobStopped('aborted');
         if (!(await target.index.acquireLock(ns, key, run, leaseMs))) throw new JobStopped('lease lost');
         progress();
+      },
+      holdsLease: () => target.index.acquireLock(ns, key, run, leaseMs),
+      advanced: () => {
+        advanced = true;
+      },
+      get hasAdvanced() {
+        return advanced;
       },
       step: (units = 1) => {
         tally.units += units;

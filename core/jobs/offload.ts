@@ -5,6 +5,7 @@ import { isOffloaded, recordObjectKey } from '../engine/offloaded.js';
 import { ConflictError } from '../errors.js';
 import type { BlobLocation } from '../routing/router.js';
 import type { JobContext, JobTarget } from './job.js';
+import { mapInParallel } from './snapshot.js';
 import { DAY_MS } from './settings.js';
 
 const PAGE = 200;
@@ -51,14 +52,12 @@ async function offloadCollection(target: JobTarget, ctx: JobContext, loc: BlobLo
   for (;;) {
     await ctx.checkpoint();
     const heads = await target.index.listHeads(ns, { filter: null, includeDeleted: true, sort: { field: 'updatedAt', direction: 1 }, limit: PAGE, ...(after ? { after } : {}) });
-    for (const head of heads) {
-      // Oldest first: the first head written after the cut-off ends the pass.
-      if (head.updatedAt > cutoff) return;
-      ctx.step();
-      if (isOffloaded(head)) continue;
-      await offloadRecord(target, ctx, loc, ns, head);
-    }
-    if (heads.length < PAGE) return;
+    // Oldest first: the first head written after the cut-off ends the pass.
+    const due = heads.filter((head) => head.updatedAt <= cutoff);
+    ctx.step(due.length);
+    // Each record is offloaded on its own (one conditional update after its object is in place): `jobs.concurrency` at a time.
+    await mapInParallel(due.filter((head) => !isOffloaded(head)), (head) => offloadRecord(target, ctx, loc, ns, head), ctx.settings.concurrency);
+    if (due.length < heads.length || heads.length < PAGE) return;
     const last = heads[heads.length - 1]!;
     after = { value: last.updatedAt, id: last.id };
   }

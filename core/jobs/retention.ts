@@ -9,7 +9,6 @@ import { type JobContext, syncTargetOf, type JobTarget } from './job.js';
 import { DAY_MS } from './settings.js';
 
 const PAGE = 200;
-const DELETE_CONCURRENCY = 8;
 
 /**
  * Retention for one database.
@@ -115,10 +114,10 @@ async function pruneVersions(target: JobTarget, ns: Namespace, ctx: JobContext):
       // an object that a stalled archiver may have written in between. Either pass alone leaves
       // the same end state; only a crash or a stalled archiver between them tells them apart.
       // Stryker disable next-line ArrowFunction: see above.
-      await inParallel(keys, (key) => target.blob.delete(loc!.bucket, key));
+      await inParallel(keys, (key) => target.blob.delete(loc!.bucket, key), ctx.settings.concurrency);
       const removed = await target.index.pruneVersions(ns, sum.id, cut);
       // Stryker disable next-line ArrowFunction: see above.
-      await inParallel(keys, (key) => target.blob.delete(loc!.bucket, key));
+      await inParallel(keys, (key) => target.blob.delete(loc!.bucket, key), ctx.settings.concurrency);
       ctx.tally.add('prunedVersions', removed);
       // Stryker disable next-line ConditionalExpression,EqualityOperator: a cut above the oldest version always removes some in a single run; 0 needs a concurrent prune.
       ctx.tally.add('prunedRecords', removed > 0 ? 1 : 0);
@@ -177,11 +176,11 @@ function range(from: number, to: number): number[] {
   return Array.from({ length: Math.max(0, to - from) }, (_, i) => from + i);
 }
 
-async function inParallel<T>(items: readonly T[], run: (item: T) => Promise<void>): Promise<void> {
+async function inParallel<T>(items: readonly T[], run: (item: T) => Promise<void>, concurrency: number): Promise<void> {
   let next = 0;
   const worker = async () => {
     while (next < items.length) await run(items[next++]!);
   };
   // Stryker disable next-line MethodExpression: workers beyond the items find nothing to do.
-  await Promise.all(Array.from({ length: Math.min(DELETE_CONCURRENCY, items.length) }, worker));
+  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
 }

@@ -34,6 +34,12 @@ export async function runJob(xronox: JobHost, job: ScheduledJob, options: RunOpt
   return runOverTargets(job, eligible, work, env, options);
 }
 
+/** The names of the databases `job` runs on (what a coordinator fans out over). */
+export async function jobDatabases(xronox: JobHost, job: ScheduledJob): Promise<string[]> {
+  if (!SCHEDULED_JOBS.includes(job)) throw new ValidationError(`Unknown job ${JSON.stringify(job)}; expected one of ${SCHEDULED_JOBS.join(', ')}`);
+  return jobWork(xronox, job, await xronox.jobTargets()).eligible.map((t) => t.dbName);
+}
+
 /** The databases a job runs on, and its work on each. */
 function jobWork(xronox: JobHost, job: ScheduledJob, targets: readonly JobTarget[]): { eligible: JobTarget[]; work: (t: JobTarget, ctx: JobContext) => Promise<void> } {
   switch (job) {

@@ -17,12 +17,20 @@ export interface JobSettings {
   readonly logsDays: number | undefined;
   /** `jobs.offload.logsAfterDays`: logs not written for this long are offloaded. Default: never. */
   readonly offloadLogsAfterDays: number | undefined;
+  /** `jobs.concurrency`: object reads and writes in flight per job and database. Default 16. */
+  readonly concurrency: number;
+  /** `jobs.backup.format`. Default `self-contained`. */
+  readonly backupFormat: 'self-contained' | 'reference' | 'copy';
+  /** `jobs.backup.partKilobytes`, in bytes. Default 16 MiB. */
+  readonly partBytes: number;
   /** `limits.maxUploadSeconds`: the sweep removes content of writes that did not commit this long after they started uploading. Default 15 minutes. */
   readonly uploadStaleMs: number;
 }
 
 export const DEFAULT_SWEEP_AFTER_MINUTES = 15;
 export const DEFAULT_LEASE_SECONDS = 300;
+export const DEFAULT_JOB_CONCURRENCY = 16;
+export const DEFAULT_PART_KILOBYTES = 16 * 1024;
 
 export function jobSettings(config: Pick<XronoxConfig, 'jobs' | 'retention' | 'limits'>): JobSettings {
   const jobs = config.jobs;
@@ -34,6 +42,9 @@ export function jobSettings(config: Pick<XronoxConfig, 'jobs' | 'retention' | 'l
     maxVersionsPerItem: config.retention?.ver?.maxPerItem,
     logsDays: jobs?.retention?.logsDays,
     offloadLogsAfterDays: jobs?.offload?.logsAfterDays,
+    concurrency: jobs?.concurrency ?? DEFAULT_JOB_CONCURRENCY,
+    backupFormat: jobs?.backup?.format ?? 'self-contained',
+    partBytes: (jobs?.backup?.partKilobytes ?? DEFAULT_PART_KILOBYTES) * 1024,
     uploadStaleMs: uploadStaleMs(config),
   };
 }

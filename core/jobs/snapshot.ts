@@ -130,7 +130,11 @@ export function backupDate(now: Date): string {
   return now.toISOString().slice(0, 10);
 }
 
-/** Writes parts as they fill up. */
+/**
+ * Writes parts as they fill up. Part boundaries depend only on the lines (a part ends once it
+ * holds `partBytes`), so a backup resumed from its progress (`resume`) writes the same parts, byte
+ * for byte, as one that was never cut off.
+ */
 export class PartWriter {
   readonly files: BackupFile[] = [];
   #lines: string[] = [];
@@ -140,25 +144,107 @@ export class PartWriter {
     readonly blob: BlobStore,
     readonly bucket: string,
     readonly folder: string,
+    readonly partBytes = PART_BYTES,
   ) {}
+
+  /** Carries on from saved progress: the parts already written and the lines of the part being filled. */
+  resume(files: readonly BackupFile[], pending: readonly string[]): void {
+    this.files.push(...files);
+    this.#lines = [...pending];
+    this.#size = pending.reduce((n, l) => n + l.length + 1, 0);
+  }
+
+  /** The lines of the part being filled (not yet written). */
+  get pending(): readonly string[] {
+    return this.#lines;
+  }
 
   /** Adds one line (JSON text without a newline). */
   async add(line: string): Promise<void> {
     this.#lines.push(line);
     this.#size += line.length + 1;
-    if (this.#size >= PART_BYTES) await this.flush();
+    if (this.#size >= this.partBytes) await this.flush();
   }
 
   async flush(): Promise<void> {
     if (this.#lines.length === 0 && this.files.length > 0) return;
     const name = `part-${String(this.files.length).padStart(5, '0')}.jsonl.gz`;
-    // gzip with no file name and mtime 0: the same data always gives the same bytes.
-    const body = await gzip(this.#lines.length > 0 ? `${this.#lines.join('\n')}\n` : '');
+    const body = await gzipLines(this.#lines);
     await this.blob.put(this.bucket, `${this.folder}${name}`, body, { contentType: 'application/gzip' });
     this.files.push({ name, lines: this.#lines.length, bytes: body.byteLength, sha256: sha256(body) });
     this.#lines = [];
     this.#size = 0;
   }
+}
+
+/** gzip with no file name and mtime 0: the same lines always give the same bytes. */
+function gzipLines(lines: readonly string[]): Promise<Uint8Array> {
+  return gzip(lines.length > 0 ? `${lines.join('\n')}\n` : '');
+}
+
+export const PROGRESS_FORMAT = 'xronox-backup-progress/1';
+
+/**
+ * How far a backup of one collection got: written to the snapshot folder (`progress.json`, and
+ * the lines of the part being filled in `pending.jsonl.gz`) after every part and whenever the run
+ * stops at a checkpoint, so the next run carries on from the record after `cursor` instead of
+ * from the start. Neither file is listed in the manifest, so committing the snapshot removes
+ * both. `state` is the job's own (what it read when the collection began, its counts, where a
+ * later phase is), kept as is.
+ */
+export interface BackupProgress<S> {
+  format: typeof PROGRESS_FORMAT;
+  files: BackupFile[];
+  /** The pending part's lines: their count and SHA-256 of `pending.jsonl.gz` (`null`: none). */
+  pending: { lines: number; sha256: string } | null;
+  state: S;
+}
+
+/** Saves a collection's progress: the pending lines first, then the record that points at them. */
+export async function saveProgress<S>(blob: BlobStore, bucket: string, folder: string, parts: PartWriter, state: S): Promise<void> {
+  let pending: BackupProgress<S>['pending'] = null;
+  if (parts.pending.length > 0) {
+    const body = await gzipLines(parts.pending);
+    await blob.put(bucket, `${folder}pending.jsonl.gz`, body, { contentType: 'application/gzip' });
+    pending = { lines: parts.pending.length, sha256: sha256(body) };
+  }
+  const progress: BackupProgress<S> = { format: PROGRESS_FORMAT, files: parts.files, pending, state };
+  await blob.put(bucket, `${folder}progress.json`, new TextEncoder().encode(JSON.stringify(progress)), { contentType: 'application/json' });
+}
+
+/**
+ * A collection's saved progress, its pending lines checked against their SHA-256; `null` when
+ * there is none, or when what is there cannot be trusted (damaged, or from another format): the
+ * collection is then written again from the start, which gives the same snapshot.
+ */
+export async function loadProgress<S>(blob: BlobStore, bucket: string, folder: string, isState: (s: unknown) => s is S): Promise<{ progress: BackupProgress<S>; pending: string[] } | null> {
+  const bytes = await blob.get(bucket, `${folder}progress.json`);
+  if (!bytes) return null;
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    return null;
+  }
+  if (
+    !isObject(value) || value.format !== PROGRESS_FORMAT || !Array.isArray(value.files) || !isState(value.state) ||
+    !value.files.every((f) => isObject(f) && typeof f.name === 'string' && /^part-\d{5}\.jsonl\.gz$/.test(f.name) && isCount(f.lines) && isCount(f.bytes) && typeof f.sha256 === 'string') ||
+    !(value.pending === null || (isObject(value.pending) && isCount(value.pending.lines) && typeof value.pending.sha256 === 'string'))
+  ) {
+    return null;
+  }
+  const progress = value as unknown as BackupProgress<S>;
+  if (!progress.pending) return { progress, pending: [] };
+  const body = await blob.get(bucket, `${folder}pending.jsonl.gz`);
+  if (!body || sha256(body) !== progress.pending.sha256) return null;
+  let text: string;
+  try {
+    text = new TextDecoder().decode(await gunzip(body));
+  } catch {
+    return null;
+  }
+  const pending = text.length === 0 ? [] : text.replace(/\n$/, '').split('\n');
+  return pending.length === progress.pending.lines ? { progress, pending } : null;
 }
 
 /** Writes the manifest (the snapshot's commit point), then removes any file it does not list. */
@@ -310,20 +396,32 @@ export function isCount(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
 }
 
-function sha256(bytes: Uint8Array): string {
+export function sha256(bytes: Uint8Array): string {
   return sha256Hex(bytes);
 }
 
-/** `run` over `items` with a few calls in flight at a time; results in the order of `items`. */
-export async function mapInParallel<T, R>(items: readonly T[], run: (item: T) => Promise<R>): Promise<R[]> {
+/**
+ * `run` over `items` with at most `concurrency` calls in flight (default 8); results in the order
+ * of `items`. The first rejection rejects the whole call once the calls in flight settle, and no
+ * new call starts after it.
+ */
+export async function mapInParallel<T, R>(items: readonly T[], run: (item: T) => Promise<R>, concurrency = FETCH_CONCURRENCY): Promise<R[]> {
   const out = new Array<R>(items.length);
   let next = 0;
+  let failed = false;
   const worker = async () => {
-    while (next < items.length) {
+    while (next < items.length && !failed) {
       const i = next++;
-      out[i] = await run(items[i]!);
+      try {
+        out[i] = await run(items[i]!);
+      } catch (err) {
+        failed = true;
+        throw err;
+      }
     }
   };
-  await Promise.all(Array.from({ length: Math.min(FETCH_CONCURRENCY, items.length) }, worker));
+  const settled = await Promise.allSettled(Array.from({ length: Math.max(1, Math.min(concurrency, items.length)) }, worker));
+  const rejected = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (rejected) throw rejected.reason;
   return out;
 }

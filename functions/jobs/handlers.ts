@@ -20,10 +20,26 @@
  * `BlobSyncBacklog`) as EMF: docs/observability.md.
  */
 import middy from '@middy/core';
-import type { Context, S3Event, ScheduledEvent } from 'aws-lambda';
+import type { Context, S3Event, ScheduledEvent, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { createContainer } from '../api/container.js';
 import { backgroundErrorLogger, createTelemetry, errorFields, METRIC, MetricUnit, publishGauge } from '../observability/telemetry.js';
-import { archiveObjects, maskSecretsIn, runJob, ValidationError, type JobReport, type ObjectRef, type ScheduledJob, type XronoxConfig } from '../../core/index.js';
+import {
+  archiveObjects,
+  fanOutJob,
+  maskSecretsIn,
+  parseJobTask,
+  runJob,
+  runJobTask,
+  SqsJobQueue,
+  ValidationError,
+  type FanOutReport,
+  type JobQueue,
+  type JobReport,
+  type JobTask,
+  type ObjectRef,
+  type ScheduledJob,
+  type XronoxConfig,
+} from '../../core/index.js';
 
 /** This process's logger, metrics and (with `XRONOX_TRACING`) tracer. */
 export const telemetry = createTelemetry({ metrics: true });
@@ -155,3 +171,102 @@ function failOnErrors(report: JobReport): JobReport {
   }
   return report;
 }
+
+// ---- fan-out --------------------------------------------------------------------------------
+
+/**
+ * Fan-out (docs/jobs.md, "Fan-out"): instead of one function running a job over every database
+ * in one invocation, a coordinator on the job's schedule sends one task per database to the jobs
+ * queue (`XRONOX_JOBS_QUEUE_URL`; `XRONOX_SQS_ENDPOINT` for an SQS-compatible server), and
+ * `jobWorker` runs the tasks, each in an invocation of its own: a task its deadline stops is put
+ * back on the queue and carries on from the job's saved progress; a task that fails is reported
+ * in `batchItemFailures`, so SQS delivers it again and, after the queue's receive limit, moves
+ * it to the dead-letter queue.
+ */
+let jobQueue: JobQueue | undefined;
+
+/** This container's job queue, made on first use from the environment. */
+export function containerJobQueue(): JobQueue {
+  if (jobQueue) return jobQueue;
+  const queueUrl = process.env.XRONOX_JOBS_QUEUE_URL;
+  if (!queueUrl) throw new ValidationError('XRONOX_JOBS_QUEUE_URL is not set: fan-out needs the jobs queue (serverless.yml sets it when the fanOut param is true)');
+  const endpoint = process.env.XRONOX_SQS_ENDPOINT;
+  jobQueue = new SqsJobQueue({ queueUrl, ...(endpoint ? { endpoint } : {}) });
+  return jobQueue;
+}
+
+/** Forgets the queue (its client closed), so the next use reads the environment again. */
+export async function closeJobQueue(): Promise<void> {
+  const held = jobQueue;
+  jobQueue = undefined;
+  await held?.close();
+}
+
+export const archiveSweepFanOut = coordinator('archiveSweepFanOut', 'archive');
+export const retentionFanOut = coordinator('retentionFanOut', 'retention');
+export const backupFanOut = coordinator('backupFanOut', 'backup');
+export const offloadFanOut = coordinator('offloadFanOut', 'offload');
+
+function coordinator(name: string, job: ScheduledJob) {
+  return middy<ScheduledEvent, FanOutReport, Error, Context>().handler((event, context) =>
+    telemetry.invoke(name, context, { job: name }, async () => {
+      if (event?.['detail-type'] !== 'Scheduled Event' && event?.source !== 'aws.events') {
+        throw new ValidationError(`The ${name} function takes EventBridge scheduled events; got ${JSON.stringify(event)?.slice(0, 200)}`);
+      }
+      const { xronox } = await container.get();
+      // The schedule's time: every task (and continuation) of this fan-out runs as of it.
+      const now = typeof event.time === 'string' && !Number.isNaN(Date.parse(event.time)) ? new Date(event.time) : new Date();
+      const report = await fanOutJob(xronox, job, containerJobQueue(), { now });
+      telemetry.logger.info(`xronox ${job} fanned out to ${report.databases.length} database(s)`, { ...report });
+      return report;
+    }),
+  );
+}
+
+/**
+ * The worker: SQS events from the jobs queue (batch size 1 is best: each task may use a whole
+ * invocation). Tasks run one after another until the deadline; a task stopped early, and every
+ * task not started before the deadline, is put back (a continuation); a failed task, or one whose
+ * continuation could not be sent, is reported in `batchItemFailures`.
+ */
+export const jobWorker = middy<SQSEvent, SQSBatchResponse, Error, Context>(plugin).handler((event, context, { signal }) =>
+  telemetry.invoke('jobWorker', context, { job: 'jobWorker' }, async () => {
+    if (!event || !Array.isArray(event.Records)) throw new ValidationError('The job worker takes SQS events ({ Records: [...] })');
+    const { xronox } = await container.get();
+    const queue = containerJobQueue();
+    const batchItemFailures: SQSBatchResponse['batchItemFailures'] = [];
+    for (const record of event.Records) {
+      const fail = (error: string) => {
+        telemetry.logger.error('xronox job task failed', { messageId: record.messageId, error: mask()(error) });
+        batchItemFailures.push({ itemIdentifier: record.messageId });
+      };
+      let task: JobTask;
+      try {
+        task = parseJobTask(record.body);
+      } catch (err) {
+        fail(err instanceof Error ? err.message : String(err));
+        continue;
+      }
+      try {
+        if (signal.aborted) {
+          // Out of time before it started: back on the queue as it was.
+          await queue.send([JSON.stringify(task)]);
+          continue;
+        }
+        const result = await runJobTask(xronox, task, { signal });
+        const fields = { messageId: record.messageId, task, outcome: result.outcome, ...(result.report ? { counts: result.report.counts, durationMs: result.report.durationMs } : {}) };
+        if (result.outcome === 'failed') {
+          fail(result.error);
+          publishGauge(telemetry, METRIC.jobRuns, MetricUnit.Count, 1, { job: task.job, outcome: 'failed' });
+          continue;
+        }
+        if (result.outcome === 'continue') await queue.send([JSON.stringify(result.next)], { delaySeconds: result.delaySeconds });
+        telemetry.logger.info(`xronox ${task.job} of ${task.dbName} ${result.outcome === 'done' ? 'finished' : 'continues'}`, fields);
+        publishGauge(telemetry, METRIC.jobRuns, MetricUnit.Count, 1, { job: task.job, outcome: result.outcome === 'done' ? 'succeeded' : 'incomplete' });
+      } catch (err) {
+        fail(err instanceof Error ? err.message : String(err));
+      }
+    }
+    return { batchItemFailures };
+  }),
+);

@@ -75,10 +75,19 @@ const ACCESS = {
   offload: {
     records: ['read', 'write', 'list'],
   },
+  // The fan-out coordinator: no bucket (it lists the databases from the config and sends tasks).
+  backupFanOut: {},
+  // The fan-out worker runs any scheduled job's task: what the sweep, retention, backup and offload may do, together.
+  jobWorker: {
+    records: ['read', 'write', 'delete', 'list'],
+    versions: ['read', 'write', 'delete', 'list'],
+    content: ['write', 'delete', 'list'],
+    backups: ['read', 'write', 'delete', 'list'],
+  },
 };
 
 /** The background jobs, in serverless.yml order. */
-const JOBS = ['archive', 'archiveSweep', 'retention', 'backup', 'offload'];
+const JOBS = ['archive', 'archiveSweep', 'retention', 'backup', 'offload', 'backupFanOut', 'jobWorker'];
 
 /**
  * Statements a job needs besides its buckets. The archive function's failed asynchronous
@@ -87,6 +96,17 @@ const JOBS = ['archive', 'archiveSweep', 'retention', 'backup', 'offload'];
  */
 const EXTRA = {
   archive: [{ Sid: 'ArchiveFailures', Effect: 'Allow', Action: ['sqs:SendMessage'], Resource: { 'Fn::GetAtt': ['ArchiveDeadLetterQueue', 'Arn'] } }],
+  // Fan-out: the coordinator sends tasks; the worker takes them (the event source mapping uses
+  // the function's role) and sends continuations.
+  backupFanOut: [{ Sid: 'JobTasks', Effect: 'Allow', Action: ['sqs:SendMessage'], Resource: { 'Fn::GetAtt': ['JobsQueue', 'Arn'] } }],
+  jobWorker: [
+    {
+      Sid: 'JobTasks',
+      Effect: 'Allow',
+      Action: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:ChangeMessageVisibility', 'sqs:SendMessage'],
+      Resource: { 'Fn::GetAtt': ['JobsQueue', 'Arn'] },
+    },
+  ],
 };
 
 /** `Xronox<Job>Role`: the logical id of a job's role. */

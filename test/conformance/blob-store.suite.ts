@@ -1,7 +1,8 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { BlobStore } from '../../core/contracts/blob-store.js';
-import { ConflictError, ValidationError } from '../../core/errors.js';
+import { ConflictError, NotFoundError, ValidationError } from '../../core/errors.js';
+import { copyBlob } from '../../core/store/blob-copy.js';
 
 /**
  * The blob store port's conformance suite. Every adapter runs it through a ten-line test file:
@@ -194,6 +195,23 @@ export function blobStoreConformance(
         const results = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => store.put(bucket, `${root}/race.json`, bytes([i]), { ifNoneMatch: true })));
         expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
         for (const r of results) if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(ConflictError);
+      });
+    });
+
+    describe('copy', () => {
+      it('copies the exact bytes (the store\'s own copy when it has one, else a get and a put), replacing the destination; a missing source is a NotFoundError and writes nothing', async () => {
+        const body = randomBytes(70_000);
+        await store.put(bucket, `${root}/from/v0.json`, body);
+        await store.put(bucket, `${root}/to/v0.json`, bytes([1]));
+        await copyBlob(store, { bucket, key: `${root}/from/v0.json` }, { bucket, key: `${root}/to/v0.json` });
+        expectBytes(await store.get(bucket, `${root}/to/v0.json`), body);
+        expectBytes(await store.get(bucket, `${root}/from/v0.json`), body);
+        if (typeof store.copy === 'function') {
+          await store.copy(bucket, `${root}/from/v0.json`, bucket, `${root}/direct/v0.json`);
+          expectBytes(await store.get(bucket, `${root}/direct/v0.json`), body);
+        }
+        await expect(copyBlob(store, { bucket, key: `${root}/missing.json` }, { bucket, key: `${root}/never.json` })).rejects.toBeInstanceOf(NotFoundError);
+        expect(await store.head(bucket, `${root}/never.json`)).toBeNull();
       });
     });
 

@@ -37,6 +37,9 @@ const JOBS = [
   { key: 'retention', id: 'RetentionLambdaFunction', role: 'XronoxRetentionRole', timeout: 900, memory: 512, schedule: 'cron(30 3 * * ? *)' },
   { key: 'backup', id: 'BackupLambdaFunction', role: 'XronoxBackupRole', timeout: 900, memory: 1024, schedule: 'cron(0 2 * * ? *)' },
   { key: 'offload', id: 'OffloadLambdaFunction', role: 'XronoxOffloadRole', timeout: 900, memory: 512, schedule: 'cron(0 4 * * ? *)' },
+  // Fan-out: the coordinator's schedule is off unless the fanOut param is 'true'.
+  { key: 'backupFanOut', id: 'BackupFanOutLambdaFunction', role: 'XronoxBackupFanOutRole', timeout: 60, memory: 512, schedule: 'cron(0 2 * * ? *)' },
+  { key: 'jobWorker', id: 'JobWorkerLambdaFunction', role: 'XronoxJobWorkerRole', timeout: 900, memory: 1024, schedule: undefined },
 ] as const;
 /** The function the framework adds to attach the archive function's notification to the existing records bucket. */
 const EXISTING_S3_FUNCTION = 'CustomDashresourceDashexistingDashs3LambdaFunction';
@@ -343,7 +346,7 @@ describe('npx osls package', () => {
       }
       expect(withParams.template.Conditions).toEqual({ HasAlarmTopic: { 'Fn::Not': [{ 'Fn::Equals': [TOPIC, ''] }] } });
       const groups = resources(withParams.template, 'AWS::Logs::LogGroup');
-      expect(groups).toHaveLength(7);
+      expect(groups).toHaveLength(2 + JOBS.length);
       for (const [name, group] of groups) expect(group.Properties.RetentionInDays, name).toBe(14);
     });
 
@@ -486,6 +489,7 @@ describe('npx osls package', () => {
           POWERTOOLS_SERVICE_NAME: `xronox-${STAGE}`,
           POWERTOOLS_METRICS_NAMESPACE: 'Xronox',
           XRONOX_TRACING: 'false',
+          ...(job.key === 'backupFanOut' || job.key === 'jobWorker' ? { XRONOX_JOBS_QUEUE_URL: { Ref: 'JobsQueue' } } : {}),
         });
       }
     });
@@ -496,7 +500,8 @@ describe('npx osls package', () => {
         rules.map(([name, r]) => {
           const targets = r.Properties.Targets as Array<{ Arn: unknown }>;
           expect(targets, name).toHaveLength(1);
-          expect(r.Properties.State).toBe('ENABLED');
+          const fanOut = JSON.stringify(targets[0]!.Arn).includes('BackupFanOut');
+          expect(r.Properties.State, name).toBe(fanOut ? 'DISABLED' : 'ENABLED');
           return [(targets[0]!.Arn as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0], { rule: name, expression: r.Properties.ScheduleExpression }];
         }),
       );
@@ -556,6 +561,8 @@ describe('npx osls package', () => {
       retention: { records: 'dl', versions: 'd', content: 'dl' },
       backup: { records: 'rl', versions: 'rl', backups: 'rwdl' },
       offload: { records: 'rwl' },
+      backupFanOut: {},
+      jobWorker: { records: 'rwdl', versions: 'rwdl', content: 'wdl', backups: 'rwdl' },
     };
     const BUCKET_NAMES = { ...BUCKETS, backups: BACKUPS_BUCKET };
 
@@ -599,6 +606,10 @@ describe('npx osls package', () => {
           `logs:PutLogEvents arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/xronox-${STAGE}-${job.key}:*`,
           // The archive function's failed events go to its dead-letter queue, sent with its own role.
           ...(job.key === 'archive' ? ['sqs:SendMessage GetAtt:ArchiveDeadLetterQueue.Arn'] : []),
+          ...(job.key === 'backupFanOut' ? ['sqs:SendMessage GetAtt:JobsQueue.Arn'] : []),
+          ...(job.key === 'jobWorker'
+            ? ['ReceiveMessage', 'DeleteMessage', 'GetQueueAttributes', 'ChangeMessageVisibility', 'SendMessage'].map((a) => `sqs:${a} GetAtt:JobsQueue.Arn`)
+            : []),
         ].sort();
         expect(grants(statements), job.key).toEqual(expected);
         // Word for word the API role's statements for the config parameter and its key.
@@ -622,7 +633,8 @@ describe('npx osls package', () => {
       expect(backup).toEqual(expect.arrayContaining([`s3:PutObject ${backups}/*`, `s3:DeleteObject ${backups}/*`, `s3:ListBucket ${backups}`]));
       expect(backup.filter((g) => /^s3:(PutObject|DeleteObject|AbortMultipartUpload) /.test(g) && !g.includes(BACKUPS_BUCKET))).toEqual([]);
       // No other role mentions the backups bucket at all.
-      for (const [name] of resources(t(), 'AWS::IAM::Role').filter(([n]) => n !== 'XronoxBackupRole')) {
+      // (The fan-out worker runs backup tasks, so it may too.)
+      for (const [name] of resources(t(), 'AWS::IAM::Role').filter(([n]) => n !== 'XronoxBackupRole' && n !== 'XronoxJobWorkerRole')) {
         expect(JSON.stringify(t().Resources[name]), name).not.toContain(BACKUPS_BUCKET);
       }
       // Retention and offload write nothing and delete nothing, respectively, beyond what they must.
@@ -641,12 +653,12 @@ describe('npx osls package', () => {
       ]);
       // Lambda sends to the queue with the function's role, which may (and no other role may).
       for (const [name] of resources(t(), 'AWS::IAM::Role')) {
-        const sends = grants(roleStatements(t(), name)).filter((g) => g.startsWith('sqs:'));
+        const sends = grants(roleStatements(t(), name)).filter((g) => g.startsWith('sqs:') && g.includes('ArchiveDeadLetterQueue'));
         expect(sends, name).toEqual(name === 'XronoxArchiveRole' ? ['sqs:SendMessage GetAtt:ArchiveDeadLetterQueue.Arn'] : []);
       }
 
       const alarms = Object.fromEntries(resources(t(), 'AWS::CloudWatch::Alarm'));
-      expect(Object.keys(alarms).sort()).toEqual(['ArchiveDeadLetterAlarm', 'ArchiveErrorsAlarm']);
+      expect(Object.keys(alarms).sort()).toEqual(['ArchiveDeadLetterAlarm', 'ArchiveErrorsAlarm', 'JobsDeadLetterAlarm']);
       // No alarmTopicArn param: the alarms notify nobody (Fn::If on an empty topic), but still change state.
       const noTopic = { 'Fn::If': ['HasAlarmTopic', [''], { Ref: 'AWS::NoValue' }] };
       const firesOnAny = { Period: 300, EvaluationPeriods: 1, Threshold: 0, ComparisonOperator: 'GreaterThanThreshold', TreatMissingData: 'notBreaching', AlarmActions: noTopic, OKActions: noTopic };

@@ -1,4 +1,5 @@
 import {
+  CopyObjectCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   type GetObjectCommandOutput,
@@ -11,7 +12,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { SpacesConnectionConfig } from '../../config/schema.js';
 import type { BlobInfo, BlobListing, BlobStore, PutOptions } from '../../contracts/blob-store.js';
-import { ConflictError, StorageError, ValidationError } from '../../errors.js';
+import { ConflictError, NotFoundError, StorageError, ValidationError } from '../../errors.js';
 import { acquireS3Client } from './s3-client-pool.js';
 import { s3BlobStoreMembers } from './s3-settings.js';
 
@@ -132,6 +133,21 @@ export class S3BlobStore implements BlobStore {
     });
   }
 
+  async copy(fromBucket: string, fromKey: string, toBucket: string, toKey: string): Promise<void> {
+    checkKey(fromKey);
+    checkKey(toKey);
+    await this.#call('copy', toBucket, toKey, async () => {
+      try {
+        // Keys are plain segments (checkKey), so the copy source needs no escaping. One request up
+        // to 5 GB, which version objects and snapshot parts never reach.
+        await this.#client.send(new CopyObjectCommand({ Bucket: toBucket, Key: toKey, CopySource: `${fromBucket}/${fromKey}` }));
+      } catch (err) {
+        if (isMissing(err)) throw new NotFoundError(`Cannot copy s3://${fromBucket}/${fromKey}: there is no such object`);
+        throw err;
+      }
+    });
+  }
+
   async presign(bucket: string, key: string, ttlSeconds: number): Promise<string> {
     checkKey(key);
     if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1 || ttlSeconds > 7 * 24 * 3600) {
@@ -148,6 +164,7 @@ export class S3BlobStore implements BlobStore {
     try {
       return await run();
     } catch (err) {
+      if (err instanceof NotFoundError) throw err;
       const name = errorName(err);
       if (name === 'PreconditionFailed' || status(err) === 412) {
         throw new ConflictError(`s3://${bucket}/${key} already exists (a create-only write was refused)`, { cause: err });
