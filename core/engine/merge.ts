@@ -36,27 +36,40 @@ function unionArrays(existing: readonly unknown[], added: readonly unknown[]): u
 
 /**
  * JSON with object keys sorted, so that equal values have equal text whatever their key order.
- * Every read hashes it (the tamper checks), so it is built in one pass of string appends. (A hole
- * or `undefined` in an array becomes nothing between its commas, as `Array#join` would.)
+ * Every read hashes it (the tamper checks), so it is built in one pass of string appends. What
+ * JSON cannot hold is treated as `JSON.stringify` treats it (see `canonicalOf`).
  */
 export function canonicalJson(value: unknown): string {
-  if (value === null || typeof value !== 'object') return JSON.stringify(value);
+  return canonicalOf(value) ?? 'null';
+}
+
+/**
+ * The canonical text of a value as `JSON.stringify` would store it, or `undefined` where JSON has
+ * nothing (undefined, a function, a symbol): such an array item is `null` and such an object key
+ * is left out, exactly as in the stored JSON, so a document hashes the same before it is written
+ * and after it is read back (a sparse array's holes come back as nulls).
+ */
+function canonicalOf(value: unknown): string | undefined {
+  if (value !== null && typeof value === 'object' && typeof (value as { toJSON?: unknown }).toJSON === 'function') {
+    return canonicalOf((value as { toJSON(): unknown }).toJSON());
+  }
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) as string | undefined;
   if (Array.isArray(value)) {
     let out = '[';
     for (let i = 0; i < value.length; i++) {
       if (i > 0) out += ',';
-      const item = i in value ? canonicalJson(value[i]) : undefined;
-      if (item !== undefined) out += item;
+      out += (i in value ? canonicalOf(value[i]) : undefined) ?? 'null';
     }
     return `${out}]`;
   }
   if (!isPlainObject(value)) return JSON.stringify(value);
   const keys = Object.keys(value).sort();
   let out = '{';
-  for (let i = 0; i < keys.length; i++) {
-    const key = keys[i]!;
-    if (i > 0) out += ',';
-    out += `${JSON.stringify(key)}:${canonicalJson(value[key])}`;
+  for (const key of keys) {
+    const item = canonicalOf(value[key]);
+    if (item === undefined) continue;
+    if (out.length > 1) out += ',';
+    out += `${JSON.stringify(key)}:${item}`;
   }
   return `${out}}`;
 }

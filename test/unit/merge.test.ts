@@ -93,6 +93,23 @@ describe('canonicalJson', () => {
     expect(canonicalJson(a)).toBe('{"a":{"x":null,"y":[1,{"p":2,"q":1}]},"b":1}');
   });
 
+  it('is the same before a document is stored as JSON and after it is read back', () => {
+    // eslint-disable-next-line no-sparse-arrays
+    const sparse = [1, , 3];
+    const docs: unknown[] = [
+      { hostile: sparse },
+      { a: undefined, b: [undefined, () => 1, Symbol('s')], c: 1 },
+      { at: new Date(0), nested: { toJSON: () => ({ z: 1, y: 2 }) } },
+      [undefined],
+    ];
+    for (const doc of docs) {
+      const readBack: unknown = JSON.parse(JSON.stringify(doc));
+      expect(canonicalJson(doc)).toBe(canonicalJson(readBack));
+      expect(JSON.parse(canonicalJson(doc))).toEqual(readBack);
+    }
+    expect(canonicalJson({ hostile: sparse })).toBe('{"hostile":[1,null,3]}');
+  });
+
   it('keeps array order significant', () => {
     expect(canonicalJson([1, 2])).not.toBe(canonicalJson([2, 1]));
   });
