@@ -81,7 +81,7 @@ describe.each(JOB_BACKENDS)('backups across invocations: $name', (backend) => {
 
   it('a backup cut off by short deadlines finishes after enough invocations, with the manifest and parts of an uninterrupted run, and restores exactly', async () => {
     const { x, names, sub } = await start();
-    await seed(x, 400);
+    await seed(x, 160);
     const before = await state(sub, names);
     const bucket = fx.inst.bucketOf(names.rt);
 
@@ -127,7 +127,7 @@ describe.each(JOB_BACKENDS)('backups across invocations: $name', (backend) => {
 
   it('a run stopped on the same record boundary each time (an abort signal) also ends with the uninterrupted snapshot, whatever the stop points', async () => {
     const { x, names } = await start();
-    await seed(x, 250);
+    await seed(x, 100);
     const bucket = fx.inst.bucketOf(names.rt);
     const whole = new Date('2026-03-03T01:00:00.000Z');
     expect((await runJob(x, 'backup', { now: whole, databases: [names.rt], log: null })).complete).toBe(true);
