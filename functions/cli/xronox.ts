@@ -232,14 +232,8 @@ export async function main(
     return EXIT.usage;
   }
 
-  let xronox;
-  try {
-    const file = values.config ?? process.env.XRONOX_CONFIG_FILE;
-    xronox = initXronox(loadConfigFile(file ? resolve(file) : findConfig()));
-  } catch (err) {
-    io.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
-    return EXIT.usage;
-  }
+  const xronox = openXronox(values.config, io.stderr);
+  if (xronox === null) return EXIT.usage;
 
   // An unusable folder or file (or an unreachable store) is reported before any work starts.
   try {
@@ -316,19 +310,27 @@ export async function main(
   }
 }
 
+/**
+ * The engine over the config `--config` names (else `XRONOX_CONFIG_FILE`, else the nearest config
+ * file), or `null` after saying on stderr why it cannot be read (a usage error).
+ */
+function openXronox(config: string | undefined, stderr: NodeJS.WritableStream): Xronox | null {
+  try {
+    const file = config ?? process.env.XRONOX_CONFIG_FILE;
+    return initXronox(loadConfigFile(file ? resolve(file) : findConfig()));
+  } catch (err) {
+    stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+    return null;
+  }
+}
+
 /** `xronox digest`: a signed digest of every collection; 1 when one failed verification (and got none). */
 async function digestCommand(
   values: { db?: string[] | undefined; collection?: string[] | undefined; config?: string | undefined },
   io: { stdout: NodeJS.WritableStream; stderr: NodeJS.WriteStream | NodeJS.WritableStream },
 ): Promise<number> {
-  let xronox: Xronox;
-  try {
-    const file = values.config ?? process.env.XRONOX_CONFIG_FILE;
-    xronox = initXronox(loadConfigFile(file ? resolve(file) : findConfig()));
-  } catch (err) {
-    io.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
-    return EXIT.usage;
-  }
+  const xronox = openXronox(values.config, io.stderr);
+  if (xronox === null) return EXIT.usage;
   try {
     await xronox.admin.checkStorage(values.db ? { databases: values.db } : {});
     const report = await xronox.writeDigests({ ...(values.db ? { databases: values.db } : {}), ...(values.collection ? { collections: values.collection } : {}) });
@@ -348,14 +350,8 @@ async function verifyCommand(
   values: { db?: string[] | undefined; collection?: string[] | undefined; config?: string | undefined; quiet?: boolean | undefined },
   io: { stdout: NodeJS.WritableStream; stderr: NodeJS.WriteStream | NodeJS.WritableStream },
 ): Promise<number> {
-  let xronox: Xronox;
-  try {
-    const file = values.config ?? process.env.XRONOX_CONFIG_FILE;
-    xronox = initXronox(loadConfigFile(file ? resolve(file) : findConfig()));
-  } catch (err) {
-    io.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
-    return EXIT.usage;
-  }
+  const xronox = openXronox(values.config, io.stderr);
+  if (xronox === null) return EXIT.usage;
   let stopped = false;
   const onSignal = () => {
     // Verify writes nothing: stopping at once loses nothing.
