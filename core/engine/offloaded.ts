@@ -49,7 +49,7 @@ export async function headBody(target: OffloadTarget, ns: Namespace, head: HeadR
   if (!matchesHead(head, doc)) {
     throw new StorageError(target.blob.name, 'get', undefined, `Record ${where} is offloaded but ${loc.bucket}/${key} does not hold its version ${head.ov}`);
   }
-  if (target.versioned && head.hash !== null) {
+  if (target.versioned) {
     const problem = await headProblem(target.index, ns, head, doc);
     if (problem) throw new TamperError(`${ns.dbName}/${ns.collection}`, head.id, head.ov, `${loc.bucket}/${key}: ${problem}`);
   }

@@ -165,6 +165,23 @@ describe('tamper suite on the embedded default (SQLite + filesystem)', () => {
     }
   });
 
+  it('the head body edited and its hash set to NULL (so nothing would check it): getLatest and updates refuse it', async () => {
+    const w = await world();
+    try {
+      w.sql((db) => {
+        const { body } = db.prepare('SELECT body FROM heads WHERE id = ?').get(w.id) as { body: string };
+        const doc = JSON.parse(body);
+        doc.data.total = 999_999;
+        db.prepare('UPDATE heads SET body = ?, hash = NULL WHERE id = ?').run(JSON.stringify(doc), w.id);
+      });
+      await expectFinding(w, 4, /head/);
+      await expect(w.orders.getLatest(w.id)).rejects.toThrow(/carries no hash/);
+      await expect(w.orders.update(w.id, { status: 'next' }, 4)).rejects.toBeInstanceOf(TamperError);
+    } finally {
+      await w.x.shutdown();
+    }
+  });
+
   it('the head columns edited (cv, time): getLatest refuses', async () => {
     const w = await world();
     try {

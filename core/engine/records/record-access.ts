@@ -109,7 +109,7 @@ export class RecordAccess {
   async headDoc(head: HeadRow): Promise<RecordDocument> {
     const doc = await headDocument(this.syncTarget, this.ns, head);
     // An offloaded head was checked by headDocument, against the object it read.
-    if (this.checksReads && head.hash !== null && !isOffloaded(head)) {
+    if (this.checksReads && !isOffloaded(head)) {
       const problem = await headProblem(this.index, this.ns, head, doc);
       if (problem) throw this.tampered(head.id, head.ov, `the head: ${problem}`);
     }
