@@ -261,8 +261,6 @@ export class GroupQueue<I, R> {
   readonly #limits: GroupLimits;
   #waiting: Array<Waiting<I, R>> = [];
   #busy = false;
-  /** Whether the last group found company (another item waiting with it, or arriving while it ran). */
-  #contended = false;
   #idle: Array<() => void> = [];
 
   constructor(transact: <T>(tx: Transaction<T>) => Promise<T>, grouping: Grouping<I, R>, limits: GroupLimits = DEFAULT_GROUP_LIMITS) {
@@ -277,13 +275,9 @@ export class GroupQueue<I, R> {
       this.#waiting.push({ item, writes, bytes, key: this.#grouping.key?.(item), resolve, reject });
       if (!this.#busy) {
         this.#busy = true;
-        // Under concurrency, wait for the turn's other writers to join: a writer that gets its
-        // answer and writes again does so in microtasks, which all run before the check phase.
-        // A lone writer goes at once: waiting for the check phase would put its commit behind
-        // whatever I/O callbacks the poll phase runs first (the blob sync's), which measured
-        // about 1 ms per sequential update.
-        if (this.#contended) afterThisTurn(() => void this.#drain());
-        else queueMicrotask(() => void this.#drain());
+        // The turn's other writers join: a writer that gets its answer and writes again does so
+        // in microtasks, which all run before the check phase.
+        afterThisTurn(() => void this.#drain());
       }
     });
   }
@@ -300,12 +294,7 @@ export class GroupQueue<I, R> {
   }
 
   async #drain(): Promise<void> {
-    while (this.#waiting.length > 0) {
-      const group = this.#take();
-      this.#contended = group.length > 1 || this.#waiting.length > 0;
-      await this.#run(group);
-      if (this.#waiting.length > 0) this.#contended = true;
-    }
+    while (this.#waiting.length > 0) await this.#run(this.#take());
     this.#busy = false;
     for (const wake of this.#idle.splice(0)) wake();
   }
