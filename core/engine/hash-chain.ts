@@ -1,4 +1,4 @@
-import type { Actor, VersionOp } from '../contracts/index-store.js';
+import type { VersionRow } from '../contracts/index-store.js';
 import { sha256Hex } from '../foundation/digest.js';
 import type { RecordDocument } from './documents.js';
 import { canonicalJson } from './merge.js';
@@ -41,16 +41,7 @@ export function digestOf(hash: string): string {
 }
 
 /** The fields of a version that the index keeps as columns, all covered by its hash. */
-export interface VersionFields {
-  id: string;
-  ov: number;
-  cv: number;
-  op: VersionOp;
-  at: string;
-  actor: Actor;
-  reason: string | null;
-  deleted: boolean;
-}
+export type VersionFields = Pick<VersionRow, 'id' | 'ov' | 'cv' | 'op' | 'at' | 'actor' | 'reason' | 'deleted'>;
 
 /** SHA-256 of a record document's canonical JSON. */
 export function bodyDigest(doc: RecordDocument): string {

@@ -17,7 +17,7 @@ export function headFields(head: HeadRow, doc: RecordDocument): VersionFields {
   return { id: head.id, ov: head.ov, cv: head.cv, op: doc.op, at: head.updatedAt, actor: doc.actor, reason: doc.reason, deleted: head.deleted };
 }
 
-export function versionFields(row: Pick<VersionRow, 'id' | 'ov' | 'cv' | 'op' | 'at' | 'actor' | 'reason' | 'deleted'>): VersionFields {
+export function versionFields(row: VersionFields): VersionFields {
   return { id: row.id, ov: row.ov, cv: row.cv, op: row.op, at: row.at, actor: row.actor, reason: row.reason, deleted: row.deleted };
 }
 

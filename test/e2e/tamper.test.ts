@@ -145,15 +145,19 @@ describe('tamper suite on the embedded default (SQLite + filesystem)', () => {
     });
   });
 
+  /** Edits the head's body (and with `clearHash`, empties its hash column too, so nothing would seem to check it). */
+  const editHeadBody = (w: Awaited<ReturnType<typeof world>>, clearHash: boolean) =>
+    w.sql((db) => {
+      const { body } = db.prepare('SELECT body FROM heads WHERE id = ?').get(w.id) as { body: string };
+      const doc = JSON.parse(body);
+      doc.data.total = 999_999;
+      db.prepare(`UPDATE heads SET body = ?${clearHash ? ', hash = NULL' : ''} WHERE id = ?`).run(JSON.stringify(doc), w.id);
+    });
+
   it('the head body edited: verify finds it, getLatest, listByMeta and updates refuse it', async () => {
     const w = await world();
     try {
-      w.sql((db) => {
-        const { body } = db.prepare('SELECT body FROM heads WHERE id = ?').get(w.id) as { body: string };
-        const doc = JSON.parse(body);
-        doc.data.total = 999_999;
-        db.prepare('UPDATE heads SET body = ? WHERE id = ?').run(JSON.stringify(doc), w.id);
-      });
+      editHeadBody(w, false);
       await expectFinding(w, 4, /head/);
       await expect(w.orders.getLatest(w.id)).rejects.toBeInstanceOf(TamperError);
       await expect(w.orders.listByMeta({ limit: 10 })).rejects.toBeInstanceOf(TamperError);
@@ -168,12 +172,7 @@ describe('tamper suite on the embedded default (SQLite + filesystem)', () => {
   it('the head body edited and its hash set to NULL (so nothing would check it): getLatest and updates refuse it', async () => {
     const w = await world();
     try {
-      w.sql((db) => {
-        const { body } = db.prepare('SELECT body FROM heads WHERE id = ?').get(w.id) as { body: string };
-        const doc = JSON.parse(body);
-        doc.data.total = 999_999;
-        db.prepare('UPDATE heads SET body = ?, hash = NULL WHERE id = ?').run(JSON.stringify(doc), w.id);
-      });
+      editHeadBody(w, true);
       await expectFinding(w, 4, /head/);
       await expect(w.orders.getLatest(w.id)).rejects.toThrow(/carries no hash/);
       await expect(w.orders.update(w.id, { status: 'next' }, 4)).rejects.toBeInstanceOf(TamperError);
